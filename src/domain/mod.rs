@@ -1,0 +1,1 @@
+//! The domain layer: the business rules of both roles, over the store.

@@ -1,0 +1,2 @@
+//! The envelope: a manifest written beside every payload, last, that makes the
+//! file self-describing, complete and authenticated.

@@ -1,0 +1,199 @@
+//! The Fichier SecuTix formats, version 1: four payload kinds and the envelope
+//! that authenticates them.
+//!
+//! Each payload module offers a streaming `Reader` (an iterator of records that
+//! holds one record at a time) and a streaming `Writer`, and nothing else: no
+//! store, no mapping, no business rule. The envelope ([`envelope`]) is checked
+//! before any payload byte is parsed. Every rejection is a [`FormatError`] that
+//! names the file, the position and what was expected.
+//!
+//! | kind | payload | module |
+//! |---|---|---|
+//! | `SEATPLAN` | XML | [`seatplan`] |
+//! | `CATALOGUE` | XML | [`catalogue`] |
+//! | `CONTINGENT` | CSV | [`contingent`] |
+//! | `SALES` | CSV | [`sales`] |
+//!
+//! `samples/README.md` documents every field of every kind.
+
+pub mod catalogue;
+pub mod contingent;
+pub mod csv;
+pub mod envelope;
+pub mod sales;
+pub mod seatplan;
+pub mod xml;
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Version of the formats this build reads and writes.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The four kinds of Fichier SecuTix file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    Seatplan,
+    Catalogue,
+    Contingent,
+    Sales,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Seatplan,
+        Kind::Catalogue,
+        Kind::Contingent,
+        Kind::Sales,
+    ];
+
+    /// The name written in envelopes and file names.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Seatplan => "SEATPLAN",
+            Kind::Catalogue => "CATALOGUE",
+            Kind::Contingent => "CONTINGENT",
+            Kind::Sales => "SALES",
+        }
+    }
+
+    /// The payload's file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Kind::Seatplan | Kind::Catalogue => "xml",
+            Kind::Contingent | Kind::Sales => "csv",
+        }
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Kind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Kind, String> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| {
+                format!("expected one of SEATPLAN, CATALOGUE, CONTINGENT, SALES, found {s:?}")
+            })
+    }
+}
+
+/// Where in a file a problem was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Position {
+    /// The file as a whole (size, digest, record count).
+    File,
+    /// A line of a text file, 1-based, with the column (field) when known.
+    Line { line: u64, field: Option<String> },
+    /// A byte offset from the start of the file, 0-based, with the line when
+    /// known.
+    Byte { offset: u64, line: Option<u64> },
+}
+
+impl Position {
+    pub fn line(line: u64) -> Position {
+        Position::Line { line, field: None }
+    }
+
+    pub fn field(line: u64, field: impl Into<String>) -> Position {
+        Position::Line {
+            line,
+            field: Some(field.into()),
+        }
+    }
+
+    pub fn byte(offset: u64) -> Position {
+        Position::Byte { offset, line: None }
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Position::File => f.write_str("whole file"),
+            Position::Line { line, field: None } => write!(f, "line {line}"),
+            Position::Line {
+                line,
+                field: Some(c),
+            } => write!(f, "line {line}, field {c}"),
+            Position::Byte { offset, line: None } => write!(f, "byte {offset}"),
+            Position::Byte {
+                offset,
+                line: Some(l),
+            } => write!(f, "line {l} (byte {offset})"),
+        }
+    }
+}
+
+/// A file rejected by a reader or by the envelope check: the file, where, a
+/// stable short code (for tests, reason files and run logs) and a sentence
+/// saying what was expected and what was found.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}: {position}: {problem}")]
+pub struct FormatError {
+    pub file: String,
+    pub position: Position,
+    pub code: &'static str,
+    pub problem: String,
+}
+
+impl FormatError {
+    pub fn new(
+        file: impl Into<String>,
+        position: Position,
+        code: &'static str,
+        problem: impl Into<String>,
+    ) -> FormatError {
+        FormatError {
+            file: file.into(),
+            position,
+            code,
+            problem: problem.into(),
+        }
+    }
+}
+
+/// Bounds every reader enforces, so hostile input cannot make memory or time
+/// grow without limit. Defaults suit real institutions with a wide margin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest payload accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Largest single CSV field or XML attribute value, in bytes.
+    pub max_field_bytes: usize,
+    /// Largest single CSV line or XML tag, in bytes.
+    pub max_record_bytes: usize,
+    /// Deepest XML element nesting.
+    pub max_depth: usize,
+    /// Most records in one file.
+    pub max_records: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            max_file_bytes: 4 << 30,
+            max_field_bytes: 1024,
+            max_record_bytes: 16 * 1024,
+            max_depth: 16,
+            max_records: 100_000_000,
+        }
+    }
+}
+
+/// A writer refused to write: an I/O failure, or records given in an order the
+/// format cannot express (a seat before its row). The second is a bug in the
+/// caller, never a property of input.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error("write failed: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("cannot write record: {0}")]
+    Invalid(String),
+}

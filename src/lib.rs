@@ -1,0 +1,9 @@
+//! stxd: the Fichier SecuTix inter-institution interface.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod format;
+pub mod ident;
+pub mod money;
+pub mod store;
