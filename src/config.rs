@@ -1,1 +1,696 @@
 //! Configuration: the TOML file, checked whole.
+//!
+//! Takes the text of a config file, returns a validated [`Config`] or every
+//! problem found at once ([`ConfigErrors`]); the same function backs `stxd
+//! check`, the daemon's start and its reload. The raw, deserialised types
+//! (`Raw*`) are kept apart from the validated ones, so code past this module
+//! never sees an unchecked value. Unknown keys are refused. Secrets are never
+//! in the file itself: [`read_secret`] reads them from files that only their
+//! owner can read. This module does not touch the stores or the exchange
+//! folders. Every key is documented in `config/stxd.toml`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::format::envelope::Secret;
+use crate::ident::Code;
+use crate::store::Role;
+
+/// The embedded default: the same-slot demo of `config/stxd.toml`.
+pub const EMBEDDED: &str = include_str!("../config/stxd.toml");
+
+/// Where the config comes from, in the order tried when `--config` is absent.
+pub const SEARCH_PATHS: [&str; 2] = ["./config/stxd.toml", "/etc/stxd/stxd.toml"];
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    state_dir: PathBuf,
+    #[serde(default)]
+    log: RawLog,
+    #[serde(default, rename = "institution")]
+    institutions: Vec<RawInstitution>,
+    #[serde(default, rename = "link")]
+    links: Vec<RawLink>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLog {
+    format: Option<LogFormat>,
+    level: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstitution {
+    code: String,
+    role: Role,
+    #[serde(default)]
+    load: Vec<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLink {
+    name: String,
+    manager: String,
+    distributor: String,
+    login: String,
+    secret_file: PathBuf,
+    #[serde(default)]
+    generate_secret: bool,
+    transport: RawTransport,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
+enum RawTransport {
+    Local {
+        dir: PathBuf,
+    },
+    Sftp {
+        host: String,
+        #[serde(default = "default_ssh_port")]
+        port: u16,
+        user: String,
+        key_file: Option<PathBuf>,
+        password_file: Option<PathBuf>,
+        known_hosts: PathBuf,
+        remote_dir: String,
+        local_dir: PathBuf,
+    },
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One line per event for people.
+    #[default]
+    Human,
+    /// One JSON object per event for log collectors.
+    Json,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the stores live: `<state_dir>/<INSTITUTION>.sqlite`.
+    pub state_dir: PathBuf,
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive, `info` by default.
+    pub log_level: String,
+    pub institutions: Vec<Institution>,
+    pub links: Vec<Link>,
+}
+
+/// An institution this process serves.
+#[derive(Debug, Clone)]
+pub struct Institution {
+    pub code: Code,
+    pub role: Role,
+    /// Master-data files loaded when the store is created (the demo's
+    /// bootstrap); empty in production, where `stxd load` is explicit.
+    pub load: Vec<PathBuf>,
+}
+
+/// A link between a manager and a distributor.
+#[derive(Debug, Clone)]
+pub struct Link {
+    pub name: String,
+    pub manager: Code,
+    pub distributor: Code,
+    /// `OPERATOR@DISTRIBUTOR`: the manager's external sales interface login.
+    pub login: String,
+    pub secret_file: PathBuf,
+    /// Create the secret when it is missing (only when both institutions are
+    /// served by this config, as in the same-slot demo).
+    pub generate_secret: bool,
+    pub transport: Transport,
+}
+
+#[derive(Debug, Clone)]
+pub enum Transport {
+    /// A folder both sides reach (same server, or a shared mount).
+    Local { dir: PathBuf },
+    /// An SFTP share on the peer's server; `local_dir` holds this side's
+    /// folders.
+    Sftp {
+        host: String,
+        port: u16,
+        user: String,
+        auth: SftpAuth,
+        known_hosts: PathBuf,
+        remote_dir: String,
+        local_dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub enum SftpAuth {
+    KeyFile(PathBuf),
+    PasswordFile(PathBuf),
+}
+
+impl Config {
+    /// The store file of an institution.
+    pub fn store_path(&self, institution: &Code) -> PathBuf {
+        self.state_dir.join(format!("{institution}.sqlite"))
+    }
+
+    pub fn institution(&self, code: &str) -> Option<&Institution> {
+        self.institutions.iter().find(|i| i.code.as_str() == code)
+    }
+
+    pub fn link(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+
+    /// The links an institution of this config takes part in, with its side.
+    pub fn links_of<'a>(&'a self, code: &'a Code) -> impl Iterator<Item = &'a Link> + 'a {
+        self.links
+            .iter()
+            .filter(move |l| &l.manager == code || &l.distributor == code)
+    }
+}
+
+impl Link {
+    /// The operator part of the login (`TOURISM_OPE` of `TOURISM_OPE@TOURISM`).
+    pub fn operator(&self) -> &str {
+        self.login.split('@').next().unwrap_or("")
+    }
+}
+
+/// One problem in a config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// Where: `link "opera-tourism"`, `line 12, column 3`…
+    pub at: String,
+    pub problem: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.at, self.problem)
+    }
+}
+
+/// Every problem of a config file, reported together.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors {
+    pub source_name: String,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: {} problem{}",
+            self.source_name,
+            self.errors.len(),
+            if self.errors.len() == 1 { "" } else { "s" }
+        )?;
+        for e in &self.errors {
+            write!(f, "\n  {e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Parses and validates a config text. `source_name` names it in errors.
+pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
+    let fail = |errors| ConfigErrors {
+        source_name: source_name.to_owned(),
+        errors,
+    };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let at = match e.span() {
+            Some(span) => {
+                let (line, col) = line_col(text, span.start);
+                format!("line {line}, column {col}")
+            }
+            None => "file".to_owned(),
+        };
+        fail(vec![ConfigError {
+            at,
+            problem: e.message().to_owned(),
+        }])
+    })?;
+    validate(raw).map_err(fail)
+}
+
+/// Reads and validates a config file.
+pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+        source_name: name.clone(),
+        errors: vec![ConfigError {
+            at: "file".into(),
+            problem: format!("cannot read: {e}"),
+        }],
+    })?;
+    parse(&text, &name)
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut err = |at: String, problem: String| errors.push(ConfigError { at, problem });
+
+    let log_level = raw.log.level.unwrap_or_else(|| "info".to_owned());
+    if tracing_subscriber::EnvFilter::try_new(&log_level).is_err() {
+        err(
+            "log.level".into(),
+            format!(
+                "expected a log filter such as \"info\" or \"stxd=debug\", found {log_level:?}"
+            ),
+        );
+    }
+    if raw.institutions.is_empty() {
+        err(
+            "institution".into(),
+            "expected at least one [[institution]] table: the institutions this process serves"
+                .into(),
+        );
+    }
+
+    let mut institutions = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (i, inst) in raw.institutions.into_iter().enumerate() {
+        let at = format!("institution #{} ({:?})", i + 1, inst.code);
+        match Code::new(&inst.code) {
+            Ok(code) => {
+                if !seen.insert(code.clone()) {
+                    err(
+                        at,
+                        "institution code used twice: each institution is served once".into(),
+                    );
+                } else {
+                    institutions.push(Institution {
+                        code,
+                        role: inst.role,
+                        load: inst.load,
+                    });
+                }
+            }
+            Err(e) => err(at, e.to_string()),
+        }
+    }
+
+    let mut links = Vec::new();
+    let mut names = BTreeSet::new();
+    for raw_link in raw.links {
+        let at = format!("link {:?}", raw_link.name);
+        check_link_rules(&institutions, &raw_link, &mut names, &mut |a, p| err(a, p));
+        let (Ok(manager), Ok(distributor)) = (
+            Code::new(&raw_link.manager),
+            Code::new(&raw_link.distributor),
+        ) else {
+            err(at, "expected manager and distributor to be institution codes (1 to 8 characters among A-Z a-z 0-9 _ - .)".into());
+            continue;
+        };
+        let transport = match raw_link.transport {
+            RawTransport::Local { dir } => Some(Transport::Local { dir }),
+            RawTransport::Sftp {
+                host,
+                port,
+                user,
+                key_file,
+                password_file,
+                known_hosts,
+                remote_dir,
+                local_dir,
+            } => {
+                let auth = match (key_file, password_file) {
+                    (Some(k), None) => Some(SftpAuth::KeyFile(k)),
+                    (None, Some(p)) => Some(SftpAuth::PasswordFile(p)),
+                    (Some(_), Some(_)) => {
+                        err(format!("{at}.transport"), "set key_file or password_file, not both (key authentication is preferred)".into());
+                        None
+                    }
+                    (None, None) => {
+                        err(format!("{at}.transport"), "expected key_file (preferred) or password_file for SFTP authentication".into());
+                        None
+                    }
+                };
+                if host.is_empty() {
+                    err(
+                        format!("{at}.transport.host"),
+                        "expected the SFTP server's host name or address".into(),
+                    );
+                }
+                if user.is_empty() {
+                    err(
+                        format!("{at}.transport.user"),
+                        "expected the SFTP login".into(),
+                    );
+                }
+                if !remote_dir.starts_with('/') {
+                    err(
+                        format!("{at}.transport.remote_dir"),
+                        format!(
+                            "expected an absolute remote path (SFTP paths are otherwise relative to the login's home), found {remote_dir:?}"
+                        ),
+                    );
+                }
+                auth.map(|auth| Transport::Sftp {
+                    host,
+                    port,
+                    user,
+                    auth,
+                    known_hosts,
+                    remote_dir,
+                    local_dir,
+                })
+            }
+        };
+        if raw_link.generate_secret {
+            let both_local = [&manager, &distributor]
+                .iter()
+                .all(|c| institutions.iter().any(|i| &&i.code == c));
+            if !both_local {
+                err(
+                    format!("{at}.generate_secret"),
+                    "a secret can only be generated when both institutions of the link are in this config (same slot); otherwise agree on one with the peer and write it to secret_file".into(),
+                );
+            }
+        }
+        if let Some(transport) = transport {
+            links.push(Link {
+                name: raw_link.name,
+                manager,
+                distributor,
+                login: raw_link.login,
+                secret_file: raw_link.secret_file,
+                generate_secret: raw_link.generate_secret,
+                transport,
+            });
+        }
+    }
+
+    if errors.is_empty() {
+        Ok(Config {
+            state_dir: raw.state_dir,
+            log_format: raw.log.format.unwrap_or_default(),
+            log_level,
+            institutions,
+            links,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// The checks of one link that need no I/O: name, parties and login rules.
+fn check_link_rules(
+    institutions: &[Institution],
+    link: &RawLink,
+    names: &mut BTreeSet<String>,
+    e: &mut dyn FnMut(String, String),
+) {
+    let at = format!("link {:?}", link.name);
+    let name_ok = (1..=32).contains(&link.name.len())
+        && link
+            .name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !link.name.starts_with('-');
+    if !name_ok {
+        e(
+            at.clone(),
+            "expected a link name of 1 to 32 characters among a-z 0-9 - (it is part of every file name)".into(),
+        );
+    }
+    if !names.insert(link.name.clone()) {
+        e(at.clone(), "link name used twice".into());
+    }
+    let side = |code: &str, role: Role| {
+        institutions
+            .iter()
+            .find(|i| i.code.as_str() == code)
+            .map(|i| i.role == role)
+    };
+    let m = side(&link.manager, Role::Manager);
+    let d = side(&link.distributor, Role::Distributor);
+    if m == Some(false) {
+        e(
+            format!("{at}.manager"),
+            format!(
+                "institution {} is not a manager in this config",
+                link.manager
+            ),
+        );
+    }
+    if d == Some(false) {
+        e(
+            format!("{at}.distributor"),
+            format!(
+                "institution {} is not a distributor in this config",
+                link.distributor
+            ),
+        );
+    }
+    if m.is_none() && d.is_none() {
+        e(
+            at.clone(),
+            format!(
+                "neither {} nor {} is an [[institution]] of this config: a link needs at least one local side",
+                link.manager, link.distributor
+            ),
+        );
+    }
+    if link.manager == link.distributor {
+        e(
+            at.clone(),
+            "manager and distributor must be different institutions".into(),
+        );
+    }
+    match link.login.split_once('@') {
+        Some((operator, distributor)) if distributor == link.distributor => {
+            if let Some(problem) = operator_rule(operator, &link.distributor) {
+                e(format!("{at}.login"), problem);
+            }
+        }
+        _ => e(
+            format!("{at}.login"),
+            format!(
+                "expected OPERATOR@{} (the manager's external sales interface login), found {:?}",
+                link.distributor, link.login
+            ),
+        ),
+    }
+}
+
+/// The manual's rule for the distributor's virtual operator:
+/// `<DISTRIBUTOR>_<Name>`, 12 characters at most in total. `None` when it holds.
+pub fn operator_rule(operator: &str, distributor: &str) -> Option<String> {
+    let prefix = format!("{distributor}_");
+    let ok_chars = operator
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !operator.starts_with(&prefix) || operator.len() == prefix.len() || !ok_chars {
+        Some(format!(
+            "expected the virtual operator to be named {distributor}_<Name> (letters, digits, _), found {operator:?}"
+        ))
+    } else if operator.chars().count() > 12 {
+        Some(format!(
+            "the virtual operator {operator:?} has {} characters; the manual allows 12 at most in total: shorten <Name>",
+            operator.chars().count()
+        ))
+    } else {
+        None
+    }
+}
+
+/// Why a secret file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "secret file {0} is missing: write the link's shared secret (the virtual operator's password) there, readable by stxd's user only (chmod 600)"
+    )]
+    Missing(PathBuf),
+    #[error("cannot read secret file {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("secret file {path} is readable by others (mode {mode:o}): run chmod 600 {path}")]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("secret file {0} is not a regular file")]
+    NotRegular(PathBuf),
+    #[error("secret in {0} is shorter than {min} bytes: use a long random value (e.g. head -c 32 /dev/urandom | base64)", min = Secret::MIN_LEN)]
+    TooShort(PathBuf),
+}
+
+/// Reads a secret (a link's shared secret, an SFTP password) from a file that
+/// only its owner can read. A single trailing line break is not part of it.
+pub fn read_secret(path: &Path) -> Result<Secret, SecretError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SecretError::Missing(path.to_owned()));
+        }
+        Err(e) => return Err(SecretError::Io(path.to_owned(), e)),
+    };
+    if !meta.file_type().is_file() {
+        return Err(SecretError::NotRegular(path.to_owned()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::Permissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let mut bytes = std::fs::read(path).map_err(|e| SecretError::Io(path.to_owned(), e))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    if bytes.len() < Secret::MIN_LEN {
+        return Err(SecretError::TooShort(path.to_owned()));
+    }
+    Ok(Secret::new(bytes))
+}
+
+/// Creates a random secret file (mode 0600, never overwriting) for a link
+/// whose config allows it. Returns `false` when the file already existed.
+pub fn generate_secret(path: &Path) -> std::io::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    writeln!(file, "{}", hex::encode(raw))?;
+    file.sync_all()?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+state_dir = "var"
+[[institution]]
+code = "TOURISM"
+role = "distributor"
+[[link]]
+name = "opera-tourism"
+manager = "OPERA"
+distributor = "TOURISM"
+login = "TOURISM_OPE@TOURISM"
+secret_file = "s.key"
+transport = { kind = "local", dir = "x" }
+"#;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let c = parse(EMBEDDED, "embedded").unwrap();
+        assert_eq!(c.institutions.len(), 2);
+        assert_eq!(c.links.len(), 1);
+    }
+
+    #[test]
+    fn minimal_config_is_valid() {
+        let c = parse(MINIMAL, "t").unwrap();
+        assert_eq!(c.links[0].operator(), "TOURISM_OPE");
+        assert_eq!(
+            c.store_path(&c.institutions[0].code),
+            Path::new("var/TOURISM.sqlite")
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_line() {
+        let text = MINIMAL.replace(
+            "role = \"distributor\"",
+            "role = \"distributor\"\ncolour = 1",
+        );
+        let e = parse(&text, "t").unwrap_err();
+        assert_eq!(e.errors.len(), 1);
+        assert!(e.errors[0].problem.contains("colour"), "{e}");
+        assert_eq!(e.errors[0].at, "line 6, column 1");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = MINIMAL
+            .replace("TOURISM_OPE@TOURISM", "TOURISM_OPERATOR1@TOURISM")
+            .replace("opera-tourism", "Opera Tourism")
+            .replace("dir = \"x\"", "dir = \"x\" }\ngenerate_secret = true\n#");
+        let e = parse(&text, "t").unwrap_err();
+        let all = e.to_string();
+        assert_eq!(e.errors.len(), 3, "{all}");
+        assert!(all.contains("12 at most"), "{all}");
+        assert!(all.contains("1 to 32 characters"), "{all}");
+        assert!(all.contains("same slot"), "{all}");
+    }
+
+    #[test]
+    fn operator_rule_follows_the_manual() {
+        assert_eq!(operator_rule("TOURISM_OPE", "TOURISM"), None);
+        assert!(operator_rule("TOURISM_OPER", "TOURISM").is_none());
+        assert!(
+            operator_rule("TOURISM_OPERA", "TOURISM")
+                .unwrap()
+                .contains("12")
+        );
+        assert!(operator_rule("OPE", "TOURISM").is_some());
+        assert!(operator_rule("TOURISM_", "TOURISM").is_some());
+    }
+
+    #[test]
+    fn secrets_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        assert!(matches!(read_secret(&path), Err(SecretError::Missing(_))));
+        assert!(generate_secret(&path).unwrap());
+        assert!(!generate_secret(&path).unwrap(), "never overwrites");
+        let s = read_secret(&path).unwrap();
+        assert_eq!(s.len(), 64);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(
+            read_secret(&path),
+            Err(SecretError::Permissions { .. })
+        ));
+        std::fs::write(dir.path().join("short"), "abc\n").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("short"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        assert!(matches!(
+            read_secret(&dir.path().join("short")),
+            Err(SecretError::TooShort(_))
+        ));
+    }
+}

@@ -5,5 +5,6 @@ pub mod config;
 pub mod domain;
 pub mod format;
 pub mod ident;
+pub mod inbound;
 pub mod money;
 pub mod store;

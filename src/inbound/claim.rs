@@ -1,0 +1,223 @@
+//! Claim: open a manifest and its payload safely, before anything is trusted.
+//!
+//! Takes the path of a manifest (`<link>.<KIND>.<sequence>.stx`) and returns a
+//! [`Claimed`] pair: the manifest's bytes and an open handle on the payload.
+//! Both are opened without following symlinks and without blocking (a FIFO
+//! cannot hang us), and must be regular files with one link, under the size
+//! limits. The handles, not the names, are what later stages read, so a file
+//! swapped after this point is not the one we read. Moving the pair into a
+//! private folder (so two workers never take the same file) is the
+//! transports' job; this stage only opens.
+
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::InboundError;
+use crate::format::envelope::{MANIFEST_EXT, MANIFEST_MAX};
+use crate::format::{FormatError, Kind, Limits, Position};
+
+/// A manifest read and its payload opened.
+#[derive(Debug)]
+pub struct Claimed {
+    pub manifest_path: PathBuf,
+    pub manifest: Vec<u8>,
+    pub payload_path: PathBuf,
+    pub payload: File,
+    /// The payload's size when opened.
+    pub payload_len: u64,
+}
+
+impl Claimed {
+    /// The manifest's name as written in errors.
+    pub fn manifest_name(&self) -> String {
+        display_name(&self.manifest_path)
+    }
+
+    /// The payload's name as written in errors.
+    pub fn payload_name(&self) -> String {
+        display_name(&self.payload_path)
+    }
+}
+
+pub(crate) fn display_name(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string())
+}
+
+/// Splits `<link>.<KIND>.<8 digits>.stx` into its parts, or says what a
+/// manifest name must look like.
+pub fn parse_manifest_name(name: &str) -> Result<(String, Kind, u64), String> {
+    let expected = || {
+        format!(
+            "expected a manifest named <link>.<KIND>.<8-digit sequence>.{MANIFEST_EXT} (e.g. opera-tourism.SALES.00000001.{MANIFEST_EXT}), found {:?}",
+            crate::ident::shorten(name)
+        )
+    };
+    let stem = name
+        .strip_suffix(MANIFEST_EXT)
+        .and_then(|s| s.strip_suffix('.'))
+        .ok_or_else(expected)?;
+    let mut parts = stem.rsplitn(3, '.');
+    let (Some(seq), Some(kind), Some(link)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(expected());
+    };
+    let link_ok = !link.is_empty()
+        && link.len() <= 32
+        && !link.starts_with('-')
+        && link
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    let kind: Kind = kind.parse().map_err(|_| expected())?;
+    if !link_ok || seq.len() != 8 || !seq.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(expected());
+    }
+    let seq: u64 = seq.parse().map_err(|_| expected())?;
+    Ok((link.to_owned(), kind, seq))
+}
+
+/// Opens a manifest and its payload (found beside it by name).
+pub fn claim(manifest_path: &Path, limits: &Limits) -> Result<Claimed, InboundError> {
+    let manifest_name = display_name(manifest_path);
+    let (link, kind, seq) = parse_manifest_name(&manifest_name).map_err(|problem| {
+        FormatError::new(&manifest_name, Position::File, "bad-file-name", problem)
+    })?;
+    let (mut manifest_file, manifest_len) = open_regular(manifest_path, MANIFEST_MAX as u64)?;
+    let mut manifest = Vec::with_capacity(manifest_len as usize);
+    (&mut manifest_file)
+        .take(MANIFEST_MAX as u64 + 1)
+        .read_to_end(&mut manifest)
+        .map_err(|source| InboundError::Io {
+            file: manifest_name.clone(),
+            source,
+        })?;
+    let payload_name = crate::format::envelope::Manifest::payload_name(&link, kind, seq);
+    let payload_path = manifest_path.with_file_name(&payload_name);
+    let (payload, payload_len) = match open_regular(&payload_path, limits.max_file_bytes) {
+        Err(InboundError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Err(FormatError::new(
+                &manifest_name,
+                Position::File,
+                "missing-payload",
+                format!("expected the payload {payload_name} beside the manifest, found nothing"),
+            )
+            .into());
+        }
+        other => other?,
+    };
+    Ok(Claimed {
+        manifest_path: manifest_path.to_owned(),
+        manifest,
+        payload_path,
+        payload,
+        payload_len,
+    })
+}
+
+/// Opens a path for reading if and only if it is a regular file with a single
+/// link and at most `max` bytes; never follows a symlink, never blocks.
+pub fn open_regular(path: &Path, max: u64) -> Result<(File, u64), InboundError> {
+    let name = display_name(path);
+    let refuse = |code: &'static str, problem: String| -> InboundError {
+        FormatError::new(&name, Position::File, code, problem).into()
+    };
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refuse(
+                "symlink",
+                "refused a symbolic link: drop the file itself, not a link to it".into(),
+            ));
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(refuse(
+                "not-regular",
+                "refused a socket or FIFO: expected a regular file".into(),
+            ));
+        }
+        Err(source) => return Err(InboundError::Io { file: name, source }),
+    };
+    let meta = file.metadata().map_err(|source| InboundError::Io {
+        file: name.clone(),
+        source,
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(
+            "not-regular",
+            "refused: expected a regular file, found a directory, FIFO, socket or device".into(),
+        ));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse(
+            "hard-link",
+            format!(
+                "refused a file with {} hard links: copy or move the file in, do not link it",
+                meta.nlink()
+            ),
+        ));
+    }
+    if meta.len() > max {
+        return Err(refuse(
+            "too-large",
+            format!("expected at most {max} bytes, found {}", meta.len()),
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_names_follow_one_pattern() {
+        assert_eq!(
+            parse_manifest_name("opera-tourism.SALES.00000042.stx").unwrap(),
+            ("opera-tourism".into(), Kind::Sales, 42)
+        );
+        for bad in [
+            "opera-tourism.SALES.42.stx",
+            "opera-tourism.sales.00000042.stx",
+            "../x.SALES.00000042.stx",
+            "-x.SALES.00000042.stx",
+            ".opera-tourism.SALES.00000042.stx",
+            "opera-tourism.SALES.00000042.stx.part",
+            "opera-tourism.SALES.00000042.csv",
+            "Opera.SALES.00000042.stx",
+        ] {
+            assert!(parse_manifest_name(bad).is_err(), "{bad} accepted");
+        }
+    }
+
+    #[test]
+    fn only_single_link_regular_files_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"data").unwrap();
+        assert_eq!(open_regular(&file, 10).unwrap().1, 4);
+        assert_eq!(open_regular(&file, 3).unwrap_err().code(), "too-large");
+
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(open_regular(&link, 10).unwrap_err().code(), "symlink");
+
+        assert_eq!(
+            open_regular(dir.path(), 10).unwrap_err().code(),
+            "not-regular"
+        );
+
+        let fifo = dir.path().join("p");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(open_regular(&fifo, 10).unwrap_err().code(), "not-regular");
+
+        std::fs::hard_link(&file, dir.path().join("h")).unwrap();
+        assert_eq!(open_regular(&file, 10).unwrap_err().code(), "hard-link");
+    }
+}
