@@ -1,6 +1,369 @@
-//! The command line.
+//! The command line: `stxd [--config FILE] [--json] <command>`.
+//!
+//! Parses arguments, finds the config, calls the library (through [`crate::app`]
+//! and the domain layer, the same functions the daemon calls) and turns
+//! results into output and an exit code: 0 ok; 1 findings or rejected input;
+//! 2 usage error or unreadable config. `anyhow` lives here and nowhere below.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use serde_json::json;
+
+use crate::app;
+use crate::config::{self, Config};
+use crate::domain::setup::{Finding, Severity};
+use crate::format::Limits;
+use crate::format::envelope::{self, Expect};
+use crate::inbound::{self, InboundError, Record};
+
+/// Exit code: everything fine.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: findings, or input rejected.
+pub const EXIT_FINDINGS: u8 = 1;
+/// Exit code: usage error or unreadable config.
+pub const EXIT_USAGE: u8 = 2;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "stxd",
+    version,
+    about = "Exchange Fichier SecuTix files between a manager and a distributor institution",
+    after_help = "Config: --config, else $STXD_CONFIG, else ./config/stxd.toml, else /etc/stxd/stxd.toml, else the built-in same-slot demo.\nExit codes: 0 ok, 1 findings or rejected input, 2 usage error or unreadable config."
+)]
+struct Cli {
+    /// The config file.
+    #[arg(long, global = true, env = "STXD_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Print results as JSON.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Validate the config and each institution's setup against the manual's
+    /// checklist; report every finding at once. Creates missing stores (and
+    /// loads their `load` files) like the daemon does at start.
+    Check,
+    /// Load master data (seat plan or catalogue XML, setup TOML) into an
+    /// institution's store, all files in one transaction.
+    Load {
+        /// The institution's code, as in the config.
+        institution: String,
+        /// Files to load, in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Verify and summarise a Fichier SecuTix file (its manifest or its
+    /// payload) without applying it.
+    Inspect {
+        /// The manifest (`….stx`) or the payload beside it.
+        file: PathBuf,
+        /// Verify with this secret instead of the link's configured one.
+        #[arg(long, value_name = "FILE")]
+        secret_file: Option<PathBuf>,
+    },
+}
 
 /// Runs the command line and returns the process exit code.
-pub fn main() -> i32 {
-    0
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
+        }
+    };
+    let (config, config_name) = match find_config(cli.config.as_deref()) {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("stxd: {e}");
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+    init_logs(&config);
+    let result = match cli.command {
+        Command::Check => check(&config, &config_name, cli.json),
+        Command::Load { institution, files } => load(&config, &institution, &files, cli.json),
+        Command::Inspect { file, secret_file } => {
+            inspect(&config, &file, secret_file.as_deref(), cli.json)
+        }
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("stxd: {e:#}");
+            ExitCode::from(EXIT_FINDINGS)
+        }
+    }
+}
+
+/// The config named on the command line or in `$STXD_CONFIG`, else the first
+/// of the search paths that exists, else the embedded demo.
+fn find_config(explicit: Option<&Path>) -> Result<(Config, String), config::ConfigErrors> {
+    if let Some(path) = explicit {
+        return config::load(path).map(|c| (c, path.display().to_string()));
+    }
+    for candidate in config::SEARCH_PATHS {
+        let path = Path::new(candidate);
+        if path.exists() {
+            return config::load(path).map(|c| (c, candidate.to_owned()));
+        }
+    }
+    config::parse(config::EMBEDDED, "built-in config").map(|c| (c, "built-in config".into()))
+}
+
+fn init_logs(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("STXD_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.log_format {
+        config::LogFormat::Human => builder.try_init(),
+        config::LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+fn check(config: &Config, config_name: &str, json: bool) -> anyhow::Result<u8> {
+    let report = app::check(config)?;
+    let errors = report.count(Severity::Error);
+    if json {
+        let institutions: Vec<_> = report
+            .institutions
+            .iter()
+            .map(|(code, role, findings)| {
+                json!({"code": code, "role": role.to_string(), "findings": findings_json(findings)})
+            })
+            .collect();
+        let doc = json!({
+            "config": config_name,
+            "ok": errors == 0,
+            "links": findings_json(&report.links),
+            "institutions": institutions,
+        });
+        println!("{doc:#}");
+    } else {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "config: {config_name}")?;
+        print_findings(&mut out, "links", &report.links)?;
+        for (code, role, findings) in &report.institutions {
+            print_findings(&mut out, &format!("{code} ({role})"), findings)?;
+        }
+        let warnings = report.count(Severity::Warning);
+        writeln!(
+            out,
+            "{}: {errors} error{}, {warnings} warning{}",
+            if errors == 0 { "ok" } else { "not ready" },
+            plural(errors),
+            plural(warnings)
+        )?;
+    }
+    Ok(if errors == 0 { EXIT_OK } else { EXIT_FINDINGS })
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+fn findings_json(findings: &[Finding]) -> serde_json::Value {
+    findings
+        .iter()
+        .map(|f| {
+            json!({
+                "severity": match f.severity { Severity::Error => "error", Severity::Warning => "warning" },
+                "object": f.object,
+                "problem": f.problem,
+                "fix": f.fix,
+            })
+        })
+        .collect()
+}
+
+fn print_findings(out: &mut impl Write, title: &str, findings: &[Finding]) -> std::io::Result<()> {
+    if findings.is_empty() {
+        return writeln!(out, "{title}: ok");
+    }
+    writeln!(out, "{title}:")?;
+    for f in findings {
+        let level = match f.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
+        writeln!(out, "  {level:<7} {}: {}", f.object, f.problem)?;
+        writeln!(out, "          fix: {}", f.fix)?;
+    }
+    Ok(())
+}
+
+fn load(config: &Config, institution: &str, files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
+    let Some(inst) = config.institution(institution) else {
+        let known: Vec<_> = config.institutions.iter().map(|i| i.code.to_string()).collect();
+        eprintln!(
+            "stxd: institution {institution:?} is not in the config (it has: {})",
+            known.join(", ")
+        );
+        return Ok(EXIT_USAGE);
+    };
+    let store = app::open_store(config, inst)?;
+    match app::load(&store, files) {
+        Ok(summary) => {
+            if json {
+                println!("{}", json!({"institution": institution, "loaded": summary}));
+            } else {
+                for (what, n) in &summary {
+                    println!("{institution}: {n} {what}");
+                }
+                println!("{institution}: loaded {} file(s)", files.len());
+            }
+            Ok(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("stxd: {institution}: nothing loaded: {e}");
+            Ok(EXIT_FINDINGS)
+        }
+    }
+}
+
+fn inspect(
+    config: &Config,
+    file: &Path,
+    secret_file: Option<&Path>,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let limits = Limits::default();
+    let manifest_path = app::manifest_path_of(file);
+    let outcome = (|| -> Result<(crate::format::envelope::Manifest, Vec<(&'static str, u64)>), InboundError> {
+        let claimed = inbound::claim::claim(&manifest_path, &limits)?;
+        let manifest_name = claimed.manifest_name();
+        let link_name = envelope::peek_link(&claimed.manifest).unwrap_or_default();
+        let (secret, link) =
+            app::inspection_secret(config, &link_name, secret_file, &manifest_name)?;
+        // Authenticated first, so the kind that picks the expectations is trusted.
+        let announced = envelope::authenticate(&claimed.manifest, &manifest_name, &secret)?;
+        let expect = match link {
+            Some(link) => app::expectation(link, announced.kind),
+            None => Expect {
+                link: &announced.link,
+                sender: &announced.sender,
+                recipient: &announced.recipient,
+                login: &announced.login,
+                kind: Some(announced.kind),
+            },
+        };
+        let verified = inbound::verify::verify(claimed, &secret, &expect, &limits)?;
+        let mut records = inbound::parse::parse(verified, &limits);
+        let manifest = records.manifest().clone();
+        let mut counts: Vec<(&'static str, u64)> = Vec::new();
+        for record in records.by_ref() {
+            let label = record_label(&record?);
+            match counts.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((label, 1)),
+            }
+        }
+        Ok((manifest, counts))
+    })();
+    match outcome {
+        Ok((m, counts)) => {
+            if json {
+                let by_type: serde_json::Map<_, _> =
+                    counts.iter().map(|(l, n)| ((*l).to_owned(), json!(n))).collect();
+                println!(
+                    "{:#}",
+                    json!({
+                        "valid": true, "manifest": m.manifest_name(), "payload": m.payload,
+                        "kind": m.kind.as_str(), "format_version": m.format_version,
+                        "link": m.link, "sender": m.sender, "recipient": m.recipient,
+                        "login": m.login, "sequence": m.sequence,
+                        "created": m.created.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                        "records": m.records, "bytes": m.bytes, "sha256": hex::encode(m.sha256),
+                        "records_by_type": by_type,
+                    })
+                );
+            } else {
+                let by_type: Vec<String> = counts.iter().map(|(l, n)| format!("{l} {n}")).collect();
+                println!("valid:     {} + {}", m.manifest_name(), m.payload);
+                println!("kind:      {} (format version {})", m.kind, m.format_version);
+                println!("link:      {} ({} → {}, login {})", m.link, m.sender, m.recipient, m.login);
+                println!("sequence:  {}", m.sequence);
+                println!(
+                    "created:   {}",
+                    m.created.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+                );
+                println!("records:   {} ({})", m.records, by_type.join(", "));
+                println!("payload:   {} bytes, sha256 {}", m.bytes, hex::encode(m.sha256));
+            }
+            Ok(EXIT_OK)
+        }
+        Err(e) => {
+            if json {
+                println!(
+                    "{:#}",
+                    json!({"valid": false, "code": e.code(), "permanent": e.is_permanent(), "reason": e.to_string()})
+                );
+            } else {
+                println!("rejected:  {e}");
+                println!("code:      {}", e.code());
+            }
+            Ok(EXIT_FINDINGS)
+        }
+    }
+}
+
+fn record_label(record: &Record) -> &'static str {
+    use crate::format::{catalogue, contingent, sales, seatplan};
+    match record {
+        Record::Seatplan(i) => match i {
+            seatplan::Item::SeatCategory(_) => "seat categories",
+            seatplan::Item::Venue(_) => "venues",
+            seatplan::Item::Configuration(_) => "configurations",
+            seatplan::Item::Zone(_) => "zones",
+            seatplan::Item::Block(_) => "blocks",
+            seatplan::Item::Row(_) => "rows",
+            seatplan::Item::Seat(_) => "seats",
+        },
+        Record::Catalogue(i) => match i {
+            catalogue::Item::Season(_) => "seasons",
+            catalogue::Item::VatCode(_) => "VAT codes",
+            catalogue::Item::TariffType(_) => "tariff types",
+            catalogue::Item::AudienceSubcategory(_) => "audience subcategories",
+            catalogue::Item::SeatCategory(_) => "seat categories",
+            catalogue::Item::Activity(_) => "activities",
+            catalogue::Item::LogicalConfiguration(_) => "logical configurations",
+            catalogue::Item::LogicalSeatCategory(_) => "logical seat categories",
+            catalogue::Item::Performance(_) => "performances",
+            catalogue::Item::RateTable(_) => "rate tables",
+            catalogue::Item::Price(_) => "prices",
+            catalogue::Item::Product(_) => "products",
+            catalogue::Item::PerformanceRef(_) => "product performances",
+        },
+        Record::Contingent(l) => match l {
+            contingent::Line::Performance { .. } => "performances",
+            contingent::Line::Seat { .. } => "seats",
+            contingent::Line::Zone { .. } => "zones",
+        },
+        Record::Sales(l) => match l {
+            sales::Line::Ticket(t) if t.operation == sales::Operation::Sale => "sales",
+            sales::Line::Ticket(_) => "refunds",
+            sales::Line::Ack(_) => "acknowledgements",
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

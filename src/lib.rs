@@ -1,5 +1,6 @@
 //! stxd: the Fichier SecuTix inter-institution interface.
 
+pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
@@ -7,4 +8,5 @@ pub mod format;
 pub mod ident;
 pub mod inbound;
 pub mod money;
+pub mod outbound;
 pub mod store;

@@ -1,3 +1,3 @@
-fn main() {
-    std::process::exit(stxd::cli::main());
+fn main() -> std::process::ExitCode {
+    stxd::cli::main()
 }

@@ -1,1 +1,7 @@
+//! The integration tests: one binary, one module per area (ripgrep's layout).
 
+mod util;
+
+mod cli;
+mod config_files;
+mod envelope;

@@ -57,6 +57,15 @@ impl Kind {
         }
     }
 
+    /// Which side writes files of this kind: the manager sends seat plans,
+    /// catalogues and contingents; the distributor sends sales.
+    pub fn sender(self) -> crate::store::Role {
+        match self {
+            Kind::Seatplan | Kind::Catalogue | Kind::Contingent => crate::store::Role::Manager,
+            Kind::Sales => crate::store::Role::Distributor,
+        }
+    }
+
     /// The payload's file extension.
     pub fn extension(self) -> &'static str {
         match self {

@@ -1,0 +1,178 @@
+//! The application: opens what a config names (stores, secrets) and runs the
+//! checks across it.
+//!
+//! Takes a validated [`Config`]; returns open [`Store`]s, secrets and
+//! reports. One-shot CLI commands and the daemon both start here, so a store
+//! is created, bootstrapped and checked the same way whoever asks. Business
+//! rules stay in [`crate::domain`]; this module only wires config, store and
+//! domain together.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::config::{self, Config, Institution, Link};
+use crate::domain::setup::{self, Finding, LinkFacts, Severity};
+use crate::format::envelope::{Expect, MANIFEST_EXT, Secret};
+use crate::format::{FormatError, Kind, Position};
+use crate::inbound::InboundError;
+use crate::store::{Role, Store};
+
+/// Opens an institution's store, creating it (and loading the config's
+/// `load` files into it, all or nothing) when it does not exist yet.
+pub fn open_store(config: &Config, inst: &Institution) -> anyhow::Result<Store> {
+    create_private_dir(&config.state_dir)?;
+    let path = config.store_path(&inst.code);
+    let is_new = !path.exists();
+    let store = Store::open(&path, inst.code.as_str(), inst.role)
+        .with_context(|| format!("cannot open the store of {}", inst.code))?;
+    if is_new && !inst.load.is_empty() {
+        if let Err(e) = load(&store, &inst.load) {
+            drop(store);
+            remove_store_files(&path);
+            return Err(anyhow::anyhow!(e)).with_context(|| {
+                format!("cannot bootstrap {} from its load files; the new store was removed", inst.code)
+            });
+        }
+        tracing::info!(institution = %inst.code, files = inst.load.len(), "store created and master data loaded");
+    }
+    Ok(store)
+}
+
+fn remove_store_files(path: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
+}
+
+/// Loads master-data files into a store in one transaction; returns what was
+/// loaded, per object kind.
+pub fn load(store: &Store, files: &[PathBuf]) -> Result<Vec<(String, u64)>, crate::domain::DomainError> {
+    store.write(|tx| crate::domain::load::files(tx, files))
+}
+
+/// The secret of a link: generated first when the config allows it and it is
+/// missing.
+pub fn link_secret(link: &Link) -> Result<Secret, config::SecretError> {
+    if link.generate_secret {
+        match config::generate_secret(&link.secret_file) {
+            Ok(true) => tracing::info!(link = %link.name, file = %link.secret_file.display(), "shared secret generated"),
+            Ok(false) => {}
+            Err(e) => return Err(config::SecretError::Io(link.secret_file.clone(), e)),
+        }
+    }
+    config::read_secret(&link.secret_file)
+}
+
+/// What a receiver expects of a file of `kind` on `link`.
+pub fn expectation(link: &Link, kind: Kind) -> Expect<'_> {
+    let (sender, recipient) = match kind.sender() {
+        Role::Manager => (&link.manager, &link.distributor),
+        Role::Distributor => (&link.distributor, &link.manager),
+    };
+    Expect {
+        link: &link.name,
+        sender: sender.as_str(),
+        recipient: recipient.as_str(),
+        login: &link.login,
+        kind: Some(kind),
+    }
+}
+
+/// The manifest of a Fichier SecuTix file, given the manifest or its payload.
+pub fn manifest_path_of(file: &Path) -> PathBuf {
+    match file.extension().and_then(|e| e.to_str()) {
+        Some(MANIFEST_EXT) => file.to_owned(),
+        Some("csv" | "xml") => file.with_extension(MANIFEST_EXT),
+        _ => file.to_owned(),
+    }
+}
+
+/// The secret to verify a file found anywhere: `--secret-file` when given,
+/// else the secret of the configured link the manifest names.
+pub fn inspection_secret<'c>(
+    config: &'c Config,
+    link_name: &str,
+    secret_file: Option<&Path>,
+    manifest_name: &str,
+) -> Result<(Secret, Option<&'c Link>), InboundError> {
+    let link = config.link(link_name);
+    let refuse = |code, problem: String| {
+        InboundError::Rejected(FormatError::new(manifest_name, Position::File, code, problem))
+    };
+    let secret = match (secret_file, link) {
+        (Some(path), _) => config::read_secret(path),
+        (None, Some(link)) => config::read_secret(&link.secret_file),
+        (None, None) => {
+            return Err(refuse(
+                "unknown-link",
+                format!("link {link_name:?} is not in the config: pass --secret-file to verify the file with its secret"),
+            ));
+        }
+    };
+    let secret = secret.map_err(|e| refuse("no-secret", e.to_string()))?;
+    Ok((secret, link))
+}
+
+/// Everything `stxd check` found, grouped by where it applies.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Link-level findings (secrets).
+    pub links: Vec<Finding>,
+    /// Per institution: code, role and its setup findings.
+    pub institutions: Vec<(String, Role, Vec<Finding>)>,
+}
+
+impl CheckReport {
+    pub fn count(&self, severity: Severity) -> usize {
+        self.links
+            .iter()
+            .chain(self.institutions.iter().flat_map(|(_, _, f)| f))
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+}
+
+/// Checks every link's secret and every institution's setup against the
+/// manual's checklist. Opens (and on first use creates) the stores.
+pub fn check(config: &Config) -> anyhow::Result<CheckReport> {
+    let mut report = CheckReport::default();
+    for link in &config.links {
+        if let Err(e) = link_secret(link) {
+            report.links.push(Finding {
+                severity: Severity::Error,
+                object: format!("link {} shared secret", link.name),
+                problem: e.to_string(),
+                fix: "write the virtual operator's password to the secret file, readable by stxd's user only".into(),
+            });
+        }
+    }
+    for inst in &config.institutions {
+        let store = open_store(config, inst)?;
+        let facts: Vec<LinkFacts> = config
+            .links_of(&inst.code)
+            .map(|l| LinkFacts {
+                name: l.name.clone(),
+                manager: l.manager.to_string(),
+                distributor: l.distributor.to_string(),
+                login: l.login.clone(),
+            })
+            .collect();
+        let findings = store.read(|conn| Ok(setup::check(conn, inst.role, &facts)))?;
+        report
+            .institutions
+            .push((inst.code.to_string(), inst.role, findings));
+    }
+    Ok(report)
+}

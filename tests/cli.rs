@@ -1,0 +1,177 @@
+//! The `stxd` binary as an operator uses it: check, load, inspect, exit codes.
+
+use std::os::unix::fs::PermissionsExt;
+
+use stxd::format::Kind;
+
+use crate::util::{Sandbox, seal};
+
+#[test]
+fn check_bootstraps_the_demo_and_finds_nothing() {
+    let sb = Sandbox::new();
+    let run = sb.stxd(&["check"]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("ok: 0 errors"), "{}", run.stdout());
+    for store in ["var/state/OPERA.sqlite", "var/state/TOURISM.sqlite"] {
+        assert!(sb.path().join(store).is_file(), "{store} not created");
+    }
+    let key = std::fs::metadata(sb.path().join("var/secrets/opera-tourism.key")).unwrap();
+    assert_eq!(key.permissions().mode() & 0o777, 0o600);
+    // A second check reuses what the first created.
+    sb.stxd(&["check"]).expect_code(0);
+}
+
+#[test]
+fn check_names_the_missing_setup_object() {
+    let sb = Sandbox::new();
+    let setup = sb.path().join("samples/opera/setup.toml");
+    let text = std::fs::read_to_string(&setup).unwrap();
+    // Drop the external sales interface table from the manager's setup.
+    let start = text.find("[[external_sales_interface]]").expect("sample has an interface");
+    let end = text[start + 1..].find("\n[").map_or(text.len(), |i| start + 1 + i);
+    std::fs::write(&setup, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    let run = sb.stxd(&["check"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    assert!(out.contains("external sales interface"), "{out}");
+    assert!(out.contains("TOURISM_OPE@TOURISM"), "{out}");
+    assert!(out.contains("not ready: 1 error"), "{out}");
+}
+
+#[test]
+fn check_reports_json() {
+    let sb = Sandbox::new();
+    let run = sb.stxd(&["--json", "check"]);
+    run.expect_code(0);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(doc["ok"], true);
+    assert_eq!(doc["institutions"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_secret_readable_by_others_is_refused() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let key = sb.path().join("var/secrets/opera-tourism.key");
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let run = sb.stxd(&["check"]);
+    run.expect_code(1);
+    assert!(run.stdout().contains("chmod 600"), "{}", run.stdout());
+}
+
+#[test]
+fn loading_the_same_master_data_again_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let db = sb.path().join("var/state/OPERA.sqlite");
+    let before = table_digest(&db);
+    sb.stxd(&[
+        "load",
+        "OPERA",
+        "samples/opera/seatplan.xml",
+        "samples/opera/catalogue.xml",
+        "samples/opera/setup.toml",
+    ])
+    .expect_code(0);
+    assert_eq!(table_digest(&db), before);
+}
+
+#[test]
+fn a_bad_master_data_file_loads_nothing() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let db = sb.path().join("var/state/OPERA.sqlite");
+    let before = table_digest(&db);
+    let run = sb.stxd(&[
+        "load",
+        "OPERA",
+        "samples/opera/seatplan.xml",
+        "samples/invalid/catalogue-doctype.xml",
+    ]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("catalogue-doctype.xml"), "{}", run.stderr());
+    assert_eq!(table_digest(&db), before);
+}
+
+#[test]
+fn inspect_summarises_a_valid_file_and_names_a_tampered_one() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let payload = std::fs::read(sb.path().join("samples/payloads/sales.csv")).unwrap();
+    let inbox = sb.path().join("inbox");
+    let m = seal(&inbox, &sb.demo_secret(), Kind::Sales, 3, &payload, 6);
+    let manifest = format!("inbox/{}", m.manifest_name());
+    let run = sb.stxd(&["inspect", &manifest]);
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(out.contains("kind:      SALES"), "{out}");
+    assert!(out.contains("sequence:  3"), "{out}");
+    assert!(out.contains("sales 3, refunds 1, acknowledgements 2"), "{out}");
+    // The payload's name works as well as the manifest's.
+    sb.stxd(&["inspect", &format!("inbox/{}", m.payload)]).expect_code(0);
+
+    let path = inbox.join(&m.payload);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 2;
+    bytes[last] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    let run = sb.stxd(&["--json", "inspect", &manifest]);
+    run.expect_code(1);
+    let doc: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(doc["code"], "envelope-digest");
+    assert!(doc["reason"].as_str().unwrap().contains(&m.payload));
+}
+
+#[test]
+fn inspect_refuses_a_file_signed_with_another_secret() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let payload = std::fs::read(sb.path().join("samples/payloads/sales.csv")).unwrap();
+    let m = seal(&sb.path().join("inbox"), &crate::util::test_secret(), Kind::Sales, 1, &payload, 6);
+    let run = sb.stxd(&["inspect", &format!("inbox/{}", m.manifest_name())]);
+    run.expect_code(1);
+    assert!(run.stdout().contains("envelope-key-id"), "{}", run.stdout());
+}
+
+#[test]
+fn usage_errors_and_unreadable_configs_exit_2() {
+    let sb = Sandbox::new();
+    sb.stxd(&["no-such-command"]).expect_code(2);
+    let run = sb.stxd(&["--config", "missing.toml", "check"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("missing.toml"), "{}", run.stderr());
+    std::fs::write(sb.path().join("bad.toml"), "state_dir = 1\n").unwrap();
+    let run = sb.stxd(&["--config", "bad.toml", "check"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("line 1"), "{}", run.stderr());
+    sb.stxd(&["load", "NOBODY", "x.xml"]).expect_code(2);
+}
+
+/// A digest of every row of every table, to prove "nothing changed".
+fn table_digest(db: &std::path::Path) -> String {
+    use sha2::{Digest, Sha256};
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    // Execution logs and the journal record that a load ran; the data must not move.
+    tables.retain(|t| !t.starts_with("sqlite_") && !matches!(t.as_str(), "run" | "run_message" | "file_journal"));
+    let mut hasher = Sha256::new();
+    for table in tables {
+        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1")).unwrap();
+        let columns = stmt.column_count();
+        let mut rows = stmt.query([]).unwrap();
+        hasher.update(table.as_bytes());
+        while let Some(row) = rows.next().unwrap() {
+            for i in 0..columns {
+                let v: rusqlite::types::Value = row.get(i).unwrap();
+                hasher.update(format!("{v:?}|").as_bytes());
+            }
+        }
+    }
+    hex::encode(hasher.finalize())
+}

@@ -1,0 +1,144 @@
+//! The envelope end to end: sealed sample files of every kind verify and
+//! parse; any single changed byte, in the manifest or the payload, is rejected
+//! by verification, before a single record is parsed.
+
+use std::path::Path;
+
+use proptest::prelude::*;
+use stxd::format::Limits;
+use stxd::format::envelope::Expect;
+use stxd::inbound::{self, InboundError};
+
+use crate::util::{seal, test_secret, valid_payloads};
+
+fn expect(kind: stxd::format::Kind) -> Expect<'static> {
+    let (sender, recipient) = match kind {
+        stxd::format::Kind::Sales => ("TOURISM", "OPERA"),
+        _ => ("OPERA", "TOURISM"),
+    };
+    Expect {
+        link: "opera-tourism",
+        sender,
+        recipient,
+        login: "TOURISM_OPE@TOURISM",
+        kind: Some(kind),
+    }
+}
+
+/// Claim + verify only: what runs before any parsing.
+fn verify(manifest: &Path, kind: stxd::format::Kind) -> Result<inbound::Verified, InboundError> {
+    let limits = Limits::default();
+    let claimed = inbound::claim::claim(manifest, &limits)?;
+    inbound::verify::verify(claimed, &test_secret(), &expect(kind), &limits)
+}
+
+/// Claim, verify and parse every record.
+fn read_all(manifest: &Path, kind: stxd::format::Kind) -> Result<u64, InboundError> {
+    let verified = verify(manifest, kind)?;
+    let mut n = 0;
+    for record in inbound::parse::parse(verified, &Limits::default()) {
+        record?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Counts a payload's records with its own reader, to seal it honestly.
+fn count(kind: stxd::format::Kind, bytes: &[u8]) -> u64 {
+    use stxd::format::{Kind, catalogue, contingent, sales, seatplan};
+    let l = Limits::default();
+    match kind {
+        Kind::Seatplan => seatplan::Reader::new(bytes, "s", l).map(Result::unwrap).count(),
+        Kind::Catalogue => catalogue::Reader::new(bytes, "s", l).map(Result::unwrap).count(),
+        Kind::Contingent => contingent::Reader::new(bytes, "s", l).map(Result::unwrap).count(),
+        Kind::Sales => sales::Reader::new(bytes, "s", l).map(Result::unwrap).count(),
+    }
+    .try_into()
+    .unwrap()
+}
+
+#[test]
+fn sealed_samples_verify_and_parse_completely() {
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (kind, path)) in valid_payloads().into_iter().enumerate() {
+        let bytes = std::fs::read(&path).unwrap();
+        let n = count(kind, &bytes);
+        assert!(n > 0, "{}", path.display());
+        let m = seal(dir.path(), &test_secret(), kind, i as u64 + 1, &bytes, n);
+        assert_eq!(read_all(&dir.path().join(m.manifest_name()), kind).unwrap(), n);
+    }
+}
+
+#[test]
+fn a_wrong_record_count_is_caught_at_the_end_of_parsing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kind, path) = valid_payloads().pop().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let n = count(kind, &bytes);
+    let m = seal(dir.path(), &test_secret(), kind, 1, &bytes, n + 1);
+    let e = read_all(&dir.path().join(m.manifest_name()), kind).unwrap_err();
+    assert_eq!(e.code(), "envelope-count", "{e}");
+}
+
+#[test]
+fn a_missing_payload_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kind, path) = valid_payloads().pop().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let m = seal(dir.path(), &test_secret(), kind, 1, &bytes, count(kind, &bytes));
+    std::fs::remove_file(dir.path().join(&m.payload)).unwrap();
+    let e = verify(&dir.path().join(m.manifest_name()), kind).unwrap_err();
+    assert_eq!(e.code(), "missing-payload");
+    assert!(e.to_string().contains(&m.payload), "{e}");
+}
+
+#[test]
+fn a_file_for_another_link_or_of_another_kind_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (kind, path) = valid_payloads().pop().unwrap();
+    let bytes = std::fs::read(path).unwrap();
+    let m = seal(dir.path(), &test_secret(), kind, 1, &bytes, count(kind, &bytes));
+    let limits = Limits::default();
+    let manifest = dir.path().join(m.manifest_name());
+    let claimed = inbound::claim::claim(&manifest, &limits).unwrap();
+    let other = Expect { kind: Some(stxd::format::Kind::Catalogue), ..expect(kind) };
+    let e = inbound::verify::verify(claimed, &test_secret(), &other, &limits).unwrap_err();
+    assert_eq!(e.code(), "envelope-kind");
+    let claimed = inbound::claim::claim(&manifest, &limits).unwrap();
+    let other = Expect { recipient: "TOURISM", ..expect(kind) };
+    let e = inbound::verify::verify(claimed, &test_secret(), &other, &limits).unwrap_err();
+    assert_eq!(e.code(), "envelope-recipient");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    /// One random byte changed anywhere in the pair of any kind is rejected
+    /// before parsing starts (the store is never reached).
+    #[test]
+    fn any_single_byte_change_is_rejected_before_parsing(
+        which in 0usize..4,
+        position in any::<prop::sample::Index>(),
+        flip in 1u8..=255,
+    ) {
+        let (kind, path) = valid_payloads().swap_remove(which);
+        let bytes = std::fs::read(&path).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let m = seal(dir.path(), &test_secret(), kind, 1, &bytes, count(kind, &bytes));
+        let manifest_path = dir.path().join(m.manifest_name());
+        let payload_path = dir.path().join(&m.payload);
+        let manifest_len = std::fs::metadata(&manifest_path).unwrap().len() as usize;
+        let at = position.index(manifest_len + bytes.len());
+        let (target, offset) = if at < manifest_len {
+            (&manifest_path, at)
+        } else {
+            (&payload_path, at - manifest_len)
+        };
+        let mut content = std::fs::read(target).unwrap();
+        content[offset] ^= flip;
+        std::fs::write(target, &content).unwrap();
+        let result = verify(&manifest_path, kind);
+        prop_assert!(result.is_err(), "byte {at} ^ {flip:#04x} of {} passed verification", path.display());
+        prop_assert!(result.unwrap_err().is_permanent());
+    }
+}

@@ -1,0 +1,141 @@
+//! Test harness: a private folder per test holding a copy of the repository's
+//! config and samples, the `stxd` binary run inside it, and helpers to seal
+//! payloads into Fichier SecuTix files. Real folders, real SQLite files.
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use stxd::format::Kind;
+use stxd::format::envelope::{Manifest, Secret};
+use stxd::outbound::{Header, publish};
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A private working directory with `config/` and `samples/` copied in.
+pub struct Sandbox {
+    dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        copy_tree(&repo().join("config"), &dir.path().join("config"));
+        copy_tree(&repo().join("samples"), &dir.path().join("samples"));
+        Sandbox { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs `stxd ARGS…` in the sandbox (its `config/stxd.toml` is found as a
+    /// user's would be).
+    pub fn stxd(&self, args: &[&str]) -> Run {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_stxd"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("STXD_CONFIG")
+            .env("STXD_LOG", "warn")
+            .output()
+            .expect("run stxd");
+        Run(output)
+    }
+
+    /// The demo link's secret, as `stxd check` generates it.
+    pub fn demo_secret(&self) -> Secret {
+        stxd::config::read_secret(&self.path().join("var/secrets/opera-tourism.key"))
+            .expect("demo secret (run `stxd check` first)")
+    }
+}
+
+/// The result of one `stxd` run.
+pub struct Run(pub Output);
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.0.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.0.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Asserts the exit code, showing both outputs when it differs.
+    #[track_caller]
+    pub fn expect_code(&self, code: i32) -> &Run {
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+}
+
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// A test secret (never used outside tests).
+pub fn test_secret() -> Secret {
+    Secret::new(b"test secret for the opera-tourism link".to_vec())
+}
+
+/// The sending side of the demo link for `kind`.
+pub fn header(kind: Kind, sequence: u64) -> Header {
+    let (sender, recipient) = match kind {
+        Kind::Sales => ("TOURISM", "OPERA"),
+        _ => ("OPERA", "TOURISM"),
+    };
+    Header {
+        kind,
+        link: "opera-tourism".into(),
+        sender: sender.into(),
+        recipient: recipient.into(),
+        login: "TOURISM_OPE@TOURISM".into(),
+        sequence,
+        created: time::macros::datetime!(2026-11-28 09:00:00 UTC),
+    }
+}
+
+/// Seals `payload` (announcing `records`) into `dir` as file `sequence` of
+/// `kind` on the demo link.
+pub fn seal(dir: &Path, secret: &Secret, kind: Kind, sequence: u64, payload: &[u8], records: u64) -> Manifest {
+    std::fs::create_dir_all(dir).expect("create dir");
+    publish(dir, &header(kind, sequence), secret, |w| {
+        w.write_all(payload)?;
+        Ok(records)
+    })
+    .expect("publish")
+}
+
+/// The valid payload samples of each kind, with their record counts as the
+/// readers count them.
+pub fn valid_payloads() -> Vec<(Kind, PathBuf)> {
+    vec![
+        (Kind::Seatplan, repo().join("samples/opera/seatplan.xml")),
+        (Kind::Catalogue, repo().join("samples/opera/catalogue.xml")),
+        (Kind::Contingent, repo().join("samples/payloads/contingent.csv")),
+        (Kind::Sales, repo().join("samples/payloads/sales.csv")),
+    ]
+}
+
+use std::io::Write as _;
