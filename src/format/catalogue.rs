@@ -32,7 +32,9 @@
 
 use std::io::{BufRead, Write};
 
-use super::xml::{Element, ElementSpec, Schema, XmlReader, XmlWriter, format_date, format_date_time};
+use super::xml::{
+    Element, ElementSpec, Schema, XmlReader, XmlWriter, format_date, format_date_time,
+};
 use super::{FormatError, Limits, WriteError};
 use crate::ident::{Code, Name, TechId, shorten};
 use crate::money::{AMOUNT_MAX, Currency};
@@ -277,7 +279,12 @@ pub static SCHEMA: Schema = Schema {
             name: "price",
             parent: Some("rateTable"),
             rank: 0,
-            attributes: &["seatCategory", "tariffType", "audienceSubcategory", "amount"],
+            attributes: &[
+                "seatCategory",
+                "tariffType",
+                "audienceSubcategory",
+                "amount",
+            ],
         },
         ElementSpec {
             name: "product",
@@ -716,7 +723,10 @@ mod tests {
         ] {
             items.push(Item::SeatCategory(reference(i, c, n)));
         }
-        for (i, c, n) in [(1401, "TRAVIATA", "La Traviata"), (1402, "CARMEN", "Carmen")] {
+        for (i, c, n) in [
+            (1401, "TRAVIATA", "La Traviata"),
+            (1402, "CARMEN", "Carmen"),
+        ] {
             items.push(Item::Activity(Activity {
                 id: id(i),
                 code: code(c),
@@ -954,7 +964,10 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(refs, [(1901, 1701), (1901, 1702), (1901, 1703), (1902, 1704)]);
+        assert_eq!(
+            refs,
+            [(1901, 1701), (1901, 1702), (1901, 1703), (1902, 1704)]
+        );
         assert!(items.iter().any(
             |i| matches!(i, Item::Price(p) if p.rate_table.get() == 1802 && p.amount == 6500)
         ));
@@ -1031,7 +1044,11 @@ mod tests {
             ("2026-09-01T00:00:00", "2027-01-01"),
             ("2027-09-01", "2026-09-01"),
         ] {
-            assert_eq!(read_err(season(s, e).as_bytes()).code, "bad-date", "{s} {e}");
+            assert_eq!(
+                read_err(season(s, e).as_bytes()).code,
+                "bad-date",
+                "{s} {e}"
+            );
         }
         let perf = |start: &str, state: &str| {
             format!(
@@ -1079,7 +1096,9 @@ mod tests {
         };
         let items = read_all(doc("A &amp; B &lt;&gt; &quot;x&quot; &apos;&#233;&#xE9;").as_bytes())
             .unwrap();
-        assert!(matches!(&items[0], Item::TariffType(r) if r.name.as_str() == "A & B <> \"x\" 'éé"));
+        assert!(
+            matches!(&items[0], Item::TariffType(r) if r.name.as_str() == "A & B <> \"x\" 'éé")
+        );
         assert_eq!(read_err(doc("&x;").as_bytes()).code, "xml-entity");
         assert_eq!(read_err(doc("a & b").as_bytes()).code, "xml-entity");
         assert_eq!(read_err(doc("&#0;").as_bytes()).code, "xml-entity");

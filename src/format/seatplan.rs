@@ -421,12 +421,27 @@ mod tests {
         let mut row_id = 4001;
         let mut seat_id = 50001;
         // (block id, code, name, rows, seats per row, category of each row)
-        let blocks: [(i64, &str, &str, &str, u32, fn(usize) -> i64); 2] = [
-            (3301, "PARTERRE", "Parterre", "ABCDEFGHIJKL", 20, |r| match r {
-                0..=3 => 2001,
-                4..=7 => 2002,
-                _ => 2003,
-            }),
+        type BlockPlan = (
+            i64,
+            &'static str,
+            &'static str,
+            &'static str,
+            u32,
+            fn(usize) -> i64,
+        );
+        let blocks: [BlockPlan; 2] = [
+            (
+                3301,
+                "PARTERRE",
+                "Parterre",
+                "ABCDEFGHIJKL",
+                20,
+                |r| match r {
+                    0..=3 => 2001,
+                    4..=7 => 2002,
+                    _ => 2003,
+                },
+            ),
             (3302, "BALCON", "Balcon", "ABCDEFGH", 18, |r| match r {
                 0..=3 => 2002,
                 _ => 2003,
@@ -563,10 +578,7 @@ mod tests {
         assert!(matches!(w.write(&items[0]), Err(WriteError::Invalid(_))));
         // A seat without any open row.
         let mut w = Writer::new(Vec::new()).unwrap();
-        assert!(matches!(
-            w.write(&items[10]),
-            Err(WriteError::Invalid(_))
-        ));
+        assert!(matches!(w.write(&items[10]), Err(WriteError::Invalid(_))));
     }
 
     #[test]
@@ -592,13 +604,20 @@ mod tests {
         assert_eq!(e.position.to_string(), "line 11 (byte 596)");
         assert_eq!(small(|l| l.max_records = 100).code, "xml-too-many-records");
         assert_eq!(small(|l| l.max_file_bytes = 1000).code, "xml-too-large");
-        assert_eq!(small(|l| l.max_field_bytes = 10).code, "xml-attribute-too-large");
+        assert_eq!(
+            small(|l| l.max_field_bytes = 10).code,
+            "xml-attribute-too-large"
+        );
         assert_eq!(small(|l| l.max_record_bytes = 40).code, "xml-tag-too-large");
         // Exactly at the file limit is fine.
-        let mut l = Limits::default();
-        l.max_file_bytes = bytes.len() as u64;
+        let l = Limits {
+            max_file_bytes: bytes.len() as u64,
+            ..Limits::default()
+        };
         assert_eq!(
-            Reader::new(&bytes[..], "t", l).filter(Result::is_ok).count(),
+            Reader::new(&bytes[..], "t", l)
+                .filter(Result::is_ok)
+                .count(),
             opera_items().len()
         );
     }
@@ -660,8 +679,9 @@ mod tests {
             self.pending.clear();
             self.at = 0;
             if self.row == self.rows {
-                self.pending
-                    .extend_from_slice(b"      </block>\n    </configuration>\n  </venue>\n</seatplan>\n");
+                self.pending.extend_from_slice(
+                    b"      </block>\n    </configuration>\n  </venue>\n</seatplan>\n",
+                );
                 self.finished = true;
                 return;
             }
@@ -734,7 +754,10 @@ mod tests {
         for _ in 0..40_000 {
             doc.extend_from_slice(b"<x>");
         }
-        assert_eq!(read_err(&doc, Limits::default()).code, "xml-unknown-element");
+        assert_eq!(
+            read_err(&doc, Limits::default()).code,
+            "xml-unknown-element"
+        );
     }
 
     #[test]

@@ -136,7 +136,11 @@ impl Element {
             &*self.file,
             self.position.clone(),
             code,
-            format!("<{}> attribute {attr}: {}", self.spec.name, problem.as_ref()),
+            format!(
+                "<{}> attribute {attr}: {}",
+                self.spec.name,
+                problem.as_ref()
+            ),
         )
     }
 
@@ -395,13 +399,17 @@ impl<R: Read> Guard<R> {
             self.fail(self.read, "io", "internal buffer full".to_owned());
             return Ok(());
         }
-        let n = loop {
-            match self.inner.read(&mut self.buf[self.end..]) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
+        let mut n = self.read_at(self.end)?;
+        if !self.started {
+            // Look at the first four bytes at once for a byte order mark.
+            while n > 0 && n < 4 {
+                let more = self.read_at(self.end + n)?;
+                if more == 0 {
+                    break;
+                }
+                n += more;
             }
-        };
+        }
         if n == 0 {
             self.eof = true;
             if self.need > 0 {
@@ -446,6 +454,19 @@ impl<R: Read> Guard<R> {
             );
         }
         Ok(())
+    }
+
+    fn read_at(&mut self, at: usize) -> io::Result<usize> {
+        let Some(room) = self.buf.get_mut(at..) else {
+            return Ok(0);
+        };
+        loop {
+            match self.inner.read(room) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Looks at the first bytes: UTF-8 byte order mark (skipped), UTF-16 or
@@ -504,7 +525,11 @@ impl<R: Read> Guard<R> {
                 }
                 b'\t' | b'\r' | 0x20..=0x7E => {}
                 0x00 => {
-                    self.fail(at, "xml-char", "found a nul byte, which xml forbids".to_owned());
+                    self.fail(
+                        at,
+                        "xml-char",
+                        "found a nul byte, which xml forbids".to_owned(),
+                    );
                     return;
                 }
                 0x01..=0x1F | 0x7F => {
@@ -878,17 +903,19 @@ impl<R: BufRead> XmlReader<R> {
         }
     }
 
-    fn open_root(&mut self, s: &BytesStart<'_>, start: u64, empty: bool) -> Result<(), FormatError> {
+    fn open_root(
+        &mut self,
+        s: &BytesStart<'_>,
+        start: u64,
+        empty: bool,
+    ) -> Result<(), FormatError> {
         let root = self.schema.root;
         let name = s.name().as_ref().to_owned();
         if name != root {
             return Err(self.err(
                 start,
                 "bad-root",
-                format!(
-                    "expected root element <{root}>, found <{}>",
-                    shorten(&name)
-                ),
+                format!("expected root element <{root}>, found <{}>", shorten(&name)),
             ));
         }
         let mut version: Option<String> = None;
@@ -939,14 +966,22 @@ impl<R: BufRead> XmlReader<R> {
         Ok(())
     }
 
-    fn open(&mut self, s: &BytesStart<'_>, start: u64, empty: bool) -> Result<Element, FormatError> {
+    fn open(
+        &mut self,
+        s: &BytesStart<'_>,
+        start: u64,
+        empty: bool,
+    ) -> Result<Element, FormatError> {
         let name = s.name().as_ref().to_owned();
         if self.stack.len() >= self.limits.max_depth {
             let max = self.limits.max_depth;
             return Err(self.err(
                 start,
                 "xml-depth",
-                format!("<{}> is nested deeper than the limit of {max}", shorten(&name)),
+                format!(
+                    "<{}> is nested deeper than the limit of {max}",
+                    shorten(&name)
+                ),
             ));
         }
         let Some(spec) = self.schema.find(&name) else {
@@ -1131,7 +1166,9 @@ impl<R: BufRead> XmlReader<R> {
                 "xml-syntax",
                 "expected a comment, CDATA or DOCTYPE after '<!'",
             ),
-            QxError::Syntax(s) => self.err(at, "xml-truncated", format!("the file ends early: {s}")),
+            QxError::Syntax(s) => {
+                self.err(at, "xml-truncated", format!("the file ends early: {s}"))
+            }
             QxError::IllFormed(IllFormedError::MismatchedEndTag { expected, found }) => self.err(
                 at,
                 "xml-end-tag",
@@ -1356,5 +1393,158 @@ fn escape_into(out: &mut String, value: &str) {
             '\r' => out.push_str("&#13;"),
             c => out.push(c),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::seatplan::SCHEMA;
+    use std::io::BufReader;
+
+    /// Hands out one byte per read, so every multi-byte character and every
+    /// tag is split across reads.
+    struct Trickle<'a>(&'a [u8]);
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            match (self.0.split_first(), out.first_mut()) {
+                (Some((b, rest)), Some(o)) => {
+                    *o = *b;
+                    self.0 = rest;
+                    Ok(1)
+                }
+                _ => Ok(0),
+            }
+        }
+    }
+
+    fn names(doc: &[u8]) -> Result<Vec<String>, FormatError> {
+        let mut r = XmlReader::new(
+            BufReader::with_capacity(1, Trickle(doc)),
+            "t.xml",
+            Limits::default(),
+            &SCHEMA,
+        );
+        let mut out = Vec::new();
+        while let Some(el) = r.next_element()? {
+            out.push(format!("{}@{}", el.value("name"), el.position()));
+        }
+        Ok(out)
+    }
+
+    const DOC: &str = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<!-- plan -->\n\
+        <seatplan version=\"1\">\n  <seatCategory id=\"1\" code=\"A\" name=\"Caté 😀 1\"/>\n\
+        <seatCategory\n id=\"2\" code=\"B\" name=\"B &amp; &#x1F600;\"/>\n</seatplan>\n<!-- end -->\n";
+
+    #[test]
+    fn split_characters_and_tags_read_the_same_with_positions() {
+        let got = names(DOC.as_bytes()).unwrap();
+        assert_eq!(
+            got,
+            ["Caté 😀 1@line 4 (byte 78)", "B & 😀@line 5 (byte 130)"]
+        );
+        // With a UTF-8 byte order mark, offsets count it.
+        let mut bom = vec![0xEF, 0xBB, 0xBF];
+        bom.extend_from_slice(DOC.as_bytes());
+        let got = names(&bom).unwrap();
+        assert_eq!(got[1], "B & 😀@line 5 (byte 133)");
+    }
+
+    #[test]
+    fn bad_bytes_are_reported_where_they_are() {
+        let at = |doc: &[u8]| {
+            let e = names(doc).unwrap_err();
+            (e.code, e.position.to_string())
+        };
+        let mut doc = DOC.as_bytes().to_vec();
+        let e_acute = DOC.find('é').unwrap();
+        // A lone continuation byte, an overlong form, a surrogate, a cut sequence.
+        for (bytes, code) in [
+            (&[0x80][..], "xml-utf8"),
+            (&[0xC0, 0xA9][..], "xml-utf8"),
+            (&[0xED, 0xA0][..], "xml-utf8"),
+            (&[0xF0, 0x9F][..], "xml-utf8"),
+            (&[0x00][..], "xml-char"),
+            (&[0x07][..], "xml-char"),
+        ] {
+            doc.splice(e_acute..e_acute + 2, bytes.iter().copied());
+            assert_eq!(
+                at(&doc),
+                (code, format!("line 4 (byte {e_acute})")),
+                "{bytes:?}"
+            );
+            doc = DOC.as_bytes().to_vec();
+        }
+        // A sequence cut by the end of the file.
+        assert_eq!(
+            at(&[b'<', 0xE2, 0x82]),
+            ("xml-utf8", "line 1 (byte 1)".to_owned())
+        );
+        // UTF-16 with and without a byte order mark.
+        assert_eq!(at(&[0xFF, 0xFE, b'<', 0]).0, "xml-encoding");
+        assert_eq!(at(b"<\0?\0x\0").0, "xml-encoding");
+        assert_eq!(at(b"").0, "xml-empty");
+        assert_eq!(
+            at(b"\n<?xml version=\"1.0\"?><seatplan version=\"1\"/>").0,
+            "xml-declaration"
+        );
+        assert_eq!(
+            at(b"<?xml version=\"1.1\"?><seatplan version=\"1\"/>").0,
+            "xml-declaration"
+        );
+        assert_eq!(
+            at(b"<?xml version=\"1.0\" encoding=\"UTF-16\"?><seatplan version=\"1\"/>").0,
+            "xml-encoding"
+        );
+    }
+
+    #[test]
+    fn structure_errors_name_element_and_attribute() {
+        let doc = |body: &str| {
+            format!("<?xml version=\"1.0\"?>\n<seatplan version=\"1\">\n{body}\n</seatplan>\n")
+        };
+        let err = |body: &str| names(doc(body).as_bytes()).unwrap_err();
+        let e = err(r#"<seatCategory id="1" code="A"/>"#);
+        assert_eq!(e.code, "xml-missing-attribute");
+        assert_eq!(e.position.to_string(), "line 3 (byte 45)");
+        assert!(e.problem.contains("<seatCategory> attribute name"), "{e}");
+        let e = err(r#"<seatCategory id="1" code="A" name="n" colour="red"/>"#);
+        assert_eq!(e.code, "xml-unknown-attribute");
+        assert!(e.problem.contains("colour"), "{e}");
+        let e = err(r#"<seatCategory id="1" code="A" name="n" code="B"/>"#);
+        assert_eq!(e.code, "xml-duplicate-attribute");
+        assert_eq!(
+            err(r#"<seatCategory id=1 code="A" name="n"/>"#).code,
+            "xml-syntax"
+        );
+        assert_eq!(
+            err("<seat id=\"1\" number=\"1\" seatCategory=\"1\"/>").code,
+            "xml-nesting"
+        );
+        assert_eq!(err("text").code, "xml-text");
+        assert_eq!(err("&amp;").code, "xml-text");
+        assert_eq!(err("&nbsp;").code, "xml-entity");
+        assert_eq!(err("<![CDATA[x]]>").code, "xml-cdata");
+        assert_eq!(err("<?php x?>").code, "xml-pi");
+        assert_eq!(err("<?xml version=\"1.0\"?>").code, "xml-declaration");
+        assert_eq!(err("</venue>").code, "xml-end-tag");
+        let e = names(b"<?xml version=\"1.0\"?><seatplan version=\"1\" lang=\"fr\"/>").unwrap_err();
+        assert_eq!(e.code, "xml-unknown-attribute");
+        let e = names(b"<?xml version=\"1.0\"?><seatplan/>").unwrap_err();
+        assert_eq!(e.code, "xml-missing-attribute");
+        let e = names(b"<?xml version=\"1.0\"?><seatplan version=\"1\"/>trailing").unwrap_err();
+        assert_eq!(e.code, "xml-trailing");
+        assert_eq!(
+            names(b"<?xml version=\"1.0\"?><seatplan version=\"1\"/>\n<!-- ok -->\n \n").unwrap(),
+            Vec::<String>::new()
+        );
+    }
+
+    #[test]
+    fn escaping_covers_markup_and_line_breaks() {
+        let mut s = String::new();
+        escape_into(&mut s, "a&b<c>d\"e'f\tg\nh\ri");
+        assert_eq!(s, "a&amp;b&lt;c&gt;d&quot;e'f&#9;g&#10;h&#13;i");
     }
 }
