@@ -370,6 +370,7 @@ impl<W: Write> Writer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::Position;
     use std::io::{BufReader, Read};
 
     fn id(v: i64) -> TechId {
@@ -609,6 +610,16 @@ mod tests {
             "xml-attribute-too-large"
         );
         assert_eq!(small(|l| l.max_record_bytes = 40).code, "xml-tag-too-large");
+        // One byte over the file limit is refused where the limit falls.
+        let over = Limits {
+            max_file_bytes: bytes.len() as u64 - 1,
+            ..Limits::default()
+        };
+        let e = read_err(&bytes, over);
+        assert_eq!(e.code, "xml-too-large");
+        assert!(
+            matches!(e.position, Position::Byte { offset, .. } if offset == bytes.len() as u64 - 1)
+        );
         // Exactly at the file limit is fine.
         let l = Limits {
             max_file_bytes: bytes.len() as u64,
