@@ -5,3 +5,4 @@ mod util;
 mod cli;
 mod config_files;
 mod envelope;
+mod golden_xml;

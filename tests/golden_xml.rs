@@ -1,0 +1,134 @@
+//! Golden files for the XML payloads: every sample under `samples/opera` and
+//! `samples/tourism` parses and re-exports byte for byte; every
+//! `samples/invalid/{seatplan,catalogue}-*.xml` is refused with exactly the
+//! code and position written beside it in `<file>.expected`.
+
+use std::path::{Path, PathBuf};
+
+use stxd::format::{FormatError, Limits, catalogue, seatplan};
+
+fn samples() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples")
+}
+
+fn xml_files(dir: &Path, prefixes: &[&str]) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            name.ends_with(".xml") && prefixes.iter().any(|pre| name.starts_with(pre))
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+fn is_seatplan(bytes: &[u8]) -> bool {
+    bytes.windows(10).any(|w| w == b"<seatplan ")
+}
+
+/// Reads then rewrites through the matching Writer.
+fn round_trip(bytes: &[u8], file: &str) -> (Vec<u8>, u64) {
+    if is_seatplan(bytes) {
+        let mut w = seatplan::Writer::new(Vec::new()).unwrap();
+        let mut reader = seatplan::Reader::new(bytes, file, Limits::default());
+        for item in reader.by_ref() {
+            w.write(&item.unwrap_or_else(|e| panic!("{e}"))).unwrap();
+        }
+        let (out, n) = w.finish().unwrap();
+        assert_eq!(reader.records(), n);
+        (out, n)
+    } else {
+        let mut w = catalogue::Writer::new(Vec::new()).unwrap();
+        let mut reader = catalogue::Reader::new(bytes, file, Limits::default());
+        for item in reader.by_ref() {
+            w.write(&item.unwrap_or_else(|e| panic!("{e}"))).unwrap();
+        }
+        let (out, n) = w.finish().unwrap();
+        assert_eq!(reader.records(), n);
+        (out, n)
+    }
+}
+
+#[test]
+fn valid_samples_round_trip_byte_for_byte() {
+    let mut seen = Vec::new();
+    for dir in ["opera", "tourism"] {
+        for path in xml_files(&samples().join(dir), &[""]) {
+            let bytes = std::fs::read(&path).unwrap();
+            let name = path.display().to_string();
+            let (out, n) = round_trip(&bytes, &name);
+            assert!(out == bytes, "{name} does not re-export byte for byte");
+            seen.push((path.file_name().unwrap().to_str().unwrap().to_owned(), n));
+        }
+    }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("catalogue.xml".to_owned(), 50),
+            ("reference.xml".to_owned(), 11),
+            ("seatplan.xml".to_owned(), 4 + 1 + 1 + 1 + 2 + 20 + 384),
+        ]
+    );
+}
+
+fn first_error(bytes: &[u8], file: &str, seatplan_kind: bool) -> Option<FormatError> {
+    if seatplan_kind {
+        seatplan::Reader::new(bytes, file, Limits::default()).find_map(Result::err)
+    } else {
+        catalogue::Reader::new(bytes, file, Limits::default()).find_map(Result::err)
+    }
+}
+
+#[test]
+fn invalid_samples_are_refused_with_their_expected_reason() {
+    let files = xml_files(&samples().join("invalid"), &["seatplan-", "catalogue-"]);
+    assert!(
+        files.len() >= 20,
+        "only {} invalid xml samples",
+        files.len()
+    );
+    let mut failures = Vec::new();
+    for path in &files {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        let bytes = std::fs::read(path).unwrap();
+        let got = first_error(&bytes, name, name.starts_with("seatplan-"));
+        let got = match got {
+            Some(e) => {
+                assert_eq!(e.file, name);
+                assert!(!e.problem.is_empty());
+                format!("code: {}\nposition: {}\n", e.code, e.position)
+            }
+            None => "accepted\n".to_owned(),
+        };
+        let expected_path = path.with_extension("xml.expected");
+        let expected = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        if got != expected {
+            failures.push(format!("{name}: expected\n{expected}got\n{got}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn thirty_thousand_nested_elements_are_refused_at_once() {
+    for (root, child) in [
+        ("seatplan", r#"<venue id="1" code="C" name="N">"#),
+        (
+            "catalogue",
+            r#"<rateTable id="1" code="C" name="N" currency="EUR">"#,
+        ),
+    ] {
+        let mut doc = format!("<?xml version=\"1.0\"?>\n<{root} version=\"1\">\n").into_bytes();
+        for _ in 0..30_001 {
+            doc.extend_from_slice(child.as_bytes());
+        }
+        let e = first_error(&doc, "deep.xml", root == "seatplan").unwrap();
+        assert_eq!(e.code, "xml-nesting", "{root}: {e}");
+        // The second element, nested in the first.
+        let second = 22 + root.len() + 15 + child.len();
+        assert_eq!(e.position.to_string(), format!("line 3 (byte {second})"));
+    }
+}
