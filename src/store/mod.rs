@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
 use crate::ident::{Code, IdentError};
 
@@ -205,45 +205,39 @@ impl Store {
     }
 
     /// Records the institution and role on a new database; checks them on an
-    /// existing one.
+    /// existing one. One write transaction, so two processes creating the same
+    /// database at once cannot both claim it.
     fn claim_institution(&mut self) -> Result<(), StoreError> {
-        let found: Option<(String, String)> = self
-            .conn
-            .query_row("SELECT code, role FROM institution WHERE id = 1", [], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
-        match found {
-            None => {
-                let (code, role) = (self.institution.to_string(), self.role);
-                self.write(|tx| -> Result<(), StoreError> {
-                    tx.execute(
-                        "INSERT INTO institution (id, code, role, created) VALUES (1, ?1, ?2, ?3)",
-                        (code.as_str(), role.as_str(), now()),
-                    )?;
-                    Ok(())
-                })
-            }
-            Some((code, role)) => {
-                if code != self.institution.as_str() {
-                    return Err(StoreError::WrongInstitution {
-                        path: self.path.clone(),
-                        found: code,
-                        expected: self.institution.to_string(),
-                    });
-                }
-                let found_role = Role::from_str(&role).map_err(StoreError::Corrupt)?;
-                if found_role != self.role {
-                    return Err(StoreError::WrongRole {
-                        path: self.path.clone(),
-                        institution: code,
-                        found: found_role,
-                        expected: self.role,
-                    });
-                }
-                Ok(())
-            }
+        let (code, role) = (self.institution.to_string(), self.role);
+        let (found, found_role) = self.write(|tx| -> Result<(String, String), StoreError> {
+            tx.execute(
+                "INSERT INTO institution (id, code, role, created) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO NOTHING",
+                (code.as_str(), role.as_str(), now()),
+            )?;
+            Ok(
+                tx.query_row("SELECT code, role FROM institution WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
+        })?;
+        if found != self.institution.as_str() {
+            return Err(StoreError::WrongInstitution {
+                path: self.path.clone(),
+                found,
+                expected: code,
+            });
         }
+        let found_role = Role::from_str(&found_role).map_err(StoreError::Corrupt)?;
+        if found_role != self.role {
+            return Err(StoreError::WrongRole {
+                path: self.path.clone(),
+                institution: found,
+                found: found_role,
+                expected: self.role,
+            });
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
