@@ -24,10 +24,10 @@ pub fn open_store(config: &Config, inst: &Institution) -> anyhow::Result<Store> 
     create_private_dir(&config.state_dir)?;
     let path = config.store_path(&inst.code);
     let is_new = !path.exists();
-    let store = Store::open(&path, inst.code.as_str(), inst.role)
+    let mut store = Store::open(&path, inst.code.as_str(), inst.role)
         .with_context(|| format!("cannot open the store of {}", inst.code))?;
     if is_new && !inst.load.is_empty() {
-        if let Err(e) = load(&store, &inst.load) {
+        if let Err(e) = load(&mut store, &inst.load) {
             drop(store);
             remove_store_files(&path);
             return Err(anyhow::anyhow!(e)).with_context(|| {
@@ -58,7 +58,10 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
 
 /// Loads master-data files into a store in one transaction; returns what was
 /// loaded, per object kind.
-pub fn load(store: &Store, files: &[PathBuf]) -> Result<Vec<(String, u64)>, crate::domain::DomainError> {
+pub fn load(
+    store: &mut Store,
+    files: &[PathBuf],
+) -> Result<crate::domain::load::Loaded, crate::domain::DomainError> {
     store.write(|tx| crate::domain::load::files(tx, files))
 }
 
@@ -169,7 +172,9 @@ pub fn check(config: &Config) -> anyhow::Result<CheckReport> {
                 login: l.login.clone(),
             })
             .collect();
-        let findings = store.read(|conn| Ok(setup::check(conn, inst.role, &facts)))?;
+        let findings = store.read(|conn| {
+            Ok::<_, crate::store::StoreError>(setup::check(conn, inst.role, &facts))
+        })?;
         report
             .institutions
             .push((inst.code.to_string(), inst.role, findings));

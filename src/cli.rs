@@ -211,8 +211,8 @@ fn load(config: &Config, institution: &str, files: &[PathBuf], json: bool) -> an
         );
         return Ok(EXIT_USAGE);
     };
-    let store = app::open_store(config, inst)?;
-    match app::load(&store, files) {
+    let mut store = app::open_store(config, inst)?;
+    match app::load(&mut store, files) {
         Ok(summary) => {
             if json {
                 println!("{}", json!({"institution": institution, "loaded": summary}));

@@ -6,3 +6,4 @@ mod cli;
 mod config_files;
 mod envelope;
 mod golden_xml;
+mod store_domain;

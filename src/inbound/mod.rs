@@ -12,8 +12,12 @@
 //! This module never writes to the store nor moves files.
 
 pub mod claim;
+pub mod parse;
+pub mod verify;
 
 pub use claim::Claimed;
+pub use parse::{Record, Records};
+pub use verify::Verified;
 
 use crate::format::FormatError;
 

@@ -1,22 +1,411 @@
 //! The SQLite store: one database per institution.
+//!
+//! [`Store::open`] creates or opens the database of one institution in one role,
+//! sets the pragmas that make a commit durable (WAL, `synchronous=FULL`), runs the
+//! schema migrations ([`schema::MIGRATIONS`]) and refuses a database that belongs
+//! to another institution or role. All writes go through [`Store::write`] (one
+//! `BEGIN IMMEDIATE` transaction, committed only when the closure succeeds); reads
+//! through [`Store::read`] (one consistent snapshot). The typed bookkeeping APIs of
+//! the exchange live in [`journal`] (which file of which link was applied) and
+//! [`runs`] (the execution log). This module holds no business rule: what a file
+//! does to the data is decided by `crate::domain`.
+
+pub mod journal;
+pub mod mapping;
+pub mod runs;
+pub mod schema;
 
 use std::fmt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
 
-use serde::Deserialize;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 
-/// The side an institution plays on its links.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+use crate::ident::{Code, IdentError};
+
+/// How long a writer waits for another connection's lock before giving up.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// `PRAGMA application_id` of every stxd database ("STXD" in ASCII), so a
+/// database of another program is never migrated by mistake.
+pub const APPLICATION_ID: i32 = 0x5354_5844;
+
+/// Which side of the interface an institution plays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// Owns the products, seat plans and seats.
     Manager,
+    /// Sells the manager's products.
     Distributor,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Manager => "manager",
+            Role::Distributor => "distributor",
+        }
+    }
 }
 
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Manager => "manager",
-            Role::Distributor => "distributor",
-        })
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Role, String> {
+        match s {
+            "manager" => Ok(Role::Manager),
+            "distributor" => Ok(Role::Distributor),
+            _ => Err(format!(
+                "expected a role among manager, distributor, found {:?}",
+                crate::ident::shorten(s)
+            )),
+        }
+    }
+}
+
+/// Why the store refused or failed; each message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("invalid institution code for the store: {0}")]
+    InstitutionCode(IdentError),
+    #[error(
+        "cannot create the database {path}: its folder {parent} does not exist; create it or fix the store path"
+    )]
+    NoFolder { path: PathBuf, parent: PathBuf },
+    #[error("cannot open the database {path}: {source}; check the path and its permissions")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "{path} is not an stxd database (application id {found:#x}); point the configuration at the institution's own database"
+    )]
+    NotStxd { path: PathBuf, found: i32 },
+    #[error(
+        "cannot set up the database {path}: {what}; put the database on a local file system that supports WAL"
+    )]
+    Pragma { path: PathBuf, what: String },
+    #[error(
+        "the database {path} has schema version {found}, newer than this stxd knows ({known}); upgrade stxd"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
+    #[error(
+        "migration {version} ({name}) of {path} failed: {source}; the database was left at version {previous}"
+    )]
+    Migration {
+        path: PathBuf,
+        version: i64,
+        previous: i64,
+        name: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "the database {path} belongs to institution {found}, not {expected}; point the configuration at {expected}'s own database"
+    )]
+    WrongInstitution {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error(
+        "the database {path} of institution {institution} is a {found}'s database, not a {expected}'s; fix the role in the configuration or use another database"
+    )]
+    WrongRole {
+        path: PathBuf,
+        institution: String,
+        found: Role,
+        expected: Role,
+    },
+    #[error(
+        "file {kind} {direction} sequence {sequence} of link {link} is already journaled as {state}; look it up before recording it"
+    )]
+    JournalDuplicate {
+        link: String,
+        kind: String,
+        direction: String,
+        sequence: u64,
+        state: String,
+    },
+    #[error("{what} {id} does not exist")]
+    NotFound { what: &'static str, id: i64 },
+    #[error("invalid value: {0}")]
+    Invalid(String),
+    #[error("unexpected value in the database: {0}; the database may have been edited by hand")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// The database of one institution, opened in one role. Holds the single writer
+/// connection; wrap it in a mutex to share it between threads.
+#[derive(Debug)]
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+    institution: Code,
+    role: Role,
+}
+
+impl Store {
+    /// Opens (creating when absent) the database at `path` for `institution` in
+    /// `role`, migrating it to the current schema.
+    pub fn open(path: &Path, institution: &str, role: Role) -> Result<Store, StoreError> {
+        let code = Code::new(institution).map_err(StoreError::InstitutionCode)?;
+        let owned = path.to_path_buf();
+        if let Some(parent) = path.parent()
+            && !parent.as_os_str().is_empty()
+            && !parent.is_dir()
+        {
+            return Err(StoreError::NoFolder {
+                path: owned,
+                parent: parent.to_path_buf(),
+            });
+        }
+        let open_err = |source| StoreError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_err)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+        conn.set_prepared_statement_cache_capacity(128);
+
+        let app_id: i32 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(open_err)?;
+        if app_id != 0 && app_id != APPLICATION_ID {
+            return Err(StoreError::NotStxd {
+                path: owned,
+                found: app_id,
+            });
+        }
+        set_pragmas(&conn, path)?;
+        schema::migrate(&mut conn, path)?;
+
+        let mut store = Store {
+            conn,
+            path: owned,
+            institution: code,
+            role,
+        };
+        store.claim_institution()?;
+        Ok(store)
+    }
+
+    /// Records the institution and role on a new database; checks them on an
+    /// existing one. One write transaction, so two processes creating the same
+    /// database at once cannot both claim it.
+    fn claim_institution(&mut self) -> Result<(), StoreError> {
+        let (code, role) = (self.institution.to_string(), self.role);
+        let (found, found_role) = self.write(|tx| -> Result<(String, String), StoreError> {
+            tx.execute(
+                "INSERT INTO institution (id, code, role, created) VALUES (1, ?1, ?2, ?3)
+                 ON CONFLICT (id) DO NOTHING",
+                (code.as_str(), role.as_str(), now()),
+            )?;
+            Ok(
+                tx.query_row("SELECT code, role FROM institution WHERE id = 1", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?))
+                })?,
+            )
+        })?;
+        if found != self.institution.as_str() {
+            return Err(StoreError::WrongInstitution {
+                path: self.path.clone(),
+                found,
+                expected: code,
+            });
+        }
+        let found_role = Role::from_str(&found_role).map_err(StoreError::Corrupt)?;
+        if found_role != self.role {
+            return Err(StoreError::WrongRole {
+                path: self.path.clone(),
+                institution: found,
+                found: found_role,
+                expected: self.role,
+            });
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn institution(&self) -> &Code {
+        &self.institution
+    }
+
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits only when it
+    /// returns `Ok`; on `Err` (or a panic) everything it wrote is rolled back.
+    pub fn write<T, E>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| E::from(StoreError::Sql(e)))?;
+        let value = f(&tx)?;
+        tx.commit().map_err(|e| E::from(StoreError::Sql(e)))?;
+        Ok(value)
+    }
+
+    /// Runs `f` on one consistent snapshot (a deferred transaction that is
+    /// rolled back at the end, so a read can never leave a write behind).
+    pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let tx = self
+            .conn
+            .unchecked_transaction()
+            .map_err(|e| E::from(StoreError::Sql(e)))?;
+        let value = f(&tx);
+        // A read-only transaction has nothing to undo; a failure to end it
+        // surfaces on the next statement anyway.
+        let _ = tx.rollback();
+        value
+    }
+}
+
+fn set_pragmas(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let pragma_err = |what: String| StoreError::Pragma {
+        path: path.to_path_buf(),
+        what,
+    };
+    let mode: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+        .map_err(|e| pragma_err(format!("journal_mode=WAL failed: {e}")))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(pragma_err(format!(
+            "journal_mode=WAL was refused (the mode is {mode})"
+        )));
+    }
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(|e| pragma_err(format!("synchronous=FULL failed: {e}")))?;
+    conn.pragma_update(None, "foreign_keys", "ON")
+        .map_err(|e| pragma_err(format!("foreign_keys=ON failed: {e}")))?;
+    let fk: i64 = conn
+        .pragma_query_value(None, "foreign_keys", |r| r.get(0))
+        .map_err(|e| pragma_err(format!("foreign_keys query failed: {e}")))?;
+    if fk != 1 {
+        return Err(pragma_err("foreign keys cannot be enabled".to_owned()));
+    }
+    Ok(())
+}
+
+/// The current time as stored: RFC 3339 in UTC with microseconds, fixed width so
+/// text order is time order.
+pub fn now() -> String {
+    format_timestamp(time::OffsetDateTime::now_utc())
+}
+
+/// Formats a timestamp the way [`now`] does.
+pub fn format_timestamp(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+        t.microsecond()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_round_trips() {
+        for r in [Role::Manager, Role::Distributor] {
+            assert_eq!(Role::from_str(&r.to_string()), Ok(r));
+        }
+        assert!(Role::from_str("Manager").is_err());
+        assert_eq!(
+            serde_json::to_string(&Role::Distributor).unwrap(),
+            "\"distributor\""
+        );
+    }
+
+    #[test]
+    fn timestamps_are_fixed_width_utc() {
+        let t = time::macros::datetime!(2027-01-15 20:00:00.5 +01:00);
+        assert_eq!(format_timestamp(t), "2027-01-15T19:00:00.500000Z");
+        assert_eq!(now().len(), 27);
+    }
+
+    #[test]
+    fn open_refuses_missing_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nope").join("x.db");
+        let err = Store::open(&path, "OPERA", Role::Manager).unwrap_err();
+        assert!(matches!(err, StoreError::NoFolder { .. }), "{err}");
+        assert!(err.to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn open_refuses_bad_institution_code() {
+        let dir = tempfile::tempdir().unwrap();
+        let err =
+            Store::open(&dir.path().join("x.db"), "TOO LONG CODE", Role::Manager).unwrap_err();
+        assert!(matches!(err, StoreError::InstitutionCode(_)), "{err}");
+    }
+
+    #[test]
+    fn open_refuses_a_foreign_sqlite_database() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("other.db");
+        {
+            let c = Connection::open(&path).unwrap();
+            c.pragma_update(None, "application_id", 42).unwrap();
+            c.execute_batch("CREATE TABLE t (x)").unwrap();
+        }
+        let err = Store::open(&path, "OPERA", Role::Manager).unwrap_err();
+        assert!(
+            matches!(err, StoreError::NotStxd { found: 42, .. }),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn read_cannot_leave_a_write_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("x.db"), "OPERA", Role::Manager).unwrap();
+        store
+            .read(|c| -> Result<(), StoreError> {
+                c.execute(
+                    "INSERT INTO season (id, code, name, start_date, end_date) VALUES (1, 'S', 'S', '2026-01-01', '2026-02-01')",
+                    [],
+                )?;
+                Ok(())
+            })
+            .unwrap();
+        let n: i64 = store
+            .read(|c| -> Result<i64, StoreError> {
+                Ok(c.query_row("SELECT count(*) FROM season", [], |r| r.get(0))?)
+            })
+            .unwrap();
+        assert_eq!(n, 0);
     }
 }

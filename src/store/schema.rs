@@ -1,0 +1,505 @@
+//! The schema, as an ordered list of migrations, and the code that applies them.
+//!
+//! `PRAGMA user_version` holds the number of the last migration applied. Each
+//! migration runs in its own `BEGIN IMMEDIATE` transaction together with the
+//! version bump, so a crash leaves the database at one version or the next,
+//! never between. Later work appends to [`MIGRATIONS`]; a migration already
+//! released is never edited.
+//!
+//! One schema serves both roles; each institution fills its part. Technical ids
+//! are the objects' SecuTix ids (`id INTEGER PRIMARY KEY`); codes (1..8
+//! characters) and names (1..60) are validated in Rust by `crate::ident` and
+//! bounded again here by CHECK constraints. Tables are STRICT, booleans are
+//! INTEGER 0/1, money is INTEGER minor units, instants are RFC 3339 text.
+
+use std::path::Path;
+
+use rusqlite::{Connection, TransactionBehavior};
+
+use super::{APPLICATION_ID, StoreError};
+
+/// One step of the schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1, 2, 3…: the `user_version` after this step.
+    pub version: i64,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// Every migration, in order. Append only.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    name: "initial schema: master data, setup, mapping, journal, runs",
+    sql: V1,
+}];
+
+/// The schema version this build writes.
+pub fn latest() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// Brings the database to [`latest`], one transaction per migration.
+pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if current > latest() {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known: latest(),
+        });
+    }
+    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        let fail = |source| StoreError::Migration {
+            path: path.to_path_buf(),
+            version: m.version,
+            previous: m.version - 1,
+            name: m.name,
+            source,
+        };
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(fail)?;
+        // Another process may have migrated between our read and our lock.
+        let now_at: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(fail)?;
+        if now_at >= m.version {
+            continue;
+        }
+        tx.execute_batch(m.sql).map_err(fail)?;
+        tx.pragma_update(None, "user_version", m.version)
+            .map_err(fail)?;
+        tx.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(fail)?;
+        tx.commit().map_err(fail)?;
+    }
+    Ok(())
+}
+
+const V1: &str = r#"
+-- The institution this database belongs to: exactly one row.
+CREATE TABLE institution (
+    id      INTEGER PRIMARY KEY CHECK (id = 1),
+    code    TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    role    TEXT NOT NULL CHECK (role IN ('manager', 'distributor')),
+    created TEXT NOT NULL
+) STRICT;
+
+-- ---------------------------------------------------------------- catalogue
+CREATE TABLE season (
+    id         INTEGER PRIMARY KEY,
+    code       TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name       TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    start_date TEXT NOT NULL,
+    end_date   TEXT NOT NULL,
+    CHECK (start_date <= end_date)
+) STRICT;
+
+CREATE TABLE vat_code (
+    id      INTEGER PRIMARY KEY,
+    code    TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name    TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    rate_bp INTEGER NOT NULL CHECK (rate_bp BETWEEN 0 AND 10000)
+) STRICT;
+
+CREATE TABLE tariff_type (
+    id   INTEGER PRIMARY KEY,
+    code TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60)
+) STRICT;
+
+CREATE TABLE audience_subcategory (
+    id   INTEGER PRIMARY KEY,
+    code TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60)
+) STRICT;
+
+-- Physical seat categories only (logical ones are logical_seat_category).
+CREATE TABLE seat_category (
+    id   INTEGER PRIMARY KEY,
+    code TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60)
+) STRICT;
+
+-- ---------------------------------------------------------------- seat plan
+CREATE TABLE venue (
+    id   INTEGER PRIMARY KEY,
+    code TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60)
+) STRICT;
+
+CREATE TABLE configuration (
+    id    INTEGER PRIMARY KEY,
+    venue INTEGER NOT NULL REFERENCES venue (id),
+    code  TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name  TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60)
+) STRICT;
+CREATE INDEX configuration_venue ON configuration (venue);
+
+-- An unnumbered area sold by quantity.
+CREATE TABLE zone (
+    id            INTEGER PRIMARY KEY,
+    configuration INTEGER NOT NULL REFERENCES configuration (id),
+    code          TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name          TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    seat_category INTEGER NOT NULL REFERENCES seat_category (id),
+    capacity      INTEGER NOT NULL CHECK (capacity >= 0)
+) STRICT;
+CREATE INDEX zone_configuration ON zone (configuration);
+CREATE INDEX zone_seat_category ON zone (seat_category);
+
+CREATE TABLE block (
+    id            INTEGER PRIMARY KEY,
+    configuration INTEGER NOT NULL REFERENCES configuration (id),
+    code          TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name          TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60)
+) STRICT;
+CREATE INDEX block_configuration ON block (configuration);
+
+CREATE TABLE seat_row (
+    id    INTEGER PRIMARY KEY,
+    block INTEGER NOT NULL REFERENCES block (id),
+    code  TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    UNIQUE (block, code)
+) STRICT;
+
+CREATE TABLE seat (
+    id            INTEGER PRIMARY KEY,
+    row           INTEGER NOT NULL REFERENCES seat_row (id),
+    number        TEXT NOT NULL CHECK (length(number) BETWEEN 1 AND 8),
+    seat_category INTEGER NOT NULL REFERENCES seat_category (id),
+    UNIQUE (row, number)
+) STRICT;
+CREATE INDEX seat_seat_category ON seat (seat_category);
+
+-- ------------------------------------------------------- catalogue (cont.)
+CREATE TABLE activity (
+    id       INTEGER PRIMARY KEY,
+    code     TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name     TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    season   INTEGER NOT NULL REFERENCES season (id),
+    vat_code INTEGER NOT NULL REFERENCES vat_code (id)
+) STRICT;
+CREATE INDEX activity_season ON activity (season);
+CREATE INDEX activity_vat_code ON activity (vat_code);
+
+-- state: 'active' at the manager; 'to_validate' | 'validated' | 'suspended' at
+-- the distributor (the same vocabulary for rate_table and product).
+CREATE TABLE logical_configuration (
+    id            INTEGER PRIMARY KEY,
+    code          TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name          TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    configuration INTEGER NOT NULL REFERENCES configuration (id),
+    state         TEXT NOT NULL CHECK (state IN ('active', 'to_validate', 'validated', 'suspended'))
+) STRICT;
+CREATE INDEX logical_configuration_configuration ON logical_configuration (configuration);
+
+CREATE TABLE logical_seat_category (
+    id                    INTEGER PRIMARY KEY,
+    logical_configuration INTEGER NOT NULL REFERENCES logical_configuration (id),
+    code                  TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name                  TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    seat_category         INTEGER NOT NULL REFERENCES seat_category (id)
+) STRICT;
+CREATE INDEX logical_seat_category_lc ON logical_seat_category (logical_configuration);
+CREATE INDEX logical_seat_category_sc ON logical_seat_category (seat_category);
+
+CREATE TABLE performance (
+    id                    INTEGER PRIMARY KEY,
+    code                  TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name                  TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    activity              INTEGER NOT NULL REFERENCES activity (id),
+    start                 TEXT NOT NULL,
+    configuration         INTEGER NOT NULL REFERENCES configuration (id),
+    logical_configuration INTEGER NOT NULL REFERENCES logical_configuration (id),
+    state                 TEXT NOT NULL CHECK (state IN ('planned', 'in_operation', 'closed', 'cancelled'))
+) STRICT;
+CREATE INDEX performance_activity ON performance (activity);
+CREATE INDEX performance_configuration ON performance (configuration);
+CREATE INDEX performance_logical_configuration ON performance (logical_configuration);
+
+CREATE TABLE rate_table (
+    id       INTEGER PRIMARY KEY,
+    code     TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name     TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    currency TEXT NOT NULL CHECK (length(currency) = 3 AND currency NOT GLOB '*[^A-Z]*'),
+    state    TEXT NOT NULL CHECK (state IN ('active', 'to_validate', 'validated', 'suspended'))
+) STRICT;
+
+CREATE TABLE price (
+    rate_table           INTEGER NOT NULL REFERENCES rate_table (id),
+    seat_category        INTEGER NOT NULL REFERENCES seat_category (id),
+    tariff_type          INTEGER NOT NULL REFERENCES tariff_type (id),
+    audience_subcategory INTEGER NOT NULL REFERENCES audience_subcategory (id),
+    amount               INTEGER NOT NULL CHECK (amount >= 0 AND amount <= 999999999999999),
+    PRIMARY KEY (rate_table, seat_category, tariff_type, audience_subcategory)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX price_seat_category ON price (seat_category);
+CREATE INDEX price_tariff_type ON price (tariff_type);
+CREATE INDEX price_audience_subcategory ON price (audience_subcategory);
+
+CREATE TABLE product (
+    id         INTEGER PRIMARY KEY,
+    code       TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name       TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    activity   INTEGER NOT NULL REFERENCES activity (id),
+    rate_table INTEGER NOT NULL REFERENCES rate_table (id),
+    state      TEXT NOT NULL CHECK (state IN ('active', 'to_validate', 'validated', 'suspended'))
+) STRICT;
+CREATE INDEX product_activity ON product (activity);
+CREATE INDEX product_rate_table ON product (rate_table);
+
+CREATE TABLE product_performance (
+    product     INTEGER NOT NULL REFERENCES product (id),
+    performance INTEGER NOT NULL REFERENCES performance (id),
+    PRIMARY KEY (product, performance)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX product_performance_performance ON product_performance (performance);
+
+-- ------------------------------------------------------------ manager setup
+-- kind: 'stx_file' (the Fichier SecuTix channel) | 'box_office' | 'internet'
+--       | 'call_centre' | 'other'.
+CREATE TABLE sales_channel (
+    id           INTEGER PRIMARY KEY,
+    code         TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name         TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    kind         TEXT NOT NULL CHECK (kind IN ('stx_file', 'box_office', 'internet', 'call_centre', 'other')),
+    in_operation INTEGER NOT NULL CHECK (in_operation IN (0, 1))
+) STRICT;
+
+CREATE TABLE point_of_sale (
+    id           INTEGER PRIMARY KEY,
+    code         TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name         TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    channel      INTEGER NOT NULL REFERENCES sales_channel (id),
+    in_operation INTEGER NOT NULL CHECK (in_operation IN (0, 1))
+) STRICT;
+CREATE INDEX point_of_sale_channel ON point_of_sale (channel);
+
+CREATE TABLE payment_method (
+    id                     INTEGER PRIMARY KEY,
+    code                   TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name                   TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    allows_pending_account INTEGER NOT NULL CHECK (allows_pending_account IN (0, 1))
+) STRICT;
+
+CREATE TABLE point_of_sale_payment_method (
+    point_of_sale  INTEGER NOT NULL REFERENCES point_of_sale (id),
+    payment_method INTEGER NOT NULL REFERENCES payment_method (id),
+    PRIMARY KEY (point_of_sale, payment_method)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX pos_payment_method_pm ON point_of_sale_payment_method (payment_method);
+
+CREATE TABLE contact (
+    id                         INTEGER PRIMARY KEY,
+    code                       TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name                       TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    pending_account_authorised INTEGER NOT NULL CHECK (pending_account_authorised IN (0, 1))
+) STRICT;
+
+-- The manager's endpoint for one distributor. login = OPERATOR@DISTRIBUTOR.
+-- The password is the link's shared secret: it lives in the configuration's
+-- secret file, never in the store.
+CREATE TABLE external_sales_interface (
+    id            INTEGER PRIMARY KEY,
+    login         TEXT NOT NULL UNIQUE CHECK (length(login) BETWEEN 3 AND 64),
+    url           TEXT NOT NULL CHECK (length(url) BETWEEN 1 AND 200),
+    channel       INTEGER NOT NULL REFERENCES sales_channel (id),
+    distributor   TEXT NOT NULL CHECK (length(distributor) BETWEEN 1 AND 8),
+    contact       INTEGER REFERENCES contact (id),
+    point_of_sale INTEGER REFERENCES point_of_sale (id)
+) STRICT;
+CREATE INDEX external_sales_interface_channel ON external_sales_interface (channel);
+
+CREATE TABLE contingent (
+    id      INTEGER PRIMARY KEY,
+    code    TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name    TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    channel INTEGER NOT NULL REFERENCES sales_channel (id)
+) STRICT;
+CREATE INDEX contingent_channel ON contingent (channel);
+
+CREATE TABLE activity_profile (
+    id      INTEGER PRIMARY KEY,
+    code    TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name    TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    channel INTEGER NOT NULL REFERENCES sales_channel (id)
+) STRICT;
+CREATE INDEX activity_profile_channel ON activity_profile (channel);
+
+CREATE TABLE activity_profile_activity (
+    activity_profile INTEGER NOT NULL REFERENCES activity_profile (id),
+    activity         INTEGER NOT NULL REFERENCES activity (id),
+    PRIMARY KEY (activity_profile, activity)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX activity_profile_activity_a ON activity_profile_activity (activity);
+
+CREATE TABLE product_profile (
+    id      INTEGER PRIMARY KEY,
+    code    TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name    TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    channel INTEGER NOT NULL REFERENCES sales_channel (id)
+) STRICT;
+CREATE INDEX product_profile_channel ON product_profile (channel);
+
+CREATE TABLE product_profile_product (
+    product_profile INTEGER NOT NULL REFERENCES product_profile (id),
+    product         INTEGER NOT NULL REFERENCES product (id),
+    PRIMARY KEY (product_profile, product)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX product_profile_product_p ON product_profile_product (product);
+
+-- No row for a profile = every audience subcategory allowed.
+CREATE TABLE product_profile_audience (
+    product_profile      INTEGER NOT NULL REFERENCES product_profile (id),
+    audience_subcategory INTEGER NOT NULL REFERENCES audience_subcategory (id),
+    PRIMARY KEY (product_profile, audience_subcategory)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX product_profile_audience_a ON product_profile_audience (audience_subcategory);
+
+-- -------------------------------------------------------- distributor setup
+CREATE TABLE external_manager (
+    id   INTEGER PRIMARY KEY,
+    code TEXT NOT NULL UNIQUE CHECK (length(code) BETWEEN 1 AND 8),
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60),
+    url  TEXT CHECK (url IS NULL OR length(url) BETWEEN 1 AND 200)
+) STRICT;
+
+-- The password is the link's shared secret: configuration, never the store.
+CREATE TABLE virtual_operator (
+    id               INTEGER PRIMARY KEY,
+    external_manager INTEGER NOT NULL REFERENCES external_manager (id),
+    login            TEXT NOT NULL UNIQUE CHECK (length(login) BETWEEN 1 AND 64)
+) STRICT;
+CREATE INDEX virtual_operator_em ON virtual_operator (external_manager);
+
+CREATE TABLE sales_profile (
+    id   INTEGER PRIMARY KEY,
+    code TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 8),
+    name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 60)
+) STRICT;
+
+CREATE TABLE sales_profile_product (
+    sales_profile INTEGER NOT NULL REFERENCES sales_profile (id),
+    product       INTEGER NOT NULL REFERENCES product (id),
+    PRIMARY KEY (sales_profile, product)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX sales_profile_product_p ON sales_profile_product (product);
+
+-- Manager object ↔ distributor object, per external manager and kind. A row
+-- is created 'pending' the first time a file names a manager object without a
+-- mapping; ops fill it (local_id) or ignore it. Kinds: see
+-- crate::store::mapping::MappingKind.
+CREATE TABLE mapping (
+    id            INTEGER PRIMARY KEY,
+    manager       TEXT NOT NULL CHECK (length(manager) BETWEEN 1 AND 8),
+    kind          TEXT NOT NULL CHECK (kind IN (
+                      'season', 'activity', 'performance', 'vat_code', 'tariff_type',
+                      'audience_subcategory', 'seat_category', 'venue', 'configuration',
+                      'zone', 'block', 'row', 'seat', 'logical_configuration',
+                      'rate_table', 'product')),
+    manager_id    INTEGER NOT NULL CHECK (manager_id > 0),
+    manager_code  TEXT NOT NULL CHECK (length(manager_code) BETWEEN 1 AND 8),
+    manager_label TEXT NOT NULL CHECK (length(manager_label) BETWEEN 1 AND 200),
+    local_id      INTEGER CHECK (local_id IS NULL OR local_id > 0),
+    status        TEXT NOT NULL CHECK (status IN ('pending', 'filled', 'ignored')),
+    first_seen    TEXT NOT NULL,
+    last_seen     TEXT NOT NULL,
+    first_file    TEXT,
+    UNIQUE (manager, kind, manager_id),
+    CHECK ((status = 'filled') = (local_id IS NOT NULL))
+) STRICT;
+CREATE INDEX mapping_status ON mapping (status);
+
+-- ---------------------------------------------------- exchange bookkeeping
+CREATE TABLE run (
+    id               INTEGER PRIMARY KEY,
+    kind             TEXT NOT NULL CHECK (length(kind) BETWEEN 1 AND 40),
+    link             TEXT,
+    file             TEXT,
+    started          TEXT NOT NULL,
+    ended            TEXT,
+    status           TEXT NOT NULL CHECK (status IN ('running', 'ok', 'partial', 'failed', 'parked')),
+    records_total    INTEGER NOT NULL DEFAULT 0 CHECK (records_total >= 0),
+    records_ok       INTEGER NOT NULL DEFAULT 0 CHECK (records_ok >= 0),
+    records_rejected INTEGER NOT NULL DEFAULT 0 CHECK (records_rejected >= 0),
+    CHECK ((status = 'running') = (ended IS NULL))
+) STRICT;
+CREATE INDEX run_started ON run (started);
+CREATE INDEX run_link ON run (link, started);
+
+CREATE TABLE run_message (
+    run      INTEGER NOT NULL REFERENCES run (id),
+    seq      INTEGER NOT NULL CHECK (seq >= 1),
+    level    TEXT NOT NULL CHECK (level IN ('error', 'warning', 'info')),
+    code     TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 64),
+    location TEXT,
+    text     TEXT NOT NULL,
+    PRIMARY KEY (run, seq)
+) STRICT, WITHOUT ROWID;
+
+-- One row per file of a link, kind and direction, keyed by its sequence.
+-- state: 'prepared' (out, sequence allocated, file written, not yet published)
+--      | 'published' (out) | 'applied' | 'ignored' (in, an older snapshot)
+--      | 'parked' (in, waiting for mappings) | 'rejected' (in, nothing applied).
+CREATE TABLE file_journal (
+    id        INTEGER PRIMARY KEY,
+    link      TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    kind      TEXT NOT NULL CHECK (kind IN ('SEATPLAN', 'CATALOGUE', 'CONTINGENT', 'SALES')),
+    direction TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    sequence  INTEGER NOT NULL CHECK (sequence >= 1),
+    sha256    TEXT NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+    file_name TEXT NOT NULL CHECK (length(file_name) BETWEEN 1 AND 255),
+    state     TEXT NOT NULL CHECK (state IN ('prepared', 'published', 'applied', 'ignored', 'parked', 'rejected')),
+    created   TEXT NOT NULL,
+    updated   TEXT NOT NULL,
+    run_id    INTEGER REFERENCES run (id),
+    UNIQUE (link, kind, direction, sequence)
+) STRICT;
+CREATE INDEX file_journal_sha256 ON file_journal (sha256);
+CREATE INDEX file_journal_run ON file_journal (run_id);
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_consecutive_from_one() {
+        for (i, m) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(m.version, i as i64 + 1, "migration {}", m.name);
+        }
+        assert_eq!(latest(), MIGRATIONS.len() as i64);
+    }
+
+    #[test]
+    fn every_migration_applies_to_an_empty_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let v: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, latest());
+        // Applying again is a no-op.
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let fk: Vec<(String, i64)> = {
+            let mut st = conn.prepare("PRAGMA foreign_key_check").unwrap();
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert!(fk.is_empty());
+    }
+
+    #[test]
+    fn newer_database_is_refused() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.pragma_update(None, "user_version", latest() + 1)
+            .unwrap();
+        let err = migrate(&mut conn, Path::new("x.db")).unwrap_err();
+        assert!(matches!(err, StoreError::TooNew { .. }), "{err}");
+        assert!(err.to_string().contains("upgrade stxd"));
+    }
+}
