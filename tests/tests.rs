@@ -5,5 +5,6 @@ mod util;
 mod cli;
 mod config_files;
 mod envelope;
+mod golden_csv;
 mod golden_xml;
 mod store_domain;
