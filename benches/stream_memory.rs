@@ -10,8 +10,8 @@
 
 use std::cell::Cell;
 use std::io::Write;
-use std::rc::Rc;
 use std::path::Path;
+use std::rc::Rc;
 use std::time::Instant;
 
 use stxd::format::envelope::{Expect, Secret};
@@ -29,7 +29,10 @@ fn secret() -> Secret {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
     if args.first().map(String::as_str) == Some(CHILD) {
         measure(Path::new(&args[1]));
         return;
@@ -54,7 +57,11 @@ fn main() {
             .expect("child");
         let read_s = t.elapsed().as_secs_f64();
         let text = String::from_utf8_lossy(&out.stdout);
-        assert!(out.status.success(), "child failed: {text} {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "child failed: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let mut fields = text.split_whitespace();
         let records: u64 = fields.next().and_then(|f| f.parse().ok()).expect("records");
         let peak: u64 = fields.next().and_then(|f| f.parse().ok()).expect("peak");
@@ -93,7 +100,10 @@ fn generate(dir: &Path, sequence: u64, bytes: u64) -> (String, u64) {
     let mut lines = 0;
     let manifest = publish(dir, &header, &secret(), |out| {
         let written = Rc::new(Cell::new(0u64));
-        let mut w = Writer::new(CountingWriter { inner: out, bytes: written.clone() })?;
+        let mut w = Writer::new(CountingWriter {
+            inner: out,
+            bytes: written.clone(),
+        })?;
         let start = time::macros::datetime!(2026-12-01 10:00:00 UTC);
         let mut line = 0u64;
         loop {

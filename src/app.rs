@@ -13,9 +13,9 @@ use anyhow::Context;
 
 use crate::config::{self, Config, Institution, Link};
 use crate::domain::setup::{self, Finding, LinkFacts, Severity};
-use crate::format::envelope::{Expect, MANIFEST_EXT, Secret};
-use crate::format::{FormatError, Kind, Position};
-use crate::inbound::InboundError;
+use crate::format::envelope::{self, Expect, MANIFEST_EXT, Secret};
+use crate::format::{FormatError, Kind, Limits, Position};
+use crate::inbound::{self, InboundError, Record};
 use crate::store::{Role, Store};
 
 /// Opens an institution's store, creating it (and loading the config's
@@ -31,7 +31,10 @@ pub fn open_store(config: &Config, inst: &Institution) -> anyhow::Result<Store> 
             drop(store);
             remove_store_files(&path);
             return Err(anyhow::anyhow!(e)).with_context(|| {
-                format!("cannot bootstrap {} from its load files; the new store was removed", inst.code)
+                format!(
+                    "cannot bootstrap {} from its load files; the new store was removed",
+                    inst.code
+                )
             });
         }
         tracing::info!(institution = %inst.code, files = inst.load.len(), "store created and master data loaded");
@@ -70,7 +73,9 @@ pub fn load(
 pub fn link_secret(link: &Link) -> Result<Secret, config::SecretError> {
     if link.generate_secret {
         match config::generate_secret(&link.secret_file) {
-            Ok(true) => tracing::info!(link = %link.name, file = %link.secret_file.display(), "shared secret generated"),
+            Ok(true) => {
+                tracing::info!(link = %link.name, file = %link.secret_file.display(), "shared secret generated")
+            }
             Ok(false) => {}
             Err(e) => return Err(config::SecretError::Io(link.secret_file.clone(), e)),
         }
@@ -112,7 +117,12 @@ pub fn inspection_secret<'c>(
 ) -> Result<(Secret, Option<&'c Link>), InboundError> {
     let link = config.link(link_name);
     let refuse = |code, problem: String| {
-        InboundError::Rejected(FormatError::new(manifest_name, Position::File, code, problem))
+        InboundError::Rejected(FormatError::new(
+            manifest_name,
+            Position::File,
+            code,
+            problem,
+        ))
     };
     let secret = match (secret_file, link) {
         (Some(path), _) => config::read_secret(path),
@@ -120,7 +130,9 @@ pub fn inspection_secret<'c>(
         (None, None) => {
             return Err(refuse(
                 "unknown-link",
-                format!("link {link_name:?} is not in the config: pass --secret-file to verify the file with its secret"),
+                format!(
+                    "link {link_name:?} is not in the config: pass --secret-file to verify the file with its secret"
+                ),
             ));
         }
     };
@@ -180,4 +192,91 @@ pub fn check(config: &Config) -> anyhow::Result<CheckReport> {
             .push((inst.code.to_string(), inst.role, findings));
     }
     Ok(report)
+}
+
+/// What `stxd inspect` found in a valid file.
+#[derive(Debug)]
+pub struct Inspection {
+    pub manifest: crate::format::envelope::Manifest,
+    /// Records per type, in first-seen order.
+    pub counts: Vec<(&'static str, u64)>,
+}
+
+/// Claims, verifies and parses a Fichier SecuTix file found anywhere (given
+/// its manifest or its payload), without applying it: the inbound stages'
+/// code path, with the link taken from the manifest.
+pub fn inspect(
+    config: &Config,
+    file: &Path,
+    secret_file: Option<&Path>,
+) -> Result<Inspection, InboundError> {
+    let limits = Limits::default();
+    let claimed = inbound::claim::claim(&manifest_path_of(file), &limits)?;
+    let manifest_name = claimed.manifest_name();
+    let link_name = envelope::peek_link(&claimed.manifest).unwrap_or_default();
+    let (secret, link) = inspection_secret(config, &link_name, secret_file, &manifest_name)?;
+    // Authenticated first, so the kind that picks the expectations is trusted.
+    let announced = envelope::authenticate(&claimed.manifest, &manifest_name, &secret)?;
+    let expect = match link {
+        Some(link) => expectation(link, announced.kind),
+        None => Expect {
+            link: &announced.link,
+            sender: &announced.sender,
+            recipient: &announced.recipient,
+            login: &announced.login,
+            kind: Some(announced.kind),
+        },
+    };
+    let verified = inbound::verify::verify(claimed, &secret, &expect, &limits)?;
+    let mut records = inbound::parse::parse(verified, &limits);
+    let manifest = records.manifest().clone();
+    let mut counts: Vec<(&'static str, u64)> = Vec::new();
+    for record in records.by_ref() {
+        let label = record_label(&record?);
+        match counts.iter_mut().find(|(l, _)| *l == label) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((label, 1)),
+        }
+    }
+    Ok(Inspection { manifest, counts })
+}
+
+fn record_label(record: &Record) -> &'static str {
+    use crate::format::{catalogue, contingent, sales, seatplan};
+    match record {
+        Record::Seatplan(i) => match i {
+            seatplan::Item::SeatCategory(_) => "seat categories",
+            seatplan::Item::Venue(_) => "venues",
+            seatplan::Item::Configuration(_) => "configurations",
+            seatplan::Item::Zone(_) => "zones",
+            seatplan::Item::Block(_) => "blocks",
+            seatplan::Item::Row(_) => "rows",
+            seatplan::Item::Seat(_) => "seats",
+        },
+        Record::Catalogue(i) => match i {
+            catalogue::Item::Season(_) => "seasons",
+            catalogue::Item::VatCode(_) => "VAT codes",
+            catalogue::Item::TariffType(_) => "tariff types",
+            catalogue::Item::AudienceSubcategory(_) => "audience subcategories",
+            catalogue::Item::SeatCategory(_) => "seat categories",
+            catalogue::Item::Activity(_) => "activities",
+            catalogue::Item::LogicalConfiguration(_) => "logical configurations",
+            catalogue::Item::LogicalSeatCategory(_) => "logical seat categories",
+            catalogue::Item::Performance(_) => "performances",
+            catalogue::Item::RateTable(_) => "rate tables",
+            catalogue::Item::Price(_) => "prices",
+            catalogue::Item::Product(_) => "products",
+            catalogue::Item::PerformanceRef(_) => "product performances",
+        },
+        Record::Contingent(l) => match l {
+            contingent::Line::Performance { .. } => "performances",
+            contingent::Line::Seat { .. } => "seats",
+            contingent::Line::Zone { .. } => "zones",
+        },
+        Record::Sales(l) => match l {
+            sales::Line::Ticket(t) if t.operation == sales::Operation::Sale => "sales",
+            sales::Line::Ticket(_) => "refunds",
+            sales::Line::Ack(_) => "acknowledgements",
+        },
+    }
 }

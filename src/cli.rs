@@ -15,9 +15,6 @@ use serde_json::json;
 use crate::app;
 use crate::config::{self, Config};
 use crate::domain::setup::{Finding, Severity};
-use crate::format::Limits;
-use crate::format::envelope::{self, Expect};
-use crate::inbound::{self, InboundError, Record};
 
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
@@ -204,7 +201,11 @@ fn print_findings(out: &mut impl Write, title: &str, findings: &[Finding]) -> st
 
 fn load(config: &Config, institution: &str, files: &[PathBuf], json: bool) -> anyhow::Result<u8> {
     let Some(inst) = config.institution(institution) else {
-        let known: Vec<_> = config.institutions.iter().map(|i| i.code.to_string()).collect();
+        let known: Vec<_> = config
+            .institutions
+            .iter()
+            .map(|i| i.code.to_string())
+            .collect();
         eprintln!(
             "stxd: institution {institution:?} is not in the config (it has: {})",
             known.join(", ")
@@ -237,44 +238,17 @@ fn inspect(
     secret_file: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let limits = Limits::default();
-    let manifest_path = app::manifest_path_of(file);
-    let outcome = (|| -> Result<(crate::format::envelope::Manifest, Vec<(&'static str, u64)>), InboundError> {
-        let claimed = inbound::claim::claim(&manifest_path, &limits)?;
-        let manifest_name = claimed.manifest_name();
-        let link_name = envelope::peek_link(&claimed.manifest).unwrap_or_default();
-        let (secret, link) =
-            app::inspection_secret(config, &link_name, secret_file, &manifest_name)?;
-        // Authenticated first, so the kind that picks the expectations is trusted.
-        let announced = envelope::authenticate(&claimed.manifest, &manifest_name, &secret)?;
-        let expect = match link {
-            Some(link) => app::expectation(link, announced.kind),
-            None => Expect {
-                link: &announced.link,
-                sender: &announced.sender,
-                recipient: &announced.recipient,
-                login: &announced.login,
-                kind: Some(announced.kind),
-            },
-        };
-        let verified = inbound::verify::verify(claimed, &secret, &expect, &limits)?;
-        let mut records = inbound::parse::parse(verified, &limits);
-        let manifest = records.manifest().clone();
-        let mut counts: Vec<(&'static str, u64)> = Vec::new();
-        for record in records.by_ref() {
-            let label = record_label(&record?);
-            match counts.iter_mut().find(|(l, _)| *l == label) {
-                Some((_, n)) => *n += 1,
-                None => counts.push((label, 1)),
-            }
-        }
-        Ok((manifest, counts))
-    })();
+    let outcome = app::inspect(config, file, secret_file);
     match outcome {
-        Ok((m, counts)) => {
+        Ok(app::Inspection {
+            manifest: m,
+            counts,
+        }) => {
             if json {
-                let by_type: serde_json::Map<_, _> =
-                    counts.iter().map(|(l, n)| ((*l).to_owned(), json!(n))).collect();
+                let by_type: serde_json::Map<_, _> = counts
+                    .iter()
+                    .map(|(l, n)| ((*l).to_owned(), json!(n)))
+                    .collect();
                 println!(
                     "{:#}",
                     json!({
@@ -290,15 +264,27 @@ fn inspect(
             } else {
                 let by_type: Vec<String> = counts.iter().map(|(l, n)| format!("{l} {n}")).collect();
                 println!("valid:     {} + {}", m.manifest_name(), m.payload);
-                println!("kind:      {} (format version {})", m.kind, m.format_version);
-                println!("link:      {} ({} → {}, login {})", m.link, m.sender, m.recipient, m.login);
+                println!(
+                    "kind:      {} (format version {})",
+                    m.kind, m.format_version
+                );
+                println!(
+                    "link:      {} ({} → {}, login {})",
+                    m.link, m.sender, m.recipient, m.login
+                );
                 println!("sequence:  {}", m.sequence);
                 println!(
                     "created:   {}",
-                    m.created.format(&time::format_description::well_known::Rfc3339).unwrap_or_default()
+                    m.created
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default()
                 );
                 println!("records:   {} ({})", m.records, by_type.join(", "));
-                println!("payload:   {} bytes, sha256 {}", m.bytes, hex::encode(m.sha256));
+                println!(
+                    "payload:   {} bytes, sha256 {}",
+                    m.bytes,
+                    hex::encode(m.sha256)
+                );
             }
             Ok(EXIT_OK)
         }
@@ -314,46 +300,6 @@ fn inspect(
             }
             Ok(EXIT_FINDINGS)
         }
-    }
-}
-
-fn record_label(record: &Record) -> &'static str {
-    use crate::format::{catalogue, contingent, sales, seatplan};
-    match record {
-        Record::Seatplan(i) => match i {
-            seatplan::Item::SeatCategory(_) => "seat categories",
-            seatplan::Item::Venue(_) => "venues",
-            seatplan::Item::Configuration(_) => "configurations",
-            seatplan::Item::Zone(_) => "zones",
-            seatplan::Item::Block(_) => "blocks",
-            seatplan::Item::Row(_) => "rows",
-            seatplan::Item::Seat(_) => "seats",
-        },
-        Record::Catalogue(i) => match i {
-            catalogue::Item::Season(_) => "seasons",
-            catalogue::Item::VatCode(_) => "VAT codes",
-            catalogue::Item::TariffType(_) => "tariff types",
-            catalogue::Item::AudienceSubcategory(_) => "audience subcategories",
-            catalogue::Item::SeatCategory(_) => "seat categories",
-            catalogue::Item::Activity(_) => "activities",
-            catalogue::Item::LogicalConfiguration(_) => "logical configurations",
-            catalogue::Item::LogicalSeatCategory(_) => "logical seat categories",
-            catalogue::Item::Performance(_) => "performances",
-            catalogue::Item::RateTable(_) => "rate tables",
-            catalogue::Item::Price(_) => "prices",
-            catalogue::Item::Product(_) => "products",
-            catalogue::Item::PerformanceRef(_) => "product performances",
-        },
-        Record::Contingent(l) => match l {
-            contingent::Line::Performance { .. } => "performances",
-            contingent::Line::Seat { .. } => "seats",
-            contingent::Line::Zone { .. } => "zones",
-        },
-        Record::Sales(l) => match l {
-            sales::Line::Ticket(t) if t.operation == sales::Operation::Sale => "sales",
-            sales::Line::Ticket(_) => "refunds",
-            sales::Line::Ack(_) => "acknowledgements",
-        },
     }
 }
 

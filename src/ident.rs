@@ -18,7 +18,7 @@ pub enum IdentError {
     #[error("expected a technical id (1 to 18 digits, not starting with 0), found {0:?}")]
     TechId(String),
     #[error(
-        "expected a code of 1 to {CODE_MAX} characters among A-Z a-z 0-9 _ - . (no spaces), found {0:?}"
+        "expected a code of 1 to {CODE_MAX} characters among A-Z a-z 0-9 _ - . starting with a letter or digit, found {0:?}"
     )]
     Code(String),
     #[error(
@@ -86,7 +86,10 @@ pub struct Code(String);
 impl Code {
     pub fn new(s: &str) -> Result<Code, IdentError> {
         let n = s.chars().count();
+        // The first character is a letter or digit: a code can never read as
+        // a spreadsheet formula (`-1`, `=…`, `@…`) or a command-line option.
         let ok = (1..=CODE_MAX).contains(&n)
+            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
             && s.chars()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
         if ok {
@@ -171,7 +174,17 @@ mod tests {
     fn code_is_at_most_eight_safe_characters() {
         assert!(Code::new("CAT1").is_ok());
         assert!(Code::new("ABCDEFGH").is_ok());
-        for bad in ["", "ABCDEFGHI", "A B", "=SUM", "É", "a/b"] {
+        for bad in [
+            "",
+            "ABCDEFGHI",
+            "A B",
+            "=SUM",
+            "-1+1",
+            "_x",
+            ".x",
+            "É",
+            "a/b",
+        ] {
             assert!(Code::new(bad).is_err(), "{bad:?} accepted");
         }
     }

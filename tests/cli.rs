@@ -27,8 +27,12 @@ fn check_names_the_missing_setup_object() {
     let setup = sb.path().join("samples/opera/setup.toml");
     let text = std::fs::read_to_string(&setup).unwrap();
     // Drop the external sales interface table from the manager's setup.
-    let start = text.find("[[external_sales_interface]]").expect("sample has an interface");
-    let end = text[start + 1..].find("\n[").map_or(text.len(), |i| start + 1 + i);
+    let start = text
+        .find("[[external_sales_interface]]")
+        .expect("sample has an interface");
+    let end = text[start + 1..]
+        .find("\n[")
+        .map_or(text.len(), |i| start + 1 + i);
     std::fs::write(&setup, format!("{}{}", &text[..start], &text[end..])).unwrap();
     let run = sb.stxd(&["check"]);
     run.expect_code(1);
@@ -89,7 +93,11 @@ fn a_bad_master_data_file_loads_nothing() {
         "samples/invalid/catalogue-doctype.xml",
     ]);
     run.expect_code(1);
-    assert!(run.stderr().contains("catalogue-doctype.xml"), "{}", run.stderr());
+    assert!(
+        run.stderr().contains("catalogue-doctype.xml"),
+        "{}",
+        run.stderr()
+    );
     assert_eq!(table_digest(&db), before);
 }
 
@@ -106,9 +114,13 @@ fn inspect_summarises_a_valid_file_and_names_a_tampered_one() {
     let out = run.stdout();
     assert!(out.contains("kind:      SALES"), "{out}");
     assert!(out.contains("sequence:  3"), "{out}");
-    assert!(out.contains("sales 3, refunds 1, acknowledgements 2"), "{out}");
+    assert!(
+        out.contains("sales 3, refunds 1, acknowledgements 2"),
+        "{out}"
+    );
     // The payload's name works as well as the manifest's.
-    sb.stxd(&["inspect", &format!("inbox/{}", m.payload)]).expect_code(0);
+    sb.stxd(&["inspect", &format!("inbox/{}", m.payload)])
+        .expect_code(0);
 
     let path = inbox.join(&m.payload);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -127,7 +139,14 @@ fn inspect_refuses_a_file_signed_with_another_secret() {
     let sb = Sandbox::new();
     sb.stxd(&["check"]).expect_code(0);
     let payload = std::fs::read(sb.path().join("samples/payloads/sales.csv")).unwrap();
-    let m = seal(&sb.path().join("inbox"), &crate::util::test_secret(), Kind::Sales, 1, &payload, 6);
+    let m = seal(
+        &sb.path().join("inbox"),
+        &crate::util::test_secret(),
+        Kind::Sales,
+        1,
+        &payload,
+        6,
+    );
     let run = sb.stxd(&["inspect", &format!("inbox/{}", m.manifest_name())]);
     run.expect_code(1);
     assert!(run.stdout().contains("envelope-key-id"), "{}", run.stdout());
@@ -159,10 +178,14 @@ fn table_digest(db: &std::path::Path) -> String {
         .map(Result::unwrap)
         .collect();
     // Execution logs and the journal record that a load ran; the data must not move.
-    tables.retain(|t| !t.starts_with("sqlite_") && !matches!(t.as_str(), "run" | "run_message" | "file_journal"));
+    tables.retain(|t| {
+        !t.starts_with("sqlite_") && !matches!(t.as_str(), "run" | "run_message" | "file_journal")
+    });
     let mut hasher = Sha256::new();
     for table in tables {
-        let mut stmt = conn.prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1")).unwrap();
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{table}\" ORDER BY 1"))
+            .unwrap();
         let columns = stmt.column_count();
         let mut rows = stmt.query([]).unwrap();
         hasher.update(table.as_bytes());

@@ -48,10 +48,18 @@ fn count(kind: stxd::format::Kind, bytes: &[u8]) -> u64 {
     use stxd::format::{Kind, catalogue, contingent, sales, seatplan};
     let l = Limits::default();
     match kind {
-        Kind::Seatplan => seatplan::Reader::new(bytes, "s", l).map(Result::unwrap).count(),
-        Kind::Catalogue => catalogue::Reader::new(bytes, "s", l).map(Result::unwrap).count(),
-        Kind::Contingent => contingent::Reader::new(bytes, "s", l).map(Result::unwrap).count(),
-        Kind::Sales => sales::Reader::new(bytes, "s", l).map(Result::unwrap).count(),
+        Kind::Seatplan => seatplan::Reader::new(bytes, "s", l)
+            .map(Result::unwrap)
+            .count(),
+        Kind::Catalogue => catalogue::Reader::new(bytes, "s", l)
+            .map(Result::unwrap)
+            .count(),
+        Kind::Contingent => contingent::Reader::new(bytes, "s", l)
+            .map(Result::unwrap)
+            .count(),
+        Kind::Sales => sales::Reader::new(bytes, "s", l)
+            .map(Result::unwrap)
+            .count(),
     }
     .try_into()
     .unwrap()
@@ -65,7 +73,10 @@ fn sealed_samples_verify_and_parse_completely() {
         let n = count(kind, &bytes);
         assert!(n > 0, "{}", path.display());
         let m = seal(dir.path(), &test_secret(), kind, i as u64 + 1, &bytes, n);
-        assert_eq!(read_all(&dir.path().join(m.manifest_name()), kind).unwrap(), n);
+        assert_eq!(
+            read_all(&dir.path().join(m.manifest_name()), kind).unwrap(),
+            n
+        );
     }
 }
 
@@ -85,7 +96,14 @@ fn a_missing_payload_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let (kind, path) = valid_payloads().pop().unwrap();
     let bytes = std::fs::read(path).unwrap();
-    let m = seal(dir.path(), &test_secret(), kind, 1, &bytes, count(kind, &bytes));
+    let m = seal(
+        dir.path(),
+        &test_secret(),
+        kind,
+        1,
+        &bytes,
+        count(kind, &bytes),
+    );
     std::fs::remove_file(dir.path().join(&m.payload)).unwrap();
     let e = verify(&dir.path().join(m.manifest_name()), kind).unwrap_err();
     assert_eq!(e.code(), "missing-payload");
@@ -97,15 +115,28 @@ fn a_file_for_another_link_or_of_another_kind_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (kind, path) = valid_payloads().pop().unwrap();
     let bytes = std::fs::read(path).unwrap();
-    let m = seal(dir.path(), &test_secret(), kind, 1, &bytes, count(kind, &bytes));
+    let m = seal(
+        dir.path(),
+        &test_secret(),
+        kind,
+        1,
+        &bytes,
+        count(kind, &bytes),
+    );
     let limits = Limits::default();
     let manifest = dir.path().join(m.manifest_name());
     let claimed = inbound::claim::claim(&manifest, &limits).unwrap();
-    let other = Expect { kind: Some(stxd::format::Kind::Catalogue), ..expect(kind) };
+    let other = Expect {
+        kind: Some(stxd::format::Kind::Catalogue),
+        ..expect(kind)
+    };
     let e = inbound::verify::verify(claimed, &test_secret(), &other, &limits).unwrap_err();
     assert_eq!(e.code(), "envelope-kind");
     let claimed = inbound::claim::claim(&manifest, &limits).unwrap();
-    let other = Expect { recipient: "TOURISM", ..expect(kind) };
+    let other = Expect {
+        recipient: "TOURISM",
+        ..expect(kind)
+    };
     let e = inbound::verify::verify(claimed, &test_secret(), &other, &limits).unwrap_err();
     assert_eq!(e.code(), "envelope-recipient");
 }

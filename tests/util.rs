@@ -118,7 +118,14 @@ pub fn header(kind: Kind, sequence: u64) -> Header {
 
 /// Seals `payload` (announcing `records`) into `dir` as file `sequence` of
 /// `kind` on the demo link.
-pub fn seal(dir: &Path, secret: &Secret, kind: Kind, sequence: u64, payload: &[u8], records: u64) -> Manifest {
+pub fn seal(
+    dir: &Path,
+    secret: &Secret,
+    kind: Kind,
+    sequence: u64,
+    payload: &[u8],
+    records: u64,
+) -> Manifest {
     std::fs::create_dir_all(dir).expect("create dir");
     publish(dir, &header(kind, sequence), secret, |w| {
         w.write_all(payload)?;
@@ -133,9 +140,10 @@ pub fn valid_payloads() -> Vec<(Kind, PathBuf)> {
     vec![
         (Kind::Seatplan, repo().join("samples/opera/seatplan.xml")),
         (Kind::Catalogue, repo().join("samples/opera/catalogue.xml")),
-        (Kind::Contingent, repo().join("samples/payloads/contingent.csv")),
+        (
+            Kind::Contingent,
+            repo().join("samples/payloads/contingent.csv"),
+        ),
         (Kind::Sales, repo().join("samples/payloads/sales.csv")),
     ]
 }
-
-use std::io::Write as _;

@@ -1353,12 +1353,16 @@ pub fn files(tx: &Transaction<'_>, paths: &[std::path::PathBuf]) -> Result<Loade
             count("setup objects", summary.objects as u64);
             continue;
         }
-        let io = |source| DomainError::Io { file: name.clone(), source };
-        let (file, _) = crate::inbound::claim::open_regular(path, limits.max_file_bytes)
-            .map_err(|e| match e {
+        let io = |source| DomainError::Io {
+            file: name.clone(),
+            source,
+        };
+        let (file, _) = crate::inbound::claim::open_regular(path, limits.max_file_bytes).map_err(
+            |e| match e {
                 crate::inbound::InboundError::Rejected(f) => DomainError::Format(f),
                 crate::inbound::InboundError::Io { source, .. } => io(source),
-            })?;
+            },
+        )?;
         let mut input = std::io::BufReader::new(file);
         match xml_root(&mut input).map_err(io)? {
             Some("seatplan") => {

@@ -87,18 +87,9 @@ pub fn parse_id(s: &str) -> Result<TechId, FieldError> {
     Ok(TechId::parse(s)?)
 }
 
-/// A code (`bad-code`). On top of [`Code::new`], a leading `-` is refused: a
-/// spreadsheet would read `-1` as a formula.
+/// A code (`bad-code`); [`Code::new`] already refuses anything a spreadsheet
+/// would read as a formula.
 pub fn parse_code(s: &str) -> Result<Code, FieldError> {
-    if s.starts_with('-') {
-        return Err(FieldError::new(
-            "bad-code",
-            format!(
-                "expected a code that does not start with '-' (a spreadsheet would read it as a formula), found {:?}",
-                shorten(s)
-            ),
-        ));
-    }
     Ok(Code::new(s)?)
 }
 

@@ -629,7 +629,13 @@ pub struct HashTap(Rc<RefCell<(u64, Sha256)>>);
 impl<R> Hashing<R> {
     pub fn new(inner: R) -> (Hashing<R>, HashTap) {
         let state = Rc::new(RefCell::new((0, Sha256::new())));
-        (Hashing { inner, state: state.clone() }, HashTap(state))
+        (
+            Hashing {
+                inner,
+                state: state.clone(),
+            },
+            HashTap(state),
+        )
     }
 }
 

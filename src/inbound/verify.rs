@@ -12,8 +12,8 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom};
 
 use super::{Claimed, InboundError};
-use crate::format::envelope::{self, Expect, Manifest, Secret};
 use crate::format::Limits;
+use crate::format::envelope::{self, Expect, Manifest, Secret};
 
 /// A file whose manifest is authentic and whose payload matches it.
 #[derive(Debug)]
@@ -36,9 +36,22 @@ pub fn verify(
     let manifest = envelope::authenticate(&claimed.manifest, &manifest_name, secret)?;
     manifest.expect(expect, &manifest_name)?;
     let mut payload = claimed.payload;
-    envelope::check_payload(&manifest, &mut payload, &payload_name, limits.max_file_bytes)?;
+    envelope::check_payload(
+        &manifest,
+        &mut payload,
+        &payload_name,
+        limits.max_file_bytes,
+    )?;
     payload
         .seek(SeekFrom::Start(0))
-        .map_err(|source| InboundError::Io { file: payload_name.clone(), source })?;
-    Ok(Verified { manifest, manifest_name, payload_name, payload })
+        .map_err(|source| InboundError::Io {
+            file: payload_name.clone(),
+            source,
+        })?;
+    Ok(Verified {
+        manifest,
+        manifest_name,
+        payload_name,
+        payload,
+    })
 }

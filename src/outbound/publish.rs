@@ -92,7 +92,10 @@ where
         recipient: header.recipient.clone(),
         login: header.login.clone(),
         sequence: header.sequence,
-        created: header.created.replace_nanosecond(0).unwrap_or(header.created),
+        created: header
+            .created
+            .replace_nanosecond(0)
+            .unwrap_or(header.created),
         payload: payload_name,
         records,
         bytes,
@@ -130,14 +133,26 @@ fn place(tmp: &Path, target: &Path) -> Result<(), PublishError> {
     match std::fs::hard_link(tmp, target) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let same = digest_of(tmp).ok().is_some_and(|a| digest_of(target).ok() == Some(a));
+            let same = digest_of(tmp)
+                .ok()
+                .is_some_and(|a| digest_of(target).ok() == Some(a));
             if !same {
-                return Err(PublishError::Conflict { path: target.to_owned() });
+                return Err(PublishError::Conflict {
+                    path: target.to_owned(),
+                });
             }
         }
-        Err(source) => return Err(PublishError::Io { path: target.to_owned(), source }),
+        Err(source) => {
+            return Err(PublishError::Io {
+                path: target.to_owned(),
+                source,
+            });
+        }
     }
-    std::fs::remove_file(tmp).map_err(|source| PublishError::Io { path: tmp.to_owned(), source })
+    std::fs::remove_file(tmp).map_err(|source| PublishError::Io {
+        path: tmp.to_owned(),
+        source,
+    })
 }
 
 fn digest_of(path: &Path) -> io::Result<[u8; 32]> {
@@ -189,7 +204,13 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["opera-tourism.SALES.00000007.csv", "opera-tourism.SALES.00000007.stx"]);
+        assert_eq!(
+            names,
+            [
+                "opera-tourism.SALES.00000007.csv",
+                "opera-tourism.SALES.00000007.stx"
+            ]
+        );
         let text = std::fs::read(dir.path().join(m.manifest_name())).unwrap();
         let back = envelope::authenticate(&text, &m.manifest_name(), &secret()).unwrap();
         assert_eq!(back, m);
