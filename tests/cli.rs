@@ -90,7 +90,7 @@ fn a_bad_master_data_file_loads_nothing() {
         "load",
         "OPERA",
         "samples/opera/seatplan.xml",
-        "samples/invalid/catalogue-doctype.xml",
+        "samples/invalid/catalogue-xxe.xml",
     ]);
     run.expect_code(1);
     assert!(

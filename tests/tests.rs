@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod config_files;
 mod envelope;
+mod exchange_samples;
 mod golden_csv;
 mod golden_xml;
 mod store_domain;

@@ -1397,10 +1397,11 @@ fn xml_root(input: &mut impl std::io::BufRead) -> std::io::Result<Option<&'stati
     let head = &head[..head.len().min(512)];
     let text = String::from_utf8_lossy(head);
     let mut rest = text.as_ref();
-    // Skip the declaration and comments.
+    // Skip the declaration, comments and DOCTYPE constructs (the reader then
+    // refuses the latter with its precise reason).
     while let Some(i) = rest.find('<') {
         rest = &rest[i..];
-        if rest.starts_with("<?") || rest.starts_with("<!--") {
+        if rest.starts_with("<?") || rest.starts_with("<!") {
             rest = &rest[1..];
             continue;
         }
