@@ -4,7 +4,6 @@
 //! exchange_samples` writes them again (deterministically) from the payload
 //! samples.
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
