@@ -182,7 +182,63 @@ impl Config {
     }
 }
 
+/// One side's folders on a link. Files this side receives arrive in
+/// `inbox` and end in `done`, `error` (with a `.reason` file) or `parked`;
+/// files it sends are published in `outbox`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folders {
+    pub inbox: PathBuf,
+    pub outbox: PathBuf,
+    pub done: PathBuf,
+    pub error: PathBuf,
+    pub parked: PathBuf,
+}
+
+impl Folders {
+    fn around(inbox: PathBuf, outbox: PathBuf) -> Folders {
+        Folders {
+            done: inbox.join("done"),
+            error: inbox.join("error"),
+            parked: inbox.join("parked"),
+            inbox,
+            outbox,
+        }
+    }
+}
+
 impl Link {
+    /// The folders of `side` on this link. With a local transport both sides
+    /// share `dir`: `dir/to-distributor` is the manager's outbox and the
+    /// distributor's inbox, `dir/to-manager` the other way round. With SFTP,
+    /// `local_dir/inbox` and `local_dir/outbox` are this side's, and the
+    /// transport moves files between them and the share.
+    pub fn folders(&self, side: Role) -> Folders {
+        match &self.transport {
+            Transport::Local { dir } => {
+                let to = |role: Role| dir.join(format!("to-{role}"));
+                let other = match side {
+                    Role::Manager => Role::Distributor,
+                    Role::Distributor => Role::Manager,
+                };
+                Folders::around(to(side), to(other))
+            }
+            Transport::Sftp { local_dir, .. } => {
+                Folders::around(local_dir.join("inbox"), local_dir.join("outbox"))
+            }
+        }
+    }
+
+    /// The side `institution` plays on this link, if it takes part.
+    pub fn side_of(&self, institution: &Code) -> Option<Role> {
+        if &self.manager == institution {
+            Some(Role::Manager)
+        } else if &self.distributor == institution {
+            Some(Role::Distributor)
+        } else {
+            None
+        }
+    }
+
     /// The operator part of the login (`TOURISM_OPE` of `TOURISM_OPE@TOURISM`).
     pub fn operator(&self) -> &str {
         self.login.split('@').next().unwrap_or("")
@@ -652,6 +708,22 @@ transport = { kind = "local", dir = "x" }
         assert!(all.contains("12 at most"), "{all}");
         assert!(all.contains("1 to 32 characters"), "{all}");
         assert!(all.contains("same slot"), "{all}");
+    }
+
+    #[test]
+    fn each_sides_outbox_is_the_others_inbox() {
+        let c = parse(MINIMAL, "t").unwrap();
+        let link = &c.links[0];
+        let m = link.folders(Role::Manager);
+        let d = link.folders(Role::Distributor);
+        assert_eq!(m.outbox, d.inbox);
+        assert_eq!(d.outbox, m.inbox);
+        assert_eq!(d.inbox, Path::new("x/to-distributor"));
+        assert_eq!(d.parked, Path::new("x/to-distributor/parked"));
+        assert_eq!(
+            link.side_of(&Code::new("OPERA").unwrap()),
+            Some(Role::Manager)
+        );
     }
 
     #[test]

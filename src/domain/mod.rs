@@ -8,6 +8,7 @@
 //! decides what commits together.
 
 pub mod load;
+pub mod mapping;
 pub mod setup;
 
 use crate::store::StoreError;
