@@ -59,6 +59,34 @@ fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("cannot create {}", dir.display()))
 }
 
+/// The institution of this config playing `side` on `link`, with its store
+/// open. Errors say what is missing from the config.
+pub fn open_side<'c>(
+    config: &'c Config,
+    link: &str,
+    side: Role,
+) -> anyhow::Result<(&'c Link, &'c Institution, Store)> {
+    let Some(link) = config.link(link) else {
+        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
+        anyhow::bail!(
+            "link {link:?} is not in the config (it has: {})",
+            known.join(", ")
+        );
+    };
+    let code = match side {
+        Role::Manager => &link.manager,
+        Role::Distributor => &link.distributor,
+    };
+    let Some(inst) = config.institution(code.as_str()) else {
+        anyhow::bail!(
+            "the {side} {code} of link {} is not served by this config: run this command on the {side}'s server",
+            link.name
+        );
+    };
+    let store = open_store(config, inst)?;
+    Ok((link, inst, store))
+}
+
 /// Loads master-data files into a store in one transaction; returns what was
 /// loaded, per object kind.
 pub fn load(

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::format::envelope::Secret;
-use crate::ident::Code;
+use crate::ident::{Code, TechId};
 use crate::store::Role;
 
 /// The embedded default: the same-slot demo of `config/stxd.toml`.
@@ -63,6 +63,8 @@ struct RawLink {
     secret_file: PathBuf,
     #[serde(default)]
     generate_secret: bool,
+    #[serde(default)]
+    products: Option<Vec<i64>>,
     transport: RawTransport,
 }
 
@@ -134,6 +136,9 @@ pub struct Link {
     /// Create the secret when it is missing (only when both institutions are
     /// served by this config, as in the same-slot demo).
     pub generate_secret: bool,
+    /// Restricts the link to these manager products (the manual: "start with
+    /// one product"); `None` sells everything the channel's profiles allow.
+    pub products: Option<Vec<TechId>>,
     pub transport: Transport,
 }
 
@@ -446,6 +451,23 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
                 );
             }
         }
+        let products = match raw_link.products.as_deref() {
+            None => None,
+            Some([]) => {
+                err(format!("{at}.products"), "expected at least one product id; remove the key to sell every product the channel allows".into());
+                None
+            }
+            Some(ids) => {
+                let parsed: Result<Vec<_>, _> = ids.iter().map(|&i| TechId::new(i)).collect();
+                match parsed {
+                    Ok(list) => Some(list),
+                    Err(e) => {
+                        err(format!("{at}.products"), e.to_string());
+                        None
+                    }
+                }
+            }
+        };
         if let Some(transport) = transport {
             links.push(Link {
                 name: raw_link.name,
@@ -454,6 +476,7 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
                 login: raw_link.login,
                 secret_file: raw_link.secret_file,
                 generate_secret: raw_link.generate_secret,
+                products,
                 transport,
             });
         }
