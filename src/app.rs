@@ -12,11 +12,14 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 
 use crate::config::{self, Config, Institution, Link};
+use crate::domain::DomainError;
+use crate::domain::load;
 use crate::domain::setup::{self, Finding, LinkFacts, Severity};
 use crate::format::envelope::{self, Expect, MANIFEST_EXT, Secret};
 use crate::format::{FormatError, Kind, Limits, Position};
 use crate::inbound::{self, InboundError, Record};
 use crate::store::{Role, Store};
+use crate::transport;
 
 /// Opens an institution's store, creating it (and loading the config's
 /// `load` files into it, all or nothing) when it does not exist yet.
@@ -89,11 +92,90 @@ pub fn open_side<'c>(
 
 /// Loads master-data files into a store in one transaction; returns what was
 /// loaded, per object kind.
-pub fn load(
-    store: &mut Store,
-    files: &[PathBuf],
-) -> Result<crate::domain::load::Loaded, crate::domain::DomainError> {
-    store.write(|tx| crate::domain::load::files(tx, files))
+pub fn load(store: &mut Store, files: &[PathBuf]) -> Result<Loaded, DomainError> {
+    store.write(|tx| load_files(tx, files))
+}
+
+/// What [`load`] loaded, per object kind, in first-seen order.
+pub type Loaded = Vec<(String, u64)>;
+
+/// Loads master-data files, in the order given, inside the caller's
+/// transaction: seat plan and catalogue XML (the exchange payloads, without
+/// envelope; the root element tells which) streamed record by record, and
+/// setup TOML files. Any error names its file and position; the caller's
+/// transaction then commits nothing.
+fn load_files(tx: &rusqlite::Transaction<'_>, paths: &[PathBuf]) -> Result<Loaded, DomainError> {
+    let limits = crate::format::Limits::default();
+    let mut loaded: Loaded = Vec::new();
+    let mut count = |what: &str, n: u64| match loaded.iter_mut().find(|(w, _)| w == what) {
+        Some((_, total)) => *total += n,
+        None => loaded.push((what.to_owned(), n)),
+    };
+    for path in paths {
+        let name = path.display().to_string();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let summary = load::setup_file(tx, path)?;
+            count("setup objects", summary.objects as u64);
+            continue;
+        }
+        let io = |source| DomainError::Io {
+            file: name.clone(),
+            source,
+        };
+        let opened = transport::local::open_regular(path, limits.max_file_bytes);
+        let (file, _) = opened.map_err(|e| match e {
+            transport::local::OpenError::Refused { code, problem } => {
+                DomainError::Format(FormatError::new(&name, Position::File, code, problem))
+            }
+            transport::local::OpenError::Io(source) => io(source),
+        })?;
+        let mut input = std::io::BufReader::new(file);
+        match xml_root(&mut input).map_err(io)? {
+            Some("seatplan") => {
+                for item in crate::format::seatplan::Reader::new(input, &name, limits) {
+                    load::seatplan_item(tx, &item?)?;
+                    count("seat plan records", 1);
+                }
+            }
+            Some("catalogue") => {
+                for item in crate::format::catalogue::Reader::new(input, &name, limits) {
+                    load::catalogue_item(tx, &item?)?;
+                    count("catalogue records", 1);
+                }
+            }
+            _ => {
+                return Err(DomainError::Format(FormatError::new(
+                    &name,
+                    Position::File,
+                    "bad-root",
+                    "expected master data: a <seatplan> or <catalogue> XML document, or a setup .toml file",
+                )));
+            }
+        }
+    }
+    Ok(loaded)
+}
+
+/// Peeks at the start of an XML document (without consuming it) for the name
+/// of its root element.
+fn xml_root(input: &mut impl std::io::BufRead) -> std::io::Result<Option<&'static str>> {
+    let head = input.fill_buf()?;
+    let head = &head[..head.len().min(512)];
+    let text = String::from_utf8_lossy(head);
+    let mut rest = text.as_ref();
+    // Skip the declaration, comments and DOCTYPE constructs (the reader then
+    // refuses the latter with its precise reason).
+    while let Some(i) = rest.find('<') {
+        rest = &rest[i..];
+        if rest.starts_with("<?") || rest.starts_with("<!") {
+            rest = &rest[1..];
+            continue;
+        }
+        return Ok(["seatplan", "catalogue"]
+            .into_iter()
+            .find(|root| rest[1..].starts_with(root)));
+    }
+    Ok(None)
 }
 
 /// The secret of a link: generated first when the config allows it and it is
@@ -109,21 +191,6 @@ pub fn link_secret(link: &Link) -> Result<Secret, config::SecretError> {
         }
     }
     config::read_secret(&link.secret_file)
-}
-
-/// What a receiver expects of a file of `kind` on `link`.
-pub fn expectation(link: &Link, kind: Kind) -> Expect<'_> {
-    let (sender, recipient) = match kind.sender() {
-        Role::Manager => (&link.manager, &link.distributor),
-        Role::Distributor => (&link.distributor, &link.manager),
-    };
-    Expect {
-        link: &link.name,
-        sender: sender.as_str(),
-        recipient: recipient.as_str(),
-        login: &link.login,
-        kind: Some(kind),
-    }
 }
 
 /// The manifest of a Fichier SecuTix file, given the manifest or its payload.
@@ -246,7 +313,7 @@ pub fn inspect(
     // Authenticated first, so the kind that picks the expectations is trusted.
     let announced = envelope::authenticate(&claimed.manifest, &manifest_name, &secret)?;
     let expect = match link {
-        Some(link) => expectation(link, announced.kind),
+        Some(link) => link.expectation(announced.kind),
         None => Expect {
             link: &announced.link,
             sender: &announced.sender,
@@ -307,4 +374,104 @@ fn record_label(record: &Record) -> &'static str {
             sales::Line::Ack(_) => "acknowledgements",
         },
     }
+}
+
+/// The complete pairs waiting in a folder (manifests present), in the order
+/// they must apply: by kind, then sequence. Dot-names and temporary names are
+/// never listed; only names following the manifest pattern are.
+pub fn waiting_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<((Kind, u64), PathBuf)> = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        if let Ok((_, kind, seq)) = inbound::claim::parse_manifest_name(&name) {
+            found.push(((kind, seq), entry.path()));
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// One file handled by [`process_files`].
+#[derive(Debug)]
+pub struct Handled {
+    pub institution: String,
+    pub file: PathBuf,
+    pub processed: Result<inbound::Processed, InboundError>,
+}
+
+/// Processes Fichier SecuTix files through the inbound stages. Each file is
+/// given to the institution of this config that receives it on the link its
+/// manifest names.
+pub fn process_files(config: &Config, files: &[PathBuf]) -> anyhow::Result<Vec<Handled>> {
+    let limits = Limits::default();
+    let mut handled = Vec::new();
+    for file in files {
+        let manifest = manifest_path_of(file);
+        let name = inbound::claim::display_name(&manifest);
+        let (link_name, kind, _) = inbound::claim::parse_manifest_name(&name)
+            .map_err(|problem| anyhow::anyhow!("{}: {problem}", manifest.display()))?;
+        let link = config
+            .link(&link_name)
+            .with_context(|| format!("{name}: link {link_name:?} is not in the config"))?;
+        let side = match kind.sender() {
+            Role::Manager => Role::Distributor,
+            Role::Distributor => Role::Manager,
+        };
+        let (link, inst, mut store) = open_side(config, &link.name, side)?;
+        let secret = link_secret(link).with_context(|| format!("link {}", link.name))?;
+        let processed = inbound::process(&mut store, link, side, &secret, &manifest, &limits);
+        handled.push(Handled {
+            institution: inst.code.to_string(),
+            file: manifest,
+            processed,
+        });
+    }
+    Ok(handled)
+}
+
+/// The inboxes (or, for `resume`, the parked folders) of every side of
+/// `link` (or of every link) served by this config.
+pub fn folders_to_scan(
+    config: &Config,
+    link: Option<&str>,
+    pick: impl Fn(&config::Folders) -> PathBuf,
+) -> anyhow::Result<Vec<PathBuf>> {
+    if let Some(name) = link
+        && config.link(name).is_none()
+    {
+        anyhow::bail!("link {name:?} is not in the config");
+    }
+    let mut dirs = Vec::new();
+    for l in config
+        .links
+        .iter()
+        .filter(|l| link.is_none_or(|n| n == l.name))
+    {
+        for inst in &config.institutions {
+            if let Some(side) = l.side_of(&inst.code) {
+                dirs.push(pick(&l.folders(side)));
+            }
+        }
+    }
+    Ok(dirs)
+}
+
+/// Every complete file waiting in the scanned folders, in apply order.
+pub fn scan(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        files.extend(waiting_files(dir).with_context(|| format!("cannot list {}", dir.display()))?);
+    }
+    Ok(files)
 }

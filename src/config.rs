@@ -233,6 +233,21 @@ impl Link {
         }
     }
 
+    /// What a receiver on this link expects of a file of `kind`.
+    pub fn expectation(&self, kind: crate::format::Kind) -> crate::format::envelope::Expect<'_> {
+        let (sender, recipient) = match kind.sender() {
+            Role::Manager => (&self.manager, &self.distributor),
+            Role::Distributor => (&self.distributor, &self.manager),
+        };
+        crate::format::envelope::Expect {
+            link: &self.name,
+            sender: sender.as_str(),
+            recipient: recipient.as_str(),
+            login: &self.login,
+            kind: Some(kind),
+        }
+    }
+
     /// The side `institution` plays on this link, if it takes part.
     pub fn side_of(&self, institution: &Code) -> Option<Role> {
         if &self.manager == institution {

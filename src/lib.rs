@@ -10,3 +10,4 @@ pub mod inbound;
 pub mod money;
 pub mod outbound;
 pub mod store;
+pub mod transport;

@@ -9,12 +9,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod runs;
+
 use clap::{Parser, Subcommand};
 use serde_json::json;
 
 use crate::app;
 use crate::config::{self, Config};
 use crate::domain::setup::{Finding, Severity};
+use crate::inbound::apply::Outcome;
 
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
@@ -56,6 +59,26 @@ enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Apply Fichier SecuTix files: the given ones, or every complete file
+    /// waiting in the inboxes (of `--link`, or of every link). Each goes
+    /// through claim, verify, apply (one transaction) and ends in done/,
+    /// parked/ or error/ with its reason.
+    Process {
+        /// Manifests (`….stx`) or payloads; none = scan the inboxes.
+        files: Vec<PathBuf>,
+        /// Scan only this link's inboxes.
+        #[arg(long)]
+        link: Option<String>,
+    },
+    /// Retry the parked files (waiting for mappings), in sequence order.
+    Resume {
+        /// Only this link's parked files.
+        #[arg(long)]
+        link: Option<String>,
+    },
+    /// Execution logs: what each run did, with every error.
+    #[command(subcommand)]
+    Runs(runs::RunsCommand),
     /// Verify and summarise a Fichier SecuTix file (its manifest or its
     /// payload) without applying it.
     Inspect {
@@ -87,6 +110,11 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check => check(&config, &config_name, cli.json),
         Command::Load { institution, files } => load(&config, &institution, &files, cli.json),
+        Command::Process { files, link } => {
+            process(&config, &files, link.as_deref(), false, cli.json)
+        }
+        Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
+        Command::Runs(cmd) => runs::run(&config, cli.json, cmd),
         Command::Inspect { file, secret_file } => {
             inspect(&config, &file, secret_file.as_deref(), cli.json)
         }
@@ -301,6 +329,89 @@ fn inspect(
             Ok(EXIT_FINDINGS)
         }
     }
+}
+
+fn process(
+    config: &Config,
+    files: &[PathBuf],
+    link: Option<&str>,
+    parked: bool,
+    json: bool,
+) -> anyhow::Result<u8> {
+    let files = if files.is_empty() {
+        let dirs = app::folders_to_scan(config, link, |f| {
+            if parked {
+                f.parked.clone()
+            } else {
+                f.inbox.clone()
+            }
+        })?;
+        app::scan(&dirs)?
+    } else {
+        files.to_vec()
+    };
+    let handled = app::process_files(config, &files)?;
+    let mut code = EXIT_OK;
+    let mut out = Vec::new();
+    for h in &handled {
+        let name = crate::inbound::claim::display_name(&h.file);
+        let (state, detail, run) = match &h.processed {
+            Err(e) => {
+                code = EXIT_FINDINGS;
+                (
+                    "retry",
+                    format!("not processed now, will be retried: {e}"),
+                    None,
+                )
+            }
+            Ok(p) => match &p.outcome {
+                Ok(Outcome::Applied { run, summary }) => {
+                    ("applied", format!("{summary:?}"), Some(*run))
+                }
+                Ok(Outcome::AlreadyApplied { sequence }) => (
+                    "already-applied",
+                    format!(
+                        "sequence {sequence} was applied before with the same content: nothing done"
+                    ),
+                    None,
+                ),
+                Ok(Outcome::Parked { run, missing }) => (
+                    "parked",
+                    format!(
+                        "{} mapping(s) pending: {}; fill them (stxd mapping list --pending), it then resumes",
+                        missing.len(),
+                        missing
+                            .iter()
+                            .map(|m| format!("{} {} {}", m.kind, m.manager_id, m.code))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some(*run),
+                ),
+                Ok(Outcome::Held { code: c, reason }) => ("held", format!("{c}: {reason}"), None),
+                Err(e) => {
+                    code = EXIT_FINDINGS;
+                    (
+                        "rejected",
+                        format!("{e} (moved to {})", p.location.display()),
+                        None,
+                    )
+                }
+            },
+        };
+        if json {
+            out.push(json!({"institution": h.institution, "file": name, "state": state, "run": run, "detail": detail}));
+        } else {
+            let run = run.map(|r| format!(" (run {r})")).unwrap_or_default();
+            println!("{}: {name}: {state}{run}: {detail}", h.institution);
+        }
+    }
+    if json {
+        println!("{:#}", serde_json::Value::Array(out));
+    } else if handled.is_empty() {
+        println!("nothing to process");
+    }
+    Ok(code)
 }
 
 #[cfg(test)]

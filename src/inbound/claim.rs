@@ -11,12 +11,12 @@
 
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use super::InboundError;
 use crate::format::envelope::{MANIFEST_EXT, MANIFEST_MAX};
 use crate::format::{FormatError, Kind, Limits, Position};
+use crate::transport::local;
 
 /// A manifest read and its payload opened.
 #[derive(Debug)]
@@ -41,7 +41,18 @@ impl Claimed {
     }
 }
 
-pub(crate) fn display_name(path: &Path) -> String {
+/// [`local::open_regular`], with its refusal as a rejection of the file.
+pub fn open_regular(path: &Path, max: u64) -> Result<(File, u64), InboundError> {
+    let name = display_name(path);
+    local::open_regular(path, max).map_err(|e| match e {
+        local::OpenError::Refused { code, problem } => {
+            FormatError::new(&name, Position::File, code, problem).into()
+        }
+        local::OpenError::Io(source) => InboundError::Io { file: name, source },
+    })
+}
+
+pub fn display_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| path.display().to_string())
@@ -116,61 +127,6 @@ pub fn claim(manifest_path: &Path, limits: &Limits) -> Result<Claimed, InboundEr
     })
 }
 
-/// Opens a path for reading if and only if it is a regular file with a single
-/// link and at most `max` bytes; never follows a symlink, never blocks.
-pub fn open_regular(path: &Path, max: u64) -> Result<(File, u64), InboundError> {
-    let name = display_name(path);
-    let refuse = |code: &'static str, problem: String| -> InboundError {
-        FormatError::new(&name, Position::File, code, problem).into()
-    };
-    let file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(refuse(
-                "symlink",
-                "refused a symbolic link: drop the file itself, not a link to it".into(),
-            ));
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
-            return Err(refuse(
-                "not-regular",
-                "refused a socket or FIFO: expected a regular file".into(),
-            ));
-        }
-        Err(source) => return Err(InboundError::Io { file: name, source }),
-    };
-    let meta = file.metadata().map_err(|source| InboundError::Io {
-        file: name.clone(),
-        source,
-    })?;
-    if !meta.file_type().is_file() {
-        return Err(refuse(
-            "not-regular",
-            "refused: expected a regular file, found a directory, FIFO, socket or device".into(),
-        ));
-    }
-    if meta.nlink() != 1 {
-        return Err(refuse(
-            "hard-link",
-            format!(
-                "refused a file with {} hard links: copy or move the file in, do not link it",
-                meta.nlink()
-            ),
-        ));
-    }
-    if meta.len() > max {
-        return Err(refuse(
-            "too-large",
-            format!("expected at most {max} bytes, found {}", meta.len()),
-        ));
-    }
-    Ok((file, meta.len()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,31 +149,5 @@ mod tests {
         ] {
             assert!(parse_manifest_name(bad).is_err(), "{bad} accepted");
         }
-    }
-
-    #[test]
-    fn only_single_link_regular_files_open() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("f");
-        std::fs::write(&file, b"data").unwrap();
-        assert_eq!(open_regular(&file, 10).unwrap().1, 4);
-        assert_eq!(open_regular(&file, 3).unwrap_err().code(), "too-large");
-
-        let link = dir.path().join("l");
-        std::os::unix::fs::symlink(&file, &link).unwrap();
-        assert_eq!(open_regular(&link, 10).unwrap_err().code(), "symlink");
-
-        assert_eq!(
-            open_regular(dir.path(), 10).unwrap_err().code(),
-            "not-regular"
-        );
-
-        let fifo = dir.path().join("p");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert_eq!(open_regular(&fifo, 10).unwrap_err().code(), "not-regular");
-
-        std::fs::hard_link(&file, dir.path().join("h")).unwrap();
-        assert_eq!(open_regular(&file, 10).unwrap_err().code(), "hard-link");
     }
 }

@@ -11,6 +11,8 @@
 //! archiving follow in the catalogue and sales flows; they take [`Records`].
 //! This module never writes to the store nor moves files.
 
+pub mod apply;
+pub mod archive;
 pub mod claim;
 pub mod parse;
 pub mod verify;
@@ -19,7 +21,12 @@ pub use claim::Claimed;
 pub use parse::{Record, Records};
 pub use verify::Verified;
 
-use crate::format::FormatError;
+use std::path::{Path, PathBuf};
+
+use crate::config::Link;
+use crate::format::envelope::Secret;
+use crate::format::{FormatError, Limits};
+use crate::store::{Role, Store};
 
 /// Why an inbound file did not get through a stage, and what happens next.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +35,10 @@ pub enum InboundError {
     /// help.
     #[error(transparent)]
     Rejected(#[from] FormatError),
+    /// The domain refused the records (permanent), or the store failed
+    /// (transient).
+    #[error(transparent)]
+    Domain(#[from] crate::domain::DomainError),
     /// The file could not be read now (I/O, permissions being fixed, disk):
     /// retry later; the file stays where it is.
     #[error("{file}: {source}")]
@@ -41,14 +52,111 @@ pub enum InboundError {
 impl InboundError {
     /// A permanent error rejects the file; a transient one is retried.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, InboundError::Rejected(_))
+        use crate::domain::DomainError as D;
+        match self {
+            InboundError::Rejected(_) => true,
+            InboundError::Domain(e) => !matches!(e, D::Store(_) | D::Sql(_) | D::Io { .. }),
+            InboundError::Io { .. } => false,
+        }
     }
 
     /// The stable code of the reason (`io` for transient errors).
     pub fn code(&self) -> &'static str {
         match self {
             InboundError::Rejected(e) => e.code,
+            InboundError::Domain(crate::domain::DomainError::Format(e)) => e.code,
+            InboundError::Domain(e) if self.is_permanent() => match e {
+                crate::domain::DomainError::Missing { .. } => "unknown-reference",
+                _ => "refused",
+            },
+            InboundError::Domain(_) => "store",
             InboundError::Io { .. } => "io",
         }
     }
+}
+
+/// What [`process`] did with a file, and where the file is now.
+#[derive(Debug)]
+pub struct Processed {
+    /// The manifest's path after archiving (unchanged when held).
+    pub location: PathBuf,
+    /// The file's fate: applied, parked, already applied, held; or the
+    /// permanent reason it was rejected (it is then in `error/` with a
+    /// `.reason` file).
+    pub outcome: Result<apply::Outcome, InboundError>,
+}
+
+/// Takes one file through every stage: claim → verify → apply (parse, map,
+/// journal, in one transaction) → archive into the receiving side's `done/`,
+/// `parked/` or `error/`. A transient failure (I/O, a busy store) returns
+/// `Err` and leaves the file where it is, to be retried.
+pub fn process(
+    store: &mut Store,
+    link: &Link,
+    side: Role,
+    secret: &Secret,
+    manifest: &Path,
+    limits: &Limits,
+) -> Result<Processed, InboundError> {
+    let folders = link.folders(side);
+    let payload = archive::payload_of(manifest);
+    let name = claim::display_name(manifest);
+    let kind = claim::parse_manifest_name(&name).ok().map(|(_, k, _)| k);
+    let target = apply::Target {
+        link: &link.name,
+        manager: link.manager.as_str(),
+        side,
+    };
+    let verified = claim::claim(manifest, limits).and_then(|claimed| match kind {
+        Some(kind) => verify::verify(claimed, secret, &link.expectation(kind), limits),
+        None => unreachable_name(&name),
+    });
+    let outcome = match verified {
+        Ok(verified) => apply::apply(store, &target, verified, limits),
+        Err(e) if e.is_permanent() => {
+            store
+                .write(|tx| apply::log_rejection(tx, &link.name, kind, &name, &e))
+                .map_err(InboundError::from)?;
+            Err(e)
+        }
+        Err(e) => return Err(e),
+    };
+    // A transient failure leaves the file where it is, for a retry.
+    let outcome = match outcome {
+        Err(e) if !e.is_permanent() => return Err(e),
+        done => done,
+    };
+    let io = |source| InboundError::Io {
+        file: name.clone(),
+        source,
+    };
+    let location = match &outcome {
+        Ok(apply::Outcome::Applied { .. } | apply::Outcome::AlreadyApplied { .. }) => {
+            archive::move_pair(manifest, payload.as_deref(), &folders.done).map_err(io)?
+        }
+        Ok(apply::Outcome::Parked { .. })
+            if manifest.parent() != Some(folders.parked.as_path()) =>
+        {
+            archive::move_pair(manifest, payload.as_deref(), &folders.parked).map_err(io)?
+        }
+        Ok(_) => manifest.to_owned(),
+        Err(e) => {
+            let moved =
+                archive::move_pair(manifest, payload.as_deref(), &folders.error).map_err(io)?;
+            archive::write_reason(&moved, e).map_err(io)?;
+            moved
+        }
+    };
+    Ok(Processed { location, outcome })
+}
+
+/// Claim checked the name already; kept total for the compiler.
+fn unreachable_name(name: &str) -> Result<Verified, InboundError> {
+    Err(FormatError::new(
+        name,
+        crate::format::Position::File,
+        "bad-file-name",
+        "unrecognised manifest name",
+    )
+    .into())
 }

@@ -14,11 +14,11 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::format::envelope::{Manifest, STREAM_BUFFER, Sealing, Secret};
 use crate::format::{FORMAT_VERSION, Kind, WriteError};
+use crate::transport::local::{self, Placed, sync_dir};
 
 /// Who sends what to whom, and where in the link's sequence.
 #[derive(Debug, Clone)]
@@ -127,43 +127,21 @@ fn create_temp(path: &Path) -> io::Result<File> {
         .open(path)
 }
 
-/// Moves `tmp` to `target` unless `target` exists: a hard link fails on an
-/// existing name, where a rename would replace it.
+/// Moves `tmp` to `target` unless `target` exists with other content.
 fn place(tmp: &Path, target: &Path) -> Result<(), PublishError> {
-    match std::fs::hard_link(tmp, target) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let same = digest_of(tmp)
-                .ok()
-                .is_some_and(|a| digest_of(target).ok() == Some(a));
-            if !same {
-                return Err(PublishError::Conflict {
-                    path: target.to_owned(),
-                });
-            }
-        }
-        Err(source) => {
-            return Err(PublishError::Io {
+    let io_err = |path: &Path| {
+        let path = path.to_owned();
+        move |source| PublishError::Io { path, source }
+    };
+    match local::link_new(tmp, target).map_err(io_err(target))? {
+        Placed::Linked | Placed::Same => {}
+        Placed::Other => {
+            return Err(PublishError::Conflict {
                 path: target.to_owned(),
-                source,
             });
         }
     }
-    std::fs::remove_file(tmp).map_err(|source| PublishError::Io {
-        path: tmp.to_owned(),
-        source,
-    })
-}
-
-fn digest_of(path: &Path) -> io::Result<[u8; 32]> {
-    let mut hasher = Sha256::new();
-    io::copy(&mut File::open(path)?, &mut hasher)?;
-    Ok(hasher.finalize().into())
-}
-
-/// Makes a folder's entries (new names, removed names) durable.
-pub fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
+    std::fs::remove_file(tmp).map_err(io_err(tmp))
 }
 
 #[cfg(test)]

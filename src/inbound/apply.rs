@@ -1,0 +1,335 @@
+//! Apply: a verified file into the store, exactly once.
+//!
+//! Takes a [`Verified`] file and the receiving side of its link; returns what
+//! became of it ([`Outcome`]). Everything happens in one store transaction:
+//! the sequence decision against the file journal, the execution log (run),
+//! the records streamed from the parse stage into the domain importer (which
+//! maps them), and the journal row. A crash or an error at any point leaves
+//! the store as if the file had never been seen; a structurally bad file is
+//! then journaled as rejected in a transaction of its own.
+//!
+//! Sequence rules (NOTES.md, rule 7): the next sequence applies; a sequence
+//! already applied with the same digest is "already applied" (acknowledged
+//! again, nothing done); with another digest it is a replay or tampering and
+//! is rejected; a gap, or an earlier file still parked, holds the file in the
+//! inbox until its turn.
+
+use rusqlite::Transaction;
+
+use super::parse::{self, Record};
+use super::{InboundError, Verified};
+use crate::domain::DomainError;
+use crate::domain::import::{
+    CatalogueImport, Context, Missing, Outcome as Imported, SeatplanImport, Summary,
+};
+use crate::format::envelope::Manifest;
+use crate::format::{FormatError, Kind, Limits, Position};
+use crate::store::journal::{self, Direction, FileState, NewEntry};
+use crate::store::runs::{self, Counts, Level, RunStatus};
+use crate::store::{Role, Store, StoreError};
+
+/// The receiving end of a link.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub link: &'a str,
+    /// The manager's institution code (the distributor's external manager).
+    pub manager: &'a str,
+    pub side: Role,
+}
+
+/// What became of a file.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Applied entirely, in one transaction with its journal row.
+    Applied { run: i64, summary: Summary },
+    /// Needs mappings that are pending: nothing applied but the pending
+    /// mapping rows; resumes once they are filled.
+    Parked { run: i64, missing: Vec<Missing> },
+    /// This exact file was applied before: nothing done.
+    AlreadyApplied { sequence: u64 },
+    /// Not its turn (a gap, or an earlier file parked), or a kind this side
+    /// does not take yet: the file stays where it is.
+    Held { code: &'static str, reason: String },
+}
+
+/// The kinds each side applies.
+fn accepts(side: Role, kind: Kind) -> bool {
+    match side {
+        Role::Distributor => matches!(kind, Kind::Seatplan | Kind::Catalogue),
+        Role::Manager => false,
+    }
+}
+
+pub fn apply(
+    store: &mut Store,
+    target: &Target<'_>,
+    verified: Verified,
+    limits: &Limits,
+) -> Result<Outcome, InboundError> {
+    let manifest = verified.manifest.clone();
+    let payload_name = verified.payload_name.clone();
+    if !accepts(target.side, manifest.kind) {
+        return Ok(Outcome::Held {
+            code: "kind-not-handled",
+            reason: format!(
+                "this version of stxd does not apply {} files on the {} side yet; the file is kept in the inbox",
+                manifest.kind, target.side
+            ),
+        });
+    }
+    let result = store.write(|tx| -> Result<Outcome, InboundError> {
+        let resuming = match decide(tx, target, &manifest)? {
+            Decision::Apply { resuming } => resuming,
+            Decision::Done(outcome) => return Ok(outcome),
+        };
+        let run = runs::start(
+            tx,
+            &format!("import-{}", manifest.kind.as_str().to_lowercase()),
+            Some(target.link),
+            Some(&payload_name),
+        )?;
+        let ctx = Context {
+            manager: target.manager,
+            file: &payload_name,
+            run,
+        };
+        let records = parse::parse(verified, limits);
+        let imported = match manifest.kind {
+            Kind::Seatplan => {
+                let mut import = SeatplanImport::new(tx, ctx)?;
+                for record in records {
+                    match record? {
+                        Record::Seatplan(item) => import.item(&item)?,
+                        other => return Err(wrong_record(&payload_name, &other)),
+                    }
+                }
+                import.finish()?
+            }
+            Kind::Catalogue => {
+                let mut import = CatalogueImport::new(tx, ctx)?;
+                for record in records {
+                    match record? {
+                        Record::Catalogue(item) => import.item(&item)?,
+                        other => return Err(wrong_record(&payload_name, &other)),
+                    }
+                }
+                import.finish()?
+            }
+            Kind::Contingent | Kind::Sales => unreachable_kind(manifest.kind)?,
+        };
+        let (state, status, outcome) = match imported {
+            Imported::Applied(summary) => (
+                FileState::Applied,
+                RunStatus::Ok,
+                Outcome::Applied { run, summary },
+            ),
+            Imported::Parked(missing) => (
+                FileState::Parked,
+                RunStatus::Parked,
+                Outcome::Parked { run, missing },
+            ),
+        };
+        let sha256 = hex::encode(manifest.sha256);
+        match resuming {
+            Some(id) => journal::set_state(tx, id, state, Some(run))?,
+            None => {
+                journal::record(
+                    tx,
+                    &NewEntry {
+                        link: target.link,
+                        kind: manifest.kind,
+                        direction: Direction::In,
+                        sequence: manifest.sequence,
+                        sha256: &sha256,
+                        file_name: &payload_name,
+                        state,
+                        run_id: Some(run),
+                    },
+                )?;
+            }
+        }
+        let n = manifest.records;
+        runs::finish(
+            tx,
+            run,
+            status,
+            Counts {
+                total: n,
+                ok: n,
+                rejected: 0,
+            },
+        )?;
+        Ok(outcome)
+    });
+    match result {
+        Err(e) if e.is_permanent() => {
+            record_rejection(store, target, &manifest, &payload_name, &e)?;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+enum Decision {
+    /// Apply it; `Some(id)` when it is a parked file resuming.
+    Apply {
+        resuming: Option<i64>,
+    },
+    Done(Outcome),
+}
+
+/// The sequence rules, against the journal, inside the applying transaction.
+fn decide(
+    tx: &Transaction<'_>,
+    target: &Target<'_>,
+    m: &Manifest,
+) -> Result<Decision, InboundError> {
+    let sha256 = hex::encode(m.sha256);
+    let reject = |code: &'static str, problem: String| -> InboundError {
+        FormatError::new(m.manifest_name(), Position::File, code, problem).into()
+    };
+    if let Some(entry) = journal::lookup(tx, target.link, m.kind, Direction::In, m.sequence)? {
+        let same = entry.sha256 == sha256;
+        match entry.state {
+            FileState::Applied | FileState::Ignored if same => {
+                return Ok(Decision::Done(Outcome::AlreadyApplied {
+                    sequence: m.sequence,
+                }));
+            }
+            FileState::Parked if same => {
+                return Ok(Decision::Apply {
+                    resuming: Some(entry.id),
+                });
+            }
+            FileState::Rejected => {}
+            state => {
+                return Err(reject(
+                    "sequence-conflict",
+                    format!(
+                        "{} sequence {} is already {state} with other content (sha256 {}…): a replay or a tampered file; nothing was applied — ask the sender which file is right",
+                        m.kind,
+                        m.sequence,
+                        &entry.sha256[..12]
+                    ),
+                ));
+            }
+        }
+    }
+    let last = journal::last_sequence(tx, target.link, m.kind, Direction::In)?.unwrap_or(0);
+    if m.sequence <= last {
+        return Err(reject(
+            "sequence-old",
+            format!(
+                "{} sequence {} is at or below the last one applied ({last}) and unknown to the journal: a replay; nothing was applied",
+                m.kind, m.sequence
+            ),
+        ));
+    }
+    if m.sequence > last + 1 {
+        let parked = journal::in_state(tx, target.link, m.kind, Direction::In, FileState::Parked)?;
+        let reason = match parked.iter().map(|e| e.sequence).min() {
+            Some(p) if p < m.sequence => format!(
+                "waiting for {} sequence {p}, parked until its mappings are filled (stxd mapping list --pending)",
+                m.kind
+            ),
+            _ => format!(
+                "waiting for {} sequence {} (the last applied is {last}): a file is missing or late",
+                m.kind,
+                last + 1
+            ),
+        };
+        return Ok(Decision::Done(Outcome::Held {
+            code: "sequence-gap",
+            reason,
+        }));
+    }
+    Ok(Decision::Apply { resuming: None })
+}
+
+fn wrong_record(file: &str, record: &Record) -> InboundError {
+    FormatError::new(
+        file,
+        Position::File,
+        "wrong-record",
+        format!("found a record of another kind: {record:?}"),
+    )
+    .into()
+}
+
+fn unreachable_kind(kind: Kind) -> Result<Imported, InboundError> {
+    Err(InboundError::Rejected(FormatError::new(
+        kind.as_str(),
+        Position::File,
+        "kind-not-handled",
+        format!("{kind} files are not applied by this version"),
+    )))
+}
+
+/// Journals a rejected file and logs why, in a transaction of its own (the
+/// applying one rolled back).
+fn record_rejection(
+    store: &mut Store,
+    target: &Target<'_>,
+    m: &Manifest,
+    payload_name: &str,
+    error: &InboundError,
+) -> Result<(), InboundError> {
+    store.write(|tx| -> Result<(), StoreError> {
+        let run = log_rejection(tx, target.link, Some(m.kind), payload_name, error)?;
+        // A file rejected for its sequence must not take the place of the
+        // file journaled under that number.
+        if !matches!(error.code(), "sequence-conflict" | "sequence-old") {
+            journal::record(
+                tx,
+                &NewEntry {
+                    link: target.link,
+                    kind: m.kind,
+                    direction: Direction::In,
+                    sequence: m.sequence,
+                    sha256: &hex::encode(m.sha256),
+                    file_name: payload_name,
+                    state: FileState::Rejected,
+                    run_id: Some(run),
+                },
+            )?;
+        }
+        Ok(())
+    })?;
+    Ok(())
+}
+
+/// Logs a rejected file as a failed run with one error message; returns the
+/// run. Used for files refused before or while applying.
+pub fn log_rejection(
+    tx: &Transaction<'_>,
+    link: &str,
+    kind: Option<Kind>,
+    file: &str,
+    error: &InboundError,
+) -> Result<i64, StoreError> {
+    let run_kind = match kind {
+        Some(k) => format!("import-{}", k.as_str().to_lowercase()),
+        None => "import".to_owned(),
+    };
+    let run = runs::start(tx, &run_kind, Some(link), Some(file))?;
+    let location = match error {
+        InboundError::Rejected(f) => Some(f.position.to_string()),
+        _ => None,
+    };
+    runs::message(
+        tx,
+        run,
+        Level::Error,
+        error.code(),
+        location.as_deref(),
+        &error.to_string(),
+    )?;
+    runs::finish(tx, run, RunStatus::Failed, Counts::default())?;
+    Ok(run)
+}
+
+impl From<StoreError> for InboundError {
+    fn from(e: StoreError) -> InboundError {
+        InboundError::Domain(DomainError::Store(e))
+    }
+}

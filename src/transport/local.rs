@@ -1,0 +1,167 @@
+//! The local file system as a transport: opening files safely, placing them
+//! without ever replacing another, and making folder changes durable.
+//!
+//! These are the primitives every stage that touches a folder uses (claim,
+//! publish, archive, master-data loading), so the rules of NOTES.md ("open
+//! safely", "durable local writes") are written once. Nothing here knows what
+//! a file means.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+/// Why a path was not opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The path is not something stxd reads (permanent), with a stable code.
+    #[error("{problem}")]
+    Refused { code: &'static str, problem: String },
+    /// Could not be opened now (transient).
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Opens a path for reading if and only if it is a regular file with a single
+/// link and at most `max` bytes; never follows a symlink, never blocks (a
+/// FIFO cannot hang the caller). Returns the handle and the size; later reads
+/// go through the handle, so a file swapped afterwards is not the one read.
+pub fn open_regular(path: &Path, max: u64) -> Result<(File, u64), OpenError> {
+    let refuse = |code: &'static str, problem: String| OpenError::Refused { code, problem };
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+            return Err(refuse(
+                "symlink",
+                "refused a symbolic link: drop the file itself, not a link to it".into(),
+            ));
+        }
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+            return Err(refuse(
+                "not-regular",
+                "refused a socket or FIFO: expected a regular file".into(),
+            ));
+        }
+        Err(e) => return Err(OpenError::Io(e)),
+    };
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(refuse(
+            "not-regular",
+            "refused: expected a regular file, found a directory, FIFO, socket or device".into(),
+        ));
+    }
+    if meta.nlink() != 1 {
+        return Err(refuse(
+            "hard-link",
+            format!(
+                "refused a file with {} hard links: copy or move the file in, do not link it",
+                meta.nlink()
+            ),
+        ));
+    }
+    if meta.len() > max {
+        return Err(refuse(
+            "too-large",
+            format!("expected at most {max} bytes, found {}", meta.len()),
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+/// What [`link_new`] found at the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placed {
+    /// The target did not exist; it now names the source's content.
+    Linked,
+    /// The target already held the same bytes.
+    Same,
+    /// The target holds other bytes; nothing was changed.
+    Other,
+}
+
+/// Gives `source` the name `target` unless `target` exists: a hard link fails
+/// on an existing name where a rename would replace it. The source name is
+/// left for the caller to remove.
+pub fn link_new(source: &Path, target: &Path) -> io::Result<Placed> {
+    match std::fs::hard_link(source, target) {
+        Ok(()) => Ok(Placed::Linked),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            if digest(source)? == digest(target)? {
+                Ok(Placed::Same)
+            } else {
+                Ok(Placed::Other)
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// SHA-256 of a file's content.
+pub fn digest(path: &Path) -> io::Result<[u8; 32]> {
+    let mut hasher = Sha256::new();
+    io::copy(&mut File::open(path)?, &mut hasher)?;
+    Ok(hasher.finalize().into())
+}
+
+/// Makes a folder's entries (new names, removed names) durable.
+pub fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn code(r: Result<(File, u64), OpenError>) -> &'static str {
+        match r {
+            Err(OpenError::Refused { code, .. }) => code,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_single_link_regular_files_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, b"data").unwrap();
+        assert_eq!(open_regular(&file, 10).unwrap().1, 4);
+        assert_eq!(code(open_regular(&file, 3)), "too-large");
+
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert_eq!(code(open_regular(&link, 10)), "symlink");
+
+        assert_eq!(code(open_regular(dir.path(), 10)), "not-regular");
+
+        let fifo = dir.path().join("p");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert_eq!(code(open_regular(&fifo, 10)), "not-regular");
+
+        std::fs::hard_link(&file, dir.path().join("h")).unwrap();
+        assert_eq!(code(open_regular(&file, 10)), "hard-link");
+    }
+
+    #[test]
+    fn linking_never_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b, c) = (
+            dir.path().join("a"),
+            dir.path().join("b"),
+            dir.path().join("c"),
+        );
+        std::fs::write(&a, "x").unwrap();
+        std::fs::write(&c, "y").unwrap();
+        assert_eq!(link_new(&a, &b).unwrap(), Placed::Linked);
+        assert_eq!(link_new(&a, &b).unwrap(), Placed::Same);
+        assert_eq!(link_new(&a, &c).unwrap(), Placed::Other);
+        assert_eq!(std::fs::read_to_string(&c).unwrap(), "y");
+    }
+}
