@@ -1,4 +1,44 @@
 //! stxd: the Fichier SecuTix inter-institution interface.
+//!
+//! A *manager* institution (owns products, seat plans and seats) and a
+//! *distributor* (resells them) exchange signed batch files over folders and
+//! SFTP shares: seat plans, catalogues and contingents go to the distributor,
+//! sales and refunds come back and are booked exactly once.
+//!
+//! # Flows
+//!
+//! Inbound, one file at a time, each stage returning the type the next takes:
+//!
+//! ```text
+//! folder ─ claim ─▶ Claimed ─ verify ─▶ Verified ─ parse ─▶ Records
+//!        ─ apply (map through the mapping table, journal, one transaction) ─▶ Outcome
+//!        ─ archive ─▶ done/ | parked/ | error/ + .reason
+//! ```
+//!
+//! Outbound: `export` (the domain selects and streams the records) →
+//! `publish` (payload, then manifest, durable, never replacing a file).
+//!
+//! # Layout
+//!
+//! Dependencies point down this list; nothing imports a module above it.
+//!
+//! - [`cli`]: the `stxd` command line; parses, prints, picks exit codes.
+//! - [`app`]: opens what the config names (stores, secrets, folders) and
+//!   runs the flows; the one code path of the CLI and the daemon.
+//! - [`inbound`]: the stages of an incoming file: claim, verify, parse,
+//!   apply, archive.
+//! - [`outbound`]: export and publish of outgoing files.
+//! - [`domain`]: the business rules of both roles (master data, setup check,
+//!   mapping table, imports, exports, validation) over the store.
+//! - [`store`]: SQLite, one database per institution: schema and migrations,
+//!   file journal, execution logs (runs).
+//! - [`format`](mod@format): the four payloads' streaming readers and writers, and the
+//!   signed envelope.
+//! - [`transport`]: the file-system rules (safe open, no-replace placement,
+//!   durable folder changes).
+//! - [`config`]: the TOML configuration, validated whole; secrets from files.
+//! - [`ident`], [`money`]: identifiers (technical id, code, name) and amounts
+//!   in integer minor units with a currency.
 
 pub mod app;
 pub mod cli;
