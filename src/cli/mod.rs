@@ -19,6 +19,8 @@ use crate::config::{self, Config};
 use crate::domain::setup::{Finding, Severity};
 use crate::inbound::apply::Outcome;
 
+mod mapping;
+
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: findings, or input rejected.
@@ -88,6 +90,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
     },
+    /// Manage the distributor's mapping table (manager objects ↔ local
+    /// objects) of a link: list, set, ignore, export/import CSV, check.
+    #[command(subcommand)]
+    Mapping(mapping::MappingCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -118,6 +124,7 @@ pub fn main() -> ExitCode {
         Command::Inspect { file, secret_file } => {
             inspect(&config, &file, secret_file.as_deref(), cli.json)
         }
+        Command::Mapping(cmd) => mapping::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),
