@@ -16,6 +16,8 @@ use crate::app;
 use crate::config::{self, Config};
 use crate::domain::setup::{Finding, Severity};
 
+mod export;
+
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: findings, or input rejected.
@@ -65,6 +67,9 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
     },
+    /// Write the manager's next seat plan or catalogue file for a link.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -90,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Inspect { file, secret_file } => {
             inspect(&config, &file, secret_file.as_deref(), cli.json)
         }
+        Command::Export(cmd) => export::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),
