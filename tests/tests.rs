@@ -6,6 +6,7 @@ mod cli;
 mod config_files;
 mod envelope;
 mod exchange_samples;
+mod export;
 mod golden_csv;
 mod golden_xml;
 mod mapping_cli;

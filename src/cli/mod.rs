@@ -21,6 +21,8 @@ use crate::inbound::apply::Outcome;
 
 mod mapping;
 
+mod export;
+
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: findings, or input rejected.
@@ -94,6 +96,9 @@ enum Command {
     /// objects) of a link: list, set, ignore, export/import CSV, check.
     #[command(subcommand)]
     Mapping(mapping::MappingCommand),
+    /// Write the manager's next seat plan or catalogue file for a link.
+    #[command(subcommand)]
+    Export(export::ExportCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -125,6 +130,7 @@ pub fn main() -> ExitCode {
             inspect(&config, &file, secret_file.as_deref(), cli.json)
         }
         Command::Mapping(cmd) => mapping::run(&config, cli.json, cmd),
+        Command::Export(cmd) => export::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

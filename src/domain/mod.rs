@@ -7,6 +7,7 @@
 //! inside a transaction or on a connection the caller provides, so the caller
 //! decides what commits together.
 
+pub mod export;
 pub mod load;
 pub mod mapping;
 pub mod setup;

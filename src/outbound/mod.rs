@@ -3,9 +3,11 @@
 //! `schedule → export → publish`: an export (the catalogue and sales flows)
 //! allocates the link's next sequence and streams records into a payload
 //! writer; [`publish`] makes that a durable, complete, signed pair in a
-//! folder. Transports carry published pairs further. This module never reads
-//! the store itself.
+//! folder. Transports carry published pairs further. [`export`] reads the
+//! store only through the domain layer and journals the file in the same
+//! transaction; [`publish`] never touches the store.
 
+pub mod export;
 pub mod publish;
 
 pub use publish::{Header, PublishError, publish};

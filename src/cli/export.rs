@@ -1,0 +1,126 @@
+//! `stxd export seatplan|catalogue --link L`: the manager's exports, one
+//! file each time, through [`crate::outbound::export`] (the daemon's code
+//! path). Prints the file written, its sequence, its record count and every
+//! object left out with the reason; exit 0 when written, 1 when refused.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{EXIT_FINDINGS, EXIT_OK};
+use crate::app;
+use crate::config::Config;
+use crate::domain::export::Report;
+use crate::format::Kind;
+use crate::outbound::export::{self, Exported};
+use crate::store::Role;
+
+#[derive(Debug, Subcommand)]
+pub enum ExportCommand {
+    /// Write the seat plans of the venues the link's products use to the
+    /// link's outbox, with the next sequence number.
+    Seatplan {
+        /// The link, as named in the config.
+        #[arg(long)]
+        link: String,
+    },
+    /// Write the catalogue the link's stx_file channel may sell to the
+    /// link's outbox, with the next sequence number.
+    Catalogue {
+        /// The link, as named in the config.
+        #[arg(long)]
+        link: String,
+    },
+}
+
+pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8> {
+    let (kind, link_name) = match &cmd {
+        ExportCommand::Seatplan { link } => (Kind::Seatplan, link),
+        ExportCommand::Catalogue { link } => (Kind::Catalogue, link),
+    };
+    let (link, _, mut store) = app::open_side(config, link_name, Role::Manager)?;
+    let secret = app::link_secret(link).map_err(|e| anyhow::anyhow!("link {}: {e}", link.name))?;
+    let now = time::OffsetDateTime::now_utc();
+    match export::export(&mut store, link, kind, &secret, now) {
+        Ok(done) => {
+            print_exported(json, &done);
+            Ok(EXIT_OK)
+        }
+        Err(e) => {
+            let empty = Report::default();
+            let report = e.report().unwrap_or(&empty);
+            if json {
+                println!(
+                    "{:#}",
+                    json!({
+                        "written": false, "link": link.name, "kind": kind.as_str(),
+                        "code": e.code(), "reason": e.to_string(), "run": e.run_id,
+                        "excluded": report.excluded,
+                    })
+                );
+            } else {
+                println!("refused:   {e}");
+                println!("code:      {}", e.code());
+                if let Some(run) = e.run_id {
+                    println!("run:       {run} (stxd runs show {run})");
+                }
+                if !report.excluded.is_empty() {
+                    print_exclusions(report);
+                }
+            }
+            Ok(EXIT_FINDINGS)
+        }
+    }
+}
+
+fn print_exported(json: bool, done: &Exported) {
+    let m = &done.manifest;
+    let payload = done.outbox.join(&m.payload);
+    let manifest = done.outbox.join(m.manifest_name());
+    if json {
+        let by_type: serde_json::Map<_, _> = done
+            .report
+            .included
+            .iter()
+            .map(|(l, n)| (l.clone(), json!(n)))
+            .collect();
+        println!(
+            "{:#}",
+            json!({
+                "written": true, "link": m.link, "kind": m.kind.as_str(),
+                "payload": payload.display().to_string(),
+                "manifest": manifest.display().to_string(),
+                "sequence": m.sequence, "records": m.records, "bytes": m.bytes,
+                "sha256": hex::encode(m.sha256), "records_by_type": by_type,
+                "run": done.run_id, "excluded": done.report.excluded,
+            })
+        );
+    } else {
+        let by_type: Vec<String> = done
+            .report
+            .included
+            .iter()
+            .map(|(l, n)| format!("{l} {n}"))
+            .collect();
+        println!("written:   {}", payload.display());
+        println!("manifest:  {}", manifest.display());
+        println!("kind:      {} (link {})", m.kind, m.link);
+        println!("sequence:  {}", m.sequence);
+        println!("records:   {} ({})", m.records, by_type.join(", "));
+        println!(
+            "run:       {} (stxd runs show {})",
+            done.run_id, done.run_id
+        );
+        print_exclusions(&done.report);
+    }
+}
+
+fn print_exclusions(report: &Report) {
+    if report.excluded.is_empty() {
+        println!("excluded:  none");
+        return;
+    }
+    println!("excluded:  {} object(s)", report.excluded.len());
+    for x in &report.excluded {
+        println!("  {}: {}", x.object, x.reason);
+    }
+}

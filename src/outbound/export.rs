@@ -1,0 +1,459 @@
+//! Export: one link's next file of a kind, from the store to the outbox, with
+//! its journal row and its run, all or nothing.
+//!
+//! Takes the sending side's open store, the link, a payload [`Producer`] (the
+//! seat plan and catalogue ones here; contingents and sales plug in the same
+//! way), the link's secret and the creation time; returns what was
+//! [`Exported`]. In ONE store write transaction: start a run, allocate the
+//! link's next outbound sequence of the kind, stream the producer's records
+//! through [`publish`] into the outbox (payload, then signed manifest), journal
+//! the file (prepared, then published), log every exclusion and the counts,
+//! finish the run. The write lock is held while the file is written, so the
+//! records are one consistent snapshot and no other export takes the same
+//! sequence.
+//!
+//! On any failure the transaction rolls back (the sequence is not used), a
+//! pair already published for that sequence is removed again, and a failed
+//! run is written in a transaction of its own with the reason, so ops can
+//! read why in the execution log. The one window left is a crash between
+//! publishing and committing: the pair stays in the outbox unjournaled; the
+//! next export then finds the sequence's name taken with other bytes and
+//! refuses with [`Cause::Orphan`], never overwriting (the peer may have taken
+//! it already).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use rusqlite::Connection;
+use time::OffsetDateTime;
+
+use super::publish::{Header, PublishError, publish, sync_dir};
+use crate::config::Link;
+use crate::domain::export::{self as domain, Report, Scope};
+use crate::format::envelope::{Manifest, Secret};
+use crate::format::{Kind, WriteError, catalogue, seatplan};
+use crate::store::journal::{self, Direction, FileState, NewEntry};
+use crate::store::runs::{self, Counts, Level, RunStatus};
+use crate::store::{Role, Store, StoreError};
+
+/// What a producer wrote.
+#[derive(Debug)]
+pub struct Produced {
+    /// Records written, as the payload's reader will count them.
+    pub records: u64,
+    pub report: Report,
+}
+
+/// Streams one kind of payload for a link out of the store.
+pub trait Producer {
+    fn kind(&self) -> Kind;
+
+    /// Writes the whole payload into `out` (already buffered and hashed).
+    /// `conn` is the export's write transaction.
+    fn produce(
+        &self,
+        conn: &Connection,
+        link: &Link,
+        out: &mut dyn Write,
+    ) -> Result<Produced, domain::ExportError>;
+}
+
+/// The manager's view of a link.
+pub fn scope(link: &Link) -> Scope<'_> {
+    Scope {
+        distributor: link.distributor.as_str(),
+        login: &link.login,
+        products: link.products.as_deref(),
+    }
+}
+
+/// The `SEATPLAN` payload: [`domain::seatplan`] into the seat-plan writer.
+#[derive(Debug, Clone, Copy)]
+pub struct SeatplanPayload;
+
+impl Producer for SeatplanPayload {
+    fn kind(&self) -> Kind {
+        Kind::Seatplan
+    }
+
+    fn produce(
+        &self,
+        conn: &Connection,
+        link: &Link,
+        out: &mut dyn Write,
+    ) -> Result<Produced, domain::ExportError> {
+        let mut writer = seatplan::Writer::new(out)?;
+        let report = domain::seatplan(conn, &scope(link), &mut |item| writer.write(item))?;
+        let (_, records) = writer.finish()?;
+        Ok(Produced { records, report })
+    }
+}
+
+/// The `CATALOGUE` payload: [`domain::catalogue`] into the catalogue writer.
+#[derive(Debug, Clone, Copy)]
+pub struct CataloguePayload;
+
+impl Producer for CataloguePayload {
+    fn kind(&self) -> Kind {
+        Kind::Catalogue
+    }
+
+    fn produce(
+        &self,
+        conn: &Connection,
+        link: &Link,
+        out: &mut dyn Write,
+    ) -> Result<Produced, domain::ExportError> {
+        let mut writer = catalogue::Writer::new(out)?;
+        let report = domain::catalogue(conn, &scope(link), &mut |item| writer.write(item))?;
+        let (_, records) = writer.finish()?;
+        Ok(Produced { records, report })
+    }
+}
+
+/// A file published and journaled.
+#[derive(Debug)]
+pub struct Exported {
+    pub manifest: Manifest,
+    /// Where the pair was written.
+    pub outbox: PathBuf,
+    pub run_id: i64,
+    pub report: Report,
+}
+
+/// Why an export did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    /// The domain refused (setup, nothing to sell, bad data) or the payload
+    /// could not be written.
+    #[error("{0}")]
+    Refused(domain::ExportError),
+    #[error(
+        "{kind} files are written by the {side} {expected} of the link, but this store belongs to {found} ({role}); run the export with the {side}'s store"
+    )]
+    WrongStore {
+        kind: Kind,
+        side: Role,
+        expected: String,
+        found: String,
+        role: Role,
+    },
+    #[error("{0} files cannot be exported by this build yet")]
+    Unsupported(Kind),
+    #[error(
+        "cannot create the outbox {path}: {source}; check the link's folder and its permissions"
+    )]
+    Outbox {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} already exists with other content but the journal has no outbound file with sequence {sequence}: a crash between writing and committing left it there; if the peer never received it, move it (and its pair) out of the outbox, then export again"
+    )]
+    Orphan { path: PathBuf, sequence: u64 },
+    #[error("{0}")]
+    Publish(PublishError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
+impl Cause {
+    /// Stable short code, for run logs and `--json`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Cause::Refused(e) => e.code(),
+            Cause::WrongStore { .. } => "wrong-store",
+            Cause::Unsupported(_) => "unsupported-kind",
+            Cause::Outbox { .. } => "outbox",
+            Cause::Orphan { .. } => "orphan-file",
+            Cause::Publish(_) => "publish-failed",
+            Cause::Store(_) => "database",
+        }
+    }
+}
+
+/// An export that did not happen: nothing journaled, no sequence used.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} export of link {link} failed, no sequence used: {cause}")]
+pub struct ExportError {
+    pub link: String,
+    pub kind: Kind,
+    /// Boxed: an error is rare, the `Ok` path should stay small.
+    pub cause: Box<Cause>,
+    /// The failed run logged for it, when that could be written.
+    pub run_id: Option<i64>,
+}
+
+impl ExportError {
+    pub fn code(&self) -> &'static str {
+        self.cause.code()
+    }
+
+    /// The exclusions behind a refusal ("nothing to sell"), when there are.
+    pub fn report(&self) -> Option<&Report> {
+        match self.cause.as_ref() {
+            Cause::Refused(e) => e.report(),
+            _ => None,
+        }
+    }
+}
+
+/// Exports the link's next file of `kind` (seat plan or catalogue here).
+pub fn export(
+    store: &mut Store,
+    link: &Link,
+    kind: Kind,
+    secret: &Secret,
+    now: OffsetDateTime,
+) -> Result<Exported, ExportError> {
+    match kind {
+        Kind::Seatplan => export_with(store, link, &SeatplanPayload, secret, now),
+        Kind::Catalogue => export_with(store, link, &CataloguePayload, secret, now),
+        Kind::Contingent | Kind::Sales => Err(ExportError {
+            link: link.name.clone(),
+            kind,
+            cause: Box::new(Cause::Unsupported(kind)),
+            run_id: None,
+        }),
+    }
+}
+
+/// The run kind of an export: `export-catalogue`, `export-seatplan`…
+pub fn run_kind(kind: Kind) -> String {
+    format!("export-{}", kind.as_str().to_ascii_lowercase())
+}
+
+/// Exports the link's next file with any producer; see the module docs.
+pub fn export_with(
+    store: &mut Store,
+    link: &Link,
+    producer: &dyn Producer,
+    secret: &Secret,
+    now: OffsetDateTime,
+) -> Result<Exported, ExportError> {
+    let kind = producer.kind();
+    let fail = |cause: Cause, run_id: Option<i64>| ExportError {
+        link: link.name.clone(),
+        kind,
+        cause: Box::new(cause),
+        run_id,
+    };
+    let side = kind.sender();
+    let (sender, recipient) = match side {
+        Role::Manager => (&link.manager, &link.distributor),
+        Role::Distributor => (&link.distributor, &link.manager),
+    };
+    if store.role() != side || store.institution() != sender {
+        return Err(fail(
+            Cause::WrongStore {
+                kind,
+                side,
+                expected: sender.to_string(),
+                found: store.institution().to_string(),
+                role: store.role(),
+            },
+            None,
+        ));
+    }
+    let outbox = link.folders(side).outbox;
+    if let Err(source) = std::fs::create_dir_all(&outbox) {
+        let cause = Cause::Outbox {
+            path: outbox.clone(),
+            source,
+        };
+        let run_id = log_failure(store, link, kind, &cause);
+        return Err(fail(cause, run_id));
+    }
+
+    // Set inside the transaction, read after it: the pair to take back if
+    // the transaction does not commit.
+    let mut written: Option<[PathBuf; 2]> = None;
+    let result = store.write(|tx| -> Result<Exported, Cause> {
+        let sequence = journal::last_sequence(tx, &link.name, kind, Direction::Out)?
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or_else(|| StoreError::Corrupt("outbound sequence overflow".to_owned()))?;
+        let file = Manifest::payload_name(&link.name, kind, sequence);
+        let run_id = runs::start(tx, &run_kind(kind), Some(&link.name), Some(&file))?;
+        let header = Header {
+            kind,
+            link: link.name.clone(),
+            sender: sender.to_string(),
+            recipient: recipient.to_string(),
+            login: link.login.clone(),
+            sequence,
+            created: now,
+        };
+        let mut refused: Option<domain::ExportError> = None;
+        let mut produced: Option<Produced> = None;
+        let published = publish(&outbox, &header, secret, |out| {
+            match producer.produce(tx, link, out) {
+                Ok(p) => {
+                    let records = p.records;
+                    produced = Some(p);
+                    Ok(records)
+                }
+                Err(e) => {
+                    refused = Some(e);
+                    Err(WriteError::Invalid("the export was refused".to_owned()))
+                }
+            }
+        });
+        let manifest = match published {
+            Ok(m) => m,
+            Err(e) => {
+                return Err(match (refused, e) {
+                    (Some(r), _) => Cause::Refused(r),
+                    (None, PublishError::Conflict { path }) => Cause::Orphan { path, sequence },
+                    (None, e) => Cause::Publish(e),
+                });
+            }
+        };
+        written = Some([
+            outbox.join(&manifest.payload),
+            outbox.join(manifest.manifest_name()),
+        ]);
+        let Some(Produced { records, report }) = produced else {
+            return Err(Cause::Store(StoreError::Invalid(
+                "the payload producer returned without output".to_owned(),
+            )));
+        };
+        let sha256 = hex::encode(manifest.sha256);
+        let entry = journal::record(
+            tx,
+            &NewEntry {
+                link: &link.name,
+                kind,
+                direction: Direction::Out,
+                sequence,
+                sha256: &sha256,
+                file_name: &file,
+                state: FileState::Prepared,
+                run_id: Some(run_id),
+            },
+        )?;
+        journal::set_state(tx, entry, FileState::Published, None)?;
+        for e in &report.excluded {
+            runs::message(
+                tx,
+                run_id,
+                Level::Info,
+                "excluded",
+                Some(&e.object),
+                &e.reason,
+            )?;
+        }
+        for (what, n) in &report.included {
+            runs::message(
+                tx,
+                run_id,
+                Level::Info,
+                "included",
+                Some(what),
+                &format!("{n} exported"),
+            )?;
+        }
+        runs::message(
+            tx,
+            run_id,
+            Level::Info,
+            "published",
+            Some(&file),
+            &format!(
+                "sequence {sequence}, {records} record(s), published in {}",
+                outbox.display()
+            ),
+        )?;
+        runs::finish(
+            tx,
+            run_id,
+            RunStatus::Ok,
+            Counts {
+                total: records,
+                ok: records,
+                rejected: 0,
+            },
+        )?;
+        Ok(Exported {
+            manifest,
+            outbox: outbox.clone(),
+            run_id,
+            report,
+        })
+    });
+
+    match result {
+        Ok(exported) => {
+            tracing::info!(
+                link = %link.name,
+                kind = %kind,
+                sequence = exported.manifest.sequence,
+                records = exported.manifest.records,
+                "file exported"
+            );
+            Ok(exported)
+        }
+        Err(cause) => {
+            if let Some(paths) = written {
+                take_back(&outbox, &paths);
+            }
+            let run_id = log_failure(store, link, kind, &cause);
+            Err(fail(cause, run_id))
+        }
+    }
+}
+
+/// Removes a pair published under a sequence the store did not keep: the
+/// manifest first, so no reader ever sees a manifest without its payload.
+fn take_back(outbox: &std::path::Path, paths: &[PathBuf; 2]) {
+    for path in paths.iter().rev() {
+        if let Err(e) = std::fs::remove_file(path)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::error!(file = %path.display(), error = %e, "cannot remove a file whose export was rolled back; remove it by hand before the next export");
+        }
+    }
+    if let Err(e) = sync_dir(outbox) {
+        tracing::warn!(folder = %outbox.display(), error = %e, "cannot sync the outbox");
+    }
+}
+
+/// Writes a failed run with the reason (and the exclusions behind a
+/// refusal) in a transaction of its own; `None` if even that fails.
+fn log_failure(store: &mut Store, link: &Link, kind: Kind, cause: &Cause) -> Option<i64> {
+    let logged = store.write(|tx| -> Result<i64, StoreError> {
+        let run_id = runs::start(tx, &run_kind(kind), Some(&link.name), None)?;
+        if let Cause::Refused(e) = cause
+            && let Some(report) = e.report()
+        {
+            for x in &report.excluded {
+                runs::message(
+                    tx,
+                    run_id,
+                    Level::Info,
+                    "excluded",
+                    Some(&x.object),
+                    &x.reason,
+                )?;
+            }
+        }
+        runs::message(
+            tx,
+            run_id,
+            Level::Error,
+            cause.code(),
+            None,
+            &cause.to_string(),
+        )?;
+        runs::finish(tx, run_id, RunStatus::Failed, Counts::default())?;
+        Ok(run_id)
+    });
+    match logged {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::error!(link = %link.name, kind = %kind, error = %e, "cannot log the failed export");
+            None
+        }
+    }
+}
