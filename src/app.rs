@@ -475,3 +475,10 @@ pub fn scan(dirs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     }
     Ok(files)
 }
+
+/// Retries the parked files of `link` (or of every link), in sequence
+/// order: called by `stxd resume` and after mappings are filled.
+pub fn resume(config: &Config, link: Option<&str>) -> anyhow::Result<Vec<Handled>> {
+    let dirs = folders_to_scan(config, link, |f| f.parked.clone())?;
+    process_files(config, &scan(&dirs)?)
+}

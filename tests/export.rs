@@ -43,9 +43,7 @@ impl Manager {
             .iter()
             .map(|f| repo().join("samples/opera").join(f))
             .collect();
-        store
-            .write(|tx| stxd::domain::load::files(tx, &files))
-            .unwrap();
+        stxd::app::load(&mut store, &files).unwrap();
         let link = Link {
             name: "opera-tourism".into(),
             manager: Code::new("OPERA").unwrap(),
@@ -107,7 +105,7 @@ impl Manager {
         let limits = Limits::default();
         let manifest = done.outbox.join(done.manifest.manifest_name());
         let claimed = inbound::claim::claim(&manifest, &limits).unwrap();
-        let expect = stxd::app::expectation(&self.link, done.manifest.kind);
+        let expect = self.link.expectation(done.manifest.kind);
         let verified = inbound::verify::verify(claimed, &self.secret, &expect, &limits).unwrap();
         inbound::parse::parse(verified, &limits)
             .collect::<Result<Vec<_>, _>>()
@@ -704,7 +702,7 @@ fn cli_exports_catalogue_and_seat_plan_into_the_outbox() {
             dir: PathBuf::new(),
         },
     };
-    let expect = stxd::app::expectation(&link, Kind::Seatplan);
+    let expect = link.expectation(Kind::Seatplan);
     inbound::verify::verify(claimed, &secret, &expect, &limits).unwrap();
 }
 

@@ -7,6 +7,7 @@ mod config_files;
 mod envelope;
 mod exchange_samples;
 mod export;
+mod first_use;
 mod golden_csv;
 mod golden_xml;
 mod mapping_cli;

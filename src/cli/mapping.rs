@@ -301,12 +301,17 @@ fn change(
     });
     match outcome {
         Ok(c) => {
+            drop(store);
+            let resumed = app::resume(config, Some(&link.name))?;
             if json {
-                println!("{:#}", change_json(&c));
+                let mut doc = change_json(&c);
+                doc["resumed"] = super::handled_json(&resumed);
+                println!("{doc:#}");
             } else {
                 println!("{c}");
+                super::print_handled(&resumed, "resumed");
             }
-            Ok(EXIT_OK)
+            Ok(super::handled_exit(&resumed))
         }
         Err(e) => {
             eprintln!("stxd: nothing changed: {e}");
@@ -493,12 +498,16 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
     });
     match outcome {
         Ok(s) => {
+            drop(store);
+            // Filled mappings let parked files resume now.
+            let resumed = app::resume(config, Some(&link.name))?;
             if json {
                 let changes: Vec<_> = s.changes.iter().map(change_json).collect();
                 println!(
                     "{:#}",
                     json!({"file": name, "imported": true, "rows": s.rows, "created": s.created,
-                           "changed": s.changed, "unchanged": s.unchanged, "changes": changes})
+                           "changed": s.changed, "unchanged": s.unchanged, "changes": changes,
+                           "resumed": super::handled_json(&resumed)})
                 );
             } else {
                 for c in &s.changes {
@@ -508,8 +517,9 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
                     "imported {name}: {} row(s), {} created, {} changed, {} unchanged",
                     s.rows, s.created, s.changed, s.unchanged
                 );
+                super::print_handled(&resumed, "resumed");
             }
-            Ok(EXIT_OK)
+            Ok(super::handled_exit(&resumed))
         }
         Err(ImportError::Rejected(errs)) => {
             record_refusal(&mut store, &link.name, &errs);

@@ -351,80 +351,90 @@ fn process(
     parked: bool,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let files = if files.is_empty() {
-        let dirs = app::folders_to_scan(config, link, |f| {
-            if parked {
-                f.parked.clone()
-            } else {
-                f.inbox.clone()
-            }
-        })?;
-        app::scan(&dirs)?
+    let handled = if parked {
+        app::resume(config, link)?
+    } else if files.is_empty() {
+        let dirs = app::folders_to_scan(config, link, |f| f.inbox.clone())?;
+        app::process_files(config, &app::scan(&dirs)?)?
     } else {
-        files.to_vec()
+        app::process_files(config, files)?
     };
-    let handled = app::process_files(config, &files)?;
-    let mut code = EXIT_OK;
-    let mut out = Vec::new();
-    for h in &handled {
-        let name = crate::inbound::claim::display_name(&h.file);
-        let (state, detail, run) = match &h.processed {
-            Err(e) => {
-                code = EXIT_FINDINGS;
-                (
-                    "retry",
-                    format!("not processed now, will be retried: {e}"),
-                    None,
-                )
-            }
-            Ok(p) => match &p.outcome {
-                Ok(Outcome::Applied { run, summary }) => {
-                    ("applied", format!("{summary:?}"), Some(*run))
-                }
-                Ok(Outcome::AlreadyApplied { sequence }) => (
-                    "already-applied",
-                    format!(
-                        "sequence {sequence} was applied before with the same content: nothing done"
-                    ),
-                    None,
-                ),
-                Ok(Outcome::Parked { run, missing }) => (
-                    "parked",
-                    format!(
-                        "{} mapping(s) pending: {}; fill them (stxd mapping list --pending), it then resumes",
-                        missing.len(),
-                        missing
-                            .iter()
-                            .map(|m| format!("{} {} {}", m.kind, m.manager_id, m.code))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    Some(*run),
-                ),
-                Ok(Outcome::Held { code: c, reason }) => ("held", format!("{c}: {reason}"), None),
-                Err(e) => {
-                    code = EXIT_FINDINGS;
-                    (
-                        "rejected",
-                        format!("{e} (moved to {})", p.location.display()),
-                        None,
-                    )
-                }
-            },
-        };
-        if json {
-            out.push(json!({"institution": h.institution, "file": name, "state": state, "run": run, "detail": detail}));
-        } else {
-            let run = run.map(|r| format!(" (run {r})")).unwrap_or_default();
-            println!("{}: {name}: {state}{run}: {detail}", h.institution);
-        }
-    }
     if json {
-        println!("{:#}", serde_json::Value::Array(out));
+        println!("{:#}", handled_json(&handled));
     } else if handled.is_empty() {
-        println!("nothing to process");
+        println!("nothing to {}", if parked { "resume" } else { "process" });
+    } else {
+        print_handled(&handled, "");
     }
-    Ok(code)
+    Ok(handled_exit(&handled))
+}
+
+/// One handled file in words: (state, detail, run).
+fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
+    match &h.processed {
+        Err(e) => ("retry", format!("not processed now, will be retried: {e}"), None),
+        Ok(p) => match &p.outcome {
+            Ok(Outcome::Applied { run, summary: s }) => (
+                "applied",
+                format!(
+                    "{} created, {} updated, {} unchanged, {} suspended, {} skipped (ignored mappings)",
+                    s.created, s.updated, s.unchanged, s.suspended, s.skipped
+                ),
+                Some(*run),
+            ),
+            Ok(Outcome::AlreadyApplied { sequence }) => (
+                "already-applied",
+                format!("sequence {sequence} was applied before with the same content: nothing done"),
+                None,
+            ),
+            Ok(Outcome::Parked { run, missing }) => (
+                "parked",
+                format!(
+                    "{} mapping(s) pending ({}); fill them (stxd mapping list --pending) and it resumes",
+                    missing.len(),
+                    missing
+                        .iter()
+                        .map(|m| format!("{} {} {}", m.kind, m.manager_id, m.code))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(*run),
+            ),
+            Ok(Outcome::Held { code, reason }) => ("held", format!("{code}: {reason}"), None),
+            Err(e) => ("rejected", format!("{e} (moved to {})", p.location.display()), None),
+        },
+    }
+}
+
+pub(crate) fn handled_json(handled: &[app::Handled]) -> serde_json::Value {
+    handled
+        .iter()
+        .map(|h| {
+            let (state, detail, run) = describe(h);
+            json!({"institution": h.institution, "file": crate::inbound::claim::display_name(&h.file),
+                "state": state, "run": run, "detail": detail})
+        })
+        .collect()
+}
+
+pub(crate) fn print_handled(handled: &[app::Handled], verb: &str) {
+    for h in handled {
+        let (state, detail, run) = describe(h);
+        let name = crate::inbound::claim::display_name(&h.file);
+        let run = run.map(|r| format!(" (run {r})")).unwrap_or_default();
+        let verb = if verb.is_empty() { String::new() } else { format!("{verb} ") };
+        println!("{}: {verb}{name}: {state}{run}: {detail}", h.institution);
+    }
+}
+
+/// 1 when a file was rejected or must be retried, else 0.
+pub(crate) fn handled_exit(handled: &[app::Handled]) -> u8 {
+    let bad = handled.iter().any(|h| {
+        h.processed
+            .as_ref()
+            .map_or(true, |p| p.outcome.is_err())
+    });
+    if bad { EXIT_FINDINGS } else { EXIT_OK }
 }
 
 #[cfg(test)]

@@ -1080,9 +1080,7 @@ mod tests {
             .iter()
             .map(|f| root.join(f))
             .collect();
-        store
-            .write(|tx| crate::domain::load::files(tx, &files))
-            .unwrap();
+        crate::app::load(&mut store, &files).unwrap();
         (dir, store)
     }
 

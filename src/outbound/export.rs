@@ -27,7 +27,8 @@ use std::path::PathBuf;
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
-use super::publish::{Header, PublishError, publish, sync_dir};
+use super::publish::{Header, PublishError, publish};
+use crate::transport::local::sync_dir;
 use crate::config::Link;
 use crate::domain::export::{self as domain, Report, Scope};
 use crate::format::envelope::{Manifest, Secret};

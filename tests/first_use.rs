@@ -1,0 +1,212 @@
+//! The manual's "first use" #1 and #2, end to end through the `stxd` binary
+//! on the same-slot demo: the manager exports its seat plan and catalogue,
+//! the distributor imports them, the catalogue parks on exactly the mappings
+//! ops must fill, the samples' mapping CSV fills them, the files resume, and
+//! the products created are validated and assigned to a sales profile.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::util::Sandbox;
+
+fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let run = sb.stxd(&all);
+    run.expect_code(code);
+    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
+}
+
+/// (kind, manager id) of the rows `mapping list --pending` shows.
+fn pending(sb: &Sandbox) -> BTreeSet<(String, i64)> {
+    json(sb, &["mapping", "list", "--pending"], 0)
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap().to_owned(), r["manager_id"].as_i64().unwrap()))
+        .collect()
+}
+
+fn states(processed: &Value) -> Vec<(String, String)> {
+    processed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["file"].as_str().unwrap().to_owned(), p["state"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+#[test]
+fn first_use_one_and_two() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+
+    // #2 at the manager: the seat plan and a catalogue export (sequence 1 each).
+    let seatplan = json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
+    assert_eq!(seatplan["sequence"], 1, "{seatplan}");
+    let catalogue = json(&sb, &["export", "catalogue", "--link", "opera-tourism"], 0);
+    assert_eq!(catalogue["sequence"], 1, "{catalogue}");
+
+    // #1 at the distributor: the files arrive and wait for the mappings.
+    let processed = json(&sb, &["process", "--link", "opera-tourism"], 0);
+    assert_eq!(
+        states(&processed),
+        [
+            ("opera-tourism.SEATPLAN.00000001.stx".to_owned(), "parked".to_owned()),
+            ("opera-tourism.CATALOGUE.00000001.stx".to_owned(), "parked".to_owned()),
+        ]
+    );
+    let expected: BTreeSet<(String, i64)> = [
+        ("season", 1001),
+        ("activity", 1401),
+        ("vat_code", 1101),
+        ("tariff_type", 1201),
+        ("tariff_type", 1202),
+        ("audience_subcategory", 1301),
+        ("audience_subcategory", 1302),
+        ("seat_category", 2001),
+        ("seat_category", 2002),
+        ("seat_category", 2003),
+        ("seat_category", 2004),
+        ("configuration", 3101),
+    ]
+    .into_iter()
+    .map(|(k, i)| (k.to_owned(), i))
+    .collect();
+    assert_eq!(pending(&sb), expected);
+    let parked = sb.path().join("var/exchange/opera-tourism/to-distributor/parked");
+    assert!(parked.join("opera-tourism.CATALOGUE.00000001.stx").is_file());
+    assert!(parked.join("opera-tourism.CATALOGUE.00000001.xml").is_file());
+    // Nothing of the catalogue was applied.
+    let products = json(&sb, &["catalogue", "list"], 0);
+    assert_eq!(products["products"].as_array().unwrap().len(), 0, "{products}");
+
+    // Ops fill the mapping from the samples' CSV; the parked files resume by
+    // themselves (the seat plan first: the catalogue needs its configuration).
+    let imported = json(&sb, &["mapping", "import", "samples/tourism/mapping.csv"], 0);
+    let resumed = imported["resumed"].as_array().expect("resumed files listed");
+    assert_eq!(resumed.len(), 2, "{imported}");
+    assert!(resumed.iter().all(|r| r["state"] == "applied"), "{imported}");
+    assert!(pending(&sb).is_empty());
+    assert!(!parked.join("opera-tourism.CATALOGUE.00000001.stx").exists());
+
+    // What the catalogue created, to validate.
+    let products = json(&sb, &["catalogue", "list", "--to-validate"], 0);
+    let products = products["products"].as_array().unwrap().clone();
+    assert_eq!(products.len(), 1, "{products:?}");
+    assert_eq!(products[0]["code"], "TRAV-BIL");
+    assert_eq!(products[0]["performances"].as_array().unwrap().len(), 2);
+    let id = products[0]["id"].as_i64().unwrap().to_string();
+
+    sb.stxd(&["catalogue", "validate", "--all"]).expect_code(0);
+    sb.stxd(&["catalogue", "assign-profile", &id, "GUICHET"]).expect_code(0);
+    let listed = json(&sb, &["catalogue", "list"], 0);
+    assert_eq!(listed["products"][0]["state"], "validated", "{listed}");
+    assert_eq!(json(&sb, &["catalogue", "list", "--to-validate"], 0)["products"], Value::Array(vec![]));
+    sb.stxd(&["mapping", "check", "--link", "opera-tourism"]).expect_code(0);
+
+    // Re-exporting the unchanged catalogue changes nothing at the distributor.
+    json(&sb, &["export", "catalogue", "--link", "opera-tourism"], 0);
+    let again = json(&sb, &["process", "--link", "opera-tourism"], 0);
+    assert_eq!(states(&again), [("opera-tourism.CATALOGUE.00000002.stx".to_owned(), "applied".to_owned())]);
+    let listed = json(&sb, &["catalogue", "list"], 0);
+    assert_eq!(listed["products"][0]["state"], "validated", "{listed}");
+
+    // Every step left an execution log.
+    let runs = json(&sb, &["runs", "list", "--institution", "TOURISM"], 0);
+    let kinds: Vec<(&str, &str)> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["kind"].as_str().unwrap(), r["status"].as_str().unwrap()))
+        .collect();
+    assert!(kinds.contains(&("import-catalogue", "parked")), "{kinds:?}");
+    assert!(kinds.contains(&("import-catalogue", "ok")), "{kinds:?}");
+    assert!(kinds.contains(&("mapping-import", "ok")), "{kinds:?}");
+    let parked_run = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["kind"] == "import-catalogue" && r["status"] == "parked")
+        .unwrap()["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    let shown = json(&sb, &["runs", "show", &parked_run, "--institution", "TOURISM"], 0);
+    let missing = shown["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["code"] == "mapping-pending")
+        .count();
+    assert_eq!(missing, 12, "{shown}");
+}
+
+#[test]
+fn a_replayed_file_is_applied_once_and_a_gap_is_held() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"]).expect_code(0);
+    json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
+    let first = json(&sb, &["process"], 0);
+    assert_eq!(states(&first), [("opera-tourism.SEATPLAN.00000001.stx".to_owned(), "applied".to_owned())]);
+
+    // The same pair dropped again by hand: recognised, nothing applied twice.
+    let done = sb.path().join("var/exchange/opera-tourism/to-distributor/done");
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    for ext in ["stx", "xml"] {
+        let name = format!("opera-tourism.SEATPLAN.00000001.{ext}");
+        std::fs::copy(done.join(&name), inbox.join(&name)).unwrap();
+    }
+    let replay = json(&sb, &["process"], 0);
+    assert_eq!(states(&replay), [("opera-tourism.SEATPLAN.00000001.stx".to_owned(), "already-applied".to_owned())]);
+
+    // Sequence 3 before 2: held in the inbox until 2 arrives.
+    json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
+    json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
+    let hidden = sb.path().join("hidden");
+    std::fs::create_dir_all(&hidden).unwrap();
+    for ext in ["stx", "xml"] {
+        let name = format!("opera-tourism.SEATPLAN.00000002.{ext}");
+        std::fs::rename(inbox.join(&name), hidden.join(&name)).unwrap();
+    }
+    let held = json(&sb, &["process"], 0);
+    assert_eq!(states(&held), [("opera-tourism.SEATPLAN.00000003.stx".to_owned(), "held".to_owned())]);
+    assert!(inbox.join("opera-tourism.SEATPLAN.00000003.stx").is_file());
+    for ext in ["stx", "xml"] {
+        let name = format!("opera-tourism.SEATPLAN.00000002.{ext}");
+        std::fs::rename(hidden.join(&name), inbox.join(&name)).unwrap();
+    }
+    let both = json(&sb, &["process"], 0);
+    assert_eq!(
+        states(&both),
+        [
+            ("opera-tourism.SEATPLAN.00000002.stx".to_owned(), "applied".to_owned()),
+            ("opera-tourism.SEATPLAN.00000003.stx".to_owned(), "applied".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn a_tampered_file_ends_in_error_with_its_reason_and_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    let payload = inbox.join("opera-tourism.SEATPLAN.00000001.xml");
+    let mut bytes = std::fs::read(&payload).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x20;
+    std::fs::write(&payload, bytes).unwrap();
+    let run = sb.stxd(&["--json", "process"]);
+    run.expect_code(1);
+    let out: Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(out[0]["state"], "rejected", "{out}");
+    let reason = std::fs::read_to_string(inbox.join("error/opera-tourism.SEATPLAN.00000001.stx.reason")).unwrap();
+    assert!(reason.contains("code: envelope-digest"), "{reason}");
+    assert!(inbox.join("error/opera-tourism.SEATPLAN.00000001.xml").is_file());
+    assert!(pending(&sb).is_empty(), "a rejected file creates no mapping row");
+    let runs = json(&sb, &["runs", "list", "--institution", "TOURISM", "--status", "failed"], 0);
+    assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
+}
