@@ -8,4 +8,5 @@ mod envelope;
 mod exchange_samples;
 mod golden_csv;
 mod golden_xml;
+mod import;
 mod store_domain;

@@ -5,6 +5,8 @@
 //! results into output and an exit code: 0 ok; 1 findings or rejected input;
 //! 2 usage error or unreadable config. `anyhow` lives here and nowhere below.
 
+mod catalogue;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -65,6 +67,10 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         secret_file: Option<PathBuf>,
     },
+    /// Review, validate and put on sale the products imported from a
+    /// manager (distributor side).
+    #[command(subcommand)]
+    Catalogue(catalogue::CatalogueCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -90,6 +96,7 @@ pub fn main() -> ExitCode {
         Command::Inspect { file, secret_file } => {
             inspect(&config, &file, secret_file.as_deref(), cli.json)
         }
+        Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),
