@@ -9,4 +9,5 @@ mod exchange_samples;
 mod golden_csv;
 mod golden_xml;
 mod import;
+mod mapping_cases;
 mod store_domain;

@@ -426,6 +426,13 @@ impl Refs {
         Ok(())
     }
 
+    fn get(&self, kind: MappingKind, id: TechId) -> Option<Resolved> {
+        self.index
+            .get(&(kind, id.get()))
+            .and_then(|&i| self.list.get(i))
+            .map(|s| s.resolved)
+    }
+
     fn code_of(&self, kind: MappingKind, id: TechId) -> String {
         self.index
             .get(&(kind, id.get()))
@@ -639,9 +646,7 @@ impl<'t> SeatplanImport<'t> {
                 self.venue = Some((v.id, local));
             }
             Item::Configuration(c) => {
-                let venue = parent(self.venue.map(|(m, l)| (m, l)), c.venue, || {
-                    format!("configuration {}", c.code)
-                })?;
+                let venue = parent(self.venue, c.venue, || format!("configuration {}", c.code))?;
                 let (local, change) = upsert_auto(
                     tx,
                     &ctx,
@@ -874,6 +879,8 @@ pub struct CatalogueImport<'t> {
     changed_rate_tables: HashMap<i64, String>,
     /// Manager ids of the products of this file.
     products: HashSet<i64>,
+    /// The code of the last rate table read (for messages, even when parked).
+    rt_code: String,
 }
 
 impl<'t> CatalogueImport<'t> {
@@ -897,6 +904,7 @@ impl<'t> CatalogueImport<'t> {
             changed_performances: HashMap::new(),
             changed_rate_tables: HashMap::new(),
             products: HashSet::new(),
+            rt_code: String::new(),
         })
     }
 
@@ -915,8 +923,12 @@ impl<'t> CatalogueImport<'t> {
         if !matches!(item, Item::PerformanceRef(_)) {
             self.close_product()?;
         }
-        if let Item::Product(p) = item {
-            self.products.insert(p.id.get());
+        match item {
+            Item::Product(p) => {
+                self.products.insert(p.id.get());
+            }
+            Item::RateTable(r) => self.rt_code = r.code.as_str().to_owned(),
+            _ => {}
         }
         // References: recorded even once the file is parked.
         let k = MappingKind::SeatCategory;
@@ -992,7 +1004,7 @@ impl<'t> CatalogueImport<'t> {
                     refs.code_of(MappingKind::TariffType, p.tariff_type),
                     refs.code_of(MappingKind::AudienceSubcategory, p.audience_subcategory)
                 );
-                let rt = self.rt.as_ref().map_or(String::new(), |r| r.code.clone());
+                let rt = &self.rt_code;
                 let by = || format!("{key} of rate table {rt}");
                 vec![
                     refs.need(k, p.seat_category, &by)?,
@@ -1472,9 +1484,22 @@ impl<'t> CatalogueImport<'t> {
         };
         let location = format!("price {key} of rate table {}", open.code);
         let Some(&[sc, tt, aud]) = locals else {
+            let ignored: Vec<String> = [
+                (k, p.seat_category),
+                (MappingKind::TariffType, p.tariff_type),
+                (MappingKind::AudienceSubcategory, p.audience_subcategory),
+            ]
+            .into_iter()
+            .filter(|&(kind, id)| self.refs.get(kind, id) == Some(Resolved::Ignored))
+            .map(|(kind, id)| format!("{} {}", kind_words(kind), self.refs.code_of(kind, id)))
+            .collect();
             return self.skip(
                 &location,
-                "its seat category, tariff type or audience subcategory is ignored in the mapping",
+                &format!(
+                    "its {} {} ignored in the mapping",
+                    ignored.join(" and "),
+                    if ignored.len() > 1 { "are" } else { "is" }
+                ),
             );
         };
         if !open.seen.insert((sc, tt, aud)) {
