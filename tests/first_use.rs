@@ -24,7 +24,12 @@ fn pending(sb: &Sandbox) -> BTreeSet<(String, i64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["kind"].as_str().unwrap().to_owned(), r["manager_id"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                r["manager_id"].as_i64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -33,7 +38,12 @@ fn states(processed: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|p| (p["file"].as_str().unwrap().to_owned(), p["state"].as_str().unwrap().to_owned()))
+        .map(|p| {
+            (
+                p["file"].as_str().unwrap().to_owned(),
+                p["state"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect()
 }
 
@@ -53,8 +63,14 @@ fn first_use_one_and_two() {
     assert_eq!(
         states(&processed),
         [
-            ("opera-tourism.SEATPLAN.00000001.stx".to_owned(), "parked".to_owned()),
-            ("opera-tourism.CATALOGUE.00000001.stx".to_owned(), "parked".to_owned()),
+            (
+                "opera-tourism.SEATPLAN.00000001.stx".to_owned(),
+                "parked".to_owned()
+            ),
+            (
+                "opera-tourism.CATALOGUE.00000001.stx".to_owned(),
+                "parked".to_owned()
+            ),
         ]
     );
     let expected: BTreeSet<(String, i64)> = [
@@ -75,19 +91,42 @@ fn first_use_one_and_two() {
     .map(|(k, i)| (k.to_owned(), i))
     .collect();
     assert_eq!(pending(&sb), expected);
-    let parked = sb.path().join("var/exchange/opera-tourism/to-distributor/parked");
-    assert!(parked.join("opera-tourism.CATALOGUE.00000001.stx").is_file());
-    assert!(parked.join("opera-tourism.CATALOGUE.00000001.xml").is_file());
+    let parked = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/parked");
+    assert!(
+        parked
+            .join("opera-tourism.CATALOGUE.00000001.stx")
+            .is_file()
+    );
+    assert!(
+        parked
+            .join("opera-tourism.CATALOGUE.00000001.xml")
+            .is_file()
+    );
     // Nothing of the catalogue was applied.
     let products = json(&sb, &["catalogue", "list"], 0);
-    assert_eq!(products["products"].as_array().unwrap().len(), 0, "{products}");
+    assert_eq!(
+        products["products"].as_array().unwrap().len(),
+        0,
+        "{products}"
+    );
 
     // Ops fill the mapping from the samples' CSV; the parked files resume by
     // themselves (the seat plan first: the catalogue needs its configuration).
-    let imported = json(&sb, &["mapping", "import", "samples/tourism/mapping.csv"], 0);
-    let resumed = imported["resumed"].as_array().expect("resumed files listed");
+    let imported = json(
+        &sb,
+        &["mapping", "import", "samples/tourism/mapping.csv"],
+        0,
+    );
+    let resumed = imported["resumed"]
+        .as_array()
+        .expect("resumed files listed");
     assert_eq!(resumed.len(), 2, "{imported}");
-    assert!(resumed.iter().all(|r| r["state"] == "applied"), "{imported}");
+    assert!(
+        resumed.iter().all(|r| r["state"] == "applied"),
+        "{imported}"
+    );
     assert!(pending(&sb).is_empty());
     assert!(!parked.join("opera-tourism.CATALOGUE.00000001.stx").exists());
 
@@ -100,16 +139,27 @@ fn first_use_one_and_two() {
     let id = products[0]["id"].as_i64().unwrap().to_string();
 
     sb.stxd(&["catalogue", "validate", "--all"]).expect_code(0);
-    sb.stxd(&["catalogue", "assign-profile", &id, "GUICHET"]).expect_code(0);
+    sb.stxd(&["catalogue", "assign-profile", &id, "GUICHET"])
+        .expect_code(0);
     let listed = json(&sb, &["catalogue", "list"], 0);
     assert_eq!(listed["products"][0]["state"], "validated", "{listed}");
-    assert_eq!(json(&sb, &["catalogue", "list", "--to-validate"], 0)["products"], Value::Array(vec![]));
-    sb.stxd(&["mapping", "check", "--link", "opera-tourism"]).expect_code(0);
+    assert_eq!(
+        json(&sb, &["catalogue", "list", "--to-validate"], 0)["products"],
+        Value::Array(vec![])
+    );
+    sb.stxd(&["mapping", "check", "--link", "opera-tourism"])
+        .expect_code(0);
 
     // Re-exporting the unchanged catalogue changes nothing at the distributor.
     json(&sb, &["export", "catalogue", "--link", "opera-tourism"], 0);
     let again = json(&sb, &["process", "--link", "opera-tourism"], 0);
-    assert_eq!(states(&again), [("opera-tourism.CATALOGUE.00000002.stx".to_owned(), "applied".to_owned())]);
+    assert_eq!(
+        states(&again),
+        [(
+            "opera-tourism.CATALOGUE.00000002.stx".to_owned(),
+            "applied".to_owned()
+        )]
+    );
     let listed = json(&sb, &["catalogue", "list"], 0);
     assert_eq!(listed["products"][0]["state"], "validated", "{listed}");
 
@@ -133,7 +183,11 @@ fn first_use_one_and_two() {
         .as_i64()
         .unwrap()
         .to_string();
-    let shown = json(&sb, &["runs", "show", &parked_run, "--institution", "TOURISM"], 0);
+    let shown = json(
+        &sb,
+        &["runs", "show", &parked_run, "--institution", "TOURISM"],
+        0,
+    );
     let missing = shown["messages"]
         .as_array()
         .unwrap()
@@ -144,23 +198,39 @@ fn first_use_one_and_two() {
 }
 
 #[test]
+#[allow(clippy::disallowed_methods)] // the test plays an operator moving files by hand
 fn a_replayed_file_is_applied_once_and_a_gap_is_held() {
     let sb = Sandbox::new();
     sb.stxd(&["check"]).expect_code(0);
-    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"]).expect_code(0);
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
     json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
     let first = json(&sb, &["process"], 0);
-    assert_eq!(states(&first), [("opera-tourism.SEATPLAN.00000001.stx".to_owned(), "applied".to_owned())]);
+    assert_eq!(
+        states(&first),
+        [(
+            "opera-tourism.SEATPLAN.00000001.stx".to_owned(),
+            "applied".to_owned()
+        )]
+    );
 
     // The same pair dropped again by hand: recognised, nothing applied twice.
-    let done = sb.path().join("var/exchange/opera-tourism/to-distributor/done");
+    let done = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/done");
     let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
     for ext in ["stx", "xml"] {
         let name = format!("opera-tourism.SEATPLAN.00000001.{ext}");
         std::fs::copy(done.join(&name), inbox.join(&name)).unwrap();
     }
     let replay = json(&sb, &["process"], 0);
-    assert_eq!(states(&replay), [("opera-tourism.SEATPLAN.00000001.stx".to_owned(), "already-applied".to_owned())]);
+    assert_eq!(
+        states(&replay),
+        [(
+            "opera-tourism.SEATPLAN.00000001.stx".to_owned(),
+            "already-applied".to_owned()
+        )]
+    );
 
     // Sequence 3 before 2: held in the inbox until 2 arrives.
     json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
@@ -172,7 +242,13 @@ fn a_replayed_file_is_applied_once_and_a_gap_is_held() {
         std::fs::rename(inbox.join(&name), hidden.join(&name)).unwrap();
     }
     let held = json(&sb, &["process"], 0);
-    assert_eq!(states(&held), [("opera-tourism.SEATPLAN.00000003.stx".to_owned(), "held".to_owned())]);
+    assert_eq!(
+        states(&held),
+        [(
+            "opera-tourism.SEATPLAN.00000003.stx".to_owned(),
+            "held".to_owned()
+        )]
+    );
     assert!(inbox.join("opera-tourism.SEATPLAN.00000003.stx").is_file());
     for ext in ["stx", "xml"] {
         let name = format!("opera-tourism.SEATPLAN.00000002.{ext}");
@@ -182,8 +258,14 @@ fn a_replayed_file_is_applied_once_and_a_gap_is_held() {
     assert_eq!(
         states(&both),
         [
-            ("opera-tourism.SEATPLAN.00000002.stx".to_owned(), "applied".to_owned()),
-            ("opera-tourism.SEATPLAN.00000003.stx".to_owned(), "applied".to_owned()),
+            (
+                "opera-tourism.SEATPLAN.00000002.stx".to_owned(),
+                "applied".to_owned()
+            ),
+            (
+                "opera-tourism.SEATPLAN.00000003.stx".to_owned(),
+                "applied".to_owned()
+            ),
         ]
     );
 }
@@ -203,10 +285,30 @@ fn a_tampered_file_ends_in_error_with_its_reason_and_changes_nothing() {
     run.expect_code(1);
     let out: Value = serde_json::from_str(&run.stdout()).unwrap();
     assert_eq!(out[0]["state"], "rejected", "{out}");
-    let reason = std::fs::read_to_string(inbox.join("error/opera-tourism.SEATPLAN.00000001.stx.reason")).unwrap();
+    let reason =
+        std::fs::read_to_string(inbox.join("error/opera-tourism.SEATPLAN.00000001.stx.reason"))
+            .unwrap();
     assert!(reason.contains("code: envelope-digest"), "{reason}");
-    assert!(inbox.join("error/opera-tourism.SEATPLAN.00000001.xml").is_file());
-    assert!(pending(&sb).is_empty(), "a rejected file creates no mapping row");
-    let runs = json(&sb, &["runs", "list", "--institution", "TOURISM", "--status", "failed"], 0);
+    assert!(
+        inbox
+            .join("error/opera-tourism.SEATPLAN.00000001.xml")
+            .is_file()
+    );
+    assert!(
+        pending(&sb).is_empty(),
+        "a rejected file creates no mapping row"
+    );
+    let runs = json(
+        &sb,
+        &[
+            "runs",
+            "list",
+            "--institution",
+            "TOURISM",
+            "--status",
+            "failed",
+        ],
+        0,
+    );
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
 }

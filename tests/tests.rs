@@ -10,5 +10,7 @@ mod export;
 mod first_use;
 mod golden_csv;
 mod golden_xml;
+mod import;
+mod mapping_cases;
 mod mapping_cli;
 mod store_domain;

@@ -5,6 +5,8 @@
 //! results into output and an exit code: 0 ok; 1 findings or rejected input;
 //! 2 usage error or unreadable config. `anyhow` lives here and nowhere below.
 
+mod catalogue;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -99,6 +101,10 @@ enum Command {
     /// Write the manager's next seat plan or catalogue file for a link.
     #[command(subcommand)]
     Export(export::ExportCommand),
+    /// Review, validate and put on sale the products imported from a
+    /// manager (distributor side).
+    #[command(subcommand)]
+    Catalogue(catalogue::CatalogueCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -131,6 +137,7 @@ pub fn main() -> ExitCode {
         }
         Command::Mapping(cmd) => mapping::run(&config, cli.json, cmd),
         Command::Export(cmd) => export::run(&config, cli.json, cmd),
+        Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -372,7 +379,11 @@ fn process(
 /// One handled file in words: (state, detail, run).
 fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
     match &h.processed {
-        Err(e) => ("retry", format!("not processed now, will be retried: {e}"), None),
+        Err(e) => (
+            "retry",
+            format!("not processed now, will be retried: {e}"),
+            None,
+        ),
         Ok(p) => match &p.outcome {
             Ok(Outcome::Applied { run, summary: s }) => (
                 "applied",
@@ -384,7 +395,9 @@ fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
             ),
             Ok(Outcome::AlreadyApplied { sequence }) => (
                 "already-applied",
-                format!("sequence {sequence} was applied before with the same content: nothing done"),
+                format!(
+                    "sequence {sequence} was applied before with the same content: nothing done"
+                ),
                 None,
             ),
             Ok(Outcome::Parked { run, missing }) => (
@@ -401,7 +414,11 @@ fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
                 Some(*run),
             ),
             Ok(Outcome::Held { code, reason }) => ("held", format!("{code}: {reason}"), None),
-            Err(e) => ("rejected", format!("{e} (moved to {})", p.location.display()), None),
+            Err(e) => (
+                "rejected",
+                format!("{e} (moved to {})", p.location.display()),
+                None,
+            ),
         },
     }
 }
@@ -422,18 +439,20 @@ pub(crate) fn print_handled(handled: &[app::Handled], verb: &str) {
         let (state, detail, run) = describe(h);
         let name = crate::inbound::claim::display_name(&h.file);
         let run = run.map(|r| format!(" (run {r})")).unwrap_or_default();
-        let verb = if verb.is_empty() { String::new() } else { format!("{verb} ") };
+        let verb = if verb.is_empty() {
+            String::new()
+        } else {
+            format!("{verb} ")
+        };
         println!("{}: {verb}{name}: {state}{run}: {detail}", h.institution);
     }
 }
 
 /// 1 when a file was rejected or must be retried, else 0.
 pub(crate) fn handled_exit(handled: &[app::Handled]) -> u8 {
-    let bad = handled.iter().any(|h| {
-        h.processed
-            .as_ref()
-            .map_or(true, |p| p.outcome.is_err())
-    });
+    let bad = handled
+        .iter()
+        .any(|h| h.processed.as_ref().map_or(true, |p| p.outcome.is_err()));
     if bad { EXIT_FINDINGS } else { EXIT_OK }
 }
 

@@ -7,7 +7,9 @@
 //! inside a transaction or on a connection the caller provides, so the caller
 //! decides what commits together.
 
+pub mod catalogue;
 pub mod export;
+pub mod import;
 pub mod load;
 pub mod mapping;
 pub mod setup;

@@ -28,7 +28,6 @@ use rusqlite::Connection;
 use time::OffsetDateTime;
 
 use super::publish::{Header, PublishError, publish};
-use crate::transport::local::sync_dir;
 use crate::config::Link;
 use crate::domain::export::{self as domain, Report, Scope};
 use crate::format::envelope::{Manifest, Secret};
@@ -36,6 +35,7 @@ use crate::format::{Kind, WriteError, catalogue, seatplan};
 use crate::store::journal::{self, Direction, FileState, NewEntry};
 use crate::store::runs::{self, Counts, Level, RunStatus};
 use crate::store::{Role, Store, StoreError};
+use crate::transport::local::sync_dir;
 
 /// What a producer wrote.
 #[derive(Debug)]

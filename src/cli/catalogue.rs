@@ -1,0 +1,210 @@
+//! `stxd catalogue …`: the distributor reviews, validates and puts on sale the
+//! products its catalogue imports created. Calls [`crate::domain::catalogue`]
+//! on the distributor institution of a link; decides nothing itself.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use crate::app;
+use crate::config::Config;
+use crate::domain::DomainError;
+use crate::domain::catalogue::{self, Selection};
+use crate::store::Role;
+
+#[derive(Debug, Subcommand)]
+pub enum CatalogueCommand {
+    /// List the products imported from the manager, with their rate table,
+    /// performances and sales profiles.
+    List {
+        /// Only the products waiting for validation.
+        #[arg(long)]
+        to_validate: bool,
+        /// The link (default: the only link whose distributor is in the config).
+        #[arg(long, value_name = "LINK")]
+        link: Option<String>,
+    },
+    /// Validate products (with their rate table and logical configurations),
+    /// all or nothing.
+    Validate {
+        /// Local product ids (see `catalogue list`).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<i64>,
+        /// Every product waiting for validation.
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_name = "LINK")]
+        link: Option<String>,
+    },
+    /// Assign a product to a sales profile (code or id): validated products
+    /// in a profile are sellable.
+    AssignProfile {
+        product: i64,
+        profile: String,
+        #[arg(long, value_name = "LINK")]
+        link: Option<String>,
+    },
+}
+
+/// Runs a `catalogue` subcommand.
+pub fn run(config: &Config, json: bool, cmd: CatalogueCommand) -> anyhow::Result<u8> {
+    let link = match &cmd {
+        CatalogueCommand::List { link, .. }
+        | CatalogueCommand::Validate { link, .. }
+        | CatalogueCommand::AssignProfile { link, .. } => link.clone(),
+    };
+    let link = match distributor_link(config, link.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("stxd: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let (_, inst, mut store) = app::open_side(config, &link, Role::Distributor)?;
+    let mut out = std::io::stdout().lock();
+    match cmd {
+        CatalogueCommand::List { to_validate, .. } => {
+            let rows = store.read(|c| catalogue::list(c, to_validate))?;
+            if json {
+                writeln!(
+                    out,
+                    "{:#}",
+                    json!({"institution": inst.code.as_str(), "products": rows})
+                )?;
+            } else if rows.is_empty() {
+                writeln!(
+                    out,
+                    "{}: no product{}",
+                    inst.code,
+                    if to_validate { " to validate" } else { "" }
+                )?;
+            } else {
+                for p in &rows {
+                    writeln!(out, "{:>6}  {:<8} {:<12} {}", p.id, p.code, p.state, p.name)?;
+                    writeln!(
+                        out,
+                        "        rate table {} {} ({}, {} prices)",
+                        p.rate_table.id, p.rate_table.code, p.rate_table.state, p.rate_table.prices
+                    )?;
+                    for f in &p.performances {
+                        writeln!(
+                            out,
+                            "        performance {} {} {} ({}, logical configuration {})",
+                            f.id, f.code, f.start, f.state, f.logical_configuration
+                        )?;
+                    }
+                    writeln!(
+                        out,
+                        "        sales profiles: {}",
+                        if p.profiles.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            p.profiles.join(", ")
+                        }
+                    )?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+        CatalogueCommand::Validate { ids, all, .. } => {
+            let selection = if all {
+                Selection::All
+            } else {
+                Selection::Ids(&ids)
+            };
+            let v = store.write(|tx| catalogue::validate(tx, selection))?;
+            if json {
+                writeln!(out, "{:#}", json!(v))?;
+            } else if v.refused.is_empty() {
+                for (id, code) in &v.validated {
+                    writeln!(out, "validated: product {id} {code}")?;
+                }
+                writeln!(
+                    out,
+                    "{} product(s), {} rate table(s), {} logical configuration(s) validated (run {})",
+                    v.validated.len(),
+                    v.rate_tables,
+                    v.logical_configurations,
+                    v.run
+                )?;
+            } else {
+                for (_, reason) in &v.refused {
+                    writeln!(out, "refused: {reason}")?;
+                }
+                writeln!(out, "nothing validated (run {})", v.run)?;
+            }
+            Ok(if v.refused.is_empty() {
+                EXIT_OK
+            } else {
+                EXIT_FINDINGS
+            })
+        }
+        CatalogueCommand::AssignProfile {
+            product, profile, ..
+        } => match store.write(|tx| catalogue::assign_profile(tx, product, &profile)) {
+            Ok(a) => {
+                if json {
+                    writeln!(out, "{:#}", json!(a))?;
+                } else {
+                    writeln!(
+                        out,
+                        "product {} {} {} sales profile {} {}; {} (run {})",
+                        a.product,
+                        a.product_code,
+                        if a.already {
+                            "was already in"
+                        } else {
+                            "assigned to"
+                        },
+                        a.profile,
+                        a.profile_code,
+                        if a.sellable {
+                            "sellable"
+                        } else {
+                            "not sellable until validated"
+                        },
+                        a.run
+                    )?;
+                }
+                Ok(EXIT_OK)
+            }
+            Err(e @ DomainError::Invalid { .. }) => {
+                if json {
+                    writeln!(
+                        out,
+                        "{:#}",
+                        json!({"assigned": false, "reason": e.to_string()})
+                    )?;
+                } else {
+                    eprintln!("stxd: not assigned: {e}");
+                }
+                Ok(EXIT_FINDINGS)
+            }
+            Err(e) => Err(e).context("cannot assign the product"),
+        },
+    }
+}
+
+/// The link named, else the only link whose distributor this config serves.
+fn distributor_link(config: &Config, named: Option<&str>) -> Result<String, String> {
+    if let Some(name) = named {
+        return Ok(name.to_owned());
+    }
+    let ours: Vec<&str> = config
+        .links
+        .iter()
+        .filter(|l| config.institution(l.distributor.as_str()).is_some())
+        .map(|l| l.name.as_str())
+        .collect();
+    match ours.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => Err("no link of this config has its distributor here; run this command on the distributor's server".to_owned()),
+        many => Err(format!(
+            "several links have their distributor here ({}); choose one with --link",
+            many.join(", ")
+        )),
+    }
+}
