@@ -61,7 +61,10 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
                 println!("refused:   {e}");
                 println!("code:      {}", e.code());
                 if let Some(run) = e.run_id {
-                    println!("run:       {run} (stxd runs show {run})");
+                    println!(
+                        "run:       {run} (stxd runs show {run} --institution {})",
+                        link.manager
+                    );
                 }
                 if !report.excluded.is_empty() {
                     print_exclusions(report);
@@ -107,8 +110,8 @@ fn print_exported(json: bool, done: &Exported) {
         println!("sequence:  {}", m.sequence);
         println!("records:   {} ({})", m.records, by_type.join(", "));
         println!(
-            "run:       {} (stxd runs show {})",
-            done.run_id, done.run_id
+            "run:       {} (stxd runs show {} --institution {})",
+            done.run_id, done.run_id, m.sender
         );
         print_exclusions(&done.report);
     }
