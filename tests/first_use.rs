@@ -312,3 +312,12 @@ fn a_tampered_file_ends_in_error_with_its_reason_and_changes_nothing() {
     );
     assert_eq!(runs.as_array().unwrap().len(), 1, "{runs}");
 }
+
+#[test]
+fn the_harness_reaches_first_use_done() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let listed = json(&sb, &["catalogue", "list"], 0);
+    assert_eq!(listed["products"][0]["state"], "validated", "{listed}");
+    assert_eq!(listed["products"][0]["profiles"][0], "GUICHET", "{listed}");
+}

@@ -44,6 +44,26 @@ impl Sandbox {
         Run(output)
     }
 
+    /// Plays the manual's first use #1 and #2 on the demo: stores created,
+    /// seat plan and catalogue exported and imported through the samples'
+    /// mapping, product TRAV-BIL (local id 1) validated and assigned to the
+    /// sales profile GUICHET. Ready for contingents and sales.
+    pub fn first_use_done(&self) -> &Sandbox {
+        self.stxd(&["check"]).expect_code(0);
+        self.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+            .expect_code(0);
+        self.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+            .expect_code(0);
+        self.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+            .expect_code(0);
+        self.stxd(&["process"]).expect_code(0);
+        self.stxd(&["catalogue", "validate", "--all"])
+            .expect_code(0);
+        self.stxd(&["catalogue", "assign-profile", "1", "GUICHET"])
+            .expect_code(0);
+        self
+    }
+
     /// The demo link's secret, as `stxd check` generates it.
     pub fn demo_secret(&self) -> Secret {
         stxd::config::read_secret(&self.path().join("var/secrets/opera-tourism.key"))

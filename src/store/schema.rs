@@ -28,11 +28,18 @@ pub struct Migration {
 }
 
 /// Every migration, in order. Append only.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema: master data, setup, mapping, journal, runs",
-    sql: V1,
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "initial schema: master data, setup, mapping, journal, runs",
+        sql: V1,
+    },
+    Migration {
+        version: 2,
+        name: "seats and money: allotments, holds, orders, tickets, pending account, contingents and sales at the distributor",
+        sql: V2,
+    },
+];
 
 /// The schema version this build writes.
 pub fn latest() -> i64 {
@@ -76,6 +83,183 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     }
     Ok(())
 }
+
+const V2: &str = r#"
+-- ================================================================= manager
+-- The allotment of one performance to one link's distributor: a versioned
+-- snapshot. `version` grows at every change of its seats or zones;
+-- `exported` is the last version written to a CONTINGENT file; `acknowledged`
+-- the last version the distributor says it applied (ACK lines of its sales
+-- files).
+CREATE TABLE allotment (
+    link         TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    performance  INTEGER NOT NULL REFERENCES performance (id),
+    version      INTEGER NOT NULL DEFAULT 0 CHECK (version >= 0),
+    exported     INTEGER NOT NULL DEFAULT 0 CHECK (exported >= 0 AND exported <= version),
+    acknowledged INTEGER NOT NULL DEFAULT 0 CHECK (acknowledged >= 0),
+    PRIMARY KEY (link, performance)
+) STRICT, WITHOUT ROWID;
+
+-- A numbered seat of a performance set aside for a link. One holder per seat
+-- and performance (the primary key). 'allotted': the distributor may sell it.
+-- 'held': taken back by version `released_in`, but not resellable by the
+-- manager nor re-allottable until the distributor acknowledges that version
+-- (a sale it made before is still accepted).
+CREATE TABLE allotment_seat (
+    performance INTEGER NOT NULL REFERENCES performance (id),
+    seat        INTEGER NOT NULL REFERENCES seat (id),
+    link        TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    state       TEXT NOT NULL CHECK (state IN ('allotted', 'held')),
+    released_in INTEGER CHECK (released_in IS NULL OR released_in >= 1),
+    PRIMARY KEY (performance, seat),
+    CHECK ((state = 'held') = (released_in IS NOT NULL))
+) STRICT, WITHOUT ROWID;
+CREATE INDEX allotment_seat_link ON allotment_seat (link, performance);
+
+-- Places of an unnumbered zone set aside for a link: `quantity` allotted now;
+-- `held` taken back and not yet acknowledged (freed when version
+-- `held_until` is acknowledged).
+CREATE TABLE allotment_zone (
+    performance INTEGER NOT NULL REFERENCES performance (id),
+    zone        INTEGER NOT NULL REFERENCES zone (id),
+    link        TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    quantity    INTEGER NOT NULL CHECK (quantity >= 0),
+    held        INTEGER NOT NULL DEFAULT 0 CHECK (held >= 0),
+    held_until  INTEGER CHECK (held_until IS NULL OR held_until >= 1),
+    PRIMARY KEY (performance, zone, link),
+    CHECK ((held > 0) = (held_until IS NOT NULL))
+) STRICT, WITHOUT ROWID;
+
+-- One order at the manager per distributor order, on the link's stx_file
+-- channel and point of sale, paid with the pending account, booked to the
+-- authorised contact.
+CREATE TABLE sales_order (
+    id             INTEGER PRIMARY KEY,
+    link           TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    reference      TEXT NOT NULL CHECK (length(reference) BETWEEN 1 AND 32),
+    channel        INTEGER NOT NULL REFERENCES sales_channel (id),
+    point_of_sale  INTEGER NOT NULL REFERENCES point_of_sale (id),
+    payment_method INTEGER NOT NULL REFERENCES payment_method (id),
+    contact        INTEGER NOT NULL REFERENCES contact (id),
+    created        TEXT NOT NULL,
+    UNIQUE (link, reference)
+) STRICT;
+
+-- A ticket booked from a distributor's sale line; a refund line cancels it.
+-- `line` is the distributor's line id: a line is booked once (UNIQUE), and a
+-- seat has one valid ticket per performance.
+CREATE TABLE ticket (
+    id                   INTEGER PRIMARY KEY,
+    sales_order          INTEGER NOT NULL REFERENCES sales_order (id),
+    link                 TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    line                 INTEGER NOT NULL CHECK (line >= 1),
+    performance          INTEGER NOT NULL REFERENCES performance (id),
+    seat                 INTEGER REFERENCES seat (id),
+    zone                 INTEGER REFERENCES zone (id),
+    seat_category        INTEGER NOT NULL REFERENCES seat_category (id),
+    tariff_type          INTEGER NOT NULL REFERENCES tariff_type (id),
+    audience_subcategory INTEGER NOT NULL REFERENCES audience_subcategory (id),
+    amount               INTEGER NOT NULL CHECK (amount >= 0 AND amount <= 999999999999999),
+    currency             TEXT NOT NULL CHECK (length(currency) = 3),
+    vat_code             INTEGER NOT NULL REFERENCES vat_code (id),
+    sold_at              TEXT NOT NULL,
+    state                TEXT NOT NULL CHECK (state IN ('valid', 'cancelled')),
+    refund_line          INTEGER CHECK (refund_line IS NULL OR refund_line >= 1),
+    cancelled_at         TEXT,
+    UNIQUE (link, line),
+    CHECK ((seat IS NULL) <> (zone IS NULL)),
+    CHECK ((state = 'cancelled') = (refund_line IS NOT NULL))
+) STRICT;
+CREATE UNIQUE INDEX ticket_seat_valid ON ticket (performance, seat)
+    WHERE state = 'valid' AND seat IS NOT NULL;
+CREATE UNIQUE INDEX ticket_refund_line ON ticket (link, refund_line)
+    WHERE refund_line IS NOT NULL;
+CREATE INDEX ticket_order ON ticket (sales_order);
+
+-- Every sale or refund line the manager received, by the distributor's line
+-- id: 'booked' exactly once, or 'rejected' with its reason (a rejected line
+-- may come again, fixed, and then be booked).
+CREATE TABLE sales_line (
+    link      TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    line      INTEGER NOT NULL CHECK (line >= 1),
+    operation TEXT NOT NULL CHECK (operation IN ('SALE', 'REFUND')),
+    status    TEXT NOT NULL CHECK (status IN ('booked', 'rejected')),
+    file      TEXT NOT NULL,
+    position  TEXT NOT NULL,
+    code      TEXT,
+    reason    TEXT,
+    record    TEXT NOT NULL,
+    updated   TEXT NOT NULL,
+    PRIMARY KEY (link, line),
+    CHECK ((status = 'rejected') = (code IS NOT NULL))
+) STRICT, WITHOUT ROWID;
+
+-- Movements of the pending account ("compte d'attente"): + the price of a
+-- booked sale, − when its refund cancels it. Settled outside stxd.
+CREATE TABLE pending_account_entry (
+    id       INTEGER PRIMARY KEY,
+    link     TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    ticket   INTEGER NOT NULL REFERENCES ticket (id),
+    amount   INTEGER NOT NULL,
+    currency TEXT NOT NULL CHECK (length(currency) = 3),
+    created  TEXT NOT NULL
+) STRICT;
+CREATE INDEX pending_account_entry_link ON pending_account_entry (link);
+
+-- ============================================================= distributor
+-- The contingent snapshot applied per (local) performance, and its places.
+CREATE TABLE contingent_snapshot (
+    performance INTEGER PRIMARY KEY REFERENCES performance (id),
+    link        TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    version     INTEGER NOT NULL CHECK (version >= 1),
+    applied     TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE contingent_seat (
+    performance INTEGER NOT NULL REFERENCES performance (id),
+    seat        INTEGER NOT NULL REFERENCES seat (id),
+    PRIMARY KEY (performance, seat)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE contingent_zone (
+    performance INTEGER NOT NULL REFERENCES performance (id),
+    zone        INTEGER NOT NULL REFERENCES zone (id),
+    quantity    INTEGER NOT NULL CHECK (quantity >= 0),
+    PRIMARY KEY (performance, zone)
+) STRICT, WITHOUT ROWID;
+
+-- The distributor's sales and refunds (local ids), one row per line; `id` is
+-- the line id sent to the manager. `active`: a sale not refunded (a seat has
+-- one active sale per performance). `exported_in`: the SALES file sequence
+-- that carried the line, NULL until exported.
+CREATE TABLE sale_line (
+    id                   INTEGER PRIMARY KEY,
+    link                 TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    operation            TEXT NOT NULL CHECK (operation IN ('SALE', 'REFUND')),
+    time                 TEXT NOT NULL,
+    order_ref            TEXT NOT NULL CHECK (length(order_ref) BETWEEN 1 AND 32),
+    refund_of            INTEGER REFERENCES sale_line (id),
+    product              INTEGER NOT NULL REFERENCES product (id),
+    performance          INTEGER NOT NULL REFERENCES performance (id),
+    seat                 INTEGER REFERENCES seat (id),
+    zone                 INTEGER REFERENCES zone (id),
+    seat_category        INTEGER NOT NULL REFERENCES seat_category (id),
+    tariff_type          INTEGER NOT NULL REFERENCES tariff_type (id),
+    audience_subcategory INTEGER NOT NULL REFERENCES audience_subcategory (id),
+    amount               INTEGER NOT NULL CHECK (amount >= 0 AND amount <= 999999999999999),
+    currency             TEXT NOT NULL CHECK (length(currency) = 3),
+    vat_code             INTEGER NOT NULL REFERENCES vat_code (id),
+    active               INTEGER NOT NULL CHECK (active IN (0, 1)),
+    exported_in          INTEGER CHECK (exported_in IS NULL OR exported_in >= 1),
+    CHECK ((seat IS NULL) <> (zone IS NULL)),
+    CHECK ((operation = 'REFUND') = (refund_of IS NOT NULL)),
+    CHECK (operation = 'SALE' OR active = 0)
+) STRICT;
+CREATE UNIQUE INDEX sale_line_seat_active ON sale_line (performance, seat)
+    WHERE active = 1 AND seat IS NOT NULL;
+CREATE UNIQUE INDEX sale_line_refund ON sale_line (refund_of) WHERE refund_of IS NOT NULL;
+CREATE INDEX sale_line_unexported ON sale_line (link, exported_in);
+"#;
 
 const V1: &str = r#"
 -- The institution this database belongs to: exactly one row.
