@@ -8,6 +8,7 @@
 //! decides what commits together.
 
 pub mod catalogue;
+pub mod contingent;
 pub mod export;
 pub mod import;
 pub mod load;

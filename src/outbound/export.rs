@@ -211,7 +211,14 @@ pub fn export(
     match kind {
         Kind::Seatplan => export_with(store, link, &SeatplanPayload, secret, now),
         Kind::Catalogue => export_with(store, link, &CataloguePayload, secret, now),
-        Kind::Contingent | Kind::Sales => Err(ExportError {
+        Kind::Contingent => export_with(
+            store,
+            link,
+            &super::contingent::ContingentPayload::all(),
+            secret,
+            now,
+        ),
+        Kind::Sales => Err(ExportError {
             link: link.name.clone(),
             kind,
             cause: Box::new(Cause::Unsupported(kind)),

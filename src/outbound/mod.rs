@@ -7,6 +7,7 @@
 //! store only through the domain layer and journals the file in the same
 //! transaction; [`publish`] never touches the store.
 
+pub mod contingent;
 pub mod export;
 pub mod publish;
 

@@ -1,0 +1,98 @@
+//! The `CONTINGENT` payload producer: the manager's allotments to one link,
+//! as snapshots (one per performance, each with its version).
+//!
+//! Takes the export's write transaction and the link; streams
+//! [`domain::snapshot`] of one performance (the manual's "from the seat
+//! plan") or of every performance the link has an allotment for (its "from
+//! Tools / external sales") into the contingent writer. The snapshots mark
+//! the versions exported in that same transaction, so the marks commit with
+//! the file's journal row or not at all. Nothing to export is refused with
+//! the reason.
+
+use std::io::Write;
+
+use rusqlite::Connection;
+
+use super::export::{Produced, Producer};
+use crate::config::Link;
+use crate::domain::contingent as domain;
+use crate::domain::export::ExportError;
+use crate::format::{Kind, contingent};
+
+/// The `CONTINGENT` payload of one performance (`Some`, by id or code) or of
+/// every performance of the link with an allotment (`None`).
+#[derive(Debug, Clone, Default)]
+pub struct ContingentPayload {
+    pub performance: Option<String>,
+}
+
+impl ContingentPayload {
+    /// Every performance of the link that has an allotment.
+    pub fn all() -> ContingentPayload {
+        ContingentPayload { performance: None }
+    }
+
+    /// One performance, by technical id or code.
+    pub fn one(performance: impl Into<String>) -> ContingentPayload {
+        ContingentPayload {
+            performance: Some(performance.into()),
+        }
+    }
+}
+
+impl Producer for ContingentPayload {
+    fn kind(&self) -> Kind {
+        Kind::Contingent
+    }
+
+    fn produce(
+        &self,
+        conn: &Connection,
+        link: &Link,
+        out: &mut dyn Write,
+    ) -> Result<Produced, ExportError> {
+        let performances = match &self.performance {
+            Some(named) => {
+                let id =
+                    domain::performance_id(conn, named).map_err(|e| ExportError::Setup {
+                        code: "unknown-performance",
+                        problem: e.to_string(),
+                        fix: "name the performance by its technical id or code".to_owned(),
+                    })?;
+                vec![id]
+            }
+            None => {
+                let all = domain::performances(conn, &link.name).map_err(|e| {
+                    ExportError::BadData {
+                        object: format!("allotments of link {}", link.name),
+                        problem: e.to_string(),
+                    }
+                })?;
+                if all.is_empty() {
+                    return Err(ExportError::Setup {
+                        code: "no-allotment",
+                        problem: format!(
+                            "link {} has no allotment on any performance: nothing to export",
+                            link.name
+                        ),
+                        fix: "allot seats or zone places first (stxd contingent allocate)"
+                            .to_owned(),
+                    });
+                }
+                all
+            }
+        };
+        let mut writer = contingent::Writer::new(out)?;
+        let mut snapshots = Vec::with_capacity(performances.len());
+        for p in performances {
+            snapshots.push(domain::snapshot(conn, &link.name, p, &mut |line| {
+                writer.write(line)
+            })?);
+        }
+        let (_, records) = writer.finish()?;
+        Ok(Produced {
+            records,
+            report: domain::report_of(&snapshots),
+        })
+    }
+}
