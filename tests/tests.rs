@@ -4,6 +4,7 @@ mod util;
 
 mod cli;
 mod config_files;
+mod contingent_manager;
 mod envelope;
 mod exchange_samples;
 mod export;

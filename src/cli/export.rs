@@ -11,6 +11,7 @@ use crate::app;
 use crate::config::Config;
 use crate::domain::export::Report;
 use crate::format::Kind;
+use crate::outbound::contingent::ContingentPayload;
 use crate::outbound::export::{self, Exported};
 use crate::store::Role;
 
@@ -30,17 +31,36 @@ pub enum ExportCommand {
         #[arg(long)]
         link: String,
     },
+    /// Write the link's contingent snapshots (each with its version) to the
+    /// link's outbox: one performance, or every performance with an
+    /// allotment for the link.
+    Contingent {
+        /// The link, as named in the config.
+        #[arg(long)]
+        link: String,
+        /// Only this performance (technical id or code).
+        #[arg(long)]
+        performance: Option<String>,
+    },
 }
 
 pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8> {
     let (kind, link_name) = match &cmd {
         ExportCommand::Seatplan { link } => (Kind::Seatplan, link),
         ExportCommand::Catalogue { link } => (Kind::Catalogue, link),
+        ExportCommand::Contingent { link, .. } => (Kind::Contingent, link),
     };
     let (link, _, mut store) = app::open_side(config, link_name, Role::Manager)?;
     let secret = app::link_secret(link).map_err(|e| anyhow::anyhow!("link {}: {e}", link.name))?;
     let now = time::OffsetDateTime::now_utc();
-    match export::export(&mut store, link, kind, &secret, now) {
+    let result = match &cmd {
+        ExportCommand::Contingent {
+            performance: Some(p),
+            ..
+        } => export::export_with(&mut store, link, &ContingentPayload::one(p), &secret, now),
+        _ => export::export(&mut store, link, kind, &secret, now),
+    };
+    match result {
         Ok(done) => {
             print_exported(json, &done);
             Ok(EXIT_OK)

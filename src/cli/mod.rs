@@ -6,6 +6,7 @@
 //! 2 usage error or unreadable config. `anyhow` lives here and nowhere below.
 
 mod catalogue;
+mod contingent;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -105,6 +106,10 @@ enum Command {
     /// manager (distributor side).
     #[command(subcommand)]
     Catalogue(catalogue::CatalogueCommand),
+    /// The manager's contingents: allot seats or zone places of a
+    /// performance to a link's distributor, take them back, show them.
+    #[command(subcommand)]
+    Contingent(contingent::ContingentCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -138,6 +143,7 @@ pub fn main() -> ExitCode {
         Command::Mapping(cmd) => mapping::run(&config, cli.json, cmd),
         Command::Export(cmd) => export::run(&config, cli.json, cmd),
         Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
+        Command::Contingent(cmd) => contingent::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

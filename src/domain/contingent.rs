@@ -663,10 +663,9 @@ pub fn release(
                         "seat {} is not allotted to this link (it is link {l}'s)",
                         seat.label
                     )),
-                    None => problems.push(format!(
-                        "seat {} is not allotted to this link",
-                        seat.label
-                    )),
+                    None => {
+                        problems.push(format!("seat {} is not allotted to this link", seat.label))
+                    }
                 }
             }
             if seats.is_empty() && problems.is_empty() {
@@ -784,7 +783,9 @@ pub fn acknowledge(
     performance: TechId,
     version: u64,
 ) -> Result<AckOutcome, DomainError> {
-    let object = format!("acknowledgement of version {version} of performance {performance}'s allotment to link {link}");
+    let object = format!(
+        "acknowledgement of version {version} of performance {performance}'s allotment to link {link}"
+    );
     let row: Option<(i64, i64)> = tx
         .prepare_cached(
             "SELECT exported, acknowledged FROM allotment WHERE link = ?1 AND performance = ?2",
@@ -860,7 +861,14 @@ pub fn show(
     )?;
     let heads: Vec<(i64, String, String, i64, i64, i64)> = st
         .query_map((link, performance.map(TechId::get)), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+            ))
         })?
         .collect::<Result<_, _>>()?;
     let mut views = Vec::with_capacity(heads.len());
@@ -967,9 +975,11 @@ fn seat_runs(conn: &Connection, link: &str, perf: i64) -> Result<Vec<SeatRun>, D
 
 /// The performances the link has an allotment for, by id.
 pub fn performances(conn: &Connection, link: &str) -> Result<Vec<TechId>, DomainError> {
-    let mut st =
-        conn.prepare_cached("SELECT performance FROM allotment WHERE link = ?1 ORDER BY performance")?;
-    let ids: Vec<i64> = st.query_map([link], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut st = conn
+        .prepare_cached("SELECT performance FROM allotment WHERE link = ?1 ORDER BY performance")?;
+    let ids: Vec<i64> = st
+        .query_map([link], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     ids.into_iter()
         .map(|id| TechId::new(id).map_err(|e| invalid(format!("performance {id}"), e.to_string())))
         .collect()
@@ -1144,7 +1154,10 @@ mod tests {
                 "PARTERRE A 5-6 allotted"
             ]
         );
-        assert_eq!((v[0].seats_allotted, v[0].seats_held, v[0].version), (4, 1, 3));
+        assert_eq!(
+            (v[0].seats_allotted, v[0].seats_held, v[0].version),
+            (4, 1, 3)
+        );
     }
 
     #[test]

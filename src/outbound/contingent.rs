@@ -53,21 +53,19 @@ impl Producer for ContingentPayload {
     ) -> Result<Produced, ExportError> {
         let performances = match &self.performance {
             Some(named) => {
-                let id =
-                    domain::performance_id(conn, named).map_err(|e| ExportError::Setup {
-                        code: "unknown-performance",
-                        problem: e.to_string(),
-                        fix: "name the performance by its technical id or code".to_owned(),
-                    })?;
+                let id = domain::performance_id(conn, named).map_err(|e| ExportError::Setup {
+                    code: "unknown-performance",
+                    problem: e.to_string(),
+                    fix: "name the performance by its technical id or code".to_owned(),
+                })?;
                 vec![id]
             }
             None => {
-                let all = domain::performances(conn, &link.name).map_err(|e| {
-                    ExportError::BadData {
+                let all =
+                    domain::performances(conn, &link.name).map_err(|e| ExportError::BadData {
                         object: format!("allotments of link {}", link.name),
                         problem: e.to_string(),
-                    }
-                })?;
+                    })?;
                 if all.is_empty() {
                     return Err(ExportError::Setup {
                         code: "no-allotment",
