@@ -633,7 +633,9 @@ fn seat_taken(
 /// manager); zone places move to the held quantity until the new version is
 /// acknowledged. Refused: a seat not allotted to this link (or already
 /// held), a quantity above what the link has allotted. Bumps the version and
-/// records a `contingent-release` run.
+/// records a `contingent-release` run. Zone places released while earlier
+/// ones are still held join them and are all held until the new version is
+/// acknowledged (later, never earlier, than each one's own version).
 pub fn release(
     tx: &Transaction<'_>,
     link: &str,
@@ -1205,6 +1207,30 @@ mod tests {
         assert!(e.contains("seat BALCON A 19 does not exist"), "{e}");
         assert!(!e.contains("BALCON A 18 "), "{e}");
         assert!(s.read(|c| show(c, "l", None)).unwrap().is_empty());
+    }
+
+    /// A link's zone tickets are counted inside its allotment; tickets
+    /// beyond it (or of a link without one) take places of their own.
+    #[test]
+    fn zone_tickets_are_not_counted_twice() {
+        let (_d, mut s) = store();
+        s.write(|tx| -> Result<(), DomainError> {
+            allocate(tx, "a", id(1701), Places::Zone { zone: Ref::parse("FOSSE").unwrap(), quantity: 10 })?;
+            tx.execute_batch(
+                "INSERT INTO sales_order (id, link, reference, channel, point_of_sale, payment_method, contact, created)
+                     VALUES (1, 'a', 'R', 5001, 5101, 5201, 5301, 'now');
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8)
+                 INSERT INTO ticket (sales_order, link, line, performance, zone, seat_category, tariff_type,
+                     audience_subcategory, amount, currency, vat_code, sold_at, state)
+                 SELECT 1, CASE WHEN i <= 4 THEN 'a' ELSE 'b' END, i, 1701, 3201, 2004, 1201, 1301,
+                     2500, 'EUR', 1101, 'now', 'valid' FROM n;",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        // 150 − 10 (link a, its 4 tickets inside) − 4 (link b's tickets).
+        assert_eq!(s.read(|c| zone_free(c, 1701, 3201, 150)).unwrap(), 136);
+        assert_eq!(s.read(|c| zone_free(c, 1702, 3201, 150)).unwrap(), 150);
     }
 
     #[test]
