@@ -25,6 +25,8 @@ mod mapping;
 
 mod export;
 
+mod sales;
+
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: findings, or input rejected.
@@ -105,6 +107,10 @@ enum Command {
     /// manager (distributor side).
     #[command(subcommand)]
     Catalogue(catalogue::CatalogueCommand),
+    /// The manager's view of the distributor's sales: the lines its
+    /// reintegration rejected, for ops to fix and resubmit.
+    #[command(subcommand)]
+    Sales(sales::SalesCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -138,6 +144,7 @@ pub fn main() -> ExitCode {
         Command::Mapping(cmd) => mapping::run(&config, cli.json, cmd),
         Command::Export(cmd) => export::run(&config, cli.json, cmd),
         Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
+        Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),
