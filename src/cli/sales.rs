@@ -64,7 +64,8 @@ fn rejects(config: &Config, link: &str, output: Option<&Path>, json: bool) -> an
         match output {
             Some(path) => {
                 let mut f = create_new(path)?;
-                writeln!(f, "{doc:#}").with_context(|| format!("cannot write {}", path.display()))?;
+                writeln!(f, "{doc:#}")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
                 f.sync_all()
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }

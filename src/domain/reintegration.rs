@@ -122,7 +122,10 @@ pub struct Setup {
 fn setup_error(ctx: &Context<'_>, problem: String) -> DomainError {
     DomainError::Invalid {
         object: format!("sales reintegration of link {}", ctx.link),
-        problem: format!("{problem}; nothing of {} was booked (stxd check names the fix)", ctx.file),
+        problem: format!(
+            "{problem}; nothing of {} was booked (stxd check names the fix)",
+            ctx.file
+        ),
     }
 }
 
@@ -185,7 +188,9 @@ pub fn setup(conn: &Connection, ctx: &Context<'_>) -> Result<Setup, DomainError>
         None => {
             return Err(setup_error(
                 ctx,
-                format!("sales channel {channel} of external sales interface {interface} does not exist"),
+                format!(
+                    "sales channel {channel} of external sales interface {interface} does not exist"
+                ),
             ));
         }
     }
@@ -333,12 +338,11 @@ impl<'t> SalesImport<'t> {
     pub fn finish(self) -> Result<SalesOutcome, DomainError> {
         let mut outcome = self.outcome;
         for (performance, version) in self.acks {
-            let performance = crate::ident::TechId::new(performance).map_err(|e| {
-                DomainError::Invalid {
+            let performance =
+                crate::ident::TechId::new(performance).map_err(|e| DomainError::Invalid {
                     object: format!("ack of performance {performance}"),
                     problem: e.to_string(),
-                }
-            })?;
+                })?;
             outcome.acks.push(sales::Ack {
                 performance,
                 contingent_version: version,
@@ -460,8 +464,18 @@ impl<'t> SalesImport<'t> {
             ));
         };
         for (table, code, what, id) in [
-            ("seat_category", "unknown-seat-category", "seat category", t.seat_category),
-            ("tariff_type", "unknown-tariff-type", "tariff type", t.tariff_type),
+            (
+                "seat_category",
+                "unknown-seat-category",
+                "seat category",
+                t.seat_category,
+            ),
+            (
+                "tariff_type",
+                "unknown-tariff-type",
+                "tariff type",
+                t.tariff_type,
+            ),
             (
                 "audience_subcategory",
                 "unknown-audience-subcategory",
@@ -745,7 +759,16 @@ impl<'t> SalesImport<'t> {
             }
             Some(_) => {}
         }
-        type Sold = (i64, i64, Option<i64>, Option<i64>, i64, String, String, Option<i64>);
+        type Sold = (
+            i64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            String,
+            String,
+            Option<i64>,
+        );
         let ticket: Option<Sold> = tx
             .prepare_cached(
                 "SELECT id, performance, seat, zone, amount, currency, state, refund_line
@@ -949,16 +972,17 @@ fn resolve(
                 .query_row([zone.get()], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()?;
             match found {
-                Some((category, c)) if c == configuration => {
-                    Ok((Spot::Zone(zone.get()), category))
-                }
+                Some((category, c)) if c == configuration => Ok((Spot::Zone(zone.get()), category)),
                 Some(_) => Err(reject(
                     "unknown-zone",
                     format!(
                         "zone {zone} is not in the configuration {configuration} of performance {perf}"
                     ),
                 )),
-                None => Err(reject("unknown-zone", format!("zone {zone} does not exist"))),
+                None => Err(reject(
+                    "unknown-zone",
+                    format!("zone {zone} does not exist"),
+                )),
             }
         }
     }
@@ -1139,7 +1163,11 @@ mod tests {
     #[test]
     fn record_text_reads_back_as_the_same_line() {
         let t = ticket();
-        let text = format!("{}\n{}\n", sales::COLUMNS.join(";"), record_text(&t).unwrap());
+        let text = format!(
+            "{}\n{}\n",
+            sales::COLUMNS.join(";"),
+            record_text(&t).unwrap()
+        );
         let lines: Vec<Line> =
             sales::Reader::new(text.as_bytes(), "x.csv", crate::format::Limits::default())
                 .collect::<Result<_, _>>()
