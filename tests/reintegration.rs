@@ -709,3 +709,23 @@ fn rejects_unknown_references_and_places() {
         assert_eq!(code, expected);
     }
 }
+
+#[test]
+fn many_duplicates_are_summarised_in_the_run() {
+    let mut m = manager();
+    sql(&mut m.store, "UPDATE allotment_zone SET quantity = 150");
+    let tickets: Vec<Ticket> = (1..=120).map(|n| zone_sale(n, "Z-1")).collect();
+    let (out, _) = reintegrate(&mut m.store, "S1.csv", &lines(&tickets)).unwrap();
+    assert_eq!(out.booked, 120);
+    let (out, run) = reintegrate(&mut m.store, "S2.csv", &lines(&tickets)).unwrap();
+    assert_eq!((out.booked, out.duplicates), (0, 120));
+    let msgs = messages(&m.store, run);
+    assert_eq!(msgs.len(), 101);
+    let last = msgs.last().unwrap();
+    assert!(
+        last.text.starts_with("20 more lines already booked"),
+        "{}",
+        last.text
+    );
+    assert_eq!(balance(&m.store), 120 * 2500);
+}

@@ -16,8 +16,9 @@
 //! Every SALE or REFUND line is keyed by the distributor's line id in
 //! `sales_line`, per link. A line already booked (in this file or any other)
 //! is a duplicate: nothing is done, an info message says where it was booked
-//! (a warning when its content differs: the distributor reused a line id). A
-//! line that breaks a business rule is rejected: its row keeps the code, the
+//! (a warning when its content differs: the distributor reused a line id);
+//! beyond the first 100 identical duplicates of a file, one summary message
+//! counts the rest. A line that breaks a business rule is rejected: its row keeps the code, the
 //! reason and the record (the canonical SALES line, for `stxd sales rejects`)
 //! and the run gets an error message; the good lines of the file are booked.
 //! A rejected line that comes again, fixed, is booked (its row updated).
@@ -301,7 +302,13 @@ pub struct SalesImport<'t> {
     outcome: SalesOutcome,
     /// Highest acknowledged version per performance.
     acks: BTreeMap<i64, u64>,
+    /// Identical lines already booked, seen in this file.
+    quiet_duplicates: u64,
 }
+
+/// Identical duplicates logged one by one; beyond, one summary message (a
+/// large overlapping file must not flood the execution log).
+const DUPLICATE_MESSAGES: u64 = 100;
 
 impl<'t> SalesImport<'t> {
     /// Finds the link's setup; a missing piece fails the file.
@@ -313,6 +320,7 @@ impl<'t> SalesImport<'t> {
             setup,
             outcome: SalesOutcome::default(),
             acks: BTreeMap::new(),
+            quiet_duplicates: 0,
         })
     }
 
@@ -336,6 +344,20 @@ impl<'t> SalesImport<'t> {
 
     /// Ends the import and returns what it did.
     pub fn finish(self) -> Result<SalesOutcome, DomainError> {
+        if self.quiet_duplicates > DUPLICATE_MESSAGES {
+            let more = self.quiet_duplicates - DUPLICATE_MESSAGES;
+            runs::message(
+                self.tx,
+                self.ctx.run,
+                Level::Info,
+                "already-booked",
+                Some(self.ctx.file),
+                &format!(
+                    "{more} more line{} already booked before; nothing done (only the first {DUPLICATE_MESSAGES} are listed)",
+                    if more == 1 { "" } else { "s" }
+                ),
+            )?;
+        }
         let mut outcome = self.outcome;
         for (performance, version) in self.acks {
             let performance =
@@ -367,6 +389,10 @@ impl<'t> SalesImport<'t> {
         if let Some((file, at, before)) = previous {
             self.outcome.duplicates += 1;
             if before == record {
+                self.quiet_duplicates += 1;
+                if self.quiet_duplicates > DUPLICATE_MESSAGES {
+                    return Ok(());
+                }
                 runs::message(
                     tx,
                     ctx.run,
