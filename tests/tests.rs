@@ -14,4 +14,5 @@ mod golden_xml;
 mod import;
 mod mapping_cases;
 mod mapping_cli;
+mod reintegration;
 mod store_domain;

@@ -26,6 +26,8 @@ mod mapping;
 
 mod export;
 
+mod sales;
+
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: findings, or input rejected.
@@ -110,6 +112,10 @@ enum Command {
     /// performance to a link's distributor, take them back, show them.
     #[command(subcommand)]
     Contingent(contingent::ContingentCommand),
+    /// The manager's view of the distributor's sales: the lines its
+    /// reintegration rejected, for ops to fix and resubmit.
+    #[command(subcommand)]
+    Sales(sales::SalesCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -144,6 +150,7 @@ pub fn main() -> ExitCode {
         Command::Export(cmd) => export::run(&config, cli.json, cmd),
         Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
         Command::Contingent(cmd) => contingent::run(&config, cli.json, cmd),
+        Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,0 +1,126 @@
+//! `stxd sales …`: the manager's ops look at what the reintegration of a
+//! link's SALES files refused.
+//!
+//! Parses arguments, opens the link's manager store and calls
+//! [`crate::domain::reintegration`]; it changes nothing, so it records no run.
+//! No business rule lives here.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{EXIT_OK, EXIT_USAGE};
+use crate::app;
+use crate::config::Config;
+use crate::domain::reintegration::{self as domain, Rejected};
+use crate::format::sales::COLUMNS;
+use crate::store::Role;
+
+#[derive(Debug, Subcommand)]
+pub enum SalesCommand {
+    /// The distributor's sale and refund lines the manager rejected, with
+    /// their reasons, as a CSV for ops to fix and resubmit (the SALES columns
+    /// plus file;position;code;reason; formula-looking cells get a leading ').
+    Rejects {
+        /// The link whose rejected lines to list.
+        #[arg(long, value_name = "LINK")]
+        link: String,
+        /// Write the CSV to FILE (never replaced if it exists) instead of
+        /// stdout.
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Runs a `stxd sales` command; returns the exit code.
+pub fn run(config: &Config, json: bool, cmd: SalesCommand) -> anyhow::Result<u8> {
+    match cmd {
+        SalesCommand::Rejects { link, output } => rejects(config, &link, output.as_deref(), json),
+    }
+}
+
+fn rejects(config: &Config, link: &str, output: Option<&Path>, json: bool) -> anyhow::Result<u8> {
+    if config.link(link).is_none() {
+        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
+        eprintln!(
+            "stxd: link {link:?} is not in the config (it has: {})",
+            known.join(", ")
+        );
+        return Ok(EXIT_USAGE);
+    }
+    let (link, _, store) = app::open_side(config, link, Role::Manager)?;
+    if json {
+        let mut lines = Vec::new();
+        store.read(|c| {
+            domain::for_each_rejected(c, &link.name, |r| {
+                lines.push(rejected_json(&r));
+                Ok(())
+            })
+        })?;
+        let doc = json!({"link": link.name, "count": lines.len(), "rejected": lines});
+        match output {
+            Some(path) => {
+                let mut f = create_new(path)?;
+                writeln!(f, "{doc:#}")
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+                f.sync_all()
+                    .with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            None => println!("{doc:#}"),
+        }
+        return Ok(EXIT_OK);
+    }
+    match output {
+        Some(path) => {
+            let mut f = create_new(path)?;
+            let n = store.read(|c| domain::export_rejects(c, &link.name, &mut f))?;
+            f.sync_all()
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            println!(
+                "{n} rejected line{} of link {} written to {}",
+                if n == 1 { "" } else { "s" },
+                link.name,
+                path.display()
+            );
+        }
+        None => {
+            let out = std::io::stdout().lock();
+            store.read(|c| domain::export_rejects(c, &link.name, out))?;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn create_new(path: &Path) -> anyhow::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "cannot create {} (an existing file is never replaced)",
+                path.display()
+            )
+        })
+}
+
+fn rejected_json(r: &Rejected) -> serde_json::Value {
+    let record: serde_json::Map<String, serde_json::Value> = COLUMNS
+        .iter()
+        .zip(&r.fields)
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    json!({
+        "line": r.line,
+        "operation": r.operation,
+        "file": r.file,
+        "position": r.position,
+        "code": r.code,
+        "reason": r.reason,
+        "updated": r.updated,
+        "record": record,
+    })
+}
