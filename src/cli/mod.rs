@@ -25,6 +25,8 @@ mod mapping;
 
 mod export;
 
+mod sale;
+
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: findings, or input rejected.
@@ -98,13 +100,18 @@ enum Command {
     /// objects) of a link: list, set, ignore, export/import CSV, check.
     #[command(subcommand)]
     Mapping(mapping::MappingCommand),
-    /// Write the manager's next seat plan or catalogue file for a link.
+    /// Write the next file of a link: the manager's seat plan or catalogue,
+    /// the distributor's sales.
     #[command(subcommand)]
     Export(export::ExportCommand),
     /// Review, validate and put on sale the products imported from a
     /// manager (distributor side).
     #[command(subcommand)]
     Catalogue(catalogue::CatalogueCommand),
+    /// The distributor's point of sale: sell and refund tickets of the
+    /// contingents, list the lines.
+    #[command(subcommand)]
+    Sale(sale::SaleCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -138,6 +145,7 @@ pub fn main() -> ExitCode {
         Command::Mapping(cmd) => mapping::run(&config, cli.json, cmd),
         Command::Export(cmd) => export::run(&config, cli.json, cmd),
         Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
+        Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

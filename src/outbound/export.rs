@@ -211,7 +211,8 @@ pub fn export(
     match kind {
         Kind::Seatplan => export_with(store, link, &SeatplanPayload, secret, now),
         Kind::Catalogue => export_with(store, link, &CataloguePayload, secret, now),
-        Kind::Contingent | Kind::Sales => Err(ExportError {
+        Kind::Sales => export_with(store, link, &super::sales::SalesPayload, secret, now),
+        Kind::Contingent => Err(ExportError {
             link: link.name.clone(),
             kind,
             cause: Box::new(Cause::Unsupported(kind)),

@@ -9,5 +9,6 @@
 
 pub mod export;
 pub mod publish;
+pub mod sales;
 
 pub use publish::{Header, PublishError, publish};
