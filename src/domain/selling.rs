@@ -834,17 +834,6 @@ pub fn sell(tx: &Transaction<'_>, link: &str, sale: &Sale) -> Result<SaleReceipt
                 )));
             };
             let label = format!("{block_code} {row} {number}");
-            let allotted = tx
-                .prepare_cached(
-                    "SELECT 1 FROM contingent_seat WHERE performance = ?1 AND seat = ?2",
-                )?
-                .exists((perf, seat_id))?;
-            if !allotted {
-                return Err(SaleRefusal::SeatOutside {
-                    performance: perf_code,
-                    seat: label,
-                });
-            }
             let sold: Option<i64> = tx
                 .prepare_cached(
                     "SELECT id FROM sale_line WHERE performance = ?1 AND seat = ?2 AND active = 1",
@@ -856,6 +845,17 @@ pub fn sell(tx: &Transaction<'_>, link: &str, sale: &Sale) -> Result<SaleReceipt
                     performance: perf_code,
                     seat: label,
                     line,
+                });
+            }
+            let allotted = tx
+                .prepare_cached(
+                    "SELECT 1 FROM contingent_seat WHERE performance = ?1 AND seat = ?2",
+                )?
+                .exists((perf, seat_id))?;
+            if !allotted {
+                return Err(SaleRefusal::SeatOutside {
+                    performance: perf_code,
+                    seat: label,
                 });
             }
             (Some(seat_id), None, category, label)
