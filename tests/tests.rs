@@ -15,4 +15,5 @@ mod import;
 mod mapping_cases;
 mod mapping_cli;
 mod reintegration;
+mod selling;
 mod store_domain;

@@ -1,7 +1,9 @@
-//! `stxd export seatplan|catalogue --link L`: the manager's exports, one
-//! file each time, through [`crate::outbound::export`] (the daemon's code
-//! path). Prints the file written, its sequence, its record count and every
-//! object left out with the reason; exit 0 when written, 1 when refused.
+//! `stxd export seatplan|catalogue|sales --link L`: the manager's exports
+//! and the distributor's sales file, one file each time, through
+//! [`crate::outbound::export`] (the daemon's code path), on the store of the
+//! side that sends the kind. Prints the file written, its sequence, its
+//! record count and every object left out with the reason; exit 0 when
+//! written, 1 when refused.
 
 use clap::Subcommand;
 use serde_json::json;
@@ -13,7 +15,6 @@ use crate::domain::export::Report;
 use crate::format::Kind;
 use crate::outbound::contingent::ContingentPayload;
 use crate::outbound::export::{self, Exported};
-use crate::store::Role;
 
 #[derive(Debug, Subcommand)]
 pub enum ExportCommand {
@@ -42,6 +43,14 @@ pub enum ExportCommand {
         #[arg(long)]
         performance: Option<String>,
     },
+    /// Write the distributor's next SALES file for a link: every sale and
+    /// refund not yet sent, plus the contingent versions applied (the
+    /// acknowledgement).
+    Sales {
+        /// The link, as named in the config.
+        #[arg(long)]
+        link: String,
+    },
 }
 
 pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8> {
@@ -49,8 +58,9 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
         ExportCommand::Seatplan { link } => (Kind::Seatplan, link),
         ExportCommand::Catalogue { link } => (Kind::Catalogue, link),
         ExportCommand::Contingent { link, .. } => (Kind::Contingent, link),
+        ExportCommand::Sales { link } => (Kind::Sales, link),
     };
-    let (link, _, mut store) = app::open_side(config, link_name, Role::Manager)?;
+    let (link, inst, mut store) = app::open_side(config, link_name, kind.sender())?;
     let secret = app::link_secret(link).map_err(|e| anyhow::anyhow!("link {}: {e}", link.name))?;
     let now = time::OffsetDateTime::now_utc();
     let result = match &cmd {
@@ -83,7 +93,7 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
                 if let Some(run) = e.run_id {
                     println!(
                         "run:       {run} (stxd runs show {run} --institution {})",
-                        link.manager
+                        inst.code
                     );
                 }
                 if !report.excluded.is_empty() {

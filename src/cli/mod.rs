@@ -26,6 +26,7 @@ mod mapping;
 
 mod export;
 
+mod sale;
 mod sales;
 
 /// Exit code: everything fine.
@@ -101,7 +102,8 @@ enum Command {
     /// objects) of a link: list, set, ignore, export/import CSV, check.
     #[command(subcommand)]
     Mapping(mapping::MappingCommand),
-    /// Write the manager's next seat plan or catalogue file for a link.
+    /// Write the next file of a link: the manager's seat plan or catalogue,
+    /// the distributor's sales.
     #[command(subcommand)]
     Export(export::ExportCommand),
     /// Review, validate and put on sale the products imported from a
@@ -116,6 +118,10 @@ enum Command {
     /// reintegration rejected, for ops to fix and resubmit.
     #[command(subcommand)]
     Sales(sales::SalesCommand),
+    /// The distributor's point of sale: sell and refund tickets of the
+    /// contingents, list the lines.
+    #[command(subcommand)]
+    Sale(sale::SaleCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -151,6 +157,7 @@ pub fn main() -> ExitCode {
         Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
         Command::Contingent(cmd) => contingent::run(&config, cli.json, cmd),
         Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
+        Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

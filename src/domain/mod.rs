@@ -14,6 +14,7 @@ pub mod import;
 pub mod load;
 pub mod mapping;
 pub mod reintegration;
+pub mod selling;
 pub mod setup;
 
 use crate::store::StoreError;

@@ -218,12 +218,7 @@ pub fn export(
             secret,
             now,
         ),
-        Kind::Sales => Err(ExportError {
-            link: link.name.clone(),
-            kind,
-            cause: Box::new(Cause::Unsupported(kind)),
-            run_id: None,
-        }),
+        Kind::Sales => export_with(store, link, &super::sales::SalesPayload, secret, now),
     }
 }
 

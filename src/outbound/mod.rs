@@ -10,5 +10,6 @@
 pub mod contingent;
 pub mod export;
 pub mod publish;
+pub mod sales;
 
 pub use publish::{Header, PublishError, publish};

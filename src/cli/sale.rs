@@ -1,0 +1,302 @@
+//! `stxd sale …`: the distributor's point of sale. Sells and refunds through
+//! [`crate::domain::selling`] on the distributor institution of a link and
+//! lists the lines; decides nothing itself. A refusal prints its reason, is
+//! recorded in a failed run and exits 1.
+
+use std::io::Write;
+
+use anyhow::Context;
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use crate::app;
+use crate::config::Config;
+use crate::domain::selling::{self, Filter, Place, Sale, SaleReceipt, SaleRefusal};
+use crate::format::sales::OrderRef;
+use crate::store::{Role, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum SaleCommand {
+    /// Sell one ticket of a performance's contingent at the rate table's
+    /// price: a numbered seat or a place in an unnumbered zone.
+    Sell {
+        /// The local performance's id or code (stxd catalogue list).
+        #[arg(long)]
+        performance: String,
+        /// A numbered seat: BLOCK:ROW:NUMBER (block code or id).
+        #[arg(
+            long,
+            value_name = "BLOCK:ROW:N",
+            required_unless_present = "zone",
+            conflicts_with = "zone"
+        )]
+        seat: Option<String>,
+        /// An unnumbered zone (code or id).
+        #[arg(long, value_name = "Z")]
+        zone: Option<String>,
+        /// The local tariff type's code.
+        #[arg(long)]
+        tariff: String,
+        /// The local audience subcategory's code.
+        #[arg(long)]
+        audience: String,
+        /// The order the ticket belongs to (default: a new order T-<line>).
+        #[arg(long, value_name = "REF")]
+        order: Option<String>,
+        /// The link (default: the only link whose distributor is in the config).
+        #[arg(long, value_name = "LINK")]
+        link: Option<String>,
+    },
+    /// Refund a sale: the seat or place is sellable again.
+    Refund {
+        /// The sale's line id (stxd sale list).
+        line: i64,
+        #[arg(long, value_name = "LINK")]
+        link: Option<String>,
+    },
+    /// List the sale and refund lines.
+    List {
+        /// Only this performance (local id or code).
+        #[arg(long)]
+        performance: Option<String>,
+        /// Only the lines not yet sent to the manager.
+        #[arg(long)]
+        unexported: bool,
+        #[arg(long, value_name = "LINK")]
+        link: Option<String>,
+    },
+}
+
+/// Runs a `sale` subcommand.
+pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> {
+    let named = match &cmd {
+        SaleCommand::Sell { link, .. }
+        | SaleCommand::Refund { link, .. }
+        | SaleCommand::List { link, .. } => link.clone(),
+    };
+    let link = match distributor_link(config, named.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("stxd: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let (_, _, mut store) = app::open_side(config, &link, Role::Distributor)?;
+    match cmd {
+        SaleCommand::Sell {
+            performance,
+            seat,
+            zone,
+            tariff,
+            audience,
+            order,
+            ..
+        } => {
+            let place = match (seat, zone) {
+                (Some(seat), None) => match parse_seat(&seat) {
+                    Some(place) => place,
+                    None => {
+                        eprintln!(
+                            "stxd: --seat {seat:?}: expected BLOCK:ROW:NUMBER, e.g. PARTERRE:A:1"
+                        );
+                        return Ok(EXIT_USAGE);
+                    }
+                },
+                (None, Some(zone)) => Place::Zone { zone },
+                _ => {
+                    eprintln!("stxd: give either --seat BLOCK:ROW:N or --zone Z");
+                    return Ok(EXIT_USAGE);
+                }
+            };
+            let order = match order.as_deref().map(|o| (o, OrderRef::new(o))) {
+                None => None,
+                Some((_, Some(o))) => Some(o),
+                Some((o, None)) => {
+                    eprintln!(
+                        "stxd: --order {o:?}: expected 1 to {} characters among A-Z a-z 0-9 _ - . / not starting with '-'",
+                        OrderRef::MAX
+                    );
+                    return Ok(EXIT_USAGE);
+                }
+            };
+            let sale = Sale {
+                performance,
+                place,
+                tariff,
+                audience,
+                order,
+            };
+            let what = format!("performance {}, {}", sale.performance, sale.place);
+            let done = store.write(|tx| selling::sell(tx, &link, &sale));
+            report(json, &mut store, "sale-sell", &link, &what, done)
+        }
+        SaleCommand::Refund { line, .. } => {
+            let done = store.write(|tx| selling::refund(tx, line));
+            report(
+                json,
+                &mut store,
+                "sale-refund",
+                &link,
+                &format!("line {line}"),
+                done,
+            )
+        }
+        SaleCommand::List {
+            performance,
+            unexported,
+            ..
+        } => {
+            let filter = Filter {
+                link: Some(&link),
+                performance: performance.as_deref(),
+                unexported,
+            };
+            let rows = store.read(|c| selling::list(c, &filter))?;
+            let mut out = std::io::stdout().lock();
+            if json {
+                writeln!(out, "{:#}", json!({"link": link, "lines": rows}))?;
+            } else if rows.is_empty() {
+                writeln!(out, "no sale line on link {link}")?;
+            } else {
+                for l in &rows {
+                    let state = match (l.operation.as_str(), l.active) {
+                        ("REFUND", _) => format!("refund of {}", l.refund_of.unwrap_or(0)),
+                        (_, true) => "sold".to_owned(),
+                        (_, false) => "refunded".to_owned(),
+                    };
+                    let sent = l
+                        .exported_in
+                        .map_or("not sent".to_owned(), |s| format!("sent in {s}"));
+                    writeln!(
+                        out,
+                        "{:>6}  {:<6} {}  {:<10} {:<8} {:<14} {:<8} {:<8} {:<8} {:>12}  {}  {}",
+                        l.id,
+                        l.operation,
+                        l.time,
+                        l.order,
+                        l.performance,
+                        l.place,
+                        l.seat_category,
+                        l.tariff,
+                        l.audience,
+                        l.price,
+                        state,
+                        sent
+                    )?;
+                }
+            }
+            Ok(EXIT_OK)
+        }
+    }
+}
+
+/// `PARTERRE:A:1` → a seat place.
+fn parse_seat(s: &str) -> Option<Place> {
+    let mut parts = s.split(':');
+    let (block, row, number) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || [block, row, number].iter().any(|p| p.trim().is_empty()) {
+        return None;
+    }
+    Some(Place::Seat {
+        block: block.trim().to_owned(),
+        row: row.trim().to_owned(),
+        number: number.trim().to_owned(),
+    })
+}
+
+/// Prints a receipt, or the refusal (recorded in a failed run).
+fn report(
+    json: bool,
+    store: &mut Store,
+    kind: &str,
+    link: &str,
+    what: &str,
+    done: Result<SaleReceipt, SaleRefusal>,
+) -> anyhow::Result<u8> {
+    let mut out = std::io::stdout().lock();
+    match done {
+        Ok(r) => {
+            if json {
+                writeln!(out, "{:#}", json!({"done": true, "line": r}))?;
+            } else {
+                let verb = if r.operation == "REFUND" {
+                    format!("refunded line {}", r.refund_of.unwrap_or(0))
+                } else {
+                    "sold".to_owned()
+                };
+                writeln!(out, "{verb}: line {}", r.line)?;
+                writeln!(
+                    out,
+                    "  performance {} ({}), {} ({}), {} {}",
+                    r.performance, r.product, r.place, r.seat_category, r.tariff, r.audience
+                )?;
+                writeln!(out, "  price: {}", r.price)?;
+                writeln!(out, "  order: {}", r.order)?;
+                writeln!(out, "  run:   {}", r.run)?;
+            }
+            Ok(EXIT_OK)
+        }
+        Err(SaleRefusal::Domain(e)) => Err(e).context(format!("{kind} failed")),
+        Err(refusal) => {
+            let run = store
+                .write(|tx| selling::log_refusal(tx, kind, Some(link), what, &refusal))
+                .ok();
+            if json {
+                writeln!(
+                    out,
+                    "{:#}",
+                    json!({"done": false, "code": refusal.code(), "reason": refusal.to_string(), "run": run})
+                )?;
+            } else {
+                writeln!(out, "refused: {refusal}")?;
+                writeln!(out, "code:    {}", refusal.code())?;
+                if let Some(run) = run {
+                    writeln!(out, "run:     {run}")?;
+                }
+            }
+            Ok(EXIT_FINDINGS)
+        }
+    }
+}
+
+/// The link named, else the only link whose distributor this config serves.
+fn distributor_link(config: &Config, named: Option<&str>) -> Result<String, String> {
+    if let Some(name) = named {
+        return Ok(name.to_owned());
+    }
+    let ours: Vec<&str> = config
+        .links
+        .iter()
+        .filter(|l| config.institution(l.distributor.as_str()).is_some())
+        .map(|l| l.name.as_str())
+        .collect();
+    match ours.as_slice() {
+        [one] => Ok((*one).to_owned()),
+        [] => Err("no link of this config has its distributor here; run this command on the distributor's server".to_owned()),
+        many => Err(format!(
+            "several links have their distributor here ({}); choose one with --link",
+            many.join(", ")
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seat_is_block_row_number() {
+        assert_eq!(
+            parse_seat("PARTERRE:A:1"),
+            Some(Place::Seat {
+                block: "PARTERRE".into(),
+                row: "A".into(),
+                number: "1".into()
+            })
+        );
+        for bad in ["PARTERRE:A", "PARTERRE:A:1:2", ":A:1", "PARTERRE::1", ""] {
+            assert_eq!(parse_seat(bad), None, "{bad}");
+        }
+    }
+}
