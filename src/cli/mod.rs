@@ -405,14 +405,7 @@ fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
             None,
         ),
         Ok(p) => match &p.outcome {
-            Ok(Outcome::Applied { run, summary: s }) => (
-                "applied",
-                format!(
-                    "{} created, {} updated, {} unchanged, {} suspended, {} skipped (ignored mappings)",
-                    s.created, s.updated, s.unchanged, s.suspended, s.skipped
-                ),
-                Some(*run),
-            ),
+            Ok(Outcome::Applied { run, summary }) => ("applied", summary.to_string(), Some(*run)),
             Ok(Outcome::AlreadyApplied { sequence }) => (
                 "already-applied",
                 format!(

@@ -18,10 +18,12 @@ use rusqlite::Transaction;
 
 use super::parse::{self, Record};
 use super::{InboundError, Verified};
-use crate::domain::DomainError;
 use crate::domain::import::{
     CatalogueImport, Context, Missing, Outcome as Imported, SeatplanImport, Summary,
 };
+use crate::domain::reintegration::{self, SalesImport, SalesOutcome};
+use crate::domain::selling::{ContingentImport, ContingentOutcome};
+use crate::domain::{DomainError, contingent};
 use crate::format::envelope::Manifest;
 use crate::format::{FormatError, Kind, Limits, Position};
 use crate::store::journal::{self, Direction, FileState, NewEntry};
@@ -34,14 +36,63 @@ pub struct Target<'a> {
     pub link: &'a str,
     /// The manager's institution code (the distributor's external manager).
     pub manager: &'a str,
+    pub distributor: &'a str,
+    /// The link's login (`OPERATOR@DISTRIBUTOR`).
+    pub login: &'a str,
     pub side: Role,
+}
+
+/// What an applied file did, by kind.
+#[derive(Debug)]
+pub enum Applied {
+    /// A seat plan or catalogue at the distributor.
+    Import(Summary),
+    /// A contingent file at the distributor: snapshots applied or ignored
+    /// (older than the one applied).
+    Contingent(ContingentOutcome),
+    /// A sales file at the manager: lines booked, duplicates, rejected lines
+    /// (kept with their reasons), acknowledgements applied.
+    Sales {
+        outcome: SalesOutcome,
+        acks: Vec<contingent::AckOutcome>,
+    },
+}
+
+impl std::fmt::Display for Applied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Applied::Import(s) => write!(
+                f,
+                "{} created, {} updated, {} unchanged, {} suspended, {} skipped (ignored mappings)",
+                s.created, s.updated, s.unchanged, s.suspended, s.skipped
+            ),
+            Applied::Contingent(c) => write!(
+                f,
+                "{} snapshot(s) applied, {} older one(s) ignored, {} sold place(s) kept outside the new contingent",
+                c.applied.len(),
+                c.ignored.len(),
+                c.kept_sold
+            ),
+            Applied::Sales { outcome: o, acks } => write!(
+                f,
+                "{} line(s): {} booked, {} already booked, {} rejected (stxd sales rejects), {} acknowledgement(s) applied",
+                o.lines(),
+                o.booked,
+                o.duplicates,
+                o.rejected,
+                acks.len()
+            ),
+        }
+    }
 }
 
 /// What became of a file.
 #[derive(Debug)]
 pub enum Outcome {
-    /// Applied entirely, in one transaction with its journal row.
-    Applied { run: i64, summary: Summary },
+    /// Applied entirely, in one transaction with its journal row (a sales
+    /// file's rejected lines are part of what was applied: kept with their
+    /// reasons for ops).
+    Applied { run: i64, summary: Applied },
     /// Needs mappings that are pending: nothing applied but the pending
     /// mapping rows; resumes once they are filled.
     Parked { run: i64, missing: Vec<Missing> },
@@ -55,8 +106,8 @@ pub enum Outcome {
 /// The kinds each side applies.
 fn accepts(side: Role, kind: Kind) -> bool {
     match side {
-        Role::Distributor => matches!(kind, Kind::Seatplan | Kind::Catalogue),
-        Role::Manager => false,
+        Role::Distributor => matches!(kind, Kind::Seatplan | Kind::Catalogue | Kind::Contingent),
+        Role::Manager => kind == Kind::Sales,
     }
 }
 
@@ -88,50 +139,17 @@ pub fn apply(
             Some(target.link),
             Some(&payload_name),
         )?;
-        let ctx = Context {
-            manager: target.manager,
-            file: &payload_name,
+        let done = import(
+            tx,
+            target,
+            &manifest,
+            &payload_name,
             run,
-        };
-        let records = parse::parse(verified, limits);
-        let imported = match manifest.kind {
-            Kind::Seatplan => {
-                let mut import = SeatplanImport::new(tx, ctx)?;
-                for record in records {
-                    match record? {
-                        Record::Seatplan(item) => import.item(&item)?,
-                        other => return Err(wrong_record(&payload_name, &other)),
-                    }
-                }
-                import.finish()?
-            }
-            Kind::Catalogue => {
-                let mut import = CatalogueImport::new(tx, ctx)?;
-                for record in records {
-                    match record? {
-                        Record::Catalogue(item) => import.item(&item)?,
-                        other => return Err(wrong_record(&payload_name, &other)),
-                    }
-                }
-                import.finish()?
-            }
-            Kind::Contingent | Kind::Sales => unreachable_kind(manifest.kind)?,
-        };
-        let (state, status, outcome) = match imported {
-            Imported::Applied(summary) => (
-                FileState::Applied,
-                RunStatus::Ok,
-                Outcome::Applied { run, summary },
-            ),
-            Imported::Parked(missing) => (
-                FileState::Parked,
-                RunStatus::Parked,
-                Outcome::Parked { run, missing },
-            ),
-        };
+            parse::parse(verified, limits),
+        )?;
         let sha256 = hex::encode(manifest.sha256);
         match resuming {
-            Some(id) => journal::set_state(tx, id, state, Some(run))?,
+            Some(id) => journal::set_state(tx, id, done.state, Some(run))?,
             None => {
                 journal::record(
                     tx,
@@ -142,24 +160,14 @@ pub fn apply(
                         sequence: manifest.sequence,
                         sha256: &sha256,
                         file_name: &payload_name,
-                        state,
+                        state: done.state,
                         run_id: Some(run),
                     },
                 )?;
             }
         }
-        let n = manifest.records;
-        runs::finish(
-            tx,
-            run,
-            status,
-            Counts {
-                total: n,
-                ok: n,
-                rejected: 0,
-            },
-        )?;
-        Ok(outcome)
+        runs::finish(tx, run, done.status, done.counts)?;
+        Ok(done.outcome)
     });
     match result {
         Err(e) if e.is_permanent() => {
@@ -168,6 +176,169 @@ pub fn apply(
         }
         other => other,
     }
+}
+
+/// What an importer did: the journal state, the run's status and counts,
+/// and the outcome for the caller.
+struct Done {
+    state: FileState,
+    status: RunStatus,
+    counts: Counts,
+    outcome: Outcome,
+}
+
+/// Streams the records into the importer of the file's kind, inside the
+/// applying transaction.
+fn import(
+    tx: &Transaction<'_>,
+    target: &Target<'_>,
+    manifest: &Manifest,
+    payload_name: &str,
+    run: i64,
+    records: parse::Records,
+) -> Result<Done, InboundError> {
+    let all = Counts {
+        total: manifest.records,
+        ok: manifest.records,
+        rejected: 0,
+    };
+    let imported = |i: Imported| match i {
+        Imported::Applied(s) => Done {
+            state: FileState::Applied,
+            status: RunStatus::Ok,
+            counts: all,
+            outcome: Outcome::Applied {
+                run,
+                summary: Applied::Import(s),
+            },
+        },
+        Imported::Parked(missing) => Done {
+            state: FileState::Parked,
+            status: RunStatus::Parked,
+            counts: all,
+            outcome: Outcome::Parked { run, missing },
+        },
+    };
+    let ctx = Context {
+        manager: target.manager,
+        file: payload_name,
+        run,
+    };
+    match manifest.kind {
+        Kind::Seatplan => {
+            let mut import = SeatplanImport::new(tx, ctx)?;
+            for record in records {
+                match record? {
+                    Record::Seatplan(item) => import.item(&item)?,
+                    other => return Err(wrong_record(payload_name, &other)),
+                }
+            }
+            Ok(imported(import.finish()?))
+        }
+        Kind::Catalogue => {
+            let mut import = CatalogueImport::new(tx, ctx)?;
+            for record in records {
+                match record? {
+                    Record::Catalogue(item) => import.item(&item)?,
+                    other => return Err(wrong_record(payload_name, &other)),
+                }
+            }
+            Ok(imported(import.finish()?))
+        }
+        Kind::Contingent => {
+            let mut import = ContingentImport::new(tx, ctx, target.link);
+            for record in records {
+                match record? {
+                    Record::Contingent(line) => import.item(&line)?,
+                    other => return Err(wrong_record(payload_name, &other)),
+                }
+            }
+            let outcome = import.finish()?;
+            // A file whose every snapshot was older than what is applied
+            // changed nothing: journaled as ignored, said so in its run.
+            let state = if outcome.applied.is_empty() && !outcome.ignored.is_empty() {
+                FileState::Ignored
+            } else {
+                FileState::Applied
+            };
+            Ok(Done {
+                state,
+                status: RunStatus::Ok,
+                counts: all,
+                outcome: Outcome::Applied {
+                    run,
+                    summary: Applied::Contingent(outcome),
+                },
+            })
+        }
+        Kind::Sales => sales(tx, target, payload_name, run, records),
+    }
+}
+
+/// A sales file at the manager: every line booked once or rejected with its
+/// reason, then the acknowledgements.
+fn sales(
+    tx: &Transaction<'_>,
+    target: &Target<'_>,
+    payload_name: &str,
+    run: i64,
+    records: parse::Records,
+) -> Result<Done, InboundError> {
+    let ctx = reintegration::Context {
+        link: target.link,
+        login: target.login,
+        distributor: target.distributor,
+        file: payload_name,
+        run,
+    };
+    let mut import = SalesImport::new(tx, ctx)?;
+    // One record per line after the header: the reader refuses blank lines
+    // and line breaks inside fields.
+    for (i, record) in records.enumerate() {
+        match record? {
+            Record::Sales(line) => import.line(&line, i as u64 + 2)?,
+            other => return Err(wrong_record(payload_name, &other)),
+        }
+    }
+    let outcome = import.finish()?;
+    // Acknowledgements apply after every ticket line of the file: a seat sold
+    // before its release was acknowledged is booked first, then the release
+    // frees what is left.
+    let mut acks = Vec::new();
+    for ack in &outcome.acks {
+        match contingent::acknowledge(tx, target.link, ack.performance, ack.contingent_version) {
+            Ok(done) => acks.push(done),
+            Err(e @ (DomainError::Invalid { .. } | DomainError::Missing { .. })) => {
+                runs::message(
+                    tx,
+                    run,
+                    Level::Warning,
+                    "ack-refused",
+                    Some(&format!("performance {}", ack.performance)),
+                    &e.to_string(),
+                )?;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let lines = outcome.lines();
+    Ok(Done {
+        state: FileState::Applied,
+        status: if outcome.rejected > 0 {
+            RunStatus::Partial
+        } else {
+            RunStatus::Ok
+        },
+        counts: Counts {
+            total: lines,
+            ok: lines - outcome.rejected,
+            rejected: outcome.rejected,
+        },
+        outcome: Outcome::Applied {
+            run,
+            summary: Applied::Sales { outcome, acks },
+        },
+    })
 }
 
 enum Decision {
@@ -254,15 +425,6 @@ fn wrong_record(file: &str, record: &Record) -> InboundError {
         format!("found a record of another kind: {record:?}"),
     )
     .into()
-}
-
-fn unreachable_kind(kind: Kind) -> Result<Imported, InboundError> {
-    Err(InboundError::Rejected(FormatError::new(
-        kind.as_str(),
-        Position::File,
-        "kind-not-handled",
-        format!("{kind} files are not applied by this version"),
-    )))
 }
 
 /// Journals a rejected file and logs why, in a transaction of its own (the

@@ -105,6 +105,8 @@ pub fn process(
     let target = apply::Target {
         link: &link.name,
         manager: link.manager.as_str(),
+        distributor: link.distributor.as_str(),
+        login: &link.login,
         side,
     };
     let verified = claim::claim(manifest, limits).and_then(|claimed| match kind {
