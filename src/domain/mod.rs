@@ -12,6 +12,7 @@ pub mod export;
 pub mod import;
 pub mod load;
 pub mod mapping;
+pub mod reconcile;
 pub mod setup;
 
 use crate::store::StoreError;
