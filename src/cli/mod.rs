@@ -25,6 +25,8 @@ mod mapping;
 
 mod export;
 
+mod report;
+
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
 /// Exit code: findings, or input rejected.
@@ -105,6 +107,9 @@ enum Command {
     /// manager (distributor side).
     #[command(subcommand)]
     Catalogue(catalogue::CatalogueCommand),
+    /// Reports over both institutions' records of a link: `reconcile`.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -138,6 +143,7 @@ pub fn main() -> ExitCode {
         Command::Mapping(cmd) => mapping::run(&config, cli.json, cmd),
         Command::Export(cmd) => export::run(&config, cli.json, cmd),
         Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
+        Command::Report(cmd) => report::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),
