@@ -13,4 +13,5 @@ mod golden_xml;
 mod import;
 mod mapping_cases;
 mod mapping_cli;
+mod reconcile;
 mod store_domain;
