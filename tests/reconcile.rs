@@ -187,7 +187,7 @@ fn item<'a>(doc: &'a Value, list: &str, code: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no {code} in {list}: {doc:#}"))
 }
 
-fn row<'a>(doc: &'a Value, performance: i64, category: i64) -> &'a Value {
+fn row(doc: &Value, performance: i64, category: i64) -> &Value {
     doc["rows"]
         .as_array()
         .unwrap()

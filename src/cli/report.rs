@@ -77,20 +77,24 @@ pub fn run(config: &Config, json: bool, cmd: ReportCommand) -> anyhow::Result<u8
             if let Some(path) = &html {
                 write_file(path, render_html(&report).as_bytes())?;
             }
+            // Written, not printed: a closed pipe (`| head`) is an error
+            // to report, not a panic.
+            let mut out = std::io::stdout().lock();
             if json {
                 let mut doc = serde_json::to_value(&report)?;
                 if let Some(obj) = doc.as_object_mut() {
                     obj.insert("consistent".into(), report.is_consistent().into());
                 }
-                println!("{doc:#}");
+                writeln!(out, "{doc:#}")?;
             } else {
-                print!("{}", render_text(&report));
+                out.write_all(render_text(&report).as_bytes())?;
                 for (what, path) in [("csv", &csv), ("html", &html)] {
                     if let Some(p) = path {
-                        println!("{what} written: {}", p.display());
+                        writeln!(out, "{what} written: {}", p.display())?;
                     }
                 }
             }
+            out.flush()?;
             Ok(if report.is_consistent() {
                 EXIT_OK
             } else {
@@ -229,6 +233,9 @@ fn write_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     tmp_name.push(name);
     tmp_name.push(".part");
     let tmp = path.with_file_name(tmp_name);
+    // A report the user names is replaced on purpose (a rerun refreshes
+    // it); the temporary name keeps a reader from seeing half a page.
+    #[allow(clippy::disallowed_methods)]
     let result = (|| -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -252,8 +259,8 @@ fn render_text(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<10} {:<25} {:<8} | {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
-        "perf",
+        "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
+        "performance",
         "start",
         "category",
         "allotted",
@@ -268,7 +275,7 @@ fn render_text(r: &Report) -> String {
     let line = |out: &mut String, p: &str, start: &str, c: &str, s: &Sides| {
         let _ = writeln!(
             out,
-            "{:<10} {:<25} {:<8} | {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
+            "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
             p,
             start,
             c,
@@ -288,7 +295,7 @@ fn render_text(r: &Report) -> String {
         if !m.is_empty() || !d.is_empty() {
             let _ = writeln!(
                 out,
-                "{:<46}   amounts: manager {} | distributor {}",
+                "{:<50}   amounts: manager {} | distributor {}",
                 "",
                 if m.is_empty() { "-" } else { &m },
                 if d.is_empty() { "-" } else { &d }
@@ -511,9 +518,9 @@ fn bars(r: &Report) -> Vec<Bars> {
 /// allotted unsold, awaiting acknowledgement) over the distributor's (sold,
 /// in contingent unsold). Integer geometry only.
 fn chart(r: &Report) -> String {
-    const LABEL: u64 = 260;
-    const WIDTH: u64 = 520;
-    const ROW: u64 = 46;
+    const LABEL: u64 = 80;
+    const WIDTH: u64 = 640;
+    const ROW: u64 = 64;
     let data = bars(r);
     let max = data
         .iter()
@@ -521,7 +528,7 @@ fn chart(r: &Report) -> String {
         .max()
         .unwrap_or(0)
         .max(1);
-    let height = 40 + ROW * data.len() as u64;
+    let height = 30 + ROW * data.len() as u64;
     let total_w = LABEL + WIDTH + 150;
     let mut s = String::new();
     let _ = write!(
@@ -543,26 +550,24 @@ fn chart(r: &Report) -> String {
         x += 40 + 8 * text.len() as u64;
     }
     for (i, (label, flagged, m, d)) in data.iter().enumerate() {
-        let y = 30 + ROW * i as u64;
+        let y = 26 + ROW * i as u64;
         let colour = if *flagged { "#b42318" } else { "#222" };
-        let mark = if *flagged { " ⚠" } else { "" };
+        let mark = if *flagged { " (differences)" } else { "" };
         let _ = write!(
             s,
-            "<text x=\"0\" y=\"{}\" font-size=\"12\" fill=\"{colour}\">{}{mark}</text>",
-            y + 14,
+            "<text x=\"0\" y=\"{}\" font-size=\"13\" font-weight=\"bold\" fill=\"{colour}\">{}{mark}</text>",
+            y + 12,
             esc(label)
         );
         let _ = write!(
             s,
-            "<text x=\"{}\" y=\"{}\" font-size=\"10\">manager</text><text x=\"{}\" y=\"{}\" font-size=\"10\">distributor</text>",
-            LABEL - 64,
-            y + 12,
-            LABEL - 64,
-            y + 30
+            "<text x=\"0\" y=\"{}\" font-size=\"11\">manager</text><text x=\"0\" y=\"{}\" font-size=\"11\">distributor</text>",
+            y + 30,
+            y + 48
         );
         for (row_y, values, colours) in [
-            (y + 2, &m[..], &[SOLD, UNSOLD, AWAIT][..]),
-            (y + 20, &d[..], &[SOLD, UNSOLD][..]),
+            (y + 19, &m[..], &[SOLD, UNSOLD, AWAIT][..]),
+            (y + 37, &d[..], &[SOLD, UNSOLD][..]),
         ] {
             let mut x = LABEL;
             for (v, colour) in values.iter().zip(colours) {
@@ -806,7 +811,8 @@ mod tests {
             .delimiter(b';')
             .from_reader(text.as_bytes());
         assert_eq!(rd.headers().unwrap().len(), CSV_COLUMNS.len());
-        let n = rd.records().map(|r| r.unwrap().len()).count();
-        assert_eq!(n, 1 + 1 + 4);
+        let widths: Vec<usize> = rd.records().map(|r| r.unwrap().len()).collect();
+        // one row, the total, four pending-account rows
+        assert_eq!(widths, vec![CSV_COLUMNS.len(); 1 + 1 + 4]);
     }
 }
