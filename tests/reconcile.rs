@@ -561,3 +561,46 @@ fn the_other_side_can_be_a_read_only_copy_of_its_store() {
     );
     assert!(!Path::new(&sb.path().join("nothing")).exists());
 }
+
+#[test]
+fn a_rejected_file_and_a_zone_quantity_that_differs_are_flagged() {
+    let sb = consistent();
+    let d = db(&sb, "TOURISM");
+    sale(
+        &d,
+        5,
+        "SALE",
+        None,
+        Some(50003),
+        7501,
+        7401,
+        8500,
+        true,
+        Some(2),
+    );
+    d.execute("UPDATE contingent_zone SET quantity = 9", [])
+        .unwrap();
+    journal_sales(&db(&sb, "OPERA"), 2, "rejected");
+    let (code, doc) = reconcile_json(&sb, &[]);
+    assert_eq!(code, 1);
+    let mut found = codes(&doc, "differences");
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            "file-rejected",
+            "pending-account-mismatch",
+            "zone-quantity-differs"
+        ],
+        "{doc:#}"
+    );
+    assert_eq!(item(&doc, "differences", "file-rejected")["line"], 5);
+    let zone = item(&doc, "differences", "zone-quantity-differs")["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        zone.contains("10 place(s) allotted at the manager, 9"),
+        "{zone}"
+    );
+}
