@@ -14,6 +14,7 @@ mod golden_xml;
 mod import;
 mod mapping_cases;
 mod mapping_cli;
+mod reconcile;
 mod reintegration;
 mod selling;
 mod store_domain;

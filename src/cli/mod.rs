@@ -26,6 +26,7 @@ mod mapping;
 
 mod export;
 
+mod report;
 mod sale;
 mod sales;
 
@@ -122,6 +123,9 @@ enum Command {
     /// contingents, list the lines.
     #[command(subcommand)]
     Sale(sale::SaleCommand),
+    /// Reports over both institutions' records of a link: `reconcile`.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -158,6 +162,7 @@ pub fn main() -> ExitCode {
         Command::Contingent(cmd) => contingent::run(&config, cli.json, cmd),
         Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
         Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
+        Command::Report(cmd) => report::run(&config, cli.json, cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

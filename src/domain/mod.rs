@@ -13,6 +13,7 @@ pub mod export;
 pub mod import;
 pub mod load;
 pub mod mapping;
+pub mod reconcile;
 pub mod reintegration;
 pub mod selling;
 pub mod setup;
