@@ -179,6 +179,33 @@ impl Config {
         self.links.iter().find(|l| l.name == name)
     }
 
+    /// The link a distributor-side command works on: the one named, or else
+    /// the only link whose distributor this config serves.
+    pub fn distributor_link(&self, named: Option<&str>) -> Result<&Link, String> {
+        if let Some(name) = named {
+            return self.link(name).ok_or_else(|| {
+                let known: Vec<_> = self.links.iter().map(|l| l.name.as_str()).collect();
+                format!(
+                    "link {name:?} is not in the config (it has: {})",
+                    known.join(", ")
+                )
+            });
+        }
+        let served: Vec<&Link> = self
+            .links
+            .iter()
+            .filter(|l| self.institution(l.distributor.as_str()).is_some())
+            .collect();
+        match served.as_slice() {
+            [one] => Ok(one),
+            [] => Err("no link of this config has its distributor served here; run this command on the distributor's server".to_owned()),
+            many => Err(format!(
+                "several links have their distributor served here ({}): name one with --link",
+                many.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+            )),
+        }
+    }
+
     /// The links an institution of this config takes part in, with its side.
     pub fn links_of<'a>(&'a self, code: &'a Code) -> impl Iterator<Item = &'a Link> + 'a {
         self.links

@@ -353,19 +353,50 @@ fn first_use_three_seats_and_money() {
 
     // Manager: allot 10 seats of row A and 5 places of the standing zone
     // for performance 1701, then export the contingent.
-    let mut args = vec!["contingent", "allocate", "--performance", "1701", "--seats", "PARTERRE:A:1-10"];
+    let mut args = vec![
+        "contingent",
+        "allocate",
+        "--performance",
+        "1701",
+        "--seats",
+        "PARTERRE:A:1-10",
+    ];
     args.extend(link);
     sb.stxd(&args).expect_code(0);
-    let mut args = vec!["contingent", "allocate", "--performance", "1701", "--zone", "FOSSE", "--quantity", "5"];
+    let mut args = vec![
+        "contingent",
+        "allocate",
+        "--performance",
+        "1701",
+        "--zone",
+        "FOSSE",
+        "--quantity",
+        "5",
+    ];
     args.extend(link);
     sb.stxd(&args).expect_code(0);
     json(&sb, &["export", "contingent", "--link", "opera-tourism"], 0);
 
     // Distributor: import, sell two seats and a standing place, refund one seat.
     let processed = json(&sb, &["process"], 0);
-    assert_eq!(states(&processed), [("opera-tourism.CONTINGENT.00000001.stx".to_owned(), "applied".to_owned())]);
+    assert_eq!(
+        states(&processed),
+        [(
+            "opera-tourism.CONTINGENT.00000001.stx".to_owned(),
+            "applied".to_owned()
+        )]
+    );
     let sell = |place: &[&str], audience: &str| {
-        let mut args = vec!["sale", "sell", "--performance", "1", "--tariff", "NORMAL", "--audience", audience];
+        let mut args = vec![
+            "sale",
+            "sell",
+            "--performance",
+            "1",
+            "--tariff",
+            "NORMAL",
+            "--audience",
+            audience,
+        ];
         args.extend_from_slice(place);
         json(&sb, &args, 0)["line"]["line"].as_i64().unwrap()
     };
@@ -373,21 +404,53 @@ fn first_use_three_seats_and_money() {
     let a2 = sell(&["--seat", "PARTERRE:A:2"], "CHILD");
     let _standing = sell(&["--zone", "FOSSE"], "ADULT");
     // A seat outside the contingent and a seat already sold are refused.
-    sb.stxd(&["sale", "sell", "--performance", "1", "--tariff", "NORMAL", "--audience", "ADULT", "--seat", "PARTERRE:B:1"])
-        .expect_code(1);
-    sb.stxd(&["sale", "sell", "--performance", "1", "--tariff", "NORMAL", "--audience", "ADULT", "--seat", "PARTERRE:A:1"])
-        .expect_code(1);
+    sb.stxd(&[
+        "sale",
+        "sell",
+        "--performance",
+        "1",
+        "--tariff",
+        "NORMAL",
+        "--audience",
+        "ADULT",
+        "--seat",
+        "PARTERRE:B:1",
+    ])
+    .expect_code(1);
+    sb.stxd(&[
+        "sale",
+        "sell",
+        "--performance",
+        "1",
+        "--tariff",
+        "NORMAL",
+        "--audience",
+        "ADULT",
+        "--seat",
+        "PARTERRE:A:1",
+    ])
+    .expect_code(1);
     sb.stxd(&["sale", "refund", &a2.to_string()]).expect_code(0);
     json(&sb, &["export", "sales", "--link", "opera-tourism"], 0);
 
     // Manager: reintegration.
     let processed = json(&sb, &["process"], 0);
-    assert_eq!(states(&processed), [("opera-tourism.SALES.00000001.stx".to_owned(), "applied".to_owned())]);
+    assert_eq!(
+        states(&processed),
+        [(
+            "opera-tourism.SALES.00000001.stx".to_owned(),
+            "applied".to_owned()
+        )]
+    );
 
     // One order per distributor order, on the stx_file channel, its point
     // of sale, the pending account, the authorised contact.
     assert_eq!(
-        rows(&sb, "OPERA.sqlite", "SELECT reference, channel, point_of_sale, payment_method, contact FROM sales_order ORDER BY reference"),
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT reference, channel, point_of_sale, payment_method, contact FROM sales_order ORDER BY reference"
+        ),
         [
             format!("T-{a1:06}|5001|5101|5201|5301"),
             format!("T-{a2:06}|5001|5101|5201|5301"),
@@ -397,25 +460,59 @@ fn first_use_three_seats_and_money() {
     // Tickets: seat A1 valid (8500, adult full price), seat A2 cancelled by
     // its refund (4250, child), one standing place valid (2500).
     assert_eq!(
-        rows(&sb, "OPERA.sqlite", "SELECT coalesce(seat, 'zone ' || zone), amount, currency, state FROM ticket ORDER BY line"),
-        ["50001|8500|EUR|valid", "50002|4250|EUR|cancelled", "zone 3201|2500|EUR|valid"]
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT coalesce(seat, 'zone ' || zone), amount, currency, state FROM ticket ORDER BY line"
+        ),
+        [
+            "50001|8500|EUR|valid",
+            "50002|4250|EUR|cancelled",
+            "zone 3201|2500|EUR|valid"
+        ]
     );
     // The pending account holds the two valid tickets.
-    assert_eq!(rows(&sb, "OPERA.sqlite", "SELECT sum(amount) FROM pending_account_entry"), ["11000"]);
+    assert_eq!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT sum(amount) FROM pending_account_entry"
+        ),
+        ["11000"]
+    );
     // Seat states: A1 sold (a valid ticket), A2 back in the distributor's
     // contingent, the other eight still allotted; the contingent version is acknowledged.
     assert_eq!(
-        rows(&sb, "OPERA.sqlite", "SELECT count(*), min(state), max(state) FROM allotment_seat WHERE performance = 1701"),
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT count(*), min(state), max(state) FROM allotment_seat WHERE performance = 1701"
+        ),
         ["10|allotted|allotted"]
     );
     assert_eq!(
-        rows(&sb, "OPERA.sqlite", "SELECT version, exported, acknowledged FROM allotment WHERE performance = 1701"),
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT version, exported, acknowledged FROM allotment WHERE performance = 1701"
+        ),
         ["2|2|2"]
     );
 
     // The reconciliation shows no difference.
     let html = sb.path().join("reconcile.html");
-    let report = json(&sb, &["report", "reconcile", "--link", "opera-tourism", "--html", html.to_str().unwrap()], 0);
+    let report = json(
+        &sb,
+        &[
+            "report",
+            "reconcile",
+            "--link",
+            "opera-tourism",
+            "--html",
+            html.to_str().unwrap(),
+        ],
+        0,
+    );
     assert_eq!(report["consistent"], true, "{report:#}");
     assert!(std::fs::read_to_string(&html).unwrap().contains("<svg"));
 
@@ -427,21 +524,39 @@ fn first_use_three_seats_and_money() {
         std::fs::copy(done.join(&name), inbox.join(&name)).unwrap();
     }
     let replay = json(&sb, &["process"], 0);
-    assert_eq!(states(&replay), [("opera-tourism.SALES.00000001.stx".to_owned(), "already-applied".to_owned())]);
+    assert_eq!(
+        states(&replay),
+        [(
+            "opera-tourism.SALES.00000001.stx".to_owned(),
+            "already-applied".to_owned()
+        )]
+    );
 
     // A second file repeating earlier lines (the distributor's export marks
     // are reset, as after a restore) books only what is new.
     let conn = rusqlite::Connection::open(sb.path().join("var/state/TOURISM.sqlite")).unwrap();
-    conn.execute("UPDATE sale_line SET exported_in = NULL", []).unwrap();
+    conn.execute("UPDATE sale_line SET exported_in = NULL", [])
+        .unwrap();
     drop(conn);
     sell(&["--seat", "PARTERRE:A:3"], "ADULT");
     json(&sb, &["export", "sales", "--link", "opera-tourism"], 0);
     json(&sb, &["process"], 0);
     assert_eq!(
-        rows(&sb, "OPERA.sqlite", "SELECT count(*), sum(state = 'valid') FROM ticket"),
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT count(*), sum(state = 'valid') FROM ticket"
+        ),
         ["4|3"]
     );
-    assert_eq!(rows(&sb, "OPERA.sqlite", "SELECT sum(amount) FROM pending_account_entry"), ["19500"]);
+    assert_eq!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT sum(amount) FROM pending_account_entry"
+        ),
+        ["19500"]
+    );
     let report = json(&sb, &["report", "reconcile", "--link", "opera-tourism"], 0);
     assert_eq!(report["consistent"], true, "{report:#}");
 }

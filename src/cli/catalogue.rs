@@ -56,7 +56,10 @@ pub fn run(config: &Config, json: bool, cmd: CatalogueCommand) -> anyhow::Result
         | CatalogueCommand::Validate { link, .. }
         | CatalogueCommand::AssignProfile { link, .. } => link.clone(),
     };
-    let link = match distributor_link(config, link.as_deref()) {
+    let link = match config
+        .distributor_link(link.as_deref())
+        .map(|l| l.name.clone())
+    {
         Ok(l) => l,
         Err(e) => {
             eprintln!("stxd: {e}");
@@ -185,26 +188,5 @@ pub fn run(config: &Config, json: bool, cmd: CatalogueCommand) -> anyhow::Result
             }
             Err(e) => Err(e).context("cannot assign the product"),
         },
-    }
-}
-
-/// The link named, else the only link whose distributor this config serves.
-fn distributor_link(config: &Config, named: Option<&str>) -> Result<String, String> {
-    if let Some(name) = named {
-        return Ok(name.to_owned());
-    }
-    let ours: Vec<&str> = config
-        .links
-        .iter()
-        .filter(|l| config.institution(l.distributor.as_str()).is_some())
-        .map(|l| l.name.as_str())
-        .collect();
-    match ours.as_slice() {
-        [one] => Ok((*one).to_owned()),
-        [] => Err("no link of this config has its distributor here; run this command on the distributor's server".to_owned()),
-        many => Err(format!(
-            "several links have their distributor here ({}); choose one with --link",
-            many.join(", ")
-        )),
     }
 }

@@ -196,42 +196,13 @@ fn parse_kind(s: &str) -> Result<MappingKind, u8> {
     })
 }
 
-/// The link a command works on: the one named, else the only link whose
-/// distributor this config serves.
-fn pick_link<'c>(config: &'c Config, target: &Target) -> Result<&'c Link, String> {
-    if let Some(name) = &target.link {
-        return config.link(name).ok_or_else(|| {
-            let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
-            format!(
-                "link {name:?} is not in the config (it has: {})",
-                known.join(", ")
-            )
-        });
-    }
-    let mut served = config
-        .links
-        .iter()
-        .filter(|l| config.institution(l.distributor.as_str()).is_some());
-    match (served.next(), served.next()) {
-        (Some(link), None) => Ok(link),
-        (None, _) => Err(
-            "no link of this config has its distributor served here; mapping commands run on the distributor's server"
-                .to_owned(),
-        ),
-        (Some(a), Some(b)) => Err(format!(
-            "several links have their distributor served here ({}, {}, …): name one with --link",
-            a.name, b.name
-        )),
-    }
-}
-
 /// Opens the distributor store of the target link; `None` after printing a
 /// usage problem.
 fn open<'c>(
     config: &'c Config,
     target: &Target,
 ) -> anyhow::Result<Option<(&'c Link, String, Store)>> {
-    let link = match pick_link(config, target) {
+    let link = match config.distributor_link(target.link.as_deref()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("stxd: {e}");

@@ -225,6 +225,44 @@ pub fn fill_auto(tx: &Transaction<'_>, seen: &Seen<'_>, local_id: i64) -> Result
     Ok(())
 }
 
+/// The manager's id of a local object, through the filled mapping rows of
+/// `manager` and `kind`. `None` when no row maps to it; an error when several
+/// manager objects map to the same local one (the file could not say which).
+pub fn manager_id_of(
+    conn: &Connection,
+    manager: &str,
+    kind: MappingKind,
+    local_id: i64,
+) -> Result<Option<TechId>, DomainError> {
+    let mut st = conn.prepare_cached(
+        "SELECT manager_id FROM mapping
+         WHERE manager = ?1 AND kind = ?2 AND local_id = ?3 AND status = 'filled'
+         ORDER BY manager_id LIMIT 3",
+    )?;
+    let ids: Vec<i64> = st
+        .query_map((manager, kind.as_str(), local_id), |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    match ids.as_slice() {
+        [] => Ok(None),
+        [one] => TechId::new(*one)
+            .map(Some)
+            .map_err(|e| DomainError::Invalid {
+                object: format!("mapping {kind} of manager {manager}"),
+                problem: e.to_string(),
+            }),
+        many => Err(DomainError::Invalid {
+            object: format!("local {kind} {local_id}"),
+            problem: format!(
+                "several {manager} objects map to it ({}); a line cannot say which one it is: map each manager object to its own local object (stxd mapping set)",
+                many.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
 fn local_exists(
     conn: &rusqlite::Connection,
     kind: MappingKind,

@@ -29,7 +29,8 @@ use std::fmt::Write as _;
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
 
-use super::DomainError;
+use super::{DomainError, mapping};
+use crate::ident::TechId;
 
 /// The reconciliation of one link.
 #[derive(Debug, Clone, Serialize)]
@@ -459,18 +460,15 @@ impl Recon<'_> {
     /// The manager id a distributor's local object stands for: the one
     /// filled mapping row naming it (none, or several, is `None`).
     fn manager_id(&self, kind: &str, local: i64) -> Result<Option<i64>, DomainError> {
-        let mut st = self.d.prepare_cached(
-            "SELECT manager_id FROM mapping
-             WHERE manager = ?1 AND kind = ?2 AND local_id = ?3 AND status = 'filled'
-             ORDER BY manager_id LIMIT 2",
-        )?;
-        let ids: Vec<i64> = st
-            .query_map((self.manager_code, kind, local), |r| r.get(0))?
-            .collect::<Result<_, _>>()?;
-        Ok(match ids.as_slice() {
-            [one] => Some(*one),
-            _ => None,
-        })
+        let Some(kind) = crate::store::mapping::MappingKind::parse(kind) else {
+            return Ok(None);
+        };
+        match mapping::manager_id_of(self.d, self.manager_code, kind, local) {
+            Ok(found) => Ok(found.map(TechId::get)),
+            // Several manager objects behind one local object: no single answer.
+            Err(DomainError::Invalid { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Like [`Self::manager_id`], recording an `unmapped` difference (once

@@ -43,46 +43,6 @@ use crate::store::runs::{self, Counts, Level, RunStatus};
 /// Most seat labels quoted in one `kept-sold` message (the count is exact).
 const MAX_LABELS: usize = 20;
 
-// ------------------------------------------------------------ reverse lookup
-
-/// The manager's id of a local object, through the filled mapping rows of
-/// `manager` and `kind`. `None` when no row maps to it; an error when several
-/// manager objects map to the same local one (the file could not say which).
-pub fn manager_id_of(
-    conn: &Connection,
-    manager: &str,
-    kind: MappingKind,
-    local_id: i64,
-) -> Result<Option<TechId>, DomainError> {
-    let mut st = conn.prepare_cached(
-        "SELECT manager_id FROM mapping
-         WHERE manager = ?1 AND kind = ?2 AND local_id = ?3 AND status = 'filled'
-         ORDER BY manager_id LIMIT 3",
-    )?;
-    let ids: Vec<i64> = st
-        .query_map((manager, kind.as_str(), local_id), |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
-    match ids.as_slice() {
-        [] => Ok(None),
-        [one] => TechId::new(*one)
-            .map(Some)
-            .map_err(|e| DomainError::Invalid {
-                object: format!("mapping {kind} of manager {manager}"),
-                problem: e.to_string(),
-            }),
-        many => Err(DomainError::Invalid {
-            object: format!("local {kind} {local_id}"),
-            problem: format!(
-                "several {manager} objects map to it ({}); a line cannot say which one it is: map each manager object to its own local object (stxd mapping set)",
-                many.iter()
-                    .map(i64::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        }),
-    }
-}
-
 // ------------------------------------------------------------ contingents
 
 /// What a CONTINGENT file did.
@@ -1248,7 +1208,7 @@ fn manager_id(
     local: i64,
     line: &str,
 ) -> Result<TechId, ExportError> {
-    match manager_id_of(conn, manager, kind, local) {
+    match mapping::manager_id_of(conn, manager, kind, local) {
         Ok(Some(id)) => Ok(id),
         Ok(None) => Err(bad(
             line,
@@ -1495,11 +1455,17 @@ mod tests {
         let mut s = store(dir.path());
         s.read(|c| -> Result<(), DomainError> {
             assert_eq!(
-                manager_id_of(c, "OPERA", MappingKind::Block, 1)?,
+                mapping::manager_id_of(c, "OPERA", MappingKind::Block, 1)?,
                 Some(id(3301))
             );
-            assert_eq!(manager_id_of(c, "OPERA", MappingKind::TariffType, 1)?, None);
-            assert_eq!(manager_id_of(c, "OTHER", MappingKind::Block, 1)?, None);
+            assert_eq!(
+                mapping::manager_id_of(c, "OPERA", MappingKind::TariffType, 1)?,
+                None
+            );
+            assert_eq!(
+                mapping::manager_id_of(c, "OTHER", MappingKind::Block, 1)?,
+                None
+            );
             Ok(())
         })
         .unwrap();
@@ -1514,7 +1480,7 @@ mod tests {
         })
         .unwrap();
         let e = s
-            .read(|c| manager_id_of(c, "OPERA", MappingKind::TariffType, 1))
+            .read(|c| mapping::manager_id_of(c, "OPERA", MappingKind::TariffType, 1))
             .unwrap_err();
         assert!(e.to_string().contains("1201, 1203"), "{e}");
     }
