@@ -1,4 +1,4 @@
-//! `stxd export seatplan|catalogue|sales --link L`: the manager's exports
+//! `stxd export seatplan|catalogue|contingent|sales --link L`: the manager's exports
 //! and the distributor's sales file, one file each time, through
 //! [`crate::outbound::export`] (the daemon's code path), on the store of the
 //! side that sends the kind. Prints the file written, its sequence, its

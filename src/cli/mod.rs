@@ -103,8 +103,8 @@ enum Command {
     /// objects) of a link: list, set, ignore, export/import CSV, check.
     #[command(subcommand)]
     Mapping(mapping::MappingCommand),
-    /// Write the next file of a link: the manager's seat plan or catalogue,
-    /// the distributor's sales.
+    /// Write the next file of a link: the manager's seat plan, catalogue or
+    /// contingent, the distributor's sales.
     #[command(subcommand)]
     Export(export::ExportCommand),
     /// Review, validate and put on sale the products imported from a

@@ -200,7 +200,8 @@ impl ExportError {
     }
 }
 
-/// Exports the link's next file of `kind` (seat plan or catalogue here).
+/// Exports the link's next file of `kind` (every performance's snapshot for
+/// a contingent file).
 pub fn export(
     store: &mut Store,
     link: &Link,

@@ -1,8 +1,9 @@
 //! Outbound: records to a published Fichier SecuTix file.
 //!
-//! `schedule → export → publish`: an export (the catalogue and sales flows)
-//! allocates the link's next sequence and streams records into a payload
-//! writer; [`publish`] makes that a durable, complete, signed pair in a
+//! `schedule → export → publish`: an export allocates the link's next
+//! sequence and streams the records a producer gives ([`export`]: seat plan
+//! and catalogue, [`contingent`] snapshots, [`sales`] lines with their
+//! acknowledgements) into a payload writer; [`publish`] makes that a durable, complete, signed pair in a
 //! folder. Transports carry published pairs further. [`export`] reads the
 //! store only through the domain layer and journals the file in the same
 //! transaction; [`publish`] never touches the store.
