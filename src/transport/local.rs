@@ -30,6 +30,29 @@ pub enum OpenError {
 /// go through the handle, so a file swapped afterwards is not the one read.
 pub fn open_regular(path: &Path, max: u64) -> Result<(File, u64), OpenError> {
     let refuse = |code: &'static str, problem: String| OpenError::Refused { code, problem };
+    let (file, meta) = open_file(path)?;
+    if meta.nlink() != 1 {
+        return Err(refuse(
+            "hard-link",
+            format!(
+                "refused a file with {} hard links: copy or move the file in, do not link it",
+                meta.nlink()
+            ),
+        ));
+    }
+    if meta.len() > max {
+        return Err(refuse(
+            "too-large",
+            format!("expected at most {max} bytes, found {}", meta.len()),
+        ));
+    }
+    Ok((file, meta.len()))
+}
+
+/// Opens a path for reading without following a symlink or blocking, if it
+/// is a regular file (any number of links, any size).
+fn open_file(path: &Path) -> Result<(File, std::fs::Metadata), OpenError> {
+    let refuse = |code: &'static str, problem: String| OpenError::Refused { code, problem };
     let file = match std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
@@ -57,22 +80,7 @@ pub fn open_regular(path: &Path, max: u64) -> Result<(File, u64), OpenError> {
             "refused: expected a regular file, found a directory, FIFO, socket or device".into(),
         ));
     }
-    if meta.nlink() != 1 {
-        return Err(refuse(
-            "hard-link",
-            format!(
-                "refused a file with {} hard links: copy or move the file in, do not link it",
-                meta.nlink()
-            ),
-        ));
-    }
-    if meta.len() > max {
-        return Err(refuse(
-            "too-large",
-            format!("expected at most {max} bytes, found {}", meta.len()),
-        ));
-    }
-    Ok((file, meta.len()))
+    Ok((file, meta))
 }
 
 /// What [`link_new`] found at the target.
@@ -93,21 +101,28 @@ pub fn link_new(source: &Path, target: &Path) -> io::Result<Placed> {
     match std::fs::hard_link(source, target) {
         Ok(()) => Ok(Placed::Linked),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            if digest(source)? == digest(target)? {
-                Ok(Placed::Same)
-            } else {
-                Ok(Placed::Other)
+            // Only regular files are compared (opened without following a
+            // link or blocking on a FIFO); anything else is "other".
+            match (regular_digest(source)?, regular_digest(target)?) {
+                (Some(a), Some(b)) if a == b => Ok(Placed::Same),
+                _ => Ok(Placed::Other),
             }
         }
         Err(e) => Err(e),
     }
 }
 
-/// SHA-256 of a file's content.
-pub fn digest(path: &Path) -> io::Result<[u8; 32]> {
+/// SHA-256 of a regular file's content; `None` for a symlink, FIFO, socket,
+/// device or folder (never opened in a way that follows or blocks).
+fn regular_digest(path: &Path) -> io::Result<Option<[u8; 32]>> {
+    let mut file = match open_file(path) {
+        Ok((file, _)) => file,
+        Err(OpenError::Refused { .. }) => return Ok(None),
+        Err(OpenError::Io(e)) => return Err(e),
+    };
     let mut hasher = Sha256::new();
-    io::copy(&mut File::open(path)?, &mut hasher)?;
-    Ok(hasher.finalize().into())
+    io::copy(&mut file, &mut hasher)?;
+    Ok(Some(hasher.finalize().into()))
 }
 
 /// Makes a folder's entries (new names, removed names) durable.
@@ -163,5 +178,23 @@ mod tests {
         assert_eq!(link_new(&a, &b).unwrap(), Placed::Same);
         assert_eq!(link_new(&a, &c).unwrap(), Placed::Other);
         assert_eq!(std::fs::read_to_string(&c).unwrap(), "y");
+    }
+
+    #[test]
+    fn a_fifo_or_symlink_at_the_target_is_other_and_never_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, fifo, link) = (
+            dir.path().join("s"),
+            dir.path().join("f"),
+            dir.path().join("l"),
+        );
+        std::fs::write(&src, "x").unwrap();
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink(&src, &link).unwrap();
+        // Would block forever if the FIFO were opened for reading.
+        assert_eq!(link_new(&src, &fifo).unwrap(), Placed::Other);
+        // Same bytes behind the link, but a link is not the file.
+        assert_eq!(link_new(&src, &link).unwrap(), Placed::Other);
     }
 }
