@@ -12,6 +12,7 @@ mod first_use;
 mod golden_csv;
 mod golden_xml;
 mod import;
+mod interleavings;
 mod mapping_cases;
 mod mapping_cli;
 mod reconcile;
