@@ -36,7 +36,8 @@ fn manager() -> Manager {
     stxd::app::load(&mut store, &files).unwrap();
     sql(
         &mut store,
-        "INSERT INTO allotment (link, performance, version) VALUES ('opera-tourism', 1701, 1);
+        "INSERT INTO allotment (link, performance, version, exported)
+           VALUES ('opera-tourism', 1701, 1, 1), ('opera-tourism', 1702, 1, 1);
          INSERT INTO allotment_seat (performance, seat, link, state)
            SELECT 1701, s.id, 'opera-tourism', 'allotted' FROM seat s
              JOIN seat_row r ON r.id = s.row

@@ -98,9 +98,11 @@ pub struct SalesOutcome {
     /// Lines rejected, each kept with its reason.
     pub rejected: u64,
     /// The contingent versions the distributor acknowledges, the highest per
-    /// performance, by performance id; for the caller to apply after the
-    /// tickets.
+    /// performance, by performance id.
     pub acks: Vec<sales::Ack>,
+    /// What each acknowledgement did, applied by [`SalesImport::finish`]
+    /// after every ticket line (one refused is logged as a warning).
+    pub acknowledged: Vec<super::contingent::AckOutcome>,
 }
 
 impl SalesOutcome {
@@ -369,6 +371,31 @@ impl<'t> SalesImport<'t> {
                 performance,
                 contingent_version: version,
             });
+        }
+        // Acknowledgements apply after every ticket line of the file: a seat
+        // sold before its release was acknowledged is booked first, then the
+        // release frees what is left (safe contingent shrink).
+        for ack in &outcome.acks {
+            let done = super::contingent::acknowledge(
+                self.tx,
+                self.ctx.link,
+                ack.performance,
+                ack.contingent_version,
+            );
+            match done {
+                Ok(done) => outcome.acknowledged.push(done),
+                Err(e @ (DomainError::Invalid { .. } | DomainError::Missing { .. })) => {
+                    runs::message(
+                        self.tx,
+                        self.ctx.run,
+                        Level::Warning,
+                        "ack-refused",
+                        Some(&format!("performance {}", ack.performance)),
+                        &e.to_string(),
+                    )?;
+                }
+                Err(e) => return Err(e),
+            }
         }
         Ok(outcome)
     }
@@ -1209,6 +1236,7 @@ mod tests {
             duplicates: 3,
             rejected: 4,
             acks: Vec::new(),
+            acknowledged: Vec::new(),
         };
         assert_eq!(o.lines(), 10);
     }

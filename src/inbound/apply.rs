@@ -18,12 +18,12 @@ use rusqlite::Transaction;
 
 use super::parse::{self, Record};
 use super::{InboundError, Verified};
+use crate::domain::DomainError;
 use crate::domain::import::{
     CatalogueImport, Context, Missing, Outcome as Imported, SeatplanImport, Summary,
 };
 use crate::domain::reintegration::{self, SalesImport, SalesOutcome};
 use crate::domain::selling::{ContingentImport, ContingentOutcome};
-use crate::domain::{DomainError, contingent};
 use crate::format::envelope::Manifest;
 use crate::format::{FormatError, Kind, Limits, Position};
 use crate::store::journal::{self, Direction, FileState, NewEntry};
@@ -52,10 +52,7 @@ pub enum Applied {
     Contingent(ContingentOutcome),
     /// A sales file at the manager: lines booked, duplicates, rejected lines
     /// (kept with their reasons), acknowledgements applied.
-    Sales {
-        outcome: SalesOutcome,
-        acks: Vec<contingent::AckOutcome>,
-    },
+    Sales(SalesOutcome),
 }
 
 impl std::fmt::Display for Applied {
@@ -73,14 +70,14 @@ impl std::fmt::Display for Applied {
                 c.ignored.len(),
                 c.kept_sold
             ),
-            Applied::Sales { outcome: o, acks } => write!(
+            Applied::Sales(o) => write!(
                 f,
                 "{} line(s): {} booked, {} already booked, {} rejected (stxd sales rejects), {} acknowledgement(s) applied",
                 o.lines(),
                 o.booked,
                 o.duplicates,
                 o.rejected,
-                acks.len()
+                o.acknowledged.len()
             ),
         }
     }
@@ -301,26 +298,6 @@ fn sales(
         }
     }
     let outcome = import.finish()?;
-    // Acknowledgements apply after every ticket line of the file: a seat sold
-    // before its release was acknowledged is booked first, then the release
-    // frees what is left.
-    let mut acks = Vec::new();
-    for ack in &outcome.acks {
-        match contingent::acknowledge(tx, target.link, ack.performance, ack.contingent_version) {
-            Ok(done) => acks.push(done),
-            Err(e @ (DomainError::Invalid { .. } | DomainError::Missing { .. })) => {
-                runs::message(
-                    tx,
-                    run,
-                    Level::Warning,
-                    "ack-refused",
-                    Some(&format!("performance {}", ack.performance)),
-                    &e.to_string(),
-                )?;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
     let lines = outcome.lines();
     Ok(Done {
         state: FileState::Applied,
@@ -336,7 +313,7 @@ fn sales(
         },
         outcome: Outcome::Applied {
             run,
-            summary: Applied::Sales { outcome, acks },
+            summary: Applied::Sales(outcome),
         },
     })
 }
