@@ -767,10 +767,15 @@ pub fn log_refusal(
     link: &str,
     error: &DomainError,
 ) -> Result<i64, StoreError> {
-    let run = runs::start(tx, kind, Some(link), None)?;
-    runs::message(tx, run, Level::Error, "refused", None, &error.to_string())?;
-    runs::finish(tx, run, RunStatus::Failed, Counts::default())?;
-    Ok(run)
+    runs::failed(
+        tx,
+        kind,
+        Some(link),
+        None,
+        "refused",
+        None,
+        &error.to_string(),
+    )
 }
 
 /// Applies the distributor's acknowledgement of `version` of a performance's

@@ -1054,26 +1054,16 @@ pub fn log_refusal(
     what: &str,
     refusal: &SaleRefusal,
 ) -> Result<i64, DomainError> {
-    let run = runs::start(tx, kind, link, None)?;
-    runs::message(
+    let text = refusal.to_string();
+    Ok(runs::failed(
         tx,
-        run,
-        Level::Error,
+        kind,
+        link,
+        None,
         refusal.code(),
         Some(what),
-        &refusal.to_string(),
-    )?;
-    runs::finish(
-        tx,
-        run,
-        RunStatus::Failed,
-        Counts {
-            total: 1,
-            ok: 0,
-            rejected: 1,
-        },
-    )?;
-    Ok(run)
+        &text,
+    )?)
 }
 
 /// Which lines [`list`] returns.

@@ -27,7 +27,7 @@ use crate::domain::selling::{ContingentImport, ContingentOutcome};
 use crate::format::envelope::Manifest;
 use crate::format::{FormatError, Kind, Limits, Position};
 use crate::store::journal::{self, Direction, FileState, NewEntry};
-use crate::store::runs::{self, Counts, Level, RunStatus};
+use crate::store::runs::{self, Counts, RunStatus};
 use crate::store::{Role, Store, StoreError};
 
 /// The receiving end of a link.
@@ -450,21 +450,20 @@ pub fn log_rejection(
         Some(k) => format!("import-{}", k.as_str().to_lowercase()),
         None => "import".to_owned(),
     };
-    let run = runs::start(tx, &run_kind, Some(link), Some(file))?;
     let location = match error {
         InboundError::Rejected(f) => Some(f.position.to_string()),
         _ => None,
     };
-    runs::message(
+    let text = error.to_string();
+    runs::failed(
         tx,
-        run,
-        Level::Error,
+        &run_kind,
+        Some(link),
+        Some(file),
         error.code(),
         location.as_deref(),
-        &error.to_string(),
-    )?;
-    runs::finish(tx, run, RunStatus::Failed, Counts::default())?;
-    Ok(run)
+        &text,
+    )
 }
 
 impl From<StoreError> for InboundError {

@@ -197,6 +197,33 @@ pub fn message(
     u32::try_from(seq).map_err(|_| StoreError::Corrupt(format!("message number {seq}")))
 }
 
+/// Records a refused action as a failed run with one error message, in one
+/// call: the execution log of everything refused (a file rejected whole, an
+/// allocation or a sale refused). Returns the run.
+pub fn failed(
+    tx: &Transaction<'_>,
+    kind: &str,
+    link: Option<&str>,
+    file: Option<&str>,
+    code: &str,
+    location: Option<&str>,
+    text: &str,
+) -> Result<i64, StoreError> {
+    let run = start(tx, kind, link, file)?;
+    message(tx, run, Level::Error, code, location, text)?;
+    finish(
+        tx,
+        run,
+        RunStatus::Failed,
+        Counts {
+            total: 1,
+            ok: 0,
+            rejected: 1,
+        },
+    )?;
+    Ok(run)
+}
+
 /// Ends a running run with its outcome and counts. Refuses `Running` as an
 /// outcome and a run already finished.
 pub fn finish(
