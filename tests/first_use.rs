@@ -559,4 +559,39 @@ fn first_use_three_seats_and_money() {
     );
     let report = json(&sb, &["report", "reconcile", "--link", "opera-tourism"], 0);
     assert_eq!(report["consistent"], true, "{report:#}");
+
+    // Safe shrink: two unsold seats taken back are held until the
+    // distributor acknowledges the new version, then returned.
+    let mut args = vec![
+        "contingent",
+        "release",
+        "--performance",
+        "1701",
+        "--seats",
+        "PARTERRE:A:9-10",
+    ];
+    args.extend(link);
+    sb.stxd(&args).expect_code(0);
+    let held = "SELECT count(*) FROM allotment_seat WHERE performance = 1701 AND state = 'held'";
+    assert_eq!(rows(&sb, "OPERA.sqlite", held), ["2"]);
+    json(&sb, &["export", "contingent", "--link", "opera-tourism"], 0);
+    json(&sb, &["process"], 0); // the distributor applies the new snapshot
+    assert_eq!(
+        rows(&sb, "OPERA.sqlite", held),
+        ["2"],
+        "held until acknowledged"
+    );
+    json(&sb, &["export", "sales", "--link", "opera-tourism"], 0);
+    json(&sb, &["process"], 0); // the acknowledgement reaches the manager
+    assert_eq!(rows(&sb, "OPERA.sqlite", held), ["0"]);
+    let report = json(&sb, &["report", "reconcile", "--link", "opera-tourism"], 0);
+    assert_eq!(report["consistent"], true, "{report:#}");
+    let cat1 = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["seat_category_code"] == "CAT1")
+        .unwrap_or_else(|| panic!("{report:#}"));
+    assert_eq!(cat1["manager"]["returned"], 2, "{report:#}");
+    assert_eq!(cat1["manager"]["allotted"], 8, "{report:#}");
 }

@@ -259,12 +259,13 @@ fn render_text(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
+        "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
         "performance",
         "start",
         "category",
         "allotted",
         "await",
+        "returned",
         "sold",
         "refunded",
         "contingent",
@@ -275,12 +276,13 @@ fn render_text(r: &Report) -> String {
     let line = |out: &mut String, p: &str, start: &str, c: &str, s: &Sides| {
         let _ = writeln!(
             out,
-            "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
+            "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
             p,
             start,
             c,
             s.manager.allotted,
             s.manager.awaiting_ack,
+            s.manager.returned,
             s.manager.sold,
             s.manager.refunded,
             s.distributor.in_contingent,
@@ -354,7 +356,7 @@ fn render_text(r: &Report) -> String {
 
 /// The CSV columns: one table, the `section` column saying what a row is
 /// (`row`, `total`, `pending-account`, `difference`, `in-flight`).
-pub const CSV_COLUMNS: [&str; 20] = [
+pub const CSV_COLUMNS: [&str; 21] = [
     "section",
     "performance",
     "performance_code",
@@ -363,6 +365,7 @@ pub const CSV_COLUMNS: [&str; 20] = [
     "seat_category_code",
     "manager_allotted",
     "manager_awaiting_ack",
+    "manager_returned",
     "manager_sold",
     "manager_refunded",
     "manager_amounts",
@@ -381,10 +384,11 @@ fn write_csv(r: &Report, out: &mut Vec<u8>) -> anyhow::Result<()> {
     out.extend_from_slice("\u{feff}".as_bytes());
     let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(out);
     w.write_record(CSV_COLUMNS)?;
-    let counts = |s: &Sides| -> [String; 10] {
+    let counts = |s: &Sides| -> [String; 11] {
         [
             s.manager.allotted.to_string(),
             s.manager.awaiting_ack.to_string(),
+            s.manager.returned.to_string(),
             s.manager.sold.to_string(),
             s.manager.refunded.to_string(),
             format_amounts(&s.manager.amounts),
@@ -424,7 +428,8 @@ fn write_csv(r: &Report, out: &mut Vec<u8>) -> anyhow::Result<()> {
         ("in-flight", &pa.in_flight),
     ] {
         let mut cells = vec!["pending-account".to_owned()];
-        cells.extend(std::iter::repeat_n(String::new(), 15));
+        // Blank up to the last four columns (pending_account, line, code, detail).
+        cells.extend(std::iter::repeat_n(String::new(), CSV_COLUMNS.len() - 5));
         cells.extend([
             format_sums(sums),
             String::new(),
@@ -439,7 +444,8 @@ fn write_csv(r: &Report, out: &mut Vec<u8>) -> anyhow::Result<()> {
                 section.to_owned(),
                 i.performance.map(|p| p.to_string()).unwrap_or_default(),
             ];
-            cells.extend(std::iter::repeat_n(String::new(), 15));
+            // Blank up to the last three columns (line, code, detail).
+            cells.extend(std::iter::repeat_n(String::new(), CSV_COLUMNS.len() - 5));
             cells.extend([
                 i.line.map(|l| l.to_string()).unwrap_or_default(),
                 i.code.to_owned(),
@@ -625,15 +631,16 @@ fn render_html(r: &Report) -> String {
     h.push_str("<h2>Places per performance</h2>");
     h.push_str(&chart(r));
     h.push_str("<h2>Per performance and seat category</h2><table><tr><th class=\"l\">performance</th><th class=\"l\">start</th><th class=\"l\">category</th>\
-<th>allotted</th><th>awaiting ack</th><th>sold</th><th>refunded</th><th class=\"l\">amounts (manager)</th>\
+<th>allotted</th><th>awaiting ack</th><th>returned</th><th>sold</th><th>refunded</th><th class=\"l\">amounts (manager)</th>\
 <th>in contingent</th><th>sold</th><th>refunded</th><th>not exported</th><th class=\"l\">amounts (distributor)</th></tr>");
     let cells = |h: &mut String, s: &Sides| {
         let (m, d) = (&s.manager, &s.distributor);
         let _ = write!(
             h,
-            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"l\">{}</td></tr>",
             m.allotted,
             m.awaiting_ack,
+            m.returned,
             m.sold,
             m.refunded,
             esc(&format_amounts(&m.amounts)),
@@ -741,6 +748,7 @@ mod tests {
             manager: ManagerSide {
                 allotted: 10,
                 awaiting_ack: 2,
+                returned: 0,
                 sold: 3,
                 refunded: 1,
                 amounts: vec![Amount {

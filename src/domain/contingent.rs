@@ -820,6 +820,23 @@ pub fn acknowledge(
         "UPDATE allotment SET acknowledged = max(acknowledged, ?3) WHERE link = ?1 AND performance = ?2",
     )?
     .execute((link, performance.get(), v))?;
+    // What goes back to the manager unsold is recorded as returned; a held
+    // seat sold before this acknowledgement stays held by its ticket.
+    let now = crate::store::now();
+    tx.prepare_cached(
+        "INSERT INTO allotment_return (link, performance, seat, quantity, version, returned)
+         SELECT a.link, a.performance, a.seat, 1, a.released_in, ?4 FROM allotment_seat a
+          WHERE a.link = ?1 AND a.performance = ?2 AND a.state = 'held' AND a.released_in <= ?3
+            AND NOT EXISTS (SELECT 1 FROM ticket t WHERE t.performance = a.performance
+                               AND t.seat = a.seat AND t.state = 'valid')",
+    )?
+    .execute((link, performance.get(), v, &now))?;
+    tx.prepare_cached(
+        "INSERT INTO allotment_return (link, performance, zone, quantity, version, returned)
+         SELECT link, performance, zone, held, held_until, ?4 FROM allotment_zone
+          WHERE link = ?1 AND performance = ?2 AND held > 0 AND held_until <= ?3",
+    )?
+    .execute((link, performance.get(), v, &now))?;
     let seats_freed = tx
         .prepare_cached(
             "DELETE FROM allotment_seat

@@ -89,6 +89,9 @@ pub struct ManagerSide {
     /// Seats and zone places taken back, waiting for the distributor's
     /// acknowledgement.
     pub awaiting_ack: u64,
+    /// Seats and zone places given back to the manager unsold, once their
+    /// release was acknowledged.
+    pub returned: u64,
     /// Tickets booked from the link's lines (valid and cancelled).
     pub sold: u64,
     /// Tickets cancelled by a refund.
@@ -418,6 +421,24 @@ impl Recon<'_> {
             let acc = self.acc(p, c);
             acc.m.allotted += count(quantity);
             acc.m.awaiting_ack += count(held);
+        }
+        let mut st = m.prepare(
+            "SELECT r.performance, coalesce(s.seat_category, z.seat_category), sum(r.quantity)
+             FROM allotment_return r
+             LEFT JOIN seat s ON s.id = r.seat
+             LEFT JOIN zone z ON z.id = r.zone
+             WHERE r.link = ?1 GROUP BY 1, 2",
+        )?;
+        let rows = st.query_map([self.link], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        for row in rows {
+            let (p, c, n) = row?;
+            self.acc(p, c).m.returned += count(n);
         }
         let mut st = m.prepare(
             "SELECT performance, seat_category, count(*), sum(state = 'cancelled')
@@ -1324,6 +1345,7 @@ fn add(totals: &mut Sides, a: &Acc) {
     let (m, d) = (&mut totals.manager, &mut totals.distributor);
     m.allotted += a.m.allotted;
     m.awaiting_ack += a.m.awaiting_ack;
+    m.returned += a.m.returned;
     m.sold += a.m.sold;
     m.refunded += a.m.refunded;
     d.in_contingent += a.d.in_contingent;

@@ -39,6 +39,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "seats and money: allotments, holds, orders, tickets, pending account, contingents and sales at the distributor",
         sql: V2,
     },
+    Migration {
+        version: 3,
+        name: "returned places: what a link gave back to the manager once acknowledged",
+        sql: V3,
+    },
 ];
 
 /// The schema version this build writes.
@@ -83,6 +88,26 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     }
     Ok(())
 }
+
+const V3: &str = r#"
+-- Places a link gave back to the manager, recorded when the distributor
+-- acknowledges the release that took them (the allotment rows are gone by
+-- then). A held seat sold before the acknowledgement is not returned: its
+-- ticket holds it. Read by the reconciliation ("returned").
+CREATE TABLE allotment_return (
+    id          INTEGER PRIMARY KEY,
+    link        TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    performance INTEGER NOT NULL REFERENCES performance (id),
+    seat        INTEGER REFERENCES seat (id),
+    zone        INTEGER REFERENCES zone (id),
+    quantity    INTEGER NOT NULL CHECK (quantity >= 1),
+    version     INTEGER NOT NULL CHECK (version >= 1),
+    returned    TEXT NOT NULL,
+    CHECK ((seat IS NULL) <> (zone IS NULL)),
+    CHECK (seat IS NULL OR quantity = 1)
+) STRICT;
+CREATE INDEX allotment_return_link ON allotment_return (link, performance);
+"#;
 
 const V2: &str = r#"
 -- ================================================================= manager
