@@ -595,3 +595,97 @@ fn first_use_three_seats_and_money() {
     assert_eq!(cat1["manager"]["returned"], 2, "{report:#}");
     assert_eq!(cat1["manager"]["allotted"], 8, "{report:#}");
 }
+
+#[test]
+fn a_signed_sales_file_with_structural_damage_applies_nothing() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    sb.stxd(&[
+        "contingent",
+        "allocate",
+        "--link",
+        "opera-tourism",
+        "--performance",
+        "1701",
+        "--seats",
+        "PARTERRE:A:1-4",
+    ])
+    .expect_code(0);
+    json(&sb, &["export", "contingent", "--link", "opera-tourism"], 0);
+    json(&sb, &["process"], 0);
+    for seat in ["PARTERRE:A:1", "PARTERRE:A:2"] {
+        sb.stxd(&[
+            "sale",
+            "sell",
+            "--performance",
+            "1",
+            "--seat",
+            seat,
+            "--tariff",
+            "NORMAL",
+            "--audience",
+            "ADULT",
+        ])
+        .expect_code(0);
+    }
+    json(&sb, &["export", "sales", "--link", "opera-tourism"], 0);
+
+    // The distributor's own, correctly signed file, but its last sale line
+    // has a malformed amount: the first line is valid, yet nothing applies.
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-manager");
+    let payload = std::fs::read_to_string(inbox.join("opera-tourism.SALES.00000001.csv")).unwrap();
+    let damaged =
+        payload
+            .replacen(";8500;EUR;", ";85.00;EUR;", 2)
+            .replacen(";85.00;EUR;", ";8500;EUR;", 1);
+    assert_ne!(damaged, payload);
+    for ext in ["stx", "csv"] {
+        std::fs::remove_file(inbox.join(format!("opera-tourism.SALES.00000001.{ext}"))).unwrap();
+    }
+    let records = damaged.lines().count() as u64 - 1;
+    crate::util::seal(
+        &inbox,
+        &sb.demo_secret(),
+        stxd::format::Kind::Sales,
+        1,
+        damaged.as_bytes(),
+        records,
+    );
+
+    let out = sb.stxd(&["--json", "process"]);
+    out.expect_code(1);
+    let processed: Value = serde_json::from_str(&out.stdout()).unwrap();
+    assert_eq!(processed[0]["state"], "rejected", "{processed}");
+    assert_eq!(processed[0]["code"], "money-decimals", "{processed}");
+    for table in [
+        "ticket",
+        "sales_order",
+        "sales_line",
+        "pending_account_entry",
+    ] {
+        assert_eq!(
+            rows(
+                &sb,
+                "OPERA.sqlite",
+                &format!("SELECT count(*) FROM {table}")
+            ),
+            ["0"],
+            "{table}"
+        );
+    }
+    assert_eq!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT state FROM file_journal WHERE kind = 'SALES'"
+        ),
+        ["rejected"]
+    );
+    let reason =
+        std::fs::read_to_string(inbox.join("error/opera-tourism.SALES.00000001.stx.reason"))
+            .unwrap();
+    assert!(
+        reason.contains("position: line 3, field amount"),
+        "{reason}"
+    );
+}

@@ -446,8 +446,13 @@ pub(crate) fn handled_json(handled: &[app::Handled]) -> serde_json::Value {
         .iter()
         .map(|h| {
             let (state, detail, run) = describe(h);
+            // The stable reason code of a rejected or retried file.
+            let code = match &h.processed {
+                Err(e) => Some(e.code()),
+                Ok(p) => p.outcome.as_ref().err().map(|e| e.code()),
+            };
             json!({"institution": h.institution, "file": crate::inbound::claim::display_name(&h.file),
-                "state": state, "run": run, "detail": detail})
+                "state": state, "run": run, "code": code, "detail": detail})
         })
         .collect()
 }
