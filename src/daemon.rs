@@ -33,6 +33,28 @@ pub enum Intent {
     Shutdown,
     /// Read the config file again; keep the running one if it is invalid.
     Reload,
+    /// Quit now, without waiting for the file in hand (its transaction is
+    /// not committed, so the store is as before it).
+    Quit,
+}
+
+/// How the daemon ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Stopped after the file in hand (exit code 0).
+    Stopped,
+    /// Quit at once on a second stop signal (exit code 130).
+    Quit,
+}
+
+impl Exit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Stopped => 0,
+            Exit::Quit => 130,
+        }
+    }
 }
 
 /// How long folder events are gathered before a listing.
@@ -103,18 +125,22 @@ pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<StateLock> {
 /// `stxd run`: builds the runtime, turns signals into intents and runs the
 /// daemon until it stops. SIGTERM/SIGINT → shutdown (a second one quits at
 /// once, exit code 130); SIGHUP → reload `config_path`.
-pub fn main(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+pub fn main(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<Exit> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
+    let result = runtime.block_on(async move {
         let (tx, rx) = mpsc::unbounded_channel();
         let signals = signal_intents(tx)?;
         let result = run(config, config_path, rx).await;
         signals.abort();
         result
-    })
+    });
+    // On a quit, a file may still be in hand on a blocking thread: do not
+    // wait for it (its transaction is rolled back when the process ends).
+    runtime.shutdown_background();
+    result
 }
 
 /// Listens to SIGTERM, SIGINT and SIGHUP and sends the matching intents.
@@ -136,27 +162,36 @@ fn signal_intents(
                     continue;
                 }
             };
-            if stopping {
-                warn!(signal = stop, "second stop signal: quitting now");
-                std::process::exit(130);
-            }
+            let intent = if stopping {
+                Intent::Quit
+            } else {
+                Intent::Shutdown
+            };
             stopping = true;
-            let _ = tx.send(Intent::Shutdown);
+            debug!(signal = stop, ?intent, "stop signal");
+            let _ = tx.send(intent);
         }
     }))
 }
 
 /// The daemon: locks the state directory, opens (and on first start
 /// bootstraps) every store, then scans until a [`Intent::Shutdown`] arrives
-/// or the intent channel closes. Returns once the scan in hand is finished.
+/// or the intent channel closes. Returns once the scan in hand is finished,
+/// or at once on [`Intent::Quit`].
 pub async fn run(
     config: Config,
     config_path: Option<PathBuf>,
     mut intents: mpsc::UnboundedReceiver<Intent>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Exit> {
     let lock = lock_state_dir(&config.state_dir)?;
     for inst in &config.institutions {
         app::open_store(&config, inst)?;
+    }
+    for link in &config.links {
+        // Generated here on first start when the config allows it.
+        if let Err(e) = app::link_secret(link) {
+            error!(link = %link.name, error = %e, "the link's files cannot be verified or signed until its secret is fixed");
+        }
     }
     let mut config = Arc::new(config);
     let (kick_tx, mut kick_rx) = mpsc::channel::<()>(1);
@@ -201,14 +236,33 @@ pub async fn run(
                         pending = true;
                     }
                 }
+                Some(Intent::Quit) => {
+                    warn!("quitting now: the file in hand, if any, is rolled back");
+                    return Ok(Exit::Quit);
+                }
                 Some(Intent::Shutdown) | None => {
                     info!(scan_in_hand = running.is_some(), "stopping: no new files are taken");
                     stop.store(true, Ordering::SeqCst);
-                    if let Some(scan) = running.take() {
-                        let _ = scan.await;
+                    if let Some(mut scan) = running.take() {
+                        loop {
+                            tokio::select! {
+                                _ = &mut scan => break,
+                                intent = intents.recv() => match intent {
+                                    Some(Intent::Quit) => {
+                                        warn!("second stop signal: quitting now; the file in hand is rolled back");
+                                        return Ok(Exit::Quit);
+                                    }
+                                    Some(_) => {}
+                                    None => {
+                                        let _ = scan.await;
+                                        break;
+                                    }
+                                },
+                            }
+                        }
                     }
                     info!("stopped");
-                    return Ok(());
+                    return Ok(Exit::Stopped);
                 }
             },
             _ = tick.tick() => pending = true,
@@ -514,5 +568,57 @@ mod tests {
         assert!(e.contains(&format!("(pid {})", std::process::id())), "{e}");
         drop(first);
         lock_state_dir(&state).expect("free again once the holder is gone");
+    }
+
+    fn temp_config(dir: &Path) -> Config {
+        let text = format!(
+            r#"
+state_dir = "{d}/state"
+[daemon]
+scan_seconds = 1
+[[institution]]
+code = "TOURISM"
+role = "distributor"
+[[link]]
+name = "opera-tourism"
+manager = "OPERA"
+distributor = "TOURISM"
+login = "TOURISM_OPE@TOURISM"
+secret_file = "{d}/s.key"
+transport = {{ kind = "local", dir = "{d}/x" }}
+"#,
+            d = dir.display()
+        );
+        config::parse(&text, "t").unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_injected_shutdown_stops_the_daemon_and_frees_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = temp_config(dir.path());
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(Intent::Reload).unwrap();
+        tx.send(Intent::Shutdown).unwrap();
+        let exit = run(config.clone(), None, rx).await.unwrap();
+        assert_eq!(exit, Exit::Stopped);
+        assert_eq!(exit.code(), 0);
+        assert!(
+            dir.path().join("x/to-distributor").is_dir(),
+            "inbox created"
+        );
+        assert!(
+            dir.path().join("state/TOURISM.sqlite").is_file(),
+            "store created"
+        );
+        lock_state_dir(&config.state_dir).expect("lock released");
+    }
+
+    #[tokio::test]
+    async fn a_quit_intent_returns_at_once_with_130() {
+        let dir = tempfile::tempdir().unwrap();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tx.send(Intent::Quit).unwrap();
+        let exit = run(temp_config(dir.path()), None, rx).await.unwrap();
+        assert_eq!(exit.code(), 130);
     }
 }

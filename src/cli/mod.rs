@@ -159,7 +159,7 @@ pub fn main() -> ExitCode {
         Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
         Command::Run => {
             let path = (config_name != "built-in config").then(|| PathBuf::from(&config_name));
-            crate::daemon::main(config, path).map(|()| EXIT_OK)
+            crate::daemon::main(config, path).map(|exit| exit.code())
         }
         Command::Runs(cmd) => runs::run(&config, cli.json, cmd),
         Command::Inspect { file, secret_file } => {
