@@ -414,6 +414,8 @@ fn scan_once(config: &Config, stop: &AtomicBool, mut state: ScanState) -> ScanSt
             Err(e) => error!(error = %format!("{e:#}"), "cannot list the parked folders"),
         }
     }
+    // Forget files that left the folders, so the map stays small.
+    state.logged.retain(|file, _| file.exists());
     state.stores = fingerprints(config);
     state
 }
