@@ -31,6 +31,8 @@ struct RawConfig {
     state_dir: PathBuf,
     #[serde(default)]
     log: RawLog,
+    #[serde(default)]
+    daemon: RawDaemon,
     #[serde(default, rename = "institution")]
     institutions: Vec<RawInstitution>,
     #[serde(default, rename = "link")]
@@ -42,6 +44,12 @@ struct RawConfig {
 struct RawLog {
     format: Option<LogFormat>,
     level: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDaemon {
+    scan_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -112,6 +120,22 @@ pub struct Config {
     pub log_level: String,
     pub institutions: Vec<Institution>,
     pub links: Vec<Link>,
+    /// The `[daemon]` table: how `stxd run` works.
+    pub daemon: Daemon,
+}
+
+/// Settings of `stxd run`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Daemon {
+    /// Seconds between two full listings of the inboxes (1 to 3600; 5 by
+    /// default). Folder events trigger a listing sooner.
+    pub scan_seconds: u64,
+}
+
+impl Default for Daemon {
+    fn default() -> Daemon {
+        Daemon { scan_seconds: 5 }
+    }
 }
 
 /// An institution this process serves.
@@ -384,6 +408,21 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             ),
         );
     }
+    let daemon = match raw.daemon.scan_seconds {
+        None => Daemon::default(),
+        Some(n) => match u64::try_from(n) {
+            Ok(secs @ 1..=3600) => Daemon { scan_seconds: secs },
+            _ => {
+                err(
+                    "daemon.scan_seconds".into(),
+                    format!(
+                        "expected 1 to 3600 seconds between two listings of the inboxes, found {n}"
+                    ),
+                );
+                Daemon::default()
+            }
+        },
+    };
     if raw.institutions.is_empty() {
         err(
             "institution".into(),
@@ -531,6 +570,7 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             log_level,
             institutions,
             links,
+            daemon,
         })
     } else {
         Err(errors)
@@ -788,6 +828,25 @@ transport = { kind = "local", dir = "x" }
         assert_eq!(
             link.side_of(&Code::new("OPERA").unwrap()),
             Some(Role::Manager)
+        );
+    }
+
+    #[test]
+    fn daemon_table_is_checked() {
+        assert_eq!(parse(MINIMAL, "t").unwrap().daemon.scan_seconds, 5);
+        let text = format!("{MINIMAL}\n[daemon]\nscan_seconds = 60\n");
+        assert_eq!(parse(&text, "t").unwrap().daemon.scan_seconds, 60);
+        for bad in ["0", "3601", "-1"] {
+            let text = format!("{MINIMAL}\n[daemon]\nscan_seconds = {bad}\n");
+            let e = parse(&text, "t").unwrap_err();
+            assert_eq!(e.errors[0].at, "daemon.scan_seconds", "{e}");
+        }
+        let text = format!("{MINIMAL}\n[daemon]\nscan_secs = 6\n");
+        assert!(
+            parse(&text, "t")
+                .unwrap_err()
+                .to_string()
+                .contains("scan_secs")
         );
     }
 

@@ -23,6 +23,8 @@
 //! Dependencies point down this list; nothing imports a module above it.
 //!
 //! - [`cli`]: the `stxd` command line; parses, prints, picks exit codes.
+//! - [`daemon`]: `stxd run`: signals, folder watching and the periodic
+//!   listing around the [`app`] flows (no business rule of its own).
 //! - [`app`]: opens what the config names (stores, secrets, folders) and
 //!   runs the flows; the one code path of the CLI and the daemon.
 //! - [`inbound`]: the stages of an incoming file: claim, verify, parse,
@@ -43,6 +45,7 @@
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod domain;
 pub mod format;
 pub mod ident;

@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod config_files;
 mod contingent_manager;
+mod daemon;
 mod envelope;
 mod exchange_samples;
 mod export;

@@ -87,6 +87,11 @@ enum Command {
         #[arg(long)]
         link: Option<String>,
     },
+    /// The daemon: applies the files arriving in every inbox of the config
+    /// (watched, and listed every `[daemon] scan_seconds`), retries parked
+    /// files once mappings are filled. SIGTERM/SIGINT stop it after the file
+    /// in hand; SIGHUP reloads the config file.
+    Run,
     /// Execution logs: what each run did, with every error.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
@@ -152,6 +157,10 @@ pub fn main() -> ExitCode {
             process(&config, &files, link.as_deref(), false, cli.json)
         }
         Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
+        Command::Run => {
+            let path = (config_name != "built-in config").then(|| PathBuf::from(&config_name));
+            crate::daemon::main(config, path).map(|exit| exit.code())
+        }
         Command::Runs(cmd) => runs::run(&config, cli.json, cmd),
         Command::Inspect { file, secret_file } => {
             inspect(&config, &file, secret_file.as_deref(), cli.json)

@@ -1,0 +1,239 @@
+//! `stxd run`: the real binary as a daemon in a sandbox, driven by CLI
+//! commands and signals. Every wait polls with a generous deadline.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::util::Sandbox;
+
+const DEADLINE: Duration = Duration::from_secs(30);
+const POLL: Duration = Duration::from_millis(50);
+
+/// A running `stxd run`, killed when dropped so no test leaves it behind.
+struct Daemon {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    fn start(sb: &Sandbox) -> Daemon {
+        let log = sb.path().join(format!("daemon-{}.log", unique()));
+        let err = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_stxd"))
+            .arg("run")
+            .current_dir(sb.path())
+            .env_remove("STXD_CONFIG")
+            .env("STXD_LOG", "info")
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn stxd run");
+        let daemon = Daemon { child, log };
+        daemon.wait_log("ready");
+        daemon
+    }
+
+    fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits until the log contains `text` (`n`-th occurrence), failing
+    /// with the log if it never does.
+    #[track_caller]
+    fn wait_log_n(&self, text: &str, n: usize) {
+        let start = Instant::now();
+        while self.log().matches(text).count() < n {
+            assert!(
+                start.elapsed() < DEADLINE,
+                "no {text:?} (x{n}) in the daemon's log after {DEADLINE:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    #[track_caller]
+    fn wait_log(&self, text: &str) {
+        self.wait_log_n(text, 1);
+    }
+
+    /// Waits for the daemon to exit; its exit code.
+    #[track_caller]
+    fn wait_exit(&mut self) -> Option<i32> {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < DEADLINE,
+                "the daemon did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(POLL);
+        }
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}
+
+/// The manifests in `dir` whose name contains `kind`.
+fn manifests(dir: &Path, kind: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".stx") && n.to_lowercase().contains(kind))
+        .collect()
+}
+
+#[track_caller]
+fn wait_for_file(dir: &Path, kind: &str, log: impl Fn() -> String) {
+    let start = Instant::now();
+    while manifests(dir, kind).is_empty() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no {kind} file in {} after {DEADLINE:?}; daemon log:\n{}",
+            dir.display(),
+            log()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+#[test]
+fn the_daemon_applies_exported_files_by_itself() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let daemon = Daemon::start(&sb);
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    // Nobody runs `stxd process`: the daemon takes both files.
+    let done = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/done");
+    wait_for_file(&done, "seatplan", || daemon.log());
+    wait_for_file(&done, "catalogue", || daemon.log());
+    daemon.wait_log_n("file applied", 2);
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    assert!(manifests(&inbox, "").is_empty(), "inbox emptied");
+    // The products the catalogue created are there to validate.
+    let list = sb.stxd(&["--json", "catalogue", "list", "--to-validate"]);
+    list.expect_code(0);
+    assert!(list.stdout().contains("TRAV-BIL"), "{}", list.stdout());
+}
+
+#[test]
+fn a_parked_file_resumes_when_the_daemon_applies_what_it_waited_for() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let daemon = Daemon::start(&sb);
+    let exchange = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    // The catalogue parks: mappings pending, and the seat plan's
+    // configuration 3101 unknown.
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    wait_for_file(&exchange.join("parked"), "catalogue", || daemon.log());
+    daemon.wait_log("file parked");
+    // Filling the mappings is not enough (the CLI's own resume parks it again).
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    assert!(manifests(&exchange.join("done"), "catalogue").is_empty());
+    // The seat plan arrives: the daemon applies it, then resumes the catalogue.
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    wait_for_file(&exchange.join("done"), "seatplan", || daemon.log());
+    wait_for_file(&exchange.join("done"), "catalogue", || daemon.log());
+    assert!(manifests(&exchange.join("parked"), "").is_empty());
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
+    let sb = Sandbox::new();
+    let daemon = Daemon::start(&sb);
+    let second = sb.stxd(&["run"]);
+    second.expect_code(1);
+    let err = second.stderr();
+    assert!(err.contains("another stxd is running on"), "{err}");
+    assert!(err.contains(&format!("(pid {})", daemon.pid())), "{err}");
+    assert!(err.contains("var/state"), "{err}");
+}
+
+#[test]
+fn sigterm_stops_the_daemon_with_exit_code_0() {
+    let sb = Sandbox::new();
+    let mut daemon = Daemon::start(&sb);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+    let log = daemon.log();
+    assert!(log.contains("stopping"), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+    // The lock is released: a new daemon starts on the same state.
+    let mut again = Daemon::start(&sb);
+    again.signal(libc::SIGINT);
+    assert_eq!(again.wait_exit(), Some(0), "{}", again.log());
+}
+
+#[test]
+fn sighup_keeps_the_running_config_when_the_file_is_broken() {
+    let sb = Sandbox::new();
+    let mut daemon = Daemon::start(&sb);
+    let path = sb.path().join("config/stxd.toml");
+    let good = std::fs::read_to_string(&path).expect("config");
+    let broken = good.replace("scan_seconds = 5", "scan_seconds = 0\ncolour = 1");
+    assert_ne!(broken, good);
+    std::fs::write(&path, &broken).expect("write config");
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_log("config not reloaded");
+    assert!(daemon.running(), "{}", daemon.log());
+    assert!(daemon.log().contains("colour"), "{}", daemon.log());
+
+    std::fs::write(&path, good.replace("scan_seconds = 5", "scan_seconds = 7"))
+        .expect("write config");
+    daemon.signal(libc::SIGHUP);
+    daemon.wait_log("config reloaded");
+    assert!(daemon.running(), "{}", daemon.log());
+    // Still working on the reloaded config.
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    let done = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/done");
+    wait_for_file(&done, "seatplan", || daemon.log());
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+}
