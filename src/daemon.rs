@@ -488,6 +488,10 @@ fn log_handled(h: &app::Handled, logged: &mut HashMap<PathBuf, &'static str>) {
                     "file parked: mappings pending (stxd mapping list --pending)");
             }
         }
+        Ok(Outcome::Held { code: "taken", .. }) => {
+            // Another process is finishing it: nothing for ops to do.
+            debug!(%file, institution, state = "held", code = "taken", "file taken by another stxd process");
+        }
         Ok(Outcome::Held { code, reason }) => {
             if logged.insert(h.file.clone(), "held") == Some("held") {
                 debug!(%file, institution, state = "held", code, "file still held");

@@ -40,12 +40,19 @@ fn move_one(file: &Path, dest: &Path) -> io::Result<PathBuf> {
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let mut target = dest.join(name);
     for n in 1.. {
-        match local::link_new(file, &target)? {
-            Placed::Linked | Placed::Same => break,
-            Placed::Other => target = dest.join(format!("{}.{n}", name.to_string_lossy())),
+        match local::link_new(file, &target) {
+            Ok(Placed::Linked | Placed::Same) => break,
+            Ok(Placed::Other) => target = dest.join(format!("{}.{n}", name.to_string_lossy())),
+            // Archived meanwhile by another stxd process that handled it too
+            // (the journal made sure only one applied it).
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !file.exists() => return Ok(target),
+            Err(e) => return Err(e),
         }
     }
-    std::fs::remove_file(file)?;
+    match std::fs::remove_file(file) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     Ok(target)
 }
 

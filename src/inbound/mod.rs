@@ -113,6 +113,14 @@ pub fn process(
         Some(kind) => verify::verify(claimed, secret, &link.expectation(kind), limits),
         None => unreachable_name(&name),
     });
+    // Another stxd process (the daemon, or a command run by hand) may have
+    // taken the file between the listing and now: it is theirs to finish.
+    if verified.is_err() && taken(manifest) {
+        return Ok(Processed {
+            location: manifest.to_owned(),
+            outcome: Ok(taken_outcome()),
+        });
+    }
     let outcome = match verified {
         Ok(verified) => apply::apply(store, &target, verified, limits),
         Err(e) if e.is_permanent() => {
@@ -150,6 +158,18 @@ pub fn process(
         }
     };
     Ok(Processed { location, outcome })
+}
+
+/// The manifest is no longer where it was listed.
+fn taken(manifest: &Path) -> bool {
+    std::fs::symlink_metadata(manifest).is_err()
+}
+
+fn taken_outcome() -> apply::Outcome {
+    apply::Outcome::Held {
+        code: "taken",
+        reason: "no longer in the folder: another stxd process took it and finishes it".to_owned(),
+    }
 }
 
 /// Claim checked the name already; kept total for the compiler.
