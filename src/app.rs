@@ -394,12 +394,40 @@ pub fn waiting_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         if name.starts_with('.') {
             continue;
         }
-        if let Ok((_, kind, seq)) = inbound::claim::parse_manifest_name(&name) {
-            found.push(((kind, seq), entry.path()));
+        match inbound::claim::parse_manifest_name(&name) {
+            Ok((_, kind, seq)) => found.push(((kind, seq), entry.path())),
+            Err(problem) if name.ends_with(envelope::MANIFEST_EXT) => {
+                misnamed(&entry.path(), &problem)
+            }
+            // Anything else (a payload, a temporary name) is not ours to take.
+            Err(_) => {}
         }
     }
     found.sort();
     Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Warns, once per process and path, about a `.stx` entry whose name is not
+/// a manifest name (a leading `-`, `..`, another link pattern): it is never
+/// taken, never read and never moved; ops rename or remove it.
+fn misnamed(path: &Path, problem: &str) {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, PoisonError};
+    static WARNED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+    let warned = warned.get_or_insert_with(HashSet::new);
+    if warned.len() > 1024 {
+        // Forget the entries that left their folder, so the set stays small.
+        warned.retain(|p| std::fs::symlink_metadata(p).is_ok());
+    }
+    if warned.insert(path.to_owned()) {
+        tracing::warn!(
+            file = %inbound::claim::display_name(path),
+            folder = %path.parent().map(|d| d.display().to_string()).unwrap_or_default(),
+            problem,
+            "entry ignored: not a manifest name; it is never taken, rename or remove it"
+        );
+    }
 }
 
 /// One file handled by [`process_files`].

@@ -1,108 +1,13 @@
 //! `stxd run`: the real binary as a daemon in a sandbox, driven by CLI
 //! commands and signals. Every wait polls with a generous deadline.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::util::Sandbox;
+use crate::util::{Daemon, Sandbox};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 const POLL: Duration = Duration::from_millis(50);
-
-/// A running `stxd run`, killed when dropped so no test leaves it behind.
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(sb: &Sandbox) -> Daemon {
-        let log = sb.path().join(format!("daemon-{}.log", unique()));
-        let err = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_stxd"))
-            .arg("run")
-            .current_dir(sb.path())
-            .env_remove("STXD_CONFIG")
-            .env("STXD_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(err))
-            .spawn()
-            .expect("spawn stxd run");
-        let daemon = Daemon { child, log };
-        daemon.wait_log("ready");
-        daemon
-    }
-
-    fn pid(&self) -> i32 {
-        i32::try_from(self.child.id()).expect("pid")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: i32) {
-        // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
-        let rc = unsafe { libc::kill(self.pid(), sig) };
-        assert_eq!(rc, 0, "kill failed");
-    }
-
-    /// Waits until the log contains `text` (`n`-th occurrence), failing
-    /// with the log if it never does.
-    #[track_caller]
-    fn wait_log_n(&self, text: &str, n: usize) {
-        let start = Instant::now();
-        while self.log().matches(text).count() < n {
-            assert!(
-                start.elapsed() < DEADLINE,
-                "no {text:?} (x{n}) in the daemon's log after {DEADLINE:?}:\n{}",
-                self.log()
-            );
-            std::thread::sleep(POLL);
-        }
-    }
-
-    #[track_caller]
-    fn wait_log(&self, text: &str) {
-        self.wait_log_n(text, 1);
-    }
-
-    /// Waits for the daemon to exit; its exit code.
-    #[track_caller]
-    fn wait_exit(&mut self) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "the daemon did not exit:\n{}",
-                self.log()
-            );
-            std::thread::sleep(POLL);
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        self.child.try_wait().expect("try_wait").is_none()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn unique() -> u128 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos())
-}
 
 /// The manifests in `dir` whose name contains `kind`.
 fn manifests(dir: &Path, kind: &str) -> Vec<String> {

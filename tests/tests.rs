@@ -6,6 +6,7 @@ mod cli;
 mod config_files;
 mod contingent_manager;
 mod daemon;
+mod drop_folders;
 mod envelope;
 mod exchange_samples;
 mod export;

@@ -167,3 +167,111 @@ pub fn valid_payloads() -> Vec<(Kind, PathBuf)> {
         (Kind::Sales, repo().join("samples/payloads/sales.csv")),
     ]
 }
+
+/// How long the daemon helpers wait for something before failing.
+pub const DAEMON_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
+const DAEMON_POLL: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// A running `stxd run` in a sandbox, its stderr in a log file; killed when
+/// dropped so no test leaves it behind.
+pub struct Daemon {
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Starts `stxd run` at log level info and waits for "ready".
+    pub fn start(sb: &Sandbox) -> Daemon {
+        Daemon::start_with(sb, "info")
+    }
+
+    /// Starts `stxd run` with this `STXD_LOG` filter and waits for "ready".
+    pub fn start_with(sb: &Sandbox, filter: &str) -> Daemon {
+        use std::process::{Command, Stdio};
+        let log = sb.path().join(format!("daemon-{}.log", unique()));
+        let err = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_stxd"))
+            .arg("run")
+            .current_dir(sb.path())
+            .env_remove("STXD_CONFIG")
+            .env("STXD_LOG", filter)
+            .env("NO_COLOR", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .expect("spawn stxd run");
+        let daemon = Daemon { child, log };
+        daemon.wait_log("ready");
+        daemon
+    }
+
+    pub fn pid(&self) -> i32 {
+        i32::try_from(self.child.id()).expect("pid")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, sig: i32) {
+        // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
+        let rc = unsafe { libc::kill(self.pid(), sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits until the log contains `text` (`n`-th occurrence), failing
+    /// with the log if it never does.
+    #[track_caller]
+    pub fn wait_log_n(&self, text: &str, n: usize) {
+        let start = std::time::Instant::now();
+        while self.log().matches(text).count() < n {
+            assert!(
+                start.elapsed() < DAEMON_DEADLINE,
+                "no {text:?} (x{n}) in the daemon's log after {DAEMON_DEADLINE:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(DAEMON_POLL);
+        }
+    }
+
+    #[track_caller]
+    pub fn wait_log(&self, text: &str) {
+        self.wait_log_n(text, 1);
+    }
+
+    /// Waits for the daemon to exit; its exit code (`None` if killed by a
+    /// signal).
+    #[track_caller]
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let start = std::time::Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status.code();
+            }
+            assert!(
+                start.elapsed() < DAEMON_DEADLINE,
+                "the daemon did not exit:\n{}",
+                self.log()
+            );
+            std::thread::sleep(DAEMON_POLL);
+        }
+    }
+
+    pub fn running(&mut self) -> bool {
+        self.child.try_wait().expect("try_wait").is_none()
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A number unique enough to name a file of this test run.
+pub fn unique() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos())
+}

@@ -136,6 +136,9 @@ pub fn apply(
             Some(target.link),
             Some(&payload_name),
         )?;
+        // The caller's file span (inbound::process) carries the run from now on.
+        tracing::Span::current().record("run", run);
+        tracing::debug!(run, "applying");
         let done = import(
             tx,
             target,

@@ -101,7 +101,24 @@ pub fn process(
     let folders = link.folders(side);
     let payload = archive::payload_of(manifest);
     let name = claim::display_name(manifest);
-    let kind = claim::parse_manifest_name(&name).ok().map(|(_, k, _)| k);
+    let parsed = claim::parse_manifest_name(&name).ok();
+    let kind = parsed.as_ref().map(|(_, k, _)| *k);
+    // One span per file: every log line of its handling names it; the run
+    // is recorded once apply has started it.
+    let span = tracing::info_span!(
+        "file",
+        file = %name,
+        link = %link.name,
+        kind = tracing::field::Empty,
+        seq = tracing::field::Empty,
+        run = tracing::field::Empty,
+    );
+    if let Some((_, kind, seq)) = &parsed {
+        span.record("kind", kind.as_str());
+        span.record("seq", seq);
+    }
+    let _in_file = span.enter();
+    tracing::debug!(side = %side, "file taken");
     let target = apply::Target {
         link: &link.name,
         manager: link.manager.as_str(),
@@ -109,6 +126,18 @@ pub fn process(
         login: &link.login,
         side,
     };
+    // A directory cannot be read nor moved like a file: it stays where it
+    // is, held, for ops to remove (the daemon logs a held file once).
+    if std::fs::symlink_metadata(manifest).is_ok_and(|m| m.is_dir()) {
+        tracing::debug!("a directory named like a manifest: left in place");
+        return Ok(Processed {
+            location: manifest.to_owned(),
+            outcome: Ok(apply::Outcome::Held {
+                code: "directory",
+                reason: "a directory named like a manifest: stxd neither reads nor moves it; remove or rename it".to_owned(),
+            }),
+        });
+    }
     let verified = claim::claim(manifest, limits).and_then(|claimed| match kind {
         Some(kind) => verify::verify(claimed, secret, &link.expectation(kind), limits),
         None => unreachable_name(&name),
@@ -116,6 +145,7 @@ pub fn process(
     // Another stxd process (the daemon, or a command run by hand) may have
     // taken the file between the listing and now: it is theirs to finish.
     if verified.is_err() && taken(manifest) {
+        tracing::debug!("file taken by another stxd process meanwhile");
         return Ok(Processed {
             location: manifest.to_owned(),
             outcome: Ok(taken_outcome()),
@@ -157,7 +187,23 @@ pub fn process(
             moved
         }
     };
+    tracing::debug!(
+        location = %location.display(),
+        outcome = outcome_word(&outcome),
+        "file handled"
+    );
     Ok(Processed { location, outcome })
+}
+
+/// One word for a file's fate, for the logs.
+fn outcome_word(outcome: &Result<apply::Outcome, InboundError>) -> &'static str {
+    match outcome {
+        Ok(apply::Outcome::Applied { .. }) => "applied",
+        Ok(apply::Outcome::AlreadyApplied { .. }) => "already-applied",
+        Ok(apply::Outcome::Parked { .. }) => "parked",
+        Ok(apply::Outcome::Held { .. }) => "held",
+        Err(_) => "rejected",
+    }
 }
 
 /// The manifest is no longer where it was listed.

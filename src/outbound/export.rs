@@ -237,6 +237,16 @@ pub fn export_with(
     now: OffsetDateTime,
 ) -> Result<Exported, ExportError> {
     let kind = producer.kind();
+    // One span per export: its log lines name the link, kind and, once
+    // allocated, the sequence and run.
+    let span = tracing::info_span!(
+        "export",
+        link = %link.name,
+        kind = kind.as_str(),
+        seq = tracing::field::Empty,
+        run = tracing::field::Empty,
+    );
+    let _in_export = span.enter();
     let fail = |cause: Cause, run_id: Option<i64>| ExportError {
         link: link.name.clone(),
         kind,
@@ -280,6 +290,8 @@ pub fn export_with(
             .ok_or_else(|| StoreError::Corrupt("outbound sequence overflow".to_owned()))?;
         let file = Manifest::payload_name(&link.name, kind, sequence);
         let run_id = runs::start(tx, &run_kind(kind), Some(&link.name), Some(&file))?;
+        span.record("seq", sequence);
+        span.record("run", run_id);
         let header = Header {
             kind,
             link: link.name.clone(),
