@@ -206,7 +206,12 @@ fn init_logs(config: &Config) {
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
         config::LogFormat::Human => builder.try_init(),
-        config::LogFormat::Json => builder.json().try_init(),
+        // Each line carries its span (`file`, `export`) and their chain.
+        config::LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .try_init(),
     };
 }
 

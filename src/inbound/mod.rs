@@ -89,7 +89,9 @@ pub struct Processed {
 /// Takes one file through every stage: claim → verify → apply (parse, map,
 /// journal, in one transaction) → archive into the receiving side's `done/`,
 /// `parked/` or `error/`. A transient failure (I/O, a busy store) returns
-/// `Err` and leaves the file where it is, to be retried.
+/// `Err` and leaves the file where it is, to be retried. Everything runs in
+/// one `file` span (file, link, kind, seq; run once apply has started it).
+/// A directory named like a manifest is held where it is, never moved.
 pub fn process(
     store: &mut Store,
     link: &Link,
