@@ -19,4 +19,6 @@ mod mapping_cli;
 mod reconcile;
 mod reintegration;
 mod selling;
+mod sftp;
+mod sshd;
 mod store_domain;
