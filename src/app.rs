@@ -510,3 +510,174 @@ pub fn resume(config: &Config, link: Option<&str>) -> anyhow::Result<Vec<Handled
     let dirs = folders_to_scan(config, link, |f| f.parked.clone())?;
     process_files(config, &scan(&dirs)?)
 }
+
+/// The SFTP shares of a process, one per link side, kept across polls so a
+/// daemon reuses each session and its backoff (a one-shot command uses a
+/// fresh one).
+#[derive(Default)]
+pub struct Shares {
+    shares: std::collections::HashMap<(String, Role), transport::sftp::Share>,
+}
+
+impl Shares {
+    /// The share of `link`'s `side`, if a poll created it.
+    pub fn get(&self, link: &str, side: Role) -> Option<&transport::sftp::Share> {
+        self.shares.get(&(link.to_owned(), side))
+    }
+
+    /// Forgets the shares of links no longer in the config (after a reload).
+    pub fn retain_links(&mut self, config: &Config) {
+        self.shares
+            .retain(|(link, _), _| config.link(link).is_some());
+    }
+}
+
+/// What one poll did for one side of a link.
+#[derive(Debug)]
+pub enum Synced {
+    /// Pushed and pulled (the pulled pairs wait in the inbox).
+    Moved(transport::sftp::Moved),
+    /// Not attempted: an earlier failure's backoff runs until then.
+    Deferred(std::time::Duration),
+    Failed(transport::sftp::SftpError),
+}
+
+/// One side of a link in a [`PollReport`].
+#[derive(Debug)]
+pub struct SidePoll {
+    pub institution: String,
+    pub side: Role,
+    pub synced: Synced,
+}
+
+/// What [`poll`] did on a link: one entry per side this config serves with
+/// an SFTP transport (none for a local transport).
+#[derive(Debug)]
+pub struct PollReport {
+    pub link: String,
+    pub sides: Vec<SidePoll>,
+}
+
+impl PollReport {
+    /// Whether a side failed (deferred sides count: their last try failed).
+    pub fn failed(&self) -> bool {
+        self.sides
+            .iter()
+            .any(|s| !matches!(s.synced, Synced::Moved(_)))
+    }
+}
+
+/// Syncs `link`'s SFTP share once with fresh sessions: see [`poll_with`].
+pub fn poll(config: &Config, link: &str) -> anyhow::Result<PollReport> {
+    poll_with(
+        config,
+        link,
+        &mut Shares::default(),
+        std::time::Instant::now(),
+    )
+}
+
+/// Syncs `link`'s SFTP share for each side of it this config serves: pushes
+/// the complete pairs of the side's outbox (then moves them to
+/// `outbox/sent/`), then pulls the pairs the side receives into its inbox,
+/// where [`process_files`] takes them. Sessions and backoff live in
+/// `shares`; a side whose backoff runs past `now` is deferred. A local
+/// transport has nothing to sync. Blocking (network I/O).
+pub fn poll_with(
+    config: &Config,
+    link: &str,
+    shares: &mut Shares,
+    now: std::time::Instant,
+) -> anyhow::Result<PollReport> {
+    use transport::sftp::{Endpoint, Job, Pair, Share};
+    let Some(link) = config.link(link) else {
+        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
+        anyhow::bail!(
+            "link {link:?} is not in the config (it has: {})",
+            known.join(", ")
+        );
+    };
+    let mut report = PollReport {
+        link: link.name.clone(),
+        sides: Vec::new(),
+    };
+    let Some(endpoint) = Endpoint::of(link) else {
+        return Ok(report);
+    };
+    let limits = Limits::default();
+    for inst in &config.institutions {
+        let Some(side) = link.side_of(&inst.code) else {
+            continue;
+        };
+        let peer = match side {
+            Role::Manager => Role::Distributor,
+            Role::Distributor => Role::Manager,
+        };
+        let share = shares
+            .shares
+            .entry((link.name.clone(), side))
+            .or_insert_with(|| Share::new(endpoint.clone()));
+        share.update(&endpoint);
+        let mut record = |synced| {
+            report.sides.push(SidePoll {
+                institution: inst.code.to_string(),
+                side,
+                synced,
+            })
+        };
+        if let Some(at) = share.retry_at().filter(|_| !share.due(now)) {
+            record(Synced::Deferred(at.saturating_duration_since(now)));
+            continue;
+        }
+        let folders = link.folders(side);
+        let outgoing: Vec<Pair> = waiting_files(&folders.outbox)
+            .with_context(|| format!("cannot list {}", folders.outbox.display()))?
+            .into_iter()
+            .filter_map(|manifest| {
+                let name = manifest.file_name()?.to_str()?.to_owned();
+                let (l, kind, seq) = inbound::claim::parse_manifest_name(&name).ok()?;
+                (l == link.name && kind.sender() == side).then(|| Pair {
+                    payload: envelope::Manifest::payload_name(&l, kind, seq),
+                    manifest: name,
+                })
+            })
+            .collect();
+        let accept = |name: &str| {
+            let (l, kind, seq) = inbound::claim::parse_manifest_name(name).ok()?;
+            (l == link.name && kind.sender() == peer)
+                .then(|| envelope::Manifest::payload_name(&l, kind, seq))
+        };
+        let (remote_out, remote_in) = (format!("to-{peer}"), format!("to-{side}"));
+        let job = Job {
+            outbox: &folders.outbox,
+            outgoing: &outgoing,
+            remote_out: &remote_out,
+            remote_in: &remote_in,
+            inbox: &folders.inbox,
+            accept: &accept,
+            max_bytes: limits.max_file_bytes,
+        };
+        let synced = match share.sync(&job, now, jitter()) {
+            Ok(moved) => Synced::Moved(moved),
+            Err(e) => {
+                if e.is_permanent() {
+                    tracing::error!(link = %link.name, error = %e, "sftp poll failed: a person must act");
+                } else {
+                    tracing::warn!(link = %link.name, error = %e, retry_in_seconds = share.retry_at().map_or(0, |at| at.saturating_duration_since(now).as_secs()), "sftp poll failed; retried later");
+                }
+                Synced::Failed(e)
+            }
+        };
+        record(synced);
+    }
+    Ok(report)
+}
+
+/// A random fraction in 0..1 for backoff jitter (0.5 if no randomness).
+fn jitter() -> f64 {
+    let mut bytes = [0u8; 4];
+    match getrandom::fill(&mut bytes) {
+        Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
+        Err(_) => 0.5,
+    }
+}

@@ -92,6 +92,8 @@ enum RawTransport {
         known_hosts: PathBuf,
         remote_dir: String,
         local_dir: PathBuf,
+        connect_timeout_seconds: Option<i64>,
+        io_timeout_seconds: Option<i64>,
     },
 }
 
@@ -180,6 +182,12 @@ pub enum Transport {
         known_hosts: PathBuf,
         remote_dir: String,
         local_dir: PathBuf,
+        /// Limit on opening the TCP connection (`connect_timeout_seconds`,
+        /// 1 to 600, 10 by default).
+        connect_timeout: std::time::Duration,
+        /// Limit on any network read or write, and on each SSH operation
+        /// (`io_timeout_seconds`, 1 to 3600, 30 by default).
+        io_timeout: std::time::Duration,
     },
 }
 
@@ -477,7 +485,33 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
                 known_hosts,
                 remote_dir,
                 local_dir,
+                connect_timeout_seconds,
+                io_timeout_seconds,
             } => {
+                let mut seconds =
+                    |key: &str, value: Option<i64>, default: u64, max: i64| match value {
+                        None => default,
+                        Some(v) if (1..=max).contains(&v) => v as u64,
+                        Some(v) => {
+                            err(
+                                format!("{at}.transport.{key}"),
+                                format!("expected 1 to {max} seconds, found {v}"),
+                            );
+                            default
+                        }
+                    };
+                let connect_timeout = std::time::Duration::from_secs(seconds(
+                    "connect_timeout_seconds",
+                    connect_timeout_seconds,
+                    10,
+                    600,
+                ));
+                let io_timeout = std::time::Duration::from_secs(seconds(
+                    "io_timeout_seconds",
+                    io_timeout_seconds,
+                    30,
+                    3600,
+                ));
                 let auth = match (key_file, password_file) {
                     (Some(k), None) => Some(SftpAuth::KeyFile(k)),
                     (None, Some(p)) => Some(SftpAuth::PasswordFile(p)),
@@ -518,6 +552,8 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
                     known_hosts,
                     remote_dir,
                     local_dir,
+                    connect_timeout,
+                    io_timeout,
                 })
             }
         };
@@ -786,6 +822,50 @@ transport = { kind = "local", dir = "x" }
         assert_eq!(
             c.store_path(&c.institutions[0].code),
             Path::new("var/TOURISM.sqlite")
+        );
+    }
+
+    #[test]
+    fn sftp_timeouts_default_and_are_bounded() {
+        let sftp = |extra: &str| {
+            MINIMAL.replace(
+                "transport = { kind = \"local\", dir = \"x\" }",
+                &format!(
+                    "transport = {{ kind = \"sftp\", host = \"h\", user = \"u\", key_file = \"k\", known_hosts = \"kh\", remote_dir = \"/r\", local_dir = \"l\"{extra} }}"
+                ),
+            )
+        };
+        let c = parse(&sftp(""), "t").unwrap();
+        let Transport::Sftp {
+            port,
+            connect_timeout,
+            io_timeout,
+            ..
+        } = &c.links[0].transport
+        else {
+            panic!("{:?}", c.links[0].transport)
+        };
+        assert_eq!(*port, 22);
+        assert_eq!(*connect_timeout, std::time::Duration::from_secs(10));
+        assert_eq!(*io_timeout, std::time::Duration::from_secs(30));
+        let c = parse(
+            &sftp(", connect_timeout_seconds = 3, io_timeout_seconds = 7"),
+            "t",
+        )
+        .unwrap();
+        assert!(
+            matches!(&c.links[0].transport, Transport::Sftp { connect_timeout, io_timeout, .. }
+            if connect_timeout.as_secs() == 3 && io_timeout.as_secs() == 7)
+        );
+        let e = parse(
+            &sftp(", connect_timeout_seconds = 0, io_timeout_seconds = 3601"),
+            "t",
+        )
+        .unwrap_err();
+        assert_eq!(e.errors.len(), 2, "{e}");
+        assert!(
+            e.to_string().contains("expected 1 to 600 seconds, found 0"),
+            "{e}"
         );
     }
 

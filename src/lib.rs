@@ -37,7 +37,8 @@
 //! - [`format`](mod@format): the four payloads' streaming readers and writers, and the
 //!   signed envelope.
 //! - [`transport`]: the file-system rules (safe open, no-replace placement,
-//!   durable folder changes).
+//!   durable folder changes) and SFTP shares (push the outbox, pull the
+//!   inbox, over one kept session per link side).
 //! - [`config`]: the TOML configuration, validated whole; secrets from files.
 //! - [`ident`], [`money`]: identifiers (technical id, code, name) and amounts
 //!   in integer minor units with a currency.

@@ -20,4 +20,6 @@ mod mapping_cli;
 mod reconcile;
 mod reintegration;
 mod selling;
+mod sftp;
+mod sshd;
 mod store_domain;

@@ -26,6 +26,7 @@ mod mapping;
 
 mod export;
 
+mod poll;
 mod report;
 mod sale;
 mod sales;
@@ -80,6 +81,13 @@ enum Command {
         /// Scan only this link's inboxes.
         #[arg(long)]
         link: Option<String>,
+    },
+    /// Sync a link's SFTP share once (push the outbox, pull the pairs
+    /// waiting for this side), then process the inbox like `process`.
+    Poll {
+        /// The link to poll.
+        #[arg(long)]
+        link: String,
     },
     /// Retry the parked files (waiting for mappings), in sequence order.
     Resume {
@@ -156,6 +164,7 @@ pub fn main() -> ExitCode {
         Command::Process { files, link } => {
             process(&config, &files, link.as_deref(), false, cli.json)
         }
+        Command::Poll { link } => poll::run(&config, &link, cli.json),
         Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
         Command::Run => {
             let path = (config_name != "built-in config").then(|| PathBuf::from(&config_name));

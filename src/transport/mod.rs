@@ -1,8 +1,9 @@
 //! Transports: how files reach a folder and leave it.
 //!
 //! [`local`] holds the file-system rules every stage obeys (safe opening,
-//! never replacing a file, durable folder changes). Later transports (SFTP
-//! shares, folder watching) build on it. Transports move bytes; they never
-//! interpret them.
+//! never replacing a file, durable folder changes). [`sftp`] keeps a side's
+//! local inbox and outbox in step with a share on the peer's server, on
+//! those rules. Transports move bytes; they never interpret them.
 
 pub mod local;
+pub mod sftp;

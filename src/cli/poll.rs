@@ -1,0 +1,91 @@
+//! `stxd poll --link L`: sync a link's SFTP share once, then process the
+//! inbox like `stxd process --link L`.
+//!
+//! Parses arguments and prints; the work is [`crate::app::poll`] (the code
+//! path the daemon's poll job takes) and [`crate::app::process_files`]. For a
+//! link over a local folder only the processing happens.
+
+use serde_json::json;
+
+use super::{EXIT_FINDINGS, handled_exit, handled_json, print_handled};
+use crate::app::{self, Synced};
+use crate::config::Config;
+
+/// Runs `stxd poll`; returns the exit code: 1 when the share could not be
+/// synced or a file was rejected or must be retried.
+pub fn run(config: &Config, link: &str, json: bool) -> anyhow::Result<u8> {
+    let report = app::poll(config, link)?;
+    let dirs = app::folders_to_scan(config, Some(link), |f| f.inbox.clone())?;
+    let handled = app::process_files(config, &app::scan(&dirs)?)?;
+    if json {
+        let sides: Vec<_> = report
+            .sides
+            .iter()
+            .map(|s| {
+                let mut v = json!({"institution": s.institution, "side": s.side.to_string()});
+                match &s.synced {
+                    Synced::Moved(m) => {
+                        v["state"] = json!("synced");
+                        v["pushed"] = json!(m.pushed);
+                        v["pulled"] = json!(m.pulled);
+                        v["alerts"] = json!(m.alerts);
+                    }
+                    Synced::Deferred(d) => {
+                        v["state"] = json!("deferred");
+                        v["retry_in_seconds"] = json!(d.as_secs());
+                    }
+                    Synced::Failed(e) => {
+                        v["state"] = json!("failed");
+                        v["permanent"] = json!(e.is_permanent());
+                        v["error"] = json!(e.to_string());
+                    }
+                }
+                v
+            })
+            .collect();
+        println!(
+            "{:#}",
+            json!({"link": report.link, "transfers": sides, "files": handled_json(&handled)})
+        );
+    } else {
+        if report.sides.is_empty() {
+            println!("{}: local folder, nothing to transfer", report.link);
+        }
+        for s in &report.sides {
+            match &s.synced {
+                Synced::Moved(m) => {
+                    println!(
+                        "{}: {}: pushed {}, pulled {}",
+                        s.institution,
+                        report.link,
+                        m.pushed.len(),
+                        m.pulled.len()
+                    );
+                    for alert in &m.alerts {
+                        println!("{}: alert: {alert}", s.institution);
+                    }
+                }
+                Synced::Deferred(d) => println!(
+                    "{}: {}: not retried yet (in {}s)",
+                    s.institution,
+                    report.link,
+                    d.as_secs()
+                ),
+                Synced::Failed(e) => eprintln!("stxd: {}: {e}", s.institution),
+            }
+        }
+        if handled.is_empty() {
+            println!("nothing to process");
+        } else {
+            print_handled(&handled, "");
+        }
+    }
+    let alerts = report
+        .sides
+        .iter()
+        .any(|s| matches!(&s.synced, Synced::Moved(m) if !m.alerts.is_empty()));
+    if report.failed() || alerts {
+        return Ok(EXIT_FINDINGS);
+    }
+    Ok(handled_exit(&handled))
+}

@@ -1,0 +1,592 @@
+//! The SFTP transport against a real OpenSSH sshd on loopback: push and
+//! pull, the pipeline behind them, host-key and login refusals, and network
+//! faults injected by a proxy mid-transfer.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use stxd::app::{self, Shares, Synced};
+use stxd::config::Config;
+use stxd::transport::sftp::Moved;
+
+use crate::sshd::{Fault, Proxy, Sshd, free_port, keygen, set_mode};
+use crate::util::Sandbox;
+
+const LINK: &str = "opera-tourism";
+/// A payload of several SFTP packets and read-ahead windows.
+const BIG: usize = 3 * 1024 * 1024 + 12_345;
+
+/// An sshd, a share folder on "the server" and the client side's folders.
+struct Fixture {
+    sshd: Sshd,
+    root: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let sshd = Sshd::start();
+        let root = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(root.path().join("share/to-distributor")).unwrap();
+        std::fs::create_dir_all(root.path().join("share/to-manager")).unwrap();
+        Fixture { sshd, root }
+    }
+
+    fn share(&self, folder: &str) -> PathBuf {
+        self.root.path().join("share").join(folder)
+    }
+
+    fn outbox(&self) -> PathBuf {
+        self.root.path().join("client/outbox")
+    }
+
+    fn inbox(&self) -> PathBuf {
+        self.root.path().join("client/inbox")
+    }
+
+    /// The manager OPERA as the SFTP client, through `port`.
+    fn config(&self, port: u16, key: &Path, known_hosts: &Path) -> Config {
+        let path = self.root.path().join(format!("client-{port}.toml"));
+        std::fs::write(
+            &path,
+            client_toml(
+                self.root.path(),
+                "OPERA",
+                "manager",
+                "",
+                port,
+                key,
+                known_hosts,
+                &self.root.path().join("share"),
+                &self.root.path().join("client"),
+            ),
+        )
+        .unwrap();
+        stxd::config::load(&path).expect("valid test config")
+    }
+
+    /// A known_hosts naming the proxy's port with the server's key.
+    fn proxy_known_hosts(&self, proxy: &Proxy) -> PathBuf {
+        let file = self
+            .root
+            .path()
+            .join(format!("known_hosts-{}", proxy.port()));
+        self.sshd
+            .write_known_hosts_for(&file, proxy.port(), &self.sshd.dir().join("host_ed25519"));
+        file
+    }
+
+    fn good_config(&self) -> Config {
+        self.config(
+            self.sshd.port(),
+            &self.sshd.client_key(),
+            &self.sshd.client_known_hosts(),
+        )
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn client_toml(
+    root: &Path,
+    code: &str,
+    role: &str,
+    load: &str,
+    port: u16,
+    key: &Path,
+    known_hosts: &Path,
+    share: &Path,
+    local: &Path,
+) -> String {
+    format!(
+        r#"state_dir = "{root}/state-{code}"
+[[institution]]
+code = "{code}"
+role = "{role}"
+load = [{load}]
+
+[[link]]
+name = "{LINK}"
+manager = "OPERA"
+distributor = "TOURISM"
+login = "TOURISM_OPE@TOURISM"
+secret_file = "{root}/secret.key"
+
+[link.transport]
+kind = "sftp"
+host = "127.0.0.1"
+port = {port}
+user = "root"
+key_file = "{key}"
+known_hosts = "{known_hosts}"
+remote_dir = "{share}"
+local_dir = "{local}"
+connect_timeout_seconds = 5
+io_timeout_seconds = 3
+"#,
+        root = root.display(),
+        key = key.display(),
+        known_hosts = known_hosts.display(),
+        share = share.display(),
+        local = local.display(),
+    )
+}
+
+fn bytes(n: usize, seed: u8) -> Vec<u8> {
+    (0..n)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
+        .collect()
+}
+
+fn sha(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(data).into()
+}
+
+/// Writes a pair (the transport does not read its content) into `dir`.
+fn pair(dir: &Path, kind: &str, ext: &str, seq: u32, payload: &[u8]) -> (String, String) {
+    std::fs::create_dir_all(dir).unwrap();
+    let base = format!("{LINK}.{kind}.{seq:08}");
+    let (p, m) = (format!("{base}.{ext}"), format!("{base}.stx"));
+    std::fs::write(dir.join(&p), payload).unwrap();
+    std::fs::write(dir.join(&m), format!("manifest of {base}\n")).unwrap();
+    (p, m)
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn files(dir: &Path) -> Vec<String> {
+    names(dir)
+        .into_iter()
+        .filter(|n| dir.join(n).is_file())
+        .collect()
+}
+
+/// The one side's outcome of a one-shot poll.
+fn poll(config: &Config) -> Synced {
+    let mut report = app::poll(config, LINK).expect("poll");
+    assert_eq!(report.sides.len(), 1, "{report:?}");
+    report.sides.remove(0).synced
+}
+
+#[track_caller]
+fn moved(synced: Synced) -> Moved {
+    match synced {
+        Synced::Moved(m) => m,
+        other => panic!("expected a synced share, found {other:?}"),
+    }
+}
+
+#[track_caller]
+fn failed(synced: Synced) -> stxd::transport::sftp::SftpError {
+    match synced {
+        Synced::Failed(e) => e,
+        other => panic!("expected a failed poll, found {other:?}"),
+    }
+}
+
+#[test]
+fn a_pushed_pair_lands_under_its_final_names_and_leaves_for_sent() {
+    let f = Fixture::new();
+    let payload = bytes(BIG, 7);
+    let (p, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, &payload);
+    let got = moved(poll(&f.good_config()));
+    assert_eq!(got.pushed, vec![m.clone()]);
+    assert!(got.alerts.is_empty(), "{got:?}");
+    let remote = f.share("to-distributor");
+    assert_eq!(names(&remote), vec![p.clone(), m.clone()]);
+    assert_eq!(sha(&std::fs::read(remote.join(&p)).unwrap()), sha(&payload));
+    assert_eq!(
+        std::fs::read(remote.join(&m)).unwrap(),
+        std::fs::read(f.outbox().join("sent").join(&m)).unwrap()
+    );
+    assert_eq!(files(&f.outbox()), Vec::<String>::new());
+    assert_eq!(names(&f.outbox().join("sent")), vec![p, m]);
+    // Nothing left to do: a second poll moves nothing.
+    assert_eq!(moved(poll(&f.good_config())), Moved::default());
+}
+
+#[test]
+fn a_pulled_pair_lands_in_the_inbox_and_the_remote_original_goes() {
+    let f = Fixture::new();
+    let remote = f.share("to-manager");
+    let payload = bytes(BIG, 3);
+    let (p, m) = pair(&remote, "SALES", "csv", 1, &payload);
+    // Not this side's files, or not finished: all left alone.
+    std::fs::write(remote.join(".x.SALES.00000002.csv.part"), "partial").unwrap();
+    std::fs::write(remote.join("other.SALES.00000001.stx"), "other link").unwrap();
+    std::fs::write(remote.join("other.SALES.00000001.csv"), "other link").unwrap();
+    let (lone_payload, _) = pair(&remote, "SALES", "csv", 2, b"x");
+    std::fs::remove_file(remote.join(format!("{LINK}.SALES.00000002.stx"))).unwrap();
+    let wrong_way = pair(&remote, "CONTINGENT", "csv", 1, b"c");
+    // A crash's leftover download.
+    std::fs::create_dir_all(f.inbox()).unwrap();
+    std::fs::write(f.inbox().join(format!(".{p}.part")), "half").unwrap();
+
+    let got = moved(poll(&f.good_config()));
+    assert_eq!(got.pulled, vec![m.clone()]);
+    assert_eq!(files(&f.inbox()), vec![p.clone(), m.clone()]);
+    assert_eq!(
+        sha(&std::fs::read(f.inbox().join(&p)).unwrap()),
+        sha(&payload)
+    );
+    let mut left = vec![
+        ".x.SALES.00000002.csv.part".to_owned(),
+        lone_payload,
+        wrong_way.0,
+        wrong_way.1,
+        "other.SALES.00000001.csv".into(),
+        "other.SALES.00000001.stx".into(),
+    ];
+    left.sort();
+    assert_eq!(names(&remote), left);
+}
+
+#[test]
+fn an_exported_seat_plan_travels_over_sftp_and_applies_both_ways() {
+    let sshd = Sshd::start();
+    for client in ["manager", "distributor"] {
+        let sandbox = Sandbox::new();
+        let root = sandbox.path();
+        let share = root.join("share");
+        std::fs::create_dir_all(&share).unwrap();
+        stxd::config::generate_secret(&root.join("secret.key")).unwrap();
+        let samples = |files: &[&str]| {
+            files
+                .iter()
+                .map(|f| format!("\"{}\"", root.join("samples").join(f).display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let opera_load = samples(&[
+            "opera/seatplan.xml",
+            "opera/catalogue.xml",
+            "opera/setup.toml",
+        ]);
+        let tourism_load = samples(&["tourism/reference.xml", "tourism/setup.toml"]);
+        let sftp_side = |code: &str, role: &str, load: &str| {
+            client_toml(
+                root,
+                code,
+                role,
+                load,
+                sshd.port(),
+                &sshd.client_key(),
+                &sshd.client_known_hosts(),
+                &share,
+                &root.join("client"),
+            )
+        };
+        let local_side = |code: &str, role: &str, load: &str| {
+            format!(
+                "state_dir = \"{r}/state-{code}\"\n[[institution]]\ncode = \"{code}\"\nrole = \"{role}\"\nload = [{load}]\n\n\
+                 [[link]]\nname = \"{LINK}\"\nmanager = \"OPERA\"\ndistributor = \"TOURISM\"\nlogin = \"TOURISM_OPE@TOURISM\"\n\
+                 secret_file = \"{r}/secret.key\"\ntransport = {{ kind = \"local\", dir = \"{s}\" }}\n",
+                r = root.display(),
+                s = share.display()
+            )
+        };
+        let (manager, distributor) = if client == "manager" {
+            (
+                sftp_side("OPERA", "manager", &opera_load),
+                local_side("TOURISM", "distributor", &tourism_load),
+            )
+        } else {
+            (
+                local_side("OPERA", "manager", &opera_load),
+                sftp_side("TOURISM", "distributor", &tourism_load),
+            )
+        };
+        std::fs::write(root.join("manager.toml"), manager).unwrap();
+        std::fs::write(root.join("distributor.toml"), distributor).unwrap();
+        let m = |args: &[&str]| sandbox.stxd(&[&["--config", "manager.toml"], args].concat());
+        let d = |args: &[&str]| sandbox.stxd(&[&["--config", "distributor.toml"], args].concat());
+
+        d(&["mapping", "import", "samples/tourism/mapping.csv"]).expect_code(0);
+        m(&["export", "seatplan", "--link", LINK]).expect_code(0);
+        let run = if client == "manager" {
+            // The manager pushes; the distributor applies from the share.
+            m(&["poll", "--link", LINK]).expect_code(0);
+            assert_eq!(
+                files(&root.join("client/outbox")),
+                Vec::<String>::new(),
+                "{client}"
+            );
+            d(&["process", "--link", LINK])
+        } else {
+            // The distributor pulls and applies in one go.
+            d(&["--json", "poll", "--link", LINK])
+        };
+        run.expect_code(0);
+        assert!(
+            run.stdout().contains("applied"),
+            "{client}: {}",
+            run.stdout()
+        );
+        assert_eq!(files(&share.join("to-distributor")), Vec::<String>::new());
+        let done = if client == "manager" {
+            share.join("to-distributor/done")
+        } else {
+            root.join("client/inbox/done")
+        };
+        assert_eq!(
+            files(&done),
+            vec![
+                format!("{LINK}.SEATPLAN.00000001.stx"),
+                format!("{LINK}.SEATPLAN.00000001.xml")
+            ],
+            "{client}"
+        );
+    }
+}
+
+#[test]
+fn unknown_and_changed_host_keys_are_refused() {
+    let f = Fixture::new();
+    let (_, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"data");
+    let empty = f.root.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let e = failed(poll(&f.config(f.sshd.port(), &f.sshd.client_key(), &empty)));
+    assert!(e.is_permanent(), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains("is not in") && text.contains("ssh-keyscan -p") && text.contains(LINK),
+        "{text}"
+    );
+
+    let other = f.root.path().join("other_host_key");
+    keygen(&other);
+    let changed = f.root.path().join("changed_known_hosts");
+    f.sshd.write_known_hosts(&changed, &other);
+    let e = failed(poll(&f.config(
+        f.sshd.port(),
+        &f.sshd.client_key(),
+        &changed,
+    )));
+    assert!(e.is_permanent(), "{e}");
+    assert!(
+        e.to_string().contains("host key changed") && e.to_string().contains("man-in-the-middle"),
+        "{e}"
+    );
+    assert!(f.outbox().join(&m).exists());
+    assert_eq!(files(&f.share("to-distributor")), Vec::<String>::new());
+}
+
+#[test]
+fn a_client_key_the_server_refuses_is_permanent() {
+    let f = Fixture::new();
+    let stranger = f.root.path().join("stranger");
+    keygen(&stranger);
+    let e = failed(poll(&f.config(
+        f.sshd.port(),
+        &stranger,
+        &f.sshd.client_known_hosts(),
+    )));
+    assert!(e.is_permanent(), "{e}");
+    let text = e.to_string();
+    assert!(
+        text.contains(&format!("root@127.0.0.1:{} refused", f.sshd.port()))
+            && text.contains("authorized_keys"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_key_file_others_can_read_is_refused_before_connecting() {
+    let f = Fixture::new();
+    let open = f.root.path().join("open_key");
+    std::fs::copy(f.sshd.client_key(), &open).unwrap();
+    set_mode(&open, 0o644);
+    // Nothing listens on this port: a connection attempt would say so.
+    let e = failed(poll(&f.config(
+        free_port(),
+        &open,
+        &f.sshd.client_known_hosts(),
+    )));
+    assert!(e.is_permanent(), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("chmod 600 {}", open.display())),
+        "{e}"
+    );
+}
+
+#[test]
+fn cuts_mid_download_leave_no_partial_file_and_keep_the_remote_original() {
+    let f = Fixture::new();
+    let proxy = Proxy::start(f.sshd.port());
+    let config = f.config(
+        proxy.port(),
+        &f.sshd.client_key(),
+        &f.proxy_known_hosts(&proxy),
+    );
+    let remote = f.share("to-manager");
+    let payload = bytes(BIG, 9);
+    let (p, m) = pair(&remote, "SALES", "csv", 1, &payload);
+    for (i, cut) in [3_000u64, 40_000, 700_000, 2_000_000]
+        .into_iter()
+        .enumerate()
+    {
+        proxy.set(Fault::CutAfter(cut));
+        let e = failed(poll(&config));
+        assert!(!e.is_permanent(), "cut at {cut}: {e}");
+        assert_eq!(proxy.cuts(), i as u64 + 1, "cut at {cut}");
+        assert_eq!(names(&f.inbox()), Vec::<String>::new(), "cut at {cut}");
+        assert_eq!(names(&remote), vec![p.clone(), m.clone()], "cut at {cut}");
+    }
+    // sshd restarted between polls: the next poll reconnects.
+    proxy.set(Fault::None);
+    let mut sshd = f.sshd;
+    sshd.stop();
+    let e = failed(poll(&config));
+    assert!(!e.is_permanent(), "{e}");
+    sshd.resume();
+    let got = moved(poll(&config));
+    assert_eq!(got.pulled, vec![m.clone()]);
+    assert_eq!(
+        files(&f.root.path().join("client/inbox")),
+        vec![p.clone(), m]
+    );
+    assert_eq!(
+        sha(&std::fs::read(f.root.path().join("client/inbox").join(&p)).unwrap()),
+        sha(&payload)
+    );
+    assert_eq!(names(&remote), Vec::<String>::new());
+    drop(sshd);
+}
+
+#[test]
+fn cuts_mid_upload_never_show_a_partial_final_file() {
+    let f = Fixture::new();
+    let proxy = Proxy::start(f.sshd.port());
+    let config = f.config(
+        proxy.port(),
+        &f.sshd.client_key(),
+        &f.proxy_known_hosts(&proxy),
+    );
+    let payload = bytes(BIG, 11);
+    let (p, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, &payload);
+    let remote = f.share("to-distributor");
+    for (i, cut) in [3_000u64, 60_000, 900_000, 2_500_000]
+        .into_iter()
+        .enumerate()
+    {
+        proxy.set(Fault::CutAfter(cut));
+        let e = failed(poll(&config));
+        assert!(!e.is_permanent(), "cut at {cut}: {e}");
+        assert_eq!(proxy.cuts(), i as u64 + 1, "cut at {cut}");
+        // Only our own dot-named temporary file may be there, never a final name.
+        let finals: Vec<_> = names(&remote)
+            .into_iter()
+            .filter(|n| !n.starts_with('.'))
+            .collect();
+        assert_eq!(finals, Vec::<String>::new(), "cut at {cut}");
+        assert_eq!(
+            files(&f.outbox()),
+            vec![p.clone(), m.clone()],
+            "cut at {cut}"
+        );
+    }
+    proxy.set(Fault::None);
+    let got = moved(poll(&config));
+    assert_eq!(got.pushed, vec![m.clone()]);
+    assert_eq!(names(&remote), vec![p.clone(), m]);
+    assert_eq!(sha(&std::fs::read(remote.join(&p)).unwrap()), sha(&payload));
+    assert_eq!(files(&f.outbox()), Vec::<String>::new());
+}
+
+#[test]
+fn a_stalled_connection_times_out_as_a_transient_fault() {
+    let f = Fixture::new();
+    let proxy = Proxy::start(f.sshd.port());
+    proxy.set(Fault::Stall);
+    let known = f.proxy_known_hosts(&proxy);
+    let e = failed(poll(&f.config(proxy.port(), &f.sshd.client_key(), &known)));
+    assert!(!e.is_permanent(), "{e}");
+}
+
+#[test]
+fn final_names_already_present_are_done_when_equal_and_alerts_otherwise() {
+    let f = Fixture::new();
+    let remote = f.share("to-distributor");
+    // Same bytes already there (a retry after a crash): done.
+    let (p1, m1) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"same");
+    std::fs::copy(f.outbox().join(&p1), remote.join(&p1)).unwrap();
+    // Other bytes under the payload's name: an alert, nothing overwritten.
+    let (p2, m2) = pair(&f.outbox(), "CONTINGENT", "csv", 2, b"ours");
+    std::fs::write(remote.join(&p2), "theirs").unwrap();
+    // Pull side: the inbox holds other bytes under a pulled name.
+    let (p3, m3) = pair(&f.share("to-manager"), "SALES", "csv", 1, b"remote");
+    std::fs::create_dir_all(f.inbox()).unwrap();
+    std::fs::write(f.inbox().join(&p3), "local").unwrap();
+
+    let got = moved(poll(&f.good_config()));
+    assert_eq!(got.pushed, vec![m1.clone()]);
+    assert_eq!(got.pulled, Vec::<String>::new());
+    assert_eq!(got.alerts.len(), 2, "{got:?}");
+    assert!(
+        got.alerts[0].contains("already exists")
+            && got.alerts[0].contains("nothing was overwritten"),
+        "{got:?}"
+    );
+    assert_eq!(std::fs::read_to_string(remote.join(&p2)).unwrap(), "theirs");
+    assert!(!remote.join(&m2).exists());
+    assert_eq!(files(&f.outbox()), vec![p2, m2]);
+    assert_eq!(names(&remote), {
+        let mut v = vec![p1, m1, format!("{LINK}.CONTINGENT.00000002.csv")];
+        v.sort();
+        v
+    });
+    assert_eq!(
+        std::fs::read_to_string(f.inbox().join(&p3)).unwrap(),
+        "local"
+    );
+    assert_eq!(
+        names(&f.share("to-manager")),
+        vec![p3, m3],
+        "the remote original is kept"
+    );
+}
+
+#[test]
+fn a_kept_share_backs_off_after_a_failure_and_reconnects_when_due() {
+    let mut f = Fixture::new();
+    let config = f.good_config();
+    let mut shares = Shares::default();
+    let t0 = Instant::now();
+    f.sshd.stop();
+    let report = app::poll_with(&config, LINK, &mut shares, t0).unwrap();
+    assert!(
+        matches!(report.sides[0].synced, Synced::Failed(_)),
+        "{report:?}"
+    );
+    let report = app::poll_with(&config, LINK, &mut shares, t0).unwrap();
+    assert!(
+        matches!(report.sides[0].synced, Synced::Deferred(_)),
+        "{report:?}"
+    );
+    f.sshd.resume();
+    let (_, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"later");
+    let later = t0 + Duration::from_secs(301);
+    let report = app::poll_with(&config, LINK, &mut shares, later).unwrap();
+    let Synced::Moved(got) = &report.sides[0].synced else {
+        panic!("{report:?}")
+    };
+    assert_eq!(got.pushed, vec![m]);
+    let share = shares.get(LINK, stxd::store::Role::Manager).unwrap();
+    assert!(share.connected() && share.failures() == 0);
+    // The session is reused by the next poll.
+    let report = app::poll_with(&config, LINK, &mut shares, later).unwrap();
+    assert!(
+        matches!(report.sides[0].synced, Synced::Moved(_)),
+        "{report:?}"
+    );
+}

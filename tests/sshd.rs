@@ -1,0 +1,316 @@
+//! A real OpenSSH sshd on 127.0.0.1 for the SFTP tests (NOTES.md's recipe),
+//! and a TCP proxy that injects network faults between client and server.
+//!
+//! Each [`Sshd`] lives in its own temp dir with its own host key, client
+//! key, authorized_keys and known_hosts, listens on a free port, and is
+//! killed by its pid on drop (never by name). A missing sshd fails the test
+//! with the package to install: these tests never skip.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SSHD: &str = "/usr/sbin/sshd";
+
+/// A running sshd and the files a client needs to reach it.
+pub struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// Generates an unencrypted Ed25519 key pair at `path` (+ `.pub`), 0600.
+pub fn keygen(path: &Path) {
+    let status = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen (install openssh-client)");
+    assert!(status.success(), "ssh-keygen failed for {}", path.display());
+}
+
+/// A port nobody listens on right now.
+pub fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn public_key(path: &Path) -> String {
+    let text = std::fs::read_to_string(path.with_extension("pub")).expect("public key");
+    // "type base64 comment" → "type base64"
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl Sshd {
+    /// Starts sshd; the client key is authorized, known_hosts holds the host
+    /// key for `[127.0.0.1]:PORT`.
+    pub fn start() -> Sshd {
+        assert!(
+            Path::new(SSHD).exists(),
+            "{SSHD} is missing: install openssh-server (apt-get install -y openssh-server); the SFTP tests need a real sshd"
+        );
+        let dir = tempfile::tempdir().expect("temp dir");
+        let d = dir.path();
+        std::fs::create_dir_all("/run/sshd")
+            .expect("create /run/sshd (sshd's privilege separation dir; run as root)");
+        keygen(&d.join("host_ed25519"));
+        keygen(&d.join("client_ed25519"));
+        std::fs::write(
+            d.join("authorized_keys"),
+            public_key(&d.join("client_ed25519")) + "\n",
+        )
+        .expect("authorized_keys");
+        set_mode(&d.join("authorized_keys"), 0o600);
+        let port = free_port();
+        let config = format!(
+            "Port {port}\nListenAddress 127.0.0.1\nAddressFamily inet\nHostKey {d}/host_ed25519\n\
+             HostKeyAlgorithms ssh-ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
+             StrictModes no\nPubkeyAuthentication yes\nAuthenticationMethods publickey\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             PermitRootLogin prohibit-password\nDisableForwarding yes\nPermitTTY no\n\
+             Subsystem sftp internal-sftp\nForceCommand internal-sftp\n\
+             MaxStartups 100:30:200\nLoginGraceTime 10\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).expect("sshd_config");
+        let check = Command::new(SSHD)
+            .arg("-t")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .output()
+            .expect("run sshd -t");
+        assert!(
+            check.status.success(),
+            "sshd -t refused the config: {}",
+            String::from_utf8_lossy(&check.stderr)
+        );
+        let sshd = Sshd {
+            dir,
+            port,
+            child: None,
+        };
+        sshd.write_known_hosts(&sshd.client_known_hosts(), &sshd.dir().join("host_ed25519"));
+        let mut sshd = sshd;
+        sshd.resume();
+        sshd
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The authorized client's private key (0600).
+    pub fn client_key(&self) -> PathBuf {
+        self.dir().join("client_ed25519")
+    }
+
+    /// A known_hosts file holding the server's real host key.
+    pub fn client_known_hosts(&self) -> PathBuf {
+        self.dir().join("known_hosts")
+    }
+
+    /// Writes `file` as a known_hosts naming `[127.0.0.1]:PORT` with the
+    /// public half of `key`.
+    pub fn write_known_hosts(&self, file: &Path, key: &Path) {
+        self.write_known_hosts_for(file, self.port, key);
+    }
+
+    /// The same for another port (a proxy in front of this server).
+    pub fn write_known_hosts_for(&self, file: &Path, port: u16, key: &Path) {
+        std::fs::write(file, format!("[127.0.0.1]:{port} {}\n", public_key(key)))
+            .expect("known_hosts");
+    }
+
+    /// (Re)starts sshd on the same port, keys and config; waits until it
+    /// accepts connections.
+    pub fn resume(&mut self) {
+        assert!(self.child.is_none(), "sshd already running");
+        let _ = std::fs::remove_file(self.dir().join("sshd.pid"));
+        let child = Command::new(SSHD)
+            .arg("-D")
+            .arg("-f")
+            .arg(self.dir().join("sshd_config"))
+            .arg("-E")
+            .arg(self.dir().join("sshd.log"))
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start sshd");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let pid_file = self.dir().join("sshd.pid").exists();
+            if pid_file && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("sshd exited with {status}: {}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "sshd did not start: {}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Stops the listening sshd (by its pid); sessions already open are
+    /// ended by the proxy, not here.
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+pub fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod");
+}
+
+/// What the proxy does to the connections it accepts from now on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forwards everything.
+    None,
+    /// Cuts both sides once the connection carried this many bytes (both
+    /// directions counted).
+    CutAfter(u64),
+    /// Forwards nothing (the peer's timeouts must fire).
+    Stall,
+}
+
+/// A TCP proxy on 127.0.0.1 in front of `upstream`, one thread per
+/// direction per connection.
+pub struct Proxy {
+    port: u16,
+    fault: Arc<Mutex<Fault>>,
+    stop: Arc<AtomicBool>,
+    /// Connections cut by a fault so far.
+    cuts: Arc<AtomicU64>,
+}
+
+impl Proxy {
+    pub fn start(upstream: u16) -> Proxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+        let port = listener.local_addr().expect("proxy addr").port();
+        let fault = Arc::new(Mutex::new(Fault::None));
+        let stop = Arc::new(AtomicBool::new(false));
+        let cuts = Arc::new(AtomicU64::new(0));
+        let (f, s, c) = (fault.clone(), stop.clone(), cuts.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let fault = *f.lock().expect("fault lock");
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                connect_pair(client, server, fault, c.clone());
+            }
+        });
+        Proxy {
+            port,
+            fault,
+            stop,
+            cuts,
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Sets the fault for the next connections.
+    pub fn set(&self, fault: Fault) {
+        *self.fault.lock().expect("fault lock") = fault;
+    }
+
+    pub fn cuts(&self) -> u64 {
+        self.cuts.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so it sees the flag.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+fn connect_pair(client: TcpStream, server: TcpStream, fault: Fault, cuts: Arc<AtomicU64>) {
+    let carried = Arc::new(AtomicU64::new(0));
+    let cut = Arc::new(AtomicBool::new(false));
+    let (Ok(c2), Ok(s2)) = (client.try_clone(), server.try_clone()) else {
+        return;
+    };
+    for (from, to) in [(client, server), (s2, c2)] {
+        let (carried, cut, cuts) = (carried.clone(), cut.clone(), cuts.clone());
+        std::thread::spawn(move || pump(from, to, fault, &carried, &cut, &cuts));
+    }
+}
+
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    fault: Fault,
+    carried: &AtomicU64,
+    cut: &AtomicBool,
+    cuts: &AtomicU64,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        match fault {
+            Fault::Stall => continue,
+            Fault::CutAfter(limit) => {
+                let before = carried.fetch_add(n as u64, Ordering::SeqCst);
+                if before + n as u64 > limit {
+                    let allowed = limit.saturating_sub(before) as usize;
+                    let _ = to.write_all(&buf[..allowed.min(n)]);
+                    if !cut.swap(true, Ordering::SeqCst) {
+                        cuts.fetch_add(1, Ordering::SeqCst);
+                    }
+                    break;
+                }
+            }
+            Fault::None => {}
+        }
+        if cut.load(Ordering::SeqCst) || to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = from.shutdown(Shutdown::Both);
+    let _ = to.shutdown(Shutdown::Both);
+}
