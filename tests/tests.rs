@@ -19,4 +19,6 @@ mod mapping_cli;
 mod reconcile;
 mod reintegration;
 mod selling;
+mod status;
 mod store_domain;
+mod systemd;

@@ -17,10 +17,11 @@ pub fn run(config: &Config, json: bool, link: Option<&str>) -> anyhow::Result<u8
             return Ok(EXIT_USAGE);
         }
     };
+    let mut out = std::io::stdout().lock();
     if json {
-        println!("{}", serde_json::to_string_pretty(&status)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
     } else {
-        print(&mut std::io::stdout().lock(), &status)?;
+        print(&mut out, &status)?;
     }
     let unreadable = status.links.iter().any(|l| {
         l.problem.is_some()
