@@ -228,7 +228,7 @@ pub async fn run(
         tokio::select! {
             intent = intents.recv() => match intent {
                 Some(Intent::Reload) => {
-                    sd.reloading();
+                    if sd_ready { sd.reloading(); }
                     if let Some(new) = reload(&config, config_path.as_deref()) {
                         if new.daemon.scan_seconds != config.daemon.scan_seconds {
                             tick = new_interval(new.daemon.scan_seconds);
@@ -240,7 +240,7 @@ pub async fn run(
                         state.resume_parked = true;
                         pending = true;
                     }
-                    sd.ready(&crate::systemd::summary(&config));
+                    if sd_ready { sd.ready(&crate::systemd::summary(&config)); } // not before recovery
                 }
                 Some(Intent::Quit) => {
                     sd.stopping("quitting now");
