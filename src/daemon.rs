@@ -184,6 +184,10 @@ pub async fn run(
     mut intents: mpsc::UnboundedReceiver<Intent>,
 ) -> anyhow::Result<Exit> {
     let lock = lock_state_dir(&config.state_dir)?;
+    // systemd: READY=1 once the first listing (recovery) is done; STOPPING=1; WATCHDOG=1 from this loop.
+    let (sd, mut sd_ready) = (crate::systemd::Notifier::from_env(), false);
+    let mut sd_watchdog = crate::systemd::watchdog_timer(&sd);
+    sd.status("starting: opening the stores and listing the inboxes");
     for inst in &config.institutions {
         app::open_store(&config, inst)?;
     }
@@ -224,6 +228,7 @@ pub async fn run(
         tokio::select! {
             intent = intents.recv() => match intent {
                 Some(Intent::Reload) => {
+                    if sd_ready { sd.reloading(); }
                     if let Some(new) = reload(&config, config_path.as_deref()) {
                         if new.daemon.scan_seconds != config.daemon.scan_seconds {
                             tick = new_interval(new.daemon.scan_seconds);
@@ -235,12 +240,15 @@ pub async fn run(
                         state.resume_parked = true;
                         pending = true;
                     }
+                    if sd_ready { sd.ready(&crate::systemd::summary(&config)); } // not before recovery
                 }
                 Some(Intent::Quit) => {
+                    sd.stopping("quitting now");
                     warn!("quitting now: the file in hand, if any, is rolled back");
                     return Ok(Exit::Quit);
                 }
                 Some(Intent::Shutdown) | None => {
+                    sd.stopping("stopping: finishing the file in hand");
                     info!(scan_in_hand = running.is_some(), "stopping: no new files are taken");
                     stop.store(true, Ordering::SeqCst);
                     if let Some(mut scan) = running.take() {
@@ -266,6 +274,7 @@ pub async fn run(
                 }
             },
             _ = tick.tick() => pending = true,
+            _ = crate::systemd::next_tick(&mut sd_watchdog) => sd.watchdog(),
             Some(()) = kick_rx.recv() => {
                 debounce.get_or_insert_with(|| Instant::now() + DEBOUNCE);
             }
@@ -278,6 +287,10 @@ pub async fn run(
                 match done {
                     Ok(next) => state = next,
                     Err(e) => error!(error = %e, "the scan task failed; the next listing retries"),
+                }
+                if !std::mem::replace(&mut sd_ready, true) {
+                    info!(systemd = sd.enabled(), "first listing done: recovered, ready");
+                    sd.ready(&crate::systemd::summary(&config));
                 }
             }
         }

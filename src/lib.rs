@@ -25,6 +25,10 @@
 //! - [`cli`]: the `stxd` command line; parses, prints, picks exit codes.
 //! - [`daemon`]: `stxd run`: signals, folder watching and the periodic
 //!   listing around the [`app`] flows (no business rule of its own).
+//! - [`status`]: `stxd status`: what each link did last and what waits,
+//!   read from the stores read-only while the daemon runs.
+//! - [`systemd`]: `sd_notify` (READY, STOPPING, WATCHDOG, STATUS) for
+//!   `Type=notify` units; a no-op elsewhere.
 //! - [`app`]: opens what the config names (stores, secrets, folders) and
 //!   runs the flows; the one code path of the CLI and the daemon.
 //! - [`inbound`]: the stages of an incoming file: claim, verify, parse,
@@ -53,5 +57,7 @@ pub mod ident;
 pub mod inbound;
 pub mod money;
 pub mod outbound;
+pub mod status;
 pub mod store;
+pub mod systemd;
 pub mod transport;

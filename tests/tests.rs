@@ -22,4 +22,6 @@ mod reintegration;
 mod selling;
 mod sftp;
 mod sshd;
+mod status;
 mod store_domain;
+mod systemd;

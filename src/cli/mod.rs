@@ -30,6 +30,7 @@ mod poll;
 mod report;
 mod sale;
 mod sales;
+mod status;
 
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
@@ -139,6 +140,14 @@ enum Command {
     /// Reports over both institutions' records of a link: `reconcile`.
     #[command(subcommand)]
     Report(report::ReportCommand),
+    /// Per link: the last file in and out per kind, pending mappings,
+    /// parked files, errors of the last 24 hours, files waiting, whether
+    /// the daemon runs, the next scheduled runs. Reads only.
+    Status {
+        /// Only this link.
+        #[arg(long)]
+        link: Option<String>,
+    },
 }
 
 /// Runs the command line and returns the process exit code.
@@ -181,6 +190,7 @@ pub fn main() -> ExitCode {
         Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
         Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
         Command::Report(cmd) => report::run(&config, cli.json, cmd),
+        Command::Status { link } => status::run(&config, cli.json, link.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -285,6 +285,41 @@ impl Store {
     }
 }
 
+/// Opens an existing stxd database read-only, for reports that must not
+/// write (nor migrate, nor create) while a daemon writes it: WAL lets this
+/// connection read consistent snapshots beside the writer. Refuses a file of
+/// another program and a schema newer than this build.
+pub fn open_read_only(path: &Path) -> Result<Connection, StoreError> {
+    use rusqlite::OpenFlags;
+    let open_err = |source| StoreError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = Connection::open_with_flags(path, flags).map_err(open_err)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(open_err)?;
+    let app_id: i32 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(open_err)?;
+    if app_id != APPLICATION_ID {
+        return Err(StoreError::NotStxd {
+            path: path.to_path_buf(),
+            found: app_id,
+        });
+    }
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(open_err)?;
+    if version > schema::latest() {
+        return Err(StoreError::TooNew {
+            path: path.to_path_buf(),
+            found: version,
+            known: schema::latest(),
+        });
+    }
+    Ok(conn)
+}
+
 fn set_pragmas(conn: &Connection, path: &Path) -> Result<(), StoreError> {
     let pragma_err = |what: String| StoreError::Pragma {
         path: path.to_path_buf(),

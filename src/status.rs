@@ -1,0 +1,523 @@
+//! `stxd status`: what each link did last and what is waiting, for ops.
+//!
+//! Takes a validated [`Config`] and the time to judge "the last 24 hours"
+//! by; returns a [`Status`]: per link and side served by this config, the
+//! last file in and out per kind (from the file journal), pending mappings,
+//! parked files, errors of the last 24 hours (failed runs, and files put in
+//! `error/`), files waiting in the inbox and outbox, whether a daemon holds
+//! the state lock, and the next scheduled runs. It only reads: stores are
+//! opened read-only (WAL lets it read beside a running daemon), a missing
+//! store is reported, never created, and the daemon's lock is probed with a
+//! shared lock released at once.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+use time::OffsetDateTime;
+
+use crate::config::{Config, Link, Transport};
+use crate::format::Kind;
+use crate::store::journal::Direction;
+use crate::store::{self, Role, StoreError};
+
+/// How far back errors are reported.
+pub const ERROR_WINDOW: time::Duration = time::Duration::hours(24);
+
+/// Everything `stxd status` shows. Serialised as the stable `--json` object.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    /// When this status was taken (RFC 3339, UTC).
+    pub generated: String,
+    pub state_dir: PathBuf,
+    pub daemon: DaemonState,
+    pub links: Vec<LinkStatus>,
+    /// The next runs of the configured schedules, soonest first.
+    pub next_runs: Vec<NextRun>,
+}
+
+/// Whether a daemon holds `<state_dir>/stxd.lock`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonState {
+    pub running: bool,
+    /// The holder's pid, as it wrote it in the lock file.
+    pub pid: Option<u32>,
+    /// Why the lock could not be probed (then `running` is false).
+    pub problem: Option<String>,
+}
+
+/// One side of one link served by this config.
+#[derive(Debug, Clone, Serialize)]
+pub struct LinkStatus {
+    pub link: String,
+    pub side: Role,
+    pub institution: String,
+    /// `local` or `sftp`.
+    pub transport: &'static str,
+    /// Why the store could not be read (the store-based fields are then empty).
+    pub problem: Option<String>,
+    /// The last file received, per kind this side receives.
+    pub last_in: Vec<LastFile>,
+    /// The last file sent, per kind this side sends.
+    pub last_out: Vec<LastFile>,
+    /// Mappings waiting to be filled (distributor side only).
+    pub pending_mappings: Option<u64>,
+    /// Complete files waiting in the inbox.
+    pub inbox: Folder,
+    /// Files waiting for mappings in `parked/`.
+    pub parked: Folder,
+    /// Files published and not yet taken by the peer (or the transport).
+    pub outbox: Folder,
+    pub errors_24h: Errors,
+}
+
+/// The last journaled file of a kind and direction.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LastFile {
+    pub kind: &'static str,
+    /// `None` when no file of this kind went this way yet.
+    pub file: Option<JournaledFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JournaledFile {
+    pub sequence: u64,
+    pub name: String,
+    /// applied, parked, ignored, rejected (in); prepared, published (out).
+    pub state: String,
+    /// When it reached that state.
+    pub time: String,
+}
+
+/// The manifests in a folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Folder {
+    pub path: PathBuf,
+    pub count: usize,
+    pub files: Vec<String>,
+    /// Why the folder could not be listed.
+    pub problem: Option<String>,
+}
+
+/// What went wrong in the window.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Errors {
+    /// Failed runs on this link (rejected files, failed exports), newest first.
+    pub runs: Vec<FailedRun>,
+    /// Manifests whose `.reason` was written into `error/` in the window.
+    pub files: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FailedRun {
+    pub run: i64,
+    /// import-catalogue, export-sales…
+    pub kind: String,
+    pub file: Option<String>,
+    pub started: String,
+    /// The first error message's code and text.
+    pub code: Option<String>,
+    pub reason: Option<String>,
+}
+
+/// One upcoming run of a schedule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NextRun {
+    pub job: String,
+    pub link: Option<String>,
+    /// RFC 3339, UTC.
+    pub at: String,
+}
+
+/// Takes the status of every link of `config` (or only `link`), judging
+/// "the last 24 hours" from `now`. Errors only for an unknown link; a store
+/// or folder that cannot be read is reported in the result.
+pub fn collect(config: &Config, link: Option<&str>, now: OffsetDateTime) -> Result<Status, String> {
+    if let Some(name) = link
+        && config.link(name).is_none()
+    {
+        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
+        return Err(format!(
+            "link {name:?} is not in the config (it has: {})",
+            known.join(", ")
+        ));
+    }
+    let since = now - ERROR_WINDOW;
+    let mut links = Vec::new();
+    for l in config
+        .links
+        .iter()
+        .filter(|l| link.is_none_or(|n| n == l.name))
+    {
+        for inst in &config.institutions {
+            if let Some(side) = l.side_of(&inst.code) {
+                links.push(link_status(config, l, side, &inst.code, since));
+            }
+        }
+    }
+    // integrator: fill with schedule::next_runs(config, now), soonest first.
+    let next_runs: Vec<NextRun> = Vec::new();
+    Ok(Status {
+        generated: store::format_timestamp(now),
+        state_dir: config.state_dir.clone(),
+        daemon: daemon_state(&config.state_dir),
+        links,
+        next_runs,
+    })
+}
+
+fn link_status(
+    config: &Config,
+    link: &Link,
+    side: Role,
+    institution: &crate::ident::Code,
+    since: OffsetDateTime,
+) -> LinkStatus {
+    let folders = link.folders(side);
+    let mut status = LinkStatus {
+        link: link.name.clone(),
+        side,
+        institution: institution.to_string(),
+        transport: match link.transport {
+            Transport::Local { .. } => "local",
+            Transport::Sftp { .. } => "sftp",
+        },
+        problem: None,
+        last_in: Vec::new(),
+        last_out: Vec::new(),
+        pending_mappings: None,
+        inbox: folder(&folders.inbox),
+        parked: folder(&folders.parked),
+        outbox: folder(&folders.outbox),
+        errors_24h: Errors {
+            runs: Vec::new(),
+            files: reasons_since(&folders.error, since),
+        },
+    };
+    let path = config.store_path(institution);
+    if !path.exists() {
+        status.problem = Some(format!(
+            "no store yet at {}: run `stxd check` or start the daemon",
+            path.display()
+        ));
+        return status;
+    }
+    let read = store::open_read_only(&path).and_then(|conn| {
+        read_store(&conn, link, side, since, &mut status)?;
+        Ok(())
+    });
+    if let Err(e) = read {
+        status.problem = Some(format!("cannot read the store: {e}"));
+    }
+    status
+}
+
+fn read_store(
+    conn: &Connection,
+    link: &Link,
+    side: Role,
+    since: OffsetDateTime,
+    status: &mut LinkStatus,
+) -> Result<(), StoreError> {
+    // One snapshot for every query.
+    let tx = conn.unchecked_transaction()?;
+    for kind in Kind::ALL {
+        let direction = if kind.sender() == side {
+            Direction::Out
+        } else {
+            Direction::In
+        };
+        let last = LastFile {
+            kind: kind.as_str(),
+            file: last_file(&tx, &link.name, kind, direction)?,
+        };
+        match direction {
+            Direction::In => status.last_in.push(last),
+            Direction::Out => status.last_out.push(last),
+        }
+    }
+    if side == Role::Distributor {
+        let n: i64 = tx
+            .prepare_cached(
+                "SELECT count(*) FROM mapping WHERE manager = ?1 AND status = 'pending'",
+            )?
+            .query_row([link.manager.as_str()], |r| r.get(0))?;
+        status.pending_mappings = Some(u64::try_from(n).unwrap_or(0));
+    }
+    status.errors_24h.runs = failed_runs(&tx, &link.name, &store::format_timestamp(since))?;
+    Ok(())
+}
+
+fn last_file(
+    conn: &Connection,
+    link: &str,
+    kind: Kind,
+    direction: Direction,
+) -> Result<Option<JournaledFile>, StoreError> {
+    let row = conn
+        .prepare_cached(
+            "SELECT sequence, file_name, state, updated FROM file_journal
+             WHERE link = ?1 AND kind = ?2 AND direction = ?3
+             ORDER BY updated DESC, sequence DESC LIMIT 1",
+        )?
+        .query_row((link, kind.as_str(), direction.as_str()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+            ))
+        })
+        .optional()?;
+    row.map(|(sequence, name, state, time)| {
+        let sequence = u64::try_from(sequence)
+            .map_err(|_| StoreError::Corrupt(format!("journal sequence {sequence}")))?;
+        Ok(JournaledFile {
+            sequence,
+            name,
+            state,
+            time,
+        })
+    })
+    .transpose()
+}
+
+fn failed_runs(conn: &Connection, link: &str, since: &str) -> Result<Vec<FailedRun>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT r.id, r.kind, r.file, r.started,
+                (SELECT code FROM run_message m WHERE m.run = r.id AND m.level = 'error' ORDER BY seq LIMIT 1),
+                (SELECT text FROM run_message m WHERE m.run = r.id AND m.level = 'error' ORDER BY seq LIMIT 1)
+         FROM run r
+         WHERE r.link = ?1 AND r.status = 'failed' AND r.started >= ?2
+         ORDER BY r.started DESC, r.id DESC LIMIT 100",
+    )?;
+    let rows = st.query_map((link, since), |r| {
+        Ok(FailedRun {
+            run: r.get(0)?,
+            kind: r.get(1)?,
+            file: r.get(2)?,
+            started: r.get(3)?,
+            code: r.get(4)?,
+            reason: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The complete files waiting in `dir` (a missing folder is empty).
+fn folder(dir: &Path) -> Folder {
+    let mut out = Folder {
+        path: dir.to_owned(),
+        ..Folder::default()
+    };
+    match crate::app::waiting_files(dir) {
+        Ok(files) => {
+            out.count = files.len();
+            out.files = files
+                .iter()
+                .map(|f| crate::inbound::claim::display_name(f))
+                .collect();
+        }
+        Err(e) => out.problem = Some(format!("cannot list {}: {e}", dir.display())),
+    }
+    out
+}
+
+/// The manifests of `error/` whose `.reason` was written at or after `since`.
+fn reasons_since(dir: &Path, since: OffsetDateTime) -> Vec<String> {
+    let since = SystemTime::from(since);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(SystemTime, String)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let manifest = name.strip_suffix(".reason")?.to_owned();
+            if manifest.starts_with('.') {
+                return None;
+            }
+            let meta = e.metadata().ok()?;
+            let at = meta.modified().ok()?;
+            (meta.is_file() && at >= since).then_some((at, manifest))
+        })
+        .collect();
+    found.sort_by(|a, b| b.cmp(a));
+    found.into_iter().map(|(_, n)| n).collect()
+}
+
+/// Probes `<state_dir>/stxd.lock` without holding it: a shared,
+/// non-blocking `flock` that fails means a daemon holds the exclusive one
+/// (its pid is in the file); one that succeeds is released at once.
+pub fn daemon_state(state_dir: &Path) -> DaemonState {
+    use std::io::Read;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = state_dir.join("stxd.lock");
+    let idle = |problem: Option<String>| DaemonState {
+        running: false,
+        pid: None,
+        problem,
+    };
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
+        .open(&path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return idle(None),
+        Err(e) => {
+            return idle(Some(format!(
+                "cannot open {}: {e}; run status as stxd's user",
+                path.display()
+            )));
+        }
+    };
+    // SAFETY: flock on a descriptor this function owns; closing it releases.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
+    if rc == 0 {
+        // SAFETY: as above.
+        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
+        return idle(None);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
+        return idle(Some(format!(
+            "cannot probe the lock {}: {e}",
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    let _ = file.by_ref().take(32).read_to_string(&mut text);
+    DaemonState {
+        running: true,
+        pid: text.trim().parse().ok(),
+        problem: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_daemon_holding_the_lock_is_seen_with_its_pid_and_the_lock_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        assert_eq!(
+            daemon_state(&state),
+            DaemonState {
+                running: false,
+                pid: None,
+                problem: None
+            }
+        );
+        let lock = crate::daemon::lock_state_dir(&state).unwrap();
+        let seen = daemon_state(&state);
+        assert!(seen.running, "{seen:?}");
+        assert_eq!(seen.pid, Some(std::process::id()));
+        drop(lock);
+        assert!(!daemon_state(&state).running);
+        // The probe left nothing held: a daemon can take the lock.
+        crate::daemon::lock_state_dir(&state).expect("lock free after probing");
+    }
+
+    fn temp_config(dir: &Path) -> Config {
+        let text = format!(
+            r#"
+state_dir = "{d}/state"
+[[institution]]
+code = "OPERA"
+role = "manager"
+[[link]]
+name = "opera-tourism"
+manager = "OPERA"
+distributor = "TOURISM"
+login = "TOURISM_OPE@TOURISM"
+secret_file = "{d}/s.key"
+transport = {{ kind = "local", dir = "{d}/x" }}
+"#,
+            d = dir.display()
+        );
+        crate::config::parse(&text, "t").unwrap()
+    }
+
+    #[test]
+    fn a_failed_run_counts_for_24_hours_judged_from_the_given_now() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = temp_config(dir.path());
+        let status = collect(&config, None, OffsetDateTime::now_utc()).unwrap();
+        let [side] = status.links.as_slice() else {
+            panic!("one side served: {status:?}")
+        };
+        assert!(side.problem.as_deref().unwrap().contains("no store yet"));
+        assert!(
+            !config.store_path(&config.institutions[0].code).exists(),
+            "status creates nothing"
+        );
+
+        let inst = &config.institutions[0];
+        let mut store = crate::app::open_store(&config, inst).unwrap();
+        store
+            .write(|tx| {
+                crate::store::runs::failed(
+                    tx,
+                    "import-sales",
+                    Some("opera-tourism"),
+                    Some("opera-tourism_SALES_4.stx"),
+                    "bad-hmac",
+                    None,
+                    "the signature does not match",
+                )
+            })
+            .unwrap();
+        drop(store);
+        let now = OffsetDateTime::now_utc();
+        let status = collect(&config, Some("opera-tourism"), now).unwrap();
+        let side = &status.links[0];
+        assert_eq!(side.problem, None);
+        assert_eq!(side.side, Role::Manager);
+        let [run] = side.errors_24h.runs.as_slice() else {
+            panic!("one failed run: {side:?}")
+        };
+        assert_eq!(run.kind, "import-sales");
+        assert_eq!(run.code.as_deref(), Some("bad-hmac"));
+        assert_eq!(run.reason.as_deref(), Some("the signature does not match"));
+        assert_eq!(side.pending_mappings, None, "manager side");
+        let kinds: Vec<_> = side.last_in.iter().map(|l| l.kind).collect();
+        assert_eq!(kinds, ["SALES"]);
+        assert!(side.last_in[0].file.is_none());
+        assert_eq!(side.last_out.len(), 3);
+
+        let later = now + ERROR_WINDOW + time::Duration::minutes(1);
+        let status = collect(&config, None, later).unwrap();
+        assert!(
+            status.links[0].errors_24h.runs.is_empty(),
+            "out of the window"
+        );
+
+        let e = collect(&config, Some("nope"), now).unwrap_err();
+        assert!(
+            e.contains("not in the config (it has: opera-tourism)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn reasons_are_counted_only_inside_the_window() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("l_SALES_3.stx.reason"), "x").unwrap();
+        std::fs::write(dir.path().join("l_SALES_3.stx"), "x").unwrap();
+        std::fs::write(dir.path().join(".tmp.reason"), "x").unwrap();
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(
+            reasons_since(dir.path(), now - ERROR_WINDOW),
+            vec!["l_SALES_3.stx".to_owned()]
+        );
+        // Judged from a day and a minute later, it is out of the window.
+        let later = now + ERROR_WINDOW + time::Duration::minutes(1);
+        assert!(reasons_since(dir.path(), later - ERROR_WINDOW).is_empty());
+        assert!(reasons_since(&dir.path().join("missing"), now).is_empty());
+    }
+}

@@ -1,0 +1,161 @@
+//! `stxd status`: the real binary on a sandbox after the manual's flows.
+
+use serde_json::Value;
+use stxd::format::Kind;
+
+use crate::util::{Sandbox, seal, test_secret};
+
+fn status(sb: &Sandbox) -> Value {
+    let run = sb.stxd(&["--json", "status"]);
+    run.expect_code(0);
+    serde_json::from_str(&run.stdout()).expect("status JSON")
+}
+
+/// The side `side` of the demo link.
+fn side<'a>(status: &'a Value, side: &str) -> &'a Value {
+    status["links"]
+        .as_array()
+        .expect("links")
+        .iter()
+        .find(|l| l["link"] == "opera-tourism" && l["side"] == side)
+        .unwrap_or_else(|| panic!("no {side} side in {status:#}"))
+}
+
+fn last<'a>(link: &'a Value, way: &str, kind: &str) -> &'a Value {
+    link[way]
+        .as_array()
+        .expect("files")
+        .iter()
+        .find(|f| f["kind"] == kind)
+        .map(|f| &f["file"])
+        .unwrap_or_else(|| panic!("no {kind} in {way}: {link:#}"))
+}
+
+#[test]
+fn status_shows_the_last_seat_plan_and_catalogue_in_and_out() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let s = status(&sb);
+    assert_eq!(s["daemon"]["running"], false, "{s:#}");
+    assert!(s["next_runs"].as_array().expect("next_runs").is_empty());
+
+    let manager = side(&s, "manager");
+    assert_eq!(manager["institution"], "OPERA");
+    for kind in ["SEATPLAN", "CATALOGUE"] {
+        let out = last(manager, "last_out", kind);
+        assert_eq!(out["sequence"], 1, "{kind}: {manager:#}");
+        assert_eq!(out["state"], "published", "{kind}");
+    }
+    assert_eq!(last(manager, "last_out", "CONTINGENT"), &Value::Null);
+    assert_eq!(last(manager, "last_in", "SALES"), &Value::Null);
+    assert_eq!(manager["pending_mappings"], Value::Null);
+
+    let distributor = side(&s, "distributor");
+    for kind in ["SEATPLAN", "CATALOGUE"] {
+        let inbound = last(distributor, "last_in", kind);
+        assert_eq!(inbound["sequence"], 1, "{kind}: {distributor:#}");
+        assert_eq!(inbound["state"], "applied", "{kind}");
+        assert!(
+            inbound["name"].as_str().unwrap().contains(kind),
+            "{inbound}"
+        );
+    }
+    assert_eq!(distributor["pending_mappings"], 0);
+    assert_eq!(distributor["parked"]["count"], 0);
+    assert_eq!(distributor["inbox"]["count"], 0);
+    assert!(
+        distributor["errors_24h"]["runs"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    // The human table says the same.
+    let human = sb.stxd(&["status", "--link", "opera-tourism"]);
+    human.expect_code(0);
+    let text = human.stdout();
+    assert!(text.contains("daemon: not running"), "{text}");
+    assert!(
+        text.contains("link opera-tourism: TOURISM (distributor), local"),
+        "{text}"
+    );
+    let seatplan_in = text
+        .lines()
+        .find(|l| l.contains("in ") && l.contains("SEATPLAN"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(seatplan_in.contains("seq 1"), "{seatplan_in}");
+    assert!(seatplan_in.contains("applied"), "{seatplan_in}");
+}
+
+#[test]
+fn status_counts_a_parked_catalogue_and_its_pending_mappings() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    // Waiting in the inbox until processed.
+    let before = status(&sb);
+    let inbox = &side(&before, "distributor")["inbox"];
+    assert_eq!(inbox["count"], 1, "{inbox:#}");
+    assert_eq!(side(&before, "manager")["outbox"]["count"], 1);
+
+    sb.stxd(&["process"]).expect_code(0);
+    let s = status(&sb);
+    let d = side(&s, "distributor");
+    assert_eq!(d["inbox"]["count"], 0, "{d:#}");
+    assert_eq!(d["parked"]["count"], 1, "{d:#}");
+    let parked = d["parked"]["files"][0].as_str().unwrap();
+    assert!(parked.contains("CATALOGUE"), "{parked}");
+    assert!(d["pending_mappings"].as_u64().unwrap() > 0, "{d:#}");
+    assert_eq!(last(d, "last_in", "CATALOGUE")["state"], "parked");
+
+    let text = sb.stxd(&["status"]).stdout();
+    assert!(text.contains("parked: 1 waiting for mappings"), "{text}");
+}
+
+#[test]
+fn status_lists_a_rejected_file_among_the_errors_of_the_last_24_hours() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    // A sales file signed with another secret than the link's.
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-manager");
+    let payload = std::fs::read(crate::util::repo().join("samples/payloads/sales.csv")).unwrap();
+    let m = seal(&inbox, &test_secret(), Kind::Sales, 1, &payload, 1);
+    sb.stxd(&["process"]).expect_code(1);
+
+    let s = status(&sb);
+    let manager = side(&s, "manager");
+    let errors = &manager["errors_24h"];
+    let runs = errors["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 1, "{errors:#}");
+    assert_eq!(runs[0]["kind"], "import-sales");
+    assert_eq!(runs[0]["file"], m.manifest_name());
+    assert!(runs[0]["code"].as_str().is_some(), "{errors:#}");
+    assert!(runs[0]["reason"].as_str().is_some(), "{errors:#}");
+    assert_eq!(errors["files"], serde_json::json!([m.manifest_name()]));
+    // The distributor side saw nothing wrong.
+    let d = side(&s, "distributor");
+    assert!(d["errors_24h"]["runs"].as_array().unwrap().is_empty());
+
+    let text = sb.stxd(&["status"]).stdout();
+    assert!(
+        text.contains("errors (24h): 1 failed run, 1 file put in error/"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("error/{}", m.manifest_name())),
+        "{text}"
+    );
+}
+
+#[test]
+fn status_of_an_unknown_link_is_a_usage_error() {
+    let sb = Sandbox::new();
+    let run = sb.stxd(&["status", "--link", "nope"]);
+    run.expect_code(2);
+    assert!(
+        run.stderr().contains("link \"nope\" is not in the config"),
+        "{}",
+        run.stderr()
+    );
+}
