@@ -38,6 +38,8 @@
 //!   signed envelope.
 //! - [`transport`]: the file-system rules (safe open, no-replace placement,
 //!   durable folder changes).
+//! - [`schedule`]: cron lines, job names and fire times (pure: `now` is
+//!   passed in); the config validates `[[schedule]]` with it.
 //! - [`config`]: the TOML configuration, validated whole; secrets from files.
 //! - [`ident`], [`money`]: identifiers (technical id, code, name) and amounts
 //!   in integer minor units with a currency.
@@ -52,5 +54,6 @@ pub mod ident;
 pub mod inbound;
 pub mod money;
 pub mod outbound;
+pub mod schedule;
 pub mod store;
 pub mod transport;
