@@ -225,6 +225,14 @@ impl Config {
         self.state_dir.join(format!("{institution}.sqlite"))
     }
 
+    /// The control folder of a link, where an empty file named after a job
+    /// (`export-catalogue`, `poll`, `apply-catalogue`…) makes the daemon run
+    /// it now. Under the state directory, never in the exchange folder: a
+    /// peer who can write to the share must not run this side's jobs.
+    pub fn control_dir(&self, link: &str) -> PathBuf {
+        self.state_dir.join("control").join(link)
+    }
+
     pub fn institution(&self, code: &str) -> Option<&Institution> {
         self.institutions.iter().find(|i| i.code.as_str() == code)
     }
@@ -326,6 +334,14 @@ impl Link {
             recipient: recipient.as_str(),
             login: &self.login,
             kind: Some(kind),
+        }
+    }
+
+    /// The institution code of `side` on this link.
+    pub fn side_code(&self, side: Role) -> &str {
+        match side {
+            Role::Manager => self.manager.as_str(),
+            Role::Distributor => self.distributor.as_str(),
         }
     }
 
