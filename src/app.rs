@@ -554,8 +554,8 @@ pub fn next_runs(config: &Config, now: time::OffsetDateTime) -> Vec<crate::sched
 /// What [`run_job`] did.
 #[derive(Debug)]
 pub enum JobDone {
-    /// An export wrote its file.
-    Exported(crate::outbound::export::Exported),
+    /// An export wrote its file (boxed: the manifest is large).
+    Exported(Box<crate::outbound::export::Exported>),
     /// An export was refused (nothing to sell, setup, a store error): no
     /// sequence used; the run, when logged, says why.
     Refused(crate::outbound::export::ExportError),
@@ -597,7 +597,7 @@ pub fn run_job(
             let secret = link_secret(link).with_context(|| format!("link {}", link.name))?;
             Ok(
                 match crate::outbound::export::export(&mut store, link, kind, &secret, now) {
-                    Ok(done) => JobDone::Exported(done),
+                    Ok(done) => JobDone::Exported(Box::new(done)),
                     Err(e) => JobDone::Refused(e),
                 },
             )

@@ -7,17 +7,17 @@ use std::time::{Duration, Instant};
 
 use crate::util::Sandbox;
 
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 /// A running `stxd run`, killed when dropped so no test leaves it behind.
-struct Daemon {
+pub(crate) struct Daemon {
     child: Child,
     log: PathBuf,
 }
 
 impl Daemon {
-    fn start(sb: &Sandbox) -> Daemon {
+    pub(crate) fn start(sb: &Sandbox) -> Daemon {
         let log = sb.path().join(format!("daemon-{}.log", unique()));
         let err = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_stxd"))
@@ -35,15 +35,15 @@ impl Daemon {
         daemon
     }
 
-    fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).expect("pid")
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
-    fn signal(&self, sig: i32) {
+    pub(crate) fn signal(&self, sig: i32) {
         // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
         let rc = unsafe { libc::kill(self.pid(), sig) };
         assert_eq!(rc, 0, "kill failed");
@@ -52,7 +52,7 @@ impl Daemon {
     /// Waits until the log contains `text` (`n`-th occurrence), failing
     /// with the log if it never does.
     #[track_caller]
-    fn wait_log_n(&self, text: &str, n: usize) {
+    pub(crate) fn wait_log_n(&self, text: &str, n: usize) {
         let start = Instant::now();
         while self.log().matches(text).count() < n {
             assert!(
@@ -65,13 +65,13 @@ impl Daemon {
     }
 
     #[track_caller]
-    fn wait_log(&self, text: &str) {
+    pub(crate) fn wait_log(&self, text: &str) {
         self.wait_log_n(text, 1);
     }
 
     /// Waits for the daemon to exit; its exit code.
     #[track_caller]
-    fn wait_exit(&mut self) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self) -> Option<i32> {
         let start = Instant::now();
         loop {
             if let Some(status) = self.child.try_wait().expect("try_wait") {
@@ -105,7 +105,7 @@ fn unique() -> u128 {
 }
 
 /// The manifests in `dir` whose name contains `kind`.
-fn manifests(dir: &Path, kind: &str) -> Vec<String> {
+pub(crate) fn manifests(dir: &Path, kind: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -116,7 +116,7 @@ fn manifests(dir: &Path, kind: &str) -> Vec<String> {
 }
 
 #[track_caller]
-fn wait_for_file(dir: &Path, kind: &str, log: impl Fn() -> String) {
+pub(crate) fn wait_for_file(dir: &Path, kind: &str, log: impl Fn() -> String) {
     let start = Instant::now();
     while manifests(dir, kind).is_empty() {
         assert!(

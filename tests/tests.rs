@@ -18,5 +18,6 @@ mod mapping_cases;
 mod mapping_cli;
 mod reconcile;
 mod reintegration;
+mod schedules;
 mod selling;
 mod store_domain;
