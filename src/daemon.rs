@@ -1,14 +1,24 @@
-//! `stxd run`: the daemon over local drop folders (first slice of issue 5).
+//! `stxd run`: the daemon over local drop folders, schedules and triggers.
 //!
 //! Takes a validated [`Config`] and the intents of the process's signals;
-//! runs the one-shot pipeline ([`app::scan`], [`app::process_files`],
-//! [`app::resume`]) over every inbox of the config: at start, every
-//! `[daemon] scan_seconds`, and soon after a folder event. Events only
-//! trigger a listing: the listing decides what is complete. The blocking
-//! work (SQLite, fsync) runs on `spawn_blocking`, one scan at a time; a stop
-//! intent is honoured between two files, so the file in hand is finished
-//! (each file is applied in one transaction). One daemon per state
-//! directory: an exclusive `flock` on `<state_dir>/stxd.lock`.
+//! serves one queue of work, one item at a time on `spawn_blocking`
+//! (SQLite has one writer per store):
+//!
+//! - *scans*: the one-shot pipeline ([`app::scan`], [`app::process_files`],
+//!   [`app::resume`]) over every inbox: at start, every `[daemon]
+//!   scan_seconds`, and soon after a folder event (events only trigger a
+//!   listing: the listing decides what is complete). Files of a kind with an
+//!   apply window (`[[schedule]] job = "apply-<kind>"`) stay in the inbox;
+//! - *jobs* ([`app::run_job`], the code path of `stxd trigger`): fired by
+//!   [`Schedules`] (missed fires not replayed, a job never overlapping
+//!   itself) or by a trigger file in `<state_dir>/control/<link>/`.
+//!
+//! A stop intent is honoured between two files; the item in hand gets
+//! `[daemon] shutdown_grace_seconds`, then is abandoned (its transaction is
+//! rolled back when the process ends). Files held for a sequence gap are
+//! warned about once, and logged as errors once past `[daemon]
+//! gap_alert_minutes`. One daemon per state directory: an exclusive `flock`
+//! on `<state_dir>/stxd.lock`. No business rule lives here.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
@@ -31,7 +41,8 @@ use crate::schedule::{Job, Schedules};
 /// What the process's signals ask of the daemon (STYLE.md §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intent {
-    /// Stop taking new files, finish the one in hand, exit.
+    /// Stop taking new work, finish the item in hand (within the shutdown
+    /// grace), exit.
     Shutdown,
     /// Read the config file again; keep the running one if it is invalid.
     Reload,
@@ -384,15 +395,19 @@ pub async fn run(
                         not_started = %abandoned.join(", "),
                         "stopping: no new work is taken"
                     );
+                    put_back_triggers(&config, queue.iter());
                     if let Some(hand) = in_hand.take() {
                         let grace = Duration::from_secs(config.daemon.shutdown_grace_seconds);
                         match finish_in_hand(hand.handle, grace, &mut intents).await {
                             Finish::Done => {}
-                            Finish::GraceElapsed => warn!(
-                                work = %hand.work.label(),
-                                grace_seconds = config.daemon.shutdown_grace_seconds,
-                                "shutdown grace elapsed: the work in hand is abandoned; its uncommitted transaction is rolled back when the process ends"
-                            ),
+                            Finish::GraceElapsed => {
+                                warn!(
+                                    work = %hand.work.label(),
+                                    grace_seconds = config.daemon.shutdown_grace_seconds,
+                                    "shutdown grace elapsed: the work in hand is abandoned; its uncommitted transaction is rolled back when the process ends"
+                                );
+                                put_back_triggers(&config, std::iter::once(&hand.work));
+                            }
                             Finish::Quit => {
                                 warn!(work = %hand.work.label(), "second stop signal: quitting now; the file in hand is rolled back");
                                 return Ok(Exit::Quit);
@@ -426,6 +441,28 @@ pub async fn run(
                 // A job may have emptied or filled folders.
                 if !matches!(work, Some(Work::Scan) | None) {
                     scan_wanted = true;
+                }
+            }
+        }
+    }
+}
+
+/// Drops again the trigger files of triggered jobs that will not run
+/// (queued, or abandoned at shutdown), so the next start runs them.
+fn put_back_triggers<'w>(config: &Config, work: impl Iterator<Item = &'w Work>) {
+    for w in work {
+        if let Work::Job {
+            link,
+            job,
+            origin: "trigger",
+        } = w
+        {
+            match app::write_trigger(config, link, *job) {
+                Ok((path, _)) => {
+                    info!(trigger = %path.display(), "trigger put back: the job runs at the next start")
+                }
+                Err(e) => {
+                    warn!(link = %link, job = %job, error = %format!("{e:#}"), "triggered job not run and its trigger not put back: trigger it again")
                 }
             }
         }
@@ -1126,6 +1163,30 @@ transport = {{ kind = "local", dir = "{d}/x" }}
         let finish = finish_in_hand(handle, Duration::from_secs(3600), &mut rx).await;
         assert_eq!(finish, Finish::Quit);
         let _ = release.send(());
+    }
+
+    #[test]
+    fn triggered_jobs_not_run_at_shutdown_are_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = temp_config(dir.path());
+        let job = |job, origin| Work::Job {
+            link: "opera-tourism".into(),
+            job,
+            origin,
+        };
+        let queue = [
+            Work::Scan,
+            job(Job::Poll, "trigger"),
+            job(Job::Apply(Kind::Catalogue), "schedule"),
+            job(Job::Apply(Kind::Seatplan), "trigger"),
+        ];
+        put_back_triggers(&config, queue.iter());
+        let mut left: Vec<String> = std::fs::read_dir(config.control_dir("opera-tourism"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["apply-seatplan", "poll"]);
     }
 
     #[test]
