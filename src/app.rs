@@ -519,6 +519,12 @@ pub struct Shares {
     shares: std::collections::HashMap<(String, Role), transport::sftp::Share>,
 }
 
+impl std::fmt::Debug for Shares {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.shares.keys()).finish()
+    }
+}
+
 impl Shares {
     /// The share of `link`'s `side`, if a poll created it.
     pub fn get(&self, link: &str, side: Role) -> Option<&transport::sftp::Share> {
@@ -680,4 +686,244 @@ fn jitter() -> f64 {
         Ok(()) => f64::from(u32::from_le_bytes(bytes)) / f64::from(u32::MAX),
         Err(_) => 0.5,
     }
+}
+
+/// A file held in its folder until the next apply window of its kind on its
+/// link (`[[schedule]] job = "apply-<kind>"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowHeld {
+    pub file: PathBuf,
+    pub link: String,
+    pub kind: Kind,
+    /// When the window opens next (`None`: its schedule never fires again;
+    /// only a trigger opens it).
+    pub next: Option<time::OffsetDateTime>,
+}
+
+impl WindowHeld {
+    /// The reason, for logs: names the window and its next time.
+    pub fn reason(&self) -> String {
+        let job = crate::schedule::Job::Apply(self.kind);
+        match self.next {
+            Some(at) => format!(
+                "waiting for the apply window {job} of link {}, next at {} (or drop the trigger {job} in the link's control folder)",
+                self.link,
+                at.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
+            None => format!(
+                "waiting for the apply window {job} of link {}; its schedule does not fire again: drop the trigger {job} in the link's control folder",
+                self.link
+            ),
+        }
+    }
+}
+
+/// Splits listed files into those to process now and those held for an
+/// apply window. The daemon and a `poll` job hold; `stxd process` does not
+/// call this (ops forcing a file apply it at once).
+pub fn split_by_window(
+    config: &Config,
+    files: Vec<PathBuf>,
+    now: time::OffsetDateTime,
+) -> (Vec<PathBuf>, Vec<WindowHeld>) {
+    let mut ready = Vec::new();
+    let mut held = Vec::new();
+    for file in files {
+        let name = inbound::claim::display_name(&file);
+        match inbound::claim::parse_manifest_name(&name) {
+            Ok((link, kind, _)) => {
+                match crate::schedule::apply_window(&config.schedules, &link, kind, now) {
+                    Some(next) => held.push(WindowHeld {
+                        file,
+                        link,
+                        kind,
+                        next,
+                    }),
+                    None => ready.push(file),
+                }
+            }
+            // Refused later with its reason by the inbound stages.
+            Err(_) => ready.push(file),
+        }
+    }
+    (ready, held)
+}
+
+/// The next fire of every `[[schedule]]` line (for `stxd status`),
+/// earliest first.
+pub fn next_runs(config: &Config, now: time::OffsetDateTime) -> Vec<crate::schedule::NextRun> {
+    crate::schedule::next_runs(&config.schedules, now)
+}
+
+/// What [`run_job`] did.
+#[derive(Debug)]
+pub enum JobDone {
+    /// An export wrote its file (boxed: the manifest is large).
+    Exported(Box<crate::outbound::export::Exported>),
+    /// An export was refused (nothing to sell, setup, a store error): no
+    /// sequence used; the run, when logged, says why.
+    Refused(crate::outbound::export::ExportError),
+    /// A poll or an apply window: the files handled, and (for a poll) the
+    /// share's sync and the files left waiting for their apply window.
+    Files {
+        /// What a poll moved to and from an SFTP share (`None` for an apply
+        /// window; no sides for a local transport).
+        polled: Option<PollReport>,
+        handled: Vec<Handled>,
+        held: Vec<WindowHeld>,
+    },
+}
+
+/// Runs one job on a link now: the code path of `stxd trigger --now`, of
+/// trigger files and of schedules alike.
+///
+/// - `export-<kind>`: the link's next file of that kind, as `stxd export`
+///   (a contingent export covers every performance with an allotment).
+/// - `poll`: syncs an SFTP share ([`poll_with`], sessions kept in
+///   `shares`), then lists the link's inboxes and processes the complete
+///   files, holding those of a kind with an apply window.
+/// - `apply-<kind>`: processes the link's parked and waiting files of that
+///   kind, in sequence order, window or not.
+pub fn run_job(
+    config: &Config,
+    link_name: &str,
+    job: crate::schedule::Job,
+    now: time::OffsetDateTime,
+    shares: &mut Shares,
+) -> anyhow::Result<JobDone> {
+    use crate::schedule::Job;
+    let Some(link) = config.link(link_name) else {
+        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
+        anyhow::bail!(
+            "link {link_name:?} is not in the config (it has: {})",
+            known.join(", ")
+        );
+    };
+    match job {
+        Job::Export(kind) => {
+            let (link, _, mut store) = open_side(config, &link.name, kind.sender())?;
+            let secret = link_secret(link).with_context(|| format!("link {}", link.name))?;
+            Ok(
+                match crate::outbound::export::export(&mut store, link, kind, &secret, now) {
+                    Ok(done) => JobDone::Exported(Box::new(done)),
+                    Err(e) => JobDone::Refused(e),
+                },
+            )
+        }
+        Job::Poll => {
+            let polled = poll_with(config, &link.name, shares, std::time::Instant::now())?;
+            let dirs = folders_to_scan(config, Some(&link.name), |f| f.inbox.clone())?;
+            let (ready, held) = split_by_window(config, scan(&dirs)?, now);
+            Ok(JobDone::Files {
+                polled: Some(polled),
+                handled: process_files(config, &ready)?,
+                held,
+            })
+        }
+        Job::Apply(kind) => {
+            if let Some(side) = job.side()
+                && config.institution(link.side_code(side)).is_none()
+            {
+                anyhow::bail!(
+                    "{job} applies files on the {side}'s side of link {}, which this config does not serve",
+                    link.name
+                );
+            }
+            let mut dirs = folders_to_scan(config, Some(&link.name), |f| f.parked.clone())?;
+            dirs.extend(folders_to_scan(config, Some(&link.name), |f| {
+                f.inbox.clone()
+            })?);
+            let mut files: Vec<(u64, PathBuf)> = scan(&dirs)?
+                .into_iter()
+                .filter_map(|file| {
+                    let name = inbound::claim::display_name(&file);
+                    match inbound::claim::parse_manifest_name(&name) {
+                        Ok((_, k, seq)) if k == kind => Some((seq, file)),
+                        _ => None,
+                    }
+                })
+                .collect();
+            files.sort();
+            let files: Vec<PathBuf> = files.into_iter().map(|(_, f)| f).collect();
+            Ok(JobDone::Files {
+                polled: None,
+                handled: process_files(config, &files)?,
+                held: Vec::new(),
+            })
+        }
+    }
+}
+
+/// The sequence of `kind` a receiver on `link` waits for next (the last
+/// applied + 1), read from its store: for gap alerts.
+pub fn expected_sequence(config: &Config, link: &str, kind: Kind) -> anyhow::Result<u64> {
+    let side = match kind.sender() {
+        Role::Manager => Role::Distributor,
+        Role::Distributor => Role::Manager,
+    };
+    let (_, _, store) = open_side(config, link, side)?;
+    let last = store.read(|conn| {
+        crate::store::journal::last_sequence(conn, link, kind, crate::store::journal::Direction::In)
+    })?;
+    Ok(last.unwrap_or(0) + 1)
+}
+
+/// Whether [`write_trigger`] created the file or found it already waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TriggerWritten {
+    Created,
+    AlreadyWaiting,
+}
+
+/// Drops the trigger file of `job` in `link`'s control folder (creating the
+/// folder, mode 0700): an empty file created new (never replacing one),
+/// synced, and its folder synced. Checks first that the job can run here.
+pub fn write_trigger(
+    config: &Config,
+    link: &str,
+    job: crate::schedule::Job,
+) -> anyhow::Result<(PathBuf, TriggerWritten)> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let Some(l) = config.link(link) else {
+        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
+        anyhow::bail!(
+            "link {link:?} is not in the config (it has: {})",
+            known.join(", ")
+        );
+    };
+    if let Some(side) = job.side() {
+        let code = l.side_code(side);
+        if config.institution(code).is_none() {
+            anyhow::bail!(
+                "{job} runs on the {side}'s side of link {link}, but the {side} {code} is not served by this config: trigger it on the {side}'s server"
+            );
+        }
+    }
+    let dir = config.control_dir(link);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)
+        .with_context(|| format!("cannot create the control folder {}", dir.display()))?;
+    let path = dir.join(job.name());
+    let written = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+    {
+        Ok(file) => {
+            file.sync_all()
+                .with_context(|| format!("cannot sync {}", path.display()))?;
+            TriggerWritten::Created
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => TriggerWritten::AlreadyWaiting,
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot create the trigger {}", path.display()));
+        }
+    };
+    transport::local::sync_dir(&dir).with_context(|| format!("cannot sync {}", dir.display()))?;
+    Ok((path, written))
 }

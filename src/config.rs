@@ -37,6 +37,17 @@ struct RawConfig {
     institutions: Vec<RawInstitution>,
     #[serde(default, rename = "link")]
     links: Vec<RawLink>,
+    #[serde(default, rename = "schedule")]
+    schedules: Vec<RawSchedule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSchedule {
+    link: String,
+    job: String,
+    cron: String,
+    timezone: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -50,6 +61,9 @@ struct RawLog {
 #[serde(deny_unknown_fields)]
 struct RawDaemon {
     scan_seconds: Option<i64>,
+    timezone: Option<String>,
+    shutdown_grace_seconds: Option<i64>,
+    gap_alert_minutes: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -124,6 +138,9 @@ pub struct Config {
     pub links: Vec<Link>,
     /// The `[daemon]` table: how `stxd run` works.
     pub daemon: Daemon,
+    /// The `[[schedule]]` lines: jobs `stxd run` runs by itself, and the
+    /// apply windows.
+    pub schedules: Vec<crate::schedule::Entry>,
 }
 
 /// Settings of `stxd run`.
@@ -132,11 +149,24 @@ pub struct Daemon {
     /// Seconds between two full listings of the inboxes (1 to 3600; 5 by
     /// default). Folder events trigger a listing sooner.
     pub scan_seconds: u64,
+    /// The timezone of the schedules that name none (UTC by default).
+    pub timezone: chrono_tz::Tz,
+    /// On SIGTERM/SIGINT, how long the work in hand may still run before
+    /// the daemon exits anyway (1 to 3600; 30 by default).
+    pub shutdown_grace_seconds: u64,
+    /// A file held for a sequence gap longer than this is logged at error
+    /// level, once (1 to 10080; 30 by default).
+    pub gap_alert_minutes: u64,
 }
 
 impl Default for Daemon {
     fn default() -> Daemon {
-        Daemon { scan_seconds: 5 }
+        Daemon {
+            scan_seconds: 5,
+            timezone: chrono_tz::Tz::UTC,
+            shutdown_grace_seconds: 30,
+            gap_alert_minutes: 30,
+        }
     }
 }
 
@@ -201,6 +231,14 @@ impl Config {
     /// The store file of an institution.
     pub fn store_path(&self, institution: &Code) -> PathBuf {
         self.state_dir.join(format!("{institution}.sqlite"))
+    }
+
+    /// The control folder of a link, where an empty file named after a job
+    /// (`export-catalogue`, `poll`, `apply-catalogue`…) makes the daemon run
+    /// it now. Under the state directory, never in the exchange folder: a
+    /// peer who can write to the share must not run this side's jobs.
+    pub fn control_dir(&self, link: &str) -> PathBuf {
+        self.state_dir.join("control").join(link)
     }
 
     pub fn institution(&self, code: &str) -> Option<&Institution> {
@@ -304,6 +342,14 @@ impl Link {
             recipient: recipient.as_str(),
             login: &self.login,
             kind: Some(kind),
+        }
+    }
+
+    /// The institution code of `side` on this link.
+    pub fn side_code(&self, side: Role) -> &str {
+        match side {
+            Role::Manager => self.manager.as_str(),
+            Role::Distributor => self.distributor.as_str(),
         }
     }
 
@@ -416,20 +462,61 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             ),
         );
     }
-    let daemon = match raw.daemon.scan_seconds {
-        None => Daemon::default(),
+    let defaults = Daemon::default();
+    let mut bounded = |key: &str,
+                       value: Option<i64>,
+                       range: std::ops::RangeInclusive<u64>,
+                       default: u64,
+                       what: &str| match value {
+        None => default,
         Some(n) => match u64::try_from(n) {
-            Ok(secs @ 1..=3600) => Daemon { scan_seconds: secs },
+            Ok(v) if range.contains(&v) => v,
             _ => {
                 err(
-                    "daemon.scan_seconds".into(),
+                    format!("daemon.{key}"),
                     format!(
-                        "expected 1 to 3600 seconds between two listings of the inboxes, found {n}"
+                        "expected {} to {} {what}, found {n}",
+                        range.start(),
+                        range.end()
                     ),
                 );
-                Daemon::default()
+                default
             }
         },
+    };
+    let scan_seconds = bounded(
+        "scan_seconds",
+        raw.daemon.scan_seconds,
+        1..=3600,
+        defaults.scan_seconds,
+        "seconds between two listings of the inboxes",
+    );
+    let shutdown_grace_seconds = bounded(
+        "shutdown_grace_seconds",
+        raw.daemon.shutdown_grace_seconds,
+        1..=3600,
+        defaults.shutdown_grace_seconds,
+        "seconds for the work in hand to finish after a stop signal",
+    );
+    let gap_alert_minutes = bounded(
+        "gap_alert_minutes",
+        raw.daemon.gap_alert_minutes,
+        1..=10080,
+        defaults.gap_alert_minutes,
+        "minutes a file may wait for a missing sequence before an error is logged",
+    );
+    let timezone = match raw.daemon.timezone.as_deref() {
+        None => defaults.timezone,
+        Some(name) => timezone(name).unwrap_or_else(|problem| {
+            err("daemon.timezone".into(), problem);
+            defaults.timezone
+        }),
+    };
+    let daemon = Daemon {
+        scan_seconds,
+        timezone,
+        shutdown_grace_seconds,
+        gap_alert_minutes,
     };
     if raw.institutions.is_empty() {
         err(
@@ -599,6 +686,14 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         }
     }
 
+    let schedules = validate_schedules(
+        raw.schedules,
+        &links,
+        &institutions,
+        daemon.timezone,
+        &mut |a, p| err(a, p),
+    );
+
     if errors.is_empty() {
         Ok(Config {
             state_dir: raw.state_dir,
@@ -607,10 +702,95 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             institutions,
             links,
             daemon,
+            schedules,
         })
     } else {
         Err(errors)
     }
+}
+
+/// An IANA timezone name (`UTC`, `Europe/Paris`), or what was expected.
+fn timezone(name: &str) -> Result<chrono_tz::Tz, String> {
+    name.parse().map_err(|_| {
+        format!(
+            "expected an IANA timezone name such as \"UTC\" or \"Europe/Paris\", found {name:?}"
+        )
+    })
+}
+
+/// The `[[schedule]]` lines: a known link, a job this config can run on it
+/// (the side it needs is served here), a valid cron line and timezone.
+fn validate_schedules(
+    raw: Vec<RawSchedule>,
+    links: &[Link],
+    institutions: &[Institution],
+    default_tz: chrono_tz::Tz,
+    e: &mut dyn FnMut(String, String),
+) -> Vec<crate::schedule::Entry> {
+    use crate::schedule::{Cron, Entry, Job};
+    let mut out = Vec::new();
+    for (i, s) in raw.into_iter().enumerate() {
+        let at = format!("schedule[{i}]");
+        let link = links.iter().find(|l| l.name == s.link);
+        if link.is_none() {
+            let known: Vec<_> = links.iter().map(|l| l.name.as_str()).collect();
+            e(
+                format!("{at}.link"),
+                format!(
+                    "expected the name of a [[link]] of this config ({}), found {:?}",
+                    known.join(", "),
+                    s.link
+                ),
+            );
+        }
+        let job = match s.job.parse::<Job>() {
+            Ok(job) => Some(job),
+            Err(problem) => {
+                e(format!("{at}.job"), problem);
+                None
+            }
+        };
+        if let (Some(link), Some(job), Some(side)) = (link, job, job.and_then(Job::side)) {
+            let code = match side {
+                Role::Manager => &link.manager,
+                Role::Distributor => &link.distributor,
+            };
+            if !institutions.iter().any(|i| &i.code == code) {
+                e(
+                    format!("{at}.job"),
+                    format!(
+                        "{job} runs on the {side}'s side of link {}, but the {side} {code} is not an [[institution]] of this config: schedule it on the {side}'s server",
+                        link.name
+                    ),
+                );
+            }
+        }
+        let tz = match s.timezone.as_deref() {
+            None => Some(default_tz),
+            Some(name) => match timezone(name) {
+                Ok(tz) => Some(tz),
+                Err(problem) => {
+                    e(format!("{at}.timezone"), problem);
+                    None
+                }
+            },
+        };
+        let cron = match Cron::parse(&s.cron, tz.unwrap_or(default_tz)) {
+            Ok(cron) => Some(cron),
+            Err(problem) => {
+                e(format!("{at}.cron"), problem);
+                None
+            }
+        };
+        if let (Some(_), Some(job), Some(_), Some(cron)) = (link, job, tz, cron) {
+            out.push(Entry {
+                link: s.link,
+                job,
+                cron,
+            });
+        }
+    }
+    out
 }
 
 /// The checks of one link that need no I/O: name, parties and login rules.
@@ -927,6 +1107,81 @@ transport = { kind = "local", dir = "x" }
                 .unwrap_err()
                 .to_string()
                 .contains("scan_secs")
+        );
+    }
+
+    #[test]
+    fn daemon_timing_keys_have_defaults_and_bounds() {
+        let d = parse(MINIMAL, "t").unwrap().daemon;
+        assert_eq!(d.timezone, chrono_tz::Tz::UTC);
+        assert_eq!((d.shutdown_grace_seconds, d.gap_alert_minutes), (30, 30));
+        let text = format!(
+            "{MINIMAL}\n[daemon]\ntimezone = \"Europe/Paris\"\nshutdown_grace_seconds = 5\ngap_alert_minutes = 90\n"
+        );
+        let d = parse(&text, "t").unwrap().daemon;
+        assert_eq!(d.timezone, chrono_tz::Europe::Paris);
+        assert_eq!((d.shutdown_grace_seconds, d.gap_alert_minutes), (5, 90));
+        let text = format!(
+            "{MINIMAL}\n[daemon]\ntimezone = \"Mars/Olympus\"\nshutdown_grace_seconds = 0\ngap_alert_minutes = 10081\n"
+        );
+        let e = parse(&text, "t").unwrap_err();
+        let at: Vec<_> = e.errors.iter().map(|e| e.at.as_str()).collect();
+        assert_eq!(
+            at,
+            [
+                "daemon.shutdown_grace_seconds",
+                "daemon.gap_alert_minutes",
+                "daemon.timezone"
+            ],
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn schedules_are_checked_whole() {
+        let ok = format!(
+            "{MINIMAL}\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"export-sales\"\ncron = \"0 2 * * 1-5\"\n\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"apply-catalogue\"\ncron = \"0 0 3 * * *\"\ntimezone = \"Europe/Paris\"\n"
+        );
+        let c = parse(&ok, "t").unwrap();
+        assert_eq!(c.schedules.len(), 2);
+        assert_eq!(
+            c.schedules[0].job,
+            crate::schedule::Job::Export(crate::format::Kind::Sales)
+        );
+        assert_eq!(c.schedules[0].cron.timezone(), chrono_tz::Tz::UTC);
+        assert_eq!(c.schedules[1].cron.timezone(), chrono_tz::Europe::Paris);
+        let bad = format!(
+            "{MINIMAL}\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"export-catalogue\"\ncron = \"0 2 * *\"\n\n[[schedule]]\nlink = \"nowhere\"\njob = \"reboot\"\ncron = \"0 2 * * *\"\ntimezone = \"Paris\"\n"
+        );
+        let e = parse(&bad, "t").unwrap_err();
+        let all = e.to_string();
+        let at: Vec<_> = e.errors.iter().map(|e| e.at.as_str()).collect();
+        assert_eq!(
+            at,
+            [
+                "schedule[0].job",
+                "schedule[0].cron",
+                "schedule[1].link",
+                "schedule[1].job",
+                "schedule[1].timezone"
+            ],
+            "{all}"
+        );
+        assert!(
+            all.contains("the manager OPERA is not an [[institution]]"),
+            "{all}"
+        );
+        assert!(all.contains("\"0 2 * *\""), "{all}");
+        assert!(all.contains("expected 5 fields"), "{all}");
+        assert!(all.contains("export-seatplan, export-catalogue"), "{all}");
+        let unknown = format!(
+            "{MINIMAL}\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"poll\"\ncron = \"* * * * *\"\nwhen = 1\n"
+        );
+        assert!(
+            parse(&unknown, "t")
+                .unwrap_err()
+                .to_string()
+                .contains("when")
         );
     }
 

@@ -1,16 +1,26 @@
-//! `stxd run`: the daemon over local drop folders (first slice of issue 5).
+//! `stxd run`: the daemon over local drop folders, schedules and triggers.
 //!
 //! Takes a validated [`Config`] and the intents of the process's signals;
-//! runs the one-shot pipeline ([`app::scan`], [`app::process_files`],
-//! [`app::resume`]) over every inbox of the config: at start, every
-//! `[daemon] scan_seconds`, and soon after a folder event. Events only
-//! trigger a listing: the listing decides what is complete. The blocking
-//! work (SQLite, fsync) runs on `spawn_blocking`, one scan at a time; a stop
-//! intent is honoured between two files, so the file in hand is finished
-//! (each file is applied in one transaction). One daemon per state
-//! directory: an exclusive `flock` on `<state_dir>/stxd.lock`.
+//! serves one queue of work, one item at a time on `spawn_blocking`
+//! (SQLite has one writer per store):
+//!
+//! - *scans*: the one-shot pipeline ([`app::scan`], [`app::process_files`],
+//!   [`app::resume`]) over every inbox: at start, every `[daemon]
+//!   scan_seconds`, and soon after a folder event (events only trigger a
+//!   listing: the listing decides what is complete). Files of a kind with an
+//!   apply window (`[[schedule]] job = "apply-<kind>"`) stay in the inbox;
+//! - *jobs* ([`app::run_job`], the code path of `stxd trigger`): fired by
+//!   [`Schedules`] (missed fires not replayed, a job never overlapping
+//!   itself) or by a trigger file in `<state_dir>/control/<link>/`.
+//!
+//! A stop intent is honoured between two files; the item in hand gets
+//! `[daemon] shutdown_grace_seconds`, then is abandoned (its transaction is
+//! rolled back when the process ends). Files held for a sequence gap are
+//! warned about once, and logged as errors once past `[daemon]
+//! gap_alert_minutes`. One daemon per state directory: an exclusive `flock`
+//! on `<state_dir>/stxd.lock`. No business rule lives here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +28,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use time::OffsetDateTime;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
@@ -25,11 +36,13 @@ use tracing::{debug, error, info, warn};
 use crate::app;
 use crate::config::{self, Config};
 use crate::inbound::apply::Outcome;
+use crate::schedule::{Job, Schedules};
 
 /// What the process's signals ask of the daemon (STYLE.md §12).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Intent {
-    /// Stop taking new files, finish the one in hand, exit.
+    /// Stop taking new work, finish the item in hand (within the shutdown
+    /// grace), exit.
     Shutdown,
     /// Read the config file again; keep the running one if it is invalid.
     Reload,
@@ -95,8 +108,21 @@ pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<StateLock> {
         .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
         .open(&path)
         .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-    // SAFETY: flock on a file descriptor this function owns and keeps open.
-    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    // `stxd status` and `stxd trigger` probe the lock with a shared lock
+    // held for an instant: a few tries keep such a probe from refusing a
+    // starting daemon.
+    let mut locked = -1;
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // SAFETY: flock on a file descriptor this function owns and keeps open.
+        locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if locked == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK)
+        {
+            break;
+        }
+    }
     if locked != 0 {
         let e = std::io::Error::last_os_error();
         if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
@@ -174,10 +200,46 @@ fn signal_intents(
     }))
 }
 
+/// One item of work for the blocking worker. Items run one at a time, in
+/// the order queued (SQLite has one writer per store; one worker keeps it
+/// simple and safe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Work {
+    /// A listing of every inbox (and, when worth it, parked folder).
+    Scan,
+    /// A job of a link, from a schedule or a trigger file.
+    Job {
+        link: String,
+        job: Job,
+        origin: &'static str,
+    },
+}
+
+impl Work {
+    fn label(&self) -> String {
+        match self {
+            Work::Scan => "scan".to_owned(),
+            Work::Job { link, job, origin } => format!("{job} on {link} ({origin})"),
+        }
+    }
+
+    fn is_job(&self, link: &str, job: Job) -> bool {
+        matches!(self, Work::Job { link: l, job: j, .. } if l == link && *j == job)
+    }
+}
+
+/// The item in the worker's hands.
+struct InHand {
+    work: Work,
+    handle: tokio::task::JoinHandle<ScanState>,
+}
+
 /// The daemon: locks the state directory, opens (and on first start
-/// bootstraps) every store, then scans until a [`Intent::Shutdown`] arrives
-/// or the intent channel closes. Returns once the scan in hand is finished,
-/// or at once on [`Intent::Quit`].
+/// bootstraps) every store, then serves its work queue (listings, scheduled
+/// jobs, trigger files) until a [`Intent::Shutdown`] arrives or the intent
+/// channel closes. Returns once the item in hand is finished (or
+/// `[daemon] shutdown_grace_seconds` have passed), or at once on
+/// [`Intent::Quit`].
 pub async fn run(
     config: Config,
     config_path: Option<PathBuf>,
@@ -200,12 +262,15 @@ pub async fn run(
     let mut config = Arc::new(config);
     let (kick_tx, mut kick_rx) = mpsc::channel::<()>(1);
     let mut watcher = Watcher::new(kick_tx)?;
-    watcher.watch_inboxes(&config)?;
+    watcher.watch(&config)?;
+    let mut schedules = Schedules::new(&config.schedules, OffsetDateTime::now_utc());
+    // ready: the stores are open and the folders watched.
     info!(
         state_dir = %config.state_dir.display(),
         lock = %lock.path().display(),
         institutions = config.institutions.len(),
         links = config.links.len(),
+        schedules = config.schedules.len(),
         scan_seconds = config.daemon.scan_seconds,
         pid = std::process::id(),
         "ready"
@@ -214,17 +279,77 @@ pub async fn run(
     let mut tick = new_interval(config.daemon.scan_seconds);
     let stop = Arc::new(AtomicBool::new(false));
     let mut state = ScanState::default();
-    let mut running: Option<tokio::task::JoinHandle<ScanState>> = None;
-    let mut pending = true;
+    let mut control = Control::default();
+    let mut queue: VecDeque<Work> = VecDeque::new();
+    let mut in_hand: Option<InHand> = None;
+    let mut scan_wanted = true;
+    let mut triggers_wanted = true;
     let mut debounce: Option<Instant> = None;
     loop {
-        if pending && running.is_none() {
-            pending = false;
-            let (config, stop, prior) = (config.clone(), stop.clone(), std::mem::take(&mut state));
-            running = Some(tokio::task::spawn_blocking(move || {
-                scan_once(&config, &stop, prior)
-            }));
+        let now = OffsetDateTime::now_utc();
+        let fired = schedules.due(now, |link, job| {
+            in_hand.as_ref().is_some_and(|h| h.work.is_job(link, job))
+                || queue.iter().any(|w| w.is_job(link, job))
+        });
+        for skipped in fired.skipped {
+            info!(link = %skipped.link, job = %skipped.job, "scheduled run skipped: the same job is still queued or running");
         }
+        for due in fired.due {
+            debug!(link = %due.link, job = %due.job, "schedule fired");
+            queue.push_back(Work::Job {
+                link: due.link,
+                job: due.job,
+                origin: "schedule",
+            });
+        }
+        if triggers_wanted {
+            triggers_wanted = false;
+            let busy: Vec<(String, Job)> = in_hand
+                .iter()
+                .map(|h| &h.work)
+                .chain(queue.iter())
+                .filter_map(|w| match w {
+                    Work::Job { link, job, .. } => Some((link.clone(), *job)),
+                    Work::Scan => None,
+                })
+                .collect();
+            let (cfg, ctl) = (config.clone(), std::mem::take(&mut control));
+            match tokio::task::spawn_blocking(move || take_triggers(&cfg, &busy, ctl)).await {
+                Ok((ctl, taken)) => {
+                    control = ctl;
+                    queue.extend(taken.into_iter().map(|(link, job)| Work::Job {
+                        link,
+                        job,
+                        origin: "trigger",
+                    }));
+                }
+                Err(e) => {
+                    error!(error = %e, "listing the control folders failed; the next listing retries")
+                }
+            }
+        }
+        if in_hand.is_none() {
+            let next = queue
+                .pop_front()
+                .or_else(|| std::mem::take(&mut scan_wanted).then_some(Work::Scan));
+            if let Some(work) = next {
+                let (config, stop, prior) =
+                    (config.clone(), stop.clone(), std::mem::take(&mut state));
+                let item = work.clone();
+                let handle = tokio::task::spawn_blocking(move || {
+                    serve(&config, &stop, prior, &item, OffsetDateTime::now_utc())
+                });
+                in_hand = Some(InHand { work, handle });
+            }
+        }
+        // Wake for the next fire; at least every minute, so a change of the
+        // wall clock is noticed.
+        let wake = schedules.next_wake().map(|at| {
+            let left = at - OffsetDateTime::now_utc();
+            Duration::try_from(left)
+                .unwrap_or(Duration::ZERO)
+                .min(Duration::from_secs(60))
+        });
         tokio::select! {
             intent = intents.recv() => match intent {
                 Some(Intent::Reload) => {
@@ -233,39 +358,50 @@ pub async fn run(
                         if new.daemon.scan_seconds != config.daemon.scan_seconds {
                             tick = new_interval(new.daemon.scan_seconds);
                         }
+                        if new.schedules != config.schedules {
+                            schedules = Schedules::new(&new.schedules, OffsetDateTime::now_utc());
+                        }
                         config = Arc::new(new);
-                        if let Err(e) = watcher.watch_inboxes(&config) {
-                            error!(error = %format!("{e:#}"), "cannot watch the inboxes of the new config; the periodic listing still runs");
+                        if let Err(e) = watcher.watch(&config) {
+                            error!(error = %format!("{e:#}"), "cannot watch the folders of the new config; the periodic listing still runs");
                         }
                         state.resume_parked = true;
-                        pending = true;
+                        scan_wanted = true;
+                        triggers_wanted = true;
                     }
                     if sd_ready { sd.ready(&crate::systemd::summary(&config)); } // not before recovery
                 }
                 Some(Intent::Quit) => {
                     sd.stopping("quitting now");
-                    warn!("quitting now: the file in hand, if any, is rolled back");
+                    warn!(work_in_hand = %in_hand.as_ref().map(|h| h.work.label()).unwrap_or_default(),
+                        "quitting now: the file in hand, if any, is rolled back");
                     return Ok(Exit::Quit);
                 }
                 Some(Intent::Shutdown) | None => {
-                    sd.stopping("stopping: finishing the file in hand");
-                    info!(scan_in_hand = running.is_some(), "stopping: no new files are taken");
+                    sd.stopping("stopping: finishing the work in hand");
                     stop.store(true, Ordering::SeqCst);
-                    if let Some(mut scan) = running.take() {
-                        loop {
-                            tokio::select! {
-                                _ = &mut scan => break,
-                                intent = intents.recv() => match intent {
-                                    Some(Intent::Quit) => {
-                                        warn!("second stop signal: quitting now; the file in hand is rolled back");
-                                        return Ok(Exit::Quit);
-                                    }
-                                    Some(_) => {}
-                                    None => {
-                                        let _ = scan.await;
-                                        break;
-                                    }
-                                },
+                    let abandoned: Vec<String> = queue.iter().map(Work::label).collect();
+                    info!(
+                        work_in_hand = %in_hand.as_ref().map(|h| h.work.label()).unwrap_or_default(),
+                        not_started = %abandoned.join(", "),
+                        "stopping: no new work is taken"
+                    );
+                    put_back_triggers(&config, queue.iter());
+                    if let Some(hand) = in_hand.take() {
+                        let grace = Duration::from_secs(config.daemon.shutdown_grace_seconds);
+                        match finish_in_hand(hand.handle, grace, &mut intents).await {
+                            Finish::Done => {}
+                            Finish::GraceElapsed => {
+                                warn!(
+                                    work = %hand.work.label(),
+                                    grace_seconds = config.daemon.shutdown_grace_seconds,
+                                    "shutdown grace elapsed: the work in hand is abandoned; its uncommitted transaction is rolled back when the process ends"
+                                );
+                                put_back_triggers(&config, std::iter::once(&hand.work));
+                            }
+                            Finish::Quit => {
+                                warn!(work = %hand.work.label(), "second stop signal: quitting now; the file in hand is rolled back");
+                                return Ok(Exit::Quit);
                             }
                         }
                     }
@@ -273,30 +409,92 @@ pub async fn run(
                     return Ok(Exit::Stopped);
                 }
             },
-            _ = tick.tick() => pending = true,
+            _ = tick.tick() => {
+                scan_wanted = true;
+                triggers_wanted = true;
+            }
             _ = crate::systemd::next_tick(&mut sd_watchdog) => sd.watchdog(),
             Some(()) = kick_rx.recv() => {
                 debounce.get_or_insert_with(|| Instant::now() + DEBOUNCE);
             }
             _ = sleep_until(debounce), if debounce.is_some() => {
                 debounce = None;
-                pending = true;
+                scan_wanted = true;
+                triggers_wanted = true;
             }
-            done = wait(&mut running), if running.is_some() => {
-                running = None;
+            _ = tokio::time::sleep(wake.unwrap_or(Duration::ZERO)), if wake.is_some() => {}
+            done = wait(&mut in_hand), if in_hand.is_some() => {
+                let work = in_hand.take().map(|h| h.work);
                 match done {
                     Ok(next) => state = next,
-                    Err(e) => error!(error = %e, "the scan task failed; the next listing retries"),
+                    Err(e) => error!(work = %work.as_ref().map(Work::label).unwrap_or_default(), error = %e,
+                        "the work item failed; the next listing retries"),
                 }
-                if !std::mem::replace(&mut sd_ready, true) {
+                if matches!(work, Some(Work::Scan)) && !std::mem::replace(&mut sd_ready, true) {
                     info!(systemd = sd.enabled(), "first listing done: recovered, ready");
                     sd.ready(&crate::systemd::summary(&config));
+                }
+                // A job may have emptied or filled folders.
+                if !matches!(work, Some(Work::Scan) | None) {
+                    scan_wanted = true;
                 }
             }
         }
     }
 }
 
+/// Drops again the trigger files of triggered jobs that will not run
+/// (queued, or abandoned at shutdown), so the next start runs them.
+fn put_back_triggers<'w>(config: &Config, work: impl Iterator<Item = &'w Work>) {
+    for w in work {
+        if let Work::Job {
+            link,
+            job,
+            origin: "trigger",
+        } = w
+        {
+            match app::write_trigger(config, link, *job) {
+                Ok((path, _)) => {
+                    info!(trigger = %path.display(), "trigger put back: the job runs at the next start")
+                }
+                Err(e) => {
+                    warn!(link = %link, job = %job, error = %format!("{e:#}"), "triggered job not run and its trigger not put back: trigger it again")
+                }
+            }
+        }
+    }
+}
+
+/// How the item in hand ended after a stop signal.
+#[derive(Debug, PartialEq, Eq)]
+enum Finish {
+    Done,
+    GraceElapsed,
+    Quit,
+}
+
+/// Waits for the item in hand at most `grace`; a [`Intent::Quit`] ends the
+/// wait at once.
+async fn finish_in_hand<T>(
+    mut handle: tokio::task::JoinHandle<T>,
+    grace: Duration,
+    intents: &mut mpsc::UnboundedReceiver<Intent>,
+) -> Finish {
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            _ = &mut handle => return Finish::Done,
+            _ = &mut deadline => return Finish::GraceElapsed,
+            intent = intents.recv(), if open => match intent {
+                Some(Intent::Quit) => return Finish::Quit,
+                Some(_) => {}
+                None => open = false,
+            },
+        }
+    }
+}
 fn new_interval(secs: u64) -> tokio::time::Interval {
     let period = Duration::from_secs(secs);
     // The first listing runs at start; the interval's first tick is one period later.
@@ -312,11 +510,9 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn wait(
-    running: &mut Option<tokio::task::JoinHandle<ScanState>>,
-) -> Result<ScanState, tokio::task::JoinError> {
-    match running {
-        Some(handle) => handle.await,
+async fn wait(in_hand: &mut Option<InHand>) -> Result<ScanState, tokio::task::JoinError> {
+    match in_hand {
+        Some(hand) => (&mut hand.handle).await,
         None => std::future::pending().await,
     }
 }
@@ -366,7 +562,159 @@ struct ScanState {
     /// The last state logged per file, so a file held in the inbox is
     /// reported once, not at every listing.
     logged: HashMap<PathBuf, &'static str>,
+    /// Files held for a sequence gap: since when, and whether the error
+    /// past `[daemon] gap_alert_minutes` was logged.
+    gaps: HashMap<PathBuf, Gap>,
+    /// The SFTP sessions kept across polls, with their backoff.
+    shares: app::Shares,
     started: bool,
+}
+
+/// A file held for a sequence gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Gap {
+    since: OffsetDateTime,
+    alerted: bool,
+}
+
+/// How to log a file held for a sequence gap this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GapLog {
+    /// First seen: a warning.
+    First,
+    /// Held longer than the alert delay, for the first time: an error.
+    Alert { since: OffsetDateTime },
+    /// Already reported.
+    Quiet,
+}
+
+/// Tracks a file held for a gap at `now`; says how to log it. Pure: the
+/// clock is the caller's.
+fn watch_gap(
+    gaps: &mut HashMap<PathBuf, Gap>,
+    file: &Path,
+    now: OffsetDateTime,
+    alert_after: time::Duration,
+) -> GapLog {
+    match gaps.get_mut(file) {
+        None => {
+            gaps.insert(
+                file.to_owned(),
+                Gap {
+                    since: now,
+                    alerted: false,
+                },
+            );
+            GapLog::First
+        }
+        Some(gap) if !gap.alerted && now - gap.since >= alert_after => {
+            gap.alerted = true;
+            GapLog::Alert { since: gap.since }
+        }
+        Some(_) => GapLog::Quiet,
+    }
+}
+
+/// Serves one work item on the blocking worker.
+fn serve(
+    config: &Config,
+    stop: &AtomicBool,
+    state: ScanState,
+    work: &Work,
+    now: OffsetDateTime,
+) -> ScanState {
+    match work {
+        Work::Scan => scan_once(config, stop, state, now),
+        Work::Job { link, job, origin } => {
+            let mut state = state;
+            let span = tracing::info_span!("job", link = %link, job = %job, origin);
+            let _entered = span.enter();
+            run_job(config, link, *job, now, &mut state);
+            state
+        }
+    }
+}
+
+/// Runs a job through [`app::run_job`] (the code path of `stxd trigger`)
+/// and logs what it did, at the level of what ops must do.
+fn run_job(config: &Config, link: &str, job: Job, now: OffsetDateTime, state: &mut ScanState) {
+    match app::run_job(config, link, job, now, &mut state.shares) {
+        Ok(app::JobDone::Exported(done)) => {
+            let m = &done.manifest;
+            info!(file = %m.manifest_name(), sequence = m.sequence, records = m.records,
+                run = done.run_id, excluded = done.report.excluded.len(), "job done: file exported");
+        }
+        Ok(app::JobDone::Refused(e)) => match e.code() {
+            "nothing-to-send" => {
+                debug!(code = e.code(), reason = %e, "job done: nothing new to export")
+            }
+            "nothing-to-sell" => {
+                info!(code = e.code(), reason = %e, run = e.run_id, "job done: nothing to export")
+            }
+            "database" | "orphan-file" | "publish-failed" | "outbox" => {
+                error!(code = e.code(), reason = %e, run = e.run_id, "job failed: export refused")
+            }
+            _ => warn!(code = e.code(), reason = %e, run = e.run_id, "job done: export refused"),
+        },
+        Ok(app::JobDone::Files {
+            polled,
+            handled,
+            held,
+        }) => {
+            if let Some(report) = &polled {
+                log_polled(report);
+            }
+            for h in &handled {
+                log_handled(config, h, state, now);
+            }
+            log_window_held(&held, &mut state.logged);
+            info!(
+                files = handled.len(),
+                waiting_for_window = held.len(),
+                "job done"
+            );
+        }
+        Err(e) => error!(error = %format!("{e:#}"), "job failed"),
+    }
+}
+
+/// Logs a share's sync: info when files moved, warn for an alert (a final
+/// name already holding other bytes: someone must look), error for a
+/// failure (debug while the backoff defers the next try).
+fn log_polled(report: &app::PollReport) {
+    for side in &report.sides {
+        let (link, institution) = (&report.link, &side.institution);
+        match &side.synced {
+            app::Synced::Moved(m) => {
+                if !m.pushed.is_empty() || !m.pulled.is_empty() {
+                    info!(%link, %institution, pushed = %m.pushed.join(", "), pulled = %m.pulled.join(", "),
+                        "share synced");
+                }
+                for alert in &m.alerts {
+                    warn!(%link, %institution, alert = %alert, "share: file left in place");
+                }
+            }
+            app::Synced::Deferred(d) => {
+                debug!(%link, %institution, retry_in_seconds = d.as_secs(), "share not retried yet (backoff)")
+            }
+            app::Synced::Failed(e) => {
+                error!(%link, %institution, permanent = e.is_permanent(), error = %e,
+                "share not synced: the next poll retries after a backoff")
+            }
+        }
+    }
+}
+
+/// Logs files held for an apply window: once per file, at info (nothing to
+/// do, the window opens by itself).
+fn log_window_held(held: &[app::WindowHeld], logged: &mut HashMap<PathBuf, &'static str>) {
+    for w in held {
+        let file = crate::inbound::claim::display_name(&w.file);
+        if logged.insert(w.file.clone(), "window") != Some("window") {
+            info!(%file, link = %w.link, state = "held", code = "apply-window", reason = %w.reason(),
+                "file held until its apply window");
+        }
+    }
 }
 
 type Fingerprint = (PathBuf, Option<(SystemTime, u64)>);
@@ -391,9 +739,15 @@ fn fingerprints(config: &Config) -> Vec<Fingerprint> {
 /// One listing of every inbox (and, when worth it, the parked folders),
 /// each file processed through the one-shot pipeline, stopping between
 /// files when asked to.
-fn scan_once(config: &Config, stop: &AtomicBool, mut state: ScanState) -> ScanState {
-    let now = fingerprints(config);
-    let resume = !state.started || state.resume_parked || now != state.stores;
+fn scan_once(
+    config: &Config,
+    stop: &AtomicBool,
+    mut state: ScanState,
+    now: OffsetDateTime,
+) -> ScanState {
+    sync_unscheduled_shares(config, stop, &mut state);
+    let stores = fingerprints(config);
+    let resume = !state.started || state.resume_parked || stores != state.stores;
     state.started = true;
     state.resume_parked = false;
     if resume {
@@ -401,7 +755,7 @@ fn scan_once(config: &Config, stop: &AtomicBool, mut state: ScanState) -> ScanSt
             .and_then(|dirs| app::scan(&dirs))
         {
             Ok(files) => {
-                process(config, stop, &files, &mut state);
+                process(config, stop, files, &mut state, now);
             }
             Err(e) => error!(error = %format!("{e:#}"), "cannot list the parked folders"),
         }
@@ -409,7 +763,7 @@ fn scan_once(config: &Config, stop: &AtomicBool, mut state: ScanState) -> ScanSt
     let applied = match app::folders_to_scan(config, None, |f| f.inbox.clone())
         .and_then(|dirs| app::scan(&dirs))
     {
-        Ok(files) => process(config, stop, &files, &mut state),
+        Ok(files) => process(config, stop, files, &mut state, now),
         Err(e) => {
             error!(error = %format!("{e:#}"), "cannot list the inboxes");
             0
@@ -422,22 +776,60 @@ fn scan_once(config: &Config, stop: &AtomicBool, mut state: ScanState) -> ScanSt
             .and_then(|dirs| app::scan(&dirs))
         {
             Ok(files) => {
-                process(config, stop, &files, &mut state);
+                process(config, stop, files, &mut state, now);
             }
             Err(e) => error!(error = %format!("{e:#}"), "cannot list the parked folders"),
         }
     }
     // Forget files that left the folders, so the map stays small.
     state.logged.retain(|file, _| file.exists());
+    state.gaps.retain(|file, _| file.exists());
     state.stores = fingerprints(config);
     state
 }
 
-/// Processes `files` one at a time, stopping between two when asked to;
-/// returns how many were applied.
-fn process(config: &Config, stop: &AtomicBool, files: &[PathBuf], state: &mut ScanState) -> usize {
+/// Syncs the SFTP shares of links without a `poll` schedule: they move
+/// files at every listing (a `poll` schedule sets another pace). Sessions
+/// are kept between listings; a failing share backs off.
+fn sync_unscheduled_shares(config: &Config, stop: &AtomicBool, state: &mut ScanState) {
+    state.shares.retain_links(config);
+    for link in &config.links {
+        let scheduled = config
+            .schedules
+            .iter()
+            .any(|e| e.link == link.name && e.job == Job::Poll);
+        if scheduled || !matches!(link.transport, config::Transport::Sftp { .. }) {
+            continue;
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match app::poll_with(
+            config,
+            &link.name,
+            &mut state.shares,
+            std::time::Instant::now(),
+        ) {
+            Ok(report) => log_polled(&report),
+            Err(e) => error!(link = %link.name, error = %format!("{e:#}"), "share not synced"),
+        }
+    }
+}
+
+/// Processes `files` one at a time, stopping between two when asked to,
+/// except those of a kind waiting for an apply window; returns how many
+/// were applied.
+fn process(
+    config: &Config,
+    stop: &AtomicBool,
+    files: Vec<PathBuf>,
+    state: &mut ScanState,
+    now: OffsetDateTime,
+) -> usize {
+    let (files, held) = app::split_by_window(config, files, now);
+    log_window_held(&held, &mut state.logged);
     let mut applied = 0;
-    for file in files {
+    for file in &files {
         if stop.load(Ordering::SeqCst) {
             break;
         }
@@ -448,7 +840,7 @@ fn process(config: &Config, stop: &AtomicBool, files: &[PathBuf], state: &mut Sc
                     {
                         applied += 1;
                     }
-                    log_handled(h, &mut state.logged);
+                    log_handled(config, h, state, now);
                 }
             }
             Err(e) => error!(
@@ -463,8 +855,14 @@ fn process(config: &Config, stop: &AtomicBool, files: &[PathBuf], state: &mut Sc
 
 /// Logs one handled file: error for a rejected one (someone must act), warn
 /// for parked or held, info for applied. A file held again in the same state
-/// is logged at debug only.
-fn log_handled(h: &app::Handled, logged: &mut HashMap<PathBuf, &'static str>) {
+/// is logged at debug only; one held for a sequence gap longer than
+/// `[daemon] gap_alert_minutes` is logged once more, at error level.
+fn log_handled(config: &Config, h: &app::Handled, state: &mut ScanState, now: OffsetDateTime) {
+    let logged = &mut state.logged;
+    if !matches!(&h.processed, Ok(p) if matches!(p.outcome, Ok(Outcome::Held { code: "sequence-gap", .. })))
+    {
+        state.gaps.remove(&h.file);
+    }
     let file = crate::inbound::claim::display_name(&h.file);
     let institution = h.institution.as_str();
     let p = match &h.processed {
@@ -505,6 +903,46 @@ fn log_handled(h: &app::Handled, logged: &mut HashMap<PathBuf, &'static str>) {
             // Another process is finishing it: nothing for ops to do.
             debug!(%file, institution, state = "held", code = "taken", "file taken by another stxd process");
         }
+        Ok(Outcome::Held {
+            code: "sequence-gap",
+            reason,
+        }) => {
+            logged.insert(h.file.clone(), "held");
+            let alert_after = time::Duration::minutes(
+                i64::try_from(config.daemon.gap_alert_minutes).unwrap_or(i64::MAX / 60),
+            );
+            match watch_gap(&mut state.gaps, &h.file, now, alert_after) {
+                GapLog::First => {
+                    warn!(%file, institution, state = "held", code = "sequence-gap", reason = %reason,
+                        "file held in the inbox: an earlier file is missing")
+                }
+                GapLog::Alert { since } => {
+                    let parsed = crate::inbound::claim::parse_manifest_name(&file).ok();
+                    let (link, kind, found) = match &parsed {
+                        Some((link, kind, seq)) => (link.as_str(), kind.as_str(), *seq),
+                        None => ("", "", 0),
+                    };
+                    let expected = match &parsed {
+                        Some((link, kind, _)) => {
+                            match app::expected_sequence(config, link, *kind) {
+                                Ok(n) => n.to_string(),
+                                Err(e) => format!("unknown ({e:#})"),
+                            }
+                        }
+                        None => "unknown".to_owned(),
+                    };
+                    let since = since
+                        .format(&time::format_description::well_known::Rfc3339)
+                        .unwrap_or_default();
+                    error!(%file, institution, %link, kind, %expected, found, %since,
+                        alert_minutes = config.daemon.gap_alert_minutes, reason = %reason,
+                        "file held for a sequence gap too long: ask the sender for the missing file");
+                }
+                GapLog::Quiet => {
+                    debug!(%file, institution, state = "held", code = "sequence-gap", "file still held")
+                }
+            }
+        }
         Ok(Outcome::Held { code, reason }) => {
             if logged.insert(h.file.clone(), "held") == Some("held") {
                 debug!(%file, institution, state = "held", code, "file still held");
@@ -520,8 +958,114 @@ fn log_handled(h: &app::Handled, logged: &mut HashMap<PathBuf, &'static str>) {
     }
 }
 
-/// The folder watcher: any event (or error, or overflow) on an inbox only
-/// asks for a listing.
+/// What the control folders' listings remember: the entries already
+/// reported as refused, so each is logged once.
+#[derive(Debug, Default)]
+struct Control {
+    reported: HashSet<PathBuf>,
+}
+
+/// Lists every link's control folder (creating it, mode 0700) and takes the
+/// trigger files: each names a job to run now. A trigger is removed (and
+/// its folder synced) when its job is queued, and only then queued; a
+/// trigger whose job is already queued or running (`busy`) stays for a
+/// later listing, so a job never overlaps itself and no trigger is lost.
+/// An unknown name, or a job this config cannot run on the link, is logged
+/// as an error and removed. Dot-names are ignored; symlinks, folders and
+/// other non-regular entries are refused (logged once) and left alone.
+fn take_triggers(
+    config: &Config,
+    busy: &[(String, Job)],
+    mut control: Control,
+) -> (Control, Vec<(String, Job)>) {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut taken = Vec::new();
+    let mut seen = HashSet::new();
+    for link in &config.links {
+        let dir = config.control_dir(&link.name);
+        if let Err(e) = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+        {
+            if control.reported.insert(dir.clone()) {
+                error!(dir = %dir.display(), error = %e, "cannot create the control folder: trigger files of this link are not taken");
+            }
+            continue;
+        }
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                if control.reported.insert(dir.clone()) {
+                    error!(dir = %dir.display(), error = %e, "cannot list the control folder");
+                }
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                continue;
+            }
+            seen.insert(path.clone());
+            let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
+            if !regular {
+                if control.reported.insert(path.clone()) {
+                    error!(file = %path.display(), link = %link.name,
+                        "not a trigger: only regular empty files are taken (symlinks and folders are refused); remove it");
+                }
+                continue;
+            }
+            let job = match name.parse::<Job>() {
+                Ok(job) => job,
+                Err(_) => {
+                    error!(file = %path.display(), link = %link.name, valid = %Job::names(),
+                        "unknown trigger file removed: name it after a job");
+                    remove_trigger(&path, &dir);
+                    continue;
+                }
+            };
+            if let Some(side) = job.side() {
+                let code = link.side_code(side);
+                if config.institution(code).is_none() {
+                    error!(file = %path.display(), link = %link.name, job = %job,
+                        "trigger removed: the job runs on the {side}'s side ({code}), which this config does not serve");
+                    remove_trigger(&path, &dir);
+                    continue;
+                }
+            }
+            if busy.iter().any(|(l, j)| *l == link.name && *j == job) {
+                debug!(file = %path.display(), "trigger waits: the same job is queued or running");
+                continue;
+            }
+            if remove_trigger(&path, &dir) {
+                info!(link = %link.name, job = %job, "trigger taken: job queued");
+                taken.push((link.name.clone(), job));
+            }
+        }
+    }
+    control.reported.retain(|p| seen.contains(p) || p.is_dir());
+    (control, taken)
+}
+
+/// Removes a trigger file durably (the folder is synced); `false`, logged,
+/// when it cannot be removed (the job is then not queued, so it cannot
+/// run again and again).
+fn remove_trigger(path: &Path, dir: &Path) -> bool {
+    match std::fs::remove_file(path).and_then(|()| crate::transport::local::sync_dir(dir)) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            error!(file = %path.display(), error = %e,
+                "cannot remove the trigger file: its job is not run; check the control folder's permissions");
+            false
+        }
+    }
+}
+
+/// The folder watcher: any event (or error, or overflow) on an inbox or a
+/// control folder only asks for a listing.
 struct Watcher {
     inner: notify::RecommendedWatcher,
     watched: Vec<PathBuf>,
@@ -543,11 +1087,22 @@ impl Watcher {
         })
     }
 
-    /// Watches every inbox of `config` (non-recursively, creating it when
-    /// missing) and stops watching the ones it no longer names.
-    fn watch_inboxes(&mut self, config: &Config) -> anyhow::Result<()> {
+    /// Watches every inbox and control folder of `config`
+    /// (non-recursively, creating them when missing) and stops watching the
+    /// ones it no longer names.
+    fn watch(&mut self, config: &Config) -> anyhow::Result<()> {
         use notify::{RecursiveMode, Watcher as _};
-        let wanted = app::folders_to_scan(config, None, |f| f.inbox.clone())?;
+        use std::os::unix::fs::DirBuilderExt;
+        let mut wanted = app::folders_to_scan(config, None, |f| f.inbox.clone())?;
+        for link in &config.links {
+            let dir = config.control_dir(&link.name);
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .with_context(|| format!("cannot create the control folder {}", dir.display()))?;
+            wanted.push(dir);
+        }
         for old in std::mem::take(&mut self.watched) {
             if !wanted.contains(&old) {
                 let _ = self.inner.unwatch(&old);
@@ -574,6 +1129,7 @@ impl Watcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::Kind;
 
     #[test]
     fn a_second_lock_on_the_same_state_dir_is_refused_with_the_pid() {
@@ -585,7 +1141,11 @@ mod tests {
         let e = lock_state_dir(&state).unwrap_err().to_string();
         assert!(e.contains("another stxd is running on"), "{e}");
         assert!(e.contains(&format!("(pid {})", std::process::id())), "{e}");
+        let seen = crate::status::daemon_state(&state);
+        assert!(seen.running);
+        assert_eq!(seen.pid, Some(std::process::id()));
         drop(first);
+        assert!(!crate::status::daemon_state(&state).running);
         lock_state_dir(&state).expect("free again once the holder is gone");
     }
 
@@ -630,6 +1190,145 @@ transport = {{ kind = "local", dir = "{d}/x" }}
             "store created"
         );
         lock_state_dir(&config.state_dir).expect("lock released");
+    }
+
+    /// An item that runs until the test releases it. A task rather than a
+    /// blocking thread: tokio does not advance paused time while a
+    /// `spawn_blocking` task runs.
+    fn long_item() -> (
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (release, wait) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = wait.await;
+        });
+        (handle, release)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_grace_abandons_a_long_item_when_it_elapses() {
+        let (handle, release) = long_item();
+        let (_tx, mut rx) = mpsc::unbounded_channel();
+        let finish = finish_in_hand(handle, Duration::from_secs(30), &mut rx).await;
+        assert_eq!(finish, Finish::GraceElapsed);
+        let _ = release.send(());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_grace_waits_for_an_item_that_finishes_and_a_quit_ends_it() {
+        let (handle, release) = long_item();
+        let _ = release.send(());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let finish = finish_in_hand(handle, Duration::from_secs(3600), &mut rx).await;
+        assert_eq!(finish, Finish::Done);
+
+        let (handle, release) = long_item();
+        tx.send(Intent::Reload).unwrap();
+        tx.send(Intent::Quit).unwrap();
+        let finish = finish_in_hand(handle, Duration::from_secs(3600), &mut rx).await;
+        assert_eq!(finish, Finish::Quit);
+        let _ = release.send(());
+    }
+
+    #[test]
+    fn triggered_jobs_not_run_at_shutdown_are_put_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = temp_config(dir.path());
+        let job = |job, origin| Work::Job {
+            link: "opera-tourism".into(),
+            job,
+            origin,
+        };
+        let queue = [
+            Work::Scan,
+            job(Job::Poll, "trigger"),
+            job(Job::Apply(Kind::Catalogue), "schedule"),
+            job(Job::Apply(Kind::Seatplan), "trigger"),
+        ];
+        put_back_triggers(&config, queue.iter());
+        let mut left: Vec<String> = std::fs::read_dir(config.control_dir("opera-tourism"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["apply-seatplan", "poll"]);
+    }
+
+    #[test]
+    fn a_gap_is_warned_once_then_alerted_once_past_the_delay() {
+        use time::macros::datetime;
+        let mut gaps = HashMap::new();
+        let file = Path::new("in/opera-tourism.CATALOGUE.00000003.stx");
+        let t0 = datetime!(2026-11-28 10:00:00 UTC);
+        let after = time::Duration::minutes(30);
+        assert_eq!(watch_gap(&mut gaps, file, t0, after), GapLog::First);
+        let t = t0 + time::Duration::minutes(29);
+        assert_eq!(watch_gap(&mut gaps, file, t, after), GapLog::Quiet);
+        let t = t0 + time::Duration::minutes(30);
+        assert_eq!(
+            watch_gap(&mut gaps, file, t, after),
+            GapLog::Alert { since: t0 }
+        );
+        let t = t0 + time::Duration::hours(5);
+        assert_eq!(watch_gap(&mut gaps, file, t, after), GapLog::Quiet);
+        // Another file has its own clock.
+        let other = Path::new("in/opera-tourism.CATALOGUE.00000004.stx");
+        assert_eq!(watch_gap(&mut gaps, other, t, after), GapLog::First);
+    }
+
+    #[test]
+    fn trigger_files_are_taken_once_and_bad_ones_refused() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let config = temp_config(dir.path());
+        let control = config.control_dir("opera-tourism");
+        std::fs::create_dir_all(&control).unwrap();
+        for name in [
+            "poll",
+            "apply-catalogue",
+            "export-catalogue",
+            "reboot",
+            ".hidden",
+        ] {
+            std::fs::write(control.join(name), "").unwrap();
+        }
+        std::fs::create_dir(control.join("export-sales")).unwrap();
+        symlink("/etc/passwd", control.join("apply-seatplan")).unwrap();
+        // apply-catalogue is already queued: its trigger waits.
+        let busy = vec![("opera-tourism".to_owned(), Job::Apply(Kind::Catalogue))];
+        let (ctl, mut taken) = take_triggers(&config, &busy, Control::default());
+        taken.sort();
+        assert_eq!(
+            taken,
+            vec![("opera-tourism".to_owned(), Job::Poll)],
+            "export-catalogue is the manager's job, not served here"
+        );
+        let mut left: Vec<String> = std::fs::read_dir(&control)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                ".hidden",
+                "apply-catalogue",
+                "apply-seatplan",
+                "export-sales"
+            ],
+            "poll taken, reboot and export-catalogue removed, the rest left"
+        );
+        assert_eq!(ctl.reported.len(), 2, "symlink and folder reported once");
+        let (_, taken) = take_triggers(&config, &[], ctl);
+        assert_eq!(
+            taken,
+            vec![("opera-tourism".to_owned(), Job::Apply(Kind::Catalogue))]
+        );
+        assert!(
+            std::fs::metadata("/etc/passwd").is_ok(),
+            "symlink target untouched"
+        );
     }
 
     #[tokio::test]

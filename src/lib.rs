@@ -43,6 +43,8 @@
 //! - [`transport`]: the file-system rules (safe open, no-replace placement,
 //!   durable folder changes) and SFTP shares (push the outbox, pull the
 //!   inbox, over one kept session per link side).
+//! - [`schedule`]: cron lines, job names and fire times (pure: `now` is
+//!   passed in); the config validates `[[schedule]]` with it.
 //! - [`config`]: the TOML configuration, validated whole; secrets from files.
 //! - [`ident`], [`money`]: identifiers (technical id, code, name) and amounts
 //!   in integer minor units with a currency.
@@ -57,6 +59,7 @@ pub mod ident;
 pub mod inbound;
 pub mod money;
 pub mod outbound;
+pub mod schedule;
 pub mod status;
 pub mod store;
 pub mod systemd;

@@ -125,7 +125,7 @@ pub struct FailedRun {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NextRun {
     pub job: String,
-    pub link: Option<String>,
+    pub link: String,
     /// RFC 3339, UTC.
     pub at: String,
 }
@@ -156,8 +156,14 @@ pub fn collect(config: &Config, link: Option<&str>, now: OffsetDateTime) -> Resu
             }
         }
     }
-    // integrator: fill with schedule::next_runs(config, now), soonest first.
-    let next_runs: Vec<NextRun> = Vec::new();
+    let next_runs: Vec<NextRun> = crate::app::next_runs(config, now)
+        .into_iter()
+        .map(|r| NextRun {
+            job: r.job,
+            link: r.link,
+            at: store::format_timestamp(r.at),
+        })
+        .collect();
     Ok(Status {
         generated: store::format_timestamp(now),
         state_dir: config.state_dir.clone(),

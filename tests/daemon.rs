@@ -6,11 +6,11 @@ use std::time::{Duration, Instant};
 
 use crate::util::{Daemon, Sandbox};
 
-const DEADLINE: Duration = Duration::from_secs(30);
-const POLL: Duration = Duration::from_millis(50);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const POLL: Duration = Duration::from_millis(50);
 
 /// The manifests in `dir` whose name contains `kind`.
-fn manifests(dir: &Path, kind: &str) -> Vec<String> {
+pub(crate) fn manifests(dir: &Path, kind: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -21,7 +21,7 @@ fn manifests(dir: &Path, kind: &str) -> Vec<String> {
 }
 
 #[track_caller]
-fn wait_for_file(dir: &Path, kind: &str, log: impl Fn() -> String) {
+pub(crate) fn wait_for_file(dir: &Path, kind: &str, log: impl Fn() -> String) {
     let start = Instant::now();
     while manifests(dir, kind).is_empty() {
         assert!(

@@ -187,10 +187,17 @@ impl Daemon {
 
     /// Starts `stxd run` with this `STXD_LOG` filter and waits for "ready".
     pub fn start_with(sb: &Sandbox, filter: &str) -> Daemon {
+        Daemon::start_args(sb, &[], filter)
+    }
+
+    /// Starts `stxd ARGS… run` (global options such as `--config FILE`)
+    /// with this `STXD_LOG` filter and waits for "ready".
+    pub fn start_args(sb: &Sandbox, args: &[&str], filter: &str) -> Daemon {
         use std::process::{Command, Stdio};
         let log = sb.path().join(format!("daemon-{}.log", unique()));
         let err = std::fs::File::create(&log).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_stxd"))
+            .args(args)
             .arg("run")
             .current_dir(sb.path())
             .env_remove("STXD_CONFIG")

@@ -31,6 +31,7 @@ mod report;
 mod sale;
 mod sales;
 mod status;
+mod trigger;
 
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
@@ -101,6 +102,10 @@ enum Command {
     /// files once mappings are filled. SIGTERM/SIGINT stop it after the file
     /// in hand; SIGHUP reloads the config file.
     Run,
+    /// Run a job of a link now: drops its trigger file in
+    /// `<state_dir>/control/<link>/` for the daemon (or, with --now, runs it
+    /// in this process).
+    Trigger(trigger::TriggerArgs),
     /// Execution logs: what each run did, with every error.
     #[command(subcommand)]
     Runs(runs::RunsCommand),
@@ -180,6 +185,7 @@ pub fn main() -> ExitCode {
             crate::daemon::main(config, path).map(|exit| exit.code())
         }
         Command::Runs(cmd) => runs::run(&config, cli.json, cmd),
+        Command::Trigger(args) => trigger::run(&config, cli.json, args),
         Command::Inspect { file, secret_file } => {
             inspect(&config, &file, secret_file.as_deref(), cli.json)
         }

@@ -3,12 +3,13 @@
 //!
 //! Parses arguments and prints; the work is [`crate::app::poll`] (the code
 //! path the daemon's poll job takes) and [`crate::app::process_files`]. For a
-//! link over a local folder only the processing happens.
+//! link over a local folder only the processing happens. The printing of a
+//! share's sync is shared with `stxd trigger poll --now`.
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{EXIT_FINDINGS, handled_exit, handled_json, print_handled};
-use crate::app::{self, Synced};
+use crate::app::{self, PollReport, Synced};
 use crate::config::Config;
 
 /// Runs `stxd poll`; returns the exit code: 1 when the share could not be
@@ -18,74 +19,88 @@ pub fn run(config: &Config, link: &str, json: bool) -> anyhow::Result<u8> {
     let dirs = app::folders_to_scan(config, Some(link), |f| f.inbox.clone())?;
     let handled = app::process_files(config, &app::scan(&dirs)?)?;
     if json {
-        let sides: Vec<_> = report
-            .sides
-            .iter()
-            .map(|s| {
-                let mut v = json!({"institution": s.institution, "side": s.side.to_string()});
-                match &s.synced {
-                    Synced::Moved(m) => {
-                        v["state"] = json!("synced");
-                        v["pushed"] = json!(m.pushed);
-                        v["pulled"] = json!(m.pulled);
-                        v["alerts"] = json!(m.alerts);
-                    }
-                    Synced::Deferred(d) => {
-                        v["state"] = json!("deferred");
-                        v["retry_in_seconds"] = json!(d.as_secs());
-                    }
-                    Synced::Failed(e) => {
-                        v["state"] = json!("failed");
-                        v["permanent"] = json!(e.is_permanent());
-                        v["error"] = json!(e.to_string());
-                    }
-                }
-                v
-            })
-            .collect();
         println!(
             "{:#}",
-            json!({"link": report.link, "transfers": sides, "files": handled_json(&handled)})
+            json!({"link": report.link, "transfers": transfers_json(&report), "files": handled_json(&handled)})
         );
     } else {
-        if report.sides.is_empty() {
-            println!("{}: local folder, nothing to transfer", report.link);
-        }
-        for s in &report.sides {
-            match &s.synced {
-                Synced::Moved(m) => {
-                    println!(
-                        "{}: {}: pushed {}, pulled {}",
-                        s.institution,
-                        report.link,
-                        m.pushed.len(),
-                        m.pulled.len()
-                    );
-                    for alert in &m.alerts {
-                        println!("{}: alert: {alert}", s.institution);
-                    }
-                }
-                Synced::Deferred(d) => println!(
-                    "{}: {}: not retried yet (in {}s)",
-                    s.institution,
-                    report.link,
-                    d.as_secs()
-                ),
-                Synced::Failed(e) => eprintln!("stxd: {}: {e}", s.institution),
-            }
-        }
+        print_transfers(&report);
         if handled.is_empty() {
             println!("nothing to process");
         } else {
             print_handled(&handled, "");
         }
     }
-    let alerts = report
-        .sides
-        .iter()
-        .any(|s| matches!(&s.synced, Synced::Moved(m) if !m.alerts.is_empty()));
-    if report.failed() || alerts {
+    if transfers_failed(&report) {
         return Ok(EXIT_FINDINGS);
     }
     Ok(handled_exit(&handled))
+}
+
+/// Each side's sync as JSON.
+pub(super) fn transfers_json(report: &PollReport) -> Vec<Value> {
+    report
+        .sides
+        .iter()
+        .map(|s| {
+            let mut v = json!({"institution": s.institution, "side": s.side.to_string()});
+            match &s.synced {
+                Synced::Moved(m) => {
+                    v["state"] = json!("synced");
+                    v["pushed"] = json!(m.pushed);
+                    v["pulled"] = json!(m.pulled);
+                    v["alerts"] = json!(m.alerts);
+                }
+                Synced::Deferred(d) => {
+                    v["state"] = json!("deferred");
+                    v["retry_in_seconds"] = json!(d.as_secs());
+                }
+                Synced::Failed(e) => {
+                    v["state"] = json!("failed");
+                    v["permanent"] = json!(e.is_permanent());
+                    v["error"] = json!(e.to_string());
+                }
+            }
+            v
+        })
+        .collect()
+}
+
+/// Each side's sync for people; failures on standard error.
+pub(super) fn print_transfers(report: &PollReport) {
+    if report.sides.is_empty() {
+        println!("{}: local folder, nothing to transfer", report.link);
+    }
+    for s in &report.sides {
+        match &s.synced {
+            Synced::Moved(m) => {
+                println!(
+                    "{}: {}: pushed {}, pulled {}",
+                    s.institution,
+                    report.link,
+                    m.pushed.len(),
+                    m.pulled.len()
+                );
+                for alert in &m.alerts {
+                    println!("{}: alert: {alert}", s.institution);
+                }
+            }
+            Synced::Deferred(d) => println!(
+                "{}: {}: not retried yet (in {}s)",
+                s.institution,
+                report.link,
+                d.as_secs()
+            ),
+            Synced::Failed(e) => eprintln!("stxd: {}: {e}", s.institution),
+        }
+    }
+}
+
+/// Whether a side failed, was deferred, or raised an alert.
+pub(super) fn transfers_failed(report: &PollReport) -> bool {
+    report.failed()
+        || report
+            .sides
+            .iter()
+            .any(|s| matches!(&s.synced, Synced::Moved(m) if !m.alerts.is_empty()))
 }

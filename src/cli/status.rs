@@ -51,7 +51,7 @@ fn print(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
     } else {
         writeln!(out, "next scheduled runs:")?;
         for r in &s.next_runs {
-            let link = r.link.as_deref().unwrap_or("-");
+            let link = &r.link;
             writeln!(out, "  {}  {:<20} {link}", r.at, r.job)?;
         }
     }

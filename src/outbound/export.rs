@@ -414,7 +414,12 @@ pub fn export_with(
             if let Some(paths) = written {
                 take_back(&outbox, &paths);
             }
-            let run_id = log_failure(store, link, kind, &cause);
+            // A sales export with nothing new is the normal answer of a
+            // schedule between two sales: no failed run for it.
+            let run_id = match &cause {
+                Cause::Refused(e) if e.code() == "nothing-to-send" => None,
+                _ => log_failure(store, link, kind, &cause),
+            };
             Err(fail(cause, run_id))
         }
     }

@@ -1,0 +1,201 @@
+//! Schedules, trigger files, `stxd trigger` and apply windows, with the real
+//! daemon (`stxd run`) in a sandbox. Every wait polls with a generous
+//! deadline; no test sleeps for a schedule to fire at a given time.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use crate::daemon::{DEADLINE, POLL, manifests, wait_for_file};
+use crate::util::Daemon;
+use crate::util::Sandbox;
+
+/// Appends `[[schedule]]` lines to the sandbox's config.
+fn add_schedules(sb: &Sandbox, lines: &[(&str, &str)]) {
+    let path = sb.path().join("config/stxd.toml");
+    let mut text = std::fs::read_to_string(&path).expect("config");
+    for (job, cron) in lines {
+        text.push_str(&format!(
+            "\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"{job}\"\ncron = \"{cron}\"\n"
+        ));
+    }
+    std::fs::write(&path, text).expect("write config");
+}
+
+fn to_distributor(sb: &Sandbox) -> PathBuf {
+    sb.path().join("var/exchange/opera-tourism/to-distributor")
+}
+
+fn control(sb: &Sandbox) -> PathBuf {
+    sb.path().join("var/state/control/opera-tourism")
+}
+
+/// The manifests of `kind` in the distributor's inbox and the folders
+/// the daemon moves them to.
+fn exported(sb: &Sandbox, kind: &str) -> usize {
+    let inbox = to_distributor(sb);
+    ["", "done", "parked", "error"]
+        .iter()
+        .map(|sub| manifests(&inbox.join(sub), kind).len())
+        .sum()
+}
+
+#[track_caller]
+fn wait_until(what: &str, cond: impl Fn() -> bool, log: impl Fn() -> String) {
+    let start = Instant::now();
+    while !cond() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{what} not seen after {DEADLINE:?}; daemon log:\n{}",
+            log()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
+fn gone(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_err()
+}
+
+#[test]
+fn a_schedule_every_second_exports_the_catalogue() {
+    let sb = Sandbox::new();
+    add_schedules(&sb, &[("export-catalogue", "* * * * * *")]);
+    sb.stxd(&["check"]).expect_code(0);
+    let mut daemon = Daemon::start(&sb);
+    // Two runs at least: it fires again, one run at a time.
+    daemon.wait_log_n("job done: file exported", 2);
+    assert!(exported(&sb, "catalogue") >= 2, "{}", daemon.log());
+    assert!(
+        daemon.log().contains("job=export-catalogue"),
+        "{}",
+        daemon.log()
+    );
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+}
+
+#[test]
+fn a_trigger_file_runs_its_job_and_disappears() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let daemon = Daemon::start(&sb);
+    let trigger = control(&sb).join("export-seatplan");
+    assert!(
+        control(&sb).is_dir(),
+        "the daemon creates the control folder"
+    );
+    std::fs::write(&trigger, "").expect("drop the trigger");
+    wait_until("the trigger taken", || gone(&trigger), || daemon.log());
+    wait_until(
+        "a seat plan exported",
+        || exported(&sb, "seatplan") == 1,
+        || daemon.log(),
+    );
+    daemon.wait_log("trigger taken: job queued");
+    // An unknown name is refused with the valid ones, and removed.
+    let bad = control(&sb).join("export-everything");
+    std::fs::write(&bad, "").expect("drop a bad trigger");
+    wait_until("the bad trigger removed", || gone(&bad), || daemon.log());
+    daemon.wait_log("unknown trigger file removed");
+    assert!(daemon.log().contains("apply-catalogue"), "{}", daemon.log());
+    assert_eq!(exported(&sb, "seatplan"), 1, "{}", daemon.log());
+}
+
+#[test]
+fn stxd_trigger_asks_the_daemon_or_runs_now() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    // No daemon yet: the trigger waits for it.
+    let out = sb.stxd(&["trigger", "export-seatplan", "--link", "opera-tourism"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout().contains("runs when the daemon starts"),
+        "{}",
+        out.stdout()
+    );
+    assert!(control(&sb).join("export-seatplan").is_file());
+    let daemon = Daemon::start(&sb);
+    wait_until(
+        "the waiting trigger's seat plan",
+        || exported(&sb, "seatplan") == 1,
+        || daemon.log(),
+    );
+    let out = sb.stxd(&["trigger", "export-catalogue", "--link", "opera-tourism"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout()
+            .contains(&format!("running (pid {})", daemon.pid())),
+        "{}",
+        out.stdout()
+    );
+    wait_until(
+        "the catalogue",
+        || exported(&sb, "catalogue") == 1,
+        || daemon.log(),
+    );
+    wait_until(
+        "the trigger taken",
+        || gone(&control(&sb).join("export-catalogue")),
+        || daemon.log(),
+    );
+    // --now runs it here, through the same job runner.
+    let now = sb.stxd(&[
+        "trigger",
+        "export-catalogue",
+        "--link",
+        "opera-tourism",
+        "--now",
+    ]);
+    now.expect_code(0);
+    assert!(now.stdout().contains("sequence 2"), "{}", now.stdout());
+    // Usage errors: an unknown job, a job of the other side's server.
+    let bad = sb.stxd(&["trigger", "reboot", "--link", "opera-tourism"]);
+    bad.expect_code(2);
+    assert!(bad.stderr().contains("export-seatplan"), "{}", bad.stderr());
+    let bad = sb.stxd(&["trigger", "poll", "--link", "nowhere"]);
+    bad.expect_code(1);
+    assert!(
+        bad.stderr().contains("not in the config"),
+        "{}",
+        bad.stderr()
+    );
+}
+
+#[test]
+fn an_apply_window_holds_the_catalogue_until_its_trigger() {
+    let sb = Sandbox::new();
+    // A window that opens on January 1st only: it does not fire during the test.
+    add_schedules(&sb, &[("apply-catalogue", "0 3 1 1 *")]);
+    sb.stxd(&["check"]).expect_code(0);
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    let daemon = Daemon::start(&sb);
+    let inbox = to_distributor(&sb);
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    // Seat plans have no window: applied at once.
+    wait_for_file(&inbox.join("done"), "seatplan", || daemon.log());
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    daemon.wait_log("file held until its apply window");
+    assert!(daemon.log().contains("apply-window"), "{}", daemon.log());
+    assert_eq!(manifests(&inbox, "catalogue").len(), 1, "{}", daemon.log());
+    assert!(manifests(&inbox.join("done"), "catalogue").is_empty());
+    sb.stxd(&["trigger", "apply-catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    wait_for_file(&inbox.join("done"), "catalogue", || daemon.log());
+    assert!(manifests(&inbox, "catalogue").is_empty());
+    assert_eq!(
+        daemon
+            .log()
+            .matches("file held until its apply window")
+            .count(),
+        1,
+        "{}",
+        daemon.log()
+    );
+    // The products the catalogue created are there to validate.
+    let list = sb.stxd(&["--json", "catalogue", "list", "--to-validate"]);
+    list.expect_code(0);
+    assert!(list.stdout().contains("TRAV-BIL"), "{}", list.stdout());
+}

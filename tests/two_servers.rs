@@ -1,0 +1,298 @@
+//! The manual's first use #1–#3 between two servers over SFTP: a manager
+//! daemon (OPERA, the SFTP client) and a distributor daemon (TOURISM, whose
+//! local exchange folder is the share a real sshd serves), each with its own
+//! config and state. They are driven only by schedules (the manager's poll,
+//! the distributor's sales export), hand-dropped files (a trigger file in a
+//! control folder) and CLI commands; the reconciliation then shows no
+//! difference.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::sshd::Sshd;
+use crate::util::{DAEMON_DEADLINE, Daemon, Run, Sandbox};
+
+const LINK: &str = "opera-tourism";
+
+/// Both servers' folders inside one sandbox (each side only ever touches
+/// its own; the share stands for the distributor's disk).
+struct Servers {
+    sb: Sandbox,
+}
+
+impl Servers {
+    fn new(sshd: &Sshd) -> Servers {
+        let sb = Sandbox::new();
+        let root = sb.path().to_owned();
+        std::fs::create_dir_all(root.join("share")).unwrap();
+        // The shared secret, agreed out of band: one file per server.
+        for side in ["manager", "distributor"] {
+            stxd::config::generate_secret(&root.join(side).join("secret.key")).unwrap();
+        }
+        std::fs::copy(
+            root.join("manager/secret.key"),
+            root.join("distributor/secret.key"),
+        )
+        .unwrap();
+        let sample = |f: &str| format!("\"{}\"", root.join("samples").join(f).display());
+        let link = |side: &str| {
+            format!(
+                "[[link]]\nname = \"{LINK}\"\nmanager = \"OPERA\"\ndistributor = \"TOURISM\"\n\
+                 login = \"TOURISM_OPE@TOURISM\"\nsecret_file = \"{}\"\n",
+                root.join(side).join("secret.key").display()
+            )
+        };
+        let manager = format!(
+            "state_dir = \"{state}\"\n[daemon]\nscan_seconds = 1\n\n\
+             [[institution]]\ncode = \"OPERA\"\nrole = \"manager\"\nload = [{a}, {b}, {c}]\n\n\
+             {link}\n[link.transport]\nkind = \"sftp\"\nhost = \"127.0.0.1\"\nport = {port}\n\
+             user = \"{user}\"\nkey_file = \"{key}\"\nknown_hosts = \"{known}\"\n\
+             remote_dir = \"{share}\"\nlocal_dir = \"{local}\"\n\n\
+             # Fetch and push every second.\n\
+             [[schedule]]\nlink = \"{LINK}\"\njob = \"poll\"\ncron = \"* * * * * *\"\n",
+            state = root.join("manager/state").display(),
+            a = sample("opera/seatplan.xml"),
+            b = sample("opera/catalogue.xml"),
+            c = sample("opera/setup.toml"),
+            link = link("manager"),
+            port = sshd.port(),
+            user = current_user(),
+            key = sshd.client_key().display(),
+            known = sshd.client_known_hosts().display(),
+            share = root.join("share").display(),
+            local = root.join("manager/exchange").display(),
+        );
+        let distributor = format!(
+            "state_dir = \"{state}\"\n[daemon]\nscan_seconds = 1\n\n\
+             [[institution]]\ncode = \"TOURISM\"\nrole = \"distributor\"\nload = [{a}, {b}]\n\n\
+             {link}transport = {{ kind = \"local\", dir = \"{share}\" }}\n\n\
+             # The sales file leaves every two seconds when there is something to send.\n\
+             [[schedule]]\nlink = \"{LINK}\"\njob = \"export-sales\"\ncron = \"*/2 * * * * *\"\n",
+            state = root.join("distributor/state").display(),
+            a = sample("tourism/reference.xml"),
+            b = sample("tourism/setup.toml"),
+            link = link("distributor"),
+            share = root.join("share").display(),
+        );
+        std::fs::write(root.join("manager.toml"), manager).unwrap();
+        std::fs::write(root.join("distributor.toml"), distributor).unwrap();
+        Servers { sb }
+    }
+
+    fn root(&self) -> &Path {
+        self.sb.path()
+    }
+
+    fn m(&self, args: &[&str]) -> Run {
+        self.sb
+            .stxd(&[&["--config", "manager.toml"], args].concat())
+    }
+
+    fn d(&self, args: &[&str]) -> Run {
+        self.sb
+            .stxd(&[&["--config", "distributor.toml"], args].concat())
+    }
+
+    fn daemon(&self, config: &str) -> Daemon {
+        Daemon::start_args(&self.sb, &["--config", config], "info")
+    }
+
+    /// The manifests in a folder, sorted.
+    fn manifests(&self, dir: &str) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.root().join(dir))
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                    .filter(|n| n.ends_with(".stx"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+
+    fn count(&self, store: &str, sql: &str) -> i64 {
+        let path = self.root().join(store);
+        let conn =
+            rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .unwrap();
+        conn.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+fn current_user() -> String {
+    // SAFETY: geteuid has no preconditions; getpwuid's result is read at once.
+    let name = unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        assert!(!pw.is_null(), "no passwd entry for the test's user");
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+    };
+    name.to_string_lossy().into_owned()
+}
+
+/// Waits until `done()` holds, failing with `what` and both daemons' logs.
+#[track_caller]
+fn eventually(what: &str, logs: &[&Daemon], mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        if start.elapsed() > DAEMON_DEADLINE {
+            let logs: Vec<String> = logs.iter().map(|d| d.log()).collect();
+            panic!(
+                "{what}: not after {DAEMON_DEADLINE:?}\n{}",
+                logs.join("\n-----\n")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout(), run.stderr()))
+}
+
+#[test]
+fn two_daemons_play_the_whole_manual_over_sftp() {
+    let sshd = Sshd::start();
+    let servers = Servers::new(&sshd);
+    let s = &servers;
+    let mut manager = s.daemon("manager.toml");
+    let mut distributor = s.daemon("distributor.toml");
+    let logs = [&manager, &distributor];
+
+    // #1 and #2, manager: seat plan and catalogue, asked of the daemon from
+    // the CLI; its poll schedule pushes them to the share.
+    s.m(&["trigger", "export-seatplan", "--link", LINK])
+        .expect_code(0);
+    s.m(&["trigger", "export-catalogue", "--link", LINK])
+        .expect_code(0);
+    // Distributor: both park, naming the mappings they need.
+    eventually(
+        "seat plan and catalogue parked at the distributor",
+        &logs,
+        || s.manifests("share/to-distributor/parked").len() == 2,
+    );
+    assert_eq!(
+        s.manifests("manager/exchange/outbox/sent"),
+        [
+            format!("{LINK}.CATALOGUE.00000001.stx"),
+            format!("{LINK}.SEATPLAN.00000001.stx")
+        ]
+    );
+    let status = s.d(&["--json", "status"]);
+    let status = json(status.expect_code(0));
+    assert_eq!(status["links"][0]["parked"]["count"], 2, "{status:#}");
+
+    // Ops fill the mappings: the parked files resume and apply.
+    s.d(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    eventually("seat plan and catalogue applied", &logs, || {
+        s.manifests("share/to-distributor/done").len() == 2
+    });
+    s.d(&["catalogue", "validate", "--all"]).expect_code(0);
+    s.d(&["catalogue", "assign-profile", "1", "GUICHET"])
+        .expect_code(0);
+
+    // #3, manager: a contingent for the first Traviata, exported by a
+    // trigger file dropped by hand in the control folder.
+    let link = ["--link", LINK, "--performance", "1701"];
+    s.m(&[
+        &["contingent", "allocate"][..],
+        &link,
+        &["--seats", "PARTERRE:A:1-10"],
+    ]
+    .concat())
+        .expect_code(0);
+    s.m(&[
+        &["contingent", "allocate"][..],
+        &link,
+        &["--zone", "FOSSE", "--quantity", "5"],
+    ]
+    .concat())
+        .expect_code(0);
+    let control = s.root().join("manager/state/control").join(LINK);
+    std::fs::create_dir_all(&control).unwrap();
+    std::fs::write(control.join("export-contingent"), b"").unwrap();
+    eventually("contingent applied at the distributor", &logs, || {
+        s.manifests("share/to-distributor/done")
+            .contains(&format!("{LINK}.CONTINGENT.00000001.stx"))
+    });
+    assert!(
+        !control.join("export-contingent").exists(),
+        "trigger consumed"
+    );
+
+    // Distributor: two seats and a standing place sold, one seat refunded.
+    let sell = |place: &[&str], audience: &str| -> i64 {
+        let args = [
+            &[
+                "--json",
+                "sale",
+                "sell",
+                "--performance",
+                "TRAV0115",
+                "--tariff",
+                "NORMAL",
+                "--audience",
+                audience,
+            ][..],
+            place,
+        ]
+        .concat();
+        json(s.d(&args).expect_code(0))["line"]["line"]
+            .as_i64()
+            .unwrap()
+    };
+    sell(&["--seat", "PARTERRE:A:1"], "ADULT");
+    let a2 = sell(&["--seat", "PARTERRE:A:2"], "CHILD");
+    sell(&["--zone", "FOSSE"], "ADULT");
+    s.d(&["sale", "refund", &a2.to_string()]).expect_code(0);
+
+    // The distributor's schedule writes the sales file into the share; the
+    // manager's poll fetches it and its daemon books it.
+    eventually("sales reintegrated at the manager", &logs, || {
+        s.count("manager/state/OPERA.sqlite", "SELECT count(*) FROM ticket") == 3
+            && s.count(
+                "manager/state/OPERA.sqlite",
+                "SELECT count(*) FROM allotment WHERE acknowledged = exported",
+            ) == 1
+    });
+    assert_eq!(
+        s.count(
+            "manager/state/OPERA.sqlite",
+            "SELECT sum(amount) FROM pending_account_entry"
+        ),
+        8500 + 2500,
+        "the pending account holds the two valid tickets"
+    );
+    assert!(
+        s.manifests("share/to-manager").is_empty(),
+        "every remote original was fetched and removed"
+    );
+
+    // Both daemons stop cleanly.
+    for daemon in [&manager, &distributor] {
+        daemon.signal(libc::SIGTERM);
+    }
+    assert_eq!(manager.wait_exit(), Some(0), "{}", manager.log());
+    assert_eq!(distributor.wait_exit(), Some(0), "{}", distributor.log());
+
+    // The reconciliation, on the manager's server with the distributor's
+    // store (opened read-only), shows no difference.
+    let copy = s.root().join("distributor/state/TOURISM.sqlite");
+    let report = s.m(&[
+        "--json",
+        "report",
+        "reconcile",
+        "--link",
+        LINK,
+        "--distributor-store",
+        copy.to_str().unwrap(),
+    ]);
+    let report = json(report.expect_code(0));
+    assert_eq!(report["consistent"], true, "{report:#}");
+    // Nothing went to error/ on either side.
+    assert!(s.manifests("share/to-distributor/error").is_empty());
+    assert!(s.manifests("manager/exchange/inbox/error").is_empty());
+}
