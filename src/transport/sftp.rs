@@ -749,7 +749,7 @@ impl Io<'_> {
             .open_mode(
                 &part,
                 OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
-                0o644,
+                0o640,
                 OpenType::File,
             )
             .map_err(|e| self.remote("create", &part, e))?;
