@@ -227,13 +227,19 @@ fn a_pulled_pair_lands_in_the_inbox_and_the_remote_original_goes() {
     let (lone_payload, _) = pair(&remote, "SALES", "csv", 2, b"x");
     std::fs::remove_file(remote.join(format!("{LINK}.SALES.00000002.stx"))).unwrap();
     let wrong_way = pair(&remote, "CONTINGENT", "csv", 1, b"c");
-    // A crash's leftover download.
+    // A crash's leftover download goes; a hand copy in progress stays.
     std::fs::create_dir_all(f.inbox()).unwrap();
-    std::fs::write(f.inbox().join(format!(".{p}.part")), "half").unwrap();
+    std::fs::write(f.inbox().join(format!(".{p}.stxd-download")), "half").unwrap();
+    let by_hand = format!(".{LINK}.SALES.00000009.csv.part");
+    std::fs::write(f.inbox().join(&by_hand), "copying").unwrap();
 
     let got = moved(poll(&f.good_config()));
     assert_eq!(got.pulled, vec![m.clone()]);
-    assert_eq!(files(&f.inbox()), vec![p.clone(), m.clone()]);
+    assert_eq!(
+        files(&f.inbox()),
+        vec![by_hand.clone(), p.clone(), m.clone()],
+        "the leftover download went, a hand copy in progress is not ours"
+    );
     assert_eq!(
         sha(&std::fs::read(f.inbox().join(&p)).unwrap()),
         sha(&payload)

@@ -354,6 +354,15 @@ pub fn part_name(name: &str) -> String {
     format!(".{name}.part")
 }
 
+/// The temporary name of a download in the local inbox: a suffix only this
+/// transport writes, so the clean-up after a crash never removes the
+/// `.<name>.part` of someone copying a file in by hand.
+pub fn download_name(name: &str) -> String {
+    format!(".{name}{DOWNLOAD_SUFFIX}")
+}
+
+const DOWNLOAD_SUFFIX: &str = ".stxd-download";
+
 /// Why a secret file (private key, password) is refused, given its mode and
 /// owner and the current user: it must be the user's own and unreadable by
 /// anyone else.
@@ -908,7 +917,7 @@ impl Io<'_> {
         Ok(())
     }
 
-    /// Downloads a remote file to `inbox/.<name>.part`, checks its size,
+    /// Downloads a remote file to `inbox/.<name>.stxd-download`, checks its size,
     /// syncs it and links it to `inbox/<name>` (never replacing). `Some`
     /// alert when the inbox holds other bytes under that name.
     fn download(
@@ -918,7 +927,7 @@ impl Io<'_> {
         inbox: &Path,
         name: &str,
     ) -> Result<Option<String>, SftpError> {
-        let part = inbox.join(part_name(name));
+        let part = inbox.join(download_name(name));
         let target = inbox.join(name);
         let result = self.download_part(remote, size, &part);
         if let Err(e) = result {
@@ -980,15 +989,16 @@ impl Io<'_> {
     }
 }
 
-/// Removes the `.<name>.part` files a crashed download left in the inbox
-/// (only this transport writes dot-names there).
+/// Removes the `.<name>.stxd-download` files a crashed download left in
+/// the inbox (only this transport writes that suffix).
 fn remove_leftover_parts(inbox: &Path) -> io::Result<()> {
     let mut removed = false;
     for entry in std::fs::read_dir(inbox)? {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('.') && name.ends_with(".part") && entry.file_type()?.is_file() {
+        if name.starts_with('.') && name.ends_with(DOWNLOAD_SUFFIX) && entry.file_type()?.is_file()
+        {
             std::fs::remove_file(entry.path())?;
             tracing::info!(file = %entry.path().display(), "leftover partial download removed");
             removed = true;
