@@ -596,3 +596,36 @@ fn a_kept_share_backs_off_after_a_failure_and_reconnects_when_due() {
         "{report:?}"
     );
 }
+
+#[test]
+fn a_thousand_pairs_move_in_one_poll_each_way() {
+    let f = Fixture::new();
+    let remote = f.share("to-manager");
+    for seq in 1..=1000 {
+        pair(
+            &remote,
+            "SALES",
+            "csv",
+            seq,
+            format!("line {seq}\n").as_bytes(),
+        );
+        pair(&f.outbox(), "CONTINGENT", "csv", seq, b"c");
+    }
+    let got = moved(poll(&f.good_config()));
+    assert_eq!(got.pulled.len(), 1000);
+    assert_eq!(got.pushed.len(), 1000);
+    assert!(got.alerts.is_empty(), "{:?}", got.alerts);
+    assert_eq!(
+        names(&remote),
+        Vec::<String>::new(),
+        "every original removed"
+    );
+    assert_eq!(files(&f.inbox()).len(), 2000);
+    assert_eq!(
+        std::fs::read_to_string(f.inbox().join(format!("{LINK}.SALES.00000777.csv"))).unwrap(),
+        "line 777\n"
+    );
+    assert_eq!(files(&f.share("to-distributor")).len(), 2000);
+    assert_eq!(files(&f.outbox()), Vec::<String>::new());
+    assert_eq!(files(&f.outbox().join("sent")).len(), 2000);
+}
