@@ -226,8 +226,13 @@ fn init_logs(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STXD_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a file, a pipe or the journal
+    // (systemd gives stderr as a socket) gets plain text. NO_COLOR wins.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
         config::LogFormat::Human => builder.try_init(),
