@@ -99,8 +99,10 @@ enum Command {
     },
     /// The daemon: applies the files arriving in every inbox of the config
     /// (watched, and listed every `[daemon] scan_seconds`), retries parked
-    /// files once mappings are filled. SIGTERM/SIGINT stop it after the file
-    /// in hand; SIGHUP reloads the config file.
+    /// files once mappings are filled, runs the `[[schedule]]` jobs and the
+    /// trigger files of `<state_dir>/control/<link>/`. SIGTERM/SIGINT stop it
+    /// after the work in hand (exit 0; a second signal: exit 130); SIGHUP
+    /// reloads the config file (an invalid one is logged and ignored).
     Run,
     /// Run a job of a link now: drops its trigger file in
     /// `<state_dir>/control/<link>/` for the daemon (or, with --now, runs it
