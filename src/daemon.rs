@@ -264,7 +264,8 @@ pub async fn run(
     let mut watcher = Watcher::new(kick_tx)?;
     watcher.watch(&config)?;
     let mut schedules = Schedules::new(&config.schedules, OffsetDateTime::now_utc());
-    // ready: the stores are open and the folders watched.
+    // Started: the stores are open and the folders watched. "ready" is
+    // logged once the first listing has recovered what a previous run left.
     info!(
         state_dir = %config.state_dir.display(),
         lock = %lock.path().display(),
@@ -273,7 +274,7 @@ pub async fn run(
         schedules = config.schedules.len(),
         scan_seconds = config.daemon.scan_seconds,
         pid = std::process::id(),
-        "ready"
+        "started: stores open, folders watched; first listing running"
     );
 
     let mut tick = new_interval(config.daemon.scan_seconds);
@@ -373,7 +374,7 @@ pub async fn run(
                 }
                 Some(Intent::Quit) => {
                     sd.stopping("quitting now");
-                    warn!(work_in_hand = %in_hand.as_ref().map(|h| h.work.label()).unwrap_or_default(),
+                    warn!(work_in_hand = %in_hand.as_ref().map_or_else(|| "none".to_owned(), |h| h.work.label()),
                         "quitting now: the file in hand, if any, is rolled back");
                     return Ok(Exit::Quit);
                 }
@@ -381,9 +382,10 @@ pub async fn run(
                     sd.stopping("stopping: finishing the work in hand");
                     stop.store(true, Ordering::SeqCst);
                     let abandoned: Vec<String> = queue.iter().map(Work::label).collect();
+                    // "none" rather than an empty field an operator cannot read.
                     info!(
-                        work_in_hand = %in_hand.as_ref().map(|h| h.work.label()).unwrap_or_default(),
-                        not_started = %abandoned.join(", "),
+                        work_in_hand = %in_hand.as_ref().map_or_else(|| "none".to_owned(), |h| h.work.label()),
+                        not_started = %if abandoned.is_empty() { "none".to_owned() } else { abandoned.join(", ") },
                         "stopping: no new work is taken"
                     );
                     put_back_triggers(&config, queue.iter());
@@ -535,7 +537,14 @@ fn reload(running: &Config, path: Option<&Path>) -> Option<Config> {
             None
         }
         Ok(new) => {
-            info!(config = %path.display(), "config reloaded");
+            info!(
+                config = %path.display(),
+                institutions = new.institutions.len(),
+                links = new.links.len(),
+                schedules = new.schedules.len(),
+                scan_seconds = new.daemon.scan_seconds,
+                "config reloaded"
+            );
             Some(new)
         }
         Err(e) => {

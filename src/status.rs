@@ -96,6 +96,10 @@ pub struct Folder {
     pub path: PathBuf,
     pub count: usize,
     pub files: Vec<String>,
+    /// Other files stxd never takes from this folder: a payload without
+    /// its manifest, a name that is not a manifest name (`notes.txt`).
+    /// Dot-names (files being written) and folders are not listed.
+    pub others: Vec<String>,
     /// Why the folder could not be listed.
     pub problem: Option<String>,
 }
@@ -324,10 +328,38 @@ fn folder(dir: &Path) -> Folder {
                 .iter()
                 .map(|f| crate::inbound::claim::display_name(f))
                 .collect();
+            out.others = others(dir, &out.files);
         }
         Err(e) => out.problem = Some(format!("cannot list {}: {e}", dir.display())),
     }
     out
+}
+
+/// The regular files of `dir` that are neither a waiting manifest nor the
+/// payload beside one, nor a dot-name: what sits there and is never taken.
+/// Sorted; a folder that cannot be listed has none.
+fn others(dir: &Path, manifests: &[String]) -> Vec<String> {
+    let stems: Vec<&str> = manifests
+        .iter()
+        .filter_map(|m| m.strip_suffix(".stx"))
+        .collect();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<String> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            if e.file_type().ok()?.is_dir() {
+                return None;
+            }
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stem = name.rsplit_once('.').map_or(name.as_str(), |(s, _)| s);
+            let ours = name.starts_with('.') || manifests.contains(&name) || stems.contains(&stem);
+            (!ours).then_some(name)
+        })
+        .collect();
+    found.sort();
+    found
 }
 
 /// The manifests of `error/` whose `.reason` was written at or after `since`.

@@ -196,3 +196,26 @@ fn table_digest(db: &std::path::Path) -> String {
     }
     hex::encode(hasher.finalize())
 }
+
+/// Logs written to a file or a pipe (the journal, a collector) are plain
+/// text: no terminal colour codes around the fields.
+#[test]
+fn logs_to_a_file_carry_no_colour_codes() {
+    let sb = Sandbox::new();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_stxd"))
+        .arg("check")
+        .current_dir(sb.path())
+        .env_remove("STXD_CONFIG")
+        .env_remove("NO_COLOR")
+        .env("STXD_LOG", "info")
+        .output()
+        .expect("run stxd");
+    assert_eq!(output.status.code(), Some(0));
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(log.contains("store created"), "{log}");
+    assert!(
+        log.contains("institution=OPERA"),
+        "fields as plain key=value: {log}"
+    );
+    assert!(!log.contains('\u{1b}'), "colour codes in {log:?}");
+}

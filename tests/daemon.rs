@@ -105,6 +105,18 @@ fn sigterm_stops_the_daemon_with_exit_code_0() {
     let log = daemon.log();
     assert!(log.contains("stopping"), "{log}");
     assert!(log.contains("stopped"), "{log}");
+    // Every field of the stopping line says something ("none" when idle).
+    let line = log
+        .lines()
+        .find(|l| l.contains("stopping: no new work is taken"))
+        .unwrap_or_default();
+    for field in ["work_in_hand=", "not_started="] {
+        let value = line.split(field).nth(1).unwrap_or_default();
+        assert!(
+            !value.is_empty() && !value.starts_with(' '),
+            "{field} empty in {line:?}"
+        );
+    }
     // The lock is released: a new daemon starts on the same state.
     let mut again = Daemon::start(&sb);
     again.signal(libc::SIGINT);
@@ -130,6 +142,8 @@ fn sighup_keeps_the_running_config_when_the_file_is_broken() {
     daemon.signal(libc::SIGHUP);
     daemon.wait_log("config reloaded");
     assert!(daemon.running(), "{}", daemon.log());
+    // The reload line says what the daemon now runs with.
+    assert!(daemon.log().contains("scan_seconds=7"), "{}", daemon.log());
     // Still working on the reloaded config.
     sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
         .expect_code(0);

@@ -152,8 +152,11 @@ fn stxd_trigger_asks_the_daemon_or_runs_now() {
     let bad = sb.stxd(&["trigger", "reboot", "--link", "opera-tourism"]);
     bad.expect_code(2);
     assert!(bad.stderr().contains("export-seatplan"), "{}", bad.stderr());
+    // An unknown link is a usage error too (exit 2, as `stxd status`), and
+    // leaves no control folder behind.
     let bad = sb.stxd(&["trigger", "poll", "--link", "nowhere"]);
-    bad.expect_code(1);
+    bad.expect_code(2);
+    assert!(!sb.path().join("var/state/control/nowhere").exists());
     assert!(
         bad.stderr().contains("not in the config"),
         "{}",

@@ -159,3 +159,32 @@ fn status_of_an_unknown_link_is_a_usage_error() {
         run.stderr()
     );
 }
+
+/// A stray file in an inbox (a note, a payload whose manifest never came)
+/// is never taken: status names it instead of saying the inbox is empty.
+#[test]
+fn status_names_the_files_an_inbox_holds_but_never_takes() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    std::fs::write(inbox.join("notes.txt"), "hello").unwrap();
+    std::fs::write(inbox.join("opera-tourism.SALES.00000009.csv"), "x").unwrap();
+    std::fs::write(inbox.join(".being-written.part"), "x").unwrap();
+    let s = status(&sb);
+    let d = side(&s, "distributor");
+    // The complete catalogue pair waits; its payload is not "other".
+    assert_eq!(d["inbox"]["count"], 1, "{d:#}");
+    assert_eq!(
+        d["inbox"]["others"],
+        serde_json::json!(["notes.txt", "opera-tourism.SALES.00000009.csv"]),
+        "{d:#}"
+    );
+    let text = sb.stxd(&["status"]).stdout();
+    assert!(
+        text.contains("inbox: 2 other files never taken")
+            && text.contains("notes.txt, opera-tourism.SALES.00000009.csv"),
+        "{text}"
+    );
+}

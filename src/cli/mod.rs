@@ -99,8 +99,10 @@ enum Command {
     },
     /// The daemon: applies the files arriving in every inbox of the config
     /// (watched, and listed every `[daemon] scan_seconds`), retries parked
-    /// files once mappings are filled. SIGTERM/SIGINT stop it after the file
-    /// in hand; SIGHUP reloads the config file.
+    /// files once mappings are filled, runs the `[[schedule]]` jobs and the
+    /// trigger files of `<state_dir>/control/<link>/`. SIGTERM/SIGINT stop it
+    /// after the work in hand (exit 0; a second signal: exit 130); SIGHUP
+    /// reloads the config file (an invalid one is logged and ignored).
     Run,
     /// Run a job of a link now: drops its trigger file in
     /// `<state_dir>/control/<link>/` for the daemon (or, with --now, runs it
@@ -226,8 +228,13 @@ fn init_logs(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("STXD_LOG")
         .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log_level))
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person at a terminal: a file, a pipe or the journal
+    // (systemd gives stderr as a socket) gets plain text. NO_COLOR wins.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr())
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     let _ = match config.log_format {
         config::LogFormat::Human => builder.try_init(),

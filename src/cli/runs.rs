@@ -81,13 +81,16 @@ pub fn run(config: &Config, json: bool, cmd: RunsCommand) -> anyhow::Result<u8> 
                     .collect();
                 println!("{:#}", serde_json::Value::Array(list));
             } else {
+                // The kind column fits the longest kind listed
+                // (catalogue-assign-profile is 24 characters).
+                let kind_width = rows.iter().map(|(_, r)| r.kind.len()).fold(20, usize::max);
                 println!(
-                    "{:<8} {:>5}  {:<20} {:<8} {:<27} {:>7}  file",
+                    "{:<8} {:>5}  {:<kind_width$} {:<8} {:<27} {:>7}  file",
                     "inst", "run", "kind", "status", "started", "records"
                 );
                 for (i, r) in &rows {
                     println!(
-                        "{:<8} {:>5}  {:<20} {:<8} {:<27} {:>7}  {}",
+                        "{:<8} {:>5}  {:<kind_width$} {:<8} {:<27} {:>7}  {}",
                         i,
                         r.id,
                         r.kind,

@@ -137,5 +137,21 @@ fn print_folder(out: &mut impl Write, name: &str, what: &str, f: &Folder) -> std
             write!(out, ": {names}")?;
         }
     }
-    writeln!(out)
+    writeln!(out)?;
+    if !f.others.is_empty() {
+        let more = f.others.len().saturating_sub(SHOWN);
+        let names = f.others[..f.others.len().min(SHOWN)].join(", ");
+        let more = if more > 0 {
+            format!(" and {more} more")
+        } else {
+            String::new()
+        };
+        writeln!(
+            out,
+            "  {name}: {} other file{} never taken (no manifest beside it, or not a manifest name): {names}{more}",
+            f.others.len(),
+            if f.others.len() == 1 { "" } else { "s" }
+        )?;
+    }
+    Ok(())
 }

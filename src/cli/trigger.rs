@@ -34,6 +34,16 @@ pub fn run(config: &Config, json: bool, args: TriggerArgs) -> anyhow::Result<u8>
             return Ok(EXIT_USAGE);
         }
     };
+    // An unknown link is a usage error (exit 2), as for `stxd status`.
+    if config.link(&args.link).is_none() {
+        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
+        eprintln!(
+            "stxd: link {:?} is not in the config (it has: {})",
+            args.link,
+            known.join(", ")
+        );
+        return Ok(EXIT_USAGE);
+    }
     if args.now {
         return run_now(config, json, &args.link, job);
     }

@@ -401,7 +401,10 @@ pub fn export_with(
 
     match result {
         Ok(exported) => {
-            tracing::info!(
+            // Debug: every caller reports the export itself (the CLI on
+            // stdout, the daemon's "job done" line); at info this line only
+            // doubled theirs.
+            tracing::debug!(
                 link = %link.name,
                 kind = %kind,
                 sequence = exported.manifest.sequence,
