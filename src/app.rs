@@ -778,8 +778,9 @@ pub enum JobDone {
 /// Runs one job on a link now: the code path of `stxd trigger --now`, of
 /// trigger files and of schedules alike.
 ///
-/// - `export-<kind>`: the link's next file of that kind, as `stxd export`
-///   (a contingent export covers every performance with an allotment).
+/// - `export-<kind>`: the link's next file of that kind, as `stxd export`;
+///   a contingent export covers the performances whose allotment changed
+///   since its last export (`nothing-to-send` when none did).
 /// - `poll`: syncs an SFTP share ([`poll_with`], sessions kept in
 ///   `shares`), then lists the link's inboxes and processes the complete
 ///   files, holding those of a kind with an apply window.
@@ -804,12 +805,22 @@ pub fn run_job(
         Job::Export(kind) => {
             let (link, _, mut store) = open_side(config, &link.name, kind.sender())?;
             let secret = link_secret(link).with_context(|| format!("link {}", link.name))?;
-            Ok(
-                match crate::outbound::export::export(&mut store, link, kind, &secret, now) {
-                    Ok(done) => JobDone::Exported(Box::new(done)),
-                    Err(e) => JobDone::Refused(e),
-                },
-            )
+            // A job sends only the contingents that changed: a schedule
+            // never repeats a snapshot the distributor already has.
+            let result = match kind {
+                Kind::Contingent => crate::outbound::export::export_with(
+                    &mut store,
+                    link,
+                    &crate::outbound::contingent::ContingentPayload::changed(),
+                    &secret,
+                    now,
+                ),
+                _ => crate::outbound::export::export(&mut store, link, kind, &secret, now),
+            };
+            Ok(match result {
+                Ok(done) => JobDone::Exported(Box::new(done)),
+                Err(e) => JobDone::Refused(e),
+            })
         }
         Job::Poll => {
             let polled = poll_with(config, &link.name, shares, std::time::Instant::now())?;

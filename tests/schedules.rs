@@ -202,3 +202,63 @@ fn an_apply_window_holds_the_catalogue_until_its_trigger() {
     list.expect_code(0);
     assert!(list.stdout().contains("TRAV-BIL"), "{}", list.stdout());
 }
+
+#[test]
+fn the_contingent_job_sends_only_what_changed_since_its_last_export() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let allocate = |performance: &str, seats: &str| {
+        sb.stxd(&[
+            "contingent",
+            "allocate",
+            "--link",
+            "opera-tourism",
+            "--performance",
+            performance,
+            "--seats",
+            seats,
+        ])
+        .expect_code(0);
+    };
+    let job = || {
+        sb.stxd(&[
+            "--json",
+            "trigger",
+            "export-contingent",
+            "--link",
+            "opera-tourism",
+            "--now",
+        ])
+    };
+    allocate("1701", "PARTERRE:A:1-4");
+    allocate("1702", "PARTERRE:B:1-4");
+    job().expect_code(0);
+    assert_eq!(exported(&sb, "contingent"), 1);
+    // Nothing changed: a schedule firing again writes nothing.
+    let again = job();
+    again.expect_code(1);
+    assert!(
+        again.stdout().contains("nothing-to-send"),
+        "{}",
+        again.stdout()
+    );
+    assert_eq!(exported(&sb, "contingent"), 1);
+    // One performance changed: only its snapshot goes.
+    allocate("1702", "PARTERRE:C:1-2");
+    let run = job();
+    run.expect_code(0);
+    let done: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
+    assert_eq!(done["sequence"], 2, "{done:#}");
+    let payload =
+        std::fs::read_to_string(to_distributor(&sb).join("opera-tourism.CONTINGENT.00000002.csv"))
+            .unwrap();
+    assert!(payload.contains("\n1702;"), "{payload}");
+    assert!(!payload.contains("\n1701;"), "{payload}");
+    // `stxd export contingent` still sends every performance, by hand.
+    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
+        .expect_code(0);
+    let all =
+        std::fs::read_to_string(to_distributor(&sb).join("opera-tourism.CONTINGENT.00000003.csv"))
+            .unwrap();
+    assert!(all.contains("\n1701;") && all.contains("\n1702;"), "{all}");
+}

@@ -369,6 +369,16 @@ fn a_file_with_only_acks_is_sent_and_nothing_at_all_is_refused() {
     let file = read_sales(&sb, 1);
     assert_eq!(acks(&file), vec![(1701, 1), (1702, 1)]);
     assert_eq!(file.len(), 2);
+
+    // Acknowledged already and nothing sold: a schedule writes nothing more.
+    let run = sb.stxd(&["--json", "export", "sales", "--link", LINK]);
+    run.expect_code(1);
+    assert_eq!(json(&run)["code"], "nothing-to-send");
+    // A new version applied needs its acknowledgement: a file again, with
+    // every applied version.
+    apply_contingent(&sb, &snapshot_1701(2, &[1, 2], 1)).unwrap();
+    sb.stxd(&["export", "sales", "--link", LINK]).expect_code(0);
+    assert_eq!(acks(&read_sales(&sb, 2)), vec![(1701, 2), (1702, 1)]);
 }
 
 #[test]

@@ -999,8 +999,26 @@ fn seat_runs(conn: &Connection, link: &str, perf: i64) -> Result<Vec<SeatRun>, D
 
 /// The performances the link has an allotment for, by id.
 pub fn performances(conn: &Connection, link: &str) -> Result<Vec<TechId>, DomainError> {
-    let mut st = conn
-        .prepare_cached("SELECT performance FROM allotment WHERE link = ?1 ORDER BY performance")?;
+    ids(
+        conn,
+        link,
+        "SELECT performance FROM allotment WHERE link = ?1 ORDER BY performance",
+    )
+}
+
+/// The performances whose allotment to `link` changed since its last
+/// export (version above the one exported), in id order: what a scheduled
+/// export sends, so an unchanged contingent is not sent again.
+pub fn changed_performances(conn: &Connection, link: &str) -> Result<Vec<TechId>, DomainError> {
+    ids(
+        conn,
+        link,
+        "SELECT performance FROM allotment WHERE link = ?1 AND version > exported ORDER BY performance",
+    )
+}
+
+fn ids(conn: &Connection, link: &str, sql: &str) -> Result<Vec<TechId>, DomainError> {
+    let mut st = conn.prepare_cached(sql)?;
     let ids: Vec<i64> = st
         .query_map([link], |r| r.get(0))?
         .collect::<Result<_, _>>()?;

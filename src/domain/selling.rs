@@ -1312,14 +1312,21 @@ pub fn export_sales(
     }
     drop(rows);
 
+    // Every applied version is acknowledged in every file (the manager
+    // takes a repeated acknowledgement as a no-op); a file with no line is
+    // written only when one of them was never sent.
     let mut st = conn.prepare(
-        "SELECT performance, version FROM contingent_snapshot WHERE link = ?1 ORDER BY performance",
+        "SELECT performance, version, ack_sent FROM contingent_snapshot WHERE link = ?1 ORDER BY performance",
     )?;
-    let snapshots: Vec<(i64, i64)> = st
-        .query_map([link], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let snapshots: Vec<(i64, i64, Option<i64>)> = st
+        .query_map([link], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
+    let lines = !report.included.is_empty();
+    let new_ack = snapshots
+        .iter()
+        .any(|&(_, version, sent)| sent.is_none_or(|s| s < version));
     let mut acks: Vec<(TechId, u64)> = Vec::with_capacity(snapshots.len());
-    for (local, version) in snapshots {
+    for (local, version, _) in snapshots {
         let object = format!("contingent of performance {local}");
         let performance = manager_id(conn, manager, MappingKind::Performance, local, &object)?;
         let version =
@@ -1335,11 +1342,11 @@ pub fn export_sales(
         }))?;
         label(&mut report, "acks");
     }
-    if report.included.is_empty() {
+    if !lines && !new_ack {
         return Err(ExportError::Setup {
             code: "nothing-to-send",
             problem: format!(
-                "nothing to send on link {link}: no sale or refund waiting and no contingent applied"
+                "nothing to send on link {link}: no sale or refund waiting and no contingent version to acknowledge"
             ),
             fix: "sell, refund or import a contingent first".to_owned(),
         });
@@ -1349,6 +1356,8 @@ pub fn export_sales(
         "UPDATE sale_line SET exported_in = ?2 WHERE link = ?1 AND exported_in IS NULL",
     )?
     .execute((link, sequence))?;
+    conn.prepare_cached("UPDATE contingent_snapshot SET ack_sent = version WHERE link = ?1")?
+        .execute([link])?;
     Ok(report)
 }
 

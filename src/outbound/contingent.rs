@@ -20,22 +20,36 @@ use crate::domain::export::ExportError;
 use crate::format::{Kind, contingent};
 
 /// The `CONTINGENT` payload of one performance (`Some`, by id or code) or of
-/// every performance of the link with an allotment (`None`).
+/// every performance of the link with an allotment (`None`), or only of
+/// those changed since their last export (`changed_only`).
 #[derive(Debug, Clone, Default)]
 pub struct ContingentPayload {
     pub performance: Option<String>,
+    pub changed_only: bool,
 }
 
 impl ContingentPayload {
-    /// Every performance of the link that has an allotment.
+    /// Every performance of the link that has an allotment (`stxd export
+    /// contingent`: ops sending everything again).
     pub fn all() -> ContingentPayload {
-        ContingentPayload { performance: None }
+        ContingentPayload::default()
     }
 
     /// One performance, by technical id or code.
     pub fn one(performance: impl Into<String>) -> ContingentPayload {
         ContingentPayload {
             performance: Some(performance.into()),
+            changed_only: false,
+        }
+    }
+
+    /// The performances whose allotment changed since it was last exported
+    /// (the `export-contingent` job); nothing changed is refused as
+    /// `nothing-to-send`, so a schedule never repeats a snapshot.
+    pub fn changed() -> ContingentPayload {
+        ContingentPayload {
+            performance: None,
+            changed_only: true,
         }
     }
 }
@@ -77,7 +91,27 @@ impl Producer for ContingentPayload {
                             .to_owned(),
                     });
                 }
-                all
+                if !self.changed_only {
+                    all
+                } else {
+                    let changed = domain::changed_performances(conn, &link.name).map_err(|e| {
+                        ExportError::BadData {
+                            object: format!("allotments of link {}", link.name),
+                            problem: e.to_string(),
+                        }
+                    })?;
+                    if changed.is_empty() {
+                        return Err(ExportError::Setup {
+                            code: "nothing-to-send",
+                            problem: format!(
+                                "every contingent of link {} was already exported at its current version",
+                                link.name
+                            ),
+                            fix: "allocate or release places first; `stxd export contingent` sends them all again".to_owned(),
+                        });
+                    }
+                    changed
+                }
             }
         };
         let mut writer = contingent::Writer::new(out)?;

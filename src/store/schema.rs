@@ -44,6 +44,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "returned places: what a link gave back to the manager once acknowledged",
         sql: V3,
     },
+    Migration {
+        version: 4,
+        name: "acknowledgements sent: a sales file only for news",
+        sql: V4,
+    },
 ];
 
 /// The schema version this build writes.
@@ -88,6 +93,13 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     }
     Ok(())
 }
+
+const V4: &str = r#"
+-- The contingent version the distributor last acknowledged in a sales file:
+-- a scheduled sales export with no new line writes a file only when a
+-- snapshot applied since still needs its acknowledgement.
+ALTER TABLE contingent_snapshot ADD COLUMN ack_sent INTEGER CHECK (ack_sent IS NULL OR ack_sent >= 1);
+"#;
 
 const V3: &str = r#"
 -- Places a link gave back to the manager, recorded when the distributor
