@@ -69,13 +69,7 @@ pub fn open_side<'c>(
     link: &str,
     side: Role,
 ) -> anyhow::Result<(&'c Link, &'c Institution, Store)> {
-    let Some(link) = config.link(link) else {
-        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
-        anyhow::bail!(
-            "link {link:?} is not in the config (it has: {})",
-            known.join(", ")
-        );
-    };
+    let link = config.require_link(link).map_err(anyhow::Error::msg)?;
     let code = match side {
         Role::Manager => &link.manager,
         Role::Distributor => &link.distributor,
@@ -452,10 +446,7 @@ pub fn process_files(config: &Config, files: &[PathBuf]) -> anyhow::Result<Vec<H
         let link = config
             .link(&link_name)
             .with_context(|| format!("{name}: link {link_name:?} is not in the config"))?;
-        let side = match kind.sender() {
-            Role::Manager => Role::Distributor,
-            Role::Distributor => Role::Manager,
-        };
+        let side = kind.sender().peer();
         let (link, inst, mut store) = open_side(config, &link.name, side)?;
         let secret = link_secret(link).with_context(|| format!("link {}", link.name))?;
         let processed = inbound::process(&mut store, link, side, &secret, &manifest, &limits);
@@ -475,24 +466,13 @@ pub fn folders_to_scan(
     link: Option<&str>,
     pick: impl Fn(&config::Folders) -> PathBuf,
 ) -> anyhow::Result<Vec<PathBuf>> {
-    if let Some(name) = link
-        && config.link(name).is_none()
-    {
-        anyhow::bail!("link {name:?} is not in the config");
+    if let Some(name) = link {
+        config.require_link(name).map_err(anyhow::Error::msg)?;
     }
-    let mut dirs = Vec::new();
-    for l in config
-        .links
-        .iter()
-        .filter(|l| link.is_none_or(|n| n == l.name))
-    {
-        for inst in &config.institutions {
-            if let Some(side) = l.side_of(&inst.code) {
-                dirs.push(pick(&l.folders(side)));
-            }
-        }
-    }
-    Ok(dirs)
+    Ok(config
+        .served(link)
+        .map(|(l, _, side)| pick(&l.folders(side)))
+        .collect())
 }
 
 /// Every complete file waiting in the scanned folders, in apply order.
@@ -596,13 +576,7 @@ pub fn poll_with(
     now: std::time::Instant,
 ) -> anyhow::Result<PollReport> {
     use transport::sftp::{Endpoint, Job, Pair, Share};
-    let Some(link) = config.link(link) else {
-        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
-        anyhow::bail!(
-            "link {link:?} is not in the config (it has: {})",
-            known.join(", ")
-        );
-    };
+    let link = config.require_link(link).map_err(anyhow::Error::msg)?;
     let mut report = PollReport {
         link: link.name.clone(),
         sides: Vec::new(),
@@ -611,14 +585,8 @@ pub fn poll_with(
         return Ok(report);
     };
     let limits = Limits::default();
-    for inst in &config.institutions {
-        let Some(side) = link.side_of(&inst.code) else {
-            continue;
-        };
-        let peer = match side {
-            Role::Manager => Role::Distributor,
-            Role::Distributor => Role::Manager,
-        };
+    for (_, inst, side) in config.served(Some(&link.name)) {
+        let peer = side.peer();
         let share = shares
             .shares
             .entry((link.name.clone(), side))
@@ -794,13 +762,7 @@ pub fn run_job(
     shares: &mut Shares,
 ) -> anyhow::Result<JobDone> {
     use crate::schedule::Job;
-    let Some(link) = config.link(link_name) else {
-        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
-        anyhow::bail!(
-            "link {link_name:?} is not in the config (it has: {})",
-            known.join(", ")
-        );
-    };
+    let link = config.require_link(link_name).map_err(anyhow::Error::msg)?;
     match job {
         Job::Export(kind) => {
             let (link, _, mut store) = open_side(config, &link.name, kind.sender())?;
@@ -869,10 +831,7 @@ pub fn run_job(
 /// The sequence of `kind` a receiver on `link` waits for next (the last
 /// applied + 1), read from its store: for gap alerts.
 pub fn expected_sequence(config: &Config, link: &str, kind: Kind) -> anyhow::Result<u64> {
-    let side = match kind.sender() {
-        Role::Manager => Role::Distributor,
-        Role::Distributor => Role::Manager,
-    };
+    let side = kind.sender().peer();
     let (_, _, store) = open_side(config, link, side)?;
     let last = store.read(|conn| {
         crate::store::journal::last_sequence(conn, link, kind, crate::store::journal::Direction::In)
@@ -896,13 +855,7 @@ pub fn write_trigger(
     job: crate::schedule::Job,
 ) -> anyhow::Result<(PathBuf, TriggerWritten)> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    let Some(l) = config.link(link) else {
-        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
-        anyhow::bail!(
-            "link {link:?} is not in the config (it has: {})",
-            known.join(", ")
-        );
-    };
+    let l = config.require_link(link).map_err(anyhow::Error::msg)?;
     if let Some(side) = job.side() {
         let code = l.side_code(side);
         if config.institution(code).is_none() {

@@ -249,17 +249,38 @@ impl Config {
         self.links.iter().find(|l| l.name == name)
     }
 
+    /// The link named `name`, or an error naming the links the config has.
+    pub fn require_link(&self, name: &str) -> Result<&Link, String> {
+        self.link(name).ok_or_else(|| {
+            let known: Vec<_> = self.links.iter().map(|l| l.name.as_str()).collect();
+            format!(
+                "link {name:?} is not in the config (it has: {})",
+                known.join(", ")
+            )
+        })
+    }
+
+    /// Every side this config serves, on every link or only on `link`: the
+    /// link, the institution and the role it plays there.
+    pub fn served<'a>(
+        &'a self,
+        link: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Link, &'a Institution, Role)> + 'a {
+        self.links
+            .iter()
+            .filter(move |l| link.is_none_or(|n| n == l.name))
+            .flat_map(move |l| {
+                self.institutions
+                    .iter()
+                    .filter_map(move |i| l.side_of(&i.code).map(|side| (l, i, side)))
+            })
+    }
+
     /// The link a distributor-side command works on: the one named, or else
     /// the only link whose distributor this config serves.
     pub fn distributor_link(&self, named: Option<&str>) -> Result<&Link, String> {
         if let Some(name) = named {
-            return self.link(name).ok_or_else(|| {
-                let known: Vec<_> = self.links.iter().map(|l| l.name.as_str()).collect();
-                format!(
-                    "link {name:?} is not in the config (it has: {})",
-                    known.join(", ")
-                )
-            });
+            return self.require_link(name);
         }
         let served: Vec<&Link> = self
             .links
@@ -318,10 +339,7 @@ impl Link {
         match &self.transport {
             Transport::Local { dir } => {
                 let to = |role: Role| dir.join(format!("to-{role}"));
-                let other = match side {
-                    Role::Manager => Role::Distributor,
-                    Role::Distributor => Role::Manager,
-                };
+                let other = side.peer();
                 Folders::around(to(side), to(other))
             }
             Transport::Sftp { local_dir, .. } => {

@@ -75,10 +75,7 @@ impl Job {
     pub fn side(self) -> Option<Role> {
         match self {
             Job::Export(kind) => Some(kind.sender()),
-            Job::Apply(kind) => Some(match kind.sender() {
-                Role::Manager => Role::Distributor,
-                Role::Distributor => Role::Manager,
-            }),
+            Job::Apply(kind) => Some(kind.sender().peer()),
             Job::Poll => None,
         }
     }

@@ -138,28 +138,14 @@ pub struct NextRun {
 /// "the last 24 hours" from `now`. Errors only for an unknown link; a store
 /// or folder that cannot be read is reported in the result.
 pub fn collect(config: &Config, link: Option<&str>, now: OffsetDateTime) -> Result<Status, String> {
-    if let Some(name) = link
-        && config.link(name).is_none()
-    {
-        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
-        return Err(format!(
-            "link {name:?} is not in the config (it has: {})",
-            known.join(", ")
-        ));
+    if let Some(name) = link {
+        config.require_link(name)?;
     }
     let since = now - ERROR_WINDOW;
-    let mut links = Vec::new();
-    for l in config
-        .links
-        .iter()
-        .filter(|l| link.is_none_or(|n| n == l.name))
-    {
-        for inst in &config.institutions {
-            if let Some(side) = l.side_of(&inst.code) {
-                links.push(link_status(config, l, side, &inst.code, since));
-            }
-        }
-    }
+    let links = config
+        .served(link)
+        .map(|(l, inst, side)| link_status(config, l, side, &inst.code, since))
+        .collect();
     let next_runs: Vec<NextRun> = crate::app::next_runs(config, now)
         .into_iter()
         .map(|r| NextRun {

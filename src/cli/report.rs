@@ -133,13 +133,7 @@ fn reconcile(
     manager_store: Option<&Path>,
     distributor_store: Option<&Path>,
 ) -> anyhow::Result<Report> {
-    let Some(link) = config.link(link_name) else {
-        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
-        anyhow::bail!(
-            "link {link_name:?} is not in the config (it has: {})",
-            known.join(", ")
-        );
-    };
+    let link = config.require_link(link_name).map_err(anyhow::Error::msg)?;
     let manager = open(
         config,
         link_name,

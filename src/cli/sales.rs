@@ -43,12 +43,8 @@ pub fn run(config: &Config, json: bool, cmd: SalesCommand) -> anyhow::Result<u8>
 }
 
 fn rejects(config: &Config, link: &str, output: Option<&Path>, json: bool) -> anyhow::Result<u8> {
-    if config.link(link).is_none() {
-        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
-        eprintln!(
-            "stxd: link {link:?} is not in the config (it has: {})",
-            known.join(", ")
-        );
+    if let Err(problem) = config.require_link(link) {
+        eprintln!("stxd: {problem}");
         return Ok(EXIT_USAGE);
     }
     let (link, _, store) = app::open_side(config, link, Role::Manager)?;

@@ -35,13 +35,8 @@ pub fn run(config: &Config, json: bool, args: TriggerArgs) -> anyhow::Result<u8>
         }
     };
     // An unknown link is a usage error (exit 2), as for `stxd status`.
-    if config.link(&args.link).is_none() {
-        let known: Vec<_> = config.links.iter().map(|l| l.name.as_str()).collect();
-        eprintln!(
-            "stxd: link {:?} is not in the config (it has: {})",
-            args.link,
-            known.join(", ")
-        );
+    if let Err(problem) = config.require_link(&args.link) {
+        eprintln!("stxd: {problem}");
         return Ok(EXIT_USAGE);
     }
     if args.now {

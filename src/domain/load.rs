@@ -905,10 +905,7 @@ pub fn setup_str(
         if present {
             p.push(format!(
                 "[[{section}]] is a section of a {}'s setup; this store is a {role}'s, remove it",
-                match role {
-                    Role::Manager => Role::Distributor,
-                    Role::Distributor => Role::Manager,
-                }
+                role.peer()
             ));
         }
     }

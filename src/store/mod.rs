@@ -42,6 +42,14 @@ pub enum Role {
 }
 
 impl Role {
+    /// The other side of a link.
+    pub fn peer(self) -> Role {
+        match self {
+            Role::Manager => Role::Distributor,
+            Role::Distributor => Role::Manager,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Manager => "manager",
