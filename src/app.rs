@@ -261,6 +261,7 @@ pub fn check(config: &Config) -> anyhow::Result<CheckReport> {
                 fix: "write the virtual operator's password to the secret file, readable by stxd's user only".into(),
             });
         }
+        report.links.extend(sftp_findings(link));
     }
     for inst in &config.institutions {
         let store = open_store(config, inst)?;
@@ -281,6 +282,54 @@ pub fn check(config: &Config) -> anyhow::Result<CheckReport> {
             .push((inst.code.to_string(), inst.role, findings));
     }
     Ok(report)
+}
+
+/// An SFTP link's local prerequisites, checked before any connection: the
+/// key (or password) file is private and regular, and `known_hosts` names
+/// the server (stxd never adds a host key).
+fn sftp_findings(link: &Link) -> Vec<Finding> {
+    let Some(ep) = transport::sftp::Endpoint::of(link) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut error = |object: &str, problem: String, fix: &str| {
+        found.push(Finding {
+            severity: Severity::Error,
+            object: format!("link {} {object}", link.name),
+            problem,
+            fix: fix.to_owned(),
+        })
+    };
+    let secret = match &ep.auth {
+        config::SftpAuth::KeyFile(p) | config::SftpAuth::PasswordFile(p) => p,
+    };
+    if let Err(problem) = transport::sftp::check_secret_file(secret) {
+        error(
+            "SFTP login",
+            problem,
+            "give stxd's user its own private key file, mode 600",
+        );
+    }
+    match std::fs::read_to_string(&ep.known_hosts) {
+        Err(e) => error(
+            "known_hosts",
+            format!("cannot read {}: {e}", ep.known_hosts.display()),
+            "write the server's host key there (ssh-keyscan, then compare the fingerprint with the peer's admin)",
+        ),
+        Ok(text) if transport::sftp::pinned_algorithms(&text, &ep.host, ep.port).is_none() => {
+            error(
+                "known_hosts",
+                format!(
+                    "{} holds no key for {}",
+                    ep.known_hosts.display(),
+                    ep.address()
+                ),
+                "add the server's host key (ssh-keyscan -p PORT HOST), checked with the peer's admin",
+            )
+        }
+        Ok(_) => {}
+    }
+    found
 }
 
 /// What `stxd inspect` found in a valid file.
@@ -436,9 +485,22 @@ pub struct Handled {
 /// given to the institution of this config that receives it on the link its
 /// manifest names.
 pub fn process_files(config: &Config, files: &[PathBuf]) -> anyhow::Result<Vec<Handled>> {
+    process_files_until(config, files, &|| false)
+}
+
+/// [`process_files`], stopping between two files once `stop` says so (a
+/// daemon shutting down): the files not reached stay where they are.
+pub fn process_files_until(
+    config: &Config,
+    files: &[PathBuf],
+    stop: &dyn Fn() -> bool,
+) -> anyhow::Result<Vec<Handled>> {
     let limits = Limits::default();
     let mut handled = Vec::new();
     for file in files {
+        if stop() {
+            break;
+        }
         let manifest = manifest_path_of(file);
         let name = inbound::claim::display_name(&manifest);
         let (link_name, kind, _) = inbound::claim::parse_manifest_name(&name)
@@ -760,6 +822,7 @@ pub fn run_job(
     job: crate::schedule::Job,
     now: time::OffsetDateTime,
     shares: &mut Shares,
+    stop: &dyn Fn() -> bool,
 ) -> anyhow::Result<JobDone> {
     use crate::schedule::Job;
     let link = config.require_link(link_name).map_err(anyhow::Error::msg)?;
@@ -790,7 +853,7 @@ pub fn run_job(
             let (ready, held) = split_by_window(config, scan(&dirs)?, now);
             Ok(JobDone::Files {
                 polled: Some(polled),
-                handled: process_files(config, &ready)?,
+                handled: process_files_until(config, &ready, stop)?,
                 held,
             })
         }
@@ -821,7 +884,7 @@ pub fn run_job(
             let files: Vec<PathBuf> = files.into_iter().map(|(_, f)| f).collect();
             Ok(JobDone::Files {
                 polled: None,
-                handled: process_files(config, &files)?,
+                handled: process_files_until(config, &files, stop)?,
                 held: Vec::new(),
             })
         }

@@ -284,6 +284,8 @@ pub async fn run(
     let mut queue: VecDeque<Work> = VecDeque::new();
     let mut in_hand: Option<InHand> = None;
     let mut scan_wanted = true;
+    let mut resume_wanted = false;
+    let mut last_was_job = false;
     let mut triggers_wanted = true;
     let mut debounce: Option<Instant> = None;
     loop {
@@ -330,10 +332,15 @@ pub async fn run(
             }
         }
         if in_hand.is_none() {
-            let next = queue
-                .pop_front()
+            // Recovery (the first listing) comes before any job, and a
+            // listing wanted takes its turn after each job, so a busy
+            // schedule never starves the inboxes.
+            let scan_first = scan_wanted && (!sd_ready || last_was_job);
+            let next = if scan_first { None } else { queue.pop_front() }
                 .or_else(|| std::mem::take(&mut scan_wanted).then_some(Work::Scan));
             if let Some(work) = next {
+                last_was_job = !matches!(work, Work::Scan);
+                state.resume_parked |= std::mem::take(&mut resume_wanted);
                 let (config, stop, prior) =
                     (config.clone(), stop.clone(), std::mem::take(&mut state));
                 let item = work.clone();
@@ -366,7 +373,9 @@ pub async fn run(
                         if let Err(e) = watcher.watch(&config) {
                             error!(error = %format!("{e:#}"), "cannot watch the folders of the new config; the periodic listing still runs");
                         }
-                        state.resume_parked = true;
+                        // The scan state may be in the worker now: the
+                        // next item takes this flag.
+                        resume_wanted = true;
                         scan_wanted = true;
                         triggers_wanted = true;
                     }
@@ -376,6 +385,7 @@ pub async fn run(
                     sd.stopping("quitting now");
                     warn!(work_in_hand = %in_hand.as_ref().map_or_else(|| "none".to_owned(), |h| h.work.label()),
                         "quitting now: the file in hand, if any, is rolled back");
+                    put_back_triggers(&config, in_hand.iter().map(|h| &h.work).chain(queue.iter()));
                     return Ok(Exit::Quit);
                 }
                 Some(Intent::Shutdown) | None => {
@@ -403,6 +413,7 @@ pub async fn run(
                             }
                             Finish::Quit => {
                                 warn!(work = %hand.work.label(), "second stop signal: quitting now; the file in hand is rolled back");
+                                put_back_triggers(&config, std::iter::once(&hand.work));
                                 return Ok(Exit::Quit);
                             }
                         }
@@ -638,7 +649,7 @@ fn serve(
             let mut state = state;
             let span = tracing::info_span!("job", link = %link, job = %job, origin);
             let _entered = span.enter();
-            run_job(config, link, *job, now, &mut state);
+            run_job(config, stop, link, *job, now, &mut state);
             state
         }
     }
@@ -646,8 +657,16 @@ fn serve(
 
 /// Runs a job through [`app::run_job`] (the code path of `stxd trigger`)
 /// and logs what it did, at the level of what ops must do.
-fn run_job(config: &Config, link: &str, job: Job, now: OffsetDateTime, state: &mut ScanState) {
-    match app::run_job(config, link, job, now, &mut state.shares) {
+fn run_job(
+    config: &Config,
+    stop: &AtomicBool,
+    link: &str,
+    job: Job,
+    now: OffsetDateTime,
+    state: &mut ScanState,
+) {
+    let stopping = || stop.load(Ordering::SeqCst);
+    match app::run_job(config, link, job, now, &mut state.shares, &stopping) {
         Ok(app::JobDone::Exported(done)) => {
             let m = &done.manifest;
             info!(file = %m.manifest_name(), sequence = m.sequence, records = m.records,
@@ -754,6 +773,7 @@ fn scan_once(
     mut state: ScanState,
     now: OffsetDateTime,
 ) -> ScanState {
+    debug!("listing the inboxes");
     sync_unscheduled_shares(config, stop, &mut state);
     let stores = fingerprints(config);
     let resume = !state.started || state.resume_parked || stores != state.stores;
@@ -1073,6 +1093,17 @@ fn remove_trigger(path: &Path, dir: &Path) -> bool {
     }
 }
 
+/// Whether a folder event may mean new work: anything but an open, a read
+/// or a close after reading (a queue overflow comes as `Other`/`Any`).
+fn worth_a_listing(kind: &notify::EventKind) -> bool {
+    use notify::event::{AccessKind, AccessMode, EventKind};
+    match kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
 /// The folder watcher: any event (or error, or overflow) on an inbox or a
 /// control folder only asks for a listing.
 struct Watcher {
@@ -1083,8 +1114,14 @@ struct Watcher {
 impl Watcher {
     fn new(kick: mpsc::Sender<()>) -> anyhow::Result<Watcher> {
         let inner = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            if let Err(e) = &event {
-                warn!(error = %e, "folder watch error: listing the inboxes");
+            match &event {
+                Err(e) => warn!(error = %e, "folder watch error: listing the inboxes"),
+                // Opening or reading a folder or file (our own listings
+                // do) changes nothing: only a write, a new name or a
+                // removal is worth a listing, else the daemon would wake
+                // itself up forever.
+                Ok(ev) if !worth_a_listing(&ev.kind) => return,
+                Ok(_) => {}
             }
             // A full channel already holds a request: nothing is lost.
             let _ = kick.try_send(());

@@ -155,11 +155,19 @@ impl Cron {
                 "{line:?} is not a valid cron line: {e}; expected e.g. \"0 2 * * *\" (every day at 02:00) or \"0 */15 * * * MON-FRI\""
             )
         })?;
-        Ok(Cron {
+        let cron = Cron {
             line: line.trim().to_owned(),
             schedule,
             timezone,
-        })
+        };
+        // A line that can never fire again (30 February, a past year) would
+        // hold an apply window's files for ever: refuse it.
+        if cron.next_after(OffsetDateTime::now_utc()).is_none() {
+            return Err(format!(
+                "{line:?} never fires (no such date, or only in the past); expected a line that runs again"
+            ));
+        }
+        Ok(cron)
     }
 
     /// The line as written in the config.
@@ -177,7 +185,12 @@ impl Cron {
         let secs = i64::try_from(nanos.div_euclid(1_000_000_000)).ok()?;
         let sub = u32::try_from(nanos.rem_euclid(1_000_000_000)).ok()?;
         let local = self.timezone.timestamp_opt(secs, sub).single()?;
-        let next = self.schedule.after(&local).next()?;
+        // In the hour repeated when clocks go back, cron may answer a time
+        // of the first pass, already gone: only a time after `now` counts,
+        // or the daemon would fire the job again and again.
+        let next = self.schedule.after(&local).take(1000).find(|t| {
+            t.timestamp() > secs || (t.timestamp() == secs && t.timestamp_subsec_nanos() > sub)
+        })?;
         let ts = i128::from(next.timestamp()) * 1_000_000_000
             + i128::from(next.timestamp_subsec_nanos());
         OffsetDateTime::from_unix_timestamp_nanos(ts).ok()
@@ -207,7 +220,7 @@ fn crontab_weekdays(field: &str) -> Result<String, String> {
     for item in field.split(',') {
         let (range, step) = match item.split_once('/') {
             Some((r, s)) => match s.parse::<usize>() {
-                Ok(n @ 1..=7) => (r, n),
+                Ok(n @ 1..) => (r, n),
                 _ => return Err(expected(item)),
             },
             None => (item, 1),
@@ -218,8 +231,9 @@ fn crontab_weekdays(field: &str) -> Result<String, String> {
                 day(a).ok_or_else(|| expected(item))?,
                 day(b).ok_or_else(|| expected(item))?,
             ),
-            // `5/2` means from 5 to the end of the week, as in cronie.
-            None if step > 1 => (day(range).ok_or_else(|| expected(item))?, 6),
+            // `5/2` means from 5 to the end of the week (7, Sunday again),
+            // as in cronie.
+            None if step > 1 => (day(range).ok_or_else(|| expected(item))?, 7),
             None => {
                 let d = day(range).ok_or_else(|| expected(item))?;
                 (d, d)
@@ -484,6 +498,38 @@ mod tests {
                 datetime!(2026-10-27 01:30:00 UTC),
             ]
         );
+        // Inside the repeated hour (02:25 CET, the second pass), the next
+        // fire is still ahead of now, never back in the first pass.
+        let every10 = Cron::parse("0 */10 * * * *", chrono_tz::Europe::Paris).unwrap();
+        for now in [
+            datetime!(2026-10-25 01:25:00 UTC),
+            datetime!(2026-10-25 00:55:00 UTC),
+            datetime!(2026-10-25 01:00:00 UTC),
+        ] {
+            let next = every10.next_after(now).unwrap();
+            assert!(next > now, "{now} -> {next}");
+            // Each local time fires once: at most the repeated hour is skipped.
+            assert!(next - now <= time::Duration::minutes(70), "{now} -> {next}");
+        }
+    }
+
+    #[test]
+    fn crontab_day_steps_run_to_sunday_and_lines_that_never_fire_are_refused() {
+        let utc = chrono_tz::UTC;
+        // 1/2: Monday, Wednesday, Friday and Sunday (cronie counts to 7).
+        let start = datetime!(2026-11-30 12:00:00 UTC); // a Monday
+        assert_eq!(
+            fires(&Cron::parse("0 0 * * 1/2", utc).unwrap(), start, 4),
+            fires(
+                &Cron::parse("0 0 0 * * MON,WED,FRI,SUN", utc).unwrap(),
+                start,
+                4
+            )
+        );
+        let e = Cron::parse("0 0 30 2 *", utc).unwrap_err();
+        assert!(e.contains("never fires"), "{e}");
+        let e = Cron::parse("0 0 0 1 1 * 2001", utc).unwrap_err();
+        assert!(e.contains("never fires"), "{e}");
     }
 
     fn entry(link: &str, job: Job, line: &str) -> Entry {

@@ -124,6 +124,24 @@ fn sigterm_stops_the_daemon_with_exit_code_0() {
 }
 
 #[test]
+fn an_idle_daemon_does_not_wake_itself_up() {
+    // Its own listings open the watched folders; those events must not ask
+    // for another listing (which would loop every debounce period).
+    let sb = Sandbox::new();
+    let daemon = Daemon::start_with(&sb, "info,stxd::daemon=debug");
+    let first = daemon.log().matches("listing the inboxes").count();
+    std::thread::sleep(Duration::from_secs(3));
+    let later = daemon.log().matches("listing the inboxes").count();
+    // scan_seconds is 5 in the demo: at most one periodic listing more.
+    assert!(
+        later - first <= 1,
+        "{} listings in 3 s while idle:\n{}",
+        later - first,
+        daemon.log()
+    );
+}
+
+#[test]
 fn sighup_keeps_the_running_config_when_the_file_is_broken() {
     let sb = Sandbox::new();
     let mut daemon = Daemon::start(&sb);

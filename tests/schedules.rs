@@ -114,7 +114,7 @@ fn stxd_trigger_asks_the_daemon_or_runs_now() {
         out.stdout()
     );
     assert!(control(&sb).join("export-seatplan").is_file());
-    let daemon = Daemon::start(&sb);
+    let mut daemon = Daemon::start(&sb);
     wait_until(
         "the waiting trigger's seat plan",
         || exported(&sb, "seatplan") == 1,
@@ -138,14 +138,25 @@ fn stxd_trigger_asks_the_daemon_or_runs_now() {
         || gone(&control(&sb).join("export-catalogue")),
         || daemon.log(),
     );
-    // --now runs it here, through the same job runner.
-    let now = sb.stxd(&[
+    // --now runs the job in the command, so never beside a daemon.
+    let now_args = [
         "trigger",
         "export-catalogue",
         "--link",
         "opera-tourism",
         "--now",
-    ]);
+    ];
+    let refused = sb.stxd(&now_args);
+    refused.expect_code(1);
+    assert!(
+        refused.stderr().contains("only when no daemon does"),
+        "{}",
+        refused.stderr()
+    );
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(), Some(0));
+    // Without one, it runs here, through the same job runner.
+    let now = sb.stxd(&now_args);
     now.expect_code(0);
     assert!(now.stdout().contains("sequence 2"), "{}", now.stdout());
     // Usage errors: an unknown job, a job of the other side's server.

@@ -423,6 +423,29 @@ fn a_key_file_others_can_read_is_refused_before_connecting() {
             .contains(&format!("chmod 600 {}", open.display())),
         "{e}"
     );
+    // `stxd check` (ExecStartPre) says so before the daemon starts, as it
+    // does for a known_hosts without the server; a good setup has neither.
+    let empty = f.root.path().join("empty_known_hosts");
+    std::fs::write(&empty, "").unwrap();
+    let report = app::check(&f.config(f.sshd.port(), &open, &empty)).unwrap();
+    let problems: Vec<String> = report
+        .links
+        .iter()
+        .filter(|x| x.object.contains("SFTP") || x.object.contains("known_hosts"))
+        .map(|x| x.problem.clone())
+        .collect();
+    assert_eq!(problems.len(), 2, "{problems:?}");
+    assert!(problems[0].contains("chmod 600"), "{problems:?}");
+    assert!(problems[1].contains("holds no key for"), "{problems:?}");
+    let report = app::check(&f.good_config()).unwrap();
+    assert!(
+        !report
+            .links
+            .iter()
+            .any(|x| x.object.contains("SFTP") || x.object.contains("known_hosts")),
+        "{:?}",
+        report.links
+    );
 }
 
 #[test]
@@ -628,4 +651,18 @@ fn a_thousand_pairs_move_in_one_poll_each_way() {
     assert_eq!(files(&f.share("to-distributor")).len(), 2000);
     assert_eq!(files(&f.outbox()), Vec::<String>::new());
     assert_eq!(files(&f.outbox().join("sent")).len(), 2000);
+}
+
+#[test]
+fn a_missing_remote_dir_is_a_permanent_fault_not_an_empty_share() {
+    let f = Fixture::new();
+    let config = f.good_config();
+    let share = f.root.path().join("share");
+    std::fs::remove_dir_all(&share).unwrap();
+    let e = failed(poll(&config));
+    assert!(e.is_permanent(), "{e}");
+    assert!(
+        e.to_string().contains("does not exist") && e.to_string().contains("remote_dir"),
+        "{e}"
+    );
 }

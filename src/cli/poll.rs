@@ -15,6 +15,13 @@ use crate::config::Config;
 /// Runs `stxd poll`; returns the exit code: 1 when the share could not be
 /// synced or a file was rejected or must be retried.
 pub fn run(config: &Config, link: &str, json: bool) -> anyhow::Result<u8> {
+    // One poller per state directory: two would race on the same temporary
+    // names (a daemon polls by itself; `stxd trigger poll` asks it to).
+    let _lock = crate::daemon::lock_state_dir(&config.state_dir).map_err(|e| {
+        e.context(format!(
+            "stxd poll runs only when no daemon does; ask the daemon instead: stxd trigger poll --link {link}"
+        ))
+    })?;
     let report = app::poll(config, link)?;
     let dirs = app::folders_to_scan(config, Some(link), |f| f.inbox.clone())?;
     let handled = app::process_files(config, &app::scan(&dirs)?)?;

@@ -80,8 +80,17 @@ pub fn run(config: &Config, json: bool, args: TriggerArgs) -> anyhow::Result<u8>
 }
 
 fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<u8> {
+    // In place of the daemon, so not beside it (a poll would race on its
+    // temporary names): the state lock, as `stxd run` takes it.
+    let _lock = crate::daemon::lock_state_dir(&config.state_dir).map_err(|e| {
+        e.context(format!(
+            "--now runs a job only when no daemon does; without --now the daemon runs it: stxd trigger {job} --link {link}"
+        ))
+    })?;
     let now = time::OffsetDateTime::now_utc();
-    let done = app::run_job(config, link, job, now, &mut app::Shares::default())?;
+    let done = app::run_job(config, link, job, now, &mut app::Shares::default(), &|| {
+        false
+    })?;
     let code = match &done {
         JobDone::Exported(e) => {
             let m = &e.manifest;

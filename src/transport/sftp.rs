@@ -51,6 +51,8 @@ const KEEPALIVE_SECONDS: u32 = 15;
 /// SFTP status codes (draft-ietf-secsh-filexfer-02).
 const SFTP_NO_SUCH_FILE: i32 = 2;
 const SFTP_PERMISSION_DENIED: i32 = 3;
+/// `SSH_FX_OP_UNSUPPORTED`: e.g. a server without `fsync@openssh.com`.
+const SFTP_OP_UNSUPPORTED: i32 = 8;
 /// libssh2 error codes the connection step tells apart.
 const LIBSSH2_ERROR_KEX_FAILURE: i32 = -5;
 const LIBSSH2_ERROR_FILE: i32 = -16;
@@ -266,7 +268,23 @@ impl Share {
     /// resets the backoff. Pairs handled before a failure stay handled.
     pub fn sync(&mut self, job: &Job<'_>, now: Instant, jitter: f64) -> Result<Moved, SftpError> {
         let mut moved = Moved::default();
-        let result = self.sync_inner(job, &mut moved);
+        let reused = self.conn.is_some();
+        let mut result = self.sync_inner(job, &mut moved);
+        // A kept session may have died while idle (a NAT or firewall
+        // forgets it; a keepalive write still succeeds): when it fails
+        // before moving anything, one fresh connection is tried at once.
+        if reused
+            && moved == Moved::default()
+            && matches!(&result, Err(e) if e.lost && !e.is_permanent())
+        {
+            if let Some(conn) = self.conn.take() {
+                conn.close(false);
+            }
+            tracing::debug!(link = %self.endpoint.link, "kept session failed: reconnecting once");
+            result = self.sync_inner(job, &mut moved);
+        }
+        // The backoff counts from the failure, not from the poll's start.
+        let now = now.max(Instant::now());
         match result {
             Ok(()) => {
                 self.failures = 0;
@@ -304,6 +322,7 @@ impl Share {
             ep: &self.endpoint,
             sftp: &conn.sftp,
         };
+        io.check_remote_dir()?;
         io.push(job, moved)?;
         io.pull(job, moved)
     }
@@ -393,6 +412,12 @@ pub fn check_secret_file(path: &Path) -> Result<(), String> {
             path.display()
         )
     })?;
+    if !meta.is_file() {
+        return Err(format!(
+            "{} is not a regular file; check the path in the link's transport",
+            path.display()
+        ));
+    }
     // SAFETY: geteuid has no preconditions and cannot fail.
     let me = unsafe { libc::geteuid() };
     match secret_file_problem(path, meta.mode(), meta.uid(), me) {
@@ -621,6 +646,35 @@ struct Io<'a> {
 }
 
 impl Io<'_> {
+    /// The share itself must exist: a misspelt `remote_dir` would otherwise
+    /// look like a share with nothing to pull, for ever.
+    fn check_remote_dir(&self) -> Result<(), SftpError> {
+        let dir = Path::new(&self.ep.remote_dir);
+        match self.stat(dir)? {
+            Some(stat) if stat.is_dir() => Ok(()),
+            Some(_) => Err(error(
+                self.ep,
+                Fault::Permanent,
+                false,
+                format!(
+                    "remote_dir {} on {} is not a folder; check the link's transport.remote_dir",
+                    dir.display(),
+                    self.ep.address()
+                ),
+            )),
+            None => Err(error(
+                self.ep,
+                Fault::Permanent,
+                false,
+                format!(
+                    "remote_dir {} does not exist on {} (as the account sees it: inside a chroot, the path starts at the chroot); check the link's transport.remote_dir with the peer's admin",
+                    dir.display(),
+                    self.ep.address()
+                ),
+            )),
+        }
+    }
+
     /// An SFTP failure on `path`: permission problems need a person; status
     /// errors leave the session usable; anything else drops it.
     fn remote(&self, what: &str, path: &Path, e: ssh2::Error) -> SftpError {
@@ -629,6 +683,11 @@ impl Io<'_> {
                 Fault::Permanent,
                 false,
                 "check the account's rights on the share with the peer's admin",
+            ),
+            ErrorCode::SFTP(SFTP_OP_UNSUPPORTED) => (
+                Fault::Permanent,
+                false,
+                "the server does not support it (stxd needs OpenSSH's sftp extensions, fsync@openssh.com among them)",
             ),
             ErrorCode::SFTP(_) => (
                 Fault::Transient,
