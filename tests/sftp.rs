@@ -666,3 +666,20 @@ fn a_missing_remote_dir_is_a_permanent_fault_not_an_empty_share() {
         "{e}"
     );
 }
+
+#[test]
+fn a_pair_that_cannot_be_pushed_does_not_stop_the_pull() {
+    let f = Fixture::new();
+    let (_, incoming) = pair(&f.share("to-manager"), "SALES", "csv", 1, b"line\n");
+    // A manifest whose payload is missing from the outbox.
+    let (payload, _) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"c");
+    std::fs::remove_file(f.outbox().join(payload)).unwrap();
+    let e = failed(poll(&f.good_config()));
+    assert!(!e.is_permanent(), "{e}");
+    assert!(
+        files(&f.inbox()).contains(&incoming),
+        "pulled all the same: {:?}",
+        files(&f.inbox())
+    );
+    assert_eq!(names(&f.share("to-manager")), Vec::<String>::new());
+}

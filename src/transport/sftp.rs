@@ -323,8 +323,15 @@ impl Share {
             sftp: &conn.sftp,
         };
         io.check_remote_dir()?;
-        io.push(job, moved)?;
-        io.pull(job, moved)
+        // A push that fails on the share (a folder the account may not
+        // write, a pair missing its payload) must not stop incoming files:
+        // the pull runs unless the session itself is gone.
+        let pushed = io.push(job, moved);
+        if matches!(&pushed, Err(e) if e.lost) {
+            return pushed;
+        }
+        let pulled = io.pull(job, moved);
+        pushed.and(pulled)
     }
 
     fn err(&self, fault: Fault, lost: bool, problem: String) -> SftpError {
