@@ -995,6 +995,20 @@ impl Io<'_> {
     ) -> Result<Option<String>, SftpError> {
         let part = inbox.join(download_name(name));
         let target = inbox.join(name);
+        // A name already held with another size is a conflict without
+        // downloading it again (a share polled every few seconds would
+        // otherwise fetch the whole file each time).
+        if let Ok(meta) = std::fs::symlink_metadata(&target)
+            && (!meta.is_file() || meta.len() != size)
+        {
+            return Ok(Some(format!(
+                "{} already holds other content than {} on {} ({} bytes there, {size} on the share): nothing was overwritten and the remote file stays on the share; compare both with the peer",
+                target.display(),
+                remote.display(),
+                self.ep.address(),
+                meta.len()
+            )));
+        }
         let result = self.download_part(remote, size, &part);
         if let Err(e) = result {
             let _ = std::fs::remove_file(&part);
