@@ -65,6 +65,9 @@ pub struct LinkStatus {
     pub pending_mappings: Option<u64>,
     /// Complete files waiting in the inbox.
     pub inbox: Folder,
+    /// Inbox files that wait for something, and what: a missing earlier
+    /// sequence, or their kind's apply window.
+    pub held: Vec<Held>,
     /// Files waiting for mappings in `parked/`.
     pub parked: Folder,
     /// Files published and not yet taken by the peer (or the transport).
@@ -104,6 +107,13 @@ pub struct Folder {
     pub problem: Option<String>,
 }
 
+/// An inbox file that waits, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Held {
+    pub file: String,
+    pub reason: String,
+}
+
 /// What went wrong in the window.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Errors {
@@ -141,10 +151,9 @@ pub fn collect(config: &Config, link: Option<&str>, now: OffsetDateTime) -> Resu
     if let Some(name) = link {
         config.require_link(name)?;
     }
-    let since = now - ERROR_WINDOW;
     let links = config
         .served(link)
-        .map(|(l, inst, side)| link_status(config, l, side, &inst.code, since))
+        .map(|(l, inst, side)| link_status(config, l, side, &inst.code, now))
         .collect();
     let next_runs: Vec<NextRun> = crate::app::next_runs(config, now)
         .into_iter()
@@ -168,8 +177,9 @@ fn link_status(
     link: &Link,
     side: Role,
     institution: &crate::ident::Code,
-    since: OffsetDateTime,
+    now: OffsetDateTime,
 ) -> LinkStatus {
+    let since = now - ERROR_WINDOW;
     let folders = link.folders(side);
     let mut status = LinkStatus {
         link: link.name.clone(),
@@ -184,6 +194,7 @@ fn link_status(
         last_out: Vec::new(),
         pending_mappings: None,
         inbox: folder(&folders.inbox),
+        held: Vec::new(),
         parked: folder(&folders.parked),
         outbox: folder(&folders.outbox),
         errors_24h: Errors {
@@ -201,6 +212,7 @@ fn link_status(
     }
     let read = store::open_read_only(&path).and_then(|conn| {
         read_store(&conn, link, side, since, &mut status)?;
+        status.held = held(&conn, config, link, side, &status.inbox.files, now)?;
         Ok(())
     });
     if let Err(e) = read {
@@ -243,6 +255,56 @@ fn read_store(
     }
     status.errors_24h.runs = failed_runs(&tx, &link.name, &store::format_timestamp(since))?;
     Ok(())
+}
+
+/// Why the inbox's files of this side wait, if they do: an earlier
+/// sequence missing (the daemon holds the file until it comes), or an
+/// apply window of their kind (`[[schedule]] job = "apply-<kind>"`).
+fn held(
+    conn: &Connection,
+    config: &Config,
+    link: &Link,
+    side: Role,
+    files: &[String],
+    now: OffsetDateTime,
+) -> Result<Vec<Held>, StoreError> {
+    let mut out = Vec::new();
+    for file in files {
+        let Ok((name, kind, seq)) = crate::inbound::claim::parse_manifest_name(file) else {
+            continue;
+        };
+        if name != link.name || kind.sender() == side {
+            continue;
+        }
+        let expected = crate::store::journal::last_sequence(conn, &link.name, kind, Direction::In)?
+            .unwrap_or(0)
+            + 1;
+        let reason = if seq > expected {
+            Some(format!(
+                "waits for {kind} sequence {expected}, not received yet (sequence gap)"
+            ))
+        } else {
+            match crate::schedule::apply_window(&config.schedules, &link.name, kind, now) {
+                Some(Some(at)) => Some(format!(
+                    "waits for the apply window apply-{}, next at {}",
+                    kind.as_str().to_lowercase(),
+                    store::format_timestamp(at)
+                )),
+                Some(None) => Some(format!(
+                    "waits for a trigger apply-{} (its schedule never fires again)",
+                    kind.as_str().to_lowercase()
+                )),
+                None => None,
+            }
+        };
+        if let Some(reason) = reason {
+            out.push(Held {
+                file: file.clone(),
+                reason,
+            });
+        }
+    }
+    Ok(out)
 }
 
 fn last_file(

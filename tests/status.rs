@@ -188,3 +188,45 @@ fn status_names_the_files_an_inbox_holds_but_never_takes() {
         "{text}"
     );
 }
+
+/// A file that waits in the inbox says why: a missing earlier sequence, or
+/// its kind's apply window.
+#[test]
+fn status_says_why_an_inbox_file_waits() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/stxd.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"apply-catalogue\"\ncron = \"30 3 * * *\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    sb.stxd(&["check"]).expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    seal(&inbox, &sb.demo_secret(), Kind::Contingent, 3, b"x", 0);
+    let s = status(&sb);
+    let held = side(&s, "distributor")["held"].clone();
+    assert_eq!(held.as_array().map(Vec::len), Some(2), "{held:#}");
+    assert_eq!(held[0]["file"], "opera-tourism.CATALOGUE.00000001.stx");
+    assert!(
+        held[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("apply window apply-catalogue, next at"),
+        "{held:#}"
+    );
+    assert_eq!(held[1]["file"], "opera-tourism.CONTINGENT.00000003.stx");
+    assert!(
+        held[1]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("waits for CONTINGENT sequence 1"),
+        "{held:#}"
+    );
+    let text = sb.stxd(&["status"]).stdout();
+    assert!(
+        text.contains("    opera-tourism.CONTINGENT.00000003.stx: waits for"),
+        "{text}"
+    );
+}

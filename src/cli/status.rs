@@ -78,6 +78,9 @@ fn print_link(out: &mut impl Write, l: &LinkStatus) -> std::io::Result<()> {
         writeln!(out, "  pending mappings: {n}{hint}")?;
     }
     print_folder(out, "inbox", "waiting", &l.inbox)?;
+    for h in &l.held {
+        writeln!(out, "    {}: {}", h.file, h.reason)?;
+    }
     print_folder(out, "parked", "waiting for mappings", &l.parked)?;
     print_folder(out, "outbox", "not yet taken by the peer", &l.outbox)?;
     let e = &l.errors_24h;
