@@ -696,6 +696,22 @@ impl Problems {
         ok.then_some(out)
     }
 
+    /// The id, code and name every setup object carries, each checked (a
+    /// problem is listed for each bad one).
+    fn identity(
+        &mut self,
+        at: &str,
+        id: i64,
+        code: &str,
+        name: &str,
+    ) -> (Option<i64>, Option<String>, Option<String>) {
+        (
+            self.id(at, "id", id),
+            self.code(at, "code", code),
+            self.name(at, name),
+        )
+    }
+
     fn code(&mut self, at: &str, field: &str, v: &str) -> Option<String> {
         match Code::new(v) {
             Ok(c) => Some(c.as_str().to_owned()),
@@ -921,11 +937,7 @@ pub fn setup_str(
 
     for (n, o) in raw.payment_method.iter().enumerate() {
         let at = at("payment_method", n, format!("id {}", o.id));
-        let (id, code, name) = (
-            p.id(&at, "id", o.id),
-            p.code(&at, "code", &o.code),
-            p.name(&at, &o.name),
-        );
+        let (id, code, name) = p.identity(&at, o.id, &o.code, &o.name);
         let (Some(id), Some(code), Some(name)) = (id, code, name) else {
             continue;
         };
@@ -945,11 +957,7 @@ pub fn setup_str(
 
     for (n, o) in raw.contact.iter().enumerate() {
         let at = at("contact", n, format!("id {}", o.id));
-        let (id, code, name) = (
-            p.id(&at, "id", o.id),
-            p.code(&at, "code", &o.code),
-            p.name(&at, &o.name),
-        );
+        let (id, code, name) = p.identity(&at, o.id, &o.code, &o.name);
         let (Some(id), Some(code), Some(name)) = (id, code, name) else {
             continue;
         };
@@ -969,11 +977,7 @@ pub fn setup_str(
 
     for (n, o) in raw.sales_channel.iter().enumerate() {
         let at = at("sales_channel", n, format!("id {}", o.id));
-        let (id, code, name) = (
-            p.id(&at, "id", o.id),
-            p.code(&at, "code", &o.code),
-            p.name(&at, &o.name),
-        );
+        let (id, code, name) = p.identity(&at, o.id, &o.code, &o.name);
         let kind_ok = CHANNEL_KINDS.contains(&o.kind.as_str());
         if !kind_ok {
             p.push(format!(
@@ -1001,11 +1005,7 @@ pub fn setup_str(
 
     for (n, o) in raw.point_of_sale.iter().enumerate() {
         let at = at("point_of_sale", n, format!("id {}", o.id));
-        let (id, code, name) = (
-            p.id(&at, "id", o.id),
-            p.code(&at, "code", &o.code),
-            p.name(&at, &o.name),
-        );
+        let (id, code, name) = p.identity(&at, o.id, &o.code, &o.name);
         let channel = p.id(&at, "channel", o.channel);
         let methods = p.ids(&at, "payment_methods", &o.payment_methods);
         let (Some(id), Some(code), Some(name), Some(channel), Some(methods)) =
@@ -1040,11 +1040,7 @@ pub fn setup_str(
     // Contingents and profiles: (id, code, name, channel) plus lists.
     for (n, o) in raw.contingent.iter().enumerate() {
         let at = at("contingent", n, format!("id {}", o.id));
-        let (id, code, name) = (
-            p.id(&at, "id", o.id),
-            p.code(&at, "code", &o.code),
-            p.name(&at, &o.name),
-        );
+        let (id, code, name) = p.identity(&at, o.id, &o.code, &o.name);
         let channel = p.id(&at, "channel", o.channel);
         let (Some(id), Some(code), Some(name), Some(channel)) = (id, code, name, channel) else {
             continue;
@@ -1060,11 +1056,7 @@ pub fn setup_str(
 
     for (n, o) in raw.activity_profile.iter().enumerate() {
         let at = at("activity_profile", n, format!("id {}", o.id));
-        let (id, code, name) = (
-            p.id(&at, "id", o.id),
-            p.code(&at, "code", &o.code),
-            p.name(&at, &o.name),
-        );
+        let (id, code, name) = p.identity(&at, o.id, &o.code, &o.name);
         let channel = p.id(&at, "channel", o.channel);
         let list = p.ids(&at, "activities", &o.activities);
         let (Some(id), Some(code), Some(name), Some(channel), Some(list)) =
@@ -1091,11 +1083,7 @@ pub fn setup_str(
 
     for (n, o) in raw.product_profile.iter().enumerate() {
         let at = at("product_profile", n, format!("id {}", o.id));
-        let (id, code, name) = (
-            p.id(&at, "id", o.id),
-            p.code(&at, "code", &o.code),
-            p.name(&at, &o.name),
-        );
+        let (id, code, name) = p.identity(&at, o.id, &o.code, &o.name);
         let channel = p.id(&at, "channel", o.channel);
         let products = p.ids(&at, "products", &o.products);
         let audiences = p.ids(&at, "audience_subcategories", &o.audience_subcategories);
@@ -1201,11 +1189,7 @@ pub fn setup_str(
 
     for (n, o) in raw.external_manager.iter().enumerate() {
         let at = at("external_manager", n, format!("id {}", o.id));
-        let (id, code, name) = (
-            p.id(&at, "id", o.id),
-            p.code(&at, "code", &o.code),
-            p.name(&at, &o.name),
-        );
+        let (id, code, name) = p.identity(&at, o.id, &o.code, &o.name);
         let url = match &o.url {
             Some(u) => p.url(&at, u).map(Some),
             None => Some(None),
@@ -1262,11 +1246,7 @@ pub fn setup_str(
 
     for (n, o) in raw.sales_profile.iter().enumerate() {
         let at = at("sales_profile", n, format!("id {}", o.id));
-        let (id, code, name) = (
-            p.id(&at, "id", o.id),
-            p.code(&at, "code", &o.code),
-            p.name(&at, &o.name),
-        );
+        let (id, code, name) = p.identity(&at, o.id, &o.code, &o.name);
         let products = p.ids(&at, "products", &o.products);
         let (Some(id), Some(code), Some(name), Some(products)) = (id, code, name, products) else {
             continue;
