@@ -736,13 +736,12 @@ impl WindowHeld {
         let job = crate::schedule::Job::Apply(self.kind);
         match self.next {
             Some(at) => format!(
-                "waiting for the apply window {job} of link {}, next at {} (or drop the trigger {job} in the link's control folder)",
-                self.link,
-                at.format(&time::format_description::well_known::Rfc3339)
-                    .unwrap_or_default()
+                "waits for the apply window {job}, next at {}, on link {} (or drop the trigger {job} in the link's control folder)",
+                crate::store::format_timestamp(at),
+                self.link
             ),
             None => format!(
-                "waiting for the apply window {job} of link {}; its schedule does not fire again: drop the trigger {job} in the link's control folder",
+                "waits for the apply window {job} of link {}, which does not fire again: drop the trigger {job} in the link's control folder",
                 self.link
             ),
         }
@@ -896,10 +895,7 @@ pub fn run_job(
 pub fn expected_sequence(config: &Config, link: &str, kind: Kind) -> anyhow::Result<u64> {
     let side = kind.sender().peer();
     let (_, _, store) = open_side(config, link, side)?;
-    let last = store.read(|conn| {
-        crate::store::journal::last_sequence(conn, link, kind, crate::store::journal::Direction::In)
-    })?;
-    Ok(last.unwrap_or(0) + 1)
+    Ok(store.read(|conn| crate::store::journal::next_in(conn, link, kind))?)
 }
 
 /// Whether [`write_trigger`] created the file or found it already waiting.

@@ -276,26 +276,21 @@ fn held(
         if name != link.name || kind.sender() == side {
             continue;
         }
-        let expected = crate::store::journal::last_sequence(conn, &link.name, kind, Direction::In)?
-            .unwrap_or(0)
-            + 1;
+        let expected = crate::store::journal::next_in(conn, &link.name, kind)?;
         let reason = if seq > expected {
             Some(format!(
                 "waits for {kind} sequence {expected}, not received yet (sequence gap)"
             ))
         } else {
-            match crate::schedule::apply_window(&config.schedules, &link.name, kind, now) {
-                Some(Some(at)) => Some(format!(
-                    "waits for the apply window apply-{}, next at {}",
-                    kind.as_str().to_lowercase(),
-                    store::format_timestamp(at)
-                )),
-                Some(None) => Some(format!(
-                    "waits for a trigger apply-{} (its schedule never fires again)",
-                    kind.as_str().to_lowercase()
-                )),
-                None => None,
-            }
+            crate::schedule::apply_window(&config.schedules, &link.name, kind, now).map(|next| {
+                crate::app::WindowHeld {
+                    file: file.into(),
+                    link: link.name.clone(),
+                    kind,
+                    next,
+                }
+                .reason()
+            })
         };
         if let Some(reason) = reason {
             out.push(Held {

@@ -314,6 +314,12 @@ pub fn in_state(
     Ok(out)
 }
 
+/// The sequence of `kind` a receiver on `link` waits for next: the last
+/// one received that used up its sequence, plus one.
+pub fn next_in(conn: &Connection, link: &str, kind: Kind) -> Result<u64, StoreError> {
+    Ok(last_sequence(conn, link, kind, Direction::In)?.unwrap_or(0) + 1)
+}
+
 /// The highest sequence of a link, kind and direction whose file used it up
 /// ([`FileState::consumes_sequence`]): parked and rejected files do not count.
 /// `None` when no file did.
