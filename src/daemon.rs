@@ -779,36 +779,23 @@ fn scan_once(
     let resume = !state.started || state.resume_parked || stores != state.stores;
     state.started = true;
     state.resume_parked = false;
-    if resume {
-        match app::folders_to_scan(config, None, |f| f.parked.clone())
-            .and_then(|dirs| app::scan(&dirs))
-        {
-            Ok(files) => {
-                process(config, stop, files, &mut state, now);
+    let pass = |pick: fn(&config::Folders) -> PathBuf, what: &str, state: &mut ScanState| {
+        match app::folders_to_scan(config, None, pick).and_then(|dirs| app::scan(&dirs)) {
+            Ok(files) => process(config, stop, files, state, now),
+            Err(e) => {
+                error!(error = %format!("{e:#}"), "cannot list the {what}");
+                0
             }
-            Err(e) => error!(error = %format!("{e:#}"), "cannot list the parked folders"),
-        }
-    }
-    let applied = match app::folders_to_scan(config, None, |f| f.inbox.clone())
-        .and_then(|dirs| app::scan(&dirs))
-    {
-        Ok(files) => process(config, stop, files, &mut state, now),
-        Err(e) => {
-            error!(error = %format!("{e:#}"), "cannot list the inboxes");
-            0
         }
     };
+    let parked = |f: &config::Folders| f.parked.clone();
+    if resume {
+        pass(parked, "parked folders", &mut state);
+    }
     // A file applied now (a seat plan) may be what a parked one (a
     // catalogue) was waiting for.
-    if applied > 0 {
-        match app::folders_to_scan(config, None, |f| f.parked.clone())
-            .and_then(|dirs| app::scan(&dirs))
-        {
-            Ok(files) => {
-                process(config, stop, files, &mut state, now);
-            }
-            Err(e) => error!(error = %format!("{e:#}"), "cannot list the parked folders"),
-        }
+    if pass(|f| f.inbox.clone(), "inboxes", &mut state) > 0 {
+        pass(parked, "parked folders", &mut state);
     }
     // Forget files that left the folders, so the map stays small.
     state.logged.retain(|file, _| file.exists());
