@@ -469,19 +469,13 @@ impl<R: BufRead> Iterator for Reader<R> {
         if self.done {
             return None;
         }
-        let result = match self.xml.next_element() {
-            Ok(None) => {
-                self.done = true;
-                return None;
-            }
-            Ok(Some(el)) => self.item(&el),
-            Err(e) => Err(e),
-        };
-        match &result {
-            Ok(_) => self.records += 1,
-            Err(_) => self.done = true,
-        }
-        Some(result)
+        let next = self
+            .xml
+            .next_element()
+            .and_then(|el| el.map(|el| self.item(&el)).transpose());
+        let item = super::stop_after_error(&mut self.done, next);
+        self.records += u64::from(matches!(item, Some(Ok(_))));
+        item
     }
 }
 

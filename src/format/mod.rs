@@ -168,6 +168,20 @@ impl FormatError {
     }
 }
 
+/// One step of a payload reader: `next` is the next record (`Ok(None)` at
+/// the end). After the end or the first error, the reader is `done` and
+/// yields nothing more.
+pub(crate) fn stop_after_error<T>(
+    done: &mut bool,
+    next: Result<Option<T>, FormatError>,
+) -> Option<Result<T, FormatError>> {
+    let item = next.transpose();
+    if !matches!(item, Some(Ok(_))) {
+        *done = true;
+    }
+    item
+}
+
 /// Bounds every reader enforces, so hostile input cannot make memory or time
 /// grow without limit. Defaults suit real institutions with a wide margin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

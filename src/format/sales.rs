@@ -355,15 +355,11 @@ impl<R: BufRead> Iterator for Reader<R> {
         if self.done {
             return None;
         }
-        let item = match self.csv.next_row() {
-            Ok(None) => None,
-            Ok(Some(row)) => Some(self.order.line(&row)),
-            Err(e) => Some(Err(e)),
-        };
-        if !matches!(item, Some(Ok(_))) {
-            self.done = true;
-        }
-        item
+        let next = self
+            .csv
+            .next_row()
+            .and_then(|row| row.map(|row| self.order.line(&row)).transpose());
+        super::stop_after_error(&mut self.done, next)
     }
 }
 
