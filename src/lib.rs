@@ -46,6 +46,8 @@
 //! - [`schedule`]: cron lines, job names and fire times (pure: `now` is
 //!   passed in); the config validates `[[schedule]]` with it.
 //! - [`config`]: the TOML configuration, validated whole; secrets from files.
+//! - [`failpoint`]: named crash points for the crash harness (off unless
+//!   `STXD_FAILPOINT` arms one).
 //! - [`ident`], [`money`]: identifiers (technical id, code, name) and amounts
 //!   in integer minor units with a currency.
 
@@ -54,6 +56,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod failpoint;
 pub mod format;
 pub mod ident;
 pub mod inbound;
