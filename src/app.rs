@@ -18,6 +18,7 @@ use crate::domain::setup::{self, Finding, LinkFacts, Severity};
 use crate::format::envelope::{self, Expect, MANIFEST_EXT, Secret};
 use crate::format::{FormatError, Kind, Limits, Position};
 use crate::inbound::{self, InboundError, Record};
+use crate::outbound;
 use crate::store::{Role, Store};
 use crate::transport;
 
@@ -471,6 +472,49 @@ fn misnamed(path: &Path, problem: &str) {
             "entry ignored: not a manifest name; it is never taken, rename or remove it"
         );
     }
+}
+
+/// An export that a crash (or a failed placement) left committed but not
+/// placed, finished by [`finish_exports`].
+#[derive(Debug)]
+pub struct Finished {
+    pub link: String,
+    pub kind: Kind,
+    pub sequences: Vec<u64>,
+}
+
+/// Places every committed but unplaced export of every link side this config
+/// serves, from its recorded content ([`outbound::export::finish_prepared`]):
+/// the daemon calls it at each listing, so a one-shot export killed after
+/// its commit reaches the peer without waiting for the next export. Each
+/// failure is returned with its side; the others go on.
+pub fn finish_exports(config: &Config) -> Vec<Result<Finished, anyhow::Error>> {
+    let mut out = Vec::new();
+    for (link, inst, side) in config.served(None) {
+        let kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|k| k.sender() == side).collect();
+        let mut store = match open_store(config, inst) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(Err(e.context(format!("link {} ({side})", link.name))));
+                continue;
+            }
+        };
+        for kind in kinds {
+            match outbound::export::finish_prepared(&mut store, link, kind) {
+                Ok(sequences) if sequences.is_empty() => {}
+                Ok(sequences) => out.push(Ok(Finished {
+                    link: link.name.clone(),
+                    kind,
+                    sequences,
+                })),
+                Err(e) => out.push(Err(anyhow::anyhow!(
+                    "{kind} export of link {}: {e}",
+                    link.name
+                ))),
+            }
+        }
+    }
+    out
 }
 
 /// One file handled by [`process_files`].

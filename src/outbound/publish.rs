@@ -1,24 +1,35 @@
 //! Publish: write a payload and its manifest into a folder, durably and
-//! without ever overwriting.
+//! without ever overwriting, in two steps an export can put a commit between.
 //!
-//! Takes a [`Header`] (link, parties, kind, sequence), the link's secret and
-//! a closure that streams the payload; returns the [`Manifest`] written. The
-//! order makes a half-written file invisible to any reader: payload to
-//! `.<name>.part`, fsync, link to its final name; then the manifest the same
-//! way; then fsync the folder. A final name that already exists is never
-//! replaced: the same bytes mean "already published" (a retry after a crash),
-//! other bytes are an error for a person to look at.
+//! [`stage`] streams the payload into `.<payload>.part`, fsyncs it and builds
+//! the signed [`Staged`] manifest (nothing is visible to a reader yet);
+//! [`place`] gives the staged payload its final name, then writes the
+//! manifest (the completion marker) the same way, then fsyncs the folder.
+//! An export commits the manifest's bytes with the sequence between the two
+//! (see `outbound::export`), so a sequence is never visible before the store
+//! has bound it to one content. [`publish`] is both steps at once, for pairs
+//! no store journals (test fixtures, samples).
+//!
+//! A final name that already exists is never replaced: the same bytes mean
+//! "already placed" (a retry after a crash), other bytes are an error for a
+//! person to look at. A final name found in `sent/` (the SFTP push moved the
+//! pair there) with the same bytes counts as placed too.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
+use crate::failpoint;
 use crate::format::envelope::{Manifest, STREAM_BUFFER, Sealing, Secret};
 use crate::format::{FORMAT_VERSION, Kind, WriteError};
-use crate::transport::local::{self, Placed, sync_dir};
+use crate::transport::local::{self, Content, Placed, sync_dir};
+
+/// The folder an SFTP push moves published pairs into, inside the outbox.
+pub const SENT: &str = "sent";
 
 /// Who sends what to whom, and where in the link's sequence.
 #[derive(Debug, Clone)]
@@ -46,27 +57,47 @@ pub enum PublishError {
         "{path} already exists with other content: a file of this link, kind and sequence was published before with different content; it was left untouched, investigate before re-exporting"
     )]
     Conflict { path: PathBuf },
+    #[error(
+        "cannot place {name}: its staged copy {staged} is gone and the final name is neither in the folder nor in sent/; the content bound to this sequence is lost locally: ask the peer whether it received it"
+    )]
+    Lost { name: String, staged: PathBuf },
+    #[error("cannot mark the placed pair published: {0}")]
+    Store(crate::store::StoreError),
 }
 
-/// Writes `<dir>/<link>.<KIND>.<sequence>.<ext>` with the bytes `write`
-/// produces (it returns the number of records), then its manifest.
-pub fn publish<F>(
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + use<> {
+    let path = path.to_owned();
+    move |source| PublishError::Io { path, source }
+}
+
+/// A payload written and synced under its temporary name, with the signed
+/// manifest that will describe it.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub manifest: Manifest,
+    /// The manifest file's exact bytes (what an export records).
+    pub manifest_text: String,
+}
+
+/// The temporary name of a file `name` while it is staged or written.
+pub fn part_name(name: &str) -> String {
+    format!(".{name}.part")
+}
+
+/// Streams `<dir>/.<link>.<KIND>.<sequence>.<ext>.part` with the bytes
+/// `write` produces (it returns the number of records), fsyncs it and signs
+/// its manifest. Nothing gets a final name.
+pub fn stage<F>(
     dir: &Path,
     header: &Header,
     secret: &Secret,
     write: F,
-) -> Result<Manifest, PublishError>
+) -> Result<Staged, PublishError>
 where
     F: FnOnce(&mut dyn Write) -> Result<u64, WriteError>,
 {
     let payload_name = Manifest::payload_name(&header.link, header.kind, header.sequence);
-    let payload_path = dir.join(&payload_name);
-    let tmp = dir.join(format!(".{payload_name}.part"));
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| PublishError::Io { path, source }
-    };
-
+    let tmp = dir.join(part_name(&payload_name));
     let file = create_temp(&tmp).map_err(io_err(&tmp))?;
     let mut out = Sealing::new(BufWriter::with_capacity(STREAM_BUFFER, file));
     let records = match write(&mut out) {
@@ -82,8 +113,6 @@ where
         .map_err(|e| io_err(&tmp)(e.into_error()))?;
     file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
-    place(&tmp, &payload_path)?;
-
     let manifest = Manifest {
         kind: header.kind,
         format_version: FORMAT_VERSION,
@@ -101,16 +130,144 @@ where
         bytes,
         sha256,
     };
-    let manifest_path = dir.join(manifest.manifest_name());
-    let tmp = dir.join(format!(".{}.part", manifest.manifest_name()));
+    let manifest_text = manifest.render(secret);
+    Ok(Staged {
+        manifest,
+        manifest_text,
+    })
+}
+
+/// The names and content of a pair to place: enough to finish it from what
+/// an export recorded, without re-creating anything.
+#[derive(Debug, Clone)]
+pub struct Pair<'a> {
+    pub payload: String,
+    pub sha256: [u8; 32],
+    pub manifest: String,
+    pub manifest_text: &'a [u8],
+}
+
+impl Staged {
+    pub fn pair(&self) -> Pair<'_> {
+        Pair {
+            payload: self.manifest.payload.clone(),
+            sha256: self.manifest.sha256,
+            manifest: self.manifest.manifest_name(),
+            manifest_text: self.manifest_text.as_bytes(),
+        }
+    }
+}
+
+/// Places a staged pair: the payload under its final name (from its staged
+/// copy), then the manifest (from its recorded bytes), then fsyncs `dir`.
+/// Idempotent: a name already holding the same bytes, here or in `sent/`,
+/// is left as it is. Leaves the staged copy for [`discard`].
+pub fn place(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
+    place_payload(dir, &pair.payload, &pair.sha256)?;
+    failpoint::hit("export.payload-placed");
+    place_manifest(dir, &pair.manifest, pair.manifest_text)?;
+    failpoint::hit("export.manifest-placed");
+    sync_dir(dir).map_err(io_err(dir))
+}
+
+/// Removes the staged copies of a placed pair (a leftover is harmless: dot
+/// names are never taken).
+pub fn discard(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
+    for name in [&pair.payload, &pair.manifest] {
+        let tmp = dir.join(part_name(name));
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&tmp)(e)),
+        }
+    }
+    sync_dir(dir).map_err(io_err(dir))
+}
+
+/// Both steps at once: a pair no store journals (fixtures, samples).
+pub fn publish<F>(
+    dir: &Path,
+    header: &Header,
+    secret: &Secret,
+    write: F,
+) -> Result<Manifest, PublishError>
+where
+    F: FnOnce(&mut dyn Write) -> Result<u64, WriteError>,
+{
+    let staged = stage(dir, header, secret, write)?;
+    place(dir, &staged.pair())?;
+    discard(dir, &staged.pair())?;
+    Ok(staged.manifest)
+}
+
+/// What is found under a final name, here or already pushed into `sent/`.
+enum Found {
+    Same,
+    Other(PathBuf),
+    Nothing,
+}
+
+fn find(dir: &Path, name: &str, digest: &[u8; 32]) -> Result<Found, PublishError> {
+    for path in [dir.join(name), dir.join(SENT).join(name)] {
+        match local::content_of(&path).map_err(io_err(&path))? {
+            Content::Missing => {}
+            Content::Regular(d) if &d == digest => return Ok(Found::Same),
+            Content::Regular(_) | Content::NotRegular => return Ok(Found::Other(path)),
+        }
+    }
+    Ok(Found::Nothing)
+}
+
+fn place_payload(dir: &Path, name: &str, sha256: &[u8; 32]) -> Result<(), PublishError> {
+    let target = dir.join(name);
+    let staged = dir.join(part_name(name));
+    match find(dir, name, sha256)? {
+        Found::Same => return Ok(()),
+        Found::Other(path) => return Err(PublishError::Conflict { path }),
+        Found::Nothing => {}
+    }
+    match local::link_new(&staged, &target) {
+        Ok(Placed::Linked | Placed::Same) => Ok(()),
+        Ok(Placed::Other) => Err(PublishError::Conflict { path: target }),
+        // Another process finishing the same export placed it and
+        // discarded the staged copy meanwhile: the final name decides.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            match find(dir, name, sha256)? {
+                Found::Same => Ok(()),
+                Found::Other(path) => Err(PublishError::Conflict { path }),
+                Found::Nothing => Err(PublishError::Lost {
+                    name: name.to_owned(),
+                    staged,
+                }),
+            }
+        }
+        Err(e) => Err(io_err(&target)(e)),
+    }
+}
+
+fn place_manifest(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), PublishError> {
+    let digest: [u8; 32] = Sha256::digest(bytes).into();
+    match find(dir, name, &digest)? {
+        Found::Same => return Ok(()),
+        Found::Other(path) => return Err(PublishError::Conflict { path }),
+        Found::Nothing => {}
+    }
+    let tmp = dir.join(part_name(name));
     let mut file = create_temp(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(manifest.render(secret).as_bytes())
+    file.write_all(bytes)
         .and_then(|()| file.sync_all())
         .map_err(io_err(&tmp))?;
     drop(file);
-    place(&tmp, &manifest_path)?;
-    sync_dir(dir).map_err(io_err(dir))?;
-    Ok(manifest)
+    let target = dir.join(name);
+    match local::link_new(&tmp, &target).map_err(io_err(&target))? {
+        Placed::Linked | Placed::Same => {}
+        Placed::Other => return Err(PublishError::Conflict { path: target }),
+    }
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(&tmp)(e)),
+    }
 }
 
 fn create_temp(path: &Path) -> io::Result<File> {
@@ -125,23 +282,6 @@ fn create_temp(path: &Path) -> io::Result<File> {
         .create_new(true)
         .mode(0o640)
         .open(path)
-}
-
-/// Moves `tmp` to `target` unless `target` exists with other content.
-fn place(tmp: &Path, target: &Path) -> Result<(), PublishError> {
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| PublishError::Io { path, source }
-    };
-    match local::link_new(tmp, target).map_err(io_err(target))? {
-        Placed::Linked | Placed::Same => {}
-        Placed::Other => {
-            return Err(PublishError::Conflict {
-                path: target.to_owned(),
-            });
-        }
-    }
-    std::fs::remove_file(tmp).map_err(io_err(tmp))
 }
 
 #[cfg(test)]

@@ -314,6 +314,38 @@ pub fn in_state(
     Ok(out)
 }
 
+/// Records the exact manifest bytes of an outbound file (its journal row
+/// `file`), in the transaction that allocates its sequence.
+pub fn record_manifest(tx: &Transaction<'_>, file: i64, manifest: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO outbound_manifest (file, manifest) VALUES (?1, ?2)")?
+        .execute((file, manifest))?;
+    Ok(())
+}
+
+/// The outbound files of a link and kind still `prepared` (committed, not
+/// yet known placed), each with its recorded manifest, in sequence order.
+pub fn prepared(
+    conn: &Connection,
+    link: &str,
+    kind: Kind,
+) -> Result<Vec<(Entry, String)>, StoreError> {
+    let mut out = Vec::new();
+    for e in in_state(conn, link, kind, Direction::Out, FileState::Prepared)? {
+        let text: Option<String> = conn
+            .prepare_cached("SELECT manifest FROM outbound_manifest WHERE file = ?1")?
+            .query_row([e.id], |r| r.get(0))
+            .optional()?;
+        let text = text.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "outbound {} sequence {} of link {} is prepared without its recorded manifest",
+                e.kind, e.sequence, e.link
+            ))
+        })?;
+        out.push((e, text));
+    }
+    Ok(out)
+}
+
 /// The sequence of `kind` a receiver on `link` waits for next: the last
 /// one received that used up its sequence, plus one.
 pub fn next_in(conn: &Connection, link: &str, kind: Kind) -> Result<u64, StoreError> {

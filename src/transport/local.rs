@@ -125,6 +125,27 @@ fn regular_digest(path: &Path) -> io::Result<Option<[u8; 32]>> {
     Ok(Some(hasher.finalize().into()))
 }
 
+/// What a name holds, compared by content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Content {
+    Missing,
+    /// A regular file, with its SHA-256.
+    Regular([u8; 32]),
+    /// A symlink, FIFO, socket, device or folder (never opened in a way
+    /// that follows or blocks).
+    NotRegular,
+}
+
+/// What `path` holds: nothing, a regular file's digest, or something else.
+pub fn content_of(path: &Path) -> io::Result<Content> {
+    match regular_digest(path) {
+        Ok(Some(d)) => Ok(Content::Regular(d)),
+        Ok(None) => Ok(Content::NotRegular),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Content::Missing),
+        Err(e) => Err(e),
+    }
+}
+
 /// Makes a folder's entries (new names, removed names) durable.
 pub fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
