@@ -169,7 +169,7 @@ pub enum Cause {
     )]
     Unplaced {
         sequence: u64,
-        error: PublishError,
+        error: Box<PublishError>,
     },
     #[error("{0}")]
     Store(#[from] StoreError),
@@ -442,7 +442,7 @@ pub fn export_with(
             if let Err(error) = publish_committed(store, &outbox, entry, &staged.pair()) {
                 let cause = Cause::Unplaced {
                     sequence: exported.manifest.sequence,
-                    error,
+                    error: Box::new(error),
                 };
                 let run_id = log_failure(store, link, kind, &cause);
                 return Err(fail(cause, run_id));
@@ -536,7 +536,7 @@ pub fn finish_prepared(store: &mut Store, link: &Link, kind: Kind) -> Result<Vec
         };
         publish_committed(store, &outbox, entry.id, &pair).map_err(|error| Cause::Unplaced {
             sequence: entry.sequence,
-            error,
+            error: Box::new(error),
         })?;
         tracing::info!(link = %link.name, kind = %kind, sequence = entry.sequence, "export finished after an interruption: pair placed from its recorded content");
         failpoint::hit("export.recovered");
