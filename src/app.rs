@@ -491,7 +491,10 @@ pub struct Finished {
 pub fn finish_exports(config: &Config) -> Vec<Result<Finished, anyhow::Error>> {
     let mut out = Vec::new();
     for (link, inst, side) in config.served(None) {
-        let kinds: Vec<Kind> = Kind::ALL.into_iter().filter(|k| k.sender() == side).collect();
+        let kinds: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| k.sender() == side)
+            .collect();
         let mut store = match open_store(config, inst) {
             Ok(s) => s,
             Err(e) => {

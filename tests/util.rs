@@ -34,13 +34,44 @@ impl Sandbox {
     /// Runs `stxd ARGS…` in the sandbox (its `config/stxd.toml` is found as a
     /// user's would be).
     pub fn stxd(&self, args: &[&str]) -> Run {
+        self.stxd_env(args, &[])
+    }
+
+    /// [`Sandbox::stxd`] with more environment variables (e.g.
+    /// `STXD_FAILPOINT`, which makes it kill itself at a named point).
+    pub fn stxd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_stxd"))
             .args(args)
             .current_dir(self.path())
             .env_remove("STXD_CONFIG")
+            .env_remove("STXD_FAILPOINT")
             .env("STXD_LOG", "warn")
+            .envs(env.iter().copied())
             .output()
             .expect("run stxd");
+        Run(output)
+    }
+
+    /// Runs `stxd ARGS…` under strace, killed with SIGKILL on entry to the
+    /// `nth` call of `syscall` (`fsync`, `linkat`, `unlink`…). Fails when
+    /// strace is missing: `.ci/run` installs it.
+    pub fn stxd_killed_at(&self, syscall: &str, nth: u32, args: &[&str]) -> Run {
+        let strace = Path::new("/usr/bin/strace");
+        assert!(
+            strace.exists(),
+            "strace is needed to kill at an exact system call: apt-get install strace"
+        );
+        let inject = format!("inject={syscall}:signal=KILL:when={nth}");
+        let output = std::process::Command::new(strace)
+            .args(["-f", "-qq", "-o", "/dev/null", "-e", &inject])
+            .arg(env!("CARGO_BIN_EXE_stxd"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("STXD_CONFIG")
+            .env_remove("STXD_FAILPOINT")
+            .env("STXD_LOG", "warn")
+            .output()
+            .expect("run strace");
         Run(output)
     }
 
@@ -85,6 +116,14 @@ impl Run {
 
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Whether the process died by SIGKILL (a failpoint or an injected
+    /// kill). Under strace, the tracer reports the tracee's death by
+    /// exiting 128 + 9 or by dying the same way.
+    pub fn killed(&self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        self.0.status.signal() == Some(9) || self.0.status.code() == Some(137)
     }
 
     /// Asserts the exit code, showing both outputs when it differs.

@@ -34,12 +34,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::Connection;
 use time::OffsetDateTime;
 
-use super::publish::{
-    Header, Pair, PublishError, SENT, Staged, discard, part_name, place, stage,
-};
-use crate::failpoint;
+use super::publish::{Header, Pair, PublishError, SENT, Staged, discard, place, stage};
 use crate::config::Link;
 use crate::domain::export::{self as domain, Report, Scope};
+use crate::failpoint;
 use crate::format::envelope::{MANIFEST_EXT, Manifest, Secret};
 use crate::format::{Kind, WriteError, catalogue, seatplan};
 use crate::store::journal::{self, Direction, FileState, NewEntry};
@@ -476,11 +474,14 @@ pub fn export_with(
 
 /// `<link>.<KIND>.<sequence>.stx`.
 fn manifest_name(link: &str, kind: Kind, sequence: u64) -> String {
-    format!("{}.{MANIFEST_EXT}", Manifest::base_name(link, kind, sequence))
+    format!(
+        "{}.{MANIFEST_EXT}",
+        Manifest::base_name(link, kind, sequence)
+    )
 }
 
-/// Places a committed export, marks it published, then removes its staged
-/// copies: the one path of a fresh export and of recovery.
+/// Places a committed export and marks it published: the one path of a
+/// fresh export and of recovery.
 fn publish_committed(
     store: &mut Store,
     outbox: &Path,
@@ -492,22 +493,24 @@ fn publish_committed(
         .write(|tx| journal::set_state(tx, entry, FileState::Published, None))
         .map_err(PublishError::Store)?;
     failpoint::hit("export.published");
-    discard(outbox, pair)
+    Ok(())
 }
 
-/// Removes the staged copy of the sequence an export would have used, after
-/// its transaction rolled back (nothing binds that sequence).
+/// Removes the staged copies of the sequence an export would have used,
+/// after its transaction rolled back (nothing binds that sequence).
 fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &Store) {
     let Ok(last) = store.read(|conn| journal::last_sequence(conn, link, kind, Direction::Out))
     else {
         return;
     };
-    let payload = Manifest::payload_name(link, kind, last.unwrap_or(0) + 1);
-    let path = outbox.join(part_name(&payload));
-    if let Err(e) = std::fs::remove_file(&path)
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(file = %path.display(), error = %e, "cannot remove the staged copy of an export that did not happen; it is never taken and the next export replaces it");
+    let sequence = last.unwrap_or(0) + 1;
+    let pair = Pair {
+        payload: Manifest::payload_name(link, kind, sequence),
+        manifest: manifest_name(link, kind, sequence),
+        manifest_text: &[],
+    };
+    if let Err(e) = discard(outbox, &pair) {
+        tracing::warn!(folder = %outbox.display(), error = %e, "cannot remove the staged copy of an export that did not happen; it is never taken and the next export replaces it");
     }
 }
 
@@ -525,12 +528,8 @@ pub fn finish_prepared(store: &mut Store, link: &Link, kind: Kind) -> Result<Vec
     let outbox = link.folders(kind.sender()).outbox;
     let mut finished = Vec::new();
     for (entry, text) in prepared {
-        let mut sha256 = [0u8; 32];
-        hex::decode_to_slice(&entry.sha256, &mut sha256)
-            .map_err(|_| StoreError::Corrupt(format!("journal sha256 {:?}", entry.sha256)))?;
         let pair = Pair {
             payload: entry.file_name.clone(),
-            sha256,
             manifest: manifest_name(&link.name, kind, entry.sequence),
             manifest_text: text.as_bytes(),
         };

@@ -1,32 +1,32 @@
 //! Publish: write a payload and its manifest into a folder, durably and
 //! without ever overwriting, in two steps an export can put a commit between.
 //!
-//! [`stage`] streams the payload into `.<payload>.part`, fsyncs it and builds
-//! the signed [`Staged`] manifest (nothing is visible to a reader yet);
-//! [`place`] gives the staged payload its final name, then writes the
-//! manifest (the completion marker) the same way, then fsyncs the folder.
-//! An export commits the manifest's bytes with the sequence between the two
-//! (see `outbound::export`), so a sequence is never visible before the store
-//! has bound it to one content. [`publish`] is both steps at once, for pairs
-//! no store journals (test fixtures, samples).
+//! [`stage`] streams the payload into `.<payload>.part` and writes the signed
+//! manifest into `.<manifest>.part`, both fsynced: nothing is visible to a
+//! reader yet (dot names are never taken). [`place`] then gives each staged
+//! file its final name by an atomic rename that never replaces (payload
+//! first, manifest last: the manifest is the completion marker), and fsyncs
+//! the folder. An export commits the sequence between the two steps (see
+//! `outbound::export`), so a sequence is never visible before the store has
+//! bound it to one content; after a crash, `place` is simply called again:
+//! a staged file still there is renamed, a staged file gone was placed
+//! already. Nothing is ever re-created. [`publish`] is both steps at once,
+//! for pairs no store journals (test fixtures, samples).
 //!
 //! A final name that already exists is never replaced: the same bytes mean
-//! "already placed" (a retry after a crash), other bytes are an error for a
-//! person to look at. A final name found in `sent/` (the SFTP push moved the
-//! pair there) with the same bytes counts as placed too.
+//! "already placed", other bytes are an error for a person to look at.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use crate::failpoint;
 use crate::format::envelope::{Manifest, STREAM_BUFFER, Sealing, Secret};
 use crate::format::{FORMAT_VERSION, Kind, WriteError};
-use crate::transport::local::{self, Content, Placed, sync_dir};
+use crate::transport::local::{self, Placed, sync_dir};
 
 /// The folder an SFTP push moves published pairs into, inside the outbox.
 pub const SENT: &str = "sent";
@@ -57,10 +57,6 @@ pub enum PublishError {
         "{path} already exists with other content: a file of this link, kind and sequence was published before with different content; it was left untouched, investigate before re-exporting"
     )]
     Conflict { path: PathBuf },
-    #[error(
-        "cannot place {name}: its staged copy {staged} is gone and the final name is neither in the folder nor in sent/; the content bound to this sequence is lost locally: ask the peer whether it received it"
-    )]
-    Lost { name: String, staged: PathBuf },
     #[error("cannot mark the placed pair published: {0}")]
     Store(crate::store::StoreError),
 }
@@ -131,18 +127,24 @@ where
         sha256,
     };
     let manifest_text = manifest.render(secret);
+    let tmp = dir.join(part_name(&manifest.manifest_name()));
+    let mut file = create_temp(&tmp).map_err(io_err(&tmp))?;
+    file.write_all(manifest_text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io_err(&tmp))?;
+    drop(file);
+    sync_dir(dir).map_err(io_err(dir))?;
     Ok(Staged {
         manifest,
         manifest_text,
     })
 }
 
-/// The names and content of a pair to place: enough to finish it from what
-/// an export recorded, without re-creating anything.
+/// The final names of a staged pair, and the manifest bytes its export
+/// recorded (checked against the staged manifest before it is placed).
 #[derive(Debug, Clone)]
 pub struct Pair<'a> {
     pub payload: String,
-    pub sha256: [u8; 32],
     pub manifest: String,
     pub manifest_text: &'a [u8],
 }
@@ -151,27 +153,29 @@ impl Staged {
     pub fn pair(&self) -> Pair<'_> {
         Pair {
             payload: self.manifest.payload.clone(),
-            sha256: self.manifest.sha256,
             manifest: self.manifest.manifest_name(),
             manifest_text: self.manifest_text.as_bytes(),
         }
     }
 }
 
-/// Places a staged pair: the payload under its final name (from its staged
-/// copy), then the manifest (from its recorded bytes), then fsyncs `dir`.
-/// Idempotent: a name already holding the same bytes, here or in `sent/`,
-/// is left as it is. Leaves the staged copy for [`discard`].
+/// Places a staged pair: the payload, then the manifest, each renamed from
+/// its staged name without replacing anything, then fsyncs `dir`.
+/// Idempotent: a staged file already gone was placed before (its final name
+/// may since have been taken by the peer or pushed); a final name holding
+/// the same bytes is kept and the staged copy dropped.
 pub fn place(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
-    place_payload(dir, &pair.payload, &pair.sha256)?;
+    check_staged_manifest(dir, pair)?;
+    move_staged(dir, &pair.payload)?;
     failpoint::hit("export.payload-placed");
-    place_manifest(dir, &pair.manifest, pair.manifest_text)?;
+    move_staged(dir, &pair.manifest)?;
     failpoint::hit("export.manifest-placed");
     sync_dir(dir).map_err(io_err(dir))
 }
 
-/// Removes the staged copies of a placed pair (a leftover is harmless: dot
-/// names are never taken).
+/// Removes the staged copies of a pair whose sequence nothing binds (its
+/// export rolled back). A leftover is harmless: dot names are never taken,
+/// and the next export of that sequence starts them again.
 pub fn discard(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
     for name in [&pair.payload, &pair.manifest] {
         let tmp = dir.join(part_name(name));
@@ -182,6 +186,32 @@ pub fn discard(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
         }
     }
     sync_dir(dir).map_err(io_err(dir))
+}
+
+/// The staged manifest, when still there, must hold the bytes the export
+/// committed: anything else is not ours to publish.
+fn check_staged_manifest(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
+    let staged = dir.join(part_name(&pair.manifest));
+    match std::fs::read(&staged) {
+        Ok(bytes) if bytes == pair.manifest_text => Ok(()),
+        Ok(_) => Err(PublishError::Conflict { path: staged }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(&staged)(e)),
+    }
+}
+
+/// Renames `.<name>.part` to `name` in `dir`, never replacing.
+fn move_staged(dir: &Path, name: &str) -> Result<(), PublishError> {
+    let (staged, target) = (dir.join(part_name(name)), dir.join(name));
+    match local::rename_new(&staged, &target) {
+        Ok(Placed::Linked) => Ok(()),
+        Ok(Placed::Same) => std::fs::remove_file(&staged).map_err(io_err(&staged)),
+        Ok(Placed::Other) => Err(PublishError::Conflict { path: target }),
+        // Placed by an earlier attempt (or another process finishing the
+        // same export): the staged name only ever leaves by this rename.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(&target)(e)),
+    }
 }
 
 /// Both steps at once: a pair no store journals (fixtures, samples).
@@ -196,78 +226,7 @@ where
 {
     let staged = stage(dir, header, secret, write)?;
     place(dir, &staged.pair())?;
-    discard(dir, &staged.pair())?;
     Ok(staged.manifest)
-}
-
-/// What is found under a final name, here or already pushed into `sent/`.
-enum Found {
-    Same,
-    Other(PathBuf),
-    Nothing,
-}
-
-fn find(dir: &Path, name: &str, digest: &[u8; 32]) -> Result<Found, PublishError> {
-    for path in [dir.join(name), dir.join(SENT).join(name)] {
-        match local::content_of(&path).map_err(io_err(&path))? {
-            Content::Missing => {}
-            Content::Regular(d) if &d == digest => return Ok(Found::Same),
-            Content::Regular(_) | Content::NotRegular => return Ok(Found::Other(path)),
-        }
-    }
-    Ok(Found::Nothing)
-}
-
-fn place_payload(dir: &Path, name: &str, sha256: &[u8; 32]) -> Result<(), PublishError> {
-    let target = dir.join(name);
-    let staged = dir.join(part_name(name));
-    match find(dir, name, sha256)? {
-        Found::Same => return Ok(()),
-        Found::Other(path) => return Err(PublishError::Conflict { path }),
-        Found::Nothing => {}
-    }
-    match local::link_new(&staged, &target) {
-        Ok(Placed::Linked | Placed::Same) => Ok(()),
-        Ok(Placed::Other) => Err(PublishError::Conflict { path: target }),
-        // Another process finishing the same export placed it and
-        // discarded the staged copy meanwhile: the final name decides.
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            match find(dir, name, sha256)? {
-                Found::Same => Ok(()),
-                Found::Other(path) => Err(PublishError::Conflict { path }),
-                Found::Nothing => Err(PublishError::Lost {
-                    name: name.to_owned(),
-                    staged,
-                }),
-            }
-        }
-        Err(e) => Err(io_err(&target)(e)),
-    }
-}
-
-fn place_manifest(dir: &Path, name: &str, bytes: &[u8]) -> Result<(), PublishError> {
-    let digest: [u8; 32] = Sha256::digest(bytes).into();
-    match find(dir, name, &digest)? {
-        Found::Same => return Ok(()),
-        Found::Other(path) => return Err(PublishError::Conflict { path }),
-        Found::Nothing => {}
-    }
-    let tmp = dir.join(part_name(name));
-    let mut file = create_temp(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(io_err(&tmp))?;
-    drop(file);
-    let target = dir.join(name);
-    match local::link_new(&tmp, &target).map_err(io_err(&target))? {
-        Placed::Linked | Placed::Same => {}
-        Placed::Other => return Err(PublishError::Conflict { path: target }),
-    }
-    match std::fs::remove_file(&tmp) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(io_err(&tmp)(e)),
-    }
 }
 
 fn create_temp(path: &Path) -> io::Result<File> {
