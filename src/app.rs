@@ -886,7 +886,7 @@ pub fn run_job(
                     &secret,
                     now,
                 ),
-                _ => crate::outbound::export::export(&mut store, link, kind, &secret, now),
+                _ => crate::outbound::export(&mut store, link, kind, &secret, now),
             };
             Ok(match result {
                 Ok(done) => JobDone::Exported(Box::new(done)),

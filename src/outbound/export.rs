@@ -1,9 +1,8 @@
 //! Export: one link's next file of a kind, from the store to the outbox, with
 //! its journal row and its run; a sequence carries one content forever.
 //!
-//! Takes the sending side's open store, the link, a payload [`Producer`] (the
-//! seat plan and catalogue ones here; contingents and sales plug in the same
-//! way), the link's secret and the creation time; returns what was
+//! Takes the sending side's open store, the link, a payload [`Producer`]
+//! (one per kind, in the sibling modules), the link's secret and the creation time; returns what was
 //! [`Exported`]. The protocol (argued crash point by crash point in
 //! `docs/crash-safety/export.md`):
 //!
@@ -28,96 +27,20 @@
 //! rolls back (the sequence is not used), the staged copy is removed, and a
 //! failed run is written in a transaction of its own with the reason.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
 use time::OffsetDateTime;
 
+use super::produce::{Produced, Producer};
 use super::publish::{Header, Pair, PublishError, SENT, Staged, discard, place, stage};
 use crate::config::Link;
-use crate::domain::export::{self as domain, Report, Scope};
+use crate::domain::export::{self as domain, Report};
 use crate::failpoint;
 use crate::format::envelope::{MANIFEST_EXT, Manifest, Secret};
-use crate::format::{Kind, WriteError, catalogue, seatplan};
+use crate::format::{Kind, WriteError};
 use crate::store::journal::{self, Direction, FileState, NewEntry};
 use crate::store::runs::{self, Counts, Level, RunStatus};
 use crate::store::{Role, Store, StoreError};
-
-/// What a producer wrote.
-#[derive(Debug)]
-pub struct Produced {
-    /// Records written, as the payload's reader will count them.
-    pub records: u64,
-    pub report: Report,
-}
-
-/// Streams one kind of payload for a link out of the store.
-pub trait Producer {
-    fn kind(&self) -> Kind;
-
-    /// Writes the whole payload into `out` (already buffered and hashed).
-    /// `conn` is the export's write transaction.
-    fn produce(
-        &self,
-        conn: &Connection,
-        link: &Link,
-        out: &mut dyn Write,
-    ) -> Result<Produced, domain::ExportError>;
-}
-
-/// The manager's view of a link.
-pub fn scope(link: &Link) -> Scope<'_> {
-    Scope {
-        distributor: link.distributor.as_str(),
-        login: &link.login,
-        products: link.products.as_deref(),
-    }
-}
-
-/// The `SEATPLAN` payload: [`domain::seatplan`] into the seat-plan writer.
-#[derive(Debug, Clone, Copy)]
-pub struct SeatplanPayload;
-
-impl Producer for SeatplanPayload {
-    fn kind(&self) -> Kind {
-        Kind::Seatplan
-    }
-
-    fn produce(
-        &self,
-        conn: &Connection,
-        link: &Link,
-        out: &mut dyn Write,
-    ) -> Result<Produced, domain::ExportError> {
-        let mut writer = seatplan::Writer::new(out)?;
-        let report = domain::seatplan(conn, &scope(link), &mut |item| writer.write(item))?;
-        let (_, records) = writer.finish()?;
-        Ok(Produced { records, report })
-    }
-}
-
-/// The `CATALOGUE` payload: [`domain::catalogue`] into the catalogue writer.
-#[derive(Debug, Clone, Copy)]
-pub struct CataloguePayload;
-
-impl Producer for CataloguePayload {
-    fn kind(&self) -> Kind {
-        Kind::Catalogue
-    }
-
-    fn produce(
-        &self,
-        conn: &Connection,
-        link: &Link,
-        out: &mut dyn Write,
-    ) -> Result<Produced, domain::ExportError> {
-        let mut writer = catalogue::Writer::new(out)?;
-        let report = domain::catalogue(conn, &scope(link), &mut |item| writer.write(item))?;
-        let (_, records) = writer.finish()?;
-        Ok(Produced { records, report })
-    }
-}
 
 /// A file published and journaled.
 #[derive(Debug)]
@@ -216,29 +139,6 @@ impl ExportError {
     }
 }
 
-/// Exports the link's next file of `kind` (every performance's snapshot for
-/// a contingent file).
-pub fn export(
-    store: &mut Store,
-    link: &Link,
-    kind: Kind,
-    secret: &Secret,
-    now: OffsetDateTime,
-) -> Result<Exported, ExportError> {
-    match kind {
-        Kind::Seatplan => export_with(store, link, &SeatplanPayload, secret, now),
-        Kind::Catalogue => export_with(store, link, &CataloguePayload, secret, now),
-        Kind::Contingent => export_with(
-            store,
-            link,
-            &super::contingent::ContingentPayload::all(),
-            secret,
-            now,
-        ),
-        Kind::Sales => export_with(store, link, &super::sales::SalesPayload, secret, now),
-    }
-}
-
 /// The run kind of an export: `export-catalogue`, `export-seatplan`…
 pub fn run_kind(kind: Kind) -> String {
     format!("export-{}", kind.as_str().to_ascii_lowercase())
@@ -305,10 +205,7 @@ pub fn export_with(
     }
 
     let staged_in = |tx: &rusqlite::Transaction<'_>| -> Result<(Exported, Staged, i64), Cause> {
-        let sequence = journal::last_sequence(tx, &link.name, kind, Direction::Out)?
-            .unwrap_or(0)
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Corrupt("outbound sequence overflow".to_owned()))?;
+        let sequence = journal::next_out(tx, &link.name, kind)?;
         let file = Manifest::payload_name(&link.name, kind, sequence);
         // The final names must be free: a pair there that the journal does
         // not know (left by hand, or by an older build) is never replaced,
@@ -499,11 +396,9 @@ fn publish_committed(
 /// Removes the staged copies of the sequence an export would have used,
 /// after its transaction rolled back (nothing binds that sequence).
 fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &Store) {
-    let Ok(last) = store.read(|conn| journal::last_sequence(conn, link, kind, Direction::Out))
-    else {
+    let Ok(sequence) = store.read(|conn| journal::next_out(conn, link, kind)) else {
         return;
     };
-    let sequence = last.unwrap_or(0) + 1;
     let pair = Pair {
         payload: Manifest::payload_name(link, kind, sequence),
         manifest: manifest_name(link, kind, sequence),

@@ -352,6 +352,16 @@ pub fn next_in(conn: &Connection, link: &str, kind: Kind) -> Result<u64, StoreEr
     Ok(last_sequence(conn, link, kind, Direction::In)?.unwrap_or(0) + 1)
 }
 
+/// The sequence the next outbound file of `kind` on `link` takes: the last
+/// one that used up its sequence, plus one. Read inside the export's
+/// transaction, by the export and by a producer that marks rows with it.
+pub fn next_out(conn: &Connection, link: &str, kind: Kind) -> Result<u64, StoreError> {
+    last_sequence(conn, link, kind, Direction::Out)?
+        .unwrap_or(0)
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Corrupt("outbound sequence overflow".to_owned()))
+}
+
 /// The highest sequence of a link, kind and direction whose file used it up
 /// ([`FileState::consumes_sequence`]): parked and rejected files do not count.
 /// `None` when no file did.
