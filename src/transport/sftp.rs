@@ -16,9 +16,12 @@
 //! overwritten (a final name holding the same bytes means "already done",
 //! other bytes are an alert for a person); the remote original of a pulled
 //! pair is removed only once the local pair is durable (the receiver's
-//! journal is idempotent on digest, so a pair pulled twice applies once);
-//! a pushed pair leaves the outbox for `outbox/sent/` only once both remote
-//! files are in place. Unknown or changed host keys and refused logins are
+//! journal is idempotent on digest, so a pair pulled twice applies once),
+//! payload first and manifest last, and a manifest a crash left alone there
+//! is removed once this side holds its pair; a pushed pair leaves the outbox
+//! for `outbox/sent/` only once both remote files are in place. What each
+//! crash point leaves and what the next poll does: `docs/crash-safety/sftp.md`.
+//! Unknown or changed host keys and refused logins are
 //! permanent faults; network faults are transient and retried after a
 //! capped, jittered backoff ([`backoff`]).
 //!
@@ -182,6 +185,11 @@ pub struct Job<'a> {
     pub accept: &'a dyn Fn(&str) -> Option<String>,
     /// Files larger than this are not downloaded (an alert instead).
     pub max_bytes: u64,
+    /// Whether this side already received the file of a manifest, given
+    /// its name and bytes (the receiver's journal: same link, kind,
+    /// sequence and payload digest). Asked only about a manifest found on
+    /// the share without its payload: when true, it is removed there.
+    pub received: &'a dyn Fn(&str, &[u8]) -> bool,
 }
 
 /// What one poll moved; alerts are files left where they were for a person
@@ -192,6 +200,9 @@ pub struct Moved {
     pub pushed: Vec<String>,
     /// Manifests of the pairs pulled (now in the inbox).
     pub pulled: Vec<String>,
+    /// Manifests removed from the share because this side already held
+    /// their pair (left there by a pull a crash interrupted).
+    pub cleaned: Vec<String>,
     pub alerts: Vec<String>,
 }
 
@@ -389,6 +400,11 @@ pub fn download_name(name: &str) -> String {
 }
 
 const DOWNLOAD_SUFFIX: &str = ".stxd-download";
+
+/// The most bytes read of a manifest found without its payload: far above
+/// any manifest (the envelope caps them at a few KiB); a larger file is no
+/// manifest and stays where it is.
+const LONE_MANIFEST_MAX: u64 = 64 * 1024;
 
 /// Why a secret file (private key, password) is refused, given its mode and
 /// owner and the current user: it must be the user's own and unreadable by
@@ -907,7 +923,10 @@ impl Io<'_> {
     }
 
     /// Pulls every complete pair this side receives into the inbox, then
-    /// removes the remote originals (manifest first).
+    /// removes the remote originals: payload first, manifest last, so a
+    /// crash between the two leaves a manifest without its payload, which
+    /// the peer's uploads (payload first, manifest last) never show and
+    /// which [`Io::lone_manifest`] removes once this side holds the pair.
     fn pull(&self, job: &Job<'_>, moved: &mut Moved) -> Result<(), SftpError> {
         std::fs::create_dir_all(job.inbox).map_err(|e| self.local("create", job.inbox, e))?;
         remove_leftover_parts(job.inbox).map_err(|e| self.local("clean", job.inbox, e))?;
@@ -930,7 +949,7 @@ impl Io<'_> {
                 continue;
             };
             let Some(&payload_size) = files.get(&payload) else {
-                tracing::warn!(link = %self.ep.link, file = %manifest, payload = %payload, "manifest without its payload on the share; left there");
+                self.lone_manifest(job, manifest, manifest_size, &payload, moved)?;
                 continue;
             };
             if payload_size > job.max_bytes || manifest_size > job.max_bytes {
@@ -958,18 +977,83 @@ impl Io<'_> {
                 continue;
             }
             local::sync_dir(job.inbox).map_err(|e| self.local("sync", job.inbox, e))?;
-            // Durable locally: now the originals may go, manifest first so
-            // the share never shows a manifest without its payload.
-            for name in [manifest, &payload] {
-                let remote = remote_path(&self.ep.remote_dir, job.remote_in, name);
-                self.sftp
-                    .unlink(&remote)
-                    .map_err(|e| self.remote("remove the pulled", &remote, e))?;
-            }
+            failpoint::hit("sftp.pull.placed");
+            // Durable locally: now the originals may go.
+            self.remove_remote(job.remote_in, &payload)?;
+            failpoint::hit("sftp.pull.first-removed");
+            self.remove_remote(job.remote_in, manifest)?;
             tracing::info!(link = %self.ep.link, file = %manifest, server = %self.ep.address(), "pair pulled");
             moved.pulled.push(manifest.clone());
         }
         Ok(())
+    }
+
+    /// Removes a pulled file from the share; one already gone (removed by
+    /// an earlier run) is fine.
+    fn remove_remote(&self, folder: &str, name: &str) -> Result<(), SftpError> {
+        let remote = remote_path(&self.ep.remote_dir, folder, name);
+        match self.sftp.unlink(&remote) {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == ErrorCode::SFTP(SFTP_NO_SUCH_FILE) => Ok(()),
+            Err(e) => Err(self.remote("remove the pulled", &remote, e)),
+        }
+    }
+
+    /// A manifest on the share without its payload: the leftover of a pull
+    /// that a crash stopped between its two removals (or of a peer pushing
+    /// again a pair this side already took). It is removed when this side
+    /// holds that very pair: the inbox has the same manifest bytes and the
+    /// payload, or the caller's [`Job::received`] recognises it (the
+    /// receiver's journal). Anything else stays, with a warning, for a
+    /// person.
+    fn lone_manifest(
+        &self,
+        job: &Job<'_>,
+        manifest: &str,
+        size: u64,
+        payload: &str,
+        moved: &mut Moved,
+    ) -> Result<(), SftpError> {
+        let remote = remote_path(&self.ep.remote_dir, job.remote_in, manifest);
+        let bytes = if size <= LONE_MANIFEST_MAX {
+            self.read_small(&remote, LONE_MANIFEST_MAX)?
+        } else {
+            None
+        };
+        let held = bytes.as_deref().is_some_and(|bytes| {
+            inbox_holds(job.inbox, manifest, payload, bytes) || (job.received)(manifest, bytes)
+        });
+        if !held {
+            tracing::warn!(link = %self.ep.link, file = %manifest, payload = %payload, "manifest without its payload on the share; left there");
+            return Ok(());
+        }
+        // The peer may be pushing that pair again right now (its own crash
+        // recovery): a payload that appeared since the listing makes it a
+        // complete pair, pulled (and found already applied) next time.
+        let remote_payload = remote_path(&self.ep.remote_dir, job.remote_in, payload);
+        if self.stat(&remote_payload)?.is_some() {
+            return Ok(());
+        }
+        self.remove_remote(job.remote_in, manifest)?;
+        tracing::info!(link = %self.ep.link, file = %manifest, server = %self.ep.address(), "manifest left by an interrupted pull removed from the share: this side holds its pair");
+        moved.cleaned.push(manifest.to_owned());
+        Ok(())
+    }
+
+    /// A remote file's content when it holds at most `max` bytes; `None`
+    /// when it is larger or gone.
+    fn read_small(&self, path: &Path, max: u64) -> Result<Option<Vec<u8>>, SftpError> {
+        let mut file = match self.sftp.open(path) {
+            Ok(file) => file,
+            Err(e) if e.code() == ErrorCode::SFTP(SFTP_NO_SUCH_FILE) => return Ok(None),
+            Err(e) => return Err(self.remote("open", path, e)),
+        };
+        let mut bytes = Vec::new();
+        (&mut file)
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.stream("read", path, e))?;
+        Ok((bytes.len() as u64 <= max).then_some(bytes))
     }
 
     /// Downloads a remote file to `inbox/.<name>.stxd-download`, checks its size,
@@ -1003,9 +1087,7 @@ impl Io<'_> {
             let _ = std::fs::remove_file(&part);
             return Err(e);
         }
-        let placed = local::link_new(&part, &target);
-        let _ = std::fs::remove_file(&part);
-        match placed.map_err(|e| self.local("place", &target, e))? {
+        match place_download(&part, &target).map_err(|e| self.local("place", &target, e))? {
             Placed::Linked | Placed::Same => Ok(None),
             Placed::Other => Ok(Some(format!(
                 "{} already holds other content than {} on {}: nothing was overwritten and the remote file stays on the share; compare both with the peer",
@@ -1091,6 +1173,63 @@ fn file_digest(path: &Path) -> io::Result<[u8; 32]> {
         hasher.update(&buf[..n]);
     }
     Ok(hasher.finalize().into())
+}
+
+/// Gives a synced download its final name in the inbox without ever
+/// replacing a file, then drops the temporary name. On Linux one
+/// `renameat2(RENAME_NOREPLACE)` does both at once, so the placed file never
+/// has two names (the claim stage refuses a file with two links, and a crash
+/// between a link and an unlink would leave one until the next pull).
+/// Where the file system lacks it, or the name is taken (then the bytes
+/// decide, as [`local::link_new`] says), a hard link and an unlink.
+fn place_download(part: &Path, target: &Path) -> io::Result<Placed> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c_path = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes())
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
+        };
+        let (from, to) = (c_path(part)?, c_path(target)?);
+        // SAFETY: both pointers are NUL-terminated paths that outlive the
+        // call, which only reads them.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                from.as_ptr(),
+                libc::AT_FDCWD,
+                to.as_ptr(),
+                libc::RENAME_NOREPLACE,
+            )
+        };
+        if rc == 0 {
+            return Ok(Placed::Linked);
+        }
+        let e = io::Error::last_os_error();
+        if !matches!(
+            e.raw_os_error(),
+            Some(libc::EEXIST | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
+        ) {
+            let _ = std::fs::remove_file(part);
+            return Err(e);
+        }
+    }
+    let placed = local::link_new(part, target);
+    let _ = std::fs::remove_file(part);
+    placed
+}
+
+/// Whether the inbox holds a pair whose manifest has exactly these bytes
+/// (placed by a pull, not yet processed).
+fn inbox_holds(inbox: &Path, manifest: &str, payload: &str, bytes: &[u8]) -> bool {
+    let regular = |name: &str| {
+        std::fs::symlink_metadata(inbox.join(name))
+            .ok()
+            .filter(|m| m.is_file())
+    };
+    regular(payload).is_some()
+        && regular(manifest).is_some_and(|m| m.len() == bytes.len() as u64)
+        && std::fs::read(inbox.join(manifest)).is_ok_and(|held| held == bytes)
 }
 
 /// Moves a pushed pair into `outbox/sent/`: links the payload, then the
@@ -1247,6 +1386,35 @@ mod tests {
         let alert = move_to_sent(&outbox, &pair).unwrap().unwrap();
         assert!(alert.contains("other content"), "{alert}");
         assert_eq!(entries(&outbox).len(), 3);
+    }
+
+    #[test]
+    fn a_download_gets_its_name_alone_and_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (part, target) = (dir.path().join(".f.stxd-download"), dir.path().join("f"));
+        std::fs::write(&part, "bytes").unwrap();
+        assert_eq!(place_download(&part, &target).unwrap(), Placed::Linked);
+        assert!(!part.exists());
+        assert_eq!(std::fs::metadata(&target).unwrap().nlink(), 1);
+        std::fs::write(&part, "bytes").unwrap();
+        assert_eq!(place_download(&part, &target).unwrap(), Placed::Same);
+        assert!(!part.exists());
+        std::fs::write(&part, "other").unwrap();
+        assert_eq!(place_download(&part, &target).unwrap(), Placed::Other);
+        assert!(!part.exists());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "bytes");
+    }
+
+    #[test]
+    fn the_inbox_holds_a_pair_only_with_the_same_manifest_bytes_and_a_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path();
+        std::fs::write(inbox.join("m.stx"), "manifest").unwrap();
+        assert!(!inbox_holds(inbox, "m.stx", "m.csv", b"manifest"));
+        std::fs::write(inbox.join("m.csv"), "payload").unwrap();
+        assert!(inbox_holds(inbox, "m.stx", "m.csv", b"manifest"));
+        assert!(!inbox_holds(inbox, "m.stx", "m.csv", b"manifesT"));
+        assert!(!inbox_holds(inbox, "m.stx", "m.csv", b"manifest, longer"));
     }
 
     #[test]
