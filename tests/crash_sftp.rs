@@ -170,6 +170,12 @@ fn a_push_killed_after_the_payload_is_renamed_pushes_the_manifest_next_time() {
             files(&sides.client_dir("outbox/sent")),
             Vec::<String>::new()
         );
+        // The peer never takes a payload without its manifest.
+        sides
+            .distributor(&["process", "--link", LINK])
+            .expect_code(0);
+        assert_eq!(names(&remote), vec![PAYLOAD.to_owned()]);
+        assert_eq!(journal_in(sides, "TOURISM"), Vec::new());
         // A later attempt killed while uploading the manifest would also
         // leave its temporary file: the next upload replaces it.
         std::fs::write(remote.join(format!(".{MANIFEST}.part")), "half a manif").unwrap();
@@ -233,6 +239,35 @@ fn a_push_killed_inside_the_move_to_sent_is_not_pushed_again_once_the_peer_took_
     for name in pair() {
         assert_eq!(nlink(&outbox.join("sent").join(&name)), 1, "{name}");
     }
+    applied_once(&sides, &remote);
+}
+
+#[test]
+fn a_pair_pushed_again_after_the_peer_took_it_applies_nothing_twice() {
+    // Killed after both renames: nothing local says the push completed, so
+    // once the peer has taken the pair the next poll pushes it again. The
+    // receiver's journal makes that copy "already applied".
+    let sshd = Sshd::start();
+    let sides = SftpSides::new(&sshd, "manager");
+    sides
+        .manager(&["export", "seatplan", "--link", LINK])
+        .expect_code(0);
+    let point = "sftp.push.manifest-renamed";
+    let run = sides.client_env(&["poll", "--link", LINK], &[("STXD_FAILPOINT", point)]);
+    crashed_at(&run, point);
+    let remote = sides.share("to-distributor");
+    sides
+        .distributor(&["process", "--link", LINK])
+        .expect_code(0);
+    applied_once(&sides, &remote);
+
+    sides.manager(&["poll", "--link", LINK]).expect_code(0);
+    assert_eq!(files(&remote), pair(), "the same pair, once");
+    assert_eq!(files(&sides.client_dir("outbox")), Vec::<String>::new());
+    assert_eq!(files(&sides.client_dir("outbox/sent")), pair());
+    let run = sides.distributor(&["process", "--link", LINK]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("already-applied"), "{}", run.stdout());
     applied_once(&sides, &remote);
 }
 
