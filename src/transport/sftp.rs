@@ -1176,45 +1176,11 @@ fn file_digest(path: &Path) -> io::Result<[u8; 32]> {
 }
 
 /// Gives a synced download its final name in the inbox without ever
-/// replacing a file, then drops the temporary name. On Linux one
-/// `renameat2(RENAME_NOREPLACE)` does both at once, so the placed file never
-/// has two names (the claim stage refuses a file with two links, and a crash
-/// between a link and an unlink would leave one until the next pull).
-/// Where the file system lacks it, or the name is taken (then the bytes
-/// decide, as [`local::link_new`] says), a hard link and an unlink.
+/// replacing a file ([`local::rename_new`]: the placed file never has two
+/// names, which the claim stage would refuse), then drops the temporary
+/// name if it is still there (the name was taken: the bytes decide).
 fn place_download(part: &Path, target: &Path) -> io::Result<Placed> {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let c_path = |p: &Path| {
-            std::ffi::CString::new(p.as_os_str().as_bytes())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))
-        };
-        let (from, to) = (c_path(part)?, c_path(target)?);
-        // SAFETY: both pointers are NUL-terminated paths that outlive the
-        // call, which only reads them.
-        let rc = unsafe {
-            libc::renameat2(
-                libc::AT_FDCWD,
-                from.as_ptr(),
-                libc::AT_FDCWD,
-                to.as_ptr(),
-                libc::RENAME_NOREPLACE,
-            )
-        };
-        if rc == 0 {
-            return Ok(Placed::Linked);
-        }
-        let e = io::Error::last_os_error();
-        if !matches!(
-            e.raw_os_error(),
-            Some(libc::EEXIST | libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP)
-        ) {
-            let _ = std::fs::remove_file(part);
-            return Err(e);
-        }
-    }
-    let placed = local::link_new(part, target);
+    let placed = local::rename_new(part, target);
     let _ = std::fs::remove_file(part);
     placed
 }
