@@ -11,8 +11,9 @@
 //! listed pair ([`recover::Due`]); [`archive`] finishes it. After parse,
 //! applying (one store transaction with the journal row, [`apply`]) and
 //! archiving ([`archive`]: `done/`, `parked/`, or `error/` with a `.reason`)
-//! follow. [`process`] chains the stages; this module itself never writes to
-//! the store nor moves files.
+//! follow. [`process`] chains the stages (and logs a file refused before
+//! apply as a failed run); the stages below it do the reading, writing and
+//! moving.
 
 pub mod apply;
 pub mod archive;
