@@ -60,7 +60,17 @@ impl Pair {
 
     /// The folder the pair is in.
     pub fn folder(&self) -> &Path {
-        self.manifest.parent().unwrap_or(Path::new("."))
+        match self.manifest.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        }
+    }
+
+    /// Whether the pair is in `dir` (the same folder, however it is spelt:
+    /// a relative and an absolute path compare equal).
+    pub fn is_in(&self, dir: &Path) -> bool {
+        let id = |p: &Path| std::fs::metadata(p).map(|m| (m.dev(), m.ino())).ok();
+        self.folder() == dir || id(self.folder()).is_some_and(|a| Some(a) == id(dir))
     }
 
     /// The payload, if it is (still) beside the manifest.
@@ -248,6 +258,10 @@ fn slot_for(
 /// the payload (when still beside the manifest), then the manifest.
 fn move_at(pair: &Pair, payload: Option<&Path>, dest: &Path, slot: u32) -> io::Result<PathBuf> {
     let source = pair.folder();
+    // Linking a file to its own name and removing the old one would lose it.
+    if pair.is_in(dest) {
+        return Ok(pair.manifest.clone());
+    }
     if let Some(from) = payload {
         place(from, &slotted(dest, from, slot))?;
         sync_dir(dest)?;
@@ -532,6 +546,20 @@ mod tests {
             let meta = std::fs::metadata(done.join("l.SALES.00000001.csv.1")).unwrap();
             assert_eq!(meta.nlink(), 1, "cut {cut}");
         }
+    }
+
+    #[test]
+    fn a_pair_moved_into_its_own_folder_stays_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = pair_in(dir.path(), "m", "p");
+        // The folder under another path (a symlink to it) is the same one.
+        let same = dir.path().join("alias");
+        std::os::unix::fs::symlink(dir.path(), &same).unwrap();
+        assert_eq!(move_pair(&pair, &same, None).unwrap(), pair.manifest);
+        assert_eq!(
+            names(dir.path()),
+            ["alias", "l.SALES.00000001.csv", "l.SALES.00000001.stx"]
+        );
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub fn process(
         Ok(apply::Outcome::Applied { .. } | apply::Outcome::AlreadyApplied { .. }) => {
             archive::move_pair(&pair, &folders.done, None).map_err(io)?
         }
-        Ok(apply::Outcome::Parked { .. }) if pair.folder() != folders.parked => {
+        Ok(apply::Outcome::Parked { .. }) if !pair.is_in(&folders.parked) => {
             archive::move_pair(&pair, &folders.parked, None).map_err(io)?
         }
         Ok(_) => manifest.to_owned(),

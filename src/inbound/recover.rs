@@ -72,7 +72,7 @@ pub fn due(
     if !traced(pair).map_err(io)? {
         return Ok(None);
     }
-    let listed_in_parked = pair.folder() == folders.parked;
+    let listed_in_parked = pair.is_in(&folders.parked);
     // The inbox's move into parked/ linked the manifest (so the payload was
     // there already) and was cut before removing the inbox's name.
     if listed_in_parked {
