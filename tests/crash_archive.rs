@@ -7,7 +7,7 @@
 //! trigger's job run and its taken name gone.
 
 use std::os::unix::process::ExitStatusExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::Instant;
 
@@ -17,6 +17,7 @@ use crate::daemon::{DEADLINE, POLL};
 use crate::drop_folders::{
     count, inbox, journal, manager_ready, manifests, opera, sample_sales, sealed,
 };
+use crate::schedules::{add_schedules, control, exported, to_distributor, wait_until};
 use crate::util::{Daemon, Sandbox, copy_tree};
 
 const MANIFEST: &str = "opera-tourism.SALES.00000001.stx";
@@ -253,11 +254,6 @@ fn a_rejection_killed_after_its_payload_moved_keeps_its_first_reason() {
     rejected_once(&sb);
 }
 
-/// The distributor's inbox of the demo link.
-fn to_distributor(sb: &Sandbox) -> PathBuf {
-    sb.path().join("var/exchange/opera-tourism/to-distributor")
-}
-
 /// The state of the seat plan file in the distributor's journal.
 fn seatplan_state(sb: &Sandbox) -> Vec<String> {
     let conn = rusqlite::Connection::open_with_flags(
@@ -319,33 +315,30 @@ fn a_move_into_parked_cut_by_a_kill_is_finished_and_the_file_resumes_later() {
     resumes_into_done(&sb);
 }
 
-/// The path of `strace`, which CI installs: a missing one fails the test.
-fn strace() -> &'static str {
+/// `stxd ARGS…` in the sandbox under `strace -f OPTIONS…`. strace is
+/// required (CI installs it): a missing one fails the test, saying so.
+fn under_strace(sb: &Sandbox, options: &[&str], args: &[&str]) -> Command {
     const STRACE: &str = "/usr/bin/strace";
     assert!(
         Path::new(STRACE).is_file(),
         "{STRACE} is missing: these tests kill stxd at exact system calls with strace; install it (apt-get install strace), as CI does"
     );
-    STRACE
+    let mut cmd = Command::new(STRACE);
+    cmd.arg("-f")
+        .args(options)
+        .arg(env!("CARGO_BIN_EXE_stxd"))
+        .args(args)
+        .current_dir(sb.path())
+        .env_remove("STXD_CONFIG")
+        .env("STXD_LOG", "warn");
+    cmd
 }
 
-/// `stxd ARGS…` under strace, killed by SIGKILL on entry to the `n`-th
-/// call of `syscall`; its status.
+/// `stxd ARGS…` killed by SIGKILL on entry to its `n`-th call of
+/// `syscall`; its status and stderr.
 fn killed_at_call(sb: &Sandbox, syscall: &str, n: usize, args: &[&str]) -> (ExitStatus, String) {
-    let mut cmd = Command::new(strace());
-    cmd.args([
-        "-f",
-        "-o",
-        "/dev/null",
-        "-e",
-        &format!("inject={syscall}:signal=KILL:when={n}"),
-        env!("CARGO_BIN_EXE_stxd"),
-    ])
-    .args(args)
-    .current_dir(sb.path())
-    .env_remove("STXD_CONFIG")
-    .env("STXD_LOG", "warn");
-    run_to_end(cmd)
+    let inject = format!("inject={syscall}:signal=KILL:when={n}");
+    run_to_end(under_strace(sb, &["-o", "/dev/null", "-e", &inject], args))
 }
 
 /// How many calls of each of `syscalls` `stxd ARGS…` makes (traced on a
@@ -353,18 +346,15 @@ fn killed_at_call(sb: &Sandbox, syscall: &str, n: usize, args: &[&str]) -> (Exit
 fn calls(sb: &Sandbox, syscalls: &[&str], args: &[&str]) -> Vec<usize> {
     let copy = copy_of(sb);
     let trace = copy.path().join("trace");
-    let (status, err) = run_to_end({
-        let mut cmd = Command::new(strace());
-        cmd.args(["-f", "-o"])
-            .arg(&trace)
-            .args(["-e", &format!("trace={}", syscalls.join(","))])
-            .arg(env!("CARGO_BIN_EXE_stxd"))
-            .args(args)
-            .current_dir(copy.path())
-            .env_remove("STXD_CONFIG")
-            .env("STXD_LOG", "warn");
-        cmd
-    });
+    let (trace_arg, filter) = (
+        trace.display().to_string(),
+        format!("trace={}", syscalls.join(",")),
+    );
+    let (status, err) = run_to_end(under_strace(
+        &copy,
+        &["-o", &trace_arg, "-e", &filter],
+        args,
+    ));
     assert!(status.code().is_some(), "{status:?}: {err}");
     let text = std::fs::read_to_string(&trace).expect("trace");
     syscalls
@@ -459,34 +449,11 @@ fn a_move_into_parked_killed_before_the_inbox_name_is_removed_is_finished_from_p
     resumes_into_done(&sb);
 }
 
-/// Appends a `[[schedule]]` line to the sandbox's config.
-fn add_schedule(sb: &Sandbox, job: &str, cron: &str) {
-    let path = sb.path().join("config/stxd.toml");
-    let mut text = std::fs::read_to_string(&path).expect("config");
-    text.push_str(&format!(
-        "\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"{job}\"\ncron = \"{cron}\"\n"
-    ));
-    std::fs::write(&path, text).expect("write config");
-}
-
-#[track_caller]
-fn wait_until(what: &str, daemon: &Daemon, ok: impl Fn() -> bool) {
-    let start = Instant::now();
-    while !ok() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "{what}: not after {DEADLINE:?}; daemon log:\n{}",
-            daemon.log()
-        );
-        std::thread::sleep(POLL);
-    }
-}
-
 #[test]
 fn a_move_cut_in_an_apply_window_is_finished_by_the_next_start_not_the_next_window() {
     let sb = sales_waiting();
     // The window opens once a year: the file applies only when triggered.
-    add_schedule(&sb, "apply-sales", "0 3 1 1 *");
+    add_schedules(&sb, &[("apply-sales", "0 3 1 1 *")]);
     killed_at(
         &sb,
         "archive.payload-moved",
@@ -495,9 +462,11 @@ fn a_move_cut_in_an_apply_window_is_finished_by_the_next_start_not_the_next_wind
     assert_eq!(inbox_files(&sb), [MANIFEST]);
     let mut daemon = Daemon::start(&sb);
     let done = inbox(&sb).join("done");
-    wait_until("the move finished", &daemon, || {
-        entries(&done) == [PAYLOAD, MANIFEST]
-    });
+    wait_until(
+        "the move finished",
+        || entries(&done) == [PAYLOAD, MANIFEST],
+        || daemon.log(),
+    );
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
     assert!(
@@ -508,43 +477,22 @@ fn a_move_cut_in_an_apply_window_is_finished_by_the_next_start_not_the_next_wind
     applied_once(&sb);
 }
 
-fn control(sb: &Sandbox) -> PathBuf {
-    sb.path().join("var/state/control/opera-tourism")
-}
-
-/// The manifests of `kind` in the distributor's inbox and the folders the
-/// daemon moves them to.
-fn exported(sb: &Sandbox, kind: &str) -> usize {
-    let inbox = to_distributor(sb);
-    ["", "done", "parked", "error"]
-        .iter()
-        .map(|sub| crate::daemon::manifests(&inbox.join(sub), kind).len())
-        .sum()
-}
-
-/// Starts `stxd run` with the failpoint `point` armed and waits for it to
-/// die there, by SIGKILL.
-#[track_caller]
-fn daemon_killed_at(sb: &Sandbox, point: &str) {
-    let (status, err) = run_to_end(stxd(sb, &["run"], &[("STXD_FAILPOINT", point)]));
-    assert_eq!(status.signal(), Some(libc::SIGKILL), "{status:?}:\n{err}");
-    assert!(err.contains(&format!("failpoint {point}")), "{err}");
-}
-
 #[test]
 fn a_triggered_job_killed_once_taken_runs_after_the_restart() {
     let sb = Sandbox::new();
     sb.stxd(&["check"]).expect_code(0);
     sb.stxd(&["trigger", "export-seatplan", "--link", "opera-tourism"])
         .expect_code(0);
-    daemon_killed_at(&sb, "trigger.taken");
+    killed_at(&sb, "trigger.taken", &["run"]);
     // Taken durably, not run: the trigger under its private name only.
     assert_eq!(entries(&control(&sb)), [".taken.export-seatplan"]);
     assert_eq!(exported(&sb, "seatplan"), 0);
     let mut daemon = Daemon::start(&sb);
-    wait_until("the taken trigger's job run", &daemon, || {
-        exported(&sb, "seatplan") == 1 && entries(&control(&sb)).is_empty()
-    });
+    wait_until(
+        "the taken trigger's job run",
+        || exported(&sb, "seatplan") == 1 && entries(&control(&sb)).is_empty(),
+        || daemon.log(),
+    );
     daemon.wait_log("taken trigger found");
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
@@ -558,13 +506,15 @@ fn a_triggered_job_killed_after_it_ran_runs_again_harmlessly_and_its_trigger_goe
     manager_ready(&sb);
     sb.stxd(&["trigger", "export-contingent", "--link", "opera-tourism"])
         .expect_code(0);
-    daemon_killed_at(&sb, "trigger.job-done");
+    killed_at(&sb, "trigger.job-done", &["run"]);
     assert_eq!(exported(&sb, "contingent"), 1, "the job ran");
     assert_eq!(entries(&control(&sb)), [".taken.export-contingent"]);
     let mut daemon = Daemon::start_with(&sb, "info,stxd::daemon=debug");
-    wait_until("the taken trigger removed", &daemon, || {
-        entries(&control(&sb)).is_empty()
-    });
+    wait_until(
+        "the taken trigger removed",
+        || entries(&control(&sb)).is_empty(),
+        || daemon.log(),
+    );
     daemon.wait_log("taken trigger found");
     daemon.wait_log("nothing new to export");
     daemon.signal(libc::SIGTERM);
