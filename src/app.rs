@@ -835,7 +835,9 @@ impl WindowHeld {
 
 /// Splits listed files into those to process now and those held for an
 /// apply window. The daemon and a `poll` job hold; `stxd process` does not
-/// call this (ops forcing a file apply it at once).
+/// call this (ops forcing a file apply it at once). A file whose archive move
+/// a crash cut is never held: finishing that move applies nothing, and a
+/// pair must not stay split until the window opens.
 pub fn split_by_window(
     config: &Config,
     files: Vec<PathBuf>,
@@ -843,11 +845,18 @@ pub fn split_by_window(
 ) -> (Vec<PathBuf>, Vec<WindowHeld>) {
     let mut ready = Vec::new();
     let mut held = Vec::new();
+    let unfinished = |file: &Path, link: &str, kind: Kind| {
+        config.link(link).is_some_and(|l| {
+            let folders = l.folders(kind.sender().peer());
+            inbound::recover::unfinished(&inbound::archive::Pair::of(file), &folders)
+        })
+    };
     for file in files {
         let name = inbound::claim::display_name(&file);
         match inbound::claim::parse_manifest_name(&name) {
             Ok((link, kind, _)) => {
                 match crate::schedule::apply_window(&config.schedules, &link, kind, now) {
+                    Some(_) if unfinished(&file, &link, kind) => ready.push(file),
                     Some(next) => held.push(WindowHeld {
                         file,
                         link,

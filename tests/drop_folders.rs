@@ -17,7 +17,7 @@ use crate::util::{Daemon, Sandbox, repo, seal};
 const POLL: Duration = Duration::from_millis(50);
 
 /// The manager's inbox of the demo link (the distributor's SALES files).
-fn inbox(sb: &Sandbox) -> PathBuf {
+pub(crate) fn inbox(sb: &Sandbox) -> PathBuf {
     sb.path().join("var/exchange/opera-tourism/to-manager")
 }
 
@@ -39,7 +39,7 @@ fn fast_listing(sb: &Sandbox) {
 
 /// Stores created, and seats 1–4 of row A of block 3301 (1701) plus 10
 /// places of zone 3201 allotted to the link: the sample SALES file books.
-fn manager_ready(sb: &Sandbox) {
+pub(crate) fn manager_ready(sb: &Sandbox) {
     sb.stxd(&["check"]).expect_code(0);
     sb.stxd(&[
         "contingent",
@@ -90,7 +90,7 @@ fn sale_refund_pairs(pairs: u64) -> (Vec<u8>, u64) {
 }
 
 /// The sample SALES payload (2 sales, 1 refund, 1 zone sale, 2 ACKs).
-fn sample_sales() -> (Vec<u8>, u64) {
+pub(crate) fn sample_sales() -> (Vec<u8>, u64) {
     let bytes = std::fs::read(repo().join("samples/payloads/sales.csv")).expect("sample");
     let records = bytes.iter().filter(|b| **b == b'\n').count() as u64 - 1;
     (bytes, records)
@@ -98,7 +98,13 @@ fn sample_sales() -> (Vec<u8>, u64) {
 
 /// Seals SALES file `seq` into `dir` with the demo link's secret; returns
 /// (manifest, payload) paths.
-fn sealed(sb: &Sandbox, dir: &Path, seq: u64, payload: &[u8], records: u64) -> (PathBuf, PathBuf) {
+pub(crate) fn sealed(
+    sb: &Sandbox,
+    dir: &Path,
+    seq: u64,
+    payload: &[u8],
+    records: u64,
+) -> (PathBuf, PathBuf) {
     let m = seal(dir, &sb.demo_secret(), Kind::Sales, seq, payload, records);
     (dir.join(m.manifest_name()), dir.join(&m.payload))
 }
@@ -130,7 +136,7 @@ fn drop_pair(pair: &(PathBuf, PathBuf), dir: &Path) {
 }
 
 /// The `.stx` names in `dir`.
-fn manifests(dir: &Path) -> Vec<String> {
+pub(crate) fn manifests(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -161,7 +167,7 @@ fn tail(log: &str) -> String {
 }
 
 /// The manager's store, read-only.
-fn opera(sb: &Sandbox) -> Connection {
+pub(crate) fn opera(sb: &Sandbox) -> Connection {
     Connection::open_with_flags(
         sb.path().join("var/state/OPERA.sqlite"),
         OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -169,13 +175,13 @@ fn opera(sb: &Sandbox) -> Connection {
     .expect("open OPERA read-only")
 }
 
-fn count(conn: &Connection, sql: &str) -> i64 {
+pub(crate) fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
 }
 
 /// (sequence, state) of every inbound SALES file the journal holds, in
 /// journal order.
-fn journal(sb: &Sandbox) -> Vec<(i64, String)> {
+pub(crate) fn journal(sb: &Sandbox) -> Vec<(i64, String)> {
     let conn = opera(sb);
     let mut stmt = conn
         .prepare(

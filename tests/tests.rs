@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod config_files;
 mod contingent_manager;
+mod crash_archive;
 mod crash_export;
 mod crash_sftp;
 mod daemon;
