@@ -959,18 +959,16 @@ fn log_handled(config: &Config, h: &app::Handled, state: &mut ScanState, now: Of
                         "file held in the inbox: an earlier file is missing")
                 }
                 GapLog::Alert { since } => {
-                    let parsed = crate::inbound::claim::parse_manifest_name(&file).ok();
+                    let parsed = crate::exchange::FileName::parse_manifest(&file).ok();
                     let (link, kind, found) = match &parsed {
-                        Some((link, kind, seq)) => (link.as_str(), kind.as_str(), *seq),
+                        Some(n) => (n.link.as_str(), n.kind.as_str(), n.sequence),
                         None => ("", "", 0),
                     };
                     let expected = match &parsed {
-                        Some((link, kind, _)) => {
-                            match app::expected_sequence(config, link, *kind) {
-                                Ok(n) => n.to_string(),
-                                Err(e) => format!("unknown ({e:#})"),
-                            }
-                        }
+                        Some(n) => match app::expected_sequence(config, &n.link, n.kind) {
+                            Ok(n) => n.to_string(),
+                            Err(e) => format!("unknown ({e:#})"),
+                        },
                         None => "unknown".to_owned(),
                     };
                     let since = since

@@ -25,7 +25,6 @@ use std::path::{Path, PathBuf};
 
 use super::InboundError;
 use crate::failpoint;
-use crate::format::envelope::Manifest;
 use crate::transport::local::{self, Found, Placed, sync_dir};
 
 /// A manifest and the payload its name pairs it with, in one folder.
@@ -169,8 +168,8 @@ pub fn reason_path(manifest: &Path) -> PathBuf {
 /// The payload path of a manifest path, from its name (it may be missing).
 pub fn payload_of(manifest: &Path) -> Option<PathBuf> {
     let name = manifest.file_name()?.to_str()?;
-    let (link, kind, seq) = super::claim::parse_manifest_name(name).ok()?;
-    Some(manifest.with_file_name(Manifest::payload_name(&link, kind, seq)))
+    let name = crate::exchange::FileName::parse_manifest(name).ok()?;
+    Some(manifest.with_file_name(name.to_payload().to_string()))
 }
 
 /// `file`'s name in `dir` at `slot`: the name itself for 0, else

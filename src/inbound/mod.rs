@@ -117,8 +117,8 @@ pub fn process(
 ) -> Result<Processed, InboundError> {
     let folders = link.folders(side);
     let name = claim::display_name(manifest);
-    let parsed = claim::parse_manifest_name(&name).ok();
-    let kind = parsed.as_ref().map(|(_, k, _)| *k);
+    let parsed = crate::exchange::FileName::parse_manifest(&name).ok();
+    let kind = parsed.as_ref().map(|n| n.kind);
     // One span per file: every log line of its handling names it; the run
     // is recorded once apply has started it.
     let span = tracing::info_span!(
@@ -129,9 +129,9 @@ pub fn process(
         seq = tracing::field::Empty,
         run = tracing::field::Empty,
     );
-    if let Some((_, kind, seq)) = &parsed {
-        span.record("kind", kind.as_str());
-        span.record("seq", seq);
+    if let Some(n) = &parsed {
+        span.record("kind", n.kind.as_str());
+        span.record("seq", n.sequence);
     }
     let _in_file = span.enter();
     tracing::debug!(side = %side, "file taken");

@@ -35,8 +35,9 @@ use super::produce::{Produced, Producer};
 use super::publish::{Header, Pair, PublishError, SENT, Staged, discard, place, stage};
 use crate::config::Link;
 use crate::domain::export::{self as domain, Report};
+use crate::exchange::FileName;
 use crate::failpoint;
-use crate::format::envelope::{MANIFEST_EXT, Manifest, Secret};
+use crate::format::envelope::{Manifest, Secret};
 use crate::format::{Kind, WriteError};
 use crate::store::journal::{self, Direction, FileState, NewEntry};
 use crate::store::runs::{self, Counts, Level, RunStatus};
@@ -371,10 +372,7 @@ pub fn export_with(
 
 /// `<link>.<KIND>.<sequence>.stx`.
 fn manifest_name(link: &str, kind: Kind, sequence: u64) -> String {
-    format!(
-        "{}.{MANIFEST_EXT}",
-        Manifest::base_name(link, kind, sequence)
-    )
+    FileName::manifest(link, kind, sequence).to_string()
 }
 
 /// Places a committed export and marks it published: the one path of a
