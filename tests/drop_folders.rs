@@ -711,3 +711,51 @@ fn json_logs_carry_the_file_span() {
     );
     assert_eq!(handled["fields"]["outcome"], "applied");
 }
+
+/// A folder or a dangling symlink under a payload's name: the pair is
+/// refused whole, both names end in `error/` beside the `.reason`, the
+/// inbox is empty, and `stxd status` counts the file in error.
+#[test]
+fn a_folder_or_dangling_link_as_the_payload_is_refused_whole() {
+    for odd in ["folder", "dangling-link"] {
+        let sb = Sandbox::new();
+        sb.stxd(&["check"]).expect_code(0);
+        sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+            .expect_code(0);
+        let dir = sb.path().join("var/exchange/opera-tourism/to-distributor");
+        let payload = dir.join("opera-tourism.SEATPLAN.00000001.xml");
+        std::fs::remove_file(&payload).unwrap();
+        match odd {
+            "folder" => std::fs::create_dir(&payload).unwrap(),
+            _ => std::os::unix::fs::symlink(dir.join("nowhere"), &payload).unwrap(),
+        }
+        let run = sb.stxd(&["process"]);
+        run.expect_code(1);
+        assert!(run.stdout().contains("rejected"), "{odd}: {}", run.stdout());
+        let error = dir.join("error");
+        assert!(
+            error.join("opera-tourism.SEATPLAN.00000001.stx").exists(),
+            "{odd}"
+        );
+        assert!(
+            std::fs::symlink_metadata(error.join("opera-tourism.SEATPLAN.00000001.xml")).is_ok(),
+            "{odd}: the payload stayed behind"
+        );
+        assert!(
+            error
+                .join("opera-tourism.SEATPLAN.00000001.stx.reason")
+                .exists(),
+            "{odd}"
+        );
+        assert_eq!(manifests(&dir), Vec::<String>::new(), "{odd}");
+        assert!(std::fs::symlink_metadata(&payload).is_err(), "{odd}");
+        // A second run finds nothing left to do.
+        sb.stxd(&["process"]).expect_code(0);
+        let status = sb.stxd(&["status"]);
+        assert!(
+            status.stdout().contains("1 file put in error/"),
+            "{odd}: {}",
+            status.stdout()
+        );
+    }
+}

@@ -262,9 +262,29 @@ fn move_at(pair: &Pair, payload: Option<&Path>, dest: &Path, slot: u32) -> io::R
         return Ok(pair.manifest.clone());
     }
     if let Some(from) = payload {
-        place(from, &slotted(dest, from, slot))?;
-        sync_dir(dest)?;
-        local::remove_name(from)?;
+        let to = slotted(dest, from, slot);
+        if std::fs::symlink_metadata(from)?.is_file() {
+            place(from, &to)?;
+            sync_dir(dest)?;
+            local::remove_name(from)?;
+        } else {
+            // A folder, symlink, FIFO or socket under the payload's name
+            // (a refused pair) cannot be hard-linked: it moves by one
+            // rename, which never replaces and never leaves two names.
+            match local::rename_new(from, &to)? {
+                Placed::Linked => {}
+                Placed::Same | Placed::Other => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::AlreadyExists,
+                        format!(
+                            "{} is taken and is never replaced: move it out of the way and the next listing finishes the move",
+                            to.display()
+                        ),
+                    ));
+                }
+            }
+            sync_dir(dest)?;
+        }
         sync_dir(source)?;
     }
     failpoint::hit("archive.payload-moved");
