@@ -392,17 +392,21 @@ fn publish_committed(
 }
 
 /// Removes the staged copies of the sequence an export would have used,
-/// after its transaction rolled back (nothing binds that sequence).
-fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &Store) {
-    let Ok(sequence) = store.read(|conn| journal::next_out(conn, link, kind)) else {
-        return;
-    };
-    let pair = Pair {
-        payload: Manifest::payload_name(link, kind, sequence),
-        manifest: manifest_name(link, kind, sequence),
-        manifest_text: &[],
-    };
-    if let Err(e) = discard(outbox, &pair) {
+/// after its transaction rolled back (nothing binds that sequence). Done
+/// under the store's write lock: another process's export stages that same
+/// sequence only inside its own write transaction, so its staged files are
+/// never removed from under it.
+fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &mut Store) {
+    let discarded = store.write(|tx| -> Result<(), PublishError> {
+        let sequence = journal::next_out(tx, link, kind)?;
+        let pair = Pair {
+            payload: Manifest::payload_name(link, kind, sequence),
+            manifest: manifest_name(link, kind, sequence),
+            manifest_text: &[],
+        };
+        discard(outbox, &pair)
+    });
+    if let Err(e) = discarded {
         tracing::warn!(folder = %outbox.display(), error = %e, "cannot remove the staged copy of an export that did not happen; it is never taken and the next export replaces it");
     }
 }
