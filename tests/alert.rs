@@ -786,3 +786,172 @@ parked_minutes = 10081
     private_file(&token, "tok\n", 0o600);
     assert_eq!(alert::check(&parsed[..1]), []);
 }
+
+#[test]
+fn the_sendmail_example_mails_each_notification() {
+    use std::os::unix::fs::PermissionsExt;
+    let example = crate::util::repo().join("config/examples/alert-sendmail.sh");
+    let syntax = std::process::Command::new("/bin/sh")
+        .arg("-n")
+        .arg(&example)
+        .output()
+        .unwrap();
+    assert!(syntax.status.success(), "{syntax:?}");
+    let mode = std::fs::metadata(&example).unwrap().permissions().mode();
+    assert_eq!(mode & 0o111, 0o111, "the example is executable: {mode:o}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let mails = dir.path().join("mails");
+    let sendmail = dir.path().join("sendmail");
+    std::fs::write(
+        &sendmail,
+        format!(
+            "#!/bin/sh\n{{ echo \"ARGS: $*\"; cat; echo '-- end'; }} >> '{}'\n",
+            mails.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&sendmail, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let alerter = Alerter::start_with(
+        &alerts(&format!(
+            "[[alert]]\nname = \"ops-mail\"\ncommand = [\"/usr/bin/env\", \"STXD_SENDMAIL={}\", \"{}\", \"ops@example.org\", \"duty@example.org\"]\n",
+            sendmail.display(),
+            example.display()
+        )),
+        quick(),
+    )
+    .unwrap();
+    let mut incident = refused("f1");
+    incident.summary = "f1 refused: \"bad\" signature\nSubject: injected".into();
+    alerter.raise(incident);
+    alerter.resolve("refused:opera-tourism:f1");
+    assert!(alerter.flush(DEADLINE));
+    assert_eq!(alerter.stats()[0].1.sent, 2, "{:?}", alerter.stats());
+    let text = std::fs::read_to_string(&mails).unwrap();
+    let mails: Vec<&str> = text.split("-- end\n").filter(|m| !m.is_empty()).collect();
+    assert_eq!(mails.len(), 2, "{text}");
+    let open = mails[0];
+    assert!(open.starts_with("ARGS: -t -oi\n"), "{open}");
+    assert!(
+        open.contains("\nTo: ops@example.org, duty@example.org\n"),
+        "{open}"
+    );
+    assert!(
+        open.contains(
+            "\nSubject: [stxd] file-refused: f1 refused: \"bad\" signature Subject: injected\n"
+        ),
+        "one header line: {open}"
+    );
+    assert_eq!(open.matches("\nSubject:").count(), 1, "{open}");
+    assert!(
+        open.contains("\nFix:     ask the sender to send it again\n"),
+        "{open}"
+    );
+    assert!(
+        open.contains("\"key\":\"refused:opera-tourism:f1\""),
+        "{open}"
+    );
+    let resolved = mails[1];
+    assert!(
+        resolved.contains("\nSubject: [stxd] resolved: file-refused refused:opera-tourism:f1\n"),
+        "{resolved}"
+    );
+}
+
+/// The `[[alert]]` tables of `config/stxd.toml`, uncommented.
+fn documented_alert_tables() -> String {
+    let shipped = std::fs::read_to_string(crate::util::repo().join("config/stxd.toml")).unwrap();
+    shipped
+        .lines()
+        .skip_while(|l| *l != "# [[alert]]")
+        .take_while(|l| l.starts_with('#'))
+        .map(|l| l.strip_prefix("# ").or(l.strip_prefix("#")).unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn the_documented_alert_tables_are_valid() {
+    let parsed = alerts(&documented_alert_tables());
+    assert_eq!(parsed.len(), 2, "{parsed:?}");
+    let mail = &parsed[0];
+    assert_eq!(mail.name, "ops-mail");
+    assert!(
+        matches!(&mail.target, alert::Target::Command(argv) if argv[0].ends_with("alert-sendmail.sh"))
+    );
+    assert!(mail.wants(Event::Resolved) && !mail.wants(Event::FileHeld));
+    assert_eq!(mail.rate_limit, Duration::from_secs(3600));
+    assert_eq!(
+        mail.threshold(Event::SftpDown),
+        Duration::from_secs(15 * 60)
+    );
+    assert!(matches!(
+        &parsed[1].target,
+        alert::Target::Webhook {
+            token_file: Some(_),
+            ..
+        }
+    ));
+    // The defaults, on a table that sets nothing else.
+    let bare = &alerts("[[alert]]\nname = \"a\"\nwebhook = \"http://127.0.0.1:1/\"\n")[0];
+    assert_eq!(
+        (
+            bare.timeout,
+            bare.retries,
+            bare.rate_limit,
+            bare.events.clone()
+        ),
+        (Duration::from_secs(10), 3, Duration::from_secs(300), None)
+    );
+    assert_eq!(
+        [
+            Event::FileParked,
+            Event::FileHeld,
+            Event::SftpDown,
+            Event::FileRefused
+        ]
+        .map(|e| bare.threshold(e)),
+        [3600, 3600, 900, 0].map(Duration::from_secs)
+    );
+}
+
+#[test]
+fn stxd_check_reports_the_files_an_alert_names() {
+    let sb = crate::util::Sandbox::new();
+    let token = sb.path().join("hook.token");
+    private_file(&token, "tok\n", 0o640);
+    let config = sb.path().join("config/stxd.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[alert]]\nname = \"hook\"\nwebhook = \"https://hooks.example.org/x\"\nwebhook_token_file = \"{}\"\n\
+         [[alert]]\nname = \"mail\"\ncommand = [\"/nonexistent/alert-sendmail.sh\"]\n",
+        token.display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    // Reading the config never needs the token: status works.
+    let status = sb.stxd(&["status"]);
+    assert_ne!(status.code(), 2, "{}", status.stderr());
+    assert!(!status.stderr().contains("token"), "{}", status.stderr());
+    let run = sb.stxd(&["check"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    assert!(
+        out.contains("alert[0].webhook_token_file: token file"),
+        "{out}"
+    );
+    assert!(out.contains("(mode 640): run chmod 600"), "{out}");
+    assert!(
+        out.contains("alert[1].command: cannot run /nonexistent/alert-sendmail.sh"),
+        "{out}"
+    );
+    assert!(out.contains("not ready: 2 errors"), "{out}");
+    private_file(&token, "tok\n", 0o600);
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(&config)
+            .unwrap()
+            .replace("/nonexistent/alert-sendmail.sh", "/bin/true"),
+    )
+    .unwrap();
+    sb.stxd(&["check"]).expect_code(0);
+}
