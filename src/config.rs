@@ -19,6 +19,8 @@ use crate::format::envelope::Secret;
 use crate::ident::{Code, TechId};
 use crate::store::Role;
 
+pub mod alert;
+
 /// The embedded default: the same-slot demo of `config/stxd.toml`.
 pub const EMBEDDED: &str = include_str!("../config/stxd.toml");
 
@@ -39,6 +41,8 @@ struct RawConfig {
     links: Vec<RawLink>,
     #[serde(default, rename = "schedule")]
     schedules: Vec<RawSchedule>,
+    #[serde(default, rename = "alert")]
+    alerts: Vec<alert::RawAlert>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,6 +145,8 @@ pub struct Config {
     /// The `[[schedule]]` lines: jobs `stxd run` runs by itself, and the
     /// apply windows.
     pub schedules: Vec<crate::schedule::Entry>,
+    /// The `[[alert]]` tables: where `stxd run` reports a stuck link.
+    pub alerts: Vec<alert::Alert>,
 }
 
 /// Settings of `stxd run`.
@@ -711,6 +717,7 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         daemon.timezone,
         &mut |a, p| err(a, p),
     );
+    let alerts = alert::validate(raw.alerts, &mut |a, p| err(a, p));
 
     if errors.is_empty() {
         Ok(Config {
@@ -721,6 +728,7 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             links,
             daemon,
             schedules,
+            alerts,
         })
     } else {
         Err(errors)
@@ -927,11 +935,41 @@ pub enum SecretError {
     NotRegular(PathBuf),
     #[error("secret in {0} is shorter than {min} bytes: use a long random value (e.g. head -c 32 /dev/urandom | base64)", min = Secret::MIN_LEN)]
     TooShort(PathBuf),
+    #[error("token file {0}: {1}")]
+    BadToken(PathBuf, &'static str),
 }
 
 /// Reads a secret (a link's shared secret, an SFTP password) from a file that
 /// only its owner can read. A single trailing line break is not part of it.
 pub fn read_secret(path: &Path) -> Result<Secret, SecretError> {
+    let bytes = read_private(path)?;
+    if bytes.len() < Secret::MIN_LEN {
+        return Err(SecretError::TooShort(path.to_owned()));
+    }
+    Ok(Secret::new(bytes))
+}
+
+/// Reads a bearer token (an `[[alert]]`'s `webhook_token_file`) from a file
+/// that only its owner can read: printable ASCII without spaces, as an HTTP
+/// header carries it. A single trailing line break is not part of it.
+pub fn read_token(path: &Path) -> Result<String, SecretError> {
+    let bytes = read_private(path)?;
+    if bytes.is_empty() {
+        return Err(SecretError::BadToken(path.to_owned(), "the file is empty"));
+    }
+    if !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(SecretError::BadToken(
+            path.to_owned(),
+            "expected printable ASCII without spaces or line breaks",
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| SecretError::BadToken(path.to_owned(), "expected printable ASCII"))
+}
+
+/// The bytes of a regular file that neither its group nor others can read,
+/// without one trailing line break.
+fn read_private(path: &Path) -> Result<Vec<u8>, SecretError> {
     use std::os::unix::fs::MetadataExt;
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
@@ -957,10 +995,7 @@ pub fn read_secret(path: &Path) -> Result<Secret, SecretError> {
             bytes.pop();
         }
     }
-    if bytes.len() < Secret::MIN_LEN {
-        return Err(SecretError::TooShort(path.to_owned()));
-    }
-    Ok(Secret::new(bytes))
+    Ok(bytes)
 }
 
 /// Creates a random secret file (mode 0600, never overwriting) for a link

@@ -29,6 +29,9 @@
 //!   read from the stores read-only while the daemon runs.
 //! - [`systemd`]: `sd_notify` (READY, STOPPING, WATCHDOG, STATUS) for
 //!   `Type=notify` units; a no-op elsewhere.
+//! - [`alert`]: tells people a link is stuck (a command or a webhook per
+//!   `[[alert]]`), once per incident and when it clears, from threads of
+//!   its own so that no delivery delays a file.
 //! - [`app`]: opens what the config names (stores, secrets, folders) and
 //!   runs the flows; the one code path of the CLI and the daemon.
 //! - [`inbound`]: the stages of an incoming file: claim, verify, parse,
@@ -53,6 +56,7 @@
 //! - [`ident`], [`money`]: identifiers (technical id, code, name) and amounts
 //!   in integer minor units with a currency.
 
+pub mod alert;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod alert;
 mod cli;
 mod config_files;
 mod contingent_manager;

@@ -248,7 +248,19 @@ fn init_logs(config: &Config) {
 }
 
 fn check(config: &Config, config_name: &str, json: bool) -> anyhow::Result<u8> {
-    let report = app::check(config)?;
+    let mut report = app::check(config)?;
+    // What the [[alert]] tables name outside the config: token files,
+    // programs (read here and when the daemon starts, not by every command).
+    report.links.extend(
+        crate::alert::check(&config.alerts)
+            .into_iter()
+            .map(|e| Finding {
+                severity: Severity::Error,
+                object: e.at,
+                problem: e.problem,
+                fix: "fix the file (or the [[alert]] table) and run stxd check again".into(),
+            }),
+    );
     let errors = report.count(Severity::Error);
     if json {
         let institutions: Vec<_> = report
