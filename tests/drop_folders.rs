@@ -232,11 +232,12 @@ fn a_file_written_slowly_is_taken_only_once_its_manifest_is_there() {
     // The manifest last, under a temporary name then renamed.
     put(&pair.0, &inbox);
     let done = inbox.join("done");
+    // The archive links each name into done/ before unlinking it from the
+    // inbox: wait for the move to finish, not only to start.
     wait_until("the file applied", Duration::from_secs(30), &daemon, || {
-        manifests(&done).len() == 1
+        manifests(&done).len() == 1 && manifests(&inbox).is_empty()
     });
     assert!(done.join(pair.1.file_name().expect("name")).exists());
-    assert!(manifests(&inbox).is_empty());
     assert_eq!(journal(&sb), vec![(1, "applied".to_owned())]);
     let conn = opera(&sb);
     assert_eq!(
@@ -278,10 +279,13 @@ fn a_manifest_dropped_before_its_payload_is_complete_is_rejected_whole() {
         "the file rejected",
         Duration::from_secs(30),
         &daemon,
+        // The reason is written first, then the pair moves: wait for the
+        // move's end (the manifest has left the inbox).
         || {
             error
                 .join("opera-tourism.SALES.00000001.stx.reason")
                 .exists()
+                && manifests(&inbox).is_empty()
         },
     );
     // The writer goes on: its handle follows the file into error/.
