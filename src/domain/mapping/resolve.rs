@@ -42,26 +42,10 @@ pub struct Seen<'a> {
     pub file: &'a str,
 }
 
-/// The distributor's table holding objects of a mapping kind.
+/// The distributor's table holding objects of a mapping kind (the name is
+/// [`MappingKind::local_table`]'s, kept here for the domain's callers).
 pub fn local_table(kind: MappingKind) -> &'static str {
-    match kind {
-        MappingKind::Season => "season",
-        MappingKind::Activity => "activity",
-        MappingKind::Performance => "performance",
-        MappingKind::VatCode => "vat_code",
-        MappingKind::TariffType => "tariff_type",
-        MappingKind::AudienceSubcategory => "audience_subcategory",
-        MappingKind::SeatCategory => "seat_category",
-        MappingKind::Venue => "venue",
-        MappingKind::Configuration => "configuration",
-        MappingKind::Zone => "zone",
-        MappingKind::Block => "block",
-        MappingKind::Row => "seat_row",
-        MappingKind::Seat => "seat",
-        MappingKind::LogicalConfiguration => "logical_configuration",
-        MappingKind::RateTable => "rate_table",
-        MappingKind::Product => "product",
-    }
+    kind.local_table()
 }
 
 /// The kinds ops map by hand (the manual's list); the others are filled by
