@@ -1064,31 +1064,24 @@ pub fn record_text(t: &Ticket) -> Result<String, DomainError> {
 
 // ---------------------------------------------------------------- rejects
 
-/// The columns of `stxd sales rejects`: the SALES columns, then where the line
-/// came from and why it was rejected.
-pub const REJECT_COLUMNS: [&str; 21] = [
-    "line",
-    "operation",
-    "time",
-    "order",
-    "refund_of",
-    "performance",
-    "block",
-    "row",
-    "seat",
-    "zone",
-    "seat_category",
-    "tariff_type",
-    "audience_subcategory",
-    "amount",
-    "currency",
-    "vat_code",
-    "contingent_version",
-    "file",
-    "position",
-    "code",
-    "reason",
-];
+/// The columns of `stxd sales rejects`: the SALES columns
+/// ([`sales::COLUMNS`]), then where the line came from and why it was
+/// rejected.
+pub const REJECT_COLUMNS: [&str; sales::COLUMNS.len() + 4] = {
+    const WHY: [&str; 4] = ["file", "position", "code", "reason"];
+    let mut all = [""; sales::COLUMNS.len() + WHY.len()];
+    let mut i = 0;
+    while i < sales::COLUMNS.len() {
+        all[i] = sales::COLUMNS[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < WHY.len() {
+        all[i + j] = WHY[j];
+        j += 1;
+    }
+    all
+};
 
 /// A rejected line of a link, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1226,6 +1219,15 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap();
         assert_eq!(lines, vec![Line::Ticket(t)]);
+    }
+
+    #[test]
+    fn reject_columns_are_the_sales_columns_then_where_and_why() {
+        assert_eq!(REJECT_COLUMNS[..sales::COLUMNS.len()], sales::COLUMNS);
+        assert_eq!(
+            REJECT_COLUMNS[sales::COLUMNS.len()..],
+            ["file", "position", "code", "reason"]
+        );
     }
 
     #[test]
