@@ -18,7 +18,16 @@ pub mod reintegration;
 pub mod selling;
 pub mod setup;
 
+use rusqlite::Connection;
+
 use crate::store::StoreError;
+
+/// Whether `table` holds a row with this `id` (one query, the statement
+/// cached per table).
+fn exists(conn: &Connection, table: &'static str, id: i64) -> Result<bool, rusqlite::Error> {
+    conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?
+        .exists([id])
+}
 
 /// Why a business operation was refused.
 #[derive(Debug, thiserror::Error)]

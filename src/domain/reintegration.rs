@@ -537,7 +537,7 @@ impl<'t> SalesImport<'t> {
             ),
             ("vat_code", "unknown-vat-code", "VAT code", t.vat_code),
         ] {
-            if !exists(tx, table, id.get())? {
+            if !super::exists(tx, table, id.get()).map_err(StoreError::Sql)? {
                 return Err(reject(code, format!("{what} {id} is unknown here")));
             }
         }
@@ -966,14 +966,6 @@ fn sql_id(v: u64) -> Result<i64, DomainError> {
         object: format!("line id {v}"),
         problem: "is too large".to_owned(),
     })
-}
-
-fn exists(conn: &Connection, table: &'static str, id: i64) -> Result<bool, StoreError> {
-    let found: Option<i64> = conn
-        .prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    Ok(found.is_some())
 }
 
 fn place_text(place: &Place) -> String {

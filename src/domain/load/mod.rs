@@ -26,14 +26,9 @@ pub use setup::{CHANNEL_KINDS, SETUP_MAX_BYTES, SetupSummary, setup_file, setup_
 
 use rusqlite::Connection;
 
-use super::DomainError;
+use super::{DomainError, exists};
 use crate::ident::TechId;
 use crate::store::Role;
-
-pub(super) fn exists(conn: &Connection, table: &'static str, id: i64) -> Result<bool, DomainError> {
-    let sql = format!("SELECT 1 FROM {table} WHERE id = ?1");
-    Ok(conn.prepare_cached(&sql)?.exists([id])?)
-}
 
 /// Fails with "`object` names `kind` `id`, which is not loaded" when absent.
 fn require(

@@ -225,6 +225,5 @@ fn local_exists(
     kind: MappingKind,
     id: i64,
 ) -> Result<bool, DomainError> {
-    let sql = format!("SELECT 1 FROM {} WHERE id = ?1", local_table(kind));
-    Ok(conn.prepare_cached(&sql)?.exists([id])?)
+    Ok(crate::domain::exists(conn, kind.local_table(), id)?)
 }

@@ -9,7 +9,7 @@ use std::collections::HashSet;
 use rusqlite::Transaction;
 
 use crate::domain::DomainError;
-use crate::domain::load::exists;
+use crate::domain::exists;
 use crate::ident::{Code, Name, TechId};
 
 /// Collects every problem of a setup file, so the operator sees them all at once.
