@@ -413,10 +413,11 @@ pub fn is_sellable(conn: &Connection, product: i64) -> Result<bool, DomainError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Role, Store};
+    use crate::domain::fixtures;
+    use crate::store::Store;
 
     fn store(dir: &std::path::Path) -> Store {
-        let mut s = Store::open(&dir.join("d.sqlite"), "TOURISM", Role::Distributor).unwrap();
+        let mut s = fixtures::tourism(dir);
         s.write(|tx| -> Result<(), DomainError> {
             tx.execute_batch(
                 "INSERT INTO season VALUES (1, 'S', 'S', '2026-01-01', '2026-12-31');

@@ -1069,20 +1069,8 @@ fn configuration_contents(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Role, Store, StoreError};
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store =
-            Store::open(&dir.path().join("OPERA.sqlite"), "OPERA", Role::Manager).unwrap();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/opera");
-        let files: Vec<_> = ["seatplan.xml", "catalogue.xml", "setup.toml"]
-            .iter()
-            .map(|f| root.join(f))
-            .collect();
-        crate::app::load(&mut store, &files).unwrap();
-        (dir, store)
-    }
+    use crate::domain::fixtures::opera as store;
+    use crate::store::{Store, StoreError};
 
     fn sql(store: &mut Store, sql: &str) {
         store

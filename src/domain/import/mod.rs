@@ -147,15 +147,12 @@ impl Summary {
 mod tests {
     use super::*;
     use crate::domain::DomainError;
+    use crate::domain::fixtures::tourism as store;
     use crate::domain::mapping::{self, Seen};
     use crate::format::seatplan;
     use crate::ident::Code;
+    use crate::store::Store;
     use crate::store::runs;
-    use crate::store::{Role, Store};
-
-    fn store(dir: &std::path::Path) -> Store {
-        Store::open(&dir.join("d.sqlite"), "TOURISM", Role::Distributor).unwrap()
-    }
 
     fn code(s: &str) -> Code {
         Code::new(s).unwrap()

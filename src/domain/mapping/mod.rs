@@ -53,13 +53,10 @@ pub use resolve::{
 mod tests {
     use super::*;
     use crate::domain::DomainError;
+    use crate::domain::fixtures::tourism as store;
     use crate::ident::{Code, TechId};
+    use crate::store::Store;
     use crate::store::mapping::{MappingKind, MappingStatus};
-    use crate::store::{Role, Store};
-
-    fn store(dir: &std::path::Path) -> Store {
-        Store::open(&dir.join("t.sqlite"), "TOURISM", Role::Distributor).unwrap()
-    }
 
     #[test]
     fn first_sighting_creates_a_pending_row_and_later_ones_refresh_the_label() {

@@ -40,18 +40,19 @@ pub use sell::{
 mod tests {
     use super::*;
     use crate::domain::DomainError;
+    use crate::domain::fixtures;
     use crate::domain::import::Context;
     use crate::domain::mapping;
     use crate::format::contingent;
     use crate::ident::{Code, TechId};
+    use crate::store::Store;
     use crate::store::mapping::MappingKind;
     use crate::store::runs;
-    use crate::store::{Role, Store};
 
     /// A distributor store with one performance, two seats, a zone, a
     /// validated product and the mappings of a few manager objects.
     fn store(dir: &std::path::Path) -> Store {
-        let mut s = Store::open(&dir.join("d.sqlite"), "TOURISM", Role::Distributor).unwrap();
+        let mut s = fixtures::tourism(dir);
         s.write(|tx| -> Result<(), DomainError> {
             tx.execute_batch(
                 "INSERT INTO season VALUES (1, 'S', 'S', '2026-01-01', '2026-12-31');
