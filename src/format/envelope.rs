@@ -436,7 +436,7 @@ pub fn authenticate(manifest: &[u8], file: &str, secret: &Secret) -> Result<Mani
     }
     let kind: Kind = values[1]
         .parse()
-        .map_err(|e: String| at_line(2, "envelope-kind", e))?;
+        .map_err(|e: super::ParseKindError| at_line(2, "envelope-kind", e.to_string()))?;
     let format_version = u32::try_from(number(2)?).unwrap_or(u32::MAX);
     let sequence = number(7)?;
     if sequence == 0 {

@@ -81,14 +81,22 @@ impl fmt::Display for Kind {
     }
 }
 
+/// A kind name that is none of the four.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected one of SEATPLAN, CATALOGUE, CONTINGENT, SALES, found {found:?}")]
+pub struct ParseKindError {
+    /// The name as given.
+    pub found: String,
+}
+
 impl FromStr for Kind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Kind, String> {
+    type Err = ParseKindError;
+    fn from_str(s: &str) -> Result<Kind, ParseKindError> {
         Kind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                format!("expected one of SEATPLAN, CATALOGUE, CONTINGENT, SALES, found {s:?}")
+            .ok_or_else(|| ParseKindError {
+                found: s.to_owned(),
             })
     }
 }

@@ -239,7 +239,7 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, StoreError>> {
         Ok(Entry {
             id: r.get(0)?,
             link: r.get(1)?,
-            kind: Kind::from_str(&kind).map_err(StoreError::Corrupt)?,
+            kind: Kind::from_str(&kind).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             direction: Direction::parse(&direction)
                 .ok_or_else(|| StoreError::Corrupt(format!("journal direction {direction:?}")))?,
             sequence: u64::try_from(sequence)

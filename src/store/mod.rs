@@ -64,16 +64,23 @@ impl fmt::Display for Role {
     }
 }
 
+/// A role name that is neither `manager` nor `distributor`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("expected a role among manager, distributor, found {found:?}")]
+pub struct ParseRoleError {
+    /// The name as given, shortened for messages.
+    pub found: String,
+}
+
 impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Role, String> {
+    type Err = ParseRoleError;
+    fn from_str(s: &str) -> Result<Role, ParseRoleError> {
         match s {
             "manager" => Ok(Role::Manager),
             "distributor" => Ok(Role::Distributor),
-            _ => Err(format!(
-                "expected a role among manager, distributor, found {:?}",
-                crate::ident::shorten(s)
-            )),
+            _ => Err(ParseRoleError {
+                found: crate::ident::shorten(s),
+            }),
         }
     }
 }
@@ -236,7 +243,8 @@ impl Store {
                 expected: code,
             });
         }
-        let found_role = Role::from_str(&found_role).map_err(StoreError::Corrupt)?;
+        let found_role =
+            Role::from_str(&found_role).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         if found_role != self.role {
             return Err(StoreError::WrongRole {
                 path: self.path.clone(),
