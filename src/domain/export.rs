@@ -65,7 +65,8 @@ pub struct Report {
 }
 
 impl Report {
-    fn count(&mut self, label: &str) {
+    /// One more record of type `label`.
+    pub(super) fn count(&mut self, label: &str) {
         match self.included.iter_mut().find(|(l, _)| l == label) {
             Some((_, n)) => *n += 1,
             None => self.included.push((label.to_owned(), 1)),
@@ -144,7 +145,8 @@ impl ExportError {
 
 // ------------------------------------------------------------------ helpers
 
-fn bad(object: impl Into<String>, problem: impl Into<String>) -> ExportError {
+/// A stored value the export cannot write.
+pub(super) fn bad(object: impl Into<String>, problem: impl Into<String>) -> ExportError {
     ExportError::BadData {
         object: object.into(),
         problem: problem.into(),

@@ -11,21 +11,13 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
 use crate::domain::DomainError;
-use crate::domain::export::{ExportError, Report};
+use crate::domain::export::{ExportError, Report, bad};
 use crate::domain::mapping;
 use crate::format::WriteError;
 use crate::format::sales::{self, OrderRef};
 use crate::ident::{Code, TechId};
 use crate::money::Currency;
 use crate::store::mapping::MappingKind;
-
-/// A stored value the export cannot write.
-fn bad(object: impl Into<String>, problem: impl Into<String>) -> ExportError {
-    ExportError::BadData {
-        object: object.into(),
-        problem: problem.into(),
-    }
-}
 
 /// The manager's id of a local object a line names, or a refusal naming the
 /// mapping to fix.
@@ -50,13 +42,6 @@ fn manager_id(
         Err(DomainError::Sql(e)) => Err(ExportError::Sql(e)),
         Err(DomainError::Store(e)) => Err(ExportError::Store(e)),
         Err(e) => Err(bad(line, e.to_string())),
-    }
-}
-
-fn label(report: &mut Report, what: &str) {
-    match report.included.iter_mut().find(|(l, _)| l == what) {
-        Some((_, n)) => *n += 1,
-        None => report.included.push((what.to_owned(), 1)),
     }
 }
 
@@ -140,13 +125,10 @@ pub fn export_sales(
             vat_code: map(MappingKind::VatCode, r.get(16)?)?,
         };
         emit(&sales::Line::Ticket(ticket))?;
-        label(
-            &mut report,
-            match operation {
-                sales::Operation::Sale => "sales",
-                sales::Operation::Refund => "refunds",
-            },
-        );
+        report.count(match operation {
+            sales::Operation::Sale => "sales",
+            sales::Operation::Refund => "refunds",
+        });
     }
     drop(rows);
 
@@ -178,7 +160,7 @@ pub fn export_sales(
             performance,
             contingent_version,
         }))?;
-        label(&mut report, "acks");
+        report.count("acks");
     }
     if !lines && !new_ack {
         return Err(ExportError::Setup {
