@@ -4,9 +4,10 @@
 //! ops list them, validate them (a product with its rate table and the
 //! logical configurations of its performances) and assign them to a sales
 //! profile. Only a product that is validated AND in a sales profile is
-//! sellable ([`is_sellable`], the next issue's gate). Every change records a
-//! run (kinds `catalogue-validate`, `catalogue-assign-profile`) in the same
-//! transaction. Reads no file and no config.
+//! sellable ([`is_sellable`], which the point of sale checks before every
+//! sale, [`super::selling::sell`]). Every change records a run (kinds
+//! `catalogue-validate`, `catalogue-assign-profile`) in the same transaction.
+//! Reads no file and no config.
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;

@@ -11,7 +11,8 @@
 //! distributor's acknowledgement of a version (an `ACK` line of its sales
 //! file) and frees what that version took back; [`show`] is the ops view.
 //!
-//! The safe shrink (DESIGN.md): a released seat does not go straight back to
+//! The safe shrink, so that a seat is never sold twice while a CONTINGENT
+//! file and a SALES file cross: a released seat does not go straight back to
 //! the manager. It stays `held` by the link, tagged with the version that
 //! removed it, and can be neither re-allotted nor sold by the manager until
 //! the distributor acknowledges that version (a sale it made before that is
