@@ -69,61 +69,8 @@ pub fn export_sales(
     )?;
     let mut rows = st.query([link])?;
     while let Some(r) = rows.next()? {
-        let id: i64 = r.get(0)?;
-        let object = format!("sale line {id}");
-        let operation: String = r.get(1)?;
-        let operation = match operation.as_str() {
-            "SALE" => sales::Operation::Sale,
-            "REFUND" => sales::Operation::Refund,
-            other => return Err(bad(&object, format!("operation {other:?}"))),
-        };
-        let time_text: String = r.get(2)?;
-        let time = OffsetDateTime::parse(&time_text, &Rfc3339)
-            .map_err(|e| bad(&object, format!("time {time_text:?}: {e}")))?;
-        let order_text: String = r.get(3)?;
-        let order = OrderRef::new(&order_text)
-            .ok_or_else(|| bad(&object, format!("order reference {order_text:?}")))?;
-        let refund_of: Option<i64> = r.get(4)?;
-        let refund_of = refund_of
-            .map(|v| u64::try_from(v).map_err(|_| bad(&object, format!("refund_of {v}"))))
-            .transpose()?;
-        let map = |kind, local: i64| manager_id(conn, manager, kind, local, &object);
-        let performance = map(MappingKind::Performance, r.get(5)?)?;
-        let seat: Option<i64> = r.get(6)?;
-        let place = match seat {
-            Some(_) => {
-                let block: i64 = r.get(7)?;
-                let row: String = r.get(8)?;
-                let number: String = r.get(9)?;
-                sales::Place::Seat {
-                    block: map(MappingKind::Block, block)?,
-                    row: Code::new(&row).map_err(|e| bad(&object, e.to_string()))?,
-                    seat: Code::new(&number).map_err(|e| bad(&object, e.to_string()))?,
-                }
-            }
-            None => {
-                let zone: i64 = r.get(10)?;
-                sales::Place::Zone {
-                    zone: map(MappingKind::Zone, zone)?,
-                }
-            }
-        };
-        let currency: String = r.get(15)?;
-        let ticket = sales::Ticket {
-            line: u64::try_from(id).map_err(|_| bad(&object, "negative line id"))?,
-            operation,
-            time,
-            order,
-            refund_of,
-            performance,
-            place,
-            seat_category: map(MappingKind::SeatCategory, r.get(11)?)?,
-            tariff_type: map(MappingKind::TariffType, r.get(12)?)?,
-            audience_subcategory: map(MappingKind::AudienceSubcategory, r.get(13)?)?,
-            amount: r.get(14)?,
-            currency: Currency::new(&currency).map_err(|e| bad(&object, e.to_string()))?,
-            vat_code: map(MappingKind::VatCode, r.get(16)?)?,
-        };
+        let ticket = ticket(conn, manager, r)?;
+        let operation = ticket.operation;
         emit(&sales::Line::Ticket(ticket))?;
         report.count(match operation {
             sales::Operation::Sale => "sales",
@@ -179,4 +126,68 @@ pub fn export_sales(
     conn.prepare_cached("UPDATE contingent_snapshot SET ack_sent = version WHERE link = ?1")?
         .execute([link])?;
     Ok(report)
+}
+
+/// One sale or refund line of the query in [`export_sales`], as a SALES
+/// ticket in the manager's ids.
+fn ticket(
+    conn: &Connection,
+    manager: &str,
+    r: &rusqlite::Row<'_>,
+) -> Result<sales::Ticket, ExportError> {
+    let id: i64 = r.get(0)?;
+    let object = format!("sale line {id}");
+    let operation: String = r.get(1)?;
+    let operation = match operation.as_str() {
+        "SALE" => sales::Operation::Sale,
+        "REFUND" => sales::Operation::Refund,
+        other => return Err(bad(&object, format!("operation {other:?}"))),
+    };
+    let time_text: String = r.get(2)?;
+    let time = OffsetDateTime::parse(&time_text, &Rfc3339)
+        .map_err(|e| bad(&object, format!("time {time_text:?}: {e}")))?;
+    let order_text: String = r.get(3)?;
+    let order = OrderRef::new(&order_text)
+        .ok_or_else(|| bad(&object, format!("order reference {order_text:?}")))?;
+    let refund_of: Option<i64> = r.get(4)?;
+    let refund_of = refund_of
+        .map(|v| u64::try_from(v).map_err(|_| bad(&object, format!("refund_of {v}"))))
+        .transpose()?;
+    let map = |kind, local: i64| manager_id(conn, manager, kind, local, &object);
+    let performance = map(MappingKind::Performance, r.get(5)?)?;
+    let seat: Option<i64> = r.get(6)?;
+    let place = match seat {
+        Some(_) => {
+            let block: i64 = r.get(7)?;
+            let row: String = r.get(8)?;
+            let number: String = r.get(9)?;
+            sales::Place::Seat {
+                block: map(MappingKind::Block, block)?,
+                row: Code::new(&row).map_err(|e| bad(&object, e.to_string()))?,
+                seat: Code::new(&number).map_err(|e| bad(&object, e.to_string()))?,
+            }
+        }
+        None => {
+            let zone: i64 = r.get(10)?;
+            sales::Place::Zone {
+                zone: map(MappingKind::Zone, zone)?,
+            }
+        }
+    };
+    let currency: String = r.get(15)?;
+    Ok(sales::Ticket {
+        line: u64::try_from(id).map_err(|_| bad(&object, "negative line id"))?,
+        operation,
+        time,
+        order,
+        refund_of,
+        performance,
+        place,
+        seat_category: map(MappingKind::SeatCategory, r.get(11)?)?,
+        tariff_type: map(MappingKind::TariffType, r.get(12)?)?,
+        audience_subcategory: map(MappingKind::AudienceSubcategory, r.get(13)?)?,
+        amount: r.get(14)?,
+        currency: Currency::new(&currency).map_err(|e| bad(&object, e.to_string()))?,
+        vat_code: map(MappingKind::VatCode, r.get(16)?)?,
+    })
 }

@@ -237,11 +237,116 @@ fn next_line(tx: &Transaction<'_>) -> Result<i64, rusqlite::Error> {
         .query_row([], |r| r.get(0))
 }
 
+/// The performance of a sale and what sells it: the product (validated, in a
+/// sales profile) and its validated rate table.
+struct Offer {
+    perf: i64,
+    perf_code: String,
+    activity: i64,
+    configuration: i64,
+    product: i64,
+    product_code: String,
+    rate_table: i64,
+    rate_code: String,
+    currency: String,
+}
+
+/// The place of a sale, in the contingent and free: the seat or the zone,
+/// its seat category and its label (`PARTERRE A 1` or `FOSSE`).
+struct Spot {
+    seat: Option<i64>,
+    zone: Option<i64>,
+    category: i64,
+    label: String,
+}
+
+/// What the line costs: the local tariff type and audience (with their
+/// codes), the seat category's code, the amount and the VAT code.
+struct Priced {
+    tariff: i64,
+    tariff_code: String,
+    audience: i64,
+    audience_code: String,
+    category_code: String,
+    amount: i64,
+    vat_code: i64,
+    currency: Currency,
+}
+
 /// Sells one ticket on `link`'s contingent; see the module docs.
 pub fn sell(tx: &Transaction<'_>, link: &str, sale: &Sale) -> Result<SaleReceipt, SaleRefusal> {
+    let offer = offer(tx, &sale.performance)?;
+
+    // Its contingent on this link.
+    let snapshot: Option<i64> = tx
+        .prepare_cached(
+            "SELECT version FROM contingent_snapshot WHERE performance = ?1 AND link = ?2",
+        )?
+        .query_row((offer.perf, link), |r| r.get(0))
+        .optional()?;
+    if snapshot.is_none() {
+        return Err(SaleRefusal::NoContingent(offer.perf_code));
+    }
+
+    // Tariff and audience.
+    let Some((tariff, tariff_code)) = by_id_or_code(tx, "tariff_type", &sale.tariff, None)? else {
+        return Err(SaleRefusal::UnknownTariff(sale.tariff.clone()));
+    };
+    let Some((audience, audience_code)) =
+        by_id_or_code(tx, "audience_subcategory", &sale.audience, None)?
+    else {
+        return Err(SaleRefusal::UnknownAudience(sale.audience.clone()));
+    };
+
+    let spot = spot(tx, &offer, &sale.place)?;
+    let category_code: String = tx
+        .prepare_cached("SELECT code FROM seat_category WHERE id = ?1")?
+        .query_row([spot.category], |r| r.get(0))?;
+
+    // The price, from the validated rate table.
+    let amount: Option<i64> = tx
+        .prepare_cached(
+            "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
+               AND tariff_type = ?3 AND audience_subcategory = ?4",
+        )?
+        .query_row((offer.rate_table, spot.category, tariff, audience), |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(amount) = amount else {
+        return Err(SaleRefusal::NoPrice {
+            rate_table: offer.rate_code,
+            seat_category: category_code,
+            tariff: tariff_code,
+            audience: audience_code,
+        });
+    };
+    let vat_code: i64 = tx
+        .prepare_cached("SELECT vat_code FROM activity WHERE id = ?1")?
+        .query_row([offer.activity], |r| r.get(0))?;
+    let currency = Currency::new(&offer.currency).map_err(|e| DomainError::Invalid {
+        object: format!("rate table {}", offer.rate_code),
+        problem: e.to_string(),
+    })?;
+    let priced = Priced {
+        tariff,
+        tariff_code,
+        audience,
+        audience_code,
+        category_code,
+        amount,
+        vat_code,
+        currency,
+    };
+    write_sale(tx, link, sale.order.as_ref(), offer, spot, priced)
+}
+
+/// The performance a sale names (id or code), in operation, and the first
+/// of its products that is sellable, with its rate table, validated.
+fn offer(tx: &Transaction<'_>, key: &str) -> Result<Offer, SaleRefusal> {
     // The performance.
-    let Some((perf, perf_code)) = by_id_or_code(tx, "performance", &sale.performance, None)? else {
-        return Err(SaleRefusal::UnknownPerformance(sale.performance.clone()));
+    let Some((perf, perf_code)) = by_id_or_code(tx, "performance", key, None)? else {
+        return Err(SaleRefusal::UnknownPerformance(key.to_owned()));
     };
     let (activity, configuration, state): (i64, i64, String) = tx
         .prepare_cached("SELECT activity, configuration, state FROM performance WHERE id = ?1")?
@@ -297,35 +402,32 @@ pub fn sell(tx: &Transaction<'_>, link: &str, sale: &Sale) -> Result<SaleReceipt
             "rate table {rate_code} is {rate_state}, not validated: run stxd catalogue validate"
         )));
     }
+    Ok(Offer {
+        perf,
+        perf_code,
+        activity,
+        configuration,
+        product,
+        product_code,
+        rate_table,
+        rate_code,
+        currency,
+    })
+}
 
-    // Its contingent on this link.
-    let snapshot: Option<i64> = tx
-        .prepare_cached(
-            "SELECT version FROM contingent_snapshot WHERE performance = ?1 AND link = ?2",
-        )?
-        .query_row((perf, link), |r| r.get(0))
-        .optional()?;
-    if snapshot.is_none() {
-        return Err(SaleRefusal::NoContingent(perf_code));
-    }
-
-    // Tariff and audience.
-    let Some((tariff, tariff_code)) = by_id_or_code(tx, "tariff_type", &sale.tariff, None)? else {
-        return Err(SaleRefusal::UnknownTariff(sale.tariff.clone()));
-    };
-    let Some((audience, audience_code)) =
-        by_id_or_code(tx, "audience_subcategory", &sale.audience, None)?
-    else {
-        return Err(SaleRefusal::UnknownAudience(sale.audience.clone()));
-    };
-
+/// The place of a sale: in the performance's venue configuration, in its
+/// contingent and free.
+fn spot(tx: &Transaction<'_>, offer: &Offer, place: &Place) -> Result<Spot, SaleRefusal> {
+    let perf = offer.perf;
+    let configuration = offer.configuration;
+    let perf_code = offer.perf_code.clone();
     // The place: in the contingent, free.
     let unknown = |problem: String| SaleRefusal::UnknownPlace {
         performance: perf_code.clone(),
-        place: sale.place.to_string(),
+        place: place.to_string(),
         problem,
     };
-    let (seat, zone, category, place_label) = match &sale.place {
+    let (seat, zone, category, label) = match place {
         Place::Seat { block, row, number } => {
             let Some((block_id, block_code)) =
                 by_id_or_code(tx, "block", block, Some(configuration))?
@@ -413,37 +515,51 @@ pub fn sell(tx: &Transaction<'_>, link: &str, sale: &Sale) -> Result<SaleReceipt
             (None, Some(zone_id), category, zone_code)
         }
     };
-    let category_code: String = tx
-        .prepare_cached("SELECT code FROM seat_category WHERE id = ?1")?
-        .query_row([category], |r| r.get(0))?;
+    Ok(Spot {
+        seat,
+        zone,
+        category,
+        label,
+    })
+}
 
-    // The price, from the validated rate table.
-    let amount: Option<i64> = tx
-        .prepare_cached(
-            "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
-               AND tariff_type = ?3 AND audience_subcategory = ?4",
-        )?
-        .query_row((rate_table, category, tariff, audience), |r| r.get(0))
-        .optional()?;
-    let Some(amount) = amount else {
-        return Err(SaleRefusal::NoPrice {
-            rate_table: rate_code,
-            seat_category: category_code,
-            tariff: tariff_code,
-            audience: audience_code,
-        });
-    };
-    let vat_code: i64 = tx
-        .prepare_cached("SELECT vat_code FROM activity WHERE id = ?1")?
-        .query_row([activity], |r| r.get(0))?;
-    let currency_checked = Currency::new(&currency).map_err(|e| DomainError::Invalid {
-        object: format!("rate table {rate_code}"),
-        problem: e.to_string(),
-    })?;
-
+/// Writes the sale line and its run (`sale-sell`) and returns the receipt;
+/// a seat sold meanwhile (the partial unique index) is refused.
+fn write_sale(
+    tx: &Transaction<'_>,
+    link: &str,
+    order: Option<&OrderRef>,
+    offer: Offer,
+    spot: Spot,
+    priced: Priced,
+) -> Result<SaleReceipt, SaleRefusal> {
+    let Offer {
+        perf,
+        perf_code,
+        product,
+        product_code,
+        currency,
+        ..
+    } = offer;
+    let Spot {
+        seat,
+        zone,
+        category,
+        label: place_label,
+    } = spot;
+    let Priced {
+        tariff,
+        tariff_code,
+        audience,
+        audience_code,
+        category_code,
+        amount,
+        vat_code,
+        currency: currency_checked,
+    } = priced;
     // Write the line, with its run.
     let line = next_line(tx)?;
-    let order = match &sale.order {
+    let order = match order {
         Some(o) => o.as_str().to_owned(),
         None => format!("T-{line:06}"),
     };
