@@ -107,8 +107,6 @@ impl<'t> CatalogueImport<'t> {
     /// Takes the next record of the file.
     pub fn item(&mut self, item: &catalogue::Item) -> Result<(), DomainError> {
         use catalogue::Item;
-        let tx = self.tx;
-        let ctx = self.ctx;
         // Close the group a record does not belong to.
         if !matches!(item, Item::LogicalSeatCategory(_)) {
             self.close_lc()?;
@@ -126,6 +124,41 @@ impl<'t> CatalogueImport<'t> {
             Item::RateTable(r) => self.rt_code = r.code.as_str().to_owned(),
             _ => {}
         }
+        let needs = self.references(item)?;
+        if self.refs.any_missing() {
+            return Ok(());
+        }
+        let locals: Option<Vec<i64>> = needs
+            .iter()
+            .map(|r| match r {
+                Resolved::Local(id) => Some(*id),
+                _ => None,
+            })
+            .collect();
+        match item {
+            Item::Season(_)
+            | Item::VatCode(_)
+            | Item::TariffType(_)
+            | Item::AudienceSubcategory(_)
+            | Item::SeatCategory(_)
+            | Item::Activity(_) => Ok(()),
+            Item::LogicalConfiguration(l) => self.logical_configuration(l, locals.as_deref()),
+            Item::LogicalSeatCategory(l) => self.logical_seat_category(l, locals.as_deref()),
+            Item::Performance(p) => self.performance(p, locals.as_deref()),
+            Item::RateTable(r) => self.rate_table(r),
+            Item::Price(p) => self.price(p, locals.as_deref()),
+            Item::Product(p) => self.product(p, locals.as_deref()),
+            Item::PerformanceRef(r) => self.performance_ref(r),
+        }
+    }
+
+    /// Records the references a record declares and looks up those it
+    /// needs (recorded even once the file is parked); returns what the
+    /// needed ones resolve to, in the record's order.
+    fn references(&mut self, item: &catalogue::Item) -> Result<Vec<Resolved>, DomainError> {
+        use catalogue::Item;
+        let tx = self.tx;
+        let ctx = self.ctx;
         // References: recorded even once the file is parked.
         let k = MappingKind::SeatCategory;
         let refs = &mut self.refs;
@@ -217,31 +250,7 @@ impl<'t> CatalogueImport<'t> {
             })?],
             Item::RateTable(_) | Item::PerformanceRef(_) => Vec::new(),
         };
-        if self.refs.any_missing() {
-            return Ok(());
-        }
-        let locals: Option<Vec<i64>> = needs
-            .iter()
-            .map(|r| match r {
-                Resolved::Local(id) => Some(*id),
-                _ => None,
-            })
-            .collect();
-        match item {
-            Item::Season(_)
-            | Item::VatCode(_)
-            | Item::TariffType(_)
-            | Item::AudienceSubcategory(_)
-            | Item::SeatCategory(_)
-            | Item::Activity(_) => Ok(()),
-            Item::LogicalConfiguration(l) => self.logical_configuration(l, locals.as_deref()),
-            Item::LogicalSeatCategory(l) => self.logical_seat_category(l, locals.as_deref()),
-            Item::Performance(p) => self.performance(p, locals.as_deref()),
-            Item::RateTable(r) => self.rate_table(r),
-            Item::Price(p) => self.price(p, locals.as_deref()),
-            Item::Product(p) => self.product(p, locals.as_deref()),
-            Item::PerformanceRef(r) => self.performance_ref(r),
-        }
+        Ok(needs)
     }
 
     fn skip(&mut self, location: &str, why: &str) -> Result<(), DomainError> {
@@ -519,6 +528,37 @@ impl<'t> CatalogueImport<'t> {
                 object: location.clone(),
                 problem: format!("its start cannot be written as RFC 3339: {e}"),
             })?;
+        let (local, change) =
+            self.upsert_performance(p, &location, activity, configuration, lc, &start)?;
+        if let Some(reason) = self.changed_lcs.get(&lc).cloned() {
+            self.changed_performances.entry(local).or_insert(reason);
+        }
+        self.fill(
+            MappingKind::Performance,
+            p.id,
+            &p.code,
+            p.name.as_str(),
+            local,
+        )?;
+        self.performances
+            .insert(p.id.get(), Some((local, p.code.as_str().to_owned())));
+        self.summary.add(change);
+        Ok(())
+    }
+
+    /// Creates the local performance of a manager performance, or updates
+    /// it (each difference an info message, the performance marked changed);
+    /// returns its local id and what happened.
+    fn upsert_performance(
+        &mut self,
+        p: &catalogue::Performance,
+        location: &str,
+        activity: i64,
+        configuration: i64,
+        lc: i64,
+        start: &str,
+    ) -> Result<(i64, Change), DomainError> {
+        let tx = self.tx;
         let existing = self.local_of(MappingKind::Performance, p.id)?;
         type PerfRow = (String, String, i64, String, i64, i64, String);
         let row: Option<PerfRow> = match existing {
@@ -533,12 +573,12 @@ impl<'t> CatalogueImport<'t> {
                 .optional()?,
             None => None,
         };
-        let (local, change) = match (existing, row) {
+        let found = match (existing, row) {
             (Some(id), Some((code, name, act, st, conf, plc, state))) => {
                 let mut diffs = Vec::new();
                 diff_text(&mut diffs, "code", &code, p.code.as_str());
                 diff_text(&mut diffs, "name", &name, p.name.as_str());
-                diff_text(&mut diffs, "start", &st, &start);
+                diff_text(&mut diffs, "start", &st, start);
                 diff_text(&mut diffs, "state", &state, p.state.as_str());
                 if act != activity {
                     diffs.push(format!("activity {act} → {activity}"));
@@ -565,7 +605,7 @@ impl<'t> CatalogueImport<'t> {
                         p.state.as_str(),
                     ))?;
                     for d in &diffs {
-                        self.changed(&location, d)?;
+                        self.changed(location, d)?;
                     }
                     self.changed_performances
                         .insert(id, format!("{location}: {}", diffs.join(", ")));
@@ -590,20 +630,7 @@ impl<'t> CatalogueImport<'t> {
                 (tx.last_insert_rowid(), Change::Created)
             }
         };
-        if let Some(reason) = self.changed_lcs.get(&lc).cloned() {
-            self.changed_performances.entry(local).or_insert(reason);
-        }
-        self.fill(
-            MappingKind::Performance,
-            p.id,
-            &p.code,
-            p.name.as_str(),
-            local,
-        )?;
-        self.performances
-            .insert(p.id.get(), Some((local, p.code.as_str().to_owned())));
-        self.summary.add(change);
-        Ok(())
+        Ok(found)
     }
 
     fn rate_table(&mut self, r: &catalogue::RateTable) -> Result<(), DomainError> {
