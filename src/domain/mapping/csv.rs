@@ -367,6 +367,35 @@ fn import_row(
         }
         _ => {}
     }
+    apply_row(
+        tx,
+        manager,
+        row,
+        (kind, id, status),
+        Given { code, label, local },
+    )
+}
+
+/// The manager's code and label and the local code a row gives.
+struct Given<'a> {
+    code: &'a str,
+    label: &'a str,
+    local: &'a str,
+}
+
+/// Applies a row whose key and status are valid: a kind filled by the
+/// imports must stay as it is; a kind mapped by hand is put in the row's
+/// state (its local code looked up), the row created with the manager's
+/// code and label when no file named the object yet. The outer error is the
+/// store's; the inner one the row's problem.
+fn apply_row(
+    tx: &Transaction<'_>,
+    manager: &str,
+    row: &CsvRow<'_>,
+    (kind, id, status): (MappingKind, i64, MappingStatus),
+    given: Given<'_>,
+) -> Result<Result<Change, FormatError>, DomainError> {
+    let Given { code, label, local } = given;
     let before = current(tx, manager, kind, id)?;
     if !is_mapped_by_hand(kind) {
         return Ok(match before {
