@@ -178,6 +178,46 @@ pub fn render_html(r: &Report) -> String {
     }
     h.push_str("<h2>Places per performance</h2>");
     h.push_str(&chart(r));
+    counts_table(&mut h, r);
+    pending_and_versions(&mut h, r);
+    let list = |h: &mut String, title: &str, class: &str, items: &[Item], none: &str| {
+        let _ = write!(h, "<h2>{title} ({})</h2>", items.len());
+        if items.is_empty() {
+            let _ = write!(h, "<p>{none}</p>");
+            return;
+        }
+        h.push_str("<ul>");
+        for i in items {
+            let _ = write!(
+                h,
+                "<li class=\"{class}\"><span class=\"code\">{}</span>: {}</li>",
+                esc(i.code),
+                esc(&i.detail)
+            );
+        }
+        h.push_str("</ul>");
+    };
+    list(
+        &mut h,
+        "Differences",
+        "diff",
+        &r.differences,
+        "None: both institutions' records agree.",
+    );
+    list(
+        &mut h,
+        "In flight",
+        "fly",
+        &r.in_flight,
+        "Nothing travelling.",
+    );
+    h.push_str("</body></html>\n");
+    h
+}
+
+/// The table of counts and amounts per performance and seat category, both
+/// sides, then the totals.
+fn counts_table(h: &mut String, r: &Report) {
     h.push_str("<h2>Per performance and seat category</h2><table><tr><th class=\"l\">performance</th><th class=\"l\">start</th><th class=\"l\">category</th>\
 <th>allotted</th><th>awaiting ack</th><th>returned</th><th>sold</th><th>refunded</th><th class=\"l\">amounts (manager)</th>\
 <th>in contingent</th><th>sold</th><th>refunded</th><th>not exported</th><th class=\"l\">amounts (distributor)</th></tr>");
@@ -208,11 +248,16 @@ pub fn render_html(r: &Report) -> String {
             esc(&row.start),
             esc(&row.seat_category_code)
         );
-        cells(&mut h, &row.sides);
+        cells(h, &row.sides);
     }
     h.push_str("<tr class=\"total\"><td class=\"l\" colspan=\"3\">total</td>");
-    cells(&mut h, &r.totals);
+    cells(h, &r.totals);
     h.push_str("</table>");
+}
+
+/// The pending-account balance (flagged when a difference names it) and the
+/// contingent versions of both sides.
+fn pending_and_versions(h: &mut String, r: &Report) {
     let pa = &r.pending_account;
     let balance_class = if r
         .differences
@@ -249,37 +294,4 @@ pub fn render_html(r: &Report) -> String {
         );
     }
     h.push_str("</table>");
-    let list = |h: &mut String, title: &str, class: &str, items: &[Item], none: &str| {
-        let _ = write!(h, "<h2>{title} ({})</h2>", items.len());
-        if items.is_empty() {
-            let _ = write!(h, "<p>{none}</p>");
-            return;
-        }
-        h.push_str("<ul>");
-        for i in items {
-            let _ = write!(
-                h,
-                "<li class=\"{class}\"><span class=\"code\">{}</span>: {}</li>",
-                esc(i.code),
-                esc(&i.detail)
-            );
-        }
-        h.push_str("</ul>");
-    };
-    list(
-        &mut h,
-        "Differences",
-        "diff",
-        &r.differences,
-        "None: both institutions' records agree.",
-    );
-    list(
-        &mut h,
-        "In flight",
-        "fly",
-        &r.in_flight,
-        "Nothing travelling.",
-    );
-    h.push_str("</body></html>\n");
-    h
 }
