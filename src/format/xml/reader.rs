@@ -132,52 +132,11 @@ impl<R: BufRead> XmlReader<R> {
                 (_, Event::Comment(_)) => {}
                 (Phase::Epilog, Event::Text(t)) if is_blank(t.as_bytes()) => {}
                 (_, Event::Text(t)) => {
-                    let skip = t.bytes().take_while(|b| b.is_ascii_whitespace()).count();
-                    let at = start + skip as u64;
-                    if is_blank(t.as_bytes()) {
-                        continue;
+                    if let Some(e) = self.text_error(&t, start) {
+                        return Err(e);
                     }
-                    let found = t.get(skip..).unwrap_or_default().to_owned();
-                    return Err(match self.phase {
-                        Phase::Epilog => self.err(
-                            at,
-                            "xml-trailing",
-                            format!(
-                                "expected nothing after the root element, found text {:?}",
-                                shorten(&found)
-                            ),
-                        ),
-                        _ => self.err(
-                            at,
-                            "xml-text",
-                            format!(
-                                "expected only elements and attributes, found text {:?}",
-                                shorten(&found)
-                            ),
-                        ),
-                    });
                 }
-                (_, Event::GeneralRef(r)) => {
-                    let name = r.to_string();
-                    let known = r.is_char_ref()
-                        || matches!(name.as_str(), "lt" | "gt" | "amp" | "quot" | "apos");
-                    return Err(if known {
-                        self.err(
-                            start,
-                            "xml-text",
-                            format!("expected only elements and attributes, found text &{name};"),
-                        )
-                    } else {
-                        self.err(
-                            start,
-                            "xml-entity",
-                            format!(
-                                "found a reference to undeclared entity &{};",
-                                shorten(&name)
-                            ),
-                        )
-                    });
-                }
+                (_, Event::GeneralRef(r)) => return Err(self.reference_error(&r, start)),
                 (_, Event::DocType(_)) => {
                     return Err(self.err(
                         start,
@@ -224,26 +183,7 @@ impl<R: BufRead> XmlReader<R> {
                     self.phase = Phase::Done;
                     return Ok(None);
                 }
-                (Phase::Prolog, Event::Eof) => {
-                    let root = self.schema.root;
-                    return Err(self.err(
-                        start,
-                        "xml-truncated",
-                        format!("the file ends before the root element <{root}>"),
-                    ));
-                }
-                (Phase::Body, Event::Eof) => {
-                    let open = self
-                        .stack
-                        .last()
-                        .and_then(|o| o.spec)
-                        .map_or(self.schema.root, |s| s.name);
-                    return Err(self.err(
-                        start,
-                        "xml-truncated",
-                        format!("the file ends before </{open}> closes the element"),
-                    ));
-                }
+                (Phase::Prolog | Phase::Body, Event::Eof) => return Err(self.truncated(start)),
                 (_, Event::End(e)) => {
                     let name = e.name().as_ref().to_owned();
                     return Err(self.err(
@@ -257,6 +197,87 @@ impl<R: BufRead> XmlReader<R> {
                     return Err(self.err(start, "xml-syntax", "unexpected markup"));
                 }
             }
+        }
+    }
+
+    /// Text where only elements may be: `None` when it is only whitespace
+    /// (skipped), else the error (trailing text after the root, or text
+    /// content).
+    fn text_error(
+        &mut self,
+        t: &quick_xml::events::BytesText<'_>,
+        start: u64,
+    ) -> Option<FormatError> {
+        let skip = t.bytes().take_while(|b| b.is_ascii_whitespace()).count();
+        let at = start + skip as u64;
+        if is_blank(t.as_bytes()) {
+            return None;
+        }
+        let found = t.get(skip..).unwrap_or_default().to_owned();
+        Some(match self.phase {
+            Phase::Epilog => self.err(
+                at,
+                "xml-trailing",
+                format!(
+                    "expected nothing after the root element, found text {:?}",
+                    shorten(&found)
+                ),
+            ),
+            _ => self.err(
+                at,
+                "xml-text",
+                format!(
+                    "expected only elements and attributes, found text {:?}",
+                    shorten(&found)
+                ),
+            ),
+        })
+    }
+
+    /// A reference outside attribute values: a predefined entity or a
+    /// character reference is text, anything else an undeclared entity.
+    fn reference_error(&mut self, r: &quick_xml::events::BytesRef<'_>, start: u64) -> FormatError {
+        let name = r.to_string();
+        let known =
+            r.is_char_ref() || matches!(name.as_str(), "lt" | "gt" | "amp" | "quot" | "apos");
+        if known {
+            self.err(
+                start,
+                "xml-text",
+                format!("expected only elements and attributes, found text &{name};"),
+            )
+        } else {
+            self.err(
+                start,
+                "xml-entity",
+                format!(
+                    "found a reference to undeclared entity &{};",
+                    shorten(&name)
+                ),
+            )
+        }
+    }
+
+    /// The file ended before the root element was opened or closed.
+    fn truncated(&mut self, start: u64) -> FormatError {
+        if self.phase == Phase::Prolog {
+            let root = self.schema.root;
+            self.err(
+                start,
+                "xml-truncated",
+                format!("the file ends before the root element <{root}>"),
+            )
+        } else {
+            let open = self
+                .stack
+                .last()
+                .and_then(|o| o.spec)
+                .map_or(self.schema.root, |s| s.name);
+            self.err(
+                start,
+                "xml-truncated",
+                format!("the file ends before </{open}> closes the element"),
+            )
         }
     }
 
@@ -437,6 +458,33 @@ impl<R: BufRead> XmlReader<R> {
                 format!("the file has more than the limit of {max} elements"),
             ));
         }
+        let out = self.attributes(s, spec, start)?;
+        if let Some(top) = self.stack.last_mut() {
+            top.last_rank = Some(spec.rank);
+        }
+        if !empty {
+            self.stack.push(Open {
+                spec: Some(spec),
+                last_rank: None,
+            });
+        }
+        self.elements += 1;
+        Ok(Element {
+            spec,
+            values: out,
+            position: self.position(start),
+            file: Arc::clone(&self.file),
+        })
+    }
+
+    /// The element's attribute values in the spec's order, unescaped: each
+    /// known, each once, none missing.
+    fn attributes(
+        &mut self,
+        s: &BytesStart<'_>,
+        spec: &'static ElementSpec,
+        start: u64,
+    ) -> Result<Vec<String>, FormatError> {
         let mut values: Vec<Option<String>> = vec![None; spec.attributes.len()];
         for attr in s.attributes() {
             let attr = attr.map_err(|e| self.attr_error(e, spec.name, start))?;
@@ -472,22 +520,7 @@ impl<R: BufRead> XmlReader<R> {
                 }
             }
         }
-        if let Some(top) = self.stack.last_mut() {
-            top.last_rank = Some(spec.rank);
-        }
-        if !empty {
-            self.stack.push(Open {
-                spec: Some(spec),
-                last_rank: None,
-            });
-        }
-        self.elements += 1;
-        Ok(Element {
-            spec,
-            values: out,
-            position: self.position(start),
-            file: Arc::clone(&self.file),
-        })
+        Ok(out)
     }
 
     fn attr_value(
