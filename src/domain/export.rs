@@ -1075,7 +1075,7 @@ fn emit_products(
 // ---------------------------------------------------------------- seat plan
 
 /// Streams the seat plans of the configurations the link's exported
-/// performances use (same selection as [`catalogue`]): their seat
+/// performances use (same selection as [`catalogue()`]): their seat
 /// categories, then each venue with those configurations, zones, blocks,
 /// rows and seats, all in id order.
 pub fn seatplan(

@@ -28,7 +28,7 @@
 //! is declared: the manager's export declares exactly the objects its records
 //! use, so a declared object that is pending parks the file, whether or not
 //! the records naming it are later skipped. A record naming an object the file
-//! does not declare is refused ([`DomainError::Invalid`]): the file is not a
+//! does not declare is refused ([`DomainError::Invalid`](super::DomainError::Invalid)): the file is not a
 //! coherent snapshot. The physical configuration a logical configuration or a
 //! performance names is not declared by a catalogue: it comes from the seat
 //! plan import ("import the seat plan first" while it is not mapped).

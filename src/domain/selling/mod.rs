@@ -11,7 +11,7 @@
 //!   `older-snapshot`). A seat the snapshot takes back but that is sold here
 //!   stays sold, only no longer sellable; a zone whose new quantity is below
 //!   its sales keeps them (both reported, `kept-sold`).
-//! - [`sell`], [`refund`], [`list`]: the point of sale. A sale is refused,
+//! - [`sell()`], [`refund`], [`list`]: the point of sale. A sale is refused,
 //!   with a [`SaleRefusal`] naming the reason, unless the product selling the
 //!   performance is validated and in a sales profile, the place is in the
 //!   contingent and free, and the rate table has a price for it. Each change

@@ -9,7 +9,7 @@ use crate::format::WriteError;
 use crate::ident::{Code, TechId, shorten};
 use crate::money::{self, Currency, MoneyError};
 
-/// Why a single field was refused; [`Row`] adds the file and position.
+/// Why a single field was refused; [`Row`](super::Row) adds the file and position.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
     pub code: &'static str,

@@ -55,7 +55,7 @@ enum Quote {
 }
 
 /// A problem the guard found; the field is an index (the header may not be
-/// known yet) that [`CsvReader`] turns into a column name.
+/// known yet) that [`CsvReader`](super::CsvReader) turns into a column name.
 #[derive(Debug, Clone)]
 pub(super) struct GuardError {
     /// `None`: the file as a whole.

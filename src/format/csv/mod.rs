@@ -2,7 +2,7 @@
 //! `SALES`): `;`-separated UTF-8 with a header row, every field checked with
 //! its line and column.
 //!
-//! Takes bytes from a [`BufRead`], yields one [`Row`] at a time (the columns
+//! Takes bytes from a [`BufRead`](std::io::BufRead), yields one [`Row`] at a time (the columns
 //! already mapped by name to the payload's canonical order), and offers the
 //! field parsers the payloads share. It knows nothing of what a line means:
 //! which fields a line type needs is the payload module's business.
@@ -22,7 +22,8 @@
 //!
 //! Memory is bounded before anything is buffered: the input passes through a
 //! guard that counts bytes per physical line and per file and stops at
-//! [`Limits::max_record_bytes`] / [`Limits::max_file_bytes`], so a 10 MB line
+//! [`Limits::max_record_bytes`](super::Limits::max_record_bytes) /
+//! [`Limits::max_file_bytes`](super::Limits::max_file_bytes), so a 10 MB line
 //! is refused after 16 KiB, not after reading it. The guard also enforces the
 //! quoting and line-end rules above, which the `csv` crate would accept
 //! silently (it skips blank lines, accepts a bare CR as a line end, text after

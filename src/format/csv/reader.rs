@@ -1,5 +1,5 @@
 //! The CSV reader: [`CsvReader`] takes a payload's bytes (through the
-//! [`Guard`](super::guard::Guard)), checks the header against the payload's
+//! [`Guard`]), checks the header against the payload's
 //! canonical columns and every field's size and characters, and yields one
 //! [`Row`] at a time; a [`Row`] gives each field by canonical column, parsed
 //! by the field parsers, with errors naming the file, line and column.

@@ -1,5 +1,5 @@
 //! The pull reader: [`XmlReader`] takes a payload's bytes (through the
-//! [`Guard`](super::guard::Guard)) and the payload's [`Schema`] and yields
+//! [`Guard`]) and the payload's [`Schema`] and yields
 //! one validated [`Element`] at a time, each with its depth, refusing
 //! everything the module documentation lists with its stable code.
 
