@@ -2,9 +2,10 @@
 //!
 //! [`Guard`] wraps the payload's reader and hands its bytes on as a
 //! [`BufRead`], checking each one on the way (UTF-8, characters XML forbids,
-//! the file size, a UTF-16/UTF-32 layout) and stopping with a [`GuardError`]
-//! at an absolute byte offset, so quick-xml never parses what the formats
-//! refuse.
+//! the size of the file and of one event, a UTF-16/UTF-32 layout) and
+//! stopping with a [`GuardError`] at an absolute byte offset, so quick-xml
+//! never buffers or parses what the formats refuse. It also records where
+//! lines start, so an offset maps to a line.
 
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
