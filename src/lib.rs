@@ -37,6 +37,8 @@
 //! - [`inbound`]: the stages of an incoming file: claim, verify, parse,
 //!   apply, archive.
 //! - [`outbound`]: export and publish of outgoing files.
+//! - [`report`]: the reconciliation report rendered as text, CSV and one
+//!   self-contained HTML page (no store, no file of its own).
 //! - [`domain`]: the business rules of both roles (master data, setup check,
 //!   mapping table, imports, exports, validation) over the store.
 //! - [`store`]: SQLite, one database per institution: schema and migrations,
@@ -69,6 +71,7 @@ pub mod ident;
 pub mod inbound;
 pub mod money;
 pub mod outbound;
+pub mod report;
 pub mod schedule;
 pub mod status;
 pub mod store;

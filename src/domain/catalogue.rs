@@ -4,9 +4,10 @@
 //! ops list them, validate them (a product with its rate table and the
 //! logical configurations of its performances) and assign them to a sales
 //! profile. Only a product that is validated AND in a sales profile is
-//! sellable ([`is_sellable`], the next issue's gate). Every change records a
-//! run (kinds `catalogue-validate`, `catalogue-assign-profile`) in the same
-//! transaction. Reads no file and no config.
+//! sellable ([`is_sellable`], which the point of sale checks before every
+//! sale, [`super::selling::sell`]). Every change records a run (kinds
+//! `catalogue-validate`, `catalogue-assign-profile`) in the same transaction.
+//! Reads no file and no config.
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;
@@ -289,57 +290,7 @@ pub fn assign_profile(
                 .to_owned(),
         });
     }
-    let by_id: Option<(i64, String)> = match profile.parse::<i64>() {
-        Ok(id) => tx
-            .prepare_cached("SELECT id, code FROM sales_profile WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?,
-        Err(_) => None,
-    };
-    let found = match by_id {
-        Some(p) => Some(p),
-        None => {
-            let mut st = tx
-                .prepare_cached("SELECT id, code FROM sales_profile WHERE code = ?1 ORDER BY id")?;
-            let all: Vec<(i64, String)> = st
-                .query_map([profile], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?;
-            if all.len() > 1 {
-                let ids: Vec<String> = all.iter().map(|(id, _)| id.to_string()).collect();
-                return Err(DomainError::Invalid {
-                    object: format!("sales profile {profile:?}"),
-                    problem: format!(
-                        "several profiles have this code (ids {}); give the id",
-                        ids.join(", ")
-                    ),
-                });
-            }
-            all.into_iter().next()
-        }
-    };
-    let Some((profile_id, profile_code)) = found else {
-        let mut st = tx.prepare_cached("SELECT id, code FROM sales_profile ORDER BY id")?;
-        let known: Vec<String> = st
-            .query_map([], |r| {
-                Ok(format!(
-                    "{} {}",
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?
-                ))
-            })?
-            .collect::<Result<_, _>>()?;
-        return Err(DomainError::Invalid {
-            object: format!("sales profile {profile:?}"),
-            problem: format!(
-                "no sales profile has this code or id (known: {})",
-                if known.is_empty() {
-                    "none".to_owned()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        });
-    };
+    let (profile_id, profile_code) = sales_profile(tx, profile)?;
     let run = runs::start(tx, "catalogue-assign-profile", None, None)?;
     let n = tx
         .prepare_cached(
@@ -400,6 +351,63 @@ pub fn assign_profile(
     })
 }
 
+/// The sales profile ops name, by id, else by code (refused when several
+/// profiles share the code, or none has it: the known ones are listed).
+fn sales_profile(tx: &Transaction<'_>, profile: &str) -> Result<(i64, String), DomainError> {
+    let by_id: Option<(i64, String)> = match profile.parse::<i64>() {
+        Ok(id) => tx
+            .prepare_cached("SELECT id, code FROM sales_profile WHERE id = ?1")?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?,
+        Err(_) => None,
+    };
+    let found = match by_id {
+        Some(p) => Some(p),
+        None => {
+            let mut st = tx
+                .prepare_cached("SELECT id, code FROM sales_profile WHERE code = ?1 ORDER BY id")?;
+            let all: Vec<(i64, String)> = st
+                .query_map([profile], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            if all.len() > 1 {
+                let ids: Vec<String> = all.iter().map(|(id, _)| id.to_string()).collect();
+                return Err(DomainError::Invalid {
+                    object: format!("sales profile {profile:?}"),
+                    problem: format!(
+                        "several profiles have this code (ids {}); give the id",
+                        ids.join(", ")
+                    ),
+                });
+            }
+            all.into_iter().next()
+        }
+    };
+    let Some(found) = found else {
+        let mut st = tx.prepare_cached("SELECT id, code FROM sales_profile ORDER BY id")?;
+        let known: Vec<String> = st
+            .query_map([], |r| {
+                Ok(format!(
+                    "{} {}",
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?
+                ))
+            })?
+            .collect::<Result<_, _>>()?;
+        return Err(DomainError::Invalid {
+            object: format!("sales profile {profile:?}"),
+            problem: format!(
+                "no sales profile has this code or id (known: {})",
+                if known.is_empty() {
+                    "none".to_owned()
+                } else {
+                    known.join(", ")
+                }
+            ),
+        });
+    };
+    Ok(found)
+}
+
 /// A product can be sold: validated and in at least one sales profile.
 pub fn is_sellable(conn: &Connection, product: i64) -> Result<bool, DomainError> {
     Ok(conn
@@ -413,10 +421,11 @@ pub fn is_sellable(conn: &Connection, product: i64) -> Result<bool, DomainError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Role, Store};
+    use crate::domain::fixtures;
+    use crate::store::Store;
 
     fn store(dir: &std::path::Path) -> Store {
-        let mut s = Store::open(&dir.join("d.sqlite"), "TOURISM", Role::Distributor).unwrap();
+        let mut s = fixtures::tourism(dir);
         s.write(|tx| -> Result<(), DomainError> {
             tx.execute_batch(
                 "INSERT INTO season VALUES (1, 'S', 'S', '2026-01-01', '2026-12-31');

@@ -11,7 +11,8 @@
 //! distributor's acknowledgement of a version (an `ACK` line of its sales
 //! file) and frees what that version took back; [`show`] is the ops view.
 //!
-//! The safe shrink (DESIGN.md): a released seat does not go straight back to
+//! The safe shrink, so that a seat is never sold twice while a CONTINGENT
+//! file and a SALES file cross: a released seat does not go straight back to
 //! the manager. It stays `held` by the link, tagged with the version that
 //! removed it, and can be neither re-allotted nor sold by the manager until
 //! the distributor acknowledges that version (a sale it made before that is
@@ -644,119 +645,136 @@ pub fn release(
 ) -> Result<Allocation, DomainError> {
     check_link(link)?;
     let perf = perf_or_refuse(tx, performance)?;
-    let mut problems = Vec::new();
     match what {
-        Places::Seats(ranges) => {
-            let seats = seats_of(tx, &perf, &ranges, &mut problems)?;
-            for seat in &seats {
-                let holder: Option<(String, String, Option<i64>)> = tx
-                    .prepare_cached(
-                        "SELECT link, state, released_in FROM allotment_seat WHERE performance = ?1 AND seat = ?2",
-                    )?
-                    .query_row((perf.id, seat.id), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-                    .optional()?;
-                match holder {
-                    Some((l, s, _)) if l == link && s == "allotted" => {}
-                    Some((l, _, Some(v))) if l == link => problems.push(format!(
-                        "seat {} is already released (held until version {v} is acknowledged)",
-                        seat.label
-                    )),
-                    Some((l, _, _)) => problems.push(format!(
-                        "seat {} is not allotted to this link (it is link {l}'s)",
-                        seat.label
-                    )),
-                    None => {
-                        problems.push(format!("seat {} is not allotted to this link", seat.label))
-                    }
-                }
-            }
-            if seats.is_empty() && problems.is_empty() {
-                problems.push("no seat named".to_owned());
-            }
-            if !problems.is_empty() {
-                return Err(refusal("release", &perf, link, &problems));
-            }
-            let version = bump(tx, link, perf.id)?;
-            let run = runs::start(tx, RUN_RELEASE, Some(link), None)?;
-            let mut hold = tx.prepare_cached(
-                "UPDATE allotment_seat SET state = 'held', released_in = ?3
-                 WHERE performance = ?1 AND seat = ?2",
-            )?;
-            let v = to_i64(version, "version")?;
-            for seat in &seats {
-                hold.execute((perf.id, seat.id, v))?;
-            }
-            for range in &ranges {
-                runs::message(
-                    tx,
-                    run,
-                    Level::Info,
-                    "held",
-                    Some(&perf.label()),
-                    &format!(
-                        "seats {range} released from link {link}: held until the distributor acknowledges version {version}"
-                    ),
-                )?;
-            }
-            let n = seats.len() as u64;
-            finish_run(tx, run, &perf, version, n)?;
-            Ok(Allocation {
-                run,
-                link: link.to_owned(),
-                performance: perf.id,
-                performance_code: perf.code,
-                version,
-                seats: n,
-                zone: None,
-            })
-        }
-        Places::Zone { zone, quantity } => {
-            let (zid, zcode, _) = zone_of(tx, &perf, &zone)?;
-            let allotted: i64 = tx
-                .prepare_cached(
-                    "SELECT coalesce((SELECT quantity FROM allotment_zone
-                         WHERE performance = ?1 AND zone = ?2 AND link = ?3), 0)",
-                )?
-                .query_row((perf.id, zid, link), |r| r.get(0))?;
-            if quantity == 0 || i64::from(quantity) > allotted {
-                return Err(refusal(
-                    "release",
-                    &perf,
-                    link,
-                    &[format!(
-                        "zone {zcode}: {quantity} place(s) to take back, expected 1 to {allotted} (allotted to this link)"
-                    )],
-                ));
-            }
-            let version = bump(tx, link, perf.id)?;
-            let run = runs::start(tx, RUN_RELEASE, Some(link), None)?;
-            tx.prepare_cached(
-                "UPDATE allotment_zone SET quantity = quantity - ?4, held = held + ?4, held_until = ?5
-                 WHERE performance = ?1 AND zone = ?2 AND link = ?3",
+        Places::Seats(ranges) => release_seats(tx, link, perf, &ranges),
+        Places::Zone { zone, quantity } => release_zone(tx, link, perf, &zone, quantity),
+    }
+}
+
+/// Takes numbered seats back from a link: each must be allotted to it (not
+/// already held); they become held until the version is acknowledged.
+fn release_seats(
+    tx: &Transaction<'_>,
+    link: &str,
+    perf: Perf,
+    ranges: &[SeatRange],
+) -> Result<Allocation, DomainError> {
+    let mut problems = Vec::new();
+    let seats = seats_of(tx, &perf, ranges, &mut problems)?;
+    for seat in &seats {
+        let holder: Option<(String, String, Option<i64>)> = tx
+            .prepare_cached(
+                "SELECT link, state, released_in FROM allotment_seat WHERE performance = ?1 AND seat = ?2",
             )?
-            .execute((perf.id, zid, link, quantity, to_i64(version, "version")?))?;
-            runs::message(
-                tx,
-                run,
-                Level::Info,
-                "held",
-                Some(&perf.label()),
-                &format!(
-                    "{quantity} place(s) of zone {zcode} released from link {link}: held until the distributor acknowledges version {version}"
-                ),
-            )?;
-            finish_run(tx, run, &perf, version, u64::from(quantity))?;
-            Ok(Allocation {
-                run,
-                link: link.to_owned(),
-                performance: perf.id,
-                performance_code: perf.code,
-                version,
-                seats: 0,
-                zone: Some((zid, zcode, quantity)),
-            })
+            .query_row((perf.id, seat.id), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        match holder {
+            Some((l, s, _)) if l == link && s == "allotted" => {}
+            Some((l, _, Some(v))) if l == link => problems.push(format!(
+                "seat {} is already released (held until version {v} is acknowledged)",
+                seat.label
+            )),
+            Some((l, _, _)) => problems.push(format!(
+                "seat {} is not allotted to this link (it is link {l}'s)",
+                seat.label
+            )),
+            None => problems.push(format!("seat {} is not allotted to this link", seat.label)),
         }
     }
+    if seats.is_empty() && problems.is_empty() {
+        problems.push("no seat named".to_owned());
+    }
+    if !problems.is_empty() {
+        return Err(refusal("release", &perf, link, &problems));
+    }
+    let version = bump(tx, link, perf.id)?;
+    let run = runs::start(tx, RUN_RELEASE, Some(link), None)?;
+    let mut hold = tx.prepare_cached(
+        "UPDATE allotment_seat SET state = 'held', released_in = ?3
+         WHERE performance = ?1 AND seat = ?2",
+    )?;
+    let v = to_i64(version, "version")?;
+    for seat in &seats {
+        hold.execute((perf.id, seat.id, v))?;
+    }
+    for range in ranges {
+        runs::message(
+            tx,
+            run,
+            Level::Info,
+            "held",
+            Some(&perf.label()),
+            &format!(
+                "seats {range} released from link {link}: held until the distributor acknowledges version {version}"
+            ),
+        )?;
+    }
+    let n = seats.len() as u64;
+    finish_run(tx, run, &perf, version, n)?;
+    Ok(Allocation {
+        run,
+        link: link.to_owned(),
+        performance: perf.id,
+        performance_code: perf.code,
+        version,
+        seats: n,
+        zone: None,
+    })
+}
+
+/// Takes zone places back from a link: at most what is allotted to it; they
+/// become held until the version is acknowledged.
+fn release_zone(
+    tx: &Transaction<'_>,
+    link: &str,
+    perf: Perf,
+    zone: &Ref,
+    quantity: u32,
+) -> Result<Allocation, DomainError> {
+    let (zid, zcode, _) = zone_of(tx, &perf, zone)?;
+    let allotted: i64 = tx
+        .prepare_cached(
+            "SELECT coalesce((SELECT quantity FROM allotment_zone
+                 WHERE performance = ?1 AND zone = ?2 AND link = ?3), 0)",
+        )?
+        .query_row((perf.id, zid, link), |r| r.get(0))?;
+    if quantity == 0 || i64::from(quantity) > allotted {
+        return Err(refusal(
+            "release",
+            &perf,
+            link,
+            &[format!(
+                "zone {zcode}: {quantity} place(s) to take back, expected 1 to {allotted} (allotted to this link)"
+            )],
+        ));
+    }
+    let version = bump(tx, link, perf.id)?;
+    let run = runs::start(tx, RUN_RELEASE, Some(link), None)?;
+    tx.prepare_cached(
+        "UPDATE allotment_zone SET quantity = quantity - ?4, held = held + ?4, held_until = ?5
+         WHERE performance = ?1 AND zone = ?2 AND link = ?3",
+    )?
+    .execute((perf.id, zid, link, quantity, to_i64(version, "version")?))?;
+    runs::message(
+        tx,
+        run,
+        Level::Info,
+        "held",
+        Some(&perf.label()),
+        &format!(
+            "{quantity} place(s) of zone {zcode} released from link {link}: held until the distributor acknowledges version {version}"
+        ),
+    )?;
+    finish_run(tx, run, &perf, version, u64::from(quantity))?;
+    Ok(Allocation {
+        run,
+        link: link.to_owned(),
+        performance: perf.id,
+        performance_code: perf.code,
+        version,
+        seats: 0,
+        zone: Some((zid, zcode, quantity)),
+    })
 }
 
 /// Records a refused allocation or release as a failed run, in the caller's
@@ -1133,20 +1151,7 @@ pub fn report_of(snapshots: &[Snapshot]) -> Report {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Role, Store};
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store =
-            Store::open(&dir.path().join("OPERA.sqlite"), "OPERA", Role::Manager).unwrap();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/opera");
-        let files: Vec<_> = ["seatplan.xml", "catalogue.xml", "setup.toml"]
-            .iter()
-            .map(|f| root.join(f))
-            .collect();
-        crate::app::load(&mut store, &files).unwrap();
-        (dir, store)
-    }
+    use crate::domain::fixtures::opera as store;
 
     fn id(v: i64) -> TechId {
         TechId::new(v).unwrap()

@@ -65,7 +65,8 @@ pub struct Report {
 }
 
 impl Report {
-    fn count(&mut self, label: &str) {
+    /// One more record of type `label`.
+    pub(super) fn count(&mut self, label: &str) {
         match self.included.iter_mut().find(|(l, _)| l == label) {
             Some((_, n)) => *n += 1,
             None => self.included.push((label.to_owned(), 1)),
@@ -144,7 +145,8 @@ impl ExportError {
 
 // ------------------------------------------------------------------ helpers
 
-fn bad(object: impl Into<String>, problem: impl Into<String>) -> ExportError {
+/// A stored value the export cannot write.
+pub(super) fn bad(object: impl Into<String>, problem: impl Into<String>) -> ExportError {
     ExportError::BadData {
         object: object.into(),
         problem: problem.into(),
@@ -362,6 +364,152 @@ fn audience_list(conn: &Connection, a: &Audiences) -> Result<String, ExportError
     }
 }
 
+/// A product of the store, with its activity's and rate table's codes and
+/// states, as the selection reads it.
+struct ProductRow {
+    pid: i64,
+    pcode: String,
+    activity: i64,
+    rate_table: i64,
+    state: String,
+    acode: String,
+    rcode: String,
+    rstate: String,
+}
+
+impl ProductRow {
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<ProductRow> {
+        Ok(ProductRow {
+            pid: row.get(0)?,
+            pcode: row.get(1)?,
+            activity: row.get(2)?,
+            rate_table: row.get(3)?,
+            state: row.get(4)?,
+            acode: row.get(5)?,
+            rcode: row.get(6)?,
+            rstate: row.get(7)?,
+        })
+    }
+}
+
+/// What the channel and the link allow a product to be.
+struct Allowed<'a> {
+    /// The channel, as messages name it.
+    channel: &'a str,
+    /// The products of the channel's product profiles.
+    products: &'a BTreeSet<i64>,
+    /// The link's product list, when it has one.
+    link: Option<&'a BTreeSet<i64>>,
+    /// The activities of the channel's activity profiles.
+    activities: &'a BTreeSet<i64>,
+}
+
+impl Allowed<'_> {
+    /// Why a product is left out, checked in this order: its profiles, the
+    /// link's list, its activity, its state, its rate table's state.
+    fn refusal(&self, p: &ProductRow) -> Option<String> {
+        if !self.products.contains(&p.pid) {
+            return Some(format!("not in the product profiles of {}", self.channel));
+        }
+        if let Some(list) = self.link
+            && !list.contains(&p.pid)
+        {
+            return Some("not in the link's product list (products in the config)".to_owned());
+        }
+        if !self.activities.contains(&p.activity) {
+            return Some(format!(
+                "its activity {} {} is not in the activity profiles of {}",
+                p.activity, p.acode, self.channel
+            ));
+        }
+        if p.state != "active" {
+            return Some(format!("its state is {}, not active", p.state));
+        }
+        if p.rstate != "active" {
+            return Some(format!(
+                "its rate table {} {} is {}, not active",
+                p.rate_table, p.rcode, p.rstate
+            ));
+        }
+        None
+    }
+}
+
+/// The product's performances in operation; the others are left out (and
+/// remembered as reported, so the catalogue does not report them again).
+fn in_operation(
+    conn: &Connection,
+    pid: i64,
+    object: &str,
+    report: &mut Report,
+    reported: &mut BTreeSet<i64>,
+) -> Result<Vec<i64>, ExportError> {
+    let mut kept = Vec::new();
+    {
+        let mut ps = conn.prepare_cached(
+            "SELECT f.id, f.code, f.state FROM product_performance pp
+             JOIN performance f ON f.id = pp.performance
+             WHERE pp.product = ?1 ORDER BY f.id",
+        )?;
+        let mut perf_rows = ps.query([pid])?;
+        while let Some(r) = perf_rows.next()? {
+            let fid: i64 = r.get(0)?;
+            let fcode: String = r.get(1)?;
+            let fstate: String = r.get(2)?;
+            if fstate == PerformanceState::InOperation.as_str() {
+                kept.push(fid);
+            } else {
+                reported.insert(fid);
+                report.exclude(
+                    format!("performance {fid} {fcode} of {object}"),
+                    format!("it is {fstate}, not in operation"),
+                );
+            }
+        }
+    }
+    Ok(kept)
+}
+
+/// The audience subcategories the product's profiles allow, when its rate
+/// table prices at least one of them (`None`: the product is left out);
+/// each allowed one without a price is reported.
+fn priced_audiences(
+    conn: &Connection,
+    channel: i64,
+    pid: i64,
+    (rate_table, rcode): (i64, &str),
+    object: &str,
+    report: &mut Report,
+) -> Result<Option<Audiences>, ExportError> {
+    let allowed = product_audiences(conn, channel, pid)?;
+    let priced = id_set(
+        conn,
+        "SELECT DISTINCT audience_subcategory FROM price WHERE rate_table = ?1",
+        rate_table,
+    )?;
+    if !priced.iter().any(|a| allowed.allows(*a)) {
+        report.exclude(
+            object,
+            format!(
+                "its rate table {rate_table} {rcode} has no price for the audience subcategories its profiles allow ({})",
+                audience_list(conn, &allowed)?
+            ),
+        );
+        return Ok(None);
+    }
+    if let Audiences::Only(set) = &allowed {
+        for a in set.iter().filter(|a| !priced.contains(a)) {
+            report.exclude(
+                format!("{} for {object}", label(conn, "audience_subcategory", *a)?),
+                format!(
+                    "allowed on the channel, but rate table {rate_table} {rcode} has no price for it"
+                ),
+            );
+        }
+    }
+    Ok(Some(allowed))
+}
+
 fn select(conn: &Connection, scope: &Scope<'_>) -> Result<Selection, ExportError> {
     let channel = channel(conn, scope)?;
     let profile_products = id_set(
@@ -389,6 +537,12 @@ fn select(conn: &Connection, scope: &Scope<'_>) -> Result<Selection, ExportError
     let mut activities = BTreeSet::new();
     let mut allowed_audiences = Audiences::Only(BTreeSet::new());
     let mut reported_performances = BTreeSet::new();
+    let rules = Allowed {
+        channel: &channel.label,
+        products: &profile_products,
+        link: link_products.as_ref(),
+        activities: &profile_activities,
+    };
 
     let mut st = conn.prepare_cached(
         "SELECT p.id, p.code, p.activity, p.rate_table, p.state, a.code, r.code, r.state
@@ -398,109 +552,39 @@ fn select(conn: &Connection, scope: &Scope<'_>) -> Result<Selection, ExportError
     )?;
     let mut rows = st.query([])?;
     while let Some(row) = rows.next()? {
-        let pid: i64 = row.get(0)?;
-        let pcode: String = row.get(1)?;
-        let activity: i64 = row.get(2)?;
-        let rate_table: i64 = row.get(3)?;
-        let state: String = row.get(4)?;
-        let acode: String = row.get(5)?;
-        let rcode: String = row.get(6)?;
-        let rstate: String = row.get(7)?;
-        let object = format!("product {pid} {pcode}");
-        if !profile_products.contains(&pid) {
-            report.exclude(
-                object,
-                format!("not in the product profiles of {}", channel.label),
-            );
+        let p = ProductRow::read(row)?;
+        let object = format!("product {} {}", p.pid, p.pcode);
+        if let Some(reason) = rules.refusal(&p) {
+            report.exclude(object, reason);
             continue;
         }
-        if let Some(list) = &link_products
-            && !list.contains(&pid)
-        {
-            report.exclude(
-                object,
-                "not in the link's product list (products in the config)",
-            );
-            continue;
-        }
-        if !profile_activities.contains(&activity) {
-            report.exclude(
-                object,
-                format!(
-                    "its activity {activity} {acode} is not in the activity profiles of {}",
-                    channel.label
-                ),
-            );
-            continue;
-        }
-        if state != "active" {
-            report.exclude(object, format!("its state is {state}, not active"));
-            continue;
-        }
-        if rstate != "active" {
-            report.exclude(
-                object,
-                format!("its rate table {rate_table} {rcode} is {rstate}, not active"),
-            );
-            continue;
-        }
+        let ProductRow {
+            pid,
+            activity,
+            rate_table,
+            rcode,
+            ..
+        } = p;
 
         // Performances in operation.
-        let mut kept = Vec::new();
-        {
-            let mut ps = conn.prepare_cached(
-                "SELECT f.id, f.code, f.state FROM product_performance pp
-                 JOIN performance f ON f.id = pp.performance
-                 WHERE pp.product = ?1 ORDER BY f.id",
-            )?;
-            let mut perf_rows = ps.query([pid])?;
-            while let Some(r) = perf_rows.next()? {
-                let fid: i64 = r.get(0)?;
-                let fcode: String = r.get(1)?;
-                let fstate: String = r.get(2)?;
-                if fstate == PerformanceState::InOperation.as_str() {
-                    kept.push(fid);
-                } else {
-                    reported_performances.insert(fid);
-                    report.exclude(
-                        format!("performance {fid} {fcode} of {object}"),
-                        format!("it is {fstate}, not in operation"),
-                    );
-                }
-            }
-        }
+        let kept = in_operation(conn, pid, &object, &mut report, &mut reported_performances)?;
         if kept.is_empty() {
             report.exclude(object, "none of its performances is in operation");
             continue;
         }
 
         // Prices for the audience subcategories the profiles allow.
-        let allowed = product_audiences(conn, channel.id, pid)?;
-        let priced = id_set(
+        let Some(allowed) = priced_audiences(
             conn,
-            "SELECT DISTINCT audience_subcategory FROM price WHERE rate_table = ?1",
-            rate_table,
-        )?;
-        if !priced.iter().any(|a| allowed.allows(*a)) {
-            report.exclude(
-                object,
-                format!(
-                    "its rate table {rate_table} {rcode} has no price for the audience subcategories its profiles allow ({})",
-                    audience_list(conn, &allowed)?
-                ),
-            );
+            channel.id,
+            pid,
+            (rate_table, &rcode),
+            &object,
+            &mut report,
+        )?
+        else {
             continue;
-        }
-        if let Audiences::Only(set) = &allowed {
-            for a in set.iter().filter(|a| !priced.contains(a)) {
-                report.exclude(
-                    format!("{} for {object}", label(conn, "audience_subcategory", *a)?),
-                    format!(
-                        "allowed on the channel, but rate table {rate_table} {rcode} has no price for it"
-                    ),
-                );
-            }
-        }
+        };
 
         products.insert(pid);
         activities.insert(activity);
@@ -546,11 +630,35 @@ pub fn catalogue(
     scope: &Scope<'_>,
     emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
 ) -> Result<Report, ExportError> {
-    use catalogue::Item;
-    let sel = select(conn, scope)?;
-    let mut report = sel.report;
+    let mut sel = select(conn, scope)?;
+    let mut report = std::mem::take(&mut sel.report);
+    let named = named(conn, &sel)?;
+    emit_seasons(conn, &named, emit, &mut report)?;
+    emit_vat_codes(conn, &named, emit, &mut report)?;
+    emit_references(conn, &sel, &named, emit, &mut report)?;
+    emit_activities(conn, &sel, emit, &mut report)?;
+    emit_logical_configurations(conn, &named, emit, &mut report)?;
+    emit_performances(conn, &sel, emit, &mut report)?;
+    emit_rate_tables(conn, &sel, emit, &mut report)?;
+    emit_products(conn, &sel, emit, &mut report)?;
+    Ok(report)
+}
 
-    // What the exported records name.
+/// What the exported records name beyond the selection: seasons and VAT
+/// codes of the activities, logical configurations of the performances,
+/// and the seat categories, tariff types and audience subcategories of the
+/// prices exported and of those logical configurations.
+struct Named {
+    seasons: BTreeSet<i64>,
+    vat_codes: BTreeSet<i64>,
+    logical_configurations: BTreeSet<i64>,
+    tariff_types: BTreeSet<i64>,
+    audiences: BTreeSet<i64>,
+    seat_categories: BTreeSet<i64>,
+}
+
+/// Reads what the selected records name.
+fn named(conn: &Connection, sel: &Selection) -> Result<Named, ExportError> {
     let mut seasons = BTreeSet::new();
     let mut vat_codes = BTreeSet::new();
     for a in &sel.activities {
@@ -592,68 +700,104 @@ pub fn catalogue(
             *l,
         )?);
     }
+    Ok(Named {
+        seasons,
+        vat_codes,
+        logical_configurations,
+        tariff_types,
+        audiences,
+        seat_categories,
+    })
+}
 
-    // Seasons.
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT id, code, name, start_date, end_date FROM season ORDER BY id",
-        )?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let (sid, c, n, s, e): (i64, String, String, String, String) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-            let object = format!("season {sid} {c}");
-            if !seasons.contains(&sid) {
-                report.exclude(object, "no exported activity is in this season");
-                continue;
-            }
-            let item = Item::Season(catalogue::Season {
-                id: id(sid, &object)?,
-                code: code(&c, &object)?,
-                name: name(&n, &object)?,
-                start: date(&s, &object)?,
-                end: date(&e, &object)?,
-            });
-            emit_with(emit, &mut report, "seasons", &item)?;
+/// The seasons the exported activities are in; the others left out.
+fn emit_seasons(
+    conn: &Connection,
+    named: &Named,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    use catalogue::Item;
+    let mut st =
+        conn.prepare_cached("SELECT id, code, name, start_date, end_date FROM season ORDER BY id")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (sid, c, n, s, e): (i64, String, String, String, String) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        let object = format!("season {sid} {c}");
+        if !named.seasons.contains(&sid) {
+            report.exclude(object, "no exported activity is in this season");
+            continue;
         }
+        let item = Item::Season(catalogue::Season {
+            id: id(sid, &object)?,
+            code: code(&c, &object)?,
+            name: name(&n, &object)?,
+            start: date(&s, &object)?,
+            end: date(&e, &object)?,
+        });
+        emit_with(emit, report, "seasons", &item)?;
     }
-    // VAT codes.
-    {
-        let mut st =
-            conn.prepare_cached("SELECT id, code, name, rate_bp FROM vat_code ORDER BY id")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let (vid, c, n, rate): (i64, String, String, i64) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            let object = format!("VAT code {vid} {c}");
-            if !vat_codes.contains(&vid) {
-                report.exclude(object, "no exported activity uses it");
-                continue;
-            }
-            let item = Item::VatCode(catalogue::VatCode {
-                id: id(vid, &object)?,
-                code: code(&c, &object)?,
-                name: name(&n, &object)?,
-                rate_bp: u32::try_from(rate)
-                    .map_err(|_| bad(&object, format!("rate {rate} is out of range")))?,
-            });
-            emit_with(emit, &mut report, "VAT codes", &item)?;
+    Ok(())
+}
+
+/// The VAT codes the exported activities use; the others left out.
+fn emit_vat_codes(
+    conn: &Connection,
+    named: &Named,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    use catalogue::Item;
+    let mut st = conn.prepare_cached("SELECT id, code, name, rate_bp FROM vat_code ORDER BY id")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (vid, c, n, rate): (i64, String, String, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let object = format!("VAT code {vid} {c}");
+        if !named.vat_codes.contains(&vid) {
+            report.exclude(object, "no exported activity uses it");
+            continue;
         }
+        let item = Item::VatCode(catalogue::VatCode {
+            id: id(vid, &object)?,
+            code: code(&c, &object)?,
+            name: name(&n, &object)?,
+            rate_bp: u32::try_from(rate)
+                .map_err(|_| bad(&object, format!("rate {rate} is out of range")))?,
+        });
+        emit_with(emit, report, "VAT codes", &item)?;
     }
-    // Tariff types, audience subcategories, seat categories: id, code, name.
+    Ok(())
+}
+
+/// Tariff types, audience subcategories and seat categories (id, code, name) the exported records name; the others left out, with the reason.
+fn emit_references(
+    conn: &Connection,
+    sel: &Selection,
+    named: &Named,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    use catalogue::Item;
     let references: [(&str, &str, &str, &BTreeSet<i64>); 3] = [
-        ("tariff_type", "tariff type", "tariff types", &tariff_types),
+        (
+            "tariff_type",
+            "tariff type",
+            "tariff types",
+            &named.tariff_types,
+        ),
         (
             "audience_subcategory",
             "audience subcategory",
             "audience subcategories",
-            &audiences,
+            &named.audiences,
         ),
         (
             "seat_category",
             "seat category",
             "seat categories",
-            &seat_categories,
+            &named.seat_categories,
         ),
     ];
     for (table, what, plural, used) in references {
@@ -688,179 +832,221 @@ pub fn catalogue(
                 "audience_subcategory" => Item::AudienceSubcategory(reference),
                 _ => Item::SeatCategory(reference),
             };
-            emit_with(emit, &mut report, plural, &item)?;
+            emit_with(emit, report, plural, &item)?;
         }
     }
-    // Activities.
-    {
-        let mut st = conn
-            .prepare_cached("SELECT id, code, name, season, vat_code FROM activity ORDER BY id")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let (aid, c, n, s, v): (i64, String, String, i64, i64) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
-            let object = format!("activity {aid} {c}");
-            if !sel.activities.contains(&aid) {
-                let reason = if sel.profile_activities.contains(&aid) {
-                    "no exported product is of this activity".to_owned()
-                } else {
-                    format!("not in the activity profiles of {}", sel.channel.label)
-                };
-                report.exclude(object, reason);
-                continue;
-            }
-            let item = Item::Activity(catalogue::Activity {
-                id: id(aid, &object)?,
-                code: code(&c, &object)?,
-                name: name(&n, &object)?,
-                season: id(s, &object)?,
-                vat_code: id(v, &object)?,
-            });
-            emit_with(emit, &mut report, "activities", &item)?;
-        }
-    }
-    // Logical configurations and their logical seat categories.
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT id, code, name, configuration FROM logical_configuration ORDER BY id",
-        )?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let (lid, c, n, conf): (i64, String, String, i64) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            let object = format!("logical configuration {lid} {c}");
-            if !logical_configurations.contains(&lid) {
-                report.exclude(object, "no exported performance uses it");
-                continue;
-            }
-            let item = Item::LogicalConfiguration(catalogue::LogicalConfiguration {
-                id: id(lid, &object)?,
-                code: code(&c, &object)?,
-                name: name(&n, &object)?,
-                configuration: id(conf, &object)?,
-            });
-            emit_with(emit, &mut report, "logical configurations", &item)?;
-            let mut cats = conn.prepare_cached(
-                "SELECT id, code, name, seat_category FROM logical_seat_category
-                 WHERE logical_configuration = ?1 ORDER BY id",
-            )?;
-            let mut cat_rows = cats.query([lid])?;
-            while let Some(cr) = cat_rows.next()? {
-                let (cid, cc, cn, sc): (i64, String, String, i64) =
-                    (cr.get(0)?, cr.get(1)?, cr.get(2)?, cr.get(3)?);
-                let object = format!("logical seat category {cid} {cc}");
-                let item = Item::LogicalSeatCategory(catalogue::LogicalSeatCategory {
-                    id: id(cid, &object)?,
-                    logical_configuration: id(lid, &object)?,
-                    code: code(&cc, &object)?,
-                    name: name(&cn, &object)?,
-                    seat_category: id(sc, &object)?,
-                });
-                emit_with(emit, &mut report, "logical seat categories", &item)?;
-            }
-        }
-    }
-    // Performances.
-    {
-        let mut st = conn.prepare_cached(
-            "SELECT id, code, name, activity, start, configuration, logical_configuration, state
-             FROM performance ORDER BY id",
-        )?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let fid: i64 = r.get(0)?;
-            let c: String = r.get(1)?;
-            let object = format!("performance {fid} {c}");
-            if !sel.performances.contains(&fid) {
-                if !sel.reported_performances.contains(&fid) {
-                    report.exclude(object, "no exported product sells it");
-                }
-                continue;
-            }
-            let (n, a, start, conf, lc, state): (String, i64, String, i64, i64, String) = (
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-                r.get(7)?,
-            );
-            let item = Item::Performance(catalogue::Performance {
-                id: id(fid, &object)?,
-                code: code(&c, &object)?,
-                name: name(&n, &object)?,
-                activity: id(a, &object)?,
-                start: time::OffsetDateTime::parse(
-                    &start,
-                    &time::format_description::well_known::Rfc3339,
-                )
-                .map_err(|e| bad(&object, format!("start {start:?} is not RFC 3339: {e}")))?,
-                configuration: id(conf, &object)?,
-                logical_configuration: id(lc, &object)?,
-                state: PerformanceState::parse(&state)
-                    .ok_or_else(|| bad(&object, format!("unknown state {state:?}")))?,
-            });
-            emit_with(emit, &mut report, "performances", &item)?;
-        }
-    }
-    // Rate tables and the prices of allowed audience subcategories.
-    {
-        let mut st =
-            conn.prepare_cached("SELECT id, code, name, currency FROM rate_table ORDER BY id")?;
-        let mut rows = st.query([])?;
-        while let Some(r) = rows.next()? {
-            let (rid, c, n, cur): (i64, String, String, String) =
-                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
-            let object = format!("rate table {rid} {c}");
-            let Some(allowed) = sel.rate_tables.get(&rid) else {
-                report.exclude(object, "no exported product uses it");
-                continue;
+    Ok(())
+}
+
+/// The activities of the exported products; the others left out.
+fn emit_activities(
+    conn: &Connection,
+    sel: &Selection,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    use catalogue::Item;
+    let mut st =
+        conn.prepare_cached("SELECT id, code, name, season, vat_code FROM activity ORDER BY id")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (aid, c, n, s, v): (i64, String, String, i64, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        let object = format!("activity {aid} {c}");
+        if !sel.activities.contains(&aid) {
+            let reason = if sel.profile_activities.contains(&aid) {
+                "no exported product is of this activity".to_owned()
+            } else {
+                format!("not in the activity profiles of {}", sel.channel.label)
             };
-            let item = Item::RateTable(catalogue::RateTable {
-                id: id(rid, &object)?,
-                code: code(&c, &object)?,
-                name: name(&n, &object)?,
-                currency: Currency::new(&cur).map_err(|e| bad(&object, e.to_string()))?,
+            report.exclude(object, reason);
+            continue;
+        }
+        let item = Item::Activity(catalogue::Activity {
+            id: id(aid, &object)?,
+            code: code(&c, &object)?,
+            name: name(&n, &object)?,
+            season: id(s, &object)?,
+            vat_code: id(v, &object)?,
+        });
+        emit_with(emit, report, "activities", &item)?;
+    }
+    Ok(())
+}
+
+/// The logical configurations of the exported performances, each followed by its logical seat categories; the others left out.
+fn emit_logical_configurations(
+    conn: &Connection,
+    named: &Named,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    use catalogue::Item;
+    let mut st = conn.prepare_cached(
+        "SELECT id, code, name, configuration FROM logical_configuration ORDER BY id",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (lid, c, n, conf): (i64, String, String, i64) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let object = format!("logical configuration {lid} {c}");
+        if !named.logical_configurations.contains(&lid) {
+            report.exclude(object, "no exported performance uses it");
+            continue;
+        }
+        let item = Item::LogicalConfiguration(catalogue::LogicalConfiguration {
+            id: id(lid, &object)?,
+            code: code(&c, &object)?,
+            name: name(&n, &object)?,
+            configuration: id(conf, &object)?,
+        });
+        emit_with(emit, report, "logical configurations", &item)?;
+        let mut cats = conn.prepare_cached(
+            "SELECT id, code, name, seat_category FROM logical_seat_category
+             WHERE logical_configuration = ?1 ORDER BY id",
+        )?;
+        let mut cat_rows = cats.query([lid])?;
+        while let Some(cr) = cat_rows.next()? {
+            let (cid, cc, cn, sc): (i64, String, String, i64) =
+                (cr.get(0)?, cr.get(1)?, cr.get(2)?, cr.get(3)?);
+            let object = format!("logical seat category {cid} {cc}");
+            let item = Item::LogicalSeatCategory(catalogue::LogicalSeatCategory {
+                id: id(cid, &object)?,
+                logical_configuration: id(lid, &object)?,
+                code: code(&cc, &object)?,
+                name: name(&cn, &object)?,
+                seat_category: id(sc, &object)?,
             });
-            emit_with(emit, &mut report, "rate tables", &item)?;
-            // Left-out prices, counted per audience subcategory.
-            let mut left_out: BTreeMap<i64, u64> = BTreeMap::new();
-            let mut prices = conn.prepare_cached(
-                "SELECT seat_category, tariff_type, audience_subcategory, amount FROM price
-                 WHERE rate_table = ?1
-                 ORDER BY seat_category, tariff_type, audience_subcategory",
-            )?;
-            let mut price_rows = prices.query([rid])?;
-            while let Some(pr) = price_rows.next()? {
-                let (sc, tt, au, amount): (i64, i64, i64, i64) =
-                    (pr.get(0)?, pr.get(1)?, pr.get(2)?, pr.get(3)?);
-                if !allowed.allows(au) {
-                    *left_out.entry(au).or_default() += 1;
-                    continue;
-                }
-                let at = format!("price of {object} ({sc}, {tt}, {au})");
-                let item = Item::Price(catalogue::Price {
-                    rate_table: id(rid, &at)?,
-                    seat_category: id(sc, &at)?,
-                    tariff_type: id(tt, &at)?,
-                    audience_subcategory: id(au, &at)?,
-                    amount,
-                });
-                emit_with(emit, &mut report, "prices", &item)?;
-            }
-            for (au, n) in left_out {
-                let audience = label(conn, "audience_subcategory", au)?;
-                report.exclude(
-                    format!("{n} price(s) of {object} for {audience}"),
-                    format!(
-                        "{audience} is not allowed on the product profiles of {} for the products using this rate table",
-                        sel.channel.label
-                    ),
-                );
-            }
+            emit_with(emit, report, "logical seat categories", &item)?;
         }
     }
-    // Products and the performances they sell.
+    Ok(())
+}
+
+/// The performances the exported products sell; the others left out (unless the selection already said why).
+fn emit_performances(
+    conn: &Connection,
+    sel: &Selection,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    use catalogue::Item;
+    let mut st = conn.prepare_cached(
+        "SELECT id, code, name, activity, start, configuration, logical_configuration, state
+         FROM performance ORDER BY id",
+    )?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let fid: i64 = r.get(0)?;
+        let c: String = r.get(1)?;
+        let object = format!("performance {fid} {c}");
+        if !sel.performances.contains(&fid) {
+            if !sel.reported_performances.contains(&fid) {
+                report.exclude(object, "no exported product sells it");
+            }
+            continue;
+        }
+        let (n, a, start, conf, lc, state): (String, i64, String, i64, i64, String) = (
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+            r.get(7)?,
+        );
+        let item = Item::Performance(catalogue::Performance {
+            id: id(fid, &object)?,
+            code: code(&c, &object)?,
+            name: name(&n, &object)?,
+            activity: id(a, &object)?,
+            start: time::OffsetDateTime::parse(
+                &start,
+                &time::format_description::well_known::Rfc3339,
+            )
+            .map_err(|e| bad(&object, format!("start {start:?} is not RFC 3339: {e}")))?,
+            configuration: id(conf, &object)?,
+            logical_configuration: id(lc, &object)?,
+            state: PerformanceState::parse(&state)
+                .ok_or_else(|| bad(&object, format!("unknown state {state:?}")))?,
+        });
+        emit_with(emit, report, "performances", &item)?;
+    }
+    Ok(())
+}
+
+/// The rate tables of the exported products, each followed by its prices for the audience subcategories allowed; the others left out, and the prices left out counted per audience subcategory.
+fn emit_rate_tables(
+    conn: &Connection,
+    sel: &Selection,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    use catalogue::Item;
+    let mut st =
+        conn.prepare_cached("SELECT id, code, name, currency FROM rate_table ORDER BY id")?;
+    let mut rows = st.query([])?;
+    while let Some(r) = rows.next()? {
+        let (rid, c, n, cur): (i64, String, String, String) =
+            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let object = format!("rate table {rid} {c}");
+        let Some(allowed) = sel.rate_tables.get(&rid) else {
+            report.exclude(object, "no exported product uses it");
+            continue;
+        };
+        let item = Item::RateTable(catalogue::RateTable {
+            id: id(rid, &object)?,
+            code: code(&c, &object)?,
+            name: name(&n, &object)?,
+            currency: Currency::new(&cur).map_err(|e| bad(&object, e.to_string()))?,
+        });
+        emit_with(emit, report, "rate tables", &item)?;
+        // Left-out prices, counted per audience subcategory.
+        let mut left_out: BTreeMap<i64, u64> = BTreeMap::new();
+        let mut prices = conn.prepare_cached(
+            "SELECT seat_category, tariff_type, audience_subcategory, amount FROM price
+             WHERE rate_table = ?1
+             ORDER BY seat_category, tariff_type, audience_subcategory",
+        )?;
+        let mut price_rows = prices.query([rid])?;
+        while let Some(pr) = price_rows.next()? {
+            let (sc, tt, au, amount): (i64, i64, i64, i64) =
+                (pr.get(0)?, pr.get(1)?, pr.get(2)?, pr.get(3)?);
+            if !allowed.allows(au) {
+                *left_out.entry(au).or_default() += 1;
+                continue;
+            }
+            let at = format!("price of {object} ({sc}, {tt}, {au})");
+            let item = Item::Price(catalogue::Price {
+                rate_table: id(rid, &at)?,
+                seat_category: id(sc, &at)?,
+                tariff_type: id(tt, &at)?,
+                audience_subcategory: id(au, &at)?,
+                amount,
+            });
+            emit_with(emit, report, "prices", &item)?;
+        }
+        for (au, n) in left_out {
+            let audience = label(conn, "audience_subcategory", au)?;
+            report.exclude(
+                format!("{n} price(s) of {object} for {audience}"),
+                format!(
+                    "{audience} is not allowed on the product profiles of {} for the products using this rate table",
+                    sel.channel.label
+                ),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The exported products, each followed by the performances it sells.
+fn emit_products(
+    conn: &Connection,
+    sel: &Selection,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    use catalogue::Item;
     for pid in &sel.products {
         let (c, n, a, rt): (String, String, i64, i64) = conn
             .prepare_cached("SELECT code, name, activity, rate_table FROM product WHERE id = ?1")?
@@ -874,22 +1060,22 @@ pub fn catalogue(
             activity: id(a, &object)?,
             rate_table: id(rt, &object)?,
         });
-        emit_with(emit, &mut report, "products", &item)?;
+        emit_with(emit, report, "products", &item)?;
         for f in sel.product_performances.get(pid).into_iter().flatten() {
             let item = Item::PerformanceRef(catalogue::PerformanceRef {
                 product,
                 performance: id(*f, &object)?,
             });
-            emit_with(emit, &mut report, "product performances", &item)?;
+            emit_with(emit, report, "product performances", &item)?;
         }
     }
-    Ok(report)
+    Ok(())
 }
 
 // ---------------------------------------------------------------- seat plan
 
 /// Streams the seat plans of the configurations the link's exported
-/// performances use (same selection as [`catalogue`]): their seat
+/// performances use (same selection as [`catalogue()`]): their seat
 /// categories, then each venue with those configurations, zones, blocks,
 /// rows and seats, all in id order.
 pub fn seatplan(
@@ -1069,20 +1255,8 @@ fn configuration_contents(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{Role, Store, StoreError};
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let mut store =
-            Store::open(&dir.path().join("OPERA.sqlite"), "OPERA", Role::Manager).unwrap();
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/opera");
-        let files: Vec<_> = ["seatplan.xml", "catalogue.xml", "setup.toml"]
-            .iter()
-            .map(|f| root.join(f))
-            .collect();
-        crate::app::load(&mut store, &files).unwrap();
-        (dir, store)
-    }
+    use crate::domain::fixtures::opera as store;
+    use crate::store::{Store, StoreError};
 
     fn sql(store: &mut Store, sql: &str) {
         store

@@ -1,15 +1,38 @@
 //! The domain layer: the business rules of both roles, over the store.
 //!
 //! The CLI and the pipelines call these functions and never write SQL of their
-//! own. [`load`] puts master data (seat plans, catalogue objects, the setup
-//! file) into an institution's store; [`setup`] checks that the setup the
-//! manual requires is present and says what is missing. Each function works
-//! inside a transaction or on a connection the caller provides, so the caller
-//! decides what commits together.
+//! own. Each function works inside a transaction or on a connection the
+//! caller provides, so the caller decides what commits together; none reads
+//! a config, and only [`load`] reads a file (the setup file it is given).
+//!
+//! - [`load`]: master data (seat plans, catalogue objects, the setup file)
+//!   into an institution's store.
+//! - [`setup`]: the setup check: what the manual's first use requires, what
+//!   is missing and the fix.
+//! - [`mapping`]: the distributor's mapping table (manager object ↔ local
+//!   object): resolution for the imports, the ops commands, the CSV round trip.
+//! - [`import`]: the distributor's imports of seat plans and catalogues,
+//!   through the mapping table, all or nothing, parked while a mapping lacks.
+//! - [`catalogue`]: the distributor's validation of the imported catalogue and
+//!   its sales profiles (what makes a product sellable).
+//! - [`export`]: the manager's seat plan and catalogue exports of one link.
+//! - [`contingent`]: the manager's contingents (allotments) of a link, their
+//!   versioned snapshots and the safe shrink.
+//! - [`selling`]: the distributor's side of the contingents: their import,
+//!   the point of sale (sell, refund) and the sales export.
+//! - [`reintegration`]: the manager's booking of the distributor's sales,
+//!   exactly once, and the rejected lines.
+//! - [`reconcile`]: the manager's and the distributor's records of a link
+//!   side by side, every difference named.
+//!
+//! Unit tests build their stores with the `fixtures` module (test builds
+//! only).
 
 pub mod catalogue;
 pub mod contingent;
 pub mod export;
+#[cfg(test)]
+mod fixtures;
 pub mod import;
 pub mod load;
 pub mod mapping;
@@ -18,7 +41,16 @@ pub mod reintegration;
 pub mod selling;
 pub mod setup;
 
+use rusqlite::Connection;
+
 use crate::store::StoreError;
+
+/// Whether `table` holds a row with this `id` (one query, the statement
+/// cached per table).
+fn exists(conn: &Connection, table: &'static str, id: i64) -> Result<bool, rusqlite::Error> {
+    conn.prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?
+        .exists([id])
+}
 
 /// Why a business operation was refused.
 #[derive(Debug, thiserror::Error)]

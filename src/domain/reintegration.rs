@@ -537,7 +537,7 @@ impl<'t> SalesImport<'t> {
             ),
             ("vat_code", "unknown-vat-code", "VAT code", t.vat_code),
         ] {
-            if !exists(tx, table, id.get())? {
+            if !super::exists(tx, table, id.get()).map_err(StoreError::Sql)? {
                 return Err(reject(code, format!("{what} {id} is unknown here")));
             }
         }
@@ -553,86 +553,8 @@ impl<'t> SalesImport<'t> {
             ));
         }
         match spot {
-            Spot::Seat(seat) => {
-                let held: Option<(String, Option<i64>)> = tx
-                    .prepare_cached(
-                        "SELECT state, released_in FROM allotment_seat
-                         WHERE performance = ?1 AND seat = ?2 AND link = ?3",
-                    )?
-                    .query_row((perf, seat, link), |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                let Some((state, released_in)) = held else {
-                    return Err(reject(
-                        "seat-not-in-contingent",
-                        format!(
-                            "{} of performance {perf} is not in the contingent of link {link}",
-                            place_text(&t.place)
-                        ),
-                    ));
-                };
-                let sold: Option<(String, i64)> = tx
-                    .prepare_cached(
-                        "SELECT link, line FROM ticket
-                         WHERE performance = ?1 AND seat = ?2 AND state = 'valid'",
-                    )?
-                    .query_row((perf, seat), |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                if let Some((by, line)) = sold {
-                    return Err(reject(
-                        "seat-sold-twice",
-                        format!(
-                            "{} of performance {perf} is already sold (line id {line} of link {by})",
-                            place_text(&t.place)
-                        ),
-                    ));
-                }
-                if state == "held" {
-                    runs::message(
-                        tx,
-                        self.ctx.run,
-                        Level::Info,
-                        "sold-while-held",
-                        Some(position),
-                        &format!(
-                            "{} of performance {perf} was released in contingent version {} not yet acknowledged; a sale made before the acknowledgement is accepted",
-                            place_text(&t.place),
-                            released_in.unwrap_or_default()
-                        ),
-                    )?;
-                }
-            }
-            Spot::Zone(zone) => {
-                let allotted: Option<(i64, i64)> = tx
-                    .prepare_cached(
-                        "SELECT quantity, held FROM allotment_zone
-                         WHERE performance = ?1 AND zone = ?2 AND link = ?3",
-                    )?
-                    .query_row((perf, zone, link), |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                let Some((quantity, held)) = allotted else {
-                    return Err(reject(
-                        "zone-not-in-contingent",
-                        format!(
-                            "zone {zone} of performance {perf} has no places in the contingent of link {link}"
-                        ),
-                    ));
-                };
-                let sold: i64 = tx
-                    .prepare_cached(
-                        "SELECT count(*) FROM ticket
-                         WHERE link = ?1 AND performance = ?2 AND zone = ?3 AND state = 'valid'",
-                    )?
-                    .query_row((link, perf, zone), |r| r.get(0))?;
-                let limit = quantity.saturating_add(held);
-                if sold >= limit {
-                    return Err(reject(
-                        "zone-quantity-exhausted",
-                        format!(
-                            "zone {zone} of performance {perf}: all {limit} places of the contingent of link {link} are sold ({quantity} allotted, {held} held)"
-                        ),
-                    ));
-                }
-            }
+            Spot::Seat(seat) => self.check_seat(t, seat, perf, position)?,
+            Spot::Zone(zone) => self.check_zone(zone, perf)?,
         }
         self.check_price(t, perf)?;
         let vat: i64 = tx
@@ -676,6 +598,98 @@ impl<'t> SalesImport<'t> {
         let ticket = tx.last_insert_rowid();
         self.pending(ticket, t.amount, t.currency.as_str())?;
         Ok(Booked::Sale)
+    }
+
+    /// A SALE line's seat: in the link's contingent (held is accepted, with
+    /// an info message) and not sold yet.
+    fn check_seat(&self, t: &Ticket, seat: i64, perf: i64, position: &str) -> Result<(), Stop> {
+        let tx = self.tx;
+        let link = self.ctx.link;
+        let held: Option<(String, Option<i64>)> = tx
+            .prepare_cached(
+                "SELECT state, released_in FROM allotment_seat
+                 WHERE performance = ?1 AND seat = ?2 AND link = ?3",
+            )?
+            .query_row((perf, seat, link), |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((state, released_in)) = held else {
+            return Err(reject(
+                "seat-not-in-contingent",
+                format!(
+                    "{} of performance {perf} is not in the contingent of link {link}",
+                    place_text(&t.place)
+                ),
+            ));
+        };
+        let sold: Option<(String, i64)> = tx
+            .prepare_cached(
+                "SELECT link, line FROM ticket
+                 WHERE performance = ?1 AND seat = ?2 AND state = 'valid'",
+            )?
+            .query_row((perf, seat), |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((by, line)) = sold {
+            return Err(reject(
+                "seat-sold-twice",
+                format!(
+                    "{} of performance {perf} is already sold (line id {line} of link {by})",
+                    place_text(&t.place)
+                ),
+            ));
+        }
+        if state == "held" {
+            runs::message(
+                tx,
+                self.ctx.run,
+                Level::Info,
+                "sold-while-held",
+                Some(position),
+                &format!(
+                    "{} of performance {perf} was released in contingent version {} not yet acknowledged; a sale made before the acknowledgement is accepted",
+                    place_text(&t.place),
+                    released_in.unwrap_or_default()
+                ),
+            )?;
+        }
+        Ok(())
+    }
+
+    /// A SALE line's zone: in the link's contingent, with a place left
+    /// (allotted plus held, less the valid tickets of the link).
+    fn check_zone(&self, zone: i64, perf: i64) -> Result<(), Stop> {
+        let tx = self.tx;
+        let link = self.ctx.link;
+        let allotted: Option<(i64, i64)> = tx
+            .prepare_cached(
+                "SELECT quantity, held FROM allotment_zone
+                 WHERE performance = ?1 AND zone = ?2 AND link = ?3",
+            )?
+            .query_row((perf, zone, link), |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        let Some((quantity, held)) = allotted else {
+            return Err(reject(
+                "zone-not-in-contingent",
+                format!(
+                    "zone {zone} of performance {perf} has no places in the contingent of link {link}"
+                ),
+            ));
+        };
+        let sold: i64 = tx
+            .prepare_cached(
+                "SELECT count(*) FROM ticket
+                 WHERE link = ?1 AND performance = ?2 AND zone = ?3 AND state = 'valid'",
+            )?
+            .query_row((link, perf, zone), |r| r.get(0))?;
+        let limit = quantity.saturating_add(held);
+        if sold >= limit {
+            return Err(reject(
+                "zone-quantity-exhausted",
+                format!(
+                    "zone {zone} of performance {perf}: all {limit} places of the contingent of link {link} are sold ({quantity} allotted, {held} held)"
+                ),
+            ));
+        }
+        Ok(())
     }
 
     /// The amount must be the price of the rate table of a product of the
@@ -772,46 +786,7 @@ impl<'t> SalesImport<'t> {
     fn refund(&mut self, t: &Ticket) -> Result<Booked, Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
-        let Some(of) = t.refund_of else {
-            return Err(reject(
-                "refund-unknown-sale",
-                "a refund without the line id of its sale",
-            ));
-        };
-        let of_id = sql_id(of)?;
-        let sale: Option<(String, String, Option<String>, Option<String>)> = tx
-            .prepare_cached(
-                "SELECT operation, status, code, reason FROM sales_line WHERE link = ?1 AND line = ?2",
-            )?
-            .query_row((link, of_id), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?;
-        match sale {
-            None => {
-                return Err(reject(
-                    "refund-unknown-sale",
-                    format!("refunds line id {of}, a sale never received from link {link}"),
-                ));
-            }
-            Some((op, _, _, _)) if op != "SALE" => {
-                return Err(reject(
-                    "refund-unknown-sale",
-                    format!("refunds line id {of}, which is a {op}, not a sale"),
-                ));
-            }
-            Some((_, status, code, reason)) if status != "booked" => {
-                return Err(reject(
-                    "refund-unknown-sale",
-                    format!(
-                        "refunds line id {of}, a sale that was rejected ({}: {})",
-                        code.unwrap_or_default(),
-                        reason.unwrap_or_default()
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
+        let (of, of_id) = self.refunded_sale(t)?;
         type Sold = (
             i64,
             i64,
@@ -913,6 +888,54 @@ impl<'t> SalesImport<'t> {
         Ok(Booked::Refund)
     }
 
+    /// The sale a REFUND line cancels: a SALE line of the link, booked.
+    /// Returns its line id (as written and as stored).
+    fn refunded_sale(&self, t: &Ticket) -> Result<(u64, i64), Stop> {
+        let tx = self.tx;
+        let link = self.ctx.link;
+        let Some(of) = t.refund_of else {
+            return Err(reject(
+                "refund-unknown-sale",
+                "a refund without the line id of its sale",
+            ));
+        };
+        let of_id = sql_id(of)?;
+        let sale: Option<(String, String, Option<String>, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT operation, status, code, reason FROM sales_line WHERE link = ?1 AND line = ?2",
+            )?
+            .query_row((link, of_id), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        match sale {
+            None => {
+                return Err(reject(
+                    "refund-unknown-sale",
+                    format!("refunds line id {of}, a sale never received from link {link}"),
+                ));
+            }
+            Some((op, _, _, _)) if op != "SALE" => {
+                return Err(reject(
+                    "refund-unknown-sale",
+                    format!("refunds line id {of}, which is a {op}, not a sale"),
+                ));
+            }
+            Some((_, status, code, reason)) if status != "booked" => {
+                return Err(reject(
+                    "refund-unknown-sale",
+                    format!(
+                        "refunds line id {of}, a sale that was rejected ({}: {})",
+                        code.unwrap_or_default(),
+                        reason.unwrap_or_default()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok((of, of_id))
+    }
+
     /// The manager's order for the distributor's order reference, created on
     /// the link's setup the first time.
     fn order(&self, t: &Ticket) -> Result<i64, Stop> {
@@ -966,14 +989,6 @@ fn sql_id(v: u64) -> Result<i64, DomainError> {
         object: format!("line id {v}"),
         problem: "is too large".to_owned(),
     })
-}
-
-fn exists(conn: &Connection, table: &'static str, id: i64) -> Result<bool, StoreError> {
-    let found: Option<i64> = conn
-        .prepare_cached(&format!("SELECT 1 FROM {table} WHERE id = ?1"))?
-        .query_row([id], |r| r.get(0))
-        .optional()?;
-    Ok(found.is_some())
 }
 
 fn place_text(place: &Place) -> String {
@@ -1064,31 +1079,24 @@ pub fn record_text(t: &Ticket) -> Result<String, DomainError> {
 
 // ---------------------------------------------------------------- rejects
 
-/// The columns of `stxd sales rejects`: the SALES columns, then where the line
-/// came from and why it was rejected.
-pub const REJECT_COLUMNS: [&str; 21] = [
-    "line",
-    "operation",
-    "time",
-    "order",
-    "refund_of",
-    "performance",
-    "block",
-    "row",
-    "seat",
-    "zone",
-    "seat_category",
-    "tariff_type",
-    "audience_subcategory",
-    "amount",
-    "currency",
-    "vat_code",
-    "contingent_version",
-    "file",
-    "position",
-    "code",
-    "reason",
-];
+/// The columns of `stxd sales rejects`: the SALES columns
+/// ([`sales::COLUMNS`]), then where the line came from and why it was
+/// rejected.
+pub const REJECT_COLUMNS: [&str; sales::COLUMNS.len() + 4] = {
+    const WHY: [&str; 4] = ["file", "position", "code", "reason"];
+    let mut all = [""; sales::COLUMNS.len() + WHY.len()];
+    let mut i = 0;
+    while i < sales::COLUMNS.len() {
+        all[i] = sales::COLUMNS[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < WHY.len() {
+        all[i + j] = WHY[j];
+        j += 1;
+    }
+    all
+};
 
 /// A rejected line of a link, as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -1226,6 +1234,15 @@ mod tests {
                 .collect::<Result<_, _>>()
                 .unwrap();
         assert_eq!(lines, vec![Line::Ticket(t)]);
+    }
+
+    #[test]
+    fn reject_columns_are_the_sales_columns_then_where_and_why() {
+        assert_eq!(REJECT_COLUMNS[..sales::COLUMNS.len()], sales::COLUMNS);
+        assert_eq!(
+            REJECT_COLUMNS[sales::COLUMNS.len()..],
+            ["file", "position", "code", "reason"]
+        );
     }
 
     #[test]

@@ -350,23 +350,7 @@ fn manager(
     let stx: Vec<&Channel> = channels.iter().filter(|c| c.kind == "stx_file").collect();
 
     if stx.is_empty() {
-        let others = if channels.is_empty() {
-            String::new()
-        } else {
-            format!(
-                " (channels: {})",
-                channels
-                    .iter()
-                    .map(|c| format!("{} {} of kind {}", c.id, c.code, c.kind))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        };
-        out.push(error(
-            "sales channel of kind stx_file",
-            format!("none exists{others}; the checks of what hangs on it wait until it does"),
-            "add a [[sales_channel]] with kind = \"stx_file\" and in_operation = true, and link the point of sale, contingent, profiles and external sales interface to it",
-        ));
+        out.push(no_stx_channel(&channels));
     }
 
     // Per link: the external sales interface.
@@ -399,38 +383,7 @@ fn manager(
                 format!("set distributor = \"{}\" {fix_here}", link.distributor),
             ));
         }
-        match split_login(&esi.login, &esi.distributor) {
-            Err(p) => out.push(error(
-                esi.label(),
-                p,
-                format!("set login = \"<OPERATOR>@{}\" {fix_here}", esi.distributor),
-            )),
-            Ok(op) => {
-                for p in operator_rule(op, &esi.distributor) {
-                    out.push(error(
-                        esi.label(),
-                        format!("the operator of its login: {p}"),
-                        format!(
-                            "use the distributor's virtual operator, {}_<Name> in at most {VIRTUAL_OPERATOR_MAX} characters",
-                            esi.distributor
-                        ),
-                    ));
-                }
-            }
-        }
-        if esi.login != link.login {
-            out.push(error(
-                esi.label(),
-                format!(
-                    "its login differs from the login {} of link {}",
-                    link.login, link.name
-                ),
-                format!(
-                    "make them equal: login = \"{}\" {fix_here}, or fix the link's login in the configuration",
-                    link.login
-                ),
-            ));
-        }
+        login_checks(esi, link, &fix_here, out);
         match channels.iter().find(|c| c.id == esi.channel) {
             Some(c) if c.kind == "stx_file" => used_channels.push(c.id),
             // With no stx_file channel at all, that finding says it all.
@@ -482,8 +435,77 @@ fn manager(
     }
 
     // The authorised contact.
+    contact_checks(conn, &named_contacts, out)
+}
+
+/// The error when the manager has no sales channel of kind `stx_file`,
+/// listing the channels it has.
+fn no_stx_channel(channels: &[Channel]) -> Finding {
+    let others = if channels.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " (channels: {})",
+            channels
+                .iter()
+                .map(|c| format!("{} {} of kind {}", c.id, c.code, c.kind))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    error(
+        "sales channel of kind stx_file",
+        format!("none exists{others}; the checks of what hangs on it wait until it does"),
+        "add a [[sales_channel]] with kind = \"stx_file\" and in_operation = true, and link the point of sale, contingent, profiles and external sales interface to it",
+    )
+}
+
+/// The login of a link's external sales interface: `OPERATOR@DISTRIBUTOR`,
+/// the operator following the virtual operators' rule, equal to the link's.
+fn login_checks(esi: &Interface, link: &LinkFacts, fix_here: &str, out: &mut Vec<Finding>) {
+    match split_login(&esi.login, &esi.distributor) {
+        Err(p) => out.push(error(
+            esi.label(),
+            p,
+            format!("set login = \"<OPERATOR>@{}\" {fix_here}", esi.distributor),
+        )),
+        Ok(op) => {
+            for p in operator_rule(op, &esi.distributor) {
+                out.push(error(
+                    esi.label(),
+                    format!("the operator of its login: {p}"),
+                    format!(
+                        "use the distributor's virtual operator, {}_<Name> in at most {VIRTUAL_OPERATOR_MAX} characters",
+                        esi.distributor
+                    ),
+                ));
+            }
+        }
+    }
+    if esi.login != link.login {
+        out.push(error(
+            esi.label(),
+            format!(
+                "its login differs from the login {} of link {}",
+                link.login, link.name
+            ),
+            format!(
+                "make them equal: login = \"{}\" {fix_here}, or fix the link's login in the configuration",
+                link.login
+            ),
+        ));
+    }
+}
+
+/// The contacts the interfaces name must be authorised for the pending
+/// account, and one such contact must exist.
+fn contact_checks(
+    conn: &Connection,
+    named_contacts: &[(i64, String)],
+    out: &mut Vec<Finding>,
+) -> Result<(), DomainError> {
     let mut contact_reported = false;
-    for (cid, esi) in &named_contacts {
+    for (cid, esi) in named_contacts {
         let row: Option<(String, bool)> = conn
             .prepare_cached("SELECT code, pending_account_authorised FROM contact WHERE id = ?1")?
             .query_row([cid], |r| Ok((r.get(0)?, r.get(1)?)))

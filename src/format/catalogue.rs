@@ -502,47 +502,74 @@ impl<W: Write> Writer<W> {
         )
     }
 
+    /// A season, which must not end before it starts.
+    fn season(&mut self, s: &Season) -> Result<(), WriteError> {
+        if s.end < s.start {
+            return Err(WriteError::Invalid(format!(
+                "season {} ends before it starts",
+                s.id
+            )));
+        }
+        self.xml.element(
+            "season",
+            None,
+            Some(s.id),
+            &[
+                &s.id.to_string(),
+                s.code.as_str(),
+                s.name.as_str(),
+                &format_date(s.start)?,
+                &format_date(s.end)?,
+            ],
+        )
+    }
+
+    /// A VAT code, its rate at most `VAT_RATE_MAX`.
+    fn vat_code(&mut self, v: &VatCode) -> Result<(), WriteError> {
+        if v.rate_bp > VAT_RATE_MAX {
+            return Err(WriteError::Invalid(format!(
+                "vat code {} rate {} is above {VAT_RATE_MAX}",
+                v.id, v.rate_bp
+            )));
+        }
+        self.xml.element(
+            "vatCode",
+            None,
+            Some(v.id),
+            &[
+                &v.id.to_string(),
+                v.code.as_str(),
+                v.name.as_str(),
+                &v.rate_bp.to_string(),
+            ],
+        )
+    }
+
+    /// A price of the open rate table, its amount in `1..=AMOUNT_MAX`.
+    fn price(&mut self, p: &Price) -> Result<(), WriteError> {
+        if !(1..=AMOUNT_MAX).contains(&p.amount) {
+            return Err(WriteError::Invalid(format!(
+                "price amount {} is outside 1..={AMOUNT_MAX}",
+                p.amount
+            )));
+        }
+        self.xml.element(
+            "price",
+            Some(p.rate_table),
+            None,
+            &[
+                &p.seat_category.to_string(),
+                &p.tariff_type.to_string(),
+                &p.audience_subcategory.to_string(),
+                &p.amount.to_string(),
+            ],
+        )
+    }
+
     pub fn write(&mut self, item: &Item) -> Result<(), WriteError> {
         match item {
-            Item::Season(s) => {
-                if s.end < s.start {
-                    return Err(WriteError::Invalid(format!(
-                        "season {} ends before it starts",
-                        s.id
-                    )));
-                }
-                self.xml.element(
-                    "season",
-                    None,
-                    Some(s.id),
-                    &[
-                        &s.id.to_string(),
-                        s.code.as_str(),
-                        s.name.as_str(),
-                        &format_date(s.start)?,
-                        &format_date(s.end)?,
-                    ],
-                )
-            }
-            Item::VatCode(v) => {
-                if v.rate_bp > VAT_RATE_MAX {
-                    return Err(WriteError::Invalid(format!(
-                        "vat code {} rate {} is above {VAT_RATE_MAX}",
-                        v.id, v.rate_bp
-                    )));
-                }
-                self.xml.element(
-                    "vatCode",
-                    None,
-                    Some(v.id),
-                    &[
-                        &v.id.to_string(),
-                        v.code.as_str(),
-                        v.name.as_str(),
-                        &v.rate_bp.to_string(),
-                    ],
-                )
-            }
+            Item::Season(s) => self.season(s),
+            Item::VatCode(v) => self.vat_code(v),
             Item::TariffType(r) => self.reference("tariffType", r),
             Item::AudienceSubcategory(r) => self.reference("audienceSubcategory", r),
             Item::SeatCategory(r) => self.reference("seatCategory", r),
@@ -606,25 +633,7 @@ impl<W: Write> Writer<W> {
                     r.currency.as_str(),
                 ],
             ),
-            Item::Price(p) => {
-                if !(1..=AMOUNT_MAX).contains(&p.amount) {
-                    return Err(WriteError::Invalid(format!(
-                        "price amount {} is outside 1..={AMOUNT_MAX}",
-                        p.amount
-                    )));
-                }
-                self.xml.element(
-                    "price",
-                    Some(p.rate_table),
-                    None,
-                    &[
-                        &p.seat_category.to_string(),
-                        &p.tariff_type.to_string(),
-                        &p.audience_subcategory.to_string(),
-                        &p.amount.to_string(),
-                    ],
-                )
-            }
+            Item::Price(p) => self.price(p),
             Item::Product(p) => self.xml.element(
                 "product",
                 None,
@@ -679,6 +688,15 @@ mod tests {
 
     /// All of OPERA's catalogue as the common brief describes it.
     fn opera_items() -> Vec<Item> {
+        let mut items = opera_references();
+        opera_performances(&mut items);
+        opera_rates_and_products(&mut items);
+        items
+    }
+
+    /// OPERA's season, VAT code, tariff types, audience subcategories, seat
+    /// categories and activities.
+    fn opera_references() -> Vec<Item> {
         let mut items = vec![
             Item::Season(Season {
                 id: id(1001),
@@ -729,6 +747,12 @@ mod tests {
                 vat_code: id(1101),
             }));
         }
+        items
+    }
+
+    /// OPERA's logical configuration, its seat categories and the
+    /// performances.
+    fn opera_performances(items: &mut Vec<Item>) {
         items.push(Item::LogicalConfiguration(LogicalConfiguration {
             id: id(1501),
             code: code("TRAV-STD"),
@@ -794,6 +818,11 @@ mod tests {
                 state,
             }));
         }
+    }
+
+    /// OPERA's rate tables with their prices, and the products with the
+    /// performances they sell.
+    fn opera_rates_and_products(items: &mut Vec<Item>) {
         let eur = Currency::new("EUR").unwrap();
         let price = |table: i64, cat: i64, tariff: i64, audience: i64, amount: i64| {
             Item::Price(Price {
@@ -857,7 +886,6 @@ mod tests {
                 }));
             }
         }
-        items
     }
 
     /// TOURISM's own reference data.

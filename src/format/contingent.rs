@@ -146,65 +146,11 @@ impl Groups {
         let performance = row.id(PERFORMANCE, kind)?;
         let version = row.number(VERSION, kind)?;
         if ty == Type::Performance {
-            for col in [BLOCK, ROW, SEAT, ZONE, QUANTITY, SEAT_CATEGORY] {
-                row.forbid(col, kind)?;
-            }
-            if let Some(first) = self.seen.get(&performance) {
-                return Err(row.error(
-                    PERFORMANCE,
-                    "contingent-duplicate-performance",
-                    format!(
-                        "performance {performance} already has its snapshot on line {first}; expected each performance once per file"
-                    ),
-                ));
-            }
-            if self.seen.len() >= MAX_PERFORMANCES {
-                return Err(row.error(
-                    PERFORMANCE,
-                    "contingent-too-many-performances",
-                    format!("expected at most {MAX_PERFORMANCES} performances in one file"),
-                ));
-            }
-            self.seen.insert(performance, row.line());
-            self.open = Some((performance, version, row.line()));
-            self.places.clear();
-            return Ok(Line::Performance {
-                performance,
-                version,
-            });
+            return self.open_snapshot(row, performance, version, kind);
         }
 
         // SEAT or ZONE: inside the snapshot opened by the PERFORMANCE line.
-        match self.open {
-            None => {
-                return Err(row.error(
-                    PERFORMANCE,
-                    "contingent-group",
-                    format!(
-                        "expected a PERFORMANCE line for performance {performance} before its {kind} lines, found none"
-                    ),
-                ));
-            }
-            Some((open, _, at)) if open != performance => {
-                return Err(row.error(
-                    PERFORMANCE,
-                    "contingent-group",
-                    format!(
-                        "expected performance {open} (the snapshot opened on line {at}), found {performance}; each snapshot starts with its own PERFORMANCE line"
-                    ),
-                ));
-            }
-            Some((_, open, at)) if open != version => {
-                return Err(row.error(
-                    VERSION,
-                    "contingent-group",
-                    format!(
-                        "expected version {open} (as on the PERFORMANCE line, line {at}), found {version}"
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
+        self.check_open(row, performance, version, kind)?;
 
         let (line, key, col) = match ty {
             Type::Seat => {
@@ -264,6 +210,85 @@ impl Groups {
         }
         self.places.insert(key, row.line());
         Ok(line)
+    }
+
+    /// A PERFORMANCE line: opens its snapshot (each performance once per
+    /// file, at most `MAX_PERFORMANCES`).
+    fn open_snapshot(
+        &mut self,
+        row: &Row<'_>,
+        performance: TechId,
+        version: u64,
+        kind: &str,
+    ) -> Result<Line, FormatError> {
+        for col in [BLOCK, ROW, SEAT, ZONE, QUANTITY, SEAT_CATEGORY] {
+            row.forbid(col, kind)?;
+        }
+        if let Some(first) = self.seen.get(&performance) {
+            return Err(row.error(
+                PERFORMANCE,
+                "contingent-duplicate-performance",
+                format!(
+                    "performance {performance} already has its snapshot on line {first}; expected each performance once per file"
+                ),
+            ));
+        }
+        if self.seen.len() >= MAX_PERFORMANCES {
+            return Err(row.error(
+                PERFORMANCE,
+                "contingent-too-many-performances",
+                format!("expected at most {MAX_PERFORMANCES} performances in one file"),
+            ));
+        }
+        self.seen.insert(performance, row.line());
+        self.open = Some((performance, version, row.line()));
+        self.places.clear();
+        Ok(Line::Performance {
+            performance,
+            version,
+        })
+    }
+
+    /// A SEAT or ZONE line must belong to the open snapshot: same
+    /// performance, same version.
+    fn check_open(
+        &self,
+        row: &Row<'_>,
+        performance: TechId,
+        version: u64,
+        kind: &str,
+    ) -> Result<(), FormatError> {
+        match self.open {
+            None => {
+                return Err(row.error(
+                    PERFORMANCE,
+                    "contingent-group",
+                    format!(
+                        "expected a PERFORMANCE line for performance {performance} before its {kind} lines, found none"
+                    ),
+                ));
+            }
+            Some((open, _, at)) if open != performance => {
+                return Err(row.error(
+                    PERFORMANCE,
+                    "contingent-group",
+                    format!(
+                        "expected performance {open} (the snapshot opened on line {at}), found {performance}; each snapshot starts with its own PERFORMANCE line"
+                    ),
+                ));
+            }
+            Some((_, open, at)) if open != version => {
+                return Err(row.error(
+                    VERSION,
+                    "contingent-group",
+                    format!(
+                        "expected version {open} (as on the PERFORMANCE line, line {at}), found {version}"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 }
 

@@ -280,6 +280,20 @@ pub fn authenticate(manifest: &[u8], file: &str, secret: &Secret) -> Result<Mani
     let at_line = |line: usize, code: &'static str, problem: String| {
         FormatError::new(file, Position::line(line as u64), code, problem)
     };
+    let (values, signed_len) = layout(manifest, file, &at_line)?;
+    check_hmac(manifest, &values, signed_len, secret, &at_line)?;
+    interpret(&values, &at_line)
+}
+
+/// Checks the manifest's layout, not its values: size, ASCII text ending
+/// with a line break, one `key: value` line per key of [`KEYS`], in order.
+/// Returns the values and the length of the signed part (everything before
+/// the hmac-sha256 line).
+fn layout<'m>(
+    manifest: &'m [u8],
+    file: &str,
+    at_line: &dyn Fn(usize, &'static str, String) -> FormatError,
+) -> Result<(Vec<&'m str>, usize), FormatError> {
     if manifest.is_empty() {
         return Err(FormatError::new(
             file,
@@ -368,6 +382,18 @@ pub fn authenticate(manifest: &[u8], file: &str, secret: &Secret) -> Result<Mani
             ),
         ));
     }
+    Ok((values, signed_len))
+}
+
+/// Checks the key id, then the HMAC of the signed part, before anything
+/// else of the manifest is trusted.
+fn check_hmac(
+    manifest: &[u8],
+    values: &[&str],
+    signed_len: usize,
+    secret: &Secret,
+    at_line: &dyn Fn(usize, &'static str, String) -> FormatError,
+) -> Result<(), FormatError> {
     // Key id, then the HMAC, before trusting anything else.
     let hmac_line = KEYS.len();
     let (key_id, tag) = (values[13], values[14]);
@@ -402,6 +428,14 @@ pub fn authenticate(manifest: &[u8], file: &str, secret: &Secret) -> Result<Mani
                 .into(),
         ));
     }
+    Ok(())
+}
+
+/// Interprets the fields of an authenticated manifest.
+fn interpret(
+    values: &[&str],
+    at_line: &dyn Fn(usize, &'static str, String) -> FormatError,
+) -> Result<Manifest, FormatError> {
     // Authenticated: interpret the fields.
     let number = |i: usize| -> Result<u64, FormatError> {
         let v = values[i];

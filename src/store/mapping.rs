@@ -78,6 +78,15 @@ impl MappingKind {
     pub fn parse(s: &str) -> Option<MappingKind> {
         MappingKind::ALL.into_iter().find(|k| k.as_str() == s)
     }
+
+    /// The distributor's table holding local objects of this kind: the
+    /// kind's own name, except rows, which live in `seat_row`.
+    pub fn local_table(self) -> &'static str {
+        match self {
+            MappingKind::Row => "seat_row",
+            other => other.as_str(),
+        }
+    }
 }
 
 impl fmt::Display for MappingKind {
@@ -163,5 +172,25 @@ mod tests {
         ] {
             assert_eq!(MappingStatus::parse(st.as_str()), Some(st));
         }
+    }
+
+    #[test]
+    fn every_kind_names_a_local_table_of_the_schema() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(&dir.path().join("d.db"), "TOURISM", Role::Distributor).unwrap();
+        for k in MappingKind::ALL {
+            let tables: i64 = s
+                .read(|c| {
+                    c.query_row(
+                        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                        [k.local_table()],
+                        |r| r.get(0),
+                    )
+                    .map_err(StoreError::from)
+                })
+                .unwrap();
+            assert_eq!(tables, 1, "{k}: {}", k.local_table());
+        }
+        assert_eq!(MappingKind::Row.local_table(), "seat_row");
     }
 }

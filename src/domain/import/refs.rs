@@ -1,0 +1,402 @@
+//! The references an import has seen: every manager object a file declares
+//! or names, looked up (and recorded) in the mapping table as it streams in.
+//!
+//! [`Refs`] takes the sightings and answers whether a needed mapping is
+//! missing; at the end of a parked file it records the sightings again after
+//! the rollback and writes one run message per missing mapping
+//! ([`finish_refs`]). Also the helpers both importers share: creating and
+//! mapping a local object of an automatic kind ([`upsert_auto`]), info
+//! messages and the summary message.
+
+use std::collections::HashMap;
+
+use rusqlite::Transaction;
+use rusqlite::types::ToSql;
+
+use super::savepoint::Savepoint;
+use super::{Change, Context, Missing, Summary};
+use crate::domain::DomainError;
+use crate::domain::mapping::{self, Resolved, Seen};
+use crate::ident::{Code, TechId};
+use crate::store::mapping::MappingKind;
+use crate::store::runs::{self, Level};
+
+/// A manager object looked up in the mapping table while reading a file.
+#[derive(Debug, Clone)]
+pub(super) struct Sighting {
+    kind: MappingKind,
+    id: TechId,
+    code: String,
+    label: String,
+    resolved: Resolved,
+    needed_by: Option<String>,
+    /// Recorded with `mapping::resolve`, so recorded again after a rollback.
+    replay: bool,
+}
+
+/// The mappings a file looked up, in first-seen order (bounded by the number
+/// of reference objects the file declares).
+#[derive(Debug, Default)]
+pub(super) struct Refs {
+    list: Vec<Sighting>,
+    index: HashMap<(MappingKind, i64), usize>,
+}
+
+impl Refs {
+    /// A declaration: records the sighting (pending row on first sight,
+    /// label refreshed afterwards).
+    pub(super) fn see(
+        &mut self,
+        tx: &Transaction<'_>,
+        ctx: &Context<'_>,
+        kind: MappingKind,
+        id: TechId,
+        code: &Code,
+        label: &str,
+    ) -> Result<Resolved, DomainError> {
+        let resolved = mapping::resolve(
+            tx,
+            &Seen {
+                manager: ctx.manager,
+                kind,
+                manager_id: id,
+                code,
+                label,
+                file: ctx.file,
+            },
+        )?;
+        match self.index.get(&(kind, id.get())) {
+            Some(&i) => {
+                if let Some(s) = self.list.get_mut(i) {
+                    s.code = code.as_str().to_owned();
+                    s.label = label.to_owned();
+                    s.resolved = resolved;
+                    s.replay = true;
+                }
+            }
+            None => {
+                self.index.insert((kind, id.get()), self.list.len());
+                self.list.push(Sighting {
+                    kind,
+                    id,
+                    code: code.as_str().to_owned(),
+                    label: label.to_owned(),
+                    resolved,
+                    needed_by: None,
+                    replay: true,
+                });
+            }
+        }
+        Ok(resolved)
+    }
+
+    /// A reference to an object the file must have declared.
+    pub(super) fn need(
+        &mut self,
+        kind: MappingKind,
+        id: TechId,
+        by: &dyn Fn() -> String,
+    ) -> Result<Resolved, DomainError> {
+        let Some(s) = self
+            .index
+            .get(&(kind, id.get()))
+            .and_then(|&i| self.list.get_mut(i))
+        else {
+            return Err(DomainError::Invalid {
+                object: by(),
+                problem: format!(
+                    "it names {} {id}, which the file does not declare; the manager's export must declare every object its records name",
+                    kind_words(kind)
+                ),
+            });
+        };
+        if s.needed_by.is_none() {
+            s.needed_by = Some(by());
+        }
+        Ok(s.resolved)
+    }
+
+    /// A reference to an object another file brings (the physical
+    /// configuration of a catalogue comes from the seat plan).
+    pub(super) fn need_external(
+        &mut self,
+        tx: &Transaction<'_>,
+        ctx: &Context<'_>,
+        kind: MappingKind,
+        id: TechId,
+        by: &dyn Fn() -> String,
+    ) -> Result<Resolved, DomainError> {
+        if self.index.contains_key(&(kind, id.get())) {
+            return self.need(kind, id, by);
+        }
+        let (resolved, code, label, replay) = match mapping::lookup(tx, ctx.manager, kind, id)? {
+            Some(resolved) => {
+                let (code, label): (String, String) = tx
+                    .prepare_cached(
+                        "SELECT manager_code, manager_label FROM mapping
+                         WHERE manager = ?1 AND kind = ?2 AND manager_id = ?3",
+                    )?
+                    .query_row((ctx.manager, kind.as_str(), id.get()), |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?;
+                (resolved, code, label, false)
+            }
+            None => {
+                // Not seen yet: a pending row, with what we know, that the
+                // seat plan import will fill with the real code and name.
+                let code = placeholder_code(id)?;
+                let label = format!("{} {id} (not imported yet)", kind_words(kind));
+                let resolved = mapping::resolve(
+                    tx,
+                    &Seen {
+                        manager: ctx.manager,
+                        kind,
+                        manager_id: id,
+                        code: &code,
+                        label: &label,
+                        file: ctx.file,
+                    },
+                )?;
+                (resolved, code.as_str().to_owned(), label, true)
+            }
+        };
+        self.index.insert((kind, id.get()), self.list.len());
+        self.list.push(Sighting {
+            kind,
+            id,
+            code,
+            label,
+            resolved,
+            needed_by: Some(by()),
+            replay,
+        });
+        Ok(resolved)
+    }
+
+    pub(super) fn is_missing(resolved: Resolved) -> bool {
+        matches!(resolved, Resolved::Pending | Resolved::Broken(_))
+    }
+
+    pub(super) fn any_missing(&self) -> bool {
+        self.list.iter().any(|s| Refs::is_missing(s.resolved))
+    }
+
+    pub(super) fn missing(&self) -> Vec<Missing> {
+        self.list
+            .iter()
+            .filter(|s| Refs::is_missing(s.resolved))
+            .map(|s| Missing {
+                kind: s.kind,
+                manager_id: s.id,
+                code: s.code.clone(),
+                label: s.label.clone(),
+                needed_by: s
+                    .needed_by
+                    .clone()
+                    .unwrap_or_else(|| "declared by the file".to_owned()),
+            })
+            .collect()
+    }
+
+    /// Records the sightings again after a rollback (pending rows, labels).
+    pub(super) fn replay(
+        &self,
+        tx: &Transaction<'_>,
+        ctx: &Context<'_>,
+    ) -> Result<(), DomainError> {
+        for s in self.list.iter().filter(|s| s.replay) {
+            let code = Code::new(&s.code).or_else(|_| placeholder_code(s.id))?;
+            mapping::resolve(
+                tx,
+                &Seen {
+                    manager: ctx.manager,
+                    kind: s.kind,
+                    manager_id: s.id,
+                    code: &code,
+                    label: &s.label,
+                    file: ctx.file,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// One error message per missing mapping, in the run.
+    pub(super) fn report(
+        &self,
+        tx: &Transaction<'_>,
+        ctx: &Context<'_>,
+    ) -> Result<(), DomainError> {
+        for s in self.list.iter().filter(|s| Refs::is_missing(s.resolved)) {
+            let location = format!("{} {}", s.kind, s.id);
+            let needed = s.needed_by.as_deref().unwrap_or("declared by the file");
+            let what = format!(
+                "{} {} {} \"{}\" (needed by {needed})",
+                kind_words(s.kind),
+                s.id,
+                s.code,
+                s.label
+            );
+            let (code, text) = match (s.resolved, mapping::is_mapped_by_hand(s.kind)) {
+                (Resolved::Broken(local), _) => (
+                    "mapping-broken",
+                    format!(
+                        "{what} is mapped to local {} {local}, which no longer exists; map it again: stxd mapping set {} {} LOCAL_CODE",
+                        kind_words(s.kind),
+                        s.kind,
+                        s.id
+                    ),
+                ),
+                (_, true) => (
+                    "mapping-pending",
+                    format!(
+                        "{what} is not mapped yet; map it: stxd mapping set {} {} LOCAL_CODE (or ignore it)",
+                        s.kind, s.id
+                    ),
+                ),
+                (_, false) => (
+                    "mapping-pending",
+                    format!(
+                        "{what} is not mapped yet: import the seat plan first (it maps {}s automatically)",
+                        kind_words(s.kind)
+                    ),
+                ),
+            };
+            runs::message(tx, ctx.run, Level::Error, code, Some(&location), &text)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn get(&self, kind: MappingKind, id: TechId) -> Option<Resolved> {
+        self.index
+            .get(&(kind, id.get()))
+            .and_then(|&i| self.list.get(i))
+            .map(|s| s.resolved)
+    }
+
+    pub(super) fn code_of(&self, kind: MappingKind, id: TechId) -> String {
+        self.index
+            .get(&(kind, id.get()))
+            .and_then(|&i| self.list.get(i))
+            .map_or_else(|| id.to_string(), |s| s.code.clone())
+    }
+}
+
+/// A code for a manager object known only by its id (a pending row the
+/// seat plan import later fills with the real code).
+pub(super) fn placeholder_code(id: TechId) -> Result<Code, DomainError> {
+    Code::new(&id.get().to_string())
+        .or_else(|_| Code::new("UNKNOWN"))
+        .map_err(|e| DomainError::Invalid {
+            object: format!("manager object {id}"),
+            problem: e.to_string(),
+        })
+}
+
+/// The kind in words, for messages ("tariff type").
+pub(super) fn kind_words(kind: MappingKind) -> String {
+    kind.as_str().replace('_', " ")
+}
+
+pub(super) fn info(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    code: &str,
+    location: &str,
+    text: &str,
+) -> Result<(), DomainError> {
+    runs::message(tx, ctx.run, Level::Info, code, Some(location), text)?;
+    Ok(())
+}
+
+/// Creates or updates the local object mapped to a manager object of an
+/// automatic kind, and maps it. `update` binds `?1` = local id and `?2…` =
+/// `params`, and changes the row only when a value differs; `insert` binds
+/// the same with `?1` = NULL (a new local id).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn upsert_auto(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    kind: MappingKind,
+    id: TechId,
+    code: &Code,
+    label: &str,
+    update: &str,
+    insert: &str,
+    params: &[&dyn ToSql],
+) -> Result<(i64, Change), DomainError> {
+    let existing = match mapping::lookup(tx, ctx.manager, kind, id)? {
+        Some(Resolved::Local(local)) => Some(local),
+        // Broken (the local object was deleted), pending or ignored: an
+        // automatic kind is simply created (again) and mapped.
+        _ => None,
+    };
+    let mut all: Vec<&dyn ToSql> = Vec::with_capacity(params.len() + 1);
+    all.push(&existing);
+    all.extend_from_slice(params);
+    let (local, change) = match existing {
+        Some(local) => {
+            let n = tx.prepare_cached(update)?.execute(&all[..])?;
+            (
+                local,
+                if n > 0 {
+                    Change::Updated
+                } else {
+                    Change::Unchanged
+                },
+            )
+        }
+        None => {
+            tx.prepare_cached(insert)?.execute(&all[..])?;
+            (tx.last_insert_rowid(), Change::Created)
+        }
+    };
+    mapping::fill_auto(
+        tx,
+        &Seen {
+            manager: ctx.manager,
+            kind,
+            manager_id: id,
+            code,
+            label,
+            file: ctx.file,
+        },
+        local,
+    )?;
+    Ok((local, change))
+}
+
+/// Parked: rolls back, records the sightings again and reports them.
+/// Applied: releases the savepoint.
+pub(super) fn finish_refs(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    savepoint: &mut Savepoint<'_>,
+    refs: &Refs,
+) -> Result<(), DomainError> {
+    if refs.any_missing() {
+        savepoint.rollback()?;
+        refs.replay(tx, ctx)?;
+        refs.report(tx, ctx)?;
+    } else {
+        savepoint.release()?;
+    }
+    Ok(())
+}
+
+pub(super) fn summary_message(
+    tx: &Transaction<'_>,
+    ctx: &Context<'_>,
+    s: &Summary,
+) -> Result<(), DomainError> {
+    info(
+        tx,
+        ctx,
+        "applied",
+        ctx.file,
+        &format!(
+            "applied: {} created, {} updated, {} unchanged, {} suspended, {} skipped",
+            s.created, s.updated, s.unchanged, s.suspended, s.skipped
+        ),
+    )
+}

@@ -1,0 +1,315 @@
+//! The SEATPLAN import at the distributor: venues, configurations, zones,
+//! blocks, rows and seats created or updated with local ids and mapped
+//! automatically; physical seat categories mapped by hand.
+//!
+//! [`SeatplanImport`] takes the file's records one at a time inside the
+//! caller's transaction and returns the [`Outcome`] at `finish`.
+
+use rusqlite::Transaction;
+
+use super::refs::{Refs, finish_refs, info, summary_message, upsert_auto};
+use super::savepoint::Savepoint;
+use super::{Context, Outcome, Summary};
+use crate::domain::DomainError;
+use crate::domain::mapping::Resolved;
+use crate::format::seatplan;
+use crate::ident::TechId;
+use crate::store::mapping::MappingKind;
+
+/// Imports a `SEATPLAN` file at the distributor: venues, configurations,
+/// zones, blocks, rows and seats are created or updated with local ids and
+/// mapped automatically; physical seat categories are mapped by hand.
+pub struct SeatplanImport<'t> {
+    tx: &'t Transaction<'t>,
+    ctx: Context<'t>,
+    savepoint: Savepoint<'t>,
+    refs: Refs,
+    summary: Summary,
+    /// The open parents: (manager id, local id, code).
+    venue: Option<(TechId, i64)>,
+    configuration: Option<(TechId, i64)>,
+    block: Option<(TechId, i64, String)>,
+    row: Option<(TechId, i64, String)>,
+    /// "BLOCK ROW" of the last row read (for messages, even when parked).
+    row_label: String,
+    block_code: String,
+}
+
+impl<'t> SeatplanImport<'t> {
+    pub fn new(
+        tx: &'t Transaction<'t>,
+        ctx: Context<'t>,
+    ) -> Result<SeatplanImport<'t>, DomainError> {
+        Ok(SeatplanImport {
+            tx,
+            ctx,
+            savepoint: Savepoint::open(tx, "seatplan_import")?,
+            refs: Refs::default(),
+            summary: Summary::default(),
+            venue: None,
+            configuration: None,
+            block: None,
+            row: None,
+            row_label: String::new(),
+            block_code: String::new(),
+        })
+    }
+
+    /// Takes the next record of the file.
+    pub fn item(&mut self, item: &seatplan::Item) -> Result<(), DomainError> {
+        use seatplan::Item;
+        let tx = self.tx;
+        let ctx = self.ctx;
+        match item {
+            Item::Block(b) => self.block_code = b.code.as_str().to_owned(),
+            Item::Row(r) => self.row_label = format!("{} {}", self.block_code, r.code),
+            _ => {}
+        }
+        // References first: they are recorded even once the file is parked.
+        let category = match item {
+            Item::SeatCategory(c) => {
+                self.refs.see(
+                    tx,
+                    &ctx,
+                    MappingKind::SeatCategory,
+                    c.id,
+                    &c.code,
+                    c.name.as_str(),
+                )?;
+                return Ok(());
+            }
+            Item::Zone(z) => {
+                let what = format!("zone {}", z.code);
+                let r = self
+                    .refs
+                    .need(MappingKind::SeatCategory, z.seat_category, &|| what.clone())?;
+                Some((r, what, z.seat_category))
+            }
+            Item::Seat(s) => {
+                let what = format!("seat {} {}", self.row_label, s.number);
+                let r = self
+                    .refs
+                    .need(MappingKind::SeatCategory, s.seat_category, &|| what.clone())?;
+                Some((r, what, s.seat_category))
+            }
+            _ => None,
+        };
+        if self.refs.any_missing() {
+            return Ok(());
+        }
+        let category = match category {
+            Some((Resolved::Local(id), _, _)) => Some(id),
+            Some((_, what, id)) => {
+                // Ignored: the seat or zone cannot be sold here; skip it.
+                self.summary.skipped += 1;
+                info(
+                    tx,
+                    &ctx,
+                    "skipped",
+                    &what,
+                    &format!(
+                        "skipped: its seat category {} {id} is ignored in the mapping",
+                        self.refs.code_of(MappingKind::SeatCategory, id)
+                    ),
+                )?;
+                return Ok(());
+            }
+            None => None,
+        };
+        match item {
+            Item::SeatCategory(_) => {}
+            Item::Venue(v) => self.apply_venue(v)?,
+            Item::Configuration(c) => self.apply_configuration(c)?,
+            Item::Zone(z) => self.apply_zone(z, category)?,
+            Item::Block(b) => self.apply_block(b)?,
+            Item::Row(r) => self.apply_row(r)?,
+            Item::Seat(s) => self.apply_seat(s, category)?,
+        }
+        Ok(())
+    }
+
+    /// A venue: created or updated, mapped, and open for its configurations.
+    fn apply_venue(&mut self, v: &seatplan::Venue) -> Result<(), DomainError> {
+        let tx = self.tx;
+        let ctx = self.ctx;
+        let (local, change) = upsert_auto(
+            tx,
+            &ctx,
+            MappingKind::Venue,
+            v.id,
+            &v.code,
+            v.name.as_str(),
+            "UPDATE venue SET code = ?2, name = ?3
+             WHERE id = ?1 AND (code IS NOT ?2 OR name IS NOT ?3)",
+            "INSERT INTO venue (id, code, name) VALUES (?1, ?2, ?3)",
+            &[&v.code.as_str(), &v.name.as_str()],
+        )?;
+        self.summary.add(change);
+        self.venue = Some((v.id, local));
+        Ok(())
+    }
+
+    /// A configuration of the open venue: created or updated, mapped, and open for its zones and blocks.
+    fn apply_configuration(&mut self, c: &seatplan::Configuration) -> Result<(), DomainError> {
+        let tx = self.tx;
+        let ctx = self.ctx;
+        let venue = parent(self.venue, c.venue, || format!("configuration {}", c.code))?;
+        let (local, change) = upsert_auto(
+            tx,
+            &ctx,
+            MappingKind::Configuration,
+            c.id,
+            &c.code,
+            c.name.as_str(),
+            "UPDATE configuration SET venue = ?2, code = ?3, name = ?4
+             WHERE id = ?1 AND (venue IS NOT ?2 OR code IS NOT ?3 OR name IS NOT ?4)",
+            "INSERT INTO configuration (id, venue, code, name) VALUES (?1, ?2, ?3, ?4)",
+            &[&venue, &c.code.as_str(), &c.name.as_str()],
+        )?;
+        self.summary.add(change);
+        self.configuration = Some((c.id, local));
+        Ok(())
+    }
+
+    /// A zone of the open configuration, with its local seat category.
+    fn apply_zone(&mut self, z: &seatplan::Zone, category: Option<i64>) -> Result<(), DomainError> {
+        let tx = self.tx;
+        let ctx = self.ctx;
+        let conf = parent(self.configuration, z.configuration, || {
+            format!("zone {}", z.code)
+        })?;
+        let (_, change) = upsert_auto(
+            tx,
+            &ctx,
+            MappingKind::Zone,
+            z.id,
+            &z.code,
+            z.name.as_str(),
+            "UPDATE zone SET configuration = ?2, code = ?3, name = ?4, seat_category = ?5,
+                 capacity = ?6
+             WHERE id = ?1 AND (configuration IS NOT ?2 OR code IS NOT ?3 OR name IS NOT ?4
+                 OR seat_category IS NOT ?5 OR capacity IS NOT ?6)",
+            "INSERT INTO zone (id, configuration, code, name, seat_category, capacity)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &[
+                &conf,
+                &z.code.as_str(),
+                &z.name.as_str(),
+                &category,
+                &i64::from(z.capacity),
+            ],
+        )?;
+        self.summary.add(change);
+        Ok(())
+    }
+
+    /// A block of the open configuration: created or updated, mapped, and open for its rows.
+    fn apply_block(&mut self, b: &seatplan::Block) -> Result<(), DomainError> {
+        let tx = self.tx;
+        let ctx = self.ctx;
+        let conf = parent(self.configuration, b.configuration, || {
+            format!("block {}", b.code)
+        })?;
+        let (local, change) = upsert_auto(
+            tx,
+            &ctx,
+            MappingKind::Block,
+            b.id,
+            &b.code,
+            b.name.as_str(),
+            "UPDATE block SET configuration = ?2, code = ?3, name = ?4
+             WHERE id = ?1 AND (configuration IS NOT ?2 OR code IS NOT ?3 OR name IS NOT ?4)",
+            "INSERT INTO block (id, configuration, code, name) VALUES (?1, ?2, ?3, ?4)",
+            &[&conf, &b.code.as_str(), &b.name.as_str()],
+        )?;
+        self.summary.add(change);
+        self.block = Some((b.id, local, b.code.as_str().to_owned()));
+        Ok(())
+    }
+
+    /// A row of the open block: created or updated, mapped, and open for its seats.
+    fn apply_row(&mut self, r: &seatplan::Row) -> Result<(), DomainError> {
+        let tx = self.tx;
+        let ctx = self.ctx;
+        let (block, block_code) = match &self.block {
+            Some((m, l, code)) if *m == r.block => (*l, code.clone()),
+            _ => {
+                return Err(DomainError::Invalid {
+                    object: format!("row {}", r.id),
+                    problem: format!("its block {} was not read before it", r.block),
+                });
+            }
+        };
+        let label = format!("{block_code} {}", r.code);
+        let (local, change) = upsert_auto(
+            tx,
+            &ctx,
+            MappingKind::Row,
+            r.id,
+            &r.code,
+            &label,
+            "UPDATE seat_row SET block = ?2, code = ?3
+             WHERE id = ?1 AND (block IS NOT ?2 OR code IS NOT ?3)",
+            "INSERT INTO seat_row (id, block, code) VALUES (?1, ?2, ?3)",
+            &[&block, &r.code.as_str()],
+        )?;
+        self.summary.add(change);
+        self.row = Some((r.id, local, label));
+        Ok(())
+    }
+
+    /// A seat of the open row, with its local seat category.
+    fn apply_seat(&mut self, s: &seatplan::Seat, category: Option<i64>) -> Result<(), DomainError> {
+        let tx = self.tx;
+        let ctx = self.ctx;
+        let (row, row_label) = match &self.row {
+            Some((m, l, label)) if *m == s.row => (*l, label.clone()),
+            _ => {
+                return Err(DomainError::Invalid {
+                    object: format!("seat {}", s.id),
+                    problem: format!("its row {} was not read before it", s.row),
+                });
+            }
+        };
+        let (_, change) = upsert_auto(
+            tx,
+            &ctx,
+            MappingKind::Seat,
+            s.id,
+            &s.number,
+            &format!("{row_label} {}", s.number),
+            "UPDATE seat SET row = ?2, number = ?3, seat_category = ?4
+             WHERE id = ?1 AND (row IS NOT ?2 OR number IS NOT ?3 OR seat_category IS NOT ?4)",
+            "INSERT INTO seat (id, row, number, seat_category) VALUES (?1, ?2, ?3, ?4)",
+            &[&row, &s.number.as_str(), &category],
+        )?;
+        self.summary.add(change);
+        Ok(())
+    }
+
+    /// Ends the file: applied, or parked (rolled back but for the pending
+    /// rows and the run messages).
+    pub fn finish(mut self) -> Result<Outcome, DomainError> {
+        finish_refs(self.tx, &self.ctx, &mut self.savepoint, &self.refs)?;
+        if self.refs.any_missing() {
+            return Ok(Outcome::Parked(self.refs.missing()));
+        }
+        summary_message(self.tx, &self.ctx, &self.summary)?;
+        Ok(Outcome::Applied(self.summary))
+    }
+}
+
+/// The local id of the open parent, checked against the record's parent id.
+fn parent(
+    open: Option<(TechId, i64)>,
+    expected: TechId,
+    object: impl FnOnce() -> String,
+) -> Result<i64, DomainError> {
+    match open {
+        Some((m, local)) if m == expected => Ok(local),
+        _ => Err(DomainError::Invalid {
+            object: object(),
+            problem: format!("its parent {expected} was not read before it"),
+        }),
+    }
+}

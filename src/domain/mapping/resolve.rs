@@ -1,0 +1,229 @@
+//! Resolution: which local object stands for a manager object a file names.
+//!
+//! Takes a sighting ([`Seen`]) inside the importing transaction and returns
+//! its [`Resolved`] mapping, creating the pending row the first time and
+//! refreshing its label and last seen afterwards; [`fill_auto`] maps the
+//! objects an import creates from the manager's own; [`lookup`] and
+//! [`manager_id_of`] read a mapping either way without recording anything.
+//! Also the vocabulary the other parts share: [`local_table`],
+//! [`is_mapped_by_hand`], [`parse_kind`].
+
+use rusqlite::{Connection, OptionalExtension, Transaction};
+
+use crate::domain::DomainError;
+use crate::ident::{Code, TechId};
+use crate::store::mapping::{MappingKind, MappingStatus};
+
+/// What a manager object maps to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    /// The local object's id.
+    Local(i64),
+    /// Ops chose not to map it: records naming it are skipped.
+    Ignored,
+    /// Not mapped yet: a file that needs it is parked.
+    Pending,
+    /// Mapped to a local object that no longer exists: treated as pending
+    /// until ops fix it.
+    Broken(i64),
+}
+
+/// A manager object named by a file.
+#[derive(Debug, Clone, Copy)]
+pub struct Seen<'a> {
+    /// The external manager's code (its institution code).
+    pub manager: &'a str,
+    pub kind: MappingKind,
+    pub manager_id: TechId,
+    pub code: &'a Code,
+    /// The manager's name for it, kept as the row's label.
+    pub label: &'a str,
+    /// The file it was seen in.
+    pub file: &'a str,
+}
+
+/// The distributor's table holding objects of a mapping kind (the name is
+/// [`MappingKind::local_table`]'s, kept here for the domain's callers).
+pub fn local_table(kind: MappingKind) -> &'static str {
+    kind.local_table()
+}
+
+/// The kinds ops map by hand (the manual's list); the others are filled by
+/// the imports.
+pub fn is_mapped_by_hand(kind: MappingKind) -> bool {
+    matches!(
+        kind,
+        MappingKind::Season
+            | MappingKind::Activity
+            | MappingKind::VatCode
+            | MappingKind::TariffType
+            | MappingKind::SeatCategory
+            | MappingKind::AudienceSubcategory
+    )
+}
+
+/// Parses a mapping kind as ops type it, explaining the refusals the manual
+/// calls for.
+pub fn parse_kind(s: &str) -> Result<MappingKind, DomainError> {
+    if let Some(kind) = MappingKind::parse(s) {
+        return Ok(kind);
+    }
+    let problem = if s.contains("logical") && s.contains("seat") {
+        "logical seat categories are never mapped (the manual: map the physical seat categories, not the logical ones); map kind seat_category instead".to_owned()
+    } else {
+        let all: Vec<_> = MappingKind::ALL.iter().map(|k| k.as_str()).collect();
+        format!("expected a mapping kind among {}", all.join(", "))
+    };
+    Err(DomainError::Invalid {
+        object: format!("mapping kind {s:?}"),
+        problem,
+    })
+}
+
+/// Records a sighting of a manager object and returns its mapping. Creates a
+/// pending row the first time; refreshes the label and last seen afterwards.
+pub fn resolve(tx: &Transaction<'_>, seen: &Seen<'_>) -> Result<Resolved, DomainError> {
+    let now = crate::store::now();
+    tx.prepare_cached(
+        "INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
+             local_id, status, first_seen, last_seen, first_file)
+         VALUES (?1, ?2, ?3, ?4, ?5, NULL, 'pending', ?6, ?6, ?7)
+         ON CONFLICT (manager, kind, manager_id) DO UPDATE SET
+             manager_code = excluded.manager_code,
+             manager_label = excluded.manager_label,
+             last_seen = excluded.last_seen",
+    )?
+    .execute((
+        seen.manager,
+        seen.kind.as_str(),
+        seen.manager_id.get(),
+        seen.code.as_str(),
+        seen.label,
+        &now,
+        seen.file,
+    ))?;
+    let (status, local): (String, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT status, local_id FROM mapping WHERE manager = ?1 AND kind = ?2 AND manager_id = ?3",
+        )?
+        .query_row(
+            (seen.manager, seen.kind.as_str(), seen.manager_id.get()),
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+    Ok(match (MappingStatus::parse(&status), local) {
+        (Some(MappingStatus::Filled), Some(id)) => {
+            if local_exists(tx, seen.kind, id)? {
+                Resolved::Local(id)
+            } else {
+                Resolved::Broken(id)
+            }
+        }
+        (Some(MappingStatus::Ignored), _) => Resolved::Ignored,
+        _ => Resolved::Pending,
+    })
+}
+
+/// Looks a mapping up without recording a sighting.
+pub fn lookup(
+    tx: &rusqlite::Connection,
+    manager: &str,
+    kind: MappingKind,
+    manager_id: TechId,
+) -> Result<Option<Resolved>, DomainError> {
+    let row: Option<(String, Option<i64>)> = tx
+        .prepare_cached(
+            "SELECT status, local_id FROM mapping WHERE manager = ?1 AND kind = ?2 AND manager_id = ?3",
+        )?
+        .query_row((manager, kind.as_str(), manager_id.get()), |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?;
+    let Some((status, local)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(match (MappingStatus::parse(&status), local) {
+        (Some(MappingStatus::Filled), Some(id)) => {
+            if local_exists(tx, kind, id)? {
+                Resolved::Local(id)
+            } else {
+                Resolved::Broken(id)
+            }
+        }
+        (Some(MappingStatus::Ignored), _) => Resolved::Ignored,
+        _ => Resolved::Pending,
+    }))
+}
+
+/// Maps a manager object to a local object the import created from it
+/// (status filled), recording the sighting.
+pub fn fill_auto(tx: &Transaction<'_>, seen: &Seen<'_>, local_id: i64) -> Result<(), DomainError> {
+    let now = crate::store::now();
+    tx.prepare_cached(
+        "INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
+             local_id, status, first_seen, last_seen, first_file)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'filled', ?7, ?7, ?8)
+         ON CONFLICT (manager, kind, manager_id) DO UPDATE SET
+             manager_code = excluded.manager_code,
+             manager_label = excluded.manager_label,
+             local_id = excluded.local_id,
+             status = 'filled',
+             last_seen = excluded.last_seen",
+    )?
+    .execute((
+        seen.manager,
+        seen.kind.as_str(),
+        seen.manager_id.get(),
+        seen.code.as_str(),
+        seen.label,
+        local_id,
+        &now,
+        seen.file,
+    ))?;
+    Ok(())
+}
+
+/// The manager's id of a local object, through the filled mapping rows of
+/// `manager` and `kind`. `None` when no row maps to it; an error when several
+/// manager objects map to the same local one (the file could not say which).
+pub fn manager_id_of(
+    conn: &Connection,
+    manager: &str,
+    kind: MappingKind,
+    local_id: i64,
+) -> Result<Option<TechId>, DomainError> {
+    let mut st = conn.prepare_cached(
+        "SELECT manager_id FROM mapping
+         WHERE manager = ?1 AND kind = ?2 AND local_id = ?3 AND status = 'filled'
+         ORDER BY manager_id LIMIT 3",
+    )?;
+    let ids: Vec<i64> = st
+        .query_map((manager, kind.as_str(), local_id), |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    match ids.as_slice() {
+        [] => Ok(None),
+        [one] => TechId::new(*one)
+            .map(Some)
+            .map_err(|e| DomainError::Invalid {
+                object: format!("mapping {kind} of manager {manager}"),
+                problem: e.to_string(),
+            }),
+        many => Err(DomainError::Invalid {
+            object: format!("local {kind} {local_id}"),
+            problem: format!(
+                "several {manager} objects map to it ({}); a line cannot say which one it is: map each manager object to its own local object (stxd mapping set)",
+                many.iter()
+                    .map(i64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
+    }
+}
+
+fn local_exists(
+    conn: &rusqlite::Connection,
+    kind: MappingKind,
+    id: i64,
+) -> Result<bool, DomainError> {
+    Ok(crate::domain::exists(conn, kind.local_table(), id)?)
+}

@@ -1,0 +1,442 @@
+//! The CONTINGENT file at the distributor: each performance's snapshot of
+//! the seats and zone places the manager set aside for this link.
+//!
+//! [`ContingentImport`] takes the file's lines one at a time (pushed by the
+//! inbound pipeline, inside the caller's transaction) and returns a
+//! [`ContingentOutcome`]: the snapshots applied, those ignored because they
+//! were not newer than the one applied (`older-snapshot`), and the places
+//! sold here that an applied snapshot no longer holds (`kept-sold`: they stay
+//! sold, only no longer sellable).
+
+use rusqlite::{OptionalExtension, Transaction};
+
+use crate::domain::DomainError;
+use crate::domain::import::Context;
+use crate::domain::mapping::{self, Resolved};
+use crate::format::contingent;
+use crate::ident::{Code, TechId};
+use crate::store::mapping::MappingKind;
+use crate::store::runs::{self, Level};
+
+/// Most seat labels quoted in one `kept-sold` message (the count is exact).
+const MAX_LABELS: usize = 20;
+
+/// What a CONTINGENT file did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContingentOutcome {
+    /// Snapshots applied: manager performance and version.
+    pub applied: Vec<(TechId, u64)>,
+    /// Snapshots not newer than the one applied: manager performance, the
+    /// file's version, the version already applied.
+    pub ignored: Vec<(TechId, u64, u64)>,
+    /// Places sold here that the applied snapshots no longer hold (seats
+    /// taken back, zone places above the new quantity): they stay sold.
+    pub kept_sold: u64,
+}
+
+/// The snapshot being read.
+#[derive(Debug)]
+enum Group {
+    Apply {
+        manager: TechId,
+        local: i64,
+        version: u64,
+        seats: u64,
+        places: u64,
+    },
+    /// Older than the one applied, or of an ignored performance: its lines
+    /// are read and dropped.
+    Skip(TechId),
+}
+
+/// Applies a CONTINGENT file's snapshots, one line at a time.
+pub struct ContingentImport<'t> {
+    tx: &'t Transaction<'t>,
+    ctx: Context<'t>,
+    link: &'t str,
+    open: Option<Group>,
+    outcome: ContingentOutcome,
+}
+
+impl<'t> ContingentImport<'t> {
+    pub fn new(tx: &'t Transaction<'t>, ctx: Context<'t>, link: &'t str) -> Self {
+        ContingentImport {
+            tx,
+            ctx,
+            link,
+            open: None,
+            outcome: ContingentOutcome::default(),
+        }
+    }
+
+    pub fn item(&mut self, line: &contingent::Line) -> Result<(), DomainError> {
+        match line {
+            contingent::Line::Performance {
+                performance,
+                version,
+            } => {
+                self.close()?;
+                self.open = Some(self.start(*performance, *version)?);
+                Ok(())
+            }
+            contingent::Line::Seat {
+                performance,
+                block,
+                row,
+                seat,
+                seat_category,
+                ..
+            } => {
+                let local = match self.group(*performance)? {
+                    None => return Ok(()),
+                    Some(l) => l,
+                };
+                let (seat_id, category) = self.local_seat(*block, row, seat)?;
+                self.check_category(
+                    *seat_category,
+                    category,
+                    &format!("seat {block} {row} {seat}"),
+                )?;
+                let n = self
+                    .tx
+                    .prepare_cached(
+                        "INSERT INTO contingent_seat (performance, seat) VALUES (?1, ?2)
+                         ON CONFLICT DO NOTHING",
+                    )?
+                    .execute((local, seat_id))?;
+                if n == 0 {
+                    return Err(DomainError::Invalid {
+                        object: format!("{}: seat {block} {row} {seat}", self.ctx.file),
+                        problem: format!(
+                            "another seat of performance {performance}'s snapshot maps to the same local seat {seat_id}; check the block and row mappings"
+                        ),
+                    });
+                }
+                if let Some(Group::Apply { seats, .. }) = &mut self.open {
+                    *seats += 1;
+                }
+                Ok(())
+            }
+            contingent::Line::Zone {
+                performance,
+                zone,
+                quantity,
+                seat_category,
+                ..
+            } => {
+                let local = match self.group(*performance)? {
+                    None => return Ok(()),
+                    Some(l) => l,
+                };
+                let object = format!("{}: zone {zone}", self.ctx.file);
+                let zone_id = match mapping::lookup(
+                    self.tx,
+                    self.ctx.manager,
+                    MappingKind::Zone,
+                    *zone,
+                )? {
+                    Some(Resolved::Local(id)) => id,
+                    _ => {
+                        return Err(DomainError::Invalid {
+                            object,
+                            problem: format!(
+                                "zone {zone} is not mapped: import the seat plan first (it maps zones automatically)"
+                            ),
+                        });
+                    }
+                };
+                let category: i64 = self
+                    .tx
+                    .prepare_cached("SELECT seat_category FROM zone WHERE id = ?1")?
+                    .query_row([zone_id], |r| r.get(0))?;
+                self.check_category(*seat_category, category, &format!("zone {zone}"))?;
+                let n = self
+                    .tx
+                    .prepare_cached(
+                        "INSERT INTO contingent_zone (performance, zone, quantity) VALUES (?1, ?2, ?3)
+                         ON CONFLICT DO NOTHING",
+                    )?
+                    .execute((local, zone_id, i64::from(*quantity)))?;
+                if n == 0 {
+                    return Err(DomainError::Invalid {
+                        object,
+                        problem: format!(
+                            "another zone of performance {performance}'s snapshot maps to the same local zone {zone_id}; check the zone mappings"
+                        ),
+                    });
+                }
+                if let Some(Group::Apply { places, .. }) = &mut self.open {
+                    *places += u64::from(*quantity);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Ends the last snapshot and returns what the file did.
+    pub fn finish(mut self) -> Result<ContingentOutcome, DomainError> {
+        self.close()?;
+        Ok(std::mem::take(&mut self.outcome))
+    }
+
+    /// The local performance a SEAT/ZONE line goes to; `None` when its
+    /// snapshot is skipped.
+    fn group(&self, performance: TechId) -> Result<Option<i64>, DomainError> {
+        match &self.open {
+            Some(Group::Apply { manager, local, .. }) if *manager == performance => {
+                Ok(Some(*local))
+            }
+            Some(Group::Skip(manager)) if *manager == performance => Ok(None),
+            _ => Err(DomainError::Invalid {
+                object: format!("{}: performance {performance}", self.ctx.file),
+                problem: "expected its places after its PERFORMANCE line".to_owned(),
+            }),
+        }
+    }
+
+    /// Opens a performance's snapshot: applied (its previous places removed)
+    /// or skipped.
+    fn start(&mut self, performance: TechId, version: u64) -> Result<Group, DomainError> {
+        let location = format!("performance {performance}");
+        let local = match mapping::lookup(
+            self.tx,
+            self.ctx.manager,
+            MappingKind::Performance,
+            performance,
+        )? {
+            Some(Resolved::Local(id)) => id,
+            Some(Resolved::Ignored) => {
+                runs::message(
+                    self.tx,
+                    self.ctx.run,
+                    Level::Warning,
+                    "ignored-performance",
+                    Some(&location),
+                    &format!(
+                        "version {version} not applied: performance {performance} is mapped as ignored (its activity is not sold here)"
+                    ),
+                )?;
+                return Ok(Group::Skip(performance));
+            }
+            _ => {
+                return Err(DomainError::Invalid {
+                    object: format!("{}: performance {performance}", self.ctx.file),
+                    problem: "this performance is not known here: import the catalogue first (it maps performances automatically)".to_owned(),
+                });
+            }
+        };
+        let version_sql = i64::try_from(version).map_err(|_| DomainError::Invalid {
+            object: format!("{}: performance {performance}", self.ctx.file),
+            problem: format!("version {version} is too large"),
+        })?;
+        let applied: Option<(i64, String)> = self
+            .tx
+            .prepare_cached("SELECT version, link FROM contingent_snapshot WHERE performance = ?1")?
+            .query_row([local], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((applied, link)) = &applied {
+            if link != self.link {
+                return Err(DomainError::Invalid {
+                    object: format!("{}: performance {performance}", self.ctx.file),
+                    problem: format!(
+                        "its contingent comes from link {link}, not {}; one performance is sold through one link",
+                        self.link
+                    ),
+                });
+            }
+            if version_sql <= *applied {
+                let applied = u64::try_from(*applied).unwrap_or(0);
+                runs::message(
+                    self.tx,
+                    self.ctx.run,
+                    Level::Warning,
+                    "older-snapshot",
+                    Some(&location),
+                    &format!("version {version} ignored, version {applied} already applied"),
+                )?;
+                self.outcome.ignored.push((performance, version, applied));
+                return Ok(Group::Skip(performance));
+            }
+        }
+        self.tx
+            .prepare_cached("DELETE FROM contingent_seat WHERE performance = ?1")?
+            .execute([local])?;
+        self.tx
+            .prepare_cached("DELETE FROM contingent_zone WHERE performance = ?1")?
+            .execute([local])?;
+        self.tx
+            .prepare_cached(
+                "INSERT INTO contingent_snapshot (performance, link, version, applied)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (performance) DO UPDATE SET
+                     version = excluded.version, applied = excluded.applied",
+            )?
+            .execute((local, self.link, version_sql, crate::store::now()))?;
+        Ok(Group::Apply {
+            manager: performance,
+            local,
+            version,
+            seats: 0,
+            places: 0,
+        })
+    }
+
+    /// Ends the open snapshot: reports what it applied and the sold places
+    /// it no longer holds.
+    fn close(&mut self) -> Result<(), DomainError> {
+        let Some(Group::Apply {
+            manager,
+            local,
+            version,
+            seats,
+            places,
+        }) = self.open.take()
+        else {
+            return Ok(());
+        };
+        let location = format!("performance {manager}");
+        runs::message(
+            self.tx,
+            self.ctx.run,
+            Level::Info,
+            "applied",
+            Some(&location),
+            &format!("version {version} applied: {seats} seat(s), {places} zone place(s)"),
+        )?;
+        self.outcome.applied.push((manager, version));
+
+        // Seats sold here that the snapshot no longer holds.
+        let mut st = self.tx.prepare_cached(
+            "SELECT b.code, r.code, s.number FROM sale_line l
+               JOIN seat s ON s.id = l.seat
+               JOIN seat_row r ON r.id = s.row
+               JOIN block b ON b.id = r.block
+             WHERE l.performance = ?1 AND l.active = 1 AND l.seat IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM contingent_seat c
+                               WHERE c.performance = l.performance AND c.seat = l.seat)
+             ORDER BY b.code, r.code, s.number",
+        )?;
+        let mut rows = st.query([local])?;
+        let mut count = 0u64;
+        let mut labels = Vec::new();
+        while let Some(r) = rows.next()? {
+            count += 1;
+            if labels.len() < MAX_LABELS {
+                labels.push(format!(
+                    "{} {} {}",
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?
+                ));
+            }
+        }
+        drop(rows);
+        if count > 0 {
+            let more = if count > labels.len() as u64 {
+                format!(" and {} more", count - labels.len() as u64)
+            } else {
+                String::new()
+            };
+            runs::message(
+                self.tx,
+                self.ctx.run,
+                Level::Warning,
+                "kept-sold",
+                Some(&location),
+                &format!(
+                    "version {version} takes back {count} seat(s) sold here; they stay sold, and are no longer sellable once refunded: {}{more}",
+                    labels.join(", ")
+                ),
+            )?;
+            self.outcome.kept_sold += count;
+        }
+
+        // Zones whose new quantity is below what is sold in them.
+        let mut st = self.tx.prepare_cached(
+            "SELECT z.code, count(*), coalesce(cz.quantity, 0) FROM sale_line l
+               JOIN zone z ON z.id = l.zone
+               LEFT JOIN contingent_zone cz ON cz.performance = l.performance AND cz.zone = l.zone
+             WHERE l.performance = ?1 AND l.active = 1 AND l.zone IS NOT NULL
+             GROUP BY l.zone
+             HAVING count(*) > coalesce(cz.quantity, 0)
+             ORDER BY z.code",
+        )?;
+        let zones: Vec<(String, i64, i64)> = st
+            .query_map([local], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        for (zone, sold, quantity) in zones {
+            let excess = u64::try_from(sold - quantity).unwrap_or(0);
+            runs::message(
+                self.tx,
+                self.ctx.run,
+                Level::Warning,
+                "kept-sold",
+                Some(&location),
+                &format!(
+                    "version {version} gives zone {zone} {quantity} place(s) but {sold} are sold here; the sales stay, no place of it is sellable until refunds bring it below {quantity}"
+                ),
+            )?;
+            self.outcome.kept_sold += excess;
+        }
+        Ok(())
+    }
+
+    /// The local seat of a manager seat: block through the mapping, then the
+    /// row code and the seat number.
+    fn local_seat(
+        &self,
+        block: TechId,
+        row: &Code,
+        seat: &Code,
+    ) -> Result<(i64, i64), DomainError> {
+        let object = format!("{}: seat {block} {row} {seat}", self.ctx.file);
+        let block_id = match mapping::lookup(self.tx, self.ctx.manager, MappingKind::Block, block)?
+        {
+            Some(Resolved::Local(id)) => id,
+            _ => {
+                return Err(DomainError::Invalid {
+                    object,
+                    problem: format!(
+                        "block {block} is not mapped: import the seat plan first (it maps blocks automatically)"
+                    ),
+                });
+            }
+        };
+        let found: Option<(i64, i64)> = self
+            .tx
+            .prepare_cached(
+                "SELECT s.id, s.seat_category FROM seat s JOIN seat_row r ON r.id = s.row
+                 WHERE r.block = ?1 AND r.code = ?2 AND s.number = ?3",
+            )?
+            .query_row((block_id, row.as_str(), seat.as_str()), |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        found.ok_or_else(|| DomainError::Invalid {
+            object,
+            problem:
+                "no such seat in the local seat plan: import the manager's latest seat plan first"
+                    .to_owned(),
+        })
+    }
+
+    /// A place's seat category in the file must be the one of the local
+    /// place (through the mapping), else prices would be wrong.
+    fn check_category(&self, manager: TechId, local: i64, what: &str) -> Result<(), DomainError> {
+        if let Some(Resolved::Local(mapped)) = mapping::lookup(
+            self.tx,
+            self.ctx.manager,
+            MappingKind::SeatCategory,
+            manager,
+        )? && mapped != local
+        {
+            return Err(DomainError::Invalid {
+                object: format!("{}: {what}", self.ctx.file),
+                problem: format!(
+                    "expected seat category {manager} to map to the local place's category {local}, found it maps to {mapped}: import the manager's latest seat plan first, or fix the seat_category mapping"
+                ),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,193 @@
+//! The SALES file the distributor sends back: every sale and refund line not
+//! yet sent, then one ACK per contingent snapshot applied.
+//!
+//! [`export_sales`] reads the lines over the caller's connection, translates
+//! the local ids to the manager's through the mapping table (reverse
+//! lookups), hands each record to `emit`, marks the lines with the file's
+//! sequence and returns the export [`Report`].
+
+use rusqlite::Connection;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::domain::DomainError;
+use crate::domain::export::{ExportError, Report, bad};
+use crate::domain::mapping;
+use crate::format::WriteError;
+use crate::format::sales::{self, OrderRef};
+use crate::ident::{Code, TechId};
+use crate::money::Currency;
+use crate::store::mapping::MappingKind;
+
+/// The manager's id of a local object a line names, or a refusal naming the
+/// mapping to fix.
+fn manager_id(
+    conn: &Connection,
+    manager: &str,
+    kind: MappingKind,
+    local: i64,
+    line: &str,
+) -> Result<TechId, ExportError> {
+    match mapping::manager_id_of(conn, manager, kind, local) {
+        Ok(Some(id)) => Ok(id),
+        Ok(None) => Err(bad(
+            line,
+            format!(
+                "local {kind} {local} maps to no {manager} object; fill its mapping (stxd mapping list --kind {kind}) and export again"
+            ),
+        )),
+        Err(DomainError::Invalid { object, problem }) => {
+            Err(bad(format!("{line}: {object}"), problem))
+        }
+        Err(DomainError::Sql(e)) => Err(ExportError::Sql(e)),
+        Err(DomainError::Store(e)) => Err(ExportError::Store(e)),
+        Err(e) => Err(bad(line, e.to_string())),
+    }
+}
+
+/// Emits the link's sales file: every line not yet exported, in line order,
+/// in the manager's ids, then one ACK per contingent snapshot applied; marks
+/// the lines `exported_in = sequence`. Nothing at all to send is refused.
+pub fn export_sales(
+    conn: &Connection,
+    link: &str,
+    manager: &str,
+    sequence: u64,
+    emit: &mut dyn FnMut(&sales::Line) -> Result<(), WriteError>,
+) -> Result<Report, ExportError> {
+    let mut report = Report::default();
+    let mut st = conn.prepare(
+        "SELECT l.id, l.operation, l.time, l.order_ref, l.refund_of, l.performance,
+                l.seat, b.id, r.code, s.number, l.zone, l.seat_category, l.tariff_type,
+                l.audience_subcategory, l.amount, l.currency, l.vat_code
+           FROM sale_line l
+           LEFT JOIN seat s ON s.id = l.seat
+           LEFT JOIN seat_row r ON r.id = s.row
+           LEFT JOIN block b ON b.id = r.block
+          WHERE l.link = ?1 AND l.exported_in IS NULL
+          ORDER BY l.id",
+    )?;
+    let mut rows = st.query([link])?;
+    while let Some(r) = rows.next()? {
+        let ticket = ticket(conn, manager, r)?;
+        let operation = ticket.operation;
+        emit(&sales::Line::Ticket(ticket))?;
+        report.count(match operation {
+            sales::Operation::Sale => "sales",
+            sales::Operation::Refund => "refunds",
+        });
+    }
+    drop(rows);
+
+    // Every applied version is acknowledged in every file (the manager
+    // takes a repeated acknowledgement as a no-op); a file with no line is
+    // written only when one of them was never sent.
+    let mut st = conn.prepare(
+        "SELECT performance, version, ack_sent FROM contingent_snapshot WHERE link = ?1 ORDER BY performance",
+    )?;
+    let snapshots: Vec<(i64, i64, Option<i64>)> = st
+        .query_map([link], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    let lines = !report.included.is_empty();
+    let new_ack = snapshots
+        .iter()
+        .any(|&(_, version, sent)| sent.is_none_or(|s| s < version));
+    let mut acks: Vec<(TechId, u64)> = Vec::with_capacity(snapshots.len());
+    for (local, version, _) in snapshots {
+        let object = format!("contingent of performance {local}");
+        let performance = manager_id(conn, manager, MappingKind::Performance, local, &object)?;
+        let version =
+            u64::try_from(version).map_err(|_| bad(&object, format!("version {version}")))?;
+        acks.push((performance, version));
+    }
+    // The manager's order, whatever the local ids.
+    acks.sort();
+    for (performance, contingent_version) in acks {
+        emit(&sales::Line::Ack(sales::Ack {
+            performance,
+            contingent_version,
+        }))?;
+        report.count("acks");
+    }
+    if !lines && !new_ack {
+        return Err(ExportError::Setup {
+            code: "nothing-to-send",
+            problem: format!(
+                "nothing to send on link {link}: no sale or refund waiting and no contingent version to acknowledge"
+            ),
+            fix: "sell, refund or import a contingent first".to_owned(),
+        });
+    }
+    let sequence = i64::try_from(sequence).map_err(|_| bad("sales file", "sequence too large"))?;
+    conn.prepare_cached(
+        "UPDATE sale_line SET exported_in = ?2 WHERE link = ?1 AND exported_in IS NULL",
+    )?
+    .execute((link, sequence))?;
+    conn.prepare_cached("UPDATE contingent_snapshot SET ack_sent = version WHERE link = ?1")?
+        .execute([link])?;
+    Ok(report)
+}
+
+/// One sale or refund line of the query in [`export_sales`], as a SALES
+/// ticket in the manager's ids.
+fn ticket(
+    conn: &Connection,
+    manager: &str,
+    r: &rusqlite::Row<'_>,
+) -> Result<sales::Ticket, ExportError> {
+    let id: i64 = r.get(0)?;
+    let object = format!("sale line {id}");
+    let operation: String = r.get(1)?;
+    let operation = match operation.as_str() {
+        "SALE" => sales::Operation::Sale,
+        "REFUND" => sales::Operation::Refund,
+        other => return Err(bad(&object, format!("operation {other:?}"))),
+    };
+    let time_text: String = r.get(2)?;
+    let time = OffsetDateTime::parse(&time_text, &Rfc3339)
+        .map_err(|e| bad(&object, format!("time {time_text:?}: {e}")))?;
+    let order_text: String = r.get(3)?;
+    let order = OrderRef::new(&order_text)
+        .ok_or_else(|| bad(&object, format!("order reference {order_text:?}")))?;
+    let refund_of: Option<i64> = r.get(4)?;
+    let refund_of = refund_of
+        .map(|v| u64::try_from(v).map_err(|_| bad(&object, format!("refund_of {v}"))))
+        .transpose()?;
+    let map = |kind, local: i64| manager_id(conn, manager, kind, local, &object);
+    let performance = map(MappingKind::Performance, r.get(5)?)?;
+    let seat: Option<i64> = r.get(6)?;
+    let place = match seat {
+        Some(_) => {
+            let block: i64 = r.get(7)?;
+            let row: String = r.get(8)?;
+            let number: String = r.get(9)?;
+            sales::Place::Seat {
+                block: map(MappingKind::Block, block)?,
+                row: Code::new(&row).map_err(|e| bad(&object, e.to_string()))?,
+                seat: Code::new(&number).map_err(|e| bad(&object, e.to_string()))?,
+            }
+        }
+        None => {
+            let zone: i64 = r.get(10)?;
+            sales::Place::Zone {
+                zone: map(MappingKind::Zone, zone)?,
+            }
+        }
+    };
+    let currency: String = r.get(15)?;
+    Ok(sales::Ticket {
+        line: u64::try_from(id).map_err(|_| bad(&object, "negative line id"))?,
+        operation,
+        time,
+        order,
+        refund_of,
+        performance,
+        place,
+        seat_category: map(MappingKind::SeatCategory, r.get(11)?)?,
+        tariff_type: map(MappingKind::TariffType, r.get(12)?)?,
+        audience_subcategory: map(MappingKind::AudienceSubcategory, r.get(13)?)?,
+        amount: r.get(14)?,
+        currency: Currency::new(&currency).map_err(|e| bad(&object, e.to_string()))?,
+        vat_code: map(MappingKind::VatCode, r.get(16)?)?,
+    })
+}
