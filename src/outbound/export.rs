@@ -205,130 +205,16 @@ pub fn export_with(
         return Err(fail(cause, run_id));
     }
 
-    let staged_in = |tx: &rusqlite::Transaction<'_>| -> Result<(Exported, Staged, i64), Cause> {
-        let sequence = journal::next_out(tx, &link.name, kind)?;
-        let file = Manifest::payload_name(&link.name, kind, sequence);
-        // The final names must be free: a pair there that the journal does
-        // not know (left by hand, or by an older build) is never replaced,
-        // and this sequence is not bound while it is there.
-        for name in [file.clone(), manifest_name(&link.name, kind, sequence)] {
-            for path in [outbox.join(&name), outbox.join(SENT).join(&name)] {
-                if std::fs::symlink_metadata(&path).is_ok() {
-                    return Err(Cause::Orphan { path, sequence });
-                }
-            }
-        }
-        let run_id = runs::start(tx, &run_kind(kind), Some(&link.name), Some(&file))?;
-        span.record("seq", sequence);
-        span.record("run", run_id);
-        let header = Header {
-            kind,
-            link: link.name.clone(),
-            sender: sender.to_string(),
-            recipient: recipient.to_string(),
-            login: link.login.clone(),
-            sequence,
-            created: now,
-        };
-        let mut refused: Option<domain::ExportError> = None;
-        let mut produced: Option<Produced> = None;
-        let staged = stage(&outbox, &header, secret, |out| {
-            match producer.produce(tx, link, out) {
-                Ok(p) => {
-                    let records = p.records;
-                    produced = Some(p);
-                    Ok(records)
-                }
-                Err(e) => {
-                    refused = Some(e);
-                    Err(WriteError::Invalid("the export was refused".to_owned()))
-                }
-            }
-        })
-        .map_err(|e| match (refused, e) {
-            (Some(r), _) => Cause::Refused(r),
-            (None, e) => Cause::Publish(e),
-        })?;
-        let Some(Produced { records, report }) = produced else {
-            return Err(Cause::Store(StoreError::Invalid(
-                "the payload producer returned without output".to_owned(),
-            )));
-        };
-        let manifest = staged.manifest.clone();
-        let sha256 = hex::encode(manifest.sha256);
-        let entry = journal::record(
-            tx,
-            &NewEntry {
-                link: &link.name,
-                kind,
-                direction: Direction::Out,
-                sequence,
-                sha256: &sha256,
-                file_name: &file,
-                state: FileState::Prepared,
-                run_id: Some(run_id),
-            },
-        )?;
-        journal::record_manifest(tx, entry, &staged.manifest_text)?;
-        for e in &report.excluded {
-            runs::message(
-                tx,
-                run_id,
-                Level::Info,
-                "excluded",
-                Some(&e.object),
-                &e.reason,
-            )?;
-        }
-        for (what, n) in &report.included {
-            runs::message(
-                tx,
-                run_id,
-                Level::Info,
-                "included",
-                Some(what),
-                &format!("{n} exported"),
-            )?;
-        }
-        runs::message(
-            tx,
-            run_id,
-            Level::Info,
-            "published",
-            Some(&file),
-            &format!(
-                "sequence {sequence}, {records} record(s), published in {}",
-                outbox.display()
-            ),
-        )?;
-        runs::finish(
-            tx,
-            run_id,
-            RunStatus::Ok,
-            Counts {
-                total: records,
-                ok: records,
-                rejected: 0,
-            },
-        )?;
-        // The defect this design removes, kept behind a feature so the crash
-        // harness can show what it costs: final names placed while the
-        // transaction that binds the sequence is still open.
-        #[cfg(feature = "publish-before-commit")]
-        place(&outbox, &staged.pair()).map_err(Cause::Publish)?;
-        failpoint::hit("export.staged");
-        Ok((
-            Exported {
-                manifest,
-                outbox: outbox.clone(),
-                run_id,
-                report,
-            },
-            staged,
-            entry,
-        ))
+    let parties = Parties {
+        link,
+        kind,
+        sender: sender.as_str(),
+        recipient: recipient.as_str(),
+        outbox: &outbox,
+        now,
     };
-
+    let staged_in =
+        |tx: &rusqlite::Transaction<'_>| stage_and_bind(tx, &parties, producer, secret, &span);
     match store.write(staged_in) {
         Ok((exported, staged, entry)) => {
             failpoint::hit("export.committed");
@@ -368,6 +254,167 @@ pub fn export_with(
             Err(fail(cause, run_id))
         }
     }
+}
+
+/// Who a file goes from and to, and where it is staged.
+struct Parties<'a> {
+    link: &'a Link,
+    kind: Kind,
+    sender: &'a str,
+    recipient: &'a str,
+    outbox: &'a Path,
+    now: OffsetDateTime,
+}
+
+/// Step 2 of the protocol, inside the export's write transaction: allocate
+/// the sequence, stage the pair, journal it as prepared with its manifest
+/// bytes and the run. Returns what was exported, the staged pair and its
+/// journal row.
+fn stage_and_bind(
+    tx: &rusqlite::Transaction<'_>,
+    p: &Parties<'_>,
+    producer: &dyn Producer,
+    secret: &Secret,
+    span: &tracing::Span,
+) -> Result<(Exported, Staged, i64), Cause> {
+    let (link, kind, outbox) = (p.link, p.kind, p.outbox);
+    let sequence = journal::next_out(tx, &link.name, kind)?;
+    let file = Manifest::payload_name(&link.name, kind, sequence);
+    refuse_unknown_names(outbox, &link.name, kind, sequence)?;
+    let run_id = runs::start(tx, &run_kind(kind), Some(&link.name), Some(&file))?;
+    span.record("seq", sequence);
+    span.record("run", run_id);
+    let header = Header {
+        kind,
+        link: link.name.clone(),
+        sender: p.sender.to_owned(),
+        recipient: p.recipient.to_owned(),
+        login: link.login.clone(),
+        sequence,
+        created: p.now,
+    };
+    let mut refused: Option<domain::ExportError> = None;
+    let mut produced: Option<Produced> = None;
+    let staged = stage(outbox, &header, secret, |out| {
+        match producer.produce(tx, link, out) {
+            Ok(p) => {
+                let records = p.records;
+                produced = Some(p);
+                Ok(records)
+            }
+            Err(e) => {
+                refused = Some(e);
+                Err(WriteError::Invalid("the export was refused".to_owned()))
+            }
+        }
+    })
+    .map_err(|e| match (refused, e) {
+        (Some(r), _) => Cause::Refused(r),
+        (None, e) => Cause::Publish(e),
+    })?;
+    let Some(Produced { records, report }) = produced else {
+        return Err(Cause::Store(StoreError::Invalid(
+            "the payload producer returned without output".to_owned(),
+        )));
+    };
+    let entry = journal::record(
+        tx,
+        &NewEntry {
+            link: &link.name,
+            kind,
+            direction: Direction::Out,
+            sequence,
+            sha256: &hex::encode(staged.manifest.sha256),
+            file_name: &file,
+            state: FileState::Prepared,
+            run_id: Some(run_id),
+        },
+    )?;
+    journal::record_manifest(tx, entry, &staged.manifest_text)?;
+    log_run(tx, run_id, &file, sequence, &report, records, outbox)?;
+    // The defect this design removes, kept behind a feature so the crash
+    // harness can show what it costs: final names placed while the
+    // transaction that binds the sequence is still open.
+    #[cfg(feature = "publish-before-commit")]
+    place(outbox, &staged.pair()).map_err(Cause::Publish)?;
+    failpoint::hit("export.staged");
+    let exported = Exported {
+        manifest: staged.manifest.clone(),
+        outbox: outbox.to_owned(),
+        run_id,
+        report,
+    };
+    Ok((exported, staged, entry))
+}
+
+/// The final names of `sequence` must be free: a pair there that the
+/// journal does not know (left by hand, or by an older build) is never
+/// replaced, and the sequence is not bound while it is there.
+fn refuse_unknown_names(outbox: &Path, link: &str, kind: Kind, sequence: u64) -> Result<(), Cause> {
+    for name in [
+        Manifest::payload_name(link, kind, sequence),
+        manifest_name(link, kind, sequence),
+    ] {
+        for path in [outbox.join(&name), outbox.join(SENT).join(&name)] {
+            if std::fs::symlink_metadata(&path).is_ok() {
+                return Err(Cause::Orphan { path, sequence });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The run's messages (exclusions, counts, where the file went) and its end.
+fn log_run(
+    tx: &rusqlite::Transaction<'_>,
+    run_id: i64,
+    file: &str,
+    sequence: u64,
+    report: &Report,
+    records: u64,
+    outbox: &Path,
+) -> Result<(), StoreError> {
+    for e in &report.excluded {
+        runs::message(
+            tx,
+            run_id,
+            Level::Info,
+            "excluded",
+            Some(&e.object),
+            &e.reason,
+        )?;
+    }
+    for (what, n) in &report.included {
+        runs::message(
+            tx,
+            run_id,
+            Level::Info,
+            "included",
+            Some(what),
+            &format!("{n} exported"),
+        )?;
+    }
+    runs::message(
+        tx,
+        run_id,
+        Level::Info,
+        "published",
+        Some(file),
+        &format!(
+            "sequence {sequence}, {records} record(s), published in {}",
+            outbox.display()
+        ),
+    )?;
+    runs::finish(
+        tx,
+        run_id,
+        RunStatus::Ok,
+        Counts {
+            total: records,
+            ok: records,
+            rejected: 0,
+        },
+    )
 }
 
 /// `<link>.<KIND>.<sequence>.stx`.
