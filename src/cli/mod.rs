@@ -534,4 +534,22 @@ mod tests {
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
     }
+
+    #[test]
+    fn the_library_prints_an_error_with_its_causes_as_the_cli_does() {
+        let e = app::AppError::OnSide {
+            link: "opera-tourism".into(),
+            side: crate::store::Role::Manager,
+            source: Box::new(app::AppError::List {
+                dir: PathBuf::from("/srv/inbox"),
+                source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+            }),
+        };
+        let daemon = app::chain(&e);
+        assert_eq!(daemon, format!("{:#}", anyhow::Error::new(e)));
+        assert_eq!(
+            daemon,
+            "link opera-tourism (manager): cannot list /srv/inbox: denied"
+        );
+    }
 }
