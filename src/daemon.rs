@@ -24,7 +24,6 @@
 //! on `<state_dir>/stxd.lock`. No business rule lives here.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -75,81 +74,6 @@ impl Exit {
 
 /// How long folder events are gathered before a listing.
 const DEBOUNCE: Duration = Duration::from_millis(200);
-
-/// The exclusive lock of a state directory, held while the file stays open.
-#[derive(Debug)]
-pub struct StateLock {
-    _file: File,
-    path: PathBuf,
-}
-
-impl StateLock {
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-}
-
-/// Takes the exclusive lock on `<state_dir>/stxd.lock` (creating the
-/// directory) and writes this process's id into it. Fails naming the state
-/// directory and the holder's pid when another daemon runs there.
-pub fn lock_state_dir(state_dir: &Path) -> anyhow::Result<StateLock> {
-    use std::io::{Read, Seek, Write};
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(state_dir)
-        .with_context(|| format!("cannot create {}", state_dir.display()))?;
-    let path = state_dir.join("stxd.lock");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-        .open(&path)
-        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
-    // `stxd status` and `stxd trigger` probe the lock with a shared lock
-    // held for an instant: a few tries keep such a probe from refusing a
-    // starting daemon.
-    let mut locked = -1;
-    for attempt in 0..5 {
-        if attempt > 0 {
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        // SAFETY: flock on a file descriptor this function owns and keeps open.
-        locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if locked == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK)
-        {
-            break;
-        }
-    }
-    if locked != 0 {
-        let e = std::io::Error::last_os_error();
-        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
-            let mut text = String::new();
-            let _ = file.take(32).read_to_string(&mut text);
-            let pid = text.trim();
-            let pid = if pid.is_empty() { "unknown" } else { pid };
-            anyhow::bail!(
-                "another stxd is running on {} (pid {pid}); lock file {}",
-                state_dir.display(),
-                path.display()
-            );
-        }
-        return Err(e).with_context(|| format!("cannot lock {}", path.display()));
-    }
-    let write = |file: &mut File| -> std::io::Result<()> {
-        file.set_len(0)?;
-        file.rewind()?;
-        writeln!(file, "{}", std::process::id())?;
-        file.sync_all()
-    };
-    write(&mut file).with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(StateLock { _file: file, path })
-}
 
 /// `stxd run`: builds the runtime, turns signals into intents and runs the
 /// daemon until it stops. SIGTERM/SIGINT → shutdown (a second one quits at
@@ -248,7 +172,7 @@ pub async fn run(
     config_path: Option<PathBuf>,
     mut intents: mpsc::UnboundedReceiver<Intent>,
 ) -> anyhow::Result<Exit> {
-    let lock = lock_state_dir(&config.state_dir)?;
+    let lock = crate::state_lock::lock(&config.state_dir)?;
     // systemd: READY=1 once the first listing (recovery) is done; STOPPING=1; WATCHDOG=1 from this loop.
     let (sd, mut sd_ready) = (crate::systemd::Notifier::from_env(), false);
     let mut sd_watchdog = crate::systemd::watchdog_timer(&sd);
@@ -1278,24 +1202,6 @@ mod tests {
     use super::*;
     use crate::format::Kind;
 
-    #[test]
-    fn a_second_lock_on_the_same_state_dir_is_refused_with_the_pid() {
-        let dir = tempfile::tempdir().unwrap();
-        let state = dir.path().join("state");
-        let first = lock_state_dir(&state).unwrap();
-        let pid = std::fs::read_to_string(first.path()).unwrap();
-        assert_eq!(pid.trim(), std::process::id().to_string());
-        let e = lock_state_dir(&state).unwrap_err().to_string();
-        assert!(e.contains("another stxd is running on"), "{e}");
-        assert!(e.contains(&format!("(pid {})", std::process::id())), "{e}");
-        let seen = crate::status::daemon_state(&state);
-        assert!(seen.running);
-        assert_eq!(seen.pid, Some(std::process::id()));
-        drop(first);
-        assert!(!crate::status::daemon_state(&state).running);
-        lock_state_dir(&state).expect("free again once the holder is gone");
-    }
-
     fn temp_config(dir: &Path) -> Config {
         let text = format!(
             r#"
@@ -1336,7 +1242,7 @@ transport = {{ kind = "local", dir = "{d}/x" }}
             dir.path().join("state/TOURISM.sqlite").is_file(),
             "store created"
         );
-        lock_state_dir(&config.state_dir).expect("lock released");
+        crate::state_lock::lock(&config.state_dir).expect("lock released");
     }
 
     /// An item that runs until the test releases it. A task rather than a

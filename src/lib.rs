@@ -46,6 +46,9 @@
 //! - [`schedule`]: cron lines, job names and fire times (pure: `now` is
 //!   passed in); the config validates `[[schedule]]` with it.
 //! - [`config`]: the TOML configuration, validated whole; secrets from files.
+//! - [`state_lock`]: one daemon per state directory (`stxd.lock`, held
+//!   exclusively), and the probe `stxd status` and `stxd trigger` make of
+//!   it.
 //! - [`failpoint`]: named crash points for the crash harness (off unless
 //!   `STXD_FAILPOINT` arms one).
 //! - [`exchange`]: the vocabulary every layer shares: kinds of file, the
@@ -66,6 +69,7 @@ pub mod inbound;
 pub mod money;
 pub mod outbound;
 pub mod schedule;
+pub mod state_lock;
 pub mod status;
 pub mod store;
 pub mod systemd;
