@@ -71,7 +71,7 @@ fn misnamed(path: &Path, problem: &str) {
         warned.retain(|p| std::fs::symlink_metadata(p).is_ok());
     }
     if warned.insert(path.to_owned()) {
-        tracing::warn!(
+        warn!(
             file = %inbound::claim::display_name(path),
             folder = %path.parent().map(|d| d.display().to_string()).unwrap_or_default(),
             problem,

@@ -22,6 +22,13 @@
 //! Everything is re-exported here: callers name `app::open_store`,
 //! `app::run_job`…, not the file it lives in.
 
+// The application's log macros, in scope in every file of it (defined
+// before the modules): tracing's, with the one target `stxd::app` whichever
+// file writes the line.
+macro_rules! info { ($($arg:tt)+) => { tracing::info!(target: "stxd::app", $($arg)+) }; }
+macro_rules! warn { ($($arg:tt)+) => { tracing::warn!(target: "stxd::app", $($arg)+) }; }
+macro_rules! error { ($($arg:tt)+) => { tracing::error!(target: "stxd::app", $($arg)+) }; }
+
 mod check;
 mod error;
 mod exports;

@@ -159,9 +159,9 @@ pub fn poll_with(
             Ok(moved) => Synced::Moved(moved),
             Err(e) => {
                 if e.is_permanent() {
-                    tracing::error!(link = %link.name, error = %e, "sftp poll failed: a person must act");
+                    error!(link = %link.name, error = %e, "sftp poll failed: a person must act");
                 } else {
-                    tracing::warn!(link = %link.name, error = %e, retry_in_seconds = share.retry_at().map_or(0, |at| at.saturating_duration_since(now).as_secs()), "sftp poll failed; retried later");
+                    warn!(link = %link.name, error = %e, retry_in_seconds = share.retry_at().map_or(0, |at| at.saturating_duration_since(now).as_secs()), "sftp poll failed; retried later");
                 }
                 Synced::Failed(e)
             }
@@ -201,7 +201,7 @@ fn received(config: &Config, link: &Link, inst: &Institution, name: &str, manife
     match found {
         Ok(entry) => entry.is_some_and(|e| e.sha256 == hex::encode(m.sha256)),
         Err(e) => {
-            tracing::warn!(link = %link.name, file = %name, error = %e, "cannot read the journal to tell whether a manifest left on the share was received; it stays there");
+            warn!(link = %link.name, file = %name, error = %e, "cannot read the journal to tell whether a manifest left on the share was received; it stays there");
             false
         }
     }

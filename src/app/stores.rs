@@ -32,7 +32,7 @@ pub fn open_store(config: &Config, inst: &Institution) -> Result<Store, AppError
                 source: Box::new(source),
             });
         }
-        tracing::info!(institution = %inst.code, files = inst.load.len(), "store created and master data loaded");
+        info!(institution = %inst.code, files = inst.load.len(), "store created and master data loaded");
     }
     Ok(store)
 }
@@ -86,7 +86,7 @@ pub fn link_secret(link: &Link) -> Result<Secret, config::SecretError> {
     if link.generate_secret {
         match config::generate_secret(&link.secret_file) {
             Ok(true) => {
-                tracing::info!(link = %link.name, file = %link.secret_file.display(), "shared secret generated")
+                info!(link = %link.name, file = %link.secret_file.display(), "shared secret generated")
             }
             Ok(false) => {}
             Err(e) => return Err(config::SecretError::Io(link.secret_file.clone(), e)),
