@@ -184,7 +184,9 @@ pub fn main() -> ExitCode {
         Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
         Command::Run => {
             let path = (config_name != "built-in config").then(|| PathBuf::from(&config_name));
-            crate::daemon::main(config, path).map(|exit| exit.code())
+            crate::daemon::main(config, path)
+                .map(|exit| exit.code())
+                .map_err(anyhow::Error::from)
         }
         Command::Runs(cmd) => runs::run(&config, cli.json, cmd),
         Command::Trigger(args) => trigger::run(&config, cli.json, args),
