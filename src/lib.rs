@@ -23,14 +23,18 @@
 //! Dependencies point down this list; nothing imports a module above it.
 //!
 //! - [`cli`]: the `stxd` command line; parses, prints, picks exit codes.
-//! - [`daemon`]: `stxd run`: signals, folder watching and the periodic
-//!   listing around the [`app`] flows (no business rule of its own).
+//! - [`daemon`]: `stxd run`: signals, folder watching, trigger files and
+//!   the periodic listing around the [`app`] flows (no business rule of its
+//!   own); one `Daemon` whose methods are its loop's steps, a file per
+//!   role under `daemon/`.
 //! - [`status`]: `stxd status`: what each link did last and what waits,
 //!   read from the stores read-only while the daemon runs.
 //! - [`systemd`]: `sd_notify` (READY, STOPPING, WATCHDOG, STATUS) for
 //!   `Type=notify` units; a no-op elsewhere.
 //! - [`app`]: opens what the config names (stores, secrets, folders) and
-//!   runs the flows; the one code path of the CLI and the daemon.
+//!   runs the flows; the one code path of the CLI and the daemon; a file per
+//!   role under `app/` (stores, load, check, listing, poll, jobs, inspect,
+//!   exports), its errors typed ([`app::AppError`]).
 //! - [`inbound`]: the stages of an incoming file: claim, verify, parse,
 //!   apply, archive.
 //! - [`outbound`]: export and publish of outgoing files.
