@@ -17,7 +17,7 @@ pub fn load(store: &mut Store, files: &[PathBuf]) -> Result<Loaded, DomainError>
     store.write(|tx| load_files(tx, files))
 }
 
-/// What [`load`] loaded, per object kind, in first-seen order.
+/// What [`load()`] loaded, per object kind, in first-seen order.
 pub type Loaded = Vec<(String, u64)>;
 
 /// Loads master-data files, in the order given, inside the caller's
