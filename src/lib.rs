@@ -23,8 +23,10 @@
 //! Dependencies point down this list; nothing imports a module above it.
 //!
 //! - [`cli`]: the `stxd` command line; parses, prints, picks exit codes.
-//! - [`daemon`]: `stxd run`: signals, folder watching and the periodic
-//!   listing around the [`app`] flows (no business rule of its own).
+//! - [`daemon`]: `stxd run`: signals, folder watching, trigger files and
+//!   the periodic listing around the [`app`] flows (no business rule of its
+//!   own); one `Daemon` whose methods are its loop's steps, a file per
+//!   role under `daemon/`.
 //! - [`status`]: `stxd status`: what each link did last and what waits,
 //!   read from the stores read-only while the daemon runs.
 //! - [`systemd`]: `sd_notify` (READY, STOPPING, WATCHDOG, STATUS) for
@@ -33,7 +35,9 @@
 //!   `[[alert]]`), once per incident and when it clears, from threads of
 //!   its own so that no delivery delays a file.
 //! - [`app`]: opens what the config names (stores, secrets, folders) and
-//!   runs the flows; the one code path of the CLI and the daemon.
+//!   runs the flows; the one code path of the CLI and the daemon; a file per
+//!   role under `app/` (stores, load, check, listing, poll, jobs, inspect,
+//!   exports), its errors typed ([`app::AppError`]).
 //! - [`inbound`]: the stages of an incoming file: claim, verify, parse,
 //!   apply, archive.
 //! - [`outbound`]: export and publish of outgoing files.
@@ -51,6 +55,9 @@
 //! - [`schedule`]: cron lines, job names and fire times (pure: `now` is
 //!   passed in); the config validates `[[schedule]]` with it.
 //! - [`config`]: the TOML configuration, validated whole; secrets from files.
+//! - [`state_lock`]: one daemon per state directory (`stxd.lock`, held
+//!   exclusively), and the probe `stxd status` and `stxd trigger` make of
+//!   it.
 //! - [`failpoint`]: named crash points for the crash harness (off unless
 //!   `STXD_FAILPOINT` arms one).
 //! - [`exchange`]: the vocabulary every layer shares: kinds of file, the
@@ -73,6 +80,7 @@ pub mod money;
 pub mod outbound;
 pub mod report;
 pub mod schedule;
+pub mod state_lock;
 pub mod status;
 pub mod store;
 pub mod systemd;

@@ -7,8 +7,8 @@
 //! `error/`), files waiting in the inbox and outbox, whether a daemon holds
 //! the state lock, and the next scheduled runs. It only reads: stores are
 //! opened read-only (WAL lets it read beside a running daemon), a missing
-//! store is reported, never created, and the daemon's lock is probed with a
-//! shared lock released at once.
+//! store is reported, never created, and the daemon's lock is probed
+//! ([`state_lock::probe`]) without being held.
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -19,6 +19,7 @@ use time::OffsetDateTime;
 
 use crate::config::{Config, Link, Transport};
 use crate::format::Kind;
+use crate::state_lock::{self, Probe};
 use crate::store::journal::Direction;
 use crate::store::{self, Role, StoreError};
 
@@ -434,59 +435,32 @@ fn reasons_since(dir: &Path, since: OffsetDateTime) -> Vec<String> {
     found.into_iter().map(|(_, n)| n).collect()
 }
 
-/// Probes `<state_dir>/stxd.lock` without holding it: a shared,
-/// non-blocking `flock` that fails means a daemon holds the exclusive one
-/// (its pid is in the file); one that succeeds is released at once.
+/// Whether a daemon holds `<state_dir>/stxd.lock`, probed without holding
+/// it ([`state_lock::probe`]).
 pub fn daemon_state(state_dir: &Path) -> DaemonState {
-    use std::io::Read;
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = state_dir.join("stxd.lock");
-    let idle = |problem: Option<String>| DaemonState {
-        running: false,
-        pid: None,
-        problem,
-    };
-    let mut file = match std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
-        .open(&path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return idle(None),
-        Err(e) => {
-            return idle(Some(format!(
-                "cannot open {}: {e}; run status as stxd's user",
-                path.display()
-            )));
-        }
-    };
-    // SAFETY: flock on a descriptor this function owns; closing it releases.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) };
-    if rc == 0 {
-        // SAFETY: as above.
-        unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_UN) };
-        return idle(None);
-    }
-    let e = std::io::Error::last_os_error();
-    if e.raw_os_error() != Some(libc::EWOULDBLOCK) {
-        return idle(Some(format!(
-            "cannot probe the lock {}: {e}",
-            path.display()
-        )));
-    }
-    let mut text = String::new();
-    let _ = file.by_ref().take(32).read_to_string(&mut text);
-    DaemonState {
-        running: true,
-        pid: text.trim().parse().ok(),
-        problem: None,
+    match state_lock::probe(state_dir) {
+        Probe::Free => DaemonState {
+            running: false,
+            pid: None,
+            problem: None,
+        },
+        Probe::Held { pid } => DaemonState {
+            running: true,
+            pid,
+            problem: None,
+        },
+        Probe::Unknown { problem } => DaemonState {
+            running: false,
+            pid: None,
+            problem: Some(problem),
+        },
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state_lock::lock as lock_state_dir;
 
     #[test]
     fn a_daemon_holding_the_lock_is_seen_with_its_pid_and_the_lock_is_left_alone() {
@@ -500,14 +474,14 @@ mod tests {
                 problem: None
             }
         );
-        let lock = crate::daemon::lock_state_dir(&state).unwrap();
+        let lock = lock_state_dir(&state).unwrap();
         let seen = daemon_state(&state);
         assert!(seen.running, "{seen:?}");
         assert_eq!(seen.pid, Some(std::process::id()));
         drop(lock);
         assert!(!daemon_state(&state).running);
         // The probe left nothing held: a daemon can take the lock.
-        crate::daemon::lock_state_dir(&state).expect("lock free after probing");
+        lock_state_dir(&state).expect("lock free after probing");
     }
 
     fn temp_config(dir: &Path) -> Config {

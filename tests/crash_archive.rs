@@ -13,12 +13,11 @@ use std::time::Instant;
 
 use serde_json::Value;
 
-use crate::daemon::{DEADLINE, POLL};
 use crate::drop_folders::{
     count, inbox, journal, manager_ready, manifests, opera, sample_sales, sealed,
 };
 use crate::schedules::{add_schedules, control, exported, to_distributor, wait_until};
-use crate::util::{Daemon, Sandbox, copy_tree};
+use crate::util::{DEADLINE, Daemon, POLL, Sandbox, copy_tree};
 
 const MANIFEST: &str = "opera-tourism.SALES.00000001.stx";
 const PAYLOAD: &str = "opera-tourism.SALES.00000001.csv";

@@ -1,38 +1,10 @@
 //! `stxd run`: the real binary as a daemon in a sandbox, driven by CLI
-//! commands and signals. Every wait polls with a generous deadline.
+//! commands and signals. Every wait polls with a generous deadline (the
+//! harness and its waits are in `util`).
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::util::{Daemon, Sandbox};
-
-pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
-pub(crate) const POLL: Duration = Duration::from_millis(50);
-
-/// The manifests in `dir` whose name contains `kind`.
-pub(crate) fn manifests(dir: &Path, kind: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".stx") && n.to_lowercase().contains(kind))
-        .collect()
-}
-
-#[track_caller]
-pub(crate) fn wait_for_file(dir: &Path, kind: &str, log: impl Fn() -> String) {
-    let start = Instant::now();
-    while manifests(dir, kind).is_empty() {
-        assert!(
-            start.elapsed() < DEADLINE,
-            "no {kind} file in {} after {DEADLINE:?}; daemon log:\n{}",
-            dir.display(),
-            log()
-        );
-        std::thread::sleep(POLL);
-    }
-}
+use crate::util::{Daemon, Sandbox, manifests, wait_for_file};
 
 #[test]
 fn the_daemon_applies_exported_files_by_itself() {

@@ -5,9 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use crate::daemon::{DEADLINE, POLL, manifests, wait_for_file};
 use crate::util::Daemon;
 use crate::util::Sandbox;
+use crate::util::{DEADLINE, POLL, manifests, wait_for_file};
 
 /// Appends `[[schedule]]` lines to the sandbox's config.
 pub(crate) fn add_schedules(sb: &Sandbox, lines: &[(&str, &str)]) {

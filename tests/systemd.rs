@@ -3,14 +3,12 @@
 //! `WATCHDOG_USEC`) pointing at it, and reads what the daemon announces.
 //! Every wait polls with a generous deadline.
 
+use std::ffi::OsStr;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::util::Sandbox;
-
-const DEADLINE: Duration = Duration::from_secs(30);
+use crate::util::{DEADLINE, Daemon, Sandbox, manifests};
 
 /// The socket systemd would listen on.
 struct NotifySocket {
@@ -65,79 +63,15 @@ impl NotifySocket {
     }
 }
 
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn start(sb: &Sandbox, notify: &Path, watchdog_usec: Option<&str>) -> Daemon {
-        let log = sb.path().join("daemon.log");
-        let err = std::fs::File::create(&log).expect("log file");
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_stxd"));
-        cmd.arg("run")
-            .current_dir(sb.path())
-            .env_remove("STXD_CONFIG")
-            .env_remove("WATCHDOG_PID")
-            .env_remove("WATCHDOG_USEC")
-            .env("NOTIFY_SOCKET", notify)
-            .env("STXD_LOG", "info")
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(err));
-        if let Some(usec) = watchdog_usec {
-            cmd.env("WATCHDOG_USEC", usec);
-        }
-        let child = cmd.spawn().expect("spawn stxd run");
-        Daemon { child, log }
+/// `stxd run` with `NOTIFY_SOCKET` at `notify` and, when given,
+/// `WATCHDOG_USEC`: the harness's daemon, not waiting for "ready" (the
+/// test reads READY=1 on the socket).
+fn start(sb: &Sandbox, notify: &Path, watchdog_usec: Option<&str>) -> Daemon {
+    let mut env = vec![("NOTIFY_SOCKET", notify.as_os_str())];
+    if let Some(usec) = watchdog_usec {
+        env.push(("WATCHDOG_USEC", OsStr::new(usec)));
     }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn signal(&self, sig: i32) {
-        let pid = i32::try_from(self.pid()).expect("pid");
-        // SAFETY: kill(2) on the pid of a child this test spawned and has not reaped.
-        assert_eq!(unsafe { libc::kill(pid, sig) }, 0, "kill failed");
-    }
-
-    #[track_caller]
-    fn wait_exit(&mut self) -> Option<i32> {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return status.code();
-            }
-            assert!(
-                start.elapsed() < DEADLINE,
-                "the daemon did not exit:\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn manifests(dir: &Path, kind: &str) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.ends_with(".stx") && n.contains(kind))
-        .collect()
+    Daemon::spawn(sb, &[], "info", &env)
 }
 
 #[test]
@@ -159,7 +93,7 @@ fn ready_comes_after_recovery_then_watchdog_then_stopping_on_sigterm() {
     assert!(!sb.path().join("var/state/OPERA.sqlite").exists());
 
     let mut notify = NotifySocket::bind(sb.path());
-    let mut daemon = Daemon::start(&sb, &notify.path, Some("200000"));
+    let mut daemon = start(&sb, &notify.path, Some("200000"));
     let ready = notify.wait_for(|m| m.lines().any(|l| l == "READY=1"), || daemon.log());
     // At READY=1 the stores exist and the waiting file has been handled.
     assert!(
@@ -206,7 +140,7 @@ fn ready_comes_after_recovery_then_watchdog_then_stopping_on_sigterm() {
 fn without_a_watchdog_no_keepalive_is_sent_and_a_reload_is_announced() {
     let sb = Sandbox::new();
     let mut notify = NotifySocket::bind(sb.path());
-    let mut daemon = Daemon::start(&sb, &notify.path, None);
+    let mut daemon = start(&sb, &notify.path, None);
     notify.wait_for(|m| m.lines().any(|l| l == "READY=1"), || daemon.log());
     daemon.signal(libc::SIGHUP);
     notify.wait_for(

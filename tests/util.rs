@@ -211,6 +211,40 @@ pub fn valid_payloads() -> Vec<(Kind, PathBuf)> {
 pub const DAEMON_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 const DAEMON_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
+/// How long a test waits for the daemon to do something ([`DAEMON_DEADLINE`]).
+pub const DEADLINE: std::time::Duration = DAEMON_DEADLINE;
+/// How often a waiting test looks again.
+pub const POLL: std::time::Duration = DAEMON_POLL;
+
+/// The manifests in `dir` whose name contains `kind`, in any case
+/// (`"seatplan"` or `"SEATPLAN"`; `""` for all); none when `dir` is missing.
+pub fn manifests(dir: &Path, kind: &str) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let kind = kind.to_lowercase();
+    entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.ends_with(".stx") && n.to_lowercase().contains(&kind))
+        .collect()
+}
+
+/// Waits until a manifest of `kind` is in `dir`, failing with `log` (the
+/// daemon's) after [`DEADLINE`].
+#[track_caller]
+pub fn wait_for_file(dir: &Path, kind: &str, log: impl Fn() -> String) {
+    let start = std::time::Instant::now();
+    while manifests(dir, kind).is_empty() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "no {kind} file in {} after {DEADLINE:?}; daemon log:\n{}",
+            dir.display(),
+            log()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
 /// A running `stxd run` in a sandbox, its stderr in a log file; killed when
 /// dropped so no test leaves it behind.
 pub struct Daemon {
@@ -232,6 +266,20 @@ impl Daemon {
     /// Starts `stxd ARGS… run` (global options such as `--config FILE`)
     /// with this `STXD_LOG` filter and waits for "ready".
     pub fn start_args(sb: &Sandbox, args: &[&str], filter: &str) -> Daemon {
+        let daemon = Daemon::spawn(sb, args, filter, &[]);
+        daemon.wait_log("ready");
+        daemon
+    }
+
+    /// Spawns `stxd ARGS… run` with this `STXD_LOG` filter and these
+    /// environment variables (e.g. `NOTIFY_SOCKET`), without waiting for
+    /// anything. systemd's variables are only those given.
+    pub fn spawn(
+        sb: &Sandbox,
+        args: &[&str],
+        filter: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         use std::process::{Command, Stdio};
         let log = sb.path().join(format!("daemon-{}.log", unique()));
         let err = std::fs::File::create(&log).expect("log file");
@@ -240,15 +288,17 @@ impl Daemon {
             .arg("run")
             .current_dir(sb.path())
             .env_remove("STXD_CONFIG")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
             .env("STXD_LOG", filter)
             .env("NO_COLOR", "1")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(err))
             .spawn()
             .expect("spawn stxd run");
-        let daemon = Daemon { child, log };
-        daemon.wait_log("ready");
-        daemon
+        Daemon { child, log }
     }
 
     pub fn pid(&self) -> i32 {

@@ -184,7 +184,9 @@ pub fn main() -> ExitCode {
         Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
         Command::Run => {
             let path = (config_name != "built-in config").then(|| PathBuf::from(&config_name));
-            crate::daemon::main(config, path).map(|exit| exit.code())
+            crate::daemon::main(config, path)
+                .map(|exit| exit.code())
+                .map_err(anyhow::Error::from)
         }
         Command::Runs(cmd) => runs::run(&config, cli.json, cmd),
         Command::Trigger(args) => trigger::run(&config, cli.json, args),
@@ -545,5 +547,23 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_library_prints_an_error_with_its_causes_as_the_cli_does() {
+        let e = app::AppError::OnSide {
+            link: "opera-tourism".into(),
+            side: crate::store::Role::Manager,
+            source: Box::new(app::AppError::List {
+                dir: PathBuf::from("/srv/inbox"),
+                source: std::io::Error::new(std::io::ErrorKind::PermissionDenied, "denied"),
+            }),
+        };
+        let daemon = app::chain(&e);
+        assert_eq!(daemon, format!("{:#}", anyhow::Error::new(e)));
+        assert_eq!(
+            daemon,
+            "link opera-tourism (manager): cannot list /srv/inbox: denied"
+        );
     }
 }

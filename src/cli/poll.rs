@@ -17,8 +17,8 @@ use crate::config::Config;
 pub fn run(config: &Config, link: &str, json: bool) -> anyhow::Result<u8> {
     // One poller per state directory: two would race on the same temporary
     // names (a daemon polls by itself; `stxd trigger poll` asks it to).
-    let _lock = crate::daemon::lock_state_dir(&config.state_dir).map_err(|e| {
-        e.context(format!(
+    let _lock = crate::state_lock::lock(&config.state_dir).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
             "stxd poll runs only when no daemon does; ask the daemon instead: stxd trigger poll --link {link}"
         ))
     })?;

@@ -11,6 +11,7 @@ use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::app::{self, JobDone, TriggerWritten};
 use crate::config::Config;
 use crate::schedule::Job;
+use crate::state_lock::Probe;
 
 #[derive(Debug, Args)]
 pub struct TriggerArgs {
@@ -43,12 +44,10 @@ pub fn run(config: &Config, json: bool, args: TriggerArgs) -> anyhow::Result<u8>
         return run_now(config, json, &args.link, job);
     }
     let (path, written) = app::write_trigger(config, &args.link, job)?;
-    let probe = crate::status::daemon_state(&config.state_dir);
-    let daemon = probe.running.then(|| {
-        probe
-            .pid
-            .map_or_else(|| "unknown".to_owned(), |p| p.to_string())
-    });
+    let daemon = match crate::state_lock::probe(&config.state_dir) {
+        Probe::Held { pid } => Some(pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string())),
+        Probe::Free | Probe::Unknown { .. } => None,
+    };
     if json {
         println!(
             "{:#}",
@@ -72,7 +71,7 @@ pub fn run(config: &Config, json: bool, args: TriggerArgs) -> anyhow::Result<u8>
             ),
             None => println!(
                 "daemon:    none holds {}: {job} runs when the daemon starts (or run it here with --now)",
-                config.state_dir.join("stxd.lock").display()
+                crate::state_lock::path(&config.state_dir).display()
             ),
         }
     }
@@ -82,8 +81,8 @@ pub fn run(config: &Config, json: bool, args: TriggerArgs) -> anyhow::Result<u8>
 fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<u8> {
     // In place of the daemon, so not beside it (a poll would race on its
     // temporary names): the state lock, as `stxd run` takes it.
-    let _lock = crate::daemon::lock_state_dir(&config.state_dir).map_err(|e| {
-        e.context(format!(
+    let _lock = crate::state_lock::lock(&config.state_dir).map_err(|e| {
+        anyhow::Error::new(e).context(format!(
             "--now runs a job only when no daemon does; without --now the daemon runs it: stxd trigger {job} --link {link}"
         ))
     })?;

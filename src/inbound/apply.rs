@@ -8,7 +8,7 @@
 //! the store as if the file had never been seen; a structurally bad file is
 //! then journaled as rejected in a transaction of its own.
 //!
-//! Sequence rules (NOTES.md, rule 7): the next sequence applies; a sequence
+//! Sequence rules (the exchange's exactly-once rule): the next sequence applies; a sequence
 //! already applied with the same digest is "already applied" (acknowledged
 //! again, nothing done); with another digest it is a replay or tampering and
 //! is rejected; a gap, or an earlier file still parked, holds the file in the
@@ -98,6 +98,26 @@ pub enum Outcome {
     /// Not its turn (a gap, or an earlier file parked), or a kind this side
     /// does not take yet: the file stays where it is.
     Held { code: &'static str, reason: String },
+}
+
+/// The code of a file [`Outcome::Held`] because an earlier sequence is
+/// missing (or still parked).
+pub const SEQUENCE_GAP: &str = "sequence-gap";
+
+/// The code of a file [`Outcome::Held`] because another stxd process took
+/// it from the folder and finishes it.
+pub const TAKEN: &str = "taken";
+
+impl Outcome {
+    /// Held for a sequence gap: an earlier file is missing, late or parked.
+    pub fn is_sequence_gap(&self) -> bool {
+        matches!(self, Outcome::Held { code, .. } if *code == SEQUENCE_GAP)
+    }
+
+    /// Held because another stxd process took the file: nothing to do.
+    pub fn is_taken(&self) -> bool {
+        matches!(self, Outcome::Held { code, .. } if *code == TAKEN)
+    }
 }
 
 /// The kinds each side applies.
@@ -394,7 +414,7 @@ fn decide(
             ),
         };
         return Ok(Decision::Done(Outcome::Held {
-            code: "sequence-gap",
+            code: SEQUENCE_GAP,
             reason,
         }));
     }
@@ -487,5 +507,23 @@ pub fn log_rejection(
 impl From<StoreError> for InboundError {
     fn from(e: StoreError) -> InboundError {
         InboundError::Domain(DomainError::Store(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_file_says_whether_it_waits_for_a_gap_or_was_taken() {
+        let held = |code| Outcome::Held {
+            code,
+            reason: String::new(),
+        };
+        assert!(held(SEQUENCE_GAP).is_sequence_gap());
+        assert!(!held(SEQUENCE_GAP).is_taken());
+        assert!(held(TAKEN).is_taken());
+        assert!(!held("kind-not-handled").is_sequence_gap());
+        assert!(!Outcome::AlreadyApplied { sequence: 3 }.is_sequence_gap());
     }
 }

@@ -265,7 +265,7 @@ fn taken(manifest: &Path) -> bool {
 
 fn taken_outcome() -> apply::Outcome {
     apply::Outcome::Held {
-        code: "taken",
+        code: apply::TAKEN,
         reason: "no longer in the folder: another stxd process took it and finishes it".to_owned(),
     }
 }

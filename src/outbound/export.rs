@@ -126,9 +126,51 @@ pub struct ExportError {
     pub run_id: Option<i64>,
 }
 
+/// The code of a refusal that only says nothing changed since the last
+/// export of the kind (no contingent changed, no new sale): the normal
+/// answer of a schedule between two changes.
+pub const NOTHING_TO_SEND: &str = "nothing-to-send";
+
+impl Cause {
+    fn is_nothing_to_send(&self) -> bool {
+        matches!(self, Cause::Refused(e) if e.code() == NOTHING_TO_SEND)
+    }
+}
+
 impl ExportError {
     pub fn code(&self) -> &'static str {
         self.cause.code()
+    }
+
+    /// Nothing changed since the last export ([`NOTHING_TO_SEND`]): no run
+    /// was logged, nothing is wrong.
+    pub fn is_nothing_to_send(&self) -> bool {
+        self.cause.is_nothing_to_send()
+    }
+
+    /// Every product was left out by the rules: a refusal with a run whose
+    /// log says why, product by product.
+    pub fn is_nothing_to_sell(&self) -> bool {
+        matches!(
+            self.cause.as_ref(),
+            Cause::Refused(domain::ExportError::NothingToSell(_))
+        )
+    }
+
+    /// A failure of the machinery rather than a refusal by the rules: the
+    /// database, the outbox, a file of another content under the next
+    /// name, a placement. Someone must look; the others are answers.
+    pub fn is_failure(&self) -> bool {
+        match self.cause.as_ref() {
+            Cause::Store(_) | Cause::Outbox { .. } | Cause::Orphan { .. } | Cause::Publish(_) => {
+                true
+            }
+            Cause::Refused(e) => matches!(
+                e,
+                domain::ExportError::Sql(_) | domain::ExportError::Store(_)
+            ),
+            Cause::WrongStore { .. } | Cause::Unsupported(_) | Cause::Unplaced { .. } => false,
+        }
     }
 
     /// The exclusions behind a refusal ("nothing to sell"), when there are.
@@ -248,7 +290,7 @@ pub fn export_with(
             // A sales export with nothing new is the normal answer of a
             // schedule between two sales: no failed run for it.
             let run_id = match &cause {
-                Cause::Refused(e) if e.code() == "nothing-to-send" => None,
+                cause if cause.is_nothing_to_send() => None,
                 _ => log_failure(store, link, kind, &cause),
             };
             Err(fail(cause, run_id))
@@ -523,6 +565,56 @@ fn log_failure(store: &mut Store, link: &Link, kind: Kind, cause: &Cause) -> Opt
         Err(e) => {
             tracing::error!(link = %link.name, kind = %kind, error = %e, "cannot log the failed export");
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kinds_of_refusal_follow_their_codes() {
+        let setup = |code| {
+            Cause::Refused(domain::ExportError::Setup {
+                code,
+                problem: "p".into(),
+                fix: "f".into(),
+            })
+        };
+        let causes = vec![
+            setup(NOTHING_TO_SEND),
+            setup("no-interface"),
+            Cause::Refused(domain::ExportError::NothingToSell(Report::default())),
+            Cause::Refused(domain::ExportError::Sql(rusqlite::Error::InvalidQuery)),
+            Cause::Unsupported(Kind::Sales),
+            Cause::Outbox {
+                path: "out".into(),
+                source: std::io::Error::other("x"),
+            },
+            Cause::Orphan {
+                path: "out/l.SALES.00000001.stx".into(),
+                sequence: 1,
+            },
+        ];
+        for cause in causes {
+            let e = ExportError {
+                link: "l".into(),
+                kind: Kind::Sales,
+                cause: Box::new(cause),
+                run_id: None,
+            };
+            let code = e.code();
+            assert_eq!(e.is_nothing_to_send(), code == "nothing-to-send", "{code}");
+            assert_eq!(e.is_nothing_to_sell(), code == "nothing-to-sell", "{code}");
+            assert_eq!(
+                e.is_failure(),
+                matches!(
+                    code,
+                    "database" | "orphan-file" | "publish-failed" | "outbox"
+                ),
+                "{code}"
+            );
         }
     }
 }

@@ -1,0 +1,112 @@
+//! `stxd check`: every link's secret and SFTP prerequisites, and every
+//! institution's setup against the manual's checklist, reported at once.
+//! Opens (and on first use creates) the stores, as the daemon does at start.
+
+use super::{AppError, link_secret, open_store};
+use crate::config::{self, Config, Link};
+use crate::domain::setup::{self, Finding, LinkFacts, Severity};
+use crate::store::Role;
+use crate::transport;
+
+/// Everything `stxd check` found, grouped by where it applies.
+#[derive(Debug, Default)]
+pub struct CheckReport {
+    /// Link-level findings (secrets).
+    pub links: Vec<Finding>,
+    /// Per institution: code, role and its setup findings.
+    pub institutions: Vec<(String, Role, Vec<Finding>)>,
+}
+
+impl CheckReport {
+    pub fn count(&self, severity: Severity) -> usize {
+        self.links
+            .iter()
+            .chain(self.institutions.iter().flat_map(|(_, _, f)| f))
+            .filter(|f| f.severity == severity)
+            .count()
+    }
+}
+
+/// Checks every link's secret and every institution's setup against the
+/// manual's checklist. Opens (and on first use creates) the stores.
+pub fn check(config: &Config) -> Result<CheckReport, AppError> {
+    let mut report = CheckReport::default();
+    for link in &config.links {
+        if let Err(e) = link_secret(link) {
+            report.links.push(Finding {
+                severity: Severity::Error,
+                object: format!("link {} shared secret", link.name),
+                problem: e.to_string(),
+                fix: "write the virtual operator's password to the secret file, readable by stxd's user only".into(),
+            });
+        }
+        report.links.extend(sftp_findings(link));
+    }
+    for inst in &config.institutions {
+        let store = open_store(config, inst)?;
+        let facts: Vec<LinkFacts> = config
+            .links_of(&inst.code)
+            .map(|l| LinkFacts {
+                name: l.name.clone(),
+                manager: l.manager.to_string(),
+                distributor: l.distributor.to_string(),
+                login: l.login.clone(),
+            })
+            .collect();
+        let findings = store.read(|conn| {
+            Ok::<_, crate::store::StoreError>(setup::check(conn, inst.role, &facts))
+        })?;
+        report
+            .institutions
+            .push((inst.code.to_string(), inst.role, findings));
+    }
+    Ok(report)
+}
+
+/// An SFTP link's local prerequisites, checked before any connection: the
+/// key (or password) file is private and regular, and `known_hosts` names
+/// the server (stxd never adds a host key).
+fn sftp_findings(link: &Link) -> Vec<Finding> {
+    let Some(ep) = transport::sftp::Endpoint::of(link) else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let mut error = |object: &str, problem: String, fix: &str| {
+        found.push(Finding {
+            severity: Severity::Error,
+            object: format!("link {} {object}", link.name),
+            problem,
+            fix: fix.to_owned(),
+        })
+    };
+    let secret = match &ep.auth {
+        config::SftpAuth::KeyFile(p) | config::SftpAuth::PasswordFile(p) => p,
+    };
+    if let Err(problem) = transport::sftp::check_secret_file(secret) {
+        error(
+            "SFTP login",
+            problem,
+            "give stxd's user its own private key file, mode 600",
+        );
+    }
+    match std::fs::read_to_string(&ep.known_hosts) {
+        Err(e) => error(
+            "known_hosts",
+            format!("cannot read {}: {e}", ep.known_hosts.display()),
+            "write the server's host key there (ssh-keyscan, then compare the fingerprint with the peer's admin)",
+        ),
+        Ok(text) if transport::sftp::pinned_algorithms(&text, &ep.host, ep.port).is_none() => {
+            error(
+                "known_hosts",
+                format!(
+                    "{} holds no key for {}",
+                    ep.known_hosts.display(),
+                    ep.address()
+                ),
+                "add the server's host key (ssh-keyscan -p PORT HOST), checked with the peer's admin",
+            )
+        }
+        Ok(_) => {}
+    }
+    found
+}

@@ -1,0 +1,243 @@
+//! The files waiting in a link's folders and their processing: the
+//! complete pairs of a folder in apply order, the folders to list, the
+//! one-shot pipeline over a list of files (`stxd process`, `stxd resume`,
+//! the daemon's listings and jobs), and the files held back for their
+//! kind's apply window.
+
+use std::path::{Path, PathBuf};
+
+use super::{AppError, open_side, require_secret};
+use crate::config::{self, Config};
+use crate::exchange::FileName;
+use crate::format::envelope;
+use crate::format::{Kind, Limits};
+use crate::inbound::{self, InboundError};
+
+/// The manifest of a Fichier SecuTix file, given the manifest or its
+/// payload (any other path is returned as it is, for claim to refuse).
+pub fn manifest_path_of(file: &Path) -> PathBuf {
+    match file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| FileName::parse(n).ok())
+    {
+        Some(name) => file.with_file_name(name.to_manifest().to_string()),
+        None => file.to_owned(),
+    }
+}
+
+/// The complete pairs waiting in a folder (manifests present), in the order
+/// they must apply: by kind, then sequence. Dot-names and temporary names are
+/// never listed; only names following the manifest pattern are.
+pub fn waiting_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut found: Vec<((Kind, u64), PathBuf)> = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if name.starts_with('.') {
+            continue;
+        }
+        match FileName::parse_manifest(&name) {
+            Ok(n) => found.push(((n.kind, n.sequence), entry.path())),
+            Err(problem) if name.ends_with(envelope::MANIFEST_EXT) => {
+                misnamed(&entry.path(), &problem.to_string())
+            }
+            // Anything else (a payload, a temporary name) is not ours to take.
+            Err(_) => {}
+        }
+    }
+    found.sort();
+    Ok(found.into_iter().map(|(_, p)| p).collect())
+}
+
+/// Warns, once per process and path, about a `.stx` entry whose name is not
+/// a manifest name (a leading `-`, `..`, another link pattern): it is never
+/// taken, never read and never moved; ops rename or remove it.
+fn misnamed(path: &Path, problem: &str) {
+    use std::collections::HashSet;
+    use std::sync::{Mutex, PoisonError};
+    static WARNED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let mut warned = WARNED.lock().unwrap_or_else(PoisonError::into_inner);
+    let warned = warned.get_or_insert_with(HashSet::new);
+    if warned.len() > 1024 {
+        // Forget the entries that left their folder, so the set stays small.
+        warned.retain(|p| std::fs::symlink_metadata(p).is_ok());
+    }
+    if warned.insert(path.to_owned()) {
+        warn!(
+            file = %inbound::claim::display_name(path),
+            folder = %path.parent().map(|d| d.display().to_string()).unwrap_or_default(),
+            problem,
+            "entry ignored: not a manifest name; it is never taken, rename or remove it"
+        );
+    }
+}
+
+/// One file handled by [`process_files`].
+#[derive(Debug)]
+pub struct Handled {
+    pub institution: String,
+    pub file: PathBuf,
+    pub processed: Result<inbound::Processed, InboundError>,
+}
+
+/// Processes Fichier SecuTix files through the inbound stages. Each file is
+/// given to the institution of this config that receives it on the link its
+/// manifest names.
+pub fn process_files(config: &Config, files: &[PathBuf]) -> Result<Vec<Handled>, AppError> {
+    process_files_until(config, files, &|| false)
+}
+
+/// [`process_files`], stopping between two files once `stop` says so (a
+/// daemon shutting down): the files not reached stay where they are.
+pub fn process_files_until(
+    config: &Config,
+    files: &[PathBuf],
+    stop: &dyn Fn() -> bool,
+) -> Result<Vec<Handled>, AppError> {
+    let limits = Limits::default();
+    let mut handled = Vec::new();
+    for file in files {
+        if stop() {
+            break;
+        }
+        let manifest = manifest_path_of(file);
+        let name = inbound::claim::display_name(&manifest);
+        let FileName {
+            link: link_name,
+            kind,
+            ..
+        } = FileName::parse_manifest(&name).map_err(|problem| AppError::NotAManifest {
+            file: manifest.clone(),
+            problem,
+        })?;
+        let link = config
+            .link(&link_name)
+            .ok_or_else(|| AppError::LinkNotConfigured {
+                file: name.clone(),
+                link: link_name.clone(),
+            })?;
+        let side = kind.sender().peer();
+        let (link, inst, mut store) = open_side(config, &link.name, side)?;
+        let secret = require_secret(link)?;
+        let processed = inbound::process(&mut store, link, side, &secret, &manifest, &limits);
+        handled.push(Handled {
+            institution: inst.code.to_string(),
+            file: manifest,
+            processed,
+        });
+    }
+    Ok(handled)
+}
+
+/// The inboxes (or, for `resume`, the parked folders) of every side of
+/// `link` (or of every link) served by this config.
+pub fn folders_to_scan(
+    config: &Config,
+    link: Option<&str>,
+    pick: impl Fn(&config::Folders) -> PathBuf,
+) -> Result<Vec<PathBuf>, AppError> {
+    if let Some(name) = link {
+        config.require_link(name).map_err(AppError::UnknownLink)?;
+    }
+    Ok(config
+        .served(link)
+        .map(|(l, _, side)| pick(&l.folders(side)))
+        .collect())
+}
+
+/// Every complete file waiting in the scanned folders, in apply order.
+pub fn scan(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, AppError> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        files.extend(waiting_files(dir).map_err(|source| AppError::List {
+            dir: dir.clone(),
+            source,
+        })?);
+    }
+    Ok(files)
+}
+
+/// Retries the parked files of `link` (or of every link), in sequence
+/// order: called by `stxd resume` and after mappings are filled.
+pub fn resume(config: &Config, link: Option<&str>) -> Result<Vec<Handled>, AppError> {
+    let dirs = folders_to_scan(config, link, |f| f.parked.clone())?;
+    process_files(config, &scan(&dirs)?)
+}
+
+/// A file held in its folder until the next apply window of its kind on its
+/// link (`[[schedule]] job = "apply-<kind>"`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WindowHeld {
+    pub file: PathBuf,
+    pub link: String,
+    pub kind: Kind,
+    /// When the window opens next (`None`: its schedule never fires again;
+    /// only a trigger opens it).
+    pub next: Option<time::OffsetDateTime>,
+}
+
+impl WindowHeld {
+    /// The reason, for logs: names the window and its next time.
+    pub fn reason(&self) -> String {
+        let job = crate::schedule::Job::Apply(self.kind);
+        match self.next {
+            Some(at) => format!(
+                "waits for the apply window {job}, next at {}, on link {} (or drop the trigger {job} in the link's control folder)",
+                crate::store::format_timestamp(at),
+                self.link
+            ),
+            None => format!(
+                "waits for the apply window {job} of link {}, which does not fire again: drop the trigger {job} in the link's control folder",
+                self.link
+            ),
+        }
+    }
+}
+
+/// Splits listed files into those to process now and those held for an
+/// apply window. The daemon and a `poll` job hold; `stxd process` does not
+/// call this (ops forcing a file apply it at once). A file whose archive move
+/// a crash cut is never held: finishing that move applies nothing, and a
+/// pair must not stay split until the window opens.
+pub fn split_by_window(
+    config: &Config,
+    files: Vec<PathBuf>,
+    now: time::OffsetDateTime,
+) -> (Vec<PathBuf>, Vec<WindowHeld>) {
+    let mut ready = Vec::new();
+    let mut held = Vec::new();
+    let unfinished = |file: &Path, link: &str, kind: Kind| {
+        config.link(link).is_some_and(|l| {
+            let folders = l.folders(kind.sender().peer());
+            inbound::recover::unfinished(&inbound::archive::Pair::of(file), &folders)
+        })
+    };
+    for file in files {
+        let name = inbound::claim::display_name(&file);
+        match FileName::parse_manifest(&name) {
+            Ok(FileName { link, kind, .. }) => {
+                match crate::schedule::apply_window(&config.schedules, &link, kind, now) {
+                    Some(_) if unfinished(&file, &link, kind) => ready.push(file),
+                    Some(next) => held.push(WindowHeld {
+                        file,
+                        link,
+                        kind,
+                        next,
+                    }),
+                    None => ready.push(file),
+                }
+            }
+            // Refused later with its reason by the inbound stages.
+            Err(_) => ready.push(file),
+        }
+    }
+    (ready, held)
+}

@@ -1,0 +1,154 @@
+//! The bookkeeping that keeps the daemon's log readable: a file that stays
+//! in its folder (failing, parked, held, waiting for its apply window) is
+//! logged when it enters that state, then only at debug level while it
+//! stays in it; a file held for a sequence gap is warned about once, and
+//! logged as an error once more past `[daemon] gap_alert_minutes`. Pure
+//! bookkeeping: the clock is the caller's, and [`super::report`] writes the
+//! lines.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use time::OffsetDateTime;
+
+/// The state a file was last logged in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Logged {
+    /// Not processed (I/O, a busy store): retried at the next listing.
+    Failed,
+    /// Parked, waiting for mappings.
+    Parked,
+    /// Held in the inbox (a gap, a kind not handled…).
+    Held,
+    /// Held until its apply window.
+    Window,
+}
+
+/// What the daemon remembers of the files it logged, across listings.
+#[derive(Debug, Default)]
+pub(super) struct LogOnce {
+    /// The last state logged per file, so a file held in the inbox is
+    /// reported once, not at every listing.
+    logged: HashMap<PathBuf, Logged>,
+    /// Files held for a sequence gap: since when, and whether the error
+    /// past `[daemon] gap_alert_minutes` was logged.
+    gaps: HashMap<PathBuf, Gap>,
+}
+
+impl LogOnce {
+    /// Records that `file` is now in `state`; `true` when it was already
+    /// logged in that state (say it again at debug level only).
+    pub(super) fn again(&mut self, file: &Path, state: Logged) -> bool {
+        self.logged.insert(file.to_owned(), state) == Some(state)
+    }
+
+    /// Forgets the state of `file`: it left its folder's waiting states
+    /// (applied, rejected).
+    pub(super) fn forget(&mut self, file: &Path) {
+        self.logged.remove(file);
+    }
+
+    /// Forgets that `file` was held for a gap: it no longer is.
+    pub(super) fn gap_closed(&mut self, file: &Path) {
+        self.gaps.remove(file);
+    }
+
+    /// Tracks `file`, held for a gap at `now`; says how to log it.
+    pub(super) fn gap(
+        &mut self,
+        file: &Path,
+        now: OffsetDateTime,
+        alert_after: time::Duration,
+    ) -> GapLog {
+        watch_gap(&mut self.gaps, file, now, alert_after)
+    }
+
+    /// Forgets the files that left the folders, so the maps stay small.
+    pub(super) fn retain_present(&mut self) {
+        self.logged.retain(|file, _| file.exists());
+        self.gaps.retain(|file, _| file.exists());
+    }
+}
+
+/// A file held for a sequence gap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Gap {
+    since: OffsetDateTime,
+    alerted: bool,
+}
+
+/// How to log a file held for a sequence gap this time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum GapLog {
+    /// First seen: a warning.
+    First,
+    /// Held longer than the alert delay, for the first time: an error.
+    Alert { since: OffsetDateTime },
+    /// Already reported.
+    Quiet,
+}
+
+/// Tracks a file held for a gap at `now`; says how to log it. Pure: the
+/// clock is the caller's.
+fn watch_gap(
+    gaps: &mut HashMap<PathBuf, Gap>,
+    file: &Path,
+    now: OffsetDateTime,
+    alert_after: time::Duration,
+) -> GapLog {
+    match gaps.get_mut(file) {
+        None => {
+            gaps.insert(
+                file.to_owned(),
+                Gap {
+                    since: now,
+                    alerted: false,
+                },
+            );
+            GapLog::First
+        }
+        Some(gap) if !gap.alerted && now - gap.since >= alert_after => {
+            gap.alerted = true;
+            GapLog::Alert { since: gap.since }
+        }
+        Some(_) => GapLog::Quiet,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_is_warned_once_then_alerted_once_past_the_delay() {
+        use time::macros::datetime;
+        let mut gaps = HashMap::new();
+        let file = Path::new("in/opera-tourism.CATALOGUE.00000003.stx");
+        let t0 = datetime!(2026-11-28 10:00:00 UTC);
+        let after = time::Duration::minutes(30);
+        assert_eq!(watch_gap(&mut gaps, file, t0, after), GapLog::First);
+        let t = t0 + time::Duration::minutes(29);
+        assert_eq!(watch_gap(&mut gaps, file, t, after), GapLog::Quiet);
+        let t = t0 + time::Duration::minutes(30);
+        assert_eq!(
+            watch_gap(&mut gaps, file, t, after),
+            GapLog::Alert { since: t0 }
+        );
+        let t = t0 + time::Duration::hours(5);
+        assert_eq!(watch_gap(&mut gaps, file, t, after), GapLog::Quiet);
+        // Another file has its own clock.
+        let other = Path::new("in/opera-tourism.CATALOGUE.00000004.stx");
+        assert_eq!(watch_gap(&mut gaps, other, t, after), GapLog::First);
+    }
+
+    #[test]
+    fn a_file_is_logged_again_only_in_another_state() {
+        let mut log = LogOnce::default();
+        let file = Path::new("in/opera-tourism.SALES.00000002.stx");
+        assert!(!log.again(file, Logged::Held));
+        assert!(log.again(file, Logged::Held));
+        assert!(!log.again(file, Logged::Failed), "a new state is logged");
+        log.forget(file);
+        assert!(!log.again(file, Logged::Failed), "forgotten: logged anew");
+    }
+}

@@ -1,0 +1,560 @@
+//! The [`Daemon`]: everything its loop keeps between two steps, and one
+//! method per step. Each turn of the loop queues the schedules that fired
+//! and the trigger files found, hands the next item to the worker when it
+//! is free, then waits for one [`Event`] (an intent, the periodic tick, a
+//! folder event, the watchdog, the item in hand finished…) and acts on it.
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio::task::{JoinError, JoinHandle};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+
+use super::control::{self, Control};
+use super::scan::ScanState;
+use super::watch::{DEBOUNCE, Watcher};
+use super::work::{self, Origin, Work};
+use super::{DaemonError, Exit, Intent};
+use crate::app;
+use crate::config::{self, Config};
+use crate::schedule::{Job, Schedules};
+use crate::state_lock::StateLock;
+use crate::systemd::Notifier;
+
+/// The item in the worker's hands.
+struct InHand {
+    work: Work,
+    handle: JoinHandle<ScanState>,
+}
+
+/// What the next listing should do, asked for since the last one.
+#[derive(Debug, Clone, Copy)]
+struct Wanted {
+    /// A listing of the inboxes.
+    scan: bool,
+    /// The parked folders retried too (the config changed).
+    resume: bool,
+    /// The control folders listed for trigger files.
+    triggers: bool,
+}
+
+/// What woke the loop.
+enum Event {
+    Intent(Option<Intent>),
+    /// The periodic listing is due (`[daemon] scan_seconds`).
+    Tick,
+    /// systemd expects a keep-alive.
+    Watchdog,
+    /// A watched folder changed: a listing soon, once events settle.
+    FolderChanged,
+    /// Folder events settled.
+    Debounced,
+    /// A schedule may fire now (or a minute passed).
+    Wake,
+    /// The item in hand finished.
+    Done(Result<ScanState, JoinError>),
+}
+
+/// The running daemon: what its loop keeps from one step to the next.
+pub(super) struct Daemon {
+    config: Arc<Config>,
+    config_path: Option<PathBuf>,
+    intents: mpsc::UnboundedReceiver<Intent>,
+    /// Folder events, each only asking for a listing.
+    kick: mpsc::Receiver<()>,
+    watcher: Watcher,
+    schedules: Schedules,
+    /// The periodic listing.
+    tick: Interval,
+    /// systemd: READY=1 once the first listing (recovery) is done;
+    /// STOPPING=1; WATCHDOG=1 from this loop.
+    sd: Notifier,
+    sd_ready: bool,
+    sd_watchdog: Option<Interval>,
+    /// Set on a stop: the worker stops between two files.
+    stop: Arc<AtomicBool>,
+    /// The listings' state, in the worker's hands while an item runs.
+    state: ScanState,
+    control: Control,
+    queue: VecDeque<Work>,
+    in_hand: Option<InHand>,
+    wanted: Wanted,
+    last_was_job: bool,
+    /// When gathered folder events ask for their listing.
+    debounce: Option<Instant>,
+    /// Held until the daemon ends.
+    _lock: StateLock,
+}
+
+impl Daemon {
+    /// Locks the state directory, opens (and on first start bootstraps)
+    /// every store, checks the links' secrets and watches the folders.
+    pub(super) fn start(
+        config: Config,
+        config_path: Option<PathBuf>,
+        intents: mpsc::UnboundedReceiver<Intent>,
+    ) -> Result<Daemon, DaemonError> {
+        let lock = crate::state_lock::lock(&config.state_dir)?;
+        let sd = Notifier::from_env();
+        let sd_watchdog = crate::systemd::watchdog_timer(&sd);
+        sd.status("starting: opening the stores and listing the inboxes");
+        for inst in &config.institutions {
+            app::open_store(&config, inst)?;
+        }
+        for link in &config.links {
+            // Generated here on first start when the config allows it.
+            if let Err(e) = app::link_secret(link) {
+                error!(link = %link.name, error = %e, "the link's files cannot be verified or signed until its secret is fixed");
+            }
+        }
+        let config = Arc::new(config);
+        let (kick_tx, kick) = mpsc::channel::<()>(1);
+        let mut watcher = Watcher::new(kick_tx)?;
+        watcher.watch(&config)?;
+        let schedules = Schedules::new(&config.schedules, OffsetDateTime::now_utc());
+        // Started: the stores are open and the folders watched. "ready" is
+        // logged once the first listing has recovered what a previous run left.
+        info!(
+            state_dir = %config.state_dir.display(),
+            lock = %lock.path().display(),
+            institutions = config.institutions.len(),
+            links = config.links.len(),
+            schedules = config.schedules.len(),
+            scan_seconds = config.daemon.scan_seconds,
+            pid = std::process::id(),
+            "started: stores open, folders watched; first listing running"
+        );
+        Ok(Daemon {
+            tick: new_interval(config.daemon.scan_seconds),
+            config,
+            config_path,
+            intents,
+            kick,
+            watcher,
+            schedules,
+            sd,
+            sd_ready: false,
+            sd_watchdog,
+            stop: Arc::new(AtomicBool::new(false)),
+            state: ScanState::default(),
+            control: Control::default(),
+            queue: VecDeque::new(),
+            in_hand: None,
+            wanted: Wanted {
+                scan: true,
+                resume: false,
+                triggers: true,
+            },
+            last_was_job: false,
+            debounce: None,
+            _lock: lock,
+        })
+    }
+
+    /// Serves the work queue until a stop; how the daemon ended. The state
+    /// lock is released when this returns.
+    pub(super) async fn serve(mut self) -> Exit {
+        loop {
+            self.queue_due();
+            if std::mem::take(&mut self.wanted.triggers) {
+                self.take_triggers().await;
+            }
+            if self.in_hand.is_none() {
+                self.next_work();
+            }
+            let event = self.next_event().await;
+            if let Some(exit) = self.on_event(event).await {
+                return exit;
+            }
+        }
+    }
+
+    /// Queues the jobs whose schedule fired, unless the same job is queued
+    /// or running (then the fire is skipped, not replayed).
+    fn queue_due(&mut self) {
+        let now = OffsetDateTime::now_utc();
+        let (in_hand, queue) = (&self.in_hand, &self.queue);
+        let fired = self.schedules.due(now, |link, job| {
+            in_hand.as_ref().is_some_and(|h| h.work.is_job(link, job))
+                || queue.iter().any(|w| w.is_job(link, job))
+        });
+        for skipped in fired.skipped {
+            info!(link = %skipped.link, job = %skipped.job, "scheduled run skipped: the same job is still queued or running");
+        }
+        for due in fired.due {
+            debug!(link = %due.link, job = %due.job, "schedule fired");
+            self.queue.push_back(Work::Job {
+                link: due.link,
+                job: due.job,
+                origin: Origin::Schedule,
+            });
+        }
+    }
+
+    /// Takes the trigger files of every control folder (on a blocking
+    /// thread) and queues their jobs.
+    async fn take_triggers(&mut self) {
+        let busy: Vec<(String, Job)> = self
+            .in_hand
+            .iter()
+            .map(|h| &h.work)
+            .chain(self.queue.iter())
+            .filter_map(|w| match w {
+                Work::Job { link, job, .. } => Some((link.clone(), *job)),
+                Work::Scan => None,
+            })
+            .collect();
+        let (cfg, ctl) = (self.config.clone(), std::mem::take(&mut self.control));
+        match tokio::task::spawn_blocking(move || control::take_triggers(&cfg, &busy, ctl)).await {
+            Ok((ctl, taken)) => {
+                self.control = ctl;
+                self.queue
+                    .extend(taken.into_iter().map(|(link, job)| Work::Job {
+                        link,
+                        job,
+                        origin: Origin::Trigger,
+                    }));
+            }
+            Err(e) => {
+                error!(error = %e, "listing the control folders failed; the next listing retries")
+            }
+        }
+    }
+
+    /// Hands the next item to the worker. Recovery (the first listing)
+    /// comes before any job, and a listing wanted takes its turn after each
+    /// job, so a busy schedule never starves the inboxes.
+    fn next_work(&mut self) {
+        let scan_first = self.wanted.scan && (!self.sd_ready || self.last_was_job);
+        let next = if scan_first {
+            None
+        } else {
+            self.queue.pop_front()
+        }
+        .or_else(|| std::mem::take(&mut self.wanted.scan).then_some(Work::Scan));
+        let Some(work) = next else {
+            return;
+        };
+        self.last_was_job = !work.is_scan();
+        self.state.resume_parked |= std::mem::take(&mut self.wanted.resume);
+        let (config, stop, prior) = (
+            self.config.clone(),
+            self.stop.clone(),
+            std::mem::take(&mut self.state),
+        );
+        let item = work.clone();
+        let handle = tokio::task::spawn_blocking(move || {
+            work::serve(&config, &stop, prior, &item, OffsetDateTime::now_utc())
+        });
+        self.in_hand = Some(InHand { work, handle });
+    }
+
+    /// How long until a schedule may fire: at most a minute, so a change of
+    /// the wall clock is noticed; `None` without schedules.
+    fn wake(&self) -> Option<Duration> {
+        self.schedules.next_wake().map(|at| {
+            let left = at - OffsetDateTime::now_utc();
+            Duration::try_from(left)
+                .unwrap_or(Duration::ZERO)
+                .min(Duration::from_secs(60))
+        })
+    }
+
+    /// Waits for what happens next.
+    async fn next_event(&mut self) -> Event {
+        let wake = self.wake();
+        tokio::select! {
+            intent = self.intents.recv() => Event::Intent(intent),
+            _ = self.tick.tick() => Event::Tick,
+            _ = crate::systemd::next_tick(&mut self.sd_watchdog) => Event::Watchdog,
+            Some(()) = self.kick.recv() => Event::FolderChanged,
+            _ = sleep_until(self.debounce), if self.debounce.is_some() => Event::Debounced,
+            _ = tokio::time::sleep(wake.unwrap_or(Duration::ZERO)), if wake.is_some() => Event::Wake,
+            done = wait(&mut self.in_hand), if self.in_hand.is_some() => Event::Done(done),
+        }
+    }
+
+    /// Acts on an event; `Some` when the daemon ends.
+    async fn on_event(&mut self, event: Event) -> Option<Exit> {
+        match event {
+            Event::Intent(Some(Intent::Reload)) => self.on_reload(),
+            Event::Intent(Some(Intent::Quit)) => return Some(self.on_quit()),
+            Event::Intent(Some(Intent::Shutdown) | None) => return Some(self.on_shutdown().await),
+            Event::Tick => self.want_listing(),
+            Event::Debounced => {
+                self.debounce = None;
+                self.want_listing();
+            }
+            Event::Watchdog => self.sd.watchdog(),
+            Event::FolderChanged => {
+                self.debounce
+                    .get_or_insert_with(|| Instant::now() + DEBOUNCE);
+            }
+            Event::Wake => {}
+            Event::Done(done) => self.on_done(done),
+        }
+        None
+    }
+
+    /// Reads the config file again; on success, applies it (listing pace,
+    /// schedules, watched folders) and asks for a full listing.
+    fn on_reload(&mut self) {
+        if self.sd_ready {
+            self.sd.reloading();
+        }
+        if let Some(new) = reload(&self.config, self.config_path.as_deref()) {
+            if new.daemon.scan_seconds != self.config.daemon.scan_seconds {
+                self.tick = new_interval(new.daemon.scan_seconds);
+            }
+            if new.schedules != self.config.schedules {
+                self.schedules = Schedules::new(&new.schedules, OffsetDateTime::now_utc());
+            }
+            self.config = Arc::new(new);
+            if let Err(e) = self.watcher.watch(&self.config) {
+                error!(error = %app::chain(&e), "cannot watch the folders of the new config; the periodic listing still runs");
+            }
+            // The scan state may be in the worker now: the next item takes
+            // this flag.
+            self.wanted = Wanted {
+                scan: true,
+                resume: true,
+                triggers: true,
+            };
+        }
+        if self.sd_ready {
+            // Not before recovery.
+            self.sd.ready(&crate::systemd::summary(&self.config));
+        }
+    }
+
+    /// A quit: ends at once, the item in hand (if any) rolled back when the
+    /// process ends.
+    fn on_quit(&mut self) -> Exit {
+        self.sd.stopping("quitting now");
+        warn!(work_in_hand = %self.in_hand_label(),
+            "quitting now: the file in hand, if any, is rolled back");
+        control::left_taken(
+            self.in_hand
+                .iter()
+                .map(|h| &h.work)
+                .chain(self.queue.iter()),
+        );
+        Exit::Quit
+    }
+
+    /// A shutdown: no new work; the item in hand gets the shutdown grace
+    /// (a quit during it ends at once).
+    async fn on_shutdown(&mut self) -> Exit {
+        self.sd.stopping("stopping: finishing the work in hand");
+        self.stop.store(true, Ordering::SeqCst);
+        let abandoned: Vec<String> = self.queue.iter().map(Work::label).collect();
+        // "none" rather than an empty field an operator cannot read.
+        info!(
+            work_in_hand = %self.in_hand_label(),
+            not_started = %if abandoned.is_empty() { "none".to_owned() } else { abandoned.join(", ") },
+            "stopping: no new work is taken"
+        );
+        control::left_taken(self.queue.iter());
+        if let Some(hand) = self.in_hand.take() {
+            let grace_seconds = self.config.daemon.shutdown_grace_seconds;
+            let grace = Duration::from_secs(grace_seconds);
+            match finish_in_hand(hand.handle, grace, &mut self.intents).await {
+                Finish::Done => {}
+                Finish::GraceElapsed => {
+                    warn!(
+                        work = %hand.work.label(),
+                        grace_seconds,
+                        "shutdown grace elapsed: the work in hand is abandoned; its uncommitted transaction is rolled back when the process ends"
+                    );
+                    control::left_taken(std::iter::once(&hand.work));
+                }
+                Finish::Quit => {
+                    warn!(work = %hand.work.label(), "second stop signal: quitting now; the file in hand is rolled back");
+                    control::left_taken(std::iter::once(&hand.work));
+                    return Exit::Quit;
+                }
+            }
+        }
+        info!("stopped");
+        Exit::Stopped
+    }
+
+    /// The item in hand finished: its state is the listings' again; the
+    /// first listing done makes the daemon ready; a job asks for a listing.
+    fn on_done(&mut self, done: Result<ScanState, JoinError>) {
+        let work = self.in_hand.take().map(|h| h.work);
+        match done {
+            Ok(next) => self.state = next,
+            Err(e) => {
+                error!(work = %work.as_ref().map(Work::label).unwrap_or_default(), error = %e,
+                "the work item failed; the next listing retries")
+            }
+        }
+        if matches!(work, Some(Work::Scan)) && !std::mem::replace(&mut self.sd_ready, true) {
+            info!(
+                systemd = self.sd.enabled(),
+                "first listing done: recovered, ready"
+            );
+            self.sd.ready(&crate::systemd::summary(&self.config));
+        }
+        // A job may have emptied or filled folders.
+        if !matches!(work, Some(Work::Scan) | None) {
+            self.wanted.scan = true;
+        }
+    }
+
+    /// A listing of the inboxes and the control folders, at the next turn.
+    fn want_listing(&mut self) {
+        self.wanted.scan = true;
+        self.wanted.triggers = true;
+    }
+
+    /// The item in hand in words ("none" when idle).
+    fn in_hand_label(&self) -> String {
+        self.in_hand
+            .as_ref()
+            .map_or_else(|| "none".to_owned(), |h| h.work.label())
+    }
+}
+
+/// How the item in hand ended after a stop signal.
+#[derive(Debug, PartialEq, Eq)]
+enum Finish {
+    Done,
+    GraceElapsed,
+    Quit,
+}
+
+/// Waits for the item in hand at most `grace`; a [`Intent::Quit`] ends the
+/// wait at once.
+async fn finish_in_hand<T>(
+    mut handle: JoinHandle<T>,
+    grace: Duration,
+    intents: &mut mpsc::UnboundedReceiver<Intent>,
+) -> Finish {
+    let deadline = tokio::time::sleep(grace);
+    tokio::pin!(deadline);
+    let mut open = true;
+    loop {
+        tokio::select! {
+            _ = &mut handle => return Finish::Done,
+            _ = &mut deadline => return Finish::GraceElapsed,
+            intent = intents.recv(), if open => match intent {
+                Some(Intent::Quit) => return Finish::Quit,
+                Some(_) => {}
+                None => open = false,
+            },
+        }
+    }
+}
+
+fn new_interval(secs: u64) -> Interval {
+    let period = Duration::from_secs(secs);
+    // The first listing runs at start; the interval's first tick is one period later.
+    let mut tick = tokio::time::interval_at(Instant::now() + period, period);
+    tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    tick
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn wait(in_hand: &mut Option<InHand>) -> Result<ScanState, JoinError> {
+    match in_hand {
+        Some(hand) => (&mut hand.handle).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the config file again. `None` (with the reason logged) keeps the
+/// running config.
+fn reload(running: &Config, path: Option<&Path>) -> Option<Config> {
+    let Some(path) = path else {
+        warn!("reload asked, but the daemon runs on the built-in config: nothing to read");
+        return None;
+    };
+    match config::load(path) {
+        Ok(new) if new.state_dir != running.state_dir => {
+            error!(
+                config = %path.display(),
+                running = %running.state_dir.display(),
+                new = %new.state_dir.display(),
+                "config not reloaded: state_dir cannot change while running (restart stxd); the running config is kept"
+            );
+            None
+        }
+        Ok(new) => {
+            info!(
+                config = %path.display(),
+                institutions = new.institutions.len(),
+                links = new.links.len(),
+                schedules = new.schedules.len(),
+                scan_seconds = new.daemon.scan_seconds,
+                "config reloaded"
+            );
+            Some(new)
+        }
+        Err(e) => {
+            let problems: Vec<String> = e.errors.iter().map(ToString::to_string).collect();
+            error!(
+                config = %path.display(),
+                problems = %problems.join("; "),
+                "config not reloaded: the file is invalid; the running config is kept"
+            );
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An item that runs until the test releases it. A task rather than a
+    /// blocking thread: tokio does not advance paused time while a
+    /// `spawn_blocking` task runs.
+    fn long_item() -> (
+        tokio::task::JoinHandle<()>,
+        tokio::sync::oneshot::Sender<()>,
+    ) {
+        let (release, wait) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let _ = wait.await;
+        });
+        (handle, release)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_grace_abandons_a_long_item_when_it_elapses() {
+        let (handle, release) = long_item();
+        let (_tx, mut rx) = mpsc::unbounded_channel();
+        let finish = finish_in_hand(handle, Duration::from_secs(30), &mut rx).await;
+        assert_eq!(finish, Finish::GraceElapsed);
+        let _ = release.send(());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_grace_waits_for_an_item_that_finishes_and_a_quit_ends_it() {
+        let (handle, release) = long_item();
+        let _ = release.send(());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let finish = finish_in_hand(handle, Duration::from_secs(3600), &mut rx).await;
+        assert_eq!(finish, Finish::Done);
+
+        let (handle, release) = long_item();
+        tx.send(Intent::Reload).unwrap();
+        tx.send(Intent::Quit).unwrap();
+        let finish = finish_in_hand(handle, Duration::from_secs(3600), &mut rx).await;
+        assert_eq!(finish, Finish::Quit);
+        let _ = release.send(());
+    }
+}

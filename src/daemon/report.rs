@@ -1,0 +1,227 @@
+//! What the daemon logs about the work done, at the level of what ops must
+//! do: error when someone must act (a rejected file, a failed export, a
+//! gap held too long), warn when something waits for a person (a parked
+//! file, a held one), info for progress, debug for a state logged already
+//! ([`LogOnce`] remembers which).
+
+use time::OffsetDateTime;
+
+use super::log_once::{GapLog, LogOnce, Logged};
+use crate::app;
+use crate::config::Config;
+use crate::inbound::apply::Outcome;
+use crate::inbound::claim::display_name;
+use crate::outbound::export::ExportError;
+
+/// Logs what a job did.
+pub(super) fn job_done(
+    config: &Config,
+    done: &app::JobDone,
+    log: &mut LogOnce,
+    now: OffsetDateTime,
+) {
+    match done {
+        app::JobDone::Exported(done) => {
+            let m = &done.manifest;
+            info!(file = %m.manifest_name(), sequence = m.sequence, records = m.records,
+                run = done.run_id, excluded = done.report.excluded.len(), "job done: file exported");
+        }
+        app::JobDone::Refused(e) => refused(e),
+        app::JobDone::Files {
+            polled,
+            handled: files,
+            held,
+        } => {
+            if let Some(report) = polled {
+                self::polled(report);
+            }
+            for h in files {
+                handled(config, h, log, now);
+            }
+            window_held(held, log);
+            info!(
+                files = files.len(),
+                waiting_for_window = held.len(),
+                "job done"
+            );
+        }
+    }
+}
+
+/// Logs an export refused: nothing new to send is routine (debug), nothing
+/// to sell is an answer (info), a failure of the machinery needs someone
+/// (error), any other refusal asks for a fix of the setup or data (warn).
+fn refused(e: &ExportError) {
+    if e.is_nothing_to_send() {
+        debug!(code = e.code(), reason = %e, "job done: nothing new to export")
+    } else if e.is_nothing_to_sell() {
+        info!(code = e.code(), reason = %e, run = e.run_id, "job done: nothing to export")
+    } else if e.is_failure() {
+        error!(code = e.code(), reason = %e, run = e.run_id, "job failed: export refused")
+    } else {
+        warn!(code = e.code(), reason = %e, run = e.run_id, "job done: export refused")
+    }
+}
+
+/// Logs a share's sync: info when files moved, warn for an alert (a final
+/// name already holding other bytes: someone must look), error for a
+/// failure (debug while the backoff defers the next try).
+pub(super) fn polled(report: &app::PollReport) {
+    for side in &report.sides {
+        let (link, institution) = (&report.link, &side.institution);
+        match &side.synced {
+            app::Synced::Moved(m) => {
+                if !m.pushed.is_empty() || !m.pulled.is_empty() {
+                    info!(%link, %institution, pushed = %m.pushed.join(", "), pulled = %m.pulled.join(", "),
+                        "share synced");
+                }
+                for alert in &m.alerts {
+                    warn!(%link, %institution, alert = %alert, "share: file left in place");
+                }
+            }
+            app::Synced::Deferred(d) => {
+                debug!(%link, %institution, retry_in_seconds = d.as_secs(), "share not retried yet (backoff)")
+            }
+            app::Synced::Failed(e) => {
+                error!(%link, %institution, permanent = e.is_permanent(), error = %e,
+                "share not synced: the next poll retries after a backoff")
+            }
+        }
+    }
+}
+
+/// Logs files held for an apply window: once per file, at info (nothing to
+/// do, the window opens by itself).
+pub(super) fn window_held(held: &[app::WindowHeld], log: &mut LogOnce) {
+    for w in held {
+        let file = display_name(&w.file);
+        if !log.again(&w.file, Logged::Window) {
+            info!(%file, link = %w.link, state = "held", code = "apply-window", reason = %w.reason(),
+                "file held until its apply window");
+        }
+    }
+}
+
+/// Whether a handled file was applied.
+pub(super) fn applied(h: &app::Handled) -> bool {
+    matches!(&h.processed, Ok(p) if matches!(p.outcome, Ok(Outcome::Applied { .. })))
+}
+
+/// Logs one handled file: error for a rejected one (someone must act), warn
+/// for parked or held, info for applied. A file held again in the same state
+/// is logged at debug only; one held for a sequence gap longer than
+/// `[daemon] gap_alert_minutes` is logged once more, at error level.
+pub(super) fn handled(config: &Config, h: &app::Handled, log: &mut LogOnce, now: OffsetDateTime) {
+    let gap =
+        matches!(&h.processed, Ok(p) if p.outcome.as_ref().is_ok_and(Outcome::is_sequence_gap));
+    if !gap {
+        log.gap_closed(&h.file);
+    }
+    let file = display_name(&h.file);
+    let institution = h.institution.as_str();
+    let p = match &h.processed {
+        Ok(p) => p,
+        Err(e) => {
+            // Transient (I/O, a busy store): the file stays where it is.
+            if log.again(&h.file, Logged::Failed) {
+                debug!(%file, institution, state = "failed", error = %e, "file still failing");
+            } else {
+                error!(%file, institution, state = "failed", error = %e, code = e.code(),
+                    "file not processed: it stays in place and the next listing retries");
+            }
+            return;
+        }
+    };
+    match &p.outcome {
+        Ok(Outcome::Applied { run, .. }) => {
+            log.forget(&h.file);
+            info!(%file, institution, state = "applied", run, "file applied");
+        }
+        Ok(Outcome::AlreadyApplied { sequence }) => {
+            log.forget(&h.file);
+            info!(%file, institution, state = "already-applied", sequence, "file already applied: archived again");
+        }
+        Ok(Outcome::Parked { run, missing }) => {
+            let pending: Vec<String> = missing
+                .iter()
+                .map(|m| format!("{} {} {}", m.kind, m.manager_id, m.code))
+                .collect();
+            if log.again(&p.location, Logged::Parked) {
+                debug!(%file, institution, state = "parked", run, "file still parked");
+            } else {
+                warn!(%file, institution, state = "parked", run, missing = %pending.join(", "),
+                    "file parked: mappings pending (stxd mapping list --pending)");
+            }
+        }
+        Ok(outcome @ Outcome::Held { .. }) => held(config, h, outcome, log, now),
+        Err(e) => {
+            log.forget(&h.file);
+            error!(%file, institution, state = "rejected", error = %e, code = e.code(),
+                location = %p.location.display(), "file rejected");
+        }
+    }
+}
+
+/// Logs a file held in the inbox: taken by another process (debug: nothing
+/// to do), held for a sequence gap (warned once, alerted once past the
+/// delay), or held for another reason (warned once).
+fn held(
+    config: &Config,
+    h: &app::Handled,
+    outcome: &Outcome,
+    log: &mut LogOnce,
+    now: OffsetDateTime,
+) {
+    let Outcome::Held { code, reason } = outcome else {
+        return;
+    };
+    let file = display_name(&h.file);
+    let institution = h.institution.as_str();
+    if outcome.is_taken() {
+        // Another process is finishing it: nothing for ops to do.
+        debug!(%file, institution, state = "held", code, "file taken by another stxd process");
+    } else if outcome.is_sequence_gap() {
+        log.again(&h.file, Logged::Held);
+        let alert_after = time::Duration::minutes(
+            i64::try_from(config.daemon.gap_alert_minutes).unwrap_or(i64::MAX / 60),
+        );
+        match log.gap(&h.file, now, alert_after) {
+            GapLog::First => {
+                warn!(%file, institution, state = "held", code, reason = %reason,
+                    "file held in the inbox: an earlier file is missing")
+            }
+            GapLog::Alert { since } => gap_alert(config, &file, institution, reason, since),
+            GapLog::Quiet => {
+                debug!(%file, institution, state = "held", code, "file still held")
+            }
+        }
+    } else if log.again(&h.file, Logged::Held) {
+        debug!(%file, institution, state = "held", code, "file still held");
+    } else {
+        warn!(%file, institution, state = "held", code, reason = %reason, "file held in the inbox");
+    }
+}
+
+/// The error for a file held for a sequence gap past `[daemon]
+/// gap_alert_minutes`: which sequence the receiver waits for, which one
+/// came, since when.
+fn gap_alert(config: &Config, file: &str, institution: &str, reason: &str, since: OffsetDateTime) {
+    let parsed = crate::exchange::FileName::parse_manifest(file).ok();
+    let (link, kind, found) = match &parsed {
+        Some(n) => (n.link.as_str(), n.kind.as_str(), n.sequence),
+        None => ("", "", 0),
+    };
+    let expected = match &parsed {
+        Some(n) => match app::expected_sequence(config, &n.link, n.kind) {
+            Ok(n) => n.to_string(),
+            Err(e) => format!("unknown ({})", app::chain(&e)),
+        },
+        None => "unknown".to_owned(),
+    };
+    let since = since
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    error!(%file, institution, %link, kind, %expected, found, %since,
+        alert_minutes = config.daemon.gap_alert_minutes, reason = %reason,
+        "file held for a sequence gap too long: ask the sender for the missing file");
+}

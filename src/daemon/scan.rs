@@ -1,0 +1,167 @@
+//! One listing of every inbox (and, when worth it, of the parked folders):
+//! committed exports placed first, the SFTP shares of links without a
+//! `poll` schedule synced, then each complete file through the one-shot
+//! pipeline, stopping between two files when the daemon stops. What one
+//! listing hands to the next is a [`ScanState`].
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use time::OffsetDateTime;
+
+use super::log_once::LogOnce;
+use super::report;
+use crate::app;
+use crate::config::{self, Config};
+use crate::schedule::Job;
+
+/// What one scan hands to the next.
+#[derive(Debug, Default)]
+pub(super) struct ScanState {
+    /// Retry the parked files on the next scan.
+    pub(super) resume_parked: bool,
+    /// The stores' files as the last scan left them: a change made by
+    /// someone else (a CLI command filling mappings) makes parked files
+    /// worth retrying; retrying them unchanged would only log a new run.
+    stores: Vec<Fingerprint>,
+    /// The files logged in a waiting state, so each is reported once.
+    pub(super) log: LogOnce,
+    /// The SFTP sessions kept across polls, with their backoff.
+    pub(super) shares: app::Shares,
+    started: bool,
+}
+
+type Fingerprint = (PathBuf, Option<(SystemTime, u64)>);
+
+fn fingerprints(config: &Config) -> Vec<Fingerprint> {
+    let mut out = Vec::new();
+    for inst in &config.institutions {
+        let store = config.store_path(&inst.code);
+        for suffix in ["", "-wal"] {
+            let mut p = store.as_os_str().to_owned();
+            p.push(suffix);
+            let p = PathBuf::from(p);
+            let meta = std::fs::metadata(&p)
+                .ok()
+                .and_then(|m| Some((m.modified().ok()?, m.len())));
+            out.push((p, meta));
+        }
+    }
+    out
+}
+
+/// One listing of every inbox (and, when worth it, the parked folders),
+/// each file processed through the one-shot pipeline, stopping between
+/// files when asked to.
+pub(super) fn scan_once(
+    config: &Config,
+    stop: &AtomicBool,
+    mut state: ScanState,
+    now: OffsetDateTime,
+) -> ScanState {
+    debug!("listing the inboxes");
+    // Exports committed but not placed (a one-shot export killed after its
+    // commit, a placement that failed) go out before anything else.
+    for finished in app::finish_exports(config) {
+        match finished {
+            Ok(f) => {
+                info!(link = %f.link, kind = %f.kind, sequences = ?f.sequences, "committed export placed after an interruption")
+            }
+            Err(e) => {
+                error!(error = %app::chain(&e), "cannot place a committed export; the next listing retries")
+            }
+        }
+    }
+    sync_unscheduled_shares(config, stop, &mut state);
+    let stores = fingerprints(config);
+    let resume = !state.started || state.resume_parked || stores != state.stores;
+    state.started = true;
+    state.resume_parked = false;
+    let pass = |pick: fn(&config::Folders) -> PathBuf, what: &str, state: &mut ScanState| {
+        match app::folders_to_scan(config, None, pick).and_then(|dirs| app::scan(&dirs)) {
+            Ok(files) => process(config, stop, files, state, now),
+            Err(e) => {
+                error!(error = %app::chain(&e), "cannot list the {what}");
+                0
+            }
+        }
+    };
+    let parked = |f: &config::Folders| f.parked.clone();
+    if resume {
+        pass(parked, "parked folders", &mut state);
+    }
+    // A file applied now (a seat plan) may be what a parked one (a
+    // catalogue) was waiting for.
+    if pass(|f| f.inbox.clone(), "inboxes", &mut state) > 0 {
+        pass(parked, "parked folders", &mut state);
+    }
+    // Forget files that left the folders, so the maps stay small.
+    state.log.retain_present();
+    state.stores = fingerprints(config);
+    state
+}
+
+/// Syncs the SFTP shares of links without a `poll` schedule: they move
+/// files at every listing (a `poll` schedule sets another pace). Sessions
+/// are kept between listings; a failing share backs off.
+fn sync_unscheduled_shares(config: &Config, stop: &AtomicBool, state: &mut ScanState) {
+    state.shares.retain_links(config);
+    for link in &config.links {
+        let scheduled = config
+            .schedules
+            .iter()
+            .any(|e| e.link == link.name && e.job == Job::Poll);
+        if scheduled || !matches!(link.transport, config::Transport::Sftp { .. }) {
+            continue;
+        }
+        if stop.load(Ordering::SeqCst) {
+            return;
+        }
+        match app::poll_with(
+            config,
+            &link.name,
+            &mut state.shares,
+            std::time::Instant::now(),
+        ) {
+            Ok(polled) => report::polled(&polled),
+            Err(e) => error!(link = %link.name, error = %app::chain(&e), "share not synced"),
+        }
+    }
+}
+
+/// Processes `files` one at a time, stopping between two when asked to,
+/// except those of a kind waiting for an apply window; returns how many
+/// were applied.
+fn process(
+    config: &Config,
+    stop: &AtomicBool,
+    files: Vec<PathBuf>,
+    state: &mut ScanState,
+    now: OffsetDateTime,
+) -> usize {
+    let (files, held) = app::split_by_window(config, files, now);
+    report::window_held(&held, &mut state.log);
+    let mut applied = 0;
+    for file in &files {
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        match app::process_files(config, std::slice::from_ref(file)) {
+            Ok(handled) => {
+                for h in &handled {
+                    if report::applied(h) {
+                        applied += 1;
+                    }
+                    report::handled(config, h, &mut state.log, now);
+                }
+            }
+            Err(e) => error!(
+                file = %crate::inbound::claim::display_name(file),
+                error = %app::chain(&e),
+                "file not processed; the next listing retries"
+            ),
+        }
+    }
+    applied
+}

@@ -1,0 +1,127 @@
+//! The items of work and how the worker serves them: one at a time, on a
+//! blocking thread (SQLite has one writer per store; one worker keeps it
+//! simple and safe), a listing through [`super::scan`], a job through
+//! [`app::run_job`] (the code path of `stxd trigger`), its trigger removed
+//! once it ran to its end.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use time::OffsetDateTime;
+
+use super::scan::{self, ScanState};
+use super::{control, report};
+use crate::app;
+use crate::config::Config;
+use crate::schedule::Job;
+
+/// Where a job came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Origin {
+    /// A `[[schedule]]` line fired.
+    Schedule,
+    /// A trigger file was taken ([`control`]): its taken name is removed
+    /// once the job ran to its end.
+    Trigger,
+}
+
+impl Origin {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Origin::Schedule => "schedule",
+            Origin::Trigger => "trigger",
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One item of work for the blocking worker. Items run one at a time, in
+/// the order queued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Work {
+    /// A listing of every inbox (and, when worth it, parked folder): at
+    /// start, periodically, and after folder events.
+    Scan,
+    /// A job of a link, from a schedule or a trigger file.
+    Job {
+        link: String,
+        job: Job,
+        origin: Origin,
+    },
+}
+
+impl Work {
+    /// The item in words, for the log.
+    pub(super) fn label(&self) -> String {
+        match self {
+            Work::Scan => "scan".to_owned(),
+            Work::Job { link, job, origin } => format!("{job} on {link} ({origin})"),
+        }
+    }
+
+    pub(super) fn is_job(&self, link: &str, job: Job) -> bool {
+        matches!(self, Work::Job { link: l, job: j, .. } if l == link && *j == job)
+    }
+
+    pub(super) fn is_scan(&self) -> bool {
+        matches!(self, Work::Scan)
+    }
+}
+
+/// Serves one work item on the blocking worker.
+pub(super) fn serve(
+    config: &Config,
+    stop: &AtomicBool,
+    state: ScanState,
+    work: &Work,
+    now: OffsetDateTime,
+) -> ScanState {
+    match work {
+        Work::Scan => scan::scan_once(config, stop, state, now),
+        Work::Job { link, job, origin } => {
+            let mut state = state;
+            let span =
+                tracing::info_span!("job", link = %link, job = %job, origin = origin.as_str());
+            let _entered = span.enter();
+            let ended = run_job(config, stop, link, *job, now, &mut state);
+            if *origin == Origin::Trigger {
+                if ended {
+                    control::job_ran(config, link, *job);
+                } else {
+                    info!(
+                        "triggered job cut short by the stop: its trigger stays taken and the next start runs the job again"
+                    );
+                }
+            }
+            state
+        }
+    }
+}
+
+/// Runs a job through [`app::run_job`] (the code path of `stxd trigger`)
+/// and logs what it did, at the level of what ops must do. Returns whether
+/// the job ran to its end (failed or not): a listing job (poll, apply
+/// window) stops between two files once the daemon stops, and is then not
+/// finished.
+fn run_job(
+    config: &Config,
+    stop: &AtomicBool,
+    link: &str,
+    job: Job,
+    now: OffsetDateTime,
+    state: &mut ScanState,
+) -> bool {
+    let stopping = || stop.load(Ordering::SeqCst);
+    let done = app::run_job(config, link, job, now, &mut state.shares, &stopping);
+    let cut_short = stopping() && matches!(&done, Ok(app::JobDone::Files { .. }));
+    match done {
+        Ok(done) => report::job_done(config, &done, &mut state.log, now),
+        Err(e) => error!(error = %app::chain(&e), "job failed"),
+    }
+    !cut_short
+}
