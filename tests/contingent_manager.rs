@@ -1,4 +1,4 @@
-//! Contingents at the manager (issue 4 items 1 and 5) on the demo after first
+//! Contingents at the manager (allocation and export) on the demo after first
 //! use #1–#2: allocation of seats and zone places, every refusal, the safe
 //! shrink (released places held until the distributor acknowledges the
 //! version that removed them), and the CONTINGENT export of one performance

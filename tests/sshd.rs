@@ -1,4 +1,5 @@
-//! A real OpenSSH sshd on 127.0.0.1 for the SFTP tests (NOTES.md's recipe),
+//! A real OpenSSH sshd on 127.0.0.1 for the SFTP tests (the recipe of
+//! `docs/dependencies.md`),
 //! and a TCP proxy that injects network faults between client and server.
 //!
 //! Each [`Sshd`] lives in its own temp dir with its own host key, client

@@ -3,7 +3,7 @@
 //!
 //! Takes a [`Claimed`] pair, the link's secret and what the receiver expects;
 //! returns a [`Verified`] file, rewound and ready to parse. The order is the
-//! one of NOTES.md: HMAC (constant time), then kind, version, link, parties
+//! one of `docs/exactly-once.md`: HMAC (constant time), then kind, version, link, parties
 //! and names, then size and SHA-256 (one streaming pass, fixed memory). The
 //! sequence (already applied? a gap?) is judged by the apply stage against the
 //! journal, in the same transaction that applies the file.

@@ -10,7 +10,7 @@
 //! the link is the caller's filter; verifying and applying is the inbound
 //! pipeline's job, on the local inbox.
 //!
-//! The rules (NOTES.md "exactly once"): a file is visible under its final
+//! The rules (`docs/exactly-once.md`): a file is visible under its final
 //! name only when complete (written under `.<name>.part`, synced, then
 //! renamed or linked), payload first and manifest last; nothing is ever
 //! overwritten (a final name holding the same bytes means "already done",
