@@ -128,7 +128,7 @@ fn generate(dir: &Path, sequence: u64, bytes: u64) -> (String, u64) {
                 currency: Currency::new("EUR").expect("currency"),
                 vat_code: id(1101),
             }))?;
-            if line % 1024 == 0 && written.get() >= bytes {
+            if line.is_multiple_of(1024) && written.get() >= bytes {
                 break;
             }
         }

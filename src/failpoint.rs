@@ -63,6 +63,7 @@ pub fn hit(name: &'static str) {
     }
 }
 
+#[allow(unsafe_code)]
 fn kill_self() -> ! {
     // SAFETY: `kill` with our own pid and a valid signal number has no
     // memory-safety preconditions; SIGKILL cannot be caught, so it does not

@@ -85,10 +85,6 @@ const BETWEEN_TRIES: Duration = Duration::from_millis(20);
 /// directory, mode 0700, and the file, mode 0600) and writes this process's
 /// id into it. Fails naming the state directory and the holder's pid when
 /// another process holds it.
-#[allow(
-    clippy::incompatible_msrv,
-    reason = "File::try_lock is stable since 1.89 and the toolchain is newer; Cargo.toml's rust-version (1.85) is already below what the code needs (let chains, 1.88) and is raised together with the lints a newer one turns on in other modules"
-)]
 pub fn lock(state_dir: &Path) -> Result<StateLock, LockError> {
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -159,10 +155,6 @@ pub enum Probe {
 /// non-blocking lock that is refused means another process holds the
 /// exclusive one (its pid is in the file); one that is granted is released
 /// at once. Creates nothing.
-#[allow(
-    clippy::incompatible_msrv,
-    reason = "File::try_lock_shared and File::unlock: as for `lock`"
-)]
 pub fn probe(state_dir: &Path) -> Probe {
     let path = path(state_dir);
     let mut file = match std::fs::OpenOptions::new()

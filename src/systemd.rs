@@ -231,6 +231,7 @@ fn abstract_addr(_name: &[u8]) -> io::Result<SocketAddr> {
 }
 
 /// `CLOCK_MONOTONIC` in microseconds, as `RELOADING=1` wants it.
+#[allow(unsafe_code)]
 fn monotonic_usec() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,

@@ -1,5 +1,9 @@
 //! The integration tests: one binary, one module per area (ripgrep's layout).
 
+// The tests call libc where std has no API, to signal the daemon and to
+// build hostile file-system entries (FIFOs): never in the library.
+#![allow(unsafe_code)]
+
 mod util;
 
 mod alert;

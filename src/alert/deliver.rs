@@ -455,6 +455,7 @@ fn post(
 /// Runs the command with the body on its standard input, in a process
 /// group of its own (killed whole after `timeout`), its standard error kept
 /// (the first 2 kB) for the log.
+#[allow(unsafe_code)]
 fn run_command(argv: &[String], n: &Notification, timeout: Duration) -> Result<(), Problem> {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     let deadline = Instant::now() + timeout;

@@ -364,6 +364,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 /// This host's name, for the `host` field (empty if it cannot be read).
+#[allow(unsafe_code)]
 fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname(2) writes at most `buf.len()` bytes into the buffer

@@ -204,16 +204,16 @@ impl LineOrder {
         };
         let kind = operation.as_str();
         let line = row.number(LINE, kind)?;
-        if let Some((last, at)) = self.last {
-            if line <= last {
-                return Err(row.error(
+        if let Some((last, at)) = self.last
+            && line <= last
+        {
+            return Err(row.error(
                     LINE,
                     "sales-line-order",
                     format!(
                         "expected a line id greater than {last} (line {at}), found {line}; line ids strictly increase within a file"
                     ),
                 ));
-            }
         }
         self.last = Some((line, row.line()));
         let time = row.time(TIME, kind)?;
@@ -413,10 +413,10 @@ impl<W: Write> Writer<W> {
         if t.line == 0 {
             return invalid("line id 0".into());
         }
-        if let Some(last) = self.last {
-            if t.line <= last {
-                return invalid(format!("line ids must increase, previous {last}"));
-            }
+        if let Some(last) = self.last
+            && t.line <= last
+        {
+            return invalid(format!("line ids must increase, previous {last}"));
         }
         match (t.operation, t.refund_of) {
             (Operation::Sale, None) => {}
@@ -523,7 +523,7 @@ mod tests {
                 self.buf.clear();
                 self.pos = 0;
                 match n % 4 {
-                    _ if n % 1000 == 0 => writeln!(self.buf, ";ACK;;;;1701;;;;;;;;;;;{n}"),
+                    _ if n.is_multiple_of(1000) => writeln!(self.buf, ";ACK;;;;1701;;;;;;;;;;;{n}"),
                     0 => writeln!(
                         self.buf,
                         "{n};REFUND;2026-12-01T11:00:00Z;T-{:06};{};1701;3301;A;{};;2001;1201;1301;8500;EUR;1101;",
@@ -577,10 +577,10 @@ mod tests {
             let seen = reader.records();
             if seen == 1_000 {
                 baseline = Some(meter::live());
-            } else if let Some(base) = baseline {
-                if seen % 1_000 == 0 {
-                    peak_growth = peak_growth.max(meter::live() - base);
-                }
+            } else if let Some(base) = baseline
+                && seen % 1_000 == 0
+            {
+                peak_growth = peak_growth.max(meter::live() - base);
             }
         }
         assert_eq!(reader.records(), LINES);

@@ -132,6 +132,7 @@ pub fn link_new(source: &Path, target: &Path) -> io::Result<Placed> {
 /// existing target is compared by content ([`Placed::Same`] leaves the
 /// source for the caller to remove). On a file system without
 /// `RENAME_NOREPLACE`, falls back to [`link_new`] then removing the source.
+#[allow(unsafe_code)]
 pub fn rename_new(source: &Path, target: &Path) -> io::Result<Placed> {
     use std::ffi::CString;
     use std::os::unix::ffi::OsStrExt;
@@ -266,6 +267,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code)]
     fn only_single_link_regular_files_open() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("f");
@@ -305,6 +307,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code)]
     fn a_fifo_or_symlink_at_the_target_is_other_and_never_opened() {
         let dir = tempfile::tempdir().unwrap();
         let (src, fifo, link) = (

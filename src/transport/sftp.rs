@@ -319,10 +319,9 @@ impl Share {
     fn sync_inner(&mut self, job: &Job<'_>, moved: &mut Moved) -> Result<(), SftpError> {
         if let Some(conn) = &self.conn
             && conn.session.keepalive_send().is_err()
+            && let Some(conn) = self.conn.take()
         {
-            if let Some(conn) = self.conn.take() {
-                conn.close(false);
-            }
+            conn.close(false);
         }
         if self.conn.is_none() {
             self.conn = Some(connect(&self.endpoint)?);
@@ -429,6 +428,7 @@ pub fn secret_file_problem(path: &Path, mode: u32, owner: u32, me: u32) -> Optio
 
 /// Refuses a key or password file that others can read or that belongs to
 /// someone else (libssh2 does not check).
+#[allow(unsafe_code)]
 pub fn check_secret_file(path: &Path) -> Result<(), String> {
     let meta = std::fs::metadata(path).map_err(|e| {
         format!(

@@ -441,10 +441,11 @@ fn apply_row(
         },
     };
     if before.is_none() {
-        if !code.is_empty() && code != UNSEEN_CODE {
-            if let Err(e) = Code::new(code) {
-                return Ok(Err(row.error(COL_CODE, e.code(), e.to_string())));
-            }
+        if !code.is_empty()
+            && code != UNSEEN_CODE
+            && let Err(e) = Code::new(code)
+        {
+            return Ok(Err(row.error(COL_CODE, e.code(), e.to_string())));
         }
         if label.chars().count() > LABEL_MAX || label.trim() != label {
             return Ok(Err(row.error(

@@ -79,6 +79,7 @@ pub(crate) mod meter {
 
     // SAFETY: every call is forwarded unchanged to the system allocator; the
     // counting touches a thread-local `Cell` only.
+    #[allow(unsafe_code)]
     unsafe impl GlobalAlloc for Meter {
         unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
             // SAFETY: same contract as ours.

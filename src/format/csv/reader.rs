@@ -226,18 +226,17 @@ impl<R: BufRead> CsvReader<R> {
         let header = StringRecord::from_byte_record(bytes)
             .map_err(|_| self.error(Position::line(1), "csv-utf8", "expected UTF-8 text".into()))?;
         let expected = self.columns.join(";");
-        if header.len() == 1 {
-            if let Some(first) = header.get(0) {
-                if let Some(sep) = [',', '\t', '|'].into_iter().find(|c| first.contains(*c)) {
-                    return Err(self.error(
+        if header.len() == 1
+            && let Some(first) = header.get(0)
+            && let Some(sep) = [',', '\t', '|'].into_iter().find(|c| first.contains(*c))
+        {
+            return Err(self.error(
                         Position::line(1),
                         "csv-delimiter",
                         format!(
                             "expected ';' between columns, found {sep:?} in the header (expected {expected})"
                         ),
                     ));
-                }
-            }
         }
         let mut index = vec![usize::MAX; self.columns.len()];
         let mut names = Vec::with_capacity(header.len());
