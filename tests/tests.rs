@@ -5,6 +5,7 @@ mod util;
 mod cli;
 mod config_files;
 mod contingent_manager;
+mod crash;
 mod daemon;
 mod drop_folders;
 mod envelope;
