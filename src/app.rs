@@ -18,6 +18,7 @@ use crate::domain::setup::{self, Finding, LinkFacts, Severity};
 use crate::format::envelope::{self, Expect, MANIFEST_EXT, Secret};
 use crate::format::{FormatError, Kind, Limits, Position};
 use crate::inbound::{self, InboundError, Record};
+use crate::outbound;
 use crate::store::{Role, Store};
 use crate::transport;
 
@@ -473,6 +474,52 @@ fn misnamed(path: &Path, problem: &str) {
     }
 }
 
+/// An export that a crash (or a failed placement) left committed but not
+/// placed, finished by [`finish_exports`].
+#[derive(Debug)]
+pub struct Finished {
+    pub link: String,
+    pub kind: Kind,
+    pub sequences: Vec<u64>,
+}
+
+/// Places every committed but unplaced export of every link side this config
+/// serves, from its recorded content ([`outbound::export::finish_prepared`]):
+/// the daemon calls it at each listing, so a one-shot export killed after
+/// its commit reaches the peer without waiting for the next export. Each
+/// failure is returned with its side; the others go on.
+pub fn finish_exports(config: &Config) -> Vec<Result<Finished, anyhow::Error>> {
+    let mut out = Vec::new();
+    for (link, inst, side) in config.served(None) {
+        let kinds: Vec<Kind> = Kind::ALL
+            .into_iter()
+            .filter(|k| k.sender() == side)
+            .collect();
+        let mut store = match open_store(config, inst) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(Err(e.context(format!("link {} ({side})", link.name))));
+                continue;
+            }
+        };
+        for kind in kinds {
+            match outbound::export::finish_prepared(&mut store, link, kind) {
+                Ok(sequences) if sequences.is_empty() => {}
+                Ok(sequences) => out.push(Ok(Finished {
+                    link: link.name.clone(),
+                    kind,
+                    sequences,
+                })),
+                Err(e) => out.push(Err(anyhow::anyhow!(
+                    "{kind} export of link {}: {e}",
+                    link.name
+                ))),
+            }
+        }
+    }
+    out
+}
+
 /// One file handled by [`process_files`].
 #[derive(Debug)]
 pub struct Handled {
@@ -683,6 +730,7 @@ pub fn poll_with(
             (l == link.name && kind.sender() == peer)
                 .then(|| envelope::Manifest::payload_name(&l, kind, seq))
         };
+        let received = |name: &str, manifest: &[u8]| received(config, link, inst, name, manifest);
         let (remote_out, remote_in) = (format!("to-{peer}"), format!("to-{side}"));
         let job = Job {
             outbox: &folders.outbox,
@@ -692,6 +740,7 @@ pub fn poll_with(
             inbox: &folders.inbox,
             accept: &accept,
             max_bytes: limits.max_file_bytes,
+            received: &received,
         };
         let synced = match share.sync(&job, now, jitter()) {
             Ok(moved) => Synced::Moved(moved),
@@ -707,6 +756,42 @@ pub fn poll_with(
         record(synced);
     }
     Ok(report)
+}
+
+/// Whether `inst` (the receiving side of `link`) journaled the file of the
+/// manifest `name` (its bytes, as found on a share without its payload):
+/// the manifest authenticates with the link's secret, names this link and
+/// a kind `inst` receives, and the journal holds that sequence inbound with
+/// the same payload digest, in any state (applied, ignored, parked or
+/// rejected: this very file was taken, and its copy is in `done/`,
+/// `parked/` or `error/`). Read-only; `false` when anything is missing.
+fn received(config: &Config, link: &Link, inst: &Institution, name: &str, manifest: &[u8]) -> bool {
+    use crate::store::journal::{self, Direction};
+    let Ok(secret) = config::read_secret(&link.secret_file) else {
+        return false;
+    };
+    let Ok(m) = envelope::authenticate(manifest, name, &secret) else {
+        return false;
+    };
+    if m.link != link.name
+        || m.manifest_name() != name
+        || link.side_code(m.kind.sender().peer()) != inst.code.as_str()
+    {
+        return false;
+    }
+    let path = config.store_path(&inst.code);
+    if !path.exists() {
+        return false;
+    }
+    let found = crate::store::open_read_only(&path)
+        .and_then(|conn| journal::lookup(&conn, &link.name, m.kind, Direction::In, m.sequence));
+    match found {
+        Ok(entry) => entry.is_some_and(|e| e.sha256 == hex::encode(m.sha256)),
+        Err(e) => {
+            tracing::warn!(link = %link.name, file = %name, error = %e, "cannot read the journal to tell whether a manifest left on the share was received; it stays there");
+            false
+        }
+    }
 }
 
 /// A random fraction in 0..1 for backoff jitter (0.5 if no randomness).
@@ -839,7 +924,7 @@ pub fn run_job(
                     &secret,
                     now,
                 ),
-                _ => crate::outbound::export::export(&mut store, link, kind, &secret, now),
+                _ => crate::outbound::export(&mut store, link, kind, &secret, now),
             };
             Ok(match result {
                 Ok(done) => JobDone::Exported(Box::new(done)),

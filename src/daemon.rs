@@ -774,6 +774,18 @@ fn scan_once(
     now: OffsetDateTime,
 ) -> ScanState {
     debug!("listing the inboxes");
+    // Exports committed but not placed (a one-shot export killed after its
+    // commit, a placement that failed) go out before anything else.
+    for finished in app::finish_exports(config) {
+        match finished {
+            Ok(f) => {
+                info!(link = %f.link, kind = %f.kind, sequences = ?f.sequences, "committed export placed after an interruption")
+            }
+            Err(e) => {
+                error!(error = %format!("{e:#}"), "cannot place a committed export; the next listing retries")
+            }
+        }
+    }
     sync_unscheduled_shares(config, stop, &mut state);
     let stores = fingerprints(config);
     let resume = !state.started || state.resume_parked || stores != state.stores;

@@ -48,7 +48,10 @@ pub fn hit(name: &'static str) {
     static HITS: Mutex<Option<HashMap<&'static str, u64>>> = Mutex::new(None);
     let n = {
         let mut hits = HITS.lock().unwrap_or_else(PoisonError::into_inner);
-        let count = hits.get_or_insert_with(HashMap::new).entry(name).or_insert(0);
+        let count = hits
+            .get_or_insert_with(HashMap::new)
+            .entry(name)
+            .or_insert(0);
         *count += 1;
         *count
     };

@@ -48,6 +48,8 @@
 //! - [`config`]: the TOML configuration, validated whole; secrets from files.
 //! - [`failpoint`]: named crash points for the crash harness (off unless
 //!   `STXD_FAILPOINT` arms one).
+//! - [`exchange`]: the vocabulary every layer shares: kinds of file, the
+//!   two roles, typed file names (built and parsed only there).
 //! - [`ident`], [`money`]: identifiers (technical id, code, name) and amounts
 //!   in integer minor units with a currency.
 
@@ -56,6 +58,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod domain;
+pub mod exchange;
 pub mod failpoint;
 pub mod format;
 pub mod ident;

@@ -16,7 +16,8 @@ use stxd::format::seatplan as sp;
 use stxd::format::{Kind, Limits};
 use stxd::ident::{Code, TechId};
 use stxd::inbound::{self, Record};
-use stxd::outbound::export::{self, Cause, Exported, Produced, Producer};
+use stxd::outbound::export::{self, Cause, Exported};
+use stxd::outbound::{Produced, Producer};
 use stxd::store::journal::{self, Direction, FileState};
 use stxd::store::runs::{self, Level, RunStatus};
 use stxd::store::{Role, Store, StoreError};
@@ -69,7 +70,7 @@ impl Manager {
     }
 
     fn export(&mut self, kind: Kind) -> Result<Exported, export::ExportError> {
-        export::export(
+        stxd::outbound::export(
             &mut self.store,
             &self.link,
             kind,
@@ -114,7 +115,7 @@ impl Manager {
 
     /// What the domain emits for this link, collected.
     fn catalogue_items(&self) -> (Vec<cat::Item>, Report) {
-        let scope = export::scope(&self.link);
+        let scope = stxd::outbound::produce::scope(&self.link);
         self.store
             .read(|c| -> Result<_, DomainExportError> {
                 let mut items = Vec::new();
@@ -584,7 +585,7 @@ fn a_distributor_store_cannot_export_manager_files() {
     let mut store =
         Store::open(&dir.path().join("T.sqlite"), "TOURISM", Role::Distributor).unwrap();
     let m = Manager::new(None);
-    let e = export::export(
+    let e = stxd::outbound::export(
         &mut store,
         &m.link,
         Kind::Catalogue,

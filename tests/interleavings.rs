@@ -34,7 +34,8 @@ use stxd::domain::selling::{self, Place, Sale};
 use stxd::format::Kind;
 use stxd::ident::{Code, TechId};
 use stxd::inbound::apply::Outcome;
-use stxd::outbound::export::{Cause, export};
+use stxd::outbound::export;
+use stxd::outbound::export::Cause;
 use stxd::store::mapping::MappingKind;
 use stxd::store::{Role, Store};
 

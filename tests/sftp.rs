@@ -11,7 +11,7 @@ use stxd::config::Config;
 use stxd::transport::sftp::Moved;
 
 use crate::sshd::{Fault, Proxy, Sshd, free_port, keygen, set_mode};
-use crate::util::Sandbox;
+use crate::util::{SftpSides, sftp_side_toml};
 
 const LINK: &str = "opera-tourism";
 /// A payload of several SFTP packets and read-ahead windows.
@@ -49,7 +49,7 @@ impl Fixture {
         let path = self.root.path().join(format!("client-{port}.toml"));
         std::fs::write(
             &path,
-            client_toml(
+            sftp_side_toml(
                 self.root.path(),
                 "OPERA",
                 "manager",
@@ -83,52 +83,6 @@ impl Fixture {
             &self.sshd.client_known_hosts(),
         )
     }
-}
-
-#[allow(clippy::too_many_arguments)]
-fn client_toml(
-    root: &Path,
-    code: &str,
-    role: &str,
-    load: &str,
-    port: u16,
-    key: &Path,
-    known_hosts: &Path,
-    share: &Path,
-    local: &Path,
-) -> String {
-    format!(
-        r#"state_dir = "{root}/state-{code}"
-[[institution]]
-code = "{code}"
-role = "{role}"
-load = [{load}]
-
-[[link]]
-name = "{LINK}"
-manager = "OPERA"
-distributor = "TOURISM"
-login = "TOURISM_OPE@TOURISM"
-secret_file = "{root}/secret.key"
-
-[link.transport]
-kind = "sftp"
-host = "127.0.0.1"
-port = {port}
-user = "root"
-key_file = "{key}"
-known_hosts = "{known_hosts}"
-remote_dir = "{share}"
-local_dir = "{local}"
-connect_timeout_seconds = 5
-io_timeout_seconds = 3
-"#,
-        root = root.display(),
-        key = key.display(),
-        known_hosts = known_hosts.display(),
-        share = share.display(),
-        local = local.display(),
-    )
 }
 
 fn bytes(n: usize, seed: u8) -> Vec<u8> {
@@ -260,63 +214,12 @@ fn a_pulled_pair_lands_in_the_inbox_and_the_remote_original_goes() {
 fn an_exported_seat_plan_travels_over_sftp_and_applies_both_ways() {
     let sshd = Sshd::start();
     for client in ["manager", "distributor"] {
-        let sandbox = Sandbox::new();
-        let root = sandbox.path();
+        let sides = SftpSides::new(&sshd, client);
+        let root = sides.root();
         let share = root.join("share");
-        std::fs::create_dir_all(&share).unwrap();
-        stxd::config::generate_secret(&root.join("secret.key")).unwrap();
-        let samples = |files: &[&str]| {
-            files
-                .iter()
-                .map(|f| format!("\"{}\"", root.join("samples").join(f).display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        let opera_load = samples(&[
-            "opera/seatplan.xml",
-            "opera/catalogue.xml",
-            "opera/setup.toml",
-        ]);
-        let tourism_load = samples(&["tourism/reference.xml", "tourism/setup.toml"]);
-        let sftp_side = |code: &str, role: &str, load: &str| {
-            client_toml(
-                root,
-                code,
-                role,
-                load,
-                sshd.port(),
-                &sshd.client_key(),
-                &sshd.client_known_hosts(),
-                &share,
-                &root.join("client"),
-            )
-        };
-        let local_side = |code: &str, role: &str, load: &str| {
-            format!(
-                "state_dir = \"{r}/state-{code}\"\n[[institution]]\ncode = \"{code}\"\nrole = \"{role}\"\nload = [{load}]\n\n\
-                 [[link]]\nname = \"{LINK}\"\nmanager = \"OPERA\"\ndistributor = \"TOURISM\"\nlogin = \"TOURISM_OPE@TOURISM\"\n\
-                 secret_file = \"{r}/secret.key\"\ntransport = {{ kind = \"local\", dir = \"{s}\" }}\n",
-                r = root.display(),
-                s = share.display()
-            )
-        };
-        let (manager, distributor) = if client == "manager" {
-            (
-                sftp_side("OPERA", "manager", &opera_load),
-                local_side("TOURISM", "distributor", &tourism_load),
-            )
-        } else {
-            (
-                local_side("OPERA", "manager", &opera_load),
-                sftp_side("TOURISM", "distributor", &tourism_load),
-            )
-        };
-        std::fs::write(root.join("manager.toml"), manager).unwrap();
-        std::fs::write(root.join("distributor.toml"), distributor).unwrap();
-        let m = |args: &[&str]| sandbox.stxd(&[&["--config", "manager.toml"], args].concat());
-        let d = |args: &[&str]| sandbox.stxd(&[&["--config", "distributor.toml"], args].concat());
+        let m = |args: &[&str]| sides.manager(args);
+        let d = |args: &[&str]| sides.distributor(args);
 
-        d(&["mapping", "import", "samples/tourism/mapping.csv"]).expect_code(0);
         m(&["export", "seatplan", "--link", LINK]).expect_code(0);
         let run = if client == "manager" {
             // The manager pushes; the distributor applies from the share.

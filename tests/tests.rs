@@ -6,6 +6,8 @@ mod cli;
 mod config_files;
 mod contingent_manager;
 mod crash;
+mod crash_export;
+mod crash_sftp;
 mod daemon;
 mod drop_folders;
 mod envelope;

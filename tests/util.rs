@@ -34,13 +34,44 @@ impl Sandbox {
     /// Runs `stxd ARGS…` in the sandbox (its `config/stxd.toml` is found as a
     /// user's would be).
     pub fn stxd(&self, args: &[&str]) -> Run {
+        self.stxd_env(args, &[])
+    }
+
+    /// [`Sandbox::stxd`] with more environment variables (e.g.
+    /// `STXD_FAILPOINT`, which makes it kill itself at a named point).
+    pub fn stxd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_stxd"))
             .args(args)
             .current_dir(self.path())
             .env_remove("STXD_CONFIG")
+            .env_remove("STXD_FAILPOINT")
             .env("STXD_LOG", "warn")
+            .envs(env.iter().copied())
             .output()
             .expect("run stxd");
+        Run(output)
+    }
+
+    /// Runs `stxd ARGS…` under strace, killed with SIGKILL on entry to the
+    /// `nth` call of `syscall` (`fsync`, `linkat`, `unlink`…). Fails when
+    /// strace is missing: `.ci/run` installs it.
+    pub fn stxd_killed_at(&self, syscall: &str, nth: u32, args: &[&str]) -> Run {
+        let strace = Path::new("/usr/bin/strace");
+        assert!(
+            strace.exists(),
+            "strace is needed to kill at an exact system call: apt-get install strace"
+        );
+        let inject = format!("inject={syscall}:signal=KILL:when={nth}");
+        let output = std::process::Command::new(strace)
+            .args(["-f", "-qq", "-o", "/dev/null", "-e", &inject])
+            .arg(env!("CARGO_BIN_EXE_stxd"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("STXD_CONFIG")
+            .env_remove("STXD_FAILPOINT")
+            .env("STXD_LOG", "warn")
+            .output()
+            .expect("run strace");
         Run(output)
     }
 
@@ -85,6 +116,14 @@ impl Run {
 
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.0.stderr).into_owned()
+    }
+
+    /// Whether the process died by SIGKILL (a failpoint or an injected
+    /// kill). Under strace, the tracer reports the tracee's death by
+    /// exiting 128 + 9 or by dying the same way.
+    pub fn killed(&self) -> bool {
+        use std::os::unix::process::ExitStatusExt;
+        self.0.status.signal() == Some(9) || self.0.status.code() == Some(137)
     }
 
     /// Asserts the exit code, showing both outputs when it differs.
@@ -281,4 +320,168 @@ pub fn unique() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos())
+}
+
+/// The config of an institution reaching the demo link's share over SFTP
+/// (`port` on loopback, user root, this `key` and `known_hosts`): the share
+/// is `share` on the server, this side's inbox and outbox are under
+/// `local`. `load` is the TOML list body of its master-data files.
+#[allow(clippy::too_many_arguments)]
+pub fn sftp_side_toml(
+    root: &Path,
+    code: &str,
+    role: &str,
+    load: &str,
+    port: u16,
+    key: &Path,
+    known_hosts: &Path,
+    share: &Path,
+    local: &Path,
+) -> String {
+    format!(
+        r#"state_dir = "{root}/state-{code}"
+[[institution]]
+code = "{code}"
+role = "{role}"
+load = [{load}]
+
+[[link]]
+name = "opera-tourism"
+manager = "OPERA"
+distributor = "TOURISM"
+login = "TOURISM_OPE@TOURISM"
+secret_file = "{root}/secret.key"
+
+[link.transport]
+kind = "sftp"
+host = "127.0.0.1"
+port = {port}
+user = "root"
+key_file = "{key}"
+known_hosts = "{known_hosts}"
+remote_dir = "{share}"
+local_dir = "{local}"
+connect_timeout_seconds = 5
+io_timeout_seconds = 3
+"#,
+        root = root.display(),
+        key = key.display(),
+        known_hosts = known_hosts.display(),
+        share = share.display(),
+        local = local.display(),
+    )
+}
+
+/// The config of an institution whose side of the demo link is the share's
+/// folders themselves (a local transport on `share`): the SFTP server's side.
+pub fn local_side_toml(root: &Path, code: &str, role: &str, load: &str, share: &Path) -> String {
+    format!(
+        "state_dir = \"{r}/state-{code}\"\n[[institution]]\ncode = \"{code}\"\nrole = \"{role}\"\nload = [{load}]\n\n\
+         [[link]]\nname = \"opera-tourism\"\nmanager = \"OPERA\"\ndistributor = \"TOURISM\"\nlogin = \"TOURISM_OPE@TOURISM\"\n\
+         secret_file = \"{r}/secret.key\"\ntransport = {{ kind = \"local\", dir = \"{s}\" }}\n",
+        r = root.display(),
+        s = share.display()
+    )
+}
+
+/// The demo link's two servers in one sandbox, with their master data: one
+/// side (`client`, "manager" or "distributor") an SFTP client of `sshd`
+/// with its folders under `client/`, the other working on the share's
+/// folders directly (`share/to-distributor`, `share/to-manager`). The
+/// distributor's mapping is imported. `manager.toml` and
+/// `distributor.toml` are their configs.
+pub struct SftpSides {
+    pub sandbox: Sandbox,
+    pub client: &'static str,
+}
+
+impl SftpSides {
+    pub fn new(sshd: &crate::sshd::Sshd, client: &'static str) -> SftpSides {
+        assert!(matches!(client, "manager" | "distributor"), "{client}");
+        let sandbox = Sandbox::new();
+        let root = sandbox.path();
+        let share = root.join("share");
+        std::fs::create_dir_all(&share).expect("create the share");
+        stxd::config::generate_secret(&root.join("secret.key")).expect("secret");
+        let samples = |files: &[&str]| {
+            files
+                .iter()
+                .map(|f| format!("\"{}\"", root.join("samples").join(f).display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let opera_load = samples(&[
+            "opera/seatplan.xml",
+            "opera/catalogue.xml",
+            "opera/setup.toml",
+        ]);
+        let tourism_load = samples(&["tourism/reference.xml", "tourism/setup.toml"]);
+        let sftp_side = |code: &str, role: &str, load: &str| {
+            sftp_side_toml(
+                root,
+                code,
+                role,
+                load,
+                sshd.port(),
+                &sshd.client_key(),
+                &sshd.client_known_hosts(),
+                &share,
+                &root.join("client"),
+            )
+        };
+        let local_side =
+            |code: &str, role: &str, load: &str| local_side_toml(root, code, role, load, &share);
+        let (manager, distributor) = if client == "manager" {
+            (
+                sftp_side("OPERA", "manager", &opera_load),
+                local_side("TOURISM", "distributor", &tourism_load),
+            )
+        } else {
+            (
+                local_side("OPERA", "manager", &opera_load),
+                sftp_side("TOURISM", "distributor", &tourism_load),
+            )
+        };
+        std::fs::write(root.join("manager.toml"), manager).expect("manager.toml");
+        std::fs::write(root.join("distributor.toml"), distributor).expect("distributor.toml");
+        let sides = SftpSides { sandbox, client };
+        sides
+            .distributor(&["mapping", "import", "samples/tourism/mapping.csv"])
+            .expect_code(0);
+        sides
+    }
+
+    pub fn root(&self) -> &Path {
+        self.sandbox.path()
+    }
+
+    /// The share's folder on the server (`to-distributor`, `to-manager`).
+    pub fn share(&self, folder: &str) -> PathBuf {
+        self.root().join("share").join(folder)
+    }
+
+    /// The SFTP client's local folders (`inbox`, `outbox`).
+    pub fn client_dir(&self, folder: &str) -> PathBuf {
+        self.root().join("client").join(folder)
+    }
+
+    /// `stxd --config manager.toml ARGS…`
+    pub fn manager(&self, args: &[&str]) -> Run {
+        self.sandbox
+            .stxd(&[&["--config", "manager.toml"], args].concat())
+    }
+
+    /// `stxd --config distributor.toml ARGS…`
+    pub fn distributor(&self, args: &[&str]) -> Run {
+        self.sandbox
+            .stxd(&[&["--config", "distributor.toml"], args].concat())
+    }
+
+    /// `stxd --config <the SFTP client's config> ARGS…` with these
+    /// environment variables (a failpoint).
+    pub fn client_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
+        let config = format!("{}.toml", self.client);
+        self.sandbox
+            .stxd_env(&[&["--config", config.as_str()], args].concat(), env)
+    }
 }

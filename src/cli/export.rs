@@ -68,7 +68,7 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
             performance: Some(p),
             ..
         } => export::export_with(&mut store, link, &ContingentPayload::one(p), &secret, now),
-        _ => export::export(&mut store, link, kind, &secret, now),
+        _ => crate::outbound::export(&mut store, link, kind, &secret, now),
     };
     match result {
         Ok(done) => {

@@ -56,6 +56,7 @@ pub(super) fn transfers_json(report: &PollReport) -> Vec<Value> {
                     v["state"] = json!("synced");
                     v["pushed"] = json!(m.pushed);
                     v["pulled"] = json!(m.pulled);
+                    v["cleaned"] = json!(m.cleaned);
                     v["alerts"] = json!(m.alerts);
                 }
                 Synced::Deferred(d) => {

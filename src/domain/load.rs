@@ -58,7 +58,7 @@ pub fn store_role(conn: &Connection) -> Result<Role, DomainError> {
     let role: String = conn
         .prepare_cached("SELECT role FROM institution WHERE id = 1")?
         .query_row([], |r| r.get(0))?;
-    role.parse().map_err(|e: String| {
+    role.parse().map_err(|e: crate::exchange::Unknown| {
         DomainError::Store(crate::store::StoreError::Corrupt(format!(
             "institution role: {e}"
         )))

@@ -35,7 +35,7 @@ pub const MANIFEST_MAX: usize = 4096;
 /// Version of the manifest layout itself (the first line).
 pub const MANIFEST_VERSION: u32 = 1;
 /// Extension of manifest files.
-pub const MANIFEST_EXT: &str = "stx";
+pub use crate::exchange::MANIFEST_EXT;
 
 /// Buffer size for streaming payloads: a multiple of libssh2's 30,000-byte
 /// packets and large enough to keep SHA-256 busy.
@@ -436,7 +436,7 @@ pub fn authenticate(manifest: &[u8], file: &str, secret: &Secret) -> Result<Mani
     }
     let kind: Kind = values[1]
         .parse()
-        .map_err(|e: String| at_line(2, "envelope-kind", e))?;
+        .map_err(|e: crate::exchange::Unknown| at_line(2, "envelope-kind", e.to_string()))?;
     let format_version = u32::try_from(number(2)?).unwrap_or(u32::MAX);
     let sequence = number(7)?;
     if sequence == 0 {

@@ -25,73 +25,12 @@ pub mod seatplan;
 pub mod xml;
 
 use std::fmt;
-use std::str::FromStr;
 
 /// Version of the formats this build reads and writes.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// The four kinds of Fichier SecuTix file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    Seatplan,
-    Catalogue,
-    Contingent,
-    Sales,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 4] = [
-        Kind::Seatplan,
-        Kind::Catalogue,
-        Kind::Contingent,
-        Kind::Sales,
-    ];
-
-    /// The name written in envelopes and file names.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Seatplan => "SEATPLAN",
-            Kind::Catalogue => "CATALOGUE",
-            Kind::Contingent => "CONTINGENT",
-            Kind::Sales => "SALES",
-        }
-    }
-
-    /// Which side writes files of this kind: the manager sends seat plans,
-    /// catalogues and contingents; the distributor sends sales.
-    pub fn sender(self) -> crate::store::Role {
-        match self {
-            Kind::Seatplan | Kind::Catalogue | Kind::Contingent => crate::store::Role::Manager,
-            Kind::Sales => crate::store::Role::Distributor,
-        }
-    }
-
-    /// The payload's file extension.
-    pub fn extension(self) -> &'static str {
-        match self {
-            Kind::Seatplan | Kind::Catalogue => "xml",
-            Kind::Contingent | Kind::Sales => "csv",
-        }
-    }
-}
-
-impl fmt::Display for Kind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Kind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Kind, String> {
-        Kind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                format!("expected one of SEATPLAN, CATALOGUE, CONTINGENT, SALES, found {s:?}")
-            })
-    }
-}
+/// The kinds of file, from the vocabulary at the bottom of the layers.
+pub use crate::exchange::Kind;
 
 /// Where in a file a problem was found.
 #[derive(Debug, Clone, PartialEq, Eq)]

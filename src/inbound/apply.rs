@@ -167,8 +167,12 @@ pub fn apply(
             }
         }
         runs::finish(tx, run, done.status, done.counts)?;
+        crate::failpoint::hit("apply.before-commit");
         Ok(done.outcome)
     });
+    if result.is_ok() {
+        crate::failpoint::hit("apply.committed");
+    }
     match result {
         Err(e) if e.is_permanent() => {
             record_rejection(store, target, &manifest, &payload_name, &e)?;

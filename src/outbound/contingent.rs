@@ -13,7 +13,7 @@ use std::io::Write;
 
 use rusqlite::Connection;
 
-use super::export::{Produced, Producer};
+use super::produce::{Produced, Producer};
 use crate::config::Link;
 use crate::domain::contingent as domain;
 use crate::domain::export::ExportError;

@@ -1,116 +1,46 @@
 //! Export: one link's next file of a kind, from the store to the outbox, with
-//! its journal row and its run, all or nothing.
+//! its journal row and its run; a sequence carries one content forever.
 //!
-//! Takes the sending side's open store, the link, a payload [`Producer`] (the
-//! seat plan and catalogue ones here; contingents and sales plug in the same
-//! way), the link's secret and the creation time; returns what was
-//! [`Exported`]. In ONE store write transaction: start a run, allocate the
-//! link's next outbound sequence of the kind, stream the producer's records
-//! through [`publish`] into the outbox (payload, then signed manifest), journal
-//! the file (prepared, then published), log every exclusion and the counts,
-//! finish the run. The write lock is held while the file is written, so the
-//! records are one consistent snapshot and no other export takes the same
-//! sequence.
+//! Takes the sending side's open store, the link, a payload [`Producer`]
+//! (one per kind, in the sibling modules), the link's secret and the creation time; returns what was
+//! [`Exported`]. The protocol (argued crash point by crash point in
+//! `docs/crash-safety/export.md`):
 //!
-//! On any failure the transaction rolls back (the sequence is not used), a
-//! pair already published for that sequence is removed again, and a failed
-//! run is written in a transaction of its own with the reason, so ops can
-//! read why in the execution log. The one window left is a crash between
-//! publishing and committing: the pair stays in the outbox unjournaled; the
-//! next export then finds the sequence's name taken with other bytes and
-//! refuses with [`Cause::Orphan`], never overwriting (the peer may have taken
-//! it already).
+//! 1. Finish first every export of the link and kind left *prepared* by a
+//!    crash ([`finish_prepared`]).
+//! 2. In ONE store write transaction: allocate the next outbound sequence
+//!    (refusing if its final names are taken by a file the journal does not
+//!    know), start a run, stream the producer's records into a staged
+//!    payload `.<name>.part` (fsynced; dot names are never taken), sign the
+//!    manifest, and journal the file as *prepared* with the manifest's
+//!    exact bytes, together with whatever the producer marked (sales lines
+//!    sent in this sequence, contingent versions exported). Commit. The
+//!    write lock is held while the file is written, so the records are one
+//!    consistent snapshot and no other export takes the same sequence.
+//! 3. Only then place the final names (payload, then manifest: the
+//!    completion marker), fsync the folder, mark the file *published*, and
+//!    remove the staged copies.
+//!
+//! Nothing is visible to the peer before the commit that binds the sequence
+//! to its content; after it, the same bytes are placed again however often
+//! a crash interrupts step 3. On a failure before the commit the transaction
+//! rolls back (the sequence is not used), the staged copy is removed, and a
+//! failed run is written in a transaction of its own with the reason.
 
-use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use rusqlite::Connection;
 use time::OffsetDateTime;
 
-use super::publish::{Header, PublishError, publish};
+use super::produce::{Produced, Producer};
+use super::publish::{Header, Pair, PublishError, SENT, Staged, discard, place, stage};
 use crate::config::Link;
-use crate::domain::export::{self as domain, Report, Scope};
-use crate::format::envelope::{Manifest, Secret};
-use crate::format::{Kind, WriteError, catalogue, seatplan};
+use crate::domain::export::{self as domain, Report};
+use crate::failpoint;
+use crate::format::envelope::{MANIFEST_EXT, Manifest, Secret};
+use crate::format::{Kind, WriteError};
 use crate::store::journal::{self, Direction, FileState, NewEntry};
 use crate::store::runs::{self, Counts, Level, RunStatus};
 use crate::store::{Role, Store, StoreError};
-use crate::transport::local::sync_dir;
-
-/// What a producer wrote.
-#[derive(Debug)]
-pub struct Produced {
-    /// Records written, as the payload's reader will count them.
-    pub records: u64,
-    pub report: Report,
-}
-
-/// Streams one kind of payload for a link out of the store.
-pub trait Producer {
-    fn kind(&self) -> Kind;
-
-    /// Writes the whole payload into `out` (already buffered and hashed).
-    /// `conn` is the export's write transaction.
-    fn produce(
-        &self,
-        conn: &Connection,
-        link: &Link,
-        out: &mut dyn Write,
-    ) -> Result<Produced, domain::ExportError>;
-}
-
-/// The manager's view of a link.
-pub fn scope(link: &Link) -> Scope<'_> {
-    Scope {
-        distributor: link.distributor.as_str(),
-        login: &link.login,
-        products: link.products.as_deref(),
-    }
-}
-
-/// The `SEATPLAN` payload: [`domain::seatplan`] into the seat-plan writer.
-#[derive(Debug, Clone, Copy)]
-pub struct SeatplanPayload;
-
-impl Producer for SeatplanPayload {
-    fn kind(&self) -> Kind {
-        Kind::Seatplan
-    }
-
-    fn produce(
-        &self,
-        conn: &Connection,
-        link: &Link,
-        out: &mut dyn Write,
-    ) -> Result<Produced, domain::ExportError> {
-        let mut writer = seatplan::Writer::new(out)?;
-        let report = domain::seatplan(conn, &scope(link), &mut |item| writer.write(item))?;
-        let (_, records) = writer.finish()?;
-        Ok(Produced { records, report })
-    }
-}
-
-/// The `CATALOGUE` payload: [`domain::catalogue`] into the catalogue writer.
-#[derive(Debug, Clone, Copy)]
-pub struct CataloguePayload;
-
-impl Producer for CataloguePayload {
-    fn kind(&self) -> Kind {
-        Kind::Catalogue
-    }
-
-    fn produce(
-        &self,
-        conn: &Connection,
-        link: &Link,
-        out: &mut dyn Write,
-    ) -> Result<Produced, domain::ExportError> {
-        let mut writer = catalogue::Writer::new(out)?;
-        let report = domain::catalogue(conn, &scope(link), &mut |item| writer.write(item))?;
-        let (_, records) = writer.finish()?;
-        Ok(Produced { records, report })
-    }
-}
 
 /// A file published and journaled.
 #[derive(Debug)]
@@ -155,6 +85,13 @@ pub enum Cause {
     Orphan { path: PathBuf, sequence: u64 },
     #[error("{0}")]
     Publish(PublishError),
+    #[error(
+        "sequence {sequence} is committed with its content but its pair is not in place yet: {error}; the next export or daemon listing places it from its recorded bytes (fix the cause if it persists)"
+    )]
+    Unplaced {
+        sequence: u64,
+        error: Box<PublishError>,
+    },
     #[error("{0}")]
     Store(#[from] StoreError),
 }
@@ -169,14 +106,16 @@ impl Cause {
             Cause::Outbox { .. } => "outbox",
             Cause::Orphan { .. } => "orphan-file",
             Cause::Publish(_) => "publish-failed",
+            Cause::Unplaced { .. } => "not-yet-placed",
             Cause::Store(_) => "database",
         }
     }
 }
 
-/// An export that did not happen: nothing journaled, no sequence used.
+/// An export that did not happen (nothing journaled, no sequence used), or
+/// whose committed pair is not placed yet ([`Cause::Unplaced`]).
 #[derive(Debug, thiserror::Error)]
-#[error("{kind} export of link {link} failed, no sequence used: {cause}")]
+#[error("{kind} export of link {link} failed: {cause}")]
 pub struct ExportError {
     pub link: String,
     pub kind: Kind,
@@ -197,29 +136,6 @@ impl ExportError {
             Cause::Refused(e) => e.report(),
             _ => None,
         }
-    }
-}
-
-/// Exports the link's next file of `kind` (every performance's snapshot for
-/// a contingent file).
-pub fn export(
-    store: &mut Store,
-    link: &Link,
-    kind: Kind,
-    secret: &Secret,
-    now: OffsetDateTime,
-) -> Result<Exported, ExportError> {
-    match kind {
-        Kind::Seatplan => export_with(store, link, &SeatplanPayload, secret, now),
-        Kind::Catalogue => export_with(store, link, &CataloguePayload, secret, now),
-        Kind::Contingent => export_with(
-            store,
-            link,
-            &super::contingent::ContingentPayload::all(),
-            secret,
-            now,
-        ),
-        Kind::Sales => export_with(store, link, &super::sales::SalesPayload, secret, now),
     }
 }
 
@@ -280,15 +196,27 @@ pub fn export_with(
         return Err(fail(cause, run_id));
     }
 
-    // Set inside the transaction, read after it: the pair to take back if
-    // the transaction does not commit.
-    let mut written: Option<[PathBuf; 2]> = None;
-    let result = store.write(|tx| -> Result<Exported, Cause> {
-        let sequence = journal::last_sequence(tx, &link.name, kind, Direction::Out)?
-            .unwrap_or(0)
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Corrupt("outbound sequence overflow".to_owned()))?;
+    // Finish first what a crash left between a commit and its placement:
+    // that sequence is bound to its recorded content and must reach the
+    // peer before the next one.
+    if let Err(cause) = finish_prepared(store, link, kind) {
+        let run_id = log_failure(store, link, kind, &cause);
+        return Err(fail(cause, run_id));
+    }
+
+    let staged_in = |tx: &rusqlite::Transaction<'_>| -> Result<(Exported, Staged, i64), Cause> {
+        let sequence = journal::next_out(tx, &link.name, kind)?;
         let file = Manifest::payload_name(&link.name, kind, sequence);
+        // The final names must be free: a pair there that the journal does
+        // not know (left by hand, or by an older build) is never replaced,
+        // and this sequence is not bound while it is there.
+        for name in [file.clone(), manifest_name(&link.name, kind, sequence)] {
+            for path in [outbox.join(&name), outbox.join(SENT).join(&name)] {
+                if std::fs::symlink_metadata(&path).is_ok() {
+                    return Err(Cause::Orphan { path, sequence });
+                }
+            }
+        }
         let run_id = runs::start(tx, &run_kind(kind), Some(&link.name), Some(&file))?;
         span.record("seq", sequence);
         span.record("run", run_id);
@@ -303,7 +231,7 @@ pub fn export_with(
         };
         let mut refused: Option<domain::ExportError> = None;
         let mut produced: Option<Produced> = None;
-        let published = publish(&outbox, &header, secret, |out| {
+        let staged = stage(&outbox, &header, secret, |out| {
             match producer.produce(tx, link, out) {
                 Ok(p) => {
                     let records = p.records;
@@ -315,26 +243,17 @@ pub fn export_with(
                     Err(WriteError::Invalid("the export was refused".to_owned()))
                 }
             }
-        });
-        let manifest = match published {
-            Ok(m) => m,
-            Err(e) => {
-                return Err(match (refused, e) {
-                    (Some(r), _) => Cause::Refused(r),
-                    (None, PublishError::Conflict { path }) => Cause::Orphan { path, sequence },
-                    (None, e) => Cause::Publish(e),
-                });
-            }
-        };
-        written = Some([
-            outbox.join(&manifest.payload),
-            outbox.join(manifest.manifest_name()),
-        ]);
+        })
+        .map_err(|e| match (refused, e) {
+            (Some(r), _) => Cause::Refused(r),
+            (None, e) => Cause::Publish(e),
+        })?;
         let Some(Produced { records, report }) = produced else {
             return Err(Cause::Store(StoreError::Invalid(
                 "the payload producer returned without output".to_owned(),
             )));
         };
+        let manifest = staged.manifest.clone();
         let sha256 = hex::encode(manifest.sha256);
         let entry = journal::record(
             tx,
@@ -349,7 +268,7 @@ pub fn export_with(
                 run_id: Some(run_id),
             },
         )?;
-        journal::set_state(tx, entry, FileState::Published, None)?;
+        journal::record_manifest(tx, entry, &staged.manifest_text)?;
         for e in &report.excluded {
             runs::message(
                 tx,
@@ -391,16 +310,38 @@ pub fn export_with(
                 rejected: 0,
             },
         )?;
-        Ok(Exported {
-            manifest,
-            outbox: outbox.clone(),
-            run_id,
-            report,
-        })
-    });
+        // The defect this design removes, kept behind a feature so the crash
+        // harness can show what it costs: final names placed while the
+        // transaction that binds the sequence is still open.
+        #[cfg(feature = "publish-before-commit")]
+        place(&outbox, &staged.pair()).map_err(Cause::Publish)?;
+        failpoint::hit("export.staged");
+        Ok((
+            Exported {
+                manifest,
+                outbox: outbox.clone(),
+                run_id,
+                report,
+            },
+            staged,
+            entry,
+        ))
+    };
 
-    match result {
-        Ok(exported) => {
+    match store.write(staged_in) {
+        Ok((exported, staged, entry)) => {
+            failpoint::hit("export.committed");
+            // Committed: the sequence carries this content forever. A
+            // failure from here on leaves it prepared, and the next export
+            // or listing places it from its recorded bytes.
+            if let Err(error) = publish_committed(store, &outbox, entry, &staged.pair()) {
+                let cause = Cause::Unplaced {
+                    sequence: exported.manifest.sequence,
+                    error: Box::new(error),
+                };
+                let run_id = log_failure(store, link, kind, &cause);
+                return Err(fail(cause, run_id));
+            }
             // Debug: every caller reports the export itself (the CLI on
             // stdout, the daemon's "job done" line); at info this line only
             // doubled theirs.
@@ -414,9 +355,9 @@ pub fn export_with(
             Ok(exported)
         }
         Err(cause) => {
-            if let Some(paths) = written {
-                take_back(&outbox, &paths);
-            }
+            // Nothing was placed: only the staged copy, under a dot name no
+            // reader takes, may remain; the sequence is not bound.
+            discard_unbound(&outbox, &link.name, kind, store);
             // A sales export with nothing new is the normal answer of a
             // schedule between two sales: no failed run for it.
             let run_id = match &cause {
@@ -428,19 +369,74 @@ pub fn export_with(
     }
 }
 
-/// Removes a pair published under a sequence the store did not keep: the
-/// manifest first, so no reader ever sees a manifest without its payload.
-fn take_back(outbox: &std::path::Path, paths: &[PathBuf; 2]) {
-    for path in paths.iter().rev() {
-        if let Err(e) = std::fs::remove_file(path)
-            && e.kind() != std::io::ErrorKind::NotFound
-        {
-            tracing::error!(file = %path.display(), error = %e, "cannot remove a file whose export was rolled back; remove it by hand before the next export");
-        }
+/// `<link>.<KIND>.<sequence>.stx`.
+fn manifest_name(link: &str, kind: Kind, sequence: u64) -> String {
+    format!(
+        "{}.{MANIFEST_EXT}",
+        Manifest::base_name(link, kind, sequence)
+    )
+}
+
+/// Places a committed export and marks it published: the one path of a
+/// fresh export and of recovery.
+fn publish_committed(
+    store: &mut Store,
+    outbox: &Path,
+    entry: i64,
+    pair: &Pair<'_>,
+) -> Result<(), PublishError> {
+    place(outbox, pair)?;
+    store
+        .write(|tx| journal::set_state(tx, entry, FileState::Published, None))
+        .map_err(PublishError::Store)?;
+    failpoint::hit("export.published");
+    Ok(())
+}
+
+/// Removes the staged copies of the sequence an export would have used,
+/// after its transaction rolled back (nothing binds that sequence).
+fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &Store) {
+    let Ok(sequence) = store.read(|conn| journal::next_out(conn, link, kind)) else {
+        return;
+    };
+    let pair = Pair {
+        payload: Manifest::payload_name(link, kind, sequence),
+        manifest: manifest_name(link, kind, sequence),
+        manifest_text: &[],
+    };
+    if let Err(e) = discard(outbox, &pair) {
+        tracing::warn!(folder = %outbox.display(), error = %e, "cannot remove the staged copy of an export that did not happen; it is never taken and the next export replaces it");
     }
-    if let Err(e) = sync_dir(outbox) {
-        tracing::warn!(folder = %outbox.display(), error = %e, "cannot sync the outbox");
+}
+
+/// Finishes every export of `link` and `kind` that committed its sequence
+/// but may not have placed its pair (a crash, a failed placement): each is
+/// placed from its staged payload and recorded manifest, marked published,
+/// and its staged copies removed. Idempotent: a name already holding the
+/// same bytes (in the outbox or `sent/`) counts as placed. Returns the
+/// sequences finished.
+pub fn finish_prepared(store: &mut Store, link: &Link, kind: Kind) -> Result<Vec<u64>, Cause> {
+    let prepared = store.read(|conn| journal::prepared(conn, &link.name, kind))?;
+    if prepared.is_empty() {
+        return Ok(Vec::new());
     }
+    let outbox = link.folders(kind.sender()).outbox;
+    let mut finished = Vec::new();
+    for (entry, text) in prepared {
+        let pair = Pair {
+            payload: entry.file_name.clone(),
+            manifest: manifest_name(&link.name, kind, entry.sequence),
+            manifest_text: text.as_bytes(),
+        };
+        publish_committed(store, &outbox, entry.id, &pair).map_err(|error| Cause::Unplaced {
+            sequence: entry.sequence,
+            error: Box::new(error),
+        })?;
+        tracing::info!(link = %link.name, kind = %kind, sequence = entry.sequence, "export finished after an interruption: pair placed from its recorded content");
+        failpoint::hit("export.recovered");
+        finished.push(entry.sequence);
+    }
+    Ok(finished)
 }
 
 /// Writes a failed run with the reason (and the exclusions behind a

@@ -1,13 +1,20 @@
 //! Publish: write a payload and its manifest into a folder, durably and
-//! without ever overwriting.
+//! without ever overwriting, in two steps an export can put a commit between.
 //!
-//! Takes a [`Header`] (link, parties, kind, sequence), the link's secret and
-//! a closure that streams the payload; returns the [`Manifest`] written. The
-//! order makes a half-written file invisible to any reader: payload to
-//! `.<name>.part`, fsync, link to its final name; then the manifest the same
-//! way; then fsync the folder. A final name that already exists is never
-//! replaced: the same bytes mean "already published" (a retry after a crash),
-//! other bytes are an error for a person to look at.
+//! [`stage`] streams the payload into `.<payload>.part` and writes the signed
+//! manifest into `.<manifest>.part`, both fsynced: nothing is visible to a
+//! reader yet (dot names are never taken). [`place`] then gives each staged
+//! file its final name by an atomic rename that never replaces (payload
+//! first, manifest last: the manifest is the completion marker), and fsyncs
+//! the folder. An export commits the sequence between the two steps (see
+//! `outbound::export`), so a sequence is never visible before the store has
+//! bound it to one content; after a crash, `place` is simply called again:
+//! a staged file still there is renamed, a staged file gone was placed
+//! already. Nothing is ever re-created. [`publish`] is both steps at once,
+//! for pairs no store journals (test fixtures, samples).
+//!
+//! A final name that already exists is never replaced: the same bytes mean
+//! "already placed", other bytes are an error for a person to look at.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -16,9 +23,13 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 
+use crate::failpoint;
 use crate::format::envelope::{Manifest, STREAM_BUFFER, Sealing, Secret};
 use crate::format::{FORMAT_VERSION, Kind, WriteError};
 use crate::transport::local::{self, Placed, sync_dir};
+
+/// The folder an SFTP push moves published pairs into, inside the outbox.
+pub const SENT: &str = "sent";
 
 /// Who sends what to whom, and where in the link's sequence.
 #[derive(Debug, Clone)]
@@ -46,27 +57,43 @@ pub enum PublishError {
         "{path} already exists with other content: a file of this link, kind and sequence was published before with different content; it was left untouched, investigate before re-exporting"
     )]
     Conflict { path: PathBuf },
+    #[error("cannot mark the placed pair published: {0}")]
+    Store(crate::store::StoreError),
 }
 
-/// Writes `<dir>/<link>.<KIND>.<sequence>.<ext>` with the bytes `write`
-/// produces (it returns the number of records), then its manifest.
-pub fn publish<F>(
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + use<> {
+    let path = path.to_owned();
+    move |source| PublishError::Io { path, source }
+}
+
+/// A payload written and synced under its temporary name, with the signed
+/// manifest that will describe it.
+#[derive(Debug, Clone)]
+pub struct Staged {
+    pub manifest: Manifest,
+    /// The manifest file's exact bytes (what an export records).
+    pub manifest_text: String,
+}
+
+/// The temporary name of a file `name` while it is staged or written.
+pub fn part_name(name: &str) -> String {
+    format!(".{name}.part")
+}
+
+/// Streams `<dir>/.<link>.<KIND>.<sequence>.<ext>.part` with the bytes
+/// `write` produces (it returns the number of records), fsyncs it and signs
+/// its manifest. Nothing gets a final name.
+pub fn stage<F>(
     dir: &Path,
     header: &Header,
     secret: &Secret,
     write: F,
-) -> Result<Manifest, PublishError>
+) -> Result<Staged, PublishError>
 where
     F: FnOnce(&mut dyn Write) -> Result<u64, WriteError>,
 {
     let payload_name = Manifest::payload_name(&header.link, header.kind, header.sequence);
-    let payload_path = dir.join(&payload_name);
-    let tmp = dir.join(format!(".{payload_name}.part"));
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| PublishError::Io { path, source }
-    };
-
+    let tmp = dir.join(part_name(&payload_name));
     let file = create_temp(&tmp).map_err(io_err(&tmp))?;
     let mut out = Sealing::new(BufWriter::with_capacity(STREAM_BUFFER, file));
     let records = match write(&mut out) {
@@ -82,8 +109,6 @@ where
         .map_err(|e| io_err(&tmp)(e.into_error()))?;
     file.sync_all().map_err(io_err(&tmp))?;
     drop(file);
-    place(&tmp, &payload_path)?;
-
     let manifest = Manifest {
         kind: header.kind,
         format_version: FORMAT_VERSION,
@@ -101,16 +126,107 @@ where
         bytes,
         sha256,
     };
-    let manifest_path = dir.join(manifest.manifest_name());
-    let tmp = dir.join(format!(".{}.part", manifest.manifest_name()));
+    let manifest_text = manifest.render(secret);
+    let tmp = dir.join(part_name(&manifest.manifest_name()));
     let mut file = create_temp(&tmp).map_err(io_err(&tmp))?;
-    file.write_all(manifest.render(secret).as_bytes())
+    file.write_all(manifest_text.as_bytes())
         .and_then(|()| file.sync_all())
         .map_err(io_err(&tmp))?;
     drop(file);
-    place(&tmp, &manifest_path)?;
     sync_dir(dir).map_err(io_err(dir))?;
-    Ok(manifest)
+    Ok(Staged {
+        manifest,
+        manifest_text,
+    })
+}
+
+/// The final names of a staged pair, and the manifest bytes its export
+/// recorded (checked against the staged manifest before it is placed).
+#[derive(Debug, Clone)]
+pub struct Pair<'a> {
+    pub payload: String,
+    pub manifest: String,
+    pub manifest_text: &'a [u8],
+}
+
+impl Staged {
+    pub fn pair(&self) -> Pair<'_> {
+        Pair {
+            payload: self.manifest.payload.clone(),
+            manifest: self.manifest.manifest_name(),
+            manifest_text: self.manifest_text.as_bytes(),
+        }
+    }
+}
+
+/// Places a staged pair: the payload, then the manifest, each renamed from
+/// its staged name without replacing anything, then fsyncs `dir`.
+/// Idempotent: a staged file already gone was placed before (its final name
+/// may since have been taken by the peer or pushed); a final name holding
+/// the same bytes is kept and the staged copy dropped.
+pub fn place(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
+    check_staged_manifest(dir, pair)?;
+    move_staged(dir, &pair.payload)?;
+    failpoint::hit("export.payload-placed");
+    move_staged(dir, &pair.manifest)?;
+    failpoint::hit("export.manifest-placed");
+    sync_dir(dir).map_err(io_err(dir))
+}
+
+/// Removes the staged copies of a pair whose sequence nothing binds (its
+/// export rolled back). A leftover is harmless: dot names are never taken,
+/// and the next export of that sequence starts them again.
+pub fn discard(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
+    for name in [&pair.payload, &pair.manifest] {
+        let tmp = dir.join(part_name(name));
+        match std::fs::remove_file(&tmp) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io_err(&tmp)(e)),
+        }
+    }
+    sync_dir(dir).map_err(io_err(dir))
+}
+
+/// The staged manifest, when still there, must hold the bytes the export
+/// committed: anything else is not ours to publish.
+fn check_staged_manifest(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
+    let staged = dir.join(part_name(&pair.manifest));
+    match std::fs::read(&staged) {
+        Ok(bytes) if bytes == pair.manifest_text => Ok(()),
+        Ok(_) => Err(PublishError::Conflict { path: staged }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(&staged)(e)),
+    }
+}
+
+/// Renames `.<name>.part` to `name` in `dir`, never replacing.
+fn move_staged(dir: &Path, name: &str) -> Result<(), PublishError> {
+    let (staged, target) = (dir.join(part_name(name)), dir.join(name));
+    match local::rename_new(&staged, &target) {
+        Ok(Placed::Linked) => Ok(()),
+        Ok(Placed::Same) => std::fs::remove_file(&staged).map_err(io_err(&staged)),
+        Ok(Placed::Other) => Err(PublishError::Conflict { path: target }),
+        // Placed by an earlier attempt (or another process finishing the
+        // same export): the staged name only ever leaves by this rename.
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(&target)(e)),
+    }
+}
+
+/// Both steps at once: a pair no store journals (fixtures, samples).
+pub fn publish<F>(
+    dir: &Path,
+    header: &Header,
+    secret: &Secret,
+    write: F,
+) -> Result<Manifest, PublishError>
+where
+    F: FnOnce(&mut dyn Write) -> Result<u64, WriteError>,
+{
+    let staged = stage(dir, header, secret, write)?;
+    place(dir, &staged.pair())?;
+    Ok(staged.manifest)
 }
 
 fn create_temp(path: &Path) -> io::Result<File> {
@@ -125,23 +241,6 @@ fn create_temp(path: &Path) -> io::Result<File> {
         .create_new(true)
         .mode(0o640)
         .open(path)
-}
-
-/// Moves `tmp` to `target` unless `target` exists with other content.
-fn place(tmp: &Path, target: &Path) -> Result<(), PublishError> {
-    let io_err = |path: &Path| {
-        let path = path.to_owned();
-        move |source| PublishError::Io { path, source }
-    };
-    match local::link_new(tmp, target).map_err(io_err(target))? {
-        Placed::Linked | Placed::Same => {}
-        Placed::Other => {
-            return Err(PublishError::Conflict {
-                path: target.to_owned(),
-            });
-        }
-    }
-    std::fs::remove_file(tmp).map_err(io_err(tmp))
 }
 
 #[cfg(test)]

@@ -12,13 +12,12 @@ use std::io::Write;
 
 use rusqlite::Connection;
 
-use super::export::{Produced, Producer};
+use super::produce::{Produced, Producer};
 use crate::config::Link;
 use crate::domain::export::ExportError;
 use crate::domain::selling;
 use crate::format::{Kind, sales};
-use crate::store::StoreError;
-use crate::store::journal::{self, Direction};
+use crate::store::journal;
 
 /// The `SALES` payload of a link's distributor.
 #[derive(Debug, Clone, Copy)]
@@ -35,10 +34,7 @@ impl Producer for SalesPayload {
         link: &Link,
         out: &mut dyn Write,
     ) -> Result<Produced, ExportError> {
-        let sequence = journal::last_sequence(conn, &link.name, Kind::Sales, Direction::Out)?
-            .unwrap_or(0)
-            .checked_add(1)
-            .ok_or_else(|| StoreError::Corrupt("outbound sequence overflow".to_owned()))?;
+        let sequence = journal::next_out(conn, &link.name, Kind::Sales)?;
         let mut writer = sales::Writer::new(out)?;
         let report = selling::export_sales(
             conn,

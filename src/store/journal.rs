@@ -13,7 +13,7 @@ use std::str::FromStr;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use super::{StoreError, now};
-use crate::format::Kind;
+use crate::exchange::Kind;
 
 /// Which way a file travelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -239,7 +239,7 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Entry, StoreError>> {
         Ok(Entry {
             id: r.get(0)?,
             link: r.get(1)?,
-            kind: Kind::from_str(&kind).map_err(StoreError::Corrupt)?,
+            kind: Kind::from_str(&kind).map_err(|e| StoreError::Corrupt(e.to_string()))?,
             direction: Direction::parse(&direction)
                 .ok_or_else(|| StoreError::Corrupt(format!("journal direction {direction:?}")))?,
             sequence: u64::try_from(sequence)
@@ -314,10 +314,52 @@ pub fn in_state(
     Ok(out)
 }
 
+/// Records the exact manifest bytes of an outbound file (its journal row
+/// `file`), in the transaction that allocates its sequence.
+pub fn record_manifest(tx: &Transaction<'_>, file: i64, manifest: &str) -> Result<(), StoreError> {
+    tx.prepare_cached("INSERT INTO outbound_manifest (file, manifest) VALUES (?1, ?2)")?
+        .execute((file, manifest))?;
+    Ok(())
+}
+
+/// The outbound files of a link and kind still `prepared` (committed, not
+/// yet known placed), each with its recorded manifest, in sequence order.
+pub fn prepared(
+    conn: &Connection,
+    link: &str,
+    kind: Kind,
+) -> Result<Vec<(Entry, String)>, StoreError> {
+    let mut out = Vec::new();
+    for e in in_state(conn, link, kind, Direction::Out, FileState::Prepared)? {
+        let text: Option<String> = conn
+            .prepare_cached("SELECT manifest FROM outbound_manifest WHERE file = ?1")?
+            .query_row([e.id], |r| r.get(0))
+            .optional()?;
+        let text = text.ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "outbound {} sequence {} of link {} is prepared without its recorded manifest",
+                e.kind, e.sequence, e.link
+            ))
+        })?;
+        out.push((e, text));
+    }
+    Ok(out)
+}
+
 /// The sequence of `kind` a receiver on `link` waits for next: the last
 /// one received that used up its sequence, plus one.
 pub fn next_in(conn: &Connection, link: &str, kind: Kind) -> Result<u64, StoreError> {
     Ok(last_sequence(conn, link, kind, Direction::In)?.unwrap_or(0) + 1)
+}
+
+/// The sequence the next outbound file of `kind` on `link` takes: the last
+/// one that used up its sequence, plus one. Read inside the export's
+/// transaction, by the export and by a producer that marks rows with it.
+pub fn next_out(conn: &Connection, link: &str, kind: Kind) -> Result<u64, StoreError> {
+    last_sequence(conn, link, kind, Direction::Out)?
+        .unwrap_or(0)
+        .checked_add(1)
+        .ok_or_else(|| StoreError::Corrupt("outbound sequence overflow".to_owned()))
 }
 
 /// The highest sequence of a link, kind and direction whose file used it up

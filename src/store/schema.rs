@@ -49,6 +49,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "acknowledgements sent: a sales file only for news",
         sql: V4,
     },
+    Migration {
+        version: 5,
+        name: "outbound manifests: an export is finished from its recorded bytes after a crash",
+        sql: V5,
+    },
 ];
 
 /// The schema version this build writes.
@@ -93,6 +98,17 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     }
     Ok(())
 }
+
+const V5: &str = r#"
+-- The exact manifest of each outbound file, committed with its sequence and
+-- its journal row ('prepared') before the pair gets its final names: after a
+-- crash, a prepared export is placed again from these bytes and its staged
+-- payload, never re-created, so a sequence carries one content forever.
+CREATE TABLE outbound_manifest (
+    file     INTEGER PRIMARY KEY REFERENCES file_journal (id),
+    manifest TEXT NOT NULL CHECK (length(manifest) BETWEEN 1 AND 4096)
+) STRICT;
+"#;
 
 const V4: &str = r#"
 -- The contingent version the distributor last acknowledged in a sales file:

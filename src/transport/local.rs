@@ -112,6 +112,52 @@ pub fn link_new(source: &Path, target: &Path) -> io::Result<Placed> {
     }
 }
 
+/// Renames `source` to `target` unless `target` exists, atomically: the file
+/// never has two names (a reader that refuses hard-linked files never sees
+/// it linked), and a crash leaves it under one name or the other. An
+/// existing target is compared by content ([`Placed::Same`] leaves the
+/// source for the caller to remove). On a file system without
+/// `RENAME_NOREPLACE`, falls back to [`link_new`] then removing the source.
+pub fn rename_new(source: &Path, target: &Path) -> io::Result<Placed> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in a path"))
+    };
+    let (from, to) = (c(source)?, c(target)?);
+    // SAFETY: both pointers come from live, NUL-terminated CStrings that
+    // outlive the call; AT_FDCWD makes the paths relative to the working
+    // directory as for any std::fs call; renameat2 writes no memory of ours.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        return Ok(Placed::Linked);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EEXIST) => match (regular_digest(source)?, regular_digest(target)?) {
+            (Some(a), Some(b)) if a == b => Ok(Placed::Same),
+            _ => Ok(Placed::Other),
+        },
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+            let placed = link_new(source, target)?;
+            if placed == Placed::Linked {
+                std::fs::remove_file(source)?;
+            }
+            Ok(placed)
+        }
+        _ => Err(e),
+    }
+}
+
 /// SHA-256 of a regular file's content; `None` for a symlink, FIFO, socket,
 /// device or folder (never opened in a way that follows or blocks).
 fn regular_digest(path: &Path) -> io::Result<Option<[u8; 32]>> {

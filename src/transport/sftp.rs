@@ -16,9 +16,12 @@
 //! overwritten (a final name holding the same bytes means "already done",
 //! other bytes are an alert for a person); the remote original of a pulled
 //! pair is removed only once the local pair is durable (the receiver's
-//! journal is idempotent on digest, so a pair pulled twice applies once);
-//! a pushed pair leaves the outbox for `outbox/sent/` only once both remote
-//! files are in place. Unknown or changed host keys and refused logins are
+//! journal is idempotent on digest, so a pair pulled twice applies once),
+//! payload first and manifest last, and a manifest a crash left alone there
+//! is removed once this side holds its pair; a pushed pair leaves the outbox
+//! for `outbox/sent/` only once both remote files are in place. What each
+//! crash point leaves and what the next poll does: `docs/crash-safety/sftp.md`.
+//! Unknown or changed host keys and refused logins are
 //! permanent faults; network faults are transient and retried after a
 //! capped, jittered backoff ([`backoff`]).
 //!
@@ -38,6 +41,7 @@ use ssh2::{CheckResult, ErrorCode, KnownHostFileKind, MethodType, OpenFlags, Ope
 
 use super::local::{self, Placed};
 use crate::config::{Link, SftpAuth, Transport};
+use crate::failpoint;
 
 /// Transfer buffer: libssh2 moves 30,000-byte packets and reads ahead from
 /// the buffer it is given; 8 KiB buffers are several times slower.
@@ -181,6 +185,11 @@ pub struct Job<'a> {
     pub accept: &'a dyn Fn(&str) -> Option<String>,
     /// Files larger than this are not downloaded (an alert instead).
     pub max_bytes: u64,
+    /// Whether this side already received the file of a manifest, given
+    /// its name and bytes (the receiver's journal: same link, kind,
+    /// sequence and payload digest). Asked only about a manifest found on
+    /// the share without its payload: when true, it is removed there.
+    pub received: &'a dyn Fn(&str, &[u8]) -> bool,
 }
 
 /// What one poll moved; alerts are files left where they were for a person
@@ -191,6 +200,9 @@ pub struct Moved {
     pub pushed: Vec<String>,
     /// Manifests of the pairs pulled (now in the inbox).
     pub pulled: Vec<String>,
+    /// Manifests removed from the share because this side already held
+    /// their pair (left there by a pull a crash interrupted).
+    pub cleaned: Vec<String>,
     pub alerts: Vec<String>,
 }
 
@@ -388,6 +400,11 @@ pub fn download_name(name: &str) -> String {
 }
 
 const DOWNLOAD_SUFFIX: &str = ".stxd-download";
+
+/// The most bytes read of a manifest found without its payload: far above
+/// any manifest (the envelope caps them at a few KiB); a larger file is no
+/// manifest and stays where it is.
+const LONE_MANIFEST_MAX: u64 = 64 * 1024;
 
 /// Why a secret file (private key, password) is refused, given its mode and
 /// owner and the current user: it must be the user's own and unreadable by
@@ -771,7 +788,11 @@ impl Io<'_> {
     }
 
     /// Pushes every outgoing pair (payload, then manifest) and moves each
-    /// pushed pair into `outbox/sent/`.
+    /// pushed pair into `outbox/sent/`. A pair whose manifest `sent/`
+    /// already holds as the very file in the outbox (same inode) was pushed
+    /// whole before a crash cut [`Io::to_sent`] short: only the move is
+    /// finished, nothing is uploaded again (the peer may have taken the
+    /// pair off the share meanwhile).
     fn push(&self, job: &Job<'_>, moved: &mut Moved) -> Result<(), SftpError> {
         if job.outgoing.is_empty() {
             return Ok(());
@@ -783,17 +804,25 @@ impl Io<'_> {
                 .map_err(|e| self.remote("create the folder", &folder, e))?;
         }
         'pairs: for pair in job.outgoing {
-            for name in [&pair.payload, &pair.manifest] {
-                let local_path = job.outbox.join(name);
-                let remote = remote_path(&self.ep.remote_dir, job.remote_out, name);
-                match self.upload(&local_path, &remote, name)? {
-                    Uploaded::Done => {}
-                    Uploaded::Conflict(alert) => {
-                        tracing::error!(link = %self.ep.link, file = %name, problem = %alert, "pair not pushed");
-                        moved.alerts.push(alert);
-                        continue 'pairs;
+            if moved_to_sent(job.outbox, pair) {
+                tracing::info!(link = %self.ep.link, file = %pair.manifest, "pair pushed before a crash: finishing its move to sent/");
+            } else {
+                for name in [&pair.payload, &pair.manifest] {
+                    let local_path = job.outbox.join(name);
+                    let remote = remote_path(&self.ep.remote_dir, job.remote_out, name);
+                    match self.upload(&local_path, &remote, name)? {
+                        Uploaded::Done => {}
+                        Uploaded::Conflict(alert) => {
+                            tracing::error!(link = %self.ep.link, file = %name, problem = %alert, "pair not pushed");
+                            moved.alerts.push(alert);
+                            continue 'pairs;
+                        }
+                    }
+                    if name == &pair.payload {
+                        failpoint::hit("sftp.push.payload-renamed");
                     }
                 }
+                failpoint::hit("sftp.push.manifest-renamed");
             }
             match self.to_sent(job.outbox, pair)? {
                 None => {
@@ -887,38 +916,17 @@ impl Io<'_> {
         }
     }
 
-    /// Moves a pushed pair into `outbox/sent/` (manifest first, so a crash
-    /// never leaves a manifest without its payload in the outbox). `Some`
+    /// Moves a pushed pair into `outbox/sent/` ([`move_to_sent`]). `Some`
     /// alert when `sent/` already holds other bytes under a name.
     fn to_sent(&self, outbox: &Path, pair: &Pair) -> Result<Option<String>, SftpError> {
-        let sent = outbox.join("sent");
-        std::fs::create_dir_all(&sent).map_err(|e| self.local("create", &sent, e))?;
-        for name in [&pair.manifest, &pair.payload] {
-            let (from, to) = (outbox.join(name), sent.join(name));
-            match local::link_new(&from, &to)
-                .map_err(|e| self.local("move into sent/", &from, e))?
-            {
-                Placed::Linked | Placed::Same => {}
-                Placed::Other => {
-                    return Ok(Some(format!(
-                        "{} already holds other content than {}: the pushed pair stays in the outbox; compare them",
-                        to.display(),
-                        from.display()
-                    )));
-                }
-            }
-        }
-        local::sync_dir(&sent).map_err(|e| self.local("sync", &sent, e))?;
-        for name in [&pair.manifest, &pair.payload] {
-            let from = outbox.join(name);
-            std::fs::remove_file(&from).map_err(|e| self.local("remove", &from, e))?;
-        }
-        local::sync_dir(outbox).map_err(|e| self.local("sync", outbox, e))?;
-        Ok(None)
+        move_to_sent(outbox, pair).map_err(|(what, path, e)| self.local(what, &path, e))
     }
 
     /// Pulls every complete pair this side receives into the inbox, then
-    /// removes the remote originals (manifest first).
+    /// removes the remote originals: payload first, manifest last, so a
+    /// crash between the two leaves a manifest without its payload, which
+    /// the peer's uploads (payload first, manifest last) never show and
+    /// which [`Io::lone_manifest`] removes once this side holds the pair.
     fn pull(&self, job: &Job<'_>, moved: &mut Moved) -> Result<(), SftpError> {
         std::fs::create_dir_all(job.inbox).map_err(|e| self.local("create", job.inbox, e))?;
         remove_leftover_parts(job.inbox).map_err(|e| self.local("clean", job.inbox, e))?;
@@ -941,7 +949,7 @@ impl Io<'_> {
                 continue;
             };
             let Some(&payload_size) = files.get(&payload) else {
-                tracing::warn!(link = %self.ep.link, file = %manifest, payload = %payload, "manifest without its payload on the share; left there");
+                self.lone_manifest(job, manifest, manifest_size, &payload, moved)?;
                 continue;
             };
             if payload_size > job.max_bytes || manifest_size > job.max_bytes {
@@ -969,18 +977,83 @@ impl Io<'_> {
                 continue;
             }
             local::sync_dir(job.inbox).map_err(|e| self.local("sync", job.inbox, e))?;
-            // Durable locally: now the originals may go, manifest first so
-            // the share never shows a manifest without its payload.
-            for name in [manifest, &payload] {
-                let remote = remote_path(&self.ep.remote_dir, job.remote_in, name);
-                self.sftp
-                    .unlink(&remote)
-                    .map_err(|e| self.remote("remove the pulled", &remote, e))?;
-            }
+            failpoint::hit("sftp.pull.placed");
+            // Durable locally: now the originals may go.
+            self.remove_remote(job.remote_in, &payload)?;
+            failpoint::hit("sftp.pull.first-removed");
+            self.remove_remote(job.remote_in, manifest)?;
             tracing::info!(link = %self.ep.link, file = %manifest, server = %self.ep.address(), "pair pulled");
             moved.pulled.push(manifest.clone());
         }
         Ok(())
+    }
+
+    /// Removes a pulled file from the share; one already gone (removed by
+    /// an earlier run) is fine.
+    fn remove_remote(&self, folder: &str, name: &str) -> Result<(), SftpError> {
+        let remote = remote_path(&self.ep.remote_dir, folder, name);
+        match self.sftp.unlink(&remote) {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == ErrorCode::SFTP(SFTP_NO_SUCH_FILE) => Ok(()),
+            Err(e) => Err(self.remote("remove the pulled", &remote, e)),
+        }
+    }
+
+    /// A manifest on the share without its payload: the leftover of a pull
+    /// that a crash stopped between its two removals (or of a peer pushing
+    /// again a pair this side already took). It is removed when this side
+    /// holds that very pair: the inbox has the same manifest bytes and the
+    /// payload, or the caller's [`Job::received`] recognises it (the
+    /// receiver's journal). Anything else stays, with a warning, for a
+    /// person.
+    fn lone_manifest(
+        &self,
+        job: &Job<'_>,
+        manifest: &str,
+        size: u64,
+        payload: &str,
+        moved: &mut Moved,
+    ) -> Result<(), SftpError> {
+        let remote = remote_path(&self.ep.remote_dir, job.remote_in, manifest);
+        let bytes = if size <= LONE_MANIFEST_MAX {
+            self.read_small(&remote, LONE_MANIFEST_MAX)?
+        } else {
+            None
+        };
+        let held = bytes.as_deref().is_some_and(|bytes| {
+            inbox_holds(job.inbox, manifest, payload, bytes) || (job.received)(manifest, bytes)
+        });
+        if !held {
+            tracing::warn!(link = %self.ep.link, file = %manifest, payload = %payload, "manifest without its payload on the share; left there");
+            return Ok(());
+        }
+        // The peer may be pushing that pair again right now (its own crash
+        // recovery): a payload that appeared since the listing makes it a
+        // complete pair, pulled (and found already applied) next time.
+        let remote_payload = remote_path(&self.ep.remote_dir, job.remote_in, payload);
+        if self.stat(&remote_payload)?.is_some() {
+            return Ok(());
+        }
+        self.remove_remote(job.remote_in, manifest)?;
+        tracing::info!(link = %self.ep.link, file = %manifest, server = %self.ep.address(), "manifest left by an interrupted pull removed from the share: this side holds its pair");
+        moved.cleaned.push(manifest.to_owned());
+        Ok(())
+    }
+
+    /// A remote file's content when it holds at most `max` bytes; `None`
+    /// when it is larger or gone.
+    fn read_small(&self, path: &Path, max: u64) -> Result<Option<Vec<u8>>, SftpError> {
+        let mut file = match self.sftp.open(path) {
+            Ok(file) => file,
+            Err(e) if e.code() == ErrorCode::SFTP(SFTP_NO_SUCH_FILE) => return Ok(None),
+            Err(e) => return Err(self.remote("open", path, e)),
+        };
+        let mut bytes = Vec::new();
+        (&mut file)
+            .take(max + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| self.stream("read", path, e))?;
+        Ok((bytes.len() as u64 <= max).then_some(bytes))
     }
 
     /// Downloads a remote file to `inbox/.<name>.stxd-download`, checks its size,
@@ -1014,9 +1087,7 @@ impl Io<'_> {
             let _ = std::fs::remove_file(&part);
             return Err(e);
         }
-        let placed = local::link_new(&part, &target);
-        let _ = std::fs::remove_file(&part);
-        match placed.map_err(|e| self.local("place", &target, e))? {
+        match place_download(&part, &target).map_err(|e| self.local("place", &target, e))? {
             Placed::Linked | Placed::Same => Ok(None),
             Placed::Other => Ok(Some(format!(
                 "{} already holds other content than {} on {}: nothing was overwritten and the remote file stays on the share; compare both with the peer",
@@ -1104,6 +1175,88 @@ fn file_digest(path: &Path) -> io::Result<[u8; 32]> {
     Ok(hasher.finalize().into())
 }
 
+/// Gives a synced download its final name in the inbox without ever
+/// replacing a file ([`local::rename_new`]: the placed file never has two
+/// names, which the claim stage would refuse), then drops the temporary
+/// name if it is still there (the name was taken: the bytes decide).
+fn place_download(part: &Path, target: &Path) -> io::Result<Placed> {
+    let placed = local::rename_new(part, target);
+    let _ = std::fs::remove_file(part);
+    placed
+}
+
+/// Whether the inbox holds a pair whose manifest has exactly these bytes
+/// (placed by a pull, not yet processed).
+fn inbox_holds(inbox: &Path, manifest: &str, payload: &str, bytes: &[u8]) -> bool {
+    let regular = |name: &str| {
+        std::fs::symlink_metadata(inbox.join(name))
+            .ok()
+            .filter(|m| m.is_file())
+    };
+    regular(payload).is_some()
+        && regular(manifest).is_some_and(|m| m.len() == bytes.len() as u64)
+        && std::fs::read(inbox.join(manifest)).is_ok_and(|held| held == bytes)
+}
+
+/// Moves a pushed pair into `outbox/sent/`: links the payload, then the
+/// manifest, into `sent/` (never replacing), syncs `sent/`, then unlinks the
+/// payload, then the manifest, from the outbox and syncs it. The manifest
+/// goes last both ways: while it is in the outbox the pair is listed again
+/// and this move finished, and once it is in `sent/` as the same file the
+/// push is known complete ([`moved_to_sent`]). A name already gone from the
+/// outbox but in `sent/` was moved by a run a crash cut short. `Some` alert
+/// when `sent/` already holds other bytes under a name; a local failure as
+/// (what failed, on which path, why).
+fn move_to_sent(
+    outbox: &Path,
+    pair: &Pair,
+) -> Result<Option<String>, (&'static str, PathBuf, io::Error)> {
+    let sent = outbox.join("sent");
+    std::fs::create_dir_all(&sent).map_err(|e| ("create", sent.clone(), e))?;
+    for name in [&pair.payload, &pair.manifest] {
+        let (from, to) = (outbox.join(name), sent.join(name));
+        let placed = match local::link_new(&from, &to) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && to.is_file() => Placed::Same,
+            placed => placed.map_err(|e| ("move into sent/", from.clone(), e))?,
+        };
+        match placed {
+            Placed::Linked | Placed::Same => {}
+            Placed::Other => {
+                return Ok(Some(format!(
+                    "{} already holds other content than {}: the pushed pair stays in the outbox; compare them",
+                    to.display(),
+                    from.display()
+                )));
+            }
+        }
+    }
+    local::sync_dir(&sent).map_err(|e| ("sync", sent.clone(), e))?;
+    failpoint::hit("sftp.push.sent-linked");
+    for name in [&pair.payload, &pair.manifest] {
+        let from = outbox.join(name);
+        match std::fs::remove_file(&from) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(("remove", from, e)),
+            _ => {}
+        }
+    }
+    local::sync_dir(outbox).map_err(|e| ("sync", outbox.to_owned(), e))?;
+    Ok(None)
+}
+
+/// Whether `outbox/sent/` holds the pair's manifest as the very file in the
+/// outbox (a hard link [`Io::to_sent`] made): the pair was pushed whole and
+/// only its move out of the outbox was cut short.
+fn moved_to_sent(outbox: &Path, pair: &Pair) -> bool {
+    let meta = |p: PathBuf| std::fs::symlink_metadata(p).ok().filter(|m| m.is_file());
+    match (
+        meta(outbox.join(&pair.manifest)),
+        meta(outbox.join("sent").join(&pair.manifest)),
+    ) {
+        (Some(a), Some(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+        _ => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1123,6 +1276,111 @@ mod tests {
             assert!(backoff(attempt, 0.5) <= BACKOFF_CAP);
             assert!(backoff(attempt + 1, 1.0) >= backoff(attempt, 1.0));
         }
+    }
+
+    fn outbox_pair(outbox: &Path) -> Pair {
+        std::fs::create_dir_all(outbox).unwrap();
+        let pair = Pair {
+            payload: "l.CONTINGENT.00000001.csv".into(),
+            manifest: "l.CONTINGENT.00000001.stx".into(),
+        };
+        std::fs::write(outbox.join(&pair.payload), "payload").unwrap();
+        std::fs::write(outbox.join(&pair.manifest), "manifest").unwrap();
+        pair
+    }
+
+    fn entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn a_move_to_sent_cut_short_anywhere_is_finished_by_the_next_one() {
+        // What a crash leaves after each step of the move: links into
+        // sent/ (payload, manifest), then unlinks from the outbox (payload,
+        // manifest).
+        for steps in 0..=3 {
+            let dir = tempfile::tempdir().unwrap();
+            let outbox = dir.path().join("outbox");
+            let pair = outbox_pair(&outbox);
+            let sent = outbox.join("sent");
+            std::fs::create_dir_all(&sent).unwrap();
+            let names = [&pair.payload, &pair.manifest];
+            for name in names.iter().take(steps.min(2)) {
+                std::fs::hard_link(outbox.join(name), sent.join(name)).unwrap();
+            }
+            if steps == 3 {
+                std::fs::remove_file(outbox.join(&pair.payload)).unwrap();
+            }
+            // Pushed whole is known once the manifest is in sent/.
+            assert_eq!(moved_to_sent(&outbox, &pair), steps >= 2, "{steps}");
+            assert_eq!(move_to_sent(&outbox, &pair).unwrap(), None, "{steps}");
+            assert_eq!(entries(&outbox), ["sent"], "{steps}");
+            assert_eq!(
+                entries(&sent),
+                [pair.payload.clone(), pair.manifest.clone()],
+                "{steps}"
+            );
+            for (name, bytes) in [(&pair.payload, "payload"), (&pair.manifest, "manifest")] {
+                let path = sent.join(name);
+                assert_eq!(std::fs::read_to_string(&path).unwrap(), bytes);
+                assert_eq!(std::fs::metadata(&path).unwrap().nlink(), 1, "{steps}");
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_very_manifest_in_sent_marks_a_pair_pushed() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = dir.path().join("outbox");
+        let pair = outbox_pair(&outbox);
+        std::fs::create_dir_all(outbox.join("sent")).unwrap();
+        assert!(!moved_to_sent(&outbox, &pair));
+        // Same bytes, another file (a copy): not the mark of a push.
+        std::fs::copy(
+            outbox.join(&pair.manifest),
+            outbox.join("sent").join(&pair.manifest),
+        )
+        .unwrap();
+        assert!(!moved_to_sent(&outbox, &pair));
+        // Other bytes in sent/: an alert, the pair stays in the outbox.
+        std::fs::write(outbox.join("sent").join(&pair.manifest), "other").unwrap();
+        let alert = move_to_sent(&outbox, &pair).unwrap().unwrap();
+        assert!(alert.contains("other content"), "{alert}");
+        assert_eq!(entries(&outbox).len(), 3);
+    }
+
+    #[test]
+    fn a_download_gets_its_name_alone_and_never_replaces_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (part, target) = (dir.path().join(".f.stxd-download"), dir.path().join("f"));
+        std::fs::write(&part, "bytes").unwrap();
+        assert_eq!(place_download(&part, &target).unwrap(), Placed::Linked);
+        assert!(!part.exists());
+        assert_eq!(std::fs::metadata(&target).unwrap().nlink(), 1);
+        std::fs::write(&part, "bytes").unwrap();
+        assert_eq!(place_download(&part, &target).unwrap(), Placed::Same);
+        assert!(!part.exists());
+        std::fs::write(&part, "other").unwrap();
+        assert_eq!(place_download(&part, &target).unwrap(), Placed::Other);
+        assert!(!part.exists());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "bytes");
+    }
+
+    #[test]
+    fn the_inbox_holds_a_pair_only_with_the_same_manifest_bytes_and_a_payload() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path();
+        std::fs::write(inbox.join("m.stx"), "manifest").unwrap();
+        assert!(!inbox_holds(inbox, "m.stx", "m.csv", b"manifest"));
+        std::fs::write(inbox.join("m.csv"), "payload").unwrap();
+        assert!(inbox_holds(inbox, "m.stx", "m.csv", b"manifest"));
+        assert!(!inbox_holds(inbox, "m.stx", "m.csv", b"manifesT"));
+        assert!(!inbox_holds(inbox, "m.stx", "m.csv", b"manifest, longer"));
     }
 
     #[test]
