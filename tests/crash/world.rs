@@ -341,10 +341,6 @@ pub struct World {
     step: usize,
     /// Each export step's outcome ("written 7", "nothing to send"…).
     pub exports: Vec<String>,
-    /// Kinds of which an export killed after its commit was run again and
-    /// wrote one more file (a contingent export always writes): the
-    /// receiver's `done/` may hold files the reference has not.
-    pub rewritten: std::collections::BTreeSet<&'static str>,
 }
 
 impl World {
@@ -373,7 +369,6 @@ impl World {
             fate: Vec::new(),
             step: 0,
             exports: Vec::new(),
-            rewritten: std::collections::BTreeSet::new(),
         }
     }
 
@@ -1066,23 +1061,11 @@ impl World {
                 });
             }
             Step::Export { flow, flush } => {
-                let flow = *flow;
-                let before = self.sent_up_to(flow);
-                let committed = std::cell::Cell::new(false);
                 let kills = self.tally.kills.iter().sum::<u64>();
-                let ran = self.until_alive(&args, plan, &|w| {
-                    if w.sent_up_to(flow) > before {
-                        committed.set(true);
-                    }
-                    false
-                });
-                match ran {
+                match self.until_alive(&args, plan, &|_| false) {
                     Some(ran) => {
                         let killed = self.tally.kills.iter().sum::<u64>() > kills;
-                        if committed.get() && ran.code() == Some(0) {
-                            self.rewritten.insert(flow.kind());
-                        }
-                        self.judge_export(flow, *flush || killed, &ran);
+                        self.judge_export(*flow, *flush || killed, &ran);
                     }
                     None => self
                         .exports
