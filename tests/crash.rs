@@ -370,12 +370,20 @@ fn random_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
             }
         };
         // A killed export is run again at once, or the next second (other
-        // bytes: the manifest's creation time), or, beside the daemon, not
-        // at all: the next export or the daemon's next listing finishes it,
-        // as when a scheduled export dies unattended.
+        // bytes: the manifest's creation time), or, for a sales export
+        // beside the daemon, not at all: the daemon's next listing finishes
+        // it if it committed, else the next sales export carries its lines,
+        // as when a scheduled export dies unattended. (A contingent export
+        // not run again would hold back seats the next sales need.)
         let retry = match (plan.target, step, rng.range(0, 9)) {
             (Target::Command, Step::Export { .. }, 0..=2) => Retry::NextSecond,
-            (Target::Command, Step::Export { .. }, 3..=5) if daemon_runs => Retry::Never,
+            (
+                Target::Command,
+                Step::Export {
+                    flow: Flow::Sales, ..
+                },
+                3..=5,
+            ) if daemon_runs => Retry::Never,
             _ => Retry::Now,
         };
         schedule.push(Planned { retry, ..plan });
@@ -425,6 +433,51 @@ fn trial(seed: u64) -> (Outcome, Workload) {
     (run(&workload, &schedule, reference), workload)
 }
 
+/// A workload writes at least 5 contingent files and 20 sales files (with
+/// refunds), shrinks a contingent, and runs part of it beside the daemon.
+fn assert_shape(w: &Workload) {
+    let contingents = w.count(|s| {
+        matches!(
+            s,
+            Step::Export {
+                flow: Flow::Contingent,
+                ..
+            } | Step::Trigger(Flow::Contingent)
+        )
+    });
+    let sales = w.count(|s| {
+        matches!(
+            s,
+            Step::Export {
+                flow: Flow::Sales,
+                flush: false
+            } | Step::Trigger(Flow::Sales)
+        )
+    });
+    let shrinks = w.count(|s| matches!(s, Step::Release { .. }));
+    let refunds = w.count(|s| matches!(s, Step::Refund { .. }));
+    let beside = w
+        .steps
+        .iter()
+        .skip_while(|s| **s != Step::StartDaemon)
+        .filter(|s| matches!(s, Step::Export { .. }))
+        .count();
+    assert!(
+        contingents >= 5 && sales >= 20 && shrinks >= 1 && refunds >= 1 && beside >= 1,
+        "workload {:#x}: {contingents} contingent files, {sales} sales files, {shrinks} shrinks, {refunds} refunds, {beside} one-shot exports beside the daemon",
+        w.seed
+    );
+}
+
+/// The generator alone (no stxd): many seeds, each workload of the shape
+/// the trials need.
+#[test]
+fn workloads_have_the_shape_the_trials_need() {
+    for seed in 0..3000 {
+        assert_shape(&workload::random(seed));
+    }
+}
+
 #[test]
 fn random_trials() {
     world::require_strace();
@@ -444,16 +497,7 @@ fn random_trials() {
                     }
                     let seed = base.wrapping_add(n);
                     let (outcome, workload) = trial(seed);
-                    let contingents = workload.count(|s| {
-                        matches!(s, Step::Export { flow: Flow::Contingent, .. } | Step::Trigger(Flow::Contingent))
-                    });
-                    let sales = workload.count(|s| {
-                        matches!(s, Step::Export { flow: Flow::Sales, flush: false } | Step::Trigger(Flow::Sales))
-                    });
-                    assert!(
-                        contingents >= 5 && sales >= 20 && workload.count(|s| matches!(s, Step::Release { .. })) >= 1,
-                        "workload {seed:#x}: {contingents} contingent and {sales} sales files, a shrink or not"
-                    );
+                    assert_shape(&workload);
                     let mut sum = summary.lock().unwrap_or_else(PoisonError::into_inner);
                     sum.trials += 1;
                     for k in 0..3 {

@@ -521,10 +521,18 @@ pub fn random(seed: u64) -> Workload {
             } else if round == 1 {
                 let n = m.rng.range(3, 5) as u32;
                 changed |= m.allocate_seats(1, n);
-            } else if round == SEAT_SHRINK_ROUND {
-                changed |= m.release(0, false) || m.release(1, false);
-            } else if round == ZONE_SHRINK_ROUND {
-                changed |= m.release(0, true) || m.release(0, false);
+            } else if round == SEAT_SHRINK_ROUND || round == ZONE_SHRINK_ROUND {
+                // A shrink, whatever was sold: fresh seats first if too few
+                // are free, taken back in the same contingent version.
+                let p = m.rng.range(0, 1) as usize;
+                if !(round == ZONE_SHRINK_ROUND && m.release(p, true)) {
+                    if m.held[p].free_seats().len() < 2 {
+                        m.allocate_seats(p, 3);
+                    }
+                    let shrunk = m.release(p, false);
+                    assert!(shrunk, "workload {seed:#x}: no shrink in round {round}");
+                }
+                changed = true;
             } else {
                 let p = m.rng.range(0, 1) as usize;
                 if m.rng.chance(25) && m.held[p].zone < 12 {
