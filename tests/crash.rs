@@ -750,7 +750,8 @@ fn fsync(when: u32) -> Kill {
 
 /// (i) `export sales` killed after its files are published and before its
 /// transaction commits (the third fsync of the old protocol: the folder's,
-/// after both links; or `export.committed`), then another sale, another
+/// after both links), or at either side of the commit of the protocol that
+/// stages first (`export.staged`, `export.committed`), then another sale, another
 /// export, the manager processes: every sale line booked once, the
 /// reconciliation consistent.
 #[test]
@@ -775,7 +776,12 @@ fn a_sales_export_killed_after_publishing_loses_no_line() {
             Step::Process,
         ],
     };
-    let outcomes = known_case(&w, 5, Retry::Never, &[fsync(3), fp("export.committed")]);
+    let outcomes = known_case(
+        &w,
+        5,
+        Retry::Never,
+        &[fsync(3), fp("export.staged"), fp("export.committed")],
+    );
     for o in outcomes {
         assert_eq!(o.snapshot.count("ticket"), 3);
     }
@@ -807,7 +813,12 @@ fn a_contingent_export_killed_after_publishing_loses_no_seat() {
             Step::Process,
         ],
     };
-    let outcomes = known_case(&w, 1, Retry::Never, &[fsync(3), fp("export.committed")]);
+    let outcomes = known_case(
+        &w,
+        1,
+        Retry::Never,
+        &[fsync(3), fp("export.staged"), fp("export.committed")],
+    );
     for o in outcomes {
         assert_eq!(o.snapshot.count("contingent_seat"), 8);
         assert_eq!(o.snapshot.count("ticket"), 2);

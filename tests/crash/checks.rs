@@ -130,6 +130,8 @@ pub struct Snapshot {
     pub folders: BTreeMap<&'static str, Vec<String>>,
     /// `stxd report reconcile --json`'s in-flight items (codes and lines).
     pub in_flight: Vec<String>,
+    /// Tables that could not be read (a finding of their own).
+    pub unreadable: Vec<String>,
 }
 
 impl Snapshot {
@@ -140,26 +142,21 @@ impl Snapshot {
     }
 }
 
-/// Reads the business rows and folders of a finished run.
+/// Reads the business rows and folders of a finished run. A table that
+/// cannot be read is left empty and named in `unreadable`.
 pub fn snapshot(world: &World) -> Snapshot {
     let mut rows = BTreeMap::new();
+    let mut unreadable = Vec::new();
     for t in TABLES {
-        let conn = open_ro(&world.db(t.store)).expect("open a store read-only");
-        let mut stmt = conn
-            .prepare(t.sql)
-            .unwrap_or_else(|e| panic!("{}: {e}", t.name));
-        let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        let found = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
-            .unwrap_or_else(|e| panic!("{}: {e}", t.name));
-        for row in found {
-            let (k, v) = row.unwrap_or_else(|e| panic!("{}: {e}", t.name));
-            table.entry(k).or_default().push(v);
+        match read_table(world, t) {
+            Ok(table) => {
+                rows.insert(t.name, table);
+            }
+            Err(e) => {
+                unreadable.push(format!("{} {}: {e}", t.store, t.name));
+                rows.insert(t.name, BTreeMap::new());
+            }
         }
-        for v in table.values_mut() {
-            v.sort();
-        }
-        rows.insert(t.name, table);
     }
     let exchange = world.exchange();
     let folders = ARCHIVES
@@ -170,7 +167,25 @@ pub fn snapshot(world: &World) -> Snapshot {
         rows,
         folders,
         in_flight: Vec::new(),
+        unreadable,
     }
+}
+
+fn read_table(world: &World, t: &Table) -> Result<BTreeMap<String, Vec<String>>, String> {
+    let conn = open_ro(&world.db(t.store)).ok_or("cannot open the store")?;
+    let mut stmt = conn.prepare(t.sql).map_err(|e| e.to_string())?;
+    let mut table: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let found = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(|e| e.to_string())?;
+    for row in found {
+        let (k, v) = row.map_err(|e| e.to_string())?;
+        table.entry(k).or_default().push(v);
+    }
+    for v in table.values_mut() {
+        v.sort();
+    }
+    Ok(table)
 }
 
 /// Every check of a finished run against the reference's snapshot; the
@@ -179,6 +194,9 @@ pub fn check(world: &mut World, reference: &Snapshot) -> (Snapshot, Vec<Finding>
     let mut findings = Vec::new();
     let mut found = |class: Class, text: String| findings.push(Finding { class, text });
     let mut snap = snapshot(world);
+    for u in &snap.unreadable {
+        found(Class::Other, format!("cannot read {u}"));
+    }
 
     // Business rows, by natural key.
     for (table, expected) in &reference.rows {
@@ -330,20 +348,25 @@ pub fn check(world: &mut World, reference: &Snapshot) -> (Snapshot, Vec<Finding>
 /// One journal row: sequence, state, file name.
 type Journaled = Vec<(i64, String, String)>;
 
-fn journal(world: &World, institution: &str, kind: &str, direction: &str) -> Journaled {
-    let conn = open_ro(&world.db(institution)).expect("open a store read-only");
+fn journal(
+    world: &World,
+    institution: &str,
+    kind: &str,
+    direction: &str,
+) -> Result<Journaled, String> {
+    let conn = open_ro(&world.db(institution)).ok_or("cannot open the store")?;
     let mut stmt = conn
         .prepare(
             "SELECT sequence, state, file_name FROM file_journal
              WHERE link = ?1 AND kind = ?2 AND direction = ?3 ORDER BY sequence",
         )
-        .expect("journal query");
-    stmt.query_map((super::workload::LINK, kind, direction), |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
-    })
-    .expect("journal rows")
-    .collect::<Result<_, _>>()
-    .expect("journal rows")
+        .map_err(|e| e.to_string())?;
+    let rows = stmt
+        .query_map((super::workload::LINK, kind, direction), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
+        .map_err(|e| e.to_string())?;
+    rows.collect::<Result<_, _>>().map_err(|e| e.to_string())
 }
 
 /// Every file a sender journaled is published, applied by the receiver and
@@ -360,8 +383,23 @@ fn delivery_problems(world: &World) -> Vec<(Class, String)> {
         ("SALES", "TOURISM", "OPERA", "to-manager"),
     ];
     for (kind, sender, receiver, inbox) in flows {
-        let out = journal(world, sender, kind, "out");
-        let inn = journal(world, receiver, kind, "in");
+        let (out, inn) = match (
+            journal(world, sender, kind, "out"),
+            journal(world, receiver, kind, "in"),
+        ) {
+            (Ok(o), Ok(i)) => (o, i),
+            (o, i) => {
+                problems.push((
+                    Class::Other,
+                    format!(
+                        "cannot read the {kind} journals: {:?} {:?}",
+                        o.err(),
+                        i.err()
+                    ),
+                ));
+                continue;
+            }
+        };
         let done = world.exchange().join(inbox).join("done");
         let in_done = names(&done);
         for (seq, state, file) in &out {

@@ -1175,13 +1175,32 @@ impl World {
         let inbox = self.inbox(Flow::Sales);
         let done = inbox.join("done");
         let stem = format!("{LINK}.SALES.00000001");
-        let mut payload = std::fs::read(done.join(format!("{stem}.csv")))
-            .expect("the first sales file is applied before a tampered copy is dropped");
+        let (payload, manifest) = match (
+            std::fs::read(done.join(format!("{stem}.csv"))),
+            std::fs::read(done.join(format!("{stem}.stx"))),
+        ) {
+            (Ok(p), Ok(m)) => (p, m),
+            _ => {
+                self.find(
+                    Class::Stuck,
+                    format!("{stem} is not in done/: no copy of it to tamper with"),
+                );
+                return;
+            }
+        };
+        let mut payload = payload;
         let i = payload.len() / 2;
         payload[i] ^= 0x01;
-        let manifest = std::fs::read(done.join(format!("{stem}.stx"))).expect("its manifest");
-        write_new(&inbox.join(format!("{stem}.csv")), &payload);
-        write_new(&inbox.join(format!("{stem}.stx")), &manifest);
+        for (ext, bytes) in [("csv", &payload), ("stx", &manifest)] {
+            let path = inbox.join(format!("{stem}.{ext}"));
+            if let Err(e) = write_new(&path, bytes) {
+                self.find(
+                    Class::Stuck,
+                    format!("cannot drop the tampered {}: {e}", path.display()),
+                );
+                return;
+            }
+        }
     }
 
     /// A panic-free summary of the daemon logs (for a failing trial).
@@ -1213,13 +1232,12 @@ fn verbose() -> bool {
     *VERBOSE.get_or_init(|| std::env::var_os("STXD_CRASH_VERBOSE").is_some())
 }
 
-fn write_new(path: &Path, bytes: &[u8]) {
+fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
-        .open(path)
-        .expect("create a dropped file");
-    f.write_all(bytes).expect("write a dropped file");
+        .open(path)?;
+    f.write_all(bytes)
 }
 
 /// A read-only connection (the harness never writes a store).
