@@ -15,7 +15,8 @@ use crate::config::{self, Config, Institution, Link};
 use crate::domain::DomainError;
 use crate::domain::load;
 use crate::domain::setup::{self, Finding, LinkFacts, Severity};
-use crate::format::envelope::{self, Expect, MANIFEST_EXT, Secret};
+use crate::exchange::FileName;
+use crate::format::envelope::{self, Expect, Secret};
 use crate::format::{FormatError, Kind, Limits, Position};
 use crate::inbound::{self, InboundError, Record};
 use crate::outbound;
@@ -188,12 +189,16 @@ pub fn link_secret(link: &Link) -> Result<Secret, config::SecretError> {
     config::read_secret(&link.secret_file)
 }
 
-/// The manifest of a Fichier SecuTix file, given the manifest or its payload.
+/// The manifest of a Fichier SecuTix file, given the manifest or its
+/// payload (any other path is returned as it is, for claim to refuse).
 pub fn manifest_path_of(file: &Path) -> PathBuf {
-    match file.extension().and_then(|e| e.to_str()) {
-        Some(MANIFEST_EXT) => file.to_owned(),
-        Some("csv" | "xml") => file.with_extension(MANIFEST_EXT),
-        _ => file.to_owned(),
+    match file
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| FileName::parse(n).ok())
+    {
+        Some(name) => file.with_file_name(name.to_manifest().to_string()),
+        None => file.to_owned(),
     }
 }
 
@@ -438,10 +443,10 @@ pub fn waiting_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
         if name.starts_with('.') {
             continue;
         }
-        match inbound::claim::parse_manifest_name(&name) {
-            Ok((_, kind, seq)) => found.push(((kind, seq), entry.path())),
+        match FileName::parse_manifest(&name) {
+            Ok(n) => found.push(((n.kind, n.sequence), entry.path())),
             Err(problem) if name.ends_with(envelope::MANIFEST_EXT) => {
-                misnamed(&entry.path(), &problem)
+                misnamed(&entry.path(), &problem.to_string())
             }
             // Anything else (a payload, a temporary name) is not ours to take.
             Err(_) => {}
@@ -550,7 +555,11 @@ pub fn process_files_until(
         }
         let manifest = manifest_path_of(file);
         let name = inbound::claim::display_name(&manifest);
-        let (link_name, kind, _) = inbound::claim::parse_manifest_name(&name)
+        let FileName {
+            link: link_name,
+            kind,
+            ..
+        } = FileName::parse_manifest(&name)
             .map_err(|problem| anyhow::anyhow!("{}: {problem}", manifest.display()))?;
         let link = config
             .link(&link_name)
@@ -718,17 +727,16 @@ pub fn poll_with(
             .into_iter()
             .filter_map(|manifest| {
                 let name = manifest.file_name()?.to_str()?.to_owned();
-                let (l, kind, seq) = inbound::claim::parse_manifest_name(&name).ok()?;
-                (l == link.name && kind.sender() == side).then(|| Pair {
-                    payload: envelope::Manifest::payload_name(&l, kind, seq),
+                let n = FileName::parse_manifest(&name).ok()?;
+                (n.link == link.name && n.kind.sender() == side).then(|| Pair {
+                    payload: n.to_payload().to_string(),
                     manifest: name,
                 })
             })
             .collect();
         let accept = |name: &str| {
-            let (l, kind, seq) = inbound::claim::parse_manifest_name(name).ok()?;
-            (l == link.name && kind.sender() == peer)
-                .then(|| envelope::Manifest::payload_name(&l, kind, seq))
+            let n = FileName::parse_manifest(name).ok()?;
+            (n.link == link.name && n.kind.sender() == peer).then(|| n.to_payload().to_string())
         };
         let received = |name: &str, manifest: &[u8]| received(config, link, inst, name, manifest);
         let (remote_out, remote_in) = (format!("to-{peer}"), format!("to-{side}"));
@@ -835,7 +843,9 @@ impl WindowHeld {
 
 /// Splits listed files into those to process now and those held for an
 /// apply window. The daemon and a `poll` job hold; `stxd process` does not
-/// call this (ops forcing a file apply it at once).
+/// call this (ops forcing a file apply it at once). A file whose archive move
+/// a crash cut is never held: finishing that move applies nothing, and a
+/// pair must not stay split until the window opens.
 pub fn split_by_window(
     config: &Config,
     files: Vec<PathBuf>,
@@ -843,11 +853,18 @@ pub fn split_by_window(
 ) -> (Vec<PathBuf>, Vec<WindowHeld>) {
     let mut ready = Vec::new();
     let mut held = Vec::new();
+    let unfinished = |file: &Path, link: &str, kind: Kind| {
+        config.link(link).is_some_and(|l| {
+            let folders = l.folders(kind.sender().peer());
+            inbound::recover::unfinished(&inbound::archive::Pair::of(file), &folders)
+        })
+    };
     for file in files {
         let name = inbound::claim::display_name(&file);
-        match inbound::claim::parse_manifest_name(&name) {
-            Ok((link, kind, _)) => {
+        match FileName::parse_manifest(&name) {
+            Ok(FileName { link, kind, .. }) => {
                 match crate::schedule::apply_window(&config.schedules, &link, kind, now) {
+                    Some(_) if unfinished(&file, &link, kind) => ready.push(file),
                     Some(next) => held.push(WindowHeld {
                         file,
                         link,
@@ -958,8 +975,8 @@ pub fn run_job(
                 .into_iter()
                 .filter_map(|file| {
                     let name = inbound::claim::display_name(&file);
-                    match inbound::claim::parse_manifest_name(&name) {
-                        Ok((_, k, seq)) if k == kind => Some((seq, file)),
+                    match FileName::parse_manifest(&name) {
+                        Ok(n) if n.kind == kind => Some((n.sequence, file)),
                         _ => None,
                     }
                 })

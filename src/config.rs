@@ -968,24 +968,43 @@ pub fn read_secret(path: &Path) -> Result<Secret, SecretError> {
 pub fn generate_secret(path: &Path) -> std::io::Result<bool> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(false);
     }
     let mut raw = [0u8; 32];
     getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
-    let mut file = match std::fs::OpenOptions::new()
+    // Written whole under a temporary name, synced, then given its final
+    // name (never replacing one) and the folder synced: a crash leaves the
+    // secret complete or absent, never short.
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
+    let tmp = dir.join(format!(".{}.part", name.to_string_lossy()));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => return Ok(false),
-        Err(e) => return Err(e),
-    };
+        .open(&tmp)?;
     writeln!(file, "{}", hex::encode(raw))?;
     file.sync_all()?;
-    Ok(true)
+    drop(file);
+    let placed = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(e),
+    };
+    std::fs::remove_file(&tmp)?;
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(placed)
 }
 
 #[cfg(test)]

@@ -11,7 +11,10 @@
 //!   apply window (`[[schedule]] job = "apply-<kind>"`) stay in the inbox;
 //! - *jobs* ([`app::run_job`], the code path of `stxd trigger`): fired by
 //!   [`Schedules`] (missed fires not replayed, a job never overlapping
-//!   itself) or by a trigger file in `<state_dir>/control/<link>/`.
+//!   itself) or by a trigger file in `<state_dir>/control/<link>/`. A
+//!   trigger is taken (given the private name `.taken.<job>`) when its job
+//!   is queued, and removed once the job ran to its end: a taken trigger
+//!   left by a kill or a stop is queued again by the next start.
 //!
 //! A stop intent is honoured between two files; the item in hand gets
 //! `[daemon] shutdown_grace_seconds`, then is abandoned (its transaction is
@@ -323,7 +326,7 @@ pub async fn run(
                     queue.extend(taken.into_iter().map(|(link, job)| Work::Job {
                         link,
                         job,
-                        origin: "trigger",
+                        origin: TRIGGER,
                     }));
                 }
                 Err(e) => {
@@ -385,7 +388,7 @@ pub async fn run(
                     sd.stopping("quitting now");
                     warn!(work_in_hand = %in_hand.as_ref().map_or_else(|| "none".to_owned(), |h| h.work.label()),
                         "quitting now: the file in hand, if any, is rolled back");
-                    put_back_triggers(&config, in_hand.iter().map(|h| &h.work).chain(queue.iter()));
+                    left_taken(in_hand.iter().map(|h| &h.work).chain(queue.iter()));
                     return Ok(Exit::Quit);
                 }
                 Some(Intent::Shutdown) | None => {
@@ -398,7 +401,7 @@ pub async fn run(
                         not_started = %if abandoned.is_empty() { "none".to_owned() } else { abandoned.join(", ") },
                         "stopping: no new work is taken"
                     );
-                    put_back_triggers(&config, queue.iter());
+                    left_taken(queue.iter());
                     if let Some(hand) = in_hand.take() {
                         let grace = Duration::from_secs(config.daemon.shutdown_grace_seconds);
                         match finish_in_hand(hand.handle, grace, &mut intents).await {
@@ -409,11 +412,11 @@ pub async fn run(
                                     grace_seconds = config.daemon.shutdown_grace_seconds,
                                     "shutdown grace elapsed: the work in hand is abandoned; its uncommitted transaction is rolled back when the process ends"
                                 );
-                                put_back_triggers(&config, std::iter::once(&hand.work));
+                                left_taken(std::iter::once(&hand.work));
                             }
                             Finish::Quit => {
                                 warn!(work = %hand.work.label(), "second stop signal: quitting now; the file in hand is rolled back");
-                                put_back_triggers(&config, std::iter::once(&hand.work));
+                                left_taken(std::iter::once(&hand.work));
                                 return Ok(Exit::Quit);
                             }
                         }
@@ -456,24 +459,18 @@ pub async fn run(
     }
 }
 
-/// Drops again the trigger files of triggered jobs that will not run
-/// (queued, or abandoned at shutdown), so the next start runs them.
-fn put_back_triggers<'w>(config: &Config, work: impl Iterator<Item = &'w Work>) {
+/// Says which triggered jobs will not run now (queued, or abandoned at
+/// shutdown): their triggers stay taken, and the next start queues them
+/// again ([`take_triggers`]). Nothing to write: a crash leaves them the same.
+fn left_taken<'w>(work: impl Iterator<Item = &'w Work>) {
     for w in work {
         if let Work::Job {
             link,
             job,
-            origin: "trigger",
+            origin: TRIGGER,
         } = w
         {
-            match app::write_trigger(config, link, *job) {
-                Ok((path, _)) => {
-                    info!(trigger = %path.display(), "trigger put back: the job runs at the next start")
-                }
-                Err(e) => {
-                    warn!(link = %link, job = %job, error = %format!("{e:#}"), "triggered job not run and its trigger not put back: trigger it again")
-                }
-            }
+            info!(link = %link, job = %job, "triggered job not run: its trigger stays taken and the next start runs it");
         }
     }
 }
@@ -649,14 +646,28 @@ fn serve(
             let mut state = state;
             let span = tracing::info_span!("job", link = %link, job = %job, origin);
             let _entered = span.enter();
-            run_job(config, stop, link, *job, now, &mut state);
+            let ended = run_job(config, stop, link, *job, now, &mut state);
+            if *origin == TRIGGER {
+                if ended {
+                    crate::failpoint::hit("trigger.job-done");
+                    let dir = config.control_dir(link);
+                    remove_trigger(&dir.join(taken_name(*job)), &dir);
+                } else {
+                    info!(
+                        "triggered job cut short by the stop: its trigger stays taken and the next start runs the job again"
+                    );
+                }
+            }
             state
         }
     }
 }
 
 /// Runs a job through [`app::run_job`] (the code path of `stxd trigger`)
-/// and logs what it did, at the level of what ops must do.
+/// and logs what it did, at the level of what ops must do. Returns whether
+/// the job ran to its end (failed or not): a listing job (poll, apply
+/// window) stops between two files once the daemon stops, and is then not
+/// finished.
 fn run_job(
     config: &Config,
     stop: &AtomicBool,
@@ -664,9 +675,11 @@ fn run_job(
     job: Job,
     now: OffsetDateTime,
     state: &mut ScanState,
-) {
+) -> bool {
     let stopping = || stop.load(Ordering::SeqCst);
-    match app::run_job(config, link, job, now, &mut state.shares, &stopping) {
+    let done = app::run_job(config, link, job, now, &mut state.shares, &stopping);
+    let cut_short = stopping() && matches!(&done, Ok(app::JobDone::Files { .. }));
+    match done {
         Ok(app::JobDone::Exported(done)) => {
             let m = &done.manifest;
             info!(file = %m.manifest_name(), sequence = m.sequence, records = m.records,
@@ -704,6 +717,7 @@ fn run_job(
         }
         Err(e) => error!(error = %format!("{e:#}"), "job failed"),
     }
+    !cut_short
 }
 
 /// Logs a share's sync: info when files moved, warn for an alert (a final
@@ -945,18 +959,16 @@ fn log_handled(config: &Config, h: &app::Handled, state: &mut ScanState, now: Of
                         "file held in the inbox: an earlier file is missing")
                 }
                 GapLog::Alert { since } => {
-                    let parsed = crate::inbound::claim::parse_manifest_name(&file).ok();
+                    let parsed = crate::exchange::FileName::parse_manifest(&file).ok();
                     let (link, kind, found) = match &parsed {
-                        Some((link, kind, seq)) => (link.as_str(), kind.as_str(), *seq),
+                        Some(n) => (n.link.as_str(), n.kind.as_str(), n.sequence),
                         None => ("", "", 0),
                     };
                     let expected = match &parsed {
-                        Some((link, kind, _)) => {
-                            match app::expected_sequence(config, link, *kind) {
-                                Ok(n) => n.to_string(),
-                                Err(e) => format!("unknown ({e:#})"),
-                            }
-                        }
+                        Some(n) => match app::expected_sequence(config, &n.link, n.kind) {
+                            Ok(n) => n.to_string(),
+                            Err(e) => format!("unknown ({e:#})"),
+                        },
                         None => "unknown".to_owned(),
                     };
                     let since = since
@@ -993,14 +1005,31 @@ struct Control {
     reported: HashSet<PathBuf>,
 }
 
+/// The origin of a job queued from a trigger file.
+const TRIGGER: &str = "trigger";
+
+/// The prefix of a trigger's private name while its job is queued or
+/// running: a dot-name, never taken as a new trigger.
+const TAKEN: &str = ".taken.";
+
+/// A job's taken trigger, in its link's control folder.
+fn taken_name(job: Job) -> String {
+    format!("{TAKEN}{}", job.name())
+}
+
 /// Lists every link's control folder (creating it, mode 0700) and takes the
-/// trigger files: each names a job to run now. A trigger is removed (and
-/// its folder synced) when its job is queued, and only then queued; a
-/// trigger whose job is already queued or running (`busy`) stays for a
-/// later listing, so a job never overlaps itself and no trigger is lost.
-/// An unknown name, or a job this config cannot run on the link, is logged
-/// as an error and removed. Dot-names are ignored; symlinks, folders and
-/// other non-regular entries are refused (logged once) and left alone.
+/// trigger files: each names a job to run now. Taking a trigger gives it a
+/// private name in the same folder, `.taken.<job>` (hard link, unlink of the
+/// trigger's name, folder synced), then queues its job; the worker removes
+/// the taken name once the job ran to its end ([`serve`]). So a taken
+/// trigger found here whose job is neither queued nor running was left by an
+/// earlier run (killed, or stopped before the job ran or finished): its job
+/// is queued again. A trigger whose job is queued or running (`busy`), or
+/// taken already, stays for a later listing, so a job never overlaps itself
+/// and no trigger is lost. An unknown name, or a job this config cannot run
+/// on the link, is logged as an error and removed. Other dot-names are
+/// ignored; symlinks, folders and other non-regular entries are refused
+/// (logged once) and left alone.
 fn take_triggers(
     config: &Config,
     busy: &[(String, Job)],
@@ -1021,8 +1050,11 @@ fn take_triggers(
             }
             continue;
         }
-        let entries = match std::fs::read_dir(&dir) {
-            Ok(entries) => entries,
+        let mut names: Vec<String> = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect(),
             Err(e) => {
                 if control.reported.insert(dir.clone()) {
                     error!(dir = %dir.display(), error = %e, "cannot list the control folder");
@@ -1030,44 +1062,60 @@ fn take_triggers(
                 continue;
             }
         };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if name.starts_with('.') {
+        names.sort();
+        let is_busy = |job: Job| busy.iter().any(|(l, j)| *l == link.name && *j == job);
+        // Only regular files are triggers: anything else is reported once.
+        let mut regular = |path: &Path| {
+            seen.insert(path.to_owned());
+            let ok = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_file());
+            if !ok && control.reported.insert(path.to_owned()) {
+                error!(file = %path.display(), link = %link.name,
+                    "not a trigger: only regular empty files are taken (symlinks and folders are refused); remove it");
+            }
+            ok
+        };
+        // Taken before: the job did not run to its end.
+        let mut pending = HashSet::new();
+        for name in names.iter().filter_map(|n| n.strip_prefix(TAKEN)) {
+            let path = dir.join(format!("{TAKEN}{name}"));
+            if !regular(&path) {
                 continue;
             }
-            seen.insert(path.clone());
-            let regular = std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_file());
-            if !regular {
-                if control.reported.insert(path.clone()) {
-                    error!(file = %path.display(), link = %link.name,
-                        "not a trigger: only regular empty files are taken (symlinks and folders are refused); remove it");
-                }
+            let Some(job) = runnable(config, link, name, &path, &dir) else {
                 continue;
-            }
-            let job = match name.parse::<Job>() {
-                Ok(job) => job,
-                Err(_) => {
-                    error!(file = %path.display(), link = %link.name, valid = %Job::names(),
-                        "unknown trigger file removed: name it after a job");
-                    remove_trigger(&path, &dir);
-                    continue;
-                }
             };
-            if let Some(side) = job.side() {
-                let code = link.side_code(side);
-                if config.institution(code).is_none() {
-                    error!(file = %path.display(), link = %link.name, job = %job,
-                        "trigger removed: the job runs on the {side}'s side ({code}), which this config does not serve");
-                    remove_trigger(&path, &dir);
-                    continue;
-                }
+            pending.insert(job);
+            if !is_busy(job) {
+                info!(link = %link.name, job = %job,
+                    "taken trigger found: its job did not run to its end before the last stop; queued again");
+                taken.push((link.name.clone(), job));
             }
-            if busy.iter().any(|(l, j)| *l == link.name && *j == job) {
+        }
+        for name in names.iter().filter(|n| !n.starts_with('.')) {
+            let path = dir.join(name);
+            if !regular(&path) {
+                continue;
+            }
+            let Some(job) = runnable(config, link, name, &path, &dir) else {
+                continue;
+            };
+            let taken_path = dir.join(taken_name(job));
+            if pending.contains(&job) {
+                // One file under both names: a take cut between its link and
+                // its unlink. The taken name stands for it.
+                if crate::transport::local::same_file(&path, &taken_path).unwrap_or(false) {
+                    remove_trigger(&path, &dir);
+                } else {
+                    debug!(file = %path.display(), "trigger waits: the same job is taken already");
+                }
+                continue;
+            }
+            if is_busy(job) {
                 debug!(file = %path.display(), "trigger waits: the same job is queued or running");
                 continue;
             }
-            if remove_trigger(&path, &dir) {
+            if take_trigger(&path, &taken_path, &dir) {
+                crate::failpoint::hit("trigger.taken");
                 info!(link = %link.name, job = %job, "trigger taken: job queued");
                 taken.push((link.name.clone(), job));
             }
@@ -1077,16 +1125,70 @@ fn take_triggers(
     (control, taken)
 }
 
-/// Removes a trigger file durably (the folder is synced); `false`, logged,
-/// when it cannot be removed (the job is then not queued, so it cannot
-/// run again and again).
+/// The job a trigger file names, if this config can run it on `link`; else
+/// the file is logged as an error and removed.
+fn runnable(
+    config: &Config,
+    link: &config::Link,
+    name: &str,
+    path: &Path,
+    dir: &Path,
+) -> Option<Job> {
+    let job = match name.parse::<Job>() {
+        Ok(job) => job,
+        Err(_) => {
+            error!(file = %path.display(), link = %link.name, valid = %Job::names(),
+                "unknown trigger file removed: name it after a job");
+            remove_trigger(path, dir);
+            return None;
+        }
+    };
+    if let Some(side) = job.side() {
+        let code = link.side_code(side);
+        if config.institution(code).is_none() {
+            error!(file = %path.display(), link = %link.name, job = %job,
+                "trigger removed: the job runs on the {side}'s side ({code}), which this config does not serve");
+            remove_trigger(path, dir);
+            return None;
+        }
+    }
+    Some(job)
+}
+
+/// Takes a trigger durably: its taken name linked (never replacing a file),
+/// its own name removed, the folder synced. `false`, logged, when it cannot
+/// (the job is then not queued; the trigger stays for a later listing).
+fn take_trigger(path: &Path, taken: &Path, dir: &Path) -> bool {
+    use crate::transport::local::{self, Placed};
+    let took = local::link_new(path, taken).and_then(|placed| match placed {
+        Placed::Linked | Placed::Same => {
+            std::fs::remove_file(path).and_then(|()| local::sync_dir(dir))
+        }
+        Placed::Other => Err(std::io::Error::new(
+            std::io::ErrorKind::AlreadyExists,
+            format!("{} holds something else", taken.display()),
+        )),
+    });
+    match took {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+        Err(e) => {
+            error!(file = %path.display(), error = %e,
+                "cannot take the trigger file: its job is not run; check the control folder's permissions");
+            false
+        }
+    }
+}
+
+/// Removes a trigger file (or a taken one) durably (the folder is synced);
+/// `false`, logged, when it cannot be removed.
 fn remove_trigger(path: &Path, dir: &Path) -> bool {
     match std::fs::remove_file(path).and_then(|()| crate::transport::local::sync_dir(dir)) {
         Ok(()) => true,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
         Err(e) => {
             error!(file = %path.display(), error = %e,
-                "cannot remove the trigger file: its job is not run; check the control folder's permissions");
+                "cannot remove the trigger file: check the control folder's permissions");
             false
         }
     }
@@ -1276,28 +1378,57 @@ transport = {{ kind = "local", dir = "{d}/x" }}
         let _ = release.send(());
     }
 
-    #[test]
-    fn triggered_jobs_not_run_at_shutdown_are_put_back() {
-        let dir = tempfile::tempdir().unwrap();
-        let config = temp_config(dir.path());
-        let job = |job, origin| Work::Job {
-            link: "opera-tourism".into(),
-            job,
-            origin,
-        };
-        let queue = [
-            Work::Scan,
-            job(Job::Poll, "trigger"),
-            job(Job::Apply(Kind::Catalogue), "schedule"),
-            job(Job::Apply(Kind::Seatplan), "trigger"),
-        ];
-        put_back_triggers(&config, queue.iter());
-        let mut left: Vec<String> = std::fs::read_dir(config.control_dir("opera-tourism"))
+    fn control_names(config: &Config) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(config.control_dir("opera-tourism"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
-        left.sort();
-        assert_eq!(left, ["apply-seatplan", "poll"]);
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn taken_triggers_left_by_a_stop_or_a_kill_are_queued_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = temp_config(dir.path());
+        let control = config.control_dir("opera-tourism");
+        std::fs::create_dir_all(&control).unwrap();
+        // Two jobs taken by an earlier run; a third trigger whose take was
+        // cut between its link and its unlink (one file, two names); a new
+        // trigger of a job already taken waits.
+        for name in [".taken.poll", ".taken.apply-seatplan", "poll"] {
+            std::fs::write(control.join(name), "").unwrap();
+        }
+        std::fs::write(control.join("apply-catalogue"), "").unwrap();
+        std::fs::hard_link(
+            control.join("apply-catalogue"),
+            control.join(".taken.apply-catalogue"),
+        )
+        .unwrap();
+        let (ctl, mut taken) = take_triggers(&config, &[], Control::default());
+        taken.sort();
+        let link = "opera-tourism".to_owned();
+        assert_eq!(
+            taken,
+            vec![
+                (link.clone(), Job::Poll),
+                (link.clone(), Job::Apply(Kind::Seatplan)),
+                (link.clone(), Job::Apply(Kind::Catalogue)),
+            ]
+        );
+        assert_eq!(
+            control_names(&config),
+            [
+                ".taken.apply-catalogue",
+                ".taken.apply-seatplan",
+                ".taken.poll",
+                "poll"
+            ],
+            "taken names stay until their job ran; the cut take is finished"
+        );
+        // While queued or running, they are not queued twice.
+        let (_, again) = take_triggers(&config, &taken, ctl);
+        assert!(again.is_empty(), "{again:?}");
     }
 
     #[test]
@@ -1358,6 +1489,7 @@ transport = {{ kind = "local", dir = "{d}/x" }}
             left,
             [
                 ".hidden",
+                ".taken.poll",
                 "apply-catalogue",
                 "apply-seatplan",
                 "export-sales"
@@ -1365,7 +1497,9 @@ transport = {{ kind = "local", dir = "{d}/x" }}
             "poll taken, reboot and export-catalogue removed, the rest left"
         );
         assert_eq!(ctl.reported.len(), 2, "symlink and folder reported once");
-        let (_, taken) = take_triggers(&config, &[], ctl);
+        // Poll is queued now: its taken trigger is not queued twice.
+        let busy = vec![("opera-tourism".to_owned(), Job::Poll)];
+        let (_, taken) = take_triggers(&config, &busy, ctl);
         assert_eq!(
             taken,
             vec![("opera-tourism".to_owned(), Job::Apply(Kind::Catalogue))]

@@ -7,8 +7,8 @@
 //! sends itself SIGKILL there, exactly as a power cut or an OOM kill would
 //! stop it (no destructor, no flush, no unwinding). The crash harness
 //! (`tests/crash.rs`) uses it to prove that the next start finishes or undoes
-//! every step; `docs/reliability.md` lists the points and what recovery does
-//! at each.
+//! every step; the pages under `docs/crash-safety/` list the points and
+//! what recovery does at each.
 //!
 //! Syntax: `STXD_FAILPOINT=name` kills at the first hit of `name`;
 //! `name:N` at its N-th hit (counted per process); several, comma-separated,

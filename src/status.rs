@@ -270,7 +270,13 @@ fn held(
 ) -> Result<Vec<Held>, StoreError> {
     let mut out = Vec::new();
     for file in files {
-        let Ok((name, kind, seq)) = crate::inbound::claim::parse_manifest_name(file) else {
+        let Ok(crate::exchange::FileName {
+            link: name,
+            kind,
+            sequence: seq,
+            ..
+        }) = crate::exchange::FileName::parse_manifest(file)
+        else {
             continue;
         };
         if name != link.name || kind.sender() == side {

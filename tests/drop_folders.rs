@@ -17,7 +17,7 @@ use crate::util::{Daemon, Sandbox, repo, seal};
 const POLL: Duration = Duration::from_millis(50);
 
 /// The manager's inbox of the demo link (the distributor's SALES files).
-fn inbox(sb: &Sandbox) -> PathBuf {
+pub(crate) fn inbox(sb: &Sandbox) -> PathBuf {
     sb.path().join("var/exchange/opera-tourism/to-manager")
 }
 
@@ -39,7 +39,7 @@ fn fast_listing(sb: &Sandbox) {
 
 /// Stores created, and seats 1–4 of row A of block 3301 (1701) plus 10
 /// places of zone 3201 allotted to the link: the sample SALES file books.
-fn manager_ready(sb: &Sandbox) {
+pub(crate) fn manager_ready(sb: &Sandbox) {
     sb.stxd(&["check"]).expect_code(0);
     sb.stxd(&[
         "contingent",
@@ -90,7 +90,7 @@ fn sale_refund_pairs(pairs: u64) -> (Vec<u8>, u64) {
 }
 
 /// The sample SALES payload (2 sales, 1 refund, 1 zone sale, 2 ACKs).
-fn sample_sales() -> (Vec<u8>, u64) {
+pub(crate) fn sample_sales() -> (Vec<u8>, u64) {
     let bytes = std::fs::read(repo().join("samples/payloads/sales.csv")).expect("sample");
     let records = bytes.iter().filter(|b| **b == b'\n').count() as u64 - 1;
     (bytes, records)
@@ -98,7 +98,13 @@ fn sample_sales() -> (Vec<u8>, u64) {
 
 /// Seals SALES file `seq` into `dir` with the demo link's secret; returns
 /// (manifest, payload) paths.
-fn sealed(sb: &Sandbox, dir: &Path, seq: u64, payload: &[u8], records: u64) -> (PathBuf, PathBuf) {
+pub(crate) fn sealed(
+    sb: &Sandbox,
+    dir: &Path,
+    seq: u64,
+    payload: &[u8],
+    records: u64,
+) -> (PathBuf, PathBuf) {
     let m = seal(dir, &sb.demo_secret(), Kind::Sales, seq, payload, records);
     (dir.join(m.manifest_name()), dir.join(&m.payload))
 }
@@ -130,7 +136,7 @@ fn drop_pair(pair: &(PathBuf, PathBuf), dir: &Path) {
 }
 
 /// The `.stx` names in `dir`.
-fn manifests(dir: &Path) -> Vec<String> {
+pub(crate) fn manifests(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
     };
@@ -161,7 +167,7 @@ fn tail(log: &str) -> String {
 }
 
 /// The manager's store, read-only.
-fn opera(sb: &Sandbox) -> Connection {
+pub(crate) fn opera(sb: &Sandbox) -> Connection {
     Connection::open_with_flags(
         sb.path().join("var/state/OPERA.sqlite"),
         OpenFlags::SQLITE_OPEN_READ_ONLY,
@@ -169,13 +175,13 @@ fn opera(sb: &Sandbox) -> Connection {
     .expect("open OPERA read-only")
 }
 
-fn count(conn: &Connection, sql: &str) -> i64 {
+pub(crate) fn count(conn: &Connection, sql: &str) -> i64 {
     conn.query_row(sql, [], |r| r.get(0)).expect(sql)
 }
 
 /// (sequence, state) of every inbound SALES file the journal holds, in
 /// journal order.
-fn journal(sb: &Sandbox) -> Vec<(i64, String)> {
+pub(crate) fn journal(sb: &Sandbox) -> Vec<(i64, String)> {
     let conn = opera(sb);
     let mut stmt = conn
         .prepare(
@@ -704,4 +710,52 @@ fn json_logs_carry_the_file_span() {
         "{handled}"
     );
     assert_eq!(handled["fields"]["outcome"], "applied");
+}
+
+/// A folder or a dangling symlink under a payload's name: the pair is
+/// refused whole, both names end in `error/` beside the `.reason`, the
+/// inbox is empty, and `stxd status` counts the file in error.
+#[test]
+fn a_folder_or_dangling_link_as_the_payload_is_refused_whole() {
+    for odd in ["folder", "dangling-link"] {
+        let sb = Sandbox::new();
+        sb.stxd(&["check"]).expect_code(0);
+        sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+            .expect_code(0);
+        let dir = sb.path().join("var/exchange/opera-tourism/to-distributor");
+        let payload = dir.join("opera-tourism.SEATPLAN.00000001.xml");
+        std::fs::remove_file(&payload).unwrap();
+        match odd {
+            "folder" => std::fs::create_dir(&payload).unwrap(),
+            _ => std::os::unix::fs::symlink(dir.join("nowhere"), &payload).unwrap(),
+        }
+        let run = sb.stxd(&["process"]);
+        run.expect_code(1);
+        assert!(run.stdout().contains("rejected"), "{odd}: {}", run.stdout());
+        let error = dir.join("error");
+        assert!(
+            error.join("opera-tourism.SEATPLAN.00000001.stx").exists(),
+            "{odd}"
+        );
+        assert!(
+            std::fs::symlink_metadata(error.join("opera-tourism.SEATPLAN.00000001.xml")).is_ok(),
+            "{odd}: the payload stayed behind"
+        );
+        assert!(
+            error
+                .join("opera-tourism.SEATPLAN.00000001.stx.reason")
+                .exists(),
+            "{odd}"
+        );
+        assert_eq!(manifests(&dir), Vec::<String>::new(), "{odd}");
+        assert!(std::fs::symlink_metadata(&payload).is_err(), "{odd}");
+        // A second run finds nothing left to do.
+        sb.stxd(&["process"]).expect_code(0);
+        let status = sb.stxd(&["status"]);
+        assert!(
+            status.stdout().contains("1 file put in error/"),
+            "{odd}: {}",
+            status.stdout()
+        );
+    }
 }

@@ -482,3 +482,66 @@ fn catalogue_cli_lists_validates_and_assigns_on_the_demo_distributor() {
         none.stdout()
     );
 }
+
+/// A parked file that fails when it resumes shows its real reason: its
+/// parked journal row becomes the rejection, the pair goes to `error/` with
+/// that reason, and nothing is reported as "already journaled".
+#[test]
+fn a_parked_file_failing_on_resume_is_rejected_with_its_real_reason() {
+    let sb = crate::util::Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    // Two manager seat categories mapped to one local one: two prices of the
+    // rate table then collide.
+    let csv = sb.path().join("samples/tourism/mapping.csv");
+    let text = std::fs::read_to_string(&csv).unwrap().replace(
+        "OPERA;seat_category;2002;CAT2;Catégorie 2;filled;SECONDE",
+        "OPERA;seat_category;2002;CAT2;Catégorie 2;filled;PREM",
+    );
+    std::fs::write(&csv, text).unwrap();
+    // Filling the mappings resumes the parked files: the seat plan applies,
+    // the catalogue is refused for what is really wrong with it.
+    let resumed = sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"]);
+    resumed.expect_code(1);
+    assert!(
+        !resumed.stdout().contains("already journaled"),
+        "{}",
+        resumed.stdout()
+    );
+    assert!(
+        resumed
+            .stdout()
+            .contains("maps to the same local seat category"),
+        "{}",
+        resumed.stdout()
+    );
+    let error = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/error");
+    let reason =
+        std::fs::read_to_string(error.join("opera-tourism.CATALOGUE.00000001.stx.reason")).unwrap();
+    assert!(
+        reason.contains("maps to the same local seat category"),
+        "{reason}"
+    );
+    assert!(error.join("opera-tourism.CATALOGUE.00000001.xml").exists());
+    let conn = rusqlite::Connection::open(sb.path().join("var/state/TOURISM.sqlite")).unwrap();
+    let state: String = conn
+        .query_row(
+            "SELECT state FROM file_journal WHERE kind = 'CATALOGUE' AND direction = 'in' AND sequence = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(state, "rejected");
+    let status = sb.stxd(&["status"]);
+    assert!(
+        status.stdout().contains("1 file put in error/"),
+        "{}",
+        status.stdout()
+    );
+}

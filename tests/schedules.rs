@@ -10,7 +10,7 @@ use crate::util::Daemon;
 use crate::util::Sandbox;
 
 /// Appends `[[schedule]]` lines to the sandbox's config.
-fn add_schedules(sb: &Sandbox, lines: &[(&str, &str)]) {
+pub(crate) fn add_schedules(sb: &Sandbox, lines: &[(&str, &str)]) {
     let path = sb.path().join("config/stxd.toml");
     let mut text = std::fs::read_to_string(&path).expect("config");
     for (job, cron) in lines {
@@ -21,17 +21,17 @@ fn add_schedules(sb: &Sandbox, lines: &[(&str, &str)]) {
     std::fs::write(&path, text).expect("write config");
 }
 
-fn to_distributor(sb: &Sandbox) -> PathBuf {
+pub(crate) fn to_distributor(sb: &Sandbox) -> PathBuf {
     sb.path().join("var/exchange/opera-tourism/to-distributor")
 }
 
-fn control(sb: &Sandbox) -> PathBuf {
+pub(crate) fn control(sb: &Sandbox) -> PathBuf {
     sb.path().join("var/state/control/opera-tourism")
 }
 
 /// The manifests of `kind` in the distributor's inbox and the folders
 /// the daemon moves them to.
-fn exported(sb: &Sandbox, kind: &str) -> usize {
+pub(crate) fn exported(sb: &Sandbox, kind: &str) -> usize {
     let inbox = to_distributor(sb);
     ["", "done", "parked", "error"]
         .iter()
@@ -40,7 +40,7 @@ fn exported(sb: &Sandbox, kind: &str) -> usize {
 }
 
 #[track_caller]
-fn wait_until(what: &str, cond: impl Fn() -> bool, log: impl Fn() -> String) {
+pub(crate) fn wait_until(what: &str, cond: impl Fn() -> bool, log: impl Fn() -> String) {
     let start = Instant::now();
     while !cond() {
         assert!(

@@ -6,6 +6,7 @@ mod cli;
 mod config_files;
 mod contingent_manager;
 mod crash;
+mod crash_archive;
 mod crash_export;
 mod crash_sftp;
 mod daemon;

@@ -34,6 +34,7 @@ type HmacSha256 = Hmac<Sha256>;
 pub const MANIFEST_MAX: usize = 4096;
 /// Version of the manifest layout itself (the first line).
 pub const MANIFEST_VERSION: u32 = 1;
+use crate::exchange::FileName;
 /// Extension of manifest files.
 pub use crate::exchange::MANIFEST_EXT;
 
@@ -141,27 +142,14 @@ pub struct Expect<'a> {
 }
 
 impl Manifest {
-    /// `<link>.<KIND>.<sequence>`: the common stem of the payload and manifest
-    /// names.
-    pub fn base_name(link: &str, kind: Kind, sequence: u64) -> String {
-        format!("{link}.{kind}.{sequence:08}")
-    }
-
     /// The payload's expected name.
     pub fn payload_name(link: &str, kind: Kind, sequence: u64) -> String {
-        format!(
-            "{}.{}",
-            Self::base_name(link, kind, sequence),
-            kind.extension()
-        )
+        FileName::payload(link, kind, sequence).to_string()
     }
 
     /// The manifest's expected name.
     pub fn manifest_name(&self) -> String {
-        format!(
-            "{}.{MANIFEST_EXT}",
-            Self::base_name(&self.link, self.kind, self.sequence)
-        )
+        FileName::manifest(&self.link, self.kind, self.sequence).to_string()
     }
 
     /// The canonical manifest text, signed with `secret`.

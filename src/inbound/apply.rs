@@ -424,20 +424,31 @@ fn record_rejection(
         let run = log_rejection(tx, target.link, Some(m.kind), payload_name, error)?;
         // A file rejected for its sequence must not take the place of the
         // file journaled under that number.
-        if !matches!(error.code(), "sequence-conflict" | "sequence-old") {
-            journal::record(
-                tx,
-                &NewEntry {
-                    link: target.link,
-                    kind: m.kind,
-                    direction: Direction::In,
-                    sequence: m.sequence,
-                    sha256: &hex::encode(m.sha256),
-                    file_name: payload_name,
-                    state: FileState::Rejected,
-                    run_id: Some(run),
-                },
-            )?;
+        if matches!(error.code(), "sequence-conflict" | "sequence-old") {
+            return Ok(());
+        }
+        let sha256 = hex::encode(m.sha256);
+        match journal::lookup(tx, target.link, m.kind, Direction::In, m.sequence)? {
+            // A parked file that fails when it resumes: its parked row
+            // becomes the rejection, so the real reason is what ops see.
+            Some(parked) if parked.state == FileState::Parked && parked.sha256 == sha256 => {
+                journal::set_state(tx, parked.id, FileState::Rejected, Some(run))?;
+            }
+            _ => {
+                journal::record(
+                    tx,
+                    &NewEntry {
+                        link: target.link,
+                        kind: m.kind,
+                        direction: Direction::In,
+                        sequence: m.sequence,
+                        sha256: &sha256,
+                        file_name: payload_name,
+                        state: FileState::Rejected,
+                        run_id: Some(run),
+                    },
+                )?;
+            }
         }
         Ok(())
     })?;

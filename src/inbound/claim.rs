@@ -14,8 +14,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::InboundError;
-use crate::format::envelope::{MANIFEST_EXT, MANIFEST_MAX};
-use crate::format::{FormatError, Kind, Limits, Position};
+use crate::exchange::FileName;
+use crate::format::envelope::MANIFEST_MAX;
+use crate::format::{FormatError, Limits, Position};
 use crate::transport::local;
 
 /// A manifest read and its payload opened.
@@ -58,42 +59,16 @@ pub fn display_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Splits `<link>.<KIND>.<8 digits>.stx` into its parts, or says what a
-/// manifest name must look like.
-pub fn parse_manifest_name(name: &str) -> Result<(String, Kind, u64), String> {
-    let expected = || {
-        format!(
-            "expected a manifest named <link>.<KIND>.<8-digit sequence>.{MANIFEST_EXT} (e.g. opera-tourism.SALES.00000001.{MANIFEST_EXT}), found {:?}",
-            crate::ident::shorten(name)
-        )
-    };
-    let stem = name
-        .strip_suffix(MANIFEST_EXT)
-        .and_then(|s| s.strip_suffix('.'))
-        .ok_or_else(expected)?;
-    let mut parts = stem.rsplitn(3, '.');
-    let (Some(seq), Some(kind), Some(link)) = (parts.next(), parts.next(), parts.next()) else {
-        return Err(expected());
-    };
-    let link_ok = !link.is_empty()
-        && link.len() <= 32
-        && !link.starts_with('-')
-        && link
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    let kind: Kind = kind.parse().map_err(|_| expected())?;
-    if !link_ok || seq.len() != 8 || !seq.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(expected());
-    }
-    let seq: u64 = seq.parse().map_err(|_| expected())?;
-    Ok((link.to_owned(), kind, seq))
-}
-
 /// Opens a manifest and its payload (found beside it by name).
 pub fn claim(manifest_path: &Path, limits: &Limits) -> Result<Claimed, InboundError> {
     let manifest_name = display_name(manifest_path);
-    let (link, kind, seq) = parse_manifest_name(&manifest_name).map_err(|problem| {
-        FormatError::new(&manifest_name, Position::File, "bad-file-name", problem)
+    let name = FileName::parse_manifest(&manifest_name).map_err(|problem| {
+        FormatError::new(
+            &manifest_name,
+            Position::File,
+            "bad-file-name",
+            problem.to_string(),
+        )
     })?;
     let (mut manifest_file, manifest_len) = open_regular(manifest_path, MANIFEST_MAX as u64)?;
     let mut manifest = Vec::with_capacity(manifest_len as usize);
@@ -104,7 +79,7 @@ pub fn claim(manifest_path: &Path, limits: &Limits) -> Result<Claimed, InboundEr
             file: manifest_name.clone(),
             source,
         })?;
-    let payload_name = crate::format::envelope::Manifest::payload_name(&link, kind, seq);
+    let payload_name = name.to_payload().to_string();
     let payload_path = manifest_path.with_file_name(&payload_name);
     let (payload, payload_len) = match open_regular(&payload_path, limits.max_file_bytes) {
         Err(InboundError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
@@ -125,29 +100,4 @@ pub fn claim(manifest_path: &Path, limits: &Limits) -> Result<Claimed, InboundEr
         payload,
         payload_len,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn manifest_names_follow_one_pattern() {
-        assert_eq!(
-            parse_manifest_name("opera-tourism.SALES.00000042.stx").unwrap(),
-            ("opera-tourism".into(), Kind::Sales, 42)
-        );
-        for bad in [
-            "opera-tourism.SALES.42.stx",
-            "opera-tourism.sales.00000042.stx",
-            "../x.SALES.00000042.stx",
-            "-x.SALES.00000042.stx",
-            ".opera-tourism.SALES.00000042.stx",
-            "opera-tourism.SALES.00000042.stx.part",
-            "opera-tourism.SALES.00000042.csv",
-            "Opera.SALES.00000042.stx",
-        ] {
-            assert!(parse_manifest_name(bad).is_err(), "{bad} accepted");
-        }
-    }
 }

@@ -7,14 +7,19 @@
 //! size and digest checked) → [`parse`] → [`Records`] (a streaming iterator
 //! that re-hashes what it parses and checks the record count at its end).
 //!
-//! Mapping, applying (one store transaction with the journal row) and
-//! archiving follow in the catalogue and sales flows; they take [`Records`].
-//! This module never writes to the store nor moves files.
+//! Before claim, [`recover`] looks for an archive move a crash cut on the
+//! listed pair ([`recover::Due`]); [`archive`] finishes it. After parse,
+//! applying (one store transaction with the journal row, [`apply`]) and
+//! archiving ([`archive`]: `done/`, `parked/`, or `error/` with a `.reason`)
+//! follow. [`process`] chains the stages (and logs a file refused before
+//! apply as a failed run); the stages below it do the reading, writing and
+//! moving.
 
 pub mod apply;
 pub mod archive;
 pub mod claim;
 pub mod parse;
+pub mod recover;
 pub mod verify;
 
 pub use claim::Claimed;
@@ -47,6 +52,12 @@ pub enum InboundError {
         #[source]
         source: std::io::Error,
     },
+    /// Rejected before a crash cut its move into `error/`: the move is
+    /// finished now; the `.reason` written before it says why.
+    #[error(
+        "{file}: rejected before a restart, its reason in {reason}; the move into error/ is finished now"
+    )]
+    RejectedEarlier { file: String, reason: String },
 }
 
 impl InboundError {
@@ -57,6 +68,7 @@ impl InboundError {
             InboundError::Rejected(_) => true,
             InboundError::Domain(e) => !matches!(e, D::Store(_) | D::Sql(_) | D::Io { .. }),
             InboundError::Io { .. } => false,
+            InboundError::RejectedEarlier { .. } => true,
         }
     }
 
@@ -71,6 +83,7 @@ impl InboundError {
             },
             InboundError::Domain(_) => "store",
             InboundError::Io { .. } => "io",
+            InboundError::RejectedEarlier { .. } => "rejected-earlier",
         }
     }
 }
@@ -86,12 +99,14 @@ pub struct Processed {
     pub outcome: Result<apply::Outcome, InboundError>,
 }
 
-/// Takes one file through every stage: claim → verify → apply (parse, map,
-/// journal, in one transaction) → archive into the receiving side's `done/`,
-/// `parked/` or `error/`. A transient failure (I/O, a busy store) returns
-/// `Err` and leaves the file where it is, to be retried. Everything runs in
-/// one `file` span (file, link, kind, seq; run once apply has started it).
-/// A directory named like a manifest is held where it is, never moved.
+/// Takes one file through every stage: recover (finish an archive move a
+/// crash cut: into `done/` or `error/` ends here, into `parked/` goes on from
+/// there) → claim → verify → apply (parse, map, journal, in one transaction)
+/// → archive into the receiving side's `done/`, `parked/` or `error/`. A
+/// transient failure (I/O, a busy store) returns `Err` and leaves the file
+/// where it is, to be retried. Everything runs in one `file` span (file,
+/// link, kind, seq; run once apply has started it). A directory named like a
+/// manifest is held where it is, never moved.
 pub fn process(
     store: &mut Store,
     link: &Link,
@@ -101,10 +116,9 @@ pub fn process(
     limits: &Limits,
 ) -> Result<Processed, InboundError> {
     let folders = link.folders(side);
-    let payload = archive::payload_of(manifest);
     let name = claim::display_name(manifest);
-    let parsed = claim::parse_manifest_name(&name).ok();
-    let kind = parsed.as_ref().map(|(_, k, _)| *k);
+    let parsed = crate::exchange::FileName::parse_manifest(&name).ok();
+    let kind = parsed.as_ref().map(|n| n.kind);
     // One span per file: every log line of its handling names it; the run
     // is recorded once apply has started it.
     let span = tracing::info_span!(
@@ -115,9 +129,9 @@ pub fn process(
         seq = tracing::field::Empty,
         run = tracing::field::Empty,
     );
-    if let Some((_, kind, seq)) = &parsed {
-        span.record("kind", kind.as_str());
-        span.record("seq", seq);
+    if let Some(n) = &parsed {
+        span.record("kind", n.kind.as_str());
+        span.record("seq", n.sequence);
     }
     let _in_file = span.enter();
     tracing::debug!(side = %side, "file taken");
@@ -140,6 +154,36 @@ pub fn process(
             }),
         });
     }
+    let io = |source| InboundError::Io {
+        file: name.clone(),
+        source,
+    };
+    let mut pair = archive::Pair::of(manifest);
+    if let Some(due) = recover::due(store, link, secret, &pair, &folders, limits)? {
+        let location = finish(&due, &folders).map_err(io)?;
+        tracing::info!(location = %location.display(), "archive move cut by a crash finished");
+        crate::failpoint::hit("archive.recovered");
+        match due.to {
+            recover::Destination::Done { sequence, .. } => {
+                return Ok(Processed {
+                    location,
+                    outcome: Ok(apply::Outcome::AlreadyApplied { sequence }),
+                });
+            }
+            recover::Destination::Error { .. } => {
+                return Ok(Processed {
+                    outcome: Err(InboundError::RejectedEarlier {
+                        file: name.clone(),
+                        reason: archive::reason_path(&location).display().to_string(),
+                    }),
+                    location,
+                });
+            }
+            // In parked/ now: it goes on from there, as a resume would.
+            recover::Destination::Parked { .. } => pair = archive::Pair::of(&location),
+        }
+    }
+    let manifest = pair.manifest.as_path();
     let verified = claim::claim(manifest, limits).and_then(|claimed| match kind {
         Some(kind) => verify::verify(claimed, secret, &link.expectation(kind), limits),
         None => unreachable_name(&name),
@@ -168,26 +212,17 @@ pub fn process(
         Err(e) if !e.is_permanent() => return Err(e),
         done => done,
     };
-    let io = |source| InboundError::Io {
-        file: name.clone(),
-        source,
-    };
+    // The pair's fate is in the store (or, rejected before apply, goes into
+    // the `.reason`, written first): the move may start.
     let location = match &outcome {
         Ok(apply::Outcome::Applied { .. } | apply::Outcome::AlreadyApplied { .. }) => {
-            archive::move_pair(manifest, payload.as_deref(), &folders.done).map_err(io)?
+            archive::move_pair(&pair, &folders.done, None).map_err(io)?
         }
-        Ok(apply::Outcome::Parked { .. })
-            if manifest.parent() != Some(folders.parked.as_path()) =>
-        {
-            archive::move_pair(manifest, payload.as_deref(), &folders.parked).map_err(io)?
+        Ok(apply::Outcome::Parked { .. }) if !pair.is_in(&folders.parked) => {
+            archive::move_pair(&pair, &folders.parked, None).map_err(io)?
         }
         Ok(_) => manifest.to_owned(),
-        Err(e) => {
-            let moved =
-                archive::move_pair(manifest, payload.as_deref(), &folders.error).map_err(io)?;
-            archive::write_reason(&moved, e).map_err(io)?;
-            moved
-        }
+        Err(e) => archive::reject_pair(&pair, &folders.error, e).map_err(io)?,
     };
     tracing::debug!(
         location = %location.display(),
@@ -195,6 +230,21 @@ pub fn process(
         "file handled"
     );
     Ok(Processed { location, outcome })
+}
+
+/// Finishes the move `due` names; returns the manifest's new path.
+fn finish(due: &recover::Due, folders: &crate::config::Folders) -> std::io::Result<PathBuf> {
+    match &due.to {
+        recover::Destination::Done { sha256, .. } => {
+            archive::move_pair(&due.pair, &folders.done, Some(sha256))
+        }
+        recover::Destination::Parked { sha256 } => {
+            archive::move_pair(&due.pair, &folders.parked, sha256.as_ref())
+        }
+        recover::Destination::Error { slot } => {
+            archive::finish_rejection(&due.pair, &folders.error, *slot)
+        }
+    }
 }
 
 /// One word for a file's fate, for the logs.

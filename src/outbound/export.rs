@@ -35,8 +35,9 @@ use super::produce::{Produced, Producer};
 use super::publish::{Header, Pair, PublishError, SENT, Staged, discard, place, stage};
 use crate::config::Link;
 use crate::domain::export::{self as domain, Report};
+use crate::exchange::FileName;
 use crate::failpoint;
-use crate::format::envelope::{MANIFEST_EXT, Manifest, Secret};
+use crate::format::envelope::{Manifest, Secret};
 use crate::format::{Kind, WriteError};
 use crate::store::journal::{self, Direction, FileState, NewEntry};
 use crate::store::runs::{self, Counts, Level, RunStatus};
@@ -371,10 +372,7 @@ pub fn export_with(
 
 /// `<link>.<KIND>.<sequence>.stx`.
 fn manifest_name(link: &str, kind: Kind, sequence: u64) -> String {
-    format!(
-        "{}.{MANIFEST_EXT}",
-        Manifest::base_name(link, kind, sequence)
-    )
+    FileName::manifest(link, kind, sequence).to_string()
 }
 
 /// Places a committed export and marks it published: the one path of a
@@ -394,17 +392,21 @@ fn publish_committed(
 }
 
 /// Removes the staged copies of the sequence an export would have used,
-/// after its transaction rolled back (nothing binds that sequence).
-fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &Store) {
-    let Ok(sequence) = store.read(|conn| journal::next_out(conn, link, kind)) else {
-        return;
-    };
-    let pair = Pair {
-        payload: Manifest::payload_name(link, kind, sequence),
-        manifest: manifest_name(link, kind, sequence),
-        manifest_text: &[],
-    };
-    if let Err(e) = discard(outbox, &pair) {
+/// after its transaction rolled back (nothing binds that sequence). Done
+/// under the store's write lock: another process's export stages that same
+/// sequence only inside its own write transaction, so its staged files are
+/// never removed from under it.
+fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &mut Store) {
+    let discarded = store.write(|tx| -> Result<(), PublishError> {
+        let sequence = journal::next_out(tx, link, kind)?;
+        let pair = Pair {
+            payload: Manifest::payload_name(link, kind, sequence),
+            manifest: manifest_name(link, kind, sequence),
+            manifest_text: &[],
+        };
+        discard(outbox, &pair)
+    });
+    if let Err(e) = discarded {
         tracing::warn!(folder = %outbox.display(), error = %e, "cannot remove the staged copy of an export that did not happen; it is never taken and the next export replaces it");
     }
 }

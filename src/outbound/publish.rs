@@ -58,7 +58,7 @@ pub enum PublishError {
     )]
     Conflict { path: PathBuf },
     #[error("cannot mark the placed pair published: {0}")]
-    Store(crate::store::StoreError),
+    Store(#[from] crate::store::StoreError),
 }
 
 fn io_err(path: &Path) -> impl FnOnce(io::Error) -> PublishError + use<> {

@@ -2,9 +2,13 @@
 //! without ever replacing another, and making folder changes durable.
 //!
 //! These are the primitives every stage that touches a folder uses (claim,
-//! publish, archive, master-data loading), so the rules of NOTES.md ("open
-//! safely", "durable local writes") are written once. Nothing here knows what
-//! a file means.
+//! publish, archive, master-data loading, trigger files), so the rules for
+//! opening safely and for durable folder changes are written once. A name
+//! is placed by hard link and the old one removed by its caller, never by a
+//! rename that could replace a file: between the two steps both names hold
+//! the same inode, which [`same_file`] recognises, so whoever finishes a move
+//! a crash cut can tell its own second link from someone else's file. Nothing
+//! here knows what a file means.
 
 use std::fs::File;
 use std::io;
@@ -29,9 +33,21 @@ pub enum OpenError {
 /// FIFO cannot hang the caller). Returns the handle and the size; later reads
 /// go through the handle, so a file swapped afterwards is not the one read.
 pub fn open_regular(path: &Path, max: u64) -> Result<(File, u64), OpenError> {
+    open_limited(path, max, true)
+}
+
+/// [`open_regular`] for a file that may have a second hard link of our own
+/// (a move a crash cut between its link and its unlink): any link count.
+/// Only for files the caller recognises otherwise; a new file goes through
+/// [`open_regular`].
+pub fn open_regular_linked(path: &Path, max: u64) -> Result<(File, u64), OpenError> {
+    open_limited(path, max, false)
+}
+
+fn open_limited(path: &Path, max: u64, one_link: bool) -> Result<(File, u64), OpenError> {
     let refuse = |code: &'static str, problem: String| OpenError::Refused { code, problem };
     let (file, meta) = open_file(path)?;
-    if meta.nlink() != 1 {
+    if one_link && meta.nlink() != 1 {
         return Err(refuse(
             "hard-link",
             format!(
@@ -96,18 +112,16 @@ pub enum Placed {
 
 /// Gives `source` the name `target` unless `target` exists: a hard link fails
 /// on an existing name where a rename would replace it. The source name is
-/// left for the caller to remove.
+/// left for the caller to remove. An existing `target` is [`Placed::Same`]
+/// when it is the source's own inode (a link placed before a crash) or holds
+/// the same bytes.
 pub fn link_new(source: &Path, target: &Path) -> io::Result<Placed> {
     match std::fs::hard_link(source, target) {
         Ok(()) => Ok(Placed::Linked),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            // Only regular files are compared (opened without following a
-            // link or blocking on a FIFO); anything else is "other".
-            match (regular_digest(source)?, regular_digest(target)?) {
-                (Some(a), Some(b)) if a == b => Ok(Placed::Same),
-                _ => Ok(Placed::Other),
-            }
-        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => match compare(source, target)? {
+            Found::Same => Ok(Placed::Same),
+            Found::Nothing | Found::Other => Ok(Placed::Other),
+        },
         Err(e) => Err(e),
     }
 }
@@ -143,9 +157,9 @@ pub fn rename_new(source: &Path, target: &Path) -> io::Result<Placed> {
     }
     let e = io::Error::last_os_error();
     match e.raw_os_error() {
-        Some(libc::EEXIST) => match (regular_digest(source)?, regular_digest(target)?) {
-            (Some(a), Some(b)) if a == b => Ok(Placed::Same),
-            _ => Ok(Placed::Other),
+        Some(libc::EEXIST) => match compare(source, target)? {
+            Found::Same => Ok(Placed::Same),
+            Found::Nothing | Found::Other => Ok(Placed::Other),
         },
         Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
             let placed = link_new(source, target)?;
@@ -155,6 +169,70 @@ pub fn rename_new(source: &Path, target: &Path) -> io::Result<Placed> {
             Ok(placed)
         }
         _ => Err(e),
+    }
+}
+
+/// What a name holds, compared with a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// No entry under that name.
+    Nothing,
+    /// The source's own inode, or a regular file with the same bytes.
+    Same,
+    /// Anything else.
+    Other,
+}
+
+/// Compares what `target` holds with `source`, as [`link_new`] would, without
+/// placing anything. Only regular files are compared by content (opened
+/// without following a link or blocking on a FIFO); a symlink, FIFO or
+/// folder is the same only as its own inode.
+pub fn compare(source: &Path, target: &Path) -> io::Result<Found> {
+    let target_meta = match std::fs::symlink_metadata(target) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Found::Nothing),
+        Err(e) => return Err(e),
+    };
+    let source_meta = std::fs::symlink_metadata(source)?;
+    if (source_meta.dev(), source_meta.ino()) == (target_meta.dev(), target_meta.ino()) {
+        return Ok(Found::Same);
+    }
+    if source_meta.len() != target_meta.len() {
+        return Ok(Found::Other);
+    }
+    match (regular_digest(source)?, regular_digest(target)?) {
+        (Some(a), Some(b)) if a == b => Ok(Found::Same),
+        _ => Ok(Found::Other),
+    }
+}
+
+/// Whether two names are one inode (both exist and are hard links of each
+/// other); never follows a symlink.
+pub fn same_file(a: &Path, b: &Path) -> io::Result<bool> {
+    let (a, b) = match (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        (Err(e), _) | (_, Err(e)) => return Err(e),
+    };
+    Ok((a.dev(), a.ino()) == (b.dev(), b.ino()))
+}
+
+/// The SHA-256 of a regular file's content; `None` when `path` is missing or
+/// not a regular file (never followed nor blocked on).
+pub fn digest_of(path: &Path) -> io::Result<Option<[u8; 32]>> {
+    match regular_digest(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        other => other,
+    }
+}
+
+/// Removes a name, durably once the caller syncs its folder; a name already
+/// gone is not an error (another stxd process, or the step before a crash,
+/// removed it).
+pub fn remove_name(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

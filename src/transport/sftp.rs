@@ -1057,7 +1057,7 @@ impl Io<'_> {
     }
 
     /// Downloads a remote file to `inbox/.<name>.stxd-download`, checks its size,
-    /// syncs it and links it to `inbox/<name>` (never replacing). `Some`
+    /// syncs it and renames it to `inbox/<name>` (never replacing). `Some`
     /// alert when the inbox holds other bytes under that name.
     fn download(
         &self,
