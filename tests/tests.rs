@@ -10,6 +10,7 @@ mod alert;
 mod cli;
 mod config_files;
 mod contingent_manager;
+mod crash;
 mod crash_archive;
 mod crash_export;
 mod crash_sftp;
