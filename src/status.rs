@@ -3,8 +3,9 @@
 //! Takes a validated [`Config`] and the time to judge "the last 24 hours"
 //! by; returns a [`Status`]: per link and side served by this config, the
 //! last file in and out per kind (from the file journal), pending mappings,
-//! parked files, errors of the last 24 hours (failed runs, and files put in
-//! `error/`), files waiting in the inbox and outbox, whether a daemon holds
+//! parked files, the files in `error/` now (however old: a refused file
+//! waits there for ops until removed), errors of the last 24 hours (failed
+//! runs, and files put in `error/`), files waiting in the inbox and outbox, whether a daemon holds
 //! the state lock, and the next scheduled runs. It only reads: stores are
 //! opened read-only (WAL lets it read beside a running daemon), a missing
 //! store is reported, never created, and the daemon's lock is probed
@@ -73,6 +74,12 @@ pub struct LinkStatus {
     pub parked: Folder,
     /// Files published and not yet taken by the peer (or the transport).
     pub outbox: Folder,
+    /// The refused files in `error/` now, whenever they were put there:
+    /// each waits for ops (read its `.reason`, then remove it).
+    pub error: Folder,
+    /// What needs someone now: the files in `error/` plus the inbox files
+    /// held (a missing earlier sequence, an apply window…).
+    pub attention: usize,
     pub errors_24h: Errors,
 }
 
@@ -198,6 +205,8 @@ fn link_status(
         held: Vec::new(),
         parked: folder(&folders.parked),
         outbox: folder(&folders.outbox),
+        error: error_folder(&folders.error),
+        attention: 0,
         errors_24h: Errors {
             runs: Vec::new(),
             files: reasons_since(&folders.error, since),
@@ -219,6 +228,7 @@ fn link_status(
     if let Err(e) = read {
         status.problem = Some(format!("cannot read the store: {e}"));
     }
+    status.attention = status.error.count + status.held.len();
     status
 }
 
@@ -410,6 +420,47 @@ fn others(dir: &Path, manifests: &[String]) -> Vec<String> {
         .collect();
     found.sort();
     found
+}
+
+/// The manifests in `error/` now, sorted (a missing folder is empty): the
+/// `.reason` and payload beside each are not counted; anything else is
+/// among `others`.
+fn error_folder(dir: &Path) -> Folder {
+    let mut out = Folder {
+        path: dir.to_owned(),
+        ..Folder::default()
+    };
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return out,
+        Err(e) => {
+            out.problem = Some(format!("cannot list {}: {e}", dir.display()));
+            return out;
+        }
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            e.file_type().ok()?.is_file().then_some(())?;
+            e.file_name().into_string().ok()
+        })
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    out.files = names
+        .iter()
+        .filter(|n| crate::exchange::FileName::parse_manifest(n).is_ok())
+        .cloned()
+        .collect();
+    out.count = out.files.len();
+    out.others = others(dir, &out.files)
+        .into_iter()
+        .filter(|n| {
+            !n.strip_suffix(".reason")
+                .is_some_and(|m| out.files.iter().any(|f| f == m))
+        })
+        .collect();
+    out
 }
 
 /// The manifests of `error/` whose `.reason` was written at or after `since`.

@@ -955,3 +955,144 @@ fn stxd_check_reports_the_files_an_alert_names() {
     .unwrap();
     sb.stxd(&["check"]).expect_code(0);
 }
+
+/// The demo sandbox with `stxd check` done and one `[[alert]]` webhook
+/// pointing at `hook`, all events sent.
+fn daemon_sandbox(hook: &Hook) -> crate::util::Sandbox {
+    let sb = crate::util::Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let config = sb.path().join("config/stxd.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[[alert]]\nname = \"ops\"\nwebhook = \"{}\"\n",
+        hook.url()
+    ));
+    std::fs::write(&config, text).unwrap();
+    sb
+}
+
+/// Seals catalogue `sequence` into the demo distributor's inbox with a
+/// secret that is not the link's: the daemon refuses it (bad HMAC).
+fn refused_pair(sb: &crate::util::Sandbox, sequence: u64) -> String {
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    let m = crate::util::seal(
+        &inbox,
+        &crate::util::test_secret(),
+        stxd::format::Kind::Catalogue,
+        sequence,
+        b"not signed with the link's secret",
+        1,
+    );
+    m.manifest_name()
+}
+
+/// Empties the distributor's `error/` as ops would, once they read it.
+fn clear_error(sb: &crate::util::Sandbox) {
+    let error = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/error");
+    for entry in std::fs::read_dir(&error).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+}
+
+/// Per key, the `state`s received, in order.
+fn states_by_key(hook: &Hook) -> HashMap<String, Vec<String>> {
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    for r in hook.requests() {
+        out.entry(r.body["key"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(r.body["state"].as_str().unwrap().to_owned());
+    }
+    out
+}
+
+#[test]
+fn the_daemon_alerts_each_refused_file_once_and_resolves_it_once_cleared() {
+    let hook = Hook::start(&[]);
+    let sb = daemon_sandbox(&hook);
+    let mut daemon = crate::util::Daemon::start(&sb);
+
+    // One refused file: one opening.
+    let first = refused_pair(&sb, 1);
+    daemon.wait_log("file rejected");
+    hook.wait_for(1);
+    let [open] = hook
+        .requests()
+        .try_into()
+        .unwrap_or_else(|r: Vec<Request>| panic!("{} requests: {r:?}\n{}", r.len(), daemon.log()));
+    let key = format!("refused:opera-tourism:{first}");
+    assert_eq!(open.body["event"], "file-refused");
+    assert_eq!(open.body["state"], "open");
+    assert_eq!(open.body["key"], key.as_str());
+    assert_eq!(open.body["link"], "opera-tourism");
+    assert_eq!(open.body["file"], first.as_str());
+    assert_eq!(open.body["side"], "distributor");
+
+    // Ops remove it from error/: one resolution, at the next listing.
+    clear_error(&sb);
+    hook.wait_for(2);
+    let resolved = &hook.requests()[1];
+    assert_eq!(resolved.body["state"], "resolved");
+    assert_eq!(resolved.body["key"], key.as_str());
+
+    // A burst of 100 refused files: one opening per file…
+    let burst: Vec<String> = (2..=101).map(|seq| refused_pair(&sb, seq)).collect();
+    hook.wait_for(2 + 100);
+    // …and, error/ cleared, one resolution per file.
+    let error = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/error");
+    let start = Instant::now();
+    while crate::util::manifests(&error, "").len() < 100 {
+        assert!(start.elapsed() < DEADLINE, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    clear_error(&sb);
+    hook.wait_for(2 + 200);
+
+    // Nothing more: the daemon stops (delivering what it queued) and the
+    // count is final.
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+    let states = states_by_key(&hook);
+    assert_eq!(hook.requests().len(), 202, "{states:?}");
+    assert_eq!(states.len(), 101);
+    assert_eq!(states[&key], ["open", "resolved"]);
+    for name in &burst {
+        let k = format!("refused:opera-tourism:{name}");
+        assert_eq!(
+            states.get(&k).map(Vec::as_slice),
+            Some(&["open".to_owned(), "resolved".to_owned()][..]),
+            "{k}"
+        );
+    }
+    assert!(
+        hook.requests()
+            .iter()
+            .all(|r| r.body["event"] == "file-refused" && r.body["reminder"] == false),
+        "{:?}",
+        hook.requests()
+    );
+}
+
+#[test]
+fn the_daemon_refuses_to_start_when_an_alert_cannot_and_names_its_key() {
+    let sb = crate::util::Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let config = sb.path().join("config/stxd.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(
+        "\n[[alert]]\nname = \"ops\"\nwebhook = \"http://127.0.0.1:9/x\"\nwebhook_token_file = \"missing.token\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = crate::util::Daemon::spawn(&sb, &[], "info", &[]);
+    let code = daemon.wait_exit();
+    assert_ne!(code, Some(0), "{}", daemon.log());
+    assert!(
+        daemon.log().contains("alert[0].webhook_token_file"),
+        "{}",
+        daemon.log()
+    );
+    assert!(!daemon.log().contains("ready"), "{}", daemon.log());
+}

@@ -230,3 +230,83 @@ fn status_says_why_an_inbox_file_waits() {
         "{text}"
     );
 }
+
+#[test]
+fn a_file_refused_days_ago_still_shows_while_it_sits_in_error() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-manager");
+    let payload = std::fs::read(crate::util::repo().join("samples/payloads/sales.csv")).unwrap();
+    let m = seal(&inbox, &test_secret(), Kind::Sales, 1, &payload, 1);
+    sb.stxd(&["process"]).expect_code(1);
+    // Refused three days ago: the run and the .reason moved back.
+    let conn = rusqlite::Connection::open(sb.path().join("var/state/OPERA.sqlite")).unwrap();
+    let moved = conn
+        .execute(
+            "UPDATE run SET started = '2000-01-01T00:00:00Z' WHERE status = 'failed'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(moved, 1);
+    drop(conn);
+    let reason = inbox
+        .join("error")
+        .join(format!("{}.reason", m.manifest_name()));
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&reason)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
+
+    let s = status(&sb);
+    let manager = side(&s, "manager");
+    assert!(
+        manager["errors_24h"]["runs"].as_array().unwrap().is_empty(),
+        "{manager:#}"
+    );
+    assert!(
+        manager["errors_24h"]["files"]
+            .as_array()
+            .unwrap()
+            .is_empty(),
+        "{manager:#}"
+    );
+    assert_eq!(manager["error"]["count"], 1, "{manager:#}");
+    assert_eq!(
+        manager["error"]["files"],
+        serde_json::json!([m.manifest_name()])
+    );
+    assert_eq!(
+        manager["error"]["others"],
+        serde_json::json!([]),
+        "{manager:#}"
+    );
+    assert_eq!(manager["attention"], 1, "{manager:#}");
+    assert_eq!(side(&s, "distributor")["attention"], 0);
+
+    let run = sb.stxd(&["status"]);
+    run.expect_code(0);
+    let text = run.stdout();
+    assert!(
+        text.contains(&format!(
+            "error/ now: 1 refused, waiting for ops (read each .reason, then remove it): {}",
+            m.manifest_name()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("needs attention: 1 file (1 in error/, 0 held in the inbox)"),
+        "{text}"
+    );
+
+    // Once ops remove it, nothing is left to show.
+    for entry in std::fs::read_dir(inbox.join("error")).unwrap() {
+        std::fs::remove_file(entry.unwrap().path()).unwrap();
+    }
+    let s = status(&sb);
+    assert_eq!(side(&s, "manager")["error"]["count"], 0);
+    assert_eq!(side(&s, "manager")["attention"], 0);
+    assert!(!sb.stxd(&["status"]).stdout().contains("needs attention"));
+}

@@ -83,6 +83,23 @@ fn print_link(out: &mut impl Write, l: &LinkStatus) -> std::io::Result<()> {
     }
     print_folder(out, "parked", "waiting for mappings", &l.parked)?;
     print_folder(out, "outbox", "not yet taken by the peer", &l.outbox)?;
+    // Whatever its age: a refused file waits in error/ until ops remove it.
+    print_folder(
+        out,
+        "error/ now",
+        "refused, waiting for ops (read each .reason, then remove it)",
+        &l.error,
+    )?;
+    if l.attention > 0 {
+        writeln!(
+            out,
+            "  needs attention: {} file{} ({} in error/, {} held in the inbox)",
+            l.attention,
+            if l.attention == 1 { "" } else { "s" },
+            l.error.count,
+            l.held.len()
+        )?;
+    }
     let e = &l.errors_24h;
     writeln!(
         out,

@@ -15,6 +15,11 @@ pub enum DaemonError {
     /// A store cannot be opened or bootstrapped, a link's folders listed.
     #[error(transparent)]
     App(#[from] AppError),
+    /// An `[[alert]]` destination cannot be started (a token file missing
+    /// or readable by others, a command that cannot run): every problem,
+    /// with its key path (`alert[0].webhook_token_file: …`).
+    #[error("cannot start the alerts: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Alert(Vec<crate::config::ConfigError>),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot listen to {signal}")]

@@ -33,6 +33,11 @@ pub(super) struct LogOnce {
     /// Files held for a sequence gap: since when, and whether the error
     /// past `[daemon] gap_alert_minutes` was logged.
     gaps: HashMap<PathBuf, Gap>,
+    /// When each file was first seen waiting where it is (parked, held in
+    /// the inbox): the `since` of its alert.
+    waiting: HashMap<PathBuf, OffsetDateTime>,
+    /// When each failing share (by alert key) first failed.
+    down: HashMap<String, OffsetDateTime>,
 }
 
 impl LogOnce {
@@ -63,10 +68,28 @@ impl LogOnce {
         watch_gap(&mut self.gaps, file, now, alert_after)
     }
 
+    /// When `file` was first seen waiting at its path (`now` if this is
+    /// the first time).
+    pub(super) fn waiting_since(&mut self, file: &Path, now: OffsetDateTime) -> OffsetDateTime {
+        *self.waiting.entry(file.to_owned()).or_insert(now)
+    }
+
+    /// When the share of alert key `key` first failed (`now` if it just
+    /// did).
+    pub(super) fn down_since(&mut self, key: &str, now: OffsetDateTime) -> OffsetDateTime {
+        *self.down.entry(key.to_owned()).or_insert(now)
+    }
+
+    /// The share of alert key `key` synced: its next failure starts anew.
+    pub(super) fn up(&mut self, key: &str) {
+        self.down.remove(key);
+    }
+
     /// Forgets the files that left the folders, so the maps stay small.
     pub(super) fn retain_present(&mut self) {
         self.logged.retain(|file, _| file.exists());
         self.gaps.retain(|file, _| file.exists());
+        self.waiting.retain(|file, _| file.exists());
     }
 }
 

@@ -20,6 +20,7 @@ use super::scan::ScanState;
 use super::watch::{DEBOUNCE, Watcher};
 use super::work::{self, Origin, Work};
 use super::{DaemonError, Exit, Intent};
+use crate::alert::Alerter;
 use crate::app;
 use crate::config::{self, Config};
 use crate::schedule::{Job, Schedules};
@@ -57,7 +58,7 @@ enum Event {
     /// A schedule may fire now (or a minute passed).
     Wake,
     /// The item in hand finished.
-    Done(Result<ScanState, JoinError>),
+    Done(Box<Result<ScanState, JoinError>>),
 }
 
 /// The running daemon: what its loop keeps from one step to the next.
@@ -87,9 +88,15 @@ pub(super) struct Daemon {
     last_was_job: bool,
     /// When gathered folder events ask for their listing.
     debounce: Option<Instant>,
+    /// Sends the incidents the work raises, from its own threads; built
+    /// from `[[alert]]` at start, rebuilt when a reload changes them.
+    alerter: Alerter,
     /// Held until the daemon ends.
     _lock: StateLock,
 }
+
+/// How long a stopping daemon gives its last alerts.
+const ALERT_FLUSH: Duration = Duration::from_secs(5);
 
 impl Daemon {
     /// Locks the state directory, opens (and on first start bootstraps)
@@ -99,6 +106,9 @@ impl Daemon {
         config_path: Option<PathBuf>,
         intents: mpsc::UnboundedReceiver<Intent>,
     ) -> Result<Daemon, DaemonError> {
+        // A destination that cannot start is a config problem: refused
+        // before anything is locked or opened.
+        let alerter = Alerter::start(&config.alerts).map_err(DaemonError::Alert)?;
         let lock = crate::state_lock::lock(&config.state_dir)?;
         let sd = Notifier::from_env();
         let sd_watchdog = crate::systemd::watchdog_timer(&sd);
@@ -152,6 +162,7 @@ impl Daemon {
             },
             last_was_job: false,
             debounce: None,
+            alerter,
             _lock: lock,
         })
     }
@@ -169,6 +180,9 @@ impl Daemon {
             }
             let event = self.next_event().await;
             if let Some(exit) = self.on_event(event).await {
+                if exit == Exit::Stopped {
+                    self.flush_alerts().await;
+                }
                 return exit;
             }
         }
@@ -248,8 +262,16 @@ impl Daemon {
             std::mem::take(&mut self.state),
         );
         let item = work.clone();
+        let alerter = self.alerter.clone();
         let handle = tokio::task::spawn_blocking(move || {
-            work::serve(&config, &stop, prior, &item, OffsetDateTime::now_utc())
+            work::serve(
+                &config,
+                &stop,
+                prior,
+                &item,
+                OffsetDateTime::now_utc(),
+                &alerter,
+            )
         });
         self.in_hand = Some(InHand { work, handle });
     }
@@ -275,7 +297,7 @@ impl Daemon {
             Some(()) = self.kick.recv() => Event::FolderChanged,
             _ = sleep_until(self.debounce), if self.debounce.is_some() => Event::Debounced,
             _ = tokio::time::sleep(wake.unwrap_or(Duration::ZERO)), if wake.is_some() => Event::Wake,
-            done = wait(&mut self.in_hand), if self.in_hand.is_some() => Event::Done(done),
+            done = wait(&mut self.in_hand), if self.in_hand.is_some() => Event::Done(Box::new(done)),
         }
     }
 
@@ -296,7 +318,7 @@ impl Daemon {
                     .get_or_insert_with(|| Instant::now() + DEBOUNCE);
             }
             Event::Wake => {}
-            Event::Done(done) => self.on_done(done),
+            Event::Done(done) => self.on_done(*done),
         }
         None
     }
@@ -307,7 +329,9 @@ impl Daemon {
         if self.sd_ready {
             self.sd.reloading();
         }
-        if let Some(new) = reload(&self.config, self.config_path.as_deref()) {
+        let new = reload(&self.config, self.config_path.as_deref())
+            .and_then(|new| self.reload_alerts(&new).then_some(new));
+        if let Some(new) = new {
             if new.daemon.scan_seconds != self.config.daemon.scan_seconds {
                 self.tick = new_interval(new.daemon.scan_seconds);
             }
@@ -329,6 +353,48 @@ impl Daemon {
         if self.sd_ready {
             // Not before recovery.
             self.sd.ready(&crate::systemd::summary(&self.config));
+        }
+    }
+
+    /// Starts the alerter of `new` when its `[[alert]]` tables differ from
+    /// the running ones; whether the reload may go on (a destination that
+    /// cannot start keeps the running config and alerter). The incidents
+    /// still open are raised again to the new destinations by the next
+    /// listings.
+    fn reload_alerts(&mut self, new: &Config) -> bool {
+        if new.alerts == self.config.alerts {
+            return true;
+        }
+        match Alerter::start(&new.alerts) {
+            Ok(alerter) => {
+                info!(
+                    alerts = new.alerts.len(),
+                    "alerts restarted with the new [[alert]] tables"
+                );
+                // The old one's threads end once its queues are empty.
+                self.alerter = alerter;
+                true
+            }
+            Err(errors) => {
+                let problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                error!(problems = %problems.join("; "),
+                    "config not reloaded: an [[alert]] cannot start; the running config and alerts are kept");
+                false
+            }
+        }
+    }
+
+    /// Gives the alerts still queued at most [`ALERT_FLUSH`] to go out.
+    async fn flush_alerts(&self) {
+        let alerter = self.alerter.clone();
+        let flushed = tokio::task::spawn_blocking(move || alerter.flush(ALERT_FLUSH))
+            .await
+            .unwrap_or(false);
+        if !flushed {
+            warn!(
+                seconds = ALERT_FLUSH.as_secs(),
+                "alerts still queued at the stop were not all delivered"
+            );
         }
     }
 

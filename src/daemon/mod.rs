@@ -56,6 +56,7 @@ macro_rules! info { ($($arg:tt)+) => { tracing::info!(target: "stxd::daemon", $(
 macro_rules! warn { ($($arg:tt)+) => { tracing::warn!(target: "stxd::daemon", $($arg)+) }; }
 macro_rules! error { ($($arg:tt)+) => { tracing::error!(target: "stxd::daemon", $($arg)+) }; }
 
+mod alerts;
 mod control;
 mod error;
 mod log_once;

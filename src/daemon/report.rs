@@ -2,11 +2,17 @@
 //! do: error when someone must act (a rejected file, a failed export, a
 //! gap held too long), warn when something waits for a person (a parked
 //! file, a held one), info for progress, debug for a state logged already
-//! ([`LogOnce`] remembers which).
+//! ([`LogOnce`] remembers which). What someone must hear of is also raised
+//! on the [`Alerter`] (a refused file, a parked or held one, a sequence gap,
+//! a failed export, a share down), and resolved here when it clears in the
+//! same place (a share synced, a file applied); [`super::alerts::sweep`]
+//! resolves the files that left their folder.
 
 use time::OffsetDateTime;
 
+use super::alerts::{file_incident, file_key};
 use super::log_once::{GapLog, LogOnce, Logged};
+use crate::alert::{self, Alerter, Event, Incident};
 use crate::app;
 use crate::config::Config;
 use crate::inbound::apply::Outcome;
@@ -19,6 +25,7 @@ pub(super) fn job_done(
     done: &app::JobDone,
     log: &mut LogOnce,
     now: OffsetDateTime,
+    alerter: &Alerter,
 ) {
     match done {
         app::JobDone::Exported(done) => {
@@ -33,10 +40,10 @@ pub(super) fn job_done(
             held,
         } => {
             if let Some(report) = polled {
-                self::polled(report);
+                self::polled(report, log, now, alerter);
             }
             for h in files {
-                handled(config, h, log, now);
+                handled(config, h, log, now, alerter);
             }
             window_held(held, log);
             info!(
@@ -66,11 +73,19 @@ fn refused(e: &ExportError) {
 /// Logs a share's sync: info when files moved, warn for an alert (a final
 /// name already holding other bytes: someone must look), error for a
 /// failure (debug while the backoff defers the next try).
-pub(super) fn polled(report: &app::PollReport) {
+pub(super) fn polled(
+    report: &app::PollReport,
+    log: &mut LogOnce,
+    now: OffsetDateTime,
+    alerter: &Alerter,
+) {
     for side in &report.sides {
         let (link, institution) = (&report.link, &side.institution);
+        let key = alert::key(Event::SftpDown, &[link, institution]);
         match &side.synced {
             app::Synced::Moved(m) => {
+                log.up(&key);
+                alerter.resolve(&key);
                 if !m.pushed.is_empty() || !m.pulled.is_empty() {
                     info!(%link, %institution, pushed = %m.pushed.join(", "), pulled = %m.pulled.join(", "),
                         "share synced");
@@ -84,7 +99,19 @@ pub(super) fn polled(report: &app::PollReport) {
             }
             app::Synced::Failed(e) => {
                 error!(%link, %institution, permanent = e.is_permanent(), error = %e,
-                "share not synced: the next poll retries after a backoff")
+                "share not synced: the next poll retries after a backoff");
+                let since = log.down_since(&key, now);
+                alerter.raise(
+                    Incident::new(
+                        Event::SftpDown,
+                        key,
+                        format!("the SFTP share of link {link} ({institution}) does not sync: {e}"),
+                    )
+                    .link(link.as_str())
+                    .code(if e.is_permanent() { "sftp-refused" } else { "sftp-failed" })
+                    .fix("check the share's host, credentials and known_hosts (stxd poll --link shows the error)")
+                    .since(since),
+                );
             }
         }
     }
@@ -111,13 +138,29 @@ pub(super) fn applied(h: &app::Handled) -> bool {
 /// for parked or held, info for applied. A file held again in the same state
 /// is logged at debug only; one held for a sequence gap longer than
 /// `[daemon] gap_alert_minutes` is logged once more, at error level.
-pub(super) fn handled(config: &Config, h: &app::Handled, log: &mut LogOnce, now: OffsetDateTime) {
+pub(super) fn handled(
+    config: &Config,
+    h: &app::Handled,
+    log: &mut LogOnce,
+    now: OffsetDateTime,
+    alerter: &Alerter,
+) {
     let gap =
         matches!(&h.processed, Ok(p) if p.outcome.as_ref().is_ok_and(Outcome::is_sequence_gap));
+    let file = display_name(&h.file);
     if !gap {
         log.gap_closed(&h.file);
+        alerter.resolve(&file_key(Event::SequenceGap, &file));
     }
-    let file = display_name(&h.file);
+    let held_now = matches!(&h.processed, Ok(p) if matches!(p.outcome, Ok(Outcome::Held { .. })));
+    if !held_now {
+        alerter.resolve(&file_key(Event::FileHeld, &file));
+    }
+    let parked_now =
+        matches!(&h.processed, Ok(p) if matches!(p.outcome, Ok(Outcome::Parked { .. })));
+    if !parked_now {
+        alerter.resolve(&file_key(Event::FileParked, &file));
+    }
     let institution = h.institution.as_str();
     let p = match &h.processed {
         Ok(p) => p,
@@ -152,12 +195,37 @@ pub(super) fn handled(config: &Config, h: &app::Handled, log: &mut LogOnce, now:
                 warn!(%file, institution, state = "parked", run, missing = %pending.join(", "),
                     "file parked: mappings pending (stxd mapping list --pending)");
             }
+            let since = log.waiting_since(&p.location, now);
+            alerter.raise(
+                file_incident(
+                    Event::FileParked,
+                    &file,
+                    format!("file {file} is parked: {} mapping(s) pending", pending.len()),
+                )
+                .code("mappings-pending")
+                .fix("fill the mappings (stxd mapping list --pending): the daemon then applies the file")
+                .since(since),
+            );
         }
-        Ok(outcome @ Outcome::Held { .. }) => held(config, h, outcome, log, now),
+        Ok(outcome @ Outcome::Held { .. }) => held(config, h, outcome, log, now, alerter),
         Err(e) => {
             log.forget(&h.file);
             error!(%file, institution, state = "rejected", error = %e, code = e.code(),
                 location = %p.location.display(), "file rejected");
+            // Keyed by the name it has in error/, as the sweep sees it.
+            let name = display_name(&p.location);
+            alerter.raise(
+                file_incident(
+                    Event::FileRefused,
+                    &name,
+                    format!("file {name} was refused and put in error/: {e}"),
+                )
+                .code(e.code())
+                .fix(format!(
+                    "read {}.reason, ask the sender for a corrected file, then remove the file from error/",
+                    p.location.display()
+                )),
+            );
         }
     }
 }
@@ -171,6 +239,7 @@ fn held(
     outcome: &Outcome,
     log: &mut LogOnce,
     now: OffsetDateTime,
+    alerter: &Alerter,
 ) {
     let Outcome::Held { code, reason } = outcome else {
         return;
@@ -180,7 +249,22 @@ fn held(
     if outcome.is_taken() {
         // Another process is finishing it: nothing for ops to do.
         debug!(%file, institution, state = "held", code, "file taken by another stxd process");
-    } else if outcome.is_sequence_gap() {
+        return;
+    }
+    // Held for a gap or another reason: raised with when it was first seen
+    // held (sent once it lasted `held_minutes`).
+    let since = log.waiting_since(&h.file, now);
+    alerter.raise(
+        file_incident(
+            Event::FileHeld,
+            &file,
+            format!("file {file} is held in the inbox: {reason}"),
+        )
+        .code(code.to_string())
+        .fix("see the reason: a missing earlier file to ask the sender for, or a setup to fix")
+        .since(since),
+    );
+    if outcome.is_sequence_gap() {
         log.again(&h.file, Logged::Held);
         let alert_after = time::Duration::minutes(
             i64::try_from(config.daemon.gap_alert_minutes).unwrap_or(i64::MAX / 60),
@@ -190,7 +274,19 @@ fn held(
                 warn!(%file, institution, state = "held", code, reason = %reason,
                     "file held in the inbox: an earlier file is missing")
             }
-            GapLog::Alert { since } => gap_alert(config, &file, institution, reason, since),
+            GapLog::Alert { since } => {
+                gap_alert(config, &file, institution, reason, since);
+                alerter.raise(
+                    file_incident(
+                        Event::SequenceGap,
+                        &file,
+                        format!("file {file} waits for a missing earlier sequence: {reason}"),
+                    )
+                    .code(code.to_string())
+                    .fix("ask the sender for the missing file")
+                    .since(since),
+                );
+            }
             GapLog::Quiet => {
                 debug!(%file, institution, state = "held", code, "file still held")
             }

@@ -11,7 +11,8 @@ use std::time::SystemTime;
 use time::OffsetDateTime;
 
 use super::log_once::LogOnce;
-use super::report;
+use super::{alerts, report};
+use crate::alert::Alerter;
 use crate::app;
 use crate::config::{self, Config};
 use crate::schedule::Job;
@@ -59,6 +60,7 @@ pub(super) fn scan_once(
     stop: &AtomicBool,
     mut state: ScanState,
     now: OffsetDateTime,
+    alerter: &Alerter,
 ) -> ScanState {
     debug!("listing the inboxes");
     // Exports committed but not placed (a one-shot export killed after its
@@ -73,14 +75,14 @@ pub(super) fn scan_once(
             }
         }
     }
-    sync_unscheduled_shares(config, stop, &mut state);
+    sync_unscheduled_shares(config, stop, &mut state, now, alerter);
     let stores = fingerprints(config);
     let resume = !state.started || state.resume_parked || stores != state.stores;
     state.started = true;
     state.resume_parked = false;
     let pass = |pick: fn(&config::Folders) -> PathBuf, what: &str, state: &mut ScanState| {
         match app::folders_to_scan(config, None, pick).and_then(|dirs| app::scan(&dirs)) {
-            Ok(files) => process(config, stop, files, state, now),
+            Ok(files) => process(config, stop, files, state, now, alerter),
             Err(e) => {
                 error!(error = %app::chain(&e), "cannot list the {what}");
                 0
@@ -98,6 +100,9 @@ pub(super) fn scan_once(
     }
     // Forget files that left the folders, so the maps stay small.
     state.log.retain_present();
+    // Files put in error/ by others are raised; incidents whose file left
+    // its folder are resolved.
+    alerts::sweep(config, alerter);
     state.stores = fingerprints(config);
     state
 }
@@ -105,7 +110,13 @@ pub(super) fn scan_once(
 /// Syncs the SFTP shares of links without a `poll` schedule: they move
 /// files at every listing (a `poll` schedule sets another pace). Sessions
 /// are kept between listings; a failing share backs off.
-fn sync_unscheduled_shares(config: &Config, stop: &AtomicBool, state: &mut ScanState) {
+fn sync_unscheduled_shares(
+    config: &Config,
+    stop: &AtomicBool,
+    state: &mut ScanState,
+    now: OffsetDateTime,
+    alerter: &Alerter,
+) {
     state.shares.retain_links(config);
     for link in &config.links {
         let scheduled = config
@@ -124,7 +135,7 @@ fn sync_unscheduled_shares(config: &Config, stop: &AtomicBool, state: &mut ScanS
             &mut state.shares,
             std::time::Instant::now(),
         ) {
-            Ok(polled) => report::polled(&polled),
+            Ok(polled) => report::polled(&polled, &mut state.log, now, alerter),
             Err(e) => error!(link = %link.name, error = %app::chain(&e), "share not synced"),
         }
     }
@@ -139,6 +150,7 @@ fn process(
     files: Vec<PathBuf>,
     state: &mut ScanState,
     now: OffsetDateTime,
+    alerter: &Alerter,
 ) -> usize {
     let (files, held) = app::split_by_window(config, files, now);
     report::window_held(&held, &mut state.log);
@@ -153,7 +165,7 @@ fn process(
                     if report::applied(h) {
                         applied += 1;
                     }
-                    report::handled(config, h, &mut state.log, now);
+                    report::handled(config, h, &mut state.log, now, alerter);
                 }
             }
             Err(e) => error!(

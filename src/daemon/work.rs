@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::scan::{self, ScanState};
 use super::{control, report};
+use crate::alert::{self, Alerter, Event, Incident};
 use crate::app;
 use crate::config::Config;
 use crate::schedule::Job;
@@ -80,15 +81,16 @@ pub(super) fn serve(
     state: ScanState,
     work: &Work,
     now: OffsetDateTime,
+    alerter: &Alerter,
 ) -> ScanState {
     match work {
-        Work::Scan => scan::scan_once(config, stop, state, now),
+        Work::Scan => scan::scan_once(config, stop, state, now, alerter),
         Work::Job { link, job, origin } => {
             let mut state = state;
             let span =
                 tracing::info_span!("job", link = %link, job = %job, origin = origin.as_str());
             let _entered = span.enter();
-            let ended = run_job(config, stop, link, *job, now, &mut state);
+            let ended = run_job(config, stop, link, *job, now, &mut state, alerter);
             if *origin == Origin::Trigger {
                 if ended {
                     control::job_ran(config, link, *job);
@@ -107,7 +109,9 @@ pub(super) fn serve(
 /// and logs what it did, at the level of what ops must do. Returns whether
 /// the job ran to its end (failed or not): a listing job (poll, apply
 /// window) stops between two files once the daemon stops, and is then not
-/// finished.
+/// finished. A failure (an error, an export refused by a failure of the
+/// machinery) raises `job-failed` keyed by the link and job; a job that ran
+/// without one resolves it.
 fn run_job(
     config: &Config,
     stop: &AtomicBool,
@@ -115,13 +119,43 @@ fn run_job(
     job: Job,
     now: OffsetDateTime,
     state: &mut ScanState,
+    alerter: &Alerter,
 ) -> bool {
     let stopping = || stop.load(Ordering::SeqCst);
     let done = app::run_job(config, link, job, now, &mut state.shares, &stopping);
     let cut_short = stopping() && matches!(&done, Ok(app::JobDone::Files { .. }));
-    match done {
-        Ok(done) => report::job_done(config, &done, &mut state.log, now),
-        Err(e) => error!(error = %app::chain(&e), "job failed"),
+    let job_name = job.to_string();
+    let key = alert::key(Event::JobFailed, &[link, &job_name]);
+    let failed = match done {
+        Ok(done) => {
+            report::job_done(config, &done, &mut state.log, now, alerter);
+            match &done {
+                app::JobDone::Refused(e) if e.is_failure() => {
+                    Some((e.code().to_owned(), e.to_string()))
+                }
+                _ => None,
+            }
+        }
+        Err(e) => {
+            let reason = app::chain(&e);
+            error!(error = %reason, "job failed");
+            Some(("job-failed".to_owned(), reason))
+        }
+    };
+    match failed {
+        Some((code, reason)) => alerter.raise(
+            Incident::new(
+                Event::JobFailed,
+                key,
+                format!("job {job} on link {link} failed: {reason}"),
+            )
+            .link(link)
+            .code(code)
+            .fix(format!(
+                "see the daemon's log; `stxd trigger {job} --link {link}` runs it again"
+            )),
+        ),
+        None => alerter.resolve(&key),
     }
     !cut_short
 }
