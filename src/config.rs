@@ -15,9 +15,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::exchange::Role;
 use crate::format::envelope::Secret;
 use crate::ident::{Code, TechId};
-use crate::store::Role;
 
 pub mod alert;
 

@@ -20,7 +20,8 @@
 //!
 //! # Layout
 //!
-//! Dependencies point down this list; nothing imports a module above it.
+//! Dependencies point down this list; nothing imports a module above it
+//! (`tests/layers.rs` checks every `crate::` path of `src/` against it).
 //!
 //! - [`cli`]: the `stxd` command line; parses, prints, picks exit codes.
 //! - [`daemon`]: `stxd run`: signals, folder watching, trigger files and
@@ -45,16 +46,16 @@
 //!   self-contained HTML page (no store, no file of its own).
 //! - [`domain`]: the business rules of both roles (master data, setup check,
 //!   mapping table, imports, exports, validation) over the store.
+//! - [`transport`]: the file-system rules (safe open, no-replace placement,
+//!   durable folder changes) and SFTP shares (push the outbox, pull the
+//!   inbox, over one kept session per link side).
+//! - [`config`]: the TOML configuration, validated whole; secrets from files.
+//! - [`schedule`]: cron lines, job names and fire times (pure: `now` is
+//!   passed in); the config validates `[[schedule]]` with it.
 //! - [`store`]: SQLite, one database per institution: schema and migrations,
 //!   file journal, execution logs (runs).
 //! - [`format`](mod@format): the four payloads' streaming readers and writers, and the
 //!   signed envelope.
-//! - [`transport`]: the file-system rules (safe open, no-replace placement,
-//!   durable folder changes) and SFTP shares (push the outbox, pull the
-//!   inbox, over one kept session per link side).
-//! - [`schedule`]: cron lines, job names and fire times (pure: `now` is
-//!   passed in); the config validates `[[schedule]]` with it.
-//! - [`config`]: the TOML configuration, validated whole; secrets from files.
 //! - [`state_lock`]: one daemon per state directory (`stxd.lock`, held
 //!   exclusively), and the probe `stxd status` and `stxd trigger` make of
 //!   it.

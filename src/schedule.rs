@@ -23,8 +23,8 @@ use chrono::TimeZone;
 use chrono_tz::Tz;
 use time::OffsetDateTime;
 
-use crate::format::Kind;
-use crate::store::Role;
+use crate::exchange::Kind;
+use crate::exchange::Role;
 
 /// What a schedule entry or a trigger file runs on a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

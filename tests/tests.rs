@@ -24,6 +24,7 @@ mod golden_csv;
 mod golden_xml;
 mod import;
 mod interleavings;
+mod layers;
 mod mapping_cases;
 mod mapping_cli;
 mod reconcile;
