@@ -154,6 +154,8 @@ pub(super) fn handled(config: &Config, h: &app::Handled, log: &mut LogOnce, now:
             }
         }
         Ok(outcome @ Outcome::Held { .. }) => held(config, h, outcome, log, now),
+        // Warned once where it was set aside (it left the inbox).
+        Ok(Outcome::Quarantined { .. }) => log.forget(&h.file),
         Err(e) => {
             log.forget(&h.file);
             error!(%file, institution, state = "rejected", error = %e, code = e.code(),
