@@ -440,3 +440,53 @@ fn retry_puts_a_refused_file_back_once_its_cause_is_fixed() {
     sb.stxd(&["process"]).expect_code(0);
     assert_eq!(journal(&sb), vec![(1, "applied".to_owned())]);
 }
+
+#[test]
+fn the_daemon_sets_a_stray_aside_once_and_applies_the_genuine_files() {
+    let sb = Sandbox::new();
+    daemon_setting(&sb, "scan_seconds = 1");
+    let config = sb.path().join("config/stxd.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replacen("scan_seconds = 5\n", "", 1)).expect("config");
+    manager_ready(&sb);
+    let inbox = inbox(&sb);
+    std::fs::create_dir_all(&inbox).expect("inbox");
+    std::fs::write(inbox.join("zz.SALES.00000000.stx"), b"").expect("stray");
+    genuine(&sb, 1);
+    genuine(&sb, 2);
+    let mut daemon = crate::util::Daemon::start(&sb);
+    let start = std::time::Instant::now();
+    while manifests(&inbox.join("done")).len() < 2 || !manifests(&inbox).is_empty() {
+        assert!(
+            start.elapsed() < crate::util::DEADLINE,
+            "not applied:\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(crate::util::POLL);
+    }
+    // A stray dropped while it runs, among listings every second.
+    std::fs::write(inbox.join("zz.SALES.00000001.stx"), b"").expect("stray");
+    genuine(&sb, 3);
+    daemon.wait_log_n("file applied", 3);
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(
+        journal(&sb),
+        (1..=3)
+            .map(|s| (s, "applied".to_owned()))
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        manifests(&quarantine(&sb)),
+        ["zz.SALES.00000000.stx", "zz.SALES.00000001.stx"]
+    );
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("file set aside into quarantine").count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains("ERROR"), "{log}");
+    assert!(!log.contains("is not in the config"), "{log}");
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+}
