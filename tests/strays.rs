@@ -490,3 +490,45 @@ fn the_daemon_sets_a_stray_aside_once_and_applies_the_genuine_files() {
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
 }
+
+/// Turns the manager's stx_file sales channel on or off (ops fixing the
+/// setup), in its store.
+fn stx_channel_in_operation(sb: &Sandbox, on: bool) {
+    let conn = rusqlite::Connection::open(sb.path().join("var/state/OPERA.sqlite")).expect("OPERA");
+    let n = conn
+        .execute(
+            "UPDATE sales_channel SET in_operation = ?1 WHERE kind = 'stx_file'",
+            [i64::from(on)],
+        )
+        .expect("update");
+    assert!(n > 0, "the demo has an stx_file channel");
+}
+
+#[test]
+fn retry_applies_a_file_whose_journaled_rejection_was_fixed() {
+    let sb = Sandbox::new();
+    manager_ready(&sb);
+    std::fs::create_dir_all(inbox(&sb)).expect("inbox");
+    stx_channel_in_operation(&sb, false);
+    genuine(&sb, 1);
+    sb.stxd(&["process"]).expect_code(1);
+    assert_eq!(journal(&sb), vec![(1, "rejected".to_owned())]);
+    assert_eq!(manifests(&error(&sb)), ["opera-tourism.SALES.00000001.stx"]);
+    // The setup fixed, every refused file of the link put back.
+    stx_channel_in_operation(&sb, true);
+    let run = sb.stxd(&["retry", "--link", "opera-tourism"]);
+    run.expect_code(0);
+    assert!(
+        run.stdout().contains("not in operation"),
+        "the old reason quoted: {}",
+        run.stdout()
+    );
+    assert!(names(&error(&sb)).is_empty(), "{:?}", names(&error(&sb)));
+    // The same digest, journaled rejected, applies now.
+    sb.stxd(&["process"]).expect_code(0);
+    assert_eq!(journal(&sb), vec![(1, "applied".to_owned())]);
+    assert_eq!(
+        manifests(&inbox(&sb).join("done")),
+        ["opera-tourism.SALES.00000001.stx"]
+    );
+}
