@@ -68,6 +68,7 @@ struct RawDaemon {
     timezone: Option<String>,
     shutdown_grace_seconds: Option<i64>,
     gap_alert_minutes: Option<i64>,
+    payload_grace_seconds: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -163,6 +164,10 @@ pub struct Daemon {
     /// A file held for a sequence gap longer than this is logged at error
     /// level, once (1 to 10080; 30 by default).
     pub gap_alert_minutes: u64,
+    /// A manifest whose payload is not beside it yet waits this long in the
+    /// inbox (the payload may land a moment later), then is refused
+    /// `missing-payload` (0 to 3600 seconds; 60 by default).
+    pub payload_grace_seconds: u64,
 }
 
 impl Default for Daemon {
@@ -172,6 +177,7 @@ impl Default for Daemon {
             timezone: chrono_tz::Tz::UTC,
             shutdown_grace_seconds: 30,
             gap_alert_minutes: 30,
+            payload_grace_seconds: 60,
         }
     }
 }
@@ -321,6 +327,10 @@ pub struct Folders {
     pub done: PathBuf,
     pub error: PathBuf,
     pub parked: PathBuf,
+    /// Stray, foreign and misrouted files set aside from the inbox (an
+    /// unknown link, a kind this side does not receive, another link's
+    /// name, sequence 0), each with its `.reason`.
+    pub quarantine: PathBuf,
 }
 
 impl Folders {
@@ -329,6 +339,7 @@ impl Folders {
             done: inbox.join("done"),
             error: inbox.join("error"),
             parked: inbox.join("parked"),
+            quarantine: inbox.join("quarantine"),
             inbox,
             outbox,
         }
@@ -529,6 +540,13 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         defaults.gap_alert_minutes,
         "minutes a file may wait for a missing sequence before an error is logged",
     );
+    let payload_grace_seconds = bounded(
+        "payload_grace_seconds",
+        raw.daemon.payload_grace_seconds,
+        0..=3600,
+        defaults.payload_grace_seconds,
+        "seconds a manifest may wait for its payload before it is refused",
+    );
     let timezone = match raw.daemon.timezone.as_deref() {
         None => defaults.timezone,
         Some(name) => timezone(name).unwrap_or_else(|problem| {
@@ -541,6 +559,7 @@ fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         timezone,
         shutdown_grace_seconds,
         gap_alert_minutes,
+        payload_grace_seconds,
     };
     if raw.institutions.is_empty() {
         err(

@@ -15,6 +15,12 @@
 //!        ─ archive ─▶ done/ | parked/ | error/ + .reason
 //! ```
 //!
+//! Before claim, a file is judged by the folder it is in
+//! ([`app::placement`]): one not for that folder (an unknown link, another
+//! link's name, a kind the folder's side does not receive, sequence 0) is
+//! set aside whole into the inbox's `quarantine/` with its `.reason`, and
+//! `stxd retry` puts a file of `error/` or `quarantine/` back.
+//!
 //! Outbound: `export` (the domain selects and streams the records) →
 //! `publish` (payload, then manifest, durable, never replacing a file).
 //!

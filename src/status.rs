@@ -81,6 +81,23 @@ pub struct LinkStatus {
     /// held (a missing earlier sequence, an apply window…).
     pub attention: usize,
     pub errors_24h: Errors,
+    /// Stray, foreign and misrouted files set aside from the inbox into
+    /// `quarantine/`, with their reasons (until `stxd retry` or ops remove
+    /// them).
+    pub quarantine: Vec<SetAside>,
+}
+
+/// A file set aside into `quarantine/`, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SetAside {
+    /// The manifest's name in `quarantine/` (an archive suffix included).
+    pub file: String,
+    /// The stable code: unknown-link, other-link, wrong-folder,
+    /// sequence-zero.
+    pub code: Option<String>,
+    pub reason: Option<String>,
+    /// When it was set aside (RFC 3339, UTC).
+    pub at: Option<String>,
 }
 
 /// The last journaled file of a kind and direction.
@@ -211,6 +228,7 @@ fn link_status(
             runs: Vec::new(),
             files: reasons_since(&folders.error, since),
         },
+        quarantine: set_aside(&folders.quarantine),
     };
     let path = config.store_path(institution);
     if !path.exists() {
@@ -484,6 +502,38 @@ fn reasons_since(dir: &Path, since: OffsetDateTime) -> Vec<String> {
         .collect();
     found.sort_by(|a, b| b.cmp(a));
     found.into_iter().map(|(_, n)| n).collect()
+}
+
+/// The files set aside in `dir`, read from their `.reason` files, oldest
+/// first (a missing folder has none).
+fn set_aside(dir: &Path) -> Vec<SetAside> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<SetAside> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().into_string().ok()?;
+            let manifest = name.strip_suffix(".reason")?.to_owned();
+            if manifest.starts_with('.') || !e.file_type().ok()?.is_file() {
+                return None;
+            }
+            let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+            let field = |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(str::to_owned)
+            };
+            Some(SetAside {
+                file: manifest,
+                code: field("code: "),
+                reason: field("reason: "),
+                at: field("at: "),
+            })
+        })
+        .collect();
+    found.sort_by(|a, b| (&a.at, &a.file).cmp(&(&b.at, &b.file)));
+    found
 }
 
 /// Whether a daemon holds `<state_dir>/stxd.lock`, probed without holding

@@ -377,6 +377,9 @@ impl World {
                 Ok(Outcome::Parked { missing, .. }) => {
                     panic!("{} parked: {missing:?}", manifest.display())
                 }
+                Ok(Outcome::Quarantined { code, reason }) => {
+                    panic!("{} quarantined: {code}: {reason}", manifest.display())
+                }
                 Err(e) => panic!("{} rejected: {e}", manifest.display()),
             },
             Err(e) => panic!("{} not processed: {e}", manifest.display()),

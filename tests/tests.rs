@@ -35,5 +35,6 @@ mod sftp;
 mod sshd;
 mod status;
 mod store_domain;
+mod strays;
 mod systemd;
 mod two_servers;

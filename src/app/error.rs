@@ -122,6 +122,18 @@ pub enum AppError {
         #[source]
         source: Box<AppError>,
     },
+    /// A file `stxd retry` was given that is not in an `error/` or
+    /// `quarantine/` folder of a side this config serves.
+    #[error("{}: {problem}", .file.display())]
+    NotRetryable { file: PathBuf, problem: String },
+    /// A file `stxd retry` could not put back into its inbox.
+    #[error("cannot put {} back into {}", .file.display(), .inbox.display())]
+    Retry {
+        file: PathBuf,
+        inbox: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     /// A committed export that could not be placed; the next listing
     /// retries (the export's own message says what to fix if it persists).
     #[error("{kind} export of link {link}: {error}")]

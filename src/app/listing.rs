@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use super::{AppError, open_side, require_secret};
 use crate::config::{self, Config};
-use crate::exchange::FileName;
+use crate::exchange::{FileName, Role};
 use crate::format::envelope;
 use crate::format::{Kind, Limits};
 use crate::inbound::{self, InboundError};
@@ -88,9 +88,12 @@ pub struct Handled {
     pub processed: Result<inbound::Processed, InboundError>,
 }
 
-/// Processes Fichier SecuTix files through the inbound stages. Each file is
-/// given to the institution of this config that receives it on the link its
-/// manifest names.
+/// Processes Fichier SecuTix files through the inbound stages. A file in
+/// an inbox (or parked folder) of a side this config serves is given to that
+/// side when its name fits the folder, else set aside into the folder's
+/// `quarantine/` ([`placement`]); a file elsewhere (given by hand) goes to
+/// the institution of this config that receives it on the link its manifest
+/// names.
 pub fn process_files(config: &Config, files: &[PathBuf]) -> Result<Vec<Handled>, AppError> {
     process_files_until(config, files, &|| false)
 }
@@ -103,6 +106,7 @@ pub fn process_files_until(
     stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Handled>, AppError> {
     let limits = Limits::default();
+    let grace = std::time::Duration::from_secs(config.daemon.payload_grace_seconds);
     let mut handled = Vec::new();
     for file in files {
         if stop() {
@@ -110,24 +114,43 @@ pub fn process_files_until(
         }
         let manifest = manifest_path_of(file);
         let name = inbound::claim::display_name(&manifest);
-        let FileName {
-            link: link_name,
-            kind,
-            ..
-        } = FileName::parse_manifest(&name).map_err(|problem| AppError::NotAManifest {
+        let parsed = FileName::parse_manifest(&name).map_err(|problem| AppError::NotAManifest {
             file: manifest.clone(),
             problem,
         })?;
-        let link = config
-            .link(&link_name)
-            .ok_or_else(|| AppError::LinkNotConfigured {
-                file: name.clone(),
-                link: link_name.clone(),
-            })?;
-        let side = kind.sender().peer();
-        let (link, inst, mut store) = open_side(config, &link.name, side)?;
+        let (link_name, side) = match placement(config, &manifest, &parsed) {
+            Placement::Served { link, side } => (link.name.clone(), side),
+            Placement::Stray {
+                link,
+                side,
+                code,
+                reason,
+            } => {
+                let inst = served_institution(config, link, side);
+                let processed =
+                    inbound::quarantine(&manifest, &link.folders(side).quarantine, code, reason);
+                handled.push(Handled {
+                    institution: inst,
+                    file: manifest,
+                    processed,
+                });
+                continue;
+            }
+            Placement::Elsewhere => {
+                let link =
+                    config
+                        .link(&parsed.link)
+                        .ok_or_else(|| AppError::LinkNotConfigured {
+                            file: name.clone(),
+                            link: parsed.link.clone(),
+                        })?;
+                (link.name.clone(), parsed.kind.receiver())
+            }
+        };
+        let (link, inst, mut store) = open_side(config, &link_name, side)?;
         let secret = require_secret(link)?;
-        let processed = inbound::process(&mut store, link, side, &secret, &manifest, &limits);
+        let processed =
+            inbound::process(&mut store, link, side, &secret, &manifest, &limits, grace);
         handled.push(Handled {
             institution: inst.code.to_string(),
             file: manifest,
@@ -135,6 +158,117 @@ pub fn process_files_until(
         });
     }
     Ok(handled)
+}
+
+/// Where a listed manifest sits, and whether its name belongs there.
+#[derive(Debug)]
+pub enum Placement<'c> {
+    /// In an inbox (or parked folder) of a side this config serves, named
+    /// for that folder's link and for a kind that side receives.
+    Served { link: &'c config::Link, side: Role },
+    /// In such a folder, but not for it: an unknown link, another link's
+    /// name, a kind the folder's side does not receive (or a side this
+    /// config does not serve), sequence 0. Set aside into the folder's
+    /// `quarantine/`, the reason's stable `code` and its words given.
+    Stray {
+        link: &'c config::Link,
+        side: Role,
+        code: &'static str,
+        reason: String,
+    },
+    /// In no inbox nor parked folder of this config (a file given by hand
+    /// from elsewhere): routed by its name.
+    Elsewhere,
+}
+
+/// Judges a manifest by the folder it is in ([`Placement`]). Several sides
+/// may share one inbox (both sides of an SFTP link served here): the side
+/// whose link and received kind the name carries is the one.
+pub fn placement<'c>(config: &'c Config, manifest: &Path, name: &FileName) -> Placement<'c> {
+    let pair = inbound::archive::Pair::of(manifest);
+    let here: Vec<(&config::Link, Role)> = config
+        .served(None)
+        .filter(|(l, _, side)| {
+            let f = l.folders(*side);
+            pair.is_in(&f.inbox) || pair.is_in(&f.parked)
+        })
+        .map(|(l, _, side)| (l, side))
+        .collect();
+    let Some(&(first, first_side)) = here.first() else {
+        return Placement::Elsewhere;
+    };
+    if let Some(&(link, side)) = here
+        .iter()
+        .find(|(l, side)| l.name == name.link && name.kind.receiver() == *side)
+    {
+        if name.sequence == 0 {
+            return Placement::Stray {
+                link,
+                side,
+                code: "sequence-zero",
+                reason: format!(
+                    "sequence 0 is never sent (sequences start at 1): not a file of link {}",
+                    link.name
+                ),
+            };
+        }
+        return Placement::Served { link, side };
+    }
+    let (link, side) = here
+        .iter()
+        .copied()
+        .find(|(l, _)| l.name == name.link)
+        .unwrap_or((first, first_side));
+    let (code, reason) = if config.link(&name.link).is_none() {
+        (
+            "unknown-link",
+            format!(
+                "named for link {:?}, which is not in this config; found in the {side}'s inbox of link {}",
+                name.link, link.name
+            ),
+        )
+    } else if name.link != link.name {
+        (
+            "other-link",
+            format!(
+                "named for link {}, found in the {side}'s inbox of link {}: each link's files go to its own folders",
+                name.link, link.name
+            ),
+        )
+    } else {
+        let receiver = name.kind.receiver();
+        let served = config
+            .served(Some(&link.name))
+            .any(|(_, _, s)| s == receiver);
+        (
+            "wrong-folder",
+            format!(
+                "{} files go to the {receiver}{}; this is the {side}'s inbox of link {}",
+                name.kind,
+                if served {
+                    ""
+                } else {
+                    ", a side this config does not serve"
+                },
+                link.name
+            ),
+        )
+    };
+    Placement::Stray {
+        link,
+        side,
+        code,
+        reason,
+    }
+}
+
+/// The code of the institution this config serves on `side` of `link`.
+fn served_institution(config: &Config, link: &config::Link, side: Role) -> String {
+    config
+        .served(Some(&link.name))
+        .find(|(_, _, s)| *s == side)
+        .map(|(_, i, _)| i.code.to_string())
+        .unwrap_or_default()
 }
 
 /// The inboxes (or, for `resume`, the parked folders) of every side of
@@ -223,6 +357,10 @@ pub fn split_by_window(
     for file in files {
         let name = inbound::claim::display_name(&file);
         match FileName::parse_manifest(&name) {
+            // Set aside at once: a stray waits for no window.
+            Ok(n) if matches!(placement(config, &file, &n), Placement::Stray { .. }) => {
+                ready.push(file)
+            }
             Ok(FileName { link, kind, .. }) => {
                 match crate::schedule::apply_window(&config.schedules, &link, kind, now) {
                     Some(_) if unfinished(&file, &link, kind) => ready.push(file),
@@ -240,4 +378,79 @@ pub fn split_by_window(
         }
     }
     (ready, held)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The distributor TOURISM only (a two-server setup), on a local link.
+    fn distributor_only(dir: &Path) -> Config {
+        let text = format!(
+            r#"
+state_dir = "{d}/state"
+[[institution]]
+code = "TOURISM"
+role = "distributor"
+[[link]]
+name = "opera-tourism"
+manager = "OPERA"
+distributor = "TOURISM"
+login = "TOURISM_OPE@TOURISM"
+secret_file = "{d}/s.key"
+transport = {{ kind = "local", dir = "{d}/x" }}
+"#,
+            d = dir.display()
+        );
+        config::parse(&text, "t").expect("config")
+    }
+
+    fn judge<'c>(config: &'c Config, file: &Path) -> Placement<'c> {
+        let name = FileName::parse_manifest(&inbound::claim::display_name(file)).expect("name");
+        placement(config, file, &name)
+    }
+
+    #[test]
+    fn a_file_is_judged_by_the_folder_it_is_in() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = distributor_only(dir.path());
+        let inbox = config.links[0].folders(Role::Distributor).inbox;
+        // Its own kind, its own link: served.
+        assert!(matches!(
+            judge(&config, &inbox.join("opera-tourism.CATALOGUE.00000001.stx")),
+            Placement::Served {
+                side: Role::Distributor,
+                ..
+            }
+        ));
+        // Sales go to the manager, a side this config does not serve.
+        let Placement::Stray { code, reason, .. } =
+            judge(&config, &inbox.join("opera-tourism.SALES.00000001.stx"))
+        else {
+            panic!("a SALES file in the distributor's inbox is a stray")
+        };
+        assert_eq!(code, "wrong-folder");
+        assert!(
+            reason.contains("a side this config does not serve"),
+            "{reason}"
+        );
+        // Another link's name, an unknown one, sequence 0.
+        let code_of = |name: &str| match judge(&config, &inbox.join(name)) {
+            Placement::Stray { code, .. } => code,
+            other => panic!("{name}: {other:?}"),
+        };
+        assert_eq!(code_of("zz.CATALOGUE.00000001.stx"), "unknown-link");
+        assert_eq!(
+            code_of("opera-tourism.CATALOGUE.00000000.stx"),
+            "sequence-zero"
+        );
+        // A file outside every folder of the config is routed by its name.
+        assert!(matches!(
+            judge(
+                &config,
+                &dir.path().join("opera-tourism.SALES.00000001.stx")
+            ),
+            Placement::Elsewhere
+        ));
+    }
 }

@@ -17,6 +17,7 @@
 //! - `jobs`: one job run now, trigger files, next runs;
 //! - `inspect`: `stxd inspect`;
 //! - `exports`: committed exports placed after an interruption;
+//! - `retry`: refused or set-aside files put back into their inbox;
 //! - `error`: [`AppError`], and [`chain`] to print one with its causes.
 //!
 //! Everything is re-exported here: callers name `app::open_store`,
@@ -37,6 +38,7 @@ mod jobs;
 mod listing;
 mod load;
 mod poll;
+mod retry;
 mod stores;
 
 pub use check::{CheckReport, check};
@@ -45,11 +47,12 @@ pub use exports::{Finished, finish_exports};
 pub use inspect::{Inspection, inspect, inspection_secret};
 pub use jobs::{JobDone, TriggerWritten, expected_sequence, next_runs, run_job, write_trigger};
 pub use listing::{
-    Handled, WindowHeld, folders_to_scan, manifest_path_of, process_files, process_files_until,
-    resume, scan, split_by_window, waiting_files,
+    Handled, Placement, WindowHeld, folders_to_scan, manifest_path_of, placement, process_files,
+    process_files_until, resume, scan, split_by_window, waiting_files,
 };
 pub use load::{Loaded, load};
 pub use poll::{PollReport, Shares, SidePoll, Synced, poll, poll_with};
+pub use retry::{Retried, retry_files, retry_link};
 pub use stores::{link_secret, open_side, open_store};
 
 use stores::require_secret;

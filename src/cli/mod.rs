@@ -91,6 +91,21 @@ enum Command {
         #[arg(long)]
         link: String,
     },
+    /// Put files refused into `error/` (or set aside into `quarantine/`)
+    /// back into their inbox for another try, once their cause is fixed:
+    /// the pair moves back, its `.reason` is removed and quoted in a run
+    /// `retry`; the next listing (or `stxd process`) takes it. A file not
+    /// in an `error/` or `quarantine/` folder of a served link is refused
+    /// (exit 2).
+    Retry {
+        /// Manifests or payloads in `error/` or `quarantine/` (an archive
+        /// suffix such as `.1` included).
+        #[arg(required_unless_present = "link", conflicts_with = "link")]
+        files: Vec<PathBuf>,
+        /// Every file of this link's `error/` and `quarantine/` folders.
+        #[arg(long)]
+        link: Option<String>,
+    },
     /// Retry the parked files (waiting for mappings), in sequence order.
     Resume {
         /// Only this link's parked files.
@@ -181,6 +196,7 @@ pub fn main() -> ExitCode {
             process(&config, &files, link.as_deref(), false, cli.json)
         }
         Command::Poll { link } => poll::run(&config, &link, cli.json),
+        Command::Retry { files, link } => retry(&config, &files, link.as_deref(), cli.json),
         Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
         Command::Run => {
             let path = (config_name != "built-in config").then(|| PathBuf::from(&config_name));
@@ -461,6 +477,45 @@ fn process(
     Ok(handled_exit(&handled))
 }
 
+fn retry(config: &Config, files: &[PathBuf], link: Option<&str>, json: bool) -> anyhow::Result<u8> {
+    let retried = match link {
+        Some(link) => app::retry_link(config, link),
+        None => app::retry_files(config, files),
+    };
+    let retried = match retried {
+        Ok(r) => r,
+        Err(e @ (app::AppError::NotRetryable { .. } | app::AppError::UnknownLink(_))) => {
+            eprintln!("stxd: {e}");
+            return Ok(EXIT_USAGE);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if json {
+        let doc: Vec<_> = retried
+            .iter()
+            .map(|r| {
+                json!({"institution": r.institution, "link": r.link,
+                    "from": r.from, "to": r.to, "run": r.run, "old_reason": r.old_reason})
+            })
+            .collect();
+        println!("{:#}", serde_json::Value::from(doc));
+    } else if retried.is_empty() {
+        println!("nothing to retry");
+    } else {
+        for r in &retried {
+            println!(
+                "{}: {} put back into {} (run {}); earlier reason: {}",
+                r.institution,
+                r.from.display(),
+                r.to.display(),
+                r.run,
+                r.old_reason.as_deref().unwrap_or("none")
+            );
+        }
+    }
+    Ok(EXIT_OK)
+}
+
 /// One handled file in words: (state, detail, run).
 fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
     match &h.processed {
@@ -492,6 +547,14 @@ fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
                 Some(*run),
             ),
             Ok(Outcome::Held { code, reason }) => ("held", format!("{code}: {reason}"), None),
+            Ok(Outcome::Quarantined { code, reason }) => (
+                "quarantined",
+                format!(
+                    "{code}: {reason} (set aside into {}; stxd retry puts it back)",
+                    p.location.display()
+                ),
+                None,
+            ),
             Err(e) => (
                 "rejected",
                 format!("{e} (moved to {})", p.location.display()),

@@ -124,6 +124,23 @@ fn print_link(out: &mut impl Write, l: &LinkStatus) -> std::io::Result<()> {
     for f in &e.files {
         writeln!(out, "    error/{f}")?;
     }
+    if !l.quarantine.is_empty() {
+        writeln!(
+            out,
+            "  quarantine: {} file{} set aside (not for this folder; fix the cause, then stxd retry):",
+            l.quarantine.len(),
+            if l.quarantine.len() == 1 { "" } else { "s" }
+        )?;
+        for q in &l.quarantine {
+            writeln!(
+                out,
+                "    quarantine/{}  {}: {}",
+                q.file,
+                q.code.as_deref().unwrap_or("-"),
+                q.reason.as_deref().unwrap_or("(no reason)")
+            )?;
+        }
+    }
     Ok(())
 }
 

@@ -208,6 +208,8 @@ pub(super) fn handled(
             );
         }
         Ok(outcome @ Outcome::Held { .. }) => held(config, h, outcome, log, now, alerter),
+        // Warned once where it was set aside (it left the inbox).
+        Ok(Outcome::Quarantined { .. }) => log.forget(&h.file),
         Err(e) => {
             log.forget(&h.file);
             error!(%file, institution, state = "rejected", error = %e, code = e.code(),

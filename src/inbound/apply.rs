@@ -98,7 +98,17 @@ pub enum Outcome {
     /// Not its turn (a gap, or an earlier file parked), or a kind this side
     /// does not take yet: the file stays where it is.
     Held { code: &'static str, reason: String },
+    /// A stray, foreign or misrouted file (an unknown link, a kind this
+    /// folder's side does not receive, another link's name, sequence 0):
+    /// set aside whole into the inbox's `quarantine/` with its `.reason`,
+    /// never read further; `stxd retry` puts it back once the cause is
+    /// fixed.
+    Quarantined { code: &'static str, reason: String },
 }
+
+/// The code of a file [`Outcome::Held`] because its payload is not beside
+/// its manifest yet (within `[daemon] payload_grace_seconds`).
+pub const PAYLOAD_PENDING: &str = "payload-pending";
 
 /// The code of a file [`Outcome::Held`] because an earlier sequence is
 /// missing (or still parked).

@@ -172,6 +172,70 @@ pub fn payload_of(manifest: &Path) -> Option<PathBuf> {
     Some(manifest.with_file_name(name.to_payload().to_string()))
 }
 
+/// An archived name split into the exchange name it stands for and its
+/// slot: `x.SALES.00000001.stx.2` is slot 2 of `x.SALES.00000001.stx`;
+/// `None` for a name that is neither (a `.reason`, a stranger).
+pub fn unslotted(name: &str) -> Option<(crate::exchange::FileName, u32)> {
+    use crate::exchange::FileName;
+    if let Ok(n) = FileName::parse(name) {
+        return Some((n, 0));
+    }
+    let (base, slot) = name.rsplit_once('.')?;
+    if slot.is_empty() || !slot.bytes().all(|b| b.is_ascii_digit()) || slot.starts_with('0') {
+        return None;
+    }
+    Some((FileName::parse(base).ok()?, slot.parse().ok()?))
+}
+
+/// The archived pair at `slot` of `dir` for the file named `name` (its
+/// manifest and payload names with the slot's suffix).
+pub fn archived(dir: &Path, name: &crate::exchange::FileName, slot: u32) -> Pair {
+    let at = |n: crate::exchange::FileName| slotted(dir, Path::new(&n.to_string()), slot);
+    Pair {
+        manifest: at(name.to_manifest()),
+        payload: Some(at(name.to_payload())),
+    }
+}
+
+/// Puts an archived pair (from `error/` or `quarantine/`, at any slot)
+/// back into `inbox` under its own names, for another try: the payload
+/// first and the manifest last (a listing never takes a payload alone),
+/// each placed without replacing a file (the same file or the same bytes
+/// already there count as placed) and made durable before its old name is
+/// removed; then its `.reason` is removed. Returns the manifest's path in
+/// the inbox. A cut retry leaves the pair whole on one side or split with
+/// its manifest still archived: running it again finishes it.
+pub fn restore_pair(pair: &Pair, inbox: &Path) -> io::Result<PathBuf> {
+    let name = pair
+        .manifest
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(unslotted)
+        .map(|(n, _)| n.to_manifest())
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not an archived manifest", pair.manifest.display()),
+            )
+        })?;
+    let source = pair.folder().to_owned();
+    make_folder(inbox)?;
+    if let Some(from) = pair.payload_here()? {
+        let to = inbox.join(name.to_payload().to_string());
+        place(from, &to)?;
+        sync_dir(inbox)?;
+        local::remove_name(from)?;
+        sync_dir(&source)?;
+    }
+    let to = inbox.join(name.to_string());
+    place(&pair.manifest, &to)?;
+    sync_dir(inbox)?;
+    local::remove_name(&pair.manifest)?;
+    local::remove_name(&reason_path(&pair.manifest))?;
+    sync_dir(&source)?;
+    Ok(to)
+}
+
 /// `file`'s name in `dir` at `slot`: the name itself for 0, else
 /// `<name>.<slot>`.
 fn slotted(dir: &Path, file: &Path, slot: u32) -> PathBuf {

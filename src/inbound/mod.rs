@@ -106,7 +106,9 @@ pub struct Processed {
 /// transient failure (I/O, a busy store) returns `Err` and leaves the file
 /// where it is, to be retried. Everything runs in one `file` span (file,
 /// link, kind, seq; run once apply has started it). A directory named like a
-/// manifest is held where it is, never moved.
+/// manifest is held where it is, never moved. A manifest whose payload is
+/// not beside it is held in place for `payload_grace` after it landed (the
+/// payload may come a moment later), then refused `missing-payload`.
 pub fn process(
     store: &mut Store,
     link: &Link,
@@ -114,6 +116,7 @@ pub fn process(
     secret: &Secret,
     manifest: &Path,
     limits: &Limits,
+    payload_grace: std::time::Duration,
 ) -> Result<Processed, InboundError> {
     let folders = link.folders(side);
     let name = claim::display_name(manifest);
@@ -184,6 +187,20 @@ pub fn process(
         }
     }
     let manifest = pair.manifest.as_path();
+    if let Some(waited) = payload_pending(&pair, payload_grace).map_err(io)? {
+        tracing::debug!("payload not beside its manifest yet: held");
+        return Ok(Processed {
+            location: manifest.to_owned(),
+            outcome: Ok(apply::Outcome::Held {
+                code: apply::PAYLOAD_PENDING,
+                reason: format!(
+                    "its payload is not beside it yet (waited {}s of the {}s grace, [daemon] payload_grace_seconds); refused missing-payload after that",
+                    waited.as_secs(),
+                    payload_grace.as_secs()
+                ),
+            }),
+        });
+    }
     let verified = claim::claim(manifest, limits).and_then(|claimed| match kind {
         Some(kind) => verify::verify(claimed, secret, &link.expectation(kind), limits),
         None => unreachable_name(&name),
@@ -232,6 +249,88 @@ pub fn process(
     Ok(Processed { location, outcome })
 }
 
+/// How long the manifest of `pair` has waited for a payload that is not
+/// beside it yet, while that is under `grace`; `None` once the payload is
+/// there, the grace is over, or the manifest is gone (claim then decides).
+/// Only a regular file waits (claim refuses anything else at once). Its
+/// wait counts from when it landed in this folder: the later of its
+/// modification and status-change times (a rename into the folder changes
+/// the latter, and a sender cannot set it back).
+fn payload_pending(
+    pair: &archive::Pair,
+    grace: std::time::Duration,
+) -> std::io::Result<Option<std::time::Duration>> {
+    use std::os::unix::fs::MetadataExt;
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let Some(payload) = &pair.payload else {
+        return Ok(None);
+    };
+    if grace.is_zero() || std::fs::symlink_metadata(payload).is_ok() {
+        return Ok(None);
+    }
+    let meta = match std::fs::symlink_metadata(&pair.manifest) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    // A symlink, FIFO or other non-file under a manifest's name is refused
+    // at once by claim, whatever comes beside it.
+    if !meta.is_file() {
+        return Ok(None);
+    }
+    let changed = u64::try_from(meta.ctime())
+        .ok()
+        .map(|s| UNIX_EPOCH + Duration::new(s, u32::try_from(meta.ctime_nsec()).unwrap_or(0)));
+    let landed = [meta.modified().ok(), changed]
+        .into_iter()
+        .flatten()
+        .max()
+        .unwrap_or(UNIX_EPOCH);
+    let waited = SystemTime::now()
+        .duration_since(landed)
+        .unwrap_or(Duration::ZERO);
+    Ok((waited < grace).then_some(waited))
+}
+
+/// Sets a stray, foreign or misrouted file aside: the pair moves whole into
+/// `quarantine` (its `.reason` written first, naming `code` and `reason`,
+/// as [`archive::reject_pair`] moves a rejected pair into `error/`, and
+/// finished the same way after a crash). Nothing of it is read; nothing is
+/// recorded in a store (its link may be none of ours). Logged once, at
+/// warn: the file leaves the inbox.
+pub fn quarantine(
+    manifest: &Path,
+    quarantine: &Path,
+    code: &'static str,
+    reason: String,
+) -> Result<Processed, InboundError> {
+    let name = claim::display_name(manifest);
+    let why = InboundError::Rejected(FormatError::new(
+        &name,
+        crate::format::Position::File,
+        code,
+        reason.clone(),
+    ));
+    let location =
+        archive::reject_pair(&archive::Pair::of(manifest), quarantine, &why).map_err(|source| {
+            InboundError::Io {
+                file: name.clone(),
+                source,
+            }
+        })?;
+    tracing::warn!(
+        file = %name,
+        code,
+        reason = %reason,
+        location = %location.display(),
+        "file set aside into quarantine: not for this folder (stxd status lists it; stxd retry puts it back)"
+    );
+    Ok(Processed {
+        location,
+        outcome: Ok(apply::Outcome::Quarantined { code, reason }),
+    })
+}
+
 /// Finishes the move `due` names; returns the manifest's new path.
 fn finish(due: &recover::Due, folders: &crate::config::Folders) -> std::io::Result<PathBuf> {
     match &due.to {
@@ -254,6 +353,7 @@ fn outcome_word(outcome: &Result<apply::Outcome, InboundError>) -> &'static str 
         Ok(apply::Outcome::AlreadyApplied { .. }) => "already-applied",
         Ok(apply::Outcome::Parked { .. }) => "parked",
         Ok(apply::Outcome::Held { .. }) => "held",
+        Ok(apply::Outcome::Quarantined { .. }) => "quarantined",
         Err(_) => "rejected",
     }
 }
