@@ -125,6 +125,50 @@ pub(super) fn connect(ep: &Endpoint) -> Result<Conn, SftpError> {
     })?;
     let pinned = pinned_algorithms(&known, &ep.host, ep.port);
 
+    let (stream, socket) = open_tcp(ep)?;
+
+    let mut session =
+        Session::new().map_err(|e| transient(format!("cannot start an ssh session: {e}")))?;
+    session.set_timeout(u32::try_from(ep.io_timeout.as_millis()).unwrap_or(u32::MAX));
+    if let Some(pref) = &pinned {
+        session
+            .method_pref(MethodType::HostKey, pref)
+            .map_err(|e| permanent(format!("cannot pin the host key type {pref}: {e}")))?;
+    }
+    session.set_tcp_stream(stream);
+    if let Err(e) = session.handshake() {
+        return Err(match (e.code(), &pinned) {
+            (ErrorCode::Session(LIBSSH2_ERROR_KEX_FAILURE), Some(pref)) => permanent(format!(
+                "ssh handshake failed: {e}; the server offers no host key of the type {} holds for it ({pref}): check the server's host key with its admin",
+                ep.known_hosts.display()
+            )),
+            _ => transient(format!(
+                "ssh handshake failed: {e}; check that an ssh server listens there"
+            )),
+        });
+    }
+    check_host_key(ep, &session)?;
+    session.set_keepalive(true, KEEPALIVE_SECONDS);
+
+    login(ep, &session)?;
+    let sftp = session.sftp().map_err(|e| {
+        transient(format!(
+            "cannot open the sftp subsystem: {e}; check that the account may use sftp"
+        ))
+    })?;
+    tracing::info!(link = %ep.link, server = %ep.address(), "sftp session opened");
+    Ok(Conn {
+        sftp,
+        session,
+        socket,
+    })
+}
+
+/// TCP to the first address of the host that answers within the connect
+/// timeout, with the I/O timeouts set: the stream for the session and a
+/// clone of the socket to shut it down.
+fn open_tcp(ep: &Endpoint) -> Result<(TcpStream, TcpStream), SftpError> {
+    let transient = |problem: String| error(ep, Fault::Transient, true, problem);
     let addrs = (ep.host.as_str(), ep.port).to_socket_addrs().map_err(|e| {
         transient(format!(
             "cannot resolve {}: {e}; check the host name and DNS",
@@ -155,27 +199,14 @@ pub(super) fn connect(ep: &Endpoint) -> Result<Conn, SftpError> {
         .and_then(|()| stream.set_nodelay(true))
         .and_then(|()| stream.try_clone());
     let socket = socket_setup.map_err(|e| transient(format!("cannot set up the socket: {e}")))?;
+    Ok((stream, socket))
+}
 
-    let mut session =
-        Session::new().map_err(|e| transient(format!("cannot start an ssh session: {e}")))?;
-    session.set_timeout(u32::try_from(ep.io_timeout.as_millis()).unwrap_or(u32::MAX));
-    if let Some(pref) = &pinned {
-        session
-            .method_pref(MethodType::HostKey, pref)
-            .map_err(|e| permanent(format!("cannot pin the host key type {pref}: {e}")))?;
-    }
-    session.set_tcp_stream(stream);
-    if let Err(e) = session.handshake() {
-        return Err(match (e.code(), &pinned) {
-            (ErrorCode::Session(LIBSSH2_ERROR_KEX_FAILURE), Some(pref)) => permanent(format!(
-                "ssh handshake failed: {e}; the server offers no host key of the type {} holds for it ({pref}): check the server's host key with its admin",
-                ep.known_hosts.display()
-            )),
-            _ => transient(format!(
-                "ssh handshake failed: {e}; check that an ssh server listens there"
-            )),
-        });
-    }
+/// The strict known_hosts check of the key the server sent: unknown,
+/// changed or uncheckable keys are permanent faults; nothing is ever added.
+fn check_host_key(ep: &Endpoint, session: &Session) -> Result<(), SftpError> {
+    let permanent = |problem: String| error(ep, Fault::Permanent, true, problem);
+    let transient = |problem: String| error(ep, Fault::Transient, true, problem);
     let Some((key, _)) = session.host_key() else {
         return Err(transient("the server sent no host key".into()));
     };
@@ -218,8 +249,13 @@ pub(super) fn connect(ep: &Endpoint) -> Result<Conn, SftpError> {
             )));
         }
     }
-    session.set_keepalive(true, KEEPALIVE_SECONDS);
+    Ok(())
+}
 
+/// Key (or password) login; a definite refusal is permanent.
+fn login(ep: &Endpoint, session: &Session) -> Result<(), SftpError> {
+    let permanent = |problem: String| error(ep, Fault::Permanent, true, problem);
+    let transient = |problem: String| error(ep, Fault::Transient, true, problem);
     let login = match &ep.auth {
         SftpAuth::KeyFile(key) => session
             .userauth_pubkey_file(&ep.user, None, key, None)
@@ -257,17 +293,7 @@ pub(super) fn connect(ep: &Endpoint) -> Result<Conn, SftpError> {
             ep.address()
         )));
     }
-    let sftp = session.sftp().map_err(|e| {
-        transient(format!(
-            "cannot open the sftp subsystem: {e}; check that the account may use sftp"
-        ))
-    })?;
-    tracing::info!(link = %ep.link, server = %ep.address(), "sftp session opened");
-    Ok(Conn {
-        sftp,
-        session,
-        socket,
-    })
+    Ok(())
 }
 
 #[cfg(test)]
