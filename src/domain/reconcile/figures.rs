@@ -228,7 +228,7 @@ impl Recon<'_> {
     /// The distributor's contingent places of a performance in manager ids,
     /// counted into the rows: (seats, zone → quantity).
     #[allow(clippy::type_complexity)]
-    pub(super) fn distributor_places(
+    fn distributor_places(
         &mut self,
         performance: i64,
         local_performance: i64,
@@ -281,7 +281,7 @@ impl Recon<'_> {
     }
 
     /// Both sides at one version: the places must be the same.
-    pub(super) fn compare_places(
+    fn compare_places(
         &mut self,
         p: i64,
         code: &str,
@@ -343,7 +343,7 @@ impl Recon<'_> {
         Ok(())
     }
 
-    pub(super) fn seat_labels(&self, seats: &[i64]) -> Result<String, DomainError> {
+    fn seat_labels(&self, seats: &[i64]) -> Result<String, DomainError> {
         const SHOWN: usize = 10;
         let mut out = Vec::new();
         for s in seats.iter().take(SHOWN) {

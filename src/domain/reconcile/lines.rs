@@ -70,7 +70,7 @@ impl Recon<'_> {
         Ok(())
     }
 
-    pub(super) fn sales_line(&self, line: i64) -> Result<Option<MLine>, DomainError> {
+    fn sales_line(&self, line: i64) -> Result<Option<MLine>, DomainError> {
         Ok(self
             .m
             .prepare_cached("SELECT operation, status, code, reason FROM sales_line WHERE link = ?1 AND line = ?2")?
@@ -85,11 +85,7 @@ impl Recon<'_> {
             .optional()?)
     }
 
-    pub(super) fn ticket_by(
-        &self,
-        column: &str,
-        line: i64,
-    ) -> Result<Option<(Ticket, i64)>, DomainError> {
+    fn ticket_by(&self, column: &str, line: i64) -> Result<Option<(Ticket, i64)>, DomainError> {
         let sql = format!("SELECT {TICKET_COLUMNS} FROM ticket WHERE link = ?1 AND {column} = ?2");
         Ok(self
             .m
@@ -99,7 +95,7 @@ impl Recon<'_> {
     }
 
     /// A line id the manager knows and the distributor does not.
-    pub(super) fn manager_only(&mut self, line: i64) -> Result<(), DomainError> {
+    fn manager_only(&mut self, line: i64) -> Result<(), DomainError> {
         let recorded = self.sales_line(line)?;
         let ticket = self.ticket_by("line", line)?;
         let what = match (&recorded, &ticket) {
@@ -125,7 +121,7 @@ impl Recon<'_> {
     }
 
     /// One distributor line: counted into its row, then compared.
-    pub(super) fn line(&mut self, dl: &DLine, manager_knows: bool) -> Result<(), DomainError> {
+    fn line(&mut self, dl: &DLine, manager_knows: bool) -> Result<(), DomainError> {
         let id = Some(dl.id);
         let performance = self.translate("performance", dl.performance, id)?;
         let category = self.translate("seat_category", dl.seat_category, id)?;
@@ -215,7 +211,7 @@ impl Recon<'_> {
 
     /// An exported line the manager has not recorded: in flight while its
     /// SALES file has not been applied there.
-    pub(super) fn not_at_manager(
+    fn not_at_manager(
         &mut self,
         dl: &DLine,
         sequence: i64,
@@ -261,11 +257,7 @@ impl Recon<'_> {
     }
 
     /// The fields of a distributor line, in manager ids, against a ticket.
-    pub(super) fn field_differences(
-        &mut self,
-        dl: &DLine,
-        t: &Ticket,
-    ) -> Result<Vec<String>, DomainError> {
+    fn field_differences(&mut self, dl: &DLine, t: &Ticket) -> Result<Vec<String>, DomainError> {
         let mut out = Vec::new();
         let mut check = |what: &str, dist: Option<i64>, man: Option<i64>| {
             if dist != man {
@@ -301,7 +293,7 @@ impl Recon<'_> {
         Ok(out)
     }
 
-    pub(super) fn amount_differs(&mut self, dl: &DLine, t: &Ticket, performance: Option<i64>) {
+    fn amount_differs(&mut self, dl: &DLine, t: &Ticket, performance: Option<i64>) {
         if dl.amount != t.amount || dl.currency != t.currency {
             self.differ(
                 "amount-differs",
@@ -319,7 +311,7 @@ impl Recon<'_> {
         }
     }
 
-    pub(super) fn compare_sale(
+    fn compare_sale(
         &mut self,
         dl: &DLine,
         t: &Ticket,
@@ -368,7 +360,7 @@ impl Recon<'_> {
         Ok(())
     }
 
-    pub(super) fn compare_refund(
+    fn compare_refund(
         &mut self,
         dl: &DLine,
         t: &Ticket,

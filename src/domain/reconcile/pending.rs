@@ -9,7 +9,7 @@ use super::{PendingAccount, Recon, Sum, format_amount};
 use crate::domain::DomainError;
 
 impl Recon<'_> {
-    pub(super) fn sums(&self, conn: &Connection, sql: &str) -> Result<Vec<Sum>, DomainError> {
+    fn sums(&self, conn: &Connection, sql: &str) -> Result<Vec<Sum>, DomainError> {
         Ok(conn
             .prepare(sql)?
             .query_map([self.link], |r| {
