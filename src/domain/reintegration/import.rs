@@ -1,0 +1,238 @@
+//! The import of one SALES file: the link's setup found, each line taken
+//! as a ticket (booked or rejected), the orders and the pending account
+//! written, and the outcome counted.
+
+use rusqlite::OptionalExtension;
+
+use super::*;
+
+impl<'t> SalesImport<'t> {
+    /// Finds the link's setup; a missing piece fails the file.
+    pub fn new(tx: &'t Transaction<'t>, ctx: Context<'t>) -> Result<Self, DomainError> {
+        let setup = setup(tx, &ctx)?;
+        Ok(SalesImport {
+            tx,
+            ctx,
+            setup,
+            outcome: SalesOutcome::default(),
+            acks: BTreeMap::new(),
+            quiet_duplicates: 0,
+        })
+    }
+
+    /// The setup lines are booked on.
+    pub fn setup(&self) -> Setup {
+        self.setup
+    }
+
+    /// Books, rejects or skips one line. `line` = the physical line number in
+    /// the file (for positions in messages). An `Err` fails the whole file.
+    pub fn line(&mut self, record: &Line, line: u64) -> Result<(), DomainError> {
+        match record {
+            Line::Ack(a) => {
+                let v = self.acks.entry(a.performance.get()).or_insert(0);
+                *v = (*v).max(a.contingent_version);
+                Ok(())
+            }
+            Line::Ticket(t) => self.ticket(t, line),
+        }
+    }
+
+    /// Ends the import and returns what it did.
+    pub fn finish(self) -> Result<SalesOutcome, DomainError> {
+        if self.quiet_duplicates > DUPLICATE_MESSAGES {
+            let more = self.quiet_duplicates - DUPLICATE_MESSAGES;
+            runs::message(
+                self.tx,
+                self.ctx.run,
+                Level::Info,
+                "already-booked",
+                Some(self.ctx.file),
+                &format!(
+                    "{more} more line{} already booked before; nothing done (only the first {DUPLICATE_MESSAGES} are listed)",
+                    if more == 1 { "" } else { "s" }
+                ),
+            )?;
+        }
+        let mut outcome = self.outcome;
+        for (performance, version) in self.acks {
+            let performance =
+                crate::ident::TechId::new(performance).map_err(|e| DomainError::Invalid {
+                    object: format!("ack of performance {performance}"),
+                    problem: e.to_string(),
+                })?;
+            outcome.acks.push(sales::Ack {
+                performance,
+                contingent_version: version,
+            });
+        }
+        // Acknowledgements apply after every ticket line of the file: a seat
+        // sold before its release was acknowledged is booked first, then the
+        // release frees what is left (safe contingent shrink).
+        for ack in &outcome.acks {
+            let done = crate::domain::contingent::acknowledge(
+                self.tx,
+                self.ctx.link,
+                ack.performance,
+                ack.contingent_version,
+            );
+            match done {
+                Ok(done) => outcome.acknowledged.push(done),
+                Err(e @ (DomainError::Invalid { .. } | DomainError::Missing { .. })) => {
+                    runs::message(
+                        self.tx,
+                        self.ctx.run,
+                        Level::Warning,
+                        "ack-refused",
+                        Some(&format!("performance {}", ack.performance)),
+                        &e.to_string(),
+                    )?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(outcome)
+    }
+
+    fn ticket(&mut self, t: &Ticket, line: u64) -> Result<(), DomainError> {
+        let record = record_text(t)?;
+        let position = format!("line {line}");
+        let id = sql_id(t.line)?;
+        let tx = self.tx;
+        let ctx = self.ctx;
+        let previous: Option<(String, String, String)> = tx
+            .prepare_cached(
+                "SELECT file, position, record FROM sales_line
+                 WHERE link = ?1 AND line = ?2 AND status = 'booked'",
+            )?
+            .query_row((ctx.link, id), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        if let Some((file, at, before)) = previous {
+            self.outcome.duplicates += 1;
+            if before == record {
+                self.quiet_duplicates += 1;
+                if self.quiet_duplicates > DUPLICATE_MESSAGES {
+                    return Ok(());
+                }
+                runs::message(
+                    tx,
+                    ctx.run,
+                    Level::Info,
+                    "already-booked",
+                    Some(&position),
+                    &format!(
+                        "line id {} already booked in {file} ({at}); nothing done",
+                        t.line
+                    ),
+                )?;
+            } else {
+                runs::message(
+                    tx,
+                    ctx.run,
+                    Level::Warning,
+                    "already-booked-differs",
+                    Some(&position),
+                    &format!(
+                        "line id {} was booked from {file} ({at}) with other content; this line is ignored: the distributor reused a line id (booked: {before}; found: {record})",
+                        t.line
+                    ),
+                )?;
+            }
+            return Ok(());
+        }
+        let result = match t.operation {
+            Operation::Sale => self.sale(t, &position),
+            Operation::Refund => self.refund(t),
+        };
+        let (status, code, reason) = match result {
+            Ok(Booked::Sale) => {
+                self.outcome.booked += 1;
+                ("booked", None, None)
+            }
+            Ok(Booked::Refund) => {
+                self.outcome.refunded += 1;
+                ("booked", None, None)
+            }
+            Err(Stop::Fail(e)) => return Err(e),
+            Err(Stop::Reject { code, reason }) => {
+                self.outcome.rejected += 1;
+                runs::message(
+                    tx,
+                    ctx.run,
+                    Level::Error,
+                    code,
+                    Some(&position),
+                    &format!(
+                        "line id {} ({} of order {}) rejected: {reason}",
+                        t.line,
+                        op_str(t.operation),
+                        t.order
+                    ),
+                )?;
+                ("rejected", Some(code), Some(reason))
+            }
+        };
+        tx.prepare_cached(
+            "INSERT INTO sales_line (link, line, operation, status, file, position, code, reason, record, updated)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+             ON CONFLICT (link, line) DO UPDATE SET
+                 operation = excluded.operation, status = excluded.status, file = excluded.file,
+                 position = excluded.position, code = excluded.code, reason = excluded.reason,
+                 record = excluded.record, updated = excluded.updated
+             WHERE sales_line.status = 'rejected'",
+        )?
+        .execute((
+            ctx.link,
+            id,
+            op_str(t.operation),
+            status,
+            ctx.file,
+            &position,
+            code,
+            reason,
+            &record,
+            now(),
+        ))?;
+        Ok(())
+    }
+
+    /// The manager's order for the distributor's order reference, created on
+    /// the link's setup the first time.
+    pub(super) fn order(&self, t: &Ticket) -> Result<i64, Stop> {
+        let tx = self.tx;
+        let link = self.ctx.link;
+        let reference = t.order.as_str();
+        let found: Option<i64> = tx
+            .prepare_cached("SELECT id FROM sales_order WHERE link = ?1 AND reference = ?2")?
+            .query_row((link, reference), |r| r.get(0))
+            .optional()?;
+        if let Some(id) = found {
+            return Ok(id);
+        }
+        let s = self.setup;
+        tx.prepare_cached(
+            "INSERT INTO sales_order (link, reference, channel, point_of_sale, payment_method, contact, created)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute((
+            link,
+            reference,
+            s.channel,
+            s.point_of_sale,
+            s.payment_method,
+            s.contact,
+            now(),
+        ))?;
+        Ok(tx.last_insert_rowid())
+    }
+
+    pub(super) fn pending(&self, ticket: i64, amount: i64, currency: &str) -> Result<(), Stop> {
+        self.tx
+            .prepare_cached(
+                "INSERT INTO pending_account_entry (link, ticket, amount, currency, created)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute((self.ctx.link, ticket, amount, currency, now()))?;
+        Ok(())
+    }
+}

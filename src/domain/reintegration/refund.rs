@@ -1,0 +1,161 @@
+//! A refund line booked: the sale it refunds found and checked, then the
+//! refund written.
+
+use rusqlite::OptionalExtension;
+
+use super::*;
+
+impl<'t> SalesImport<'t> {
+    pub(super) fn refund(&mut self, t: &Ticket) -> Result<Booked, Stop> {
+        let tx = self.tx;
+        let link = self.ctx.link;
+        let (of, of_id) = self.refunded_sale(t)?;
+        type Sold = (
+            i64,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            i64,
+            String,
+            String,
+            Option<i64>,
+        );
+        let ticket: Option<Sold> = tx
+            .prepare_cached(
+                "SELECT id, performance, seat, zone, amount, currency, state, refund_line
+                   FROM ticket WHERE link = ?1 AND line = ?2",
+            )?
+            .query_row((link, of_id), |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                ))
+            })
+            .optional()?;
+        let Some((ticket, perf, seat, zone, amount, currency, state, refund_line)) = ticket else {
+            return Err(Stop::Fail(DomainError::Invalid {
+                object: format!("sale line id {of} of link {link}"),
+                problem: "booked without a ticket: the store is inconsistent".to_owned(),
+            }));
+        };
+        if state != "valid" {
+            return Err(reject(
+                "refund-twice",
+                format!(
+                    "sale line id {of} was already refunded by line id {}",
+                    refund_line.unwrap_or_default()
+                ),
+            ));
+        }
+        if perf != t.performance.get() {
+            return Err(reject(
+                "refund-differs",
+                format!(
+                    "sale line id {of} is for performance {perf}, the refund names {}",
+                    t.performance
+                ),
+            ));
+        }
+        let configuration: i64 = tx
+            .prepare_cached("SELECT configuration FROM performance WHERE id = ?1")?
+            .query_row([perf], |r| r.get(0))?;
+        let sold_spot = match (seat, zone) {
+            (Some(s), _) => Spot::Seat(s),
+            (None, Some(z)) => Spot::Zone(z),
+            (None, None) => {
+                return Err(Stop::Fail(DomainError::Invalid {
+                    object: format!("ticket {ticket}"),
+                    problem: "has neither seat nor zone".to_owned(),
+                }));
+            }
+        };
+        let same_place = match resolve(tx, &t.place, configuration, perf) {
+            Ok((spot, _)) => spot == sold_spot,
+            Err(Stop::Reject { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !same_place {
+            return Err(reject(
+                "refund-differs",
+                format!(
+                    "sale line id {of} is for another place than {}",
+                    place_text(&t.place)
+                ),
+            ));
+        }
+        if amount != t.amount || currency != t.currency.as_str() {
+            return Err(reject(
+                "refund-amount-differs",
+                format!(
+                    "expected the amount of sale line id {of} ({amount} {currency}), found {} {}",
+                    t.amount, t.currency
+                ),
+            ));
+        }
+        tx.prepare_cached(
+            "UPDATE ticket SET state = 'cancelled', refund_line = ?2, cancelled_at = ?3
+              WHERE id = ?1 AND state = 'valid'",
+        )?
+        .execute((ticket, sql_id(t.line)?, format_timestamp(t.time)))?;
+        let negative = amount.checked_neg().ok_or_else(|| DomainError::Invalid {
+            object: format!("ticket {ticket}"),
+            problem: format!("amount {amount} cannot be refunded"),
+        })?;
+        self.pending(ticket, negative, &currency)?;
+        Ok(Booked::Refund)
+    }
+
+    /// The sale a REFUND line cancels: a SALE line of the link, booked.
+    /// Returns its line id (as written and as stored).
+    fn refunded_sale(&self, t: &Ticket) -> Result<(u64, i64), Stop> {
+        let tx = self.tx;
+        let link = self.ctx.link;
+        let Some(of) = t.refund_of else {
+            return Err(reject(
+                "refund-unknown-sale",
+                "a refund without the line id of its sale",
+            ));
+        };
+        let of_id = sql_id(of)?;
+        let sale: Option<(String, String, Option<String>, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT operation, status, code, reason FROM sales_line WHERE link = ?1 AND line = ?2",
+            )?
+            .query_row((link, of_id), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .optional()?;
+        match sale {
+            None => {
+                return Err(reject(
+                    "refund-unknown-sale",
+                    format!("refunds line id {of}, a sale never received from link {link}"),
+                ));
+            }
+            Some((op, _, _, _)) if op != "SALE" => {
+                return Err(reject(
+                    "refund-unknown-sale",
+                    format!("refunds line id {of}, which is a {op}, not a sale"),
+                ));
+            }
+            Some((_, status, code, reason)) if status != "booked" => {
+                return Err(reject(
+                    "refund-unknown-sale",
+                    format!(
+                        "refunds line id {of}, a sale that was rejected ({}: {})",
+                        code.unwrap_or_default(),
+                        reason.unwrap_or_default()
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        Ok((of, of_id))
+    }
+}

@@ -1,0 +1,108 @@
+//! The rejected lines of a link: their columns, read one by one, and
+//! written as a CSV for `stxd sales rejects`.
+
+use super::*;
+
+/// The columns of `stxd sales rejects`: the SALES columns
+/// ([`sales::COLUMNS`]), then where the line came from and why it was
+/// rejected.
+pub const REJECT_COLUMNS: [&str; sales::COLUMNS.len() + 4] = {
+    const WHY: [&str; 4] = ["file", "position", "code", "reason"];
+    let mut all = [""; sales::COLUMNS.len() + WHY.len()];
+    let mut i = 0;
+    while i < sales::COLUMNS.len() {
+        all[i] = sales::COLUMNS[i];
+        i += 1;
+    }
+    let mut j = 0;
+    while j < WHY.len() {
+        all[i + j] = WHY[j];
+        j += 1;
+    }
+    all
+};
+
+/// A rejected line of a link, as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    pub line: u64,
+    pub operation: String,
+    pub file: String,
+    pub position: String,
+    pub code: String,
+    pub reason: String,
+    /// The SALES columns of the line, in [`sales::COLUMNS`] order.
+    pub fields: Vec<String>,
+    pub updated: String,
+}
+
+/// Calls `f` with each rejected line of `link`, by line id; returns how many.
+pub fn for_each_rejected(
+    conn: &Connection,
+    link: &str,
+    mut f: impl FnMut(Rejected) -> Result<(), DomainError>,
+) -> Result<u64, DomainError> {
+    let mut st = conn.prepare_cached(
+        "SELECT line, operation, file, position, code, reason, record, updated
+           FROM sales_line WHERE link = ?1 AND status = 'rejected' ORDER BY line",
+    )?;
+    let mut rows = st.query([link])?;
+    let mut n = 0u64;
+    while let Some(r) = rows.next()? {
+        let line: i64 = r.get(0)?;
+        let record: String = r.get(6)?;
+        let mut fields: Vec<String> = record.split(';').map(str::to_owned).collect();
+        fields.resize(sales::COLUMNS.len(), String::new());
+        f(Rejected {
+            line: u64::try_from(line)
+                .map_err(|_| StoreError::Corrupt(format!("sales line id {line}")))?,
+            operation: r.get(1)?,
+            file: r.get(2)?,
+            position: r.get(3)?,
+            code: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+            reason: r.get::<_, Option<String>>(5)?.unwrap_or_default(),
+            fields,
+            updated: r.get(7)?,
+        })?;
+        n += 1;
+    }
+    Ok(n)
+}
+
+/// Writes the rejected lines of `link` as a CSV for ops (`;`, UTF-8 with a
+/// byte order mark, LF line ends, quoted where needed, every cell a
+/// spreadsheet would read as a formula neutralised with a leading `'`), one
+/// line at a time. Returns the number of lines written.
+pub fn export_rejects(conn: &Connection, link: &str, out: impl Write) -> Result<u64, DomainError> {
+    let io = |source: std::io::Error| DomainError::Io {
+        file: "the rejected lines export".to_owned(),
+        source,
+    };
+    let mut out = out;
+    out.write_all(b"\xEF\xBB\xBF").map_err(io)?;
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .terminator(csv::Terminator::Any(b'\n'))
+        .quote_style(csv::QuoteStyle::Necessary)
+        .from_writer(out);
+    let csv_err = |e: csv::Error| io(std::io::Error::other(e));
+    w.write_record(REJECT_COLUMNS).map_err(csv_err)?;
+    let n = for_each_rejected(conn, link, |r| {
+        let cells: Vec<Cow<'_, str>> = r
+            .fields
+            .iter()
+            .map(String::as_str)
+            .chain([
+                r.file.as_str(),
+                r.position.as_str(),
+                r.code.as_str(),
+                r.reason.as_str(),
+            ])
+            .map(crate::domain::mapping::neutralise)
+            .collect();
+        w.write_record(cells.iter().map(|c| c.as_bytes()))
+            .map_err(csv_err)
+    })?;
+    w.flush().map_err(io)?;
+    Ok(n)
+}
