@@ -162,14 +162,16 @@ impl ExportError {
     /// name, a placement. Someone must look; the others are answers.
     pub fn is_failure(&self) -> bool {
         match self.cause.as_ref() {
-            Cause::Store(_) | Cause::Outbox { .. } | Cause::Orphan { .. } | Cause::Publish(_) => {
-                true
-            }
+            Cause::Store(_)
+            | Cause::Outbox { .. }
+            | Cause::Orphan { .. }
+            | Cause::Publish(_)
+            | Cause::Unplaced { .. } => true,
             Cause::Refused(e) => matches!(
                 e,
                 domain::ExportError::Sql(_) | domain::ExportError::Store(_)
             ),
-            Cause::WrongStore { .. } | Cause::Unsupported(_) | Cause::Unplaced { .. } => false,
+            Cause::WrongStore { .. } | Cause::Unsupported(_) => false,
         }
     }
 
