@@ -112,13 +112,15 @@ const TABLES: &[Table] = &[
 
 /// The folders whose file names are compared with the reference (relative
 /// to the link's exchange folder).
-const ARCHIVES: [&str; 6] = [
+const ARCHIVES: [&str; 8] = [
     "to-distributor/done",
     "to-distributor/parked",
     "to-distributor/error",
+    "to-distributor/quarantine",
     "to-manager/done",
     "to-manager/parked",
     "to-manager/error",
+    "to-manager/quarantine",
 ];
 
 /// What the checks compare: every business row and the archive folders.
@@ -460,8 +462,9 @@ fn delivery_problems(world: &World) -> Vec<(Class, String)> {
 /// What the folders of a link must never hold at rest: a file in an inbox
 /// (or an outbox: here they are the same folders), anything in `parked/`,
 /// a temporary name, a manifest without its payload or a payload without
-/// its manifest in the same folder. (`error/` is compared with the
-/// reference, which holds what a workload rejects on purpose.)
+/// its manifest in the same folder. (`error/` and `quarantine/` are
+/// compared with the reference, which holds what a workload rejects on
+/// purpose.)
 pub fn folder_problems(exchange: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     let mut dirs = vec![exchange.to_path_buf()];
