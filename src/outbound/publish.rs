@@ -179,11 +179,7 @@ pub fn place(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
 pub fn discard(dir: &Path, pair: &Pair<'_>) -> Result<(), PublishError> {
     for name in [&pair.payload, &pair.manifest] {
         let tmp = dir.join(part_name(name));
-        match std::fs::remove_file(&tmp) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(io_err(&tmp)(e)),
-        }
+        local::remove_name(&tmp).map_err(io_err(&tmp))?;
     }
     sync_dir(dir).map_err(io_err(dir))
 }
@@ -231,11 +227,7 @@ where
 
 fn create_temp(path: &Path) -> io::Result<File> {
     // A leftover from a crash is ours: start it again.
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e),
-    }
+    local::remove_name(path)?;
     OpenOptions::new()
         .write(true)
         .create_new(true)
