@@ -287,8 +287,9 @@ fn read_store(
 }
 
 /// Why the inbox's files of this side wait, if they do: an earlier
-/// sequence missing (the daemon holds the file until it comes), or an
-/// apply window of their kind (`[[schedule]] job = "apply-<kind>"`).
+/// sequence missing (the daemon holds the file until it comes), a setup
+/// the next file needs and the store lacks, or an apply window of their
+/// kind (`[[schedule]] job = "apply-<kind>"`).
 fn held(
     conn: &Connection,
     config: &Config,
@@ -316,6 +317,8 @@ fn held(
             Some(format!(
                 "waits for {kind} sequence {expected}, not received yet (sequence gap)"
             ))
+        } else if let Some(problem) = unready(conn, link, kind, file) {
+            Some(format!("held for setup: {problem}"))
         } else {
             crate::schedule::apply_window(&config.schedules, &link.name, kind, now).map(|next| {
                 crate::app::WindowHeld {
@@ -335,6 +338,26 @@ fn held(
         }
     }
     Ok(out)
+}
+
+/// Why the store is not ready to apply the next file of `kind` (a sales
+/// file at a manager whose booking setup is incomplete), in the words the
+/// apply would hold it with; `None` when ready.
+fn unready(conn: &Connection, link: &Link, kind: Kind, file: &str) -> Option<String> {
+    if kind != Kind::Sales {
+        return None;
+    }
+    let ctx = crate::domain::reintegration::Context {
+        link: &link.name,
+        login: &link.login,
+        distributor: link.distributor.as_str(),
+        file,
+        run: 0,
+    };
+    match crate::domain::reintegration::setup(conn, &ctx) {
+        Err(e @ crate::domain::DomainError::Unready { .. }) => Some(e.to_string()),
+        _ => None,
+    }
 }
 
 fn last_file(

@@ -33,7 +33,7 @@ use stxd::domain::reconcile::reconcile;
 use stxd::domain::selling::{self, Place, Sale};
 use stxd::format::Kind;
 use stxd::ident::{Code, TechId};
-use stxd::inbound::apply::Outcome;
+use stxd::inbound::Outcome;
 use stxd::outbound::export;
 use stxd::outbound::export::Cause;
 use stxd::store::mapping::MappingKind;
@@ -372,15 +372,15 @@ impl World {
         };
         match &one.processed {
             Ok(p) => match &p.outcome {
-                Ok(Outcome::Applied { .. } | Outcome::AlreadyApplied { .. }) => false,
-                Ok(Outcome::Held { .. }) => true,
-                Ok(Outcome::Parked { missing, .. }) => {
+                Outcome::Applied { .. } | Outcome::AlreadyApplied { .. } => false,
+                Outcome::Held { .. } => true,
+                Outcome::Parked { missing, .. } => {
                     panic!("{} parked: {missing:?}", manifest.display())
                 }
-                Ok(Outcome::Quarantined { code, reason }) => {
-                    panic!("{} quarantined: {code}: {reason}", manifest.display())
+                Outcome::Quarantined { stray, reason } => {
+                    panic!("{} quarantined: {stray}: {reason}", manifest.display())
                 }
-                Err(e) => panic!("{} rejected: {e}", manifest.display()),
+                Outcome::Rejected(e) => panic!("{} rejected: {e}", manifest.display()),
             },
             Err(e) => panic!("{} not processed: {e}", manifest.display()),
         }
@@ -420,7 +420,7 @@ impl World {
             .first()
             .map(|h| h.processed.as_ref().map(|p| &p.outcome));
         assert!(
-            matches!(outcome, Some(Ok(Ok(Outcome::AlreadyApplied { .. })))),
+            matches!(outcome, Some(Ok(Outcome::AlreadyApplied { .. }))),
             "a duplicate of {stem} must be recognised, got {outcome:?}"
         );
     }

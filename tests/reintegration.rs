@@ -561,7 +561,7 @@ fn a_rejected_line_resubmitted_fixed_is_booked() {
 }
 
 #[test]
-fn a_missing_setup_fails_the_whole_file() {
+fn a_missing_setup_books_nothing_and_is_a_setup_problem_not_a_bad_file() {
     let mut m = manager();
     sql(
         &mut m.store,
@@ -569,7 +569,7 @@ fn a_missing_setup_fails_the_whole_file() {
     );
     let err = reintegrate(&mut m.store, "S.csv", &sample_lines()).unwrap_err();
     let text = err.to_string();
-    assert!(matches!(err, DomainError::Invalid { .. }), "{text}");
+    assert!(matches!(err, DomainError::Unready { .. }), "{text}");
     assert!(text.contains("pending account"), "{text}");
     assert!(text.contains("nothing of S.csv was booked"), "{text}");
     assert_eq!(count(&m.store, "SELECT count(*) FROM ticket"), 0);

@@ -491,44 +491,67 @@ fn the_daemon_sets_a_stray_aside_once_and_applies_the_genuine_files() {
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
 }
 
-/// Turns the manager's stx_file sales channel on or off (ops fixing the
-/// setup), in its store.
-fn stx_channel_in_operation(sb: &Sandbox, on: bool) {
-    let conn = rusqlite::Connection::open(sb.path().join("var/state/OPERA.sqlite")).expect("OPERA");
-    let n = conn
-        .execute(
-            "UPDATE sales_channel SET in_operation = ?1 WHERE kind = 'stx_file'",
-            [i64::from(on)],
-        )
-        .expect("update");
-    assert!(n > 0, "the demo has an stx_file channel");
-}
-
 #[test]
 fn retry_applies_a_file_whose_journaled_rejection_was_fixed() {
     let sb = Sandbox::new();
-    manager_ready(&sb);
-    std::fs::create_dir_all(inbox(&sb)).expect("inbox");
-    stx_channel_in_operation(&sb, false);
-    genuine(&sb, 1);
-    sb.stxd(&["process"]).expect_code(1);
-    assert_eq!(journal(&sb), vec![(1, "rejected".to_owned())]);
-    assert_eq!(manifests(&error(&sb)), ["opera-tourism.SALES.00000001.stx"]);
-    // The setup fixed, every refused file of the link put back.
-    stx_channel_in_operation(&sb, true);
+    sb.stxd(&["check"]).expect_code(0);
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    let link = ["--link", "opera-tourism"];
+    let mut allot = vec![
+        "contingent",
+        "allocate",
+        "--performance",
+        "1701",
+        "--seats",
+        "PARTERRE:A:1-2",
+    ];
+    allot.extend(link);
+    sb.stxd(&allot).expect_code(0);
+    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
+        .expect_code(0);
+    // Taken by hand before the catalogue that maps its performance: refused
+    // for good, journaled rejected.
+    let to_distributor = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    let contingent = to_distributor.join("opera-tourism.CONTINGENT.00000001.stx");
+    let run = sb.stxd(&["process", contingent.to_str().expect("utf-8")]);
+    run.expect_code(1);
+    let journal = || {
+        let conn = rusqlite::Connection::open(sb.path().join("var/state/TOURISM.sqlite"))
+            .expect("TOURISM");
+        conn.query_row(
+            "SELECT state FROM file_journal WHERE kind = 'CONTINGENT' AND sequence = 1",
+            [],
+            |r| r.get::<_, String>(0),
+        )
+        .expect("journaled")
+    };
+    assert_eq!(journal(), "rejected");
+    let error = to_distributor.join("error");
+    assert_eq!(manifests(&error), ["opera-tourism.CONTINGENT.00000001.stx"]);
+    // The fix: the seat plan and the catalogue arrive and apply.
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    // Every refused file of the link put back, its old reason quoted.
     let run = sb.stxd(&["retry", "--link", "opera-tourism"]);
     run.expect_code(0);
     assert!(
-        run.stdout().contains("not in operation"),
+        run.stdout().contains("not known here"),
         "the old reason quoted: {}",
         run.stdout()
     );
-    assert!(names(&error(&sb)).is_empty(), "{:?}", names(&error(&sb)));
+    assert!(names(&error).is_empty(), "{:?}", names(&error));
     // The same digest, journaled rejected, applies now.
     sb.stxd(&["process"]).expect_code(0);
-    assert_eq!(journal(&sb), vec![(1, "applied".to_owned())]);
+    assert_eq!(journal(), "applied");
     assert_eq!(
-        manifests(&inbox(&sb).join("done")),
-        ["opera-tourism.SALES.00000001.stx"]
+        manifests(&to_distributor.join("done"))
+            .into_iter()
+            .filter(|m| m.contains("CONTINGENT"))
+            .collect::<Vec<_>>(),
+        ["opera-tourism.CONTINGENT.00000001.stx"]
     );
 }

@@ -31,6 +31,7 @@ mod reconcile;
 mod reintegration;
 mod schedules;
 mod selling;
+mod setup_hold;
 mod sftp;
 mod sshd;
 mod status;

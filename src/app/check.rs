@@ -44,15 +44,7 @@ pub fn check(config: &Config) -> Result<CheckReport, AppError> {
     }
     for inst in &config.institutions {
         let store = open_store(config, inst)?;
-        let facts: Vec<LinkFacts> = config
-            .links_of(&inst.code)
-            .map(|l| LinkFacts {
-                name: l.name.clone(),
-                manager: l.manager.to_string(),
-                distributor: l.distributor.to_string(),
-                login: l.login.clone(),
-            })
-            .collect();
+        let facts: Vec<LinkFacts> = config.links_of(&inst.code).map(LinkFacts::from).collect();
         let findings = store.read(|conn| {
             Ok::<_, crate::store::StoreError>(setup::check(conn, inst.role, &facts))
         })?;

@@ -11,7 +11,7 @@ use crate::config::{self, Config};
 use crate::exchange::{FileName, Role};
 use crate::format::envelope;
 use crate::format::{Kind, Limits};
-use crate::inbound::{self, InboundError};
+use crate::inbound::{self, InboundError, Stray};
 
 /// The manifest of a Fichier SecuTix file, given the manifest or its
 /// payload (any other path is returned as it is, for claim to refuse).
@@ -123,12 +123,12 @@ pub fn process_files_until(
             Placement::Stray {
                 link,
                 side,
-                code,
+                stray,
                 reason,
             } => {
                 let inst = served_institution(config, link, side);
                 let processed =
-                    inbound::quarantine(&manifest, &link.folders(side).quarantine, code, reason);
+                    inbound::quarantine(&manifest, &link.folders(side).quarantine, stray, reason);
                 handled.push(Handled {
                     institution: inst,
                     file: manifest,
@@ -169,11 +169,11 @@ pub enum Placement<'c> {
     /// In such a folder, but not for it: an unknown link, another link's
     /// name, a kind the folder's side does not receive (or a side this
     /// config does not serve), sequence 0. Set aside into the folder's
-    /// `quarantine/`, the reason's stable `code` and its words given.
+    /// `quarantine/`, the reason and its words given.
     Stray {
         link: &'c config::Link,
         side: Role,
-        code: &'static str,
+        stray: Stray,
         reason: String,
     },
     /// In no inbox nor parked folder of this config (a file given by hand
@@ -205,7 +205,7 @@ pub fn placement<'c>(config: &'c Config, manifest: &Path, name: &FileName) -> Pl
             return Placement::Stray {
                 link,
                 side,
-                code: "sequence-zero",
+                stray: Stray::SequenceZero,
                 reason: format!(
                     "sequence 0 is never sent (sequences start at 1): not a file of link {}",
                     link.name
@@ -219,9 +219,9 @@ pub fn placement<'c>(config: &'c Config, manifest: &Path, name: &FileName) -> Pl
         .copied()
         .find(|(l, _)| l.name == name.link)
         .unwrap_or((first, first_side));
-    let (code, reason) = if config.link(&name.link).is_none() {
+    let (stray, reason) = if config.link(&name.link).is_none() {
         (
-            "unknown-link",
+            Stray::UnknownLink,
             format!(
                 "named for link {:?}, which is not in this config; found in the {side}'s inbox of link {}",
                 name.link, link.name
@@ -229,7 +229,7 @@ pub fn placement<'c>(config: &'c Config, manifest: &Path, name: &FileName) -> Pl
         )
     } else if name.link != link.name {
         (
-            "other-link",
+            Stray::OtherLink,
             format!(
                 "named for link {}, found in the {side}'s inbox of link {}: each link's files go to its own folders",
                 name.link, link.name
@@ -241,7 +241,7 @@ pub fn placement<'c>(config: &'c Config, manifest: &Path, name: &FileName) -> Pl
             .served(Some(&link.name))
             .any(|(_, _, s)| s == receiver);
         (
-            "wrong-folder",
+            Stray::WrongFolder,
             format!(
                 "{} files go to the {receiver}{}; this is the {side}'s inbox of link {}",
                 name.kind,
@@ -257,7 +257,7 @@ pub fn placement<'c>(config: &'c Config, manifest: &Path, name: &FileName) -> Pl
     Placement::Stray {
         link,
         side,
-        code,
+        stray,
         reason,
     }
 }
@@ -424,19 +424,19 @@ transport = {{ kind = "local", dir = "{d}/x" }}
             }
         ));
         // Sales go to the manager, a side this config does not serve.
-        let Placement::Stray { code, reason, .. } =
+        let Placement::Stray { stray, reason, .. } =
             judge(&config, &inbox.join("opera-tourism.SALES.00000001.stx"))
         else {
             panic!("a SALES file in the distributor's inbox is a stray")
         };
-        assert_eq!(code, "wrong-folder");
+        assert_eq!(stray.code(), "wrong-folder");
         assert!(
             reason.contains("a side this config does not serve"),
             "{reason}"
         );
         // Another link's name, an unknown one, sequence 0.
         let code_of = |name: &str| match judge(&config, &inbox.join(name)) {
-            Placement::Stray { code, .. } => code,
+            Placement::Stray { stray, .. } => stray.code(),
             other => panic!("{name}: {other:?}"),
         };
         assert_eq!(code_of("zz.CATALOGUE.00000001.stx"), "unknown-link");

@@ -13,8 +13,8 @@ use serde_json::json;
 use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::app;
 use crate::config::Config;
-use crate::domain::DomainError;
 use crate::domain::contingent::{self, Allocation, Places, Ref, SeatRange};
+use crate::domain::{DomainError, setup};
 use crate::ident::{Code, TechId};
 use crate::store::{Role, StoreError};
 
@@ -203,6 +203,14 @@ fn change(config: &Config, json: bool, sel: &Selector, allocate: bool) -> anyhow
     let result = store.write(|tx| -> Result<Allocation, DomainError> {
         let p: TechId = contingent::performance_id(tx, &sel.performance)?;
         if allocate {
+            // Refused now, in the words of `stxd check`, rather than later
+            // as refused sales at the manager.
+            setup::require_ready(
+                tx,
+                Role::Manager,
+                &setup::LinkFacts::from(link),
+                "allotment",
+            )?;
             contingent::allocate(tx, &link.name, p, what)
         } else {
             contingent::release(tx, &link.name, p, what)
@@ -236,7 +244,7 @@ fn change(config: &Config, json: bool, sel: &Selector, allocate: bool) -> anyhow
             }
             Ok(EXIT_OK)
         }
-        Err(e @ DomainError::Invalid { .. }) => {
+        Err(e @ (DomainError::Invalid { .. } | DomainError::Unready { .. })) => {
             let run = store
                 .write(|tx| -> Result<i64, StoreError> {
                     contingent::log_refusal(tx, kind, &link.name, &e)

@@ -20,7 +20,7 @@ use serde_json::json;
 use crate::app;
 use crate::config::{self, Config};
 use crate::domain::setup::{Finding, Severity};
-use crate::inbound::apply::Outcome;
+use crate::inbound::Outcome;
 
 mod mapping;
 
@@ -525,15 +525,15 @@ fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
             None,
         ),
         Ok(p) => match &p.outcome {
-            Ok(Outcome::Applied { run, summary }) => ("applied", summary.to_string(), Some(*run)),
-            Ok(Outcome::AlreadyApplied { sequence }) => (
+            Outcome::Applied { run, summary } => ("applied", summary.to_string(), Some(*run)),
+            Outcome::AlreadyApplied { sequence } => (
                 "already-applied",
                 format!(
                     "sequence {sequence} was applied before with the same content: nothing done"
                 ),
                 None,
             ),
-            Ok(Outcome::Parked { run, missing }) => (
+            Outcome::Parked { run, missing } => (
                 "parked",
                 format!(
                     "{} mapping(s) pending ({}); fill them (stxd mapping list --pending) and it resumes",
@@ -546,16 +546,16 @@ fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
                 ),
                 Some(*run),
             ),
-            Ok(Outcome::Held { code, reason }) => ("held", format!("{code}: {reason}"), None),
-            Ok(Outcome::Quarantined { code, reason }) => (
+            Outcome::Held { hold, reason } => ("held", format!("{hold}: {reason}"), None),
+            Outcome::Quarantined { stray, reason } => (
                 "quarantined",
                 format!(
-                    "{code}: {reason} (set aside into {}; stxd retry puts it back)",
+                    "{stray}: {reason} (set aside into {}; stxd retry puts it back)",
                     p.location.display()
                 ),
                 None,
             ),
-            Err(e) => (
+            Outcome::Rejected(e) => (
                 "rejected",
                 format!("{e} (moved to {})", p.location.display()),
                 None,
@@ -569,10 +569,10 @@ pub(crate) fn handled_json(handled: &[app::Handled]) -> serde_json::Value {
         .iter()
         .map(|h| {
             let (state, detail, run) = describe(h);
-            // The stable reason code of a rejected or retried file.
+            // The stable code of why a file was not applied, or is retried.
             let code = match &h.processed {
                 Err(e) => Some(e.code()),
-                Ok(p) => p.outcome.as_ref().err().map(|e| e.code()),
+                Ok(p) => p.outcome.code(),
             };
             json!({"institution": h.institution, "file": crate::inbound::claim::display_name(&h.file),
                 "state": state, "run": run, "code": code, "detail": detail})
@@ -596,9 +596,11 @@ pub(crate) fn print_handled(handled: &[app::Handled], verb: &str) {
 
 /// 1 when a file was rejected or must be retried, else 0.
 pub(crate) fn handled_exit(handled: &[app::Handled]) -> u8 {
-    let bad = handled
-        .iter()
-        .any(|h| h.processed.as_ref().map_or(true, |p| p.outcome.is_err()));
+    let bad = handled.iter().any(|h| {
+        h.processed
+            .as_ref()
+            .map_or(true, |p| matches!(p.outcome, Outcome::Rejected(_)))
+    });
     if bad { EXIT_FINDINGS } else { EXIT_OK }
 }
 

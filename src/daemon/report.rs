@@ -15,7 +15,7 @@ use super::log_once::{GapLog, LogOnce, Logged};
 use crate::alert::{self, Alerter, Event, Incident};
 use crate::app;
 use crate::config::Config;
-use crate::inbound::apply::Outcome;
+use crate::inbound::Outcome;
 use crate::inbound::claim::display_name;
 use crate::outbound::export::ExportError;
 
@@ -131,7 +131,7 @@ pub(super) fn window_held(held: &[app::WindowHeld], log: &mut LogOnce) {
 
 /// Whether a handled file was applied.
 pub(super) fn applied(h: &app::Handled) -> bool {
-    matches!(&h.processed, Ok(p) if matches!(p.outcome, Ok(Outcome::Applied { .. })))
+    matches!(&h.processed, Ok(p) if matches!(p.outcome, Outcome::Applied { .. }))
 }
 
 /// Logs one handled file: error for a rejected one (someone must act), warn
@@ -145,19 +145,17 @@ pub(super) fn handled(
     now: OffsetDateTime,
     alerter: &Alerter,
 ) {
-    let gap =
-        matches!(&h.processed, Ok(p) if p.outcome.as_ref().is_ok_and(Outcome::is_sequence_gap));
+    let gap = matches!(&h.processed, Ok(p) if p.outcome.is_sequence_gap());
     let file = display_name(&h.file);
     if !gap {
         log.gap_closed(&h.file);
         alerter.resolve(&file_key(Event::SequenceGap, &file));
     }
-    let held_now = matches!(&h.processed, Ok(p) if matches!(p.outcome, Ok(Outcome::Held { .. })));
+    let held_now = matches!(&h.processed, Ok(p) if matches!(p.outcome, Outcome::Held { .. }));
     if !held_now {
         alerter.resolve(&file_key(Event::FileHeld, &file));
     }
-    let parked_now =
-        matches!(&h.processed, Ok(p) if matches!(p.outcome, Ok(Outcome::Parked { .. })));
+    let parked_now = matches!(&h.processed, Ok(p) if matches!(p.outcome, Outcome::Parked { .. }));
     if !parked_now {
         alerter.resolve(&file_key(Event::FileParked, &file));
     }
@@ -176,15 +174,15 @@ pub(super) fn handled(
         }
     };
     match &p.outcome {
-        Ok(Outcome::Applied { run, .. }) => {
+        Outcome::Applied { run, .. } => {
             log.forget(&h.file);
             info!(%file, institution, state = "applied", run, "file applied");
         }
-        Ok(Outcome::AlreadyApplied { sequence }) => {
+        Outcome::AlreadyApplied { sequence } => {
             log.forget(&h.file);
             info!(%file, institution, state = "already-applied", sequence, "file already applied: archived again");
         }
-        Ok(Outcome::Parked { run, missing }) => {
+        Outcome::Parked { run, missing } => {
             let pending: Vec<String> = missing
                 .iter()
                 .map(|m| format!("{} {} {}", m.kind, m.manager_id, m.code))
@@ -207,10 +205,10 @@ pub(super) fn handled(
                 .since(since),
             );
         }
-        Ok(outcome @ Outcome::Held { .. }) => held(config, h, outcome, log, now, alerter),
+        outcome @ Outcome::Held { .. } => held(config, h, outcome, log, now, alerter),
         // Warned once where it was set aside (it left the inbox).
-        Ok(Outcome::Quarantined { .. }) => log.forget(&h.file),
-        Err(e) => {
+        Outcome::Quarantined { .. } => log.forget(&h.file),
+        Outcome::Rejected(e) => {
             log.forget(&h.file);
             error!(%file, institution, state = "rejected", error = %e, code = e.code(),
                 location = %p.location.display(), "file rejected");
@@ -243,9 +241,10 @@ fn held(
     now: OffsetDateTime,
     alerter: &Alerter,
 ) {
-    let Outcome::Held { code, reason } = outcome else {
+    let Outcome::Held { hold, reason } = outcome else {
         return;
     };
+    let code = hold.code();
     let file = display_name(&h.file);
     let institution = h.institution.as_str();
     if outcome.is_taken() {

@@ -70,6 +70,15 @@ pub enum DomainError {
     /// The setup file was refused; nothing of it was loaded.
     #[error("setup file {file} refused ({} problem(s)): {}; fix them and load it again", problems.len(), problems.join("; "))]
     Setup { file: String, problems: Vec<String> },
+    /// The store lacks, or has out of operation, an object the operation
+    /// needs: a setup to fix, not bad input. A file that needs it waits in
+    /// its inbox, its sequence not consumed.
+    #[error("{object}: {problem}; fix: {fix}")]
+    Unready {
+        object: String,
+        problem: String,
+        fix: String,
+    },
     /// A master-data file is malformed (named, with the position).
     #[error(transparent)]
     Format(#[from] crate::format::FormatError),

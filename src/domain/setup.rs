@@ -44,6 +44,17 @@ pub struct LinkFacts {
     pub login: String,
 }
 
+impl From<&crate::config::Link> for LinkFacts {
+    fn from(link: &crate::config::Link) -> LinkFacts {
+        LinkFacts {
+            name: link.name.clone(),
+            manager: link.manager.to_string(),
+            distributor: link.distributor.to_string(),
+            login: link.login.clone(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Severity {
     /// The exchange cannot work until it is fixed.
@@ -118,6 +129,36 @@ pub fn check(conn: &Connection, role: Role, links: &[LinkFacts]) -> Vec<Finding>
     findings.retain(|f| seen.insert((f.severity, f.object.clone(), f.problem.clone())));
     findings.sort_by_key(|f| f.severity);
     findings
+}
+
+/// The precondition of an operation whose failure would otherwise come
+/// later, at the peer (allotting places, exporting a contingent or a
+/// catalogue): refused with [`DomainError::Unready`], in the words of
+/// `stxd check`, while the setup of `link` has an error. Warnings do not
+/// refuse.
+pub fn require_ready(
+    conn: &Connection,
+    role: Role,
+    link: &LinkFacts,
+    operation: &str,
+) -> Result<(), DomainError> {
+    let errors: Vec<String> = check(conn, role, std::slice::from_ref(link))
+        .into_iter()
+        .filter(|f| f.severity == Severity::Error)
+        .map(|f| format!("{}: {} (fix: {})", f.object, f.problem, f.fix))
+        .collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(DomainError::Unready {
+        object: format!("{operation} on link {}", link.name),
+        problem: format!(
+            "refused while the setup has {} error(s), as stxd check reports: {}",
+            errors.len(),
+            errors.join("; ")
+        ),
+        fix: "fix the setup, load it again (stxd load), then try again".to_owned(),
+    })
 }
 
 fn run(conn: &Connection, role: Role, links: &[LinkFacts]) -> Result<Vec<Finding>, DomainError> {

@@ -16,11 +16,12 @@
 
 use rusqlite::Transaction;
 
+use super::outcome::{Hold, Outcome};
 use super::parse::{self, Record};
 use super::{InboundError, Verified};
 use crate::domain::DomainError;
 use crate::domain::import::{
-    CatalogueImport, Context, Missing, Outcome as Imported, SeatplanImport, Summary,
+    CatalogueImport, Context, Outcome as Imported, SeatplanImport, Summary,
 };
 use crate::domain::reintegration::{self, SalesImport, SalesOutcome};
 use crate::domain::selling::{ContingentImport, ContingentOutcome};
@@ -83,53 +84,6 @@ impl std::fmt::Display for Applied {
     }
 }
 
-/// What became of a file.
-#[derive(Debug)]
-pub enum Outcome {
-    /// Applied entirely, in one transaction with its journal row (a sales
-    /// file's rejected lines are part of what was applied: kept with their
-    /// reasons for ops).
-    Applied { run: i64, summary: Applied },
-    /// Needs mappings that are pending: nothing applied but the pending
-    /// mapping rows; resumes once they are filled.
-    Parked { run: i64, missing: Vec<Missing> },
-    /// This exact file was applied before: nothing done.
-    AlreadyApplied { sequence: u64 },
-    /// Not its turn (a gap, or an earlier file parked), or a kind this side
-    /// does not take yet: the file stays where it is.
-    Held { code: &'static str, reason: String },
-    /// A stray, foreign or misrouted file (an unknown link, a kind this
-    /// folder's side does not receive, another link's name, sequence 0):
-    /// set aside whole into the inbox's `quarantine/` with its `.reason`,
-    /// never read further; `stxd retry` puts it back once the cause is
-    /// fixed.
-    Quarantined { code: &'static str, reason: String },
-}
-
-/// The code of a file [`Outcome::Held`] because its payload is not beside
-/// its manifest yet (within `[daemon] payload_grace_seconds`).
-pub const PAYLOAD_PENDING: &str = "payload-pending";
-
-/// The code of a file [`Outcome::Held`] because an earlier sequence is
-/// missing (or still parked).
-pub const SEQUENCE_GAP: &str = "sequence-gap";
-
-/// The code of a file [`Outcome::Held`] because another stxd process took
-/// it from the folder and finishes it.
-pub const TAKEN: &str = "taken";
-
-impl Outcome {
-    /// Held for a sequence gap: an earlier file is missing, late or parked.
-    pub fn is_sequence_gap(&self) -> bool {
-        matches!(self, Outcome::Held { code, .. } if *code == SEQUENCE_GAP)
-    }
-
-    /// Held because another stxd process took the file: nothing to do.
-    pub fn is_taken(&self) -> bool {
-        matches!(self, Outcome::Held { code, .. } if *code == TAKEN)
-    }
-}
-
 /// The kinds each side applies.
 fn accepts(side: Role, kind: Kind) -> bool {
     match side {
@@ -138,6 +92,10 @@ fn accepts(side: Role, kind: Kind) -> bool {
     }
 }
 
+/// Applies `verified` for `target` in one store transaction. A file refused
+/// for good is journaled as rejected and returned as
+/// [`Outcome::Rejected`]; one whose setup is not ready is
+/// [`Outcome::Held`] with nothing kept; `Err` is a transient failure.
 pub fn apply(
     store: &mut Store,
     target: &Target<'_>,
@@ -148,7 +106,7 @@ pub fn apply(
     let payload_name = verified.payload_name.clone();
     if !accepts(target.side, manifest.kind) {
         return Ok(Outcome::Held {
-            code: "kind-not-handled",
+            hold: Hold::KindNotHandled,
             reason: format!(
                 "this version of stxd does not apply {} files on the {} side yet; the file is kept in the inbox",
                 manifest.kind, target.side
@@ -204,9 +162,15 @@ pub fn apply(
         crate::failpoint::hit("apply.committed");
     }
     match result {
+        // Nothing of it was kept: it waits, its sequence not consumed,
+        // until the setup is fixed (the next listing tries again).
+        Err(InboundError::Domain(e @ DomainError::Unready { .. })) => Ok(Outcome::Held {
+            hold: Hold::Setup,
+            reason: format!("{e}; the file waits in the inbox and applies once this is fixed"),
+        }),
         Err(e) if e.is_permanent() => {
             record_rejection(store, target, &manifest, &payload_name, &e)?;
-            Err(e)
+            Ok(Outcome::Rejected(e))
         }
         other => other,
     }
@@ -424,7 +388,7 @@ fn decide(
             ),
         };
         return Ok(Decision::Done(Outcome::Held {
-            code: SEQUENCE_GAP,
+            hold: Hold::SequenceGap,
             reason,
         }));
     }
@@ -517,23 +481,5 @@ pub fn log_rejection(
 impl From<StoreError> for InboundError {
     fn from(e: StoreError) -> InboundError {
         InboundError::Domain(DomainError::Store(e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_held_file_says_whether_it_waits_for_a_gap_or_was_taken() {
-        let held = |code| Outcome::Held {
-            code,
-            reason: String::new(),
-        };
-        assert!(held(SEQUENCE_GAP).is_sequence_gap());
-        assert!(!held(SEQUENCE_GAP).is_taken());
-        assert!(held(TAKEN).is_taken());
-        assert!(!held("kind-not-handled").is_sequence_gap());
-        assert!(!Outcome::AlreadyApplied { sequence: 3 }.is_sequence_gap());
     }
 }

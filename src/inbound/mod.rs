@@ -18,11 +18,13 @@
 pub mod apply;
 pub mod archive;
 pub mod claim;
+pub mod outcome;
 pub mod parse;
 pub mod recover;
 pub mod verify;
 
 pub use claim::Claimed;
+pub use outcome::{Hold, Outcome, Stray};
 pub use parse::{Record, Records};
 pub use verify::Verified;
 
@@ -66,7 +68,10 @@ impl InboundError {
         use crate::domain::DomainError as D;
         match self {
             InboundError::Rejected(_) => true,
-            InboundError::Domain(e) => !matches!(e, D::Store(_) | D::Sql(_) | D::Io { .. }),
+            InboundError::Domain(e) => !matches!(
+                e,
+                D::Store(_) | D::Sql(_) | D::Io { .. } | D::Unready { .. }
+            ),
             InboundError::Io { .. } => false,
             InboundError::RejectedEarlier { .. } => true,
         }
@@ -77,6 +82,7 @@ impl InboundError {
         match self {
             InboundError::Rejected(e) => e.code,
             InboundError::Domain(crate::domain::DomainError::Format(e)) => e.code,
+            InboundError::Domain(crate::domain::DomainError::Unready { .. }) => "setup",
             InboundError::Domain(e) if self.is_permanent() => match e {
                 crate::domain::DomainError::Missing { .. } => "unknown-reference",
                 _ => "refused",
@@ -93,10 +99,9 @@ impl InboundError {
 pub struct Processed {
     /// The manifest's path after archiving (unchanged when held).
     pub location: PathBuf,
-    /// The file's fate: applied, parked, already applied, held; or the
-    /// permanent reason it was rejected (it is then in `error/` with a
-    /// `.reason` file).
-    pub outcome: Result<apply::Outcome, InboundError>,
+    /// The file's fate: applied, parked, already applied, held, set aside,
+    /// or rejected for good (it is then in `error/` with a `.reason` file).
+    pub outcome: Outcome,
 }
 
 /// Takes one file through every stage: recover (finish an archive move a
@@ -138,68 +143,36 @@ pub fn process(
     }
     let _in_file = span.enter();
     tracing::debug!(side = %side, "file taken");
-    let target = apply::Target {
-        link: &link.name,
-        manager: link.manager.as_str(),
-        distributor: link.distributor.as_str(),
-        login: &link.login,
-        side,
-    };
     // A directory cannot be read nor moved like a file: it stays where it
     // is, held, for ops to remove (the daemon logs a held file once).
     if std::fs::symlink_metadata(manifest).is_ok_and(|m| m.is_dir()) {
         tracing::debug!("a directory named like a manifest: left in place");
-        return Ok(Processed {
-            location: manifest.to_owned(),
-            outcome: Ok(apply::Outcome::Held {
-                code: "directory",
-                reason: "a directory named like a manifest: stxd neither reads nor moves it; remove or rename it".to_owned(),
-            }),
-        });
+        return Ok(held(
+            manifest,
+            Hold::Directory,
+            "a directory named like a manifest: stxd neither reads nor moves it; remove or rename it".to_owned(),
+        ));
     }
     let io = |source| InboundError::Io {
         file: name.clone(),
         source,
     };
-    let mut pair = archive::Pair::of(manifest);
-    if let Some(due) = recover::due(store, link, secret, &pair, &folders, limits)? {
-        let location = finish(&due, &folders).map_err(io)?;
-        tracing::info!(location = %location.display(), "archive move cut by a crash finished");
-        crate::failpoint::hit("archive.recovered");
-        match due.to {
-            recover::Destination::Done { sequence, .. } => {
-                return Ok(Processed {
-                    location,
-                    outcome: Ok(apply::Outcome::AlreadyApplied { sequence }),
-                });
-            }
-            recover::Destination::Error { .. } => {
-                return Ok(Processed {
-                    outcome: Err(InboundError::RejectedEarlier {
-                        file: name.clone(),
-                        reason: archive::reason_path(&location).display().to_string(),
-                    }),
-                    location,
-                });
-            }
-            // In parked/ now: it goes on from there, as a resume would.
-            recover::Destination::Parked { .. } => pair = archive::Pair::of(&location),
-        }
-    }
+    let pair = match recover_cut_move(store, link, secret, manifest, &folders, limits)? {
+        Recovered::Ended(processed) => return Ok(processed),
+        Recovered::GoOn(pair) => pair,
+    };
     let manifest = pair.manifest.as_path();
     if let Some(waited) = payload_pending(&pair, payload_grace).map_err(io)? {
         tracing::debug!("payload not beside its manifest yet: held");
-        return Ok(Processed {
-            location: manifest.to_owned(),
-            outcome: Ok(apply::Outcome::Held {
-                code: apply::PAYLOAD_PENDING,
-                reason: format!(
-                    "its payload is not beside it yet (waited {}s of the {}s grace, [daemon] payload_grace_seconds); refused missing-payload after that",
-                    waited.as_secs(),
-                    payload_grace.as_secs()
-                ),
-            }),
-        });
+        return Ok(held(
+            manifest,
+            Hold::PayloadPending,
+            format!(
+                "its payload is not beside it yet (waited {}s of the {}s grace, [daemon] payload_grace_seconds); refused missing-payload after that",
+                waited.as_secs(),
+                payload_grace.as_secs()
+            ),
+        ));
     }
     let verified = claim::claim(manifest, limits).and_then(|claimed| match kind {
         Some(kind) => verify::verify(claimed, secret, &link.expectation(kind), limits),
@@ -209,44 +182,114 @@ pub fn process(
     // taken the file between the listing and now: it is theirs to finish.
     if verified.is_err() && taken(manifest) {
         tracing::debug!("file taken by another stxd process meanwhile");
-        return Ok(Processed {
-            location: manifest.to_owned(),
-            outcome: Ok(taken_outcome()),
-        });
+        return Ok(held(
+            manifest,
+            Hold::Taken,
+            "no longer in the folder: another stxd process took it and finishes it".to_owned(),
+        ));
     }
+    // A transient failure leaves the file where it is, for a retry.
     let outcome = match verified {
-        Ok(verified) => apply::apply(store, &target, verified, limits),
+        Ok(verified) => apply::apply(store, &target(link, side), verified, limits)?,
         Err(e) if e.is_permanent() => {
             store
                 .write(|tx| apply::log_rejection(tx, &link.name, kind, &name, &e))
                 .map_err(InboundError::from)?;
-            Err(e)
+            Outcome::Rejected(e)
         }
         Err(e) => return Err(e),
     };
-    // A transient failure leaves the file where it is, for a retry.
-    let outcome = match outcome {
-        Err(e) if !e.is_permanent() => return Err(e),
-        done => done,
-    };
-    // The pair's fate is in the store (or, rejected before apply, goes into
-    // the `.reason`, written first): the move may start.
-    let location = match &outcome {
-        Ok(apply::Outcome::Applied { .. } | apply::Outcome::AlreadyApplied { .. }) => {
-            archive::move_pair(&pair, &folders.done, None).map_err(io)?
-        }
-        Ok(apply::Outcome::Parked { .. }) if !pair.is_in(&folders.parked) => {
-            archive::move_pair(&pair, &folders.parked, None).map_err(io)?
-        }
-        Ok(_) => manifest.to_owned(),
-        Err(e) => archive::reject_pair(&pair, &folders.error, e).map_err(io)?,
-    };
+    let location = archive_by_outcome(&pair, &folders, &outcome).map_err(io)?;
     tracing::debug!(
         location = %location.display(),
-        outcome = outcome_word(&outcome),
+        outcome = outcome.word(),
         "file handled"
     );
     Ok(Processed { location, outcome })
+}
+
+/// The receiving end of `link` on `side`, as apply needs it.
+fn target(link: &Link, side: Role) -> apply::Target<'_> {
+    apply::Target {
+        link: &link.name,
+        manager: link.manager.as_str(),
+        distributor: link.distributor.as_str(),
+        login: &link.login,
+        side,
+    }
+}
+
+/// A file left where it is, and why.
+fn held(manifest: &Path, hold: Hold, reason: String) -> Processed {
+    Processed {
+        location: manifest.to_owned(),
+        outcome: Outcome::Held { hold, reason },
+    }
+}
+
+/// What [`recover_cut_move`] left to do.
+enum Recovered {
+    /// The file's handling ended with the finished move.
+    Ended(Processed),
+    /// The pair to go on with (where it was listed, or in `parked/`).
+    GoOn(archive::Pair),
+}
+
+/// Finishes an archive move a crash cut on the listed pair, if the journal
+/// says one is due: into `done/` or `error/` ends the file's handling; into
+/// `parked/` goes on from there, as a resume would.
+fn recover_cut_move(
+    store: &mut Store,
+    link: &Link,
+    secret: &Secret,
+    manifest: &Path,
+    folders: &crate::config::Folders,
+    limits: &Limits,
+) -> Result<Recovered, InboundError> {
+    let pair = archive::Pair::of(manifest);
+    let Some(due) = recover::due(store, link, secret, &pair, folders, limits)? else {
+        return Ok(Recovered::GoOn(pair));
+    };
+    let name = claim::display_name(manifest);
+    let location = finish(&due, folders).map_err(|source| InboundError::Io {
+        file: name.clone(),
+        source,
+    })?;
+    tracing::info!(location = %location.display(), "archive move cut by a crash finished");
+    crate::failpoint::hit("archive.recovered");
+    let outcome = match due.to {
+        recover::Destination::Done { sequence, .. } => Outcome::AlreadyApplied { sequence },
+        recover::Destination::Error { .. } => Outcome::Rejected(InboundError::RejectedEarlier {
+            file: name,
+            reason: archive::reason_path(&location).display().to_string(),
+        }),
+        recover::Destination::Parked { .. } => {
+            return Ok(Recovered::GoOn(archive::Pair::of(&location)));
+        }
+    };
+    Ok(Recovered::Ended(Processed { location, outcome }))
+}
+
+/// Moves the pair where its fate, now in the store (or, rejected before
+/// apply, in the `.reason` written first), puts it; returns the manifest's
+/// path after the move (unchanged for a file that stays).
+fn archive_by_outcome(
+    pair: &archive::Pair,
+    folders: &crate::config::Folders,
+    outcome: &Outcome,
+) -> std::io::Result<PathBuf> {
+    match outcome {
+        Outcome::Applied { .. } | Outcome::AlreadyApplied { .. } => {
+            archive::move_pair(pair, &folders.done, None)
+        }
+        Outcome::Parked { .. } if !pair.is_in(&folders.parked) => {
+            archive::move_pair(pair, &folders.parked, None)
+        }
+        Outcome::Rejected(e) => archive::reject_pair(pair, &folders.error, e),
+        Outcome::Parked { .. } | Outcome::Held { .. } | Outcome::Quarantined { .. } => {
+            Ok(pair.manifest.clone())
+        }
+    }
 }
 
 /// How long the manifest of `pair` has waited for a payload that is not
@@ -301,9 +344,10 @@ fn payload_pending(
 pub fn quarantine(
     manifest: &Path,
     quarantine: &Path,
-    code: &'static str,
+    stray: Stray,
     reason: String,
 ) -> Result<Processed, InboundError> {
+    let code = stray.code();
     let name = claim::display_name(manifest);
     let why = InboundError::Rejected(FormatError::new(
         &name,
@@ -327,7 +371,7 @@ pub fn quarantine(
     );
     Ok(Processed {
         location,
-        outcome: Ok(apply::Outcome::Quarantined { code, reason }),
+        outcome: Outcome::Quarantined { stray, reason },
     })
 }
 
@@ -346,28 +390,9 @@ fn finish(due: &recover::Due, folders: &crate::config::Folders) -> std::io::Resu
     }
 }
 
-/// One word for a file's fate, for the logs.
-fn outcome_word(outcome: &Result<apply::Outcome, InboundError>) -> &'static str {
-    match outcome {
-        Ok(apply::Outcome::Applied { .. }) => "applied",
-        Ok(apply::Outcome::AlreadyApplied { .. }) => "already-applied",
-        Ok(apply::Outcome::Parked { .. }) => "parked",
-        Ok(apply::Outcome::Held { .. }) => "held",
-        Ok(apply::Outcome::Quarantined { .. }) => "quarantined",
-        Err(_) => "rejected",
-    }
-}
-
 /// The manifest is no longer where it was listed.
 fn taken(manifest: &Path) -> bool {
     std::fs::symlink_metadata(manifest).is_err()
-}
-
-fn taken_outcome() -> apply::Outcome {
-    apply::Outcome::Held {
-        code: apply::TAKEN,
-        reason: "no longer in the folder: another stxd process took it and finishes it".to_owned(),
-    }
 }
 
 /// Claim checked the name already; kept total for the compiler.

@@ -6,7 +6,7 @@ use std::io::Write;
 
 use rusqlite::Connection;
 
-use super::produce::{Produced, Producer, scope};
+use super::produce::{Produced, Producer, require_ready, scope};
 use crate::config::Link;
 use crate::domain::export as domain;
 use crate::format::{Kind, catalogue};
@@ -28,6 +28,9 @@ impl Producer for CataloguePayload {
     ) -> Result<Produced, domain::ExportError> {
         let mut writer = catalogue::Writer::new(out)?;
         let report = domain::catalogue(conn, &scope(link), &mut |item| writer.write(item))?;
+        // After the export's own refusals (each with its specific code):
+        // anything else `stxd check` finds refuses it too, code `setup`.
+        require_ready(conn, link, "catalogue export")?;
         let (_, records) = writer.finish()?;
         Ok(Produced { records, report })
     }

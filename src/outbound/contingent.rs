@@ -13,7 +13,7 @@ use std::io::Write;
 
 use rusqlite::Connection;
 
-use super::produce::{Produced, Producer};
+use super::produce::{Produced, Producer, require_ready};
 use crate::config::Link;
 use crate::domain::contingent as domain;
 use crate::domain::export::ExportError;
@@ -65,6 +65,7 @@ impl Producer for ContingentPayload {
         link: &Link,
         out: &mut dyn Write,
     ) -> Result<Produced, ExportError> {
+        require_ready(conn, link, "contingent export")?;
         let performances = match &self.performance {
             Some(named) => {
                 let id = domain::performance_id(conn, named).map_err(|e| ExportError::Setup {
@@ -101,8 +102,7 @@ impl Producer for ContingentPayload {
                         }
                     })?;
                     if changed.is_empty() {
-                        return Err(ExportError::Setup {
-                            code: "nothing-to-send",
+                        return Err(ExportError::NothingToSend {
                             problem: format!(
                                 "every contingent of link {} was already exported at its current version",
                                 link.name

@@ -126,14 +126,12 @@ pub struct ExportError {
     pub run_id: Option<i64>,
 }
 
-/// The code of a refusal that only says nothing changed since the last
-/// export of the kind (no contingent changed, no new sale): the normal
-/// answer of a schedule between two changes.
-pub const NOTHING_TO_SEND: &str = "nothing-to-send";
-
 impl Cause {
     fn is_nothing_to_send(&self) -> bool {
-        matches!(self, Cause::Refused(e) if e.code() == NOTHING_TO_SEND)
+        matches!(
+            self,
+            Cause::Refused(domain::ExportError::NothingToSend { .. })
+        )
     }
 }
 
@@ -142,8 +140,9 @@ impl ExportError {
         self.cause.code()
     }
 
-    /// Nothing changed since the last export ([`NOTHING_TO_SEND`]): no run
-    /// was logged, nothing is wrong.
+    /// Nothing changed since the last export
+    /// ([`domain::ExportError::NothingToSend`]): no run was logged, nothing
+    /// is wrong.
     pub fn is_nothing_to_send(&self) -> bool {
         self.cause.is_nothing_to_send()
     }
@@ -585,7 +584,10 @@ mod tests {
             })
         };
         let causes = vec![
-            setup(NOTHING_TO_SEND),
+            Cause::Refused(domain::ExportError::NothingToSend {
+                problem: "p".into(),
+                fix: "f".into(),
+            }),
             setup("no-interface"),
             Cause::Refused(domain::ExportError::NothingToSell(Report::default())),
             Cause::Refused(domain::ExportError::Sql(rusqlite::Error::InvalidQuery)),

@@ -8,8 +8,11 @@ use std::io::Write;
 use rusqlite::Connection;
 
 use crate::config::Link;
+use crate::domain::DomainError;
 use crate::domain::export::{ExportError, Report, Scope};
+use crate::domain::setup::{self, LinkFacts};
 use crate::format::Kind;
+use crate::store::Role;
 
 /// What a producer wrote.
 #[derive(Debug)]
@@ -40,4 +43,25 @@ pub fn scope(link: &Link) -> Scope<'_> {
         login: &link.login,
         products: link.products.as_deref(),
     }
+}
+
+/// Refuses an export whose failure would come later, at the peer, while the
+/// manager's setup for `link` has an error: in the words of `stxd check`
+/// ([`setup::require_ready`]), code `setup`.
+pub fn require_ready(conn: &Connection, link: &Link, what: &str) -> Result<(), ExportError> {
+    setup::require_ready(conn, Role::Manager, &LinkFacts::from(link), what).map_err(|e| match e {
+        DomainError::Unready {
+            object,
+            problem,
+            fix,
+        } => ExportError::Setup {
+            code: "setup",
+            problem: format!("{object}: {problem}"),
+            fix,
+        },
+        other => ExportError::BadData {
+            object: format!("setup of link {}", link.name),
+            problem: other.to_string(),
+        },
+    })
 }

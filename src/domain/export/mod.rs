@@ -113,6 +113,11 @@ pub enum ExportError {
         problem: String,
         fix: String,
     },
+    /// Nothing changed since the last export of the kind (no contingent
+    /// changed, no new sale): the normal answer of a schedule between two
+    /// changes, not a failure.
+    #[error("{problem}; {fix}")]
+    NothingToSend { problem: String, fix: String },
     /// Every product was left out; the report says why, object by object.
     #[error(
         "nothing to sell: every product was left out ({} exclusion(s), see the run's log); fix the channel's profiles, the performances' states or the link's product list",
@@ -135,6 +140,7 @@ impl ExportError {
     pub fn code(&self) -> &'static str {
         match self {
             ExportError::Setup { code, .. } => code,
+            ExportError::NothingToSend { .. } => "nothing-to-send",
             ExportError::NothingToSell(_) => "nothing-to-sell",
             ExportError::BadData { .. } => "bad-data",
             ExportError::Write(_) => "write-failed",

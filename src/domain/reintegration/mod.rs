@@ -129,13 +129,15 @@ pub struct Setup {
     pub contact: i64,
 }
 
+/// The booking setup is not ready: a setup to fix, not a bad file. Nothing
+/// of the file is booked and its sequence is not consumed: it waits.
 fn setup_error(ctx: &Context<'_>, problem: String) -> DomainError {
-    DomainError::Invalid {
+    DomainError::Unready {
         object: format!("sales reintegration of link {}", ctx.link),
-        problem: format!(
-            "{problem}; nothing of {} was booked (stxd check names the fix)",
-            ctx.file
-        ),
+        problem: format!("{problem}; nothing of {} was booked", ctx.file),
+        fix:
+            "stxd check names what to add or put in operation; load the corrected setup (stxd load)"
+                .to_owned(),
     }
 }
 

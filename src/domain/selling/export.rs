@@ -110,8 +110,7 @@ pub fn export_sales(
         report.count("acks");
     }
     if !lines && !new_ack {
-        return Err(ExportError::Setup {
-            code: "nothing-to-send",
+        return Err(ExportError::NothingToSend {
             problem: format!(
                 "nothing to send on link {link}: no sale or refund waiting and no contingent version to acknowledge"
             ),
