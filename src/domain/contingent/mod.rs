@@ -31,11 +31,7 @@ use rusqlite::{Connection, OptionalExtension, Transaction};
 use serde::Serialize;
 
 use super::DomainError;
-use super::export::{ExportError, Report};
-use crate::format::{WriteError, contingent};
 use crate::ident::{Code, TechId};
-use crate::store::StoreError;
-use crate::store::runs::{self, Counts, Level, RunStatus};
 
 mod changes;
 mod reading;

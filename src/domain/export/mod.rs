@@ -32,10 +32,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use crate::format::catalogue::{self, PerformanceState};
-use crate::format::{WriteError, seatplan};
+use crate::format::WriteError;
 use crate::ident::{Code, Name, TechId};
-use crate::money::Currency;
 
 mod catalogue_records;
 mod seatplan_records;
@@ -43,7 +41,6 @@ mod selection;
 
 pub use catalogue_records::catalogue;
 pub use seatplan_records::seatplan;
-use selection::{id_set, select};
 
 /// Which link the export is for, as the manager's store knows it.
 #[derive(Debug, Clone, Copy)]
@@ -263,6 +260,7 @@ struct Selection {
 mod tests {
     use super::*;
     use crate::domain::fixtures::opera as store;
+    use crate::format::{catalogue, seatplan};
     use crate::store::{Store, StoreError};
 
     fn sql(store: &mut Store, sql: &str) {
