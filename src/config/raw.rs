@@ -1,5 +1,6 @@
-//! The config file's shape as deserialised: the `Raw*` types, unchecked
-//! (only unknown keys refused); `validate` turns them into the
+//! The config file as deserialised, unchecked: the `Raw*` types.
+//!
+//! Only unknown keys are refused here; `validate` turns these into the
 //! validated types.
 
 use std::path::PathBuf;

@@ -1,5 +1,8 @@
-//! Secrets and tokens read from files only their owner can read, and a
-//! link's secret generated when its config allows it.
+//! Secret and token files: read only when private, generated when allowed.
+//!
+//! A link's secret and an SFTP password ([`read_secret`]) or an alert's
+//! bearer token ([`read_token`]) come from files only their owner can read;
+//! [`generate_secret`] creates a link's secret when its config allows it.
 
 use std::path::{Path, PathBuf};
 

@@ -1,5 +1,7 @@
-//! Unit tests of the config: texts parsed and validated whole, each problem
-//! with its place, and the folders and operator rule derived from them.
+//! Unit tests of the config: texts parsed and validated whole.
+//!
+//! Each problem with its place, and the folders and operator rule derived
+//! from a valid config.
 
 use super::*;
 

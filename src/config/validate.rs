@@ -1,5 +1,8 @@
-//! The checks of a deserialised config, section by section, into the
-//! validated types; every problem is collected with its key path.
+//! The checks of a deserialised config, section by section.
+//!
+//! Each section (log, daemon, institutions, links, schedules, alerts) is
+//! turned into its validated type; every problem is collected with its key
+//! path, so that all are reported at once.
 
 use std::collections::BTreeSet;
 

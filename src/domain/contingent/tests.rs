@@ -1,6 +1,7 @@
-//! Unit tests of the contingents: references by id or code, seat runs,
-//! allotments refused whole, zone tickets counted once (on the opera
-//! fixture).
+//! Unit tests of the contingents (on the opera fixture).
+//!
+//! References by id or code, seat runs, allotments refused whole, zone
+//! tickets counted once.
 
 use super::*;
 use crate::domain::fixtures::opera as store;

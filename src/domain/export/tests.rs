@@ -1,5 +1,7 @@
-//! Unit tests of the exports: audiences, the report, and what the catalogue
-//! and seat-plan exports leave out or refuse (on the opera fixture).
+//! Unit tests of the exports (on the opera fixture).
+//!
+//! Audiences, the report, and what the catalogue and seat-plan exports
+//! leave out or refuse.
 
 use super::*;
 use crate::domain::fixtures::opera as store;
