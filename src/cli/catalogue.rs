@@ -10,10 +10,10 @@ use serde_json::json;
 
 use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::app;
-use crate::config::Config;
+use crate::config::{Config, Institution};
 use crate::domain::DomainError;
-use crate::domain::catalogue::{self, Selection};
-use crate::store::Role;
+use crate::domain::catalogue::{self, ProductRow, Selection};
+use crate::store::{Role, Store};
 
 #[derive(Debug, Subcommand)]
 pub enum CatalogueCommand {
@@ -70,123 +70,163 @@ pub fn run(config: &Config, json: bool, cmd: CatalogueCommand) -> anyhow::Result
     let mut out = std::io::stdout().lock();
     match cmd {
         CatalogueCommand::List { to_validate, .. } => {
-            let rows = store.read(|c| catalogue::list(c, to_validate))?;
+            list(&mut out, json, inst, &store, to_validate)
+        }
+        CatalogueCommand::Validate { ids, all, .. } => {
+            validate(&mut out, json, &mut store, &ids, all)
+        }
+        CatalogueCommand::AssignProfile {
+            product, profile, ..
+        } => assign_profile(&mut out, json, &mut store, product, &profile),
+    }
+}
+
+/// `catalogue list`: the imported products, one block each.
+fn list(
+    out: &mut impl Write,
+    json: bool,
+    inst: &Institution,
+    store: &Store,
+    to_validate: bool,
+) -> anyhow::Result<u8> {
+    let rows = store.read(|c| catalogue::list(c, to_validate))?;
+    if json {
+        writeln!(
+            out,
+            "{:#}",
+            json!({"institution": inst.code.as_str(), "products": rows})
+        )?;
+    } else if rows.is_empty() {
+        writeln!(
+            out,
+            "{}: no product{}",
+            inst.code,
+            if to_validate { " to validate" } else { "" }
+        )?;
+    } else {
+        for p in &rows {
+            write_product(out, p)?;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+/// One product of `catalogue list`, with its rate table, performances and
+/// sales profiles.
+fn write_product(out: &mut impl Write, p: &ProductRow) -> std::io::Result<()> {
+    writeln!(out, "{:>6}  {:<8} {:<12} {}", p.id, p.code, p.state, p.name)?;
+    writeln!(
+        out,
+        "        rate table {} {} ({}, {} prices)",
+        p.rate_table.id, p.rate_table.code, p.rate_table.state, p.rate_table.prices
+    )?;
+    for f in &p.performances {
+        writeln!(
+            out,
+            "        performance {} {} {} ({}, logical configuration {})",
+            f.id, f.code, f.start, f.state, f.logical_configuration
+        )?;
+    }
+    writeln!(
+        out,
+        "        sales profiles: {}",
+        if p.profiles.is_empty() {
+            "none".to_owned()
+        } else {
+            p.profiles.join(", ")
+        }
+    )
+}
+
+/// `catalogue validate`: all the products selected, or none.
+fn validate(
+    out: &mut impl Write,
+    json: bool,
+    store: &mut Store,
+    ids: &[i64],
+    all: bool,
+) -> anyhow::Result<u8> {
+    let selection = if all {
+        Selection::All
+    } else {
+        Selection::Ids(ids)
+    };
+    let v = store.write(|tx| catalogue::validate(tx, selection))?;
+    if json {
+        writeln!(out, "{:#}", json!(v))?;
+    } else if v.refused.is_empty() {
+        for (id, code) in &v.validated {
+            writeln!(out, "validated: product {id} {code}")?;
+        }
+        writeln!(
+            out,
+            "{} product(s), {} rate table(s), {} logical configuration(s) validated (run {})",
+            v.validated.len(),
+            v.rate_tables,
+            v.logical_configurations,
+            v.run
+        )?;
+    } else {
+        for (_, reason) in &v.refused {
+            writeln!(out, "refused: {reason}")?;
+        }
+        writeln!(out, "nothing validated (run {})", v.run)?;
+    }
+    Ok(if v.refused.is_empty() {
+        EXIT_OK
+    } else {
+        EXIT_FINDINGS
+    })
+}
+
+/// `catalogue assign-profile`: a product into a sales profile; a refusal
+/// exits 1 with its reason.
+fn assign_profile(
+    out: &mut impl Write,
+    json: bool,
+    store: &mut Store,
+    product: i64,
+    profile: &str,
+) -> anyhow::Result<u8> {
+    match store.write(|tx| catalogue::assign_profile(tx, product, profile)) {
+        Ok(a) => {
+            if json {
+                writeln!(out, "{:#}", json!(a))?;
+            } else {
+                writeln!(
+                    out,
+                    "product {} {} {} sales profile {} {}; {} (run {})",
+                    a.product,
+                    a.product_code,
+                    if a.already {
+                        "was already in"
+                    } else {
+                        "assigned to"
+                    },
+                    a.profile,
+                    a.profile_code,
+                    if a.sellable {
+                        "sellable"
+                    } else {
+                        "not sellable until validated"
+                    },
+                    a.run
+                )?;
+            }
+            Ok(EXIT_OK)
+        }
+        Err(e @ DomainError::Invalid { .. }) => {
             if json {
                 writeln!(
                     out,
                     "{:#}",
-                    json!({"institution": inst.code.as_str(), "products": rows})
-                )?;
-            } else if rows.is_empty() {
-                writeln!(
-                    out,
-                    "{}: no product{}",
-                    inst.code,
-                    if to_validate { " to validate" } else { "" }
+                    json!({"assigned": false, "reason": e.to_string()})
                 )?;
             } else {
-                for p in &rows {
-                    writeln!(out, "{:>6}  {:<8} {:<12} {}", p.id, p.code, p.state, p.name)?;
-                    writeln!(
-                        out,
-                        "        rate table {} {} ({}, {} prices)",
-                        p.rate_table.id, p.rate_table.code, p.rate_table.state, p.rate_table.prices
-                    )?;
-                    for f in &p.performances {
-                        writeln!(
-                            out,
-                            "        performance {} {} {} ({}, logical configuration {})",
-                            f.id, f.code, f.start, f.state, f.logical_configuration
-                        )?;
-                    }
-                    writeln!(
-                        out,
-                        "        sales profiles: {}",
-                        if p.profiles.is_empty() {
-                            "none".to_owned()
-                        } else {
-                            p.profiles.join(", ")
-                        }
-                    )?;
-                }
+                eprintln!("stxd: not assigned: {e}");
             }
-            Ok(EXIT_OK)
+            Ok(EXIT_FINDINGS)
         }
-        CatalogueCommand::Validate { ids, all, .. } => {
-            let selection = if all {
-                Selection::All
-            } else {
-                Selection::Ids(&ids)
-            };
-            let v = store.write(|tx| catalogue::validate(tx, selection))?;
-            if json {
-                writeln!(out, "{:#}", json!(v))?;
-            } else if v.refused.is_empty() {
-                for (id, code) in &v.validated {
-                    writeln!(out, "validated: product {id} {code}")?;
-                }
-                writeln!(
-                    out,
-                    "{} product(s), {} rate table(s), {} logical configuration(s) validated (run {})",
-                    v.validated.len(),
-                    v.rate_tables,
-                    v.logical_configurations,
-                    v.run
-                )?;
-            } else {
-                for (_, reason) in &v.refused {
-                    writeln!(out, "refused: {reason}")?;
-                }
-                writeln!(out, "nothing validated (run {})", v.run)?;
-            }
-            Ok(if v.refused.is_empty() {
-                EXIT_OK
-            } else {
-                EXIT_FINDINGS
-            })
-        }
-        CatalogueCommand::AssignProfile {
-            product, profile, ..
-        } => match store.write(|tx| catalogue::assign_profile(tx, product, &profile)) {
-            Ok(a) => {
-                if json {
-                    writeln!(out, "{:#}", json!(a))?;
-                } else {
-                    writeln!(
-                        out,
-                        "product {} {} {} sales profile {} {}; {} (run {})",
-                        a.product,
-                        a.product_code,
-                        if a.already {
-                            "was already in"
-                        } else {
-                            "assigned to"
-                        },
-                        a.profile,
-                        a.profile_code,
-                        if a.sellable {
-                            "sellable"
-                        } else {
-                            "not sellable until validated"
-                        },
-                        a.run
-                    )?;
-                }
-                Ok(EXIT_OK)
-            }
-            Err(e @ DomainError::Invalid { .. }) => {
-                if json {
-                    writeln!(
-                        out,
-                        "{:#}",
-                        json!({"assigned": false, "reason": e.to_string()})
-                    )?;
-                } else {
-                    eprintln!("stxd: not assigned: {e}");
-                }
-                Ok(EXIT_FINDINGS)
-            }
-            Err(e) => Err(e).context("cannot assign the product"),
-        },
+        Err(e) => Err(e).context("cannot assign the product"),
     }
 }

@@ -96,32 +96,11 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
             order,
             ..
         } => {
-            let place = match (seat, zone) {
-                (Some(seat), None) => match parse_seat(&seat) {
-                    Some(place) => place,
-                    None => {
-                        eprintln!(
-                            "stxd: --seat {seat:?}: expected BLOCK:ROW:NUMBER, e.g. PARTERRE:A:1"
-                        );
-                        return Ok(EXIT_USAGE);
-                    }
-                },
-                (None, Some(zone)) => Place::Zone { zone },
-                _ => {
-                    eprintln!("stxd: give either --seat BLOCK:ROW:N or --zone Z");
-                    return Ok(EXIT_USAGE);
-                }
+            let Some(place) = place_of(seat, zone) else {
+                return Ok(EXIT_USAGE);
             };
-            let order = match order.as_deref().map(|o| (o, OrderRef::new(o))) {
-                None => None,
-                Some((_, Some(o))) => Some(o),
-                Some((o, None)) => {
-                    eprintln!(
-                        "stxd: --order {o:?}: expected 1 to {} characters among A-Z a-z 0-9 _ - . / not starting with '-'",
-                        OrderRef::MAX
-                    );
-                    return Ok(EXIT_USAGE);
-                }
+            let Ok(order) = order_of(order.as_deref()) else {
+                return Ok(EXIT_USAGE);
             };
             let sale = Sale {
                 performance,
@@ -155,43 +134,83 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
                 performance: performance.as_deref(),
                 unexported,
             };
-            let rows = store.read(|c| selling::list(c, &filter))?;
-            let mut out = std::io::stdout().lock();
-            if json {
-                writeln!(out, "{:#}", json!({"link": link, "lines": rows}))?;
-            } else if rows.is_empty() {
-                writeln!(out, "no sale line on link {link}")?;
-            } else {
-                for l in &rows {
-                    let state = match (l.operation.as_str(), l.active) {
-                        ("REFUND", _) => format!("refund of {}", l.refund_of.unwrap_or(0)),
-                        (_, true) => "sold".to_owned(),
-                        (_, false) => "refunded".to_owned(),
-                    };
-                    let sent = l
-                        .exported_in
-                        .map_or("not sent".to_owned(), |s| format!("sent in {s}"));
-                    writeln!(
-                        out,
-                        "{:>6}  {:<6} {}  {:<10} {:<8} {:<14} {:<8} {:<8} {:<8} {:>12}  {}  {}",
-                        l.id,
-                        l.operation,
-                        l.time,
-                        l.order,
-                        l.performance,
-                        l.place,
-                        l.seat_category,
-                        l.tariff,
-                        l.audience,
-                        l.price,
-                        state,
-                        sent
-                    )?;
-                }
-            }
-            Ok(EXIT_OK)
+            list(json, &store, &link, &filter)
         }
     }
+}
+
+/// The place of `sale sell`'s `--seat` or `--zone`; `None` (the problem
+/// printed) when neither or a malformed seat is given.
+fn place_of(seat: Option<String>, zone: Option<String>) -> Option<Place> {
+    match (seat, zone) {
+        (Some(seat), None) => {
+            let place = parse_seat(&seat);
+            if place.is_none() {
+                eprintln!("stxd: --seat {seat:?}: expected BLOCK:ROW:NUMBER, e.g. PARTERRE:A:1");
+            }
+            place
+        }
+        (None, Some(zone)) => Some(Place::Zone { zone }),
+        _ => {
+            eprintln!("stxd: give either --seat BLOCK:ROW:N or --zone Z");
+            None
+        }
+    }
+}
+
+/// The order of `sale sell`'s `--order`, if given; `Err` (the problem
+/// printed) when it is not an order reference.
+fn order_of(order: Option<&str>) -> Result<Option<OrderRef>, ()> {
+    match order.map(|o| (o, OrderRef::new(o))) {
+        None => Ok(None),
+        Some((_, Some(o))) => Ok(Some(o)),
+        Some((o, None)) => {
+            eprintln!(
+                "stxd: --order {o:?}: expected 1 to {} characters among A-Z a-z 0-9 _ - . / not starting with '-'",
+                OrderRef::MAX
+            );
+            Err(())
+        }
+    }
+}
+
+/// `sale list`: the lines of `filter`, one a line.
+fn list(json: bool, store: &Store, link: &str, filter: &Filter<'_>) -> anyhow::Result<u8> {
+    let rows = store.read(|c| selling::list(c, filter))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{:#}", json!({"link": link, "lines": rows}))?;
+    } else if rows.is_empty() {
+        writeln!(out, "no sale line on link {link}")?;
+    } else {
+        for l in &rows {
+            let state = match (l.operation.as_str(), l.active) {
+                ("REFUND", _) => format!("refund of {}", l.refund_of.unwrap_or(0)),
+                (_, true) => "sold".to_owned(),
+                (_, false) => "refunded".to_owned(),
+            };
+            let sent = l
+                .exported_in
+                .map_or("not sent".to_owned(), |s| format!("sent in {s}"));
+            writeln!(
+                out,
+                "{:>6}  {:<6} {}  {:<10} {:<8} {:<14} {:<8} {:<8} {:<8} {:>12}  {}  {}",
+                l.id,
+                l.operation,
+                l.time,
+                l.order,
+                l.performance,
+                l.place,
+                l.seat_category,
+                l.tariff,
+                l.audience,
+                l.price,
+                state,
+                sent
+            )?;
+        }
+    }
+    Ok(EXIT_OK)
 }
 
 /// `PARTERRE:A:1` → a seat place.

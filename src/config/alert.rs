@@ -169,148 +169,206 @@ pub(super) fn validate(raw: Vec<RawAlert>, e: &mut dyn FnMut(String, String)) ->
     let mut out = Vec::new();
     let mut names = BTreeSet::new();
     for (i, a) in raw.into_iter().enumerate() {
-        let at = format!("alert[{i}]");
-        let mut ok = true;
-        let mut fail = |key: &str, problem: String| {
-            let at = if key.is_empty() {
-                at.clone()
-            } else {
-                format!("{at}.{key}")
-            };
-            e(at, problem);
-            ok = false;
+        let mut problems = Problems {
+            at: format!("alert[{i}]"),
+            ok: true,
+            e: &mut *e,
         };
-        let name_ok = (1..=32).contains(&a.name.len())
-            && a.name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !a.name.starts_with('-');
-        if !name_ok {
-            fail(
-                "name",
-                format!(
-                    "expected 1 to 32 characters among a-z 0-9 - (it names the destination in logs), found {:?}",
-                    a.name
-                ),
-            );
-        } else if !names.insert(a.name.clone()) {
-            fail("name", format!("alert name {:?} used twice", a.name));
-        }
-        let target = match (a.command, a.webhook) {
-            (Some(_), Some(_)) => {
-                fail(
-                    "",
-                    "set command or webhook, not both: each [[alert]] is one destination (write two tables for two)".into(),
-                );
-                None
-            }
-            (None, None) => {
-                fail(
-                    "",
-                    "expected command = [\"/path/to/program\", \"arg\"…] or webhook = \"https://…\"".into(),
-                );
-                None
-            }
-            (Some(argv), None) => match argv.first() {
-                None => {
-                    fail(
-                        "command",
-                        "expected the program and its arguments, found an empty list".into(),
-                    );
-                    None
-                }
-                Some(program) if !program.starts_with('/') => {
-                    fail(
-                        "command",
-                        format!(
-                            "expected the program as an absolute path (no shell, no PATH search), found {program:?}"
-                        ),
-                    );
-                    None
-                }
-                Some(_) if argv.iter().any(|arg| arg.contains('\0')) => {
-                    fail("command", "an argument contains a NUL character".into());
-                    None
-                }
-                Some(_) => Some(Target::Command(argv)),
-            },
-            (None, Some(url)) => match webhook_url(&url) {
-                Ok(()) => Some(Target::Webhook {
-                    url,
-                    token_file: a.webhook_token_file.clone(),
-                }),
-                Err(problem) => {
-                    fail("webhook", problem);
-                    None
-                }
-            },
-        };
-        if a.webhook_token_file.is_some() && matches!(target, Some(Target::Command(_))) {
-            fail(
-                "webhook_token_file",
-                "a token file goes with a webhook, not a command".into(),
-            );
-        }
-        let events = match a.events {
-            None => None,
-            Some(list) if list.is_empty() => {
-                fail(
-                    "events",
-                    "expected at least one event; remove the key to send them all".into(),
-                );
-                None
-            }
-            Some(list) => {
-                let mut set = BTreeSet::new();
-                for name in &list {
-                    match Event::from_name(name) {
-                        Some(event) => {
-                            set.insert(event);
-                        }
-                        None => fail(
-                            "events",
-                            format!(
-                                "expected event names among {}, found {name:?}",
-                                Event::names()
-                            ),
-                        ),
-                    }
-                }
-                Some(set)
-            }
-        };
-        let mut bounded =
-            |key: &str, value: Option<i64>, max: u64, min: u64, default: u64| match value {
-                None => default,
-                Some(n) => match u64::try_from(n) {
-                    Ok(v) if (min..=max).contains(&v) => v,
-                    _ => {
-                        fail(key, format!("expected {min} to {max}, found {n}"));
-                        default
-                    }
-                },
-            };
-        let timeout = bounded("timeout_seconds", a.timeout_seconds, 300, 1, 10);
-        let retries = bounded("retries", a.retries, 10, 0, 3);
-        let rate_limit = bounded("rate_limit_seconds", a.rate_limit_seconds, 604_800, 1, 300);
-        let parked = bounded("parked_minutes", a.parked_minutes, 10_080, 0, 60);
-        let held = bounded("held_minutes", a.held_minutes, 10_080, 0, 60);
-        let sftp_down = bounded("sftp_down_minutes", a.sftp_down_minutes, 10_080, 0, 15);
-        if let (true, Some(target)) = (ok, target) {
-            out.push(Alert {
-                name: a.name,
-                target,
-                events,
-                timeout: Duration::from_secs(timeout),
-                retries: u32::try_from(retries).unwrap_or(3),
-                rate_limit: Duration::from_secs(rate_limit),
-                parked_after: Duration::from_secs(parked * 60),
-                held_after: Duration::from_secs(held * 60),
-                sftp_down_after: Duration::from_secs(sftp_down * 60),
-            });
+        if let Some(alert) = validate_one(a, &mut names, &mut problems) {
+            out.push(alert);
         }
     }
     out
+}
+
+/// Where the problems of one `[[alert]]` table go, each under its key path;
+/// `ok` until the first.
+struct Problems<'e> {
+    at: String,
+    ok: bool,
+    e: &'e mut dyn FnMut(String, String),
+}
+
+impl Problems<'_> {
+    /// A problem of `key` (of the table itself when `key` is empty).
+    fn fail(&mut self, key: &str, problem: String) {
+        let at = if key.is_empty() {
+            self.at.clone()
+        } else {
+            format!("{}.{key}", self.at)
+        };
+        (self.e)(at, problem);
+        self.ok = false;
+    }
+
+    /// `value` if it is within `min..=max`, `default` if absent; otherwise a
+    /// problem, and `default`.
+    fn bounded(&mut self, key: &str, value: Option<i64>, max: u64, min: u64, default: u64) -> u64 {
+        match value {
+            None => default,
+            Some(n) => match u64::try_from(n) {
+                Ok(v) if (min..=max).contains(&v) => v,
+                _ => {
+                    self.fail(key, format!("expected {min} to {max}, found {n}"));
+                    default
+                }
+            },
+        }
+    }
+}
+
+/// One `[[alert]]` table, or `None` when it has a problem.
+fn validate_one(
+    a: RawAlert,
+    names: &mut BTreeSet<String>,
+    problems: &mut Problems<'_>,
+) -> Option<Alert> {
+    check_name(&a.name, names, problems);
+    let target = target(a.command, a.webhook, &a.webhook_token_file, problems);
+    if a.webhook_token_file.is_some() && matches!(target, Some(Target::Command(_))) {
+        problems.fail(
+            "webhook_token_file",
+            "a token file goes with a webhook, not a command".into(),
+        );
+    }
+    let events = events(a.events, problems);
+    let timeout = problems.bounded("timeout_seconds", a.timeout_seconds, 300, 1, 10);
+    let retries = problems.bounded("retries", a.retries, 10, 0, 3);
+    let rate_limit = problems.bounded("rate_limit_seconds", a.rate_limit_seconds, 604_800, 1, 300);
+    let parked = problems.bounded("parked_minutes", a.parked_minutes, 10_080, 0, 60);
+    let held = problems.bounded("held_minutes", a.held_minutes, 10_080, 0, 60);
+    let sftp_down = problems.bounded("sftp_down_minutes", a.sftp_down_minutes, 10_080, 0, 15);
+    match (problems.ok, target) {
+        (true, Some(target)) => Some(Alert {
+            name: a.name,
+            target,
+            events,
+            timeout: Duration::from_secs(timeout),
+            retries: u32::try_from(retries).unwrap_or(3),
+            rate_limit: Duration::from_secs(rate_limit),
+            parked_after: Duration::from_secs(parked * 60),
+            held_after: Duration::from_secs(held * 60),
+            sftp_down_after: Duration::from_secs(sftp_down * 60),
+        }),
+        _ => None,
+    }
+}
+
+/// The `name` key: its characters, and used once among `names`.
+fn check_name(name: &str, names: &mut BTreeSet<String>, problems: &mut Problems<'_>) {
+    let name_ok = (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-');
+    if !name_ok {
+        problems.fail(
+            "name",
+            format!(
+                "expected 1 to 32 characters among a-z 0-9 - (it names the destination in logs), found {name:?}"
+            ),
+        );
+    } else if !names.insert(name.to_owned()) {
+        problems.fail("name", format!("alert name {name:?} used twice"));
+    }
+}
+
+/// The destination: a `command` or a `webhook` (with its token file), one
+/// of them and valid.
+fn target(
+    command: Option<Vec<String>>,
+    webhook: Option<String>,
+    token_file: &Option<PathBuf>,
+    problems: &mut Problems<'_>,
+) -> Option<Target> {
+    match (command, webhook) {
+        (Some(_), Some(_)) => {
+            problems.fail(
+                "",
+                "set command or webhook, not both: each [[alert]] is one destination (write two tables for two)".into(),
+            );
+            None
+        }
+        (None, None) => {
+            problems.fail(
+                "",
+                "expected command = [\"/path/to/program\", \"arg\"…] or webhook = \"https://…\""
+                    .into(),
+            );
+            None
+        }
+        (Some(argv), None) => command_target(argv, problems),
+        (None, Some(url)) => match webhook_url(&url) {
+            Ok(()) => Some(Target::Webhook {
+                url,
+                token_file: token_file.clone(),
+            }),
+            Err(problem) => {
+                problems.fail("webhook", problem);
+                None
+            }
+        },
+    }
+}
+
+/// A `command` target: an absolute program path and arguments without NUL.
+fn command_target(argv: Vec<String>, problems: &mut Problems<'_>) -> Option<Target> {
+    match argv.first() {
+        None => {
+            problems.fail(
+                "command",
+                "expected the program and its arguments, found an empty list".into(),
+            );
+            None
+        }
+        Some(program) if !program.starts_with('/') => {
+            problems.fail(
+                "command",
+                format!(
+                    "expected the program as an absolute path (no shell, no PATH search), found {program:?}"
+                ),
+            );
+            None
+        }
+        Some(_) if argv.iter().any(|arg| arg.contains('\0')) => {
+            problems.fail("command", "an argument contains a NUL character".into());
+            None
+        }
+        Some(_) => Some(Target::Command(argv)),
+    }
+}
+
+/// The `events` filter: `None` (all events) when absent, else known names,
+/// at least one.
+fn events(list: Option<Vec<String>>, problems: &mut Problems<'_>) -> Option<BTreeSet<Event>> {
+    match list {
+        None => None,
+        Some(list) if list.is_empty() => {
+            problems.fail(
+                "events",
+                "expected at least one event; remove the key to send them all".into(),
+            );
+            None
+        }
+        Some(list) => {
+            let mut set = BTreeSet::new();
+            for name in &list {
+                match Event::from_name(name) {
+                    Some(event) => {
+                        set.insert(event);
+                    }
+                    None => problems.fail(
+                        "events",
+                        format!(
+                            "expected event names among {}, found {name:?}",
+                            Event::names()
+                        ),
+                    ),
+                }
+            }
+            Some(set)
+        }
+    }
 }
 
 /// An `http://` or `https://` URL with a host, without credentials (the

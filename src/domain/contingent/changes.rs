@@ -4,7 +4,14 @@
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
-use super::*;
+use super::{
+    AckOutcome, Allocation, Perf, Places, RUN_ALLOCATE, RUN_RELEASE, Ref, SeatAt, SeatRange, bump,
+    check_link, invalid, perf_or_refuse, refusal, seats_of, to_i64, to_u64, zone_free, zone_of,
+};
+use crate::domain::DomainError;
+use crate::ident::TechId;
+use crate::store::StoreError;
+use crate::store::runs::{self, Counts, Level, RunStatus};
 
 /// Allots seats or zone places of a performance to a link, all or nothing.
 /// Refused (naming every offending seat): a seat that does not exist in the

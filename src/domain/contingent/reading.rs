@@ -3,7 +3,11 @@
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::*;
+use super::{AllotmentView, SeatRun, Snapshot, ZoneView, invalid, to_u64};
+use crate::domain::DomainError;
+use crate::domain::export::{ExportError, Report};
+use crate::format::{WriteError, contingent};
+use crate::ident::{Code, TechId};
 
 /// The link's allotments (of one performance, or all), by performance id.
 pub fn show(

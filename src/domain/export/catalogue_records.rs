@@ -6,7 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::Connection;
 
-use super::*;
+use super::selection::{id_set, select};
+use super::{ExportError, Report, Scope, Selection, bad, code, date, emit_with, id, label, name};
+use crate::format::WriteError;
+use crate::format::catalogue::{self, PerformanceState};
+use crate::money::Currency;
 
 /// Streams the catalogue the link's channel may sell into `emit`, in section
 /// order. See the module documentation for the selection.

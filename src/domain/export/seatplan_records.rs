@@ -5,12 +5,16 @@ use std::collections::BTreeSet;
 
 use rusqlite::Connection;
 
-use super::*;
+use super::selection::{id_set, select};
+use super::{ExportError, Report, Scope, bad, code, emit_with, id, name};
+use crate::format::{WriteError, seatplan};
+use crate::ident::TechId;
 
 /// Streams the seat plans of the configurations the link's exported
-/// performances use (same selection as [`catalogue()`]): their seat
-/// categories, then each venue with those configurations, zones, blocks,
-/// rows and seats, all in id order.
+/// performances use (same selection as
+/// [`catalogue()`](super::catalogue())): their seat categories, then each
+/// venue with those configurations, zones, blocks, rows and seats, all in
+/// id order.
 pub fn seatplan(
     conn: &Connection,
     scope: &Scope<'_>,

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rusqlite::{Connection, OptionalExtension};
 
-use super::*;
+use super::{Audiences, Channel, ExportError, Report, Scope, Selection, label};
+use crate::format::catalogue::PerformanceState;
 
 fn channel(conn: &Connection, scope: &Scope<'_>) -> Result<Channel, ExportError> {
     let found: Option<(i64, String, i64)> = conn

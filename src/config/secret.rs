@@ -1,0 +1,163 @@
+//! Secret and token files: read only when private, generated when allowed.
+//!
+//! A link's secret and an SFTP password ([`read_secret`]) or an alert's
+//! bearer token ([`read_token`]) come from files only their owner can read;
+//! [`generate_secret`] creates a link's secret when its config allows it.
+
+use std::path::{Path, PathBuf};
+
+use crate::format::envelope::Secret;
+
+/// Why a secret file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error(
+        "secret file {0} is missing: write the link's shared secret (the virtual operator's password) there, readable by stxd's user only (chmod 600)"
+    )]
+    Missing(PathBuf),
+    #[error("cannot read secret file {0}: {1}")]
+    Io(PathBuf, std::io::Error),
+    #[error("secret file {path} is readable by others (mode {mode:o}): run chmod 600 {path}")]
+    Permissions { path: PathBuf, mode: u32 },
+    #[error("secret file {0} is not a regular file")]
+    NotRegular(PathBuf),
+    #[error("secret in {0} is shorter than {min} bytes: use a long random value (e.g. head -c 32 /dev/urandom | base64)", min = Secret::MIN_LEN)]
+    TooShort(PathBuf),
+    #[error("token file {0}: {1}")]
+    BadToken(PathBuf, &'static str),
+}
+
+/// Reads a secret (a link's shared secret, an SFTP password) from a file that
+/// only its owner can read. A single trailing line break is not part of it.
+pub fn read_secret(path: &Path) -> Result<Secret, SecretError> {
+    let bytes = read_private(path)?;
+    if bytes.len() < Secret::MIN_LEN {
+        return Err(SecretError::TooShort(path.to_owned()));
+    }
+    Ok(Secret::new(bytes))
+}
+
+/// Reads a bearer token (an `[[alert]]`'s `webhook_token_file`) from a file
+/// that only its owner can read: printable ASCII without spaces, as an HTTP
+/// header carries it. A single trailing line break is not part of it.
+pub fn read_token(path: &Path) -> Result<String, SecretError> {
+    let bytes = read_private(path)?;
+    if bytes.is_empty() {
+        return Err(SecretError::BadToken(path.to_owned(), "the file is empty"));
+    }
+    if !bytes.iter().all(|b| b.is_ascii_graphic()) {
+        return Err(SecretError::BadToken(
+            path.to_owned(),
+            "expected printable ASCII without spaces or line breaks",
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| SecretError::BadToken(path.to_owned(), "expected printable ASCII"))
+}
+
+/// The bytes of a regular file that neither its group nor others can read,
+/// without one trailing line break.
+fn read_private(path: &Path) -> Result<Vec<u8>, SecretError> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SecretError::Missing(path.to_owned()));
+        }
+        Err(e) => return Err(SecretError::Io(path.to_owned(), e)),
+    };
+    if !meta.file_type().is_file() {
+        return Err(SecretError::NotRegular(path.to_owned()));
+    }
+    let mode = meta.mode() & 0o7777;
+    if mode & 0o077 != 0 {
+        return Err(SecretError::Permissions {
+            path: path.to_owned(),
+            mode,
+        });
+    }
+    let mut bytes = std::fs::read(path).map_err(|e| SecretError::Io(path.to_owned(), e))?;
+    if bytes.ends_with(b"\n") {
+        bytes.pop();
+        if bytes.ends_with(b"\r") {
+            bytes.pop();
+        }
+    }
+    Ok(bytes)
+}
+
+/// Creates a random secret file (mode 0600, never overwriting) for a link
+/// whose config allows it. Returns `false` when the file already existed.
+pub fn generate_secret(path: &Path) -> std::io::Result<bool> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)?;
+    if std::fs::symlink_metadata(path).is_ok() {
+        return Ok(false);
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+    // Written whole under a temporary name, synced, then given its final
+    // name (never replacing one) and the folder synced: a crash leaves the
+    // secret complete or absent, never short.
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
+    let tmp = dir.join(format!(".{}.part", name.to_string_lossy()));
+    match std::fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    writeln!(file, "{}", hex::encode(raw))?;
+    file.sync_all()?;
+    drop(file);
+    let placed = match std::fs::hard_link(&tmp, path) {
+        Ok(()) => true,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => false,
+        Err(e) => return Err(e),
+    };
+    std::fs::remove_file(&tmp)?;
+    std::fs::File::open(&dir)?.sync_all()?;
+    Ok(placed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_must_be_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        assert!(matches!(read_secret(&path), Err(SecretError::Missing(_))));
+        assert!(generate_secret(&path).unwrap());
+        assert!(!generate_secret(&path).unwrap(), "never overwrites");
+        let s = read_secret(&path).unwrap();
+        assert_eq!(s.len(), 64);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(matches!(
+            read_secret(&path),
+            Err(SecretError::Permissions { .. })
+        ));
+        std::fs::write(dir.path().join("short"), "abc\n").unwrap();
+        std::fs::set_permissions(
+            dir.path().join("short"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        assert!(matches!(
+            read_secret(&dir.path().join("short")),
+            Err(SecretError::TooShort(_))
+        ));
+    }
+}
