@@ -77,8 +77,9 @@ pub struct LinkStatus {
     /// The refused files in `error/` now, whenever they were put there:
     /// each waits for ops (read its `.reason`, then remove it).
     pub error: Folder,
-    /// What needs someone now: the files in `error/` plus the inbox files
-    /// held (a missing earlier sequence, an apply window…).
+    /// What needs someone now: the files in `error/` and in `quarantine/`,
+    /// plus the inbox files held (a missing earlier sequence, a setup to
+    /// fix, an apply window…).
     pub attention: usize,
     pub errors_24h: Errors,
     /// Stray, foreign and misrouted files set aside from the inbox into
@@ -246,7 +247,7 @@ fn link_status(
     if let Err(e) = read {
         status.problem = Some(format!("cannot read the store: {e}"));
     }
-    status.attention = status.error.count + status.held.len();
+    status.attention = status.error.count + status.quarantine.len() + status.held.len();
     status
 }
 

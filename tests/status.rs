@@ -297,7 +297,9 @@ fn a_file_refused_days_ago_still_shows_while_it_sits_in_error() {
         "{text}"
     );
     assert!(
-        text.contains("needs attention: 1 file (1 in error/, 0 held in the inbox)"),
+        text.contains(
+            "needs attention: 1 file (1 in error/, 0 in quarantine/, 0 held in the inbox)"
+        ),
         "{text}"
     );
 

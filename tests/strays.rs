@@ -214,6 +214,8 @@ fn a_stray_a_foreign_and_a_misrouted_file_among_100_genuine_ones_stop_nothing() 
             .clone()
     };
     assert_eq!(set_aside.len(), 3, "{set_aside:?}");
+    // Never "nothing to do" while files sit in quarantine/.
+    assert_eq!(manager_status(&status)["attention"], 3, "{status:#}");
     let stray = by_file("zz.SALES.00000000.stx");
     assert_eq!(stray["code"], "unknown-link");
     assert!(
@@ -237,6 +239,12 @@ fn a_stray_a_foreign_and_a_misrouted_file_among_100_genuine_ones_stop_nothing() 
     words.expect_code(0);
     let out = words.stdout();
     assert!(out.contains("quarantine: 3 files set aside"), "{out}");
+    assert!(
+        out.contains(
+            "needs attention: 3 files (0 in error/, 3 in quarantine/, 0 held in the inbox)"
+        ),
+        "{out}"
+    );
     assert!(
         out.contains("quarantine/opera-tourism.SEATPLAN.00000001.stx  wrong-folder: "),
         "{out}"

@@ -93,10 +93,11 @@ fn print_link(out: &mut impl Write, l: &LinkStatus) -> std::io::Result<()> {
     if l.attention > 0 {
         writeln!(
             out,
-            "  needs attention: {} file{} ({} in error/, {} held in the inbox)",
+            "  needs attention: {} file{} ({} in error/, {} in quarantine/, {} held in the inbox)",
             l.attention,
             if l.attention == 1 { "" } else { "s" },
             l.error.count,
+            l.quarantine.len(),
             l.held.len()
         )?;
     }
