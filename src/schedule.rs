@@ -38,11 +38,14 @@ pub enum Job {
     /// Open the apply window of this kind on the link: the files of that kind
     /// held in the inbox (and parked ones) are applied now, in sequence order.
     Apply(Kind),
+    /// Reconcile the link's two stores (both sides served by this config)
+    /// and raise a `reconcile-difference` alert while they disagree.
+    Reconcile,
 }
 
 impl Job {
     /// Every job, in the order they are listed to users.
-    pub const ALL: [Job; 9] = [
+    pub const ALL: [Job; 10] = [
         Job::Export(Kind::Seatplan),
         Job::Export(Kind::Catalogue),
         Job::Export(Kind::Contingent),
@@ -52,6 +55,7 @@ impl Job {
         Job::Apply(Kind::Catalogue),
         Job::Apply(Kind::Contingent),
         Job::Apply(Kind::Sales),
+        Job::Reconcile,
     ];
 
     /// The job's name, as written in the config and as a trigger file.
@@ -66,17 +70,29 @@ impl Job {
             Job::Apply(Kind::Catalogue) => "apply-catalogue",
             Job::Apply(Kind::Contingent) => "apply-contingent",
             Job::Apply(Kind::Sales) => "apply-sales",
+            Job::Reconcile => "reconcile",
         }
     }
 
-    /// The side of the link that must be served by this config to run the
-    /// job: the sender of an export, the receiver of an apply window; any
-    /// side for a poll.
-    pub fn side(self) -> Option<Role> {
+    /// The sides of the link that must be served by this config to run the
+    /// job: the sender of an export, the receiver of an apply window, both
+    /// for a reconciliation; any side for a poll.
+    pub fn sides(self) -> &'static [Role] {
         match self {
-            Job::Export(kind) => Some(kind.sender()),
-            Job::Apply(kind) => Some(kind.sender().peer()),
-            Job::Poll => None,
+            Job::Export(kind) | Job::Apply(kind) => {
+                let sender = kind.sender();
+                let side = if matches!(self, Job::Export(_)) {
+                    sender
+                } else {
+                    sender.peer()
+                };
+                match side {
+                    Role::Manager => &[Role::Manager],
+                    Role::Distributor => &[Role::Distributor],
+                }
+            }
+            Job::Reconcile => &[Role::Manager, Role::Distributor],
+            Job::Poll => &[],
         }
     }
 
@@ -625,10 +641,11 @@ mod tests {
             assert_eq!(job.name().parse::<Job>(), Ok(job));
         }
         assert!("export".parse::<Job>().unwrap_err().contains("apply-sales"));
-        assert_eq!(Job::Export(Kind::Sales).side(), Some(Role::Distributor));
-        assert_eq!(Job::Export(Kind::Seatplan).side(), Some(Role::Manager));
-        assert_eq!(Job::Apply(Kind::Catalogue).side(), Some(Role::Distributor));
-        assert_eq!(Job::Apply(Kind::Sales).side(), Some(Role::Manager));
-        assert_eq!(Job::Poll.side(), None);
+        assert_eq!(Job::Export(Kind::Sales).sides(), [Role::Distributor]);
+        assert_eq!(Job::Export(Kind::Seatplan).sides(), [Role::Manager]);
+        assert_eq!(Job::Apply(Kind::Catalogue).sides(), [Role::Distributor]);
+        assert_eq!(Job::Apply(Kind::Sales).sides(), [Role::Manager]);
+        assert_eq!(Job::Reconcile.sides(), [Role::Manager, Role::Distributor]);
+        assert!(Job::Poll.sides().is_empty());
     }
 }

@@ -1096,3 +1096,84 @@ fn the_daemon_refuses_to_start_when_an_alert_cannot_and_names_its_key() {
     );
     assert!(!daemon.log().contains("ready"), "{}", daemon.log());
 }
+
+#[test]
+fn a_reconciliation_job_raises_a_difference_once_and_resolves_it_when_the_stores_agree() {
+    let hook = Hook::start(&[]);
+    let sb = daemon_sandbox(&hook);
+    sb.first_use_done();
+    let link = ["--link", "opera-tourism"];
+    let mut allot = vec![
+        "contingent",
+        "allocate",
+        "--performance",
+        "1701",
+        "--seats",
+        "PARTERRE:A:1-4",
+    ];
+    allot.extend(link);
+    sb.stxd(&allot).expect_code(0);
+    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    sb.stxd(&[
+        "sale",
+        "sell",
+        "--performance",
+        "1",
+        "--tariff",
+        "NORMAL",
+        "--audience",
+        "ADULT",
+        "--seat",
+        "PARTERRE:A:1",
+    ])
+    .expect_code(0);
+    sb.stxd(&["export", "sales", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    // Someone edits the manager's booked ticket by hand: the two stores
+    // now disagree on the money.
+    let opera = || rusqlite::Connection::open(sb.path().join("var/state/OPERA.sqlite")).unwrap();
+    opera()
+        .execute_batch("UPDATE ticket SET amount = amount + 100")
+        .unwrap();
+
+    let mut daemon = crate::util::Daemon::start(&sb);
+    sb.stxd(&["trigger", "reconcile", "--link", "opera-tourism"])
+        .expect_code(0);
+    daemon.wait_log("the reconciliation found differences");
+    hook.wait_for(1);
+    let key = "reconcile:opera-tourism";
+    let open = hook.requests()[0].clone();
+    assert_eq!(
+        open.body["event"], "reconcile-difference",
+        "{:?}",
+        open.body
+    );
+    assert_eq!(open.body["state"], "open");
+    assert_eq!(open.body["key"], key);
+    assert_eq!(open.body["link"], "opera-tourism");
+
+    // Run again while still different: nothing new is sent (one incident).
+    sb.stxd(&["trigger", "reconcile", "--link", "opera-tourism"])
+        .expect_code(0);
+    daemon.wait_log_n("the reconciliation found differences", 2);
+    // Put right: the next run resolves it, once.
+    opera()
+        .execute_batch("UPDATE ticket SET amount = amount - 100")
+        .unwrap();
+    sb.stxd(&["trigger", "reconcile", "--link", "opera-tourism"])
+        .expect_code(0);
+    daemon.wait_log("reconciliation consistent");
+    hook.wait_for(2);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+    assert_eq!(
+        states_by_key(&hook).get(key).map(Vec::as_slice),
+        Some(&["open".to_owned(), "resolved".to_owned()][..]),
+        "{:?}",
+        hook.requests()
+    );
+    assert_eq!(hook.requests().len(), 2, "{:?}", hook.requests());
+}

@@ -44,6 +44,13 @@ pub enum AppError {
         #[source]
         source: Box<DomainError>,
     },
+    /// The two stores of a link could not be read for a reconciliation.
+    #[error("cannot reconcile link {link}")]
+    Reconcile {
+        link: String,
+        #[source]
+        source: Box<DomainError>,
+    },
     /// A command about one side of a link, on a server that serves the
     /// other side.
     #[error(
@@ -80,9 +87,7 @@ pub enum AppError {
     },
     /// An apply job on a link whose receiving side this config does not
     /// serve.
-    #[error(
-        "{job} applies files on the {side}'s side of link {link}, which this config does not serve"
-    )]
+    #[error("{job} runs on the {side}'s side of link {link}, which this config does not serve")]
     ApplyNotServed { job: Job, side: Role, link: String },
     /// A trigger for a job that runs on the other side's server.
     #[error(

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::exchange::FileName;
 use crate::format::Kind;
 use crate::inbound;
+use crate::schedule::Job;
 use crate::transport;
 
 /// The next fire of every `[[schedule]]` line (for `stxd status`),
@@ -30,6 +31,8 @@ pub enum JobDone {
     /// An export was refused (nothing to sell, setup, a store error): no
     /// sequence used; the run, when logged, says why.
     Refused(crate::outbound::export::ExportError),
+    /// A reconciliation of the link's two stores (boxed: it is large).
+    Reconciled(Box<crate::domain::reconcile::Report>),
     /// A poll or an apply window: the files handled, and (for a poll) the
     /// share's sync and the files left waiting for their apply window.
     Files {
@@ -52,6 +55,7 @@ pub enum JobDone {
 ///   files, holding those of a kind with an apply window.
 /// - `apply-<kind>`: processes the link's parked and waiting files of that
 ///   kind, in sequence order, window or not.
+/// - `reconcile`: compares the link's two stores ([`reconcile`]).
 pub fn run_job(
     config: &Config,
     link_name: &str,
@@ -60,7 +64,6 @@ pub fn run_job(
     shares: &mut Shares,
     stop: &dyn Fn() -> bool,
 ) -> Result<JobDone, AppError> {
-    use crate::schedule::Job;
     let link = config
         .require_link(link_name)
         .map_err(AppError::UnknownLink)?;
@@ -95,16 +98,11 @@ pub fn run_job(
                 held,
             })
         }
+        Job::Reconcile => Ok(JobDone::Reconciled(Box::new(reconcile(
+            config, &link.name,
+        )?))),
         Job::Apply(kind) => {
-            if let Some(side) = job.side()
-                && config.institution(link.side_code(side)).is_none()
-            {
-                return Err(AppError::ApplyNotServed {
-                    job,
-                    side,
-                    link: link.name.clone(),
-                });
-            }
+            served(config, link, job)?;
             let mut dirs = folders_to_scan(config, Some(&link.name), |f| f.parked.clone())?;
             dirs.extend(folders_to_scan(config, Some(&link.name), |f| {
                 f.inbox.clone()
@@ -128,6 +126,47 @@ pub fn run_job(
             })
         }
     }
+}
+
+/// Refuses a job whose side(s) this config does not serve.
+fn served(config: &Config, link: &crate::config::Link, job: Job) -> Result<(), AppError> {
+    match job
+        .sides()
+        .iter()
+        .find(|&&side| config.institution(link.side_code(side)).is_none())
+    {
+        Some(&side) => Err(AppError::ApplyNotServed {
+            job,
+            side,
+            link: link.name.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Reconciles `link` between its two stores, both served by this config
+/// (the `reconcile` job; `stxd report reconcile` also takes copies of a
+/// store served elsewhere).
+pub fn reconcile(
+    config: &Config,
+    link_name: &str,
+) -> Result<crate::domain::reconcile::Report, AppError> {
+    let link = config
+        .require_link(link_name)
+        .map_err(AppError::UnknownLink)?;
+    served(config, link, Job::Reconcile)?;
+    let (_, _, manager) = open_side(config, &link.name, crate::store::Role::Manager)?;
+    let (_, _, distributor) = open_side(config, &link.name, crate::store::Role::Distributor)?;
+    manager
+        .read(|m| {
+            distributor.read(|d| {
+                crate::domain::reconcile::reconcile(m, d, &link.name, link.manager.as_str())
+            })
+        })
+        .map_err(|e| AppError::Reconcile {
+            link: link.name.clone(),
+            source: Box::new(e),
+        })
 }
 
 /// The sequence of `kind` a receiver on `link` waits for next (the last
@@ -155,7 +194,7 @@ pub fn write_trigger(
 ) -> Result<(PathBuf, TriggerWritten), AppError> {
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
     let l = config.require_link(link).map_err(AppError::UnknownLink)?;
-    if let Some(side) = job.side() {
+    for &side in job.sides() {
         let code = l.side_code(side);
         if config.institution(code).is_none() {
             return Err(AppError::TriggerNotServed {

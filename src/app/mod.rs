@@ -45,7 +45,9 @@ pub use check::{CheckReport, check};
 pub use error::{AppError, chain};
 pub use exports::{Finished, finish_exports};
 pub use inspect::{Inspection, inspect, inspection_secret};
-pub use jobs::{JobDone, TriggerWritten, expected_sequence, next_runs, run_job, write_trigger};
+pub use jobs::{
+    JobDone, TriggerWritten, expected_sequence, next_runs, reconcile, run_job, write_trigger,
+};
 pub use listing::{
     Handled, Placement, WindowHeld, folders_to_scan, manifest_path_of, placement, process_files,
     process_files_until, resume, scan, split_by_window, waiting_files,

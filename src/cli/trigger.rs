@@ -111,6 +111,22 @@ fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<
             }
             EXIT_OK
         }
+        JobDone::Reconciled(report) => {
+            if json {
+                let mut doc = serde_json::to_value(report.as_ref())?;
+                if let Some(obj) = doc.as_object_mut() {
+                    obj.insert("consistent".into(), report.is_consistent().into());
+                }
+                println!("{doc:#}");
+            } else {
+                print!("{}", crate::report::render_text(report));
+            }
+            if report.is_consistent() {
+                EXIT_OK
+            } else {
+                EXIT_FINDINGS
+            }
+        }
         JobDone::Refused(e) => {
             if json {
                 println!(

@@ -228,3 +228,30 @@ fn operator_rule_follows_the_manual() {
     assert!(operator_rule("OPE", "TOURISM").is_some());
     assert!(operator_rule("TOURISM_", "TOURISM").is_some());
 }
+
+#[test]
+fn a_reconcile_schedule_needs_both_sides_served() {
+    let one_side = format!(
+        "{MINIMAL}\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"reconcile\"\ncron = \"0 6 * * *\"\n"
+    );
+    let e = parse(&one_side, "t").unwrap_err();
+    let all = e.to_string();
+    assert_eq!(
+        e.errors.iter().map(|e| e.at.as_str()).collect::<Vec<_>>(),
+        ["schedule[0].job"],
+        "{all}"
+    );
+    assert!(
+        all.contains("reconcile runs on the manager's side of link opera-tourism"),
+        "{all}"
+    );
+    let demo = format!(
+        "{}\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"reconcile\"\ncron = \"0 6 * * *\"\n",
+        super::EMBEDDED
+    );
+    let c = parse(&demo, "t").unwrap();
+    assert_eq!(
+        c.schedules.last().map(|s| s.job),
+        Some(crate::schedule::Job::Reconcile)
+    );
+}

@@ -430,7 +430,8 @@ fn validate_schedules(
                 None
             }
         };
-        if let (Some(link), Some(job), Some(side)) = (link, job, job.and_then(Job::side)) {
+        let needs = job.map_or(&[][..], Job::sides);
+        for (link, job, &side) in needs.iter().filter_map(|s| Some((link?, job?, s))) {
             let code = match side {
                 Role::Manager => &link.manager,
                 Role::Distributor => &link.distributor,

@@ -215,7 +215,7 @@ fn runnable(
             return None;
         }
     };
-    if let Some(side) = job.side() {
+    for &side in job.sides() {
         let code = link.side_code(side);
         if config.institution(code).is_none() {
             error!(file = %path.display(), link = %link.name, job = %job,

@@ -34,6 +34,7 @@ pub(super) fn job_done(
                 run = done.run_id, excluded = done.report.excluded.len(), "job done: file exported");
         }
         app::JobDone::Refused(e) => refused(e),
+        app::JobDone::Reconciled(report) => reconciled(report, alerter),
         app::JobDone::Files {
             polled,
             handled: files,
@@ -53,6 +54,38 @@ pub(super) fn job_done(
             );
         }
     }
+}
+
+/// Logs a reconciliation: a difference is raised (warn, a
+/// `reconcile-difference` alert keyed by the link) until a later one finds
+/// the stores consistent, which resolves it.
+fn reconciled(report: &crate::domain::reconcile::Report, alerter: &Alerter) {
+    let link = report.link.as_str();
+    let key = alert::key(Event::ReconcileDifference, &[link]);
+    if report.is_consistent() {
+        info!(%link, in_flight = report.in_flight.len(), "job done: reconciliation consistent");
+        alerter.resolve(&key);
+        return;
+    }
+    let first = &report.differences[0];
+    warn!(%link, differences = report.differences.len(), first = %first.detail, code = first.code,
+        "job done: the reconciliation found differences (stxd report reconcile --link shows them)");
+    alerter.raise(
+        Incident::new(
+            Event::ReconcileDifference,
+            key,
+            format!(
+                "the reconciliation of link {link} found {} difference(s); the first: {}",
+                report.differences.len(),
+                first.detail
+            ),
+        )
+        .link(link)
+        .code(first.code)
+        .fix(format!(
+            "read stxd report reconcile --link {link} (--html for a page), then fix the records or resend the files that differ"
+        )),
+    );
 }
 
 /// Logs an export refused: nothing new to send is routine (debug), nothing
