@@ -184,7 +184,12 @@ pub(super) fn handled(
         log.gap_closed(&h.file);
         alerter.resolve(&file_key(Event::SequenceGap, &file));
     }
-    let held_now = matches!(&h.processed, Ok(p) if matches!(p.outcome, Outcome::Held { .. }));
+    // A file failing transiently stays in place too: held, as far as
+    // alerts go.
+    let held_now = match &h.processed {
+        Ok(p) => matches!(p.outcome, Outcome::Held { .. }),
+        Err(_) => true,
+    };
     if !held_now {
         alerter.resolve(&file_key(Event::FileHeld, &file));
     }
@@ -203,6 +208,18 @@ pub(super) fn handled(
                 error!(%file, institution, state = "failed", error = %e, code = e.code(),
                     "file not processed: it stays in place and the next listing retries");
             }
+            // Alerted once it has lasted `held_minutes`.
+            let since = log.waiting_since(&h.file, now);
+            alerter.raise(
+                file_incident(
+                    Event::FileHeld,
+                    &file,
+                    format!("file {file} cannot be processed now and stays in the inbox: {e}"),
+                )
+                .code(e.code())
+                .fix("the next listings retry it; if it lasts, check the disk, the permissions and the store (stxd status)")
+                .since(since),
+            );
             return;
         }
     };
