@@ -34,8 +34,8 @@ use world::{Class, Finding, Kill, Planned, Retry, Tally, Target, World};
 /// Every failpoint the harness arms: the names `src/` passes to
 /// `failpoint::hit` on the paths a local-folder link takes. A name this
 /// build does not have yet simply never kills (the cases say so). The
-/// SFTP transport's points (`sftp.*`) are left to the SFTP tests: the demo
-/// link is local.
+/// SFTP transport's points (`sftp.*`) are left to the SFTP tests (the demo
+/// link is local), and `stxd retry`'s (`retry.*`) to the retry tests.
 pub const FAILPOINTS: &[&str] = &[
     "export.staged",
     "export.committed",
@@ -687,7 +687,9 @@ failpoint_cases! {
 fn every_failpoint_in_the_source_is_armed() {
     for name in failpoints_in_source() {
         assert!(
-            FAILPOINTS.contains(&name.as_str()) || name.starts_with("sftp."),
+            FAILPOINTS.contains(&name.as_str())
+                || name.starts_with("sftp.")
+                || name.starts_with("retry."),
             "failpoint {name} is in src/ but not in crash::FAILPOINTS"
         );
     }

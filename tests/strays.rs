@@ -11,7 +11,7 @@ use serde_json::Value;
 use stxd::format::Kind;
 
 use crate::drop_folders::{inbox, journal, manager_ready, manifests, sealed};
-use crate::util::{Sandbox, seal};
+use crate::util::{Sandbox, copy_tree, seal};
 
 const SALES_HEADER: &str = "line;operation;time;order;refund_of;performance;block;row;seat;zone;seat_category;tariff_type;audience_subcategory;amount;currency;vat_code;contingent_version\n";
 
@@ -562,4 +562,114 @@ fn retry_applies_a_file_whose_journaled_rejection_was_fixed() {
             .collect::<Vec<_>>(),
         ["opera-tourism.CONTINGENT.00000001.stx"]
     );
+}
+
+/// The distributor's state right before a retry: its CONTINGENT 1, taken
+/// before the catalogue that maps its performance, refused and journaled
+/// rejected in `error/`; then the seat plan and catalogue applied (the fix).
+fn refused_contingent_fixed() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    sb.stxd(&[
+        "contingent",
+        "allocate",
+        "--performance",
+        "1701",
+        "--seats",
+        "PARTERRE:A:1-2",
+        "--link",
+        "opera-tourism",
+    ])
+    .expect_code(0);
+    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
+        .expect_code(0);
+    let contingent = to_distributor(&sb).join("opera-tourism.CONTINGENT.00000001.stx");
+    sb.stxd(&["process", contingent.to_str().expect("utf-8")])
+        .expect_code(1);
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    sb
+}
+
+fn to_distributor(sb: &Sandbox) -> PathBuf {
+    sb.path().join("var/exchange/opera-tourism/to-distributor")
+}
+
+/// A retry killed at each of its steps (its failpoints, and every exact
+/// system call that moves or syncs a name) is finished by running it again:
+/// the contingent applies once, the old reason stays in the run log, and no
+/// name is left behind in `error/` or the inbox.
+#[test]
+fn a_retry_cut_at_any_step_is_finished_by_running_it_again() {
+    let template = refused_contingent_fixed();
+    let kills: Vec<(String, Option<(&str, u32)>)> = ["retry.reason-removed", "retry.payload-moved"]
+        .iter()
+        .map(|fp| (format!("failpoint {fp}"), None))
+        .chain(
+            [("unlink", 1), ("renameat2", 1), ("renameat2", 2)]
+                .into_iter()
+                .chain((1..=8).map(|n| ("fsync", n)))
+                .map(|(call, n)| (format!("{call} #{n}"), Some((call, n)))),
+        )
+        .collect();
+    for (label, syscall) in kills {
+        let sb = Sandbox::new();
+        copy_tree(&template.path().join("var"), &sb.path().join("var"));
+        let args = ["retry", "--link", "opera-tourism"];
+        let cut = match syscall {
+            Some((call, n)) => sb.stxd_killed_at(call, n, &args),
+            None => {
+                let fp = label.trim_start_matches("failpoint ");
+                sb.stxd_env(&args, &[("STXD_FAILPOINT", fp)])
+            }
+        };
+        let must_die = syscall.is_none_or(|(call, _)| call == "renameat2");
+        assert!(!must_die || cut.killed(), "{label}: not killed");
+        let error = to_distributor(&sb).join("error");
+        if cut.killed() {
+            // Whatever is left archived is retried again, as ops would.
+            if !manifests(&error).is_empty() {
+                sb.stxd(&args).expect_code(0);
+            }
+        } else {
+            cut.expect_code(0);
+        }
+        let conn = rusqlite::Connection::open(sb.path().join("var/state/TOURISM.sqlite"))
+            .expect("TOURISM");
+        let quoted: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM run_message WHERE code = 'retry' AND text LIKE '%not known here%'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("runs");
+        assert!(
+            quoted >= 1,
+            "{label}: the old reason is kept in the run log"
+        );
+        sb.stxd(&["process"]).expect_code(0);
+        let state: String = conn
+            .query_row(
+                "SELECT state FROM file_journal WHERE kind = 'CONTINGENT' AND sequence = 1",
+                [],
+                |r| r.get(0),
+            )
+            .expect("journaled");
+        assert_eq!(state, "applied", "{label}");
+        assert!(names(&error).is_empty(), "{label}: {:?}", names(&error));
+        let inbox_left: Vec<String> = names(&to_distributor(&sb))
+            .into_iter()
+            .filter(|n| n.starts_with("opera-tourism.") || n.starts_with('.'))
+            .collect();
+        assert!(inbox_left.is_empty(), "{label}: {inbox_left:?}");
+        let applied: i64 = conn
+            .query_row("SELECT count(*) FROM contingent_snapshot", [], |r| r.get(0))
+            .expect("snapshots");
+        assert_eq!(applied, 1, "{label}");
+    }
 }

@@ -1,8 +1,10 @@
 //! `stxd retry`: files refused (`error/`) or set aside (`quarantine/`) put
 //! back into their inbox for another try once their cause is fixed. Each
 //! retry is a run `retry` of the receiving side's store whose message quotes
-//! the file's old `.reason`; the `.reason` is removed and the pair goes
-//! through the normal pipeline at the next listing (or `stxd process`).
+//! the file's old `.reason` (recorded before anything moves); the `.reason`
+//! is removed and the pair goes through the normal pipeline at the next
+//! listing (or `stxd process`). A retry cut by a crash is finished by
+//! running it again.
 
 use std::path::{Path, PathBuf};
 
@@ -139,8 +141,8 @@ fn candidate<'c>(config: &'c Config, file: &Path) -> Result<Candidate<'c>, AppEr
     })
 }
 
-/// Moves one pair back, records the run quoting its old reason, and
-/// removes the reason (last, by [`archive::restore_pair`]).
+/// Records the run quoting the pair's old reason, then moves the pair back
+/// ([`archive::restore_pair`]: the reason removed first).
 fn put_back(config: &Config, c: &Candidate<'_>) -> Result<Retried, AppError> {
     let inbox = c.link.folders(c.side).inbox;
     let reason_file = archive::reason_path(&c.pair.manifest);
@@ -162,11 +164,8 @@ fn put_back(config: &Config, c: &Candidate<'_>) -> Result<Retried, AppError> {
             c.pair.manifest.display()
         ),
     };
-    let to = archive::restore_pair(&c.pair, &inbox).map_err(|source| AppError::Retry {
-        file: c.pair.manifest.clone(),
-        inbox: inbox.clone(),
-        source,
-    })?;
+    // The run first: it keeps the old reason's words, whose file goes
+    // first in the move.
     let run = store.write(|tx| -> Result<i64, crate::store::StoreError> {
         let run = runs::start(tx, "retry", Some(&link.name), Some(&file))?;
         runs::message(tx, run, runs::Level::Info, "retry", None, &text)?;
@@ -181,6 +180,11 @@ fn put_back(config: &Config, c: &Candidate<'_>) -> Result<Retried, AppError> {
             },
         )?;
         Ok(run)
+    })?;
+    let to = archive::restore_pair(&c.pair, &inbox).map_err(|source| AppError::Retry {
+        file: c.pair.manifest.clone(),
+        inbox: inbox.clone(),
+        source,
     })?;
     info!(file = %file, link = %link.name, run, from = %c.pair.manifest.display(),
         "file put back into the inbox for another try");

@@ -198,13 +198,16 @@ pub fn archived(dir: &Path, name: &crate::exchange::FileName, slot: u32) -> Pair
 }
 
 /// Puts an archived pair (from `error/` or `quarantine/`, at any slot)
-/// back into `inbox` under its own names, for another try: the payload
-/// first and the manifest last (a listing never takes a payload alone),
-/// each placed without replacing a file (the same file or the same bytes
-/// already there count as placed) and made durable before its old name is
-/// removed; then its `.reason` is removed. Returns the manifest's path in
-/// the inbox. A cut retry leaves the pair whole on one side or split with
-/// its manifest still archived: running it again finishes it.
+/// back into `inbox` under its own names, for another try. Its `.reason`
+/// goes first (the caller recorded its words in the retry's run before),
+/// then the payload, then the manifest (a listing never takes a payload
+/// alone), each moved by an atomic rename that never replaces a file (the
+/// same bytes already there count as moved), each step made durable before
+/// the next. A file never has two names, so a crash never leaves a
+/// hard-linked file for a listing to refuse. A cut retry leaves the pair
+/// whole in the inbox, or its manifest (alone, or with its payload and no
+/// `.reason`) still archived: running the retry again finishes it. Returns
+/// the manifest's path in the inbox.
 pub fn restore_pair(pair: &Pair, inbox: &Path) -> io::Result<PathBuf> {
     let name = pair
         .manifest
@@ -220,20 +223,37 @@ pub fn restore_pair(pair: &Pair, inbox: &Path) -> io::Result<PathBuf> {
         })?;
     let source = pair.folder().to_owned();
     make_folder(inbox)?;
-    if let Some(from) = pair.payload_here()? {
-        let to = inbox.join(name.to_payload().to_string());
-        place(from, &to)?;
-        sync_dir(inbox)?;
-        local::remove_name(from)?;
-        sync_dir(&source)?;
-    }
-    let to = inbox.join(name.to_string());
-    place(&pair.manifest, &to)?;
-    sync_dir(inbox)?;
-    local::remove_name(&pair.manifest)?;
     local::remove_name(&reason_path(&pair.manifest))?;
     sync_dir(&source)?;
+    failpoint::hit("retry.reason-removed");
+    if let Some(from) = pair.payload_here()? {
+        rename_back(from, &inbox.join(name.to_payload().to_string()))?;
+        sync_dir(inbox)?;
+        sync_dir(&source)?;
+        failpoint::hit("retry.payload-moved");
+    }
+    let to = inbox.join(name.to_string());
+    rename_back(&pair.manifest, &to)?;
+    sync_dir(inbox)?;
+    sync_dir(&source)?;
     Ok(to)
+}
+
+/// Renames `from` to `to` unless `to` holds other bytes; the same bytes
+/// already there (a move finished before a crash by another name) count as
+/// moved, and `from` is removed.
+fn rename_back(from: &Path, to: &Path) -> io::Result<()> {
+    match local::rename_new(from, to)? {
+        Placed::Linked => Ok(()),
+        Placed::Same => local::remove_name(from),
+        Placed::Other => Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!(
+                "{} holds other content and is never replaced: move it out of the way, then retry again",
+                to.display()
+            ),
+        )),
+    }
 }
 
 /// `file`'s name in `dir` at `slot`: the name itself for 0, else
