@@ -932,6 +932,7 @@ fn stxd_check_reports_the_files_an_alert_names() {
     let status = sb.stxd(&["status"]);
     assert_ne!(status.code(), 2, "{}", status.stderr());
     assert!(!status.stderr().contains("token"), "{}", status.stderr());
+    sb.stxd(&["init"]).expect_code(0);
     let run = sb.stxd(&["check"]);
     run.expect_code(1);
     let out = run.stdout();
@@ -953,14 +954,14 @@ fn stxd_check_reports_the_files_an_alert_names() {
             .replace("/nonexistent/alert-sendmail.sh", "/bin/true"),
     )
     .unwrap();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
 }
 
 /// The demo sandbox with `stxd check` done and one `[[alert]]` webhook
 /// pointing at `hook`, all events sent.
 fn daemon_sandbox(hook: &Hook) -> crate::util::Sandbox {
     let sb = crate::util::Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let config = sb.path().join("config/stxd.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(
@@ -1079,7 +1080,7 @@ fn the_daemon_alerts_each_refused_file_once_and_resolves_it_once_cleared() {
 #[test]
 fn the_daemon_refuses_to_start_when_an_alert_cannot_and_names_its_key() {
     let sb = crate::util::Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let config = sb.path().join("config/stxd.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(

@@ -7,18 +7,45 @@ use stxd::format::Kind;
 use crate::util::{Sandbox, seal};
 
 #[test]
-fn check_bootstraps_the_demo_and_finds_nothing() {
+fn check_creates_nothing_then_init_creates_what_is_missing_and_check_is_ok() {
     let sb = Sandbox::new();
+    // On a fresh install, check only reads: it says what is missing.
     let run = sb.stxd(&["check"]);
+    run.expect_code(1);
+    let out = run.stdout();
+    assert!(out.contains("store of OPERA"), "{out}");
+    assert!(out.contains("does not exist yet"), "{out}");
+    assert!(out.contains("run stxd init"), "{out}");
+    assert!(out.contains("stxd init --generate-secret"), "{out}");
+    assert!(!sb.path().join("var").exists(), "check created something");
+
+    let run = sb.stxd(&["init"]);
     run.expect_code(0);
-    assert!(run.stdout().contains("ok: 0 errors"), "{}", run.stdout());
+    let out = run.stdout();
     for store in ["var/state/OPERA.sqlite", "var/state/TOURISM.sqlite"] {
         assert!(sb.path().join(store).is_file(), "{store} not created");
+        assert!(out.contains(store), "{out}");
     }
     let key = std::fs::metadata(sb.path().join("var/secrets/opera-tourism.key")).unwrap();
     assert_eq!(key.permissions().mode() & 0o777, 0o600);
-    // A second check reuses what the first created.
-    sb.stxd(&["check"]).expect_code(0);
+    // The local link's exchange folders: group-writable, setgid, whatever
+    // the umask.
+    for dir in ["to-manager", "to-distributor", "to-manager/error"] {
+        let meta =
+            std::fs::metadata(sb.path().join("var/exchange/opera-tourism").join(dir)).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o7777, 0o2770, "{dir}");
+    }
+    let run = sb.stxd(&["check"]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("ok: 0 errors"), "{}", run.stdout());
+    // A second init finds everything there.
+    let again = sb.stxd(&["init"]);
+    again.expect_code(0);
+    assert!(
+        again.stdout().contains("nothing to create"),
+        "{}",
+        again.stdout()
+    );
 }
 
 #[test]
@@ -34,6 +61,7 @@ fn check_names_the_missing_setup_object() {
         .find("\n[")
         .map_or(text.len(), |i| start + 1 + i);
     std::fs::write(&setup, format!("{}{}", &text[..start], &text[end..])).unwrap();
+    sb.stxd(&["init"]).expect_code(0);
     let run = sb.stxd(&["check"]);
     run.expect_code(1);
     let out = run.stdout();
@@ -45,6 +73,7 @@ fn check_names_the_missing_setup_object() {
 #[test]
 fn check_reports_json() {
     let sb = Sandbox::new();
+    sb.stxd(&["init"]).expect_code(0);
     let run = sb.stxd(&["--json", "check"]);
     run.expect_code(0);
     let doc: serde_json::Value = serde_json::from_str(&run.stdout()).unwrap();
@@ -55,7 +84,7 @@ fn check_reports_json() {
 #[test]
 fn a_secret_readable_by_others_is_refused() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let key = sb.path().join("var/secrets/opera-tourism.key");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
     let run = sb.stxd(&["check"]);
@@ -66,7 +95,7 @@ fn a_secret_readable_by_others_is_refused() {
 #[test]
 fn loading_the_same_master_data_again_changes_nothing() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let db = sb.path().join("var/state/OPERA.sqlite");
     let before = table_digest(&db);
     sb.stxd(&[
@@ -83,7 +112,7 @@ fn loading_the_same_master_data_again_changes_nothing() {
 #[test]
 fn a_bad_master_data_file_loads_nothing() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let db = sb.path().join("var/state/OPERA.sqlite");
     let before = table_digest(&db);
     let run = sb.stxd(&[
@@ -102,7 +131,7 @@ fn a_bad_master_data_file_loads_nothing() {
 #[test]
 fn inspect_summarises_a_valid_file_and_names_a_tampered_one() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let payload = std::fs::read(sb.path().join("samples/payloads/sales.csv")).unwrap();
     let inbox = sb.path().join("inbox");
     let m = seal(&inbox, &sb.demo_secret(), Kind::Sales, 3, &payload, 6);
@@ -135,7 +164,7 @@ fn inspect_summarises_a_valid_file_and_names_a_tampered_one() {
 #[test]
 fn inspect_refuses_a_file_signed_with_another_secret() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let payload = std::fs::read(sb.path().join("samples/payloads/sales.csv")).unwrap();
     let m = seal(
         &sb.path().join("inbox"),
@@ -203,7 +232,7 @@ fn table_digest(db: &std::path::Path) -> String {
 fn logs_to_a_file_carry_no_colour_codes() {
     let sb = Sandbox::new();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_stxd"))
-        .arg("check")
+        .arg("init")
         .current_dir(sb.path())
         .env_remove("STXD_CONFIG")
         .env_remove("NO_COLOR")

@@ -278,7 +278,7 @@ const SEATPLAN: [&str; 2] = [
 /// it parks.
 fn seatplan_waiting() -> Sandbox {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
         .expect_code(0);
     sb
@@ -479,7 +479,7 @@ fn a_move_cut_in_an_apply_window_is_finished_by_the_next_start_not_the_next_wind
 #[test]
 fn a_triggered_job_killed_once_taken_runs_after_the_restart() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["trigger", "export-seatplan", "--link", "opera-tourism"])
         .expect_code(0);
     killed_at(&sb, "trigger.taken", &["run"]);

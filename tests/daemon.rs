@@ -9,7 +9,7 @@ use crate::util::{Daemon, Sandbox, manifests, wait_for_file};
 #[test]
 fn the_daemon_applies_exported_files_by_itself() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let daemon = Daemon::start(&sb);
     sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
         .expect_code(0);
@@ -35,7 +35,7 @@ fn the_daemon_applies_exported_files_by_itself() {
 #[test]
 fn a_parked_file_resumes_when_the_daemon_applies_what_it_waited_for() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let daemon = Daemon::start(&sb);
     let exchange = sb.path().join("var/exchange/opera-tourism/to-distributor");
     // The catalogue parks: mappings pending, and the seat plan's

@@ -40,7 +40,7 @@ fn fast_listing(sb: &Sandbox) {
 /// Stores created, and seats 1–4 of row A of block 3301 (1701) plus 10
 /// places of zone 3201 allotted to the link: the sample SALES file books.
 pub(crate) fn manager_ready(sb: &Sandbox) {
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&[
         "contingent",
         "allocate",
@@ -344,7 +344,7 @@ fn shuffle<T>(items: &mut [T], mut seed: u64) {
 fn a_thousand_files_dropped_at_once_apply_exactly_once_in_sequence_order() {
     const N: u64 = 1000;
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let staging = outside(&sb, "many");
     // Cheap files: SALES files without lines, sequences 1..=N.
     let mut pairs: Vec<(PathBuf, PathBuf)> = (1..=N)
@@ -723,7 +723,7 @@ fn json_logs_carry_the_file_span() {
 fn a_folder_or_dangling_link_as_the_payload_is_refused_whole() {
     for odd in ["folder", "dangling-link"] {
         let sb = Sandbox::new();
-        sb.stxd(&["check"]).expect_code(0);
+        sb.ready();
         sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
             .expect_code(0);
         let dir = sb.path().join("var/exchange/opera-tourism/to-distributor");

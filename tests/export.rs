@@ -129,10 +129,13 @@ impl Manager {
     }
 }
 
+/// The files of `dir` (not its archive subfolders), sorted.
 fn names(dir: &Path) -> Vec<String> {
     let mut out: Vec<String> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .map(Result::unwrap)
+            .filter(|e| !e.file_type().unwrap().is_dir())
+            .map(|e| e.file_name().into_string().unwrap())
             .collect(),
         Err(_) => Vec::new(),
     };
@@ -640,7 +643,7 @@ fn each_export_leaves_a_run_with_its_messages() {
 #[test]
 fn cli_exports_catalogue_and_seat_plan_into_the_outbox() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let run = sb.stxd(&["export", "catalogue", "--link", "opera-tourism"]);
     run.expect_code(0);
     let out = run.stdout();

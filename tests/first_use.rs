@@ -50,7 +50,7 @@ fn states(processed: &Value) -> Vec<(String, String)> {
 #[test]
 fn first_use_one_and_two() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
 
     // #2 at the manager: the seat plan and a catalogue export (sequence 1 each).
     let seatplan = json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
@@ -201,7 +201,7 @@ fn first_use_one_and_two() {
 #[allow(clippy::disallowed_methods)] // the test plays an operator moving files by hand
 fn a_replayed_file_is_applied_once_and_a_gap_is_held() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
         .expect_code(0);
     json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
@@ -273,7 +273,7 @@ fn a_replayed_file_is_applied_once_and_a_gap_is_held() {
 #[test]
 fn a_tampered_file_ends_in_error_with_its_reason_and_changes_nothing() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     json(&sb, &["export", "seatplan", "--link", "opera-tourism"], 0);
     let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
     let payload = inbox.join("opera-tourism.SEATPLAN.00000001.xml");

@@ -438,7 +438,7 @@ fn first_use_catalogue_parks_with_exactly_the_by_hand_mappings_then_applies_vali
 #[test]
 fn catalogue_cli_lists_validates_and_assigns_on_the_demo_distributor() {
     let sb = crate::util::Sandbox::new();
-    sb.stxd(&["check"]);
+    sb.ready();
     // The config keeps each institution's store as <state_dir>/<CODE>.sqlite.
     let db = sb.path().join("var/state/TOURISM.sqlite");
     {
@@ -489,7 +489,7 @@ fn catalogue_cli_lists_validates_and_assigns_on_the_demo_distributor() {
 #[test]
 fn a_parked_file_failing_on_resume_is_rejected_with_its_real_reason() {
     let sb = crate::util::Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
         .expect_code(0);
     sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])

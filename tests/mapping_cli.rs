@@ -14,7 +14,7 @@ const SAMPLE: &str = "samples/tourism/mapping.csv";
 /// A sandbox with both demo stores created from the samples.
 fn demo() -> Sandbox {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb
 }
 

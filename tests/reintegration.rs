@@ -632,7 +632,7 @@ fn rejects_export_as_csv_with_formula_cells_neutralised() {
 #[test]
 fn cli_sales_rejects_lists_the_rejected_lines() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]);
+    sb.ready();
     let db = sb.path().join("var/state/OPERA.sqlite");
     let conn = Connection::open(&db).unwrap();
     conn.execute(

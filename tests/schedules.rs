@@ -60,7 +60,7 @@ fn gone(path: &Path) -> bool {
 fn a_schedule_every_second_exports_the_catalogue() {
     let sb = Sandbox::new();
     add_schedules(&sb, &[("export-catalogue", "* * * * * *")]);
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let mut daemon = Daemon::start(&sb);
     // Two runs at least: it fires again, one run at a time.
     daemon.wait_log_n("job done: file exported", 2);
@@ -77,7 +77,7 @@ fn a_schedule_every_second_exports_the_catalogue() {
 #[test]
 fn a_trigger_file_runs_its_job_and_disappears() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let daemon = Daemon::start(&sb);
     let trigger = control(&sb).join("export-seatplan");
     assert!(
@@ -104,7 +104,7 @@ fn a_trigger_file_runs_its_job_and_disappears() {
 #[test]
 fn stxd_trigger_asks_the_daemon_or_runs_now() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     // No daemon yet: the trigger waits for it.
     let out = sb.stxd(&["trigger", "export-seatplan", "--link", "opera-tourism"]);
     out.expect_code(0);
@@ -180,7 +180,7 @@ fn an_apply_window_holds_the_catalogue_until_its_trigger() {
     let sb = Sandbox::new();
     // A window that opens on January 1st only: it does not fire during the test.
     add_schedules(&sb, &[("apply-catalogue", "0 3 1 1 *")]);
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
         .expect_code(0);
     let daemon = Daemon::start(&sb);

@@ -90,7 +90,7 @@ fn status_shows_the_last_seat_plan_and_catalogue_in_and_out() {
 #[test]
 fn status_counts_a_parked_catalogue_and_its_pending_mappings() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
         .expect_code(0);
     // Waiting in the inbox until processed.
@@ -116,7 +116,7 @@ fn status_counts_a_parked_catalogue_and_its_pending_mappings() {
 #[test]
 fn status_lists_a_rejected_file_among_the_errors_of_the_last_24_hours() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     // A sales file signed with another secret than the link's.
     let inbox = sb.path().join("var/exchange/opera-tourism/to-manager");
     let payload = std::fs::read(crate::util::repo().join("samples/payloads/sales.csv")).unwrap();
@@ -165,7 +165,7 @@ fn status_of_an_unknown_link_is_a_usage_error() {
 #[test]
 fn status_names_the_files_an_inbox_holds_but_never_takes() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
         .expect_code(0);
     let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
@@ -200,7 +200,7 @@ fn status_says_why_an_inbox_file_waits() {
         "\n[[schedule]]\nlink = \"opera-tourism\"\njob = \"apply-catalogue\"\ncron = \"30 3 * * *\"\n",
     );
     std::fs::write(&config, text).unwrap();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
         .expect_code(0);
     let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
@@ -234,7 +234,7 @@ fn status_says_why_an_inbox_file_waits() {
 #[test]
 fn a_file_refused_days_ago_still_shows_while_it_sits_in_error() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let inbox = sb.path().join("var/exchange/opera-tourism/to-manager");
     let payload = std::fs::read(crate::util::repo().join("samples/payloads/sales.csv")).unwrap();
     let m = seal(&inbox, &test_secret(), Kind::Sales, 1, &payload, 1);

@@ -298,7 +298,7 @@ fn process_exits_by_the_genuine_files_not_by_a_stray() {
 #[test]
 fn a_seat_plan_dropped_into_to_manager_is_quarantined_not_applied() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
         .expect_code(0);
     let to_distributor = sb.path().join("var/exchange/opera-tourism/to-distributor");
@@ -502,7 +502,7 @@ fn the_daemon_sets_a_stray_aside_once_and_applies_the_genuine_files() {
 #[test]
 fn retry_applies_a_file_whose_journaled_rejection_was_fixed() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
         .expect_code(0);
     let link = ["--link", "opera-tourism"];
@@ -569,7 +569,7 @@ fn retry_applies_a_file_whose_journaled_rejection_was_fixed() {
 /// rejected in `error/`; then the seat plan and catalogue applied (the fix).
 fn refused_contingent_fixed() -> Sandbox {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
         .expect_code(0);
     sb.stxd(&[

@@ -77,7 +77,7 @@ fn start(sb: &Sandbox, notify: &Path, watchdog_usec: Option<&str>) -> Daemon {
 #[test]
 fn ready_comes_after_recovery_then_watchdog_then_stopping_on_sigterm() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
         .expect_code(0);
     // A file waiting since before the start: READY=1 must wait for it.

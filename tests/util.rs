@@ -75,12 +75,20 @@ impl Sandbox {
         Run(output)
     }
 
+    /// `stxd init` then `stxd check`, both succeeding: the demo's stores,
+    /// folders and secret created, its setup ready.
+    pub fn ready(&self) -> &Sandbox {
+        self.stxd(&["init"]).expect_code(0);
+        self.stxd(&["check"]).expect_code(0);
+        self
+    }
+
     /// Plays the manual's first use #1 and #2 on the demo: stores created,
     /// seat plan and catalogue exported and imported through the samples'
     /// mapping, product TRAV-BIL (local id 1) validated and assigned to the
     /// sales profile GUICHET. Ready for contingents and sales.
     pub fn first_use_done(&self) -> &Sandbox {
-        self.stxd(&["check"]).expect_code(0);
+        self.ready();
         self.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
             .expect_code(0);
         self.stxd(&["export", "seatplan", "--link", "opera-tourism"])

@@ -1,8 +1,9 @@
 //! `stxd check`: every link's secret and SFTP prerequisites, and every
-//! institution's setup against the manual's checklist, reported at once.
-//! Opens (and on first use creates) the stores, as the daemon does at start.
+//! institution's store and setup against the manual's checklist, reported
+//! at once. Only reads (it runs as the service's `ExecStartPre=`): what is
+//! missing is reported with its fix, `stxd init` creates it.
 
-use super::{AppError, link_secret, open_store};
+use super::AppError;
 use crate::config::{self, Config, Link};
 use crate::domain::setup::{self, Finding, LinkFacts, Severity};
 use crate::store::Role;
@@ -27,32 +28,66 @@ impl CheckReport {
     }
 }
 
-/// Checks every link's secret and every institution's setup against the
-/// manual's checklist. Opens (and on first use creates) the stores.
+/// Checks every link's secret and every institution's store and setup
+/// against the manual's checklist. Creates and changes nothing.
 pub fn check(config: &Config) -> Result<CheckReport, AppError> {
     let mut report = CheckReport::default();
     for link in &config.links {
-        if let Err(e) = link_secret(link) {
+        if let Err(e) = crate::config::read_secret(&link.secret_file) {
+            let same_slot = config.institution(link.manager.as_str()).is_some()
+                && config.institution(link.distributor.as_str()).is_some();
+            let fix = if same_slot && !link.secret_file.exists() {
+                "both sides are served here: stxd init --generate-secret creates it (mode 600)"
+            } else {
+                "write the virtual operator's password to the secret file, readable by stxd's user only"
+            };
             report.links.push(Finding {
                 severity: Severity::Error,
                 object: format!("link {} shared secret", link.name),
                 problem: e.to_string(),
-                fix: "write the virtual operator's password to the secret file, readable by stxd's user only".into(),
+                fix: fix.into(),
             });
         }
         report.links.extend(sftp_findings(link));
     }
     for inst in &config.institutions {
-        let store = open_store(config, inst)?;
-        let facts: Vec<LinkFacts> = config.links_of(&inst.code).map(LinkFacts::from).collect();
-        let findings = store.read(|conn| {
-            Ok::<_, crate::store::StoreError>(setup::check(conn, inst.role, &facts))
-        })?;
+        let findings = institution_findings(config, inst);
         report
             .institutions
             .push((inst.code.to_string(), inst.role, findings));
     }
     Ok(report)
+}
+
+/// One institution's store, opened read-only, and its setup; a store that
+/// does not exist yet (or cannot be read) is the finding.
+fn institution_findings(config: &Config, inst: &crate::config::Institution) -> Vec<Finding> {
+    let path = config.store_path(&inst.code);
+    let missing = |problem: String, fix: &str| {
+        vec![Finding {
+            severity: Severity::Error,
+            object: format!("store of {}", inst.code),
+            problem,
+            fix: fix.to_owned(),
+        }]
+    };
+    if !path.exists() {
+        return missing(
+            format!("{} does not exist yet", path.display()),
+            "run stxd init: it creates the store and loads the config's load files",
+        );
+    }
+    let conn = match crate::store::open_read_only(&path) {
+        Ok(conn) => conn,
+        Err(e) => {
+            return missing(
+                e.to_string(),
+                "check the path and its permissions (stxd init creates a missing store)",
+            );
+        }
+    };
+    let facts: Vec<LinkFacts> = config.links_of(&inst.code).map(LinkFacts::from).collect();
+    setup::check(&conn, inst.role, &facts)
 }
 
 /// An SFTP link's local prerequisites, checked before any connection: the

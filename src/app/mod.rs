@@ -33,6 +33,7 @@ macro_rules! error { ($($arg:tt)+) => { tracing::error!(target: "stxd::app", $($
 mod check;
 mod error;
 mod exports;
+mod init;
 mod inspect;
 mod jobs;
 mod listing;
@@ -44,6 +45,7 @@ mod stores;
 pub use check::{CheckReport, check};
 pub use error::{AppError, chain};
 pub use exports::{Finished, finish_exports};
+pub use init::{Created, init};
 pub use inspect::{Inspection, inspect, inspection_secret};
 pub use jobs::{
     JobDone, TriggerWritten, expected_sequence, next_runs, reconcile, run_job, write_trigger,

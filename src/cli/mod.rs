@@ -60,10 +60,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate the config and each institution's setup against the manual's
-    /// checklist; report every finding at once. Creates missing stores (and
-    /// loads their `load` files) like the daemon does at start.
+    /// Validate the config, each link's secret and each institution's store
+    /// and setup against the manual's checklist; report every finding at
+    /// once. Only reads: safe as the service's ExecStartPre=.
     Check,
+    /// Create what the config names and is missing: the stores (migrated,
+    /// their `load` files loaded), the exchange folders (a local link's
+    /// group-writable with the setgid bit, for the peer's account), and
+    /// the secrets of links that allow it. Prints each thing created.
+    Init {
+        /// Also generate the shared secret of every link whose two sides
+        /// this config serves (never for a link with another server: its
+        /// secret is the peer's password).
+        #[arg(long)]
+        generate_secret: bool,
+    },
     /// Load master data (seat plan or catalogue XML, setup TOML) into an
     /// institution's store, all files in one transaction.
     Load {
@@ -191,6 +202,7 @@ pub fn main() -> ExitCode {
     init_logs(&config);
     let result = match cli.command {
         Command::Check => check(&config, &config_name, cli.json),
+        Command::Init { generate_secret } => init(&config, &config_name, generate_secret, cli.json),
         Command::Load { institution, files } => load(&config, &institution, &files, cli.json),
         Command::Process { files, link } => {
             process(&config, &files, link.as_deref(), false, cli.json)
@@ -263,6 +275,29 @@ fn init_logs(config: &Config) {
             .with_span_list(true)
             .try_init(),
     };
+}
+
+fn init(config: &Config, config_name: &str, secrets: bool, json: bool) -> anyhow::Result<u8> {
+    let created = app::init(config, secrets)?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        let items: Vec<String> = created.iter().map(ToString::to_string).collect();
+        writeln!(
+            out,
+            "{:#}",
+            json!({"config": config_name, "created": items})
+        )?;
+    } else {
+        writeln!(out, "config: {config_name}")?;
+        for c in &created {
+            writeln!(out, "created {c}")?;
+        }
+        if created.is_empty() {
+            writeln!(out, "nothing to create: everything the config names exists")?;
+        }
+        writeln!(out, "next: stxd check")?;
+    }
+    Ok(EXIT_OK)
 }
 
 fn check(config: &Config, config_name: &str, json: bool) -> anyhow::Result<u8> {

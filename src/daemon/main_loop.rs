@@ -113,8 +113,9 @@ impl Daemon {
         let sd = Notifier::from_env();
         let sd_watchdog = crate::systemd::watchdog_timer(&sd);
         sd.status("starting: opening the stores and listing the inboxes");
-        for inst in &config.institutions {
-            app::open_store(&config, inst)?;
+        // What `stxd init` creates, created here on first start too.
+        for created in app::init(&config, false)? {
+            info!(created = %created, "created at start");
         }
         for link in &config.links {
             // Generated here on first start when the config allows it.
