@@ -131,6 +131,7 @@ impl Daemon {
         // Started: the stores are open and the folders watched. "ready" is
         // logged once the first listing has recovered what a previous run left.
         info!(
+            config = %config_path.as_deref().map_or("built-in demo config".into(), |p| p.display().to_string()),
             state_dir = %config.state_dir.display(),
             lock = %lock.path().display(),
             institutions = config.institutions.len(),
