@@ -68,6 +68,56 @@ fn check_names_the_missing_setup_object() {
     assert!(out.contains("external sales interface"), "{out}");
     assert!(out.contains("TOURISM_OPE@TOURISM"), "{out}");
     assert!(out.contains("not ready: 1 error"), "{out}");
+    // The fix says where it goes and how it is loaded.
+    assert!(
+        out.contains("in your setup file, then stxd load OPERA setup.toml (stxd template manager writes a commented one)"),
+        "{out}"
+    );
+}
+
+#[test]
+fn template_writes_starting_files_that_load_and_never_replaces_one() {
+    let sb = Sandbox::new();
+    sb.ready();
+    let run = sb.stxd(&["template", "manager", "--dir", "venue"]);
+    run.expect_code(0);
+    for file in ["seatplan.xml", "catalogue.xml", "setup.toml"] {
+        assert!(sb.path().join("venue").join(file).is_file(), "{file}");
+        assert!(run.stdout().contains(file), "{}", run.stdout());
+    }
+    assert!(run.stdout().contains("next: "), "{}", run.stdout());
+    let run = sb.stxd(&["template", "distributor", "--dir", "shop"]);
+    run.expect_code(0);
+    for file in ["setup.toml", "mapping.csv"] {
+        assert!(sb.path().join("shop").join(file).is_file(), "{file}");
+    }
+    // The files are loadable as written.
+    sb.stxd(&[
+        "load",
+        "OPERA",
+        "venue/seatplan.xml",
+        "venue/catalogue.xml",
+        "venue/setup.toml",
+    ])
+    .expect_code(0);
+    sb.stxd(&["load", "TOURISM", "shop/setup.toml"])
+        .expect_code(0);
+    sb.stxd(&["mapping", "import", "shop/mapping.csv"])
+        .expect_code(0);
+    sb.stxd(&["check"]).expect_code(0);
+    // Never replaces: a second run refuses and writes nothing.
+    std::fs::write(sb.path().join("venue/setup.toml"), "edited by ops").unwrap();
+    let again = sb.stxd(&["template", "manager", "--dir", "venue"]);
+    again.expect_code(1);
+    assert!(
+        again.stdout().contains("never replaced"),
+        "{}",
+        again.stdout()
+    );
+    assert_eq!(
+        std::fs::read_to_string(sb.path().join("venue/setup.toml")).unwrap(),
+        "edited by ops"
+    );
 }
 
 #[test]

@@ -31,6 +31,7 @@ mod report;
 mod sale;
 mod sales;
 mod status;
+mod template;
 mod trigger;
 
 /// Exit code: everything fine.
@@ -74,6 +75,17 @@ enum Command {
         /// secret is the peer's password).
         #[arg(long)]
         generate_secret: bool,
+    },
+    /// Write one side's commented starting files (setup TOML, seat plan and
+    /// catalogue XML for a manager; setup TOML and mapping CSV for a
+    /// distributor) to adapt to your venue, then load with stxd load.
+    /// Never replaces a file.
+    Template {
+        /// The side whose files to write.
+        side: template::Side,
+        /// The folder to write them into (created if missing).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
     },
     /// Load master data (seat plan or catalogue XML, setup TOML) into an
     /// institution's store, all files in one transaction.
@@ -202,6 +214,7 @@ pub fn main() -> ExitCode {
     init_logs(&config);
     let result = match cli.command {
         Command::Check => check(&config, &config_name, cli.json),
+        Command::Template { side, dir } => template::run(side, &dir, cli.json),
         Command::Init { generate_secret } => init(&config, &config_name, generate_secret, cli.json),
         Command::Load { institution, files } => load(&config, &institution, &files, cli.json),
         Command::Process { files, link } => {

@@ -176,6 +176,12 @@ fn run(conn: &Connection, role: Role, links: &[LinkFacts]) -> Result<Vec<Finding
         Role::Manager => manager(conn, &me, links, &mut out)?,
         Role::Distributor => distributor(conn, &me, links, &mut out)?,
     }
+    // A fix in the setup file says where it goes and how it gets loaded.
+    for f in out.iter_mut().filter(|f| f.fix.contains("[[")) {
+        f.fix.push_str(&format!(
+            " in your setup file, then stxd load {me} setup.toml (stxd template {role} writes a commented one)"
+        ));
+    }
     Ok(out)
 }
 
