@@ -30,6 +30,7 @@ mod mapping_cli;
 mod reconcile;
 mod reintegration;
 mod schedules;
+mod seat_changes;
 mod selling;
 mod sftp;
 mod sshd;

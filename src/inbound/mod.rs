@@ -77,6 +77,7 @@ impl InboundError {
         match self {
             InboundError::Rejected(e) => e.code,
             InboundError::Domain(crate::domain::DomainError::Format(e)) => e.code,
+            InboundError::Domain(crate::domain::DomainError::Content(e)) => e.code,
             InboundError::Domain(e) if self.is_permanent() => match e {
                 crate::domain::DomainError::Missing { .. } => "unknown-reference",
                 _ => "refused",
@@ -84,6 +85,19 @@ impl InboundError {
             InboundError::Domain(_) => "store",
             InboundError::Io { .. } => "io",
             InboundError::RejectedEarlier { .. } => "rejected-earlier",
+        }
+    }
+}
+
+impl InboundError {
+    /// Where in the file the problem is, when a reader or an importer said.
+    pub fn position(&self) -> Option<&crate::format::Position> {
+        use crate::domain::DomainError as D;
+        match self {
+            InboundError::Rejected(f)
+            | InboundError::Domain(D::Format(f))
+            | InboundError::Domain(D::Content(f)) => Some(&f.position),
+            _ => None,
         }
     }
 }
