@@ -16,6 +16,7 @@ mod crash_export;
 mod crash_sftp;
 mod daemon;
 mod drop_folders;
+mod duplicates;
 mod envelope;
 mod exchange_samples;
 mod export;
