@@ -306,6 +306,16 @@ fn ack(row: &Row<'_>) -> Result<Line, FormatError> {
         row.forbid(col, KIND)?;
     }
     let contingent_version = row.number(CONTINGENT_VERSION, KIND)?;
+    if contingent_version > super::contingent::MAX_VERSION {
+        return Err(row.error(
+            CONTINGENT_VERSION,
+            "version-out-of-range",
+            format!(
+                "expected a contingent version of 1 to {}, found {contingent_version}",
+                super::contingent::MAX_VERSION
+            ),
+        ));
+    }
     Ok(Line::Ack(Ack {
         performance,
         contingent_version,
