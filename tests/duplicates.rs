@@ -1,5 +1,8 @@
-//! A technical id twice in one file, for every payload: refused whole, the
-//! two positions named, nothing applied. Seat plans are in `seat_changes`.
+//! Refused content: a technical id twice in one file, for every payload
+//! (refused whole, the two positions named, nothing applied; seat plans are
+//! in `seat_changes`), and an importer's refusal through the whole pipeline
+//! (its own code and its position in the `.reason`, never `refused` or
+//! `store`).
 
 use stxd::domain::DomainError;
 use stxd::format::{FormatError, Limits, catalogue, contingent, sales};
@@ -124,4 +127,52 @@ fn a_sales_file_repeating_a_line_id_names_both_lines_and_a_huge_id_its_limit() {
     assert!(e.problem.contains("1 to 9223372036854775807"), "{e}");
     let largest = format!("{SALES_HEADER}{}", sale("9223372036854775807"));
     assert_eq!(read_sales(&largest).unwrap().len(), 1);
+}
+
+#[test]
+fn a_contingent_version_far_ahead_goes_to_error_with_its_code_and_line_and_the_real_one_applies() {
+    use crate::util::{Sandbox, seal};
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    crate::drop_folders::manager_ready(&sb);
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    let payload = "performance;version;type;block;row;seat;zone;quantity;seat_category\n\
+                   1701;5000000;PERFORMANCE;;;;;;\n\
+                   1701;5000000;SEAT;3301;A;1;;;2001\n";
+    let m = seal(
+        &inbox,
+        &sb.demo_secret(),
+        stxd::format::Kind::Contingent,
+        1,
+        payload.as_bytes(),
+        2,
+    );
+    sb.stxd(&["process"]);
+    let reason = std::fs::read_to_string(
+        inbox
+            .join("error")
+            .join(format!("{}.reason", m.manifest_name())),
+    )
+    .expect("refused into error/ with its reason");
+    assert!(reason.contains("code: version-out-of-range"), "{reason}");
+    assert!(reason.contains("position: line 2\n"), "{reason}");
+    assert!(
+        reason.contains("opera-tourism.CONTINGENT.00000001.csv: line 2: performance 1701: version 5000000 is more than 1000000 ahead"),
+        "{reason}"
+    );
+    let tourism = rusqlite::Connection::open(sb.path().join("var/state/TOURISM.sqlite")).unwrap();
+    let snapshots = |c: &rusqlite::Connection| -> i64 {
+        c.query_row("SELECT count(*) FROM contingent_snapshot", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(snapshots(&tourism), 0, "nothing applied");
+    // The manager's own export takes sequence 1 again and applies.
+    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    assert_eq!(snapshots(&tourism), 1);
+    let version: i64 = tourism
+        .query_row("SELECT version FROM contingent_snapshot", [], |r| r.get(0))
+        .unwrap();
+    assert!(version < 10, "{version}");
 }

@@ -690,7 +690,8 @@ fn a_contingent_version_out_of_range_or_far_ahead_is_refused_and_the_performance
     assert_eq!(f.file, "contingent.csv");
     assert_eq!(f.position.to_string(), "line 2");
     assert!(
-        f.problem.contains("more than 1000000 ahead of the version applied here (1)"),
+        f.problem
+            .contains("more than 1000000 ahead of the version applied here (1)"),
         "{e}"
     );
     assert_eq!(

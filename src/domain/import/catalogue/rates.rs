@@ -105,10 +105,10 @@ impl CatalogueImport<'_> {
         };
         if !open.seen.insert((sc, tt, aud)) {
             return Err(DomainError::refused(
-"mapping-collision",
-location,
-"another price of this rate table maps to the same local seat category, tariff type and audience subcategory; map them to distinct local objects or ignore one".to_owned(),
-));
+                "mapping-collision",
+                location,
+                "another price of this rate table maps to the same local seat category, tariff type and audience subcategory (or the file gives this price twice); map them to distinct local objects or ignore one",
+            ));
         }
         let tx = self.tx;
         let money = |minor| Money {
