@@ -503,3 +503,26 @@ fn a_removed_seat_still_allotted_is_refused_naming_it_and_a_bad_plan_goes_to_err
         "{reason}"
     );
 }
+
+#[test]
+fn seats_of_a_category_ignored_later_are_kept_not_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, items) = applied_plan(dir.path());
+    let c = conn(dir.path());
+    let seats = one(&c, "SELECT count(*) FROM seat");
+    let of_2003 = one(
+        &c,
+        "SELECT count(*) FROM seat WHERE seat_category =
+             (SELECT local_id FROM mapping WHERE kind = 'seat_category' AND manager_id = 2003)",
+    );
+    assert!(of_2003 > 0);
+    c.execute(
+        "UPDATE mapping SET status = 'ignored', local_id = NULL
+         WHERE kind = 'seat_category' AND manager_id = 2003",
+        [],
+    )
+    .unwrap();
+    let summary = applied(import_seatplan(&mut s, &items).unwrap().0);
+    assert_eq!(summary.skipped, of_2003 as u64);
+    assert_eq!(one(&c, "SELECT count(*) FROM seat"), seats);
+}

@@ -139,7 +139,7 @@ impl<'t> SeatplanImport<'t> {
                     && let Some(Resolved::Local(local)) =
                         mapping::lookup(tx, ctx.manager, MappingKind::Seat, s.id)?
                 {
-                    seen::set_local(tx, "seat", s.id.get(), local)?;
+                    seen::set_local(tx, "seat", s.id.get(), local, true)?;
                 }
                 self.summary.skipped += 1;
                 info(
@@ -207,7 +207,7 @@ impl<'t> SeatplanImport<'t> {
             &[&venue, &c.code.as_str(), &c.name.as_str()],
         )?;
         self.summary.add(change);
-        seen::set_local(tx, "configuration", c.id.get(), local)?;
+        seen::set_local(tx, "configuration", c.id.get(), local, false)?;
         self.configuration = Some((c.id, local));
         Ok(())
     }
@@ -306,7 +306,7 @@ impl<'t> SeatplanImport<'t> {
             &[&block, &r.code.as_str()],
         )?;
         self.summary.add(change);
-        seen::set_local(tx, "row", r.id.get(), local)?;
+        seen::set_local(tx, "row", r.id.get(), local, false)?;
         self.row = Some((r.id, local, label));
         Ok(())
     }
@@ -348,7 +348,7 @@ impl<'t> SeatplanImport<'t> {
             &[&row, &s.number.as_str(), &category],
         )?;
         self.summary.add(change);
-        seen::set_local(tx, "seat", s.id.get(), local)?;
+        seen::set_local(tx, "seat", s.id.get(), local, false)?;
         Ok(())
     }
 

@@ -21,6 +21,7 @@ pub(super) fn reset(conn: &Connection) -> Result<(), DomainError> {
              record INTEGER NOT NULL,
              what   TEXT NOT NULL,
              local  INTEGER,
+             skipped INTEGER NOT NULL DEFAULT 0,
              PRIMARY KEY (kind, id)
          ) WITHOUT ROWID;
          CREATE INDEX IF NOT EXISTS temp.import_seen_local ON import_seen (kind, local);
@@ -61,20 +62,25 @@ pub(super) fn declare(
     Ok(())
 }
 
-/// The local object the manager's `id` of `kind` became in this file.
+/// The local object the manager's `id` of `kind` became in this file;
+/// `skipped` when the file kept it as it was (a seat of an ignored seat
+/// category): it is not removed, but the file did not give it its label.
 pub(super) fn set_local(
     conn: &Connection,
     kind: &'static str,
     id: i64,
     local: i64,
+    skipped: bool,
 ) -> Result<(), DomainError> {
-    conn.prepare_cached("UPDATE temp.import_seen SET local = ?3 WHERE kind = ?1 AND id = ?2")?
-        .execute((kind, id, local))?;
+    conn.prepare_cached(
+        "UPDATE temp.import_seen SET local = ?3, skipped = ?4 WHERE kind = ?1 AND id = ?2",
+    )?
+    .execute((kind, id, local, skipped))?;
     Ok(())
 }
 
 /// The record (and its name) that made `local` the object of `kind` in this
-/// file, if one did.
+/// file and gave it its label, if one did.
 pub(super) fn record_of_local(
     conn: &Connection,
     kind: &'static str,
