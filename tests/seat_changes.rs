@@ -1,6 +1,6 @@
 //! Seat plan changes a manager makes to a venue (rows renumbered, seats
-//! swapped, moved, removed, a row replaced by a new id) applied at the
-//! distributor, with allotments and tickets still on the same physical
+//! swapped, moved, removed, a row replaced by a new id), loaded at the
+//! manager and applied at the distributor, with allotments and tickets still on the same physical
 //! seats; and seat plans the schema could not hold (duplicate ids, two
 //! seats with one number, a removed seat still held) refused as content,
 //! with their code and position, never retried as a store error.
@@ -112,20 +112,43 @@ fn renumbered_rows_and_swapped_seats_apply_and_keep_allotments_and_tickets_on_th
     assert_eq!(before.len(), 4, "{before:?}");
     let rows_before = one(&tourism, "SELECT count(*) FROM seat_row");
 
-    // The venue changes at the manager: rows A and B of PARTERRE swap their
-    // labels, and seats 1 and 2 of (the former) row A swap their numbers.
-    db(&sb, "OPERA")
-        .execute_batch(
-            "BEGIN;
-             UPDATE seat_row SET code = 'TMP' WHERE id = 4001;
-             UPDATE seat_row SET code = 'A' WHERE id = 4002;
-             UPDATE seat_row SET code = 'B' WHERE id = 4001;
-             UPDATE seat SET number = 'TMP' WHERE id = 50001;
-             UPDATE seat SET number = '1' WHERE id = 50002;
-             UPDATE seat SET number = '2' WHERE id = 50001;
-             COMMIT;",
-        )
-        .unwrap();
+    // The venue changes at the manager, loaded as ops load master data:
+    // rows A and B of PARTERRE swap their labels, and seats 1 and 2 of (the
+    // former) row A swap their numbers, in one seat plan file.
+    let changed = sb.path().join("seatplan-changed.xml");
+    std::fs::write(
+        &changed,
+        std::fs::read_to_string(sb.path().join("samples/opera/seatplan.xml"))
+            .unwrap()
+            .replace(
+                "<row id=\"4001\" code=\"A\">",
+                "<row id=\"4001\" code=\"B\">",
+            )
+            .replace(
+                "<row id=\"4002\" code=\"B\">",
+                "<row id=\"4002\" code=\"A\">",
+            )
+            .replace(
+                "<seat id=\"50001\" number=\"1\"",
+                "<seat id=\"50001\" number=\"2\"",
+            )
+            .replace(
+                "<seat id=\"50002\" number=\"2\"",
+                "<seat id=\"50002\" number=\"1\"",
+            ),
+    )
+    .unwrap();
+    sb.stxd(&["load", "OPERA", "seatplan-changed.xml"])
+        .expect_code(0);
+    let opera = db(&sb, "OPERA");
+    assert_eq!(
+        text(&opera, "SELECT code FROM seat_row WHERE id = 4001"),
+        "B"
+    );
+    assert_eq!(
+        text(&opera, "SELECT number FROM seat WHERE id = 50001"),
+        "2"
+    );
     sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
         .expect_code(0);
     let run = sb.stxd(&["process"]);
@@ -525,4 +548,37 @@ fn seats_of_a_category_ignored_later_are_kept_not_removed() {
     let summary = applied(import_seatplan(&mut s, &items).unwrap().0);
     assert_eq!(summary.skipped, of_2003 as u64);
     assert_eq!(one(&c, "SELECT count(*) FROM seat"), seats);
+}
+
+#[test]
+fn a_master_seat_plan_giving_one_number_to_two_seats_is_refused_and_loads_nothing() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let bad = sb.path().join("seatplan-bad.xml");
+    std::fs::write(
+        &bad,
+        std::fs::read_to_string(sb.path().join("samples/opera/seatplan.xml"))
+            .unwrap()
+            .replace(
+                "<seat id=\"50002\" number=\"2\"",
+                "<seat id=\"50002\" number=\"1\"",
+            ),
+    )
+    .unwrap();
+    let run = sb.stxd(&["load", "OPERA", "seatplan-bad.xml"]);
+    assert_ne!(run.code(), 0);
+    let out = format!("{}{}", run.stdout(), run.stderr());
+    assert!(
+        out.contains("seat 50001") && out.contains("its number 1 goes to seat 50002 in this file"),
+        "{out}"
+    );
+    let opera = db(&sb, "OPERA");
+    assert_eq!(
+        text(&opera, "SELECT number FROM seat WHERE id = 50001"),
+        "1"
+    );
+    assert_eq!(
+        text(&opera, "SELECT number FROM seat WHERE id = 50002"),
+        "2"
+    );
 }
