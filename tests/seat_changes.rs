@@ -69,11 +69,11 @@ fn names(dir: &Path) -> Vec<String> {
     v
 }
 
-#[test]
-fn renumbered_rows_and_swapped_seats_apply_and_keep_allotments_and_tickets_on_their_seats() {
-    let sb = Sandbox::new();
+/// First use done, seats 1 to 4 of PARTERRE A allotted to 1701 and applied
+/// at the distributor, seat A1 sold there.
+fn allotted_and_sold(sb: &Sandbox) {
     sb.first_use_done();
-    crate::drop_folders::manager_ready(&sb);
+    crate::drop_folders::manager_ready(sb);
     sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
         .expect_code(0);
     sb.stxd(&["process"]).expect_code(0);
@@ -90,31 +90,23 @@ fn renumbered_rows_and_swapped_seats_apply_and_keep_allotments_and_tickets_on_th
         "ADULT",
     ])
     .expect_code(0);
+}
 
-    let tourism = db(&sb, "TOURISM");
-    let seat1 = local_seat(&tourism, 50001);
-    let seat2 = local_seat(&tourism, 50002);
-    assert_eq!(label(&tourism, seat1), "A 1");
-    assert_eq!(
-        one(&tourism, "SELECT seat FROM sale_line WHERE active = 1"),
-        seat1
-    );
-    let allotted = |c: &Connection| -> Vec<i64> {
-        let mut st = c
-            .prepare("SELECT seat FROM contingent_seat ORDER BY seat")
-            .unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
-    let before = allotted(&tourism);
-    assert_eq!(before.len(), 4, "{before:?}");
-    let rows_before = one(&tourism, "SELECT count(*) FROM seat_row");
+/// The distributor's allotted seats, in id order.
+fn allotted(c: &Connection) -> Vec<i64> {
+    let mut st = c
+        .prepare("SELECT seat FROM contingent_seat ORDER BY seat")
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
 
-    // The venue changes at the manager, loaded as ops load master data:
-    // rows A and B of PARTERRE swap their labels, and seats 1 and 2 of (the
-    // former) row A swap their numbers, in one seat plan file.
+/// The venue changes at the manager, loaded as ops load master data: rows A
+/// and B of PARTERRE swap their labels, and seats 1 and 2 of (the former)
+/// row A swap their numbers, in one seat plan file.
+fn load_swapped_venue(sb: &Sandbox) {
     let changed = sb.path().join("seatplan-changed.xml");
     std::fs::write(
         &changed,
@@ -140,7 +132,7 @@ fn renumbered_rows_and_swapped_seats_apply_and_keep_allotments_and_tickets_on_th
     .unwrap();
     sb.stxd(&["load", "OPERA", "seatplan-changed.xml"])
         .expect_code(0);
-    let opera = db(&sb, "OPERA");
+    let opera = db(sb, "OPERA");
     assert_eq!(
         text(&opera, "SELECT code FROM seat_row WHERE id = 4001"),
         "B"
@@ -149,6 +141,26 @@ fn renumbered_rows_and_swapped_seats_apply_and_keep_allotments_and_tickets_on_th
         text(&opera, "SELECT number FROM seat WHERE id = 50001"),
         "2"
     );
+}
+
+#[test]
+fn renumbered_rows_and_swapped_seats_apply_and_keep_allotments_and_tickets_on_their_seats() {
+    let sb = Sandbox::new();
+    allotted_and_sold(&sb);
+
+    let tourism = db(&sb, "TOURISM");
+    let seat1 = local_seat(&tourism, 50001);
+    let seat2 = local_seat(&tourism, 50002);
+    assert_eq!(label(&tourism, seat1), "A 1");
+    assert_eq!(
+        one(&tourism, "SELECT seat FROM sale_line WHERE active = 1"),
+        seat1
+    );
+    let before = allotted(&tourism);
+    assert_eq!(before.len(), 4, "{before:?}");
+    let rows_before = one(&tourism, "SELECT count(*) FROM seat_row");
+
+    load_swapped_venue(&sb);
     sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
         .expect_code(0);
     let run = sb.stxd(&["process"]);
@@ -464,27 +476,12 @@ fn a_removed_seat_still_allotted_is_refused_naming_it_and_a_bad_plan_goes_to_err
     let seats = one(&tourism, "SELECT count(*) FROM seat");
 
     // Seat plan 2 without seat 50003 (PARTERRE A 3, allotted to 1701).
-    let xml =
-        std::fs::read_to_string(crate::util::repo().join("samples/opera/seatplan.xml")).unwrap();
-    let without: String = xml
-        .lines()
-        .filter(|l| !l.contains("id=\"50003\""))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let records = count(&without);
-    let m = seal(
-        &to_distributor(&sb),
-        &sb.demo_secret(),
-        Kind::Seatplan,
-        2,
-        without.as_bytes(),
-        records,
-    );
+    let manifest = seal_plan_without(&sb, 2, &[50003]);
     sb.stxd(&["process"]);
     let reason = std::fs::read_to_string(
         to_distributor(&sb)
             .join("error")
-            .join(format!("{}.reason", m.manifest_name())),
+            .join(format!("{manifest}.reason")),
     )
     .expect("the refused plan is in error/ with its reason");
     assert!(reason.contains("code: seat-held"), "{reason}");
@@ -500,6 +497,8 @@ fn a_removed_seat_still_allotted_is_refused_naming_it_and_a_bad_plan_goes_to_err
     assert_eq!(one(&tourism, "SELECT count(*) FROM seat"), seats);
 
     // Seat plan 2 again, fixed but repeating seat 50004: refused as content.
+    let xml =
+        std::fs::read_to_string(crate::util::repo().join("samples/opera/seatplan.xml")).unwrap();
     let repeated = xml.replace(
         "<seat id=\"50005\" number=\"5\"",
         "<seat id=\"50004\" number=\"5\"",
@@ -581,4 +580,93 @@ fn a_master_seat_plan_giving_one_number_to_two_seats_is_refused_and_loads_nothin
         text(&opera, "SELECT number FROM seat WHERE id = 50002"),
         "2"
     );
+}
+
+/// The sample seat plan without the seats whose ids are listed, sealed as
+/// SEATPLAN `sequence` into the distributor's inbox; its manifest's name.
+fn seal_plan_without(sb: &Sandbox, sequence: u64, seats: &[i64]) -> String {
+    let xml =
+        std::fs::read_to_string(crate::util::repo().join("samples/opera/seatplan.xml")).unwrap();
+    let kept: String = xml
+        .lines()
+        .filter(|l| !seats.iter().any(|s| l.contains(&format!("id=\"{s}\""))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    seal(
+        &to_distributor(sb),
+        &sb.demo_secret(),
+        Kind::Seatplan,
+        sequence,
+        kept.as_bytes(),
+        count(&kept),
+    )
+    .manifest_name()
+}
+
+#[test]
+fn a_removed_seat_only_history_refers_to_is_kept_under_a_retired_label_and_a_free_one_is_deleted() {
+    let sb = Sandbox::new();
+    allotted_and_sold(&sb);
+    // A1 refunded, then taken back by the manager, acknowledged nowhere yet
+    // but no longer in the distributor's contingent.
+    sb.stxd(&["sale", "refund", "1"]).expect_code(0);
+    sb.stxd(&[
+        "contingent",
+        "release",
+        "--link",
+        "opera-tourism",
+        "--performance",
+        "1701",
+        "--seats",
+        "3301:A:1",
+    ])
+    .expect_code(0);
+    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    let tourism = db(&sb, "TOURISM");
+    let a1 = local_seat(&tourism, 50001);
+    let a10 = local_seat(&tourism, 50010);
+    assert!(!allotted(&tourism).contains(&a1));
+    let seats = one(&tourism, "SELECT count(*) FROM seat");
+
+    seal_plan_without(&sb, 2, &[50001, 50010]);
+    sb.stxd(&["process"]).expect_code(0);
+    assert_eq!(
+        text(
+            &tourism,
+            "SELECT state FROM file_journal WHERE kind = 'SEATPLAN' AND sequence = 2"
+        ),
+        "applied"
+    );
+    // A1: its refunded sale still names it, so it stays, out of the way.
+    assert!(
+        label(&tourism, a1).starts_with("A #"),
+        "{}",
+        label(&tourism, a1)
+    );
+    assert_eq!(
+        one(
+            &tourism,
+            "SELECT count(*) FROM sale_line WHERE seat = (SELECT seat FROM sale_line WHERE id = 1)"
+        ),
+        2,
+        "the sale and its refund still name the seat"
+    );
+    // A10: nothing refers to it: deleted with its mapping row.
+    assert_eq!(
+        one(
+            &tourism,
+            &format!("SELECT count(*) FROM seat WHERE id = {a10}")
+        ),
+        0
+    );
+    assert_eq!(
+        one(
+            &tourism,
+            "SELECT count(*) FROM mapping WHERE kind = 'seat' AND manager_id = 50010"
+        ),
+        0
+    );
+    assert_eq!(one(&tourism, "SELECT count(*) FROM seat"), seats - 1);
 }
