@@ -607,8 +607,8 @@ fn seal_plan_without(sb: &Sandbox, sequence: u64, seats: &[i64]) -> String {
 fn a_removed_seat_only_history_refers_to_is_kept_under_a_retired_label_and_a_free_one_is_deleted() {
     let sb = Sandbox::new();
     allotted_and_sold(&sb);
-    // A1 refunded, then taken back by the manager, acknowledged nowhere yet
-    // but no longer in the distributor's contingent.
+    // A1 refunded, then taken back by the manager: no longer in the
+    // distributor's contingent.
     sb.stxd(&["sale", "refund", "1"]).expect_code(0);
     sb.stxd(&[
         "contingent",
@@ -630,6 +630,22 @@ fn a_removed_seat_only_history_refers_to_is_kept_under_a_retired_label_and_a_fre
     assert!(!allotted(&tourism).contains(&a1));
     let seats = one(&tourism, "SELECT count(*) FROM seat");
 
+    // While the refund is not sent to the manager, the seat is held: a line
+    // names its seat by its labels.
+    let manifest = seal_plan_without(&sb, 2, &[50001, 50010]);
+    sb.stxd(&["process"]);
+    let reason = std::fs::read_to_string(
+        to_distributor(&sb)
+            .join("error")
+            .join(format!("{manifest}.reason")),
+    )
+    .unwrap();
+    assert!(
+        reason.contains("code: seat-held") && reason.contains("(not sent to the manager yet)"),
+        "{reason}"
+    );
+    sb.stxd(&["export", "sales", "--link", "opera-tourism"])
+        .expect_code(0);
     seal_plan_without(&sb, 2, &[50001, 50010]);
     sb.stxd(&["process"]).expect_code(0);
     assert_eq!(

@@ -10,8 +10,10 @@
 //! the file's configurations that the file did not declare (a set-aside one
 //! included) is gone at the manager:
 //!
-//! - a seat that a contingent holds or an active sale sold refuses the file
-//!   (`seat-held`, the seat named): the manager takes it back first;
+//! - a seat that a contingent holds, an active sale sold, or a sale or
+//!   refund line not yet sent to the manager names, refuses the file
+//!   (`seat-held`, the seat named): the manager takes it back first, the
+//!   distributor sends its sales (a line names its seat by its labels);
 //! - a seat nothing refers to is deleted, with its mapping row;
 //! - a seat only history refers to (a refunded sale, an older contingent
 //!   row at the manager) is kept under the label `#` and its local id in
@@ -243,7 +245,8 @@ fn retire(
 fn refuse_held(tx: &Transaction<'_>, manager: &str) -> Result<(), DomainError> {
     let held = "SELECT g.id FROM temp.import_gone g WHERE
                     EXISTS (SELECT 1 FROM contingent_seat x WHERE x.seat = g.id)
-                    OR EXISTS (SELECT 1 FROM sale_line x WHERE x.seat = g.id AND x.active = 1)
+                    OR EXISTS (SELECT 1 FROM sale_line x WHERE x.seat = g.id
+                                   AND (x.active = 1 OR x.exported_in IS NULL))
                     OR EXISTS (SELECT 1 FROM allotment_seat x WHERE x.seat = g.id)
                     OR EXISTS (SELECT 1 FROM ticket x WHERE x.seat = g.id AND x.state = 'valid')";
     let count: i64 = tx.query_row(&format!("SELECT count(*) FROM ({held})"), [], |r| r.get(0))?;
@@ -260,6 +263,8 @@ fn refuse_held(tx: &Transaction<'_>, manager: &str) -> Result<(), DomainError> {
                          JOIN performance p ON p.id = x.performance WHERE x.seat = s.id LIMIT 1),
                         (SELECT 'sale line ' || x.id || ' (performance ' || p.code || ')' FROM sale_line x
                          JOIN performance p ON p.id = x.performance WHERE x.seat = s.id AND x.active = 1 LIMIT 1),
+                        (SELECT 'sale line ' || x.id || ' (not sent to the manager yet)' FROM sale_line x
+                         WHERE x.seat = s.id AND x.exported_in IS NULL LIMIT 1),
                         'an allotment or a ticket')
              FROM seat s JOIN seat_row r ON r.id = s.row JOIN block b ON b.id = r.block
              WHERE s.id = ({held} LIMIT 1)"
@@ -277,7 +282,7 @@ fn refuse_held(tx: &Transaction<'_>, manager: &str) -> Result<(), DomainError> {
         "seat-held",
         format!("seat {manager_id} (local seat {id}, {label})"),
         format!(
-            "the seat plan no longer has this seat, but {by} holds it ({count} held seat(s) removed in all); the manager must take the seats back from the contingent (and the sales be refunded) before the seat plan removes them, then send it again"
+            "the seat plan no longer has this seat, but {by} holds it ({count} held seat(s) removed in all); the manager must take the seats back from the contingent, the sales on them be refunded and every line on them sent to the manager (stxd export sales) before the seat plan removes them; then send it again"
         ),
     ))
 }
