@@ -568,7 +568,8 @@ fn a_master_seat_plan_giving_one_number_to_two_seats_is_refused_and_loads_nothin
     assert_ne!(run.code(), 0);
     let out = format!("{}{}", run.stdout(), run.stderr());
     assert!(
-        out.contains("seat 50001") && out.contains("its number 1 goes to seat 50002 in this file"),
+        out.contains("seat 50001")
+            && out.contains("its number 1 in row 4001 goes to seat 50002 in this file"),
         "{out}"
     );
     let opera = db(&sb, "OPERA");

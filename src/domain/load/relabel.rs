@@ -105,24 +105,27 @@ pub fn seatplan_done(conn: &Connection, file: &str) -> Result<(), DomainError> {
         return Ok(());
     }
     for what in [ROW, SEAT] {
-        let lost: Option<(i64, String, i64)> = conn
+        let lost: Option<(i64, String, i64, i64)> = conn
             .prepare(&format!(
-                "SELECT a.id, a.old, a.taken_by FROM temp.load_set_aside a
+                "SELECT a.id, a.old, a.taken_by, x.{p} FROM temp.load_set_aside a
                  JOIN {t} x ON x.id = a.id
                  WHERE a.tbl = ?1 AND x.{l} GLOB '~*' ORDER BY a.seq LIMIT 1",
                 t = what.table,
-                l = what.label
+                l = what.label,
+                p = what.parent
             ))?
-            .query_row([what.table], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row([what.table], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?;
-        if let Some((id, old, taken_by)) = lost {
+        if let Some((id, old, taken_by, parent)) = lost {
             return Err(DomainError::Invalid {
                 object: format!("{file}: {} {id}", what.words),
                 problem: format!(
-                    "its {label} {old} goes to {words} {taken_by} in this file, and the file gives {words} {id} no other {label}; give each {words} of a {parent} its own {label} (a swap sends both with their new {label}s)",
+                    "its {label} {old} in {parent_words} {parent} goes to {words} {taken_by} in this file, and the file gives {words} {id} no other {label}; give each {words} of a {parent_words} its own {label} (a swap sends both with their new {label}s)",
+                    parent_words = what.parent.replace('_', " "),
                     label = what.label,
                     words = what.words,
-                    parent = what.parent.replace('_', " ")
                 ),
             });
         }
