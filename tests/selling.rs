@@ -664,3 +664,45 @@ fn a_contingent_for_an_unknown_performance_asks_for_the_catalogue() {
         0
     );
 }
+
+#[test]
+fn a_contingent_version_out_of_range_or_far_ahead_is_refused_and_the_performance_stays_open() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    // The reader bounds versions: i64::MAX would freeze the performance.
+    let frozen = snapshot_1701(i64::MAX as u64, &[1], 0);
+    let e = apply_contingent(&sb, &frozen).unwrap_err();
+    let DomainError::Format(f) = &e else {
+        panic!("expected the reader's refusal, got {e:?}")
+    };
+    assert_eq!(f.code, "version-out-of-range", "{e}");
+    assert_eq!(f.position.to_string(), "line 2, field version");
+    assert!(f.problem.contains("1 to 999999999999999"), "{e}");
+
+    apply_contingent(&sb, &snapshot_1701(1, &[1, 2], 0)).unwrap();
+    // More than a million versions ahead of the applied one: refused.
+    let jump = stxd::domain::selling::MAX_VERSION_JUMP;
+    let e = apply_contingent(&sb, &snapshot_1701(1 + jump + 1, &[1], 0)).unwrap_err();
+    let DomainError::Content(f) = &e else {
+        panic!("expected a content refusal, got {e:?}")
+    };
+    assert_eq!(f.code, "version-out-of-range", "{e}");
+    assert_eq!(f.file, "contingent.csv");
+    assert_eq!(f.position.to_string(), "line 2");
+    assert!(
+        f.problem
+            .contains("more than 1000000 ahead of the version applied here (1)"),
+        "{e}"
+    );
+    assert_eq!(
+        query_i64(&sb, "SELECT version FROM contingent_snapshot"),
+        1,
+        "nothing applied"
+    );
+    // The performance is not frozen: the next real versions apply, up to
+    // exactly a million ahead.
+    let (out, _) = apply_contingent(&sb, &snapshot_1701(2, &[3], 0)).unwrap();
+    assert_eq!(out.applied, vec![(id(1701), 2)]);
+    let (out, _) = apply_contingent(&sb, &snapshot_1701(2 + jump, &[4], 0)).unwrap();
+    assert_eq!(out.applied, vec![(id(1701), 2 + jump)]);
+}

@@ -57,6 +57,7 @@ fn load_files(tx: &rusqlite::Transaction<'_>, paths: &[PathBuf]) -> Result<Loade
                     load::seatplan_item(tx, &item?)?;
                     count("seat plan records", 1);
                 }
+                load::seatplan_done(tx, &name)?;
             }
             Some("catalogue") => {
                 for item in crate::format::catalogue::Reader::new(input, &name, limits) {

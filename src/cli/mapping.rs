@@ -421,7 +421,9 @@ fn position_json(p: &Position) -> (serde_json::Value, serde_json::Value) {
     match p {
         Position::Line { line, field } => (json!(line), json!(field)),
         Position::Byte { line, .. } => (json!(line), serde_json::Value::Null),
-        Position::File => (serde_json::Value::Null, serde_json::Value::Null),
+        Position::File | Position::Record { .. } => {
+            (serde_json::Value::Null, serde_json::Value::Null)
+        }
     }
 }
 

@@ -52,6 +52,58 @@ fn exists(conn: &Connection, table: &'static str, id: i64) -> Result<bool, rusql
         .exists([id])
 }
 
+impl DomainError {
+    /// A content refusal of `file` at `position` (see [`DomainError::Content`]).
+    pub fn content(
+        file: &str,
+        position: crate::format::Position,
+        code: &'static str,
+        problem: impl Into<String>,
+    ) -> DomainError {
+        DomainError::Content(crate::format::FormatError::new(
+            file, position, code, problem,
+        ))
+    }
+
+    /// A content refusal made where the file and the position are not known
+    /// (a helper deep in an importer): the importer's [`DomainError::locate`]
+    /// fills them in.
+    pub fn refused(
+        code: &'static str,
+        object: impl std::fmt::Display,
+        problem: impl std::fmt::Display,
+    ) -> DomainError {
+        DomainError::content(
+            "",
+            crate::format::Position::File,
+            code,
+            format!("{object}: {problem}"),
+        )
+    }
+
+    /// Gives a refusal the file and the position of the record being
+    /// applied: a [`DomainError::refused`] gets them, and an
+    /// [`DomainError::Invalid`] becomes a content refusal with the generic
+    /// code `refused`. Other errors pass unchanged.
+    pub fn locate(
+        self,
+        file: &str,
+        position: impl FnOnce() -> crate::format::Position,
+    ) -> DomainError {
+        match self {
+            DomainError::Content(mut f) if f.file.is_empty() => {
+                f.file = file.to_owned();
+                f.position = position();
+                DomainError::Content(f)
+            }
+            DomainError::Invalid { object, problem } => {
+                DomainError::content(file, position(), "refused", format!("{object}: {problem}"))
+            }
+            e => e,
+        }
+    }
+}
+
 /// Why a business operation was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DomainError {
@@ -82,6 +134,11 @@ pub enum DomainError {
     /// A master-data file is malformed (named, with the position).
     #[error(transparent)]
     Format(#[from] crate::format::FormatError),
+    /// An exchanged file's content breaks a rule the importer checks (a
+    /// duplicate id, a seat still held, a version out of range…): the whole
+    /// file is refused, with a stable code, the file and the position.
+    #[error("{0}")]
+    Content(crate::format::FormatError),
     #[error("cannot read {file}: {source}")]
     Io {
         file: String,

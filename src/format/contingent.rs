@@ -16,7 +16,8 @@
 //! - `type` is `PERFORMANCE`, `SEAT` or `ZONE` (`bad-value`; empty:
 //!   `missing-field`).
 //! - Every line: `performance` a technical id (`bad-id`), `version` a whole
-//!   number ≥ 1 (`bad-number`).
+//!   number ≥ 1 (`bad-number`) and at most [`MAX_VERSION`]
+//!   (`version-out-of-range`).
 //! - `PERFORMANCE`: nothing else; any other column filled is
 //!   `unexpected-field`.
 //! - `SEAT`: `block` (id), `row` and `seat` (codes, `bad-code`, never
@@ -40,6 +41,16 @@ use std::io::{BufRead, Write};
 use super::csv::{CsvReader, CsvWriter, Row};
 use super::{FormatError, Limits, WriteError};
 use crate::ident::{Code, TechId};
+
+/// The largest contingent version: 999,999,999,999,999 (15 digits, like the
+/// largest amount). Versions grow by one at each change of a performance's
+/// allotment, so real ones stay far below it (a change a second for thirty
+/// million years), it is exact in a JSON number (below 2^53) and in the
+/// stores' integers, and a version at `u64::MAX` or `i64::MAX`, which would
+/// make every later snapshot "older" and freeze the performance, is refused
+/// as the file is read. The distributor also refuses a version far ahead of
+/// the one it applied (`domain::selling::MAX_VERSION_JUMP`).
+pub const MAX_VERSION: u64 = 999_999_999_999_999;
 
 /// The header, in the order the writer emits it.
 pub const COLUMNS: [&str; 9] = [
@@ -145,6 +156,13 @@ impl Groups {
         let kind = ty.as_str();
         let performance = row.id(PERFORMANCE, kind)?;
         let version = row.number(VERSION, kind)?;
+        if version > MAX_VERSION {
+            return Err(row.error(
+                VERSION,
+                "version-out-of-range",
+                format!("expected a version of 1 to {MAX_VERSION}, found {version}"),
+            ));
+        }
         if ty == Type::Performance {
             return self.open_snapshot(row, performance, version, kind);
         }
@@ -367,9 +385,9 @@ impl<W: Write> Writer<W> {
                 ..
             } => (*performance, *version),
         };
-        if version == 0 {
+        if version == 0 || version > MAX_VERSION {
             return invalid(format!(
-                "performance {performance}: version 0 (versions start at 1)"
+                "performance {performance}: version {version} (versions go from 1 to {MAX_VERSION})"
             ));
         }
         match line {

@@ -42,6 +42,10 @@ pub enum Position {
     /// A byte offset from the start of the file, 0-based, with the line when
     /// known.
     Byte { offset: u64, line: Option<u64> },
+    /// The N-th record of a payload, 1-based, in file order (for XML, the
+    /// N-th element inside the root, as the manifest's `records` counts
+    /// them), with the record as the importer names it.
+    Record { index: u64, what: String },
 }
 
 impl Position {
@@ -59,6 +63,13 @@ impl Position {
     pub fn byte(offset: u64) -> Position {
         Position::Byte { offset, line: None }
     }
+
+    pub fn record(index: u64, what: impl Into<String>) -> Position {
+        Position::Record {
+            index,
+            what: what.into(),
+        }
+    }
 }
 
 impl fmt::Display for Position {
@@ -75,6 +86,7 @@ impl fmt::Display for Position {
                 offset,
                 line: Some(l),
             } => write!(f, "line {l} (byte {offset})"),
+            Position::Record { index, what } => write!(f, "record {index} ({what})"),
         }
     }
 }

@@ -46,6 +46,11 @@ use super::{FormatError, Limits, WriteError};
 use crate::ident::{Code, TechId, shorten};
 use crate::money::{AMOUNT_MAX, Currency};
 
+/// The largest line id: the stores keep line ids as SQLite integers
+/// (`i64`), so a larger one is refused by the reader (`bad-number`, with its
+/// line) rather than by the store.
+pub const MAX_LINE_ID: u64 = i64::MAX as u64;
+
 /// The header, in the order the writer emits it.
 pub const COLUMNS: [&str; 17] = [
     "line",
@@ -204,16 +209,31 @@ impl LineOrder {
         };
         let kind = operation.as_str();
         let line = row.number(LINE, kind)?;
+        if line > MAX_LINE_ID {
+            return Err(row.error(
+                LINE,
+                "bad-number",
+                format!(
+                    "expected a line id of 1 to {MAX_LINE_ID} (the largest integer the stores hold), found {line}"
+                ),
+            ));
+        }
         if let Some((last, at)) = self.last
             && line <= last
         {
-            return Err(row.error(
-                    LINE,
-                    "sales-line-order",
-                    format!(
-                        "expected a line id greater than {last} (line {at}), found {line}; line ids strictly increase within a file"
-                    ),
-                ));
+            // Ids strictly increase, so a repeat is always of the line just
+            // before: both positions are known without remembering the file.
+            let problem = if line == last {
+                format!(
+                    "line id {line} appears at line {at} and line {}; expected each line id once per file (a line already booked from an earlier file is a harmless duplicate, a repeat inside one file is an error of the file)",
+                    row.line()
+                )
+            } else {
+                format!(
+                    "expected a line id greater than {last} (line {at}), found {line}; line ids strictly increase within a file"
+                )
+            };
+            return Err(row.error(LINE, "sales-line-order", problem));
         }
         self.last = Some((line, row.line()));
         let time = row.time(TIME, kind)?;
@@ -286,6 +306,16 @@ fn ack(row: &Row<'_>) -> Result<Line, FormatError> {
         row.forbid(col, KIND)?;
     }
     let contingent_version = row.number(CONTINGENT_VERSION, KIND)?;
+    if contingent_version > super::contingent::MAX_VERSION {
+        return Err(row.error(
+            CONTINGENT_VERSION,
+            "version-out-of-range",
+            format!(
+                "expected a contingent version of 1 to {}, found {contingent_version}",
+                super::contingent::MAX_VERSION
+            ),
+        ));
+    }
     Ok(Line::Ack(Ack {
         performance,
         contingent_version,

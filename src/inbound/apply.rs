@@ -462,10 +462,7 @@ pub fn log_rejection(
         Some(k) => format!("import-{}", k.as_str().to_lowercase()),
         None => "import".to_owned(),
     };
-    let location = match error {
-        InboundError::Rejected(f) => Some(f.position.to_string()),
-        _ => None,
-    };
+    let location = error.position().map(ToString::to_string);
     let text = error.to_string();
     runs::failed(
         tx,

@@ -506,8 +506,8 @@ fn write_reason(pair: &Pair, moved_manifest: &Path, error: &InboundError) -> io:
         error.code(),
         crate::store::now(),
     );
-    if let InboundError::Rejected(f) = error {
-        text.push_str(&format!("position: {}\n", f.position));
+    if let Some(position) = error.position() {
+        text.push_str(&format!("position: {position}\n"));
     }
     text.push_str(&format!("{ID_LINE}{}\n", FileId::of(&pair.manifest)?));
     let tmp = temporary(&path);

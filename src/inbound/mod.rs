@@ -83,6 +83,7 @@ impl InboundError {
             InboundError::Rejected(e) => e.code,
             InboundError::Domain(crate::domain::DomainError::Format(e)) => e.code,
             InboundError::Domain(crate::domain::DomainError::Unready { .. }) => "setup",
+            InboundError::Domain(crate::domain::DomainError::Content(e)) => e.code,
             InboundError::Domain(e) if self.is_permanent() => match e {
                 crate::domain::DomainError::Missing { .. } => "unknown-reference",
                 _ => "refused",
@@ -90,6 +91,19 @@ impl InboundError {
             InboundError::Domain(_) => "store",
             InboundError::Io { .. } => "io",
             InboundError::RejectedEarlier { .. } => "rejected-earlier",
+        }
+    }
+}
+
+impl InboundError {
+    /// Where in the file the problem is, when a reader or an importer said.
+    pub fn position(&self) -> Option<&crate::format::Position> {
+        use crate::domain::DomainError as D;
+        match self {
+            InboundError::Rejected(f)
+            | InboundError::Domain(D::Format(f))
+            | InboundError::Domain(D::Content(f)) => Some(&f.position),
+            _ => None,
         }
     }
 }

@@ -61,7 +61,9 @@
 mod catalogue;
 mod refs;
 mod savepoint;
+mod seat_changes;
 mod seatplan;
+mod seen;
 
 pub use catalogue::CatalogueImport;
 pub use seatplan::SeatplanImport;

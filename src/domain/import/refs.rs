@@ -102,13 +102,14 @@ impl Refs {
             .get(&(kind, id.get()))
             .and_then(|&i| self.list.get_mut(i))
         else {
-            return Err(DomainError::Invalid {
-                object: by(),
-                problem: format!(
+            return Err(DomainError::refused(
+                "undeclared-reference",
+                by(),
+                format!(
                     "it names {} {id}, which the file does not declare; the manager's export must declare every object its records name",
                     kind_words(kind)
                 ),
-            });
+            ));
         };
         if s.needed_by.is_none() {
             s.needed_by = Some(by());

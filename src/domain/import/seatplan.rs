@@ -9,10 +9,11 @@ use rusqlite::Transaction;
 
 use super::refs::{Refs, finish_refs, info, summary_message, upsert_auto};
 use super::savepoint::Savepoint;
-use super::{Context, Outcome, Summary};
+use super::seat_changes;
+use super::{Context, Outcome, Summary, seen};
 use crate::domain::DomainError;
-use crate::domain::mapping::Resolved;
-use crate::format::seatplan;
+use crate::domain::mapping::{self, Resolved};
+use crate::format::{Position, seatplan};
 use crate::ident::TechId;
 use crate::store::mapping::MappingKind;
 
@@ -33,6 +34,10 @@ pub struct SeatplanImport<'t> {
     /// "BLOCK ROW" of the last row read (for messages, even when parked).
     row_label: String,
     block_code: String,
+    /// The record being applied, 1-based (positions in refusals).
+    record: u64,
+    /// Rows and seats set aside under a temporary label so far.
+    set_aside: u64,
 }
 
 impl<'t> SeatplanImport<'t> {
@@ -40,6 +45,7 @@ impl<'t> SeatplanImport<'t> {
         tx: &'t Transaction<'t>,
         ctx: Context<'t>,
     ) -> Result<SeatplanImport<'t>, DomainError> {
+        seen::reset(tx)?;
         Ok(SeatplanImport {
             tx,
             ctx,
@@ -52,19 +58,46 @@ impl<'t> SeatplanImport<'t> {
             row: None,
             row_label: String::new(),
             block_code: String::new(),
+            record: 0,
+            set_aside: 0,
         })
     }
 
-    /// Takes the next record of the file.
+    /// Takes the next record of the file. A refusal names the file and the
+    /// record (its rank in the file, and what it is).
     pub fn item(&mut self, item: &seatplan::Item) -> Result<(), DomainError> {
+        use seatplan::Item;
+        self.record += 1;
+        let (kind, id, what) = match item {
+            Item::SeatCategory(c) => ("seat category", c.id, format!("seat category {}", c.code)),
+            Item::Venue(v) => ("venue", v.id, format!("venue {}", v.code)),
+            Item::Configuration(c) => ("configuration", c.id, format!("configuration {}", c.code)),
+            Item::Zone(z) => ("zone", z.id, format!("zone {}", z.code)),
+            Item::Block(b) => {
+                self.block_code = b.code.as_str().to_owned();
+                ("block", b.id, format!("block {}", b.code))
+            }
+            Item::Row(r) => {
+                self.row_label = format!("{} {}", self.block_code, r.code);
+                ("row", r.id, format!("row {}", self.row_label))
+            }
+            Item::Seat(s) => (
+                "seat",
+                s.id,
+                format!("seat {} {}", self.row_label, s.number),
+            ),
+        };
+        let what = format!("{what}, id {id}");
+        let (file, record) = (self.ctx.file, self.record);
+        seen::declare(self.tx, file, kind, id.get(), record, &what)?;
+        self.apply(item)
+            .map_err(|e| e.locate(file, || Position::record(record, what)))
+    }
+
+    fn apply(&mut self, item: &seatplan::Item) -> Result<(), DomainError> {
         use seatplan::Item;
         let tx = self.tx;
         let ctx = self.ctx;
-        match item {
-            Item::Block(b) => self.block_code = b.code.as_str().to_owned(),
-            Item::Row(r) => self.row_label = format!("{} {}", self.block_code, r.code),
-            _ => {}
-        }
         // References first: they are recorded even once the file is parked.
         let category = match item {
             Item::SeatCategory(c) => {
@@ -100,7 +133,14 @@ impl<'t> SeatplanImport<'t> {
         let category = match category {
             Some((Resolved::Local(id), _, _)) => Some(id),
             Some((_, what, id)) => {
-                // Ignored: the seat or zone cannot be sold here; skip it.
+                // Ignored: the seat or zone cannot be sold here; skip it. A
+                // skipped seat is not a removed one: it keeps its local seat.
+                if let Item::Seat(s) = item
+                    && let Some(Resolved::Local(local)) =
+                        mapping::lookup(tx, ctx.manager, MappingKind::Seat, s.id)?
+                {
+                    seen::set_local(tx, "seat", s.id.get(), local, true)?;
+                }
                 self.summary.skipped += 1;
                 info(
                     tx,
@@ -167,6 +207,7 @@ impl<'t> SeatplanImport<'t> {
             &[&venue, &c.code.as_str(), &c.name.as_str()],
         )?;
         self.summary.add(change);
+        seen::set_local(tx, "configuration", c.id.get(), local, false)?;
         self.configuration = Some((c.id, local));
         Ok(())
     }
@@ -234,13 +275,24 @@ impl<'t> SeatplanImport<'t> {
         let (block, block_code) = match &self.block {
             Some((m, l, code)) if *m == r.block => (*l, code.clone()),
             _ => {
-                return Err(DomainError::Invalid {
-                    object: format!("row {}", r.id),
-                    problem: format!("its block {} was not read before it", r.block),
-                });
+                return Err(DomainError::refused(
+                    "parent-not-read",
+                    format!("row {}", r.id),
+                    format!("its block {} was not read before it", r.block),
+                ));
             }
         };
         let label = format!("{block_code} {}", r.code);
+        let me = self.local_of(MappingKind::Row, r.id)?;
+        seat_changes::free_label(
+            tx,
+            seat_changes::ROW,
+            block,
+            r.code.as_str(),
+            me,
+            &format!("block {block_code}"),
+            &mut self.set_aside,
+        )?;
         let (local, change) = upsert_auto(
             tx,
             &ctx,
@@ -254,6 +306,7 @@ impl<'t> SeatplanImport<'t> {
             &[&block, &r.code.as_str()],
         )?;
         self.summary.add(change);
+        seen::set_local(tx, "row", r.id.get(), local, false)?;
         self.row = Some((r.id, local, label));
         Ok(())
     }
@@ -265,13 +318,24 @@ impl<'t> SeatplanImport<'t> {
         let (row, row_label) = match &self.row {
             Some((m, l, label)) if *m == s.row => (*l, label.clone()),
             _ => {
-                return Err(DomainError::Invalid {
-                    object: format!("seat {}", s.id),
-                    problem: format!("its row {} was not read before it", s.row),
-                });
+                return Err(DomainError::refused(
+                    "parent-not-read",
+                    format!("seat {}", s.id),
+                    format!("its row {} was not read before it", s.row),
+                ));
             }
         };
-        let (_, change) = upsert_auto(
+        let me = self.local_of(MappingKind::Seat, s.id)?;
+        seat_changes::free_label(
+            tx,
+            seat_changes::SEAT,
+            row,
+            s.number.as_str(),
+            me,
+            &format!("row {row_label}"),
+            &mut self.set_aside,
+        )?;
+        let (local, change) = upsert_auto(
             tx,
             &ctx,
             MappingKind::Seat,
@@ -284,12 +348,39 @@ impl<'t> SeatplanImport<'t> {
             &[&row, &s.number.as_str(), &category],
         )?;
         self.summary.add(change);
+        seen::set_local(tx, "seat", s.id.get(), local, false)?;
         Ok(())
+    }
+
+    /// The local object the manager's `id` is mapped to now, if it exists.
+    fn local_of(&self, kind: MappingKind, id: TechId) -> Result<Option<i64>, DomainError> {
+        Ok(
+            match mapping::lookup(self.tx, self.ctx.manager, kind, id)? {
+                Some(Resolved::Local(local)) => Some(local),
+                _ => None,
+            },
+        )
     }
 
     /// Ends the file: applied, or parked (rolled back but for the pending
     /// rows and the run messages).
     pub fn finish(mut self) -> Result<Outcome, DomainError> {
+        if !self.refs.any_missing() {
+            let file = self.ctx.file;
+            let removed = seat_changes::remove_absent(self.tx, self.ctx.manager)
+                .map_err(|e| e.locate(file, || Position::File))?;
+            if removed > 0 {
+                info(
+                    self.tx,
+                    &self.ctx,
+                    "removed",
+                    file,
+                    &format!(
+                        "{removed} row(s) and seat(s) the manager no longer has: deleted, or kept under a retired label (#…) where sales history refers to them"
+                    ),
+                )?;
+            }
+        }
         finish_refs(self.tx, &self.ctx, &mut self.savepoint, &self.refs)?;
         if self.refs.any_missing() {
             return Ok(Outcome::Parked(self.refs.missing()));
@@ -307,9 +398,10 @@ fn parent(
 ) -> Result<i64, DomainError> {
     match open {
         Some((m, local)) if m == expected => Ok(local),
-        _ => Err(DomainError::Invalid {
-            object: object(),
-            problem: format!("its parent {expected} was not read before it"),
-        }),
+        _ => Err(DomainError::refused(
+            "parent-not-read",
+            object(),
+            format!("its parent {expected} was not read before it"),
+        )),
     }
 }

@@ -7,7 +7,7 @@
 
 use rusqlite::{OptionalExtension, Transaction};
 
-use super::{require, store_role};
+use super::{relabel, require, store_role};
 use crate::domain::DomainError;
 use crate::format::{catalogue, seatplan};
 use crate::ident::{Code, Name, TechId};
@@ -120,22 +120,11 @@ fn block(tx: &Transaction<'_>, b: &seatplan::Block) -> Result<(), DomainError> {
     Ok(())
 }
 
-/// A row, of a loaded block, its code unique in the block.
+/// A row, of a loaded block. A code another row of the block carries is
+/// set aside for the file to relabel that row ([`super::relabel`]).
 fn row(tx: &Transaction<'_>, r: &seatplan::Row) -> Result<(), DomainError> {
     require(tx, "block", r.block, || format!("row {}", r.id))?;
-    let clash: Option<i64> = tx
-        .prepare_cached("SELECT id FROM seat_row WHERE block = ?1 AND code = ?2 AND id <> ?3")?
-        .query_row((r.block.get(), r.code.as_str(), r.id.get()), |x| x.get(0))
-        .optional()?;
-    if let Some(other) = clash {
-        return Err(DomainError::Invalid {
-            object: format!("row {} {}", r.id, r.code),
-            problem: format!(
-                "block {} already has row {other} with the code {}",
-                r.block, r.code
-            ),
-        });
-    }
+    relabel::free(tx, relabel::ROW, r.block.get(), r.code.as_str(), r.id.get())?;
     tx.prepare_cached(
         "INSERT INTO seat_row (id, block, code) VALUES (?1, ?2, ?3)
          ON CONFLICT (id) DO UPDATE SET block = excluded.block, code = excluded.code
@@ -145,24 +134,19 @@ fn row(tx: &Transaction<'_>, r: &seatplan::Row) -> Result<(), DomainError> {
     Ok(())
 }
 
-/// A seat, of a loaded row and seat category, its number unique in the row.
+/// A seat, of a loaded row and seat category. A number another seat of the
+/// row carries is set aside for the file to renumber that seat.
 fn seat(tx: &Transaction<'_>, s: &seatplan::Seat) -> Result<(), DomainError> {
     let who = || format!("seat {}", s.id);
     require(tx, "seat_row", s.row, who)?;
     require(tx, "seat_category", s.seat_category, who)?;
-    let clash: Option<i64> = tx
-        .prepare_cached("SELECT id FROM seat WHERE row = ?1 AND number = ?2 AND id <> ?3")?
-        .query_row((s.row.get(), s.number.as_str(), s.id.get()), |x| x.get(0))
-        .optional()?;
-    if let Some(other) = clash {
-        return Err(DomainError::Invalid {
-            object: format!("seat {} {}", s.id, s.number),
-            problem: format!(
-                "row {} already has seat {other} with the number {}",
-                s.row, s.number
-            ),
-        });
-    }
+    relabel::free(
+        tx,
+        relabel::SEAT,
+        s.row.get(),
+        s.number.as_str(),
+        s.id.get(),
+    )?;
     tx.prepare_cached(
         "INSERT INTO seat (id, row, number, seat_category) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT (id) DO UPDATE SET row = excluded.row, number = excluded.number,

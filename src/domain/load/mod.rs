@@ -14,14 +14,22 @@
 //! The setup file format is documented key by key in `samples/README.md`
 //! (section "Setup file") and by the raw types of the `setup` module.
 //!
-//! One file per part: `master` (seat plan and catalogue records) and `setup`
-//! (the setup file, one function per section); this module holds the store
-//! helpers they share and re-exports their public items.
+//! A seat plan may move labels between rows and seats (a renumbering, a
+//! swap): a label another object still carries is set aside until the file
+//! reaches that object, and [`seatplan_done`], called once the file is read,
+//! refuses a file that left an object without a label.
+//!
+//! One file per part: `master` (seat plan and catalogue records), `relabel`
+//! (labels moving inside a seat plan) and `setup` (the setup file, one
+//! function per section); this module holds the store helpers they share and
+//! re-exports their public items.
 
 mod master;
+mod relabel;
 mod setup;
 
 pub use master::{catalogue_item, seatplan_item};
+pub use relabel::seatplan_done;
 pub use setup::{CHANNEL_KINDS, SETUP_MAX_BYTES, SetupSummary, setup_file, setup_str};
 
 use rusqlite::Connection;

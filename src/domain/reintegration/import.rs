@@ -34,7 +34,9 @@ impl<'t> SalesImport<'t> {
                 *v = (*v).max(a.contingent_version);
                 Ok(())
             }
-            Line::Ticket(t) => self.ticket(t, line),
+            Line::Ticket(t) => self
+                .ticket(t, line)
+                .map_err(|e| e.locate(self.ctx.file, || crate::format::Position::line(line))),
         }
     }
 

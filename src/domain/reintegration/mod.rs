@@ -327,9 +327,15 @@ fn op_str(op: Operation) -> &'static str {
 }
 
 fn sql_id(v: u64) -> Result<i64, DomainError> {
-    i64::try_from(v).map_err(|_| DomainError::Invalid {
-        object: format!("line id {v}"),
-        problem: "is too large".to_owned(),
+    i64::try_from(v).map_err(|_| {
+        DomainError::refused(
+            "bad-number",
+            format!("line id {v}"),
+            format!(
+                "is too large: expected at most {} (the largest integer the store holds)",
+                crate::format::sales::MAX_LINE_ID
+            ),
+        )
     })
 }
 

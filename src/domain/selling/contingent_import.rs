@@ -7,16 +7,47 @@
 //! were not newer than the one applied (`older-snapshot`), and the places
 //! sold here that an applied snapshot no longer holds (`kept-sold`: they stay
 //! sold, only no longer sellable).
+//!
+//! A snapshot's version must be newer than the applied one to apply, so a
+//! version far in the future would freeze the performance: every later
+//! snapshot would look older. The reader bounds versions
+//! ([`contingent::MAX_VERSION`]), and a snapshot more than
+//! [`MAX_VERSION_JUMP`] ahead of the version applied (or of 0, for a first
+//! snapshot) refuses the file (`version-out-of-range`).
+//!
+//! Every refusal names the file, the line (the header is line 1) and has a
+//! stable code.
 
 use rusqlite::{OptionalExtension, Transaction};
 
 use crate::domain::DomainError;
 use crate::domain::import::Context;
 use crate::domain::mapping::{self, Resolved};
-use crate::format::contingent;
+use crate::format::{Position, contingent};
 use crate::ident::{Code, TechId};
 use crate::store::mapping::MappingKind;
 use crate::store::runs::{self, Level};
+
+/// A refusal of the file, with its stable code (the file and the line are
+/// added by [`ContingentImport::item`]).
+struct Refused {
+    code: &'static str,
+    object: String,
+    problem: String,
+}
+
+impl From<Refused> for DomainError {
+    fn from(r: Refused) -> DomainError {
+        DomainError::refused(r.code, r.object, r.problem)
+    }
+}
+
+/// How far ahead of the applied version (0 before the first) a snapshot
+/// may be: a million changes. The manager's version grows by one at each
+/// change of the performance's allotment, so a real file never comes near;
+/// a larger jump is a corrupt or hostile version that would make every
+/// later snapshot "older" for ever, and is refused instead of applied.
+pub const MAX_VERSION_JUMP: u64 = 1_000_000;
 
 /// Most seat labels quoted in one `kept-sold` message (the count is exact).
 const MAX_LABELS: usize = 20;
@@ -56,6 +87,8 @@ pub struct ContingentImport<'t> {
     link: &'t str,
     open: Option<Group>,
     outcome: ContingentOutcome,
+    /// The line being applied (the header is line 1).
+    line: u64,
 }
 
 impl<'t> ContingentImport<'t> {
@@ -66,10 +99,20 @@ impl<'t> ContingentImport<'t> {
             link,
             open: None,
             outcome: ContingentOutcome::default(),
+            line: 1,
         }
     }
 
+    /// Takes the next line of the file (lines are counted from the header,
+    /// line 1, for the positions of refusals).
     pub fn item(&mut self, line: &contingent::Line) -> Result<(), DomainError> {
+        self.line += 1;
+        let (file, at) = (self.ctx.file, self.line);
+        self.apply(line)
+            .map_err(|e| e.locate(file, || Position::line(at)))
+    }
+
+    fn apply(&mut self, line: &contingent::Line) -> Result<(), DomainError> {
         match line {
             contingent::Line::Performance {
                 performance,
@@ -105,12 +148,13 @@ impl<'t> ContingentImport<'t> {
                     )?
                     .execute((local, seat_id))?;
                 if n == 0 {
-                    return Err(DomainError::Invalid {
-                        object: format!("{}: seat {block} {row} {seat}", self.ctx.file),
+                    return Err(DomainError::from(Refused {
+                        code: "mapping-collision",
+                        object: format!("seat {block} {row} {seat}"),
                         problem: format!(
                             "another seat of performance {performance}'s snapshot maps to the same local seat {seat_id}; check the block and row mappings"
                         ),
-                    });
+                    }));
                 }
                 if let Some(Group::Apply { seats, .. }) = &mut self.open {
                     *seats += 1;
@@ -128,7 +172,7 @@ impl<'t> ContingentImport<'t> {
                     None => return Ok(()),
                     Some(l) => l,
                 };
-                let object = format!("{}: zone {zone}", self.ctx.file);
+                let object = format!("zone {zone}");
                 let zone_id = match mapping::lookup(
                     self.tx,
                     self.ctx.manager,
@@ -137,12 +181,13 @@ impl<'t> ContingentImport<'t> {
                 )? {
                     Some(Resolved::Local(id)) => id,
                     _ => {
-                        return Err(DomainError::Invalid {
+                        return Err(DomainError::from(Refused {
+                            code: "unmapped-zone",
                             object,
                             problem: format!(
                                 "zone {zone} is not mapped: import the seat plan first (it maps zones automatically)"
                             ),
-                        });
+                        }));
                     }
                 };
                 let category: i64 = self
@@ -158,12 +203,13 @@ impl<'t> ContingentImport<'t> {
                     )?
                     .execute((local, zone_id, i64::from(*quantity)))?;
                 if n == 0 {
-                    return Err(DomainError::Invalid {
+                    return Err(DomainError::from(Refused {
+                        code: "mapping-collision",
                         object,
                         problem: format!(
                             "another zone of performance {performance}'s snapshot maps to the same local zone {zone_id}; check the zone mappings"
                         ),
-                    });
+                    }));
                 }
                 if let Some(Group::Apply { places, .. }) = &mut self.open {
                     *places += u64::from(*quantity);
@@ -187,10 +233,11 @@ impl<'t> ContingentImport<'t> {
                 Ok(Some(*local))
             }
             Some(Group::Skip(manager)) if *manager == performance => Ok(None),
-            _ => Err(DomainError::Invalid {
-                object: format!("{}: performance {performance}", self.ctx.file),
+            _ => Err(DomainError::from(Refused {
+                code: "contingent-group",
+                object: format!("performance {performance}"),
                 problem: "expected its places after its PERFORMANCE line".to_owned(),
-            }),
+            })),
         }
     }
 
@@ -219,30 +266,47 @@ impl<'t> ContingentImport<'t> {
                 return Ok(Group::Skip(performance));
             }
             _ => {
-                return Err(DomainError::Invalid {
-                    object: format!("{}: performance {performance}", self.ctx.file),
+                return Err(DomainError::from(Refused {
+                    code: "unknown-performance",
+                    object: format!("performance {performance}"),
                     problem: "this performance is not known here: import the catalogue first (it maps performances automatically)".to_owned(),
-                });
+                }));
             }
         };
-        let version_sql = i64::try_from(version).map_err(|_| DomainError::Invalid {
-            object: format!("{}: performance {performance}", self.ctx.file),
-            problem: format!("version {version} is too large"),
+        let version_sql = i64::try_from(version).map_err(|_| {
+            DomainError::from(Refused {
+                code: "version-out-of-range",
+                object: format!("performance {performance}"),
+                problem: format!("version {version} is too large"),
+            })
         })?;
         let applied: Option<(i64, String)> = self
             .tx
             .prepare_cached("SELECT version, link FROM contingent_snapshot WHERE performance = ?1")?
             .query_row([local], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
+        let last = applied.as_ref().map_or(0, |(v, _)| *v);
+        if version_sql > last
+            && version.saturating_sub(u64::try_from(last).unwrap_or(0)) > MAX_VERSION_JUMP
+        {
+            return Err(DomainError::from(Refused {
+                code: "version-out-of-range",
+                object: format!("performance {performance}"),
+                problem: format!(
+                    "version {version} is more than {MAX_VERSION_JUMP} ahead of the version applied here ({last}); versions grow by one at each change, so this one is corrupt and applying it would make every later snapshot look older; the manager must send the performance's real version"
+                ),
+            }));
+        }
         if let Some((applied, link)) = &applied {
             if link != self.link {
-                return Err(DomainError::Invalid {
-                    object: format!("{}: performance {performance}", self.ctx.file),
+                return Err(DomainError::from(Refused {
+                    code: "other-link",
+                    object: format!("performance {performance}"),
                     problem: format!(
                         "its contingent comes from link {link}, not {}; one performance is sold through one link",
                         self.link
                     ),
-                });
+                }));
             }
             if version_sql <= *applied {
                 let applied = u64::try_from(*applied).unwrap_or(0);
@@ -389,17 +453,18 @@ impl<'t> ContingentImport<'t> {
         row: &Code,
         seat: &Code,
     ) -> Result<(i64, i64), DomainError> {
-        let object = format!("{}: seat {block} {row} {seat}", self.ctx.file);
+        let object = format!("seat {block} {row} {seat}");
         let block_id = match mapping::lookup(self.tx, self.ctx.manager, MappingKind::Block, block)?
         {
             Some(Resolved::Local(id)) => id,
             _ => {
-                return Err(DomainError::Invalid {
+                return Err(DomainError::from(Refused {
+                    code: "unmapped-block",
                     object,
                     problem: format!(
                         "block {block} is not mapped: import the seat plan first (it maps blocks automatically)"
                     ),
-                });
+                }));
             }
         };
         let found: Option<(i64, i64)> = self
@@ -412,11 +477,14 @@ impl<'t> ContingentImport<'t> {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
-        found.ok_or_else(|| DomainError::Invalid {
+        found.ok_or_else(|| {
+            DomainError::from(Refused {
+            code: "unknown-seat",
             object,
             problem:
                 "no such seat in the local seat plan: import the manager's latest seat plan first"
                     .to_owned(),
+        })
         })
     }
 
@@ -430,12 +498,13 @@ impl<'t> ContingentImport<'t> {
             manager,
         )? && mapped != local
         {
-            return Err(DomainError::Invalid {
-                object: format!("{}: {what}", self.ctx.file),
+            return Err(DomainError::from(Refused {
+                code: "seat-category-differs",
+                object: what.to_owned(),
                 problem: format!(
                     "expected seat category {manager} to map to the local place's category {local}, found it maps to {mapped}: import the manager's latest seat plan first, or fix the seat_category mapping"
                 ),
-            });
+            }));
         }
         Ok(())
     }

@@ -30,7 +30,7 @@ mod contingent_import;
 mod export;
 mod sell;
 
-pub use contingent_import::{ContingentImport, ContingentOutcome};
+pub use contingent_import::{ContingentImport, ContingentOutcome, MAX_VERSION_JUMP};
 pub use export::export_sales;
 pub use sell::{
     Filter, LineView, Place, Sale, SaleReceipt, SaleRefusal, list, log_refusal, refund, sell,

@@ -98,13 +98,14 @@ impl CatalogueImport<'_> {
             if self.lcs.get(&l.logical_configuration.get()) == Some(&None) {
                 return self.skip(&location, "its logical configuration is skipped");
             }
-            return Err(DomainError::Invalid {
-                object: location,
-                problem: format!(
+            return Err(DomainError::refused(
+                "parent-not-read",
+                location,
+                format!(
                     "its logical configuration {} was not read before it",
                     l.logical_configuration
                 ),
-            });
+            ));
         };
         let Some(&[category]) = locals else {
             let code = self

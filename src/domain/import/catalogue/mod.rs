@@ -13,10 +13,10 @@ use rusqlite::{OptionalExtension, Transaction};
 
 use super::refs::{Refs, finish_refs, info, kind_words, summary_message};
 use super::savepoint::Savepoint;
-use super::{Change, Context, Outcome, Summary};
+use super::{Change, Context, Outcome, Summary, seen};
 use crate::domain::DomainError;
 use crate::domain::mapping::{self, Resolved, Seen};
-use crate::format::catalogue;
+use crate::format::{Position, catalogue};
 use crate::ident::{Code, TechId};
 use crate::money::Money;
 use crate::store::mapping::MappingKind;
@@ -82,6 +82,8 @@ pub struct CatalogueImport<'t> {
     products: HashSet<i64>,
     /// The code of the last rate table read (for messages, even when parked).
     rt_code: String,
+    /// The record being applied, 1-based (positions in refusals).
+    record: u64,
 }
 
 impl<'t> CatalogueImport<'t> {
@@ -89,6 +91,7 @@ impl<'t> CatalogueImport<'t> {
         tx: &'t Transaction<'t>,
         ctx: Context<'t>,
     ) -> Result<CatalogueImport<'t>, DomainError> {
+        seen::reset(tx)?;
         Ok(CatalogueImport {
             tx,
             ctx,
@@ -106,11 +109,50 @@ impl<'t> CatalogueImport<'t> {
             changed_rate_tables: HashMap::new(),
             products: HashSet::new(),
             rt_code: String::new(),
+            record: 0,
         })
     }
 
-    /// Takes the next record of the file.
+    /// Takes the next record of the file. A refusal names the file and the
+    /// record (its rank in the file, and what it is); an id the file
+    /// declared before is refused (`duplicate-id`).
     pub fn item(&mut self, item: &catalogue::Item) -> Result<(), DomainError> {
+        use catalogue::Item;
+        self.record += 1;
+        let declared = match item {
+            Item::Season(x) => Some(("season", x.id, &x.code)),
+            Item::VatCode(x) => Some(("vat code", x.id, &x.code)),
+            Item::TariffType(x) => Some(("tariff type", x.id, &x.code)),
+            Item::AudienceSubcategory(x) => Some(("audience subcategory", x.id, &x.code)),
+            Item::SeatCategory(x) => Some(("seat category", x.id, &x.code)),
+            Item::Activity(x) => Some(("activity", x.id, &x.code)),
+            Item::LogicalConfiguration(x) => Some(("logical configuration", x.id, &x.code)),
+            Item::LogicalSeatCategory(x) => Some(("logical seat category", x.id, &x.code)),
+            Item::Performance(x) => Some(("performance", x.id, &x.code)),
+            Item::RateTable(x) => Some(("rate table", x.id, &x.code)),
+            Item::Product(x) => Some(("product", x.id, &x.code)),
+            Item::Price(_) | Item::PerformanceRef(_) => None,
+        };
+        let what = match (declared, item) {
+            (Some((kind, id, code)), _) => format!("{kind} {code}, id {id}"),
+            (None, Item::Price(p)) => format!(
+                "price of rate table {} for seat category {}, tariff type {}, audience subcategory {}",
+                p.rate_table, p.seat_category, p.tariff_type, p.audience_subcategory
+            ),
+            (None, Item::PerformanceRef(r)) => {
+                format!("performance {} of product {}", r.performance, r.product)
+            }
+            (None, _) => String::new(),
+        };
+        let (file, record) = (self.ctx.file, self.record);
+        if let Some((kind, id, _)) = declared {
+            seen::declare(self.tx, file, kind, id.get(), record, &what)?;
+        }
+        self.apply(item)
+            .map_err(|e| e.locate(file, || Position::record(record, what)))
+    }
+
+    fn apply(&mut self, item: &catalogue::Item) -> Result<(), DomainError> {
         use catalogue::Item;
         // Close the group a record does not belong to.
         if !matches!(item, Item::LogicalSeatCategory(_)) {

@@ -26,13 +26,14 @@ impl CatalogueImport<'_> {
                 return self.skip(&location, "its logical configuration is skipped");
             }
             None => {
-                return Err(DomainError::Invalid {
-                    object: location,
-                    problem: format!(
+                return Err(DomainError::refused(
+                    "undeclared-reference",
+                    location,
+                    format!(
                         "it names logical configuration {}, which the file does not declare",
                         p.logical_configuration
                     ),
-                });
+                ));
             }
         };
         let tx = self.tx;
@@ -40,20 +41,24 @@ impl CatalogueImport<'_> {
             .prepare_cached("SELECT configuration FROM logical_configuration WHERE id = ?1")?
             .query_row([lc], |r| r.get(0))?;
         if lc_conf != configuration {
-            return Err(DomainError::Invalid {
-                object: location,
-                problem: format!(
+            return Err(DomainError::refused(
+                "configuration-mismatch",
+                location,
+                format!(
                     "it is on configuration {} but its logical configuration {} is on another configuration",
                     p.configuration, p.logical_configuration
                 ),
-            });
+            ));
         }
         let start = p
             .start
             .format(&time::format_description::well_known::Rfc3339)
-            .map_err(|e| DomainError::Invalid {
-                object: location.clone(),
-                problem: format!("its start cannot be written as RFC 3339: {e}"),
+            .map_err(|e| {
+                DomainError::refused(
+                    "bad-date",
+                    location.clone(),
+                    format!("its start cannot be written as RFC 3339: {e}"),
+                )
             })?;
         let (local, change) =
             self.upsert_performance(p, &location, activity, configuration, lc, &start)?;

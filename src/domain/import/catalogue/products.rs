@@ -23,13 +23,14 @@ impl CatalogueImport<'_> {
         let rate_table = match self.rate_tables.get(&p.rate_table.get()) {
             Some(Some(rt)) => *rt,
             _ => {
-                return Err(DomainError::Invalid {
-                    object: location,
-                    problem: format!(
+                return Err(DomainError::refused(
+                    "undeclared-reference",
+                    location,
+                    format!(
                         "it names rate table {}, which the file does not declare",
                         p.rate_table
                     ),
-                });
+                ));
             }
         };
         let tx = self.tx;
@@ -128,13 +129,14 @@ impl CatalogueImport<'_> {
                 return self.skip(&location, &why);
             }
             None => {
-                return Err(DomainError::Invalid {
-                    object: location,
-                    problem: format!(
+                return Err(DomainError::refused(
+                    "undeclared-reference",
+                    location,
+                    format!(
                         "it names performance {}, which the file does not declare",
                         r.performance
                     ),
-                });
+                ));
             }
         };
         open.performances.insert(perf);

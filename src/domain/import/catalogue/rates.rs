@@ -77,10 +77,11 @@ impl CatalogueImport<'_> {
                 .code_of(MappingKind::AudienceSubcategory, p.audience_subcategory)
         );
         let Some(open) = self.rt.as_mut().filter(|o| o.manager == p.rate_table) else {
-            return Err(DomainError::Invalid {
-                object: format!("price {key}"),
-                problem: format!("its rate table {} was not read before it", p.rate_table),
-            });
+            return Err(DomainError::refused(
+                "parent-not-read",
+                format!("price {key}"),
+                format!("its rate table {} was not read before it", p.rate_table),
+            ));
         };
         let location = format!("price {key} of rate table {}", open.code);
         let Some(&[sc, tt, aud]) = locals else {
@@ -103,10 +104,11 @@ impl CatalogueImport<'_> {
             );
         };
         if !open.seen.insert((sc, tt, aud)) {
-            return Err(DomainError::Invalid {
-                object: location,
-                problem: "another price of this rate table maps to the same local seat category, tariff type and audience subcategory; map them to distinct local objects or ignore one".to_owned(),
-            });
+            return Err(DomainError::refused(
+                "mapping-collision",
+                location,
+                "another price of this rate table maps to the same local seat category, tariff type and audience subcategory (or the file gives this price twice); map them to distinct local objects or ignore one",
+            ));
         }
         let tx = self.tx;
         let money = |minor| Money {
