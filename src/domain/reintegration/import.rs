@@ -4,7 +4,20 @@
 
 use rusqlite::OptionalExtension;
 
-use super::*;
+use super::super::DomainError;
+use super::{
+    Booked, Context, DUPLICATE_MESSAGES, SalesImport, SalesOutcome, Setup, Stop, op_str,
+    record_text, setup, sql_id,
+};
+use crate::format::sales;
+use crate::format::sales::Line;
+use crate::format::sales::Operation;
+use crate::format::sales::Ticket;
+use crate::store::now;
+use crate::store::runs;
+use crate::store::runs::Level;
+use rusqlite::Transaction;
+use std::collections::BTreeMap;
 
 impl<'t> SalesImport<'t> {
     /// Finds the link's setup; a missing piece fails the file.

@@ -54,20 +54,17 @@
 //!
 //! # The setup
 //!
-//! Found once, when the import starts; a missing piece fails the whole file
-//! ([`DomainError::Invalid`]; `stxd check` names the fix): nothing can be
-//! booked without it.
+//! Found once, when the import starts; a missing piece holds the whole file
+//! in its inbox ([`DomainError::Unready`]; `stxd check` names the fix):
+//! nothing can be booked without it, and nothing of the file is consumed.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::io::Write;
 
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use super::DomainError;
 use crate::format::sales::{self, Line, Operation, Place, Ticket};
-use crate::store::runs::{self, Level};
-use crate::store::{StoreError, format_timestamp, now};
+use crate::store::StoreError;
 
 mod import;
 mod refund;

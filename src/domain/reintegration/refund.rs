@@ -3,7 +3,10 @@
 
 use rusqlite::OptionalExtension;
 
-use super::*;
+use super::super::DomainError;
+use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id};
+use crate::format::sales::Ticket;
+use crate::store::format_timestamp;
 
 impl<'t> SalesImport<'t> {
     pub(super) fn refund(&mut self, t: &Ticket) -> Result<Booked, Stop> {

@@ -1,7 +1,12 @@
 //! The rejected lines of a link: their columns, read one by one, and
 //! written as a CSV for `stxd sales rejects`.
 
-use super::*;
+use super::super::DomainError;
+use crate::format::sales;
+use crate::store::StoreError;
+use rusqlite::Connection;
+use std::borrow::Cow;
+use std::io::Write;
 
 /// The columns of `stxd sales rejects`: the SALES columns
 /// ([`sales::COLUMNS`]), then where the line came from and why it was

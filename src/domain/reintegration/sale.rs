@@ -3,7 +3,12 @@
 
 use rusqlite::OptionalExtension;
 
-use super::*;
+use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id};
+use crate::format::sales::Ticket;
+use crate::store::StoreError;
+use crate::store::format_timestamp;
+use crate::store::runs;
+use crate::store::runs::Level;
 
 impl<'t> SalesImport<'t> {
     pub(super) fn sale(&mut self, t: &Ticket, position: &str) -> Result<Booked, Stop> {

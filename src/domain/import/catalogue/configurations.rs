@@ -4,7 +4,14 @@
 
 use rusqlite::OptionalExtension;
 
-use super::*;
+use super::super::Change;
+use super::{CatalogueImport, OpenLc, diff_text};
+use crate::domain::DomainError;
+use crate::format::catalogue;
+use crate::store::mapping::MappingKind;
+use crate::store::runs;
+use crate::store::runs::Level;
+use std::collections::HashSet;
 
 impl CatalogueImport<'_> {
     pub(super) fn logical_configuration(

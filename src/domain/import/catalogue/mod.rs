@@ -11,16 +11,14 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{OptionalExtension, Transaction};
 
-use super::refs::{Refs, finish_refs, info, kind_words, summary_message};
+use super::refs::{Refs, finish_refs, info, summary_message};
 use super::savepoint::Savepoint;
-use super::{Change, Context, Outcome, Summary, seen};
+use super::{Context, Outcome, Summary, seen};
 use crate::domain::DomainError;
 use crate::domain::mapping::{self, Resolved, Seen};
 use crate::format::{Position, catalogue};
 use crate::ident::{Code, TechId};
-use crate::money::Money;
 use crate::store::mapping::MappingKind;
-use crate::store::runs::{self, Level};
 
 mod configurations;
 mod performances;

@@ -3,7 +3,11 @@
 
 use rusqlite::OptionalExtension;
 
-use super::*;
+use super::super::Change;
+use super::{CatalogueImport, diff_text};
+use crate::domain::DomainError;
+use crate::format::catalogue;
+use crate::store::mapping::MappingKind;
 
 impl CatalogueImport<'_> {
     pub(super) fn performance(

@@ -3,7 +3,15 @@
 
 use rusqlite::OptionalExtension;
 
-use super::*;
+use super::super::Change;
+use super::super::refs::kind_words;
+use super::{CatalogueImport, OpenRt, diff_text};
+use crate::domain::DomainError;
+use crate::domain::mapping::Resolved;
+use crate::format::catalogue;
+use crate::money::Money;
+use crate::store::mapping::MappingKind;
+use std::collections::HashSet;
 
 impl CatalogueImport<'_> {
     pub(super) fn rate_table(&mut self, r: &catalogue::RateTable) -> Result<(), DomainError> {
