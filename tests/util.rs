@@ -253,6 +253,23 @@ pub fn wait_for_file(dir: &Path, kind: &str, log: impl Fn() -> String) {
     }
 }
 
+/// Waits until no manifest of `kind` is left in `dir` (an archive move
+/// links into its new folder before it unlinks the old name), failing with
+/// `log` after [`DEADLINE`].
+#[track_caller]
+pub fn wait_until_gone(dir: &Path, kind: &str, log: impl Fn() -> String) {
+    let start = std::time::Instant::now();
+    while !manifests(dir, kind).is_empty() {
+        assert!(
+            start.elapsed() < DEADLINE,
+            "{kind} file still in {} after {DEADLINE:?}; daemon log:\n{}",
+            dir.display(),
+            log()
+        );
+        std::thread::sleep(POLL);
+    }
+}
+
 /// A running `stxd run` in a sandbox, its stderr in a log file; killed when
 /// dropped so no test leaves it behind.
 pub struct Daemon {
