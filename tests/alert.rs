@@ -1178,3 +1178,47 @@ fn a_reconciliation_job_raises_a_difference_once_and_resolves_it_when_the_stores
     );
     assert_eq!(hook.requests().len(), 2, "{:?}", hook.requests());
 }
+
+#[test]
+fn a_file_failing_on_a_busy_store_is_alerted_as_held_once_and_resolved_once_applied() {
+    let hook = Hook::start(&[]);
+    let sb = daemon_sandbox(&hook);
+    let config = sb.path().join("config/stxd.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    // The [[alert]] table is the file's last: held files are sent at once.
+    text.push_str("held_minutes = 0\n");
+    std::fs::write(&config, text).unwrap();
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    let mut daemon = crate::util::Daemon::start(&sb);
+    // Another program holds the distributor's store for writing.
+    let tourism = rusqlite::Connection::open(sb.path().join("var/state/TOURISM.sqlite")).unwrap();
+    tourism.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    daemon.wait_log("file not processed");
+    hook.wait_for(1);
+    let open = hook.requests()[0].clone();
+    assert_eq!(open.body["event"], "file-held", "{:?}", open.body);
+    assert_eq!(open.body["state"], "open");
+    assert_eq!(open.body["code"], "store", "{:?}", open.body);
+    let key = open.body["key"].as_str().unwrap().to_owned();
+    assert!(
+        key.ends_with("opera-tourism.SEATPLAN.00000001.stx"),
+        "{key}"
+    );
+    // The other program lets go: the next listing applies it and the
+    // incident resolves, once.
+    tourism.execute_batch("ROLLBACK").unwrap();
+    daemon.wait_log("file applied");
+    hook.wait_for(2);
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
+    assert_eq!(
+        states_by_key(&hook).get(&key).map(Vec::as_slice),
+        Some(&["open".to_owned(), "resolved".to_owned()][..]),
+        "{:?}",
+        hook.requests()
+    );
+    assert_eq!(hook.requests().len(), 2, "{:?}", hook.requests());
+}

@@ -149,6 +149,31 @@ pub enum AppError {
     },
 }
 
+impl AppError {
+    /// A stable short code, for logs and alerts.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::OpenStore { .. } | AppError::Store(_) | AppError::Bootstrap { .. } => "store",
+            AppError::Secret { .. } => "secret",
+            AppError::CreateDir { .. }
+            | AppError::List { .. }
+            | AppError::ControlDir { .. }
+            | AppError::CreateTrigger { .. }
+            | AppError::Retry { .. } => "io",
+            AppError::Sync { .. } | AppError::OnSide { .. } => "sftp",
+            AppError::UnknownLink(_)
+            | AppError::SideNotServed { .. }
+            | AppError::NotAManifest { .. }
+            | AppError::LinkNotConfigured { .. }
+            | AppError::ApplyNotServed { .. }
+            | AppError::TriggerNotServed { .. }
+            | AppError::NotRetryable { .. } => "config",
+            AppError::Reconcile { .. } => "reconcile",
+            AppError::FinishExport { .. } => "export",
+        }
+    }
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> AppError {
         AppError::Store(Box::new(e))

@@ -280,6 +280,37 @@ pub(super) fn handled(
     }
 }
 
+/// Logs a file whose side could not even be opened (its store locked or
+/// unreadable, its secret missing): an error once, then debug while it
+/// lasts; raised as held (with the error's code) for the alerts, sent once
+/// it has lasted `held_minutes`, resolved when the file goes through.
+pub(super) fn not_processed(
+    path: &std::path::Path,
+    e: &app::AppError,
+    log: &mut LogOnce,
+    now: OffsetDateTime,
+    alerter: &Alerter,
+) {
+    let file = display_name(path);
+    if log.again(path, Logged::Failed) {
+        debug!(%file, error = %app::chain(e), "file still not processed");
+    } else {
+        error!(%file, error = %app::chain(e), code = e.code(),
+            "file not processed; the next listing retries");
+    }
+    let since = log.waiting_since(path, now);
+    alerter.raise(
+        file_incident(
+            Event::FileHeld,
+            &file,
+            format!("file {file} cannot be processed now and stays in the inbox: {}", app::chain(e)),
+        )
+        .code(e.code())
+        .fix("the next listings retry it; if it lasts, check the store, the disk and the permissions (stxd check, stxd status)")
+        .since(since),
+    );
+}
+
 /// Logs a file held in the inbox: taken by another process (debug: nothing
 /// to do), held for a sequence gap (warned once, alerted once past the
 /// delay), or held for another reason (warned once).

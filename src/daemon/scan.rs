@@ -168,11 +168,7 @@ fn process(
                     report::handled(config, h, &mut state.log, now, alerter);
                 }
             }
-            Err(e) => error!(
-                file = %crate::inbound::claim::display_name(file),
-                error = %app::chain(&e),
-                "file not processed; the next listing retries"
-            ),
+            Err(e) => report::not_processed(file, &e, &mut state.log, now, alerter),
         }
     }
     applied
