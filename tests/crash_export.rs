@@ -277,3 +277,25 @@ fn a_sequence_is_never_visible_before_its_commit() {
     );
     assert_eq!(journaled, [0], "the rolled-back export bound no sequence");
 }
+
+/// `stxd process` places an export a crash left committed but unplaced
+/// before it lists the inboxes, as the daemon's listing does: the peer
+/// applies it without waiting for the next export.
+#[test]
+fn process_places_a_committed_export_before_listing() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    allot(&sb, "PARTERRE:A:1-10");
+    json(&sb, &["export", "contingent", "--link", LINK]);
+    json(&sb, &["process"]);
+    let line = sell(&sb, "PARTERRE:A:1");
+    assert!(killed_export(&sb, "sales", "export.committed"));
+    sb.stxd(&["process"]).expect_code(0);
+    let booked = query(
+        &sb,
+        "OPERA.sqlite",
+        "SELECT line FROM sales_line WHERE status = 'booked' ORDER BY line",
+    );
+    assert_eq!(booked, [line]);
+    assert_clean_and_consistent(&sb, "process after export.committed");
+}

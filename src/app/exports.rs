@@ -19,12 +19,17 @@ pub struct Finished {
 
 /// Places every committed but unplaced export of every link side this config
 /// serves, from its recorded content ([`outbound::export::finish_prepared`]):
-/// the daemon calls it at each listing, so a one-shot export killed after
-/// its commit reaches the peer without waiting for the next export. Each
-/// failure is returned with its side; the others go on.
+/// the daemon calls it at each listing, and `stxd process` before it
+/// lists, so a one-shot export killed after its commit reaches the peer
+/// without waiting for the next export. A side whose outbox holds no staged
+/// name has nothing to place and its store is not opened. Each failure is
+/// returned with its side; the others go on.
 pub fn finish_exports(config: &Config) -> Vec<Result<Finished, AppError>> {
     let mut out = Vec::new();
     for (link, inst, side) in config.served(None) {
+        if !outbound::publish::has_staged(&link.folders(side).outbox, &link.name) {
+            continue;
+        }
         let kinds: Vec<Kind> = Kind::ALL
             .into_iter()
             .filter(|k| k.sender() == side)

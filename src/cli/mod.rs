@@ -507,6 +507,18 @@ fn process(
     parked: bool,
     json: bool,
 ) -> anyhow::Result<u8> {
+    // Exports a crash left committed but unplaced go out first, as the
+    // daemon's listing places them: the peer's files in this config's
+    // folders are then complete before they are listed.
+    for finished in app::finish_exports(config) {
+        match finished {
+            Ok(f) => tracing::info!(link = %f.link, kind = %f.kind, sequences = ?f.sequences,
+                "committed export placed after an interruption"),
+            Err(e) => {
+                tracing::error!(error = %app::chain(&e), "cannot place a committed export; the next export or listing retries")
+            }
+        }
+    }
     let handled = if parked {
         app::resume(config, link)?
     } else if files.is_empty() {

@@ -80,6 +80,24 @@ pub fn part_name(name: &str) -> String {
     format!(".{name}.part")
 }
 
+/// Whether `dir` holds a staged name of link `link` (`.<link>.….part`):
+/// an export prepared, rolled back or cut before its names were placed.
+/// None means every committed export of the link in `dir` is placed (only
+/// its state may be left to mark, which the next export does). A folder
+/// that cannot be read counts as holding one: the caller then looks in the
+/// store.
+pub fn has_staged(dir: &std::path::Path, link: &str) -> bool {
+    let prefix = format!(".{link}.");
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries.filter_map(Result::ok).any(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".part"))
+        }),
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
 /// Streams `<dir>/.<link>.<KIND>.<sequence>.<ext>.part` with the bytes
 /// `write` produces (it returns the number of records), fsyncs it and signs
 /// its manifest. Nothing gets a final name.
