@@ -1103,33 +1103,11 @@ fn a_reconciliation_job_raises_a_difference_once_and_resolves_it_when_the_stores
     let hook = Hook::start(&[]);
     let sb = daemon_sandbox(&hook);
     sb.first_use_done();
-    let link = ["--link", "opera-tourism"];
-    let mut allot = vec![
-        "contingent",
-        "allocate",
-        "--performance",
-        "1701",
-        "--seats",
-        "PARTERRE:A:1-4",
-    ];
-    allot.extend(link);
-    sb.stxd(&allot).expect_code(0);
+    sb.allot("PARTERRE:A:1-4");
     sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
         .expect_code(0);
     sb.stxd(&["process"]).expect_code(0);
-    sb.stxd(&[
-        "sale",
-        "sell",
-        "--performance",
-        "1",
-        "--tariff",
-        "NORMAL",
-        "--audience",
-        "ADULT",
-        "--seat",
-        "PARTERRE:A:1",
-    ])
-    .expect_code(0);
+    sb.sell("PARTERRE:A:1");
     sb.stxd(&["export", "sales", "--link", "opera-tourism"])
         .expect_code(0);
     sb.stxd(&["process"]).expect_code(0);

@@ -25,47 +25,6 @@ const POINTS: [&str; 5] = [
     "export.published",
 ];
 
-fn json(sb: &Sandbox, args: &[&str]) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let run = sb.stxd(&all);
-    run.expect_code(0);
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
-}
-
-fn allot(sb: &Sandbox, seats: &str) {
-    sb.stxd(&[
-        "contingent",
-        "allocate",
-        "--link",
-        LINK,
-        "--performance",
-        "1701",
-        "--seats",
-        seats,
-    ])
-    .expect_code(0);
-}
-
-fn sell(sb: &Sandbox, seat: &str) -> i64 {
-    let sold = json(
-        sb,
-        &[
-            "sale",
-            "sell",
-            "--performance",
-            "1",
-            "--tariff",
-            "NORMAL",
-            "--audience",
-            "ADULT",
-            "--seat",
-            seat,
-        ],
-    );
-    sold["line"]["line"].as_i64().unwrap()
-}
-
 fn query(sb: &Sandbox, db: &str, sql: &str) -> Vec<i64> {
     let conn = rusqlite::Connection::open(sb.path().join("var/state").join(db)).unwrap();
     let mut st = conn.prepare(sql).unwrap();
@@ -150,16 +109,16 @@ fn killed_export(sb: &Sandbox, kind: &str, kill: &str) -> bool {
 fn sales_story(kill: &str) -> bool {
     let sb = Sandbox::new();
     sb.first_use_done();
-    allot(&sb, "PARTERRE:A:1-10");
-    json(&sb, &["export", "contingent", "--link", LINK]);
-    json(&sb, &["process"]);
+    sb.allot("PARTERRE:A:1-10");
+    sb.json(&["export", "contingent", "--link", LINK]);
+    sb.json(&["process"]);
 
-    let first = sell(&sb, "PARTERRE:A:1");
+    let first = sb.sell("PARTERRE:A:1");
     let died = killed_export(&sb, "sales", kill);
     // The manager takes whatever was placed (a complete pair or nothing).
     sb.stxd(&["process"]).expect_code(0);
-    let second = sell(&sb, "PARTERRE:A:2");
-    json(&sb, &["export", "sales", "--link", LINK]);
+    let second = sb.sell("PARTERRE:A:2");
+    sb.json(&["export", "sales", "--link", LINK]);
     sb.stxd(&["process"]).expect_code(0);
 
     let booked = query(
@@ -189,11 +148,11 @@ fn sales_story(kill: &str) -> bool {
 fn contingent_story(kill: &str) -> bool {
     let sb = Sandbox::new();
     sb.first_use_done();
-    allot(&sb, "PARTERRE:A:1-5");
+    sb.allot("PARTERRE:A:1-5");
     let died = killed_export(&sb, "contingent", kill);
     sb.stxd(&["process"]).expect_code(0);
-    allot(&sb, "PARTERRE:A:6-10");
-    json(&sb, &["export", "contingent", "--link", LINK]);
+    sb.allot("PARTERRE:A:6-10");
+    sb.json(&["export", "contingent", "--link", LINK]);
     sb.stxd(&["process"]).expect_code(0);
 
     let seats = query(
@@ -202,9 +161,9 @@ fn contingent_story(kill: &str) -> bool {
         "SELECT count(*) FROM contingent_seat WHERE performance = 1",
     );
     assert_eq!(seats, [10], "{kill}: both versions applied");
-    let first = sell(&sb, "PARTERRE:A:3");
-    let second = sell(&sb, "PARTERRE:A:8");
-    json(&sb, &["export", "sales", "--link", LINK]);
+    let first = sb.sell("PARTERRE:A:3");
+    let second = sb.sell("PARTERRE:A:8");
+    sb.json(&["export", "sales", "--link", LINK]);
     sb.stxd(&["process"]).expect_code(0);
     let booked = query(
         &sb,
@@ -254,10 +213,10 @@ fn a_sales_export_killed_at_each_fsync_and_link_loses_no_line() {
 fn a_sequence_is_never_visible_before_its_commit() {
     let sb = Sandbox::new();
     sb.first_use_done();
-    allot(&sb, "PARTERRE:A:1-10");
-    json(&sb, &["export", "contingent", "--link", LINK]);
-    json(&sb, &["process"]);
-    sell(&sb, "PARTERRE:A:1");
+    sb.allot("PARTERRE:A:1-10");
+    sb.json(&["export", "contingent", "--link", LINK]);
+    sb.json(&["process"]);
+    sb.sell("PARTERRE:A:1");
     assert!(killed_export(&sb, "sales", "export.staged"));
     let to_manager = sb.path().join("var/exchange").join(LINK).join("to-manager");
     let visible: Vec<String> = std::fs::read_dir(&to_manager)
@@ -285,10 +244,10 @@ fn a_sequence_is_never_visible_before_its_commit() {
 fn process_places_a_committed_export_before_listing() {
     let sb = Sandbox::new();
     sb.first_use_done();
-    allot(&sb, "PARTERRE:A:1-10");
-    json(&sb, &["export", "contingent", "--link", LINK]);
-    json(&sb, &["process"]);
-    let line = sell(&sb, "PARTERRE:A:1");
+    sb.allot("PARTERRE:A:1-10");
+    sb.json(&["export", "contingent", "--link", LINK]);
+    sb.json(&["process"]);
+    let line = sb.sell("PARTERRE:A:1");
     assert!(killed_export(&sb, "sales", "export.committed"));
     sb.stxd(&["process"]).expect_code(0);
     let booked = query(

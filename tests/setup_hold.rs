@@ -55,40 +55,12 @@ fn handled(processed: &Value) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
-fn sell(sb: &Sandbox, seat: &str) {
-    json(
-        sb,
-        &[
-            "sale",
-            "sell",
-            "--performance",
-            "1",
-            "--tariff",
-            "NORMAL",
-            "--audience",
-            "ADULT",
-            "--seat",
-            seat,
-        ],
-        0,
-    );
-}
-
 /// The demo after first use, with seats A:1-10 of performance 1701 allotted
 /// and the contingent applied at the distributor.
 fn selling_demo() -> Sandbox {
     let sb = Sandbox::new();
     sb.first_use_done();
-    let mut args = vec![
-        "contingent",
-        "allocate",
-        "--performance",
-        "1701",
-        "--seats",
-        "PARTERRE:A:1-10",
-    ];
-    args.extend(LINK);
-    sb.stxd(&args).expect_code(0);
+    sb.allot("PARTERRE:A:1-10");
     let mut args = vec!["export", "contingent"];
     args.extend(LINK);
     sb.stxd(&args).expect_code(0);
@@ -102,7 +74,7 @@ fn a_sales_file_waits_for_a_missing_pending_account_setup_then_applies_in_order(
     // Ops break the manager's setup: no payment method allows the pending
     // account any more.
     manager_sql(&sb, "UPDATE payment_method SET allows_pending_account = 0");
-    sell(&sb, "PARTERRE:A:1");
+    sb.sell("PARTERRE:A:1");
     let mut args = vec!["export", "sales"];
     args.extend(LINK);
     sb.stxd(&args).expect_code(0);
@@ -158,7 +130,7 @@ fn a_sales_file_waits_for_a_missing_pending_account_setup_then_applies_in_order(
     );
 
     // A later sales file waits behind it, for its turn.
-    sell(&sb, "PARTERRE:A:2");
+    sb.sell("PARTERRE:A:2");
     sb.stxd(&args).expect_code(0);
     let processed = json(&sb, &["process"], 0);
     assert_eq!(

@@ -75,6 +75,49 @@ impl Sandbox {
         Run(output)
     }
 
+    /// `stxd --json ARGS…`, which must succeed, its output parsed.
+    pub fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let run = self.stxd(&all);
+        run.expect_code(0);
+        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
+    }
+
+    /// Allots `seats` (`BLOCK:ROW:FROM-TO`) of the demo's performance 1701
+    /// to the demo link, at the manager.
+    pub fn allot(&self, seats: &str) {
+        self.stxd(&[
+            "contingent",
+            "allocate",
+            "--link",
+            "opera-tourism",
+            "--performance",
+            "1701",
+            "--seats",
+            seats,
+        ])
+        .expect_code(0);
+    }
+
+    /// Sells `seat` of the demo's performance (local id 1) at full adult
+    /// price, at the distributor; returns the sales line id.
+    pub fn sell(&self, seat: &str) -> i64 {
+        let sold = self.json(&[
+            "sale",
+            "sell",
+            "--performance",
+            "1",
+            "--tariff",
+            "NORMAL",
+            "--audience",
+            "ADULT",
+            "--seat",
+            seat,
+        ]);
+        sold["line"]["line"].as_i64().expect("a sales line id")
+    }
+
     /// `stxd init` then `stxd check`, both succeeding: the demo's stores,
     /// folders and secret created, its setup ready.
     pub fn ready(&self) -> &Sandbox {
