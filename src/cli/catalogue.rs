@@ -67,7 +67,7 @@ pub fn run(config: &Config, json: bool, cmd: CatalogueCommand) -> anyhow::Result
         }
     };
     let (_, inst, mut store) = app::open_side(config, &link, Role::Distributor)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     match cmd {
         CatalogueCommand::List { to_validate, .. } => {
             list(&mut out, json, inst, &store, to_validate)

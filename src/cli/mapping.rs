@@ -165,13 +165,13 @@ pub fn run(config: &Config, json: bool, cmd: MappingCommand) -> anyhow::Result<u
             };
             let findings = store.read(|c| domain::check(c, &manager))?;
             if json {
-                println!(
+                outln!(
                     "{:#}",
                     json!({"link": link.name, "manager": manager, "ok": findings.is_empty(),
                            "findings": findings_json(&findings)})
                 );
             } else {
-                let mut out = std::io::stdout().lock();
+                let mut out = super::out::stdout();
                 print_findings(
                     &mut out,
                     &format!("mappings of {manager} on link {}", link.name),
@@ -277,9 +277,9 @@ fn change(
             if json {
                 let mut doc = change_json(&c);
                 doc["resumed"] = super::handled_json(&resumed);
-                println!("{doc:#}");
+                outln!("{doc:#}");
             } else {
-                println!("{c}");
+                outln!("{c}");
                 super::print_handled(&resumed, "resumed");
             }
             Ok(super::handled_exit(&resumed))
@@ -324,10 +324,10 @@ fn print_rows(rows: &[Row], json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{:#}", serde_json::Value::Array(doc));
+        outln!("{:#}", serde_json::Value::Array(doc));
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     if rows.is_empty() {
         writeln!(out, "no mapping rows")?;
         return Ok(());
@@ -369,7 +369,7 @@ fn export(config: &Config, target: &Target, file: Option<&Path>) -> anyhow::Resu
         return Ok(EXIT_USAGE);
     };
     let Some(path) = file else {
-        let out = std::io::stdout().lock();
+        let out = super::out::stdout();
         store.read(|c| domain::export(c, &manager, out))?;
         return Ok(EXIT_OK);
     };
@@ -474,7 +474,7 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
             let resumed = app::resume(config, Some(&link.name))?;
             if json {
                 let changes: Vec<_> = s.changes.iter().map(change_json).collect();
-                println!(
+                outln!(
                     "{:#}",
                     json!({"file": name, "imported": true, "rows": s.rows, "created": s.created,
                            "changed": s.changed, "unchanged": s.unchanged, "changes": changes,
@@ -482,9 +482,9 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
                 );
             } else {
                 for c in &s.changes {
-                    println!("{c}");
+                    outln!("{c}");
                 }
-                println!(
+                outln!(
                     "imported {name}: {} row(s), {} created, {} changed, {} unchanged",
                     s.rows, s.created, s.changed, s.unchanged
                 );
@@ -496,7 +496,7 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
             record_refusal(&mut store, &link.name, &errs);
             if json {
                 let errors: Vec<_> = errs.errors.iter().map(error_json).collect();
-                println!(
+                outln!(
                     "{:#}",
                     json!({"file": name, "imported": false, "errors": errors, "more": errs.truncated})
                 );

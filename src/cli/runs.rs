@@ -79,17 +79,17 @@ pub fn run(config: &Config, json: bool, cmd: RunsCommand) -> anyhow::Result<u8> 
                             "ok": r.counts.ok, "rejected": r.counts.rejected})
                     })
                     .collect();
-                println!("{:#}", serde_json::Value::Array(list));
+                outln!("{:#}", serde_json::Value::Array(list));
             } else {
                 // The kind column fits the longest kind listed
                 // (catalogue-assign-profile is 24 characters).
                 let kind_width = rows.iter().map(|(_, r)| r.kind.len()).fold(20, usize::max);
-                println!(
+                outln!(
                     "{:<8} {:>5}  {:<kind_width$} {:<8} {:<27} {:>7}  file",
                     "inst", "run", "kind", "status", "started", "records"
                 );
                 for (i, r) in &rows {
-                    println!(
+                    outln!(
                         "{:<8} {:>5}  {:<kind_width$} {:<8} {:<27} {:>7}  {}",
                         i,
                         r.id,
@@ -142,7 +142,7 @@ fn print_detail(institution: &str, d: &RunDetail, json: bool) {
             .iter()
             .map(|m| json!({"seq": m.seq, "level": m.level.as_str(), "code": m.code, "location": m.location, "text": m.text}))
             .collect();
-        println!(
+        outln!(
             "{:#}",
             json!({"institution": institution, "id": r.id, "kind": r.kind, "link": r.link,
                 "file": r.file, "started": r.started, "ended": r.ended, "status": r.status.as_str(),
@@ -151,21 +151,21 @@ fn print_detail(institution: &str, d: &RunDetail, json: bool) {
         );
         return;
     }
-    println!(
+    outln!(
         "run {} of {institution}: {} — {}",
         r.id,
         r.kind,
         r.status.as_str()
     );
     if let Some(link) = &r.link {
-        println!("link:     {link}");
+        outln!("link:     {link}");
     }
     if let Some(file) = &r.file {
-        println!("file:     {file}");
+        outln!("file:     {file}");
     }
-    println!("started:  {}", r.started);
-    println!("ended:    {}", r.ended.as_deref().unwrap_or("(running)"));
-    println!(
+    outln!("started:  {}", r.started);
+    outln!("ended:    {}", r.ended.as_deref().unwrap_or("(running)"));
+    outln!(
         "records:  {} ({} ok, {} rejected)",
         r.counts.total, r.counts.ok, r.counts.rejected
     );
@@ -175,6 +175,6 @@ fn print_detail(institution: &str, d: &RunDetail, json: bool) {
             .as_deref()
             .map(|l| format!(" [{l}]"))
             .unwrap_or_default();
-        println!("  {:<7} {}{at}: {}", m.level.as_str(), m.code, m.text);
+        outln!("  {:<7} {}{at}: {}", m.level.as_str(), m.code, m.text);
     }
 }

@@ -177,7 +177,7 @@ fn order_of(order: Option<&str>) -> Result<Option<OrderRef>, ()> {
 /// `sale list`: the lines of `filter`, one a line.
 fn list(json: bool, store: &Store, link: &str, filter: &Filter<'_>) -> anyhow::Result<u8> {
     let rows = store.read(|c| selling::list(c, filter))?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     if json {
         writeln!(out, "{:#}", json!({"link": link, "lines": rows}))?;
     } else if rows.is_empty() {
@@ -236,7 +236,7 @@ fn report(
     what: &str,
     done: Result<SaleReceipt, SaleRefusal>,
 ) -> anyhow::Result<u8> {
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     match done {
         Ok(r) => {
             if json {

@@ -65,7 +65,7 @@ fn rejects(config: &Config, link: &str, output: Option<&Path>, json: bool) -> an
                 f.sync_all()
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
-            None => println!("{doc:#}"),
+            None => outln!("{doc:#}"),
         }
         return Ok(EXIT_OK);
     }
@@ -75,7 +75,7 @@ fn rejects(config: &Config, link: &str, output: Option<&Path>, json: bool) -> an
             let n = store.read(|c| domain::export_rejects(c, &link.name, &mut f))?;
             f.sync_all()
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            println!(
+            outln!(
                 "{n} rejected line{} of link {} written to {}",
                 if n == 1 { "" } else { "s" },
                 link.name,
@@ -83,7 +83,7 @@ fn rejects(config: &Config, link: &str, output: Option<&Path>, json: bool) -> an
             );
         }
         None => {
-            let out = std::io::stdout().lock();
+            let out = super::out::stdout();
             store.read(|c| domain::export_rejects(c, &link.name, out))?;
         }
     }

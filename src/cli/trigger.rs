@@ -49,7 +49,7 @@ pub fn run(config: &Config, json: bool, args: TriggerArgs) -> anyhow::Result<u8>
         Probe::Free | Probe::Unknown { .. } => None,
     };
     if json {
-        println!(
+        outln!(
             "{:#}",
             json!({
                 "trigger": path.display().to_string(), "job": job.name(), "link": args.link,
@@ -59,17 +59,17 @@ pub fn run(config: &Config, json: bool, args: TriggerArgs) -> anyhow::Result<u8>
         );
     } else {
         match written {
-            TriggerWritten::Created => println!("trigger:   {}", path.display()),
+            TriggerWritten::Created => outln!("trigger:   {}", path.display()),
             TriggerWritten::AlreadyWaiting => {
-                println!("trigger:   {} (already waiting)", path.display())
+                outln!("trigger:   {} (already waiting)", path.display())
             }
         }
         match &daemon {
-            Some(pid) => println!(
+            Some(pid) => outln!(
                 "daemon:    running (pid {pid}): it runs {job} on {} shortly; its log tells the result",
                 args.link
             ),
-            None => println!(
+            None => outln!(
                 "daemon:    none holds {}: {job} runs when the daemon starts (or run it here with --now)",
                 crate::state_lock::path(&config.state_dir).display()
             ),
@@ -94,14 +94,14 @@ fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<
         JobDone::Exported(e) => {
             let m = &e.manifest;
             if json {
-                println!(
+                outln!(
                     "{:#}",
                     json!({"job": job.name(), "link": link, "written": true,
                         "manifest": e.outbox.join(m.manifest_name()).display().to_string(),
                         "sequence": m.sequence, "records": m.records, "run": e.run_id})
                 );
             } else {
-                println!(
+                outln!(
                     "{job}: written {} (sequence {}, {} records, run {})",
                     e.outbox.join(m.manifest_name()).display(),
                     m.sequence,
@@ -117,9 +117,9 @@ fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<
                 if let Some(obj) = doc.as_object_mut() {
                     obj.insert("consistent".into(), report.is_consistent().into());
                 }
-                println!("{doc:#}");
+                outln!("{doc:#}");
             } else {
-                print!("{}", crate::report::render_text(report));
+                out!("{}", crate::report::render_text(report));
             }
             if report.is_consistent() {
                 EXIT_OK
@@ -129,13 +129,13 @@ fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<
         }
         JobDone::Refused(e) => {
             if json {
-                println!(
+                outln!(
                     "{:#}",
                     json!({"job": job.name(), "link": link, "written": false,
                         "code": e.code(), "reason": e.to_string(), "run": e.run_id})
                 );
             } else {
-                println!("{job}: refused: {e} (code {})", e.code());
+                outln!("{job}: refused: {e} (code {})", e.code());
             }
             EXIT_FINDINGS
         }
@@ -150,7 +150,7 @@ fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<
                     .iter()
                     .map(|h| json!({"file": crate::inbound::claim::display_name(&h.file), "reason": h.reason()}))
                     .collect();
-                println!(
+                outln!(
                     "{:#}",
                     json!({"job": job.name(), "link": link, "transfers": transfers,
                         "handled": super::handled_json(handled), "held": held})
@@ -160,11 +160,11 @@ fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<
                     super::poll::print_transfers(report);
                 }
                 if handled.is_empty() && held.is_empty() {
-                    println!("{job}: no file waiting");
+                    outln!("{job}: no file waiting");
                 }
                 super::print_handled(handled, "");
                 for h in held {
-                    println!(
+                    outln!(
                         "{job}: {}: held: {}",
                         crate::inbound::claim::display_name(&h.file),
                         h.reason()

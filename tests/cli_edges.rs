@@ -1,0 +1,112 @@
+//! The command line's edges, with the real binary: a closed pipe, exit codes, run ids, objects by code or id, `mapping codes`, trigger feedback.
+
+use std::process::{Command, Stdio};
+
+use crate::util::{Run, Sandbox};
+
+const LINK: &str = "opera-tourism";
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout())
+        .unwrap_or_else(|e| panic!("{e}: not JSON:\n{}\n{}", run.stdout(), run.stderr()))
+}
+
+/// Runs `stxd ARGS…` with standard output a pipe whose only reader is
+/// closed before stxd writes anything: every write gets EPIPE, as behind
+/// `| head -1` once head has its line.
+fn stxd_into_closed_pipe(sb: &Sandbox, args: &[&str]) -> Run {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stxd"))
+        .args(args)
+        .current_dir(sb.path())
+        .env_remove("STXD_CONFIG")
+        .env("STXD_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn stxd");
+    drop(child.stdout.take());
+    Run(child.wait_with_output().expect("wait for stxd"))
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly_with_141() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    for args in [
+        &["--json", "runs", "list"][..],
+        &["runs", "list"],
+        &["status"],
+        &["mapping", "export"],
+        &["check"],
+    ] {
+        let run = stxd_into_closed_pipe(&sb, args);
+        assert_eq!(run.code(), 141, "{args:?}: {}", run.stderr());
+        assert!(
+            !run.stderr().contains("panicked") && !run.stderr().contains("Broken pipe"),
+            "{args:?}: {}",
+            run.stderr()
+        );
+    }
+    // A command whose reader goes away after its change still made it
+    // whole: the sale is booked, only its receipt was not read.
+    let run = stxd_into_closed_pipe(
+        &sb,
+        &["catalogue", "assign-profile", "TRAV-BIL", "GUICHET"],
+    );
+    assert_eq!(run.code(), 141, "{}", run.stderr());
+    // The shell's own `| head -1`: one line, no panic.
+    let script = format!(
+        "set -o pipefail; '{}' --json runs list | head -n 1",
+        env!("CARGO_BIN_EXE_stxd")
+    );
+    let out = Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(sb.path())
+        .env_remove("STXD_CONFIG")
+        .env("STXD_LOG", "warn")
+        .output()
+        .expect("bash");
+    let run = Run(out);
+    assert_eq!(run.stdout(), "[\n", "{}", run.stderr());
+    assert!(matches!(run.code(), 0 | 141), "{}", run.stderr());
+    assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
+}
+
+#[test]
+fn exit_codes_tell_findings_usage_and_runtime_failures_apart() {
+    let sb = Sandbox::new();
+    let help = sb.stxd(&["--help"]);
+    help.expect_code(0);
+    for line in [
+        "0    ok",
+        "1    findings or refused input",
+        "2    usage error or config problem",
+        "3    runtime failure",
+        "141  standard output closed",
+    ] {
+        assert!(help.stdout().contains(line), "{line}: {}", help.stdout());
+    }
+    sb.stxd(&["check"]).expect_code(0);
+    // Usage: a bad option value, an unknown institution.
+    let run = sb.stxd(&["runs", "list", "--status", "nope"]);
+    run.expect_code(2);
+    assert!(run.stderr().contains("--status"), "{}", run.stderr());
+    sb.stxd(&["runs", "list", "--institution", "NOBODY"])
+        .expect_code(2);
+    // Findings: a refused input.
+    sb.stxd(&["catalogue", "validate", "999"]).expect_code(1);
+    // Runtime: a store that is not a database any more.
+    std::fs::write(
+        sb.path().join("var/state/OPERA.sqlite"),
+        vec![b'x'; 8192],
+    )
+    .unwrap();
+    let run = sb.stxd(&["runs", "list", "--institution", "OPERA"]);
+    run.expect_code(3);
+    assert!(run.stderr().contains("OPERA"), "{}", run.stderr());
+    let run = sb.stxd(&["export", "seatplan", "--link", LINK]);
+    run.expect_code(3);
+    // The other institution's store still answers.
+    sb.stxd(&["runs", "list", "--institution", "TOURISM"])
+        .expect_code(0);
+}
