@@ -110,3 +110,44 @@ fn exit_codes_tell_findings_usage_and_runtime_failures_apart() {
     sb.stxd(&["runs", "list", "--institution", "TOURISM"])
         .expect_code(0);
 }
+
+#[test]
+fn a_run_id_needs_no_institution_unless_two_have_it() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let list = json(&sb.stxd(&["--json", "runs", "list", "--limit", "1000"]));
+    let rows = list.as_array().unwrap();
+    let owners = |id: i64| -> Vec<String> {
+        rows.iter()
+            .filter(|r| r["id"] == id)
+            .map(|r| r["institution"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    // Run 1 is in both stores: the error names both candidates.
+    assert_eq!(owners(1).len(), 2, "{list:#}");
+    let run = sb.stxd(&["runs", "show", "1"]);
+    run.expect_code(2);
+    let err = run.stderr();
+    assert!(
+        err.contains("run 1 exists in OPERA and TOURISM: add --institution OPERA or --institution TOURISM")
+            || err.contains("run 1 exists in TOURISM and OPERA: add --institution TOURISM or --institution OPERA"),
+        "{err}"
+    );
+    let run = sb.stxd(&["--json", "runs", "show", "1", "--institution", "TOURISM"]);
+    run.expect_code(0);
+    assert_eq!(json(&run)["institution"], "TOURISM");
+    // An id only one store has: shown without --institution.
+    let single = rows
+        .iter()
+        .map(|r| r["id"].as_i64().unwrap())
+        .find(|&id| owners(id).len() == 1)
+        .expect("a run id of one institution only");
+    let run = sb.stxd(&["--json", "runs", "show", &single.to_string()]);
+    run.expect_code(0);
+    assert_eq!(json(&run)["id"], single);
+    assert_eq!(json(&run)["institution"], owners(single)[0].as_str());
+    // None has it: a finding, naming where it looked.
+    let run = sb.stxd(&["runs", "show", "99999"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("no run 99999"), "{}", run.stderr());
+}
