@@ -151,3 +151,70 @@ fn a_run_id_needs_no_institution_unless_two_have_it() {
     run.expect_code(1);
     assert!(run.stderr().contains("no run 99999"), "{}", run.stderr());
 }
+
+#[test]
+fn performances_products_and_blocks_go_by_code_or_either_sides_id() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    // The manager by its code (as the distributor's commands always did).
+    sb.stxd(&[
+        "contingent",
+        "allocate",
+        "--link",
+        LINK,
+        "--performance",
+        "TRAV0115",
+        "--seats",
+        "PARTERRE:A:1-4",
+    ])
+    .expect_code(0);
+    sb.stxd(&["export", "contingent", "--link", LINK])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    // The distributor by the manager's ids (performance 1701, block 3301).
+    let run = sb.stxd(&[
+        "--json",
+        "sale",
+        "sell",
+        "--performance",
+        "1701",
+        "--seat",
+        "3301:A:1",
+        "--tariff",
+        "NORMAL",
+        "--audience",
+        "ADULT",
+    ]);
+    run.expect_code(0);
+    let line = json(&run)["line"].clone();
+    assert_eq!(line["performance"], "TRAV0115", "{line}");
+    // And by its local code, the block by code.
+    sb.stxd(&[
+        "sale",
+        "sell",
+        "--performance",
+        "TRAV0115",
+        "--seat",
+        "PARTERRE:A:2",
+        "--tariff",
+        "NORMAL",
+        "--audience",
+        "ADULT",
+    ])
+    .expect_code(0);
+    let by_manager_id = json(&sb.stxd(&["--json", "sale", "list", "--performance", "1701"]));
+    let by_code = json(&sb.stxd(&["--json", "sale", "list", "--performance", "TRAV0115"]));
+    assert_eq!(by_manager_id["lines"].as_array().unwrap().len(), 2);
+    assert_eq!(by_manager_id, by_code);
+    // Products: local code, the manager's id, the local id.
+    for product in ["TRAV-BIL", "1901", "1"] {
+        let run = sb.stxd(&["--json", "catalogue", "assign-profile", product, "GUICHET"]);
+        run.expect_code(0);
+        assert_eq!(json(&run)["product_code"], "TRAV-BIL", "{product}");
+    }
+    let run = sb.stxd(&["catalogue", "assign-profile", "NOSUCH", "GUICHET"]);
+    run.expect_code(1);
+    assert!(run.stderr().contains("NOSUCH"), "{}", run.stderr());
+    let run = sb.stxd(&["--json", "catalogue", "validate", "TRAV-BIL"]);
+    run.expect_code(0);
+}

@@ -33,6 +33,7 @@ mod contingent;
 mod exit;
 mod export;
 mod mapping;
+mod names;
 mod out;
 mod poll;
 mod report;
