@@ -218,3 +218,29 @@ fn performances_products_and_blocks_go_by_code_or_either_sides_id() {
     let run = sb.stxd(&["--json", "catalogue", "validate", "TRAV-BIL"]);
     run.expect_code(0);
 }
+
+#[test]
+fn mapping_codes_lists_the_local_objects_a_kind_can_point_to() {
+    let sb = Sandbox::new();
+    sb.stxd(&["check"]).expect_code(0);
+    let run = sb.stxd(&["mapping", "codes", "tariff_type"]);
+    run.expect_code(0);
+    let out = run.stdout();
+    assert!(out.contains("NORMAL"), "{out}");
+    assert!(out.contains("local tariff_type(s)"), "{out}");
+    let doc = json(&sb.stxd(&["--json", "mapping", "codes", "seat_category"]));
+    assert_eq!(doc["kind"], "seat_category");
+    let codes = doc["codes"].as_array().unwrap();
+    assert!(!codes.is_empty(), "{doc}");
+    for c in codes {
+        assert!(c["id"].is_i64() && c["code"].is_string() && c["name"].is_string(), "{c}");
+    }
+    // Every code listed is one `mapping set` takes.
+    let pending = json(&sb.stxd(&["--json", "mapping", "list", "--kind", "tariff_type"]));
+    if let Some(row) = pending.as_array().unwrap().first() {
+        let id = row["manager_id"].to_string();
+        sb.stxd(&["mapping", "set", "tariff_type", &id, "NORMAL"])
+            .expect_code(0);
+    }
+    sb.stxd(&["mapping", "codes", "nope"]).expect_code(2);
+}

@@ -52,8 +52,12 @@ pub enum MappingCommand {
     Set {
         #[command(flatten)]
         target: Target,
+        /// The mapping kind (season, activity, vat_code, tariff_type,
+        /// seat_category, audience_subcategory).
         kind: String,
+        /// The manager's technical id of the object (stxd mapping list).
         manager_id: String,
+        /// The local object's code (stxd mapping codes KIND lists them).
         local_code: String,
     },
     /// Deliberately leave a manager object unmapped: records naming it are
@@ -61,14 +65,18 @@ pub enum MappingCommand {
     Ignore {
         #[command(flatten)]
         target: Target,
+        /// The mapping kind (stxd mapping list shows each row's).
         kind: String,
+        /// The manager's technical id of the object.
         manager_id: String,
     },
     /// Put a filled or ignored mapping back to pending.
     Unset {
         #[command(flatten)]
         target: Target,
+        /// The mapping kind (stxd mapping list shows each row's).
         kind: String,
+        /// The manager's technical id of the object.
         manager_id: String,
     },
     /// Write the mapping rows as a CSV for a spreadsheet (stdout when FILE is
@@ -76,6 +84,7 @@ pub enum MappingCommand {
     Export {
         #[command(flatten)]
         target: Target,
+        /// The CSV file to write (created new; stdout when absent).
         file: Option<PathBuf>,
     },
     /// Apply an edited mapping CSV: every row is checked, and all apply or
@@ -83,7 +92,18 @@ pub enum MappingCommand {
     Import {
         #[command(flatten)]
         target: Target,
+        /// The edited CSV (the columns of `mapping export`).
         file: PathBuf,
+    },
+    /// List the local objects a mapping of KIND can point to (id, code,
+    /// name): the codes `mapping set` and the CSV's local_code take.
+    Codes {
+        #[command(flatten)]
+        target: Target,
+        /// The mapping kind: season, activity, vat_code, tariff_type,
+        /// seat_category, audience_subcategory (or any kind of
+        /// `mapping list`).
+        kind: String,
     },
     /// Check that no mapping is pending or points at a missing local object
     /// (exit 1 with findings).
@@ -159,6 +179,7 @@ pub fn run(config: &Config, json: bool, cmd: MappingCommand) -> anyhow::Result<u
         ),
         MappingCommand::Export { target, file } => export(config, &target, file.as_deref()),
         MappingCommand::Import { target, file } => import(config, &target, &file, json),
+        MappingCommand::Codes { target, kind } => codes(config, &target, &kind, json),
         MappingCommand::Check { target } => {
             let Some((link, manager, store)) = open(config, &target)? else {
                 return Ok(EXIT_USAGE);
@@ -185,6 +206,53 @@ pub fn run(config: &Config, json: bool, cmd: MappingCommand) -> anyhow::Result<u
             })
         }
     }
+}
+
+/// `mapping codes KIND`: the distributor's objects of the kind's table, by
+/// code (seats by number; rows and seats have no name).
+fn codes(config: &Config, target: &Target, kind: &str, json: bool) -> anyhow::Result<u8> {
+    let kind = match parse_kind(kind) {
+        Ok(k) => k,
+        Err(code) => return Ok(code),
+    };
+    let Some((link, _, store)) = open(config, target)? else {
+        return Ok(EXIT_USAGE);
+    };
+    let (code, name) = match kind {
+        MappingKind::Seat => ("number", "NULL"),
+        MappingKind::Row => ("code", "NULL"),
+        _ => ("code", "name"),
+    };
+    let sql = format!(
+        "SELECT id, {code}, {name} FROM {} ORDER BY {code}, id",
+        kind.local_table()
+    );
+    let rows: Vec<(i64, String, Option<String>)> = store.read(|c| -> anyhow::Result<_> {
+        let mut st = c.prepare(&sql)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    })?;
+    if json {
+        let codes: Vec<_> = rows
+            .iter()
+            .map(|(id, code, name)| json!({"id": id, "code": code, "name": name}))
+            .collect();
+        outln!(
+            "{:#}",
+            json!({"link": link.name, "kind": kind.as_str(), "codes": codes})
+        );
+    } else if rows.is_empty() {
+        outln!("no local {kind} yet: load your reference data first (stxd load)");
+    } else {
+        outln!("{:>8}  {:<8}  name", "id", "code");
+        for (id, code, name) in &rows {
+            outln!("{id:>8}  {code:<8}  {}", name.as_deref().unwrap_or(""));
+        }
+        outln!("{} local {kind}(s)", rows.len());
+    }
+    Ok(EXIT_OK)
 }
 
 /// Parses a kind as ops type it; prints the refusal (a logical seat category
