@@ -629,6 +629,31 @@ mod tests {
         Cli::command().debug_assert();
     }
 
+    /// Every subcommand says what it does, every argument and option what
+    /// it takes: `stxd COMMAND --help` never shows a bare name.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path}: argument {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{path}: no about"));
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        let mut missing = Vec::new();
+        walk(&cli, "stxd", &mut missing);
+        assert!(missing.is_empty(), "without help text:\n{}", missing.join("\n"));
+    }
+
     /// Output goes through `out` (a closed pipe is not a panic): no
     /// `println!` or `print!` in the command line's sources.
     #[test]
