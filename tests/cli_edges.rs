@@ -2,7 +2,7 @@
 
 use std::process::{Command, Stdio};
 
-use crate::util::{Run, Sandbox};
+use crate::util::{Daemon, Run, Sandbox};
 
 const LINK: &str = "opera-tourism";
 
@@ -243,4 +243,44 @@ fn mapping_codes_lists_the_local_objects_a_kind_can_point_to() {
             .expect_code(0);
     }
     sb.stxd(&["mapping", "codes", "nope"]).expect_code(2);
+}
+
+#[test]
+fn a_trigger_reports_what_the_daemon_did_with_it() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let daemon = Daemon::start(&sb);
+    let trigger = |job: &str| sb.stxd(&["--json", "trigger", job, "--link", LINK, "--wait", "60"]);
+    // Written: the run that wrote it.
+    let run = trigger("export-seatplan");
+    run.expect_code(0);
+    let doc = json(&run);
+    assert_eq!(doc["state"], "done", "{doc}\n{}", daemon.log());
+    assert_eq!(doc["result"], "written", "{doc}");
+    assert_eq!(doc["runs"][0]["kind"], "export-seatplan", "{doc}");
+    assert_eq!(doc["runs"][0]["status"], "ok", "{doc}");
+    // Refused: no allotment yet; the run's reason, exit 1.
+    let run = trigger("export-contingent");
+    run.expect_code(1);
+    let doc = json(&run);
+    assert_eq!(doc["result"], "refused", "{doc}");
+    assert!(
+        doc["runs"][0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no allotment")),
+        "{doc}"
+    );
+    // Nothing to send: an answer, exit 0, in words too.
+    let run = sb.stxd(&["trigger", "export-sales", "--link", LINK, "--wait", "60"]);
+    run.expect_code(0);
+    assert!(run.stdout().contains("nothing to send"), "{}", run.stdout());
+    // --no-wait returns at once.
+    let run = sb.stxd(&["--json", "trigger", "export-sales", "--link", LINK, "--no-wait"]);
+    run.expect_code(0);
+    assert_eq!(json(&run)["state"], "not-waited");
+    drop(daemon);
+    // --now, without a daemon: nothing to send is exit 0 as well.
+    let now = sb.stxd(&["trigger", "export-sales", "--link", LINK, "--now"]);
+    now.expect_code(0);
+    assert!(now.stdout().contains("nothing to send"), "{}", now.stdout());
 }

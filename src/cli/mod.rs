@@ -42,6 +42,7 @@ mod sale;
 mod sales;
 mod status;
 mod trigger;
+mod trigger_wait;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
