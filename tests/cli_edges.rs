@@ -49,10 +49,7 @@ fn a_closed_pipe_ends_the_output_quietly_with_141() {
     }
     // A command whose reader goes away after its change still made it
     // whole: the sale is booked, only its receipt was not read.
-    let run = stxd_into_closed_pipe(
-        &sb,
-        &["catalogue", "assign-profile", "TRAV-BIL", "GUICHET"],
-    );
+    let run = stxd_into_closed_pipe(&sb, &["catalogue", "assign-profile", "TRAV-BIL", "GUICHET"]);
     assert_eq!(run.code(), 141, "{}", run.stderr());
     // The shell's own `| head -1`: one line, no panic.
     let script = format!(
@@ -96,11 +93,7 @@ fn exit_codes_tell_findings_usage_and_runtime_failures_apart() {
     // Findings: a refused input.
     sb.stxd(&["catalogue", "validate", "999"]).expect_code(1);
     // Runtime: a store that is not a database any more.
-    std::fs::write(
-        sb.path().join("var/state/OPERA.sqlite"),
-        vec![b'x'; 8192],
-    )
-    .unwrap();
+    std::fs::write(sb.path().join("var/state/OPERA.sqlite"), vec![b'x'; 8192]).unwrap();
     let run = sb.stxd(&["runs", "list", "--institution", "OPERA"]);
     run.expect_code(3);
     assert!(run.stderr().contains("OPERA"), "{}", run.stderr());
@@ -129,8 +122,11 @@ fn a_run_id_needs_no_institution_unless_two_have_it() {
     run.expect_code(2);
     let err = run.stderr();
     assert!(
-        err.contains("run 1 exists in OPERA and TOURISM: add --institution OPERA or --institution TOURISM")
-            || err.contains("run 1 exists in TOURISM and OPERA: add --institution TOURISM or --institution OPERA"),
+        err.contains(
+            "run 1 exists in OPERA and TOURISM: add --institution OPERA or --institution TOURISM"
+        ) || err.contains(
+            "run 1 exists in TOURISM and OPERA: add --institution TOURISM or --institution OPERA"
+        ),
         "{err}"
     );
     let run = sb.stxd(&["--json", "runs", "show", "1", "--institution", "TOURISM"]);
@@ -233,7 +229,10 @@ fn mapping_codes_lists_the_local_objects_a_kind_can_point_to() {
     let codes = doc["codes"].as_array().unwrap();
     assert!(!codes.is_empty(), "{doc}");
     for c in codes {
-        assert!(c["id"].is_i64() && c["code"].is_string() && c["name"].is_string(), "{c}");
+        assert!(
+            c["id"].is_i64() && c["code"].is_string() && c["name"].is_string(),
+            "{c}"
+        );
     }
     // Every code listed is one `mapping set` takes.
     let pending = json(&sb.stxd(&["--json", "mapping", "list", "--kind", "tariff_type"]));
@@ -275,7 +274,14 @@ fn a_trigger_reports_what_the_daemon_did_with_it() {
     run.expect_code(0);
     assert!(run.stdout().contains("nothing to send"), "{}", run.stdout());
     // --no-wait returns at once.
-    let run = sb.stxd(&["--json", "trigger", "export-sales", "--link", LINK, "--no-wait"]);
+    let run = sb.stxd(&[
+        "--json",
+        "trigger",
+        "export-sales",
+        "--link",
+        LINK,
+        "--no-wait",
+    ]);
     run.expect_code(0);
     assert_eq!(json(&run)["state"], "not-waited");
     drop(daemon);

@@ -142,7 +142,9 @@ fn print_exported(json: bool, done: &Exported) {
         outln!("records:   {} ({})", m.records, by_type.join(", "));
         outln!(
             "run:       {} (stxd runs show {} --institution {})",
-            done.run_id, done.run_id, m.sender
+            done.run_id,
+            done.run_id,
+            m.sender
         );
         print_exclusions(&done.report);
     }

@@ -554,7 +554,10 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
                 }
                 outln!(
                     "imported {name}: {} row(s), {} created, {} changed, {} unchanged",
-                    s.rows, s.created, s.changed, s.unchanged
+                    s.rows,
+                    s.created,
+                    s.changed,
+                    s.unchanged
                 );
                 super::print_handled(&resumed, "resumed");
             }

@@ -431,11 +431,15 @@ fn inspect(
                 outln!("valid:     {} + {}", m.manifest_name(), m.payload);
                 outln!(
                     "kind:      {} (format version {})",
-                    m.kind, m.format_version
+                    m.kind,
+                    m.format_version
                 );
                 outln!(
                     "link:      {} ({} → {}, login {})",
-                    m.link, m.sender, m.recipient, m.login
+                    m.link,
+                    m.sender,
+                    m.recipient,
+                    m.login
                 );
                 outln!("sequence:  {}", m.sequence);
                 outln!(
@@ -652,7 +656,11 @@ mod tests {
         cli.build();
         let mut missing = Vec::new();
         walk(&cli, "stxd", &mut missing);
-        assert!(missing.is_empty(), "without help text:\n{}", missing.join("\n"));
+        assert!(
+            missing.is_empty(),
+            "without help text:\n{}",
+            missing.join("\n")
+        );
     }
 
     /// Output goes through `out` (a closed pipe is not a panic): no

@@ -196,7 +196,9 @@ fn open_copy(path: &Path, role: Role, code: &str) -> anyhow::Result<Connection> 
         .pragma_query_value(None, "application_id", |r| r.get(0))
         .map_err(|e| Refused::err(format!("{shown}: not a readable SQLite database: {e}")))?;
     if app_id != store::APPLICATION_ID {
-        return Err(Refused::err(format!("{shown}: not an stxd store (application id {app_id:#x})")));
+        return Err(Refused::err(format!(
+            "{shown}: not an stxd store (application id {app_id:#x})"
+        )));
     }
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version != store::schema::latest() {

@@ -89,7 +89,12 @@ pub fn run(config: &Config, json: bool, cmd: RunsCommand) -> anyhow::Result<u8> 
                 let kind_width = rows.iter().map(|(_, r)| r.kind.len()).fold(20, usize::max);
                 outln!(
                     "{:<8} {:>5}  {:<kind_width$} {:<8} {:<27} {:>7}  file",
-                    "inst", "run", "kind", "status", "started", "records"
+                    "inst",
+                    "run",
+                    "kind",
+                    "status",
+                    "started",
+                    "records"
                 );
                 for (i, r) in &rows {
                     outln!(
@@ -159,17 +164,17 @@ fn institutions<'c>(
 ) -> anyhow::Result<Vec<&'c crate::config::Institution>> {
     match only {
         None => Ok(config.institutions.iter().collect()),
-        Some(code) => config
-            .institution(code)
-            .map(|i| vec![i])
-            .ok_or_else(|| {
-                let known: Vec<String> =
-                    config.institutions.iter().map(|i| i.code.to_string()).collect();
-                Usage::err(format!(
-                    "institution {code:?} is not in the config (it has: {})",
-                    known.join(", ")
-                ))
-            }),
+        Some(code) => config.institution(code).map(|i| vec![i]).ok_or_else(|| {
+            let known: Vec<String> = config
+                .institutions
+                .iter()
+                .map(|i| i.code.to_string())
+                .collect();
+            Usage::err(format!(
+                "institution {code:?} is not in the config (it has: {})",
+                known.join(", ")
+            ))
+        }),
     }
 }
 
@@ -206,7 +211,9 @@ fn print_detail(institution: &str, d: &RunDetail, json: bool) {
     outln!("ended:    {}", r.ended.as_deref().unwrap_or("(running)"));
     outln!(
         "records:  {} ({} ok, {} rejected)",
-        r.counts.total, r.counts.ok, r.counts.rejected
+        r.counts.total,
+        r.counts.ok,
+        r.counts.rejected
     );
     for m in &d.messages {
         let at = m

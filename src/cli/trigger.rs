@@ -39,7 +39,12 @@ pub struct TriggerArgs {
     no_wait: bool,
     /// Wait at most this many seconds for the daemon to run the job and
     /// report what it did.
-    #[arg(long, value_name = "SECONDS", default_value_t = 10, conflicts_with = "now")]
+    #[arg(
+        long,
+        value_name = "SECONDS",
+        default_value_t = 10,
+        conflicts_with = "now"
+    )]
     wait: u64,
 }
 
@@ -176,7 +181,11 @@ impl Asked<'_> {
             ),
             Some(Waited::Pending { taken }) => outln!(
                 "daemon:    running (pid {pid}): {job} on {link} is {} after the wait; its log (or stxd runs list --link {link}) tells the result",
-                if *taken { "taken, queued or running" } else { "not taken yet" }
+                if *taken {
+                    "taken, queued or running"
+                } else {
+                    "not taken yet"
+                }
             ),
             Some(Waited::Done(logged)) => {
                 outln!("daemon:    running (pid {pid}): {job} on {link} ran");
@@ -203,8 +212,15 @@ fn print_done(job: Job, logged: &[Logged]) {
             l.institution,
             l.run.kind,
             l.run.status.as_str(),
-            l.run.file.as_deref().map(|f| format!(" {f}")).unwrap_or_default(),
-            l.error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            l.run
+                .file
+                .as_deref()
+                .map(|f| format!(" {f}"))
+                .unwrap_or_default(),
+            l.error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
         );
     }
 }
