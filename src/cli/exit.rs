@@ -92,7 +92,16 @@ pub fn classify(e: &anyhow::Error) -> u8 {
         if cause.is::<Refused>() {
             return EXIT_FINDINGS;
         }
-        if let Some(e) = cause.downcast_ref::<AppError>() {
+        // The daemon's and the app's transparent variants hide their inner
+        // error from the chain: they are looked into here.
+        let app = match cause.downcast_ref::<DaemonError>() {
+            Some(DaemonError::Alert(_)) => return EXIT_USAGE,
+            Some(DaemonError::Lock(LockError::Held { .. })) => return EXIT_FINDINGS,
+            Some(DaemonError::App(e)) => Some(e),
+            Some(_) => continue,
+            None => cause.downcast_ref::<AppError>(),
+        };
+        if let Some(e) = app {
             match e {
                 AppError::UnknownLink(_)
                 | AppError::SideNotServed { .. }
@@ -104,12 +113,6 @@ pub fn classify(e: &anyhow::Error) -> u8 {
                 | AppError::Secret { .. } => return EXIT_USAGE,
                 _ => continue,
             }
-        }
-        if let Some(e) = cause.downcast_ref::<DaemonError>() {
-            if matches!(e, DaemonError::Alert(_)) {
-                return EXIT_USAGE;
-            }
-            continue;
         }
         if let Some(LockError::Held { .. }) = cause.downcast_ref::<LockError>() {
             return EXIT_FINDINGS;
@@ -154,6 +157,14 @@ mod tests {
         })
         .context("--now runs a job only when no daemon does");
         assert_eq!(classify(&held), EXIT_FINDINGS);
+        let daemon = anyhow::Error::new(DaemonError::Lock(LockError::Held {
+            state_dir: "/s".into(),
+            pid: "7".into(),
+            path: "/s/stxd.lock".into(),
+        }));
+        assert_eq!(classify(&daemon), EXIT_FINDINGS);
+        let daemon = anyhow::Error::new(DaemonError::App(AppError::UnknownLink("x".into())));
+        assert_eq!(classify(&daemon), EXIT_USAGE);
         let invalid = anyhow::Error::new(DomainError::Invalid {
             object: "performance 9".into(),
             problem: "unknown".into(),

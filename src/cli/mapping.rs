@@ -443,7 +443,7 @@ fn export(config: &Config, target: &Target, file: Option<&Path>) -> anyhow::Resu
     };
     let name = path
         .file_name()
-        .with_context(|| format!("{} is not a file name", path.display()))?;
+        .ok_or_else(|| super::Usage::err(format!("{} is not a file name", path.display())))?;
     let mut part_name = std::ffi::OsString::from(".");
     part_name.push(name);
     part_name.push(".part");
@@ -461,11 +461,18 @@ fn export(config: &Config, target: &Target, file: Option<&Path>) -> anyhow::Resu
             .with_context(|| format!("cannot write {}", part.display()))?;
         // Linked, never renamed over: an existing file is never replaced
         // (the project's rule for every file it writes).
-        std::fs::hard_link(&part, path).with_context(|| {
-            format!(
-                "cannot write {} (if it exists, remove it or choose another name: an export never replaces a file)",
+        std::fs::hard_link(&part, path).map_err(|e| {
+            let problem = format!(
+                "cannot write {} (if it exists, remove it or choose another name: an export never replaces a file): {e}",
                 path.display()
-            )
+            );
+            // An existing FILE is refused input (1); anything else is a
+            // failure to write (3).
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                super::Refused::err(problem)
+            } else {
+                anyhow::Error::new(e).context(problem)
+            }
         })?;
         let _ = std::fs::remove_file(&part);
         Ok(n)

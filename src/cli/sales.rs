@@ -95,11 +95,18 @@ fn create_new(path: &Path) -> anyhow::Result<std::fs::File> {
         .write(true)
         .create_new(true)
         .open(path)
-        .with_context(|| {
-            format!(
+        .map_err(|e| {
+            let problem = format!(
                 "cannot create {} (an existing file is never replaced)",
                 path.display()
-            )
+            );
+            // An existing file is refused input (1), anything else a
+            // failure to write (3).
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                super::Refused::err(format!("{problem}: {e}"))
+            } else {
+                anyhow::Error::new(e).context(problem)
+            }
         })
 }
 
