@@ -64,21 +64,27 @@ pub fn run(config: &Config, json: bool, args: TriggerArgs) -> anyhow::Result<u8>
     if args.now {
         return run_now(config, json, &args.link, job);
     }
-    let marks = trigger_wait::mark(config, &args.link, job)?;
-    let (path, written) = app::write_trigger(config, &args.link, job)?;
     let daemon = match crate::state_lock::probe(&config.state_dir) {
         Probe::Held { pid } => Some(pid.map_or_else(|| "unknown".to_owned(), |p| p.to_string())),
         Probe::Free | Probe::Unknown { .. } => None,
     };
-    let waited = match &daemon {
-        Some(_) if !args.no_wait => Some(trigger_wait::wait(
+    // Where the job's runs will be told from the older ones: read before
+    // the trigger exists, and only when there is a daemon to wait for (no
+    // store is opened otherwise).
+    let marks = match &daemon {
+        Some(_) if !args.no_wait => Some(trigger_wait::mark(config, &args.link, job)?),
+        _ => None,
+    };
+    let (path, written) = app::write_trigger(config, &args.link, job)?;
+    let waited = match &marks {
+        Some(marks) => Some(trigger_wait::wait(
             config,
             &args.link,
             job,
-            &marks,
+            marks,
             Duration::from_secs(args.wait),
         )?),
-        _ => None,
+        None => None,
     };
     let asked = Asked {
         job,
