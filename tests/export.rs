@@ -749,7 +749,8 @@ fn cli_refuses_a_channel_out_of_operation_and_writes_nothing() {
 fn cli_export_of_an_unknown_link_says_which_links_exist() {
     let sb = Sandbox::new();
     let run = sb.stxd(&["export", "catalogue", "--link", "nope"]);
-    run.expect_code(1);
+    // A usage error, as for every command that names a link.
+    run.expect_code(2);
     assert!(run.stderr().contains("opera-tourism"), "{}", run.stderr());
 }
 

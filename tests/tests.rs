@@ -8,6 +8,7 @@ mod util;
 
 mod alert;
 mod cli;
+mod cli_edges;
 mod config_files;
 mod contingent_manager;
 mod crash;

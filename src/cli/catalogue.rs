@@ -8,11 +8,12 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Refused, names};
 use crate::app;
 use crate::config::{Config, Institution};
 use crate::domain::DomainError;
 use crate::domain::catalogue::{self, ProductRow, Selection};
+use crate::store::mapping::MappingKind;
 use crate::store::{Role, Store};
 
 #[derive(Debug, Subcommand)]
@@ -30,20 +31,30 @@ pub enum CatalogueCommand {
     /// Validate products (with their rate table and logical configurations),
     /// all or nothing.
     Validate {
-        /// Local product ids (see `catalogue list`).
-        #[arg(required_unless_present = "all", conflicts_with = "all")]
-        ids: Vec<i64>,
+        /// Products: local id or code (see `catalogue list`), or the
+        /// manager's product id.
+        #[arg(
+            value_name = "PRODUCT",
+            required_unless_present = "all",
+            conflicts_with = "all"
+        )]
+        ids: Vec<String>,
         /// Every product waiting for validation.
         #[arg(long)]
         all: bool,
+        /// The link (default: the only link whose distributor is in the config).
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
     },
     /// Assign a product to a sales profile (code or id): validated products
     /// in a profile are sellable.
     AssignProfile {
-        product: i64,
+        /// The product: local id or code (see `catalogue list`), or the
+        /// manager's product id.
+        product: String,
+        /// The sales profile: code or id.
         profile: String,
+        /// The link (default: the only link whose distributor is in the config).
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
     },
@@ -66,19 +77,41 @@ pub fn run(config: &Config, json: bool, cmd: CatalogueCommand) -> anyhow::Result
             return Ok(EXIT_USAGE);
         }
     };
-    let (_, inst, mut store) = app::open_side(config, &link, Role::Distributor)?;
-    let mut out = std::io::stdout().lock();
+    let (link, inst, mut store) = app::open_side(config, &link, Role::Distributor)?;
+    let manager = link.manager.to_string();
+    let mut out = super::out::stdout();
     match cmd {
         CatalogueCommand::List { to_validate, .. } => {
             list(&mut out, json, inst, &store, to_validate)
         }
         CatalogueCommand::Validate { ids, all, .. } => {
+            let ids = ids
+                .iter()
+                .map(|p| product_id(&store, &manager, p))
+                .collect::<anyhow::Result<Vec<i64>>>()?;
             validate(&mut out, json, &mut store, &ids, all)
         }
         CatalogueCommand::AssignProfile {
             product, profile, ..
-        } => assign_profile(&mut out, json, &mut store, product, &profile),
+        } => {
+            let product = product_id(&store, &manager, &product)?;
+            assign_profile(&mut out, json, &mut store, product, &profile)
+        }
     }
+}
+
+/// The local id of a product named by local id, code or the manager's id
+/// (names.rs); a number that names none is handed on for the domain to
+/// refuse; a code that names none is refused here (exit 1).
+fn product_id(store: &Store, manager: &str, key: &str) -> anyhow::Result<i64> {
+    if let Some(id) = store.read(|c| names::local_id(c, manager, MappingKind::Product, key))? {
+        return Ok(id);
+    }
+    key.trim().parse::<i64>().map_err(|_| {
+        Refused::err(format!(
+            "product {key:?}: no local product has this code (or it names several): see stxd catalogue list"
+        ))
+    })
 }
 
 /// `catalogue list`: the imported products, one block each.

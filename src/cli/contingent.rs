@@ -110,7 +110,7 @@ fn places(sel: &Selector) -> Result<Places, String> {
 
 /// Runs a `contingent` subcommand.
 pub fn run(config: &Config, json: bool, cmd: ContingentCommand) -> anyhow::Result<u8> {
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     match cmd {
         ContingentCommand::Allocate(sel) => change(config, json, &sel, true),
         ContingentCommand::Release(sel) => change(config, json, &sel, false),
@@ -216,7 +216,7 @@ fn change(config: &Config, json: bool, sel: &Selector, allocate: bool) -> anyhow
             contingent::release(tx, &link.name, p, what)
         }
     });
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     match result {
         Ok(a) => {
             if json {

@@ -61,7 +61,8 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
         ExportCommand::Sales { link } => (Kind::Sales, link),
     };
     let (link, inst, mut store) = app::open_side(config, link_name, kind.sender())?;
-    let secret = app::link_secret(link).map_err(|e| anyhow::anyhow!("link {}: {e}", link.name))?;
+    let secret = app::link_secret(link)
+        .map_err(|e| anyhow::Error::new(e).context(format!("link {}", link.name)))?;
     let now = time::OffsetDateTime::now_utc();
     let result = match &cmd {
         ExportCommand::Contingent {
@@ -79,7 +80,7 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
             let empty = Report::default();
             let report = e.report().unwrap_or(&empty);
             if json {
-                println!(
+                outln!(
                     "{:#}",
                     json!({
                         "written": false, "link": link.name, "kind": kind.as_str(),
@@ -88,10 +89,10 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
                     })
                 );
             } else {
-                println!("refused:   {e}");
-                println!("code:      {}", e.code());
+                outln!("refused:   {e}");
+                outln!("code:      {}", e.code());
                 if let Some(run) = e.run_id {
-                    println!(
+                    outln!(
                         "run:       {run} (stxd runs show {run} --institution {})",
                         inst.code
                     );
@@ -116,7 +117,7 @@ fn print_exported(json: bool, done: &Exported) {
             .iter()
             .map(|(l, n)| (l.clone(), json!(n)))
             .collect();
-        println!(
+        outln!(
             "{:#}",
             json!({
                 "written": true, "link": m.link, "kind": m.kind.as_str(),
@@ -134,14 +135,16 @@ fn print_exported(json: bool, done: &Exported) {
             .iter()
             .map(|(l, n)| format!("{l} {n}"))
             .collect();
-        println!("written:   {}", payload.display());
-        println!("manifest:  {}", manifest.display());
-        println!("kind:      {} (link {})", m.kind, m.link);
-        println!("sequence:  {}", m.sequence);
-        println!("records:   {} ({})", m.records, by_type.join(", "));
-        println!(
+        outln!("written:   {}", payload.display());
+        outln!("manifest:  {}", manifest.display());
+        outln!("kind:      {} (link {})", m.kind, m.link);
+        outln!("sequence:  {}", m.sequence);
+        outln!("records:   {} ({})", m.records, by_type.join(", "));
+        outln!(
             "run:       {} (stxd runs show {} --institution {})",
-            done.run_id, done.run_id, m.sender
+            done.run_id,
+            done.run_id,
+            m.sender
         );
         print_exclusions(&done.report);
     }
@@ -149,11 +152,11 @@ fn print_exported(json: bool, done: &Exported) {
 
 fn print_exclusions(report: &Report) {
     if report.excluded.is_empty() {
-        println!("excluded:  none");
+        outln!("excluded:  none");
         return;
     }
-    println!("excluded:  {} object(s)", report.excluded.len());
+    outln!("excluded:  {} object(s)", report.excluded.len());
     for x in &report.excluded {
-        println!("  {}: {}", x.object, x.reason);
+        outln!("  {}: {}", x.object, x.reason);
     }
 }

@@ -52,8 +52,12 @@ pub enum MappingCommand {
     Set {
         #[command(flatten)]
         target: Target,
+        /// The mapping kind (season, activity, vat_code, tariff_type,
+        /// seat_category, audience_subcategory).
         kind: String,
+        /// The manager's technical id of the object (stxd mapping list).
         manager_id: String,
+        /// The local object's code (stxd mapping codes KIND lists them).
         local_code: String,
     },
     /// Deliberately leave a manager object unmapped: records naming it are
@@ -61,14 +65,18 @@ pub enum MappingCommand {
     Ignore {
         #[command(flatten)]
         target: Target,
+        /// The mapping kind (stxd mapping list shows each row's).
         kind: String,
+        /// The manager's technical id of the object.
         manager_id: String,
     },
     /// Put a filled or ignored mapping back to pending.
     Unset {
         #[command(flatten)]
         target: Target,
+        /// The mapping kind (stxd mapping list shows each row's).
         kind: String,
+        /// The manager's technical id of the object.
         manager_id: String,
     },
     /// Write the mapping rows as a CSV for a spreadsheet (stdout when FILE is
@@ -76,6 +84,7 @@ pub enum MappingCommand {
     Export {
         #[command(flatten)]
         target: Target,
+        /// The CSV file to write (created new; stdout when absent).
         file: Option<PathBuf>,
     },
     /// Apply an edited mapping CSV: every row is checked, and all apply or
@@ -83,7 +92,18 @@ pub enum MappingCommand {
     Import {
         #[command(flatten)]
         target: Target,
+        /// The edited CSV (the columns of `mapping export`).
         file: PathBuf,
+    },
+    /// List the local objects a mapping of KIND can point to (id, code,
+    /// name): the codes `mapping set` and the CSV's local_code take.
+    Codes {
+        #[command(flatten)]
+        target: Target,
+        /// The mapping kind: season, activity, vat_code, tariff_type,
+        /// seat_category, audience_subcategory (or any kind of
+        /// `mapping list`).
+        kind: String,
     },
     /// Check that no mapping is pending or points at a missing local object
     /// (exit 1 with findings).
@@ -159,19 +179,20 @@ pub fn run(config: &Config, json: bool, cmd: MappingCommand) -> anyhow::Result<u
         ),
         MappingCommand::Export { target, file } => export(config, &target, file.as_deref()),
         MappingCommand::Import { target, file } => import(config, &target, &file, json),
+        MappingCommand::Codes { target, kind } => codes(config, &target, &kind, json),
         MappingCommand::Check { target } => {
             let Some((link, manager, store)) = open(config, &target)? else {
                 return Ok(EXIT_USAGE);
             };
             let findings = store.read(|c| domain::check(c, &manager))?;
             if json {
-                println!(
+                outln!(
                     "{:#}",
                     json!({"link": link.name, "manager": manager, "ok": findings.is_empty(),
                            "findings": findings_json(&findings)})
                 );
             } else {
-                let mut out = std::io::stdout().lock();
+                let mut out = super::out::stdout();
                 print_findings(
                     &mut out,
                     &format!("mappings of {manager} on link {}", link.name),
@@ -185,6 +206,53 @@ pub fn run(config: &Config, json: bool, cmd: MappingCommand) -> anyhow::Result<u
             })
         }
     }
+}
+
+/// `mapping codes KIND`: the distributor's objects of the kind's table, by
+/// code (seats by number; rows and seats have no name).
+fn codes(config: &Config, target: &Target, kind: &str, json: bool) -> anyhow::Result<u8> {
+    let kind = match parse_kind(kind) {
+        Ok(k) => k,
+        Err(code) => return Ok(code),
+    };
+    let Some((link, _, store)) = open(config, target)? else {
+        return Ok(EXIT_USAGE);
+    };
+    let (code, name) = match kind {
+        MappingKind::Seat => ("number", "NULL"),
+        MappingKind::Row => ("code", "NULL"),
+        _ => ("code", "name"),
+    };
+    let sql = format!(
+        "SELECT id, {code}, {name} FROM {} ORDER BY {code}, id",
+        kind.local_table()
+    );
+    let rows: Vec<(i64, String, Option<String>)> = store.read(|c| -> anyhow::Result<_> {
+        let mut st = c.prepare(&sql)?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(rows)
+    })?;
+    if json {
+        let codes: Vec<_> = rows
+            .iter()
+            .map(|(id, code, name)| json!({"id": id, "code": code, "name": name}))
+            .collect();
+        outln!(
+            "{:#}",
+            json!({"link": link.name, "kind": kind.as_str(), "codes": codes})
+        );
+    } else if rows.is_empty() {
+        outln!("no local {kind} yet: load your reference data first (stxd load)");
+    } else {
+        outln!("{:>8}  {:<8}  name", "id", "code");
+        for (id, code, name) in &rows {
+            outln!("{id:>8}  {code:<8}  {}", name.as_deref().unwrap_or(""));
+        }
+        outln!("{} local {kind}(s)", rows.len());
+    }
+    Ok(EXIT_OK)
 }
 
 /// Parses a kind as ops type it; prints the refusal (a logical seat category
@@ -277,9 +345,9 @@ fn change(
             if json {
                 let mut doc = change_json(&c);
                 doc["resumed"] = super::handled_json(&resumed);
-                println!("{doc:#}");
+                outln!("{doc:#}");
             } else {
-                println!("{c}");
+                outln!("{c}");
                 super::print_handled(&resumed, "resumed");
             }
             Ok(super::handled_exit(&resumed))
@@ -324,10 +392,10 @@ fn print_rows(rows: &[Row], json: bool) -> anyhow::Result<()> {
                 })
             })
             .collect();
-        println!("{:#}", serde_json::Value::Array(doc));
+        outln!("{:#}", serde_json::Value::Array(doc));
         return Ok(());
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     if rows.is_empty() {
         writeln!(out, "no mapping rows")?;
         return Ok(());
@@ -369,13 +437,13 @@ fn export(config: &Config, target: &Target, file: Option<&Path>) -> anyhow::Resu
         return Ok(EXIT_USAGE);
     };
     let Some(path) = file else {
-        let out = std::io::stdout().lock();
+        let out = super::out::stdout();
         store.read(|c| domain::export(c, &manager, out))?;
         return Ok(EXIT_OK);
     };
     let name = path
         .file_name()
-        .with_context(|| format!("{} is not a file name", path.display()))?;
+        .ok_or_else(|| super::Usage::err(format!("{} is not a file name", path.display())))?;
     let mut part_name = std::ffi::OsString::from(".");
     part_name.push(name);
     part_name.push(".part");
@@ -393,11 +461,18 @@ fn export(config: &Config, target: &Target, file: Option<&Path>) -> anyhow::Resu
             .with_context(|| format!("cannot write {}", part.display()))?;
         // Linked, never renamed over: an existing file is never replaced
         // (the project's rule for every file it writes).
-        std::fs::hard_link(&part, path).with_context(|| {
-            format!(
-                "cannot write {} (if it exists, remove it or choose another name: an export never replaces a file)",
+        std::fs::hard_link(&part, path).map_err(|e| {
+            let problem = format!(
+                "cannot write {} (if it exists, remove it or choose another name: an export never replaces a file): {e}",
                 path.display()
-            )
+            );
+            // An existing FILE is refused input (1); anything else is a
+            // failure to write (3).
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                super::Refused::err(problem)
+            } else {
+                anyhow::Error::new(e).context(problem)
+            }
         })?;
         let _ = std::fs::remove_file(&part);
         Ok(n)
@@ -476,7 +551,7 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
             let resumed = app::resume(config, Some(&link.name))?;
             if json {
                 let changes: Vec<_> = s.changes.iter().map(change_json).collect();
-                println!(
+                outln!(
                     "{:#}",
                     json!({"file": name, "imported": true, "rows": s.rows, "created": s.created,
                            "changed": s.changed, "unchanged": s.unchanged, "changes": changes,
@@ -484,11 +559,14 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
                 );
             } else {
                 for c in &s.changes {
-                    println!("{c}");
+                    outln!("{c}");
                 }
-                println!(
+                outln!(
                     "imported {name}: {} row(s), {} created, {} changed, {} unchanged",
-                    s.rows, s.created, s.changed, s.unchanged
+                    s.rows,
+                    s.created,
+                    s.changed,
+                    s.unchanged
                 );
                 super::print_handled(&resumed, "resumed");
             }
@@ -498,7 +576,7 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
             record_refusal(&mut store, &link.name, &errs);
             if json {
                 let errors: Vec<_> = errs.errors.iter().map(error_json).collect();
-                println!(
+                outln!(
                     "{:#}",
                     json!({"file": name, "imported": false, "errors": errors, "more": errs.truncated})
                 );

@@ -2,17 +2,48 @@
 //!
 //! Parses arguments, finds the config, calls the library (through [`crate::app`]
 //! and the domain layer, the same functions the daemon calls) and turns
-//! results into output and an exit code: 0 ok; 1 findings or rejected input;
-//! 2 usage error or unreadable config. `anyhow` lives here and nowhere below.
-
-mod catalogue;
-mod contingent;
+//! results into output and an exit code: 0 ok; 1 findings
+//! or refused input; 2 usage error or config; 3 runtime failure (I/O, the
+//! database, the network); 141 standard output closed by its reader.
+//! `anyhow` lives here and nowhere below.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `writeln!` to the command's standard output ([`out::stdout`]): a closed
+/// pipe ends the output quietly instead of panicking like `println!`.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!($crate::cli::out::stdout(), $($arg)*);
+    }};
+}
+
+/// `write!` to the command's standard output, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!($crate::cli::out::stdout(), $($arg)*);
+    }};
+}
+
+mod catalogue;
+mod contingent;
+mod exit;
+mod export;
+mod mapping;
+mod names;
+mod out;
+mod poll;
+mod report;
 mod runs;
+mod sale;
+mod sales;
+mod status;
+mod template;
+mod trigger;
+mod trigger_wait;
 
 use clap::{Parser, Subcommand};
 use serde_json::json;
@@ -22,23 +53,14 @@ use crate::config::{self, Config};
 use crate::domain::setup::{Finding, Severity};
 use crate::inbound::Outcome;
 
-mod mapping;
-
-mod export;
-
-mod poll;
-mod report;
-mod sale;
-mod sales;
-mod status;
-mod template;
-mod trigger;
+pub use exit::{EXIT_PIPE, EXIT_RUNTIME};
+use exit::{Refused, Usage};
 
 /// Exit code: everything fine.
 pub const EXIT_OK: u8 = 0;
-/// Exit code: findings, or input rejected.
+/// Exit code: findings, or input refused.
 pub const EXIT_FINDINGS: u8 = 1;
-/// Exit code: usage error or unreadable config.
+/// Exit code: usage error, or a config that cannot be read or used.
 pub const EXIT_USAGE: u8 = 2;
 
 #[derive(Debug, Parser)]
@@ -46,7 +68,7 @@ pub const EXIT_USAGE: u8 = 2;
     name = "stxd",
     version,
     about = "Exchange Fichier SecuTix files between a manager and a distributor institution",
-    after_help = "Config: --config, else $STXD_CONFIG, else ./config/stxd.toml, else /etc/stxd/stxd.toml, else the built-in same-slot demo.\nExit codes: 0 ok, 1 findings or rejected input, 2 usage error or unreadable config."
+    after_help = exit::AFTER_HELP
 )]
 struct Cli {
     /// The config file.
@@ -243,13 +265,7 @@ pub fn main() -> ExitCode {
         Command::Report(cmd) => report::run(&config, cli.json, cmd),
         Command::Status { link } => status::run(&config, cli.json, link.as_deref()),
     };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(e) => {
-            eprintln!("stxd: {e:#}");
-            ExitCode::from(EXIT_FINDINGS)
-        }
-    }
+    ExitCode::from(exit::finish(result))
 }
 
 /// The config named on the command line or in `$STXD_CONFIG`, else the first
@@ -292,7 +308,7 @@ fn init_logs(config: &Config) {
 
 fn init(config: &Config, config_name: &str, secrets: bool, json: bool) -> anyhow::Result<u8> {
     let created = app::init(config, secrets)?;
-    let mut out = std::io::stdout().lock();
+    let mut out = out::stdout();
     if json {
         let items: Vec<String> = created.iter().map(ToString::to_string).collect();
         writeln!(
@@ -342,9 +358,9 @@ fn check(config: &Config, config_name: &str, json: bool) -> anyhow::Result<u8> {
             "links": findings_json(&report.links),
             "institutions": institutions,
         });
-        println!("{doc:#}");
+        outln!("{doc:#}");
     } else {
-        let mut out = std::io::stdout().lock();
+        let mut out = out::stdout();
         writeln!(out, "config: {config_name}")?;
         print_findings(&mut out, "links", &report.links)?;
         for (code, role, findings) in &report.institutions {
@@ -413,12 +429,12 @@ fn load(config: &Config, institution: &str, files: &[PathBuf], json: bool) -> an
     match app::load(&mut store, files) {
         Ok(summary) => {
             if json {
-                println!("{}", json!({"institution": institution, "loaded": summary}));
+                outln!("{}", json!({"institution": institution, "loaded": summary}));
             } else {
                 for (what, n) in &summary {
-                    println!("{institution}: {n} {what}");
+                    outln!("{institution}: {n} {what}");
                 }
-                println!("{institution}: loaded {} file(s)", files.len());
+                outln!("{institution}: loaded {} file(s)", files.len());
             }
             Ok(EXIT_OK)
         }
@@ -446,7 +462,7 @@ fn inspect(
                     .iter()
                     .map(|(l, n)| ((*l).to_owned(), json!(n)))
                     .collect();
-                println!(
+                outln!(
                     "{:#}",
                     json!({
                         "valid": true, "manifest": m.manifest_name(), "payload": m.payload,
@@ -460,24 +476,28 @@ fn inspect(
                 );
             } else {
                 let by_type: Vec<String> = counts.iter().map(|(l, n)| format!("{l} {n}")).collect();
-                println!("valid:     {} + {}", m.manifest_name(), m.payload);
-                println!(
+                outln!("valid:     {} + {}", m.manifest_name(), m.payload);
+                outln!(
                     "kind:      {} (format version {})",
-                    m.kind, m.format_version
+                    m.kind,
+                    m.format_version
                 );
-                println!(
+                outln!(
                     "link:      {} ({} → {}, login {})",
-                    m.link, m.sender, m.recipient, m.login
+                    m.link,
+                    m.sender,
+                    m.recipient,
+                    m.login
                 );
-                println!("sequence:  {}", m.sequence);
-                println!(
+                outln!("sequence:  {}", m.sequence);
+                outln!(
                     "created:   {}",
                     m.created
                         .format(&time::format_description::well_known::Rfc3339)
                         .unwrap_or_default()
                 );
-                println!("records:   {} ({})", m.records, by_type.join(", "));
-                println!(
+                outln!("records:   {} ({})", m.records, by_type.join(", "));
+                outln!(
                     "payload:   {} bytes, sha256 {}",
                     m.bytes,
                     hex::encode(m.sha256)
@@ -487,13 +507,13 @@ fn inspect(
         }
         Err(e) => {
             if json {
-                println!(
+                outln!(
                     "{:#}",
                     json!({"valid": false, "code": e.code(), "permanent": e.is_permanent(), "reason": e.to_string()})
                 );
             } else {
-                println!("rejected:  {e}");
-                println!("code:      {}", e.code());
+                outln!("rejected:  {e}");
+                outln!("code:      {}", e.code());
             }
             Ok(EXIT_FINDINGS)
         }
@@ -528,9 +548,9 @@ fn process(
         app::process_files(config, files)?
     };
     if json {
-        println!("{:#}", handled_json(&handled));
+        outln!("{:#}", handled_json(&handled));
     } else if handled.is_empty() {
-        println!("nothing to {}", if parked { "resume" } else { "process" });
+        outln!("nothing to {}", if parked { "resume" } else { "process" });
     } else {
         print_handled(&handled, "");
     }
@@ -558,12 +578,12 @@ fn retry(config: &Config, files: &[PathBuf], link: Option<&str>, json: bool) -> 
                     "from": r.from, "to": r.to, "run": r.run, "old_reason": r.old_reason})
             })
             .collect();
-        println!("{:#}", serde_json::Value::from(doc));
+        outln!("{:#}", serde_json::Value::from(doc));
     } else if retried.is_empty() {
-        println!("nothing to retry");
+        outln!("nothing to retry");
     } else {
         for r in &retried {
-            println!(
+            outln!(
                 "{}: {} put back into {} (run {}); earlier reason: {}",
                 r.institution,
                 r.from.display(),
@@ -650,7 +670,7 @@ pub(crate) fn print_handled(handled: &[app::Handled], verb: &str) {
         } else {
             format!("{verb} ")
         };
-        println!("{}: {verb}{name}: {state}{run}: {detail}", h.institution);
+        outln!("{}: {verb}{name}: {state}{run}: {detail}", h.institution);
     }
 }
 
@@ -672,6 +692,53 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// Every subcommand says what it does, every argument and option what
+    /// it takes: `stxd COMMAND --help` never shows a bare name.
+    #[test]
+    fn every_command_and_argument_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path}: argument {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_long_about().is_none() {
+                    missing.push(format!("{path}: no about"));
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut cli = Cli::command();
+        cli.build();
+        let mut missing = Vec::new();
+        walk(&cli, "stxd", &mut missing);
+        assert!(
+            missing.is_empty(),
+            "without help text:\n{}",
+            missing.join("\n")
+        );
+    }
+
+    /// Output goes through `out` (a closed pipe is not a panic): no
+    /// `println!` or `print!` in the command line's sources.
+    #[test]
+    fn commands_print_through_the_pipe_safe_writer() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/cli");
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            // `eprintln!` writes to standard error, not a pipe's reader.
+            for b in [concat!("print", "ln!("), concat!("print", "!(")] {
+                let used = text
+                    .match_indices(b)
+                    .any(|(i, _)| !text[..i].ends_with('e'));
+                assert!(!used, "{} uses {b}", path.display());
+            }
+        }
     }
 
     #[test]

@@ -26,14 +26,14 @@ pub fn run(config: &Config, link: &str, json: bool) -> anyhow::Result<u8> {
     let dirs = app::folders_to_scan(config, Some(link), |f| f.inbox.clone())?;
     let handled = app::process_files(config, &app::scan(&dirs)?)?;
     if json {
-        println!(
+        outln!(
             "{:#}",
             json!({"link": report.link, "transfers": transfers_json(&report), "files": handled_json(&handled)})
         );
     } else {
         print_transfers(&report);
         if handled.is_empty() {
-            println!("nothing to process");
+            outln!("nothing to process");
         } else {
             print_handled(&handled, "");
         }
@@ -77,12 +77,12 @@ pub(super) fn transfers_json(report: &PollReport) -> Vec<Value> {
 /// Each side's sync for people; failures on standard error.
 pub(super) fn print_transfers(report: &PollReport) {
     if report.sides.is_empty() {
-        println!("{}: local folder, nothing to transfer", report.link);
+        outln!("{}: local folder, nothing to transfer", report.link);
     }
     for s in &report.sides {
         match &s.synced {
             Synced::Moved(m) => {
-                println!(
+                outln!(
                     "{}: {}: pushed {}, pulled {}",
                     s.institution,
                     report.link,
@@ -90,10 +90,10 @@ pub(super) fn print_transfers(report: &PollReport) {
                     m.pulled.len()
                 );
                 for alert in &m.alerts {
-                    println!("{}: alert: {alert}", s.institution);
+                    outln!("{}: alert: {alert}", s.institution);
                 }
             }
-            Synced::Deferred(d) => println!(
+            Synced::Deferred(d) => outln!(
                 "{}: {}: not retried yet (in {}s)",
                 s.institution,
                 report.link,

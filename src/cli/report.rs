@@ -19,7 +19,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use rusqlite::{Connection, OpenFlags};
 
-use super::{EXIT_FINDINGS, EXIT_OK};
+use super::{EXIT_FINDINGS, EXIT_OK, Refused, Usage};
 use crate::app;
 use crate::config::Config;
 use crate::domain::reconcile::{self, Report};
@@ -80,7 +80,7 @@ pub fn run(config: &Config, json: bool, cmd: ReportCommand) -> anyhow::Result<u8
             }
             // Written, not printed: a closed pipe (`| head`) is an error
             // to report, not a panic.
-            let mut out = std::io::stdout().lock();
+            let mut out = super::out::stdout();
             if json {
                 let mut doc = serde_json::to_value(&report)?;
                 if let Some(obj) = doc.as_object_mut() {
@@ -134,7 +134,7 @@ fn reconcile(
     manager_store: Option<&Path>,
     distributor_store: Option<&Path>,
 ) -> anyhow::Result<Report> {
-    let link = config.require_link(link_name).map_err(anyhow::Error::msg)?;
+    let link = config.require_link(link_name).map_err(Usage::err)?;
     let manager = open(
         config,
         link_name,
@@ -170,9 +170,9 @@ fn open(
             Role::Manager => "--manager-store",
             Role::Distributor => "--distributor-store",
         };
-        anyhow::bail!(
+        return Err(Usage::err(format!(
             "the {role} {code} of link {link} is not served by this config: give a copy of its store with {flag} PATH"
-        );
+        )));
     }
     let (_, _, store) = app::open_side(config, link, role)?;
     Ok(Side::Store(store))
@@ -183,9 +183,9 @@ fn open(
 fn open_copy(path: &Path, role: Role, code: &str) -> anyhow::Result<Connection> {
     let shown = path.display();
     if !path.is_file() {
-        anyhow::bail!(
+        return Err(Refused::err(format!(
             "{shown}: no such store file (expected a copy of the {role} {code}'s SQLite file)"
-        );
+        )));
     }
     let conn = Connection::open_with_flags(
         path,
@@ -194,16 +194,18 @@ fn open_copy(path: &Path, role: Role, code: &str) -> anyhow::Result<Connection> 
     .with_context(|| format!("cannot open {shown} read-only"))?;
     let app_id: i32 = conn
         .pragma_query_value(None, "application_id", |r| r.get(0))
-        .with_context(|| format!("{shown}: not a readable SQLite database"))?;
+        .map_err(|e| Refused::err(format!("{shown}: not a readable SQLite database: {e}")))?;
     if app_id != store::APPLICATION_ID {
-        anyhow::bail!("{shown}: not an stxd store (application id {app_id:#x})");
+        return Err(Refused::err(format!(
+            "{shown}: not an stxd store (application id {app_id:#x})"
+        )));
     }
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if version != store::schema::latest() {
-        anyhow::bail!(
+        return Err(Refused::err(format!(
             "{shown}: store at schema version {version}, this stxd reads version {}: use the same stxd version on both servers",
             store::schema::latest()
-        );
+        )));
     }
     let (found, found_role): (String, String) = conn
         .query_row("SELECT code, role FROM institution WHERE id = 1", [], |r| {
@@ -211,9 +213,9 @@ fn open_copy(path: &Path, role: Role, code: &str) -> anyhow::Result<Connection> 
         })
         .with_context(|| format!("{shown}: no institution recorded"))?;
     if found != code || found_role != role.as_str() {
-        anyhow::bail!(
+        return Err(Refused::err(format!(
             "{shown}: the store of {found} ({found_role}), expected the {role} {code} of the link"
-        );
+        )));
     }
     Ok(conn)
 }

@@ -4,6 +4,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
+use super::Usage;
 use crate::app;
 use crate::config::Config;
 use crate::store::runs::{self, Filter, RunDetail, RunStatus};
@@ -30,8 +31,10 @@ pub enum RunsCommand {
     },
     /// Show one run with every message.
     Show {
+        /// The run's id (stxd runs list).
         id: i64,
-        /// The institution whose run it is (needed when the config serves several).
+        /// The institution whose run it is: needed only when the id is a
+        /// run of several institutions of the config.
         #[arg(long)]
         institution: Option<String>,
     },
@@ -49,9 +52,9 @@ pub fn run(config: &Config, json: bool, cmd: RunsCommand) -> anyhow::Result<u8> 
             let status = match status.as_deref() {
                 None => None,
                 Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "expected a status among running, ok, partial, failed, parked, found {s:?}"
-                    )
+                    Usage::err(format!(
+                        "--status: expected one of running, ok, partial, failed, parked, found {s:?}"
+                    ))
                 })?),
             };
             let filter = Filter {
@@ -79,17 +82,22 @@ pub fn run(config: &Config, json: bool, cmd: RunsCommand) -> anyhow::Result<u8> 
                             "ok": r.counts.ok, "rejected": r.counts.rejected})
                     })
                     .collect();
-                println!("{:#}", serde_json::Value::Array(list));
+                outln!("{:#}", serde_json::Value::Array(list));
             } else {
                 // The kind column fits the longest kind listed
                 // (catalogue-assign-profile is 24 characters).
                 let kind_width = rows.iter().map(|(_, r)| r.kind.len()).fold(20, usize::max);
-                println!(
+                outln!(
                     "{:<8} {:>5}  {:<kind_width$} {:<8} {:<27} {:>7}  file",
-                    "inst", "run", "kind", "status", "started", "records"
+                    "inst",
+                    "run",
+                    "kind",
+                    "status",
+                    "started",
+                    "records"
                 );
                 for (i, r) in &rows {
-                    println!(
+                    outln!(
                         "{:<8} {:>5}  {:<kind_width$} {:<8} {:<27} {:>7}  {}",
                         i,
                         r.id,
@@ -103,21 +111,50 @@ pub fn run(config: &Config, json: bool, cmd: RunsCommand) -> anyhow::Result<u8> 
             }
             Ok(0)
         }
-        RunsCommand::Show { id, institution } => {
-            let insts = institutions(config, institution.as_deref())?;
-            let [inst] = insts.as_slice() else {
-                anyhow::bail!(
-                    "this config serves several institutions: say whose run with --institution"
-                );
-            };
-            let store = app::open_store(config, inst)?;
-            let Some(detail) = store.read(|c| runs::get(c, id))? else {
-                eprintln!("stxd: {} has no run {id}", inst.code);
-                return Ok(1);
-            };
-            print_detail(&inst.code.to_string(), &detail, json);
+        RunsCommand::Show { id, institution } => show(config, json, id, institution.as_deref()),
+    }
+}
+
+/// `runs show ID`: the run of the one institution (of `--institution`, or
+/// of the config) whose store has it; exit 1 when none has, 2 when several
+/// do and `--institution` does not say whose.
+fn show(config: &Config, json: bool, id: i64, institution: Option<&str>) -> anyhow::Result<u8> {
+    let mut found = Vec::new();
+    let insts = institutions(config, institution)?;
+    for inst in &insts {
+        let store = app::open_store(config, inst)?;
+        if let Some(detail) = store.read(|c| runs::get(c, id))? {
+            found.push((inst.code.to_string(), detail));
+        }
+    }
+    match found.as_slice() {
+        [(code, detail)] => {
+            print_detail(code, detail, json);
             Ok(0)
         }
+        [] => {
+            let codes: Vec<String> = insts.iter().map(|i| i.code.to_string()).collect();
+            eprintln!("stxd: no run {id} in {}", codes.join(" or "));
+            Ok(super::EXIT_FINDINGS)
+        }
+        several => {
+            let codes: Vec<&str> = several.iter().map(|(c, _)| c.as_str()).collect();
+            let options: Vec<String> = codes.iter().map(|c| format!("--institution {c}")).collect();
+            Err(Usage::err(format!(
+                "run {id} exists in {}: add {}",
+                join_and(&codes),
+                options.join(" or ")
+            )))
+        }
+    }
+}
+
+/// `A`, `A and B`, `A, B and C`.
+fn join_and(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -127,10 +164,17 @@ fn institutions<'c>(
 ) -> anyhow::Result<Vec<&'c crate::config::Institution>> {
     match only {
         None => Ok(config.institutions.iter().collect()),
-        Some(code) => config
-            .institution(code)
-            .map(|i| vec![i])
-            .ok_or_else(|| anyhow::anyhow!("institution {code:?} is not in the config")),
+        Some(code) => config.institution(code).map(|i| vec![i]).ok_or_else(|| {
+            let known: Vec<String> = config
+                .institutions
+                .iter()
+                .map(|i| i.code.to_string())
+                .collect();
+            Usage::err(format!(
+                "institution {code:?} is not in the config (it has: {})",
+                known.join(", ")
+            ))
+        }),
     }
 }
 
@@ -142,7 +186,7 @@ fn print_detail(institution: &str, d: &RunDetail, json: bool) {
             .iter()
             .map(|m| json!({"seq": m.seq, "level": m.level.as_str(), "code": m.code, "location": m.location, "text": m.text}))
             .collect();
-        println!(
+        outln!(
             "{:#}",
             json!({"institution": institution, "id": r.id, "kind": r.kind, "link": r.link,
                 "file": r.file, "started": r.started, "ended": r.ended, "status": r.status.as_str(),
@@ -151,23 +195,25 @@ fn print_detail(institution: &str, d: &RunDetail, json: bool) {
         );
         return;
     }
-    println!(
+    outln!(
         "run {} of {institution}: {} — {}",
         r.id,
         r.kind,
         r.status.as_str()
     );
     if let Some(link) = &r.link {
-        println!("link:     {link}");
+        outln!("link:     {link}");
     }
     if let Some(file) = &r.file {
-        println!("file:     {file}");
+        outln!("file:     {file}");
     }
-    println!("started:  {}", r.started);
-    println!("ended:    {}", r.ended.as_deref().unwrap_or("(running)"));
-    println!(
+    outln!("started:  {}", r.started);
+    outln!("ended:    {}", r.ended.as_deref().unwrap_or("(running)"));
+    outln!(
         "records:  {} ({} ok, {} rejected)",
-        r.counts.total, r.counts.ok, r.counts.rejected
+        r.counts.total,
+        r.counts.ok,
+        r.counts.rejected
     );
     for m in &d.messages {
         let at = m
@@ -175,6 +221,6 @@ fn print_detail(institution: &str, d: &RunDetail, json: bool) {
             .as_deref()
             .map(|l| format!(" [{l}]"))
             .unwrap_or_default();
-        println!("  {:<7} {}{at}: {}", m.level.as_str(), m.code, m.text);
+        outln!("  {:<7} {}{at}: {}", m.level.as_str(), m.code, m.text);
     }
 }

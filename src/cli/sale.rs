@@ -9,11 +9,12 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, names};
 use crate::app;
 use crate::config::Config;
 use crate::domain::selling::{self, Filter, Place, Sale, SaleReceipt, SaleRefusal};
 use crate::format::sales::OrderRef;
+use crate::store::mapping::MappingKind;
 use crate::store::{Role, Store};
 
 #[derive(Debug, Subcommand)]
@@ -52,6 +53,7 @@ pub enum SaleCommand {
     Refund {
         /// The sale's line id (stxd sale list).
         line: i64,
+        /// The link (default: the only link whose distributor is in the config).
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
     },
@@ -63,6 +65,7 @@ pub enum SaleCommand {
         /// Only the lines not yet sent to the manager.
         #[arg(long)]
         unexported: bool,
+        /// The link (default: the only link whose distributor is in the config).
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
     },
@@ -85,7 +88,12 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
             return Ok(EXIT_USAGE);
         }
     };
-    let (_, _, mut store) = app::open_side(config, &link, Role::Distributor)?;
+    let (link_cfg, _, mut store) = app::open_side(config, &link, Role::Distributor)?;
+    let manager = link_cfg.manager.to_string();
+    // Local ids and codes, or the manager's ids (names.rs).
+    let local = |kind: MappingKind, key: &str| -> anyhow::Result<String> {
+        store.read(|c| names::local_key(c, &manager, kind, key))
+    };
     match cmd {
         SaleCommand::Sell {
             performance,
@@ -99,6 +107,19 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
             let Some(place) = place_of(seat, zone) else {
                 return Ok(EXIT_USAGE);
             };
+            // The refusal's run names the place as the command named it.
+            let what = format!("performance {performance}, {place}");
+            let place = match place {
+                Place::Seat { block, row, number } => Place::Seat {
+                    block: local(MappingKind::Block, &block)?,
+                    row,
+                    number,
+                },
+                Place::Zone { zone } => Place::Zone {
+                    zone: local(MappingKind::Zone, &zone)?,
+                },
+            };
+            let performance = local(MappingKind::Performance, &performance)?;
             let Ok(order) = order_of(order.as_deref()) else {
                 return Ok(EXIT_USAGE);
             };
@@ -109,7 +130,6 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
                 audience,
                 order,
             };
-            let what = format!("performance {}, {}", sale.performance, sale.place);
             let done = store.write(|tx| selling::sell(tx, &link, &sale));
             report(json, &mut store, "sale-sell", &link, &what, done)
         }
@@ -129,6 +149,10 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
             unexported,
             ..
         } => {
+            let performance = match performance {
+                Some(p) => Some(local(MappingKind::Performance, &p)?),
+                None => None,
+            };
             let filter = Filter {
                 link: Some(&link),
                 performance: performance.as_deref(),
@@ -177,7 +201,7 @@ fn order_of(order: Option<&str>) -> Result<Option<OrderRef>, ()> {
 /// `sale list`: the lines of `filter`, one a line.
 fn list(json: bool, store: &Store, link: &str, filter: &Filter<'_>) -> anyhow::Result<u8> {
     let rows = store.read(|c| selling::list(c, filter))?;
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     if json {
         writeln!(out, "{:#}", json!({"link": link, "lines": rows}))?;
     } else if rows.is_empty() {
@@ -236,7 +260,7 @@ fn report(
     what: &str,
     done: Result<SaleReceipt, SaleRefusal>,
 ) -> anyhow::Result<u8> {
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     match done {
         Ok(r) => {
             if json {

@@ -65,7 +65,7 @@ fn rejects(config: &Config, link: &str, output: Option<&Path>, json: bool) -> an
                 f.sync_all()
                     .with_context(|| format!("cannot write {}", path.display()))?;
             }
-            None => println!("{doc:#}"),
+            None => outln!("{doc:#}"),
         }
         return Ok(EXIT_OK);
     }
@@ -75,7 +75,7 @@ fn rejects(config: &Config, link: &str, output: Option<&Path>, json: bool) -> an
             let n = store.read(|c| domain::export_rejects(c, &link.name, &mut f))?;
             f.sync_all()
                 .with_context(|| format!("cannot write {}", path.display()))?;
-            println!(
+            outln!(
                 "{n} rejected line{} of link {} written to {}",
                 if n == 1 { "" } else { "s" },
                 link.name,
@@ -83,7 +83,7 @@ fn rejects(config: &Config, link: &str, output: Option<&Path>, json: bool) -> an
             );
         }
         None => {
-            let out = std::io::stdout().lock();
+            let out = super::out::stdout();
             store.read(|c| domain::export_rejects(c, &link.name, out))?;
         }
     }
@@ -95,11 +95,18 @@ fn create_new(path: &Path) -> anyhow::Result<std::fs::File> {
         .write(true)
         .create_new(true)
         .open(path)
-        .with_context(|| {
-            format!(
+        .map_err(|e| {
+            let problem = format!(
                 "cannot create {} (an existing file is never replaced)",
                 path.display()
-            )
+            );
+            // An existing file is refused input (1), anything else a
+            // failure to write (3).
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                super::Refused::err(format!("{problem}: {e}"))
+            } else {
+                anyhow::Error::new(e).context(problem)
+            }
         })
 }
 

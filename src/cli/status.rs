@@ -17,7 +17,7 @@ pub fn run(config: &Config, json: bool, link: Option<&str>) -> anyhow::Result<u8
             return Ok(EXIT_USAGE);
         }
     };
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     if json {
         writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
     } else {

@@ -66,7 +66,7 @@ pub(crate) fn run(side: Side, dir: &Path, json: bool) -> anyhow::Result<u8> {
         .map(|(name, _, _)| dir.join(name))
         .filter(|p| p.exists())
         .collect();
-    let mut out = std::io::stdout().lock();
+    let mut out = super::out::stdout();
     if !taken.is_empty() {
         let names: Vec<String> = taken.iter().map(|p| p.display().to_string()).collect();
         writeln!(

@@ -322,6 +322,14 @@ pub fn list(conn: &Connection, filter: &Filter<'_>) -> Result<Vec<Run>, StoreErr
     Ok(out)
 }
 
+/// The id of the newest run (0 when none): runs begun later have higher
+/// ids (`stxd trigger` reads what a job it asked for logged after it).
+pub fn last_id(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT coalesce(max(id), 0) FROM run")?
+        .query_row([], |r| r.get(0))?)
+}
+
 /// One run with its messages, or `None`.
 pub fn get(conn: &Connection, id: i64) -> Result<Option<RunDetail>, StoreError> {
     let run = conn

@@ -196,7 +196,14 @@ impl Step {
             Step::Export { flow, .. } => s(&["--json", "export", flow.word(), "--link", LINK]),
             Step::Trigger(flow) => {
                 let job = format!("export-{}", flow.word());
-                vec!["trigger".into(), job, "--link".into(), LINK.into()]
+                // The harness waits for the job itself (and kills the daemon).
+                vec![
+                    "trigger".into(),
+                    job,
+                    "--link".into(),
+                    LINK.into(),
+                    "--no-wait".into(),
+                ]
             }
             Step::Process => s(&["--json", "process"]),
             Step::Sell {
