@@ -83,7 +83,7 @@ fn exit_codes_tell_findings_usage_and_runtime_failures_apart() {
     ] {
         assert!(help.stdout().contains(line), "{line}: {}", help.stdout());
     }
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     // Usage: a bad option value, an unknown institution.
     let run = sb.stxd(&["runs", "list", "--status", "nope"]);
     run.expect_code(2);
@@ -218,7 +218,7 @@ fn performances_products_and_blocks_go_by_code_or_either_sides_id() {
 #[test]
 fn mapping_codes_lists_the_local_objects_a_kind_can_point_to() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let run = sb.stxd(&["mapping", "codes", "tariff_type"]);
     run.expect_code(0);
     let out = run.stdout();
