@@ -21,6 +21,7 @@ mod envelope;
 mod exchange_samples;
 mod export;
 mod first_use;
+mod free_tariff;
 mod golden_csv;
 mod golden_xml;
 mod import;
