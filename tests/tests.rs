@@ -27,6 +27,7 @@ mod golden_xml;
 mod import;
 mod interleavings;
 mod layers;
+mod lifecycle;
 mod mapping_cases;
 mod mapping_cli;
 mod reconcile;

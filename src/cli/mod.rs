@@ -26,6 +26,7 @@ mod mapping;
 
 mod export;
 
+mod performance;
 mod poll;
 mod report;
 mod sale;
@@ -174,6 +175,10 @@ enum Command {
     /// performance to a link's distributor, take them back, show them.
     #[command(subcommand)]
     Contingent(contingent::ContingentCommand),
+    /// The manager's performances: cancel one, or close its sales; the
+    /// distributor follows with the next catalogue file.
+    #[command(subcommand)]
+    Performance(performance::PerformanceCommand),
     /// The manager's view of the distributor's sales: the lines its
     /// reintegration rejected, for ops to fix and resubmit.
     #[command(subcommand)]
@@ -238,6 +243,7 @@ pub fn main() -> ExitCode {
         Command::Export(cmd) => export::run(&config, cli.json, cmd),
         Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
         Command::Contingent(cmd) => contingent::run(&config, cli.json, cmd),
+        Command::Performance(cmd) => performance::run(&config, cli.json, cmd),
         Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
         Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
         Command::Report(cmd) => report::run(&config, cli.json, cmd),

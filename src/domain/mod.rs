@@ -16,6 +16,8 @@
 //! - [`catalogue`]: the distributor's validation of the imported catalogue and
 //!   its sales profiles (what makes a product sellable).
 //! - [`export`]: the manager's seat plan and catalogue exports of one link.
+//! - [`lifecycle`]: the manager's performances cancelled or closed, and the
+//!   rule that refuses a sale made after that or after the start.
 //! - [`contingent`]: the manager's contingents (allotments) of a link, their
 //!   versioned snapshots and the safe shrink.
 //! - [`selling`]: the distributor's side of the contingents: their import,
@@ -34,6 +36,7 @@ pub mod export;
 #[cfg(test)]
 mod fixtures;
 pub mod import;
+pub mod lifecycle;
 pub mod load;
 pub mod mapping;
 pub mod reconcile;
