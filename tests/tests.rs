@@ -28,6 +28,7 @@ mod import;
 mod interleavings;
 mod layers;
 mod lifecycle;
+mod orders;
 mod mapping_cases;
 mod mapping_cli;
 mod reconcile;

@@ -26,6 +26,8 @@ mod mapping;
 
 mod export;
 
+mod account;
+mod orders;
 mod performance;
 mod poll;
 mod report;
@@ -179,6 +181,13 @@ enum Command {
     /// distributor follows with the next catalogue file.
     #[command(subcommand)]
     Performance(performance::PerformanceCommand),
+    /// The manager's reintegrated orders: their tickets, seats, prices,
+    /// point of sale, pending-account payment, source file and line.
+    #[command(subcommand)]
+    Orders(orders::OrdersCommand),
+    /// The manager's pending account of a link: entries and balance.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
     /// The manager's view of the distributor's sales: the lines its
     /// reintegration rejected, for ops to fix and resubmit.
     #[command(subcommand)]
@@ -244,6 +253,8 @@ pub fn main() -> ExitCode {
         Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
         Command::Contingent(cmd) => contingent::run(&config, cli.json, cmd),
         Command::Performance(cmd) => performance::run(&config, cli.json, cmd),
+        Command::Orders(cmd) => orders::run(&config, cli.json, cmd),
+        Command::Account(cmd) => account::run(&config, cli.json, cmd),
         Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
         Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
         Command::Report(cmd) => report::run(&config, cli.json, cmd),

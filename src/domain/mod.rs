@@ -24,6 +24,8 @@
 //!   the point of sale (sell, refund) and the sales export.
 //! - [`reintegration`]: the manager's booking of the distributor's sales,
 //!   exactly once, and the rejected lines.
+//! - [`orders`]: the manager's view of the reintegrated orders, their
+//!   tickets and sources, and a link's pending account.
 //! - [`reconcile`]: the manager's and the distributor's records of a link
 //!   side by side, every difference named.
 //!
@@ -39,6 +41,7 @@ pub mod import;
 pub mod lifecycle;
 pub mod load;
 pub mod mapping;
+pub mod orders;
 pub mod reconcile;
 pub mod reintegration;
 pub mod selling;
