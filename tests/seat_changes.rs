@@ -552,7 +552,7 @@ fn seats_of_a_category_ignored_later_are_kept_not_removed() {
 #[test]
 fn a_master_seat_plan_giving_one_number_to_two_seats_is_refused_and_loads_nothing() {
     let sb = Sandbox::new();
-    sb.stxd(&["check"]).expect_code(0);
+    sb.ready();
     let bad = sb.path().join("seatplan-bad.xml");
     std::fs::write(
         &bad,
