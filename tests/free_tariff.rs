@@ -100,8 +100,7 @@ fn a_free_tariff_is_sold_booked_at_zero_and_counted_free() {
         .expect_code(0);
     let processed = json(&sb, &["process"]);
     assert_eq!(processed[0]["state"], "applied", "{processed}");
-    sb.stxd(&["catalogue", "validate", "--all"])
-        .expect_code(0);
+    sb.stxd(&["catalogue", "validate", "--all"]).expect_code(0);
     assert_eq!(
         rows(
             &sb,
@@ -133,7 +132,10 @@ fn a_free_tariff_is_sold_booked_at_zero_and_counted_free() {
             "OPERA.sqlite",
             "SELECT seat, tariff_type, audience_subcategory, amount, currency, state FROM ticket ORDER BY line"
         ),
-        ["50001|1202|1302|0|EUR|valid", "50002|1201|1301|8500|EUR|valid"]
+        [
+            "50001|1202|1302|0|EUR|valid",
+            "50002|1201|1301|8500|EUR|valid"
+        ]
     );
     assert_eq!(
         rows(

@@ -81,7 +81,10 @@ fn the_free_tariff_sample_round_trips_with_its_price_of_zero() {
     let path = samples().join("payloads/catalogue-free-tariff.xml");
     let bytes = std::fs::read(&path).unwrap();
     let (out, n) = round_trip(&bytes, "catalogue-free-tariff.xml");
-    assert!(out == bytes, "the free tariff sample does not re-export byte for byte");
+    assert!(
+        out == bytes,
+        "the free tariff sample does not re-export byte for byte"
+    );
     assert_eq!(n, 2);
     let prices: Vec<i64> = catalogue::Reader::new(&bytes[..], "f", Limits::default())
         .filter_map(|i| match i.unwrap() {

@@ -38,7 +38,10 @@ fn messages(sb: &Sandbox, institution: &str, kind: &str) -> Vec<(String, String)
         &["runs", "list", "--institution", institution, "--kind", kind],
         0,
     );
-    let id = runs.as_array().unwrap()[0]["id"].as_i64().unwrap().to_string();
+    let id = runs.as_array().unwrap()[0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
     let shown = json(sb, &["runs", "show", &id, "--institution", institution], 0);
     shown["messages"]
         .as_array()
@@ -70,7 +73,10 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
         &["performance", "cancel", "1701", "--link", "opera-tourism"],
         0,
     );
-    assert_eq!(cancelled["result"]["previous"], "in_operation", "{cancelled}");
+    assert_eq!(
+        cancelled["result"]["previous"], "in_operation",
+        "{cancelled}"
+    );
     assert_eq!(cancelled["result"]["state"], "cancelled", "{cancelled}");
     assert_eq!(
         rows(
@@ -84,7 +90,13 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
     // Cancelling again is refused, and changes nothing.
     let again = json(
         &sb,
-        &["performance", "cancel", "TRAV0115", "--link", "opera-tourism"],
+        &[
+            "performance",
+            "cancel",
+            "TRAV0115",
+            "--link",
+            "opera-tourism",
+        ],
         1,
     );
     assert!(
@@ -114,7 +126,11 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
         ]
     );
     assert_eq!(
-        rows(&sb, "OPERA.sqlite", "SELECT line, seat, amount, state FROM ticket"),
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT line, seat, amount, state FROM ticket"
+        ),
         [format!("{a1}|50001|8500|valid")]
     );
     let said = messages(&sb, "OPERA", "import-sales");
@@ -161,7 +177,10 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
     );
     assert_eq!(refused["code"], "not-sellable", "{refused}");
     assert!(
-        refused["reason"].as_str().unwrap().contains("it is cancelled"),
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("it is cancelled"),
         "{refused}"
     );
     assert_eq!(
@@ -182,11 +201,7 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
         .map(|l| l["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [a1, a2], "{listed}");
-    let done = json(
-        &sb,
-        &["sale", "refund", "--performance", "1", "--all"],
-        0,
-    );
+    let done = json(&sb, &["sale", "refund", "--performance", "1", "--all"], 0);
     assert_eq!(done["refunds"].as_array().unwrap().len(), 2, "{done}");
     assert_eq!(
         rows(
@@ -232,15 +247,15 @@ fn refunding_all_needs_a_cancelled_performance() {
     sb.first_use_done();
     allot(&sb, "1-2");
     sell(&sb, "PARTERRE:A:1", "NORMAL", "ADULT");
-    let refused = json(
-        &sb,
-        &["sale", "refund", "--performance", "1", "--all"],
-        1,
-    );
+    let refused = json(&sb, &["sale", "refund", "--performance", "1", "--all"], 1);
     assert_eq!(refused["code"], "not-cancelled", "{refused}");
     let listed = sb.stxd(&["sale", "list", "--performance", "1", "--to-refund"]);
     listed.expect_code(1);
-    assert!(listed.stderr().contains("not cancelled"), "{}", listed.stderr());
+    assert!(
+        listed.stderr().contains("not cancelled"),
+        "{}",
+        listed.stderr()
+    );
     assert_eq!(
         rows(
             &sb,
@@ -262,7 +277,13 @@ fn a_sale_after_the_closure_is_rejected_and_the_distributor_stops_selling() {
     next_second();
     json(
         &sb,
-        &["performance", "close", "TRAV0115", "--link", "opera-tourism"],
+        &[
+            "performance",
+            "close",
+            "TRAV0115",
+            "--link",
+            "opera-tourism",
+        ],
         0,
     );
     next_second();
@@ -287,7 +308,11 @@ fn a_sale_after_the_closure_is_rejected_and_the_distributor_stops_selling() {
 
     export_and_process(&sb, "catalogue");
     assert_eq!(
-        rows(&sb, "TOURISM.sqlite", "SELECT state FROM performance WHERE id = 1"),
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT state FROM performance WHERE id = 1"
+        ),
         ["closed"]
     );
     let refused = sb.stxd(&[
@@ -303,7 +328,11 @@ fn a_sale_after_the_closure_is_rejected_and_the_distributor_stops_selling() {
         "ADULT",
     ]);
     refused.expect_code(1);
-    assert!(refused.stdout().contains("it is closed"), "{}", refused.stdout());
+    assert!(
+        refused.stdout().contains("it is closed"),
+        "{}",
+        refused.stdout()
+    );
 }
 
 #[test]

@@ -61,14 +61,21 @@ fn orders_list_and_show_each_ticket_with_its_source() {
     let t3 = format!("T-{a3:06}");
     assert_eq!(refs, ["ORD-1", t3.as_str()], "{listed:#}");
     assert_eq!(
-        rows(&sb, "OPERA.sqlite", "SELECT reference FROM sales_order ORDER BY id"),
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT reference FROM sales_order ORDER BY id"
+        ),
         ["ORD-1".to_owned(), t3.clone()]
     );
     assert_eq!(orders[0]["valid"], 1, "{listed:#}");
     assert_eq!(orders[0]["tickets"].as_array().unwrap().len(), 2);
     assert_eq!(orders[0]["pending_account"][0]["minor"], 8500, "{listed:#}");
     assert!(
-        orders[0]["point_of_sale"].as_str().unwrap().starts_with("5101 "),
+        orders[0]["point_of_sale"]
+            .as_str()
+            .unwrap()
+            .starts_with("5101 "),
         "{listed:#}"
     );
     // By performance: 1701 has both, 1702 none; an unknown one is refused.
@@ -105,7 +112,12 @@ fn orders_list_and_show_each_ticket_with_its_source() {
     assert_eq!(json(&sb, &["orders", "show", &id], 0)["order"], *o);
     let text = sb.stxd(&["orders", "show", "ORD-1"]);
     text.expect_code(0);
-    for want in ["PARTERRE A 1", "85.00 EUR", "SALES.00000001.csv", "refunded"] {
+    for want in [
+        "PARTERRE A 1",
+        "85.00 EUR",
+        "SALES.00000001.csv",
+        "refunded",
+    ] {
         assert!(text.stdout().contains(want), "{want}: {}", text.stdout());
     }
     let missing = sb.stxd(&["orders", "show", "NO-SUCH"]);
@@ -138,7 +150,11 @@ fn account_show_lists_entries_and_the_balance() {
         ]
     );
     assert_eq!(
-        rows(&sb, "OPERA.sqlite", "SELECT sum(amount) FROM pending_account_entry"),
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT sum(amount) FROM pending_account_entry"
+        ),
         ["17000"]
     );
     assert_eq!(doc["account"]["balance"][0]["minor"], 17000, "{doc:#}");

@@ -56,7 +56,11 @@ pub fn run(config: &Config, json: bool, cmd: AccountCommand) -> anyhow::Result<u
         "balance: {} ({} entr{})",
         money(&account.balance),
         account.entries.len(),
-        if account.entries.len() == 1 { "y" } else { "ies" }
+        if account.entries.len() == 1 {
+            "y"
+        } else {
+            "ies"
+        }
     )?;
     Ok(EXIT_OK)
 }

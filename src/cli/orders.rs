@@ -40,7 +40,10 @@ pub enum OrdersCommand {
 
 /// The link whose manager store to open: the one named, else the only one
 /// whose manager this config serves.
-pub(super) fn manager_link<'c>(config: &'c Config, named: Option<&str>) -> Result<&'c Link, String> {
+pub(super) fn manager_link<'c>(
+    config: &'c Config,
+    named: Option<&str>,
+) -> Result<&'c Link, String> {
     if let Some(name) = named {
         return config.require_link(name);
     }

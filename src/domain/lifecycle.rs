@@ -94,7 +94,9 @@ pub fn end(
     if previous == "cancelled" {
         return Err(invalid(
             object,
-            format!("it is cancelled, expected a performance that can be {target}: a cancellation is final"),
+            format!(
+                "it is cancelled, expected a performance that can be {target}: a cancellation is final"
+            ),
         ));
     }
     tx.prepare_cached("UPDATE performance SET state = ?2 WHERE id = ?1")?
@@ -104,7 +106,9 @@ pub fn end(
             "{object}: no state change recorded (the store's trigger is missing)"
         )))
     })?;
-    let changed = changed.format(&Rfc3339).map_err(|e| invalid(object.clone(), e.to_string()))?;
+    let changed = changed
+        .format(&Rfc3339)
+        .map_err(|e| invalid(object.clone(), e.to_string()))?;
     let run = runs::start(tx, ending.run_kind(), Some(link), None)?;
     let next = match ending {
         Ending::Cancel => {

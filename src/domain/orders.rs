@@ -146,9 +146,7 @@ pub fn orders(conn: &Connection, filter: &OrderFilter<'_>) -> Result<Vec<OrderVi
         )?
         .query_map((filter.link, performance), |r| r.get(0))?
         .collect::<Result<_, _>>()?;
-    ids.into_iter()
-        .map(|id| order_by_id(conn, id))
-        .collect()
+    ids.into_iter().map(|id| order_by_id(conn, id)).collect()
 }
 
 /// One order, by its id or its distributor's reference (`link` tells two

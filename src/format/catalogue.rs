@@ -1059,7 +1059,8 @@ mod tests {
         // A free tariff (invitations) reads as an amount of 0.
         let free = read_all(doc("amount=\"0\"").as_bytes()).unwrap();
         assert!(
-            free.iter().any(|i| matches!(i, Item::Price(p) if p.amount == 0)),
+            free.iter()
+                .any(|i| matches!(i, Item::Price(p) if p.amount == 0)),
             "{free:?}"
         );
         let season = |start: &str, end: &str| {

@@ -17,10 +17,10 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::lines::view_of;
 use crate::domain::DomainError;
 use crate::format::sales::OrderRef;
 use crate::money::{Currency, Money};
-use super::lines::view_of;
 use crate::store::runs::{self, Counts, Level, RunStatus};
 
 /// Where the sold ticket sits, as the point of sale names it (local codes or
