@@ -133,6 +133,9 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
         ),
         [format!("{a1}|50001|8500|valid")]
     );
+    let order = json(&sb, &["orders", "show", &format!("T-{a1:06}")], 0);
+    assert_eq!(order["order"]["to_refund"], 1, "{order:#}");
+    assert_eq!(order["order"]["tickets"][0]["to_refund"], true, "{order:#}");
     let said = messages(&sb, "OPERA", "import-sales");
     assert!(
         said.iter()

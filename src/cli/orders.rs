@@ -96,13 +96,18 @@ pub fn run(config: &Config, json: bool, cmd: OrdersCommand) -> anyhow::Result<u8
                 for o in &found {
                     writeln!(
                         out,
-                        "{:>6}  {:<14} {:<12} {}  {} ticket(s), {} valid  pending account {}  {}",
+                        "{:>6}  {:<14} {:<12} {}  {} ticket(s), {} valid{}  pending account {}  {}",
                         o.id,
                         o.link,
                         o.reference,
                         o.created,
                         o.tickets.len(),
                         o.valid,
+                        if o.to_refund > 0 {
+                            format!(" ({} to refund)", o.to_refund)
+                        } else {
+                            String::new()
+                        },
                         money(&o.pending_account),
                         files(o)
                     )?;
@@ -181,7 +186,11 @@ fn show(out: &mut impl Write, o: &OrderView) -> std::io::Result<()> {
             t.tariff_type,
             t.audience_subcategory,
             t.price,
-            t.state
+            if t.to_refund {
+                "valid, to refund (performance cancelled)"
+            } else {
+                &t.state
+            }
         )?;
         writeln!(out, "    sold at {}: {}", t.sold_at, source(&t.sale))?;
         if let Some(r) = &t.refund {

@@ -53,6 +53,8 @@ pub struct TicketView {
     pub vat_code: String,
     /// `valid` or `cancelled`.
     pub state: String,
+    /// Valid, of a cancelled performance: the distributor must refund it.
+    pub to_refund: bool,
     pub sold_at: String,
     pub cancelled_at: Option<String>,
     /// The line that booked it.
@@ -77,6 +79,8 @@ pub struct OrderView {
     pub tickets: Vec<TicketView>,
     /// Valid tickets.
     pub valid: u64,
+    /// Valid tickets of a cancelled performance, to be refunded.
+    pub to_refund: u64,
     /// What the order put on the pending account (sales less refunds).
     pub pending_account: Vec<Total>,
 }
@@ -234,6 +238,7 @@ fn order_by_id(conn: &Connection, id: i64) -> Result<OrderView, DomainError> {
         payment_method,
         contact,
         valid: tickets.iter().filter(|t| t.state == "valid").count() as u64,
+        to_refund: tickets.iter().filter(|t| t.to_refund).count() as u64,
         tickets,
         pending_account: totals(pending),
     })
@@ -291,6 +296,7 @@ fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError
                     currency,
                     vat_code: r.get(10)?,
                     state: r.get(11)?,
+                    to_refund: false,
                     sold_at: r.get(12)?,
                     cancelled_at: r.get(13)?,
                     sale: Source {
@@ -308,6 +314,7 @@ fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError
         .collect::<Result<_, _>>()?;
     let mut out = Vec::with_capacity(rows.len());
     for (mut t, link, line, refund_line) in rows {
+        t.to_refund = t.state == "valid" && t.performance_state == "cancelled";
         t.sale = source(conn, &link, line)?;
         t.refund = match refund_line {
             Some(l) => Some(source(conn, &link, l)?),
