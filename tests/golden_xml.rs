@@ -74,6 +74,27 @@ fn valid_samples_round_trip_byte_for_byte() {
     );
 }
 
+/// A free tariff (a price of 0) is a valid price: the fragment in
+/// `samples/payloads` reads and re-exports byte for byte, its amount 0.
+#[test]
+fn the_free_tariff_sample_round_trips_with_its_price_of_zero() {
+    let path = samples().join("payloads/catalogue-free-tariff.xml");
+    let bytes = std::fs::read(&path).unwrap();
+    let (out, n) = round_trip(&bytes, "catalogue-free-tariff.xml");
+    assert!(
+        out == bytes,
+        "the free tariff sample does not re-export byte for byte"
+    );
+    assert_eq!(n, 2);
+    let prices: Vec<i64> = catalogue::Reader::new(&bytes[..], "f", Limits::default())
+        .filter_map(|i| match i.unwrap() {
+            catalogue::Item::Price(p) => Some(p.amount),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(prices, [0]);
+}
+
 fn first_error(bytes: &[u8], file: &str, seatplan_kind: bool) -> Option<FormatError> {
     if seatplan_kind {
         seatplan::Reader::new(bytes, file, Limits::default()).find_map(Result::err)

@@ -28,13 +28,16 @@ macro_rules! out {
     }};
 }
 
+mod account;
 mod catalogue;
 mod contingent;
 mod exit;
 mod export;
 mod mapping;
 mod names;
+mod orders;
 mod out;
+mod performance;
 mod poll;
 mod report;
 mod runs;
@@ -196,6 +199,17 @@ enum Command {
     /// performance to a link's distributor, take them back, show them.
     #[command(subcommand)]
     Contingent(contingent::ContingentCommand),
+    /// The manager's performances: cancel one, or close its sales; the
+    /// distributor follows with the next catalogue file.
+    #[command(subcommand)]
+    Performance(performance::PerformanceCommand),
+    /// The manager's reintegrated orders: their tickets, seats, prices,
+    /// point of sale, pending-account payment, source file and line.
+    #[command(subcommand)]
+    Orders(orders::OrdersCommand),
+    /// The manager's pending account of a link: entries and balance.
+    #[command(subcommand)]
+    Account(account::AccountCommand),
     /// The manager's view of the distributor's sales: the lines its
     /// reintegration rejected, for ops to fix and resubmit.
     #[command(subcommand)]
@@ -260,6 +274,9 @@ pub fn main() -> ExitCode {
         Command::Export(cmd) => export::run(&config, cli.json, cmd),
         Command::Catalogue(cmd) => catalogue::run(&config, cli.json, cmd),
         Command::Contingent(cmd) => contingent::run(&config, cli.json, cmd),
+        Command::Performance(cmd) => performance::run(&config, cli.json, cmd),
+        Command::Orders(cmd) => orders::run(&config, cli.json, cmd),
+        Command::Account(cmd) => account::run(&config, cli.json, cmd),
         Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
         Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
         Command::Report(cmd) => report::run(&config, cli.json, cmd),

@@ -49,10 +49,19 @@ pub enum SaleCommand {
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
     },
-    /// Refund a sale: the seat or place is sellable again.
+    /// Refund a sale: the seat or place is sellable again. With
+    /// `--performance P --all`: every valid sale of the cancelled
+    /// performance P, all or nothing.
     Refund {
         /// The sale's line id (stxd sale list).
-        line: i64,
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        line: Option<i64>,
+        /// The cancelled performance (local id or code), with --all.
+        #[arg(long, requires = "all")]
+        performance: Option<String>,
+        /// Refund every valid sale of --performance.
+        #[arg(long, requires = "performance")]
+        all: bool,
         /// The link (default: the only link whose distributor is in the config).
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
@@ -65,6 +74,10 @@ pub enum SaleCommand {
         /// Only the lines not yet sent to the manager.
         #[arg(long)]
         unexported: bool,
+        /// Only the valid sales of the cancelled --performance: the tickets
+        /// to refund.
+        #[arg(long, requires = "performance")]
+        to_refund: bool,
         /// The link (default: the only link whose distributor is in the config).
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
@@ -133,7 +146,19 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
             let done = store.write(|tx| selling::sell(tx, &link, &sale));
             report(json, &mut store, "sale-sell", &link, &what, done)
         }
+        SaleCommand::Refund {
+            line: None,
+            performance: Some(performance),
+            ..
+        } => {
+            let done = store.write(|tx| selling::refund_performance(tx, &link, &performance));
+            refunded_all(json, &mut store, &link, &performance, done)
+        }
         SaleCommand::Refund { line, .. } => {
+            let Some(line) = line else {
+                eprintln!("stxd: give a sale's line id, or --performance P --all");
+                return Ok(EXIT_USAGE);
+            };
             let done = store.write(|tx| selling::refund(tx, line));
             report(
                 json,
@@ -147,6 +172,7 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
         SaleCommand::List {
             performance,
             unexported,
+            to_refund,
             ..
         } => {
             let performance = match performance {
@@ -157,6 +183,7 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
                 link: Some(&link),
                 performance: performance.as_deref(),
                 unexported,
+                to_refund,
             };
             list(json, &store, &link, &filter)
         }
@@ -198,9 +225,64 @@ fn order_of(order: Option<&str>) -> Result<Option<OrderRef>, ()> {
     }
 }
 
+/// `sale refund --performance P --all`: the refunds written, or the
+/// refusal (recorded in a failed run; nothing written).
+fn refunded_all(
+    json: bool,
+    store: &mut Store,
+    link: &str,
+    performance: &str,
+    done: Result<Vec<SaleReceipt>, SaleRefusal>,
+) -> anyhow::Result<u8> {
+    let receipts = match done {
+        Ok(r) => r,
+        Err(e) => {
+            let what = format!("performance {performance}, all");
+            return report(json, store, "sale-refund", link, &what, Err(e));
+        }
+    };
+    let mut out = super::out::stdout();
+    if json {
+        writeln!(
+            out,
+            "{:#}",
+            json!({"done": true, "performance": performance, "refunds": receipts})
+        )?;
+        return Ok(EXIT_OK);
+    }
+    if receipts.is_empty() {
+        writeln!(out, "performance {performance}: no valid sale to refund")?;
+        return Ok(EXIT_OK);
+    }
+    for r in &receipts {
+        writeln!(
+            out,
+            "refunded line {}: line {}  {} {}  {}",
+            r.refund_of.unwrap_or(0),
+            r.line,
+            r.place,
+            r.order,
+            r.price
+        )?;
+    }
+    writeln!(
+        out,
+        "{} sale(s) of performance {performance} refunded; next: stxd export sales --link {link}",
+        receipts.len()
+    )?;
+    Ok(EXIT_OK)
+}
+
 /// `sale list`: the lines of `filter`, one a line.
 fn list(json: bool, store: &Store, link: &str, filter: &Filter<'_>) -> anyhow::Result<u8> {
-    let rows = store.read(|c| selling::list(c, filter))?;
+    let rows = match store.read(|c| selling::list(c, filter)) {
+        Ok(rows) => rows,
+        Err(e @ crate::domain::DomainError::Invalid { .. }) => {
+            eprintln!("stxd: {e}");
+            return Ok(EXIT_FINDINGS);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut out = super::out::stdout();
     if json {
         writeln!(out, "{:#}", json!({"link": link, "lines": rows}))?;

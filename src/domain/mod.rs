@@ -16,12 +16,16 @@
 //! - [`catalogue`]: the distributor's validation of the imported catalogue and
 //!   its sales profiles (what makes a product sellable).
 //! - [`export`]: the manager's seat plan and catalogue exports of one link.
+//! - [`lifecycle`]: the manager's performances cancelled or closed, and the
+//!   rule that refuses a sale made after that or after the start.
 //! - [`contingent`]: the manager's contingents (allotments) of a link, their
 //!   versioned snapshots and the safe shrink.
 //! - [`selling`]: the distributor's side of the contingents: their import,
 //!   the point of sale (sell, refund) and the sales export.
 //! - [`reintegration`]: the manager's booking of the distributor's sales,
 //!   exactly once, and the rejected lines.
+//! - [`orders`]: the manager's view of the reintegrated orders, their
+//!   tickets and sources, and a link's pending account.
 //! - [`reconcile`]: the manager's and the distributor's records of a link
 //!   side by side, every difference named.
 //!
@@ -34,8 +38,10 @@ pub mod export;
 #[cfg(test)]
 mod fixtures;
 pub mod import;
+pub mod lifecycle;
 pub mod load;
 pub mod mapping;
+pub mod orders;
 pub mod reconcile;
 pub mod reintegration;
 pub mod selling;

@@ -545,11 +545,12 @@ impl<W: Write> Writer<W> {
         )
     }
 
-    /// A price of the open rate table, its amount in `1..=AMOUNT_MAX`.
+    /// A price of the open rate table, its amount in `0..=AMOUNT_MAX` (0:
+    /// a free tariff).
     fn price(&mut self, p: &Price) -> Result<(), WriteError> {
-        if !(1..=AMOUNT_MAX).contains(&p.amount) {
+        if !(0..=AMOUNT_MAX).contains(&p.amount) {
             return Err(WriteError::Invalid(format!(
-                "price amount {} is outside 1..={AMOUNT_MAX}",
+                "price amount {} is outside 0..={AMOUNT_MAX}",
                 p.amount
             )));
         }

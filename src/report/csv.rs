@@ -7,7 +7,7 @@ use crate::domain::reconcile::{Report, Sides, format_amounts, format_sums};
 
 /// The CSV columns: one table, the `section` column saying what a row is
 /// (`row`, `total`, `pending-account`, `difference`, `in-flight`).
-pub const CSV_COLUMNS: [&str; 21] = [
+pub const CSV_COLUMNS: [&str; 23] = [
     "section",
     "performance",
     "performance_code",
@@ -19,10 +19,12 @@ pub const CSV_COLUMNS: [&str; 21] = [
     "manager_returned",
     "manager_sold",
     "manager_refunded",
+    "manager_free",
     "manager_amounts",
     "distributor_in_contingent",
     "distributor_sold",
     "distributor_refunded",
+    "distributor_free",
     "distributor_not_exported",
     "distributor_amounts",
     "pending_account",
@@ -37,17 +39,19 @@ pub fn write_csv(r: &Report, out: &mut Vec<u8>) -> Result<(), csv::Error> {
     out.extend_from_slice("\u{feff}".as_bytes());
     let mut w = csv::WriterBuilder::new().delimiter(b';').from_writer(out);
     w.write_record(CSV_COLUMNS)?;
-    let counts = |s: &Sides| -> [String; 11] {
+    let counts = |s: &Sides| -> [String; 13] {
         [
             s.manager.allotted.to_string(),
             s.manager.awaiting_ack.to_string(),
             s.manager.returned.to_string(),
             s.manager.sold.to_string(),
             s.manager.refunded.to_string(),
+            s.manager.free.to_string(),
             format_amounts(&s.manager.amounts),
             s.distributor.in_contingent.to_string(),
             s.distributor.sold.to_string(),
             s.distributor.refunded.to_string(),
+            s.distributor.free.to_string(),
             s.distributor.not_exported.to_string(),
             format_amounts(&s.distributor.amounts),
         ]

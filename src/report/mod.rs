@@ -31,6 +31,7 @@ mod tests {
                 returned: 0,
                 sold: 3,
                 refunded: 1,
+                free: 0,
                 amounts: vec![Amount {
                     vat_code: 1101,
                     vat: "TVA55".into(),
@@ -42,6 +43,7 @@ mod tests {
                 in_contingent: 10,
                 sold: 3,
                 refunded: 1,
+                free: 0,
                 not_exported: 0,
                 amounts: vec![],
             },

@@ -17,7 +17,7 @@ pub fn render_text(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
+        "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} {:>4} | {:>10} {:>5} {:>8} {:>4} {:>8}",
         "performance",
         "start",
         "category",
@@ -26,15 +26,17 @@ pub fn render_text(r: &Report) -> String {
         "returned",
         "sold",
         "refunded",
+        "free",
         "contingent",
         "sold",
         "refunded",
+        "free",
         "unsent"
     );
     let line = |out: &mut String, p: &str, start: &str, c: &str, s: &Sides| {
         let _ = writeln!(
             out,
-            "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} | {:>10} {:>5} {:>8} {:>8}",
+            "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} {:>4} | {:>10} {:>5} {:>8} {:>4} {:>8}",
             p,
             start,
             c,
@@ -43,9 +45,11 @@ pub fn render_text(r: &Report) -> String {
             s.manager.returned,
             s.manager.sold,
             s.manager.refunded,
+            s.manager.free,
             s.distributor.in_contingent,
             s.distributor.sold,
             s.distributor.refunded,
+            s.distributor.free,
             s.distributor.not_exported
         );
         let (m, d) = (

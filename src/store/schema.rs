@@ -54,6 +54,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "outbound manifests: an export is finished from its recorded bytes after a crash",
         sql: V5,
     },
+    Migration {
+        version: 6,
+        name: "performance state changes: when a performance was cancelled or closed",
+        sql: V6,
+    },
 ];
 
 /// The schema version this build writes.
@@ -98,6 +103,27 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     }
     Ok(())
 }
+
+const V6: &str = r#"
+-- When each performance last changed state (cancelled, closed, back in
+-- operation…), UTC, RFC 3339 to the second. Kept by the trigger below on
+-- every path that changes a state (stxd performance cancel|close, a master
+-- data load, a catalogue import), so no writer can forget it. The manager's
+-- reintegration rejects a sale made after its performance was cancelled or
+-- closed; a performance that never changed state since this table exists
+-- has no row.
+CREATE TABLE performance_state_change (
+    performance INTEGER PRIMARY KEY REFERENCES performance (id),
+    state       TEXT NOT NULL CHECK (state IN ('planned', 'in_operation', 'closed', 'cancelled')),
+    changed     TEXT NOT NULL CHECK (length(changed) = 20)
+) STRICT;
+CREATE TRIGGER performance_state_changed AFTER UPDATE OF state ON performance
+WHEN OLD.state IS NOT NEW.state
+BEGIN
+    INSERT OR REPLACE INTO performance_state_change (performance, state, changed)
+    VALUES (NEW.id, NEW.state, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'));
+END;
+"#;
 
 const V5: &str = r#"
 -- The exact manifest of each outbound file, committed with its sequence and

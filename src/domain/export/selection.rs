@@ -195,8 +195,10 @@ impl Allowed<'_> {
     }
 }
 
-/// The product's performances in operation; the others are left out (and
-/// remembered as reported, so the catalogue does not report them again).
+/// The product's performances in operation, cancelled or closed (the last
+/// two sent with their state, so the distributor stops selling them); a
+/// planned one is left out (and remembered as reported, so the catalogue
+/// does not report it again).
 fn in_operation(
     conn: &Connection,
     pid: i64,
@@ -216,7 +218,10 @@ fn in_operation(
             let fid: i64 = r.get(0)?;
             let fcode: String = r.get(1)?;
             let fstate: String = r.get(2)?;
-            if fstate == PerformanceState::InOperation.as_str() {
+            if fstate == PerformanceState::InOperation.as_str()
+                || fstate == PerformanceState::Cancelled.as_str()
+                || fstate == PerformanceState::Closed.as_str()
+            {
                 kept.push(fid);
             } else {
                 reported.insert(fid);
@@ -329,7 +334,10 @@ pub(super) fn select(conn: &Connection, scope: &Scope<'_>) -> Result<Selection, 
         // Performances in operation.
         let kept = in_operation(conn, pid, &object, &mut report, &mut reported_performances)?;
         if kept.is_empty() {
-            report.exclude(object, "none of its performances is in operation");
+            report.exclude(
+                object,
+                "none of its performances is in operation, cancelled or closed (all planned)",
+            );
             continue;
         }
 

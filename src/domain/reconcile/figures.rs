@@ -72,7 +72,8 @@ impl Recon<'_> {
             self.acc(p, c).m.returned += count(n);
         }
         let mut st = m.prepare(
-            "SELECT performance, seat_category, count(*), sum(state = 'cancelled')
+            "SELECT performance, seat_category, count(*), sum(state = 'cancelled'),
+                    sum(state = 'valid' AND amount = 0)
              FROM ticket WHERE link = ?1 GROUP BY 1, 2",
         )?;
         let rows = st.query_map([self.link], |r| {
@@ -81,13 +82,15 @@ impl Recon<'_> {
                 r.get::<_, i64>(1)?,
                 r.get::<_, i64>(2)?,
                 r.get::<_, i64>(3)?,
+                r.get::<_, i64>(4)?,
             ))
         })?;
         for row in rows {
-            let (p, c, sold, cancelled) = row?;
+            let (p, c, sold, cancelled, free) = row?;
             let acc = self.acc(p, c);
             acc.m.sold += count(sold);
             acc.m.refunded += count(cancelled);
+            acc.m.free += count(free);
         }
         let mut st = m.prepare(
             "SELECT performance, seat_category, vat_code, currency, sum(amount)

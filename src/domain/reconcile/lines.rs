@@ -130,6 +130,9 @@ impl Recon<'_> {
             let acc = self.acc(p, c);
             if dl.operation == "SALE" {
                 acc.d.sold += 1;
+                if dl.active && dl.amount == 0 {
+                    acc.d.free += 1;
+                }
                 if dl.active
                     && let Some(v) = vat
                 {

@@ -358,9 +358,11 @@ fn add(totals: &mut Sides, a: &Acc) {
     m.returned += a.m.returned;
     m.sold += a.m.sold;
     m.refunded += a.m.refunded;
+    m.free += a.m.free;
     d.in_contingent += a.d.in_contingent;
     d.sold += a.d.sold;
     d.refunded += a.d.refunded;
+    d.free += a.d.free;
     d.not_exported += a.d.not_exported;
 }
 

@@ -67,6 +67,8 @@ pub struct ManagerSide {
     pub sold: u64,
     /// Tickets cancelled by a refund.
     pub refunded: u64,
+    /// Valid tickets of a free tariff (amount 0): invitations.
+    pub free: u64,
     /// Sum of the valid tickets, per VAT code and currency.
     pub amounts: Vec<Amount>,
 }
@@ -80,6 +82,8 @@ pub struct DistributorSide {
     pub sold: u64,
     /// REFUND lines.
     pub refunded: u64,
+    /// Active sales of a free tariff (amount 0): invitations.
+    pub free: u64,
     /// Lines not yet written to a SALES file.
     pub not_exported: u64,
     /// Sum of the active sales, per VAT code and currency.

@@ -25,7 +25,11 @@
 //!
 //! # What a sale must satisfy (codes of the rejections)
 //!
-//! In this order: the performance exists (`unknown-performance`); the seat
+//! In this order: the performance exists (`unknown-performance`); it was
+//! sold while on sale: not after the performance was cancelled or closed
+//! (`performance-cancelled`, `performance-closed`) nor at or after its start
+//! (`performance-started`), see [`crate::domain::lifecycle`] (a sale made
+//! before a cancellation is booked, with a `to-refund` warning); the seat
 //! category, tariff type, audience subcategory and VAT code exist
 //! (`unknown-seat-category`, `unknown-tariff-type`,
 //! `unknown-audience-subcategory`, `unknown-vat-code`); the seat (block, row

@@ -4,6 +4,7 @@
 use rusqlite::OptionalExtension;
 
 use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id};
+use crate::domain::lifecycle::{self, Timing};
 use crate::format::sales::Ticket;
 use crate::store::StoreError;
 use crate::store::format_timestamp;
@@ -24,6 +25,11 @@ impl<'t> SalesImport<'t> {
                 "unknown-performance",
                 format!("performance {perf} is unknown here"),
             ));
+        };
+        let to_refund = match lifecycle::sale_timing(tx, perf, t.time)? {
+            Timing::Fine => None,
+            Timing::ToRefund { cancelled } => Some(cancelled),
+            Timing::Refused { code, reason } => return Err(reject(code, reason)),
         };
         for (table, code, what, id) in [
             (
@@ -106,6 +112,19 @@ impl<'t> SalesImport<'t> {
         ])?;
         let ticket = tx.last_insert_rowid();
         self.pending(ticket, t.amount, t.currency.as_str())?;
+        if let Some(cancelled) = to_refund {
+            runs::message(
+                tx,
+                self.ctx.run,
+                Level::Warning,
+                "to-refund",
+                Some(position),
+                &format!(
+                    "line id {}: booked, sold before performance {perf} was cancelled at {cancelled}; the distributor must refund it (stxd sale refund --performance P --all)",
+                    t.line
+                ),
+            )?;
+        }
         Ok(Booked::Sale)
     }
 

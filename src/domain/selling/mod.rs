@@ -11,7 +11,9 @@
 //!   `older-snapshot`). A seat the snapshot takes back but that is sold here
 //!   stays sold, only no longer sellable; a zone whose new quantity is below
 //!   its sales keeps them (both reported, `kept-sold`).
-//! - [`sell()`], [`refund`], [`list`]: the point of sale. A sale is refused,
+//! - [`sell()`], [`refund`], [`refund_performance`], [`list`]: the point of
+//!   sale (a cancelled performance's tickets are listed with
+//!   `Filter::to_refund` and refunded all at once). A sale is refused,
 //!   with a [`SaleRefusal`] naming the reason, unless the product selling the
 //!   performance is validated and in a sales profile, the place is in the
 //!   contingent and free, and the rate table has a price for it. Each change
@@ -23,18 +25,18 @@
 //!   per contingent snapshot applied; the lines are marked with the file's
 //!   sequence.
 //!
-//! One file per part (`contingent_import`, `sell`, `export`); this module
+//! One file per part (`contingent_import`, `sell`, `lines`, `export`); this module
 //! re-exports their public items, so the paths stay `domain::selling::…`.
 
 mod contingent_import;
 mod export;
+mod lines;
 mod sell;
 
 pub use contingent_import::{ContingentImport, ContingentOutcome, MAX_VERSION_JUMP};
 pub use export::export_sales;
-pub use sell::{
-    Filter, LineView, Place, Sale, SaleReceipt, SaleRefusal, list, log_refusal, refund, sell,
-};
+pub use lines::{Filter, LineView, list, refund_performance};
+pub use sell::{Place, Sale, SaleReceipt, SaleRefusal, log_refusal, refund, sell};
 
 #[cfg(test)]
 mod tests {

@@ -7,8 +7,8 @@
 //! the place in the contingent and free, and the rate table must price it.
 //! [`refund`] takes a sale's line id and writes the REFUND line. Each change
 //! records a run (`sale-sell`, `sale-refund`) in the caller's transaction;
-//! [`log_refusal`] records a refused attempt in a failed run. [`list`]
-//! returns the lines as [`LineView`]s, with local codes, for people.
+//! [`log_refusal`] records a refused attempt in a failed run. The lines,
+//! listed for people, are in `lines`.
 
 use std::fmt;
 
@@ -17,6 +17,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+use super::lines::view_of;
 use crate::domain::DomainError;
 use crate::format::sales::OrderRef;
 use crate::money::{Currency, Money};
@@ -146,6 +147,10 @@ pub enum SaleRefusal {
     RefundOfRefund(i64),
     #[error("sale line {line} is already refunded (refund line {refund})")]
     AlreadyRefunded { line: i64, refund: i64 },
+    #[error(
+        "performance {performance} is {state}, not cancelled: only the tickets of a cancelled performance are refunded all at once (refund one with stxd sale refund LINE)"
+    )]
+    NotCancelled { performance: String, state: String },
     #[error(transparent)]
     Domain(#[from] DomainError),
 }
@@ -180,6 +185,7 @@ impl SaleRefusal {
             SaleRefusal::UnknownLine(_) => "unknown-line",
             SaleRefusal::RefundOfRefund(_) => "refund-of-refund",
             SaleRefusal::AlreadyRefunded { .. } => "already-refunded",
+            SaleRefusal::NotCancelled { .. } => "not-cancelled",
             SaleRefusal::Domain(_) => "database",
         }
     }
@@ -192,7 +198,7 @@ impl SaleRefusal {
 
 /// A row found by id, else by code; `configuration` limits it to one venue
 /// configuration (blocks, zones).
-fn by_id_or_code(
+pub(super) fn by_id_or_code(
     conn: &Connection,
     table: &str,
     key: &str,
@@ -735,117 +741,4 @@ pub fn log_refusal(
         Some(what),
         &text,
     )?)
-}
-
-/// Which lines [`list`] returns.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Filter<'a> {
-    pub link: Option<&'a str>,
-    /// A local performance's id or code.
-    pub performance: Option<&'a str>,
-    /// Only the lines not yet sent to the manager.
-    pub unexported: bool,
-}
-
-/// A sale or refund line, with local codes, for people.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LineView {
-    pub id: i64,
-    pub link: String,
-    pub operation: String,
-    pub time: String,
-    pub order: String,
-    pub refund_of: Option<i64>,
-    pub product: String,
-    pub performance: String,
-    pub place: String,
-    pub seat_category: String,
-    pub tariff: String,
-    pub audience: String,
-    pub amount: i64,
-    pub currency: String,
-    pub price: String,
-    pub active: bool,
-    pub exported_in: Option<i64>,
-}
-
-const VIEW_SQL: &str = "SELECT l.id, l.link, l.operation, l.time, l.order_ref, l.refund_of,
-        p.code, f.code,
-        CASE WHEN l.seat IS NOT NULL THEN b.code || ' ' || r.code || ' ' || s.number ELSE z.code END,
-        c.code, t.code, a.code, l.amount, l.currency, l.active, l.exported_in
-   FROM sale_line l
-   JOIN product p ON p.id = l.product
-   JOIN performance f ON f.id = l.performance
-   LEFT JOIN seat s ON s.id = l.seat
-   LEFT JOIN seat_row r ON r.id = s.row
-   LEFT JOIN block b ON b.id = r.block
-   LEFT JOIN zone z ON z.id = l.zone
-   JOIN seat_category c ON c.id = l.seat_category
-   JOIN tariff_type t ON t.id = l.tariff_type
-   JOIN audience_subcategory a ON a.id = l.audience_subcategory";
-
-fn view_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LineView> {
-    let amount: i64 = r.get(12)?;
-    let currency: String = r.get(13)?;
-    let price = match Currency::new(&currency) {
-        Ok(c) => Money {
-            minor: amount,
-            currency: c,
-        }
-        .to_string(),
-        Err(_) => format!("{amount} {currency}"),
-    };
-    Ok(LineView {
-        id: r.get(0)?,
-        link: r.get(1)?,
-        operation: r.get(2)?,
-        time: r.get(3)?,
-        order: r.get(4)?,
-        refund_of: r.get(5)?,
-        product: r.get(6)?,
-        performance: r.get(7)?,
-        place: r.get(8)?,
-        seat_category: r.get(9)?,
-        tariff: r.get(10)?,
-        audience: r.get(11)?,
-        amount,
-        currency,
-        price,
-        active: r.get::<_, i64>(14)? == 1,
-        exported_in: r.get(15)?,
-    })
-}
-
-fn view_of(conn: &Connection, line: i64) -> Result<LineView, rusqlite::Error> {
-    conn.prepare_cached(&format!("{VIEW_SQL} WHERE l.id = ?1"))?
-        .query_row([line], view_row)
-}
-
-/// The sale and refund lines, in line order.
-pub fn list(conn: &Connection, filter: &Filter<'_>) -> Result<Vec<LineView>, DomainError> {
-    let performance = match filter.performance {
-        None => None,
-        Some(key) => match by_id_or_code(conn, "performance", key, None)? {
-            Some((id, _)) => Some(id),
-            None => {
-                return Err(DomainError::Invalid {
-                    object: format!("performance {key:?}"),
-                    problem: "expected a local performance id or code (stxd catalogue list)"
-                        .to_owned(),
-                });
-            }
-        },
-    };
-    let sql = format!(
-        "{VIEW_SQL} WHERE (?1 IS NULL OR l.link = ?1) AND (?2 IS NULL OR l.performance = ?2)
-           AND (?3 = 0 OR l.exported_in IS NULL) ORDER BY l.id"
-    );
-    let rows = conn
-        .prepare(&sql)?
-        .query_map(
-            (filter.link, performance, i64::from(filter.unexported)),
-            view_row,
-        )?
-        .collect::<Result<_, _>>()?;
-    Ok(rows)
 }

@@ -341,13 +341,15 @@ fn writer_enforces_section_order_and_values() {
     w.write(&items[1]).unwrap(); // vat code
     assert!(matches!(w.write(&items[0]), Err(WriteError::Invalid(_)))); // season after it
     let mut w = Writer::new(Vec::new()).unwrap();
-    let free = Item::Price(Price {
-        rate_table: id(1801),
-        seat_category: id(2001),
-        tariff_type: id(1201),
-        audience_subcategory: id(1301),
-        amount: 0,
-    });
+    let price = |amount| {
+        Item::Price(Price {
+            rate_table: id(1801),
+            seat_category: id(2001),
+            tariff_type: id(1201),
+            audience_subcategory: id(1301),
+            amount,
+        })
+    };
     w.write(&Item::RateTable(RateTable {
         id: id(1801),
         code: code("T"),
@@ -355,7 +357,9 @@ fn writer_enforces_section_order_and_values() {
         currency: Currency::new("EUR").unwrap(),
     }))
     .unwrap();
-    assert!(matches!(w.write(&free), Err(WriteError::Invalid(_))));
+    // A free tariff is written; a negative amount is not.
+    w.write(&price(0)).unwrap();
+    assert!(matches!(w.write(&price(-1)), Err(WriteError::Invalid(_))));
     let mut w = Writer::new(Vec::new()).unwrap();
     let mut p = match &items[22] {
         Item::Performance(p) => p.clone(),
@@ -380,7 +384,6 @@ fn attribute_values_are_checked() {
     };
     for (amount, code) in [
         ("-100", "money-negative"),
-        ("0", "money-zero"),
         ("NaN", "money-not-digits"),
         ("1e309", "money-exponent"),
         ("45.50", "money-decimals"),
@@ -391,6 +394,13 @@ fn attribute_values_are_checked() {
         assert_eq!(e.position.to_string(), "line 4 (byte 104)");
         assert!(e.problem.contains("<price> attribute amount"), "{e}");
     }
+    // A free tariff (invitations) reads as an amount of 0.
+    let free = read_all(doc("amount=\"0\"").as_bytes()).unwrap();
+    assert!(
+        free.iter()
+            .any(|i| matches!(i, Item::Price(p) if p.amount == 0)),
+        "{free:?}"
+    );
     let season = |start: &str, end: &str| {
         format!(
             "<?xml version=\"1.0\"?><catalogue version=\"1\"><season id=\"1\" code=\"S\" \

@@ -45,7 +45,7 @@
 //! | `bad-root` | the root element is not the payload's |
 //! | `bad-version` | the root's `version` is not `1` |
 //! | `bad-id`, `bad-code`, `bad-name` | identifier attributes ([`crate::ident`]) |
-//! | `money-*`, `money-zero`, `bad-currency` | amounts and currencies ([`crate::money`]; a price of 0 is refused) |
+//! | `money-*`, `bad-currency` | amounts and currencies ([`crate::money`]; a price of 0 is a free tariff) |
 //! | `bad-number` | a count or rate that is not plain digits within its range |
 //! | `bad-date` | a date, date-time or date range that is not as documented |
 //! | `bad-state` | an unknown performance state |

@@ -156,18 +156,9 @@ impl Element {
         Ok(t)
     }
 
-    /// A positive amount in minor units.
+    /// An amount in minor units, 0 included (a free tariff: invitations).
     pub fn amount(&self, attr: &str) -> Result<i64, FormatError> {
-        let v = parse_minor_units(self.value(attr))
-            .map_err(|e| self.error(attr, e.code(), e.to_string()))?;
-        if v == 0 {
-            return Err(self.error(
-                attr,
-                "money-zero",
-                "a price of 0 is refused (expected a positive amount in minor units)",
-            ));
-        }
-        Ok(v)
+        parse_minor_units(self.value(attr)).map_err(|e| self.error(attr, e.code(), e.to_string()))
     }
 
     pub fn currency(&self, attr: &str) -> Result<Currency, FormatError> {

@@ -8,6 +8,7 @@ use super::{CatalogueImport, diff_text};
 use crate::domain::DomainError;
 use crate::format::catalogue;
 use crate::store::mapping::MappingKind;
+use crate::store::runs::{self, Level};
 
 impl CatalogueImport<'_> {
     pub(super) fn performance(
@@ -115,14 +116,24 @@ impl CatalogueImport<'_> {
                 diff_text(&mut diffs, "code", &code, p.code.as_str());
                 diff_text(&mut diffs, "name", &name, p.name.as_str());
                 diff_text(&mut diffs, "start", &st, start);
-                diff_text(&mut diffs, "state", &state, p.state.as_str());
                 if act != activity {
                     diffs.push(format!("activity {act} → {activity}"));
                 }
                 if conf != configuration || plc != lc {
                     diffs.push("configuration changed".to_owned());
                 }
-                if diffs.is_empty() {
+                let new_state = p.state.as_str();
+                // A state alone is not a commercial change to validate: the
+                // performance follows it at once (the point of sale sells
+                // only performances in operation).
+                if state != new_state {
+                    self.state_followed(location, &state, new_state)?;
+                }
+                if diffs.is_empty() && state != new_state {
+                    tx.prepare_cached("UPDATE performance SET state = ?2 WHERE id = ?1")?
+                        .execute((id, new_state))?;
+                    (id, Change::Updated)
+                } else if diffs.is_empty() {
                     (id, Change::Unchanged)
                 } else {
                     tx.prepare_cached(
@@ -167,5 +178,29 @@ impl CatalogueImport<'_> {
             }
         };
         Ok(found)
+    }
+
+    /// Says that a performance follows the manager's new state: a warning
+    /// when it stops selling, with what the distributor has to do.
+    fn state_followed(&mut self, location: &str, from: &str, to: &str) -> Result<(), DomainError> {
+        let (level, code, then) = match to {
+            "cancelled" => (
+                Level::Warning,
+                "performance-cancelled",
+                "no longer sold; refund its tickets (stxd sale list --performance P --to-refund, stxd sale refund --performance P --all)",
+            ),
+            "closed" => (Level::Warning, "performance-closed", "no longer sold"),
+            "in_operation" => (Level::Info, "performance-state", "on sale"),
+            _ => (Level::Info, "performance-state", "not on sale"),
+        };
+        runs::message(
+            self.tx,
+            self.ctx.run,
+            level,
+            code,
+            Some(location),
+            &format!("{location}: state {from} → {to} by the manager: {then}"),
+        )?;
+        Ok(())
     }
 }

@@ -1,0 +1,209 @@
+//! `stxd orders list|show`: the manager's view of the orders its
+//! reintegration booked, with their tickets, seats, prices, point of sale,
+//! pending-account payment and the SALES file and line of each ticket.
+//! Reads through [`crate::domain::orders`]; changes nothing, decides
+//! nothing.
+
+use std::io::Write;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use crate::app;
+use crate::config::{Config, Link};
+use crate::domain::DomainError;
+use crate::domain::orders::{self, OrderFilter, OrderView, Source, Total};
+use crate::store::Role;
+
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// The reintegrated orders, one a line (with --json, every ticket).
+    List {
+        /// Only this link's orders (default: the only link whose manager
+        /// this config serves, every link of its store).
+        #[arg(long, value_name = "LINK")]
+        link: Option<String>,
+        /// Only the orders with a ticket of this performance (the
+        /// manager's id or code).
+        #[arg(long)]
+        performance: Option<String>,
+    },
+    /// One order with its tickets.
+    Show {
+        /// The order's id or the distributor's order reference (T-000001).
+        order: String,
+        #[arg(long, value_name = "LINK")]
+        link: Option<String>,
+    },
+}
+
+/// The link whose manager store to open: the one named, else the only one
+/// whose manager this config serves.
+pub(super) fn manager_link<'c>(
+    config: &'c Config,
+    named: Option<&str>,
+) -> Result<&'c Link, String> {
+    if let Some(name) = named {
+        return config.require_link(name);
+    }
+    let served: Vec<&Link> = config
+        .links
+        .iter()
+        .filter(|l| config.institution(l.manager.as_str()).is_some())
+        .collect();
+    match served.as_slice() {
+        [one] => Ok(one),
+        [] => Err("no link of this config has its manager served here; run this command on the manager's server".to_owned()),
+        many => Err(format!(
+            "several links have their manager served here ({}): name one with --link",
+            many.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", ")
+        )),
+    }
+}
+
+/// Runs an `orders` subcommand.
+pub fn run(config: &Config, json: bool, cmd: OrdersCommand) -> anyhow::Result<u8> {
+    let named = match &cmd {
+        OrdersCommand::List { link, .. } | OrdersCommand::Show { link, .. } => link.clone(),
+    };
+    let link = match manager_link(config, named.as_deref()) {
+        Ok(l) => l.name.clone(),
+        Err(e) => {
+            eprintln!("stxd: {e}");
+            return Ok(EXIT_USAGE);
+        }
+    };
+    let (_, _, store) = app::open_side(config, &link, Role::Manager)?;
+    let only = named.as_deref();
+    let mut out = super::out::stdout();
+    match cmd {
+        OrdersCommand::List { performance, .. } => {
+            let filter = OrderFilter {
+                link: only,
+                performance: performance.as_deref(),
+            };
+            let found = match store.read(|c| orders::orders(c, &filter)) {
+                Ok(found) => found,
+                Err(e @ DomainError::Invalid { .. }) => return refused(&e),
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                writeln!(out, "{:#}", json!({"orders": found}))?;
+            } else if found.is_empty() {
+                writeln!(out, "no reintegrated order")?;
+            } else {
+                for o in &found {
+                    writeln!(
+                        out,
+                        "{:>6}  {:<14} {:<12} {}  {} ticket(s), {} valid{}  pending account {}  {}",
+                        o.id,
+                        o.link,
+                        o.reference,
+                        o.created,
+                        o.tickets.len(),
+                        o.valid,
+                        if o.to_refund > 0 {
+                            format!(" ({} to refund)", o.to_refund)
+                        } else {
+                            String::new()
+                        },
+                        money(&o.pending_account),
+                        files(o)
+                    )?;
+                }
+            }
+        }
+        OrdersCommand::Show { order, .. } => {
+            let found = match store.read(|c| orders::order(c, &order, only)) {
+                Ok(found) => found,
+                Err(e @ DomainError::Invalid { .. }) => return refused(&e),
+                Err(e) => return Err(e.into()),
+            };
+            if json {
+                writeln!(out, "{:#}", json!({"order": found}))?;
+            } else {
+                show(&mut out, &found)?;
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn refused(e: &DomainError) -> anyhow::Result<u8> {
+    eprintln!("stxd: {e}");
+    Ok(EXIT_FINDINGS)
+}
+
+/// `85.00 EUR`, several currencies joined, `0` for none.
+pub(super) fn money(totals: &[Total]) -> String {
+    if totals.is_empty() {
+        return "0".to_owned();
+    }
+    totals
+        .iter()
+        .map(|t| t.amount.as_str())
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
+/// The SALES files an order's tickets came from.
+fn files(o: &OrderView) -> String {
+    let mut names: Vec<&str> = o
+        .tickets
+        .iter()
+        .filter_map(|t| t.sale.file.as_deref())
+        .collect();
+    names.dedup();
+    names.join(", ")
+}
+
+fn source(s: &Source) -> String {
+    match (&s.file, &s.position) {
+        (Some(f), Some(p)) => format!("line id {} ({f}, {p})", s.line),
+        _ => format!("line id {}", s.line),
+    }
+}
+
+fn show(out: &mut impl Write, o: &OrderView) -> std::io::Result<()> {
+    writeln!(out, "order {} {} (link {})", o.id, o.reference, o.link)?;
+    writeln!(out, "  created:        {}", o.created)?;
+    writeln!(out, "  channel:        {}", o.channel)?;
+    writeln!(out, "  point of sale:  {}", o.point_of_sale)?;
+    writeln!(out, "  payment:        {}", o.payment_method)?;
+    writeln!(out, "  contact:        {}", o.contact)?;
+    writeln!(out, "  pending account: {}", money(&o.pending_account))?;
+    for t in &o.tickets {
+        writeln!(
+            out,
+            "  ticket {}: performance {} {} ({}), {} ({}), {} {}, {}, {}",
+            t.id,
+            t.performance,
+            t.performance_code,
+            t.performance_state,
+            t.place,
+            t.seat_category,
+            t.tariff_type,
+            t.audience_subcategory,
+            t.price,
+            if t.to_refund {
+                "valid, to refund (performance cancelled)"
+            } else {
+                &t.state
+            }
+        )?;
+        writeln!(out, "    sold at {}: {}", t.sold_at, source(&t.sale))?;
+        if let Some(r) = &t.refund {
+            writeln!(
+                out,
+                "    refunded{}: {}",
+                t.cancelled_at
+                    .as_deref()
+                    .map(|c| format!(" at {c}"))
+                    .unwrap_or_default(),
+                source(r)
+            )?;
+        }
+    }
+    Ok(())
+}

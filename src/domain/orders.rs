@@ -1,0 +1,370 @@
+//! The manager's view of what the reintegration booked: the orders of the
+//! distributors' sales with their tickets ([`orders`], [`order`]) and the
+//! pending account of a link ([`account`]). Read only: every function takes
+//! a connection and writes nothing.
+//!
+//! Each ticket names where it came from: the SALES file and the line that
+//! booked it (and the refund line that cancelled it), as `sales_line`
+//! recorded them.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::Serialize;
+
+use super::DomainError;
+use crate::money::{Currency, Money};
+
+/// A sum of money in one currency.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Total {
+    pub currency: String,
+    /// Minor units.
+    pub minor: i64,
+    /// `85.00 EUR`.
+    pub amount: String,
+}
+
+/// Where a line came from: the SALES payload and the position in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Source {
+    /// The distributor's line id.
+    pub line: i64,
+    pub file: Option<String>,
+    pub position: Option<String>,
+}
+
+/// A ticket of an order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TicketView {
+    pub id: i64,
+    pub performance: i64,
+    pub performance_code: String,
+    pub performance_state: String,
+    /// `PARTERRE A 1` or `zone FOSSE`.
+    pub place: String,
+    pub seat_category: String,
+    pub tariff_type: String,
+    pub audience_subcategory: String,
+    pub minor: i64,
+    pub currency: String,
+    /// `85.00 EUR`.
+    pub price: String,
+    pub vat_code: String,
+    /// `valid` or `cancelled`.
+    pub state: String,
+    /// Valid, of a cancelled performance: the distributor must refund it.
+    pub to_refund: bool,
+    pub sold_at: String,
+    pub cancelled_at: Option<String>,
+    /// The line that booked it.
+    pub sale: Source,
+    /// The refund line that cancelled it.
+    pub refund: Option<Source>,
+}
+
+/// An order with its tickets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OrderView {
+    pub id: i64,
+    pub link: String,
+    /// The distributor's order reference.
+    pub reference: String,
+    pub created: String,
+    pub channel: String,
+    /// `5101 GUICHET-T`: code and name of the point of sale.
+    pub point_of_sale: String,
+    pub payment_method: String,
+    pub contact: String,
+    pub tickets: Vec<TicketView>,
+    /// Valid tickets.
+    pub valid: u64,
+    /// Valid tickets of a cancelled performance, to be refunded.
+    pub to_refund: u64,
+    /// What the order put on the pending account (sales less refunds).
+    pub pending_account: Vec<Total>,
+}
+
+/// An entry of a link's pending account.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Entry {
+    pub id: i64,
+    pub created: String,
+    pub order: String,
+    pub ticket: i64,
+    /// The distributor's line id of the ticket's sale.
+    pub line: i64,
+    /// `sale` (a price booked) or `refund` (the sale's amount taken back).
+    pub kind: &'static str,
+    pub minor: i64,
+    pub currency: String,
+    pub amount: String,
+}
+
+/// A link's pending account: its entries in order and the balance.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Account {
+    pub link: String,
+    pub entries: Vec<Entry>,
+    pub balance: Vec<Total>,
+}
+
+/// Which orders [`orders`] returns.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OrderFilter<'a> {
+    pub link: Option<&'a str>,
+    /// The manager's performance id or code: orders with a ticket of it.
+    pub performance: Option<&'a str>,
+}
+
+fn show_money(minor: i64, currency: &str) -> String {
+    match Currency::new(currency) {
+        Ok(c) => Money { minor, currency: c }.to_string(),
+        Err(_) => format!("{minor} {currency}"),
+    }
+}
+
+fn totals(sums: BTreeMap<String, i64>) -> Vec<Total> {
+    sums.into_iter()
+        .map(|(currency, minor)| Total {
+            amount: show_money(minor, &currency),
+            currency,
+            minor,
+        })
+        .collect()
+}
+
+/// The orders of `filter`, in id order, each with its tickets.
+pub fn orders(conn: &Connection, filter: &OrderFilter<'_>) -> Result<Vec<OrderView>, DomainError> {
+    let performance = match filter.performance {
+        Some(p) => Some(super::contingent::performance_id(conn, p)?.get()),
+        None => None,
+    };
+    let ids: Vec<i64> = conn
+        .prepare(
+            "SELECT o.id FROM sales_order o
+             WHERE (?1 IS NULL OR o.link = ?1)
+               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM ticket t
+                                          WHERE t.sales_order = o.id AND t.performance = ?2))
+             ORDER BY o.id",
+        )?
+        .query_map((filter.link, performance), |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    ids.into_iter().map(|id| order_by_id(conn, id)).collect()
+}
+
+/// One order, by its id or its distributor's reference (`link` tells two
+/// links' equal references apart).
+pub fn order(conn: &Connection, key: &str, link: Option<&str>) -> Result<OrderView, DomainError> {
+    let mut ids: Vec<i64> = conn
+        .prepare_cached(
+            "SELECT id FROM sales_order WHERE reference = ?1 AND (?2 IS NULL OR link = ?2)
+             ORDER BY id",
+        )?
+        .query_map((key, link), |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if ids.is_empty()
+        && let Ok(id) = key.parse::<i64>()
+    {
+        let found: Option<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM sales_order WHERE id = ?1 AND (?2 IS NULL OR link = ?2)",
+            )?
+            .query_row((id, link), |r| r.get(0))
+            .optional()?;
+        ids.extend(found);
+    }
+    match ids.as_slice() {
+        [one] => order_by_id(conn, *one),
+        [] => Err(DomainError::Invalid {
+            object: format!("order {key:?}"),
+            problem: "expected the id or the distributor's reference of a reintegrated order (stxd orders list)".to_owned(),
+        }),
+        many => Err(DomainError::Invalid {
+            object: format!("order {key:?}"),
+            problem: format!(
+                "{} links have an order with this reference: name one with --link",
+                many.len()
+            ),
+        }),
+    }
+}
+
+fn order_by_id(conn: &Connection, id: i64) -> Result<OrderView, DomainError> {
+    let head = conn
+        .prepare_cached(
+            "SELECT o.link, o.reference, o.created, c.code,
+                    ps.id || ' ' || ps.code || ' (' || ps.name || ')',
+                    pm.code || ' (' || pm.name || ')', k.code
+             FROM sales_order o
+             JOIN sales_channel c ON c.id = o.channel
+             JOIN point_of_sale ps ON ps.id = o.point_of_sale
+             JOIN payment_method pm ON pm.id = o.payment_method
+             JOIN contact k ON k.id = o.contact
+             WHERE o.id = ?1",
+        )?
+        .query_row([id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, String>(5)?,
+                r.get::<_, String>(6)?,
+            ))
+        })?;
+    let (link, reference, created, channel, point_of_sale, payment_method, contact) = head;
+    let tickets = tickets(conn, id)?;
+    let mut pending = BTreeMap::new();
+    {
+        let mut st = conn.prepare_cached(
+            "SELECT e.currency, sum(e.amount) FROM pending_account_entry e
+             JOIN ticket t ON t.id = e.ticket WHERE t.sales_order = ?1 GROUP BY 1",
+        )?;
+        let rows = st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
+        for row in rows {
+            let (currency, sum) = row?;
+            pending.insert(currency, sum);
+        }
+    }
+    Ok(OrderView {
+        id,
+        link,
+        reference,
+        created,
+        channel,
+        point_of_sale,
+        payment_method,
+        contact,
+        valid: tickets.iter().filter(|t| t.state == "valid").count() as u64,
+        to_refund: tickets.iter().filter(|t| t.to_refund).count() as u64,
+        tickets,
+        pending_account: totals(pending),
+    })
+}
+
+fn source(conn: &Connection, link: &str, line: i64) -> Result<Source, DomainError> {
+    let found: Option<(String, String)> = conn
+        .prepare_cached("SELECT file, position FROM sales_line WHERE link = ?1 AND line = ?2")?
+        .query_row((link, line), |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let (file, position) = found.unzip();
+    Ok(Source {
+        line,
+        file,
+        position,
+    })
+}
+
+fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError> {
+    type Row = (TicketView, String, i64, Option<i64>);
+    let rows: Vec<Row> = conn
+        .prepare_cached(
+            "SELECT t.id, t.performance, f.code, f.state,
+                    CASE WHEN t.seat IS NOT NULL THEN b.code || ' ' || r.code || ' ' || s.number
+                         ELSE 'zone ' || z.code END,
+                    c.code, tt.code, a.code, t.amount, t.currency, v.code, t.state, t.sold_at,
+                    t.cancelled_at, t.link, t.line, t.refund_line
+             FROM ticket t
+             JOIN performance f ON f.id = t.performance
+             LEFT JOIN seat s ON s.id = t.seat
+             LEFT JOIN seat_row r ON r.id = s.row
+             LEFT JOIN block b ON b.id = r.block
+             LEFT JOIN zone z ON z.id = t.zone
+             JOIN seat_category c ON c.id = t.seat_category
+             JOIN tariff_type tt ON tt.id = t.tariff_type
+             JOIN audience_subcategory a ON a.id = t.audience_subcategory
+             JOIN vat_code v ON v.id = t.vat_code
+             WHERE t.sales_order = ?1 ORDER BY t.line",
+        )?
+        .query_map([order], |r| {
+            let minor: i64 = r.get(8)?;
+            let currency: String = r.get(9)?;
+            Ok((
+                TicketView {
+                    id: r.get(0)?,
+                    performance: r.get(1)?,
+                    performance_code: r.get(2)?,
+                    performance_state: r.get(3)?,
+                    place: r.get(4)?,
+                    seat_category: r.get(5)?,
+                    tariff_type: r.get(6)?,
+                    audience_subcategory: r.get(7)?,
+                    minor,
+                    price: show_money(minor, &currency),
+                    currency,
+                    vat_code: r.get(10)?,
+                    state: r.get(11)?,
+                    to_refund: false,
+                    sold_at: r.get(12)?,
+                    cancelled_at: r.get(13)?,
+                    sale: Source {
+                        line: 0,
+                        file: None,
+                        position: None,
+                    },
+                    refund: None,
+                },
+                r.get(14)?,
+                r.get(15)?,
+                r.get(16)?,
+            ))
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (mut t, link, line, refund_line) in rows {
+        t.to_refund = t.state == "valid" && t.performance_state == "cancelled";
+        t.sale = source(conn, &link, line)?;
+        t.refund = match refund_line {
+            Some(l) => Some(source(conn, &link, l)?),
+            None => None,
+        };
+        out.push(t);
+    }
+    Ok(out)
+}
+
+/// The pending account of `link`: every entry in order, and the balance
+/// per currency.
+pub fn account(conn: &Connection, link: &str) -> Result<Account, DomainError> {
+    let entries: Vec<Entry> = conn
+        .prepare_cached(
+            "SELECT e.id, e.created, o.reference, e.ticket, t.line, e.amount, e.currency,
+                    EXISTS (SELECT 1 FROM pending_account_entry p
+                            WHERE p.ticket = e.ticket AND p.id < e.id)
+             FROM pending_account_entry e
+             JOIN ticket t ON t.id = e.ticket
+             JOIN sales_order o ON o.id = t.sales_order
+             WHERE e.link = ?1 ORDER BY e.id",
+        )?
+        .query_map([link], |r| {
+            let minor: i64 = r.get(5)?;
+            let currency: String = r.get(6)?;
+            Ok(Entry {
+                id: r.get(0)?,
+                created: r.get(1)?,
+                order: r.get(2)?,
+                ticket: r.get(3)?,
+                line: r.get(4)?,
+                kind: if r.get::<_, bool>(7)? {
+                    "refund"
+                } else {
+                    "sale"
+                },
+                minor,
+                amount: show_money(minor, &currency),
+                currency,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    let mut sums = BTreeMap::new();
+    for e in &entries {
+        *sums.entry(e.currency.clone()).or_insert(0i64) += e.minor;
+    }
+    Ok(Account {
+        link: link.to_owned(),
+        entries,
+        balance: totals(sums),
+    })
+}
