@@ -33,6 +33,8 @@ pub enum OrdersCommand {
     Show {
         /// The order's id or the distributor's order reference (T-000001).
         order: String,
+        /// The link whose manager store holds it (default: the only link
+        /// whose manager this config serves).
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
     },
