@@ -1,4 +1,4 @@
-//! Free tariffs (issue 13): a price of 0 (an invitation) travels in the
+//! Free tariffs: a price of 0 (an invitation) travels in the
 //! catalogue, is sold at the distributor and booked at the manager at 0,
 //! and the reconciliation counts it as free. Negative prices stay refused
 //! (`samples/invalid/catalogue-price-negative.xml`).

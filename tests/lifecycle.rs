@@ -1,4 +1,4 @@
-//! The performance lifecycle (issue 13), through the `stxd` binary on the
+//! The performance lifecycle, through the `stxd` binary on the
 //! same-slot demo: the manager cancels or closes a performance, the state
 //! travels in the next catalogue file and the distributor stops selling at
 //! once; the reintegration rejects a sale made after the cancellation, the

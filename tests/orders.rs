@@ -1,4 +1,4 @@
-//! The manager's view (issue 13): `stxd orders list|show` and `stxd account
+//! The manager's view: `stxd orders list|show` and `stxd account
 //! show`, through the binary, against the rows of the manager's store.
 
 use serde_json::Value;
