@@ -298,3 +298,57 @@ fn logs_to_a_file_carry_no_colour_codes() {
     );
     assert!(!log.contains('\u{1b}'), "colour codes in {log:?}");
 }
+
+/// `stxd init` killed between making a folder and giving it its mode, or
+/// before renaming it into place: the next `init` still leaves every
+/// exchange folder at mode 2770 and no temporary folder behind.
+#[test]
+fn init_killed_between_mkdir_and_chmod_still_ends_with_the_right_modes() {
+    for (call, nth) in [
+        ("chmod", 1),
+        ("chmod", 3),
+        ("renameat2", 1),
+        ("renameat2", 3),
+    ] {
+        let sb = Sandbox::new();
+        let cut = sb.stxd_killed_at(call, nth, &["init"]);
+        assert!(cut.killed(), "{call} #{nth}: not killed");
+        sb.stxd(&["init"]).expect_code(0);
+        let link = sb.path().join("var/exchange/opera-tourism");
+        for dir in [
+            "",
+            "to-manager",
+            "to-distributor",
+            "to-manager/done",
+            "to-manager/error",
+            "to-distributor/parked",
+            "to-distributor/quarantine",
+        ] {
+            let meta = std::fs::metadata(link.join(dir)).unwrap();
+            assert_eq!(
+                meta.permissions().mode() & 0o7777,
+                0o2770,
+                "{call} #{nth}: {dir}"
+            );
+        }
+        let leftovers: Vec<String> = walk(&sb.path().join("var"))
+            .into_iter()
+            .filter(|p| p.ends_with(".init"))
+            .collect();
+        assert!(leftovers.is_empty(), "{call} #{nth}: {leftovers:?}");
+        sb.stxd(&["check"]).expect_code(0);
+    }
+}
+
+/// Every path under `dir`, recursively.
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        out.push(path.display().to_string());
+        if path.is_dir() {
+            out.extend(walk(&path));
+        }
+    }
+    out
+}

@@ -105,7 +105,11 @@ fn folder_mode(link: &Link) -> u32 {
 }
 
 /// Creates `dir` and its missing parents with `mode` (exactly: the umask
-/// does not apply); `None` when it existed.
+/// does not apply); `None` when it existed. Each folder is made under a
+/// temporary name beside it, given its mode, then renamed into place: a
+/// kill at any instant leaves either no folder or one with its mode, never
+/// one with the umask's mode that a later `init` would take as done. A
+/// temporary folder a kill left is removed and made again.
 fn make_folder(dir: &Path, mode: u32) -> Result<Option<PathBuf>, AppError> {
     use std::os::unix::fs::PermissionsExt;
     if dir.exists() {
@@ -121,9 +125,24 @@ fn make_folder(dir: &Path, mode: u32) -> Result<Option<PathBuf>, AppError> {
     {
         make_folder(parent, mode)?;
     }
-    std::fs::create_dir(dir).map_err(err)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode)).map_err(err)?;
-    Ok(Some(dir.to_owned()))
+    let name = dir
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let temp = dir.with_file_name(format!(".{name}.init"));
+    match std::fs::remove_dir(&temp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(err(e)),
+        _ => {}
+    }
+    std::fs::create_dir(&temp).map_err(err)?;
+    std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(mode)).map_err(err)?;
+    match crate::transport::local::rename_new(&temp, dir).map_err(err)? {
+        crate::transport::local::Placed::Linked => Ok(Some(dir.to_owned())),
+        // Made meanwhile by someone else: theirs stands.
+        _ => {
+            let _ = std::fs::remove_dir(&temp);
+            Ok(None)
+        }
+    }
 }
 
 fn secret(config: &Config, link: &Link, asked: bool) -> Result<Option<Created>, AppError> {
