@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::util::Sandbox;
+use crate::util::{Sandbox, rows};
 
 fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
     let mut all = vec!["--json"];
@@ -323,27 +323,6 @@ fn the_harness_reaches_first_use_done() {
 }
 
 /// Rows of a manager-store query, as strings, for exact assertions.
-fn rows(sb: &Sandbox, db: &str, sql: &str) -> Vec<String> {
-    let conn = rusqlite::Connection::open(sb.path().join("var/state").join(db)).unwrap();
-    let mut stmt = conn.prepare(sql).unwrap();
-    let n = stmt.column_count();
-    stmt.query_map([], |r| {
-        let mut cells = Vec::new();
-        for i in 0..n {
-            let v: rusqlite::types::Value = r.get(i)?;
-            cells.push(match v {
-                rusqlite::types::Value::Null => "NULL".to_owned(),
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Text(t) => t,
-                other => format!("{other:?}"),
-            });
-        }
-        Ok(cells.join("|"))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
-}
 
 #[test]
 fn first_use_three_seats_and_money() {

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::util::Sandbox;
+use crate::util::{Sandbox, rows};
 
 fn json(sb: &Sandbox, args: &[&str]) -> Value {
     let mut all = vec!["--json"];
@@ -13,29 +13,6 @@ fn json(sb: &Sandbox, args: &[&str]) -> Value {
     let run = sb.stxd(&all);
     run.expect_code(0);
     serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
-}
-
-/// Rows of a store query, `|`-joined, for exact assertions.
-pub fn rows(sb: &Sandbox, db: &str, sql: &str) -> Vec<String> {
-    let conn = rusqlite::Connection::open(sb.path().join("var/state").join(db)).unwrap();
-    let mut stmt = conn.prepare(sql).unwrap();
-    let n = stmt.column_count();
-    stmt.query_map([], |r| {
-        let mut cells = Vec::new();
-        for i in 0..n {
-            let v: rusqlite::types::Value = r.get(i)?;
-            cells.push(match v {
-                rusqlite::types::Value::Null => "NULL".to_owned(),
-                rusqlite::types::Value::Integer(i) => i.to_string(),
-                rusqlite::types::Value::Text(t) => t,
-                other => format!("{other:?}"),
-            });
-        }
-        Ok(cells.join("|"))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
 }
 
 /// `stxd sale sell` of one seat of the distributor's performance 1.

@@ -3,8 +3,8 @@
 
 use serde_json::Value;
 
-use crate::free_tariff::{allot, rows};
-use crate::util::Sandbox;
+use crate::free_tariff::allot;
+use crate::util::{Sandbox, rows};
 
 fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
     let mut all = vec!["--json"];

@@ -603,3 +603,26 @@ impl SftpSides {
             .stxd_env(&[&["--config", config.as_str()], args].concat(), env)
     }
 }
+
+/// Rows of a store query, `|`-joined, for exact assertions.
+pub fn rows(sb: &Sandbox, db: &str, sql: &str) -> Vec<String> {
+    let conn = rusqlite::Connection::open(sb.path().join("var/state").join(db)).unwrap();
+    let mut stmt = conn.prepare(sql).unwrap();
+    let n = stmt.column_count();
+    stmt.query_map([], |r| {
+        let mut cells = Vec::new();
+        for i in 0..n {
+            let v: rusqlite::types::Value = r.get(i)?;
+            cells.push(match v {
+                rusqlite::types::Value::Null => "NULL".to_owned(),
+                rusqlite::types::Value::Integer(i) => i.to_string(),
+                rusqlite::types::Value::Text(t) => t,
+                other => format!("{other:?}"),
+            });
+        }
+        Ok(cells.join("|"))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}

@@ -169,16 +169,7 @@ fn put_back(config: &Config, c: &Candidate<'_>) -> Result<Retried, AppError> {
     let run = store.write(|tx| -> Result<i64, crate::store::StoreError> {
         let run = runs::start(tx, "retry", Some(&link.name), Some(&file))?;
         runs::message(tx, run, runs::Level::Info, "retry", None, &text)?;
-        runs::finish(
-            tx,
-            run,
-            runs::RunStatus::Ok,
-            runs::Counts {
-                total: 1,
-                ok: 1,
-                rejected: 0,
-            },
-        )?;
+        runs::finish(tx, run, runs::RunStatus::Ok, runs::Counts::ONE_OK)?;
         Ok(run)
     })?;
     let to = archive::restore_pair(&c.pair, &inbox).map_err(|source| AppError::Retry {

@@ -330,16 +330,7 @@ pub fn assign_profile(
             ),
         )?;
     }
-    runs::finish(
-        tx,
-        run,
-        RunStatus::Ok,
-        Counts {
-            total: 1,
-            ok: 1,
-            rejected: 0,
-        },
-    )?;
+    runs::finish(tx, run, RunStatus::Ok, Counts::ONE_OK)?;
     Ok(Assignment {
         run,
         product,

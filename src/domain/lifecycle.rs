@@ -124,16 +124,7 @@ pub fn end(
         Some(&object),
         &format!("{object}: {previous} → {target} at {changed}; {next}"),
     )?;
-    runs::finish(
-        tx,
-        run,
-        RunStatus::Ok,
-        Counts {
-            total: 1,
-            ok: 1,
-            rejected: 0,
-        },
-    )?;
+    runs::finish(tx, run, RunStatus::Ok, Counts::ONE_OK)?;
     Ok(StateChange {
         performance: id,
         code,

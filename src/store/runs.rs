@@ -93,6 +93,15 @@ pub struct Counts {
     pub rejected: u64,
 }
 
+impl Counts {
+    /// A run about one thing, done: an allotment, a sale, a state change.
+    pub const ONE_OK: Counts = Counts {
+        total: 1,
+        ok: 1,
+        rejected: 0,
+    };
+}
+
 /// A run as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Run {

@@ -614,16 +614,7 @@ fn write_sale(
             "performance {perf_code}, {place_label} ({category_code}), {tariff_code} {audience_code}: {price}, order {order}"
         ),
     )?;
-    runs::finish(
-        tx,
-        run,
-        RunStatus::Ok,
-        Counts {
-            total: 1,
-            ok: 1,
-            rejected: 0,
-        },
-    )?;
+    runs::finish(tx, run, RunStatus::Ok, Counts::ONE_OK)?;
     Ok(SaleReceipt {
         line,
         operation: "SALE",
@@ -693,16 +684,7 @@ pub fn refund(tx: &Transaction<'_>, line_id: i64) -> Result<SaleReceipt, SaleRef
             view.performance, view.place, view.price, view.order
         ),
     )?;
-    runs::finish(
-        tx,
-        run,
-        RunStatus::Ok,
-        Counts {
-            total: 1,
-            ok: 1,
-            rejected: 0,
-        },
-    )?;
+    runs::finish(tx, run, RunStatus::Ok, Counts::ONE_OK)?;
     Ok(SaleReceipt {
         line,
         operation: "REFUND",
