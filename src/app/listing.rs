@@ -287,16 +287,35 @@ pub fn folders_to_scan(
         .collect())
 }
 
-/// Every complete file waiting in the scanned folders, in apply order.
+/// Every complete file waiting in the scanned folders, in apply order:
+/// each folder's in sequence order, the folders taken in turn (the first
+/// file of each, then the second of each…), so that a link with a backlog
+/// delays another by at most one file, never by its whole queue.
 pub fn scan(dirs: &[PathBuf]) -> Result<Vec<PathBuf>, AppError> {
-    let mut files = Vec::new();
+    let mut queues = Vec::with_capacity(dirs.len());
     for dir in dirs {
-        files.extend(waiting_files(dir).map_err(|source| AppError::List {
+        let files = waiting_files(dir).map_err(|source| AppError::List {
             dir: dir.clone(),
             source,
-        })?);
+        })?;
+        queues.push(files.into_iter());
     }
-    Ok(files)
+    Ok(in_turn(queues))
+}
+
+/// One item of each queue in turn until all are empty.
+fn in_turn<T>(mut queues: Vec<std::vec::IntoIter<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(queues.iter().map(ExactSizeIterator::len).sum());
+    while !queues.is_empty() {
+        queues.retain_mut(|q| match q.next() {
+            Some(item) => {
+                out.push(item);
+                true
+            }
+            None => false,
+        });
+    }
+    out
 }
 
 /// Retries the parked files of `link` (or of every link), in sequence
@@ -383,6 +402,18 @@ pub fn split_by_window(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn folders_are_served_in_turn_each_in_its_own_order() {
+        let queues = vec![
+            vec!["a1", "a2", "a3", "a4"].into_iter(),
+            vec![].into_iter(),
+            vec!["b1"].into_iter(),
+            vec!["c1", "c2"].into_iter(),
+        ];
+        assert_eq!(in_turn(queues), ["a1", "b1", "c1", "a2", "c2", "a3", "a4"]);
+        assert!(in_turn::<u8>(Vec::new()).is_empty());
+    }
 
     /// The distributor TOURISM only (a two-server setup), on a local link.
     fn distributor_only(dir: &Path) -> Config {
