@@ -56,7 +56,7 @@ seed_file_name() {
 }
 
 targets=("$@")
-((${#targets[@]})) || targets=(seatplan catalogue contingent sales envelope file_name mapping_csv config)
+((${#targets[@]})) || targets=(seatplan catalogue contingent sales envelope file_name mapping_csv config differential)
 for t in "${targets[@]}"; do
     case $t in
     seatplan) seed seatplan samples/opera/seatplan.xml samples/exchange/valid/*.SEATPLAN.*.xml samples/invalid/seatplan-*.xml ;;
@@ -67,6 +67,8 @@ for t in "${targets[@]}"; do
     file_name) seed_file_name ;;
     mapping_csv) seed mapping_csv samples/tourism/mapping.csv samples/mapping/invalid/*.csv ;;
     config) seed config config/stxd.toml config/examples/*.toml fuzz/seeds/config/* ;;
+    # Steps, not a file format: libFuzzer grows its corpus from nothing.
+    differential) mkdir -p "$fuzz/corpus/differential" ;;
     *)
         echo "seed.sh: unknown target $t" >&2
         exit 2

@@ -1,31 +1,22 @@
-//! Issue 4's property test: random interleavings of allocate, release,
+//! The model of the interleavings, shared by the property test
+//! (`tests/interleavings/mod.rs`, proptest) and the differential fuzz target
+//! (`fuzz/fuzz_targets/differential.rs`, cargo fuzz), each of which includes
+//! this file as a module of its own: random steps of allocate, release,
 //! contingent export/import, sell, refund, sales export, reintegration, and
-//! delayed, reordered and duplicated deliveries, run in-process through the
-//! library on copies of one first-use-done template. After every step no
-//! seat has two holders; once every file is delivered the manager's and the
-//! distributor's totals agree and the pending account holds exactly the
-//! accepted lines.
+//! delayed, reordered and duplicated deliveries, played in-process through
+//! the library on a copy of a first-use-done template (a `config/` and
+//! `var/` folder). After every step no seat has two holders; once every
+//! file is delivered the manager's and the distributor's totals agree and
+//! the pending account holds exactly the accepted lines. It uses only the
+//! library and the crates both sides have (rusqlite, tempfile).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
-use proptest::prelude::*;
 use rusqlite::Connection;
 
-/// Reads a store with plain SQL.
-trait Sql {
-    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, DomainError>;
-}
-
-impl Sql for Store {
-    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, DomainError> {
-        self.read(|c| f(c).map_err(DomainError::from))
-    }
-}
-
 use stxd::app;
-use stxd::config::{Config, Transport};
+use stxd::config::Config;
 use stxd::domain::DomainError;
 use stxd::domain::contingent::{self, Places, Ref, SeatRange};
 use stxd::domain::mapping::manager_id_of;
@@ -39,10 +30,19 @@ use stxd::outbound::export::Cause;
 use stxd::store::mapping::MappingKind;
 use stxd::store::{Role, Store};
 
-use crate::util::{Sandbox, copy_tree};
+/// Reads a store with plain SQL.
+pub(super) trait Sql {
+    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, DomainError>;
+}
 
-const LINK: &str = "opera-tourism";
-const MANAGER: &str = "OPERA";
+impl Sql for Store {
+    fn sql<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, DomainError> {
+        self.read(|c| f(c).map_err(DomainError::from))
+    }
+}
+
+pub(super) const LINK: &str = "opera-tourism";
+pub(super) const MANAGER: &str = "OPERA";
 /// The manager's performances the cases play on.
 const PERFORMANCES: [i64; 2] = [1701, 1702];
 /// The manager's standing zone FOSSE.
@@ -51,7 +51,7 @@ const ZONE: i64 = 3201;
 /// The seats the cases play with: PARTERRE rows A–C and BALCON row A, seats
 /// 1–6 (few enough that allocations, releases and sales collide).
 /// (block code, row code, number, manager seat id).
-fn universe() -> Vec<(&'static str, &'static str, u32, i64)> {
+pub(super) fn universe() -> Vec<(&'static str, &'static str, u32, i64)> {
     let mut seats = Vec::new();
     for (r, row) in ["A", "B", "C"].into_iter().enumerate() {
         for n in 1..=6u32 {
@@ -65,29 +65,21 @@ fn universe() -> Vec<(&'static str, &'static str, u32, i64)> {
     seats
 }
 
-// ------------------------------------------------------------------ template
-
-/// One sandbox brought to first use #1–#2 through the binary, per test
-/// process; its `config/` and `var/` are kept under cargo's target tmp dir
-/// (a static is never dropped: a leftover stays out of the system's /tmp).
-fn template() -> &'static Path {
-    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    TEMPLATE
-        .get_or_init(|| {
-            let sb = Sandbox::new();
-            sb.first_use_done();
-            let dir = tempfile::Builder::new()
-                .prefix("interleavings-template-")
-                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
-                .expect("template dir");
-            copy_tree(&sb.path().join("config"), &dir.path().join("config"));
-            copy_tree(&sb.path().join("var"), &dir.path().join("var"));
-            dir
-        })
-        .path()
+/// Copies the folder `from` into `to`, files and subfolders.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create dir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("dir entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
 }
 
-/// A fresh copy of the template's `config/` and `var/`, its config's paths
+/// A fresh copy of a template's `config/` and `var/`, its config's paths
 /// made absolute (tests run in parallel threads: the working directory is
 /// never changed).
 struct Case {
@@ -96,7 +88,7 @@ struct Case {
 }
 
 impl Case {
-    fn new() -> Case {
+    fn new(template: &Path) -> Case {
         let shm = Path::new("/dev/shm");
         let dir = if shm.is_dir() {
             tempfile::Builder::new()
@@ -107,17 +99,11 @@ impl Case {
         }
         .expect("case dir");
         let root = dir.path();
-        copy_tree(&template().join("config"), &root.join("config"));
-        copy_tree(&template().join("var"), &root.join("var"));
-        let mut config =
+        copy_tree(&template.join("config"), &root.join("config"));
+        copy_tree(&template.join("var"), &root.join("var"));
+        // Its relative paths resolve from the copy's config/ folder.
+        let config =
             stxd::config::load(&root.join("config/stxd.toml")).expect("the demo config loads");
-        config.state_dir = root.join(&config.state_dir);
-        for link in &mut config.links {
-            link.secret_file = root.join(&link.secret_file);
-            if let Transport::Local { dir } = &mut link.transport {
-                *dir = root.join(&*dir);
-            }
-        }
         Case { _dir: dir, config }
     }
 
@@ -163,14 +149,14 @@ fn manifests(dir: &Path, kind: Kind) -> Vec<PathBuf> {
 // ------------------------------------------------------------------ the ops
 
 #[derive(Debug, Clone)]
-enum Pick {
+pub(super) enum Pick {
     Oldest,
     Any(usize),
 }
 
 /// Where a sale is tried.
 #[derive(Debug, Clone)]
-enum Spot {
+pub(super) enum Spot {
     /// An index into the seats of the distributor's contingent (the
     /// sales a point of sale would make).
     Contingent(usize),
@@ -180,14 +166,14 @@ enum Spot {
 }
 
 #[derive(Debug, Clone)]
-enum What {
+pub(super) enum What {
     /// Indices into [`universe`].
     Seats(Vec<usize>),
     Zone(u32),
 }
 
 #[derive(Debug, Clone)]
-enum Op {
+pub(super) enum Op {
     Allocate {
         perf: usize,
         what: What,
@@ -217,45 +203,6 @@ enum Op {
     },
 }
 
-fn pick() -> impl Strategy<Value = Pick> {
-    prop_oneof![Just(Pick::Oldest), any::<usize>().prop_map(Pick::Any)]
-}
-
-fn what(seats: usize) -> impl Strategy<Value = What> {
-    prop_oneof![
-        3 => prop::collection::vec(0..seats, 1..4).prop_map(What::Seats),
-        1 => (1u32..=3).prop_map(What::Zone),
-    ]
-}
-
-fn spot(seats: usize) -> impl Strategy<Value = Spot> {
-    prop_oneof![
-        5 => any::<usize>().prop_map(Spot::Contingent),
-        1 => (0..seats).prop_map(Spot::Any),
-        2 => Just(Spot::Zone),
-    ]
-}
-
-fn kind() -> impl Strategy<Value = Kind> {
-    prop_oneof![Just(Kind::Contingent), Just(Kind::Sales)]
-}
-
-fn op() -> impl Strategy<Value = Op> {
-    let n = universe().len();
-    prop_oneof![
-        4 => (0..2usize, what(n)).prop_map(|(perf, what)| Op::Allocate { perf, what }),
-        2 => (0..2usize, what(64)).prop_map(|(perf, what)| Op::Release { perf, what }),
-        2 => Just(Op::ExportContingent),
-        3 => pick().prop_map(|pick| Op::Deliver { kind: Kind::Contingent, pick }),
-        6 => (0..2usize, spot(n), any::<bool>(), any::<bool>())
-            .prop_map(|(perf, seat, reduced, child)| Op::Sell { perf, seat, reduced, child }),
-        2 => any::<usize>().prop_map(Op::Refund),
-        2 => Just(Op::ExportSales),
-        3 => pick().prop_map(|pick| Op::Deliver { kind: Kind::Sales, pick }),
-        1 => (kind(), any::<usize>()).prop_map(|(kind, pick)| Op::Duplicate { kind, pick }),
-    ]
-}
-
 /// A business refusal is fine (the op is simply not done); anything else is
 /// a failure of the test.
 #[track_caller]
@@ -266,9 +213,9 @@ fn refused_ok<T>(what: &str, r: Result<T, DomainError>) {
     }
 }
 
-struct World {
+pub(super) struct World {
     case: Case,
-    manager: Store,
+    pub(super) manager: Store,
     distributor: Store,
     secret: stxd::format::envelope::Secret,
     /// Manager performance id → the distributor's local performance id.
@@ -276,8 +223,8 @@ struct World {
 }
 
 impl World {
-    fn new() -> World {
-        let case = Case::new();
+    fn new(template: &Path) -> World {
+        let case = Case::new(template);
         let manager = case.open(Role::Manager);
         let distributor = case.open(Role::Distributor);
         let secret = app::link_secret(case.link()).expect("demo secret");
@@ -733,8 +680,10 @@ impl World {
     }
 }
 
-fn play(ops: &[Op]) -> World {
-    let mut world = World::new();
+/// Plays `ops` on a fresh copy of `template`, checking after each step and
+/// once every file is through; panics on any broken invariant.
+pub(super) fn play(template: &Path, ops: &[Op]) -> World {
+    let mut world = World::new(template);
     for op in ops {
         world.apply(op);
         world.check_holders(op);
@@ -743,130 +692,4 @@ fn play(ops: &[Op]) -> World {
     world.check_holders(&Op::ExportSales);
     world.check_totals();
     world
-}
-
-proptest! {
-    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
-
-    #[test]
-    fn random_interleavings_keep_seats_and_money_straight(
-        first in prop::collection::vec((0..2usize, what(universe().len())), 1..=3),
-        ops in prop::collection::vec(op(), 5..=25),
-    ) {
-        // A first contingent on its way, so that most cases sell something.
-        let mut all: Vec<Op> = first
-            .into_iter()
-            .map(|(perf, what)| Op::Allocate { perf, what })
-            .collect();
-        all.push(Op::ExportContingent);
-        all.push(Op::Deliver { kind: Kind::Contingent, pick: Pick::Oldest });
-        all.extend(ops);
-        play(&all);
-    }
-}
-
-/// A fixed interleaving exercising every kind of step once, so a regression
-/// shows up without waiting for the random cases.
-#[test]
-fn a_fixed_interleaving_with_reordering_and_duplicates() {
-    let ops = [
-        Op::Allocate {
-            perf: 0,
-            what: What::Seats(vec![0, 1, 2]),
-        },
-        Op::Allocate {
-            perf: 0,
-            what: What::Zone(3),
-        },
-        Op::ExportContingent,
-        Op::Release {
-            perf: 0,
-            what: What::Seats(vec![0]),
-        },
-        Op::ExportContingent,
-        Op::Deliver {
-            kind: Kind::Contingent,
-            pick: Pick::Any(1),
-        },
-        Op::Deliver {
-            kind: Kind::Contingent,
-            pick: Pick::Oldest,
-        },
-        Op::Sell {
-            perf: 0,
-            seat: Spot::Contingent(1),
-            reduced: false,
-            child: false,
-        },
-        Op::Sell {
-            perf: 0,
-            seat: Spot::Zone,
-            reduced: false,
-            child: true,
-        },
-        Op::ExportSales,
-        Op::Refund(0),
-        Op::ExportSales,
-        Op::Deliver {
-            kind: Kind::Sales,
-            pick: Pick::Any(1),
-        },
-        Op::Deliver {
-            kind: Kind::Sales,
-            pick: Pick::Oldest,
-        },
-        Op::Duplicate {
-            kind: Kind::Sales,
-            pick: 0,
-        },
-        Op::Duplicate {
-            kind: Kind::Contingent,
-            pick: 0,
-        },
-    ];
-    let world = play(&ops);
-    // A2 sold then refunded, a child's standing place kept; seat A1, taken
-    // back while the distributor still had it, is free again once the ACK
-    // of the release came back.
-    let tickets: Vec<(Option<i64>, i64, String)> = world
-        .manager
-        .sql(|c| {
-            c.prepare("SELECT seat, amount, state FROM ticket ORDER BY line")?
-                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                .collect()
-        })
-        .expect("tickets");
-    assert_eq!(
-        tickets,
-        [
-            (Some(50002), 8500, "cancelled".to_owned()),
-            (None, 1250, "valid".to_owned()),
-        ]
-    );
-    let pending: i64 = world
-        .manager
-        .sql(|c| {
-            c.query_row("SELECT sum(amount) FROM pending_account_entry", [], |r| {
-                r.get(0)
-            })
-        })
-        .expect("pending account");
-    assert_eq!(pending, 1250);
-    let seats: Vec<(i64, String)> = world
-        .manager
-        .sql(|c| {
-            c.prepare(
-                "SELECT seat, state FROM allotment_seat WHERE performance = 1701 ORDER BY seat",
-            )?
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-            .collect()
-        })
-        .expect("allotted seats");
-    assert_eq!(
-        seats,
-        [
-            (50002, "allotted".to_owned()),
-            (50003, "allotted".to_owned())
-        ]
-    );
 }

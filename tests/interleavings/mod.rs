@@ -1,0 +1,201 @@
+//! Issue 4's property test: random interleavings of allocate, release,
+//! contingent export/import, sell, refund, sales export, reintegration, and
+//! delayed, reordered and duplicated deliveries ([`model`]), on copies of one
+//! first-use-done template made through the binary.
+
+use std::path::Path;
+use std::sync::OnceLock;
+
+use proptest::prelude::*;
+use stxd::format::Kind;
+
+use crate::util::{Sandbox, copy_tree};
+
+mod model;
+
+use model::{Op, Pick, Spot, Sql, What, play, universe};
+
+/// One sandbox brought to first use #1–#2 through the binary, per test
+/// process; its `config/` and `var/` are kept under cargo's target tmp dir
+/// (a static is never dropped: a leftover stays out of the system's /tmp).
+fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    TEMPLATE
+        .get_or_init(|| {
+            let sb = Sandbox::new();
+            sb.first_use_done();
+            let dir = tempfile::Builder::new()
+                .prefix("interleavings-template-")
+                .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+                .expect("template dir");
+            copy_tree(&sb.path().join("config"), &dir.path().join("config"));
+            copy_tree(&sb.path().join("var"), &dir.path().join("var"));
+            dir
+        })
+        .path()
+}
+
+fn pick() -> impl Strategy<Value = Pick> {
+    prop_oneof![Just(Pick::Oldest), any::<usize>().prop_map(Pick::Any)]
+}
+
+fn what(seats: usize) -> impl Strategy<Value = What> {
+    prop_oneof![
+        3 => prop::collection::vec(0..seats, 1..4).prop_map(What::Seats),
+        1 => (1u32..=3).prop_map(What::Zone),
+    ]
+}
+
+fn spot(seats: usize) -> impl Strategy<Value = Spot> {
+    prop_oneof![
+        5 => any::<usize>().prop_map(Spot::Contingent),
+        1 => (0..seats).prop_map(Spot::Any),
+        2 => Just(Spot::Zone),
+    ]
+}
+
+fn kind() -> impl Strategy<Value = Kind> {
+    prop_oneof![Just(Kind::Contingent), Just(Kind::Sales)]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    let n = universe().len();
+    prop_oneof![
+        4 => (0..2usize, what(n)).prop_map(|(perf, what)| Op::Allocate { perf, what }),
+        2 => (0..2usize, what(64)).prop_map(|(perf, what)| Op::Release { perf, what }),
+        2 => Just(Op::ExportContingent),
+        3 => pick().prop_map(|pick| Op::Deliver { kind: Kind::Contingent, pick }),
+        6 => (0..2usize, spot(n), any::<bool>(), any::<bool>())
+            .prop_map(|(perf, seat, reduced, child)| Op::Sell { perf, seat, reduced, child }),
+        2 => any::<usize>().prop_map(Op::Refund),
+        2 => Just(Op::ExportSales),
+        3 => pick().prop_map(|pick| Op::Deliver { kind: Kind::Sales, pick }),
+        1 => (kind(), any::<usize>()).prop_map(|(kind, pick)| Op::Duplicate { kind, pick }),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_interleavings_keep_seats_and_money_straight(
+        first in prop::collection::vec((0..2usize, what(universe().len())), 1..=3),
+        ops in prop::collection::vec(op(), 5..=25),
+    ) {
+        // A first contingent on its way, so that most cases sell something.
+        let mut all: Vec<Op> = first
+            .into_iter()
+            .map(|(perf, what)| Op::Allocate { perf, what })
+            .collect();
+        all.push(Op::ExportContingent);
+        all.push(Op::Deliver { kind: Kind::Contingent, pick: Pick::Oldest });
+        all.extend(ops);
+        play(template(), &all);
+    }
+}
+
+/// A fixed interleaving exercising every kind of step once, so a regression
+/// shows up without waiting for the random cases.
+#[test]
+fn a_fixed_interleaving_with_reordering_and_duplicates() {
+    let ops = [
+        Op::Allocate {
+            perf: 0,
+            what: What::Seats(vec![0, 1, 2]),
+        },
+        Op::Allocate {
+            perf: 0,
+            what: What::Zone(3),
+        },
+        Op::ExportContingent,
+        Op::Release {
+            perf: 0,
+            what: What::Seats(vec![0]),
+        },
+        Op::ExportContingent,
+        Op::Deliver {
+            kind: Kind::Contingent,
+            pick: Pick::Any(1),
+        },
+        Op::Deliver {
+            kind: Kind::Contingent,
+            pick: Pick::Oldest,
+        },
+        Op::Sell {
+            perf: 0,
+            seat: Spot::Contingent(1),
+            reduced: false,
+            child: false,
+        },
+        Op::Sell {
+            perf: 0,
+            seat: Spot::Zone,
+            reduced: false,
+            child: true,
+        },
+        Op::ExportSales,
+        Op::Refund(0),
+        Op::ExportSales,
+        Op::Deliver {
+            kind: Kind::Sales,
+            pick: Pick::Any(1),
+        },
+        Op::Deliver {
+            kind: Kind::Sales,
+            pick: Pick::Oldest,
+        },
+        Op::Duplicate {
+            kind: Kind::Sales,
+            pick: 0,
+        },
+        Op::Duplicate {
+            kind: Kind::Contingent,
+            pick: 0,
+        },
+    ];
+    let world = play(template(), &ops);
+    // A2 sold then refunded, a child's standing place kept; seat A1, taken
+    // back while the distributor still had it, is free again once the ACK
+    // of the release came back.
+    let tickets: Vec<(Option<i64>, i64, String)> = world
+        .manager
+        .sql(|c| {
+            c.prepare("SELECT seat, amount, state FROM ticket ORDER BY line")?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect()
+        })
+        .expect("tickets");
+    assert_eq!(
+        tickets,
+        [
+            (Some(50002), 8500, "cancelled".to_owned()),
+            (None, 1250, "valid".to_owned()),
+        ]
+    );
+    let pending: i64 = world
+        .manager
+        .sql(|c| {
+            c.query_row("SELECT sum(amount) FROM pending_account_entry", [], |r| {
+                r.get(0)
+            })
+        })
+        .expect("pending account");
+    assert_eq!(pending, 1250);
+    let seats: Vec<(i64, String)> = world
+        .manager
+        .sql(|c| {
+            c.prepare(
+                "SELECT seat, state FROM allotment_seat WHERE performance = 1701 ORDER BY seat",
+            )?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect()
+        })
+        .expect("allotted seats");
+    assert_eq!(
+        seats,
+        [
+            (50002, "allotted".to_owned()),
+            (50003, "allotted".to_owned())
+        ]
+    );
+}
