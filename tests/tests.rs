@@ -36,6 +36,7 @@ mod reconcile;
 mod reintegration;
 mod schedules;
 mod seat_changes;
+mod secret;
 mod selling;
 mod setup_hold;
 mod sftp;

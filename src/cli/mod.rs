@@ -43,6 +43,7 @@ mod report;
 mod runs;
 mod sale;
 mod sales;
+mod secret;
 mod status;
 mod template;
 mod trigger;
@@ -112,6 +113,10 @@ enum Command {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Link secrets: `new FILE` writes a fresh random one, mode 0600,
+    /// never replacing a file.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Load master data (seat plan or catalogue XML, setup TOML) into an
     /// institution's store, all files in one transaction.
     Load {
@@ -252,6 +257,7 @@ pub fn main() -> ExitCode {
         Command::Check => check(&config, &config_name, cli.json),
         Command::Template { side, dir } => template::run(side, &dir, cli.json),
         Command::Init { generate_secret } => init(&config, &config_name, generate_secret, cli.json),
+        Command::Secret(cmd) => secret::run(cli.json, cmd),
         Command::Load { institution, files } => load(&config, &institution, &files, cli.json),
         Command::Process { files, link } => {
             process(&config, &files, link.as_deref(), false, cli.json)
