@@ -32,6 +32,7 @@ mod lifecycle;
 mod mapping_cases;
 mod mapping_cli;
 mod orders;
+mod progress;
 mod reconcile;
 mod reintegration;
 mod schedules;

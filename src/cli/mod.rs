@@ -39,6 +39,7 @@ mod orders;
 mod out;
 mod performance;
 mod poll;
+mod progress;
 mod report;
 mod runs;
 mod sale;
@@ -449,7 +450,7 @@ fn load(config: &Config, institution: &str, files: &[PathBuf], json: bool) -> an
         return Ok(EXIT_USAGE);
     };
     let mut store = app::open_store(config, inst)?;
-    match app::load(&mut store, files) {
+    match app::load_watched(&mut store, files, &progress::watch()) {
         Ok(summary) => {
             if json {
                 outln!("{}", json!({"institution": institution, "loaded": summary}));
@@ -474,7 +475,7 @@ fn inspect(
     secret_file: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let outcome = app::inspect(config, file, secret_file);
+    let outcome = app::inspect(config, file, secret_file, &progress::watch());
     match outcome {
         Ok(app::Inspection {
             manifest: m,
@@ -562,13 +563,15 @@ fn process(
             }
         }
     }
+    // A bar on a terminal for each big payload read.
+    let watch = progress::watch();
     let handled = if parked {
         app::resume(config, link)?
     } else if files.is_empty() {
         let dirs = app::folders_to_scan(config, link, |f| f.inbox.clone())?;
-        app::process_files(config, &app::scan(&dirs)?)?
+        app::process_files_watched(config, &app::scan(&dirs)?, &|| false, &watch)?
     } else {
-        app::process_files(config, files)?
+        app::process_files_watched(config, files, &|| false, &watch)?
     };
     if json {
         outln!("{:#}", handled_json(&handled));
