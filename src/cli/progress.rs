@@ -8,9 +8,10 @@
 //! files ([`crate::transport::progress`]); the stages never draw anything.
 
 use std::io::IsTerminal;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 
 use crate::transport::progress::{Progress, Watch};
 
@@ -36,7 +37,8 @@ struct Bar {
 
 struct Pass {
     bar: ProgressBar,
-    lines: u64,
+    /// Line ends read so far, shown by the bar's `{lines}` key.
+    lines: Arc<AtomicU64>,
 }
 
 impl Progress for Bar {
@@ -50,23 +52,35 @@ impl Progress for Bar {
         if bytes < MIN_BYTES {
             return;
         }
+        let lines = Arc::new(AtomicU64::new(0));
+        let shown = lines.clone();
         let bar = ProgressBar::with_draw_target(Some(bytes), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template(
-            "{prefix} [{bar:30}] {binary_bytes}/{binary_total_bytes}, {msg} ({binary_bytes_per_sec}, {eta} left)",
+            // The bar takes what the terminal's width leaves; the rest fits
+            // 80 columns for the names stxd gives.
+            "{prefix} [{wide_bar}] {binary_bytes}/{binary_total_bytes} {lines} lines {eta}",
         ) {
-            bar.set_style(style.progress_chars("=> "));
+            bar.set_style(
+                style
+                    .with_key(
+                        "lines",
+                        move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{}", shown.load(Ordering::Relaxed));
+                        },
+                    )
+                    .progress_chars("=> "),
+            );
         }
         bar.set_prefix(format!("{what} {file}"));
-        bar.set_message("0 lines");
-        *current = Some(Pass { bar, lines: 0 });
+        *current = Some(Pass { bar, lines });
     }
 
     fn advance(&self, bytes: u64, lines: u64) {
-        if let Ok(mut current) = self.current.lock()
-            && let Some(pass) = current.as_mut()
+        if let Ok(current) = self.current.lock()
+            && let Some(pass) = current.as_ref()
         {
-            pass.lines += lines;
-            pass.bar.set_message(format!("{} lines", pass.lines));
+            // Counted first, then drawn (at most 20 times a second).
+            pass.lines.fetch_add(lines, Ordering::Relaxed);
             pass.bar.inc(bytes);
         }
     }
