@@ -53,8 +53,9 @@
 //! - [`domain`]: the business rules of both roles (master data, setup check,
 //!   mapping table, imports, exports, validation) over the store.
 //! - [`transport`]: the file-system rules (safe open, no-replace placement,
-//!   durable folder changes) and SFTP shares (push the outbox, pull the
-//!   inbox, over one kept session per link side).
+//!   durable folder changes), SFTP shares (push the outbox, pull the
+//!   inbox, over one kept session per link side), and the counting reader
+//!   that tells a command's progress bar how far a file was read.
 //! - [`config`]: the TOML configuration, validated whole; secrets from files.
 //! - [`schedule`]: cron lines, job names and fire times (pure: `now` is
 //!   passed in); the config validates `[[schedule]]` with it.

@@ -9,6 +9,7 @@ use crate::config::{self, Config, Link};
 use crate::format::envelope::{self, Expect, Secret};
 use crate::format::{FormatError, Limits, Position};
 use crate::inbound::{self, InboundError, Record};
+use crate::transport::progress::Watch;
 
 /// The secret to verify a file found anywhere: `--secret-file` when given,
 /// else the secret of the configured link the manifest names.
@@ -53,14 +54,16 @@ pub struct Inspection {
 
 /// Claims, verifies and parses a Fichier SecuTix file found anywhere (given
 /// its manifest or its payload), without applying it: the inbound stages'
-/// code path, with the link taken from the manifest.
+/// code path, with the link taken from the manifest; `watch` hears how far
+/// the payload is read.
 pub fn inspect(
     config: &Config,
     file: &Path,
     secret_file: Option<&Path>,
+    watch: &Watch,
 ) -> Result<Inspection, InboundError> {
     let limits = Limits::default();
-    let claimed = inbound::claim::claim(&manifest_path_of(file), &limits)?;
+    let claimed = inbound::claim::claim_watched(&manifest_path_of(file), &limits, watch)?;
     let manifest_name = claimed.manifest_name();
     let link_name = envelope::peek_link(&claimed.manifest).unwrap_or_default();
     let (secret, link) = inspection_secret(config, &link_name, secret_file, &manifest_name)?;

@@ -12,6 +12,7 @@ use crate::exchange::{FileName, Role};
 use crate::format::envelope;
 use crate::format::{Kind, Limits};
 use crate::inbound::{self, InboundError, Stray};
+use crate::transport::progress::Watch;
 
 /// The manifest of a Fichier SecuTix file, given the manifest or its
 /// payload (any other path is returned as it is, for claim to refuse).
@@ -105,8 +106,23 @@ pub fn process_files_until(
     files: &[PathBuf],
     stop: &dyn Fn() -> bool,
 ) -> Result<Vec<Handled>, AppError> {
+    process_files_watched(config, files, stop, &Watch::none())
+}
+
+/// [`process_files_until`], `watch` hearing how far each payload is read
+/// (a one-shot command's progress bar).
+pub fn process_files_watched(
+    config: &Config,
+    files: &[PathBuf],
+    stop: &dyn Fn() -> bool,
+    watch: &Watch,
+) -> Result<Vec<Handled>, AppError> {
     let limits = Limits::default();
-    let grace = std::time::Duration::from_secs(config.daemon.payload_grace_seconds);
+    let reading = inbound::Reading {
+        limits: &limits,
+        payload_grace: std::time::Duration::from_secs(config.daemon.payload_grace_seconds),
+        watch,
+    };
     let mut handled = Vec::new();
     for file in files {
         if stop() {
@@ -149,8 +165,7 @@ pub fn process_files_until(
         };
         let (link, inst, mut store) = open_side(config, &link_name, side)?;
         let secret = require_secret(link)?;
-        let processed =
-            inbound::process(&mut store, link, side, &secret, &manifest, &limits, grace);
+        let processed = inbound::process(&mut store, link, side, &secret, &manifest, &reading);
         handled.push(Handled {
             institution: inst.code.to_string(),
             file: manifest,

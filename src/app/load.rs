@@ -10,11 +10,22 @@ use crate::domain::load;
 use crate::format::{FormatError, Position};
 use crate::store::Store;
 use crate::transport;
+use crate::transport::progress::Watch;
 
 /// Loads master-data files into a store in one transaction; returns what was
 /// loaded, per object kind.
 pub fn load(store: &mut Store, files: &[PathBuf]) -> Result<Loaded, DomainError> {
-    store.write(|tx| load_files(tx, files))
+    load_watched(store, files, &Watch::none())
+}
+
+/// [`load()`], `watch` hearing how far each XML file is read (a one-shot
+/// command's progress bar).
+pub fn load_watched(
+    store: &mut Store,
+    files: &[PathBuf],
+    watch: &Watch,
+) -> Result<Loaded, DomainError> {
+    store.write(|tx| load_files(tx, files, watch))
 }
 
 /// What [`load()`] loaded, per object kind, in first-seen order.
@@ -25,7 +36,11 @@ pub type Loaded = Vec<(String, u64)>;
 /// envelope; the root element tells which) streamed record by record, and
 /// setup TOML files. Any error names its file and position; the caller's
 /// transaction then commits nothing.
-fn load_files(tx: &rusqlite::Transaction<'_>, paths: &[PathBuf]) -> Result<Loaded, DomainError> {
+fn load_files(
+    tx: &rusqlite::Transaction<'_>,
+    paths: &[PathBuf],
+    watch: &Watch,
+) -> Result<Loaded, DomainError> {
     let limits = crate::format::Limits::default();
     let mut loaded: Loaded = Vec::new();
     let mut count = |what: &str, n: u64| match loaded.iter_mut().find(|(w, _)| w == what) {
@@ -44,13 +59,15 @@ fn load_files(tx: &rusqlite::Transaction<'_>, paths: &[PathBuf]) -> Result<Loade
             source,
         };
         let opened = transport::local::open_regular(path, limits.max_file_bytes);
-        let (file, _) = opened.map_err(|e| match e {
+        let (file, len) = opened.map_err(|e| match e {
             transport::local::OpenError::Refused { code, problem } => {
                 DomainError::Format(FormatError::new(&name, Position::File, code, problem))
             }
             transport::local::OpenError::Io(source) => io(source),
         })?;
-        let mut input = std::io::BufReader::new(file);
+        let mut counted = watch.reader(file, &name, len);
+        counted.pass("load");
+        let mut input = std::io::BufReader::new(counted);
         match xml_root(&mut input).map_err(io)? {
             Some("seatplan") => {
                 for item in crate::format::seatplan::Reader::new(input, &name, limits) {

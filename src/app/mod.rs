@@ -52,9 +52,9 @@ pub use jobs::{
 };
 pub use listing::{
     Handled, Placement, WindowHeld, folders_to_scan, manifest_path_of, placement, process_files,
-    process_files_until, resume, scan, split_by_window, waiting_files,
+    process_files_until, process_files_watched, resume, scan, split_by_window, waiting_files,
 };
-pub use load::{Loaded, load};
+pub use load::{Loaded, load, load_watched};
 pub use poll::{PollReport, Shares, SidePoll, Synced, poll, poll_with};
 pub use retry::{Retried, retry_files, retry_link};
 pub use stores::{link_secret, open_side, open_store};

@@ -39,10 +39,12 @@ mod orders;
 mod out;
 mod performance;
 mod poll;
+mod progress;
 mod report;
 mod runs;
 mod sale;
 mod sales;
+mod secret;
 mod status;
 mod template;
 mod trigger;
@@ -116,6 +118,10 @@ enum Command {
         #[arg(long, default_value = ".")]
         dir: PathBuf,
     },
+    /// Link secrets: `new FILE` writes a fresh random one, mode 0600,
+    /// never replacing a file.
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
     /// Load master data (seat plan or catalogue XML, setup TOML) into an
     /// institution's store, all files in one transaction.
     Load {
@@ -257,6 +263,7 @@ pub fn main() -> ExitCode {
         Command::Check => check(&config, &config_name, cli.json),
         Command::Template { side, dir } => template::run(side, &dir, cli.json),
         Command::Init { generate_secret } => init(&config, &config_name, generate_secret, cli.json),
+        Command::Secret(cmd) => secret::run(cli.json, cmd),
         Command::Load { institution, files } => load(&config, &institution, &files, cli.json),
         Command::Process { files, link } => {
             process(&config, &files, link.as_deref(), false, cli.json)
@@ -441,7 +448,7 @@ fn load(config: &Config, institution: &str, files: &[PathBuf], json: bool) -> an
         return Ok(EXIT_USAGE);
     };
     let mut store = app::open_store(config, inst)?;
-    match app::load(&mut store, files) {
+    match app::load_watched(&mut store, files, &progress::watch()) {
         Ok(summary) => {
             if json {
                 outln!("{}", json!({"institution": institution, "loaded": summary}));
@@ -466,7 +473,7 @@ fn inspect(
     secret_file: Option<&Path>,
     json: bool,
 ) -> anyhow::Result<u8> {
-    let outcome = app::inspect(config, file, secret_file);
+    let outcome = app::inspect(config, file, secret_file, &progress::watch());
     match outcome {
         Ok(app::Inspection {
             manifest: m,
@@ -554,13 +561,15 @@ fn process(
             }
         }
     }
+    // A bar on a terminal for each big payload read.
+    let watch = progress::watch();
     let handled = if parked {
         app::resume(config, link)?
     } else if files.is_empty() {
         let dirs = app::folders_to_scan(config, link, |f| f.inbox.clone())?;
-        app::process_files(config, &app::scan(&dirs)?)?
+        app::process_files_watched(config, &app::scan(&dirs)?, &|| false, &watch)?
     } else {
-        app::process_files(config, files)?
+        app::process_files_watched(config, files, &|| false, &watch)?
     };
     if json {
         outln!("{:#}", handled_json(&handled));

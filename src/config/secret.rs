@@ -86,16 +86,24 @@ fn read_private(path: &Path) -> Result<Vec<u8>, SecretError> {
     Ok(bytes)
 }
 
-/// Creates a random secret file (mode 0600, never overwriting) for a link
-/// whose config allows it. Returns `false` when the file already existed.
+/// Creates a random secret file (32 random bytes, hex, mode exactly 0600
+/// whatever the umask, never overwriting): for a link whose config allows
+/// it (`stxd init`), or by hand (`stxd secret new`). Missing parent folders
+/// are created private (0700). Returns `false` when the file already
+/// existed (a dangling symlink counts), leaving it untouched.
 pub fn generate_secret(path: &Path) -> std::io::Result<bool> {
     use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
         _ => PathBuf::from("."),
     };
-    std::fs::create_dir_all(&dir)?;
+    if !dir.is_dir() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+    }
     if std::fs::symlink_metadata(path).is_ok() {
         return Ok(false);
     }
@@ -117,6 +125,8 @@ pub fn generate_secret(path: &Path) -> std::io::Result<bool> {
         .create_new(true)
         .mode(0o600)
         .open(&tmp)?;
+    // Exactly 0600: the umask may have taken bits from `mode` above.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     writeln!(file, "{}", hex::encode(raw))?;
     file.sync_all()?;
     drop(file);

@@ -18,6 +18,7 @@ use crate::exchange::FileName;
 use crate::format::envelope::MANIFEST_MAX;
 use crate::format::{FormatError, Limits, Position};
 use crate::transport::local;
+use crate::transport::progress::{Counted, Watch};
 
 /// A manifest read and its payload opened.
 #[derive(Debug)]
@@ -25,7 +26,8 @@ pub struct Claimed {
     pub manifest_path: PathBuf,
     pub manifest: Vec<u8>,
     pub payload_path: PathBuf,
-    pub payload: File,
+    /// Counted as it is read, for the [`Watch`] given to [`claim`].
+    pub payload: Counted<File>,
     /// The payload's size when opened.
     pub payload_len: u64,
 }
@@ -61,6 +63,16 @@ pub fn display_name(path: &Path) -> String {
 
 /// Opens a manifest and its payload (found beside it by name).
 pub fn claim(manifest_path: &Path, limits: &Limits) -> Result<Claimed, InboundError> {
+    claim_watched(manifest_path, limits, &Watch::none())
+}
+
+/// [`claim`], `watch` hearing how far the stages after this one read the
+/// payload (a one-shot command's progress bar).
+pub fn claim_watched(
+    manifest_path: &Path,
+    limits: &Limits,
+    watch: &Watch,
+) -> Result<Claimed, InboundError> {
     let manifest_name = display_name(manifest_path);
     let name = FileName::parse_manifest(&manifest_name).map_err(|problem| {
         FormatError::new(
@@ -96,8 +108,8 @@ pub fn claim(manifest_path: &Path, limits: &Limits) -> Result<Claimed, InboundEr
     Ok(Claimed {
         manifest_path: manifest_path.to_owned(),
         manifest,
+        payload: watch.reader(payload, &payload_name, payload_len),
         payload_path,
-        payload,
         payload_len,
     })
 }

@@ -34,6 +34,17 @@ use crate::config::Link;
 use crate::format::envelope::Secret;
 use crate::format::{FormatError, Limits};
 use crate::store::{Role, Store};
+use crate::transport::progress::Watch;
+
+/// How [`process`] reads a file: the formats' limits, how long a manifest
+/// waits for its payload, and who watches the payload being read (the
+/// command line's progress bar; nobody in the daemon).
+#[derive(Debug, Clone, Copy)]
+pub struct Reading<'a> {
+    pub limits: &'a Limits,
+    pub payload_grace: std::time::Duration,
+    pub watch: &'a Watch,
+}
 
 /// Why an inbound file did not get through a stage, and what happens next.
 #[derive(Debug, thiserror::Error)]
@@ -134,9 +145,13 @@ pub fn process(
     side: Role,
     secret: &Secret,
     manifest: &Path,
-    limits: &Limits,
-    payload_grace: std::time::Duration,
+    reading: &Reading<'_>,
 ) -> Result<Processed, InboundError> {
+    let Reading {
+        limits,
+        payload_grace,
+        watch,
+    } = *reading;
     let folders = link.folders(side);
     let name = claim::display_name(manifest);
     let parsed = crate::exchange::FileName::parse_manifest(&name).ok();
@@ -188,7 +203,7 @@ pub fn process(
             ),
         ));
     }
-    let verified = claim::claim(manifest, limits).and_then(|claimed| match kind {
+    let verified = claim::claim_watched(manifest, limits, watch).and_then(|claimed| match kind {
         Some(kind) => verify::verify(claimed, secret, &link.expectation(kind), limits),
         None => unreachable_name(&name),
     });

@@ -14,8 +14,9 @@ use std::io::BufReader;
 use super::{InboundError, Verified};
 use crate::format::envelope::{self, HashTap, Hashing, Manifest, STREAM_BUFFER};
 use crate::format::{FormatError, Kind, Limits, Position, catalogue, contingent, sales, seatplan};
+use crate::transport::progress::Counted;
 
-type Input = BufReader<Hashing<File>>;
+type Input = BufReader<Hashing<Counted<File>>>;
 
 /// One record of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,9 @@ pub struct Records {
 }
 
 pub fn parse(verified: Verified, limits: &Limits) -> Records {
-    let (hashing, tap) = Hashing::new(verified.payload);
+    let mut payload = verified.payload;
+    payload.pass("parse");
+    let (hashing, tap) = Hashing::new(payload);
     let input = BufReader::with_capacity(STREAM_BUFFER, hashing);
     let name = verified.payload_name.as_str();
     let reader = match verified.manifest.kind {

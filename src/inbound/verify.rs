@@ -14,6 +14,7 @@ use std::io::{Seek, SeekFrom};
 use super::{Claimed, InboundError};
 use crate::format::Limits;
 use crate::format::envelope::{self, Expect, Manifest, Secret};
+use crate::transport::progress::Counted;
 
 /// A file whose manifest is authentic and whose payload matches it.
 #[derive(Debug)]
@@ -22,7 +23,7 @@ pub struct Verified {
     pub manifest_name: String,
     pub payload_name: String,
     /// Rewound to the start.
-    pub payload: File,
+    pub payload: Counted<File>,
 }
 
 pub fn verify(
@@ -36,6 +37,7 @@ pub fn verify(
     let manifest = envelope::authenticate(&claimed.manifest, &manifest_name, secret)?;
     manifest.expect(expect, &manifest_name)?;
     let mut payload = claimed.payload;
+    payload.pass("verify");
     envelope::check_payload(
         &manifest,
         &mut payload,

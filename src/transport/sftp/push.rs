@@ -104,12 +104,16 @@ impl Io<'_> {
         }
         let part = remote.with_file_name(part_name(name));
         let mut input = File::open(local_path).map_err(|e| self.local("open", local_path, e))?;
+        // Group-writable (less the server's umask: `internal-sftp -u
+        // 0007`): the peer's stxd, another user in the share's group, moves
+        // the pair into done/ with hard links, and Linux refuses to link a
+        // file of another user one cannot write (fs.protected_hardlinks).
         let mut file = self
             .sftp
             .open_mode(
                 &part,
                 OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
-                0o640,
+                0o660,
                 OpenType::File,
             )
             .map_err(|e| self.remote("create", &part, e))?;
