@@ -33,6 +33,7 @@ mod catalogue;
 mod contingent;
 mod exit;
 mod export;
+mod link;
 mod mapping;
 mod names;
 mod orders;
@@ -218,6 +219,9 @@ enum Command {
     /// contingents, list the lines.
     #[command(subcommand)]
     Sale(sale::SaleCommand),
+    /// A link as a whole: rotate its shared secret.
+    #[command(subcommand)]
+    Link(link::LinkCommand),
     /// Reports over both institutions' records of a link: `reconcile`.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -280,6 +284,7 @@ pub fn main() -> ExitCode {
         Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
         Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
         Command::Report(cmd) => report::run(&config, cli.json, cmd),
+        Command::Link(cmd) => link::run(&config, cli.json, cmd),
         Command::Status { link } => status::run(&config, cli.json, link.as_deref()),
     };
     ExitCode::from(exit::finish(result))
