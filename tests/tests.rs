@@ -34,6 +34,7 @@ mod mapping_cli;
 mod orders;
 mod reconcile;
 mod reintegration;
+mod resolve;
 mod rotation;
 mod schedules;
 mod seat_changes;

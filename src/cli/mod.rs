@@ -44,6 +44,7 @@ mod report;
 mod runs;
 mod sale;
 mod sales;
+mod sales_resolve;
 mod status;
 mod template;
 mod trigger;
