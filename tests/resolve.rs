@@ -123,7 +123,9 @@ fn an_accepted_late_sale_is_booked_once_and_the_reconciliation_is_consistent() {
     let again = sb.stxd(&["sales", "resolve", &id, "--dismiss", "--reason", "x"]);
     again.expect_code(1);
     assert!(
-        again.stdout().contains("already resolved: accepted by alice"),
+        again
+            .stdout()
+            .contains("already resolved: accepted by alice"),
         "{}",
         again.stdout()
     );

@@ -61,7 +61,7 @@ pub fn run(
                         r.overridden.join(", ")
                     ),
                     None => {
-                        "closed without booking; the next contingent file tells the distributor"
+                        "closed without booking; the line stays sold at the distributor: tell its ops (the reconciliation lists it as dismissed)"
                             .to_owned()
                     }
                 };

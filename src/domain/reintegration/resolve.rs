@@ -176,7 +176,7 @@ pub fn resolve_line(
     ])?;
     let what = match decision {
         "accepted" => format!("booked, {} set aside", overridden.join(", ")),
-        _ => "closed without booking; the distributor is to be told".to_owned(),
+        _ => "closed without booking".to_owned(),
     };
     runs::message(
         tx,
