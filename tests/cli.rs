@@ -284,7 +284,7 @@ fn logs_to_a_file_carry_no_colour_codes() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_stxd"))
         .arg("init")
         .current_dir(sb.path())
-        .env_remove("STXD_CONFIG")
+        .env("STXD_CONFIG", "config/stxd.toml")
         .env_remove("NO_COLOR")
         .env("STXD_LOG", "info")
         .output()

@@ -18,7 +18,7 @@ fn stxd_into_closed_pipe(sb: &Sandbox, args: &[&str]) -> Run {
     let mut child = Command::new(env!("CARGO_BIN_EXE_stxd"))
         .args(args)
         .current_dir(sb.path())
-        .env_remove("STXD_CONFIG")
+        .env("STXD_CONFIG", "config/stxd.toml")
         .env("STXD_LOG", "warn")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -59,7 +59,7 @@ fn a_closed_pipe_ends_the_output_quietly_with_141() {
     let out = Command::new("bash")
         .args(["-c", &script])
         .current_dir(sb.path())
-        .env_remove("STXD_CONFIG")
+        .env("STXD_CONFIG", "config/stxd.toml")
         .env("STXD_LOG", "warn")
         .output()
         .expect("bash");

@@ -76,7 +76,7 @@ fn stxd(sb: &Sandbox, args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_stxd"));
     cmd.args(args)
         .current_dir(sb.path())
-        .env_remove("STXD_CONFIG")
+        .env("STXD_CONFIG", "config/stxd.toml")
         .env("STXD_LOG", "info")
         .env("NO_COLOR", "1")
         .envs(env.iter().copied());
@@ -328,7 +328,7 @@ fn under_strace(sb: &Sandbox, options: &[&str], args: &[&str]) -> Command {
         .arg(env!("CARGO_BIN_EXE_stxd"))
         .args(args)
         .current_dir(sb.path())
-        .env_remove("STXD_CONFIG")
+        .env("STXD_CONFIG", "config/stxd.toml")
         .env("STXD_LOG", "warn");
     cmd
 }

@@ -683,7 +683,7 @@ fn json_logs_carry_the_file_span() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_stxd"))
         .args(["process", &pair.0.display().to_string()])
         .current_dir(sb.path())
-        .env_remove("STXD_CONFIG")
+        .env("STXD_CONFIG", "config/stxd.toml")
         .env("STXD_LOG", "debug")
         .output()
         .expect("run stxd process");

@@ -31,8 +31,9 @@ impl Sandbox {
         self.dir.path()
     }
 
-    /// Runs `stxd ARGS…` in the sandbox (its `config/stxd.toml` is found as a
-    /// user's would be).
+    /// Runs `stxd ARGS…` in the sandbox on its `config/stxd.toml` (named by
+    /// `$STXD_CONFIG`, so that a config installed on the test machine is
+    /// never read; `--config` in ARGS wins).
     pub fn stxd(&self, args: &[&str]) -> Run {
         self.stxd_env(args, &[])
     }
@@ -43,7 +44,7 @@ impl Sandbox {
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_stxd"))
             .args(args)
             .current_dir(self.path())
-            .env_remove("STXD_CONFIG")
+            .env("STXD_CONFIG", "config/stxd.toml")
             .env_remove("STXD_FAILPOINT")
             .env("STXD_LOG", "warn")
             .envs(env.iter().copied())
@@ -67,7 +68,7 @@ impl Sandbox {
             .arg(env!("CARGO_BIN_EXE_stxd"))
             .args(args)
             .current_dir(self.path())
-            .env_remove("STXD_CONFIG")
+            .env("STXD_CONFIG", "config/stxd.toml")
             .env_remove("STXD_FAILPOINT")
             .env("STXD_LOG", "warn")
             .output()
@@ -355,7 +356,7 @@ impl Daemon {
             .args(args)
             .arg("run")
             .current_dir(sb.path())
-            .env_remove("STXD_CONFIG")
+            .env("STXD_CONFIG", "config/stxd.toml")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("WATCHDOG_USEC")
             .env_remove("WATCHDOG_PID")

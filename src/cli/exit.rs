@@ -23,7 +23,7 @@ pub const EXIT_PIPE: u8 = 141;
 /// The top-level `--help`'s footer: where the config comes from, and the
 /// exit codes (a test checks each code is there).
 pub const AFTER_HELP: &str = "\
-Config: --config, else $STXD_CONFIG, else ./config/stxd.toml, else /etc/stxd/stxd.toml, else the built-in same-slot demo.
+Config: --config, else $STXD_CONFIG, else /etc/stxd/stxd.toml, else (from the root of a clone of stxd, or with --demo) the demo config/stxd.toml; relative paths in a config resolve from its folder.
 
 Exit codes:
   0    ok

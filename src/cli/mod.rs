@@ -76,9 +76,13 @@ pub const EXIT_USAGE: u8 = 2;
     after_help = exit::AFTER_HELP
 )]
 struct Cli {
-    /// The config file.
+    /// The config file; its relative paths resolve from its folder.
     #[arg(long, global = true, env = "STXD_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Run on the demo of the source tree (config/stxd.toml) even when
+    /// /etc/stxd/stxd.toml exists; only from the root of a clone of stxd.
+    #[arg(long, global = true)]
+    demo: bool,
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
@@ -245,13 +249,14 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
-    let (config, config_name) = match find_config(cli.config.as_deref()) {
+    let (config, located) = match find_config(cli.config.as_deref(), cli.demo) {
         Ok(found) => found,
         Err(e) => {
             eprintln!("stxd: {e}");
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    let config_name = located.to_string();
     init_logs(&config);
     let result = match cli.command {
         Command::Check => check(&config, &config_name, cli.json),
@@ -264,12 +269,9 @@ pub fn main() -> ExitCode {
         Command::Poll { link } => poll::run(&config, &link, cli.json),
         Command::Retry { files, link } => retry(&config, &files, link.as_deref(), cli.json),
         Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
-        Command::Run => {
-            let path = (config_name != "built-in config").then(|| PathBuf::from(&config_name));
-            crate::daemon::main(config, path)
-                .map(|exit| exit.code())
-                .map_err(anyhow::Error::from)
-        }
+        Command::Run => crate::daemon::main(config, located)
+            .map(|exit| exit.code())
+            .map_err(anyhow::Error::from),
         Command::Runs(cmd) => runs::run(&config, cli.json, cmd),
         Command::Trigger(args) => trigger::run(&config, cli.json, args),
         Command::Inspect { file, secret_file } => {
@@ -286,24 +288,20 @@ pub fn main() -> ExitCode {
         Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
         Command::Report(cmd) => report::run(&config, cli.json, cmd),
         Command::Link(cmd) => link::run(&config, cli.json, cmd),
-        Command::Status { link } => status::run(&config, cli.json, link.as_deref()),
+        Command::Status { link } => status::run(&config, &config_name, cli.json, link.as_deref()),
     };
     ExitCode::from(exit::finish(result))
 }
 
-/// The config named on the command line or in `$STXD_CONFIG`, else the first
-/// of the search paths that exists, else the embedded demo.
-fn find_config(explicit: Option<&Path>) -> Result<(Config, String), config::ConfigErrors> {
-    if let Some(path) = explicit {
-        return config::load(path).map(|c| (c, path.display().to_string()));
-    }
-    for candidate in config::SEARCH_PATHS {
-        let path = Path::new(candidate);
-        if path.exists() {
-            return config::load(path).map(|c| (c, candidate.to_owned()));
-        }
-    }
-    config::parse(config::EMBEDDED, "built-in config").map(|c| (c, "built-in config".into()))
+/// The config [`config::locate`] chooses, read and validated.
+fn find_config(
+    named: Option<&Path>,
+    demo: bool,
+) -> Result<(Config, config::Located), Box<dyn std::error::Error>> {
+    let cwd = std::env::current_dir()?;
+    let located = config::locate(named, demo, &cwd, Path::new(config::SYSTEM))?;
+    let config = config::load(&located.path)?;
+    Ok((config, located))
 }
 
 fn init_logs(config: &Config) {

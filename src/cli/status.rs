@@ -9,7 +9,14 @@ use crate::status::{self, Folder, LastFile, LinkStatus, Status};
 
 use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 
-pub fn run(config: &Config, json: bool, link: Option<&str>) -> anyhow::Result<u8> {
+/// `config_name` is the file the config came from (printed first, so ops
+/// see which one was read).
+pub fn run(
+    config: &Config,
+    config_name: &str,
+    json: bool,
+    link: Option<&str>,
+) -> anyhow::Result<u8> {
     let status = match status::collect(config, link, time::OffsetDateTime::now_utc()) {
         Ok(s) => s,
         Err(e) => {
@@ -19,8 +26,13 @@ pub fn run(config: &Config, json: bool, link: Option<&str>) -> anyhow::Result<u8
     };
     let mut out = super::out::stdout();
     if json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&status)?)?;
+        let mut value = serde_json::to_value(&status)?;
+        if let Some(object) = value.as_object_mut() {
+            object.insert("config".into(), config_name.into());
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
     } else {
+        writeln!(out, "config: {config_name}")?;
         print(&mut out, &status)?;
     }
     let unreadable = status.links.iter().any(|l| {

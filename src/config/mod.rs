@@ -21,19 +21,19 @@ use crate::exchange::Role;
 use crate::ident::{Code, TechId};
 
 pub mod alert;
+mod locate;
 mod raw;
 pub mod rotation;
 mod secret;
 mod validate;
 
+pub use locate::{DEMO, LocateError, Located, Origin, SYSTEM, locate};
 pub use secret::{SecretError, generate_secret, read_secret, read_token, write_secret};
 pub use validate::operator_rule;
 
-/// The embedded default: the same-slot demo of `config/stxd.toml`.
-pub const EMBEDDED: &str = include_str!("../../config/stxd.toml");
-
-/// Where the config comes from, in the order tried when `--config` is absent.
-pub const SEARCH_PATHS: [&str; 2] = ["./config/stxd.toml", "/etc/stxd/stxd.toml"];
+/// The same-slot demo of `config/stxd.toml`, for the unit tests.
+#[cfg(test)]
+const EMBEDDED: &str = include_str!("../../config/stxd.toml");
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -159,6 +159,64 @@ pub enum SftpAuth {
 }
 
 impl Config {
+    /// Makes every relative path of the config relative to `base` (the
+    /// config file's folder); absolute ones stay.
+    fn resolve_from(&mut self, base: &Path) {
+        // `base` is canonical (no symbolic link in it), so a leading `..`
+        // is its real parent and is taken off here: logs then show
+        // `/srv/stxd/var/state`, not `/srv/stxd/config/../var/state`.
+        let at = |p: &mut PathBuf| {
+            if p.is_relative() {
+                let mut joined = base.to_path_buf();
+                let mut leading = true;
+                for part in p.components() {
+                    match part {
+                        std::path::Component::ParentDir if leading => {
+                            joined.pop();
+                        }
+                        std::path::Component::CurDir => {}
+                        other => {
+                            leading = false;
+                            joined.push(other);
+                        }
+                    }
+                }
+                *p = joined;
+            }
+        };
+        at(&mut self.state_dir);
+        for institution in &mut self.institutions {
+            institution.load.iter_mut().for_each(at);
+        }
+        for link in &mut self.links {
+            at(&mut link.secret_file);
+            match &mut link.transport {
+                Transport::Local { dir } => at(dir),
+                Transport::Sftp {
+                    auth,
+                    known_hosts,
+                    local_dir,
+                    ..
+                } => {
+                    at(known_hosts);
+                    at(local_dir);
+                    match auth {
+                        SftpAuth::KeyFile(p) | SftpAuth::PasswordFile(p) => at(p),
+                    }
+                }
+            }
+        }
+        for alert in &mut self.alerts {
+            if let alert::Target::Webhook {
+                token_file: Some(p),
+                ..
+            } = &mut alert.target
+            {
+                at(p);
+            }
+        }
+    }
+
     /// The store file of an institution.
     pub fn store_path(&self, institution: &Code) -> PathBuf {
         self.state_dir.join(format!("{institution}.sqlite"))
@@ -383,7 +441,9 @@ pub fn parse(text: &str, source_name: &str) -> Result<Config, ConfigErrors> {
     validate::validate(raw).map_err(fail)
 }
 
-/// Reads and validates a config file.
+/// Reads and validates a config file. Its relative paths (state, secrets,
+/// folders, load files, keys) resolve from the file's folder, wherever the
+/// command runs from.
 pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
@@ -393,7 +453,15 @@ pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
             problem: format!("cannot read: {e}"),
         }],
     })?;
-    parse(&text, &name)
+    let mut config = parse(&text, &name)?;
+    // The file was just read, so its folder exists and canonicalises.
+    let folder = std::path::absolute(path)
+        .ok()
+        .and_then(|p| p.parent().map(Path::to_path_buf))
+        .and_then(|dir| std::fs::canonicalize(dir).ok())
+        .unwrap_or_default();
+    config.resolve_from(&folder);
+    Ok(config)
 }
 
 fn line_col(text: &str, offset: usize) -> (usize, usize) {

@@ -257,6 +257,31 @@ fn a_reconcile_schedule_needs_both_sides_served() {
 }
 
 #[test]
+fn relative_paths_resolve_from_the_config_files_folder() {
+    let root = tempfile::tempdir().unwrap();
+    let root = std::fs::canonicalize(root.path()).unwrap();
+    std::fs::create_dir(root.join("etc")).unwrap();
+    let text = MINIMAL
+        .replace("state_dir = \"var\"", "state_dir = \"../var/state\"")
+        .replace("dir = \"x\"", "dir = \"./x\"")
+        .replace("secret_file = \"s.key\"", "secret_file = \"/abs/s.key\"");
+    assert!(text.contains("../var/state"), "{text}");
+    let file = root.join("etc/stxd.toml");
+    std::fs::write(&file, text).unwrap();
+    // From another working folder, through a relative name with `..` in it.
+    let c = super::load(&root.join("etc/../etc/stxd.toml")).unwrap();
+    assert_eq!(c.state_dir, root.join("var/state"));
+    assert_eq!(c.links[0].secret_file, Path::new("/abs/s.key"));
+    match &c.links[0].transport {
+        super::Transport::Local { dir } => assert_eq!(dir, &root.join("etc/x")),
+        other => panic!("{other:?}"),
+    }
+    // Parsed text with no file keeps its paths as written.
+    let parsed = parse(MINIMAL, "t").unwrap();
+    assert!(parsed.state_dir.is_relative());
+}
+
+#[test]
 fn the_secret_overlap_defaults_to_7_days_and_is_bounded() {
     assert_eq!(parse(MINIMAL, "t").unwrap().links[0].secret_overlap_days, 7);
     let with = |days: &str| {

@@ -5,7 +5,7 @@
 //! folder event, the watchdog, the item in hand finished…) and acts on it.
 
 use std::collections::VecDeque;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -64,7 +64,7 @@ enum Event {
 /// The running daemon: what its loop keeps from one step to the next.
 pub(super) struct Daemon {
     config: Arc<Config>,
-    config_path: Option<PathBuf>,
+    config_path: config::Located,
     intents: mpsc::UnboundedReceiver<Intent>,
     /// Folder events, each only asking for a listing.
     kick: mpsc::Receiver<()>,
@@ -103,7 +103,7 @@ impl Daemon {
     /// every store, checks the links' secrets and watches the folders.
     pub(super) fn start(
         config: Config,
-        config_path: Option<PathBuf>,
+        config_path: config::Located,
         intents: mpsc::UnboundedReceiver<Intent>,
     ) -> Result<Daemon, DaemonError> {
         // A destination that cannot start is a config problem: refused
@@ -131,7 +131,7 @@ impl Daemon {
         // Started: the stores are open and the folders watched. "ready" is
         // logged once the first listing has recovered what a previous run left.
         info!(
-            config = %config_path.as_deref().map_or("built-in demo config".into(), |p| p.display().to_string()),
+            config = %config_path,
             state_dir = %config.state_dir.display(),
             lock = %lock.path().display(),
             institutions = config.institutions.len(),
@@ -331,7 +331,7 @@ impl Daemon {
         if self.sd_ready {
             self.sd.reloading();
         }
-        let new = reload(&self.config, self.config_path.as_deref())
+        let new = reload(&self.config, &self.config_path.path)
             .and_then(|new| self.reload_alerts(&new).then_some(new));
         if let Some(new) = new {
             if new.daemon.scan_seconds != self.config.daemon.scan_seconds {
@@ -545,11 +545,7 @@ async fn wait(in_hand: &mut Option<InHand>) -> Result<ScanState, JoinError> {
 
 /// Reads the config file again. `None` (with the reason logged) keeps the
 /// running config.
-fn reload(running: &Config, path: Option<&Path>) -> Option<Config> {
-    let Some(path) = path else {
-        warn!("reload asked, but the daemon runs on the built-in config: nothing to read");
-        return None;
-    };
+fn reload(running: &Config, path: &Path) -> Option<Config> {
     match config::load(path) {
         Ok(new) if new.state_dir != running.state_dir => {
             error!(

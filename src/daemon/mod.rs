@@ -41,8 +41,6 @@
 //! - `log_once`: the bookkeeping that logs a file held again only once;
 //! - `error`: [`DaemonError`], why the daemon could not start.
 
-use std::path::PathBuf;
-
 use tokio::sync::mpsc;
 
 use crate::config::Config;
@@ -92,7 +90,7 @@ impl Exit {
 /// `stxd run`: builds the runtime, turns signals into intents and runs the
 /// daemon until it stops. SIGTERM/SIGINT → shutdown (a second one quits at
 /// once, exit code 130); SIGHUP → reload `config_path`.
-pub fn main(config: Config, config_path: Option<PathBuf>) -> Result<Exit, DaemonError> {
+pub fn main(config: Config, config_path: crate::config::Located) -> Result<Exit, DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,7 +116,7 @@ pub fn main(config: Config, config_path: Option<PathBuf>) -> Result<Exit, Daemon
 /// [`Intent::Quit`].
 pub async fn run(
     config: Config,
-    config_path: Option<PathBuf>,
+    config_path: crate::config::Located,
     intents: mpsc::UnboundedReceiver<Intent>,
 ) -> Result<Exit, DaemonError> {
     let daemon = main_loop::Daemon::start(config, config_path, intents)?;
@@ -156,6 +154,15 @@ transport = {{ kind = "local", dir = "{d}/x" }}
         config::parse(&text, "t").unwrap()
     }
 
+    /// The file the daemon reloads on SIGHUP (absent: the reload is logged
+    /// and the running config kept).
+    fn located(dir: &std::path::Path) -> config::Located {
+        config::Located {
+            path: dir.join("stxd.toml"),
+            origin: config::Origin::Named,
+        }
+    }
+
     #[tokio::test]
     async fn an_injected_shutdown_stops_the_daemon_and_frees_the_lock() {
         let dir = tempfile::tempdir().unwrap();
@@ -163,7 +170,7 @@ transport = {{ kind = "local", dir = "{d}/x" }}
         let (tx, rx) = mpsc::unbounded_channel();
         tx.send(Intent::Reload).unwrap();
         tx.send(Intent::Shutdown).unwrap();
-        let exit = run(config.clone(), None, rx).await.unwrap();
+        let exit = run(config.clone(), located(dir.path()), rx).await.unwrap();
         assert_eq!(exit, Exit::Stopped);
         assert_eq!(exit.code(), 0);
         assert!(
@@ -182,7 +189,9 @@ transport = {{ kind = "local", dir = "{d}/x" }}
         let dir = tempfile::tempdir().unwrap();
         let (tx, rx) = mpsc::unbounded_channel();
         tx.send(Intent::Quit).unwrap();
-        let exit = run(temp_config(dir.path()), None, rx).await.unwrap();
+        let exit = run(temp_config(dir.path()), located(dir.path()), rx)
+            .await
+            .unwrap();
         assert_eq!(exit.code(), 130);
     }
 }

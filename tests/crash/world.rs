@@ -443,7 +443,7 @@ impl World {
             _ => Command::new(bin),
         };
         cmd.current_dir(self.path())
-            .env_remove("STXD_CONFIG")
+            .env("STXD_CONFIG", "config/stxd.toml")
             .env_remove(stxd::failpoint::ENV)
             .env("NO_COLOR", "1")
             .process_group(0);
