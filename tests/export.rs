@@ -52,6 +52,7 @@ impl Manager {
             login: "TOURISM_OPE@TOURISM".into(),
             secret_file: dir.path().join("unused.key"),
             generate_secret: false,
+            secret_overlap_days: 7,
             products: products.map(|ps| ps.into_iter().map(|p| TechId::new(p).unwrap()).collect()),
             transport: Transport::Local {
                 dir: dir.path().join("exchange"),
@@ -703,6 +704,7 @@ fn cli_exports_catalogue_and_seat_plan_into_the_outbox() {
         login: "TOURISM_OPE@TOURISM".into(),
         secret_file: PathBuf::new(),
         generate_secret: false,
+        secret_overlap_days: 7,
         products: None,
         transport: Transport::Local {
             dir: PathBuf::new(),

@@ -114,7 +114,7 @@ fn on_a_terminal(sb: &Sandbox, args: &[&str]) -> (i32, String) {
     let out = Command::new("script")
         .args(["-q", "-e", "-c", &line, "/dev/null"])
         .current_dir(sb.path())
-        .env_remove("STXD_CONFIG")
+        .env("STXD_CONFIG", "config/stxd.toml")
         .env("STXD_LOG", "warn")
         .env("TERM", "xterm")
         .stdin(Stdio::null())

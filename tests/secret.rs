@@ -53,7 +53,7 @@ fn stxd_umask0(sb: &Sandbox, config: &Path, args: &[&str]) -> Run {
         .arg(config)
         .args(args)
         .current_dir(sb.path())
-        .env_remove("STXD_CONFIG")
+        .env("STXD_CONFIG", "config/stxd.toml")
         .env("STXD_LOG", "warn")
         .output()
         .expect("run stxd");

@@ -36,6 +36,8 @@ mod orders;
 mod progress;
 mod reconcile;
 mod reintegration;
+mod resolve;
+mod rotation;
 mod schedules;
 mod seat_changes;
 mod secret;

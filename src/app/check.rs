@@ -33,6 +33,7 @@ impl CheckReport {
 pub fn check(config: &Config) -> Result<CheckReport, AppError> {
     let mut report = CheckReport::default();
     for link in &config.links {
+        report.links.extend(rotation_findings(link));
         if let Err(e) = crate::config::read_secret(&link.secret_file) {
             let same_slot = config.institution(link.manager.as_str()).is_some()
                 && config.institution(link.distributor.as_str()).is_some();
@@ -57,6 +58,80 @@ pub fn check(config: &Config) -> Result<CheckReport, AppError> {
             .push((inst.code.to_string(), inst.role, findings));
     }
     Ok(report)
+}
+
+/// Where a link's secret rotation stands (`config::rotation`): a secret
+/// staged, a previous one in its overlap or retired (warnings: the link
+/// works), a staged or previous file that cannot be used (an error).
+fn rotation_findings(link: &Link) -> Vec<Finding> {
+    use crate::config::rotation::{self, show_time};
+    let finding = |severity, problem: String, fix: String| Finding {
+        severity,
+        object: format!("link {} secret rotation", link.name),
+        problem,
+        fix,
+    };
+    // The secret itself is checked (and reported) by the caller.
+    if crate::config::read_secret(&link.secret_file).is_err() {
+        return Vec::new();
+    }
+    let keys = match rotation::link_keys(link, time::OffsetDateTime::now_utc()) {
+        Ok(keys) => keys,
+        Err(e) => {
+            return vec![finding(
+                Severity::Error,
+                e.to_string(),
+                "fix or remove that file: it is a staged (.next) or previous (.previous) secret of the link".into(),
+            )];
+        }
+    };
+    let current = keys.secret.key_id();
+    let mut found = Vec::new();
+    if let Some(next) = &keys.next {
+        found.push(finding(
+            Severity::Warning,
+            format!(
+                "a new secret is staged in {} (key id {:?}): accepted, but this side still signs with key id {current:?}",
+                next.path.display(),
+                next.key_id
+            ),
+            format!(
+                "once the peer has staged it too, run stxd link rotate-secret --link {} on each side (docs/secret-rotation.md)",
+                link.name
+            ),
+        ));
+    }
+    if let Some(previous) = &keys.previous {
+        let (problem, fix) = if previous.accepted {
+            (
+                format!(
+                    "rotation in progress: the previous secret (key id {:?}, {}) is accepted until {}",
+                    previous.file.key_id,
+                    previous.file.path.display(),
+                    show_time(previous.until)
+                ),
+                format!(
+                    "make sure the peer signs with the new secret (key id {current:?}) before then; nothing to do afterwards"
+                ),
+            )
+        } else {
+            (
+                format!(
+                    "the previous secret (key id {:?}, {}) is retired since {} (secret_overlap_days = {}): files signed with it are refused",
+                    previous.file.key_id,
+                    previous.file.path.display(),
+                    show_time(previous.until),
+                    link.secret_overlap_days
+                ),
+                format!(
+                    "remove {} once the peer signs with key id {current:?}, or raise secret_overlap_days to accept it again",
+                    previous.file.path.display()
+                ),
+            )
+        };
+        found.push(finding(Severity::Warning, problem, fix));
+    }
+    found
 }
 
 /// One institution's store, opened read-only, and its setup; a store that

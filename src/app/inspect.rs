@@ -30,7 +30,8 @@ pub fn inspection_secret<'c>(
     };
     let secret = match (secret_file, link) {
         (Some(path), _) => config::read_secret(path),
-        (None, Some(link)) => config::read_secret(&link.secret_file),
+        (None, Some(link)) => config::rotation::link_keys(link, time::OffsetDateTime::now_utc())
+            .map(|keys| keys.secret),
         (None, None) => {
             return Err(refuse(
                 "unknown-link",

@@ -180,10 +180,10 @@ pub fn poll_with(
 /// `parked/` or `error/`). Read-only; `false` when anything is missing.
 fn received(config: &Config, link: &Link, inst: &Institution, name: &str, manifest: &[u8]) -> bool {
     use crate::store::journal::{self, Direction};
-    let Ok(secret) = config::read_secret(&link.secret_file) else {
+    let Ok(keys) = config::rotation::link_keys(link, time::OffsetDateTime::now_utc()) else {
         return false;
     };
-    let Ok(m) = envelope::authenticate(manifest, name, &secret) else {
+    let Ok(m) = envelope::authenticate(manifest, name, &keys.secret) else {
         return false;
     };
     if m.link != link.name

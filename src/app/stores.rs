@@ -81,7 +81,9 @@ pub fn open_side<'c>(
 }
 
 /// The secret of a link: generated first when the config allows it and it is
-/// missing.
+/// missing. It signs with the link's current secret and, during a secret
+/// rotation, also accepts the staged and the previous one (until its
+/// overlap ends), as [`config::rotation::link_keys`] reads them now.
 pub fn link_secret(link: &Link) -> Result<Secret, config::SecretError> {
     if link.generate_secret {
         match config::generate_secret(&link.secret_file) {
@@ -92,7 +94,7 @@ pub fn link_secret(link: &Link) -> Result<Secret, config::SecretError> {
             Err(e) => return Err(config::SecretError::Io(link.secret_file.clone(), e)),
         }
     }
-    config::read_secret(&link.secret_file)
+    config::rotation::link_keys(link, time::OffsetDateTime::now_utc()).map(|keys| keys.secret)
 }
 
 /// [`link_secret`], its error naming the link: for the flows that need the

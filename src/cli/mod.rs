@@ -33,6 +33,7 @@ mod catalogue;
 mod contingent;
 mod exit;
 mod export;
+mod link;
 mod mapping;
 mod names;
 mod orders;
@@ -44,6 +45,7 @@ mod report;
 mod runs;
 mod sale;
 mod sales;
+mod sales_resolve;
 mod secret;
 mod status;
 mod template;
@@ -228,6 +230,9 @@ enum Command {
     /// contingents, list the lines.
     #[command(subcommand)]
     Sale(sale::SaleCommand),
+    /// A link as a whole: rotate its shared secret.
+    #[command(subcommand)]
+    Link(link::LinkCommand),
     /// Reports over both institutions' records of a link: `reconcile`.
     #[command(subcommand)]
     Report(report::ReportCommand),
@@ -289,6 +294,7 @@ pub fn main() -> ExitCode {
         Command::Sales(cmd) => sales::run(&config, cli.json, cmd),
         Command::Sale(cmd) => sale::run(&config, cli.json, cmd),
         Command::Report(cmd) => report::run(&config, cli.json, cmd),
+        Command::Link(cmd) => link::run(&config, cli.json, cmd),
         Command::Status { link } => status::run(&config, &config_name, cli.json, link.as_deref()),
     };
     ExitCode::from(exit::finish(result))

@@ -2,8 +2,9 @@
 //! link's SALES files refused.
 //!
 //! Parses arguments, opens the link's manager store and calls
-//! [`crate::domain::reintegration`]; it changes nothing, so it records no run.
-//! No business rule lives here.
+//! [`crate::domain::reintegration`]: `rejects` changes nothing, so it
+//! records no run; `resolve` accepts or dismisses one rejected line, in a
+//! run (a refused resolution in a failed run). No business rule lives here.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,12 +34,56 @@ pub enum SalesCommand {
         #[arg(long, value_name = "FILE")]
         output: Option<PathBuf>,
     },
+    /// Resolve a rejected line: --accept books it with the rule it was
+    /// rejected for set aside (only price-differs, no-price,
+    /// performance-closed, performance-started can be), --dismiss closes it
+    /// unbooked. Recorded with who, when and why, in the run log and the
+    /// reconciliation.
+    Resolve {
+        /// The distributor's line id (the `line` column of `sales rejects`).
+        line: i64,
+        /// The link (needed when several links have their manager here).
+        #[arg(long, value_name = "LINK")]
+        link: Option<String>,
+        /// Book the line, overriding the rule it was rejected for.
+        #[arg(long, conflicts_with = "dismiss", required_unless_present = "dismiss")]
+        accept: bool,
+        /// Close the line without booking it.
+        #[arg(long)]
+        dismiss: bool,
+        /// Why (recorded, shown in the reconciliation).
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
+        /// Who decided (default: the Unix user, $USER).
+        #[arg(long, value_name = "NAME")]
+        by: Option<String>,
+        /// With --accept: also set aside this overridable rule, when the
+        /// line breaks it too (repeatable).
+        #[arg(long = "override", value_name = "CODE", requires = "accept")]
+        also_override: Vec<String>,
+    },
 }
 
 /// Runs a `stxd sales` command; returns the exit code.
 pub fn run(config: &Config, json: bool, cmd: SalesCommand) -> anyhow::Result<u8> {
     match cmd {
         SalesCommand::Rejects { link, output } => rejects(config, &link, output.as_deref(), json),
+        SalesCommand::Resolve {
+            line,
+            link,
+            accept,
+            dismiss: _,
+            reason,
+            by,
+            also_override,
+        } => {
+            let decision = if accept {
+                domain::Decision::Accept { also_override }
+            } else {
+                domain::Decision::Dismiss
+            };
+            super::sales_resolve::run(config, json, link.as_deref(), line, &decision, &reason, by)
+        }
     }
 }
 

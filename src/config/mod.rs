@@ -7,7 +7,8 @@
 //! this module never sees an unchecked value; `validate` checks them, table
 //! by table, and `alert` the `[[alert]]` tables. Unknown keys are refused.
 //! Secrets are never in the file itself: [`read_secret`] (in `secret`) reads
-//! them from files that only their owner can read. This module does not
+//! them from files that only their owner can read, and [`rotation`] the keys
+//! of a link during a secret rotation. This module does not
 //! touch the stores or the exchange folders. Every key is documented in
 //! `config/stxd.toml`.
 
@@ -22,11 +23,12 @@ use crate::ident::{Code, TechId};
 pub mod alert;
 mod locate;
 mod raw;
+pub mod rotation;
 mod secret;
 mod validate;
 
 pub use locate::{DEMO, LocateError, Located, Origin, SYSTEM, locate};
-pub use secret::{SecretError, generate_secret, read_secret, read_token};
+pub use secret::{SecretError, generate_secret, read_secret, read_token, write_secret};
 pub use validate::operator_rule;
 
 /// The same-slot demo of `config/stxd.toml`, for the unit tests.
@@ -117,6 +119,10 @@ pub struct Link {
     /// Create the secret when it is missing (only when both institutions are
     /// served by this config, as in the same-slot demo).
     pub generate_secret: bool,
+    /// After a secret rotation, how many days the previous secret is still
+    /// accepted (`secret_overlap_days`, 1 to 365, 7 by default), counted
+    /// from the rotation (see [`rotation`]).
+    pub secret_overlap_days: u32,
     /// Restricts the link to these manager products (the manual: "start with
     /// one product"); `None` sells everything the channel's profiles allow.
     pub products: Option<Vec<TechId>>,

@@ -73,6 +73,7 @@ pub(super) struct RawLink {
     pub(super) secret_file: PathBuf,
     #[serde(default)]
     pub(super) generate_secret: bool,
+    pub(super) secret_overlap_days: Option<i64>,
     #[serde(default)]
     pub(super) products: Option<Vec<i64>>,
     pub(super) transport: RawTransport,

@@ -30,11 +30,7 @@ pub enum SecretError {
 /// Reads a secret (a link's shared secret, an SFTP password) from a file that
 /// only its owner can read. A single trailing line break is not part of it.
 pub fn read_secret(path: &Path) -> Result<Secret, SecretError> {
-    let bytes = read_private(path)?;
-    if bytes.len() < Secret::MIN_LEN {
-        return Err(SecretError::TooShort(path.to_owned()));
-    }
-    Ok(Secret::new(bytes))
+    read_secret_bytes(path).map(Secret::new)
 }
 
 /// Reads a bearer token (an `[[alert]]`'s `webhook_token_file`) from a file
@@ -92,6 +88,15 @@ fn read_private(path: &Path) -> Result<Vec<u8>, SecretError> {
 /// are created private (0700). Returns `false` when the file already
 /// existed (a dangling symlink counts), leaving it untouched.
 pub fn generate_secret(path: &Path) -> std::io::Result<bool> {
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
+    write_secret(path, hex::encode(raw).as_bytes())
+}
+
+/// Writes `secret` (and a line break) to a new file `path`, mode 0600,
+/// never replacing one: the folder is created if missing. Returns `false`
+/// when the file already existed (it is left as it was).
+pub fn write_secret(path: &Path, secret: &[u8]) -> std::io::Result<bool> {
     use std::io::Write;
     use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
     let dir = match path.parent() {
@@ -107,8 +112,6 @@ pub fn generate_secret(path: &Path) -> std::io::Result<bool> {
     if std::fs::symlink_metadata(path).is_ok() {
         return Ok(false);
     }
-    let mut raw = [0u8; 32];
-    getrandom::fill(&mut raw).map_err(std::io::Error::other)?;
     // Written whole under a temporary name, synced, then given its final
     // name (never replacing one) and the folder synced: a crash leaves the
     // secret complete or absent, never short.
@@ -127,7 +130,8 @@ pub fn generate_secret(path: &Path) -> std::io::Result<bool> {
         .open(&tmp)?;
     // Exactly 0600: the umask may have taken bits from `mode` above.
     file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    writeln!(file, "{}", hex::encode(raw))?;
+    file.write_all(secret)?;
+    file.write_all(b"\n")?;
     file.sync_all()?;
     drop(file);
     let placed = match std::fs::hard_link(&tmp, path) {
@@ -138,6 +142,16 @@ pub fn generate_secret(path: &Path) -> std::io::Result<bool> {
     std::fs::remove_file(&tmp)?;
     std::fs::File::open(&dir)?.sync_all()?;
     Ok(placed)
+}
+
+/// The bytes of a secret file, checked as [`read_secret`] checks them
+/// (private, long enough), to copy them elsewhere.
+pub(super) fn read_secret_bytes(path: &Path) -> Result<Vec<u8>, SecretError> {
+    let bytes = read_private(path)?;
+    if bytes.len() < Secret::MIN_LEN {
+        return Err(SecretError::TooShort(path.to_owned()));
+    }
+    Ok(bytes)
 }
 
 #[cfg(test)]

@@ -280,3 +280,24 @@ fn relative_paths_resolve_from_the_config_files_folder() {
     let parsed = parse(MINIMAL, "t").unwrap();
     assert!(parsed.state_dir.is_relative());
 }
+
+#[test]
+fn the_secret_overlap_defaults_to_7_days_and_is_bounded() {
+    assert_eq!(parse(MINIMAL, "t").unwrap().links[0].secret_overlap_days, 7);
+    let with = |days: &str| {
+        MINIMAL.replace(
+            "secret_file = \"s.key\"",
+            &format!("secret_file = \"s.key\"\nsecret_overlap_days = {days}"),
+        )
+    };
+    assert_eq!(
+        parse(&with("30"), "t").unwrap().links[0].secret_overlap_days,
+        30
+    );
+    for bad in ["0", "366", "-1"] {
+        let e = parse(&with(bad), "t").unwrap_err();
+        assert_eq!(e.errors.len(), 1, "{e}");
+        assert_eq!(e.errors[0].at, "link \"opera-tourism\".secret_overlap_days");
+        assert!(e.errors[0].problem.contains("1 to 365 days"), "{e}");
+    }
+}

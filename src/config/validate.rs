@@ -217,6 +217,17 @@ fn validate_link(
         }
     }
     let products = validate_products(&at, raw_link.products.as_deref(), e);
+    let secret_overlap_days = match raw_link.secret_overlap_days {
+        None => 7,
+        Some(d) if (1..=365).contains(&d) => d as u32,
+        Some(d) => {
+            e(
+                format!("{at}.secret_overlap_days"),
+                format!("expected 1 to 365 days, found {d}"),
+            );
+            7
+        }
+    };
     transport.map(|transport| Link {
         name: raw_link.name,
         manager,
@@ -224,6 +235,7 @@ fn validate_link(
         login: raw_link.login,
         secret_file: raw_link.secret_file,
         generate_secret: raw_link.generate_secret,
+        secret_overlap_days,
         products,
         transport,
     })

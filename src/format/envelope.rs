@@ -21,14 +21,13 @@ use std::cell::RefCell;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 
-use hmac::{Hmac, Mac};
+use hmac::Mac;
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+pub use super::secret::{RetiredKey, Secret};
 use super::{FORMAT_VERSION, FormatError, Kind, Position};
-
-type HmacSha256 = Hmac<Sha256>;
 
 /// Largest manifest accepted, in bytes (a real one is about 500).
 pub const MANIFEST_MAX: usize = 4096;
@@ -60,48 +59,6 @@ const KEYS: [&str; 15] = [
     "key-id",
     "hmac-sha256",
 ];
-
-/// A link's shared secret (the distributor's virtual operator password). Kept
-/// out of `Debug` output.
-#[derive(Clone)]
-pub struct Secret(Vec<u8>);
-
-impl Secret {
-    /// At least 16 bytes: a shorter secret is refused by the config check.
-    pub const MIN_LEN: usize = 16;
-
-    pub fn new(bytes: Vec<u8>) -> Secret {
-        Secret(bytes)
-    }
-
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// A public fingerprint of the key, written in manifests so that "signed
-    /// with another key" is told apart from "altered": 8 hex digits of
-    /// HMAC(secret, "stxd key id v1").
-    pub fn key_id(&self) -> String {
-        let mut mac = self.mac();
-        mac.update(b"stxd key id v1");
-        hex::encode(&mac.finalize().into_bytes()[..4])
-    }
-
-    fn mac(&self) -> HmacSha256 {
-        // HMAC accepts keys of any length.
-        <HmacSha256 as Mac>::new_from_slice(&self.0).unwrap_or_else(|_| unreachable!())
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Secret(key id {})", self.key_id())
-    }
-}
 
 /// What a manifest says about its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -408,17 +365,39 @@ fn check_hmac(
             ));
         }
     };
-    if key_id != secret.key_id() {
+    let Some(key) = secret.key_with_id(key_id) else {
+        if let Some(old) = secret.retired_key(key_id) {
+            return Err(at_line(
+                hmac_line - 1,
+                "envelope-key-retired",
+                format!(
+                    "signed with key {key_id:?}, a retired secret of this link: {}",
+                    old.why
+                ),
+            ));
+        }
+        let also = secret.accepted_key_ids();
+        let accepted = if also.is_empty() {
+            format!("this link's secret has key id {:?}", secret.key_id())
+        } else {
+            format!(
+                "this link accepts key ids {:?} (its secret) and {} (a secret rotation in progress)",
+                secret.key_id(),
+                also.iter()
+                    .map(|id| format!("{id:?}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         return Err(at_line(
             hmac_line - 1,
             "envelope-key-id",
             format!(
-                "signed with key {key_id:?}, but this link's secret has key id {:?}: check that both sides use the same shared secret (the virtual operator's password)",
-                secret.key_id()
+                "signed with key {key_id:?}, but {accepted}: check that both sides use the same shared secret (the virtual operator's password); if the peer rotated it, install the new one here with stxd link rotate-secret --from FILE, then stxd retry this file"
             ),
         ));
-    }
-    let mut mac = secret.mac();
+    };
+    let mut mac = key.mac();
     mac.update(&manifest[..signed_len]);
     if mac.verify_slice(&tag).is_err() {
         return Err(at_line(
@@ -759,6 +738,55 @@ mod tests {
         let e = authenticate(text.as_bytes(), NAME, &secret()).unwrap_err();
         assert_eq!(e.code, "envelope-key-id");
         assert_eq!(e.position, Position::line(14));
+    }
+
+    #[test]
+    fn a_rotation_accepts_the_keys_given_and_names_retired_ones() {
+        let old = secret();
+        let new = Secret::new(b"the new secret of 32 bytes......".to_vec());
+        let by_old = sample(b"p").render(&old);
+        let by_new = sample(b"p").render(&new);
+        // The new secret signs, and also accepts the previous one.
+        let keys = new.clone().also_accepting(old.clone());
+        authenticate(by_old.as_bytes(), NAME, &keys).unwrap();
+        authenticate(by_new.as_bytes(), NAME, &keys).unwrap();
+        let signed = sample(b"p").render(&keys);
+        assert!(
+            signed.contains(&format!("key-id: {}\n", new.key_id())),
+            "signs with the new key"
+        );
+        // Once the overlap ended, the previous key is named as retired.
+        let after = new
+            .clone()
+            .retired(old.key_id(), "its overlap ended: the fix".into());
+        let e = authenticate(by_old.as_bytes(), NAME, &after).unwrap_err();
+        assert_eq!(e.code, "envelope-key-retired");
+        assert!(e.problem.contains(&old.key_id()), "{}", e.problem);
+        assert!(e.problem.ends_with("the fix"), "{}", e.problem);
+        // A key neither accepted nor retired is unknown, and the message
+        // lists the accepted ones.
+        let other = sample(b"p").render(&Secret::new(b"a third secret of 32 bytes......".to_vec()));
+        let e = authenticate(other.as_bytes(), NAME, &keys).unwrap_err();
+        assert_eq!(e.code, "envelope-key-id");
+        assert!(e.problem.contains(&old.key_id()), "{}", e.problem);
+        // A key accepted beside the signing one does not verify a tag made
+        // with another key under its id.
+        let mut forged = by_old.clone();
+        let at = forged.find("hmac-sha256: ").unwrap() + 13;
+        forged.replace_range(
+            at..at + 2,
+            if &forged[at..at + 2] == "00" {
+                "11"
+            } else {
+                "00"
+            },
+        );
+        assert_eq!(
+            authenticate(forged.as_bytes(), NAME, &keys)
+                .unwrap_err()
+                .code,
+            "envelope-hmac"
+        );
     }
 
     #[test]

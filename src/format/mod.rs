@@ -22,6 +22,7 @@ pub mod csv;
 pub mod envelope;
 pub mod sales;
 pub mod seatplan;
+mod secret;
 pub mod xml;
 
 use std::fmt;

@@ -95,7 +95,11 @@ pub fn write_csv(r: &Report, out: &mut Vec<u8>) -> Result<(), csv::Error> {
         ]);
         record(cells)?;
     }
-    for (section, items) in [("difference", &r.differences), ("in-flight", &r.in_flight)] {
+    for (section, items) in [
+        ("difference", &r.differences),
+        ("in-flight", &r.in_flight),
+        ("resolved", &r.resolved),
+    ] {
         for i in items {
             let mut cells = vec![
                 section.to_owned(),

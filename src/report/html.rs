@@ -211,6 +211,13 @@ pub fn render_html(r: &Report) -> String {
         &r.in_flight,
         "Nothing travelling.",
     );
+    list(
+        &mut h,
+        "Resolved lines",
+        "fly",
+        &r.resolved,
+        "None: no rejected line was accepted or dismissed.",
+    );
     h.push_str("</body></html>\n");
     h
 }

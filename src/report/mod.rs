@@ -71,6 +71,7 @@ mod tests {
             },
             differences,
             in_flight: vec![],
+            resolved: vec![],
         }
     }
 

@@ -95,7 +95,11 @@ pub fn render_text(r: &Report) -> String {
         format_sums(&pa.distributor_active_sales),
         format_sums(&pa.in_flight)
     );
-    for (title, items) in [("difference", &r.differences), ("in flight", &r.in_flight)] {
+    for (title, items) in [
+        ("difference", &r.differences),
+        ("in flight", &r.in_flight),
+        ("resolved", &r.resolved),
+    ] {
         for i in items {
             let _ = writeln!(out, "{title}: {}: {}", i.code, i.detail);
         }

@@ -59,6 +59,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "performance state changes: when a performance was cancelled or closed",
         sql: V6,
     },
+    Migration {
+        version: 7,
+        name: "disputed lines: a rejected sales line accepted or dismissed by the manager",
+        sql: V7,
+    },
 ];
 
 /// The schema version this build writes.
@@ -103,6 +108,34 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     }
     Ok(())
 }
+
+const V7: &str = r#"
+-- A rejected sales line the manager's ops resolved (stxd sales resolve):
+-- 'accepted' (booked through the reintegration with the rules named in
+-- `overridden`, comma-separated, set aside) or 'dismissed' (closed, never
+-- booked). Who, when and why, and the run that did it. `operation`,
+-- `amount` and `currency` are the line's: the reconciliation sets a
+-- dismissed line's amount aside (a sale the manager will never book, or a
+-- refund it will never apply). A dismissed line keeps its sales_line row
+-- ('rejected', its code and reason): this row is what closes it.
+CREATE TABLE sales_line_resolution (
+    link       TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    line       INTEGER NOT NULL CHECK (line >= 1),
+    decision   TEXT NOT NULL CHECK (decision IN ('accepted', 'dismissed')),
+    code       TEXT NOT NULL CHECK (length(code) BETWEEN 1 AND 64),
+    overridden TEXT CHECK (overridden IS NULL OR length(overridden) BETWEEN 1 AND 400),
+    reason     TEXT NOT NULL CHECK (length(reason) BETWEEN 1 AND 500),
+    by_user    TEXT NOT NULL CHECK (length(by_user) BETWEEN 1 AND 64),
+    at         TEXT NOT NULL CHECK (length(at) = 27),
+    run        INTEGER NOT NULL REFERENCES run (id),
+    operation  TEXT NOT NULL CHECK (operation IN ('SALE', 'REFUND')),
+    amount     INTEGER NOT NULL CHECK (amount >= 0),
+    currency   TEXT NOT NULL CHECK (length(currency) = 3),
+    PRIMARY KEY (link, line),
+    FOREIGN KEY (link, line) REFERENCES sales_line (link, line),
+    CHECK ((decision = 'accepted') = (overridden IS NOT NULL))
+) STRICT, WITHOUT ROWID;
+"#;
 
 const V6: &str = r#"
 -- When each performance last changed state (cancelled, closed, back in

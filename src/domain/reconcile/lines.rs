@@ -170,6 +170,9 @@ impl Recon<'_> {
             return Ok(());
         };
         let recorded = self.sales_line(dl.id)?;
+        if self.resolved_line(dl, performance, sequence)? {
+            return Ok(());
+        }
         if let Some(l) = &recorded
             && l.status == "rejected"
         {

@@ -21,6 +21,7 @@
 //! `zone-quantity-differs`, `version-differs`, `contingent-unknown-at-manager`,
 //! `pending-account-mismatch`, `pending-account-vs-tickets`. In flight:
 //! `not-exported`, `not-yet-applied`, `version-not-applied`, `ack-pending`.
+//! Resolved (not differences): `line-accepted`, `line-dismissed`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -33,6 +34,7 @@ mod figures;
 mod lines;
 mod pending;
 mod report;
+mod resolved;
 
 pub use report::{
     Amount, DistributorSide, Item, ManagerSide, PendingAccount, Report, Row, Sides, Sum, Versions,
@@ -123,6 +125,7 @@ struct Recon<'c> {
     acc: BTreeMap<Key, Acc>,
     differences: Vec<Item>,
     in_flight: Vec<Item>,
+    resolved: Vec<Item>,
     in_flight_money: BTreeMap<String, i64>,
     unmapped_seen: BTreeSet<(&'static str, i64)>,
 }
@@ -150,6 +153,7 @@ pub fn reconcile(
         acc: BTreeMap::new(),
         differences: Vec::new(),
         in_flight: Vec::new(),
+        resolved: Vec::new(),
         in_flight_money: BTreeMap::new(),
         unmapped_seen: BTreeSet::new(),
     };
@@ -168,6 +172,7 @@ pub fn reconcile(
         pending_account,
         differences: r.differences,
         in_flight: r.in_flight,
+        resolved: r.resolved,
     })
 }
 

@@ -34,6 +34,11 @@ impl Recon<'_> {
             self.d,
             "SELECT currency, sum(amount) FROM sale_line WHERE link = ?1 AND operation = 'SALE' AND active = 1 GROUP BY 1 ORDER BY 1",
         )?;
+        let dismissed = self.sums(
+            self.m,
+            "SELECT currency, sum(CASE operation WHEN 'SALE' THEN amount ELSE -amount END)
+               FROM sales_line_resolution WHERE link = ?1 AND decision = 'dismissed' GROUP BY 1 ORDER BY 1",
+        )?;
         let in_flight: Vec<Sum> = self
             .in_flight_money
             .iter()
@@ -50,25 +55,28 @@ impl Recon<'_> {
             .chain(&tickets)
             .chain(&active)
             .chain(&in_flight)
+            .chain(&dismissed)
             .map(|s| s.currency.as_str())
             .collect();
         let mut found = Vec::new();
         for c in currencies {
-            let (b, t, a, f) = (
+            let (b, t, a, f, d) = (
                 get(&balance, c),
                 get(&tickets, c),
                 get(&active, c),
                 get(&in_flight, c),
+                get(&dismissed, c),
             );
-            let expected = a.saturating_sub(f);
+            let expected = a.saturating_sub(f).saturating_sub(d);
             if b != expected {
                 found.push((
                     "pending-account-mismatch",
                     format!(
-                        "pending account in {c}: {} at the manager, the distributor's active sales are {} of which {} not yet at the manager: expected {} (off by {})",
+                        "pending account in {c}: {} at the manager, the distributor's active sales are {} of which {} not yet at the manager and {} dismissed there: expected {} (off by {})",
                         format_amount(b, c),
                         format_amount(a, c),
                         format_amount(f, c),
+                        format_amount(d, c),
                         format_amount(expected, c),
                         format_amount(b.saturating_sub(expected), c)
                     ),
@@ -93,6 +101,7 @@ impl Recon<'_> {
             manager_valid_tickets: tickets,
             distributor_active_sales: active,
             in_flight,
+            dismissed,
         })
     }
 }

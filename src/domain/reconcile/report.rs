@@ -22,6 +22,9 @@ pub struct Report {
     pub differences: Vec<Item>,
     /// Not differences: files still travelling.
     pub in_flight: Vec<Item>,
+    /// Not differences: rejected lines the manager's ops accepted or
+    /// dismissed (`stxd sales resolve`), with who, when and why.
+    pub resolved: Vec<Item>,
 }
 
 impl Report {
@@ -121,6 +124,9 @@ pub struct PendingAccount {
     /// Sales minus refunds not yet at the manager (not exported, or in a
     /// SALES file not yet applied).
     pub in_flight: Vec<Sum>,
+    /// Lines the manager dismissed, sales minus refunds: never to be on
+    /// the pending account.
+    pub dismissed: Vec<Sum>,
 }
 
 /// The contingent versions of one performance.

@@ -30,6 +30,8 @@ impl<'t> SalesImport<'t> {
             outcome: SalesOutcome::default(),
             acks: BTreeMap::new(),
             quiet_duplicates: 0,
+            overrides: Vec::new(),
+            overridden: Vec::new(),
         })
     }
 

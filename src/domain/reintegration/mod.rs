@@ -73,9 +73,11 @@ use crate::store::StoreError;
 mod import;
 mod refund;
 mod rejects;
+mod resolve;
 mod sale;
 
 pub use rejects::{REJECT_COLUMNS, Rejected, export_rejects, for_each_rejected};
+pub use resolve::{Decision, NEVER_OVERRIDDEN, OVERRIDABLE, Resolution, resolve_line};
 
 /// Who and what a reintegration works for.
 #[derive(Debug, Clone, Copy)]
@@ -314,6 +316,10 @@ pub struct SalesImport<'t> {
     acks: BTreeMap<i64, u64>,
     /// Identical lines already booked, seen in this file.
     quiet_duplicates: u64,
+    /// Rules a resolution may set aside (empty for a file: see `resolve`).
+    overrides: Vec<&'static str>,
+    /// The rules set aside so far, with the reason each would have given.
+    overridden: Vec<(&'static str, String)>,
 }
 
 /// Identical duplicates logged one by one; beyond, one summary message (a

@@ -41,7 +41,8 @@ pub struct Rejected {
     pub updated: String,
 }
 
-/// Calls `f` with each rejected line of `link`, by line id; returns how many.
+/// Calls `f` with each rejected line of `link` not resolved yet (`stxd sales
+/// resolve`), by line id; returns how many.
 pub fn for_each_rejected(
     conn: &Connection,
     link: &str,
@@ -49,7 +50,9 @@ pub fn for_each_rejected(
 ) -> Result<u64, DomainError> {
     let mut st = conn.prepare_cached(
         "SELECT line, operation, file, position, code, reason, record, updated
-           FROM sales_line WHERE link = ?1 AND status = 'rejected' ORDER BY line",
+           FROM sales_line l WHERE link = ?1 AND status = 'rejected'
+            AND NOT EXISTS (SELECT 1 FROM sales_line_resolution r WHERE r.link = l.link AND r.line = l.line)
+          ORDER BY line",
     )?;
     let mut rows = st.query([link])?;
     let mut n = 0u64;

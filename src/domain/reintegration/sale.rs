@@ -29,7 +29,10 @@ impl<'t> SalesImport<'t> {
         let to_refund = match lifecycle::sale_timing(tx, perf, t.time)? {
             Timing::Fine => None,
             Timing::ToRefund { cancelled } => Some(cancelled),
-            Timing::Refused { code, reason } => return Err(reject(code, reason)),
+            Timing::Refused { code, reason } => {
+                self.set_aside(reject(code, reason))?;
+                None
+            }
         };
         for (table, code, what, id) in [
             (
@@ -71,7 +74,9 @@ impl<'t> SalesImport<'t> {
             Spot::Seat(seat) => self.check_seat(t, seat, perf, position)?,
             Spot::Zone(zone) => self.check_zone(zone, perf)?,
         }
-        self.check_price(t, perf)?;
+        if let Err(stop) = self.check_price(t, perf) {
+            self.set_aside(stop)?;
+        }
         let vat: i64 = tx
             .prepare_cached("SELECT vat_code FROM activity WHERE id = ?1")?
             .query_row([activity], |r| r.get(0))?;
