@@ -64,6 +64,23 @@ fn outside_the_source_tree_with_no_config_nothing_runs_and_the_error_says_what_t
     // Nothing was created in the working folder either way.
     let left: Vec<_> = std::fs::read_dir(empty.path()).unwrap().collect();
     assert!(left.is_empty(), "{left:?}");
+    // The commands that make the starting files need no config.
+    let template = stxd_in(empty.path(), &["template", "manager", "--dir", "setup"]);
+    assert_eq!(
+        template.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&template.stderr)
+    );
+    assert!(empty.path().join("setup").read_dir().unwrap().count() >= 3);
+    let secret = stxd_in(empty.path(), &["secret", "new", "link.key"]);
+    assert_eq!(
+        secret.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&secret.stderr)
+    );
+    assert!(empty.path().join("link.key").is_file());
 }
 
 #[test]

@@ -255,6 +255,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { EXIT_OK });
         }
     };
+    // Commands that write starting files need no config: they are how one
+    // is made on a fresh server.
+    let command = match cli.command {
+        Command::Template { side, dir } => {
+            return ExitCode::from(exit::finish(template::run(side, &dir, cli.json)));
+        }
+        Command::Secret(cmd) => return ExitCode::from(exit::finish(secret::run(cli.json, cmd))),
+        other => other,
+    };
     let (config, located) = match find_config(cli.config.as_deref(), cli.demo) {
         Ok(found) => found,
         Err(e) => {
@@ -264,11 +273,12 @@ pub fn main() -> ExitCode {
     };
     let config_name = located.to_string();
     init_logs(&config);
-    let result = match cli.command {
+    let result = match command {
         Command::Check => check(&config, &config_name, cli.json),
-        Command::Template { side, dir } => template::run(side, &dir, cli.json),
+        Command::Template { .. } | Command::Secret(_) => {
+            unreachable!("run above, without a config")
+        }
         Command::Init { generate_secret } => init(&config, &config_name, generate_secret, cli.json),
-        Command::Secret(cmd) => secret::run(cli.json, cmd),
         Command::Load { institution, files } => load(&config, &institution, &files, cli.json),
         Command::Process { files, link } => {
             process(&config, &files, link.as_deref(), false, cli.json)
