@@ -70,6 +70,7 @@ use super::DomainError;
 use crate::format::sales::{self, Line, Operation, Place, Ticket};
 use crate::store::StoreError;
 
+mod cache;
 mod import;
 mod refund;
 mod rejects;
@@ -314,6 +315,24 @@ pub struct SalesImport<'t> {
     acks: BTreeMap<i64, u64>,
     /// Identical lines already booked, seen in this file.
     quiet_duplicates: u64,
+    /// Master data and counts the lines look up, read once per file.
+    cache: cache::Cache,
+    /// When the file is applied: the `updated` and `created` of its rows.
+    now: String,
+    /// The connection's page cache before the import enlarged it.
+    cache_size: i64,
+}
+
+/// The page cache of a reintegration, KiB (SQLite's default is 2 MiB): the
+/// indexes a big file walks stay in memory; bounded, whatever the file.
+const IMPORT_CACHE_KIB: i64 = 64 * 1024;
+
+impl Drop for SalesImport<'_> {
+    fn drop(&mut self) {
+        // The connection outlives the import (the daemon keeps it): give the
+        // memory back. A failure only leaves the larger cache.
+        let _ = self.tx.pragma_update(None, "cache_size", self.cache_size);
+    }
 }
 
 /// Identical duplicates logged one by one; beyond, one summary message (a
@@ -403,6 +422,17 @@ fn resolve(
             }
         }
     }
+}
+
+/// The digest a booked line keeps instead of its text: the first 8 bytes of
+/// the SHA-256 of its canonical line ([`record_text`]), as an integer. It
+/// tells a repeated line (same digest) from a reused line id.
+pub fn record_digest(record: &str) -> i64 {
+    use sha2::Digest;
+    let hash = sha2::Sha256::digest(record.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&hash[..8]);
+    i64::from_be_bytes(first)
 }
 
 /// The canonical SALES line of a ticket (no header, no line end): what a

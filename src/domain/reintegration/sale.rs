@@ -3,8 +3,9 @@
 
 use rusqlite::OptionalExtension;
 
+use super::cache::PriceCheck;
 use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id};
-use crate::domain::lifecycle::{self, Timing};
+use crate::domain::lifecycle::Timing;
 use crate::format::sales::Ticket;
 use crate::store::StoreError;
 use crate::store::format_timestamp;
@@ -16,17 +17,16 @@ impl<'t> SalesImport<'t> {
         let tx = self.tx;
         let link = self.ctx.link;
         let perf = t.performance.get();
-        let found: Option<(i64, i64)> = tx
-            .prepare_cached("SELECT configuration, activity FROM performance WHERE id = ?1")?
-            .query_row([perf], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((configuration, activity)) = found else {
-            return Err(reject(
-                "unknown-performance",
-                format!("performance {perf} is unknown here"),
-            ));
+        let (configuration, activity, timing) = match self.cache.perf(tx, perf)? {
+            Some(p) => (p.configuration, p.activity, p.window.judge(t.time)),
+            None => {
+                return Err(reject(
+                    "unknown-performance",
+                    format!("performance {perf} is unknown here"),
+                ));
+            }
         };
-        let to_refund = match lifecycle::sale_timing(tx, perf, t.time)? {
+        let to_refund = match timing {
             Timing::Fine => None,
             Timing::ToRefund { cancelled } => Some(cancelled),
             Timing::Refused { code, reason } => return Err(reject(code, reason)),
@@ -52,7 +52,11 @@ impl<'t> SalesImport<'t> {
             ),
             ("vat_code", "unknown-vat-code", "VAT code", t.vat_code),
         ] {
-            if !crate::domain::exists(tx, table, id.get()).map_err(StoreError::Sql)? {
+            if !self
+                .cache
+                .exists(tx, table, id.get())
+                .map_err(StoreError::Sql)?
+            {
                 return Err(reject(code, format!("{what} {id} is unknown here")));
             }
         }
@@ -72,9 +76,7 @@ impl<'t> SalesImport<'t> {
             Spot::Zone(zone) => self.check_zone(zone, perf)?,
         }
         self.check_price(t, perf)?;
-        let vat: i64 = tx
-            .prepare_cached("SELECT vat_code FROM activity WHERE id = ?1")?
-            .query_row([activity], |r| r.get(0))?;
+        let vat = self.cache.vat(tx, activity)?;
         if vat != t.vat_code.get() {
             return Err(reject(
                 "vat-code-differs",
@@ -88,7 +90,10 @@ impl<'t> SalesImport<'t> {
         let order = self.order(t)?;
         let (seat, zone) = match spot {
             Spot::Seat(s) => (Some(s), None),
-            Spot::Zone(z) => (None, Some(z)),
+            Spot::Zone(z) => {
+                self.cache.zone_booked((perf, z), 1);
+                (None, Some(z))
+            }
         };
         tx.prepare_cached(
             "INSERT INTO ticket (sales_order, link, line, performance, seat, zone, seat_category,
@@ -184,7 +189,7 @@ impl<'t> SalesImport<'t> {
 
     /// A SALE line's zone: in the link's contingent, with a place left
     /// (allotted plus held, less the valid tickets of the link).
-    fn check_zone(&self, zone: i64, perf: i64) -> Result<(), Stop> {
+    fn check_zone(&mut self, zone: i64, perf: i64) -> Result<(), Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
         let allotted: Option<(i64, i64)> = tx
@@ -202,12 +207,7 @@ impl<'t> SalesImport<'t> {
                 ),
             ));
         };
-        let sold: i64 = tx
-            .prepare_cached(
-                "SELECT count(*) FROM ticket
-                 WHERE link = ?1 AND performance = ?2 AND zone = ?3 AND state = 'valid'",
-            )?
-            .query_row((link, perf, zone), |r| r.get(0))?;
+        let sold = self.cache.zone_sold(tx, link, (perf, zone))?;
         let limit = quantity.saturating_add(held);
         if sold >= limit {
             return Err(reject(
@@ -222,86 +222,46 @@ impl<'t> SalesImport<'t> {
 
     /// The amount must be the price of the rate table of a product of the
     /// performance sold on the channel, for an audience the channel allows.
-    fn check_price(&self, t: &Ticket, perf: i64) -> Result<(), Stop> {
-        let tx = self.tx;
+    fn check_price(&mut self, t: &Ticket, perf: i64) -> Result<(), Stop> {
         let channel = self.setup.channel;
-        // Products of the performance in a product profile of the channel,
-        // with whether one of those profiles allows the audience.
-        let mut st = tx.prepare_cached(
-            "SELECT p.id, p.rate_table, rt.code, rt.currency,
-                    max(NOT EXISTS (SELECT 1 FROM product_profile_audience a
-                                     WHERE a.product_profile = pf.id)
-                        OR EXISTS (SELECT 1 FROM product_profile_audience a
-                                    WHERE a.product_profile = pf.id
-                                      AND a.audience_subcategory = ?3))
-               FROM product_performance pp
-               JOIN product p ON p.id = pp.product
-               JOIN rate_table rt ON rt.id = p.rate_table
-               JOIN product_profile_product ppp ON ppp.product = p.id
-               JOIN product_profile pf ON pf.id = ppp.product_profile AND pf.channel = ?2
-              WHERE pp.performance = ?1
-              GROUP BY p.id ORDER BY p.id",
-        )?;
-        type Candidate = (i64, i64, String, String, bool);
-        let rows = st.query_map((perf, channel, t.audience_subcategory.get()), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?;
-        let mut candidates: Vec<Candidate> = Vec::new();
-        for r in rows {
-            candidates.push(r?);
-        }
-        if candidates.is_empty() {
-            return Err(reject(
+        let query = (
+            (
+                perf,
+                channel,
+                t.seat_category.get(),
+                t.tariff_type.get(),
+                t.audience_subcategory.get(),
+            ),
+            (t.amount, t.currency.as_str()),
+        );
+        match self.cache.check_price(self.tx, query)? {
+            PriceCheck::Right => Ok(()),
+            PriceCheck::NoProduct => Err(reject(
                 "product-not-on-channel",
                 format!(
                     "no product of performance {perf} is in a product profile of sales channel {channel}"
                 ),
-            ));
-        }
-        candidates.retain(|c| c.4);
-        if candidates.is_empty() {
-            return Err(reject(
+            )),
+            PriceCheck::AudienceNotAllowed => Err(reject(
                 "audience-not-allowed",
                 format!(
                     "audience subcategory {} is not allowed on sales channel {channel} for performance {perf}",
                     t.audience_subcategory
                 ),
-            ));
-        }
-        let mut expected: Option<(i64, String, i64, String)> = None;
-        for (_, rate_table, rt_code, currency, _) in &candidates {
-            let amount: Option<i64> = tx
-                .prepare_cached(
-                    "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
-                       AND tariff_type = ?3 AND audience_subcategory = ?4",
-                )?
-                .query_row(
-                    (
-                        rate_table,
-                        t.seat_category.get(),
-                        t.tariff_type.get(),
-                        t.audience_subcategory.get(),
-                    ),
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(amount) = amount else { continue };
-            if amount == t.amount && currency == t.currency.as_str() {
-                return Ok(());
-            }
-            if expected.is_none() {
-                expected = Some((*rate_table, rt_code.clone(), amount, currency.clone()));
-            }
-        }
-        match expected {
-            Some((id, code, amount, currency)) => Err(reject(
+            )),
+            PriceCheck::Differs {
+                rate_table,
+                code,
+                amount,
+                currency,
+            } => Err(reject(
                 "price-differs",
                 format!(
-                    "price differs from the rate table {id} {code} (expected {amount} {currency}, found {} {})",
+                    "price differs from the rate table {rate_table} {code} (expected {amount} {currency}, found {} {})",
                     t.amount, t.currency
                 ),
             )),
-            None => Err(reject(
+            PriceCheck::NoPrice => Err(reject(
                 "no-price",
                 format!(
                     "the rate table of performance {perf} has no price for seat category {}, tariff type {}, audience subcategory {}",
