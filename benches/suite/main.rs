@@ -37,10 +37,34 @@ struct Scale {
 }
 
 const SCALES: &[Scale] = &[
-    Scale { name: "small", lines: 2_000, seats: 1_000, standing: 500, latency_files: 20 },
-    Scale { name: "100k", lines: 100_000, seats: 100_000, standing: 5_000, latency_files: 200 },
-    Scale { name: "1m", lines: 1_000_000, seats: 100_000, standing: 10_000, latency_files: 200 },
-    Scale { name: "10m", lines: 10_000_000, seats: 100_000, standing: 20_000, latency_files: 200 },
+    Scale {
+        name: "small",
+        lines: 2_000,
+        seats: 1_000,
+        standing: 500,
+        latency_files: 20,
+    },
+    Scale {
+        name: "100k",
+        lines: 100_000,
+        seats: 100_000,
+        standing: 5_000,
+        latency_files: 200,
+    },
+    Scale {
+        name: "1m",
+        lines: 1_000_000,
+        seats: 100_000,
+        standing: 10_000,
+        latency_files: 200,
+    },
+    Scale {
+        name: "10m",
+        lines: 10_000_000,
+        seats: 100_000,
+        standing: 20_000,
+        latency_files: 200,
+    },
 ];
 
 const WORKLOADS: &[&str] = &["sales", "standing", "seatplan", "latency"];
@@ -62,7 +86,10 @@ fn main() {
         match a.as_str() {
             "--runs" => runs = it.next().and_then(|n| n.parse().ok()),
             "--only" => {
-                only = it.next().map(|w| w.split(',').map(str::to_owned).collect()).unwrap_or_default()
+                only = it
+                    .next()
+                    .map(|w| w.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default()
             }
             s => {
                 scale = SCALES
@@ -96,7 +123,8 @@ fn main() {
                 fixture::base(&bin, &base, scale.seats, perfs);
                 if i > 0 {
                     let key = "var/secrets/opera-tourism.key";
-                    std::fs::copy(dir.path().join("base-0").join(key), base.join(key)).expect("secret");
+                    std::fs::copy(dir.path().join("base-0").join(key), base.join(key))
+                        .expect("secret");
                 }
                 (name, bin, base)
             })
@@ -128,14 +156,24 @@ fn row(name: &str, s: &Sample, lines: u64, reference: f64) {
         s.secs,
         lines as f64 / s.secs,
         s.rss_kib as f64 / 1024.0,
-        if s.store_bytes > 0 { (s.store_bytes / lines.max(1)).to_string() } else { "-".into() },
+        if s.store_bytes > 0 {
+            (s.store_bytes / lines.max(1)).to_string()
+        } else {
+            "-".into()
+        },
         s.secs / reference,
     );
 }
 
 /// One stxd reintegration of the sealed pair in a fresh copy of the base
 /// sandbox; checks that every line was booked.
-fn reintegrate(bin: &Path, scratch: &Path, base: &Path, pair: &(PathBuf, PathBuf), lines: u64) -> Sample {
+fn reintegrate(
+    bin: &Path,
+    scratch: &Path,
+    base: &Path,
+    pair: &(PathBuf, PathBuf),
+    lines: u64,
+) -> Sample {
     reintegrate_and(bin, scratch, base, pair, lines, |_| ())
 }
 
@@ -160,9 +198,18 @@ fn reintegrate_and(
     s.store_bytes = measure::db_bytes(&fixture::manager_db(&run)).saturating_sub(before);
     let conn = rusqlite::Connection::open(fixture::manager_db(&run)).expect("open");
     let booked: u64 = conn
-        .query_row("SELECT count(*) FROM sales_line WHERE status = 'booked'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sales_line WHERE status = 'booked'",
+            [],
+            |r| r.get(0),
+        )
         .expect("count");
-    assert_eq!(booked, lines, "{}: not every line was booked", bin.display());
+    assert_eq!(
+        booked,
+        lines,
+        "{}: not every line was booked",
+        bin.display()
+    );
     drop(conn);
     after(&run);
     let _ = std::fs::remove_dir_all(&run);
@@ -217,17 +264,29 @@ fn sales(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
     let mut growth = Vec::new();
     for r in 0..runs {
         for (i, (_, bin, own)) in bins.0.iter().enumerate() {
-            samples[i].push(reintegrate_and(bin, scratch, own, &pair, scale.lines, |run| {
-                if r == 0 {
-                    growth.push(table_growth(own, run, scale.lines));
-                }
-            }));
+            samples[i].push(reintegrate_and(
+                bin,
+                scratch,
+                own,
+                &pair,
+                scale.lines,
+                |run| {
+                    if r == 0 {
+                        growth.push(table_growth(own, run, scale.lines));
+                    }
+                },
+            ));
         }
         samples[bins.0.len()].push(sqlite_import(scratch, &pair.1));
         samples[bins.0.len() + 1].push(python_anchor(scratch, base, &pair.1));
     }
     let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
-    let names: Vec<&str> = bins.0.iter().map(|b| b.0).chain(["sqlite3 .import", "python anchor"]).collect();
+    let names: Vec<&str> = bins
+        .0
+        .iter()
+        .map(|b| b.0)
+        .chain(["sqlite3 .import", "python anchor"])
+        .collect();
     let reference = medians[bins.0.len()].secs;
     println!("  (ratio: time / sqlite3 .import's time)");
     header();
@@ -280,18 +339,35 @@ fn standing(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize
     let sizes = [scale.standing, scale.standing * 2, scale.standing * 4];
     let pairs: Vec<_> = sizes
         .iter()
-        .map(|&n| fixture::sales_file(base, &scratch.join(format!("standing-{n}")), (1, 1, n), Shape::Standing))
+        .map(|&n| {
+            fixture::sales_file(
+                base,
+                &scratch.join(format!("standing-{n}")),
+                (1, 1, n),
+                Shape::Standing,
+            )
+        })
         .collect();
-    println!("  {:<22} {:>9} {:>9} {:>9} {:>12} {:>12}", "contestant", "1x s", "2x s", "4x s", "2x/1x", "4x/2x");
+    println!(
+        "  {:<22} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "contestant", "1x s", "2x s", "4x s", "2x/1x", "4x/2x"
+    );
     for (name, bin, own) in &bins.0 {
         let mut t = Vec::new();
         for (pair, &n) in pairs.iter().zip(&sizes) {
-            let s: Vec<Sample> = (0..runs).map(|_| reintegrate(bin, scratch, own, pair, n)).collect();
+            let s: Vec<Sample> = (0..runs)
+                .map(|_| reintegrate(bin, scratch, own, pair, n))
+                .collect();
             t.push(median(&s).secs);
         }
         println!(
             "  {:<22} {:>9.3} {:>9.3} {:>9.3} {:>12.2} {:>12.2}",
-            name, t[0], t[1], t[2], t[1] / t[0], t[2] / t[1]
+            name,
+            t[0],
+            t[1],
+            t[2],
+            t[1] / t[0],
+            t[2] / t[1]
         );
     }
 }
@@ -299,8 +375,15 @@ fn standing(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize
 fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
     let run = scratch.join("seatplan");
     measure::copy_tree(base, &run);
-    measure::run(&mut stxd(&bins.0[0].1, &run, &["export", "seatplan", "--link", fixture::LINK]));
-    let out = run.join("var/exchange").join(fixture::LINK).join("to-distributor");
+    measure::run(&mut stxd(
+        &bins.0[0].1,
+        &run,
+        &["export", "seatplan", "--link", fixture::LINK],
+    ));
+    let out = run
+        .join("var/exchange")
+        .join(fixture::LINK)
+        .join("to-distributor");
     let find = |ext: &str| {
         std::fs::read_dir(&out)
             .expect("outbox")
@@ -311,7 +394,10 @@ fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
     };
     let (manifest, payload) = (find("stx"), find("xml"));
     let mib = std::fs::metadata(&payload).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
-    println!("\nseat plan verify + parse: {mib:.1} MiB ({} inspect vs xmllint --stream --noout)", "stxd");
+    println!(
+        "\nseat plan verify + parse: {mib:.1} MiB ({} inspect vs xmllint --stream --noout)",
+        "stxd"
+    );
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
     for _ in 0..runs {
         for (i, (_, bin, _)) in bins.0.iter().enumerate() {
@@ -323,7 +409,10 @@ fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
         samples[bins.0.len()].push(measure::run(&mut x));
     }
     let reference = median(&samples[bins.0.len()]).secs;
-    println!("  {:<22} {:>9} {:>9} {:>10} {:>9}", "contestant", "median s", "MiB/s", "peak MiB", "ratio");
+    println!(
+        "  {:<22} {:>9} {:>9} {:>10} {:>9}",
+        "contestant", "median s", "MiB/s", "peak MiB", "ratio"
+    );
     let names = bins.0.iter().map(|b| b.0).chain(["xmllint --stream"]);
     for (name, s) in names.zip(&samples) {
         let m = median(s);
@@ -348,7 +437,14 @@ fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {
         let _ = std::fs::remove_dir_all(&run);
         measure::copy_tree(own, &run);
         let files: Vec<_> = (1..=n)
-            .map(|k| fixture::sales_file(&run, &scratch.join(format!("lat-{name}-{k}")), (k, k, 1), Shape::Seated { seats: scale.seats }))
+            .map(|k| {
+                fixture::sales_file(
+                    &run,
+                    &scratch.join(format!("lat-{name}-{k}")),
+                    (k, k, 1),
+                    Shape::Seated { seats: scale.seats },
+                )
+            })
             .collect();
         let inbox = fixture::manager_inbox(&run);
         let done = inbox.join("done");
@@ -372,13 +468,21 @@ fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {
         let mut oneshot_ms = Vec::new();
         for k in 0..(n / 4).max(5) {
             let seq = n + 1 + k;
-            let (m, p) = fixture::sales_file(&run, &scratch.join(format!("lat-{name}-{seq}")), (seq, seq, 1), Shape::Seated { seats: scale.seats });
+            let (m, p) = fixture::sales_file(
+                &run,
+                &scratch.join(format!("lat-{name}-{seq}")),
+                (seq, seq, 1),
+                Shape::Seated { seats: scale.seats },
+            );
             for f in [&p, &m] {
                 std::fs::rename(f, inbox.join(f.file_name().expect("name"))).expect("drop");
             }
             oneshot_ms.push(measure::run(&mut stxd(bin, &run, &["process"])).secs * 1000.0);
         }
-        for (what, v) in [("daemon", &daemon_ms), ("one-shot stxd process", &oneshot_ms)] {
+        for (what, v) in [
+            ("daemon", &daemon_ms),
+            ("one-shot stxd process", &oneshot_ms),
+        ] {
             println!(
                 "  {:<30} {:>9.1} {:>9.1}",
                 format!("{name}: {what}"),
@@ -392,13 +496,23 @@ fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {
 
 /// Renames the payload then the manifest into `inbox`; milliseconds until
 /// the manifest is in `done`.
-fn drop_and_wait(manifest: &Path, payload: &Path, inbox: &Path, done: &Path, limit: Duration) -> f64 {
+fn drop_and_wait(
+    manifest: &Path,
+    payload: &Path,
+    inbox: &Path,
+    done: &Path,
+    limit: Duration,
+) -> f64 {
     let name = manifest.file_name().expect("name");
     std::fs::rename(payload, inbox.join(payload.file_name().expect("name"))).expect("drop");
     let t = Instant::now();
     std::fs::rename(manifest, inbox.join(name)).expect("drop");
     while !done.join(name).exists() {
-        assert!(t.elapsed() < limit, "{} not done after {limit:?}", name.to_string_lossy());
+        assert!(
+            t.elapsed() < limit,
+            "{} not done after {limit:?}",
+            name.to_string_lossy()
+        );
         std::thread::sleep(Duration::from_micros(200));
     }
     t.elapsed().as_secs_f64() * 1000.0

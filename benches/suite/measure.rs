@@ -38,7 +38,12 @@ pub fn run(cmd: &mut Command) -> Sample {
     #[allow(unsafe_code)]
     let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
     let secs = start.elapsed().as_secs_f64();
-    assert_eq!(reaped, pid, "wait4 {what}: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        reaped,
+        pid,
+        "wait4 {what}: {}",
+        std::io::Error::last_os_error()
+    );
     let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
     if !ok {
         let read = |mut f: std::fs::File| {
