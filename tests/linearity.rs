@@ -2,12 +2,13 @@
 //! (one standing zone, numbered seats over many performances, one big order,
 //! sales then their refunds, acknowledgements), a file of 2n lines costs at
 //! most ~2.3× a file of n lines, each applied to a fresh copy of the same
-//! manager store. A ratio measured within one run, the best of three per
-//! size, never an absolute time: a quadratic step (a per-line scan of every
-//! ticket) shows as ~4× and fails.
+//! manager store. A ratio measured within one run, never an absolute time:
+//! the CPU time of the applying thread (other processes of a busy machine
+//! do not count in it), the best of three per size, and a shape measured
+//! again, up to three times, before it is called slow. A quadratic step (a
+//! per-line scan of every ticket) shows as ~4× every time and fails.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use stxd::domain::DomainError;
 use stxd::domain::reintegration::{Context, SalesImport};
@@ -20,7 +21,7 @@ use stxd::store::{Role, Store};
 use crate::util::repo;
 
 const LINK: &str = "opera-tourism";
-const N: u64 = 1_500;
+const N: u64 = 2_000;
 /// Seats of the bench block, allotted for every extra performance.
 const SEATS: u64 = 1_000;
 const PERFS: i64 = 8;
@@ -132,8 +133,20 @@ fn file(shape: &str, n: u64) -> Vec<Line> {
     out
 }
 
-/// Seconds to apply `lines` to a fresh copy of the base store (the best of
-/// three); every ticket line must be booked.
+/// CPU seconds of the calling thread so far.
+fn thread_cpu() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes one timespec into the local above.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime: {}", std::io::Error::last_os_error());
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// CPU seconds to apply `lines` to a fresh copy of the base store (the
+/// best of three); every ticket line must be booked.
 fn apply(dir: &Path, base: &Path, lines: &[Line]) -> f64 {
     let mut best = f64::MAX;
     for _ in 0..3 {
@@ -143,7 +156,7 @@ fn apply(dir: &Path, base: &Path, lines: &[Line]) -> f64 {
         }
         std::fs::copy(base, &path).unwrap();
         let mut store = Store::open(&path, "OPERA", Role::Manager).unwrap();
-        let start = Instant::now();
+        let start = thread_cpu();
         let outcome = store
             .write(|tx| {
                 let run = runs::start(tx, "import-sales", Some(LINK), Some("SALES_1.csv"))?;
@@ -161,7 +174,7 @@ fn apply(dir: &Path, base: &Path, lines: &[Line]) -> f64 {
                 import.finish()
             })
             .unwrap();
-        best = best.min(start.elapsed().as_secs_f64());
+        best = best.min(thread_cpu() - start);
         let tickets = lines
             .iter()
             .filter(|l| matches!(l, Line::Ticket(_)))
@@ -186,9 +199,18 @@ fn doubling_the_lines_at_most_doubles_the_time_in_every_shape() {
         "refunds",
         "acknowledgements",
     ] {
-        let once = apply(dir.path(), &base, &file(shape, N));
-        let twice = apply(dir.path(), &base, &file(shape, 2 * N));
-        report.push((shape, once, twice, twice / once));
+        let (small, large) = (file(shape, N), file(shape, 2 * N));
+        let mut tries = Vec::new();
+        for _ in 0..3 {
+            let once = apply(dir.path(), &base, &small);
+            let twice = apply(dir.path(), &base, &large);
+            tries.push((once, twice, twice / once));
+            if twice / once <= 2.3 {
+                break;
+            }
+        }
+        let last = tries[tries.len() - 1];
+        report.push((shape, last.0, last.1, last.2));
     }
     let slow: Vec<_> = report.iter().filter(|r| r.3 > 2.3).collect();
     assert!(

@@ -394,10 +394,7 @@ fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
     };
     let (manifest, payload) = (find("stx"), find("xml"));
     let mib = std::fs::metadata(&payload).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
-    println!(
-        "\nseat plan verify + parse: {mib:.1} MiB ({} inspect vs xmllint --stream --noout)",
-        "stxd"
-    );
+    println!("\nseat plan verify + parse: {mib:.1} MiB (stxd inspect vs xmllint --stream --noout)");
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
     for _ in 0..runs {
         for (i, (_, bin, _)) in bins.0.iter().enumerate() {
@@ -475,7 +472,7 @@ fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {
                 Shape::Seated { seats: scale.seats },
             );
             for f in [&p, &m] {
-                std::fs::rename(f, inbox.join(f.file_name().expect("name"))).expect("drop");
+                place(f, &inbox);
             }
             oneshot_ms.push(measure::run(&mut stxd(bin, &run, &["process"])).secs * 1000.0);
         }
@@ -504,9 +501,9 @@ fn drop_and_wait(
     limit: Duration,
 ) -> f64 {
     let name = manifest.file_name().expect("name");
-    std::fs::rename(payload, inbox.join(payload.file_name().expect("name"))).expect("drop");
+    place(payload, inbox);
     let t = Instant::now();
-    std::fs::rename(manifest, inbox.join(name)).expect("drop");
+    place(manifest, inbox);
     while !done.join(name).exists() {
         assert!(
             t.elapsed() < limit,
@@ -516,4 +513,11 @@ fn drop_and_wait(
         std::thread::sleep(Duration::from_micros(200));
     }
     t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Moves `file` into `dir` as a sender does: a new name, never replacing
+/// one (a hard link, then the old name removed).
+fn place(file: &Path, dir: &Path) {
+    std::fs::hard_link(file, dir.join(file.file_name().expect("name"))).expect("drop");
+    std::fs::remove_file(file).expect("drop");
 }

@@ -25,6 +25,9 @@ pub fn run(cmd: &mut Command) -> Sample {
         .stdout(out.try_clone().expect("clone"))
         .stderr(err.try_clone().expect("clone"));
     let start = Instant::now();
+    // Reaped below by wait4, which std's Child::wait cannot replace (it
+    // gives no resource usage).
+    #[allow(clippy::zombie_processes)]
     let child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));

@@ -12,6 +12,7 @@
 //! master data a file names (performances, products, rate tables), never by
 //! the number of its lines.
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 
 use rusqlite::{Connection, OptionalExtension};
@@ -47,22 +48,11 @@ pub(super) struct Cache {
 impl Cache {
     /// The performance `id`, or `None` when it is unknown here.
     pub fn perf(&mut self, conn: &Connection, id: i64) -> Result<Option<&Perf>, DomainError> {
-        if !self.perfs.contains_key(&id) {
-            let found: Option<(i64, i64)> = conn
-                .prepare_cached("SELECT configuration, activity FROM performance WHERE id = ?1")?
-                .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()?;
-            let perf = match found {
-                None => None,
-                Some((configuration, activity)) => SaleWindow::load(conn, id)?.map(|window| Perf {
-                    configuration,
-                    activity,
-                    window,
-                }),
-            };
-            self.perfs.insert(id, perf);
-        }
-        Ok(self.perfs.get(&id).and_then(Option::as_ref))
+        let slot = match self.perfs.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(load_perf(conn, id)?),
+        };
+        Ok(slot.as_ref())
     }
 
     /// Whether `table` has a row `id` (a row found is remembered; one not
@@ -102,32 +92,11 @@ impl Cache {
         conn: &Connection,
         (perf, channel, audience): (i64, i64, i64),
     ) -> Result<&[Candidate], rusqlite::Error> {
-        if !self.candidates.contains_key(&(perf, audience)) {
-            let mut st = conn.prepare_cached(
-                "SELECT p.rate_table, rt.code, rt.currency,
-                        max(NOT EXISTS (SELECT 1 FROM product_profile_audience a
-                                         WHERE a.product_profile = pf.id)
-                            OR EXISTS (SELECT 1 FROM product_profile_audience a
-                                        WHERE a.product_profile = pf.id
-                                          AND a.audience_subcategory = ?3))
-                   FROM product_performance pp
-                   JOIN product p ON p.id = pp.product
-                   JOIN rate_table rt ON rt.id = p.rate_table
-                   JOIN product_profile_product ppp ON ppp.product = p.id
-                   JOIN product_profile pf ON pf.id = ppp.product_profile AND pf.channel = ?2
-                  WHERE pp.performance = ?1
-                  GROUP BY p.id ORDER BY p.id",
-            )?;
-            let rows = st.query_map((perf, channel, audience), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })?;
-            let list = rows.collect::<Result<Vec<Candidate>, _>>()?;
-            self.candidates.insert((perf, audience), list);
-        }
-        Ok(self
-            .candidates
-            .get(&(perf, audience))
-            .map_or(&[][..], Vec::as_slice))
+        let list = match self.candidates.entry((perf, audience)) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(load_candidates(conn, (perf, channel, audience))?),
+        };
+        Ok(list.as_slice())
     }
 
     /// The link's valid tickets of `zone` for `perf`: counted in the store
@@ -233,4 +202,47 @@ impl Cache {
         }
         Ok(expected.unwrap_or(PriceCheck::NoPrice))
     }
+}
+
+/// The performance `id` as a sale line needs it; `None` when unknown.
+fn load_perf(conn: &Connection, id: i64) -> Result<Option<Perf>, DomainError> {
+    let found: Option<(i64, i64)> = conn
+        .prepare_cached("SELECT configuration, activity FROM performance WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    let Some((configuration, activity)) = found else {
+        return Ok(None);
+    };
+    Ok(SaleWindow::load(conn, id)?.map(|window| Perf {
+        configuration,
+        activity,
+        window,
+    }))
+}
+
+/// The products of `perf` in a product profile of `channel`, with whether
+/// one of those profiles allows `audience`, by product id.
+fn load_candidates(
+    conn: &Connection,
+    (perf, channel, audience): (i64, i64, i64),
+) -> Result<Vec<Candidate>, rusqlite::Error> {
+    let mut st = conn.prepare_cached(
+        "SELECT p.rate_table, rt.code, rt.currency,
+                max(NOT EXISTS (SELECT 1 FROM product_profile_audience a
+                                 WHERE a.product_profile = pf.id)
+                    OR EXISTS (SELECT 1 FROM product_profile_audience a
+                                WHERE a.product_profile = pf.id
+                                  AND a.audience_subcategory = ?3))
+           FROM product_performance pp
+           JOIN product p ON p.id = pp.product
+           JOIN rate_table rt ON rt.id = p.rate_table
+           JOIN product_profile_product ppp ON ppp.product = p.id
+           JOIN product_profile pf ON pf.id = ppp.product_profile AND pf.channel = ?2
+          WHERE pp.performance = ?1
+          GROUP BY p.id ORDER BY p.id",
+    )?;
+    let rows = st.query_map((perf, channel, audience), |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+    })?;
+    rows.collect()
 }

@@ -22,6 +22,16 @@
 //! reason and the record (the canonical SALES line, for `stxd sales rejects`)
 //! and the run gets an error message; the good lines of the file are booked.
 //! A rejected line that comes again, fixed, is booked (its row updated).
+//! A booked line's row keeps only the digest of its canonical line
+//! ([`record_digest`]), which tells a repeated line from a reused line id.
+//!
+//! # Per file, not per line
+//!
+//! What every line looks up (the performance, the ids that exist, prices,
+//! the link's tickets of a standing zone, the previous order) is read once
+//! per file and kept in memory for its transaction (`cache`), and the page
+//! cache is enlarged while the file is applied: the cost of a line does not
+//! grow with the store or the file (`tests/linearity.rs`).
 //!
 //! # What a sale must satisfy (codes of the rejections)
 //!

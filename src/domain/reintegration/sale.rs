@@ -6,11 +6,100 @@ use rusqlite::OptionalExtension;
 use super::cache::PriceCheck;
 use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id};
 use crate::domain::lifecycle::Timing;
-use crate::format::sales::Ticket;
+use crate::format::sales::{Place, Ticket};
 use crate::store::StoreError;
 use crate::store::format_timestamp;
 use crate::store::runs;
 use crate::store::runs::Level;
+
+/// A seat of a SALE line as the store knows it: its id, seat category and
+/// configuration, its holder on the performance for the link (state,
+/// released in) and its valid ticket (link, line id), if any.
+struct SeatFacts {
+    id: i64,
+    category: i64,
+    configuration: i64,
+    held: Option<(String, Option<i64>)>,
+    sold: Option<(String, i64)>,
+}
+
+/// The seat (block, row code, seat number) for a sale of `perf` by `link`;
+/// `None` when no such seat exists.
+fn seat_facts(
+    tx: &rusqlite::Transaction<'_>,
+    (block, row, number): (i64, &str, &str),
+    perf: i64,
+    link: &str,
+) -> Result<Option<SeatFacts>, rusqlite::Error> {
+    tx.prepare_cached(
+        "SELECT s.id, s.seat_category, b.configuration, a.state, a.released_in, t.link, t.line
+           FROM block b
+           JOIN seat_row r ON r.block = b.id
+           JOIN seat s ON s.row = r.id
+           LEFT JOIN allotment_seat a ON a.performance = ?4 AND a.seat = s.id AND a.link = ?5
+           LEFT JOIN ticket t ON t.performance = ?4 AND t.seat = s.id AND t.state = 'valid'
+          WHERE b.id = ?1 AND r.code = ?2 AND s.number = ?3",
+    )?
+    .query_row((block, row, number, perf, link), |r| {
+        let state: Option<String> = r.get(3)?;
+        let by: Option<String> = r.get(5)?;
+        Ok(SeatFacts {
+            id: r.get(0)?,
+            category: r.get(1)?,
+            configuration: r.get(2)?,
+            held: match state {
+                Some(s) => Some((s, r.get(4)?)),
+                None => None,
+            },
+            sold: match by {
+                Some(b) => Some((b, r.get(6)?)),
+                None => None,
+            },
+        })
+    })
+    .optional()
+}
+
+/// The seat or zone of a SALE line in the performance's configuration:
+/// its spot, seat category and, for a seat, what the store holds of it.
+fn place(
+    tx: &rusqlite::Transaction<'_>,
+    t: &Ticket,
+    (configuration, perf): (i64, i64),
+    link: &str,
+) -> Result<(Spot, i64, Option<SeatFacts>), Stop> {
+    // A seat is found with its holder and its valid ticket in one query
+    // (the checks below keep their order); a zone as the refunds do.
+    Ok(match &t.place {
+        Place::Seat { block, row, seat } => {
+            let found = seat_facts(tx, (block.get(), row.as_str(), seat.as_str()), perf, link)?;
+            match found {
+                Some(f) if f.configuration == configuration => {
+                    (Spot::Seat(f.id), f.category, Some(f))
+                }
+                Some(_) => {
+                    return Err(reject(
+                        "unknown-seat",
+                        format!(
+                            "{} is not in the configuration {configuration} of performance {perf}",
+                            place_text(&t.place)
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(reject(
+                        "unknown-seat",
+                        format!("{} does not exist", place_text(&t.place)),
+                    ));
+                }
+            }
+        }
+        Place::Zone { .. } => {
+            let (spot, category) = resolve(tx, &t.place, configuration, perf)?;
+            (spot, category, None)
+        }
+    })
+}
 
 impl<'t> SalesImport<'t> {
     pub(super) fn sale(&mut self, t: &Ticket, position: &str) -> Result<Booked, Stop> {
@@ -60,7 +149,7 @@ impl<'t> SalesImport<'t> {
                 return Err(reject(code, format!("{what} {id} is unknown here")));
             }
         }
-        let (spot, category) = resolve(tx, &t.place, configuration, perf)?;
+        let (spot, category, seat) = place(tx, t, (configuration, perf), link)?;
         if category != t.seat_category.get() {
             return Err(reject(
                 "seat-category-differs",
@@ -71,9 +160,16 @@ impl<'t> SalesImport<'t> {
                 ),
             ));
         }
-        match spot {
-            Spot::Seat(seat) => self.check_seat(t, seat, perf, position)?,
-            Spot::Zone(zone) => self.check_zone(zone, perf)?,
+        match (seat, spot) {
+            (Some(facts), _) => self.check_seat(t, facts, perf, position)?,
+            (None, Spot::Zone(zone)) => self.check_zone(zone, perf)?,
+            (None, Spot::Seat(_)) => {
+                // resolve() gives a zone for a zone: never a seat here.
+                return Err(Stop::Fail(crate::domain::DomainError::Invalid {
+                    object: place_text(&t.place),
+                    problem: "resolved as a seat without its holder and ticket".to_owned(),
+                }));
+            }
         }
         self.check_price(t, perf)?;
         let vat = self.cache.vat(tx, activity)?;
@@ -87,6 +183,28 @@ impl<'t> SalesImport<'t> {
             ));
         }
         // Book it.
+        self.book(t, perf, spot)?;
+        if let Some(cancelled) = to_refund {
+            runs::message(
+                tx,
+                self.ctx.run,
+                Level::Warning,
+                "to-refund",
+                Some(position),
+                &format!(
+                    "line id {}: booked, sold before performance {perf} was cancelled at {cancelled}; the distributor must refund it (stxd sale refund --performance P --all)",
+                    t.line
+                ),
+            )?;
+        }
+        Ok(Booked::Sale)
+    }
+
+    /// Writes the ticket of a SALE line that passed every check, and its
+    /// amount on the pending account.
+    fn book(&mut self, t: &Ticket, perf: i64, spot: Spot) -> Result<(), Stop> {
+        let tx = self.tx;
+        let link = self.ctx.link;
         let order = self.order(t)?;
         let (seat, zone) = match spot {
             Spot::Seat(s) => (Some(s), None),
@@ -116,36 +234,21 @@ impl<'t> SalesImport<'t> {
             format_timestamp(t.time),
         ])?;
         let ticket = tx.last_insert_rowid();
-        self.pending(ticket, t.amount, t.currency.as_str())?;
-        if let Some(cancelled) = to_refund {
-            runs::message(
-                tx,
-                self.ctx.run,
-                Level::Warning,
-                "to-refund",
-                Some(position),
-                &format!(
-                    "line id {}: booked, sold before performance {perf} was cancelled at {cancelled}; the distributor must refund it (stxd sale refund --performance P --all)",
-                    t.line
-                ),
-            )?;
-        }
-        Ok(Booked::Sale)
+        self.pending(ticket, t.amount, t.currency.as_str())
     }
 
     /// A SALE line's seat: in the link's contingent (held is accepted, with
     /// an info message) and not sold yet.
-    fn check_seat(&self, t: &Ticket, seat: i64, perf: i64, position: &str) -> Result<(), Stop> {
+    fn check_seat(
+        &self,
+        t: &Ticket,
+        facts: SeatFacts,
+        perf: i64,
+        position: &str,
+    ) -> Result<(), Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
-        let held: Option<(String, Option<i64>)> = tx
-            .prepare_cached(
-                "SELECT state, released_in FROM allotment_seat
-                 WHERE performance = ?1 AND seat = ?2 AND link = ?3",
-            )?
-            .query_row((perf, seat, link), |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((state, released_in)) = held else {
+        let Some((state, released_in)) = facts.held else {
             return Err(reject(
                 "seat-not-in-contingent",
                 format!(
@@ -154,13 +257,7 @@ impl<'t> SalesImport<'t> {
                 ),
             ));
         };
-        let sold: Option<(String, i64)> = tx
-            .prepare_cached(
-                "SELECT link, line FROM ticket
-                 WHERE performance = ?1 AND seat = ?2 AND state = 'valid'",
-            )?
-            .query_row((perf, seat), |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let sold = facts.sold;
         if let Some((by, line)) = sold {
             return Err(reject(
                 "seat-sold-twice",
