@@ -29,6 +29,7 @@ mod import;
 mod interleavings;
 mod layers;
 mod lifecycle;
+mod linearity;
 mod load;
 mod mapping_cases;
 mod mapping_cli;

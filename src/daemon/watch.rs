@@ -13,8 +13,11 @@ use super::DaemonError;
 use crate::app;
 use crate::config::Config;
 
-/// How long folder events are gathered before a listing.
-pub(super) const DEBOUNCE: Duration = Duration::from_millis(200);
+/// How long folder events are gathered before a listing: a burst of events
+/// (a pair arriving, a big file being written) makes one listing, and a
+/// file waits no longer than this for it. No more is needed: the listing
+/// takes a pair only once its manifest, written last, is there.
+pub(super) const DEBOUNCE: Duration = Duration::from_millis(5);
 
 /// Whether a folder event may mean new work: anything but an open, a read
 /// or a close after reading (a queue overflow comes as `Other`/`Any`).

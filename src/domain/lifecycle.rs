@@ -198,56 +198,93 @@ pub fn sale_timing(
     performance: i64,
     sold: OffsetDateTime,
 ) -> Result<Timing, DomainError> {
-    let found: Option<(String, String, String)> = conn
-        .prepare_cached("SELECT code, start, state FROM performance WHERE id = ?1")?
-        .query_row([performance], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .optional()?;
-    let Some((code, start, state)) = found else {
-        return Ok(Timing::Fine);
-    };
-    let show = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
-    let object = format!("performance {performance} {code}");
-    let ended = state == "cancelled" || state == "closed";
-    let change = if ended {
-        state_change(conn, performance)?.map(|(_, at)| at)
-    } else {
-        None
-    };
-    if let Some(at) = change
-        && sold > at
-    {
-        let code = if state == "cancelled" {
-            "performance-cancelled"
-        } else {
-            "performance-closed"
+    Ok(match SaleWindow::load(conn, performance)? {
+        Some(w) => w.judge(sold),
+        None => Timing::Fine,
+    })
+}
+
+/// What [`sale_timing`] needs of one performance, read once: a file of many
+/// lines of the same performance judges each from memory.
+#[derive(Debug, Clone)]
+pub struct SaleWindow {
+    object: String,
+    start: String,
+    starts: OffsetDateTime,
+    state: String,
+    /// When it was cancelled or closed (ended performances only).
+    change: Option<OffsetDateTime>,
+}
+
+impl SaleWindow {
+    /// The performance's window; `None` when it is unknown.
+    pub fn load(conn: &Connection, performance: i64) -> Result<Option<SaleWindow>, DomainError> {
+        let found: Option<(String, String, String)> = conn
+            .prepare_cached("SELECT code, start, state FROM performance WHERE id = ?1")?
+            .query_row([performance], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((code, start, state)) = found else {
+            return Ok(None);
         };
-        return Ok(Timing::Refused {
-            code,
-            reason: format!(
-                "sold at {}, after {object} was {state} at {}: expected a sale made while it was on sale",
-                show(sold),
-                show(at)
-            ),
-        });
+        let object = format!("performance {performance} {code}");
+        let ended = state == "cancelled" || state == "closed";
+        let change = if ended {
+            state_change(conn, performance)?.map(|(_, at)| at)
+        } else {
+            None
+        };
+        let starts = OffsetDateTime::parse(&start, &Rfc3339).map_err(|_| {
+            DomainError::Store(crate::store::StoreError::Corrupt(format!(
+                "{object}: start {start:?} is not RFC 3339"
+            )))
+        })?;
+        Ok(Some(SaleWindow {
+            object,
+            start,
+            starts,
+            state,
+            change,
+        }))
     }
-    let starts = OffsetDateTime::parse(&start, &Rfc3339).map_err(|_| {
-        DomainError::Store(crate::store::StoreError::Corrupt(format!(
-            "{object}: start {start:?} is not RFC 3339"
-        )))
-    })?;
-    if sold >= starts {
-        return Ok(Timing::Refused {
-            code: "performance-started",
-            reason: format!(
-                "sold at {}, at or after the start of {object} ({start}): expected a sale before the performance starts",
-                show(sold)
-            ),
-        });
+
+    /// Judges a sale made at `sold`.
+    pub fn judge(&self, sold: OffsetDateTime) -> Timing {
+        let show = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
+        let (object, state) = (&self.object, &self.state);
+        if let Some(at) = self.change
+            && sold > at
+        {
+            let code = if state == "cancelled" {
+                "performance-cancelled"
+            } else {
+                "performance-closed"
+            };
+            return Timing::Refused {
+                code,
+                reason: format!(
+                    "sold at {}, after {object} was {state} at {}: expected a sale made while it was on sale",
+                    show(sold),
+                    show(at)
+                ),
+            };
+        }
+        if sold >= self.starts {
+            return Timing::Refused {
+                code: "performance-started",
+                reason: format!(
+                    "sold at {}, at or after the start of {object} ({}): expected a sale before the performance starts",
+                    show(sold),
+                    self.start
+                ),
+            };
+        }
+        if state == "cancelled" {
+            return Timing::ToRefund {
+                cancelled: self
+                    .change
+                    .map_or_else(|| "an unrecorded time".to_owned(), show),
+            };
+        }
+        Timing::Fine
     }
-    if state == "cancelled" {
-        return Ok(Timing::ToRefund {
-            cancelled: change.map_or_else(|| "an unrecorded time".to_owned(), show),
-        });
-    }
-    Ok(Timing::Fine)
 }

@@ -5,9 +5,10 @@
 use rusqlite::OptionalExtension;
 
 use super::super::DomainError;
+use super::cache::Cache;
 use super::{
-    Booked, Context, DUPLICATE_MESSAGES, SalesImport, SalesOutcome, Setup, Stop, op_str,
-    record_text, setup, sql_id,
+    Booked, Context, DUPLICATE_MESSAGES, IMPORT_CACHE_KIB, SalesImport, SalesOutcome, Setup, Stop,
+    op_str, record_digest, record_text, setup, sql_id,
 };
 use crate::format::sales;
 use crate::format::sales::Line;
@@ -23,6 +24,8 @@ impl<'t> SalesImport<'t> {
     /// Finds the link's setup; a missing piece fails the file.
     pub fn new(tx: &'t Transaction<'t>, ctx: Context<'t>) -> Result<Self, DomainError> {
         let setup = setup(tx, &ctx)?;
+        let cache_size: i64 = tx.pragma_query_value(None, "cache_size", |r| r.get(0))?;
+        tx.pragma_update(None, "cache_size", -IMPORT_CACHE_KIB)?;
         Ok(SalesImport {
             tx,
             ctx,
@@ -32,6 +35,9 @@ impl<'t> SalesImport<'t> {
             quiet_duplicates: 0,
             overrides: Vec::new(),
             overridden: Vec::new(),
+            cache: Cache::default(),
+            now: now(),
+            cache_size,
         })
     }
 
@@ -56,7 +62,7 @@ impl<'t> SalesImport<'t> {
     }
 
     /// Ends the import and returns what it did.
-    pub fn finish(self) -> Result<SalesOutcome, DomainError> {
+    pub fn finish(mut self) -> Result<SalesOutcome, DomainError> {
         if self.quiet_duplicates > DUPLICATE_MESSAGES {
             let more = self.quiet_duplicates - DUPLICATE_MESSAGES;
             runs::message(
@@ -71,8 +77,8 @@ impl<'t> SalesImport<'t> {
                 ),
             )?;
         }
-        let mut outcome = self.outcome;
-        for (performance, version) in self.acks {
+        let mut outcome = std::mem::take(&mut self.outcome);
+        for (performance, version) in std::mem::take(&mut self.acks) {
             let performance =
                 crate::ident::TechId::new(performance).map_err(|e| DomainError::Invalid {
                     object: format!("ack of performance {performance}"),
@@ -113,49 +119,22 @@ impl<'t> SalesImport<'t> {
 
     fn ticket(&mut self, t: &Ticket, line: u64) -> Result<(), DomainError> {
         let record = record_text(t)?;
+        let digest = record_digest(&record);
         let position = format!("line {line}");
         let id = sql_id(t.line)?;
         let tx = self.tx;
         let ctx = self.ctx;
-        let previous: Option<(String, String, String)> = tx
+        let previous: Option<(String, String, String, Option<i64>)> = tx
             .prepare_cached(
-                "SELECT file, position, record FROM sales_line
+                "SELECT file, position, record, digest FROM sales_line
                  WHERE link = ?1 AND line = ?2 AND status = 'booked'",
             )?
-            .query_row((ctx.link, id), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .query_row((ctx.link, id), |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
             .optional()?;
-        if let Some((file, at, before)) = previous {
-            self.outcome.duplicates += 1;
-            if before == record {
-                self.quiet_duplicates += 1;
-                if self.quiet_duplicates > DUPLICATE_MESSAGES {
-                    return Ok(());
-                }
-                runs::message(
-                    tx,
-                    ctx.run,
-                    Level::Info,
-                    "already-booked",
-                    Some(&position),
-                    &format!(
-                        "line id {} already booked in {file} ({at}); nothing done",
-                        t.line
-                    ),
-                )?;
-            } else {
-                runs::message(
-                    tx,
-                    ctx.run,
-                    Level::Warning,
-                    "already-booked-differs",
-                    Some(&position),
-                    &format!(
-                        "line id {} was booked from {file} ({at}) with other content; this line is ignored: the distributor reused a line id (booked: {before}; found: {record})",
-                        t.line
-                    ),
-                )?;
-            }
-            return Ok(());
+        if let Some(booked) = previous {
+            return self.duplicate(t, &position, booked, (&record, digest));
         }
         let result = match t.operation {
             Operation::Sale => self.sale(t, &position),
@@ -189,16 +168,19 @@ impl<'t> SalesImport<'t> {
                 ("rejected", Some(code), Some(reason))
             }
         };
+        // A booked line keeps the digest of its text; a rejected one its
+        // text too (`stxd sales rejects` lists it).
+        let kept = if code.is_some() { record.as_str() } else { "" };
         tx.prepare_cached(
-            "INSERT INTO sales_line (link, line, operation, status, file, position, code, reason, record, updated)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            "INSERT INTO sales_line (link, line, operation, status, file, position, code, reason, record, updated, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (link, line) DO UPDATE SET
                  operation = excluded.operation, status = excluded.status, file = excluded.file,
                  position = excluded.position, code = excluded.code, reason = excluded.reason,
-                 record = excluded.record, updated = excluded.updated
+                 record = excluded.record, updated = excluded.updated, digest = excluded.digest
              WHERE sales_line.status = 'rejected'",
         )?
-        .execute((
+        .execute(rusqlite::params![
             ctx.link,
             id,
             op_str(t.operation),
@@ -207,23 +189,83 @@ impl<'t> SalesImport<'t> {
             &position,
             code,
             reason,
-            &record,
-            now(),
-        ))?;
+            kept,
+            &self.now,
+            digest,
+        ])?;
+        Ok(())
+    }
+
+    /// A line already booked: nothing done, a message (an info when the
+    /// line is the same, a warning when its line id was reused for another).
+    fn duplicate(
+        &mut self,
+        t: &Ticket,
+        position: &str,
+        (file, at, before, before_digest): (String, String, String, Option<i64>),
+        (record, digest): (&str, i64),
+    ) -> Result<(), DomainError> {
+        let (tx, ctx) = (self.tx, self.ctx);
+        self.outcome.duplicates += 1;
+        // Lines booked before the digest was kept have their text.
+        let same = match before_digest {
+            Some(d) => d == digest,
+            None => before == record,
+        };
+        if same {
+            self.quiet_duplicates += 1;
+            if self.quiet_duplicates > DUPLICATE_MESSAGES {
+                return Ok(());
+            }
+            runs::message(
+                tx,
+                ctx.run,
+                Level::Info,
+                "already-booked",
+                Some(position),
+                &format!(
+                    "line id {} already booked in {file} ({at}); nothing done",
+                    t.line
+                ),
+            )?;
+        } else {
+            let booked = if before.is_empty() {
+                String::new()
+            } else {
+                format!("booked: {before}; ")
+            };
+            runs::message(
+                tx,
+                ctx.run,
+                Level::Warning,
+                "already-booked-differs",
+                Some(position),
+                &format!(
+                    "line id {} was booked from {file} ({at}) with other content; this line is ignored: the distributor reused a line id ({booked}found: {record})",
+                    t.line
+                ),
+            )?;
+        }
         Ok(())
     }
 
     /// The manager's order for the distributor's order reference, created on
     /// the link's setup the first time.
-    pub(super) fn order(&self, t: &Ticket) -> Result<i64, Stop> {
+    pub(super) fn order(&mut self, t: &Ticket) -> Result<i64, Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
         let reference = t.order.as_str();
+        if let Some((last, id)) = &self.cache.last_order
+            && last == reference
+        {
+            return Ok(*id);
+        }
         let found: Option<i64> = tx
             .prepare_cached("SELECT id FROM sales_order WHERE link = ?1 AND reference = ?2")?
             .query_row((link, reference), |r| r.get(0))
             .optional()?;
         if let Some(id) = found {
+            self.cache.last_order = Some((reference.to_owned(), id));
             return Ok(id);
         }
         let s = self.setup;
@@ -238,9 +280,11 @@ impl<'t> SalesImport<'t> {
             s.point_of_sale,
             s.payment_method,
             s.contact,
-            now(),
+            &self.now,
         ))?;
-        Ok(tx.last_insert_rowid())
+        let id = tx.last_insert_rowid();
+        self.cache.last_order = Some((reference.to_owned(), id));
+        Ok(id)
     }
 
     pub(super) fn pending(&self, ticket: i64, amount: i64, currency: &str) -> Result<(), Stop> {
@@ -249,7 +293,7 @@ impl<'t> SalesImport<'t> {
                 "INSERT INTO pending_account_entry (link, ticket, amount, currency, created)
                  VALUES (?1, ?2, ?3, ?4, ?5)",
             )?
-            .execute((self.ctx.link, ticket, amount, currency, now()))?;
+            .execute((self.ctx.link, ticket, amount, currency, &self.now))?;
         Ok(())
     }
 }

@@ -106,6 +106,9 @@ impl<'t> SalesImport<'t> {
               WHERE id = ?1 AND state = 'valid'",
         )?
         .execute((ticket, sql_id(t.line)?, format_timestamp(t.time)))?;
+        if let Spot::Zone(z) = sold_spot {
+            self.cache.zone_booked((perf, z), -1);
+        }
         let negative = amount.checked_neg().ok_or_else(|| DomainError::Invalid {
             object: format!("ticket {ticket}"),
             problem: format!("amount {amount} cannot be refunded"),

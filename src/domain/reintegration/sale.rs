@@ -3,30 +3,119 @@
 
 use rusqlite::OptionalExtension;
 
+use super::cache::PriceCheck;
 use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id};
-use crate::domain::lifecycle::{self, Timing};
-use crate::format::sales::Ticket;
+use crate::domain::lifecycle::Timing;
+use crate::format::sales::{Place, Ticket};
 use crate::store::StoreError;
 use crate::store::format_timestamp;
 use crate::store::runs;
 use crate::store::runs::Level;
+
+/// A seat of a SALE line as the store knows it: its id, seat category and
+/// configuration, its holder on the performance for the link (state,
+/// released in) and its valid ticket (link, line id), if any.
+struct SeatFacts {
+    id: i64,
+    category: i64,
+    configuration: i64,
+    held: Option<(String, Option<i64>)>,
+    sold: Option<(String, i64)>,
+}
+
+/// The seat (block, row code, seat number) for a sale of `perf` by `link`;
+/// `None` when no such seat exists.
+fn seat_facts(
+    tx: &rusqlite::Transaction<'_>,
+    (block, row, number): (i64, &str, &str),
+    perf: i64,
+    link: &str,
+) -> Result<Option<SeatFacts>, rusqlite::Error> {
+    tx.prepare_cached(
+        "SELECT s.id, s.seat_category, b.configuration, a.state, a.released_in, t.link, t.line
+           FROM block b
+           JOIN seat_row r ON r.block = b.id
+           JOIN seat s ON s.row = r.id
+           LEFT JOIN allotment_seat a ON a.performance = ?4 AND a.seat = s.id AND a.link = ?5
+           LEFT JOIN ticket t ON t.performance = ?4 AND t.seat = s.id AND t.state = 'valid'
+          WHERE b.id = ?1 AND r.code = ?2 AND s.number = ?3",
+    )?
+    .query_row((block, row, number, perf, link), |r| {
+        let state: Option<String> = r.get(3)?;
+        let by: Option<String> = r.get(5)?;
+        Ok(SeatFacts {
+            id: r.get(0)?,
+            category: r.get(1)?,
+            configuration: r.get(2)?,
+            held: match state {
+                Some(s) => Some((s, r.get(4)?)),
+                None => None,
+            },
+            sold: match by {
+                Some(b) => Some((b, r.get(6)?)),
+                None => None,
+            },
+        })
+    })
+    .optional()
+}
+
+/// The seat or zone of a SALE line in the performance's configuration:
+/// its spot, seat category and, for a seat, what the store holds of it.
+fn place(
+    tx: &rusqlite::Transaction<'_>,
+    t: &Ticket,
+    (configuration, perf): (i64, i64),
+    link: &str,
+) -> Result<(Spot, i64, Option<SeatFacts>), Stop> {
+    // A seat is found with its holder and its valid ticket in one query
+    // (the checks below keep their order); a zone as the refunds do.
+    Ok(match &t.place {
+        Place::Seat { block, row, seat } => {
+            let found = seat_facts(tx, (block.get(), row.as_str(), seat.as_str()), perf, link)?;
+            match found {
+                Some(f) if f.configuration == configuration => {
+                    (Spot::Seat(f.id), f.category, Some(f))
+                }
+                Some(_) => {
+                    return Err(reject(
+                        "unknown-seat",
+                        format!(
+                            "{} is not in the configuration {configuration} of performance {perf}",
+                            place_text(&t.place)
+                        ),
+                    ));
+                }
+                None => {
+                    return Err(reject(
+                        "unknown-seat",
+                        format!("{} does not exist", place_text(&t.place)),
+                    ));
+                }
+            }
+        }
+        Place::Zone { .. } => {
+            let (spot, category) = resolve(tx, &t.place, configuration, perf)?;
+            (spot, category, None)
+        }
+    })
+}
 
 impl<'t> SalesImport<'t> {
     pub(super) fn sale(&mut self, t: &Ticket, position: &str) -> Result<Booked, Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
         let perf = t.performance.get();
-        let found: Option<(i64, i64)> = tx
-            .prepare_cached("SELECT configuration, activity FROM performance WHERE id = ?1")?
-            .query_row([perf], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((configuration, activity)) = found else {
-            return Err(reject(
-                "unknown-performance",
-                format!("performance {perf} is unknown here"),
-            ));
+        let (configuration, activity, timing) = match self.cache.perf(tx, perf)? {
+            Some(p) => (p.configuration, p.activity, p.window.judge(t.time)),
+            None => {
+                return Err(reject(
+                    "unknown-performance",
+                    format!("performance {perf} is unknown here"),
+                ));
+            }
         };
-        let to_refund = match lifecycle::sale_timing(tx, perf, t.time)? {
+        let to_refund = match timing {
             Timing::Fine => None,
             Timing::ToRefund { cancelled } => Some(cancelled),
             Timing::Refused { code, reason } => {
@@ -55,11 +144,15 @@ impl<'t> SalesImport<'t> {
             ),
             ("vat_code", "unknown-vat-code", "VAT code", t.vat_code),
         ] {
-            if !crate::domain::exists(tx, table, id.get()).map_err(StoreError::Sql)? {
+            if !self
+                .cache
+                .exists(tx, table, id.get())
+                .map_err(StoreError::Sql)?
+            {
                 return Err(reject(code, format!("{what} {id} is unknown here")));
             }
         }
-        let (spot, category) = resolve(tx, &t.place, configuration, perf)?;
+        let (spot, category, seat) = place(tx, t, (configuration, perf), link)?;
         if category != t.seat_category.get() {
             return Err(reject(
                 "seat-category-differs",
@@ -70,16 +163,21 @@ impl<'t> SalesImport<'t> {
                 ),
             ));
         }
-        match spot {
-            Spot::Seat(seat) => self.check_seat(t, seat, perf, position)?,
-            Spot::Zone(zone) => self.check_zone(zone, perf)?,
+        match (seat, spot) {
+            (Some(facts), _) => self.check_seat(t, facts, perf, position)?,
+            (None, Spot::Zone(zone)) => self.check_zone(zone, perf)?,
+            (None, Spot::Seat(_)) => {
+                // resolve() gives a zone for a zone: never a seat here.
+                return Err(Stop::Fail(crate::domain::DomainError::Invalid {
+                    object: place_text(&t.place),
+                    problem: "resolved as a seat without its holder and ticket".to_owned(),
+                }));
+            }
         }
         if let Err(stop) = self.check_price(t, perf) {
             self.set_aside(stop)?;
         }
-        let vat: i64 = tx
-            .prepare_cached("SELECT vat_code FROM activity WHERE id = ?1")?
-            .query_row([activity], |r| r.get(0))?;
+        let vat = self.cache.vat(tx, activity)?;
         if vat != t.vat_code.get() {
             return Err(reject(
                 "vat-code-differs",
@@ -90,10 +188,35 @@ impl<'t> SalesImport<'t> {
             ));
         }
         // Book it.
+        self.book(t, perf, spot)?;
+        if let Some(cancelled) = to_refund {
+            runs::message(
+                tx,
+                self.ctx.run,
+                Level::Warning,
+                "to-refund",
+                Some(position),
+                &format!(
+                    "line id {}: booked, sold before performance {perf} was cancelled at {cancelled}; the distributor must refund it (stxd sale refund --performance P --all)",
+                    t.line
+                ),
+            )?;
+        }
+        Ok(Booked::Sale)
+    }
+
+    /// Writes the ticket of a SALE line that passed every check, and its
+    /// amount on the pending account.
+    fn book(&mut self, t: &Ticket, perf: i64, spot: Spot) -> Result<(), Stop> {
+        let tx = self.tx;
+        let link = self.ctx.link;
         let order = self.order(t)?;
         let (seat, zone) = match spot {
             Spot::Seat(s) => (Some(s), None),
-            Spot::Zone(z) => (None, Some(z)),
+            Spot::Zone(z) => {
+                self.cache.zone_booked((perf, z), 1);
+                (None, Some(z))
+            }
         };
         tx.prepare_cached(
             "INSERT INTO ticket (sales_order, link, line, performance, seat, zone, seat_category,
@@ -116,36 +239,21 @@ impl<'t> SalesImport<'t> {
             format_timestamp(t.time),
         ])?;
         let ticket = tx.last_insert_rowid();
-        self.pending(ticket, t.amount, t.currency.as_str())?;
-        if let Some(cancelled) = to_refund {
-            runs::message(
-                tx,
-                self.ctx.run,
-                Level::Warning,
-                "to-refund",
-                Some(position),
-                &format!(
-                    "line id {}: booked, sold before performance {perf} was cancelled at {cancelled}; the distributor must refund it (stxd sale refund --performance P --all)",
-                    t.line
-                ),
-            )?;
-        }
-        Ok(Booked::Sale)
+        self.pending(ticket, t.amount, t.currency.as_str())
     }
 
     /// A SALE line's seat: in the link's contingent (held is accepted, with
     /// an info message) and not sold yet.
-    fn check_seat(&self, t: &Ticket, seat: i64, perf: i64, position: &str) -> Result<(), Stop> {
+    fn check_seat(
+        &self,
+        t: &Ticket,
+        facts: SeatFacts,
+        perf: i64,
+        position: &str,
+    ) -> Result<(), Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
-        let held: Option<(String, Option<i64>)> = tx
-            .prepare_cached(
-                "SELECT state, released_in FROM allotment_seat
-                 WHERE performance = ?1 AND seat = ?2 AND link = ?3",
-            )?
-            .query_row((perf, seat, link), |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        let Some((state, released_in)) = held else {
+        let Some((state, released_in)) = facts.held else {
             return Err(reject(
                 "seat-not-in-contingent",
                 format!(
@@ -154,13 +262,7 @@ impl<'t> SalesImport<'t> {
                 ),
             ));
         };
-        let sold: Option<(String, i64)> = tx
-            .prepare_cached(
-                "SELECT link, line FROM ticket
-                 WHERE performance = ?1 AND seat = ?2 AND state = 'valid'",
-            )?
-            .query_row((perf, seat), |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
+        let sold = facts.sold;
         if let Some((by, line)) = sold {
             return Err(reject(
                 "seat-sold-twice",
@@ -189,7 +291,7 @@ impl<'t> SalesImport<'t> {
 
     /// A SALE line's zone: in the link's contingent, with a place left
     /// (allotted plus held, less the valid tickets of the link).
-    fn check_zone(&self, zone: i64, perf: i64) -> Result<(), Stop> {
+    fn check_zone(&mut self, zone: i64, perf: i64) -> Result<(), Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
         let allotted: Option<(i64, i64)> = tx
@@ -207,12 +309,7 @@ impl<'t> SalesImport<'t> {
                 ),
             ));
         };
-        let sold: i64 = tx
-            .prepare_cached(
-                "SELECT count(*) FROM ticket
-                 WHERE link = ?1 AND performance = ?2 AND zone = ?3 AND state = 'valid'",
-            )?
-            .query_row((link, perf, zone), |r| r.get(0))?;
+        let sold = self.cache.zone_sold(tx, link, (perf, zone))?;
         let limit = quantity.saturating_add(held);
         if sold >= limit {
             return Err(reject(
@@ -227,86 +324,46 @@ impl<'t> SalesImport<'t> {
 
     /// The amount must be the price of the rate table of a product of the
     /// performance sold on the channel, for an audience the channel allows.
-    fn check_price(&self, t: &Ticket, perf: i64) -> Result<(), Stop> {
-        let tx = self.tx;
+    fn check_price(&mut self, t: &Ticket, perf: i64) -> Result<(), Stop> {
         let channel = self.setup.channel;
-        // Products of the performance in a product profile of the channel,
-        // with whether one of those profiles allows the audience.
-        let mut st = tx.prepare_cached(
-            "SELECT p.id, p.rate_table, rt.code, rt.currency,
-                    max(NOT EXISTS (SELECT 1 FROM product_profile_audience a
-                                     WHERE a.product_profile = pf.id)
-                        OR EXISTS (SELECT 1 FROM product_profile_audience a
-                                    WHERE a.product_profile = pf.id
-                                      AND a.audience_subcategory = ?3))
-               FROM product_performance pp
-               JOIN product p ON p.id = pp.product
-               JOIN rate_table rt ON rt.id = p.rate_table
-               JOIN product_profile_product ppp ON ppp.product = p.id
-               JOIN product_profile pf ON pf.id = ppp.product_profile AND pf.channel = ?2
-              WHERE pp.performance = ?1
-              GROUP BY p.id ORDER BY p.id",
-        )?;
-        type Candidate = (i64, i64, String, String, bool);
-        let rows = st.query_map((perf, channel, t.audience_subcategory.get()), |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?;
-        let mut candidates: Vec<Candidate> = Vec::new();
-        for r in rows {
-            candidates.push(r?);
-        }
-        if candidates.is_empty() {
-            return Err(reject(
+        let query = (
+            (
+                perf,
+                channel,
+                t.seat_category.get(),
+                t.tariff_type.get(),
+                t.audience_subcategory.get(),
+            ),
+            (t.amount, t.currency.as_str()),
+        );
+        match self.cache.check_price(self.tx, query)? {
+            PriceCheck::Right => Ok(()),
+            PriceCheck::NoProduct => Err(reject(
                 "product-not-on-channel",
                 format!(
                     "no product of performance {perf} is in a product profile of sales channel {channel}"
                 ),
-            ));
-        }
-        candidates.retain(|c| c.4);
-        if candidates.is_empty() {
-            return Err(reject(
+            )),
+            PriceCheck::AudienceNotAllowed => Err(reject(
                 "audience-not-allowed",
                 format!(
                     "audience subcategory {} is not allowed on sales channel {channel} for performance {perf}",
                     t.audience_subcategory
                 ),
-            ));
-        }
-        let mut expected: Option<(i64, String, i64, String)> = None;
-        for (_, rate_table, rt_code, currency, _) in &candidates {
-            let amount: Option<i64> = tx
-                .prepare_cached(
-                    "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
-                       AND tariff_type = ?3 AND audience_subcategory = ?4",
-                )?
-                .query_row(
-                    (
-                        rate_table,
-                        t.seat_category.get(),
-                        t.tariff_type.get(),
-                        t.audience_subcategory.get(),
-                    ),
-                    |r| r.get(0),
-                )
-                .optional()?;
-            let Some(amount) = amount else { continue };
-            if amount == t.amount && currency == t.currency.as_str() {
-                return Ok(());
-            }
-            if expected.is_none() {
-                expected = Some((*rate_table, rt_code.clone(), amount, currency.clone()));
-            }
-        }
-        match expected {
-            Some((id, code, amount, currency)) => Err(reject(
+            )),
+            PriceCheck::Differs {
+                rate_table,
+                code,
+                amount,
+                currency,
+            } => Err(reject(
                 "price-differs",
                 format!(
-                    "price differs from the rate table {id} {code} (expected {amount} {currency}, found {} {})",
+                    "price differs from the rate table {rate_table} {code} (expected {amount} {currency}, found {} {})",
                     t.amount, t.currency
                 ),
             )),
-            None => Err(reject(
+            PriceCheck::NoPrice => Err(reject(
                 "no-price",
                 format!(
                     "the rate table of performance {perf} has no price for seat category {}, tariff type {}, audience subcategory {}",

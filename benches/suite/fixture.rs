@@ -1,0 +1,214 @@
+//! The data the suite runs on, generated at the chosen scale: the demo's
+//! configuration and stores (`stxd init`, `stxd check`), the manager's
+//! venue grown by a block of numbered seats, performances of it allotted
+//! whole to the link with a large standing zone, and SALES files sealed with
+//! the link's own secret, as the distributor would send them.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use stxd::format::Kind;
+use stxd::format::sales::{Line, Operation, OrderRef, Place, Ticket, Writer};
+use stxd::ident::{Code, TechId};
+use stxd::money::Currency;
+use stxd::outbound::{Header, publish};
+
+pub const LINK: &str = "opera-tourism";
+/// The bench block, its rows and seats (ids far above the demo's).
+const BLOCK: i64 = 9_900_001;
+const FIRST_ROW: i64 = 9_910_000;
+const FIRST_SEAT: i64 = 20_000_000;
+const SEATS_PER_ROW: u64 = 100;
+/// The first bench performance (copies of the demo's 1701).
+pub const FIRST_PERF: i64 = 100_000;
+/// The demo's standing zone, allotted in a large quantity.
+const ZONE: i64 = 3201;
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `stxd ARGS…` in `dir` (its `config/stxd.toml`), as a command to run.
+pub fn stxd(bin: &Path, dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("STXD_CONFIG")
+        .env_remove("STXD_FAILPOINT")
+        .env("STXD_LOG", "warn");
+    cmd
+}
+
+/// The manager's store in a sandbox.
+pub fn manager_db(dir: &Path) -> PathBuf {
+    dir.join("var/state/OPERA.sqlite")
+}
+
+/// The manager's inbox on the link.
+pub fn manager_inbox(dir: &Path) -> PathBuf {
+    dir.join("var/exchange").join(LINK).join("to-manager")
+}
+
+/// A sandbox with the demo's config and samples, its stores created and
+/// checked, and the manager's venue grown to `seats` numbered seats over
+/// `performances` allotted performances.
+pub fn base(bin: &Path, dir: &Path, seats: u64, performances: u64) {
+    crate::measure::copy_tree(&repo().join("config"), &dir.join("config"));
+    crate::measure::copy_tree(&repo().join("samples"), &dir.join("samples"));
+    for args in [&["init"][..], &["check"][..]] {
+        crate::measure::run(&mut stxd(bin, dir, args));
+    }
+    let rows = seats.div_ceil(SEATS_PER_ROW);
+    let sql = format!(
+        "BEGIN;
+         INSERT INTO block (id, configuration, code, name) VALUES ({BLOCK}, 3101, 'BENCH', 'Bench block');
+         WITH RECURSIVE r(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM r WHERE i + 1 < {rows})
+         INSERT INTO seat_row (id, block, code) SELECT {FIRST_ROW} + i, {BLOCK}, 'R' || i FROM r;
+         WITH RECURSIVE s(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM s WHERE i + 1 < {seats})
+         INSERT INTO seat (id, row, number, seat_category)
+           SELECT {FIRST_SEAT} + i, {FIRST_ROW} + i / {SEATS_PER_ROW}, CAST(i % {SEATS_PER_ROW} + 1 AS TEXT), 2001 FROM s;
+         WITH RECURSIVE p(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM p WHERE i + 1 < {performances})
+         INSERT INTO performance (id, code, name, activity, start, configuration, logical_configuration, state)
+           SELECT {FIRST_PERF} + i, 'B' || i, 'Bench ' || i, activity, start, configuration,
+                  logical_configuration, state FROM p, performance WHERE id = 1701;
+         INSERT INTO product_performance (product, performance)
+           SELECT pp.product, p.id FROM product_performance pp, performance p
+            WHERE pp.performance = 1701 AND p.id >= {FIRST_PERF};
+         INSERT INTO allotment (link, performance, version, exported, acknowledged)
+           SELECT '{LINK}', id, 1, 1, 1 FROM performance WHERE id >= {FIRST_PERF};
+         INSERT INTO allotment_seat (performance, seat, link, state)
+           SELECT p.id, s.id, '{LINK}', 'allotted' FROM performance p, seat s
+            WHERE p.id >= {FIRST_PERF} AND s.id >= {FIRST_SEAT} ORDER BY p.id, s.id;
+         INSERT INTO allotment_zone (performance, zone, link, quantity)
+           SELECT id, {ZONE}, '{LINK}', 1000000000 FROM performance WHERE id >= {FIRST_PERF};
+         COMMIT;"
+    );
+    let conn = rusqlite::Connection::open(manager_db(dir)).expect("open the manager's store");
+    conn.execute_batch(&sql).expect("grow the venue");
+    conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);")
+        .expect("checkpoint");
+}
+
+/// The shape of a generated SALES file.
+#[derive(Debug, Clone, Copy)]
+pub enum Shape {
+    /// 96% numbered seats over the bench performances, 3% standing zone,
+    /// 1% refunds of earlier sales; four lines per order.
+    Mixed { seats: u64 },
+    /// Every line a place of the standing zone of one performance.
+    Standing,
+    /// Line `n` sells seat `n - 1` of the bench performances.
+    Seated { seats: u64 },
+}
+
+/// Seals a SALES file of lines `first..first + lines` into `dir` as
+/// `sequence` of the link, with the link's secret from `sandbox`; returns
+/// the manifest's and the payload's paths.
+pub fn sales_file(
+    sandbox: &Path,
+    dir: &Path,
+    (sequence, first, lines): (u64, u64, u64),
+    shape: Shape,
+) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).expect("create dir");
+    let secret = stxd::config::read_secret(&sandbox.join("var/secrets/opera-tourism.key"))
+        .expect("the link's secret");
+    let header = Header {
+        kind: Kind::Sales,
+        link: LINK.into(),
+        sender: "TOURISM".into(),
+        recipient: "OPERA".into(),
+        login: "TOURISM_OPE@TOURISM".into(),
+        sequence,
+        created: time::OffsetDateTime::now_utc(),
+    };
+    let manifest = publish(dir, &header, &secret, |out| {
+        let mut w = Writer::new(out)?;
+        let mut recent: Vec<Ticket> = Vec::with_capacity(100);
+        let mut seated = 0u64;
+        let mut standing = 0u64;
+        for line in first..first + lines {
+            let t = match shape {
+                Shape::Standing => standing_sale(line, 0),
+                Shape::Seated { seats } => seated_sale(line, line - 1, seats),
+                Shape::Mixed { seats } => {
+                    let m = line % 100;
+                    if m < 3 {
+                        standing += 1;
+                        let perfs = (lines * 96 / 100).div_ceil(seats).max(1);
+                        standing_sale(line, standing % perfs)
+                    } else if m == 50 && recent.len() > 40 {
+                        refund(line, &recent[recent.len() - 40])
+                    } else {
+                        seated += 1;
+                        seated_sale(line, seated - 1, seats)
+                    }
+                }
+            };
+            if t.operation == Operation::Sale {
+                if recent.len() == 100 {
+                    recent.remove(0);
+                }
+                recent.push(t.clone());
+            }
+            w.write(&Line::Ticket(t))?;
+        }
+        let (_, n) = w.finish()?;
+        Ok(n)
+    })
+    .expect("publish");
+    let m = dir.join(manifest.manifest_name());
+    let payload = dir.join(manifest.manifest_name().replace(".stx", ".csv"));
+    (m, payload)
+}
+
+fn id(v: i64) -> TechId {
+    TechId::new(v).expect("id")
+}
+
+fn ticket(line: u64, performance: i64, place: Place, category: i64, amount: i64) -> Ticket {
+    let start = time::macros::datetime!(2026-12-01 08:00:00 UTC);
+    Ticket {
+        line,
+        operation: Operation::Sale,
+        time: start + time::Duration::seconds((line % 40_000) as i64),
+        order: OrderRef::new(&format!("T-{:09}", (line - 1) / 4)).expect("order"),
+        refund_of: None,
+        performance: id(performance),
+        place,
+        seat_category: id(category),
+        tariff_type: id(1201),
+        audience_subcategory: id(1301),
+        amount,
+        currency: Currency::new("EUR").expect("currency"),
+        vat_code: id(1101),
+    }
+}
+
+/// The `n`-th seat sold (0-based): performance after performance, each
+/// sold whole, seat after seat.
+fn seated_sale(line: u64, n: u64, seats: u64) -> Ticket {
+    let perf = FIRST_PERF + (n / seats) as i64;
+    let seat = n % seats;
+    let place = Place::Seat {
+        block: id(BLOCK),
+        row: Code::new(&format!("R{}", seat / SEATS_PER_ROW)).expect("row"),
+        seat: Code::new(&(seat % SEATS_PER_ROW + 1).to_string()).expect("seat"),
+    };
+    ticket(line, perf, place, 2001, 8500)
+}
+
+fn standing_sale(line: u64, perf: u64) -> Ticket {
+    let place = Place::Zone { zone: id(ZONE) };
+    ticket(line, FIRST_PERF + perf as i64, place, 2004, 2500)
+}
+
+fn refund(line: u64, of: &Ticket) -> Ticket {
+    Ticket {
+        line,
+        operation: Operation::Refund,
+        refund_of: Some(of.line),
+        ..of.clone()
+    }
+}

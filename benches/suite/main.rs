@@ -1,0 +1,523 @@
+//! The benchmark suite: stxd and its anchors side by side, interleaved, on
+//! data generated at a chosen scale (docs/performance.md).
+//!
+//! ```text
+//! cargo bench --locked --bench suite -- [SCALE] [--runs N] [--only W,W…]
+//! benches/run [SCALE] [--runs N] [--only W,W…]
+//! ```
+//!
+//! SCALE: `small` (CI: seconds, proves the suite works), `100k`, `1m`,
+//! `10m` (lines of the main sales file). Workloads, in this order:
+//! `sales` (reintegration at the manager vs `sqlite3 .import` and
+//! benches/sales_anchor.py), `standing` (sales on one standing zone at 1×,
+//! 2×, 4× lines: linear or not), `seatplan` (verify + parse of the exported
+//! seat plan vs `xmllint --stream --noout`), `latency` (drop → `done/` with
+//! the daemon running vs a one-shot `stxd process`). Each figure is the
+//! median of N runs (default 3; 1 at `small`), the contestants taking turns.
+//! `STXD_BENCH_BASELINE=/path/to/another/stxd` adds that binary as a
+//! contestant (before/after figures in one run); `STXD_BENCH_DIR` is where
+//! the data goes (default target/). Speed is reported, never asserted.
+
+mod fixture;
+mod measure;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fixture::{Shape, stxd};
+use measure::{Sample, median};
+
+struct Scale {
+    name: &'static str,
+    lines: u64,
+    seats: u64,
+    standing: u64,
+    latency_files: u64,
+}
+
+const SCALES: &[Scale] = &[
+    Scale {
+        name: "small",
+        lines: 2_000,
+        seats: 1_000,
+        standing: 500,
+        latency_files: 20,
+    },
+    Scale {
+        name: "100k",
+        lines: 100_000,
+        seats: 100_000,
+        standing: 5_000,
+        latency_files: 200,
+    },
+    Scale {
+        name: "1m",
+        lines: 1_000_000,
+        seats: 100_000,
+        standing: 10_000,
+        latency_files: 200,
+    },
+    Scale {
+        name: "10m",
+        lines: 10_000_000,
+        seats: 100_000,
+        standing: 20_000,
+        latency_files: 200,
+    },
+];
+
+const WORKLOADS: &[&str] = &["sales", "standing", "seatplan", "latency"];
+
+/// The stxd binaries taking part (this build, and the baseline if given),
+/// each with its base sandbox (its own schema), all with one link secret.
+struct Bins(Vec<(&'static str, PathBuf, PathBuf)>);
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let mut scale = &SCALES[0];
+    let mut runs = None;
+    let mut only: Vec<String> = WORKLOADS.iter().map(|w| w.to_string()).collect();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--runs" => runs = it.next().and_then(|n| n.parse().ok()),
+            "--only" => {
+                only = it
+                    .next()
+                    .map(|w| w.split(',').map(str::to_owned).collect())
+                    .unwrap_or_default()
+            }
+            s => {
+                scale = SCALES
+                    .iter()
+                    .find(|sc| sc.name == s)
+                    .unwrap_or_else(|| panic!("unknown scale or option {s}: small, 100k, 1m, 10m"))
+            }
+        }
+    }
+    let runs = runs.unwrap_or(if scale.name == "small" { 1 } else { 3 });
+    let mut bins = vec![("stxd", PathBuf::from(env!("CARGO_BIN_EXE_stxd")))];
+    if let Some(b) = std::env::var_os("STXD_BENCH_BASELINE") {
+        bins.push(("baseline", PathBuf::from(b)));
+    }
+    let root = std::env::var_os("STXD_BENCH_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| fixture::repo().join("target"));
+    std::fs::create_dir_all(&root).expect("bench dir");
+    let dir = tempfile::tempdir_in(&root).expect("temp dir");
+    let perfs = (scale.lines * 96 / 100).div_ceil(scale.seats).max(2);
+    println!(
+        "stxd benchmark suite: scale {} ({} lines, {} seats x {} performances), median of {runs}",
+        scale.name, scale.lines, scale.seats, perfs
+    );
+    let t = Instant::now();
+    let bins = Bins(
+        bins.into_iter()
+            .enumerate()
+            .map(|(i, (name, bin))| {
+                let base = dir.path().join(format!("base-{i}"));
+                fixture::base(&bin, &base, scale.seats, perfs);
+                if i > 0 {
+                    let key = "var/secrets/opera-tourism.key";
+                    std::fs::copy(dir.path().join("base-0").join(key), base.join(key))
+                        .expect("secret");
+                }
+                (name, bin, base)
+            })
+            .collect(),
+    );
+    let base = bins.0[0].2.clone();
+    println!("setup: {:.1} s", t.elapsed().as_secs_f64());
+    for w in WORKLOADS.iter().filter(|w| only.iter().any(|o| o == *w)) {
+        match *w {
+            "sales" => sales(&bins, dir.path(), &base, scale, runs),
+            "standing" => standing(&bins, dir.path(), &base, scale, runs),
+            "seatplan" => seatplan(&bins, dir.path(), &base, runs),
+            _ => latency(&bins, dir.path(), scale),
+        }
+    }
+}
+
+fn header() {
+    println!(
+        "  {:<22} {:>9} {:>12} {:>10} {:>11} {:>9}",
+        "contestant", "median s", "lines/s", "peak MiB", "store B/ln", "ratio"
+    );
+}
+
+fn row(name: &str, s: &Sample, lines: u64, reference: f64) {
+    println!(
+        "  {:<22} {:>9.3} {:>12.0} {:>10.1} {:>11} {:>9.2}",
+        name,
+        s.secs,
+        lines as f64 / s.secs,
+        s.rss_kib as f64 / 1024.0,
+        if s.store_bytes > 0 {
+            (s.store_bytes / lines.max(1)).to_string()
+        } else {
+            "-".into()
+        },
+        s.secs / reference,
+    );
+}
+
+/// One stxd reintegration of the sealed pair in a fresh copy of the base
+/// sandbox; checks that every line was booked.
+fn reintegrate(
+    bin: &Path,
+    scratch: &Path,
+    base: &Path,
+    pair: &(PathBuf, PathBuf),
+    lines: u64,
+) -> Sample {
+    reintegrate_and(bin, scratch, base, pair, lines, |_| ())
+}
+
+/// [`reintegrate`], then `after` on the run's sandbox before it goes.
+fn reintegrate_and(
+    bin: &Path,
+    scratch: &Path,
+    base: &Path,
+    pair: &(PathBuf, PathBuf),
+    lines: u64,
+    after: impl FnOnce(&Path),
+) -> Sample {
+    let run = scratch.join("run");
+    let _ = std::fs::remove_dir_all(&run);
+    measure::copy_tree(base, &run);
+    let inbox = fixture::manager_inbox(&run);
+    for f in [&pair.1, &pair.0] {
+        std::fs::copy(f, inbox.join(f.file_name().expect("name"))).expect("drop");
+    }
+    let before = measure::db_bytes(&fixture::manager_db(&run));
+    let mut s = measure::run(&mut stxd(bin, &run, &["process"]));
+    s.store_bytes = measure::db_bytes(&fixture::manager_db(&run)).saturating_sub(before);
+    let conn = rusqlite::Connection::open(fixture::manager_db(&run)).expect("open");
+    let booked: u64 = conn
+        .query_row(
+            "SELECT count(*) FROM sales_line WHERE status = 'booked'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(
+        booked,
+        lines,
+        "{}: not every line was booked",
+        bin.display()
+    );
+    drop(conn);
+    after(&run);
+    let _ = std::fs::remove_dir_all(&run);
+    s
+}
+
+fn sqlite_import(scratch: &Path, payload: &Path) -> Sample {
+    let db = scratch.join("anchor.sqlite");
+    let _ = std::fs::remove_file(&db);
+    let mut cmd = Command::new("sqlite3");
+    cmd.arg(&db).args([
+        "CREATE TABLE sales (line INTEGER, operation TEXT, time TEXT, ord TEXT, refund_of INTEGER,
+            performance INTEGER, block INTEGER, row TEXT, seat TEXT, zone INTEGER,
+            seat_category INTEGER, tariff_type INTEGER, audience_subcategory INTEGER,
+            amount INTEGER, currency TEXT, vat_code INTEGER, contingent_version INTEGER,
+            PRIMARY KEY (line, operation))",
+        ".mode csv",
+        ".separator ;",
+    ]);
+    cmd.arg(format!(".import --skip 1 {} sales", payload.display()));
+    let mut s = measure::run(&mut cmd);
+    s.store_bytes = measure::db_bytes(&db);
+    s
+}
+
+fn python_anchor(scratch: &Path, base: &Path, payload: &Path) -> Sample {
+    let db = scratch.join("anchor-py.sqlite");
+    let _ = std::fs::remove_file(&db);
+    let mut cmd = Command::new("python3");
+    cmd.arg(fixture::repo().join("benches/sales_anchor.py"))
+        .arg(fixture::manager_db(base))
+        .arg(payload)
+        .arg(&db);
+    let mut s = measure::run(&mut cmd);
+    s.store_bytes = measure::db_bytes(&db);
+    s
+}
+
+fn sales(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
+    let pair = fixture::sales_file(
+        base,
+        &scratch.join("sales"),
+        (1, 1, scale.lines),
+        Shape::Mixed { seats: scale.seats },
+    );
+    let mib = std::fs::metadata(&pair.1).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
+    println!(
+        "\nsales reintegration at the manager: {} lines ({mib:.0} MiB), 96% seated, 3% standing, 1% refunds",
+        scale.lines
+    );
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 2];
+    let mut growth = Vec::new();
+    for r in 0..runs {
+        for (i, (_, bin, own)) in bins.0.iter().enumerate() {
+            samples[i].push(reintegrate_and(
+                bin,
+                scratch,
+                own,
+                &pair,
+                scale.lines,
+                |run| {
+                    if r == 0 {
+                        growth.push(table_growth(own, run, scale.lines));
+                    }
+                },
+            ));
+        }
+        samples[bins.0.len()].push(sqlite_import(scratch, &pair.1));
+        samples[bins.0.len() + 1].push(python_anchor(scratch, base, &pair.1));
+    }
+    let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
+    let names: Vec<&str> = bins
+        .0
+        .iter()
+        .map(|b| b.0)
+        .chain(["sqlite3 .import", "python anchor"])
+        .collect();
+    let reference = medians[bins.0.len()].secs;
+    println!("  (ratio: time / sqlite3 .import's time)");
+    header();
+    for (name, m) in names.iter().zip(&medians) {
+        row(name, m, scale.lines, reference);
+    }
+    println!(
+        "  stxd / python anchor: {:.2}",
+        medians[0].secs / medians[bins.0.len() + 1].secs
+    );
+    for ((name, _, _), g) in bins.0.iter().zip(&growth) {
+        println!("  {name} store growth by table and index, bytes per line: {g}");
+    }
+}
+
+/// What each table and index of the manager's store grew by, per line
+/// (SQLite's dbstat, through the sqlite3 shell), largest first.
+fn table_growth(base: &Path, run: &Path, lines: u64) -> String {
+    let sizes = |dir: &Path| -> std::collections::BTreeMap<String, i64> {
+        let out = Command::new("sqlite3")
+            .arg(fixture::manager_db(dir))
+            .arg("SELECT name, sum(pgsize) FROM dbstat GROUP BY name")
+            .output()
+            .expect("sqlite3");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_once('|'))
+            .map(|(n, b)| (n.to_owned(), b.parse().unwrap_or(0)))
+            .collect()
+    };
+    let before = sizes(base);
+    let mut grown: Vec<(String, i64)> = sizes(run)
+        .into_iter()
+        .map(|(n, b)| {
+            let d = b - before.get(&n).copied().unwrap_or(0);
+            (n, d)
+        })
+        .filter(|(_, d)| *d * 100 >= lines as i64)
+        .collect();
+    grown.sort_by_key(|g| -g.1);
+    grown
+        .iter()
+        .map(|(n, d)| format!("{n} {}", d / lines.max(1) as i64))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn standing(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
+    println!("\nsales on one standing zone: linear when each doubling costs ~2x");
+    let sizes = [scale.standing, scale.standing * 2, scale.standing * 4];
+    let pairs: Vec<_> = sizes
+        .iter()
+        .map(|&n| {
+            fixture::sales_file(
+                base,
+                &scratch.join(format!("standing-{n}")),
+                (1, 1, n),
+                Shape::Standing,
+            )
+        })
+        .collect();
+    println!(
+        "  {:<22} {:>9} {:>9} {:>9} {:>12} {:>12}",
+        "contestant", "1x s", "2x s", "4x s", "2x/1x", "4x/2x"
+    );
+    for (name, bin, own) in &bins.0 {
+        let mut t = Vec::new();
+        for (pair, &n) in pairs.iter().zip(&sizes) {
+            let s: Vec<Sample> = (0..runs)
+                .map(|_| reintegrate(bin, scratch, own, pair, n))
+                .collect();
+            t.push(median(&s).secs);
+        }
+        println!(
+            "  {:<22} {:>9.3} {:>9.3} {:>9.3} {:>12.2} {:>12.2}",
+            name,
+            t[0],
+            t[1],
+            t[2],
+            t[1] / t[0],
+            t[2] / t[1]
+        );
+    }
+}
+
+fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
+    let run = scratch.join("seatplan");
+    measure::copy_tree(base, &run);
+    measure::run(&mut stxd(
+        &bins.0[0].1,
+        &run,
+        &["export", "seatplan", "--link", fixture::LINK],
+    ));
+    let out = run
+        .join("var/exchange")
+        .join(fixture::LINK)
+        .join("to-distributor");
+    let find = |ext: &str| {
+        std::fs::read_dir(&out)
+            .expect("outbox")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == ext))
+            .expect("exported seat plan")
+    };
+    let (manifest, payload) = (find("stx"), find("xml"));
+    let mib = std::fs::metadata(&payload).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
+    println!("\nseat plan verify + parse: {mib:.1} MiB (stxd inspect vs xmllint --stream --noout)");
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
+    for _ in 0..runs {
+        for (i, (_, bin, _)) in bins.0.iter().enumerate() {
+            let m = manifest.display().to_string();
+            samples[i].push(measure::run(&mut stxd(bin, &run, &["inspect", &m])));
+        }
+        let mut x = Command::new("xmllint");
+        x.args(["--stream", "--noout"]).arg(&payload);
+        samples[bins.0.len()].push(measure::run(&mut x));
+    }
+    let reference = median(&samples[bins.0.len()]).secs;
+    println!(
+        "  {:<22} {:>9} {:>9} {:>10} {:>9}",
+        "contestant", "median s", "MiB/s", "peak MiB", "ratio"
+    );
+    let names = bins.0.iter().map(|b| b.0).chain(["xmllint --stream"]);
+    for (name, s) in names.zip(&samples) {
+        let m = median(s);
+        println!(
+            "  {:<22} {:>9.3} {:>9.1} {:>10.1} {:>9.2}",
+            name,
+            m.secs,
+            mib / m.secs,
+            m.rss_kib as f64 / 1024.0,
+            m.secs / reference
+        );
+    }
+    let _ = std::fs::remove_dir_all(&run);
+}
+
+fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {
+    let n = scale.latency_files;
+    println!("\ndrop -> done/ latency of one-line sales files, {n} files one after the other");
+    println!("  {:<30} {:>9} {:>9}", "contestant", "p50 ms", "p99 ms");
+    for (name, bin, own) in &bins.0 {
+        let run = scratch.join("latency");
+        let _ = std::fs::remove_dir_all(&run);
+        measure::copy_tree(own, &run);
+        let files: Vec<_> = (1..=n)
+            .map(|k| {
+                fixture::sales_file(
+                    &run,
+                    &scratch.join(format!("lat-{name}-{k}")),
+                    (k, k, 1),
+                    Shape::Seated { seats: scale.seats },
+                )
+            })
+            .collect();
+        let inbox = fixture::manager_inbox(&run);
+        let done = inbox.join("done");
+        let log = std::fs::File::create(scratch.join("daemon.log")).expect("log");
+        let mut daemon = stxd(bin, &run, &["run"])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start the daemon");
+        let mut daemon_ms = Vec::new();
+        for (k, (m, p)) in files.iter().enumerate() {
+            let ms = drop_and_wait(m, p, &inbox, &done, Duration::from_secs(30));
+            // The first file also waits for the daemon to start: not counted.
+            if k > 0 {
+                daemon_ms.push(ms);
+            }
+        }
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        // One-shot: the next files, each dropped then `stxd process`.
+        let mut oneshot_ms = Vec::new();
+        for k in 0..(n / 4).max(5) {
+            let seq = n + 1 + k;
+            let (m, p) = fixture::sales_file(
+                &run,
+                &scratch.join(format!("lat-{name}-{seq}")),
+                (seq, seq, 1),
+                Shape::Seated { seats: scale.seats },
+            );
+            for f in [&p, &m] {
+                place(f, &inbox);
+            }
+            oneshot_ms.push(measure::run(&mut stxd(bin, &run, &["process"])).secs * 1000.0);
+        }
+        for (what, v) in [
+            ("daemon", &daemon_ms),
+            ("one-shot stxd process", &oneshot_ms),
+        ] {
+            println!(
+                "  {:<30} {:>9.1} {:>9.1}",
+                format!("{name}: {what}"),
+                measure::percentile(v, 50.0),
+                measure::percentile(v, 99.0)
+            );
+        }
+        let _ = std::fs::remove_dir_all(&run);
+    }
+}
+
+/// Renames the payload then the manifest into `inbox`; milliseconds until
+/// the manifest is in `done`.
+fn drop_and_wait(
+    manifest: &Path,
+    payload: &Path,
+    inbox: &Path,
+    done: &Path,
+    limit: Duration,
+) -> f64 {
+    let name = manifest.file_name().expect("name");
+    place(payload, inbox);
+    let t = Instant::now();
+    place(manifest, inbox);
+    while !done.join(name).exists() {
+        assert!(
+            t.elapsed() < limit,
+            "{} not done after {limit:?}",
+            name.to_string_lossy()
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    t.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Moves `file` into `dir` as a sender does: a new name, never replacing
+/// one (a hard link, then the old name removed).
+fn place(file: &Path, dir: &Path) {
+    std::fs::hard_link(file, dir.join(file.file_name().expect("name"))).expect("drop");
+    std::fs::remove_file(file).expect("drop");
+}
