@@ -5,6 +5,9 @@
 #![allow(unsafe_code)]
 
 mod util;
+// Before the files that use its on_both_servers! macro.
+#[macro_use]
+mod servers;
 
 mod alert;
 mod cli;
@@ -32,6 +35,7 @@ mod lifecycle;
 mod mapping_cases;
 mod mapping_cli;
 mod orders;
+mod proftpd;
 mod reconcile;
 mod reintegration;
 mod schedules;

@@ -96,6 +96,7 @@ pub(super) enum RawTransport {
         local_dir: PathBuf,
         connect_timeout_seconds: Option<i64>,
         io_timeout_seconds: Option<i64>,
+        remote_fsync: Option<String>,
     },
 }
 
