@@ -37,6 +37,8 @@ pub struct Options {
     /// More virtual users, each with its uid and gid and an optional
     /// password (key login always works with the client key).
     pub users: Vec<VirtualUser>,
+    /// More configuration lines (`<Directory>` limits…).
+    pub extra: String,
 }
 
 #[derive(Debug, Clone)]
@@ -52,10 +54,12 @@ pub struct Proftpd {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// The client's public key in RFC 4716 format (`<user>.keys`).
+    rfc4716: Vec<u8>,
 }
 
 #[allow(unsafe_code)]
-fn ids() -> (u32, u32) {
+pub fn ids() -> (u32, u32) {
     // SAFETY: geteuid and getegid have no preconditions and cannot fail.
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
@@ -94,6 +98,35 @@ impl Proftpd {
             .output()
             .expect("ssh-keygen -e");
         assert!(rfc4716.status.success(), "ssh-keygen -e failed");
+        let port = free_port();
+        let mut server = Proftpd {
+            dir,
+            port,
+            child: None,
+            rfc4716: rfc4716.stdout,
+        };
+        server.write_known_hosts_for(
+            &server.client_known_hosts(),
+            port,
+            &server.dir().join("host_ed25519"),
+        );
+        server.configure(options);
+        server.resume();
+        server
+    }
+
+    /// Stops the server, rewrites its users and config for `options` (same
+    /// port and keys) and starts it again.
+    pub fn reconfigure(&mut self, options: &Options) {
+        self.stop();
+        self.configure(options);
+        self.resume();
+    }
+
+    fn configure(&self, options: &Options) {
+        let d = self.dir();
+        let port = self.port;
+        let rfc4716 = &self.rfc4716;
         let (uid, gid) = ids();
         let mut users = vec![VirtualUser {
             name: USER.into(),
@@ -105,22 +138,24 @@ impl Proftpd {
         let mut passwd = String::new();
         let mut group = String::new();
         for u in &users {
+            // The test's own user lives in the server's folder; another
+            // user's home is `/` (the server's folder is not theirs).
+            let home = if u.uid == uid { d } else { Path::new("/") };
             let hash = u.password.as_deref().map_or_else(|| "*".into(), crypt);
             passwd.push_str(&format!(
                 "{}:{hash}:{}:{}::{}:/bin/sh\n",
                 u.name,
                 u.uid,
                 u.gid,
-                d.display()
+                home.display()
             ));
             group.push_str(&format!("g{}::{}:\n", u.gid, u.gid));
-            std::fs::write(d.join(format!("{}.keys", u.name)), &rfc4716.stdout).expect("keys");
+            std::fs::write(d.join(format!("{}.keys", u.name)), rfc4716).expect("keys");
         }
         for (name, text) in [("passwd", passwd), ("group", group)] {
             std::fs::write(d.join(name), text).expect("user file");
             set_mode(&d.join(name), 0o600);
         }
-        let port = free_port();
         let mut config = format!(
             "ServerType standalone\nServerName \"stxd test\"\nDefaultAddress 127.0.0.1\n\
              SocketBindTight on\nPort {port}\nUseIPv6 off\nUseReverseDNS off\n\
@@ -144,6 +179,7 @@ impl Proftpd {
         if let Some(max) = options.max_store {
             config.push_str(&format!("MaxStoreFileSize {max} B\n"));
         }
+        config.push_str(&options.extra);
         std::fs::write(d.join("proftpd.conf"), config).expect("proftpd.conf");
         let check = Command::new(PROFTPD)
             .arg("-t")
@@ -156,18 +192,6 @@ impl Proftpd {
             "proftpd -t refused the config: {}",
             String::from_utf8_lossy(&check.stderr)
         );
-        let mut server = Proftpd {
-            dir,
-            port,
-            child: None,
-        };
-        server.write_known_hosts_for(
-            &server.client_known_hosts(),
-            port,
-            &server.dir().join("host_ed25519"),
-        );
-        server.resume();
-        server
     }
 
     pub fn dir(&self) -> &Path {

@@ -17,7 +17,6 @@ pub enum Kind {
 
 /// What a client needs to reach a running test server, and its controls.
 pub trait SftpServer {
-    fn kind(&self) -> Kind;
     fn port(&self) -> u16;
     /// The account the client key logs in as.
     fn user(&self) -> String;
@@ -33,6 +32,10 @@ pub trait SftpServer {
     fn stop(&mut self);
     fn resume(&mut self);
     fn log(&self) -> String;
+    /// The ProFTPD behind it, to change its config.
+    fn as_proftpd(&mut self) -> Option<&mut Proftpd> {
+        None
+    }
 }
 
 /// Starts a server of this kind with its defaults.
@@ -56,9 +59,6 @@ pub fn current_user() -> String {
 }
 
 impl SftpServer for Sshd {
-    fn kind(&self) -> Kind {
-        Kind::Sshd
-    }
     fn port(&self) -> u16 {
         Sshd::port(self)
     }
@@ -89,9 +89,6 @@ impl SftpServer for Sshd {
 }
 
 impl SftpServer for Proftpd {
-    fn kind(&self) -> Kind {
-        Kind::Proftpd
-    }
     fn port(&self) -> u16 {
         Proftpd::port(self)
     }
@@ -118,6 +115,9 @@ impl SftpServer for Proftpd {
     }
     fn log(&self) -> String {
         Proftpd::log(self)
+    }
+    fn as_proftpd(&mut self) -> Option<&mut Proftpd> {
+        Some(self)
     }
 }
 

@@ -68,7 +68,7 @@ impl Fixture {
     }
 
     /// The manager OPERA as the SFTP client, through `port`.
-    fn config(&self, port: u16, key: &Path, known_hosts: &Path) -> Config {
+    pub(crate) fn config(&self, port: u16, key: &Path, known_hosts: &Path) -> Config {
         self.config_with(&Reach {
             port,
             user: self.sshd.user(),

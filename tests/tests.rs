@@ -43,6 +43,7 @@ mod seat_changes;
 mod selling;
 mod setup_hold;
 mod sftp;
+mod sftp_faults;
 mod sshd;
 mod status;
 mod store_domain;
