@@ -56,6 +56,7 @@ pub struct Proftpd {
     child: Option<Child>,
     /// The client's public key in RFC 4716 format (`<user>.keys`).
     rfc4716: Vec<u8>,
+    options: Options,
 }
 
 #[allow(unsafe_code)]
@@ -104,6 +105,7 @@ impl Proftpd {
             port,
             child: None,
             rfc4716: rfc4716.stdout,
+            options: options.clone(),
         };
         server.write_known_hosts_for(
             &server.client_known_hosts(),
@@ -119,8 +121,21 @@ impl Proftpd {
     /// port and keys) and starts it again.
     pub fn reconfigure(&mut self, options: &Options) {
         self.stop();
+        self.options = options.clone();
         self.configure(options);
         self.resume();
+    }
+
+    /// Adds `account` as a virtual user with its uid and gid (key login).
+    pub fn admit(&mut self, account: &crate::servers::Account) {
+        let mut options = self.options.clone();
+        options.users.push(VirtualUser {
+            name: account.name.clone(),
+            uid: account.uid,
+            gid: account.gid,
+            password: None,
+        });
+        self.reconfigure(&options);
     }
 
     fn configure(&self, options: &Options) {

@@ -5,9 +5,11 @@
 //! `on_proftpd::case`), so a filter picks a server and a failure names it.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use crate::proftpd::Proftpd;
-use crate::sshd::Sshd;
+use crate::sshd::{Sshd, set_mode};
+use crate::util::unique;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -32,6 +34,8 @@ pub trait SftpServer {
     fn stop(&mut self);
     fn resume(&mut self);
     fn log(&self) -> String;
+    /// Lets `account` log in with the client key.
+    fn admit(&mut self, account: &Account);
     /// The ProFTPD behind it, to change its config.
     fn as_proftpd(&mut self) -> Option<&mut Proftpd> {
         None
@@ -86,6 +90,12 @@ impl SftpServer for Sshd {
     fn log(&self) -> String {
         Sshd::log(self)
     }
+    fn admit(&mut self, _: &Account) {
+        // A real account: sshd reads the one authorized_keys file with the
+        // account's rights.
+        set_mode(self.dir(), 0o755);
+        set_mode(&self.dir().join("authorized_keys"), 0o644);
+    }
 }
 
 impl SftpServer for Proftpd {
@@ -116,8 +126,55 @@ impl SftpServer for Proftpd {
     fn log(&self) -> String {
         Proftpd::log(self)
     }
+    fn admit(&mut self, account: &Account) {
+        Proftpd::admit(self, account);
+    }
     fn as_proftpd(&mut self) -> Option<&mut Proftpd> {
         Some(self)
+    }
+}
+
+/// A local account made for one test (`useradd`), removed on drop.
+pub struct Account {
+    pub name: String,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Account {
+    pub fn create() -> Account {
+        let name = format!("stxt{}", unique() % 1_000_000_000);
+        // Password `*`: no password works, yet the account is not locked
+        // (sshd refuses a locked account even a key login).
+        let status = Command::new("useradd")
+            .args([
+                "--no-create-home",
+                "--user-group",
+                "--password",
+                "*",
+                "--shell",
+            ])
+            .arg("/usr/sbin/nologin")
+            .arg(&name)
+            .status()
+            .expect("useradd (run the tests as root: they create a throwaway account)");
+        assert!(status.success(), "useradd {name} failed: run as root");
+        let id = |flag: &str| -> u32 {
+            let out = Command::new("id").arg(flag).arg(&name).output().unwrap();
+            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+        };
+        let (uid, gid) = (id("-u"), id("-g"));
+        Account { name, uid, gid }
+    }
+
+    pub fn owns(&self, path: &Path) {
+        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).expect("chown");
+    }
+}
+
+impl Drop for Account {
+    fn drop(&mut self) {
+        let _ = Command::new("userdel").arg(&self.name).status();
     }
 }
 

@@ -5,19 +5,23 @@
 //! nothing lost, nothing duplicated, no partial file taken, recovery once
 //! the fault clears, and a message that names the fix.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::proftpd::{Options, Proftpd, VirtualUser};
-use crate::servers::Kind;
+use crate::servers::{Account, Kind};
 use crate::sftp::{Fixture, bytes, failed, files, moved, names, pair, poll, sha};
 use crate::sshd::{keygen, set_mode};
-use crate::util::{Reach, SftpSides, unique};
+use crate::util::{Reach, SftpSides};
 
 const LINK: &str = "opera-tourism";
 const NO_FSYNC: &str = "does not support fsync@openssh.com";
 
 on_both_servers!(
+    permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_granted,
+    another_client_writing_the_same_name_meanwhile_is_never_overwritten,
+    a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed,
     hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key,
     a_rotated_host_key_is_accepted_while_the_old_one_is_still_listed,
     a_plain_sftp_rename_never_replaces_an_existing_file,
@@ -218,54 +222,10 @@ fn a_password_login_works_and_a_wrong_or_open_password_file_is_permanent() {
     assert_eq!(got.pushed, vec![m]);
 }
 
-/// A local account made for one test (`useradd`), removed on drop.
-struct Account {
-    name: String,
-    uid: u32,
-    gid: u32,
-}
-
-impl Account {
-    fn create() -> Account {
-        let name = format!("stxt{}", unique() % 1_000_000_000);
-        let status = Command::new("useradd")
-            .args(["--no-create-home", "--user-group", "--shell"])
-            .arg("/usr/sbin/nologin")
-            .arg(&name)
-            .status()
-            .expect("useradd (run the tests as root: they create a throwaway account)");
-        assert!(status.success(), "useradd {name} failed: run as root");
-        let id = |flag: &str| -> u32 {
-            let out = Command::new("id").arg(flag).arg(&name).output().unwrap();
-            String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-        };
-        let (uid, gid) = (id("-u"), id("-g"));
-        Account { name, uid, gid }
-    }
-
-    fn owns(&self, path: &Path) {
-        std::os::unix::fs::chown(path, Some(self.uid), Some(self.gid)).expect("chown");
-    }
-}
-
-impl Drop for Account {
-    fn drop(&mut self) {
-        let _ = Command::new("userdel").arg(&self.name).status();
-    }
-}
-
-#[test]
-fn permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_granted() {
+fn permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_granted(kind: Kind) {
     let account = Account::create();
-    let f = Fixture::on(Box::new(Proftpd::start_with(&Options {
-        users: vec![VirtualUser {
-            name: account.name.clone(),
-            uid: account.uid,
-            gid: account.gid,
-            password: None,
-        }],
-        ..Options::default()
-    })));
+    let mut f = Fixture::new(kind);
+    f.sshd.admit(&account);
     // The account may walk to the share; its folders are root's.
     for dir in [f.root.path().to_owned(), f.root.path().join("share")] {
         set_mode(&dir, 0o755);
@@ -283,7 +243,7 @@ fn permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_gra
 
     // Write and read denied: both named, nothing moves, nothing partial.
     let e = failed(poll(&config));
-    assert!(e.is_permanent(), "{e}");
+    assert!(e.is_permanent(), "{e}\n{}", f.sshd.log());
     assert!(
         e.to_string().contains("permission denied") && e.to_string().contains(rights),
         "{e}"
@@ -362,6 +322,111 @@ fn a_share_refusing_renames_shows_no_final_name_and_pushes_once_allowed() {
     assert_eq!(got.pushed, vec![m.clone()]);
     assert_eq!(names(&out), vec![p.clone(), m]);
     assert_eq!(sha(&std::fs::read(out.join(&p)).unwrap()), sha(&payload));
+}
+
+/// A small tmpfs mounted on a folder for one test, unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
+            .arg("tmpfs")
+            .arg(dir)
+            .status()
+            .expect("mount (run the tests as root: they mount a small tmpfs)");
+        assert!(
+            status.success(),
+            "mount a tmpfs on {}: run as root",
+            dir.display()
+        );
+        Tmpfs(dir.to_owned())
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+fn a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed(kind: Kind) {
+    let f = Fixture::new(kind);
+    let remote = f.share("to-distributor");
+    let _disk = Tmpfs::mount(&remote, "4m");
+    // Everything taken but 512 KiB, by a file that is not the link's.
+    let filler = remote.join(".filler");
+    std::fs::write(&filler, vec![0u8; (4 << 20) - (512 << 10)]).unwrap();
+    let payload = bytes(2 << 20, 8);
+    let (p, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, &payload);
+    for _ in 0..2 {
+        let e = failed(poll(&f.good_config()));
+        assert!(!e.is_permanent(), "{e}");
+        let text = e.to_string();
+        assert!(
+            text.contains("full or over a quota") && text.contains("free space"),
+            "{text}"
+        );
+        // Not even a partial temporary file is left to take the space.
+        assert_eq!(names(&remote), vec![".filler".to_owned()]);
+        assert_eq!(files(&f.outbox()), vec![p.clone(), m.clone()]);
+    }
+    std::fs::remove_file(&filler).unwrap();
+    let got = moved(poll(&f.good_config()));
+    assert_eq!(got.pushed, vec![m.clone()]);
+    assert_eq!(names(&remote), vec![p.clone(), m]);
+    assert_eq!(sha(&std::fs::read(remote.join(&p)).unwrap()), sha(&payload));
+}
+
+fn another_client_writing_the_same_name_meanwhile_is_never_overwritten(kind: Kind) {
+    let f = Fixture::new(kind);
+    let remote = f.share("to-distributor");
+    let payload = bytes(8 << 20, 3);
+    let (p, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, &payload);
+    // The other client: once this side's upload has begun, it places its
+    // own file under the same final name (written aside, then linked in
+    // without replacing anything).
+    let other = {
+        let (remote, p) = (remote.clone(), p.clone());
+        std::thread::spawn(move || {
+            let part = remote.join(format!(".{p}.part"));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !part.exists() {
+                assert!(Instant::now() < deadline, "the upload never began");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let theirs = remote.join(".theirs.tmp");
+            std::fs::write(&theirs, "their bytes").unwrap();
+            std::fs::hard_link(&theirs, remote.join(&p))
+                .expect("the other client came too late: the upload was already in place");
+            std::fs::remove_file(&theirs).unwrap();
+        })
+    };
+    let got = moved(poll(&f.good_config()));
+    other.join().expect("the other client");
+    assert_eq!(got.pushed, Vec::<String>::new());
+    assert_eq!(got.alerts.len(), 1, "{got:?}");
+    assert!(
+        got.alerts[0].contains("already exists")
+            && got.alerts[0].contains("nothing was overwritten")
+            && got.alerts[0].contains("compare both with the peer"),
+        "{got:?}"
+    );
+    // Their file intact, no manifest of ours beside it, no temporary file.
+    assert_eq!(
+        std::fs::read_to_string(remote.join(&p)).unwrap(),
+        "their bytes"
+    );
+    assert_eq!(names(&remote), vec![p.clone()]);
+    assert_eq!(files(&f.outbox()), vec![p.clone(), m.clone()]);
+
+    // Once a person settled it with the peer (their file removed), the pair
+    // goes whole.
+    std::fs::remove_file(remote.join(&p)).unwrap();
+    let got = moved(poll(&f.good_config()));
+    assert_eq!(got.pushed, vec![m.clone()]);
+    assert_eq!(names(&remote), vec![p.clone(), m]);
+    assert_eq!(sha(&std::fs::read(remote.join(&p)).unwrap()), sha(&payload));
 }
 
 fn hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key(kind: Kind) {
