@@ -65,6 +65,18 @@ pub fn ids() -> (u32, u32) {
     unsafe { (libc::geteuid(), libc::getegid()) }
 }
 
+#[allow(unsafe_code)]
+fn group_name(gid: u32) -> String {
+    // SAFETY: getgrgid has no preconditions; its result is read at once.
+    unsafe {
+        let gr = libc::getgrgid(gid);
+        assert!(!gr.is_null(), "no group entry for gid {gid}");
+        std::ffi::CStr::from_ptr((*gr).gr_name)
+            .to_string_lossy()
+            .into_owned()
+    }
+}
+
 /// A crypt(3) SHA-512 hash of `password` (perl is part of every Debian).
 fn crypt(password: &str) -> String {
     let out = Command::new("perl")
@@ -175,7 +187,7 @@ impl Proftpd {
             "ServerType standalone\nServerName \"stxd test\"\nDefaultAddress 127.0.0.1\n\
              SocketBindTight on\nPort {port}\nUseIPv6 off\nUseReverseDNS off\n\
              PidFile {d}/proftpd.pid\nScoreboardFile {d}/proftpd.scoreboard\nDelayTable none\n\
-             WtmpLog off\nTransferLog none\nSystemLog {d}/system.log\n\
+             WtmpLog off\nTransferLog none\nSystemLog {d}/system.log\nControlsEngine off\n\
              RequireValidShell off\nAllowOverwrite off\nMaxLoginAttempts 100\n\
              AuthOrder mod_auth_file.c\nAuthUserFile {d}/passwd\nAuthGroupFile {d}/group\n\
              ModulePath /usr/lib/proftpd\nLoadModule mod_sftp.c\n\
@@ -186,6 +198,13 @@ impl Proftpd {
         if uid == 0 {
             // The default user has the test's uid: root when CI runs as root.
             config.push_str("RootLogin on\n");
+        } else {
+            // Not root: ProFTPD stays the test's user (it cannot switch).
+            config.push_str(&format!(
+                "User {}\nGroup {}\n",
+                crate::servers::current_user(),
+                group_name(gid)
+            ));
         }
         if !options.without.is_empty() {
             let off: Vec<String> = options.without.iter().map(|x| format!("-{x}")).collect();

@@ -18,6 +18,7 @@ mod crash;
 mod crash_archive;
 mod crash_export;
 mod crash_sftp;
+mod crash_sftp_trials;
 mod daemon;
 mod drop_folders;
 mod duplicates;
