@@ -78,7 +78,7 @@ fn group_name(gid: u32) -> String {
 }
 
 /// A crypt(3) SHA-512 hash of `password` (perl is part of every Debian).
-fn crypt(password: &str) -> String {
+pub fn crypt(password: &str) -> String {
     let out = Command::new("perl")
         .args(["-e", "print crypt($ARGV[0], q($6$stxdtest$))", password])
         .output()
@@ -145,7 +145,7 @@ impl Proftpd {
             name: account.name.clone(),
             uid: account.uid,
             gid: account.gid,
-            password: None,
+            password: account.password.clone(),
         });
         self.reconfigure(&options);
     }

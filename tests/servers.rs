@@ -139,19 +139,27 @@ pub struct Account {
     pub name: String,
     pub uid: u32,
     pub gid: u32,
+    /// Its password, when it has one (key logins work either way).
+    pub password: Option<String>,
 }
 
 impl Account {
     pub fn create() -> Account {
+        Account::with_password(None)
+    }
+
+    /// An account whose password is `password` (`None`: no password works,
+    /// yet the account is not locked, which sshd would refuse even a key
+    /// login).
+    pub fn with_password(password: Option<&str>) -> Account {
         let name = format!("stxt{}", unique() % 1_000_000_000);
-        // Password `*`: no password works, yet the account is not locked
-        // (sshd refuses a locked account even a key login).
+        let hash = password.map_or_else(|| "*".to_owned(), crate::proftpd::crypt);
         let status = Command::new("useradd")
             .args([
                 "--no-create-home",
                 "--user-group",
                 "--password",
-                "*",
+                &hash,
                 "--shell",
             ])
             .arg("/usr/sbin/nologin")
@@ -164,7 +172,12 @@ impl Account {
             String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
         };
         let (uid, gid) = (id("-u"), id("-g"));
-        Account { name, uid, gid }
+        Account {
+            name,
+            uid,
+            gid,
+            password: password.map(str::to_owned),
+        }
     }
 
     pub fn owns(&self, path: &Path) {

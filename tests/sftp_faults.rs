@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::proftpd::{Options, Proftpd, VirtualUser};
+use crate::proftpd::{Options, Proftpd};
 use crate::servers::{Account, Kind};
 use crate::sftp::{Fixture, bytes, failed, files, moved, names, pair, poll, sha};
 use crate::sshd::{keygen, set_mode};
@@ -19,6 +19,7 @@ const LINK: &str = "opera-tourism";
 const NO_FSYNC: &str = "does not support fsync@openssh.com";
 
 on_both_servers!(
+    a_password_login_works_and_a_wrong_or_open_password_file_is_permanent,
     permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_granted,
     another_client_writing_the_same_name_meanwhile_is_never_overwritten,
     a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed,
@@ -177,25 +178,21 @@ fn a_full_share_refuses_the_upload_whole_and_the_push_resumes_once_space_is_free
     assert_eq!(files(&f.outbox()), Vec::<String>::new());
 }
 
-#[test]
-fn a_password_login_works_and_a_wrong_or_open_password_file_is_permanent() {
-    let (uid, gid) = crate::proftpd::ids();
-    let f = Fixture::on(Box::new(Proftpd::start_with(&Options {
-        users: vec![VirtualUser {
-            name: "pw".into(),
-            uid,
-            gid,
-            password: Some("s3cret words".into()),
-        }],
-        ..Options::default()
-    })));
+fn a_password_login_works_and_a_wrong_or_open_password_file_is_permanent(kind: Kind) {
+    let account = Account::with_password(Some("s3cret words"));
+    let mut f = Fixture::new(kind);
+    f.sshd.admit(&account);
     let file = f.root.path().join("password");
     std::fs::write(&file, "s3cret words\n").unwrap();
     set_mode(&file, 0o600);
     let mut reach = Reach::of(f.sshd.as_ref());
-    reach.user = "pw".into();
+    reach.user = account.name.clone();
     reach.auth = format!("password_file = \"{}\"", file.display());
     let config = f.config_with(&reach);
+    // The account writes to the share.
+    set_mode(f.root.path(), 0o755);
+    set_mode(&f.root.path().join("share"), 0o755);
+    account.owns(&f.share("to-distributor"));
 
     std::fs::write(&file, "wrong\n").unwrap();
     let (_, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"c");
