@@ -13,7 +13,7 @@ use crate::proftpd::{Options, Proftpd};
 use crate::servers::{Account, Kind};
 use crate::sftp::{Fixture, bytes, failed, files, moved, names, pair, poll, sha};
 use crate::sshd::{keygen, set_mode};
-use crate::util::{Reach, SftpSides};
+use crate::util::{Daemon, Reach, SftpSides};
 
 const LINK: &str = "opera-tourism";
 const NO_FSYNC: &str = "does not support fsync@openssh.com";
@@ -89,6 +89,32 @@ fn a_server_without_fsync_or_posix_rename_gets_every_file_with_one_warning() {
         "pulled and removed"
     );
     assert_eq!(files(&sides.client_dir("inbox").join("done")).len(), 2);
+}
+
+#[test]
+fn the_daemon_warns_once_per_session_of_a_server_without_fsync() {
+    let server = Proftpd::start_with(&Options {
+        without: vec!["fsync"],
+        ..Options::default()
+    });
+    let sides = SftpSides::new(&server, "manager");
+    let config = sides.root().join("manager.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[daemon]\nscan_seconds = 1\n");
+    std::fs::write(&config, text).unwrap();
+    let daemon = Daemon::start_args(&sides.sandbox, &["--config", "manager.toml"], "info");
+    // Two pushes, one after the other, over the daemon's kept session.
+    for (n, kind) in ["seatplan", "catalogue"].into_iter().enumerate() {
+        sides
+            .manager(&["export", kind, "--link", LINK])
+            .expect_code(0);
+        daemon.wait_log_n("pair pushed", n + 1);
+    }
+    let log = daemon.log();
+    assert_eq!(log.matches("sftp session opened").count(), 1, "{log}");
+    assert_eq!(log.matches(NO_FSYNC).count(), 1, "{log}");
+    assert_eq!(files(&sides.share("to-distributor")).len(), 4);
+    daemon.signal(libc::SIGTERM);
 }
 
 #[test]
