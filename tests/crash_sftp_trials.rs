@@ -109,6 +109,8 @@ fn trial(server: &mut dyn SftpServer, seed: u64, tally: &mut Tally) {
     } else {
         "distributor"
     };
+    // Shown with a failure (or with --nocapture): the seed to replay.
+    eprintln!("trial {seed:#x}: the {client} is the SFTP client");
     let sides = SftpSides::new(server, client);
     let at = |what: &str| format!("seed {seed:#x} ({client} is the client): {what}");
     sides
