@@ -474,6 +474,16 @@ fn hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key(kind: Ki
     let (_, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"c");
     let config = f.config(f.sshd.port(), &f.sshd.client_key(), &hashed);
     assert_eq!(moved(poll(&config)).pushed, vec![m]);
+    // `stxd check` takes a hashed file as naming the server too.
+    let report = stxd::app::check(&config).unwrap();
+    assert!(
+        !report
+            .links
+            .iter()
+            .any(|x| x.object.contains("known_hosts")),
+        "{:?}",
+        report.links
+    );
 
     let other = f.root.path().join("other_host_key");
     keygen(&other);
