@@ -1,6 +1,7 @@
 //! Crash points of the SFTP transport: the real `stxd poll` killed by
 //! SIGKILL at each failpoint of a push or a pull (`STXD_FAILPOINT`), against
-//! a real sshd on loopback, then run again without it. Whatever the point,
+//! a real SFTP server on loopback (OpenSSH's sshd, then ProFTPD's
+//! `mod_sftp`), then run again without it. Whatever the point,
 //! the peer gets each pair exactly once under its final names, no pair is
 //! left split between the outbox and `sent/`, no orphan stays on the share,
 //! the receiver applies the file once and nothing lands in `error/`.
@@ -12,8 +13,21 @@
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use crate::sshd::Sshd;
+use crate::servers::{Kind, SftpServer};
 use crate::util::{Run, SftpSides};
+
+on_both_servers!(
+    a_push_killed_after_the_payload_is_renamed_pushes_the_manifest_next_time,
+    a_push_killed_after_both_renames_finds_the_pair_on_the_share_by_its_digest,
+    a_push_killed_inside_the_move_to_sent_is_finished_by_the_next_poll,
+    a_push_killed_inside_the_move_to_sent_is_not_pushed_again_once_the_peer_took_it,
+    a_pair_pushed_again_after_the_peer_took_it_applies_nothing_twice,
+    a_pull_killed_once_the_pair_is_placed_pulls_it_again_and_applies_it_once,
+    a_pull_killed_between_the_two_remote_removals_leaves_a_manifest_the_next_poll_removes,
+    a_pair_pulled_again_after_it_was_applied_applies_nothing_twice,
+    a_lone_manifest_of_a_pair_already_applied_is_removed_from_what_the_journal_says,
+    a_lone_manifest_this_side_never_received_stays_on_the_share,
+);
 
 const LINK: &str = "opera-tourism";
 const MANIFEST: &str = "opera-tourism.SEATPLAN.00000001.stx";
@@ -120,7 +134,7 @@ fn applied_once(sides: &SftpSides, inbox: &Path) {
 /// `crashed` check what the crash left, runs the poll again and checks the
 /// outcome; then the distributor applies the pair from the share. Returns
 /// the sides for more checks.
-fn push_crash(sshd: &Sshd, point: &str, crashed: impl FnOnce(&SftpSides)) -> SftpSides {
+fn push_crash(sshd: &dyn SftpServer, point: &str, crashed: impl FnOnce(&SftpSides)) -> SftpSides {
     let sides = SftpSides::new(sshd, "manager");
     sides
         .manager(&["export", "seatplan", "--link", LINK])
@@ -159,10 +173,9 @@ fn push_crash(sshd: &Sshd, point: &str, crashed: impl FnOnce(&SftpSides)) -> Sft
     sides
 }
 
-#[test]
-fn a_push_killed_after_the_payload_is_renamed_pushes_the_manifest_next_time() {
-    let sshd = Sshd::start();
-    push_crash(&sshd, "sftp.push.payload-renamed", |sides| {
+fn a_push_killed_after_the_payload_is_renamed_pushes_the_manifest_next_time(kind: Kind) {
+    let sshd = crate::servers::start(kind);
+    push_crash(sshd.as_ref(), "sftp.push.payload-renamed", |sides| {
         let remote = sides.share("to-distributor");
         assert_eq!(names(&remote), vec![PAYLOAD.to_owned()]);
         assert_eq!(files(&sides.client_dir("outbox")), pair());
@@ -182,10 +195,9 @@ fn a_push_killed_after_the_payload_is_renamed_pushes_the_manifest_next_time() {
     });
 }
 
-#[test]
-fn a_push_killed_after_both_renames_finds_the_pair_on_the_share_by_its_digest() {
-    let sshd = Sshd::start();
-    push_crash(&sshd, "sftp.push.manifest-renamed", |sides| {
+fn a_push_killed_after_both_renames_finds_the_pair_on_the_share_by_its_digest(kind: Kind) {
+    let sshd = crate::servers::start(kind);
+    push_crash(sshd.as_ref(), "sftp.push.manifest-renamed", |sides| {
         assert_eq!(names(&sides.share("to-distributor")), pair());
         assert_eq!(files(&sides.client_dir("outbox")), pair());
         assert_eq!(
@@ -195,10 +207,9 @@ fn a_push_killed_after_both_renames_finds_the_pair_on_the_share_by_its_digest() 
     });
 }
 
-#[test]
-fn a_push_killed_inside_the_move_to_sent_is_finished_by_the_next_poll() {
-    let sshd = Sshd::start();
-    push_crash(&sshd, "sftp.push.sent-linked", |sides| {
+fn a_push_killed_inside_the_move_to_sent_is_finished_by_the_next_poll(kind: Kind) {
+    let sshd = crate::servers::start(kind);
+    push_crash(sshd.as_ref(), "sftp.push.sent-linked", |sides| {
         let outbox = sides.client_dir("outbox");
         assert_eq!(names(&sides.share("to-distributor")), pair());
         assert_eq!(files(&outbox), pair());
@@ -209,10 +220,9 @@ fn a_push_killed_inside_the_move_to_sent_is_finished_by_the_next_poll() {
     });
 }
 
-#[test]
-fn a_push_killed_inside_the_move_to_sent_is_not_pushed_again_once_the_peer_took_it() {
-    let sshd = Sshd::start();
-    let sides = SftpSides::new(&sshd, "manager");
+fn a_push_killed_inside_the_move_to_sent_is_not_pushed_again_once_the_peer_took_it(kind: Kind) {
+    let sshd = crate::servers::start(kind);
+    let sides = SftpSides::new(sshd.as_ref(), "manager");
     sides
         .manager(&["export", "seatplan", "--link", LINK])
         .expect_code(0);
@@ -242,13 +252,12 @@ fn a_push_killed_inside_the_move_to_sent_is_not_pushed_again_once_the_peer_took_
     applied_once(&sides, &remote);
 }
 
-#[test]
-fn a_pair_pushed_again_after_the_peer_took_it_applies_nothing_twice() {
+fn a_pair_pushed_again_after_the_peer_took_it_applies_nothing_twice(kind: Kind) {
     // Killed after both renames: nothing local says the push completed, so
     // once the peer has taken the pair the next poll pushes it again. The
     // receiver's journal makes that copy "already applied".
-    let sshd = Sshd::start();
-    let sides = SftpSides::new(&sshd, "manager");
+    let sshd = crate::servers::start(kind);
+    let sides = SftpSides::new(sshd.as_ref(), "manager");
     sides
         .manager(&["export", "seatplan", "--link", LINK])
         .expect_code(0);
@@ -277,7 +286,7 @@ fn a_pair_pushed_again_after_the_peer_took_it_applies_nothing_twice() {
 /// `stxd poll` is killed at `point`; `crashed` checks what the crash left;
 /// the next poll pulls (or finds) the pair, cleans the share and applies it
 /// once.
-fn pull_crash(sshd: &Sshd, point: &str, crashed: impl FnOnce(&SftpSides)) -> SftpSides {
+fn pull_crash(sshd: &dyn SftpServer, point: &str, crashed: impl FnOnce(&SftpSides)) -> SftpSides {
     let sides = SftpSides::new(sshd, "distributor");
     sides
         .manager(&["export", "seatplan", "--link", LINK])
@@ -304,18 +313,18 @@ fn pull_crash(sshd: &Sshd, point: &str, crashed: impl FnOnce(&SftpSides)) -> Sft
     sides
 }
 
-#[test]
-fn a_pull_killed_once_the_pair_is_placed_pulls_it_again_and_applies_it_once() {
-    let sshd = Sshd::start();
-    pull_crash(&sshd, "sftp.pull.placed", |sides| {
+fn a_pull_killed_once_the_pair_is_placed_pulls_it_again_and_applies_it_once(kind: Kind) {
+    let sshd = crate::servers::start(kind);
+    pull_crash(sshd.as_ref(), "sftp.pull.placed", |sides| {
         assert_eq!(names(&sides.share("to-distributor")), pair());
     });
 }
 
-#[test]
-fn a_pull_killed_between_the_two_remote_removals_leaves_a_manifest_the_next_poll_removes() {
-    let sshd = Sshd::start();
-    pull_crash(&sshd, "sftp.pull.first-removed", |sides| {
+fn a_pull_killed_between_the_two_remote_removals_leaves_a_manifest_the_next_poll_removes(
+    kind: Kind,
+) {
+    let sshd = crate::servers::start(kind);
+    pull_crash(sshd.as_ref(), "sftp.pull.first-removed", |sides| {
         // Payload removed first: the orphan is a manifest alone, a state
         // the peer's uploads (payload first) never show.
         assert_eq!(
@@ -325,10 +334,9 @@ fn a_pull_killed_between_the_two_remote_removals_leaves_a_manifest_the_next_poll
     });
 }
 
-#[test]
-fn a_pair_pulled_again_after_it_was_applied_applies_nothing_twice() {
-    let sshd = Sshd::start();
-    let sides = SftpSides::new(&sshd, "distributor");
+fn a_pair_pulled_again_after_it_was_applied_applies_nothing_twice(kind: Kind) {
+    let sshd = crate::servers::start(kind);
+    let sides = SftpSides::new(sshd.as_ref(), "distributor");
     sides
         .manager(&["export", "seatplan", "--link", LINK])
         .expect_code(0);
@@ -351,10 +359,9 @@ fn a_pair_pulled_again_after_it_was_applied_applies_nothing_twice() {
     applied_once(&sides, &inbox);
 }
 
-#[test]
-fn a_lone_manifest_of_a_pair_already_applied_is_removed_from_what_the_journal_says() {
-    let sshd = Sshd::start();
-    let sides = SftpSides::new(&sshd, "distributor");
+fn a_lone_manifest_of_a_pair_already_applied_is_removed_from_what_the_journal_says(kind: Kind) {
+    let sshd = crate::servers::start(kind);
+    let sides = SftpSides::new(sshd.as_ref(), "distributor");
     sides
         .manager(&["export", "seatplan", "--link", LINK])
         .expect_code(0);
@@ -381,10 +388,9 @@ fn a_lone_manifest_of_a_pair_already_applied_is_removed_from_what_the_journal_sa
     applied_once(&sides, &sides.client_dir("inbox"));
 }
 
-#[test]
-fn a_lone_manifest_this_side_never_received_stays_on_the_share() {
-    let sshd = Sshd::start();
-    let sides = SftpSides::new(&sshd, "distributor");
+fn a_lone_manifest_this_side_never_received_stays_on_the_share(kind: Kind) {
+    let sshd = crate::servers::start(kind);
+    let sides = SftpSides::new(sshd.as_ref(), "distributor");
     sides
         .manager(&["export", "seatplan", "--link", LINK])
         .expect_code(0);

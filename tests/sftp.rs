@@ -1,4 +1,5 @@
-//! The SFTP transport against a real OpenSSH sshd on loopback: push and
+//! The SFTP transport against two real SFTP servers on loopback, OpenSSH's
+//! sshd and ProFTPD's `mod_sftp` (each case once per server): push and
 //! pull, the pipeline behind them, host-key and login refusals, and network
 //! faults injected by a proxy mid-transfer.
 
@@ -10,43 +11,79 @@ use stxd::app::{self, Shares, Synced};
 use stxd::config::Config;
 use stxd::transport::sftp::Moved;
 
-use crate::sshd::{Fault, Proxy, Sshd, free_port, keygen, set_mode};
-use crate::util::{SftpSides, sftp_side_toml};
+use crate::servers::{Kind, SftpServer};
+use crate::sshd::{Fault, Proxy, free_port, keygen, set_mode};
+use crate::util::{Reach, SftpSides, sftp_side_toml};
+
+on_both_servers!(
+    a_pushed_pair_lands_under_its_final_names_and_leaves_for_sent,
+    a_pulled_pair_lands_in_the_inbox_and_the_remote_original_goes,
+    an_exported_seat_plan_travels_over_sftp_and_applies_both_ways,
+    unknown_and_changed_host_keys_are_refused,
+    a_client_key_the_server_refuses_is_permanent,
+    a_key_file_others_can_read_is_refused_before_connecting,
+    cuts_mid_download_leave_no_partial_file_and_keep_the_remote_original,
+    cuts_mid_upload_never_show_a_partial_final_file,
+    a_stalled_connection_times_out_as_a_transient_fault,
+    final_names_already_present_are_done_when_equal_and_alerts_otherwise,
+    a_kept_share_backs_off_after_a_failure_and_reconnects_when_due,
+    a_thousand_pairs_move_in_one_poll_each_way,
+    a_missing_remote_dir_is_a_permanent_fault_not_an_empty_share,
+    a_pair_that_cannot_be_pushed_does_not_stop_the_pull,
+);
 
 const LINK: &str = "opera-tourism";
 /// A payload of several SFTP packets and read-ahead windows.
 const BIG: usize = 3 * 1024 * 1024 + 12_345;
 
-/// An sshd, a share folder on "the server" and the client side's folders.
-struct Fixture {
-    sshd: Sshd,
-    root: tempfile::TempDir,
+/// A server, a share folder on it and the client side's folders.
+pub(crate) struct Fixture {
+    pub(crate) sshd: Box<dyn SftpServer>,
+    pub(crate) root: tempfile::TempDir,
 }
 
 impl Fixture {
-    fn new() -> Fixture {
-        let sshd = Sshd::start();
+    pub(crate) fn new(kind: Kind) -> Fixture {
+        Fixture::on(crate::servers::start(kind))
+    }
+
+    /// The same with a server already started.
+    pub(crate) fn on(sshd: Box<dyn SftpServer>) -> Fixture {
         let root = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(root.path().join("share/to-distributor")).unwrap();
         std::fs::create_dir_all(root.path().join("share/to-manager")).unwrap();
         Fixture { sshd, root }
     }
 
-    fn share(&self, folder: &str) -> PathBuf {
+    pub(crate) fn share(&self, folder: &str) -> PathBuf {
         self.root.path().join("share").join(folder)
     }
 
-    fn outbox(&self) -> PathBuf {
+    pub(crate) fn outbox(&self) -> PathBuf {
         self.root.path().join("client/outbox")
     }
 
-    fn inbox(&self) -> PathBuf {
+    pub(crate) fn inbox(&self) -> PathBuf {
         self.root.path().join("client/inbox")
     }
 
     /// The manager OPERA as the SFTP client, through `port`.
-    fn config(&self, port: u16, key: &Path, known_hosts: &Path) -> Config {
-        let path = self.root.path().join(format!("client-{port}.toml"));
+    pub(crate) fn config(&self, port: u16, key: &Path, known_hosts: &Path) -> Config {
+        self.config_with(&Reach {
+            port,
+            user: self.sshd.user(),
+            auth: Reach::key(key),
+            known_hosts: known_hosts.to_owned(),
+            extra: String::new(),
+        })
+    }
+
+    /// The client's config reaching the server as `reach` says.
+    pub(crate) fn config_with(&self, reach: &Reach) -> Config {
+        let path = self
+            .root
+            .path()
+            .join(format!("client-{}.toml", crate::util::unique()));
         std::fs::write(
             &path,
             sftp_side_toml(
@@ -54,9 +91,7 @@ impl Fixture {
                 "OPERA",
                 "manager",
                 "",
-                port,
-                key,
-                known_hosts,
+                reach,
                 &self.root.path().join("share"),
                 &self.root.path().join("client"),
             ),
@@ -72,11 +107,11 @@ impl Fixture {
             .path()
             .join(format!("known_hosts-{}", proxy.port()));
         self.sshd
-            .write_known_hosts_for(&file, proxy.port(), &self.sshd.dir().join("host_ed25519"));
+            .write_known_hosts_for(&file, proxy.port(), &self.sshd.host_key());
         file
     }
 
-    fn good_config(&self) -> Config {
+    pub(crate) fn good_config(&self) -> Config {
         self.config(
             self.sshd.port(),
             &self.sshd.client_key(),
@@ -85,18 +120,24 @@ impl Fixture {
     }
 }
 
-fn bytes(n: usize, seed: u8) -> Vec<u8> {
+pub(crate) fn bytes(n: usize, seed: u8) -> Vec<u8> {
     (0..n)
         .map(|i| (i as u32).wrapping_mul(2_654_435_761).to_le_bytes()[1] ^ seed)
         .collect()
 }
 
-fn sha(data: &[u8]) -> [u8; 32] {
+pub(crate) fn sha(data: &[u8]) -> [u8; 32] {
     Sha256::digest(data).into()
 }
 
 /// Writes a pair (the transport does not read its content) into `dir`.
-fn pair(dir: &Path, kind: &str, ext: &str, seq: u32, payload: &[u8]) -> (String, String) {
+pub(crate) fn pair(
+    dir: &Path,
+    kind: &str,
+    ext: &str,
+    seq: u32,
+    payload: &[u8],
+) -> (String, String) {
     std::fs::create_dir_all(dir).unwrap();
     let base = format!("{LINK}.{kind}.{seq:08}");
     let (p, m) = (format!("{base}.{ext}"), format!("{base}.stx"));
@@ -105,7 +146,7 @@ fn pair(dir: &Path, kind: &str, ext: &str, seq: u32, payload: &[u8]) -> (String,
     (p, m)
 }
 
-fn names(dir: &Path) -> Vec<String> {
+pub(crate) fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -117,7 +158,7 @@ fn names(dir: &Path) -> Vec<String> {
     names
 }
 
-fn files(dir: &Path) -> Vec<String> {
+pub(crate) fn files(dir: &Path) -> Vec<String> {
     names(dir)
         .into_iter()
         .filter(|n| dir.join(n).is_file())
@@ -125,14 +166,14 @@ fn files(dir: &Path) -> Vec<String> {
 }
 
 /// The one side's outcome of a one-shot poll.
-fn poll(config: &Config) -> Synced {
+pub(crate) fn poll(config: &Config) -> Synced {
     let mut report = app::poll(config, LINK).expect("poll");
     assert_eq!(report.sides.len(), 1, "{report:?}");
     report.sides.remove(0).synced
 }
 
 #[track_caller]
-fn moved(synced: Synced) -> Moved {
+pub(crate) fn moved(synced: Synced) -> Moved {
     match synced {
         Synced::Moved(m) => m,
         other => panic!("expected a synced share, found {other:?}"),
@@ -140,16 +181,15 @@ fn moved(synced: Synced) -> Moved {
 }
 
 #[track_caller]
-fn failed(synced: Synced) -> stxd::transport::sftp::SftpError {
+pub(crate) fn failed(synced: Synced) -> stxd::transport::sftp::SftpError {
     match synced {
         Synced::Failed(e) => e,
         other => panic!("expected a failed poll, found {other:?}"),
     }
 }
 
-#[test]
-fn a_pushed_pair_lands_under_its_final_names_and_leaves_for_sent() {
-    let f = Fixture::new();
+fn a_pushed_pair_lands_under_its_final_names_and_leaves_for_sent(kind: Kind) {
+    let f = Fixture::new(kind);
     let payload = bytes(BIG, 7);
     let (p, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, &payload);
     let got = moved(poll(&f.good_config()));
@@ -168,9 +208,8 @@ fn a_pushed_pair_lands_under_its_final_names_and_leaves_for_sent() {
     assert_eq!(moved(poll(&f.good_config())), Moved::default());
 }
 
-#[test]
-fn a_pulled_pair_lands_in_the_inbox_and_the_remote_original_goes() {
-    let f = Fixture::new();
+fn a_pulled_pair_lands_in_the_inbox_and_the_remote_original_goes(kind: Kind) {
+    let f = Fixture::new(kind);
     let remote = f.share("to-manager");
     let payload = bytes(BIG, 3);
     let (p, m) = pair(&remote, "SALES", "csv", 1, &payload);
@@ -210,11 +249,10 @@ fn a_pulled_pair_lands_in_the_inbox_and_the_remote_original_goes() {
     assert_eq!(names(&remote), left);
 }
 
-#[test]
-fn an_exported_seat_plan_travels_over_sftp_and_applies_both_ways() {
-    let sshd = Sshd::start();
+fn an_exported_seat_plan_travels_over_sftp_and_applies_both_ways(kind: Kind) {
+    let sshd = crate::servers::start(kind);
     for client in ["manager", "distributor"] {
-        let sides = SftpSides::new(&sshd, client);
+        let sides = SftpSides::new(sshd.as_ref(), client);
         let root = sides.root();
         let share = root.join("share");
         let m = |args: &[&str]| sides.manager(args);
@@ -257,9 +295,8 @@ fn an_exported_seat_plan_travels_over_sftp_and_applies_both_ways() {
     }
 }
 
-#[test]
-fn unknown_and_changed_host_keys_are_refused() {
-    let f = Fixture::new();
+fn unknown_and_changed_host_keys_are_refused(kind: Kind) {
+    let f = Fixture::new(kind);
     let (_, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"data");
     let empty = f.root.path().join("empty_known_hosts");
     std::fs::write(&empty, "").unwrap();
@@ -274,7 +311,8 @@ fn unknown_and_changed_host_keys_are_refused() {
     let other = f.root.path().join("other_host_key");
     keygen(&other);
     let changed = f.root.path().join("changed_known_hosts");
-    f.sshd.write_known_hosts(&changed, &other);
+    f.sshd
+        .write_known_hosts_for(&changed, f.sshd.port(), &other);
     let e = failed(poll(&f.config(
         f.sshd.port(),
         &f.sshd.client_key(),
@@ -289,9 +327,8 @@ fn unknown_and_changed_host_keys_are_refused() {
     assert_eq!(files(&f.share("to-distributor")), Vec::<String>::new());
 }
 
-#[test]
-fn a_client_key_the_server_refuses_is_permanent() {
-    let f = Fixture::new();
+fn a_client_key_the_server_refuses_is_permanent(kind: Kind) {
+    let f = Fixture::new(kind);
     let stranger = f.root.path().join("stranger");
     keygen(&stranger);
     let e = failed(poll(&f.config(
@@ -302,15 +339,17 @@ fn a_client_key_the_server_refuses_is_permanent() {
     assert!(e.is_permanent(), "{e}");
     let text = e.to_string();
     assert!(
-        text.contains(&format!("root@127.0.0.1:{} refused", f.sshd.port()))
-            && text.contains("authorized_keys"),
+        text.contains(&format!(
+            "{}@127.0.0.1:{} refused",
+            f.sshd.user(),
+            f.sshd.port()
+        )) && text.contains("authorized_keys"),
         "{text}"
     );
 }
 
-#[test]
-fn a_key_file_others_can_read_is_refused_before_connecting() {
-    let f = Fixture::new();
+fn a_key_file_others_can_read_is_refused_before_connecting(kind: Kind) {
+    let f = Fixture::new(kind);
     let open = f.root.path().join("open_key");
     std::fs::copy(f.sshd.client_key(), &open).unwrap();
     set_mode(&open, 0o644);
@@ -351,9 +390,8 @@ fn a_key_file_others_can_read_is_refused_before_connecting() {
     );
 }
 
-#[test]
-fn cuts_mid_download_leave_no_partial_file_and_keep_the_remote_original() {
-    let f = Fixture::new();
+fn cuts_mid_download_leave_no_partial_file_and_keep_the_remote_original(kind: Kind) {
+    let f = Fixture::new(kind);
     let proxy = Proxy::start(f.sshd.port());
     let config = f.config(
         proxy.port(),
@@ -395,9 +433,8 @@ fn cuts_mid_download_leave_no_partial_file_and_keep_the_remote_original() {
     drop(sshd);
 }
 
-#[test]
-fn cuts_mid_upload_never_show_a_partial_final_file() {
-    let f = Fixture::new();
+fn cuts_mid_upload_never_show_a_partial_final_file(kind: Kind) {
+    let f = Fixture::new(kind);
     let proxy = Proxy::start(f.sshd.port());
     let config = f.config(
         proxy.port(),
@@ -435,9 +472,8 @@ fn cuts_mid_upload_never_show_a_partial_final_file() {
     assert_eq!(files(&f.outbox()), Vec::<String>::new());
 }
 
-#[test]
-fn a_stalled_connection_times_out_as_a_transient_fault() {
-    let f = Fixture::new();
+fn a_stalled_connection_times_out_as_a_transient_fault(kind: Kind) {
+    let f = Fixture::new(kind);
     let proxy = Proxy::start(f.sshd.port());
     proxy.set(Fault::Stall);
     let known = f.proxy_known_hosts(&proxy);
@@ -445,9 +481,8 @@ fn a_stalled_connection_times_out_as_a_transient_fault() {
     assert!(!e.is_permanent(), "{e}");
 }
 
-#[test]
-fn final_names_already_present_are_done_when_equal_and_alerts_otherwise() {
-    let f = Fixture::new();
+fn final_names_already_present_are_done_when_equal_and_alerts_otherwise(kind: Kind) {
+    let f = Fixture::new(kind);
     let remote = f.share("to-distributor");
     // Same bytes already there (a retry after a crash): done.
     let (p1, m1) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"same");
@@ -488,9 +523,8 @@ fn final_names_already_present_are_done_when_equal_and_alerts_otherwise() {
     );
 }
 
-#[test]
-fn a_kept_share_backs_off_after_a_failure_and_reconnects_when_due() {
-    let mut f = Fixture::new();
+fn a_kept_share_backs_off_after_a_failure_and_reconnects_when_due(kind: Kind) {
+    let mut f = Fixture::new(kind);
     let config = f.good_config();
     let mut shares = Shares::default();
     let t0 = Instant::now();
@@ -523,9 +557,8 @@ fn a_kept_share_backs_off_after_a_failure_and_reconnects_when_due() {
     );
 }
 
-#[test]
-fn a_thousand_pairs_move_in_one_poll_each_way() {
-    let f = Fixture::new();
+fn a_thousand_pairs_move_in_one_poll_each_way(kind: Kind) {
+    let f = Fixture::new(kind);
     let remote = f.share("to-manager");
     for seq in 1..=1000 {
         pair(
@@ -556,9 +589,8 @@ fn a_thousand_pairs_move_in_one_poll_each_way() {
     assert_eq!(files(&f.outbox().join("sent")).len(), 2000);
 }
 
-#[test]
-fn a_missing_remote_dir_is_a_permanent_fault_not_an_empty_share() {
-    let f = Fixture::new();
+fn a_missing_remote_dir_is_a_permanent_fault_not_an_empty_share(kind: Kind) {
+    let f = Fixture::new(kind);
     let config = f.good_config();
     let share = f.root.path().join("share");
     std::fs::remove_dir_all(&share).unwrap();
@@ -570,9 +602,8 @@ fn a_missing_remote_dir_is_a_permanent_fault_not_an_empty_share() {
     );
 }
 
-#[test]
-fn a_pair_that_cannot_be_pushed_does_not_stop_the_pull() {
-    let f = Fixture::new();
+fn a_pair_that_cannot_be_pushed_does_not_stop_the_pull(kind: Kind) {
+    let f = Fixture::new(kind);
     let (_, incoming) = pair(&f.share("to-manager"), "SALES", "csv", 1, b"line\n");
     // A manifest whose payload is missing from the outbox.
     let (payload, _) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"c");

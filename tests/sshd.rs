@@ -3,7 +3,8 @@
 //! and a TCP proxy that injects network faults between client and server.
 //!
 //! Each [`Sshd`] lives in its own temp dir with its own host key, client
-//! key, authorized_keys and known_hosts, listens on a free port, and is
+//! key, authorized_keys and known_hosts (the tests' throwaway accounts,
+//! `stxt*`, may also log in with their password), listens on a free port, and is
 //! killed by its pid on drop (never by name). A missing sshd fails the test
 //! with the package to install: these tests never skip.
 
@@ -78,7 +79,8 @@ impl Sshd {
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              PermitRootLogin prohibit-password\nDisableForwarding yes\nPermitTTY no\n\
              Subsystem sftp internal-sftp\nForceCommand internal-sftp\n\
-             MaxStartups 100:30:200\nLoginGraceTime 10\n",
+             MaxStartups 100:30:200\nLoginGraceTime 10\n\
+             Match User stxt*\n  PasswordAuthentication yes\n  AuthenticationMethods publickey password\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).expect("sshd_config");

@@ -5,6 +5,9 @@
 #![allow(unsafe_code)]
 
 mod util;
+// Before the files that use its on_both_servers! macro.
+#[macro_use]
+mod servers;
 
 mod alert;
 mod cli;
@@ -15,6 +18,7 @@ mod crash;
 mod crash_archive;
 mod crash_export;
 mod crash_sftp;
+mod crash_sftp_trials;
 mod daemon;
 mod drop_folders;
 mod duplicates;
@@ -34,6 +38,7 @@ mod load;
 mod mapping_cases;
 mod mapping_cli;
 mod orders;
+mod proftpd;
 mod progress;
 mod reconcile;
 mod reintegration;
@@ -45,6 +50,7 @@ mod secret;
 mod selling;
 mod setup_hold;
 mod sftp;
+mod sftp_faults;
 mod sshd;
 mod status;
 mod store_domain;

@@ -1,6 +1,7 @@
 //! The manual's first use #1–#3 between two servers over SFTP: a manager
 //! daemon (OPERA, the SFTP client) and a distributor daemon (TOURISM, whose
-//! local exchange folder is the share a real sshd serves), each with its own
+//! local exchange folder is the share a real SFTP server serves: OpenSSH's
+//! sshd, then ProFTPD's `mod_sftp`), each with its own
 //! config and state. They are driven only by schedules (the manager's poll,
 //! the distributor's sales export), hand-dropped files (a trigger file in a
 //! control folder) and CLI commands; the reconciliation then shows no
@@ -11,8 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::sshd::Sshd;
+use crate::servers::{Kind, SftpServer};
 use crate::util::{DAEMON_DEADLINE, Daemon, Run, Sandbox};
+
+on_both_servers!(two_daemons_play_the_whole_manual_over_sftp);
 
 const LINK: &str = "opera-tourism";
 
@@ -23,7 +26,7 @@ struct Servers {
 }
 
 impl Servers {
-    fn new(sshd: &Sshd) -> Servers {
+    fn new(sshd: &dyn SftpServer) -> Servers {
         let sb = Sandbox::new();
         let root = sb.path().to_owned();
         std::fs::create_dir_all(root.join("share")).unwrap();
@@ -58,7 +61,7 @@ impl Servers {
             c = sample("opera/setup.toml"),
             link = link("manager"),
             port = sshd.port(),
-            user = current_user(),
+            user = sshd.user(),
             key = sshd.client_key().display(),
             known = sshd.client_known_hosts().display(),
             share = root.join("share").display(),
@@ -121,16 +124,6 @@ impl Servers {
     }
 }
 
-fn current_user() -> String {
-    // SAFETY: geteuid has no preconditions; getpwuid's result is read at once.
-    let name = unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
-        assert!(!pw.is_null(), "no passwd entry for the test's user");
-        std::ffi::CStr::from_ptr((*pw).pw_name)
-    };
-    name.to_string_lossy().into_owned()
-}
-
 /// Waits until `done()` holds, failing with `what` and both daemons' logs.
 #[track_caller]
 fn eventually(what: &str, logs: &[&Daemon], mut done: impl FnMut() -> bool) {
@@ -152,10 +145,9 @@ fn json(run: &Run) -> Value {
         .unwrap_or_else(|e| panic!("{e}: {}\n{}", run.stdout(), run.stderr()))
 }
 
-#[test]
-fn two_daemons_play_the_whole_manual_over_sftp() {
-    let sshd = Sshd::start();
-    let servers = Servers::new(&sshd);
+fn two_daemons_play_the_whole_manual_over_sftp(kind: Kind) {
+    let sshd = crate::servers::start(kind);
+    let servers = Servers::new(sshd.as_ref());
     let s = &servers;
     let mut manager = s.daemon("manager.toml");
     let mut distributor = s.daemon("distributor.toml");

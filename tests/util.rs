@@ -441,19 +441,46 @@ pub fn unique() -> u128 {
         .map_or(0, |d| d.as_nanos())
 }
 
+/// How an SFTP side reaches its server: the port on loopback, the account,
+/// the authentication line (`key_file = "…"` or `password_file = "…"`),
+/// the known_hosts file and more `[link.transport]` lines (`extra`).
+#[derive(Debug, Clone)]
+pub struct Reach {
+    pub port: u16,
+    pub user: String,
+    pub auth: String,
+    pub known_hosts: PathBuf,
+    pub extra: String,
+}
+
+impl Reach {
+    /// The server's port, account, client key and known_hosts.
+    pub fn of(server: &dyn crate::servers::SftpServer) -> Reach {
+        Reach {
+            port: server.port(),
+            user: server.user(),
+            auth: Reach::key(&server.client_key()),
+            known_hosts: server.client_known_hosts(),
+            extra: String::new(),
+        }
+    }
+
+    /// The `key_file` line of a key.
+    pub fn key(key: &Path) -> String {
+        format!("key_file = \"{}\"", key.display())
+    }
+}
+
 /// The config of an institution reaching the demo link's share over SFTP
-/// (`port` on loopback, user root, this `key` and `known_hosts`): the share
-/// is `share` on the server, this side's inbox and outbox are under
-/// `local`. `load` is the TOML list body of its master-data files.
-#[allow(clippy::too_many_arguments)]
+/// as `reach` says: the share is `share` on the server, this side's inbox
+/// and outbox are under `local`. `load` is the TOML list body of its
+/// master-data files.
 pub fn sftp_side_toml(
     root: &Path,
     code: &str,
     role: &str,
     load: &str,
-    port: u16,
-    key: &Path,
-    known_hosts: &Path,
+    reach: &Reach,
     share: &Path,
     local: &Path,
 ) -> String {
@@ -475,17 +502,21 @@ secret_file = "{root}/secret.key"
 kind = "sftp"
 host = "127.0.0.1"
 port = {port}
-user = "root"
-key_file = "{key}"
+user = "{user}"
+{auth}
 known_hosts = "{known_hosts}"
 remote_dir = "{share}"
 local_dir = "{local}"
 connect_timeout_seconds = 5
 io_timeout_seconds = 3
+{extra}
 "#,
         root = root.display(),
-        key = key.display(),
-        known_hosts = known_hosts.display(),
+        port = reach.port,
+        user = reach.user,
+        auth = reach.auth,
+        known_hosts = reach.known_hosts.display(),
+        extra = reach.extra,
         share = share.display(),
         local = local.display(),
     )
@@ -504,7 +535,7 @@ pub fn local_side_toml(root: &Path, code: &str, role: &str, load: &str, share: &
 }
 
 /// The demo link's two servers in one sandbox, with their master data: one
-/// side (`client`, "manager" or "distributor") an SFTP client of `sshd`
+/// side (`client`, "manager" or "distributor") an SFTP client of `server`
 /// with its folders under `client/`, the other working on the share's
 /// folders directly (`share/to-distributor`, `share/to-manager`). The
 /// distributor's mapping is imported. `manager.toml` and
@@ -515,7 +546,12 @@ pub struct SftpSides {
 }
 
 impl SftpSides {
-    pub fn new(sshd: &crate::sshd::Sshd, client: &'static str) -> SftpSides {
+    pub fn new(server: &dyn crate::servers::SftpServer, client: &'static str) -> SftpSides {
+        SftpSides::reaching(&Reach::of(server), client)
+    }
+
+    /// The same, reaching the server as `reach` says.
+    pub fn reaching(reach: &Reach, client: &'static str) -> SftpSides {
         assert!(matches!(client, "manager" | "distributor"), "{client}");
         let sandbox = Sandbox::new();
         let root = sandbox.path();
@@ -536,17 +572,7 @@ impl SftpSides {
         ]);
         let tourism_load = samples(&["tourism/reference.xml", "tourism/setup.toml"]);
         let sftp_side = |code: &str, role: &str, load: &str| {
-            sftp_side_toml(
-                root,
-                code,
-                role,
-                load,
-                sshd.port(),
-                &sshd.client_key(),
-                &sshd.client_known_hosts(),
-                &share,
-                &root.join("client"),
-            )
+            sftp_side_toml(root, code, role, load, reach, &share, &root.join("client"))
         };
         let local_side =
             |code: &str, role: &str, load: &str| local_side_toml(root, code, role, load, &share);

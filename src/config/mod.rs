@@ -149,7 +149,23 @@ pub enum Transport {
         /// Limit on any network read or write, and on each SSH operation
         /// (`io_timeout_seconds`, 1 to 3600, 30 by default).
         io_timeout: std::time::Duration,
+        /// Whether an upload may go without a remote fsync when the server
+        /// lacks `fsync@openssh.com` (`remote_fsync`, "auto" by default).
+        remote_fsync: RemoteFsync,
     },
+}
+
+/// `remote_fsync` of an SFTP transport.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RemoteFsync {
+    /// Sync each upload on the server when it offers `fsync@openssh.com`;
+    /// otherwise push without it, with one warning per session (the
+    /// receiver's check of size and SHA-256 is the end-to-end guarantee).
+    #[default]
+    Auto,
+    /// Refuse to push to a server without `fsync@openssh.com` (a
+    /// permanent fault naming this setting).
+    Required,
 }
 
 #[derive(Debug, Clone)]

@@ -79,6 +79,9 @@ pub(super) struct RawLink {
     pub(super) transport: RawTransport,
 }
 
+// Parsed once per config load and turned into `Transport` at once: the
+// size of the SFTP variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "lowercase")]
 pub(super) enum RawTransport {
@@ -97,6 +100,7 @@ pub(super) enum RawTransport {
         local_dir: PathBuf,
         connect_timeout_seconds: Option<i64>,
         io_timeout_seconds: Option<i64>,
+        remote_fsync: Option<String>,
     },
 }
 

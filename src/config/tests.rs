@@ -81,6 +81,36 @@ fn sftp_timeouts_default_and_are_bounded() {
 }
 
 #[test]
+fn remote_fsync_is_auto_by_default_required_on_demand_and_nothing_else() {
+    let sftp = |extra: &str| {
+        MINIMAL.replace(
+            "transport = { kind = \"local\", dir = \"x\" }",
+            &format!(
+                "transport = {{ kind = \"sftp\", host = \"h\", user = \"u\", key_file = \"k\", known_hosts = \"kh\", remote_dir = \"/r\", local_dir = \"l\"{extra} }}"
+            ),
+        )
+    };
+    let fsync = |extra: &str| match parse(&sftp(extra), "t").unwrap().links[0].transport {
+        Transport::Sftp { remote_fsync, .. } => remote_fsync,
+        Transport::Local { .. } => panic!("sftp expected"),
+    };
+    assert_eq!(fsync(""), RemoteFsync::Auto);
+    assert_eq!(fsync(", remote_fsync = \"auto\""), RemoteFsync::Auto);
+    assert_eq!(
+        fsync(", remote_fsync = \"required\""),
+        RemoteFsync::Required
+    );
+    let e = parse(&sftp(", remote_fsync = \"always\""), "t").unwrap_err();
+    assert_eq!(e.errors.len(), 1, "{e}");
+    assert!(
+        e.errors[0].at.ends_with(".transport.remote_fsync")
+            && e.errors[0].problem.contains("\"required\"")
+            && e.errors[0].problem.contains("\"always\""),
+        "{e}"
+    );
+}
+
+#[test]
 fn unknown_key_is_refused_with_its_line() {
     let text = MINIMAL.replace(
         "role = \"distributor\"",

@@ -7,7 +7,9 @@
 use std::collections::BTreeSet;
 
 use super::raw::{RawConfig, RawDaemon, RawInstitution, RawLink, RawSchedule, RawTransport};
-use super::{Config, ConfigError, Daemon, Institution, Link, SftpAuth, Transport, alert};
+use super::{
+    Config, ConfigError, Daemon, Institution, Link, RemoteFsync, SftpAuth, Transport, alert,
+};
 use crate::exchange::Role;
 use crate::ident::{Code, TechId};
 
@@ -261,6 +263,7 @@ fn validate_transport(
             local_dir,
             connect_timeout_seconds,
             io_timeout_seconds,
+            remote_fsync,
         } => {
             let connect_timeout = std::time::Duration::from_secs(seconds(
                 at,
@@ -280,6 +283,19 @@ fn validate_transport(
             ));
             let auth = sftp_auth(at, key_file, password_file, e);
             check_sftp_share(at, &host, &user, &remote_dir, e);
+            let remote_fsync = match remote_fsync.as_deref() {
+                None | Some("auto") => RemoteFsync::Auto,
+                Some("required") => RemoteFsync::Required,
+                Some(other) => {
+                    e(
+                        format!("{at}.transport.remote_fsync"),
+                        format!(
+                            "expected \"auto\" (sync uploads on the server when it offers fsync@openssh.com, the default) or \"required\" (refuse a server without it), found {other:?}"
+                        ),
+                    );
+                    RemoteFsync::Auto
+                }
+            };
             auth.map(|auth| Transport::Sftp {
                 host,
                 port,
@@ -290,6 +306,7 @@ fn validate_transport(
                 local_dir,
                 connect_timeout,
                 io_timeout,
+                remote_fsync,
             })
         }
     }

@@ -18,6 +18,7 @@ const KEEPALIVE_SECONDS: u32 = 15;
 const LIBSSH2_ERROR_KEX_FAILURE: i32 = -5;
 const LIBSSH2_ERROR_FILE: i32 = -16;
 const LIBSSH2_ERROR_AUTHENTICATION_FAILED: i32 = -18;
+const LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED: i32 = -19;
 
 /// Why a secret file (private key, password) is refused, given its mode and
 /// owner and the current user: it must be the user's own and unreadable by
@@ -161,6 +162,7 @@ pub(super) fn connect(ep: &Endpoint) -> Result<Conn, SftpError> {
         sftp,
         session,
         socket,
+        no_fsync: std::cell::Cell::new(false),
     })
 }
 
@@ -274,17 +276,25 @@ fn login(ep: &Endpoint, session: &Session) -> Result<(), SftpError> {
         }
     };
     if let Err((e, what)) = login {
-        return Err(match e.code() {
-            // libssh2 also reports a connection lost while waiting for the
-            // server's answer as PUBLICKEY_UNVERIFIED: only a definite
-            // refusal (or an unreadable key) is permanent.
-            ErrorCode::Session(LIBSSH2_ERROR_AUTHENTICATION_FAILED | LIBSSH2_ERROR_FILE) => {
-                permanent(format!(
-                    "{} refused {what}: {e}; check that the account exists and that its authorized_keys holds this key's public half (or the password is right)",
-                    ep.address()
-                ))
+        // libssh2 reports both a signed key the server refused (ProFTPD
+        // accepts the key's offer, then refuses the signature) and a
+        // connection lost while waiting for the answer as
+        // PUBLICKEY_UNVERIFIED: the server still answering on the session
+        // (its list of login methods) makes it a definite refusal.
+        let refused = match e.code() {
+            ErrorCode::Session(LIBSSH2_ERROR_AUTHENTICATION_FAILED | LIBSSH2_ERROR_FILE) => true,
+            ErrorCode::Session(LIBSSH2_ERROR_PUBLICKEY_UNVERIFIED) => {
+                session.auth_methods(&ep.user).is_ok()
             }
-            _ => transient(format!("login failed: {e}")),
+            _ => false,
+        };
+        return Err(if refused {
+            permanent(format!(
+                "{} refused {what}: {e}; check that the account exists and that its authorized_keys holds this key's public half (or the password is right)",
+                ep.address()
+            ))
+        } else {
+            transient(format!("login failed: {e}"))
         });
     }
     if !session.authenticated() {

@@ -66,7 +66,7 @@ impl Io<'_> {
             ErrorCode::SFTP(SFTP_OP_UNSUPPORTED) => (
                 Fault::Permanent,
                 false,
-                "the server does not support it (stxd needs OpenSSH's sftp extensions, fsync@openssh.com among them)",
+                "the server does not support this operation; ask the peer's admin",
             ),
             ErrorCode::SFTP(_) => (
                 Fault::Transient,

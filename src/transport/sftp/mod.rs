@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use ssh2::{ErrorCode, Session};
 
 use super::local;
-use crate::config::{Link, SftpAuth, Transport};
+use crate::config::{Link, RemoteFsync, SftpAuth, Transport};
 
 mod connect;
 mod errors;
@@ -83,6 +83,7 @@ pub struct Endpoint {
     pub remote_dir: String,
     pub connect_timeout: Duration,
     pub io_timeout: Duration,
+    pub remote_fsync: RemoteFsync,
 }
 
 impl Endpoint {
@@ -99,6 +100,7 @@ impl Endpoint {
                 remote_dir,
                 connect_timeout,
                 io_timeout,
+                remote_fsync,
                 ..
             } => Some(Endpoint {
                 link: link.name.clone(),
@@ -110,6 +112,7 @@ impl Endpoint {
                 remote_dir: remote_dir.clone(),
                 connect_timeout: *connect_timeout,
                 io_timeout: *io_timeout,
+                remote_fsync: *remote_fsync,
             }),
         }
     }
@@ -185,6 +188,9 @@ struct Conn {
     /// A handle on the socket to shut it down before dropping a broken
     /// session (whose goodbye could otherwise wait for the timeout).
     socket: TcpStream,
+    /// The server answered that it has no `fsync@openssh.com`: uploads of
+    /// this session go without it (warned once, when found).
+    no_fsync: std::cell::Cell<bool>,
 }
 
 impl Conn {
@@ -296,6 +302,7 @@ impl Share {
         let io = Io {
             ep: &self.endpoint,
             sftp: &conn.sftp,
+            no_fsync: &conn.no_fsync,
         };
         io.check_remote_dir()?;
         // A push that fails on the share (a folder the account may not
@@ -358,6 +365,7 @@ const DOWNLOAD_SUFFIX: &str = ".stxd-download";
 struct Io<'a> {
     ep: &'a Endpoint,
     sftp: &'a ssh2::Sftp,
+    no_fsync: &'a std::cell::Cell<bool>,
 }
 
 impl Io<'_> {

@@ -8,11 +8,12 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use ssh2::{OpenFlags, OpenType};
+use ssh2::{ErrorCode, OpenFlags, OpenType};
 
-use super::errors::error;
+use super::errors::{SFTP_OP_UNSUPPORTED, error};
 use super::local::{self, Placed};
 use super::{BUFFER, Fault, Io, Job, Moved, Pair, SftpError, part_name, remote_path};
+use crate::config::RemoteFsync;
 use crate::failpoint;
 
 /// What an upload found.
@@ -104,19 +105,7 @@ impl Io<'_> {
         }
         let part = remote.with_file_name(part_name(name));
         let mut input = File::open(local_path).map_err(|e| self.local("open", local_path, e))?;
-        // Group-writable (less the server's umask: `internal-sftp -u
-        // 0007`): the peer's stxd, another user in the share's group, moves
-        // the pair into done/ with hard links, and Linux refuses to link a
-        // file of another user one cannot write (fs.protected_hardlinks).
-        let mut file = self
-            .sftp
-            .open_mode(
-                &part,
-                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
-                0o660,
-                OpenType::File,
-            )
-            .map_err(|e| self.remote("create", &part, e))?;
+        let mut file = self.create_part(&part)?;
         let mut buf = vec![0u8; BUFFER];
         let mut sent = 0u64;
         loop {
@@ -126,11 +115,13 @@ impl Io<'_> {
             if n == 0 {
                 break;
             }
-            file.write_all(&buf[..n])
-                .map_err(|e| self.stream("write", &part, e))?;
+            if let Err(e) = file.write_all(&buf[..n]) {
+                drop(file);
+                return Err(self.write_failed(&part, sent, e));
+            }
             sent += n as u64;
         }
-        file.fsync().map_err(|e| self.remote("fsync", &part, e))?;
+        self.fsync(&mut file, &part)?;
         file.close().map_err(|e| self.remote("close", &part, e))?;
         drop(file);
         let size = self.stat(&part)?.and_then(|s| s.size);
@@ -155,6 +146,90 @@ impl Io<'_> {
             return Err(self.remote("rename into place", &part, e));
         }
         Ok(Uploaded::Done)
+    }
+
+    /// Creates (or truncates) the temporary file of an upload. A leftover
+    /// of a cut upload that the server refuses to overwrite (ProFTPD's
+    /// default `AllowOverwrite off`) is removed and the file created again.
+    fn create_part(&self, part: &Path) -> Result<ssh2::File, SftpError> {
+        // Group-writable (less the server's umask: `internal-sftp -u
+        // 0007`): the peer's stxd, another user in the share's group, moves
+        // the pair into done/ with hard links, and Linux refuses to link a
+        // file of another user one cannot write (fs.protected_hardlinks).
+        let create = || {
+            self.sftp.open_mode(
+                part,
+                OpenFlags::WRITE | OpenFlags::CREATE | OpenFlags::TRUNCATE,
+                0o660,
+                OpenType::File,
+            )
+        };
+        match create() {
+            Ok(file) => Ok(file),
+            Err(e) => {
+                if matches!(e.code(), ErrorCode::SFTP(_))
+                    && self.stat(part)?.is_some()
+                    && self.sftp.unlink(part).is_ok()
+                {
+                    tracing::info!(link = %self.ep.link, file = %part.display(), "leftover of a cut upload removed from the share");
+                    return create().map_err(|e| self.remote("create", part, e));
+                }
+                Err(self.remote("create", part, e))
+            }
+        }
+    }
+
+    /// A write into the temporary file failed. When the session still
+    /// answers, the server refused the bytes (a full disk, a quota, a size
+    /// limit): the temporary file is removed and the fault is transient,
+    /// named as such. Otherwise the connection failed.
+    fn write_failed(&self, part: &Path, sent: u64, e: io::Error) -> SftpError {
+        if self.stat(part).is_err() {
+            return self.stream("write", part, e);
+        }
+        let _ = self.sftp.unlink(part);
+        error(
+            self.ep,
+            Fault::Transient,
+            false,
+            format!(
+                "{} refused to write {} after {sent} bytes: {e}; the share is full or over a quota or file size limit: ask the peer's admin to free space or raise the limit (the partial file was removed; the upload is retried)",
+                self.ep.address(),
+                part.display()
+            ),
+        )
+    }
+
+    /// Syncs an upload on the server with `fsync@openssh.com`. A server
+    /// without it: with `remote_fsync = "auto"`, the uploads of this
+    /// session go without it (one warning); with "required", a permanent
+    /// fault naming the setting.
+    fn fsync(&self, file: &mut ssh2::File, part: &Path) -> Result<(), SftpError> {
+        if self.no_fsync.get() {
+            return Ok(());
+        }
+        match file.fsync() {
+            Ok(()) => Ok(()),
+            Err(e) if e.code() == ErrorCode::SFTP(SFTP_OP_UNSUPPORTED) => {
+                match self.ep.remote_fsync {
+                    RemoteFsync::Auto => {
+                        self.no_fsync.set(true);
+                        tracing::warn!(link = %self.ep.link, server = %self.ep.address(), "the server does not support fsync@openssh.com: this session's uploads are not synced on the server before their rename (the receiver still checks each file's size and SHA-256); set the link's transport.remote_fsync = \"required\" to refuse such a server");
+                        Ok(())
+                    }
+                    RemoteFsync::Required => Err(error(
+                        self.ep,
+                        Fault::Permanent,
+                        false,
+                        format!(
+                            "cannot fsync {}: the server does not support fsync@openssh.com and the link's transport.remote_fsync is \"required\"; ask the peer's admin to enable it, or set remote_fsync = \"auto\" to push without a remote fsync",
+                            part.display()
+                        ),
+                    )),
+                }
+            }
+            Err(e) => Err(self.remote("fsync", part, e)),
+        }
     }
 
     /// An existing remote final name: done when it holds our bytes.
