@@ -341,6 +341,12 @@ pub struct World {
     step: usize,
     /// Each export step's outcome ("written 7", "nothing to send"…).
     pub exports: Vec<String>,
+    /// The last sequence of each flow (contingent, sales) the sender's
+    /// journal showed after the previous export or trigger step: one
+    /// higher at the next export step means the daemon exported meanwhile
+    /// (a taken trigger run again at its restart), so that step may find
+    /// nothing to send.
+    sent_seen: [Option<i64>; 2],
 }
 
 impl World {
@@ -369,6 +375,7 @@ impl World {
             fate: Vec::new(),
             step: 0,
             exports: Vec::new(),
+            sent_seen: [None; 2],
         }
     }
 
@@ -1062,15 +1069,17 @@ impl World {
             }
             Step::Export { flow, flush } => {
                 let kills = self.tally.kills.iter().sum::<u64>();
+                let by_daemon = self.sent_up_to(*flow) > self.sent_seen[flow_index(*flow)];
                 match self.until_alive(&args, plan, &|_| false) {
                     Some(ran) => {
                         let killed = self.tally.kills.iter().sum::<u64>() > kills;
-                        self.judge_export(*flow, *flush || killed, &ran);
+                        self.judge_export(*flow, *flush || killed || by_daemon, &ran);
                     }
                     None => self
                         .exports
                         .push(format!("{} killed, not retried", flow.kind())),
                 }
+                self.sent_seen[flow_index(*flow)] = self.sent_up_to(*flow);
             }
             Step::Trigger(flow) => {
                 if let Some(ran) = self.until_alive(&args, plan, &|_| false) {
@@ -1096,6 +1105,7 @@ impl World {
                     }
                     self.await_applied(flow);
                 }
+                self.sent_seen[flow_index(flow)] = self.sent_up_to(flow);
             }
             Step::Process => {
                 // 1: a file rejected (it is in error/, which the checks see).
@@ -1267,4 +1277,12 @@ pub fn names(dir: &Path) -> Vec<String> {
         .collect();
     names.sort();
     names
+}
+
+/// The index of a flow in per-flow arrays.
+fn flow_index(flow: Flow) -> usize {
+    match flow {
+        Flow::Contingent => 0,
+        Flow::Sales => 1,
+    }
 }
