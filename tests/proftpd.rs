@@ -12,7 +12,6 @@
 //! that user and so do its logins. A missing proftpd fails the test with the
 //! packages to install: these tests never skip.
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -270,25 +269,10 @@ impl Proftpd {
             .stderr(Stdio::null())
             .spawn()
             .expect("start proftpd");
+        let mut child = child;
+        let pid_file = self.dir().join("proftpd.pid");
+        crate::servers::wait_listening("proftpd", &mut child, &pid_file, self.port, &|| self.log());
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let pid_file = self.dir().join("proftpd.pid").exists();
-            if pid_file && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("proftpd exited with {status}: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "proftpd did not start: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Stops ProFTPD by its pid: SIGTERM, on which the listener ends its

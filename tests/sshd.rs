@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 const SSHD: &str = "/usr/sbin/sshd";
 
@@ -150,25 +149,10 @@ impl Sshd {
             .stdin(Stdio::null())
             .spawn()
             .expect("start sshd");
+        let mut child = child;
+        let pid_file = self.dir().join("sshd.pid");
+        crate::servers::wait_listening("sshd", &mut child, &pid_file, self.port, &|| self.log());
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let pid_file = self.dir().join("sshd.pid").exists();
-            if pid_file && TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                return;
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                panic!("sshd exited with {status}: {}", self.log());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "sshd did not start: {}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     /// Stops the listening sshd (by its pid); sessions already open are
