@@ -29,12 +29,13 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `stxd ARGS…` in `dir` (its `config/stxd.toml`), as a command to run.
+/// `stxd ARGS…` in `dir` on its `config/stxd.toml` (named, so that a config
+/// installed on the machine is never read), as a command to run.
 pub fn stxd(bin: &Path, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .current_dir(dir)
-        .env_remove("STXD_CONFIG")
+        .env("STXD_CONFIG", "config/stxd.toml")
         .env_remove("STXD_FAILPOINT")
         .env("STXD_LOG", "warn");
     cmd
