@@ -250,23 +250,7 @@ fn change(config: &Config, json: bool, sel: &Selector, allocate: bool) -> anyhow
                     contingent::log_refusal(tx, kind, &link.name, &e)
                 })
                 .ok();
-            if json {
-                writeln!(
-                    out,
-                    "{:#}",
-                    json!({"changed": false, "reason": e.to_string(), "run": run})
-                )?;
-            } else {
-                writeln!(out, "refused: {e}")?;
-                if let Some(run) = run {
-                    writeln!(
-                        out,
-                        "run:     {run} (stxd runs show {run} --institution {})",
-                        link.manager
-                    )?;
-                }
-            }
-            Ok(EXIT_FINDINGS)
+            super::print_refusal(&mut out, json, &e, run, link.manager.as_str())
         }
         Err(e) => Err(e).context("cannot change the allotment"),
     }

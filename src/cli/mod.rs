@@ -310,6 +310,33 @@ pub fn main() -> ExitCode {
     ExitCode::from(exit::finish(result))
 }
 
+/// A manager command refused by the domain: the reason, and the run that
+/// logged the refusal (`run`, when it could be logged); exit code 1.
+fn print_refusal(
+    out: &mut impl Write,
+    json: bool,
+    e: &dyn std::fmt::Display,
+    run: Option<i64>,
+    manager: &str,
+) -> anyhow::Result<u8> {
+    if json {
+        writeln!(
+            out,
+            "{:#}",
+            json!({"changed": false, "reason": e.to_string(), "run": run})
+        )?;
+    } else {
+        writeln!(out, "refused: {e}")?;
+        if let Some(run) = run {
+            writeln!(
+                out,
+                "run:     {run} (stxd runs show {run} --institution {manager})"
+            )?;
+        }
+    }
+    Ok(EXIT_FINDINGS)
+}
+
 /// The config [`config::locate`] chooses, read and validated.
 fn find_config(
     named: Option<&Path>,

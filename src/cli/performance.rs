@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{EXIT_FINDINGS, EXIT_OK};
+use super::EXIT_OK;
 use crate::app;
 use crate::config::Config;
 use crate::domain::DomainError;
@@ -58,23 +58,7 @@ pub fn run(config: &Config, json: bool, cmd: PerformanceCommand) -> anyhow::Resu
             let run = store
                 .write(|tx| lifecycle::log_refusal(tx, ending, &link.name, &e))
                 .ok();
-            if json {
-                writeln!(
-                    out,
-                    "{:#}",
-                    json!({"changed": false, "reason": e.to_string(), "run": run})
-                )?;
-            } else {
-                writeln!(out, "refused: {e}")?;
-                if let Some(run) = run {
-                    writeln!(
-                        out,
-                        "run:     {run} (stxd runs show {run} --institution {})",
-                        link.manager
-                    )?;
-                }
-            }
-            Ok(EXIT_FINDINGS)
+            super::print_refusal(&mut out, json, &e, run, link.manager.as_str())
         }
         Err(e) => Err(e).context("cannot change the performance's state"),
     }
