@@ -26,6 +26,7 @@ mod envelope;
 mod exchange_samples;
 mod export;
 mod first_use;
+mod foreign_owner;
 mod free_tariff;
 mod golden_csv;
 mod golden_xml;
