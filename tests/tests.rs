@@ -17,6 +17,7 @@ mod contingent_manager;
 mod crash;
 mod crash_archive;
 mod crash_export;
+mod crash_init;
 mod crash_sftp;
 mod crash_sftp_trials;
 mod daemon;
