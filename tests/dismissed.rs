@@ -414,3 +414,52 @@ fn the_refund_of_a_sale_never_booked_is_closed_and_nets_to_zero() {
         ["4"]
     );
 }
+
+/// A crash anywhere in the export neither loses nor doubles a notice:
+/// before the commit the resolution stays untold (the next file carries
+/// it); after it, the recorded file is placed and carries it, and the next
+/// file does not.
+#[test]
+fn a_crash_in_the_export_neither_loses_nor_doubles_a_notice() {
+    for point in ["export.staged", "export.committed", "export.payload-placed"] {
+        let (sb, lines) = rejected_late_sales("close", &["PARTERRE:A:2"]);
+        resolve(&sb, lines[0], "--dismiss", "late");
+        let killed = sb.stxd_env(
+            &["export", "contingent", "--link", LINK],
+            &[("STXD_FAILPOINT", point)],
+        );
+        assert!(killed.killed(), "{point}: {}{}", killed.stdout(), killed.stderr());
+        let told = || {
+            rows(
+                &sb,
+                "OPERA.sqlite",
+                "SELECT coalesce(told_in, 'NULL') FROM sales_line_resolution",
+            )
+        };
+        let committed = point != "export.staged";
+        assert_eq!(told() != ["NULL"], committed, "{point}: {:?}", told());
+        // The next export (placing a committed one first), twice, then the
+        // distributor takes everything.
+        for _ in 0..2 {
+            sb.stxd(&["export", "contingent", "--link", LINK])
+                .expect_code(0);
+        }
+        sb.stxd(&["process"]).expect_code(0);
+        let carrying: Vec<String> = contingent_payloads(sb.path())
+            .iter()
+            .filter(|p| std::fs::read_to_string(p).unwrap().contains("RESOLUTION"))
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(carrying.len(), 1, "{point}: {carrying:?}");
+        let seq = told()[0].clone();
+        assert!(
+            carrying[0].contains(&format!(".CONTINGENT.{:0>8}.", seq)),
+            "{point}: {carrying:?} told in {seq}"
+        );
+        assert_eq!(
+            rows(&sb, "TOURISM.sqlite", "SELECT line, decision FROM sale_line_resolution"),
+            [format!("{}|dismissed", lines[0])],
+            "{point}"
+        );
+    }
+}
