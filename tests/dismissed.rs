@@ -428,7 +428,12 @@ fn a_crash_in_the_export_neither_loses_nor_doubles_a_notice() {
             &["export", "contingent", "--link", LINK],
             &[("STXD_FAILPOINT", point)],
         );
-        assert!(killed.killed(), "{point}: {}{}", killed.stdout(), killed.stderr());
+        assert!(
+            killed.killed(),
+            "{point}: {}{}",
+            killed.stdout(),
+            killed.stderr()
+        );
         let told = || {
             rows(
                 &sb,
@@ -457,7 +462,11 @@ fn a_crash_in_the_export_neither_loses_nor_doubles_a_notice() {
             "{point}: {carrying:?} told in {seq}"
         );
         assert_eq!(
-            rows(&sb, "TOURISM.sqlite", "SELECT line, decision FROM sale_line_resolution"),
+            rows(
+                &sb,
+                "TOURISM.sqlite",
+                "SELECT line, decision FROM sale_line_resolution"
+            ),
             [format!("{}|dismissed", lines[0])],
             "{point}"
         );
