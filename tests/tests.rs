@@ -4,6 +4,7 @@
 // build hostile file-system entries (FIFOs): never in the library.
 #![allow(unsafe_code)]
 
+mod dismissed;
 mod util;
 // Before the files that use its on_both_servers! macro.
 #[macro_use]
