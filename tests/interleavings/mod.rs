@@ -278,3 +278,46 @@ fn a_fixed_interleaving_with_a_cancellation_and_a_dismissal() {
         ]
     );
 }
+
+/// Found by the random cases: a seat released by the manager, sold by the
+/// distributor before the shrink reached it, on a performance the manager
+/// cancelled a second before the sale.
+#[test]
+fn a_sale_of_a_released_seat_after_a_cancellation() {
+    for spot in 0..5 {
+        let ops = vec![
+            Op::Allocate {
+                perf: 0,
+                what: What::Seats(vec![21, 22]),
+            },
+            Op::Allocate {
+                perf: 0,
+                what: What::Seats(vec![5, 11, 10]),
+            },
+            Op::ExportContingent,
+            Op::Deliver {
+                kind: Kind::Contingent,
+                pick: Pick::Oldest,
+            },
+            Op::Release {
+                perf: 0,
+                what: What::Seats(vec![35, 22, 28]),
+            },
+            Op::Cancel(0),
+            Op::NextSecond,
+            Op::Sell {
+                perf: 0,
+                seat: Spot::Contingent(spot),
+                reduced: false,
+                child: false,
+            },
+            Op::ExportSales,
+            Op::Deliver {
+                kind: Kind::Sales,
+                pick: Pick::Oldest,
+            },
+            Op::RefundCancelled(0),
+        ];
+        play(template(), &ops);
+    }
+}

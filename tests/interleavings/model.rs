@@ -547,18 +547,31 @@ impl World {
     }
 
     /// (manager performance, manager seat) of every active seat sale at the
-    /// distributor, through its mapping.
+    /// distributor, through its mapping, but those the manager rejected (a
+    /// sale on a cancelled performance: its seat may have left the
+    /// allotment meanwhile, and the distributor refunds it once told).
     fn sold_seats(&self) -> Vec<(i64, i64)> {
+        let rejected: Vec<i64> = self
+            .manager
+            .sql(|c| {
+                c.prepare("SELECT line FROM sales_line WHERE link = ?1 AND status = 'rejected'")?
+                    .query_map([LINK], |r| r.get(0))?
+                    .collect::<Result<Vec<i64>, _>>()
+            })
+            .expect("rejected lines");
         self.distributor
             .read(|c| -> Result<Vec<(i64, i64)>, DomainError> {
-                let local: Vec<(i64, i64)> = c
+                let local: Vec<(i64, i64, i64)> = c
                     .prepare(
-                        "SELECT performance, seat FROM sale_line WHERE active = 1 AND seat IS NOT NULL ORDER BY id",
+                        "SELECT id, performance, seat FROM sale_line WHERE active = 1 AND seat IS NOT NULL ORDER BY id",
                     )?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
                     .collect::<Result<_, _>>()?;
                 let mut out = Vec::new();
-                for (perf, seat) in local {
+                for (line, perf, seat) in local {
+                    if rejected.contains(&line) {
+                        continue;
+                    }
                     let p = manager_id_of(c, MANAGER, MappingKind::Performance, perf)?
                         .expect("performance mapped");
                     let s = manager_id_of(c, MANAGER, MappingKind::Seat, seat)?
