@@ -24,7 +24,27 @@ impl Sandbox {
         let dir = tempfile::tempdir().expect("temp dir");
         copy_tree(&repo().join("config"), &dir.path().join("config"));
         copy_tree(&repo().join("samples"), &dir.path().join("samples"));
+        // The demo's console listens on a port of its own per sandbox, so
+        // that tests running side by side never share one.
+        let config = dir.path().join("config/stxd.toml");
+        let text = std::fs::read_to_string(&config).expect("demo config");
+        let port = crate::sshd::free_port();
+        let text = text.replace(
+            "listen = \"127.0.0.1:8470\"",
+            &format!("listen = \"127.0.0.1:{port}\""),
+        );
+        std::fs::write(&config, text).expect("demo config");
         Sandbox { dir }
+    }
+
+    /// The port of the sandbox's console (`[http] listen`).
+    pub fn console_port(&self) -> u16 {
+        let text = std::fs::read_to_string(self.path().join("config/stxd.toml")).unwrap();
+        let at = text
+            .find("listen = \"127.0.0.1:")
+            .expect("an [http] listen")
+            + 20;
+        text[at..].split('"').next().unwrap().parse().unwrap()
     }
 
     pub fn path(&self) -> &Path {

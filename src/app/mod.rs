@@ -59,9 +59,7 @@ pub use listing::{
     process_files_until, process_files_watched, resume, scan, split_by_window, waiting_files,
 };
 pub use load::{Loaded, load, load_watched};
-pub use mapping::{
-    MappingChanged, VIA_CODE, VIA_CONSOLE, change_mapping, mark_via, record_action,
-};
+pub use mapping::{MappingChanged, VIA_CODE, VIA_CONSOLE, change_mapping, mark_via, record_action};
 pub use poll::{PollReport, Shares, SidePoll, Synced, poll, poll_with};
 pub use retry::{Retried, retry_files, retry_link};
 pub use stores::{link_secret, open_side, open_store};

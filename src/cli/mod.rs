@@ -288,9 +288,10 @@ pub fn main() -> ExitCode {
         Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
         Command::Run => {
             // The console, when `[http]` asks for it, beside the loop.
-            let console = config.http.is_some().then(|| {
-                Box::new(crate::http::Console) as Box<dyn crate::daemon::Sidecar>
-            });
+            let console = config
+                .http
+                .is_some()
+                .then(|| Box::new(crate::http::Console) as Box<dyn crate::daemon::Sidecar>);
             crate::daemon::main(config, located, console)
                 .map(|exit| exit.code())
                 .map_err(anyhow::Error::from)

@@ -57,7 +57,9 @@ pub(super) fn validate(raw: Option<RawHttp>, e: &mut dyn FnMut(String, String)) 
         Err(_) => {
             e(
                 "http.listen".into(),
-                format!("expected an IP address and port such as \"127.0.0.1:8470\", found {listen:?}"),
+                format!(
+                    "expected an IP address and port such as \"127.0.0.1:8470\", found {listen:?}"
+                ),
             );
             return None;
         }
@@ -73,11 +75,17 @@ pub(super) fn validate(raw: Option<RawHttp>, e: &mut dyn FnMut(String, String)) 
         (Some(cert), Some(key)) => Some(Tls { cert, key }),
         (None, None) => None,
         (Some(_), None) => {
-            e("http.tls_key".into(), "expected the private key (PEM) of tls_cert: both or neither".into());
+            e(
+                "http.tls_key".into(),
+                "expected the private key (PEM) of tls_cert: both or neither".into(),
+            );
             return None;
         }
         (None, Some(_)) => {
-            e("http.tls_cert".into(), "expected the certificate chain (PEM) of tls_key: both or neither".into());
+            e(
+                "http.tls_cert".into(),
+                "expected the certificate chain (PEM) of tls_key: both or neither".into(),
+            );
             return None;
         }
     };

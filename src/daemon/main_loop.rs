@@ -369,7 +369,6 @@ impl Daemon {
         if self.sd_ready {
             // Not before recovery.
             self.sd.ready(&crate::systemd::summary(&self.config));
-            self.ready.store(true, Ordering::Release);
         }
     }
 
@@ -479,6 +478,7 @@ impl Daemon {
             }
         }
         if matches!(work, Some(Work::Scan)) && !std::mem::replace(&mut self.sd_ready, true) {
+            self.ready.store(true, Ordering::Release);
             info!(
                 systemd = self.sd.enabled(),
                 "first listing done: recovered, ready"

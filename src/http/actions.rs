@@ -122,21 +122,40 @@ fn queue(config: &Config, form: &TriggerForm) -> Result<String, String> {
     let job: Job = form.job.parse().map_err(|e: String| e)?;
     let link = config.require_link(&form.link)?;
     if !super::views::triggers(config, link).contains(&job) {
-        return Err(format!("job {} cannot be triggered here for link {}", job.name(), link.name));
+        return Err(format!(
+            "job {} cannot be triggered here for link {}",
+            job.name(),
+            link.name
+        ));
     }
-    let (path, written) = app::write_trigger(config, &link.name, job).map_err(|e| app::chain(&e))?;
+    let (path, written) =
+        app::write_trigger(config, &link.name, job).map_err(|e| app::chain(&e))?;
     // Recorded in the store of the side that runs it (a poll: the first
     // side served).
-    let side = job.sides().first().copied().or_else(|| {
-        config
-            .served(Some(&link.name))
-            .map(|(_, _, s)| s)
-            .next()
-    });
-    let what = format!("{} of link {} queued ({written:?}): {}", job.name(), link.name, path.display());
+    let side = job
+        .sides()
+        .first()
+        .copied()
+        .or_else(|| config.served(Some(&link.name)).map(|(_, _, s)| s).next());
+    let what = format!(
+        "{} of link {} queued ({written:?}): {}",
+        job.name(),
+        link.name,
+        path.display()
+    );
     if let Some(side) = side {
-        app::record_action(config, &link.name, side, "console-trigger", app::VIA_CONSOLE, &what)
-            .map_err(|e| app::chain(&e))?;
+        app::record_action(
+            config,
+            &link.name,
+            side,
+            "console-trigger",
+            app::VIA_CONSOLE,
+            &what,
+        )
+        .map_err(|e| app::chain(&e))?;
     }
-    Ok(format!("<p class=\"note\" id=\"triggered\">{}</p>", esc(&what)))
+    Ok(format!(
+        "<p class=\"note\" id=\"triggered\">{}</p>",
+        esc(&what)
+    ))
 }

@@ -53,7 +53,10 @@ fn session_cookie(headers: &HeaderMap) -> Option<String> {
 
 /// Who the request is from: the bearer or a live session.
 fn principal(state: &AppState, headers: &HeaderMap) -> Option<String> {
-    if let Some(auth) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+    if let Some(auth) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
         let given = auth.strip_prefix("Bearer ")?;
         return same(given.trim(), &state.token).then(|| "bearer".to_owned());
     }

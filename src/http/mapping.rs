@@ -141,7 +141,12 @@ fn table(
             ""
         };
         let actions = if by_hand {
-            actions(link, r, codes.get(&r.kind).map_or(&[][..], Vec::as_slice), csrf)
+            actions(
+                link,
+                r,
+                codes.get(&r.kind).map_or(&[][..], Vec::as_slice),
+                csrf,
+            )
         } else {
             "automatic".to_owned()
         };
@@ -178,7 +183,11 @@ fn actions(link: &Link, r: &domain::Row, codes: &[LocalCode], csrf: &str) -> Str
         } else {
             ""
         };
-        let name = c.name.as_deref().map(|n| format!(" · {n}")).unwrap_or_default();
+        let name = c
+            .name
+            .as_deref()
+            .map(|n| format!(" · {n}"))
+            .unwrap_or_default();
         options.push_str(&format!(
             "<option{sel} value=\"{}\">{}{}</option>",
             esc(&c.code),
@@ -238,7 +247,9 @@ pub(crate) async fn change(
     );
     let done = blocking(move || apply(&config, &form)).await;
     match done {
-        Ok(Ok(body)) => layout("Mapping changed", Some(&p.csrf), &format!("{body}{back}")).into_response(),
+        Ok(Ok(body)) => {
+            layout("Mapping changed", Some(&p.csrf), &format!("{body}{back}")).into_response()
+        }
         Ok(Err(problem)) => (
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
             layout(
@@ -261,10 +272,38 @@ fn apply(config: &Config, form: &ChangeForm) -> Result<String, String> {
     let id = TechId::parse(&form.manager_id).map_err(|e| format!("manager id: {e}"))?;
     let code = form.local_code.clone();
     let result = match form.action.as_str() {
-        "set" => app::change_mapping(config, link, "mapping-set", Some(app::VIA_CONSOLE), kind, id, |tx, m, k, i| domain::set(tx, m, k, i, &code)),
-        "ignore" => app::change_mapping(config, link, "mapping-ignore", Some(app::VIA_CONSOLE), kind, id, domain::ignore),
-        "unset" => app::change_mapping(config, link, "mapping-unset", Some(app::VIA_CONSOLE), kind, id, domain::unset),
-        other => return Err(format!("unknown action {other:?}: expected set, ignore or unset")),
+        "set" => app::change_mapping(
+            config,
+            link,
+            "mapping-set",
+            Some(app::VIA_CONSOLE),
+            kind,
+            id,
+            |tx, m, k, i| domain::set(tx, m, k, i, &code),
+        ),
+        "ignore" => app::change_mapping(
+            config,
+            link,
+            "mapping-ignore",
+            Some(app::VIA_CONSOLE),
+            kind,
+            id,
+            domain::ignore,
+        ),
+        "unset" => app::change_mapping(
+            config,
+            link,
+            "mapping-unset",
+            Some(app::VIA_CONSOLE),
+            kind,
+            id,
+            domain::unset,
+        ),
+        other => {
+            return Err(format!(
+                "unknown action {other:?}: expected set, ignore or unset"
+            ));
+        }
     };
     let done = result
         .map_err(|e| app::chain(&e))?

@@ -125,13 +125,17 @@ fn from_stores(config: &Config, m: &Metrics) {
         let conn = match crate::store::open_read_only(&config.store_path(&inst.code)) {
             Ok(c) => c,
             Err(_) => {
-                m.problems.get_or_create(&labels(&[("what", &format!("store {code}"))])).set(1);
+                m.problems
+                    .get_or_create(&labels(&[("what", &format!("store {code}"))]))
+                    .set(1);
                 continue;
             }
         };
         let read = (|| -> Result<(), crate::store::StoreError> {
             for c in stats::journal_counts(&conn)? {
-                let Some(side) = side_of(config, &c.link, code) else { continue };
+                let Some(side) = side_of(config, &c.link, code) else {
+                    continue;
+                };
                 if TERMINAL.contains(&c.state.as_str()) {
                     m.files
                         .get_or_create(&labels(&[
@@ -145,21 +149,35 @@ fn from_stores(config: &Config, m: &Metrics) {
                 }
             }
             for (link, status, n) in stats::sales_line_counts(&conn)? {
-                let Some(side) = side_of(config, &link, code) else { continue };
+                let Some(side) = side_of(config, &link, code) else {
+                    continue;
+                };
                 m.sales_lines
-                    .get_or_create(&labels(&[("link", &link), ("side", side.as_str()), ("status", &status)]))
+                    .get_or_create(&labels(&[
+                        ("link", &link),
+                        ("side", side.as_str()),
+                        ("status", &status),
+                    ]))
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
             for (link, job, at) in stats::last_successes(&conn)? {
-                let Some(side) = side_of(config, &link, code) else { continue };
+                let Some(side) = side_of(config, &link, code) else {
+                    continue;
+                };
                 m.last_success
-                    .get_or_create(&labels(&[("link", &link), ("side", side.as_str()), ("job", &job)]))
+                    .get_or_create(&labels(&[
+                        ("link", &link),
+                        ("side", side.as_str()),
+                        ("job", &job),
+                    ]))
                     .set(at);
             }
             stats::import_durations(&conn, |d| m.apply.observe(d))
         })();
         if read.is_err() {
-            m.problems.get_or_create(&labels(&[("what", &format!("store {code}"))])).set(1);
+            m.problems
+                .get_or_create(&labels(&[("what", &format!("store {code}"))]))
+                .set(1);
         }
     }
 }
@@ -168,7 +186,11 @@ fn from_stores(config: &Config, m: &Metrics) {
 fn oldest(dir: &std::path::Path, files: &[String], now: std::time::SystemTime) -> Option<f64> {
     files
         .iter()
-        .filter_map(|f| std::fs::metadata(dir.join(f)).and_then(|m| m.modified()).ok())
+        .filter_map(|f| {
+            std::fs::metadata(dir.join(f))
+                .and_then(|m| m.modified())
+                .ok()
+        })
         .filter_map(|t| now.duration_since(t).ok())
         .map(|d| d.as_secs_f64())
         .reduce(f64::max)
@@ -183,25 +205,46 @@ fn from_status(config: &Config, m: &Metrics) {
         let side = l.side.as_str();
         let at = |folder: &str| labels(&[("link", &l.link), ("side", side), ("folder", folder)]);
         let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
-        m.waiting.get_or_create(&at("inbox")).set(count(l.inbox.count));
-        m.waiting.get_or_create(&at("held")).set(count(l.held.len()));
-        m.waiting.get_or_create(&at("parked")).set(count(l.parked.count));
-        m.waiting.get_or_create(&at("error")).set(count(l.error.count));
-        m.waiting.get_or_create(&at("quarantine")).set(count(l.quarantine.len()));
-        m.waiting.get_or_create(&at("outbox")).set(count(l.outbox.count));
-        for (what, f) in [("inbox", &l.inbox), ("parked", &l.parked), ("error", &l.error)] {
+        m.waiting
+            .get_or_create(&at("inbox"))
+            .set(count(l.inbox.count));
+        m.waiting
+            .get_or_create(&at("held"))
+            .set(count(l.held.len()));
+        m.waiting
+            .get_or_create(&at("parked"))
+            .set(count(l.parked.count));
+        m.waiting
+            .get_or_create(&at("error"))
+            .set(count(l.error.count));
+        m.waiting
+            .get_or_create(&at("quarantine"))
+            .set(count(l.quarantine.len()));
+        m.waiting
+            .get_or_create(&at("outbox"))
+            .set(count(l.outbox.count));
+        for (what, f) in [
+            ("inbox", &l.inbox),
+            ("parked", &l.parked),
+            ("error", &l.error),
+        ] {
             if f.problem.is_some() {
                 m.problems
                     .get_or_create(&labels(&[("what", &format!("{} {side} {what}", l.link))]))
                     .set(1);
             }
         }
-        let age = [oldest(&l.inbox.path, &l.inbox.files, now), oldest(&l.parked.path, &l.parked.files, now)]
-            .into_iter()
-            .flatten()
-            .reduce(f64::max)
-            .unwrap_or(0.0);
-        m.oldest.get_or_create(&labels(&[("link", &l.link), ("side", side)])).set(age);
+        let age = [
+            oldest(&l.inbox.path, &l.inbox.files, now),
+            oldest(&l.parked.path, &l.parked.files, now),
+        ]
+        .into_iter()
+        .flatten()
+        .reduce(f64::max)
+        .unwrap_or(0.0);
+        m.oldest
+            .get_or_create(&labels(&[("link", &l.link), ("side", side)]))
+            .set(age);
         if let Some(n) = l.pending_mappings {
             m.pending
                 .get_or_create(&labels(&[("link", &l.link)]))
@@ -219,12 +262,21 @@ fn render(config: &Config, started: f64, ready: bool) -> Result<String, std::fmt
     m.register(&mut reg);
     let start: FGauge = Gauge::default();
     start.set(started);
-    reg.register("stxd_start_time_seconds", "When the daemon started, Unix time", start);
+    reg.register(
+        "stxd_start_time_seconds",
+        "When the daemon started, Unix time",
+        start,
+    );
     let ready_g: Gauge = Gauge::default();
     ready_g.set(i64::from(ready));
-    reg.register("stxd_ready", "1 once the first listing (recovery) is done", ready_g);
+    reg.register(
+        "stxd_ready",
+        "1 once the first listing (recovery) is done",
+        ready_g,
+    );
     let info: Family<Labels, Gauge> = Family::default();
-    info.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))])).set(1);
+    info.get_or_create(&labels(&[("version", env!("CARGO_PKG_VERSION"))]))
+        .set(1);
     reg.register("stxd_build_info", "The build of stxd (value 1)", info);
     let mut out = String::new();
     encode(&mut out, &reg)?;
@@ -244,7 +296,11 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
             text,
         )
             .into_response(),
-        Ok(Err(_)) => (StatusCode::INTERNAL_SERVER_ERROR, "cannot encode the metrics\n").into_response(),
+        Ok(Err(_)) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot encode the metrics\n",
+        )
+            .into_response(),
         Err(r) => r,
     }
 }

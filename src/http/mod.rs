@@ -71,9 +71,8 @@ fn start(shared: Shared) -> Result<tokio::task::JoinHandle<()>, String> {
     let Some(http) = shared.config.http.clone() else {
         return Err("the config has no [http] table".to_owned());
     };
-    let token = crate::config::read_token(&http.token_file).map_err(|e| {
-        format!("{e} (stxd init creates a random token file when it is missing)")
-    })?;
+    let token = crate::config::read_token(&http.token_file)
+        .map_err(|e| format!("{e} (stxd init creates a random token file when it is missing)"))?;
     if token.len() < MIN_TOKEN_LEN {
         return Err(format!(
             "token file {}: the token is shorter than {MIN_TOKEN_LEN} characters: use a long random value (e.g. head -c 32 /dev/urandom | xxd -p -c 64)",

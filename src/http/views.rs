@@ -5,10 +5,10 @@
 use std::fmt::Write as _;
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
-use axum::Extension;
 
 use super::auth::{Principal, button};
 use super::page::{esc, layout, url};
@@ -104,12 +104,7 @@ fn link_block(config: &Config, l: &LinkStatus, out: &mut String, csrf: &str) {
         );
     }
     for h in &l.held {
-        let _ = write!(
-            out,
-            "<li>held: {}: {}</li>",
-            esc(&h.file),
-            esc(&h.reason)
-        );
+        let _ = write!(out, "<li>held: {}: {}</li>", esc(&h.file), esc(&h.reason));
     }
     out.push_str("</ul>");
     if let Some(link) = config.links.iter().find(|k| k.name == l.link) {
@@ -312,7 +307,11 @@ pub(crate) async fn run(
         Ok(Ok(b)) => layout(&format!("Run {id}"), Some(&p.csrf), &b).into_response(),
         Ok(Err(e)) => (
             StatusCode::NOT_FOUND,
-            layout("No such run", Some(&p.csrf), &format!("<p class=\"err\">{}</p>", esc(&e))),
+            layout(
+                "No such run",
+                Some(&p.csrf),
+                &format!("<p class=\"err\">{}</p>", esc(&e)),
+            ),
         )
             .into_response(),
         Err(r) => r,
@@ -365,7 +364,12 @@ fn files_block(config: &Config, l: &LinkStatus, page: usize, csrf: &str, out: &m
             button(
                 csrf,
                 "/retry",
-                &[("link", &l.link), ("side", side), ("folder", "error"), ("file", file)],
+                &[
+                    ("link", &l.link),
+                    ("side", side),
+                    ("folder", "error"),
+                    ("file", file)
+                ],
                 "retry"
             )
         );
@@ -382,7 +386,12 @@ fn files_block(config: &Config, l: &LinkStatus, page: usize, csrf: &str, out: &m
             button(
                 csrf,
                 "/retry",
-                &[("link", &l.link), ("side", side), ("folder", "quarantine"), ("file", &q.file)],
+                &[
+                    ("link", &l.link),
+                    ("side", side),
+                    ("folder", "quarantine"),
+                    ("file", &q.file)
+                ],
                 "retry"
             )
         );
@@ -399,7 +408,12 @@ fn files_block(config: &Config, l: &LinkStatus, page: usize, csrf: &str, out: &m
             })
             .unwrap_or_default();
         names.sort_unstable_by(|a, b| b.cmp(a));
-        let _ = write!(out, "<h3>done ({}; page {})</h3><ul>", names.len(), page + 1);
+        let _ = write!(
+            out,
+            "<h3>done ({}; page {})</h3><ul>",
+            names.len(),
+            page + 1
+        );
         for n in names.iter().skip(page * PAGE).take(PAGE) {
             let _ = write!(out, "<li>{}</li>", esc(n));
         }
@@ -452,12 +466,18 @@ pub(crate) async fn reconcile(
     Path(link): Path<String>,
 ) -> Response {
     let config = Arc::clone(&state.shared.config);
-    let report = blocking(move || crate::app::reconcile(&config, &link).map_err(|e| crate::app::chain(&e))).await;
+    let report =
+        blocking(move || crate::app::reconcile(&config, &link).map_err(|e| crate::app::chain(&e)))
+            .await;
     match report {
         Ok(Ok(r)) => Html(crate::report::render_html(&r)).into_response(),
         Ok(Err(e)) => (
             StatusCode::NOT_FOUND,
-            layout("No reconciliation", Some(&p.csrf), &format!("<p class=\"err\">{}</p>", esc(&e))),
+            layout(
+                "No reconciliation",
+                Some(&p.csrf),
+                &format!("<p class=\"err\">{}</p>", esc(&e)),
+            ),
         )
             .into_response(),
         Err(r) => r,

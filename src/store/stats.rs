@@ -40,9 +40,8 @@ pub fn journal_counts(conn: &Connection) -> Result<Vec<JournalCount>, StoreError
 
 /// Sales lines of a link by status (`booked`, `rejected`): the manager's.
 pub fn sales_line_counts(conn: &Connection) -> Result<Vec<(String, String, u64)>, StoreError> {
-    let mut st = conn.prepare(
-        "SELECT link, status, count(*) FROM sales_line GROUP BY 1, 2 ORDER BY 1, 2",
-    )?;
+    let mut st =
+        conn.prepare("SELECT link, status, count(*) FROM sales_line GROUP BY 1, 2 ORDER BY 1, 2")?;
     let rows = st
         .query_map([], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get::<_, i64>(2)?.max(0) as u64))
@@ -95,18 +94,27 @@ mod tests {
     fn counts_come_from_the_tables() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("T.sqlite");
-        let mut store = super::super::Store::open(&path, "T", super::super::Role::Distributor).unwrap();
+        let mut store =
+            super::super::Store::open(&path, "T", super::super::Role::Distributor).unwrap();
         store
             .write(|tx| -> Result<(), StoreError> {
                 let run = super::super::runs::start(tx, "import-sales", Some("l"), None)?;
-                super::super::runs::finish(tx, run, super::super::runs::RunStatus::Ok, super::super::runs::Counts::ONE_OK)
+                super::super::runs::finish(
+                    tx,
+                    run,
+                    super::super::runs::RunStatus::Ok,
+                    super::super::runs::Counts::ONE_OK,
+                )
             })
             .unwrap();
         store
             .read(|c| -> Result<(), StoreError> {
                 let last = last_successes(c)?;
                 assert_eq!(last.len(), 1);
-                assert_eq!((last[0].0.as_str(), last[0].1.as_str()), ("l", "import-sales"));
+                assert_eq!(
+                    (last[0].0.as_str(), last[0].1.as_str()),
+                    ("l", "import-sales")
+                );
                 let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
                 assert!((last[0].2 - now).abs() < 60.0, "{} vs {now}", last[0].2);
                 let mut n = 0;
