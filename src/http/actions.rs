@@ -9,7 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 
-use super::auth::{Principal, check_csrf};
+use super::auth::{Principal, csrf_refused};
 use super::page::{esc, layout};
 use super::{AppState, blocking};
 use crate::app;
@@ -58,7 +58,7 @@ pub(crate) async fn retry(
     Extension(p): Extension<Principal>,
     Form(form): Form<RetryForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&p, &form.csrf) {
+    if let Some(r) = csrf_refused(&p, &form.csrf) {
         return r;
     }
     let config = Arc::clone(&state.shared.config);
@@ -110,7 +110,7 @@ pub(crate) async fn trigger(
     Extension(p): Extension<Principal>,
     Form(form): Form<TriggerForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&p, &form.csrf) {
+    if let Some(r) = csrf_refused(&p, &form.csrf) {
         return r;
     }
     let config = Arc::clone(&state.shared.config);

@@ -96,11 +96,11 @@ pub(crate) async fn require(
 }
 
 /// Refuses (403) a write whose form lacks the principal's CSRF token.
-pub(crate) fn check_csrf(p: &Principal, given: &str) -> Result<(), Response> {
+pub(crate) fn csrf_refused(p: &Principal, given: &str) -> Option<Response> {
     if same(given, &p.csrf) {
-        Ok(())
+        None
     } else {
-        Err((
+        Some((
             StatusCode::FORBIDDEN,
             layout(
                 "Refused",
@@ -173,7 +173,7 @@ pub(crate) async fn logout(
     headers: HeaderMap,
     axum::Form(form): axum::Form<Csrf>,
 ) -> Response {
-    if let Err(r) = check_csrf(&p, &form.csrf) {
+    if let Some(r) = csrf_refused(&p, &form.csrf) {
         return r;
     }
     if let Some(id) = session_cookie(&headers) {

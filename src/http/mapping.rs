@@ -11,7 +11,7 @@ use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 
-use super::auth::{Principal, check_csrf};
+use super::auth::{Principal, csrf_refused};
 use super::page::{csrf_field, esc, layout, url};
 use super::{AppState, blocking};
 use crate::app;
@@ -237,7 +237,7 @@ pub(crate) async fn change(
     Extension(p): Extension<Principal>,
     Form(form): Form<ChangeForm>,
 ) -> Response {
-    if let Err(r) = check_csrf(&p, &form.csrf) {
+    if let Some(r) = csrf_refused(&p, &form.csrf) {
         return r;
     }
     let config = Arc::clone(&state.shared.config);
