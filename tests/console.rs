@@ -535,3 +535,69 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
     assert!(crate::util::manifests(&parked, "SEATPLAN").is_empty());
     assert!(shots.join("resumed.png").metadata().unwrap().len() > 1000);
 }
+
+#[test]
+fn with_a_certificate_the_console_speaks_https_only() {
+    let sb = Sandbox::new();
+    let tls = sb.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(tls.join("key.pem"))
+        .arg("-out")
+        .arg(tls.join("cert.pem"))
+        .output()
+        .expect("openssl (Debian's openssl package)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let config = sb.path().join("config/stxd.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "token_file = \"../var/state/console.token\"\n",
+        "token_file = \"../var/state/console.token\"\ntls_cert = \"../tls/cert.pem\"\ntls_key = \"../tls/key.pem\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    sb.ready();
+    let d = Daemon::start(&sb);
+    d.wait_log("console listening on https://");
+    let c = Console::of(&sb);
+    let https = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::NativeTls)
+                .disable_verification(true)
+                .build(),
+        )
+        .build()
+        .new_agent();
+    let base = c.base.replace("http://", "https://");
+    let mut resp = https.get(format!("{base}/healthz")).call().expect("HTTPS");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.body_mut().read_to_string().unwrap(), "ok\n");
+    let resp = https.get(format!("{base}/metrics")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = https
+        .post(format!("{base}/login"))
+        .send_form([("token", c.token.as_str())])
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // Plain HTTP gets no page.
+    assert!(c.agent.get(format!("{}/healthz", c.base)).call().is_err());
+}
