@@ -104,3 +104,76 @@ pub(super) fn validate(raw: Option<RawHttp>, e: &mut dyn FnMut(String, String)) 
         tls,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::parse;
+
+    const BASE: &str = r#"
+state_dir = "var"
+[[institution]]
+code = "TOURISM"
+role = "distributor"
+"#;
+
+    fn with(http: &str) -> Result<Option<super::Http>, Vec<(String, String)>> {
+        parse(&format!("{BASE}[http]\n{http}"), "t")
+            .map(|c| c.http)
+            .map_err(|e| e.errors.into_iter().map(|e| (e.at, e.problem)).collect())
+    }
+
+    #[test]
+    fn loopback_needs_nothing_more_and_paths_stay_as_written() {
+        let h = with("listen = \"127.0.0.1:8470\"\ntoken_file = \"t.token\"")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.listen.port(), 8470);
+        assert_eq!(h.tls, None);
+        assert!(with("listen = \"[::1]:1\"\ntoken_file = \"t\"").is_ok());
+        assert_eq!(parse(BASE, "t").unwrap().http, None, "off when absent");
+    }
+
+    #[test]
+    fn beyond_loopback_needs_tls_or_saying_so() {
+        let e = with("listen = \"0.0.0.0:8470\"\ntoken_file = \"t\"").unwrap_err();
+        assert_eq!(e.len(), 1, "{e:?}");
+        assert_eq!(e[0].0, "http.listen");
+        assert!(
+            e[0].1.contains("tls_cert") && e[0].1.contains("insecure_non_loopback"),
+            "{e:?}"
+        );
+        let tls = with(
+            "listen = \"10.0.0.1:443\"\ntoken_file = \"t\"\ntls_cert = \"c\"\ntls_key = \"k\"",
+        )
+        .unwrap()
+        .unwrap();
+        assert!(tls.tls.is_some());
+        assert!(
+            with("listen = \"10.0.0.1:80\"\ntoken_file = \"t\"\ninsecure_non_loopback = true")
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn each_missing_or_bad_key_is_named() {
+        let at = |text: &str| with(text).unwrap_err()[0].0.clone();
+        assert_eq!(at("token_file = \"t\""), "http.listen");
+        assert_eq!(
+            at("listen = \"localhost:80\"\ntoken_file = \"t\""),
+            "http.listen"
+        );
+        assert_eq!(at("listen = \"127.0.0.1:80\""), "http.token_file");
+        assert_eq!(
+            at("listen = \"127.0.0.1:80\"\ntoken_file = \"t\"\ntls_cert = \"c\""),
+            "http.tls_key"
+        );
+        assert_eq!(
+            at("listen = \"127.0.0.1:80\"\ntoken_file = \"t\"\ntls_key = \"k\""),
+            "http.tls_cert"
+        );
+        assert!(
+            with("listen = \"127.0.0.1:80\"\ntoken_file = \"t\"\nport = 1").is_err(),
+            "unknown key"
+        );
+    }
+}
