@@ -601,3 +601,84 @@ fn with_a_certificate_the_console_speaks_https_only() {
     // Plain HTTP gets no page.
     assert!(c.agent.get(format!("{}/healthz", c.base)).call().is_err());
 }
+
+#[test]
+fn hammering_the_mapping_page_while_files_arrive_applies_every_file_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let sb = Sandbox::new();
+    sb.ready();
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    let d = Daemon::start(&sb);
+    d.wait_log("console listening");
+    let c = Arc::new(Console::of(&sb));
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammer = {
+        let (c, stop) = (Arc::clone(&c), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let bearer = format!("Bearer {}", c.token);
+            let (mut pages, mut sets) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let (status, page) = c.get("/mapping");
+                assert_eq!(status, 200, "{page}");
+                pages += 1;
+                let csrf = csrf_in(&page);
+                let (status, body) = c.post(
+                    "/mapping/change",
+                    &[("Authorization", bearer.as_str())],
+                    &[
+                        ("csrf", csrf.as_str()),
+                        ("link", "opera-tourism"),
+                        ("kind", "season"),
+                        ("manager_id", "1001"),
+                        ("action", "set"),
+                        ("local_code", "T2627"),
+                    ],
+                );
+                assert_eq!(status, 200, "{body}");
+                sets += 1;
+            }
+            (pages, sets)
+        })
+    };
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    let done = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/done");
+    crate::util::wait_for_file(&done, "SEATPLAN", || d.log());
+    crate::util::wait_for_file(&done, "CATALOGUE", || d.log());
+    stop.store(true, Ordering::Relaxed);
+    let (pages, sets) = hammer.join().expect("every console request answered");
+    assert!(pages > 0 && sets > 0);
+    // Each file applied once, by one import run, none failed.
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT kind || ':' || sequence || ':' || state FROM file_journal WHERE direction = 'in' ORDER BY kind"
+        ),
+        ["CATALOGUE:1:applied", "SEATPLAN:1:applied"]
+    );
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT kind || ':' || status FROM run WHERE kind LIKE 'import-%' ORDER BY kind"
+        ),
+        ["import-catalogue:ok", "import-seatplan:ok"]
+    );
+    // Every change through the console was recorded, each as its run.
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT count(*) FROM run WHERE kind = 'mapping-set' AND status = 'ok'"
+        ),
+        [sets.to_string()]
+    );
+    assert!(!d.log().contains(" ERROR "), "{}", d.log());
+}
