@@ -688,3 +688,65 @@ fn hammering_the_mapping_page_while_files_arrive_applies_every_file_once() {
     );
     assert!(!d.log().contains(" ERROR "), "{}", d.log());
 }
+
+#[test]
+fn the_files_page_shows_a_refused_file_with_its_reason_and_retries_it() {
+    let sb = Sandbox::new();
+    sb.ready();
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    let payload = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_file() && p.extension().is_some_and(|x| x != "stx"))
+        .expect("the seat plan's payload");
+    let mut bytes = std::fs::read(&payload).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x20;
+    std::fs::write(&payload, bytes).unwrap();
+    let d = Daemon::start(&sb);
+    crate::util::wait_for_file(&inbox.join("error"), "SEATPLAN", || d.log());
+    let c = Console::of(&sb);
+    let (status, page) = c.get("/files");
+    assert_eq!(status, 200, "{page}");
+    let manifest = "opera-tourism.SEATPLAN.00000001.stx";
+    assert!(page.contains(manifest), "{page}");
+    assert!(page.contains("code:"), "the .reason is shown: {page}");
+    assert!(page.contains("value=\"error\""), "a retry button: {page}");
+    let bearer = format!("Bearer {}", c.token);
+    let (status, body) = c.post(
+        "/retry",
+        &[("Authorization", bearer.as_str())],
+        &[
+            ("csrf", csrf_in(&page).as_str()),
+            ("link", "opera-tourism"),
+            ("side", "distributor"),
+            ("folder", "error"),
+            ("file", manifest),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("put back into"), "{body}");
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT r.kind FROM run r JOIN run_message m ON m.run = r.id WHERE m.code = 'via' AND m.text = 'via console'"
+        ),
+        ["retry"]
+    );
+    // A name that is not a file of error/ is refused, nothing moved.
+    let (status, body) = c.post(
+        "/retry",
+        &[("Authorization", bearer.as_str())],
+        &[
+            ("csrf", csrf_in(&page).as_str()),
+            ("link", "opera-tourism"),
+            ("side", "distributor"),
+            ("folder", "error"),
+            ("file", "../to-distributor/x.stx"),
+        ],
+    );
+    assert_eq!(status, 422, "{body}");
+}

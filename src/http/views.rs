@@ -64,9 +64,13 @@ fn link_block(config: &Config, l: &LinkStatus, out: &mut String, csrf: &str) {
     if let Some(p) = &l.problem {
         let _ = write!(out, "<p class=\"err\">{}</p>", esc(p));
     }
-    out.push_str("<table><tr><th>kind</th><th>last in</th><th>last out</th></tr>");
-    for (i, last) in l.last_in.iter().enumerate() {
-        let show = |f: Option<&status::JournaledFile>| match f {
+    out.push_str("<table><tr><th>way</th><th>kind</th><th>last file</th></tr>");
+    let ways = [("in", &l.last_in), ("out", &l.last_out)];
+    for (way, last) in ways
+        .iter()
+        .flat_map(|(w, v)| v.iter().map(move |f| (*w, f)))
+    {
+        let file = match &last.file {
             Some(f) => format!(
                 "#{} {} <em>{}</em> {}",
                 f.sequence,
@@ -76,13 +80,10 @@ fn link_block(config: &Config, l: &LinkStatus, out: &mut String, csrf: &str) {
             ),
             None => "-".to_owned(),
         };
-        let out_file = l.last_out.get(i).and_then(|o| o.file.as_ref());
         let _ = write!(
             out,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
-            last.kind,
-            show(last.file.as_ref()),
-            show(out_file)
+            "<tr><td>{way}</td><td>{}</td><td>{file}</td></tr>",
+            last.kind
         );
     }
     out.push_str("</table><ul>");
