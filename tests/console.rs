@@ -430,6 +430,16 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         .into_iter()
         .filter(|(k, _)| plan.iter().any(|(pk, _, _)| pk == k))
         .collect();
+    let code_of = |k: &str, m: &str| {
+        plan.iter()
+            .find(|(pk, pm, _)| pk == k && pm == m)
+            .map(|p| p.2.is_some())
+    };
+    let pending_set = pending
+        .iter()
+        .filter(|(k, m)| code_of(k, m) == Some(true))
+        .count();
+    let pending_ignored = pending.len() - pending_set;
     let c = Console::of(&sb);
     let driver = Driver::start(driver_path);
     let shots = sb.path().join("screenshots");
@@ -500,9 +510,39 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
             last = b.source().await.unwrap();
         }
         std::fs::write(shots.join("resumed.png"), b.screenshot().await.unwrap()).unwrap();
+        // The catalogue: product 1 validated, then assigned to GUICHET.
+        b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
+        std::fs::write(shots.join("catalogue.png"), b.screenshot().await.unwrap()).unwrap();
+        b.find(Locator::Id("validate-1")).await.unwrap().click().await.unwrap();
+        let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
+        assert!(said.text().await.unwrap().starts_with("validated 1 "));
+        b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
+        b.find(Locator::Id("profile-1")).await.unwrap().send_keys("GUICHET").await.unwrap();
+        b.find(Locator::Id("assign-1")).await.unwrap().click().await.unwrap();
+        let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
+        let said = said.text().await.unwrap();
+        assert!(said.contains("sellable now"), "{said}");
+        // A contingent at the manager, sent by the Links page's button.
+        sb.allot("PARTERRE:A:1-10");
+        b.goto(&format!("{}/", c.base)).await.unwrap();
+        b.find(Locator::Id("trigger-manager-export-contingent"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        b.wait().for_element(Locator::Id("triggered")).await.unwrap();
         b.close().await.unwrap();
         last
     });
+    // The contingent reached the distributor: its seats sell there.
+    crate::util::wait_for_file(
+        &sb.path()
+            .join("var/exchange/opera-tourism/to-distributor/done"),
+        "CONTINGENT",
+        || d.log(),
+    );
+    assert!(sb.sell("PARTERRE:A:1") > 0);
     // The page of the last change says which parked files resumed.
     assert!(last_page.contains("id=\"resumed\""), "{last_page}");
     assert!(last_page.contains("applied"), "{last_page}");
@@ -519,24 +559,38 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         rows(
             &sb,
             "TOURISM.sqlite",
-            "SELECT count(*) FROM run_message WHERE code = 'via' AND text = 'via console'"
+            "SELECT r.kind, count(*) FROM run r JOIN run_message m ON m.run = r.id \
+             WHERE m.code = 'via' AND m.text = 'via console' GROUP BY r.kind ORDER BY r.kind"
         ),
-        [pending.len().to_string()]
+        [
+            "catalogue-assign-profile|1".to_owned(),
+            "catalogue-validate|1".to_owned(),
+            format!("mapping-ignore|{pending_ignored}"),
+            format!("mapping-set|{pending_set}"),
+        ]
+        .into_iter()
+        .filter(|r| !r.ends_with("|0"))
+        .collect::<Vec<_>>()
     );
-    // Both files left parked/ and are applied, each once.
+    // Both parked files left parked/ and are applied, each once; the
+    // contingent too.
     assert_eq!(
         rows(
             &sb,
             "TOURISM.sqlite",
             "SELECT kind || ':' || state FROM file_journal WHERE direction = 'in' ORDER BY kind"
         ),
-        ["CATALOGUE:applied", "SEATPLAN:applied"]
+        [
+            "CATALOGUE:applied",
+            "CONTINGENT:applied",
+            "SEATPLAN:applied"
+        ]
     );
     assert!(crate::util::manifests(&parked, "SEATPLAN").is_empty());
     assert!(shots.join("resumed.png").metadata().unwrap().len() > 1000);
     // The docs' images are made from these (docs/console.md says how).
     if let Some(out) = std::env::var_os("STXD_CONSOLE_SCREENSHOTS") {
-        for shot in ["links.png", "mapping.png", "resumed.png"] {
+        for shot in ["links.png", "mapping.png", "resumed.png", "catalogue.png"] {
             std::fs::copy(shots.join(shot), Path::new(&out).join(shot)).unwrap();
         }
     }

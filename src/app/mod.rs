@@ -20,6 +20,8 @@
 //! - `mapping`: one change to a mapping table recorded as a run, parked
 //!   files resumed after it (the CLI's and the console's path), and the
 //!   run of an action asked through the console;
+//! - `catalogue`: a product validated or assigned from the console, its
+//!   run marked with who asked;
 //! - `retry`: refused or set-aside files put back into their inbox;
 //! - `error`: [`AppError`], and [`chain`] to print one with its causes.
 //!
@@ -33,6 +35,7 @@ macro_rules! info { ($($arg:tt)+) => { tracing::info!(target: "stxd::app", $($ar
 macro_rules! warn { ($($arg:tt)+) => { tracing::warn!(target: "stxd::app", $($arg)+) }; }
 macro_rules! error { ($($arg:tt)+) => { tracing::error!(target: "stxd::app", $($arg)+) }; }
 
+mod catalogue;
 mod check;
 mod error;
 mod exports;
@@ -46,6 +49,7 @@ mod poll;
 mod retry;
 mod stores;
 
+pub use catalogue::{assign_product, validate_product};
 pub use check::{CheckReport, check};
 pub use error::{AppError, chain};
 pub use exports::{Finished, finish_exports};

@@ -15,6 +15,8 @@
 //! - `page`: HTML escaping, the layout and its stylesheet;
 //! - `views`: the read-only pages (links, runs, files, reconciliation);
 //! - `mapping`: the mapping table page and its changes;
+//! - `catalogue`: the products to validate, validated and assigned to a
+//!   sales profile;
 //! - `actions`: retry and trigger;
 //! - `metrics`: `/metrics`, computed from the stores at scrape time;
 //! - `tls`: the HTTPS listener when `tls_cert`/`tls_key` are set.
@@ -33,6 +35,7 @@ use crate::daemon::{Shared, Sidecar};
 
 mod actions;
 mod auth;
+mod catalogue;
 mod mapping;
 mod metrics;
 mod page;
@@ -125,6 +128,9 @@ fn router(state: AppState) -> Router {
         .route("/reconcile/{link}", get(views::reconcile))
         .route("/mapping", get(mapping::page))
         .route("/mapping/change", post(mapping::change))
+        .route("/catalogue", get(catalogue::page))
+        .route("/catalogue/validate", post(catalogue::validate))
+        .route("/catalogue/assign", post(catalogue::assign))
         .route("/retry", post(actions::retry))
         .route("/trigger", post(actions::trigger))
         .route("/logout", post(auth::logout))

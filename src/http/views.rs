@@ -111,12 +111,14 @@ fn link_block(config: &Config, l: &LinkStatus, out: &mut String, csrf: &str) {
     if let Some(link) = config.links.iter().find(|k| k.name == l.link) {
         for job in triggers(config, link) {
             if job.sides().first().is_none_or(|s| *s == l.side) {
-                out.push_str(&button(
+                let b = button(
                     csrf,
                     "/trigger",
                     &[("link", &l.link), ("job", job.name())],
                     job.name(),
-                ));
+                );
+                let id = format!("<button id=\"trigger-{}-{}\" ", l.side, job.name());
+                out.push_str(&b.replace("<button ", &id));
                 out.push(' ');
             }
         }
