@@ -30,6 +30,10 @@
 //! (`tests/layers.rs` checks every `crate::` path of `src/` against it).
 //!
 //! - [`cli`]: the `stxd` command line; parses, prints, picks exit codes.
+//! - [`http`]: the ops console of `stxd run` (`[http]`): health checks,
+//!   Prometheus metrics and server-rendered pages over the same `app`,
+//!   `status` and `domain` calls as the CLI; started as the daemon's
+//!   sidecar.
 //! - [`daemon`]: `stxd run`: signals, folder watching, trigger files and
 //!   the periodic listing around the [`app`] flows (no business rule of its
 //!   own); one `Daemon` whose methods are its loop's steps, a file per
@@ -82,6 +86,7 @@ pub mod domain;
 pub mod exchange;
 pub mod failpoint;
 pub mod format;
+pub mod http;
 pub mod ident;
 pub mod inbound;
 pub mod money;

@@ -14,6 +14,7 @@ mod alert;
 mod cli;
 mod cli_edges;
 mod config_files;
+mod console;
 mod contingent_manager;
 mod crash;
 mod crash_archive;

@@ -24,7 +24,18 @@ impl Sandbox {
         let dir = tempfile::tempdir().expect("temp dir");
         copy_tree(&repo().join("config"), &dir.path().join("config"));
         copy_tree(&repo().join("samples"), &dir.path().join("samples"));
+        own_console_port(&dir.path().join("config/stxd.toml"));
         Sandbox { dir }
+    }
+
+    /// The port of the sandbox's console (`[http] listen`).
+    pub fn console_port(&self) -> u16 {
+        let text = std::fs::read_to_string(self.path().join("config/stxd.toml")).unwrap();
+        let at = text
+            .find("listen = \"127.0.0.1:")
+            .expect("an [http] listen")
+            + 20;
+        text[at..].split('"').next().unwrap().parse().unwrap()
     }
 
     pub fn path(&self) -> &Path {
@@ -190,6 +201,21 @@ impl Run {
         );
         self
     }
+}
+
+/// Gives the console of a copy of the demo config (`[http] listen =
+/// "127.0.0.1:PORT"`) a free port of its own, so that daemons running side
+/// by side never share one.
+pub fn own_console_port(config: &Path) {
+    let text = std::fs::read_to_string(config).expect("demo config");
+    let key = "listen = \"127.0.0.1:";
+    let Some(at) = text.find(key).map(|i| i + key.len()) else {
+        return;
+    };
+    let end = at + text[at..].find('"').expect("a quoted listen");
+    let port = crate::sshd::free_port();
+    let text = format!("{}{port}{}", &text[..at], &text[end..]);
+    std::fs::write(config, text).expect("demo config");
 }
 
 pub fn copy_tree(from: &Path, to: &Path) {

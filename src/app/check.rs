@@ -51,6 +51,27 @@ pub fn check(config: &Config) -> Result<CheckReport, AppError> {
         }
         report.links.extend(sftp_findings(link));
     }
+    if let Some(http) = &config.http {
+        // The console's token: missing is made by init or the daemon's
+        // first start; unreadable by others only, or the start refuses it.
+        match crate::config::read_token(&http.token_file) {
+            Ok(_) => {}
+            Err(e @ crate::config::SecretError::Missing(_)) => report.links.push(Finding {
+                severity: Severity::Warning,
+                object: "console token ([http] token_file)".into(),
+                problem: e.to_string(),
+                fix: "stxd init (or the daemon's first start) writes a random one (mode 600)"
+                    .into(),
+            }),
+            Err(e) => report.links.push(Finding {
+                severity: Severity::Error,
+                object: "console token ([http] token_file)".into(),
+                problem: e.to_string(),
+                fix: "make it a file of printable ASCII readable by stxd's user only (chmod 600)"
+                    .into(),
+            }),
+        }
+    }
     for inst in &config.institutions {
         let findings = institution_findings(config, inst);
         report

@@ -72,6 +72,13 @@ pub enum AppError {
         #[source]
         source: SecretError,
     },
+    /// The console's bearer token (`[http] token_file`) cannot be read (or
+    /// generated).
+    #[error("the console's token ([http] token_file)")]
+    HttpToken {
+        #[source]
+        source: SecretError,
+    },
     /// A file given to process whose name is not a manifest name.
     #[error("{}: {problem}", .file.display())]
     NotAManifest { file: PathBuf, problem: BadName },
@@ -154,7 +161,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::OpenStore { .. } | AppError::Store(_) | AppError::Bootstrap { .. } => "store",
-            AppError::Secret { .. } => "secret",
+            AppError::Secret { .. } | AppError::HttpToken { .. } => "secret",
             AppError::CreateDir { .. }
             | AppError::List { .. }
             | AppError::ControlDir { .. }

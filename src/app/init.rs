@@ -1,6 +1,7 @@
 //! `stxd init`: creates what a config names and is missing (the state
 //! folder, each institution's store, the exchange folders of each side it
-//! serves, and on request the secrets of same-slot links) and says what it
+//! serves, on request the secrets of same-slot links, and the console's
+//! token when `[http]` is set) and says what it
 //! created. `stxd run` does the same at start; `stxd check` only reads.
 
 use std::fmt;
@@ -22,6 +23,8 @@ pub enum Created {
     Folder { path: PathBuf, mode: u32 },
     /// A same-slot link's shared secret, mode 600.
     Secret { link: String, path: PathBuf },
+    /// The console's bearer token (`[http] token_file`), mode 600.
+    HttpToken { path: PathBuf },
 }
 
 impl fmt::Display for Created {
@@ -41,6 +44,9 @@ impl fmt::Display for Created {
             }
             Created::Secret { link, path } => {
                 write!(f, "secret of link {link}: {} (mode 600)", path.display())
+            }
+            Created::HttpToken { path } => {
+                write!(f, "console token: {} (mode 600)", path.display())
             }
         }
     }
@@ -92,6 +98,17 @@ pub fn init(config: &Config, generate_secrets: bool) -> Result<Vec<Created>, App
     for link in &config.links {
         if let Some(c) = secret(config, link, generate_secrets)? {
             created.push(c);
+        }
+    }
+    // The console's token: a random one, as for a same-slot secret.
+    if let Some(http) = &config.http {
+        let made = config::generate_secret(&http.token_file).map_err(|e| AppError::HttpToken {
+            source: config::SecretError::Io(http.token_file.clone(), e),
+        })?;
+        if made {
+            created.push(Created::HttpToken {
+                path: http.token_file.clone(),
+            });
         }
     }
     Ok(created)

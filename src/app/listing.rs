@@ -11,7 +11,7 @@ use crate::config::{self, Config};
 use crate::exchange::{FileName, Role};
 use crate::format::envelope;
 use crate::format::{Kind, Limits};
-use crate::inbound::{self, InboundError, Stray};
+use crate::inbound::{self, InboundError, Outcome, Stray};
 use crate::transport::progress::Watch;
 
 /// The manifest of a Fichier SecuTix file, given the manifest or its
@@ -87,6 +87,58 @@ pub struct Handled {
     pub institution: String,
     pub file: PathBuf,
     pub processed: Result<inbound::Processed, InboundError>,
+}
+
+impl Handled {
+    /// What became of the file, for people: its state (applied, parked,
+    /// held…), a sentence, and its run when it has one.
+    pub fn describe(&self) -> (&'static str, String, Option<i64>) {
+        let h = self;
+        match &h.processed {
+            Err(e) => (
+                "retry",
+                format!("not processed now, will be retried: {e}"),
+                None,
+            ),
+            Ok(p) => match &p.outcome {
+                Outcome::Applied { run, summary } => ("applied", summary.to_string(), Some(*run)),
+                Outcome::AlreadyApplied { sequence } => (
+                    "already-applied",
+                    format!(
+                        "sequence {sequence} was applied before with the same content: nothing done"
+                    ),
+                    None,
+                ),
+                Outcome::Parked { run, missing } => (
+                    "parked",
+                    format!(
+                        "{} mapping(s) pending ({}); fill them (stxd mapping list --pending) and it resumes",
+                        missing.len(),
+                        missing
+                            .iter()
+                            .map(|m| format!("{} {} {}", m.kind, m.manager_id, m.code))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                    Some(*run),
+                ),
+                Outcome::Held { hold, reason } => ("held", format!("{hold}: {reason}"), None),
+                Outcome::Quarantined { stray, reason } => (
+                    "quarantined",
+                    format!(
+                        "{stray}: {reason} (set aside into {}; stxd retry puts it back)",
+                        p.location.display()
+                    ),
+                    None,
+                ),
+                Outcome::Rejected(e) => (
+                    "rejected",
+                    format!("{e} (moved to {})", p.location.display()),
+                    None,
+                ),
+            },
+        }
+    }
 }
 
 /// Processes Fichier SecuTix files through the inbound stages. A file in

@@ -17,6 +17,11 @@
 //! - `jobs`: one job run now, trigger files, next runs;
 //! - `inspect`: `stxd inspect`;
 //! - `exports`: committed exports placed after an interruption;
+//! - `mapping`: one change to a mapping table recorded as a run, parked
+//!   files resumed after it (the CLI's and the console's path), and the
+//!   run of an action asked through the console;
+//! - `catalogue`: a product validated or assigned from the console, its
+//!   run marked with who asked;
 //! - `retry`: refused or set-aside files put back into their inbox;
 //! - `error`: [`AppError`], and [`chain`] to print one with its causes.
 //!
@@ -30,6 +35,7 @@ macro_rules! info { ($($arg:tt)+) => { tracing::info!(target: "stxd::app", $($ar
 macro_rules! warn { ($($arg:tt)+) => { tracing::warn!(target: "stxd::app", $($arg)+) }; }
 macro_rules! error { ($($arg:tt)+) => { tracing::error!(target: "stxd::app", $($arg)+) }; }
 
+mod catalogue;
 mod check;
 mod error;
 mod exports;
@@ -38,10 +44,12 @@ mod inspect;
 mod jobs;
 mod listing;
 mod load;
+mod mapping;
 mod poll;
 mod retry;
 mod stores;
 
+pub use catalogue::{assign_product, validate_product};
 pub use check::{CheckReport, check};
 pub use error::{AppError, chain};
 pub use exports::{Finished, finish_exports};
@@ -55,6 +63,7 @@ pub use listing::{
     process_files_until, process_files_watched, resume, scan, split_by_window, waiting_files,
 };
 pub use load::{Loaded, load, load_watched};
+pub use mapping::{MappingChanged, VIA_CODE, VIA_CONSOLE, change_mapping, mark_via, record_action};
 pub use poll::{PollReport, Shares, SidePoll, Synced, poll, poll_with};
 pub use retry::{Retried, retry_files, retry_link};
 pub use stores::{link_secret, open_side, open_store};

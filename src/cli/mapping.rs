@@ -218,26 +218,11 @@ fn codes(config: &Config, target: &Target, kind: &str, json: bool) -> anyhow::Re
     let Some((link, _, store)) = open(config, target)? else {
         return Ok(EXIT_USAGE);
     };
-    let (code, name) = match kind {
-        MappingKind::Seat => ("number", "NULL"),
-        MappingKind::Row => ("code", "NULL"),
-        _ => ("code", "name"),
-    };
-    let sql = format!(
-        "SELECT id, {code}, {name} FROM {} ORDER BY {code}, id",
-        kind.local_table()
-    );
-    let rows: Vec<(i64, String, Option<String>)> = store.read(|c| -> anyhow::Result<_> {
-        let mut st = c.prepare(&sql)?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-            .collect::<Result<_, _>>()?;
-        Ok(rows)
-    })?;
+    let rows = store.read(|c| domain::local_codes(c, kind))?;
     if json {
         let codes: Vec<_> = rows
             .iter()
-            .map(|(id, code, name)| json!({"id": id, "code": code, "name": name}))
+            .map(|r| json!({"id": r.id, "code": r.code, "name": r.name}))
             .collect();
         outln!(
             "{:#}",
@@ -247,8 +232,13 @@ fn codes(config: &Config, target: &Target, kind: &str, json: bool) -> anyhow::Re
         outln!("no local {kind} yet: load your reference data first (stxd load)");
     } else {
         outln!("{:>8}  {:<8}  name", "id", "code");
-        for (id, code, name) in &rows {
-            outln!("{id:>8}  {code:<8}  {}", name.as_deref().unwrap_or(""));
+        for r in &rows {
+            outln!(
+                "{:>8}  {:<8}  {}",
+                r.id,
+                r.code,
+                r.name.as_deref().unwrap_or("")
+            );
         }
         outln!("{} local {kind}(s)", rows.len());
     }
@@ -307,41 +297,16 @@ fn change(
             return Ok(EXIT_USAGE);
         }
     };
-    let Some((link, manager, mut store)) = open(config, target)? else {
-        return Ok(EXIT_USAGE);
+    let link = match config.distributor_link(target.link.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("stxd: {e}");
+            return Ok(EXIT_USAGE);
+        }
     };
-    let outcome = store.write(|tx| -> Result<Change, crate::domain::DomainError> {
-        let c = f(tx, &manager, kind, id)?;
-        let run = runs::start(tx, run_kind, Some(&link.name), None)?;
-        runs::message(
-            tx,
-            run,
-            Level::Info,
-            if c.changed() {
-                "mapping-changed"
-            } else {
-                "mapping-unchanged"
-            },
-            Some(&format!("{kind} {id}")),
-            &c.to_string(),
-        )?;
-        let n = u64::from(c.changed());
-        runs::finish(
-            tx,
-            run,
-            RunStatus::Ok,
-            Counts {
-                total: 1,
-                ok: n,
-                rejected: 0,
-            },
-        )?;
-        Ok(c)
-    });
-    match outcome {
-        Ok(c) => {
-            drop(store);
-            let resumed = app::resume(config, Some(&link.name))?;
+    match app::change_mapping(config, link, run_kind, None, kind, id, f)? {
+        Ok(done) => {
+            let (c, resumed) = (done.change, done.resumed);
             if json {
                 let mut doc = change_json(&c);
                 doc["resumed"] = super::handled_json(&resumed);

@@ -286,9 +286,16 @@ pub fn main() -> ExitCode {
         Command::Poll { link } => poll::run(&config, &link, cli.json),
         Command::Retry { files, link } => retry(&config, &files, link.as_deref(), cli.json),
         Command::Resume { link } => process(&config, &[], link.as_deref(), true, cli.json),
-        Command::Run => crate::daemon::main(config, located)
-            .map(|exit| exit.code())
-            .map_err(anyhow::Error::from),
+        Command::Run => {
+            // The console, when `[http]` asks for it, beside the loop.
+            let console = config
+                .http
+                .is_some()
+                .then(|| Box::new(crate::http::Console) as Box<dyn crate::daemon::Sidecar>);
+            crate::daemon::main(config, located, console)
+                .map(|exit| exit.code())
+                .map_err(anyhow::Error::from)
+        }
         Command::Runs(cmd) => runs::run(&config, cli.json, cmd),
         Command::Trigger(args) => trigger::run(&config, cli.json, args),
         Command::Inspect { file, secret_file } => {
@@ -665,50 +672,7 @@ fn retry(config: &Config, files: &[PathBuf], link: Option<&str>, json: bool) -> 
 
 /// One handled file in words: (state, detail, run).
 fn describe(h: &app::Handled) -> (&'static str, String, Option<i64>) {
-    match &h.processed {
-        Err(e) => (
-            "retry",
-            format!("not processed now, will be retried: {e}"),
-            None,
-        ),
-        Ok(p) => match &p.outcome {
-            Outcome::Applied { run, summary } => ("applied", summary.to_string(), Some(*run)),
-            Outcome::AlreadyApplied { sequence } => (
-                "already-applied",
-                format!(
-                    "sequence {sequence} was applied before with the same content: nothing done"
-                ),
-                None,
-            ),
-            Outcome::Parked { run, missing } => (
-                "parked",
-                format!(
-                    "{} mapping(s) pending ({}); fill them (stxd mapping list --pending) and it resumes",
-                    missing.len(),
-                    missing
-                        .iter()
-                        .map(|m| format!("{} {} {}", m.kind, m.manager_id, m.code))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Some(*run),
-            ),
-            Outcome::Held { hold, reason } => ("held", format!("{hold}: {reason}"), None),
-            Outcome::Quarantined { stray, reason } => (
-                "quarantined",
-                format!(
-                    "{stray}: {reason} (set aside into {}; stxd retry puts it back)",
-                    p.location.display()
-                ),
-                None,
-            ),
-            Outcome::Rejected(e) => (
-                "rejected",
-                format!("{e} (moved to {})", p.location.display()),
-                None,
-            ),
-        },
-    }
+    h.describe()
 }
 
 pub(crate) fn handled_json(handled: &[app::Handled]) -> serde_json::Value {

@@ -21,12 +21,14 @@ use crate::exchange::Role;
 use crate::ident::{Code, TechId};
 
 pub mod alert;
+mod http;
 mod locate;
 mod raw;
 pub mod rotation;
 mod secret;
 mod validate;
 
+pub use http::{Http, Tls};
 pub use locate::{DEMO, LocateError, Located, Origin, SYSTEM, locate};
 pub use secret::{SecretError, generate_secret, read_secret, read_token, write_secret};
 pub use validate::operator_rule;
@@ -63,6 +65,9 @@ pub struct Config {
     pub schedules: Vec<crate::schedule::Entry>,
     /// The `[[alert]]` tables: where `stxd run` reports a stuck link.
     pub alerts: Vec<alert::Alert>,
+    /// The `[http]` table: the console and metrics of `stxd run` (`None`:
+    /// nothing listens).
+    pub http: Option<Http>,
 }
 
 /// Settings of `stxd run`.
@@ -229,6 +234,13 @@ impl Config {
             } = &mut alert.target
             {
                 at(p);
+            }
+        }
+        if let Some(http) = &mut self.http {
+            at(&mut http.token_file);
+            if let Some(tls) = &mut http.tls {
+                at(&mut tls.cert);
+                at(&mut tls.key);
             }
         }
     }

@@ -26,6 +26,7 @@ pub(super) struct RawConfig {
     pub(super) schedules: Vec<RawSchedule>,
     #[serde(default, rename = "alert")]
     pub(super) alerts: Vec<super::alert::RawAlert>,
+    pub(super) http: Option<super::http::RawHttp>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,6 +1,6 @@
 //! The checks of a deserialised config, section by section.
 //!
-//! Each section (log, daemon, institutions, links, schedules, alerts) is
+//! Each section (log, daemon, institutions, links, schedules, alerts, http) is
 //! turned into its validated type; every problem is collected with its key
 //! path, so that all are reported at once.
 
@@ -38,6 +38,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
         &mut err,
     );
     let alerts = alert::validate(raw.alerts, &mut err);
+    let http = super::http::validate(raw.http, &mut err);
 
     if errors.is_empty() {
         Ok(Config {
@@ -49,6 +50,7 @@ pub(super) fn validate(raw: RawConfig) -> Result<Config, Vec<ConfigError>> {
             daemon,
             schedules,
             alerts,
+            http,
         })
     } else {
         Err(errors)

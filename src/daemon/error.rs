@@ -20,6 +20,10 @@ pub enum DaemonError {
     /// with its key path (`alert[0].webhook_token_file: …`).
     #[error("cannot start the alerts: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Alert(Vec<crate::config::ConfigError>),
+    /// The `[http]` console cannot start (its token refused, its address
+    /// taken, its certificate unreadable): the reason, fix included.
+    #[error("cannot start the console ([http]): {0}")]
+    Console(String),
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
     #[error("cannot listen to {signal}")]

@@ -76,6 +76,9 @@ pub(super) struct Daemon {
     /// STOPPING=1; WATCHDOG=1 from this loop.
     sd: Notifier,
     sd_ready: bool,
+    /// [`Self::sd_ready`], shared with a sidecar (the console's `/readyz`).
+    ready: Arc<AtomicBool>,
+    started: OffsetDateTime,
     sd_watchdog: Option<Interval>,
     /// Set on a stop: the worker stops between two files.
     stop: Arc<AtomicBool>,
@@ -151,6 +154,8 @@ impl Daemon {
             schedules,
             sd,
             sd_ready: false,
+            ready: Arc::new(AtomicBool::new(false)),
+            started: OffsetDateTime::now_utc(),
             sd_watchdog,
             stop: Arc::new(AtomicBool::new(false)),
             state: ScanState::default(),
@@ -167,6 +172,15 @@ impl Daemon {
             alerter,
             _lock: lock,
         })
+    }
+
+    /// What a sidecar is given.
+    pub(super) fn shared(&self) -> super::Shared {
+        super::Shared {
+            config: Arc::clone(&self.config),
+            ready: Arc::clone(&self.ready),
+            started: self.started,
+        }
     }
 
     /// Serves the work queue until a stop; how the daemon ended. The state
@@ -464,6 +478,7 @@ impl Daemon {
             }
         }
         if matches!(work, Some(Work::Scan)) && !std::mem::replace(&mut self.sd_ready, true) {
+            self.ready.store(true, Ordering::Release);
             info!(
                 systemd = self.sd.enabled(),
                 "first listing done: recovered, ready"

@@ -40,6 +40,13 @@
 //! - `report`: what the daemon logs about the work done;
 //! - `log_once`: the bookkeeping that logs a file held again only once;
 //! - `error`: [`DaemonError`], why the daemon could not start.
+//!
+//! A [`Sidecar`] (the `[http]` console, built by a layer above) is started
+//! once the stores are open and runs on the same runtime until the daemon
+//! ends; the daemon only hands it what it shares ([`Shared`]).
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::mpsc;
 
@@ -68,6 +75,27 @@ mod work;
 pub use error::DaemonError;
 pub use signal::Intent;
 
+/// What the daemon shares with a [`Sidecar`].
+#[derive(Debug, Clone)]
+pub struct Shared {
+    /// The config the daemon started with (a reload does not change what
+    /// a sidecar was given).
+    pub config: Arc<Config>,
+    /// Set once the first listing (the recovery of what a previous run
+    /// left) is done: the daemon is ready.
+    pub ready: Arc<AtomicBool>,
+    /// When the daemon started.
+    pub started: time::OffsetDateTime,
+}
+
+/// A service started beside the daemon's loop, on its runtime (the
+/// console): `start` is called inside the runtime once the state directory
+/// is locked and the stores open; a refusal is a start error. Its task is
+/// aborted when the daemon ends.
+pub trait Sidecar: Send {
+    fn start(self: Box<Self>, shared: Shared) -> Result<tokio::task::JoinHandle<()>, String>;
+}
+
 /// How the daemon ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -90,7 +118,11 @@ impl Exit {
 /// `stxd run`: builds the runtime, turns signals into intents and runs the
 /// daemon until it stops. SIGTERM/SIGINT → shutdown (a second one quits at
 /// once, exit code 130); SIGHUP → reload `config_path`.
-pub fn main(config: Config, config_path: crate::config::Located) -> Result<Exit, DaemonError> {
+pub fn main(
+    config: Config,
+    config_path: crate::config::Located,
+    sidecar: Option<Box<dyn Sidecar>>,
+) -> Result<Exit, DaemonError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -98,7 +130,7 @@ pub fn main(config: Config, config_path: crate::config::Located) -> Result<Exit,
     let result = runtime.block_on(async move {
         let (tx, rx) = mpsc::unbounded_channel();
         let signals = signal::intents(tx)?;
-        let result = run(config, config_path, rx).await;
+        let result = run_with(config, config_path, rx, sidecar).await;
         signals.abort();
         result
     });
@@ -119,8 +151,26 @@ pub async fn run(
     config_path: crate::config::Located,
     intents: mpsc::UnboundedReceiver<Intent>,
 ) -> Result<Exit, DaemonError> {
+    run_with(config, config_path, intents, None).await
+}
+
+/// [`run`], with a [`Sidecar`] started once the stores are open.
+pub async fn run_with(
+    config: Config,
+    config_path: crate::config::Located,
+    intents: mpsc::UnboundedReceiver<Intent>,
+    sidecar: Option<Box<dyn Sidecar>>,
+) -> Result<Exit, DaemonError> {
     let daemon = main_loop::Daemon::start(config, config_path, intents)?;
-    Ok(daemon.serve().await)
+    let sidecar = match sidecar {
+        Some(s) => Some(s.start(daemon.shared()).map_err(DaemonError::Console)?),
+        None => None,
+    };
+    let exit = daemon.serve().await;
+    if let Some(task) = sidecar {
+        task.abort();
+    }
+    Ok(exit)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ pub mod journal;
 pub mod mapping;
 pub mod runs;
 pub mod schema;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;

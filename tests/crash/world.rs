@@ -378,6 +378,7 @@ impl World {
         for sub in ["config", "samples", "var"] {
             copy_tree(&template().join(sub), &dir.path().join(sub));
         }
+        crate::util::own_console_port(&dir.path().join("config/stxd.toml"));
         World {
             dir,
             daemon: None,

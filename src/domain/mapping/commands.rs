@@ -511,6 +511,41 @@ pub fn unset(
     )
 }
 
+/// One local object a mapping of a kind can point to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalCode {
+    pub id: i64,
+    /// The code `set` takes (a seat's number).
+    pub code: String,
+    /// Rows and seats have none.
+    pub name: Option<String>,
+}
+
+/// The local objects a mapping of `kind` can point to, by code (seats by
+/// number; rows and seats have no name): the codes [`set`] takes.
+pub fn local_codes(conn: &Connection, kind: MappingKind) -> Result<Vec<LocalCode>, DomainError> {
+    let (code, name) = match kind {
+        MappingKind::Seat => ("number", "NULL"),
+        MappingKind::Row => ("code", "NULL"),
+        _ => ("code", "name"),
+    };
+    let sql = format!(
+        "SELECT id, {code}, {name} FROM {} ORDER BY {code}, id",
+        kind.local_table()
+    );
+    let mut st = conn.prepare(&sql)?;
+    let rows = st
+        .query_map([], |r| {
+            Ok(LocalCode {
+                id: r.get(0)?,
+                code: r.get(1)?,
+                name: r.get(2)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Checks the mappings of one manager (SecuTix's "check mappings"): every
 /// pending row and every filled row whose local object no longer exists is an
 /// error. Clean → empty.

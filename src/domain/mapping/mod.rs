@@ -38,7 +38,8 @@ mod csv;
 mod resolve;
 
 pub use commands::{
-    Change, Filter, Row, State, UNSEEN_CODE, UNSEEN_LABEL, check, ignore, list, set, unset,
+    Change, Filter, LocalCode, Row, State, UNSEEN_CODE, UNSEEN_LABEL, check, ignore, list,
+    local_codes, set, unset,
 };
 pub use csv::{
     CSV_COLUMNS, ImportError, ImportSummary, MAX_LISTED, MappingCsvErrors, export, import,

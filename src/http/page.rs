@@ -1,0 +1,82 @@
+//! HTML for the console: escaping, and the one layout every page shares
+//! (a small inline stylesheet, no script).
+
+use axum::response::Html;
+
+/// `s` escaped for HTML text and attribute values.
+pub(crate) fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `s` escaped for a URL's query value.
+pub(crate) fn url(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}\
+nav{background:#234;padding:.5em 1em}nav a{color:#fff;margin-right:1.2em;text-decoration:none}\
+nav form{display:inline;float:right}main{padding:1em}\
+table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .5em;text-align:left;vertical-align:top}\
+th{background:#eef}.pending{background:#fff4d6}.bad{color:#a00}.ok{color:#070}\
+.note{background:#eef8ee;border:1px solid #9c9;padding:.5em 1em}.err{background:#fbeaea;border:1px solid #c99;padding:.5em 1em}\
+form.inline{display:inline}";
+
+/// A whole page: `title`, the navigation (with a logout form when `csrf`
+/// is given), and `body` (already escaped).
+pub(crate) fn layout(title: &str, csrf: Option<&str>, body: &str) -> Html<String> {
+    let logout = csrf
+        .map(|c| {
+            format!(
+                "<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{}\"><button type=\"submit\">Log out</button></form>",
+                esc(c)
+            )
+        })
+        .unwrap_or_default();
+    Html(format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · stxd</title><style>{STYLE}</style></head>\
+<body><nav><a href=\"/\">Links</a><a href=\"/runs\">Runs</a><a href=\"/files\">Files</a><a href=\"/mapping\">Mapping</a><a href=\"/catalogue\">Catalogue</a>{logout}</nav>\
+<main><h1>{t}</h1>\n{body}\n</main></body></html>\n",
+        t = esc(title)
+    ))
+}
+
+/// The hidden CSRF field of a write form.
+pub(crate) fn csrf_field(csrf: &str) -> String {
+    format!(
+        "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        esc(csrf)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_markup_and_quotes() {
+        assert_eq!(
+            esc("<a href=\"x\">'&'</a>"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
+        assert_eq!(url("a b/é"), "a%20b%2F%C3%A9");
+    }
+}

@@ -1,0 +1,806 @@
+//! The ops console of `stxd run` (`[http]`), over real HTTP against the real
+//! daemon on a free loopback port: token and CSRF refusals, health checks,
+//! the metrics parsed by a Prometheus text parser and held against `stxd
+//! status --json`, and a real headless Chromium driven through WebDriver
+//! filling the mapping table until the parked files resume.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::sshd::free_port;
+use crate::util::{Daemon, Sandbox, rows};
+
+/// An HTTP client that reports every status as is and follows no redirect.
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+struct Console {
+    base: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl Console {
+    /// The console of a daemon started on `sb` (the demo's `[http]`).
+    fn of(sb: &Sandbox) -> Console {
+        let token = std::fs::read_to_string(sb.path().join("var/state/console.token"))
+            .expect("the console token stxd init writes");
+        Console {
+            base: format!("http://127.0.0.1:{}", sb.console_port()),
+            token: token.trim().to_owned(),
+            agent: agent(),
+        }
+    }
+
+    /// GET with the bearer token (or `bearer`), its status and body.
+    fn get_as(&self, path: &str, bearer: Option<&str>) -> (u16, String) {
+        let mut req = self.agent.get(format!("{}{path}", self.base));
+        if let Some(t) = bearer {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        let mut resp = req.call().expect("GET");
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap_or_default())
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        self.get_as(path, Some(&self.token.clone()))
+    }
+
+    fn post(&self, path: &str, headers: &[(&str, &str)], form: &[(&str, &str)]) -> (u16, String) {
+        let mut req = self.agent.post(format!("{}{path}", self.base));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut resp = req.send_form(form.iter().copied()).expect("POST");
+        let status = resp.status().as_u16();
+        (status, resp.body_mut().read_to_string().unwrap_or_default())
+    }
+}
+
+/// The CSRF token a page's forms carry.
+fn csrf_in(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a CSRF token")
+        + 19;
+    page[at..].split('"').next().unwrap().to_owned()
+}
+
+#[test]
+fn every_page_but_healthz_needs_the_token_and_writes_need_the_csrf_token() {
+    let sb = Sandbox::new();
+    sb.ready();
+    let d = Daemon::start(&sb);
+    d.wait_log("console listening");
+    let c = Console::of(&sb);
+    assert_eq!(c.get_as("/healthz", None), (200, "ok\n".to_owned()));
+    for path in [
+        "/",
+        "/readyz",
+        "/metrics",
+        "/runs",
+        "/files",
+        "/mapping",
+        "/runs/OPERA/1",
+    ] {
+        assert_eq!(c.get_as(path, None).0, 401, "{path} without a token");
+        assert_eq!(
+            c.get_as(path, Some("not-the-token-at-all")).0,
+            401,
+            "{path} with a wrong token"
+        );
+    }
+    // Ready once the first listing is done (the log says so just before).
+    let start = Instant::now();
+    while c.get("/readyz").0 != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            c.get("/readyz")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(c.get("/readyz").1, "ready\n");
+    let (status, page) = c.get("/");
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("opera-tourism"), "{page}");
+    let csrf = csrf_in(&page);
+    let bearer = format!("Bearer {}", c.token);
+    let auth = [("Authorization", bearer.as_str())];
+    let job = [("link", "opera-tourism"), ("job", "export-seatplan")];
+    // A write with the token but without (or with a wrong) CSRF token.
+    assert_eq!(c.post("/trigger", &auth, &job).0, 403);
+    let wrong = [job[0], job[1], ("csrf", "0000")];
+    assert_eq!(c.post("/trigger", &auth, &wrong).0, 403);
+    // A write with a CSRF token but no token.
+    let right = [job[0], job[1], ("csrf", csrf.as_str())];
+    assert_eq!(c.post("/trigger", &[], &right).0, 401);
+    assert!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT id FROM run WHERE kind = 'console-trigger'"
+        )
+        .is_empty(),
+        "a refused write recorded a run"
+    );
+    // The login: a wrong token is refused, the right one gives a cookie
+    // only the browser's own requests carry.
+    assert_eq!(c.post("/login", &[], &[("token", "wrong")]).0, 401);
+    let mut resp = c
+        .agent
+        .post(format!("{}/login", c.base))
+        .send_form([("token", c.token.as_str())])
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let cookie = resp
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let _ = resp.body_mut().read_to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_owned();
+    let with_cookie = [("Cookie", session.as_str())];
+    let mut resp = c
+        .agent
+        .get(format!("{}/", c.base))
+        .header("Cookie", &session)
+        .call()
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let page = resp.body_mut().read_to_string().unwrap();
+    let session_csrf = csrf_in(&page);
+    assert_ne!(session_csrf, csrf, "a session has a CSRF token of its own");
+    // The bearer's CSRF token is not the session's.
+    assert_eq!(c.post("/trigger", &with_cookie, &right).0, 403);
+    let (status, body) = c.post(
+        "/trigger",
+        &with_cookie,
+        &[job[0], job[1], ("csrf", session_csrf.as_str())],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains("export-seatplan of link opera-tourism queued"),
+        "{body}"
+    );
+    // Queued like a trigger file: the daemon runs the export.
+    crate::util::wait_for_file(
+        &sb.path()
+            .join("var/exchange/opera-tourism/to-distributor/parked"),
+        "SEATPLAN",
+        || d.log(),
+    );
+    let via = rows(
+        &sb,
+        "OPERA.sqlite",
+        "SELECT r.kind, m.code, m.text FROM run r JOIN run_message m ON m.run = r.id WHERE m.code = 'via'",
+    );
+    assert_eq!(via, ["console-trigger|via|via console"]);
+}
+
+#[test]
+fn metrics_parse_and_agree_with_status() {
+    let sb = Sandbox::new();
+    sb.ready();
+    let d = Daemon::start(&sb);
+    d.wait_log("console listening");
+    // The seat plan goes out and parks at the distributor (mappings pending).
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    let parked = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/parked");
+    crate::util::wait_for_file(&parked, "SEATPLAN", || d.log());
+    let c = Console::of(&sb);
+    let (status, text) = c.get("/metrics");
+    assert_eq!(status, 200, "{text}");
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("a Prometheus text exposition");
+    assert!(!scrape.samples.is_empty());
+    for s in &scrape.samples {
+        assert!(s.metric.starts_with("stxd_"), "{}", s.metric);
+        if let prometheus_parse::Value::Counter(_) = s.value {
+            assert!(s.metric.ends_with("_total"), "{}", s.metric);
+        }
+    }
+    for name in [
+        "stxd_apply_duration_seconds",
+        "stxd_oldest_waiting_file_age_seconds",
+        "stxd_start_time_seconds",
+    ] {
+        assert!(text.contains(name), "{name} missing:\n{text}");
+    }
+    let value = |metric: &str, want: &[(&str, &str)]| -> Option<f64> {
+        scrape
+            .samples
+            .iter()
+            .find(|s| s.metric == metric && want.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+            .map(|s| match s.value {
+                prometheus_parse::Value::Counter(v)
+                | prometheus_parse::Value::Gauge(v)
+                | prometheus_parse::Value::Untyped(v) => v,
+                _ => f64::NAN,
+            })
+    };
+    let status = sb.json(&["status"]);
+    for l in status["links"].as_array().unwrap() {
+        let (link, side) = (l["link"].as_str().unwrap(), l["side"].as_str().unwrap());
+        for (folder, count) in [
+            ("parked", l["parked"]["count"].as_u64().unwrap()),
+            ("error", l["error"]["count"].as_u64().unwrap()),
+            ("inbox", l["inbox"]["count"].as_u64().unwrap()),
+            (
+                "quarantine",
+                l["quarantine"].as_array().unwrap().len() as u64,
+            ),
+        ] {
+            assert_eq!(
+                value(
+                    "stxd_files_waiting",
+                    &[("link", link), ("side", side), ("folder", folder)]
+                ),
+                Some(count as f64),
+                "{link} {side} {folder}:\n{text}"
+            );
+        }
+        if let Some(p) = l["pending_mappings"].as_u64() {
+            assert!(p > 0, "the seat plan parked on pending mappings");
+            assert_eq!(
+                value("stxd_pending_mappings", &[("link", link)]),
+                Some(p as f64)
+            );
+        }
+    }
+    // The seat plan published by the manager, counted from its journal.
+    assert_eq!(
+        value(
+            "stxd_files_total",
+            &[
+                ("side", "manager"),
+                ("kind", "seatplan"),
+                ("direction", "out"),
+                ("outcome", "published")
+            ]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        value(
+            "stxd_last_success_timestamp_seconds",
+            &[("side", "manager"), ("job", "export-seatplan")]
+        )
+        .is_some()
+    );
+    assert_eq!(value("stxd_ready", &[]), Some(1.0));
+}
+
+#[test]
+fn nothing_listens_without_http_and_check_refuses_plain_http_beyond_loopback() {
+    let sb = Sandbox::new();
+    let config = sb.path().join("config/stxd.toml");
+    let demo = std::fs::read_to_string(&config).unwrap();
+    let port = sb.console_port();
+    // Beyond loopback without TLS: refused, naming the key.
+    let open = demo.replace(&format!("127.0.0.1:{port}"), &format!("0.0.0.0:{port}"));
+    std::fs::write(&config, &open).unwrap();
+    let run = sb.stxd(&["check"]);
+    run.expect_code(2);
+    let said = format!("{}{}", run.stdout(), run.stderr());
+    assert!(
+        said.contains("http.listen") && said.contains("tls_cert"),
+        "{said}"
+    );
+    // Said on purpose: accepted.
+    std::fs::write(
+        &config,
+        open.replace(
+            "# insecure_non_loopback = false",
+            "insecure_non_loopback = true",
+        ),
+    )
+    .unwrap();
+    sb.ready();
+    // No [http] table: the daemon starts and nothing listens.
+    let start = demo.find("[http]").unwrap();
+    let end = demo[start..].find("# Every institution").unwrap() + start;
+    std::fs::write(&config, format!("{}{}", &demo[..start], &demo[end..])).unwrap();
+    let d = Daemon::start(&sb);
+    assert!(!d.log().contains("console listening"), "{}", d.log());
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "something listens on {port}"
+    );
+}
+
+#[test]
+fn a_token_file_others_can_read_stops_the_start_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let sb = Sandbox::new();
+    sb.ready();
+    let token = sb.path().join("var/state/console.token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut d = Daemon::spawn(&sb, &[], "info", &[]);
+    assert_eq!(d.wait_exit(), Some(3), "{}", d.log());
+    let log = d.log();
+    assert!(log.contains("[http]") && log.contains("chmod 600"), "{log}");
+}
+
+/// Fails (never skips) when the browser is missing, saying how to install it.
+fn browser_paths() -> (&'static Path, &'static Path) {
+    let (chromium, driver) = (
+        Path::new("/usr/bin/chromium"),
+        Path::new("/usr/bin/chromedriver"),
+    );
+    assert!(
+        chromium.exists() && driver.exists(),
+        "the browser test needs Debian's chromium and chromium-driver: apt-get install chromium chromium-driver (.ci/run installs them)"
+    );
+    (chromium, driver)
+}
+
+/// chromedriver on a free port, killed when dropped.
+struct Driver(std::process::Child, u16);
+
+impl Driver {
+    fn start(path: &Path) -> Driver {
+        let port = free_port();
+        let child = std::process::Command::new(path)
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start chromedriver");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "chromedriver did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver(child, port)
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The local code (or `None`: ignored) the samples' mapping gives a row.
+fn sample_mapping(sb: &Sandbox) -> Vec<(String, String, Option<String>)> {
+    let text = std::fs::read_to_string(sb.path().join("samples/tourism/mapping.csv")).unwrap();
+    text.lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(';').collect();
+            let code = (f[5] == "filled").then(|| f[6].to_owned());
+            (f[1].to_owned(), f[2].to_owned(), code)
+        })
+        .collect()
+}
+
+#[test]
+fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
+    let (chromium, driver_path) = browser_paths();
+    let sb = Sandbox::new();
+    sb.ready();
+    let d = Daemon::start(&sb);
+    d.wait_log("console listening");
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    let parked = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/parked");
+    crate::util::wait_for_file(&parked, "SEATPLAN", || d.log());
+    crate::util::wait_for_file(&parked, "CATALOGUE", || d.log());
+    let pending = sb.json(&["mapping", "list", "--pending"]);
+    let pending: Vec<(String, String)> = pending
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["kind"].as_str().unwrap().to_owned(),
+                r["manager_id"].to_string(),
+            )
+        })
+        .collect();
+    assert!(!pending.is_empty(), "the files parked on pending mappings");
+    let plan = sample_mapping(&sb);
+    // The kinds ops map by hand (the others fill themselves as files apply).
+    let pending: Vec<(String, String)> = pending
+        .into_iter()
+        .filter(|(k, _)| plan.iter().any(|(pk, _, _)| pk == k))
+        .collect();
+    let code_of = |k: &str, m: &str| {
+        plan.iter()
+            .find(|(pk, pm, _)| pk == k && pm == m)
+            .map(|p| p.2.is_some())
+    };
+    let pending_set = pending
+        .iter()
+        .filter(|(k, m)| code_of(k, m) == Some(true))
+        .count();
+    let pending_ignored = pending.len() - pending_set;
+    let c = Console::of(&sb);
+    let driver = Driver::start(driver_path);
+    let shots = sb.path().join("screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let last_page = rt.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".to_owned(),
+            serde_json::json!({
+                "binary": chromium,
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         format!("--user-data-dir={}", sb.path().join("chromium").display())]
+            }),
+        );
+        let b = fantoccini::ClientBuilder::native()
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", driver.1))
+            .await
+            .expect("a WebDriver session of headless Chromium");
+        use fantoccini::Locator;
+        b.goto(&format!("{}/mapping", c.base)).await.unwrap();
+        let refused = b.source().await.unwrap();
+        assert!(refused.contains("Login needed"), "{refused}");
+        b.goto(&format!("{}/login", c.base)).await.unwrap();
+        b.find(Locator::Id("token")).await.unwrap().send_keys(&c.token).await.unwrap();
+        b.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+        b.wait().for_element(Locator::Css("h2")).await.unwrap();
+        let links = b.source().await.unwrap();
+        assert!(links.contains("pending mappings"), "{links}");
+        // The trigger buttons of the link's jobs.
+        assert!(links.contains("export-contingent"), "{links}");
+        std::fs::write(shots.join("links.png"), b.screenshot().await.unwrap()).unwrap();
+        let mut last = String::new();
+        for (i, (kind, id)) in pending.iter().enumerate() {
+            let code = plan
+                .iter()
+                .find(|(k, m, _)| k == kind && m == id)
+                .unwrap_or_else(|| panic!("{kind} {id} is not in the samples' mapping"))
+                .2
+                .clone();
+            b.goto(&format!("{}/mapping?kind={kind}", c.base)).await.unwrap();
+            if i == 0 {
+                std::fs::write(shots.join("mapping.png"), b.screenshot().await.unwrap()).unwrap();
+            }
+            let row = format!("{kind}-{id}");
+            match code {
+                Some(code) => {
+                    b.find(Locator::Id(&format!("code-{row}")))
+                        .await
+                        .unwrap()
+                        .select_by_value(&code)
+                        .await
+                        .unwrap();
+                    b.find(Locator::Id(&format!("set-{row}"))).await.unwrap().click().await.unwrap();
+                }
+                None => {
+                    b.find(Locator::Id(&format!("ignore-{row}"))).await.unwrap().click().await.unwrap();
+                }
+            }
+            b.wait()
+                .for_element(Locator::Id("changed"))
+                .await
+                .unwrap_or_else(|e| panic!("{kind} {id}: no change said: {e}"));
+            last = b.source().await.unwrap();
+        }
+        std::fs::write(shots.join("resumed.png"), b.screenshot().await.unwrap()).unwrap();
+        // The catalogue: product 1 validated, then assigned to GUICHET.
+        b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
+        std::fs::write(shots.join("catalogue.png"), b.screenshot().await.unwrap()).unwrap();
+        b.find(Locator::Id("validate-1")).await.unwrap().click().await.unwrap();
+        let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
+        assert!(said.text().await.unwrap().starts_with("validated 1 "));
+        b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
+        b.find(Locator::Id("profile-1")).await.unwrap().send_keys("GUICHET").await.unwrap();
+        b.find(Locator::Id("assign-1")).await.unwrap().click().await.unwrap();
+        let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
+        let said = said.text().await.unwrap();
+        assert!(said.contains("sellable now"), "{said}");
+        // A contingent at the manager, sent by the Links page's button.
+        sb.allot("PARTERRE:A:1-10");
+        b.goto(&format!("{}/", c.base)).await.unwrap();
+        b.find(Locator::Id("trigger-manager-export-contingent"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        b.wait().for_element(Locator::Id("triggered")).await.unwrap();
+        b.close().await.unwrap();
+        last
+    });
+    // The contingent reached the distributor: its seats sell there.
+    crate::util::wait_for_file(
+        &sb.path()
+            .join("var/exchange/opera-tourism/to-distributor/done"),
+        "CONTINGENT",
+        || d.log(),
+    );
+    assert!(sb.sell("PARTERRE:A:1") > 0);
+    // The page of the last change says which parked files resumed.
+    assert!(last_page.contains("id=\"resumed\""), "{last_page}");
+    assert!(last_page.contains("applied"), "{last_page}");
+    // The store changed, each change a run marked as asked via the console.
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT count(*) FROM mapping WHERE status = 'pending'"
+        ),
+        ["0"]
+    );
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT r.kind, count(*) FROM run r JOIN run_message m ON m.run = r.id \
+             WHERE m.code = 'via' AND m.text = 'via console' GROUP BY r.kind ORDER BY r.kind"
+        ),
+        [
+            "catalogue-assign-profile|1".to_owned(),
+            "catalogue-validate|1".to_owned(),
+            format!("mapping-ignore|{pending_ignored}"),
+            format!("mapping-set|{pending_set}"),
+        ]
+        .into_iter()
+        .filter(|r| !r.ends_with("|0"))
+        .collect::<Vec<_>>()
+    );
+    // Both parked files left parked/ and are applied, each once; the
+    // contingent too.
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT kind || ':' || state FROM file_journal WHERE direction = 'in' ORDER BY kind"
+        ),
+        [
+            "CATALOGUE:applied",
+            "CONTINGENT:applied",
+            "SEATPLAN:applied"
+        ]
+    );
+    assert!(crate::util::manifests(&parked, "SEATPLAN").is_empty());
+    assert!(shots.join("resumed.png").metadata().unwrap().len() > 1000);
+    // The docs' images are made from these (docs/console.md says how).
+    if let Some(out) = std::env::var_os("STXD_CONSOLE_SCREENSHOTS") {
+        for shot in ["links.png", "mapping.png", "resumed.png", "catalogue.png"] {
+            std::fs::copy(shots.join(shot), Path::new(&out).join(shot)).unwrap();
+        }
+    }
+}
+
+#[test]
+fn with_a_certificate_the_console_speaks_https_only() {
+    let sb = Sandbox::new();
+    let tls = sb.path().join("tls");
+    std::fs::create_dir_all(&tls).unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(tls.join("key.pem"))
+        .arg("-out")
+        .arg(tls.join("cert.pem"))
+        .output()
+        .expect("openssl (Debian's openssl package)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let config = sb.path().join("config/stxd.toml");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "token_file = \"../var/state/console.token\"\n",
+        "token_file = \"../var/state/console.token\"\ntls_cert = \"../tls/cert.pem\"\ntls_key = \"../tls/key.pem\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    sb.ready();
+    let d = Daemon::start(&sb);
+    d.wait_log("console listening on https://");
+    let c = Console::of(&sb);
+    let https = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .tls_config(
+            ureq::tls::TlsConfig::builder()
+                .provider(ureq::tls::TlsProvider::NativeTls)
+                .disable_verification(true)
+                .build(),
+        )
+        .build()
+        .new_agent();
+    let base = c.base.replace("http://", "https://");
+    let mut resp = https.get(format!("{base}/healthz")).call().expect("HTTPS");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.body_mut().read_to_string().unwrap(), "ok\n");
+    let resp = https.get(format!("{base}/metrics")).call().unwrap();
+    assert_eq!(resp.status().as_u16(), 401);
+    let resp = https
+        .post(format!("{base}/login"))
+        .send_form([("token", c.token.as_str())])
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 303);
+    let cookie = resp.headers().get("set-cookie").unwrap().to_str().unwrap();
+    assert!(cookie.contains("; Secure"), "{cookie}");
+    // Plain HTTP gets no page.
+    assert!(c.agent.get(format!("{}/healthz", c.base)).call().is_err());
+}
+
+#[test]
+fn hammering_the_mapping_page_while_files_arrive_applies_every_file_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let sb = Sandbox::new();
+    sb.ready();
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    let d = Daemon::start(&sb);
+    d.wait_log("console listening");
+    let c = Arc::new(Console::of(&sb));
+    let stop = Arc::new(AtomicBool::new(false));
+    let hammer = {
+        let (c, stop) = (Arc::clone(&c), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            let bearer = format!("Bearer {}", c.token);
+            let (mut pages, mut sets) = (0, 0);
+            while !stop.load(Ordering::Relaxed) {
+                let (status, page) = c.get("/mapping");
+                assert_eq!(status, 200, "{page}");
+                pages += 1;
+                let csrf = csrf_in(&page);
+                let (status, body) = c.post(
+                    "/mapping/change",
+                    &[("Authorization", bearer.as_str())],
+                    &[
+                        ("csrf", csrf.as_str()),
+                        ("link", "opera-tourism"),
+                        ("kind", "season"),
+                        ("manager_id", "1001"),
+                        ("action", "set"),
+                        ("local_code", "T2627"),
+                    ],
+                );
+                assert_eq!(status, 200, "{body}");
+                sets += 1;
+            }
+            (pages, sets)
+        })
+    };
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    let done = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/done");
+    crate::util::wait_for_file(&done, "SEATPLAN", || d.log());
+    crate::util::wait_for_file(&done, "CATALOGUE", || d.log());
+    stop.store(true, Ordering::Relaxed);
+    let (pages, sets) = hammer.join().expect("every console request answered");
+    assert!(pages > 0 && sets > 0);
+    // Each file applied once, by one import run, none failed.
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT kind || ':' || sequence || ':' || state FROM file_journal WHERE direction = 'in' ORDER BY kind"
+        ),
+        ["CATALOGUE:1:applied", "SEATPLAN:1:applied"]
+    );
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT kind || ':' || status FROM run WHERE kind LIKE 'import-%' ORDER BY kind"
+        ),
+        ["import-catalogue:ok", "import-seatplan:ok"]
+    );
+    // Every change through the console was recorded, each as its run.
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT count(*) FROM run WHERE kind = 'mapping-set' AND status = 'ok'"
+        ),
+        [sets.to_string()]
+    );
+    assert!(!d.log().contains(" ERROR "), "{}", d.log());
+}
+
+#[test]
+fn the_files_page_shows_a_refused_file_with_its_reason_and_retries_it() {
+    let sb = Sandbox::new();
+    sb.ready();
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    let payload = std::fs::read_dir(&inbox)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.is_file() && p.extension().is_some_and(|x| x != "stx"))
+        .expect("the seat plan's payload");
+    let mut bytes = std::fs::read(&payload).unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x20;
+    std::fs::write(&payload, bytes).unwrap();
+    let d = Daemon::start(&sb);
+    crate::util::wait_for_file(&inbox.join("error"), "SEATPLAN", || d.log());
+    let c = Console::of(&sb);
+    let (status, page) = c.get("/files");
+    assert_eq!(status, 200, "{page}");
+    let manifest = "opera-tourism.SEATPLAN.00000001.stx";
+    assert!(page.contains(manifest), "{page}");
+    assert!(page.contains("code:"), "the .reason is shown: {page}");
+    assert!(page.contains("value=\"error\""), "a retry button: {page}");
+    let bearer = format!("Bearer {}", c.token);
+    let (status, body) = c.post(
+        "/retry",
+        &[("Authorization", bearer.as_str())],
+        &[
+            ("csrf", csrf_in(&page).as_str()),
+            ("link", "opera-tourism"),
+            ("side", "distributor"),
+            ("folder", "error"),
+            ("file", manifest),
+        ],
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("put back into"), "{body}");
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT r.kind FROM run r JOIN run_message m ON m.run = r.id WHERE m.code = 'via' AND m.text = 'via console'"
+        ),
+        ["retry"]
+    );
+    // A name that is not a file of error/ is refused, nothing moved.
+    let (status, body) = c.post(
+        "/retry",
+        &[("Authorization", bearer.as_str())],
+        &[
+            ("csrf", csrf_in(&page).as_str()),
+            ("link", "opera-tourism"),
+            ("side", "distributor"),
+            ("folder", "error"),
+            ("file", "../to-distributor/x.stx"),
+        ],
+    );
+    assert_eq!(status, 422, "{body}");
+}
