@@ -376,23 +376,25 @@ fn offer(tx: &Transaction<'_>, key: &str) -> Result<Offer, SaleRefusal> {
         )?
         .query_map([perf], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
+    // The first product that sells it (validated, in a sales profile, its
+    // link to the performance and the performance's logical configuration
+    // validated); else why the first one does not.
     let mut product = None;
+    let mut first_reason = None;
     for (id, code, _) in &products {
-        if crate::domain::catalogue::is_sellable(tx, *id)? {
-            product = Some((*id, code.clone()));
-            break;
+        match crate::domain::catalogue::not_sellable(tx, *id, perf)? {
+            None => {
+                product = Some((*id, code.clone()));
+                break;
+            }
+            Some(reason) => {
+                first_reason.get_or_insert(reason);
+            }
         }
     }
     let Some((product, product_code)) = product else {
-        let reason = match products.first() {
-            None => "no product sells it; import the manager's catalogue".to_owned(),
-            Some((_, code, state)) if state != "validated" => format!(
-                "product {code} is {state}, not validated: review it and run stxd catalogue validate"
-            ),
-            Some((id, code, _)) => format!(
-                "product {code} is in no sales profile: run stxd catalogue assign-profile {id} <PROFILE>"
-            ),
-        };
+        let reason = first_reason
+            .unwrap_or_else(|| "no product sells it; import the manager's catalogue".to_owned());
         return Err(not_sellable(reason));
     };
     let (rate_table, rate_code, rate_state, currency): (i64, String, String, String) = tx

@@ -207,6 +207,7 @@ impl CatalogueImport<'_> {
         }
         let location = format!("logical configuration {}", open.code);
         if open.created {
+            self.pending("logical_configuration", open.local, &["new".to_owned()])?;
             self.summary.add(Change::Created);
         } else if open.diffs.is_empty() {
             self.summary.add(Change::Unchanged);
@@ -218,8 +219,7 @@ impl CatalogueImport<'_> {
             for d in &open.diffs {
                 self.changed(&location, d)?;
             }
-            self.changed_lcs
-                .insert(open.local, format!("{location} changed"));
+            self.pending("logical_configuration", open.local, &open.diffs)?;
             self.summary.add(Change::Updated);
         }
         open.diffs.clear();

@@ -207,6 +207,7 @@ impl CatalogueImport<'_> {
         }
         let location = format!("rate table {}", open.code);
         if open.created {
+            self.pending("rate_table", open.local, &["new".to_owned()])?;
             self.summary.add(Change::Created);
         } else if open.diffs.is_empty() {
             self.summary.add(Change::Unchanged);
@@ -216,10 +217,7 @@ impl CatalogueImport<'_> {
             for d in &open.diffs {
                 self.changed(&location, d)?;
             }
-            self.changed_rate_tables.insert(
-                open.local,
-                format!("{location} changed: {}", open.diffs.join("; ")),
-            );
+            self.pending("rate_table", open.local, &open.diffs)?;
             self.summary.add(Change::Updated);
         }
         Ok(())

@@ -1,0 +1,159 @@
+//! Catalogue changes keep selling: validation is per object (logical
+//! configuration, rate table, product and its performances), so a change
+//! the manager makes stops only what changed, through the `stxd` binary on
+//! the same-slot demo.
+
+use serde_json::Value;
+
+use crate::free_tariff::{allot, sell};
+use crate::util::Sandbox;
+
+fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let run = sb.stxd(&all);
+    run.expect_code(code);
+    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
+}
+
+/// The manager loads a catalogue fragment and sends its catalogue; the
+/// distributor imports it.
+pub fn manager_changes(sb: &Sandbox, name: &str, fragment: &str) {
+    let path = sb.path().join(name);
+    std::fs::write(
+        &path,
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<catalogue version=\"1\">\n{fragment}\n</catalogue>\n"),
+    )
+    .unwrap();
+    sb.stxd(&["load", "OPERA", path.to_str().unwrap()])
+        .expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    let processed = json(sb, &["process"], 0);
+    assert_eq!(processed[0]["state"], "applied", "{processed}");
+}
+
+/// `stxd sale sell` of one seat of a performance (by code), refused: its
+/// output.
+fn refused_sale(sb: &Sandbox, performance: &str, seat: &str) -> String {
+    let run = sb.stxd(&[
+        "sale",
+        "sell",
+        "--performance",
+        performance,
+        "--seat",
+        seat,
+        "--tariff",
+        "NORMAL",
+        "--audience",
+        "ADULT",
+    ]);
+    run.expect_code(1);
+    format!("{}{}", run.stdout(), run.stderr())
+}
+
+const MOVED_1702: &str = r#"  <performance id="1702" code="TRAV0117" name="La Traviata – 17 janvier" activity="1401" start="2027-01-17T16:00:00+01:00" configuration="3101" logicalConfiguration="1501" state="in_operation"/>"#;
+
+#[test]
+fn a_product_with_one_changed_performance_keeps_selling_the_others() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    allot(&sb, "1-3");
+    // The manager moves the 17 January performance an hour later.
+    manager_changes(&sb, "moved.xml", MOVED_1702);
+
+    // The product and its other performances keep selling.
+    let sold = sell(&sb, "PARTERRE:A:1", "NORMAL", "ADULT");
+    assert_eq!(sold["line"]["amount"], 8500, "{sold}");
+    // The moved one waits for validation, and says so.
+    let why = refused_sale(&sb, "TRAV0117", "PARTERRE:A:1");
+    assert!(
+        why.contains("the manager added or changed it in product TRAV-BIL"),
+        "{why}"
+    );
+
+    // Ops see what waits, with the difference.
+    let listed = json(&sb, &["catalogue", "list", "--to-validate"], 0);
+    let products = listed["products"].as_array().unwrap();
+    assert_eq!(products.len(), 1, "{listed}");
+    let p = &products[0];
+    assert_eq!(p["code"], "TRAV-BIL", "{p}");
+    assert_eq!(p["state"], "validated", "{p}");
+    let links: Vec<(String, bool)> = p["performances"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["code"].as_str().unwrap().to_owned(),
+                f["validated"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    assert!(links.contains(&("TRAV0115".to_owned(), true)), "{links:?}");
+    assert!(links.contains(&("TRAV0117".to_owned(), false)), "{links:?}");
+    let changes = p["changes"].to_string();
+    assert!(
+        changes.contains(
+            "start \\\"2027-01-17T15:00:00+01:00\\\" → \\\"2027-01-17T16:00:00+01:00\\\""
+        ),
+        "{changes}"
+    );
+    let text = sb.stxd(&["catalogue", "list", "--to-validate"]);
+    text.expect_code(0);
+    assert!(
+        text.stdout()
+            .contains("to validate: product TRAV-BIL: performance TRAV0117"),
+        "{}",
+        text.stdout()
+    );
+
+    // Validated, it sells again: the next refusal is its contingent's (none
+    // was allotted on it), not the catalogue's.
+    let v = json(&sb, &["catalogue", "validate", "TRAV-BIL"], 0);
+    assert_eq!(v["performances"], 1, "{v}");
+    let why = refused_sale(&sb, "TRAV0117", "PARTERRE:A:1");
+    assert!(!why.contains("validate"), "{why}");
+    assert!(
+        json(&sb, &["catalogue", "list", "--to-validate"], 0)["products"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn a_changed_price_stops_its_rate_table_only_until_it_is_validated() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    allot(&sb, "1-3");
+    manager_changes(
+        &sb,
+        "price.xml",
+        r#"  <rateTable id="1801" code="TRAV-RT" name="Tarifs La Traviata" currency="EUR">
+    <price seatCategory="2001" tariffType="1201" audienceSubcategory="1301" amount="9000"/>
+  </rateTable>"#,
+    );
+    let listed = json(&sb, &["catalogue", "list", "--to-validate"], 0);
+    let p = &listed["products"][0];
+    assert_eq!(p["state"], "validated", "{p}");
+    assert_eq!(p["rate_table"]["state"], "to_validate", "{p}");
+    let changes = p["changes"].to_string();
+    assert!(
+        changes.contains("rate table TRAV-RT") && changes.contains("85.00 EUR → 90.00 EUR"),
+        "{changes}"
+    );
+    let why = refused_sale(&sb, "TRAV0115", "PARTERRE:A:1");
+    assert!(why.contains("rate table TRAV-RT is to_validate"), "{why}");
+
+    // The rate table alone is validated: the product sells at the new price.
+    let v = json(
+        &sb,
+        &["catalogue", "validate", "--rate-table", "TRAV-RT"],
+        0,
+    );
+    assert_eq!(v["rate_tables"], 1, "{v}");
+    assert!(v["validated"].as_array().unwrap().is_empty(), "{v}");
+    let sold = sell(&sb, "PARTERRE:A:1", "NORMAL", "ADULT");
+    assert_eq!(sold["line"]["amount"], 9000, "{sold}");
+}
