@@ -157,3 +157,88 @@ fn a_changed_price_stops_its_rate_table_only_until_it_is_validated() {
     let sold = sell(&sb, "PARTERRE:A:1", "NORMAL", "ADULT");
     assert_eq!(sold["line"]["amount"], 9000, "{sold}");
 }
+
+/// The price changes from 85.00 to 90.00 EUR while a sale made at 85.00 is
+/// not reported yet: the manager books it at 85.00 (the rate table version
+/// its line carries), its refund follows it, and later sales are at 90.00.
+#[test]
+fn a_sale_made_before_a_price_change_is_booked_at_its_price() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    allot(&sb, "1-3");
+    let old = sell(&sb, "PARTERRE:A:1", "NORMAL", "ADULT");
+    assert_eq!(old["line"]["amount"], 8500, "{old}");
+    // The manager changes the price and sends its catalogue before the sale
+    // is reported.
+    manager_changes(
+        &sb,
+        "price.xml",
+        r#"  <rateTable id="1801" code="TRAV-RT" name="Tarifs La Traviata" currency="EUR">
+    <price seatCategory="2001" tariffType="1201" audienceSubcategory="1301" amount="9000"/>
+  </rateTable>"#,
+    );
+    assert_eq!(
+        crate::util::rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT version FROM rate_table WHERE id = 1801"
+        ),
+        ["2"]
+    );
+    assert_eq!(
+        crate::util::rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT id, rate_version FROM sale_line"
+        ),
+        ["1|1"]
+    );
+    sb.stxd(&["export", "sales", "--link", "opera-tourism"])
+        .expect_code(0);
+    let processed = json(&sb, &["process"], 0);
+    assert_eq!(processed[0]["state"], "applied", "{processed}");
+    assert_eq!(
+        crate::util::rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT line, amount, rate_version, state FROM ticket ORDER BY line"
+        ),
+        ["1|8500|1|valid"]
+    );
+
+    // Validated, the new price sells, in version 2; the old sale's refund
+    // follows it.
+    sb.stxd(&["catalogue", "validate", "--rate-table", "TRAV-RT"])
+        .expect_code(0);
+    let new = sell(&sb, "PARTERRE:A:2", "NORMAL", "ADULT");
+    assert_eq!(new["line"]["amount"], 9000, "{new}");
+    sb.stxd(&["sale", "refund", "1"]).expect_code(0);
+    sb.stxd(&["export", "sales", "--link", "opera-tourism"])
+        .expect_code(0);
+    let processed = json(&sb, &["process"], 0);
+    assert_eq!(processed[0]["state"], "applied", "{processed}");
+    assert_eq!(
+        crate::util::rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT line, amount, rate_version, state FROM ticket ORDER BY line"
+        ),
+        ["1|8500|1|cancelled", "2|9000|2|valid"]
+    );
+    assert_eq!(
+        crate::util::rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT count(*) FROM sales_line WHERE status = 'rejected'"
+        ),
+        ["0"]
+    );
+    assert_eq!(
+        crate::util::rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT sum(amount) FROM pending_account_entry"
+        ),
+        ["9000"]
+    );
+}

@@ -577,8 +577,10 @@ fn write_sale(
         .prepare_cached(
             "INSERT INTO sale_line (id, link, operation, time, order_ref, refund_of, product,
                  performance, seat, zone, seat_category, tariff_type, audience_subcategory,
-                 amount, currency, vat_code, active, exported_in)
-             VALUES (?1, ?2, 'SALE', ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1, NULL)",
+                 amount, currency, vat_code, active, exported_in, rate_version)
+             VALUES (?1, ?2, 'SALE', ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1, NULL,
+                 (SELECT r.version FROM product p JOIN rate_table r ON r.id = p.rate_table
+                  WHERE p.id = ?5))",
         )?
         .execute(rusqlite::params![
             line, link, time, order, product, perf, seat, zone, category, tariff, audience, amount,
@@ -666,9 +668,10 @@ pub fn refund(tx: &Transaction<'_>, line_id: i64) -> Result<SaleReceipt, SaleRef
     tx.prepare_cached(
         "INSERT INTO sale_line (id, link, operation, time, order_ref, refund_of, product,
              performance, seat, zone, seat_category, tariff_type, audience_subcategory,
-             amount, currency, vat_code, active, exported_in)
+             amount, currency, vat_code, active, exported_in, rate_version)
          SELECT ?1, link, 'REFUND', ?2, order_ref, id, product, performance, seat, zone,
-             seat_category, tariff_type, audience_subcategory, amount, currency, vat_code, 0, NULL
+             seat_category, tariff_type, audience_subcategory, amount, currency, vat_code, 0, NULL,
+             rate_version
          FROM sale_line WHERE id = ?3",
     )?
     .execute((line, &time, line_id))?;
