@@ -207,6 +207,11 @@ ALTER TABLE sale_line ADD COLUMN rate_version INTEGER
     CHECK (rate_version IS NULL OR rate_version >= 1);
 ALTER TABLE ticket ADD COLUMN rate_version INTEGER
     CHECK (rate_version IS NULL OR rate_version >= 1);
+-- Distributor: the manager's id of each logical seat category its
+-- catalogues sent (NULL for those imported before), so that a logical id
+-- given where a physical seat category is mapped is refused by name.
+ALTER TABLE logical_seat_category ADD COLUMN manager_id INTEGER;
+CREATE INDEX logical_seat_category_manager_id ON logical_seat_category (manager_id);
 "#;
 
 const SALES_DIGEST_AND_ZONE_INDEX: &str = r#"
