@@ -242,3 +242,29 @@ fn a_sale_made_before_a_price_change_is_booked_at_its_price() {
         ["9000"]
     );
 }
+
+/// The manual maps physical seat categories only: a logical seat category's
+/// manager id (from the catalogue) or a local logical seat category's code
+/// is refused under `seat_category`, quoting the rule.
+#[test]
+fn mapping_set_seat_category_refuses_a_logical_category() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    // 1601 is OPERA's logical seat category L-CAT1 (of CAT1).
+    let run = sb.stxd(&["mapping", "set", "seat_category", "1601", "PREM"]);
+    run.expect_code(1);
+    let text = format!("{}{}", run.stdout(), run.stderr());
+    assert!(
+        text.contains("logical seat category L-CAT1")
+            && text.contains("map the physical seat categories, not the logical ones"),
+        "{text}"
+    );
+    // A local logical seat category's code is refused too.
+    let run = sb.stxd(&["mapping", "set", "seat_category", "2001", "L-CAT1"]);
+    run.expect_code(1);
+    let text = format!("{}{}", run.stdout(), run.stderr());
+    assert!(text.contains("is a logical seat category"), "{text}");
+    // The physical one is still mapped as before.
+    sb.stxd(&["mapping", "set", "seat_category", "2001", "PREM"])
+        .expect_code(0);
+}

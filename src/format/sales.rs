@@ -343,7 +343,8 @@ fn rate_version(row: &Row<'_>, op: Op) -> Result<Option<u64>, FormatError> {
     if row.text(RATE_VERSION).is_empty() {
         return Ok(None);
     }
-    let v = row.number(RATE_VERSION, "SALE")?;
+    let kind = if op == Op::Refund { "REFUND" } else { "SALE" };
+    let v = row.number(RATE_VERSION, kind)?;
     if !(1..=RATE_VERSION_MAX).contains(&v) {
         return Err(row.error(
             RATE_VERSION,
