@@ -268,3 +268,35 @@ fn mapping_set_seat_category_refuses_a_logical_category() {
     sb.stxd(&["mapping", "set", "seat_category", "2001", "PREM"])
         .expect_code(0);
 }
+
+/// A version 1 SALES file (no rate versions, `format-version: 1`) from a
+/// distributor that has not upgraded is still read and applied: its line is
+/// priced in the version in force when it was sold.
+#[test]
+fn a_version_1_sales_file_is_still_applied() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    allot(&sb, "1-2");
+    let payload = "line;operation;time;order;refund_of;performance;block;row;seat;zone;seat_category;tariff_type;audience_subcategory;amount;currency;vat_code;contingent_version\n\
+        1;SALE;2026-12-01T10:15:00Z;T-000001;;1701;3301;A;1;;2001;1201;1301;8500;EUR;1101;\n";
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-manager");
+    let m = crate::util::seal(
+        &inbox,
+        &sb.demo_secret(),
+        stxd::format::Kind::Sales,
+        1,
+        payload.as_bytes(),
+        1,
+    );
+    assert_eq!(m.format_version, 1);
+    let processed = json(&sb, &["process"], 0);
+    assert_eq!(processed[0]["state"], "applied", "{processed}");
+    assert_eq!(
+        crate::util::rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT line, amount, rate_version, state FROM ticket"
+        ),
+        ["1|8500|1|valid"]
+    );
+}
