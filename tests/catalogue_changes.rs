@@ -153,6 +153,7 @@ fn a_changed_price_stops_its_rate_table_only_until_it_is_validated() {
         0,
     );
     assert_eq!(v["rate_tables"], 1, "{v}");
+    assert_eq!(v["objects"][0], "rate table 1 TRAV-RT", "{v}");
     assert!(v["validated"].as_array().unwrap().is_empty(), "{v}");
     let sold = sell(&sb, "PARTERRE:A:1", "NORMAL", "ADULT");
     assert_eq!(sold["line"]["amount"], 9000, "{sold}");

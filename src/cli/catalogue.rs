@@ -253,6 +253,9 @@ fn validate(
         for (id, code) in &v.validated {
             writeln!(out, "validated: product {id} {code}")?;
         }
+        for object in &v.objects {
+            writeln!(out, "validated: {object}")?;
+        }
         writeln!(
             out,
             "{} product(s), {} rate table(s), {} logical configuration(s), {} performance link(s) validated (run {})",

@@ -194,6 +194,9 @@ pub struct Validation {
     pub logical_configurations: u64,
     /// Links of a product to a performance (added or changed) validated.
     pub performances: u64,
+    /// The rate tables or logical configurations validated on their own
+    /// (`rate table 1 TRAV-RT`).
+    pub objects: Vec<String>,
     /// (id, reason) of the objects refused.
     pub refused: Vec<(i64, String)>,
 }
@@ -254,6 +257,7 @@ pub fn validate(tx: &Transaction<'_>, selection: Selection<'_>) -> Result<Valida
         rate_tables: 0,
         logical_configurations: 0,
         performances: 0,
+        objects: Vec::new(),
         refused,
     };
     if !v.refused.is_empty() {
@@ -282,6 +286,7 @@ pub fn validate(tx: &Transaction<'_>, selection: Selection<'_>) -> Result<Valida
                 } else {
                     v.logical_configurations += n;
                 }
+                v.objects.push(format!("{words} {id} {code}"));
                 let at = format!("{words} {code}");
                 let text = format!("{words} {id} {code} validated");
                 runs::message(tx, run, Level::Info, "validated", Some(&at), &text)?;
