@@ -265,6 +265,21 @@ fn mapping_set_seat_category_refuses_a_logical_category() {
     run.expect_code(1);
     let text = format!("{}{}", run.stdout(), run.stderr());
     assert!(text.contains("is a logical seat category"), "{text}");
+    // The same through a mapping CSV: the row is refused with its line.
+    let csv = sb.path().join("logical.csv");
+    std::fs::write(
+        &csv,
+        "manager;kind;manager_id;manager_code;manager_label;status;local_code\n\
+         OPERA;seat_category;1601;L-CAT1;Catégorie 1;filled;PREM\n",
+    )
+    .unwrap();
+    let run = sb.stxd(&["mapping", "import", csv.to_str().unwrap()]);
+    run.expect_code(1);
+    let text = format!("{}{}", run.stdout(), run.stderr());
+    assert!(
+        text.contains("logical-seat-category") && text.contains("line 2"),
+        "{text}"
+    );
     // The physical one is still mapped as before.
     sb.stxd(&["mapping", "set", "seat_category", "2001", "PREM"])
         .expect_code(0);
