@@ -120,6 +120,55 @@ fn template_writes_starting_files_that_load_and_never_replaces_one() {
     );
 }
 
+/// `stxd template` killed at each write, sync and rename: run again, it
+/// finishes (the files written whole before the kill are kept, the others
+/// written), every file equal to a run never killed, no temporary left.
+#[test]
+fn template_killed_at_any_step_is_finished_by_running_it_again() {
+    let reference = Sandbox::new();
+    reference
+        .stxd(&["template", "manager", "--dir", "venue"])
+        .expect_code(0);
+    let files = ["seatplan.xml", "catalogue.xml", "setup.toml"];
+    let want: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(reference.path().join("venue").join(f)).unwrap())
+        .collect();
+    for (call, nth) in [
+        ("write", 1),
+        ("fsync", 1),
+        ("fsync", 2),
+        ("renameat2", 1),
+        ("renameat2", 2),
+        ("renameat2", 3),
+    ] {
+        let sb = Sandbox::new();
+        let cut = sb.stxd_killed_at(call, nth, &["template", "manager", "--dir", "venue"]);
+        assert!(cut.killed(), "{call} #{nth}: not killed");
+        sb.stxd(&["template", "manager", "--dir", "venue"])
+            .expect_code(0);
+        let dir = sb.path().join("venue");
+        for (f, w) in files.iter().zip(&want) {
+            assert_eq!(
+                &std::fs::read(dir.join(f)).unwrap(),
+                w,
+                "{call} #{nth}: {f}"
+            );
+        }
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            ["catalogue.xml", "seatplan.xml", "setup.toml"],
+            "{call} #{nth}"
+        );
+    }
+}
+
 #[test]
 fn check_reports_json() {
     let sb = Sandbox::new();

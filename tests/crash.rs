@@ -8,7 +8,9 @@
 //!   allotments, shrinks, contingent exports, sales, refunds, sales exports
 //!   and their application, the first nine by one-shot commands, the rest
 //!   with the daemon applying files as they arrive and one-shot exports
-//!   beside it) and kills stxd 3 to 6 times: at a failpoint, at the N-th
+//!   beside it; in one of those, a damaged file dropped by hand, refused,
+//!   retried by `stxd retry` and refused again, its alert delivered by an
+//!   `[[alert]]` command) and kills stxd 3 to 6 times: at a failpoint, at the N-th
 //!   call of a system call (strace), or at a random instant (the daemon).
 //! - one test per failpoint of [`FAILPOINTS`] on a fixed workload;
 //! - the deterministic cases of known failures (an export killed between
@@ -34,8 +36,8 @@ use world::{Class, Finding, Kill, Planned, Retry, Tally, Target, World};
 /// Every failpoint the harness arms: the names `src/` passes to
 /// `failpoint::hit` on the paths a local-folder link takes. A name this
 /// build does not have yet simply never kills (the cases say so). The
-/// SFTP transport's points (`sftp.*`) are left to the SFTP tests (the demo
-/// link is local), and `stxd retry`'s (`retry.*`) to the retry tests.
+/// SFTP transport's points (`sftp.*`) are left to the SFTP trials (the demo
+/// link is local).
 pub const FAILPOINTS: &[&str] = &[
     "export.staged",
     "export.committed",
@@ -51,6 +53,8 @@ pub const FAILPOINTS: &[&str] = &[
     "trigger.job-done",
     "apply.before-commit",
     "apply.committed",
+    "retry.reason-removed",
+    "retry.payload-moved",
 ];
 
 /// The system calls a kill can interrupt, with how many of each a step
@@ -76,6 +80,7 @@ const PROCESS_CALLS: Calls = &[
     ("pwrite64", 60, 2),
 ];
 const TRIGGER_CALLS: Calls = &[("fsync", 2, 1)];
+const RETRY_CALLS: Calls = &[("fsync", 8, 3), ("renameat2", 2, 3), ("unlink", 1, 1)];
 const DAEMON_CALLS: Calls = &[
     ("fsync", 25, 4),
     ("renameat2", 6, 2),
@@ -357,6 +362,7 @@ fn random_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
                 Step::Export { .. } => (&["export."], EXPORT_CALLS),
                 Step::Process => (&["apply.", "archive."], PROCESS_CALLS),
                 Step::Trigger(_) => (&[], TRIGGER_CALLS),
+                Step::Retry => (&["retry."], RETRY_CALLS),
                 _ => (&[], BUSINESS_CALLS),
             };
             if !prefixes.is_empty() && rng.chance(50) {
@@ -588,7 +594,7 @@ fn fp(name: &'static str) -> Kill {
 /// checks everything against the crash-free run.
 fn failpoint_case(name: &'static str) {
     world::require_strace();
-    use workload::{FP_EXPORT_SALES, FP_PROCESS_REJECTED, FP_PROCESS_SALES, FP_TRIGGER};
+    use workload::{FP_EXPORT_SALES, FP_PROCESS_REJECTED, FP_PROCESS_SALES, FP_RETRY, FP_TRIGGER};
     let sticky = |step: usize, name: &'static str| Planned {
         sticky: true,
         ..Planned::command(step, fp(name))
@@ -615,6 +621,7 @@ fn failpoint_case(name: &'static str) {
             (vec![Planned::command(FP_PROCESS_SALES, fp(name))], 0)
         }
         n if n.starts_with("trigger.") => (vec![Planned::daemon(FP_TRIGGER, fp(name))], 0),
+        n if n.starts_with("retry.") => (vec![Planned::command(FP_RETRY, fp(name))], 0),
         other => panic!("no case for failpoint {other}: add one"),
     };
     let workload = workload::failpoint_cases();
@@ -679,6 +686,8 @@ failpoint_cases! {
     failpoint_trigger_job_done => "trigger.job-done",
     failpoint_apply_before_commit => "apply.before-commit",
     failpoint_apply_committed => "apply.committed",
+    failpoint_retry_reason_removed => "retry.reason-removed",
+    failpoint_retry_payload_moved => "retry.payload-moved",
 }
 
 /// The harness arms every point the source has on a local link: a point
@@ -687,9 +696,7 @@ failpoint_cases! {
 fn every_failpoint_in_the_source_is_armed() {
     for name in failpoints_in_source() {
         assert!(
-            FAILPOINTS.contains(&name.as_str())
-                || name.starts_with("sftp.")
-                || name.starts_with("retry."),
+            FAILPOINTS.contains(&name.as_str()) || name.starts_with("sftp."),
             "failpoint {name} is in src/ but not in crash::FAILPOINTS"
         );
     }
@@ -921,6 +928,7 @@ fn every_syscall_is_in_a_table() {
         EXPORT_CALLS,
         PROCESS_CALLS,
         TRIGGER_CALLS,
+        RETRY_CALLS,
         DAEMON_CALLS,
     ];
     for t in tables {

@@ -433,15 +433,24 @@ fn rejects_a_refund_of_an_unknown_sale() {
 }
 
 #[test]
-fn rejects_a_refund_of_a_rejected_sale() {
+fn closes_the_refund_of_a_rejected_sale_with_it() {
     let bad = Ticket {
         amount: 1,
         ..sale(5, "T-3", "3")
     };
-    let (out, code, reason, _) = rejected_after_sample(&[bad.clone(), refund(6, &bad)]);
-    assert_eq!(out.rejected, 2);
-    assert_eq!(code, "refund-unknown-sale");
-    assert!(reason.contains("rejected (price-differs"), "{reason}");
+    let (out, code, reason, messages) = rejected_after_sample(&[bad.clone(), refund(6, &bad)]);
+    assert_eq!((out.rejected, out.unbooked_refunds), (1, 1));
+    assert_eq!(code, "refund-of-unbooked-sale");
+    assert!(
+        reason.contains("refund of an unbooked sale: line id 5 was rejected (price-differs"),
+        "{reason}"
+    );
+    assert!(
+        messages.iter().any(|m| m.code == "refund-of-unbooked-sale"
+            && m.text
+                .contains("sale line id 5 (price-differs) dismissed with it")),
+        "{messages:?}"
+    );
 }
 
 #[test]

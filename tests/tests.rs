@@ -4,6 +4,7 @@
 // build hostile file-system entries (FIFOs): never in the library.
 #![allow(unsafe_code)]
 
+mod dismissed;
 mod util;
 // Before the files that use its on_both_servers! macro.
 #[macro_use]
@@ -18,6 +19,7 @@ mod contingent_manager;
 mod crash;
 mod crash_archive;
 mod crash_export;
+mod crash_init;
 mod crash_sftp;
 mod crash_sftp_trials;
 mod daemon;
@@ -27,6 +29,7 @@ mod envelope;
 mod exchange_samples;
 mod export;
 mod first_use;
+mod foreign_owner;
 mod free_tariff;
 mod golden_csv;
 mod golden_xml;

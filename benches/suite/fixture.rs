@@ -29,16 +29,29 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// `stxd ARGS…` in `dir` on its `config/stxd.toml` (named, so that a config
+/// `stxd ARGS…` in `dir` on its `stxd.toml` (named, so that a config
 /// installed on the machine is never read), as a command to run.
 pub fn stxd(bin: &Path, dir: &Path, args: &[&str]) -> Command {
     let mut cmd = Command::new(bin);
     cmd.args(args)
         .current_dir(dir)
-        .env("STXD_CONFIG", "config/stxd.toml")
+        .env("STXD_CONFIG", CONFIG)
         .env_remove("STXD_FAILPOINT")
         .env("STXD_LOG", "warn");
     cmd
+}
+
+/// The sandbox's config: the demo's, moved to the sandbox's root with its
+/// paths made relative to that root (`"var/state"` for `"../var/state"`).
+/// Relative to the config's folder or to the working directory (the
+/// sandbox, for every command), they then name the same files: a baseline
+/// binary from before paths were resolved from the config's folder reads
+/// the same sandbox as this one.
+const CONFIG: &str = "stxd.toml";
+
+fn root_config(dir: &Path) {
+    let text = std::fs::read_to_string(repo().join("config/stxd.toml")).expect("demo config");
+    std::fs::write(dir.join(CONFIG), text.replace("\"../", "\"")).expect("sandbox config");
 }
 
 /// The manager's store in a sandbox.
@@ -55,7 +68,8 @@ pub fn manager_inbox(dir: &Path) -> PathBuf {
 /// checked, and the manager's venue grown to `seats` numbered seats over
 /// `performances` allotted performances.
 pub fn base(bin: &Path, dir: &Path, seats: u64, performances: u64) {
-    crate::measure::copy_tree(&repo().join("config"), &dir.join("config"));
+    std::fs::create_dir_all(dir).expect("sandbox");
+    root_config(dir);
     crate::measure::copy_tree(&repo().join("samples"), &dir.join("samples"));
     for args in [&["init"][..], &["check"][..]] {
         crate::measure::run(&mut stxd(bin, dir, args));

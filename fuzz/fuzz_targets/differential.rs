@@ -62,7 +62,7 @@ fn op(u: &mut Unstructured<'_>) -> Result<Op> {
             Kind::Sales
         })
     };
-    Ok(match u.choose_index(9)? {
+    Ok(match u.choose_index(14)? {
         0 => Op::Allocate {
             perf: u.choose_index(2)?,
             what: what(u, seats)?,
@@ -92,10 +92,18 @@ fn op(u: &mut Unstructured<'_>) -> Result<Op> {
             kind: Kind::Sales,
             pick: pick(u)?,
         },
-        _ => Op::Duplicate {
+        8 => Op::Duplicate {
             kind: kind(u)?,
             pick: u.arbitrary()?,
         },
+        9 => Op::Cancel(u.choose_index(2)?),
+        10 => Op::ExportCatalogue,
+        11 => Op::Deliver {
+            kind: Kind::Catalogue,
+            pick: pick(u)?,
+        },
+        12 => Op::RefundCancelled(u.choose_index(2)?),
+        _ => Op::Dismiss(u.arbitrary()?),
     })
 }
 

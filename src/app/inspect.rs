@@ -126,6 +126,7 @@ fn record_label(record: &Record) -> &'static str {
             contingent::Line::Performance { .. } => "performances",
             contingent::Line::Seat { .. } => "seats",
             contingent::Line::Zone { .. } => "zones",
+            contingent::Line::Resolution { .. } => "resolutions",
         },
         Record::Sales(l) => match l {
             sales::Line::Ticket(t) if t.operation == sales::Operation::Sale => "sales",

@@ -78,6 +78,10 @@ pub enum SaleCommand {
         /// to refund.
         #[arg(long, requires = "performance")]
         to_refund: bool,
+        /// Only the lines the manager rejected and then accepted or
+        /// dismissed (told in its CONTINGENT files).
+        #[arg(long)]
+        disputed: bool,
         /// The link (default: the only link whose distributor is in the config).
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
@@ -173,6 +177,7 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
             performance,
             unexported,
             to_refund,
+            disputed,
             ..
         } => {
             let performance = match performance {
@@ -184,6 +189,7 @@ pub fn run(config: &Config, json: bool, cmd: SaleCommand) -> anyhow::Result<u8> 
                 performance: performance.as_deref(),
                 unexported,
                 to_refund,
+                disputed,
             };
             list(json, &store, &link, &filter)
         }
@@ -290,11 +296,7 @@ fn list(json: bool, store: &Store, link: &str, filter: &Filter<'_>) -> anyhow::R
         writeln!(out, "no sale line on link {link}")?;
     } else {
         for l in &rows {
-            let state = match (l.operation.as_str(), l.active) {
-                ("REFUND", _) => format!("refund of {}", l.refund_of.unwrap_or(0)),
-                (_, true) => "sold".to_owned(),
-                (_, false) => "refunded".to_owned(),
-            };
+            let state = l.state();
             let sent = l
                 .exported_in
                 .map_or("not sent".to_owned(), |s| format!("sent in {s}"));

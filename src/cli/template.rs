@@ -57,14 +57,75 @@ fn files(side: Side) -> &'static [(&'static str, &'static str, &'static str)] {
     }
 }
 
+/// Writes `content` as `path`, whole or not at all and never over another
+/// file: under a temporary name, synced, then renamed without replacing (a
+/// file that appeared meanwhile is kept and refused, unless it holds the
+/// same bytes). Temporary files of runs killed before are removed first.
+fn write_new(path: &Path, content: &str) -> std::io::Result<()> {
+    use crate::transport::local::{self, Placed};
+    use std::io::Write as _;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map_or_else(|| "template".into(), |n| n.to_string_lossy().into_owned());
+    remove_dead_parts(dir, &name);
+    let temp = dir.join(format!(".{name}.{}.part", std::process::id()));
+    let written = std::fs::File::create(&temp).and_then(|mut f| {
+        f.write_all(content.as_bytes())?;
+        f.sync_all()
+    });
+    let placed = written.and_then(|()| local::rename_new(&temp, path));
+    match placed {
+        Ok(Placed::Linked) => local::sync_dir(dir),
+        Ok(Placed::Same) => std::fs::remove_file(&temp),
+        Ok(Placed::Other) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "it appeared meanwhile and is never replaced",
+            ))
+        }
+        Err(e) => {
+            let _ = std::fs::remove_file(&temp);
+            Err(e)
+        }
+    }
+}
+
+/// Removes `.<name>.<pid>.part` files in `dir` whose process no longer runs.
+fn remove_dead_parts(dir: &Path, name: &str) {
+    let prefix = format!(".{name}.");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        let pid = file
+            .strip_prefix(&prefix)
+            .and_then(|rest| rest.strip_suffix(".part"))
+            .and_then(|pid| pid.parse::<u32>().ok());
+        if let Some(pid) = pid
+            && !Path::new("/proc").join(pid.to_string()).exists()
+        {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
 /// Writes `side`'s starting files into `dir` (created if missing). Refuses
-/// without writing anything when one of them exists there.
+/// without writing anything when one of them exists there with other
+/// content; one with the same content (a run cut short) is kept.
 pub(crate) fn run(side: Side, dir: &Path, json: bool) -> anyhow::Result<u8> {
     let files = files(side);
     let taken: Vec<PathBuf> = files
         .iter()
+        .filter(|(name, content, _)| {
+            // A file already there with this very content is one a run
+            // cut short wrote: kept, and the run finishes the others.
+            let path = dir.join(name);
+            path.exists() && std::fs::read(&path).ok().as_deref() != Some(content.as_bytes())
+        })
         .map(|(name, _, _)| dir.join(name))
-        .filter(|p| p.exists())
         .collect();
     let mut out = super::out::stdout();
     if !taken.is_empty() {
@@ -80,8 +141,7 @@ pub(crate) fn run(side: Side, dir: &Path, json: bool) -> anyhow::Result<u8> {
     let mut written = Vec::new();
     for (name, content, what) in files {
         let path = dir.join(name);
-        std::fs::write(&path, content)
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_new(&path, content).with_context(|| format!("cannot write {}", path.display()))?;
         written.push((path, *what));
     }
     let (code, load) = match side {

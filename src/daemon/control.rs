@@ -227,14 +227,15 @@ fn runnable(
     Some(job)
 }
 
-/// Takes a trigger durably: its taken name linked (never replacing a file),
-/// its own name removed, the folder synced. `false`, logged, when it cannot
+/// Takes a trigger durably: its taken name linked (never replacing a file;
+/// renamed when the kernel refuses the link, for a trigger another account
+/// dropped), its own name removed, the folder synced. `false`, logged, when it cannot
 /// (the job is then not queued; the trigger stays for a later listing).
 fn take_trigger(path: &Path, taken: &Path, dir: &Path) -> bool {
     use crate::transport::local::{self, Placed};
-    let took = local::link_new(path, taken).and_then(|placed| match placed {
+    let took = local::link_or_rename_new(path, taken).and_then(|placed| match placed {
         Placed::Linked | Placed::Same => {
-            std::fs::remove_file(path).and_then(|()| local::sync_dir(dir))
+            local::remove_name(path).and_then(|()| local::sync_dir(dir))
         }
         Placed::Other => Err(std::io::Error::new(
             std::io::ErrorKind::AlreadyExists,

@@ -10,12 +10,27 @@
 //!
 //! Columns, `;`-separated, header first (see `samples/README.md`; the CSV
 //! dialect is [`super::csv`]'s):
-//! `performance;version;type;block;row;seat;zone;quantity;seat_category`
+//! `performance;version;type;block;row;seat;zone;quantity;seat_category`,
+//! then, only in a file that carries `RESOLUTION` lines,
+//! `line;decision;reason;decided` ([`COLUMNS`]). A file without them (every
+//! version 1 file) reads as before; the writer leaves them out of a file
+//! with no resolution ([`Writer::new`]), so such a file is byte for byte a
+//! version 1 file.
 //!
 //! Rules, with the error code of each:
-//! - `type` is `PERFORMANCE`, `SEAT` or `ZONE` (`bad-value`; empty:
-//!   `missing-field`).
-//! - Every line: `performance` a technical id (`bad-id`), `version` a whole
+//! - `type` is `PERFORMANCE`, `SEAT`, `ZONE` or `RESOLUTION` (`bad-value`;
+//!   empty: `missing-field`).
+//! - `RESOLUTION` (the manager's decision on one of the distributor's
+//!   rejected sales lines): `line` (the distributor's line id, 1 to
+//!   [`MAX_LINE_ID`], `bad-number`), `decision` (`accepted` or `dismissed`,
+//!   `bad-value`), `reason` (text, never empty), `decided` (UTC time, whole
+//!   seconds) required; every other column empty (`unexpected-field`). It
+//!   closes the open snapshot (a `SEAT`/`ZONE` line after it is
+//!   `contingent-group`), and a line id is told once per file
+//!   (`contingent-duplicate-resolution`, at most [`MAX_RESOLUTIONS`]
+//!   remembered, `contingent-too-many-resolutions`).
+//! - `line`, `decision`, `reason`, `decided` are empty on every other line.
+//! - Every other line: `performance` a technical id (`bad-id`), `version` a whole
 //!   number ≥ 1 (`bad-number`) and at most [`MAX_VERSION`]
 //!   (`version-out-of-range`).
 //! - `PERFORMANCE`: nothing else; any other column filled is
@@ -35,12 +50,16 @@
 //!   (`contingent-duplicate-seat`); the reader remembers the open snapshot's
 //!   places only, at most [`MAX_GROUP_PLACES`] (`contingent-group-too-large`).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 
-use super::csv::{CsvReader, CsvWriter, Row};
+use time::OffsetDateTime;
+
+use super::csv::{CsvReader, CsvWriter, Row, format_time};
 use super::{FormatError, Limits, WriteError};
 use crate::ident::{Code, TechId};
+
+pub use super::sales::MAX_LINE_ID;
 
 /// The largest contingent version: 999,999,999,999,999 (15 digits, like the
 /// largest amount). Versions grow by one at each change of a performance's
@@ -52,8 +71,9 @@ use crate::ident::{Code, TechId};
 /// the one it applied (`domain::selling::MAX_VERSION_JUMP`).
 pub const MAX_VERSION: u64 = 999_999_999_999_999;
 
-/// The header, in the order the writer emits it.
-pub const COLUMNS: [&str; 9] = [
+/// The header of a file with `RESOLUTION` lines, in the order the writer
+/// emits it; the first [`V1_COLUMNS`] are every file's (version 1).
+pub const COLUMNS: [&str; 13] = [
     "performance",
     "version",
     "type",
@@ -63,6 +83,57 @@ pub const COLUMNS: [&str; 9] = [
     "zone",
     "quantity",
     "seat_category",
+    "line",
+    "decision",
+    "reason",
+    "decided",
+];
+
+/// How many of [`COLUMNS`] every file has: the version 1 header.
+pub const V1_COLUMNS: usize = 9;
+
+const HEADER_V1: &[&str] = &[
+    "performance",
+    "version",
+    "type",
+    "block",
+    "row",
+    "seat",
+    "zone",
+    "quantity",
+    "seat_category",
+];
+
+/// Most `RESOLUTION` lines one file may hold (the reader remembers their
+/// line ids to refuse one told twice).
+pub const MAX_RESOLUTIONS: usize = 1_000_000;
+
+/// The manager's decision on a rejected sales line of the distributor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// Booked at the manager with the rejection overridden.
+    Accepted,
+    /// Closed at the manager without booking: never booked.
+    Dismissed,
+}
+
+impl Decision {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Accepted => "accepted",
+            Decision::Dismissed => "dismissed",
+        }
+    }
+
+    /// `accepted` or `dismissed`.
+    pub fn parse(s: &str) -> Option<Decision> {
+        DECISIONS.iter().find(|(w, _)| *w == s).map(|(_, d)| *d)
+    }
+}
+
+const DECISIONS: [(&str, Decision); 2] = [
+    ("accepted", Decision::Accepted),
+    ("dismissed", Decision::Dismissed),
 ];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +157,15 @@ pub enum Line {
         quantity: u32,
         seat_category: TechId,
     },
+    /// The manager's decision on one of the distributor's rejected lines.
+    Resolution {
+        /// The distributor's line id.
+        line: u64,
+        decision: Decision,
+        reason: String,
+        /// When the manager decided, UTC, whole seconds.
+        decided: OffsetDateTime,
+    },
 }
 
 // Canonical column indexes.
@@ -98,6 +178,10 @@ const SEAT: usize = 5;
 const ZONE: usize = 6;
 const QUANTITY: usize = 7;
 const SEAT_CATEGORY: usize = 8;
+const LINE: usize = 9;
+const DECISION: usize = 10;
+const REASON: usize = 11;
+const DECIDED: usize = 12;
 
 /// Most performances one file may hold. The reader remembers every
 /// performance it has seen (to refuse a second snapshot of one), which is
@@ -114,6 +198,7 @@ enum Type {
     Performance,
     Seat,
     Zone,
+    Resolution,
 }
 
 impl Type {
@@ -122,14 +207,16 @@ impl Type {
             Type::Performance => "PERFORMANCE",
             Type::Seat => "SEAT",
             Type::Zone => "ZONE",
+            Type::Resolution => "RESOLUTION",
         }
     }
 }
 
-const TYPES: [(&str, Type); 3] = [
+const TYPES: [(&str, Type); 4] = [
     ("PERFORMANCE", Type::Performance),
     ("SEAT", Type::Seat),
     ("ZONE", Type::Zone),
+    ("RESOLUTION", Type::Resolution),
 ];
 
 /// A place of a snapshot, to find one listed twice.
@@ -148,12 +235,20 @@ struct Groups {
     seen: HashMap<TechId, u64>,
     /// Places of the open snapshot, with their line.
     places: HashMap<PlaceKey, u64>,
+    /// Line ids of the RESOLUTION lines read.
+    resolved: HashSet<u64>,
 }
 
 impl Groups {
     fn line(&mut self, row: &Row<'_>) -> Result<Line, FormatError> {
         let ty = row.choice(TYPE, &TYPES)?;
         let kind = ty.as_str();
+        if ty == Type::Resolution {
+            return self.resolution(row, kind);
+        }
+        for col in [LINE, DECISION, REASON, DECIDED] {
+            row.forbid(col, kind)?;
+        }
         let performance = row.id(PERFORMANCE, kind)?;
         let version = row.number(VERSION, kind)?;
         if version > MAX_VERSION {
@@ -228,6 +323,69 @@ impl Groups {
         }
         self.places.insert(key, row.line());
         Ok(line)
+    }
+
+    /// A RESOLUTION line: the manager's decision on one line id, told once
+    /// per file; it closes the open snapshot.
+    fn resolution(&mut self, row: &Row<'_>, kind: &str) -> Result<Line, FormatError> {
+        for col in [
+            PERFORMANCE,
+            VERSION,
+            BLOCK,
+            ROW,
+            SEAT,
+            ZONE,
+            QUANTITY,
+            SEAT_CATEGORY,
+        ] {
+            row.forbid(col, kind)?;
+        }
+        let line = row.number(LINE, kind)?;
+        if line > MAX_LINE_ID {
+            return Err(row.error(
+                LINE,
+                "bad-number",
+                format!("expected a line id of 1 to {MAX_LINE_ID}, found {line}"),
+            ));
+        }
+        let text = row.require(DECISION, kind)?;
+        let decision = Decision::parse(text).ok_or_else(|| {
+            row.error(
+                DECISION,
+                "bad-value",
+                format!(
+                    "expected accepted or dismissed, found {:?}",
+                    crate::ident::shorten(text)
+                ),
+            )
+        })?;
+        let reason = row.require(REASON, kind)?.to_owned();
+        let decided = row.time(DECIDED, kind)?;
+        if self.resolved.contains(&line) {
+            return Err(row.error(
+                LINE,
+                "contingent-duplicate-resolution",
+                format!(
+                    "line id {line} is already resolved in this file; expected each line id once"
+                ),
+            ));
+        }
+        if self.resolved.len() >= MAX_RESOLUTIONS {
+            return Err(row.error(
+                LINE,
+                "contingent-too-many-resolutions",
+                format!("expected at most {MAX_RESOLUTIONS} RESOLUTION lines in one file"),
+            ));
+        }
+        self.resolved.insert(line);
+        self.open = None;
+        self.places.clear();
+        Ok(Line::Resolution {
+            line,
+            decision,
+            reason,
+            decided,
+        })
     }
 
     /// A PERFORMANCE line: opens its snapshot (each performance once per
@@ -322,7 +480,7 @@ impl<R: BufRead> Reader<R> {
     /// `file` names the payload in errors. Nothing is read yet.
     pub fn new(input: R, file: &str, limits: Limits) -> Self {
         Reader {
-            csv: CsvReader::new(input, file, limits, &COLUMNS),
+            csv: CsvReader::new(input, file, limits, &COLUMNS).optional_after(V1_COLUMNS),
             groups: Groups::default(),
             done: false,
         }
@@ -356,19 +514,35 @@ impl<R: BufRead> Iterator for Reader<R> {
 pub struct Writer<W: Write> {
     csv: CsvWriter<W>,
     open: Option<(TechId, u64)>,
+    /// The header has the RESOLUTION columns.
+    resolutions: bool,
 }
 
 impl<W: Write> Writer<W> {
-    /// Writes the header.
+    /// Writes the version 1 header: no RESOLUTION line may follow.
     pub fn new(out: W) -> Result<Self, WriteError> {
+        Ok(Writer {
+            csv: CsvWriter::new(out, HEADER_V1)?,
+            open: None,
+            resolutions: false,
+        })
+    }
+
+    /// Writes the whole header ([`COLUMNS`]): for a file that carries
+    /// RESOLUTION lines.
+    pub fn with_resolutions(out: W) -> Result<Self, WriteError> {
         Ok(Writer {
             csv: CsvWriter::new(out, &COLUMNS)?,
             open: None,
+            resolutions: true,
         })
     }
 
     pub fn write(&mut self, line: &Line) -> Result<(), WriteError> {
         let invalid = |m: String| Err(WriteError::Invalid(m));
+        if let Line::Resolution { .. } = line {
+            return self.write_resolution(line);
+        }
         let (performance, version) = match line {
             Line::Performance {
                 performance,
@@ -384,6 +558,7 @@ impl<W: Write> Writer<W> {
                 version,
                 ..
             } => (*performance, *version),
+            Line::Resolution { .. } => return invalid("a resolution".to_owned()),
         };
         if version == 0 || version > MAX_VERSION {
             return invalid(format!(
@@ -444,7 +619,53 @@ impl<W: Write> Writer<W> {
                 w.field(quantity)?;
                 w.field(seat_category)?;
             }
+            Line::Resolution { .. } => {}
         }
+        if self.resolutions {
+            for _ in 0..4 {
+                w.empty();
+            }
+        }
+        w.end_line()
+    }
+
+    fn write_resolution(&mut self, line: &Line) -> Result<(), WriteError> {
+        let Line::Resolution {
+            line,
+            decision,
+            reason,
+            decided,
+        } = line
+        else {
+            return Err(WriteError::Invalid("not a resolution".to_owned()));
+        };
+        if !self.resolutions {
+            return Err(WriteError::Invalid(format!(
+                "line id {line}: a RESOLUTION line in a file written without its columns (Writer::with_resolutions)"
+            )));
+        }
+        if *line == 0 || *line > MAX_LINE_ID {
+            return Err(WriteError::Invalid(format!(
+                "line id {line} (line ids go from 1 to {MAX_LINE_ID})"
+            )));
+        }
+        if reason.is_empty() {
+            return Err(WriteError::Invalid(format!("line id {line}: empty reason")));
+        }
+        let decided = format_time(*decided)?;
+        self.open = None;
+        let w = &mut self.csv;
+        for _ in 0..2 {
+            w.empty();
+        }
+        w.field("RESOLUTION")?;
+        for _ in 0..6 {
+            w.empty();
+        }
+        w.field(line)?;
+        w.field(decision.as_str())?;
+        w.field(reason)?;
+        w.field(decided)?;
         w.end_line()
     }
 
@@ -455,187 +676,4 @@ impl<W: Write> Writer<W> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::fmt::Write as _;
-
-    use super::*;
-
-    const HEADER: &str = "performance;version;type;block;row;seat;zone;quantity;seat_category\n";
-    const SAMPLE: &str = include_str!("../../samples/payloads/contingent.csv");
-
-    fn read(input: &str) -> Result<Vec<Line>, FormatError> {
-        Reader::new(input.as_bytes(), "contingent.csv", Limits::default()).collect()
-    }
-
-    fn write(lines: &[Line]) -> Result<Vec<u8>, WriteError> {
-        let mut w = Writer::new(Vec::new())?;
-        for l in lines {
-            w.write(l)?;
-        }
-        Ok(w.finish()?.0)
-    }
-
-    fn id(v: i64) -> TechId {
-        TechId::new(v).unwrap()
-    }
-
-    #[test]
-    fn the_sample_round_trips() {
-        let lines = read(SAMPLE).unwrap();
-        assert_eq!(lines.len(), 29);
-        assert_eq!(
-            lines[0],
-            Line::Performance {
-                performance: id(1701),
-                version: 1
-            }
-        );
-        assert_eq!(
-            lines[17],
-            Line::Zone {
-                performance: id(1701),
-                version: 1,
-                zone: id(3201),
-                quantity: 20,
-                seat_category: id(2004)
-            }
-        );
-        assert_eq!(write(&lines).unwrap(), SAMPLE.as_bytes());
-    }
-
-    #[test]
-    fn an_empty_snapshot_takes_everything_back() {
-        let text = format!("{HEADER}1701;2;PERFORMANCE;;;;;;\n1702;1;PERFORMANCE;;;;;;\n");
-        let lines = read(&text).unwrap();
-        assert_eq!(lines.len(), 2);
-        assert_eq!(write(&lines).unwrap(), text.as_bytes());
-    }
-
-    #[test]
-    fn columns_in_any_order_read_the_same() {
-        let text = "seat_category;quantity;zone;seat;row;block;type;version;performance\n\
-                    ;;;;;;PERFORMANCE;1;1701\n\
-                    2001;;;1;A;3301;SEAT;1;1701\n\
-                    2004;20;3201;;;;ZONE;1;1701\n";
-        let expected = format!(
-            "{HEADER}1701;1;PERFORMANCE;;;;;;\n1701;1;SEAT;3301;A;1;;;2001\n1701;1;ZONE;;;;3201;20;2004\n"
-        );
-        assert_eq!(write(&read(text).unwrap()).unwrap(), expected.as_bytes());
-    }
-
-    #[test]
-    fn the_same_seat_may_appear_in_two_performances() {
-        let text = format!(
-            "{HEADER}1701;1;PERFORMANCE;;;;;;\n1701;1;SEAT;3301;A;1;;;2001\n1702;1;PERFORMANCE;;;;;;\n1702;1;SEAT;3301;A;1;;;2001\n"
-        );
-        assert_eq!(read(&text).unwrap().len(), 4);
-    }
-
-    /// The per-snapshot set is emptied by each PERFORMANCE line: memory is
-    /// bounded by one venue, not by the file.
-    #[test]
-    fn the_place_set_holds_one_snapshot_only() {
-        let mut text = String::from(HEADER);
-        for p in 1..=50 {
-            let _ = writeln!(text, "{p};1;PERFORMANCE;;;;;;");
-            for s in 1..=20 {
-                let _ = writeln!(text, "{p};1;SEAT;3301;A;{s};;;2001");
-            }
-        }
-        let mut r = Reader::new(text.as_bytes(), "c.csv", Limits::default());
-        let mut most = 0;
-        while let Some(line) = r.next() {
-            line.unwrap();
-            most = most.max(r.groups.places.len());
-        }
-        assert_eq!(r.records(), 50 * 21);
-        assert_eq!(most, 20);
-        assert_eq!(r.groups.seen.len(), 50);
-    }
-
-    #[test]
-    fn a_snapshot_larger_than_any_venue_is_refused() {
-        let mut text = String::from(HEADER);
-        text.push_str("1701;1;PERFORMANCE;;;;;;\n");
-        for s in 1..=MAX_GROUP_PLACES + 1 {
-            let _ = writeln!(text, "1701;1;SEAT;3301;A;{s};;;2001");
-        }
-        let e = read(&text).unwrap_err();
-        assert_eq!(e.code, "contingent-group-too-large");
-        assert_eq!(
-            e.position.to_string(),
-            format!("line {}, field seat", MAX_GROUP_PLACES + 3)
-        );
-    }
-
-    #[test]
-    fn more_performances_than_any_catalogue_are_refused() {
-        let mut text = String::from(HEADER);
-        for p in 1..=MAX_PERFORMANCES + 1 {
-            let _ = writeln!(text, "{p};1;PERFORMANCE;;;;;;");
-        }
-        let e = read(&text).unwrap_err();
-        assert_eq!(e.code, "contingent-too-many-performances");
-        assert_eq!(
-            e.position.to_string(),
-            format!("line {}, field performance", MAX_PERFORMANCES + 2)
-        );
-    }
-
-    #[test]
-    fn the_reader_stops_after_its_first_error() {
-        let text = format!("{HEADER}1701;1;SEAT;3301;A;1;;;2001\n1701;1;PERFORMANCE;;;;;;\n");
-        let mut r = Reader::new(text.as_bytes(), "c.csv", Limits::default());
-        let e = r.next().unwrap().unwrap_err();
-        assert_eq!(e.code, "contingent-group");
-        assert_eq!(e.file, "c.csv");
-        assert!(r.next().is_none());
-        assert_eq!(r.records(), 1);
-    }
-
-    #[test]
-    fn the_writer_refuses_what_the_reader_would_refuse() {
-        let perf = Line::Performance {
-            performance: id(1701),
-            version: 1,
-        };
-        let seat = |row: &str, version: u64| Line::Seat {
-            performance: id(1701),
-            version,
-            block: id(3301),
-            row: Code::new(row).unwrap(),
-            seat: Code::new("1").unwrap(),
-            seat_category: id(2001),
-        };
-        let zone = |quantity: u32| Line::Zone {
-            performance: id(1701),
-            version: 1,
-            zone: id(3201),
-            quantity,
-            seat_category: id(2004),
-        };
-        assert!(write(&[perf.clone(), seat("A", 1), zone(1)]).is_ok());
-        assert!(
-            write(&[seat("A", 1)]).is_err(),
-            "seat before its PERFORMANCE line"
-        );
-        assert!(
-            write(&[perf.clone(), seat("A", 2)]).is_err(),
-            "other version"
-        );
-        assert!(write(&[perf.clone(), zone(0)]).is_err(), "quantity 0");
-        let v0 = Line::Performance {
-            performance: id(1701),
-            version: 0,
-        };
-        assert!(write(&[v0]).is_err(), "version 0");
-        // A refused line leaves nothing half-written.
-        let mut w = Writer::new(Vec::new()).unwrap();
-        w.write(&perf).unwrap();
-        assert!(w.write(&seat("A", 2)).is_err());
-        w.write(&seat("A", 1)).unwrap();
-        let (out, n) = w.finish().unwrap();
-        assert_eq!(n, 2);
-        assert_eq!(read(std::str::from_utf8(&out).unwrap()).unwrap().len(), 2);
-    }
-}
+mod tests;

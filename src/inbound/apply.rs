@@ -66,10 +66,11 @@ impl std::fmt::Display for Applied {
             ),
             Applied::Contingent(c) => write!(
                 f,
-                "{} snapshot(s) applied, {} older one(s) ignored, {} sold place(s) kept outside the new contingent",
+                "{} snapshot(s) applied, {} older one(s) ignored, {} sold place(s) kept outside the new contingent, {} resolution(s) of the manager recorded",
                 c.applied.len(),
                 c.ignored.len(),
-                c.kept_sold
+                c.kept_sold,
+                c.resolutions.len()
             ),
             Applied::Sales(o) => write!(
                 f,
@@ -79,7 +80,11 @@ impl std::fmt::Display for Applied {
                 o.duplicates,
                 o.rejected,
                 o.acknowledged.len()
-            ),
+            )
+            .and_then(|()| match o.unbooked_refunds {
+                0 => Ok(()),
+                n => write!(f, ", {n} refund(s) of unbooked sales closed"),
+            }),
         }
     }
 }
@@ -254,7 +259,10 @@ fn import(
             let outcome = import.finish()?;
             // A file whose every snapshot was older than what is applied
             // changed nothing: journaled as ignored, said so in its run.
-            let state = if outcome.applied.is_empty() && !outcome.ignored.is_empty() {
+            let state = if outcome.applied.is_empty()
+                && outcome.resolutions.is_empty()
+                && !outcome.ignored.is_empty()
+            {
                 FileState::Ignored
             } else {
                 FileState::Applied

@@ -381,10 +381,11 @@ fn move_at(pair: &Pair, payload: Option<&Path>, dest: &Path, slot: u32) -> io::R
     Ok(target)
 }
 
-/// Links `from` as `to`; `to` may already be `from` (a link a crash left)
-/// or hold the same bytes.
+/// Links `from` as `to` (renames it where the kernel refuses the link: a
+/// file another account uploaded); `to` may already be `from` (a link a
+/// crash left) or hold the same bytes.
 fn place(from: &Path, to: &Path) -> io::Result<()> {
-    match local::link_new(from, to)? {
+    match local::link_or_rename_new(from, to)? {
         Placed::Linked | Placed::Same => Ok(()),
         Placed::Other => Err(io::Error::new(
             io::ErrorKind::AlreadyExists,

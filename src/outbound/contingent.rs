@@ -8,6 +8,12 @@
 //! the versions exported in that same transaction, so the marks commit with
 //! the file's journal row or not at all. Nothing to export is refused with
 //! the reason.
+//!
+//! Every CONTINGENT file also carries, after its snapshots, the resolutions
+//! of the link's lines the distributor was not told yet (RESOLUTION lines,
+//! [`reintegration::tell`]), marked with the file's sequence in the same
+//! transaction; a resolution alone is a reason to send a file. Without one,
+//! the file is written with the version 1 header.
 
 use std::io::Write;
 
@@ -17,7 +23,9 @@ use super::produce::{Produced, Producer, require_ready};
 use crate::config::Link;
 use crate::domain::contingent as domain;
 use crate::domain::export::ExportError;
+use crate::domain::reintegration;
 use crate::format::{Kind, contingent};
+use crate::store::journal;
 
 /// The `CONTINGENT` payload of one performance (`Some`, by id or code) or of
 /// every performance of the link with an allotment (`None`), or only of
@@ -66,6 +74,8 @@ impl Producer for ContingentPayload {
         out: &mut dyn Write,
     ) -> Result<Produced, ExportError> {
         require_ready(conn, link, "contingent export")?;
+        let sequence = journal::next_out(conn, &link.name, Kind::Contingent)?;
+        let untold = reintegration::untold(conn, &link.name)?;
         let performances = match &self.performance {
             Some(named) => {
                 let id = domain::performance_id(conn, named).map_err(|e| ExportError::Setup {
@@ -81,7 +91,7 @@ impl Producer for ContingentPayload {
                         object: format!("allotments of link {}", link.name),
                         problem: e.to_string(),
                     })?;
-                if all.is_empty() {
+                if all.is_empty() && untold == 0 {
                     return Err(ExportError::Setup {
                         code: "no-allotment",
                         problem: format!(
@@ -92,7 +102,7 @@ impl Producer for ContingentPayload {
                             .to_owned(),
                     });
                 }
-                if !self.changed_only {
+                if !self.changed_only || all.is_empty() {
                     all
                 } else {
                     let changed = domain::changed_performances(conn, &link.name).map_err(|e| {
@@ -101,7 +111,7 @@ impl Producer for ContingentPayload {
                             problem: e.to_string(),
                         }
                     })?;
-                    if changed.is_empty() {
+                    if changed.is_empty() && untold == 0 {
                         return Err(ExportError::NothingToSend {
                             problem: format!(
                                 "every contingent of link {} was already exported at its current version",
@@ -114,17 +124,27 @@ impl Producer for ContingentPayload {
                 }
             }
         };
-        let mut writer = contingent::Writer::new(out)?;
+        let mut writer = if untold > 0 {
+            contingent::Writer::with_resolutions(out)?
+        } else {
+            contingent::Writer::new(out)?
+        };
         let mut snapshots = Vec::with_capacity(performances.len());
         for p in performances {
             snapshots.push(domain::snapshot(conn, &link.name, p, &mut |line| {
                 writer.write(line)
             })?);
         }
+        let told = if untold > 0 {
+            reintegration::tell(conn, &link.name, sequence, &mut |line| writer.write(line))?
+        } else {
+            0
+        };
         let (_, records) = writer.finish()?;
-        Ok(Produced {
-            records,
-            report: domain::report_of(&snapshots),
-        })
+        let mut report = domain::report_of(&snapshots);
+        if told > 0 {
+            report.included.push(("resolutions".to_owned(), told));
+        }
+        Ok(Produced { records, report })
     }
 }

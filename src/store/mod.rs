@@ -209,6 +209,21 @@ impl Store {
         &self.path
     }
 
+    /// Closes the store with everything in its main file: the write-ahead
+    /// log checkpointed into it (synced) and removed, so that the file alone
+    /// can be renamed into place (a store built under a temporary name).
+    pub fn close(self) -> Result<(), StoreError> {
+        let path = self.path;
+        let err = |source| StoreError::Open {
+            path: path.clone(),
+            source,
+        };
+        self.conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .map_err(err)?;
+        self.conn.close().map_err(|(_, e)| err(e))
+    }
+
     pub fn institution(&self) -> &Code {
         &self.institution
     }

@@ -70,6 +70,11 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: SALES_DIGEST_AND_ZONE_INDEX,
     },
     Migration {
+        version: 9,
+        name: "resolutions told: the contingent file that carries each resolution to the distributor, and the resolutions the distributor applied",
+        sql: V9,
+    },
+    Migration {
         version: 10,
         name: "catalogue changes keep selling: validation per object, pending differences, versioned prices",
         sql: super::schema_prices::PER_OBJECT_VALIDATION_AND_PRICE_VERSIONS,
@@ -118,6 +123,26 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
     }
     Ok(())
 }
+
+const V9: &str = r#"
+-- Manager: the CONTINGENT sequence that told the distributor of this
+-- resolution, set by the export in the transaction that binds the sequence
+-- (NULL: not told yet, the next contingent file carries it).
+ALTER TABLE sales_line_resolution ADD COLUMN told_in INTEGER CHECK (told_in IS NULL OR told_in >= 1);
+CREATE INDEX sales_line_resolution_untold ON sales_line_resolution (link, told_in);
+-- Distributor: the manager's decision on one of its sale lines, from the
+-- RESOLUTION line of a CONTINGENT file, applied with the rest of the file.
+-- `decided`: the manager's time; `file`: the payload that carried it.
+CREATE TABLE sale_line_resolution (
+    line     INTEGER PRIMARY KEY REFERENCES sale_line (id),
+    link     TEXT NOT NULL CHECK (length(link) BETWEEN 1 AND 64),
+    decision TEXT NOT NULL CHECK (decision IN ('accepted', 'dismissed')),
+    reason   TEXT NOT NULL CHECK (length(reason) BETWEEN 1 AND 1024),
+    decided  TEXT NOT NULL CHECK (length(decided) = 20),
+    file     TEXT NOT NULL CHECK (length(file) BETWEEN 1 AND 255),
+    applied  TEXT NOT NULL
+) STRICT;
+"#;
 
 const V7: &str = r#"
 -- A rejected sales line the manager's ops resolved (stxd sales resolve):

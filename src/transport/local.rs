@@ -126,6 +126,19 @@ pub fn link_new(source: &Path, target: &Path) -> io::Result<Placed> {
     }
 }
 
+/// [`link_new`], or [`rename_new`] where the kernel refuses the link:
+/// Linux's `fs.protected_hardlinks` (on by default) forbids a hard link to a
+/// file its caller neither owns nor may write, such as a pair the peer's own
+/// account uploaded into a share it reads through a group. After a rename
+/// the source name is gone already, which removing it next tolerates
+/// ([`remove_name`]).
+pub fn link_or_rename_new(source: &Path, target: &Path) -> io::Result<Placed> {
+    match link_new(source, target) {
+        Err(e) if e.raw_os_error() == Some(libc::EPERM) => rename_new(source, target),
+        other => other,
+    }
+}
+
 /// Renames `source` to `target` unless `target` exists, atomically: the file
 /// never has two names (a reader that refuses hard-linked files never sees
 /// it linked), and a crash leaves it under one name or the other. An

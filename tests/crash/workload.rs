@@ -159,6 +159,12 @@ pub enum Step {
     /// A copy of an applied SALES file with one byte changed, dropped in the
     /// manager's inbox: it must be rejected into `error/` with its reason.
     DropTampered,
+    /// `stxd retry --link`: the refused files of the link put back into
+    /// their inbox (the tampered file is refused again).
+    Retry,
+    /// With the daemon running: wait until the tampered file is in the
+    /// manager's `error/` with its `.reason`, and nowhere else.
+    AwaitRefused,
 }
 
 impl Step {
@@ -230,7 +236,10 @@ impl Step {
                 "refund".into(),
                 of.to_string(),
             ],
-            Step::StartDaemon | Step::AwaitApplied(_) | Step::DropTampered => Vec::new(),
+            Step::Retry => s(&["--json", "retry", "--link", LINK]),
+            Step::StartDaemon | Step::AwaitApplied(_) | Step::DropTampered | Step::AwaitRefused => {
+                Vec::new()
+            }
         }
     }
 
@@ -238,7 +247,7 @@ impl Step {
     pub fn is_command(&self) -> bool {
         !matches!(
             self,
-            Step::StartDaemon | Step::AwaitApplied(_) | Step::DropTampered
+            Step::StartDaemon | Step::AwaitApplied(_) | Step::DropTampered | Step::AwaitRefused
         )
     }
 }
@@ -279,6 +288,8 @@ impl fmt::Display for Step {
             Step::Refund { of, line } => write!(f, "refund {of} (line {line})"),
             Step::StartDaemon => write!(f, "start daemon"),
             Step::DropTampered => write!(f, "drop a tampered sales file"),
+            Step::Retry => write!(f, "retry the refused files"),
+            Step::AwaitRefused => write!(f, "await the tampered file in error/"),
         }
     }
 }
@@ -509,9 +520,12 @@ const ZONE_SHRINK_ROUND: usize = 13;
 /// export, applied by the distributor; one to three sales and maybe a
 /// refund; the sales export, applied by the manager. So ≥ 7 contingent files
 /// and ≥ 22 sales files, each carrying new lines and the acknowledgements of
-/// the contingent versions applied since the previous one.
+/// the contingent versions applied since the previous one. In one daemon
+/// round, a damaged file is dropped by hand, refused, retried and refused
+/// again.
 pub fn random(seed: u64) -> Workload {
     let mut m = Model::new(seed);
+    let tamper_round = ONE_SHOT_ROUNDS + 1 + m.rng.range(0, DAEMON_ROUNDS as u64 - 2) as usize;
     for round in 0..ONE_SHOT_ROUNDS + DAEMON_ROUNDS {
         let daemon = round >= ONE_SHOT_ROUNDS;
         if round == ONE_SHOT_ROUNDS {
@@ -578,6 +592,9 @@ pub fn random(seed: u64) -> Workload {
             "workload {seed:#x}: round {round} has nothing to send"
         );
         exchange(&mut m, Flow::Sales, daemon);
+        if round == tamper_round {
+            refuse_and_retry(&mut m.steps);
+        }
     }
     // The acknowledgement of the last contingent versions (nothing to send
     // when the last sales file carried it already).
@@ -607,6 +624,18 @@ fn exchange(m: &mut Model, flow: Flow, daemon: bool) {
         }
         m.steps.push(Step::AwaitApplied(flow));
     }
+}
+
+/// With the daemon running: a damaged copy of an applied file dropped by
+/// hand, refused, retried by ops (`stxd retry`) and refused again, while
+/// the daemon raises its alert.
+fn refuse_and_retry(steps: &mut Vec<Step>) {
+    steps.extend([
+        Step::DropTampered,
+        Step::AwaitRefused,
+        Step::Retry,
+        Step::AwaitRefused,
+    ]);
 }
 
 /// Shorthands for the fixed workloads.
@@ -684,6 +713,8 @@ pub fn failpoint_cases() -> Workload {
             flush: true,
         }, // 26
         Step::AwaitApplied(Flow::Sales), // 27
+        Step::Retry,            // 28 = FP_RETRY
+        Step::AwaitRefused,     // 29
     ];
     Workload { seed: 0, steps }
 }
@@ -693,3 +724,4 @@ pub const FP_EXPORT_SALES: usize = 6;
 pub const FP_PROCESS_SALES: usize = 7;
 pub const FP_PROCESS_REJECTED: usize = 15;
 pub const FP_TRIGGER: usize = 18;
+pub const FP_RETRY: usize = 28;

@@ -35,6 +35,17 @@ const WAIT_GONE: Duration = Duration::from_secs(3);
 /// How long one command may run before it is killed as hung.
 const COMMAND_DEADLINE: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(20);
+/// Where the trial's alert command appends each notification (in the
+/// trial's folder, the daemon's working directory).
+const ALERTS: &str = "alerts.jsonl";
+/// The `[[alert]]` every trial's config has: each notification appended to
+/// [`ALERTS`] by a command, as an ops team's script would.
+const ALERT_TABLE: &str = r#"
+[[alert]]
+name = "trial"
+command = ["/bin/sh", "-c", "cat >> alerts.jsonl; echo >> alerts.jsonl"]
+events = ["file-refused"]
+"#;
 
 // ------------------------------------------------------------------ kills
 
@@ -188,6 +199,10 @@ fn template() -> &'static Path {
         .get_or_init(|| {
             let sb = Sandbox::new();
             sb.first_use_done();
+            let config = sb.path().join("config/stxd.toml");
+            let mut text = std::fs::read_to_string(&config).expect("demo config");
+            text.push_str(ALERT_TABLE);
+            std::fs::write(&config, text).expect("trial config");
             let dir = tempfile::Builder::new()
                 .prefix("crash-template-")
                 .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
@@ -989,6 +1004,15 @@ impl World {
             let left = self.triggers_left();
             self.find(Class::Stuck, format!("trigger files never taken: {left:?}"));
         }
+        // The daemon told the alert command of every refused file (again
+        // after a restart: the sweep after each listing raises what is in
+        // error/, so a kill between refusing and alerting loses nothing).
+        for file in self.unalerted_refusals() {
+            self.find(
+                Class::Other,
+                format!("{file} is in error/ but no file-refused alert was delivered"),
+            );
+        }
         self.daemon_wanted = false;
         self.stop_daemon();
         self.reap();
@@ -1120,7 +1144,88 @@ impl World {
             }
             Step::StartDaemon => {}
             Step::DropTampered => self.drop_tampered(),
+            Step::Retry => {
+                // 1: nothing to retry (the daemon holds the file being
+                // refused again, after a retry killed once it moved it).
+                if let Some(ran) = self.until_alive(&args, plan, &|_| false)
+                    && !matches!(ran.code(), Some(0 | 1))
+                {
+                    self.find(Class::Other, format!("retry failed: {}", ran.brief()));
+                }
+            }
+            Step::AwaitRefused => {
+                if !self.wait_until(WAIT, World::tampered_refused) {
+                    let inbox = names(&self.inbox(Flow::Sales));
+                    let error = names(&self.inbox(Flow::Sales).join("error"));
+                    self.find(
+                        Class::Stuck,
+                        format!(
+                            "the tampered file is not refused within {WAIT:?} (inbox {inbox:?}, error/ {error:?})"
+                        ),
+                    );
+                }
+            }
         }
+    }
+
+    /// The tampered SALES file (see [`World::drop_tampered`]) is in the
+    /// manager's `error/`, whole and with its `.reason`, and no longer in
+    /// the inbox.
+    fn tampered_refused(&self) -> bool {
+        let stem = format!("{LINK}.SALES.00000001.");
+        let inbox = self.inbox(Flow::Sales);
+        !names(&inbox).iter().any(|n| n.starts_with(&stem))
+            && names(&inbox.join("error"))
+                .iter()
+                .any(|n| n.starts_with(&stem) && n.ends_with(".reason"))
+            && super::checks::folder_problems(&self.exchange()).is_empty()
+    }
+
+    /// The files in an `error/` folder of the link that the alert command
+    /// has not been told of (an `open` file-refused notification naming
+    /// the manifest), once the running daemon had `WAIT` to deliver.
+    fn unalerted_refusals(&mut self) -> Vec<String> {
+        let refused = |w: &World| {
+            let mut found = Vec::new();
+            for side in ["to-distributor", "to-manager"] {
+                let dir = w.exchange().join(side).join("error");
+                for n in names(&dir) {
+                    // `<manifest>[.<slot>].reason`: the manifest's own name.
+                    let Some(head) = n.strip_suffix(".reason") else {
+                        continue;
+                    };
+                    let name = match head.rsplit_once('.') {
+                        Some((manifest, slot)) if slot.bytes().all(|b| b.is_ascii_digit()) => {
+                            manifest
+                        }
+                        _ => head,
+                    };
+                    found.push(name.to_owned());
+                }
+            }
+            found
+        };
+        let missing = |w: &World| -> Vec<String> {
+            let told = w.alerts_opened();
+            refused(w)
+                .into_iter()
+                .filter(|f| !told.contains(f))
+                .collect()
+        };
+        let _ = self.wait_until(WAIT, |w| missing(w).is_empty());
+        missing(self)
+    }
+
+    /// The files named by the `open` file-refused notifications the alert
+    /// command wrote (one JSON object per line in `alerts.jsonl`; a line
+    /// cut by a kill is skipped).
+    fn alerts_opened(&self) -> Vec<String> {
+        let text = std::fs::read_to_string(self.path().join(ALERTS)).unwrap_or_default();
+        text.lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v["event"] == "file-refused" && v["state"] == "open")
+            .filter_map(|v| v["file"].as_str().map(str::to_owned))
+            .collect()
     }
 
     /// A business command: run; if killed, look whether it committed before

@@ -71,6 +71,11 @@ fn op() -> impl Strategy<Value = Op> {
         2 => Just(Op::ExportSales),
         3 => pick().prop_map(|pick| Op::Deliver { kind: Kind::Sales, pick }),
         1 => (kind(), any::<usize>()).prop_map(|(kind, pick)| Op::Duplicate { kind, pick }),
+        1 => (0..2usize).prop_map(Op::Cancel),
+        1 => Just(Op::ExportCatalogue),
+        1 => pick().prop_map(|pick| Op::Deliver { kind: Kind::Catalogue, pick }),
+        1 => (0..2usize).prop_map(Op::RefundCancelled),
+        1 => any::<usize>().prop_map(Op::Dismiss),
     ]
 }
 
@@ -196,6 +201,80 @@ fn a_fixed_interleaving_with_reordering_and_duplicates() {
         [
             (50002, "allotted".to_owned()),
             (50003, "allotted".to_owned())
+        ]
+    );
+}
+
+/// A cancellation crossing a sale: A:1 sold before it (booked, then
+/// refunded with the others), A:2 sold after it by a distributor not told
+/// yet (rejected, dismissed, its refund closed with it), a refund of every
+/// ticket of the cancelled performance; the invariants hold at the end.
+#[test]
+fn a_fixed_interleaving_with_a_cancellation_and_a_dismissal() {
+    let ops = vec![
+        Op::Allocate {
+            perf: 0,
+            what: What::Seats(vec![0, 1, 2]),
+        },
+        Op::ExportContingent,
+        Op::Deliver {
+            kind: Kind::Contingent,
+            pick: Pick::Oldest,
+        },
+        Op::Sell {
+            perf: 0,
+            seat: Spot::Contingent(0),
+            reduced: false,
+            child: false,
+        },
+        Op::ExportSales,
+        Op::NextSecond,
+        Op::Cancel(0),
+        Op::NextSecond,
+        Op::Sell {
+            perf: 0,
+            seat: Spot::Contingent(1),
+            reduced: false,
+            child: false,
+        },
+        Op::ExportSales,
+        Op::Deliver {
+            kind: Kind::Sales,
+            pick: Pick::Oldest,
+        },
+        Op::Deliver {
+            kind: Kind::Sales,
+            pick: Pick::Oldest,
+        },
+        Op::Dismiss(0),
+        Op::ExportCatalogue,
+        Op::Deliver {
+            kind: Kind::Catalogue,
+            pick: Pick::Oldest,
+        },
+        Op::RefundCancelled(0),
+    ];
+    let world = play(template(), &ops);
+    let resolutions = world
+        .manager
+        .sql(|c| {
+            c.prepare("SELECT operation, code, by_user FROM sales_line_resolution ORDER BY line")?
+                .query_map([], |r| {
+                    Ok(format!(
+                        "{}|{}|{}",
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap();
+    assert_eq!(
+        resolutions,
+        [
+            "SALE|performance-cancelled|ops",
+            "REFUND|refund-of-unbooked-sale|stxd"
         ]
     );
 }

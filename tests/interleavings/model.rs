@@ -2,12 +2,18 @@
 //! (`tests/interleavings/mod.rs`, proptest) and the differential fuzz target
 //! (`fuzz/fuzz_targets/differential.rs`, cargo fuzz), each of which includes
 //! this file as a module of its own: random steps of allocate, release,
-//! contingent export/import, sell, refund, sales export, reintegration, and
-//! delayed, reordered and duplicated deliveries, played in-process through
-//! the library on a copy of a first-use-done template (a `config/` and
-//! `var/` folder). After every step no seat has two holders; once every
-//! file is delivered the manager's and the distributor's totals agree and
-//! the pending account holds exactly the accepted lines. It uses only the
+//! contingent export/import, sell, refund, sales export, reintegration,
+//! performance cancellation at the manager (its catalogue sent later),
+//! refunds of a cancelled performance's tickets, dismissals of rejected
+//! lines, and delayed, reordered and duplicated deliveries, played
+//! in-process through the library on a copy of a first-use-done template (a
+//! `config/` and `var/` folder). After every step no seat has two holders
+//! and none has two valid tickets. Once every file is delivered, ops settle
+//! as they would (every line still rejected dismissed, every ticket of a
+//! cancelled performance refunded) and every file is delivered again; then
+//! no sale of a cancelled performance is left without a matching refund or a
+//! resolution told to the distributor, the two sides' totals agree and the
+//! pending account holds exactly the accepted lines. It uses only the
 //! library and the crates both sides have (rusqlite, tempfile).
 
 use std::collections::BTreeMap;
@@ -201,6 +207,19 @@ pub(super) enum Op {
         kind: Kind,
         pick: usize,
     },
+    /// The manager cancels a performance (its catalogue not sent yet).
+    Cancel(usize),
+    /// The manager sends its catalogue (only after a cancellation).
+    ExportCatalogue,
+    /// The distributor refunds every valid sale of a performance it knows
+    /// is cancelled (refused otherwise).
+    RefundCancelled(usize),
+    /// The manager dismisses a line still rejected: an index into them.
+    Dismiss(usize),
+    /// Waits for the next whole second (times are compared to the second:
+    /// a sale in the second of a cancellation is given the benefit of the
+    /// doubt). Fixed cases only: it costs a second.
+    NextSecond,
 }
 
 /// A business refusal is fine (the op is simply not done); anything else is
@@ -220,6 +239,8 @@ pub(super) struct World {
     secret: stxd::format::envelope::Secret,
     /// Manager performance id → the distributor's local performance id.
     local_perf: BTreeMap<i64, i64>,
+    /// A performance was cancelled since the last catalogue export.
+    catalogue_due: bool,
 }
 
 impl World {
@@ -252,6 +273,7 @@ impl World {
             distributor,
             secret,
             local_perf,
+            catalogue_due: false,
         }
     }
 
@@ -454,6 +476,24 @@ impl World {
                     Err(e) => panic!("sell {sale:?}: {e}"),
                 }
             }
+            Op::Cancel(perf) => self.cancel(*perf),
+            Op::NextSecond => {
+                let now = time::OffsetDateTime::now_utc();
+                let left = 1_000_000_000 - u64::from(now.nanosecond());
+                std::thread::sleep(std::time::Duration::from_nanos(left + 10_000_000));
+            }
+            Op::ExportCatalogue => {
+                if std::mem::take(&mut self.catalogue_due) {
+                    self.export(Kind::Catalogue);
+                }
+            }
+            Op::RefundCancelled(perf) => self.refund_cancelled(*perf),
+            Op::Dismiss(i) => {
+                let open = self.open_rejects();
+                if let Some(line) = open.get(i % open.len().max(1)) {
+                    self.dismiss(*line);
+                }
+            }
             Op::Refund(i) => {
                 let active = self.active_lines();
                 let Some(line) = active.get(i % active.len().max(1)) else {
@@ -579,8 +619,67 @@ impl World {
         );
     }
 
+    fn cancel(&mut self, perf: usize) {
+        let named = PERFORMANCES[perf].to_string();
+        let r = self.manager.write(|tx| {
+            stxd::domain::lifecycle::end(tx, LINK, &named, stxd::domain::lifecycle::Ending::Cancel)
+        });
+        refused_ok("cancel", r);
+        self.catalogue_due = true;
+    }
+
+    fn refund_cancelled(&mut self, perf: usize) {
+        let local = self.local_perf[&PERFORMANCES[perf]].to_string();
+        match self
+            .distributor
+            .write(|tx| selling::refund_performance(tx, LINK, &local))
+        {
+            Ok(_) => {}
+            Err(e) if e.is_refusal() => {}
+            Err(e) => panic!("refund of cancelled performance {local}: {e}"),
+        }
+    }
+
+    /// The manager's lines still rejected (no resolution), in line order.
+    fn open_rejects(&self) -> Vec<i64> {
+        self.manager
+            .sql(|c| {
+                c.prepare(
+                    "SELECT l.line FROM sales_line l WHERE l.status = 'rejected'
+                       AND NOT EXISTS (SELECT 1 FROM sales_line_resolution r
+                                        WHERE r.link = l.link AND r.line = l.line)
+                     ORDER BY l.line",
+                )?
+                .query_map([], |r| r.get(0))?
+                .collect::<Result<Vec<i64>, _>>()
+            })
+            .expect("open rejects")
+    }
+
+    fn dismiss(&mut self, line: i64) {
+        let link = self.case.link().clone();
+        let ctx = stxd::domain::reintegration::Context {
+            link: &link.name,
+            login: &link.login,
+            distributor: link.distributor.as_str(),
+            file: "",
+            run: 0,
+        };
+        let dismiss = stxd::domain::reintegration::Decision::Dismiss;
+        let r = self.manager.write(|tx| {
+            stxd::domain::reintegration::resolve_line(tx, ctx, line, &dismiss, "model", "ops")
+        });
+        if let Err(e) = r {
+            panic!("dismiss of rejected line {line}: {e}");
+        }
+    }
+
     /// Every file delivered, in order, twice round (acks free holds).
     fn flush(&mut self) {
+        if std::mem::take(&mut self.catalogue_due) {
+            self.export(Kind::Catalogue);
+        }
+        self.deliver_all(Kind::Catalogue);
         for _ in 0..2 {
             self.export(Kind::Contingent);
             self.deliver_all(Kind::Contingent);
@@ -634,18 +733,31 @@ impl World {
             count(
                 &self.distributor,
                 "SELECT count(*) FROM sale_line WHERE operation = 'REFUND'"
+            ) - count(
+                &self.manager,
+                "SELECT count(*) FROM sales_line_resolution WHERE code = 'refund-of-unbooked-sale'"
             ),
-            "cancelled tickets vs refund lines"
+            "cancelled tickets vs refund lines (less the refunds of sales never booked)"
         );
+        // A line is rejected only on a cancelled performance (a sale made
+        // after the cancellation, or its refund), and every one is resolved.
         let rejected: Vec<(i64, String, String)> = self
             .manager
             .sql(|c| {
-                c.prepare("SELECT line, code, reason FROM sales_line WHERE status = 'rejected'")?
-                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<Result<Vec<_>, _>>()
+                c.prepare(
+                    "SELECT l.line, l.code, l.reason FROM sales_line l WHERE l.status = 'rejected'
+                       AND (l.code NOT IN ('performance-cancelled', 'refund-of-unbooked-sale')
+                            OR NOT EXISTS (SELECT 1 FROM sales_line_resolution r
+                                            WHERE r.link = l.link AND r.line = l.line))",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                .collect::<Result<Vec<_>, _>>()
             })
             .expect("rejected lines");
-        assert!(rejected.is_empty(), "lines rejected: {rejected:?}");
+        assert!(
+            rejected.is_empty(),
+            "lines rejected and left open: {rejected:?}"
+        );
         let unsent = count(
             &self.distributor,
             "SELECT count(*) FROM sale_line WHERE exported_in IS NULL",
@@ -680,8 +792,109 @@ impl World {
     }
 }
 
+impl World {
+    /// What ops do once everything is through: dismiss every line still
+    /// rejected, refund every ticket of a cancelled performance; then every
+    /// file through again.
+    fn settle(&mut self) {
+        for line in self.open_rejects() {
+            self.dismiss(line);
+        }
+        for perf in 0..PERFORMANCES.len() {
+            self.refund_cancelled(perf);
+        }
+        self.flush();
+    }
+
+    /// No ticket on a cancelled performance without a matching refund or a
+    /// resolution: every valid ticket of one is gone, and each distributor
+    /// sale of one is refunded (its ticket cancelled by that refund) or was
+    /// never booked and carries the manager's dismissal. Every resolution
+    /// reached the distributor, once.
+    fn check_cancelled(&self) {
+        let count = |store: &Store, sql: &str| -> i64 {
+            store
+                .sql(|c| c.query_row(sql, [], |r| r.get(0)))
+                .expect("count")
+        };
+        assert_eq!(
+            count(
+                &self.manager,
+                "SELECT count(*) FROM ticket t JOIN performance p ON p.id = t.performance
+                  WHERE p.state = 'cancelled' AND t.state = 'valid'"
+            ),
+            0,
+            "valid tickets left on a cancelled performance"
+        );
+        let sales: Vec<(i64, bool, Option<i64>, Option<String>)> = self
+            .distributor
+            .sql(|c| {
+                c.prepare(
+                    "SELECT s.id, s.active, (SELECT f.id FROM sale_line f WHERE f.refund_of = s.id),
+                            (SELECT x.decision FROM sale_line_resolution x WHERE x.line = s.id)
+                       FROM sale_line s JOIN performance p ON p.id = s.performance
+                      WHERE s.operation = 'SALE' AND p.state = 'cancelled' ORDER BY s.id",
+                )?
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get::<_, i64>(1)? == 1, r.get(2)?, r.get(3)?))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .expect("sales of cancelled performances");
+        for (line, active, refund, told) in sales {
+            let booked: Option<(String, Option<i64>)> = self
+                .manager
+                .sql(|c| {
+                    c.query_row(
+                        "SELECT state, refund_line FROM ticket WHERE link = ?1 AND line = ?2",
+                        (LINK, line),
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })
+                })
+                .expect("ticket of a line");
+            match booked {
+                Some((state, refunded_by)) => assert!(
+                    !active
+                        && state == "cancelled"
+                        && refunded_by.is_some()
+                        && refunded_by == refund,
+                    "sale line {line} of a cancelled performance: ticket {state}, refunded by {refunded_by:?}, distributor refund {refund:?}"
+                ),
+                None => assert_eq!(
+                    told.as_deref(),
+                    Some("dismissed"),
+                    "sale line {line} of a cancelled performance never booked and not dismissed at the distributor"
+                ),
+            }
+        }
+        let told_at_manager = count(
+            &self.manager,
+            "SELECT count(*) FROM sales_line_resolution WHERE told_in IS NOT NULL",
+        );
+        assert_eq!(
+            told_at_manager,
+            count(&self.manager, "SELECT count(*) FROM sales_line_resolution"),
+            "a resolution never told"
+        );
+        assert_eq!(
+            told_at_manager,
+            count(
+                &self.distributor,
+                "SELECT count(*) FROM sale_line_resolution"
+            ),
+            "resolutions told vs recorded at the distributor"
+        );
+    }
+}
+
 /// Plays `ops` on a fresh copy of `template`, checking after each step and
-/// once every file is through; panics on any broken invariant.
+/// once every file is through and ops settled; panics on any broken
+/// invariant.
 pub(super) fn play(template: &Path, ops: &[Op]) -> World {
     let mut world = World::new(template);
     for op in ops {
@@ -690,6 +903,9 @@ pub(super) fn play(template: &Path, ops: &[Op]) -> World {
     }
     world.flush();
     world.check_holders(&Op::ExportSales);
+    world.settle();
+    world.check_holders(&Op::ExportSales);
+    world.check_cancelled();
     world.check_totals();
     world
 }

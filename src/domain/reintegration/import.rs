@@ -136,10 +136,14 @@ impl<'t> SalesImport<'t> {
         if let Some(booked) = previous {
             return self.duplicate(t, &position, booked, (&record, digest));
         }
+        if self.dismissed_again(t, id, &position)? {
+            return Ok(());
+        }
         let result = match t.operation {
             Operation::Sale => self.sale(t, &position),
             Operation::Refund => self.refund(t),
         };
+        let mut unbooked = None;
         let (status, code, reason) = match result {
             Ok(Booked::Sale) => {
                 self.outcome.booked += 1;
@@ -148,6 +152,12 @@ impl<'t> SalesImport<'t> {
             Ok(Booked::Refund) => {
                 self.outcome.refunded += 1;
                 ("booked", None, None)
+            }
+            Ok(Booked::UnbookedRefund { sale, code, reason }) => {
+                self.outcome.unbooked_refunds += 1;
+                let why = super::unbooked::why(sale, &code, &reason);
+                unbooked = Some((sale, code));
+                ("rejected", Some(super::unbooked::CODE), Some(why))
             }
             Err(Stop::Fail(e)) => return Err(e),
             Err(Stop::Reject { code, reason }) => {
@@ -193,6 +203,9 @@ impl<'t> SalesImport<'t> {
             &self.now,
             digest,
         ])?;
+        if let Some((sale, sale_code)) = unbooked {
+            self.close_unbooked(t, id, &position, sale, &sale_code)?;
+        }
         Ok(())
     }
 

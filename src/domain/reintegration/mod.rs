@@ -82,11 +82,14 @@ use crate::store::StoreError;
 
 mod cache;
 mod import;
+mod notices;
 mod refund;
 mod rejects;
 mod resolve;
 mod sale;
+mod unbooked;
 
+pub use notices::{on_the_wire, tell, untold};
 pub use rejects::{REJECT_COLUMNS, Rejected, export_rejects, for_each_rejected};
 pub use resolve::{Decision, NEVER_OVERRIDDEN, OVERRIDABLE, Resolution, resolve_line};
 
@@ -118,6 +121,8 @@ pub struct SalesOutcome {
     pub duplicates: u64,
     /// Lines rejected, each kept with its reason.
     pub rejected: u64,
+    /// Refunds of a sale never booked: closed, nothing to cancel.
+    pub unbooked_refunds: u64,
     /// The contingent versions the distributor acknowledges, the highest per
     /// performance, by performance id.
     pub acks: Vec<sales::Ack>,
@@ -129,7 +134,7 @@ pub struct SalesOutcome {
 impl SalesOutcome {
     /// Ticket lines read (ACK lines not counted).
     pub fn lines(&self) -> u64 {
-        self.booked + self.refunded + self.duplicates + self.rejected
+        self.booked + self.refunded + self.duplicates + self.rejected + self.unbooked_refunds
     }
 }
 
@@ -307,6 +312,15 @@ fn reject(code: &'static str, reason: impl Into<String>) -> Stop {
 enum Booked {
     Sale,
     Refund,
+    /// A refund of a sale the manager never booked (rejected, or
+    /// dismissed): nothing to cancel; the refund and the sale are closed
+    /// as dismissed (`unbooked`).
+    UnbookedRefund {
+        /// The sale's line id, its rejection code and reason.
+        sale: i64,
+        code: String,
+        reason: String,
+    },
 }
 
 /// A place resolved in the store.
@@ -546,9 +560,10 @@ mod tests {
             refunded: 1,
             duplicates: 3,
             rejected: 4,
+            unbooked_refunds: 5,
             acks: Vec::new(),
             acknowledged: Vec::new(),
         };
-        assert_eq!(o.lines(), 10);
+        assert_eq!(o.lines(), 15);
     }
 }

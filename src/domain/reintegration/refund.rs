@@ -12,7 +12,12 @@ impl<'t> SalesImport<'t> {
     pub(super) fn refund(&mut self, t: &Ticket) -> Result<Booked, Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
-        let (of, of_id) = self.refunded_sale(t)?;
+        let (of, of_id) = match self.refunded_sale(t)? {
+            Refunded::Booked(of, of_id) => (of, of_id),
+            Refunded::Unbooked { sale, code, reason } => {
+                return Ok(Booked::UnbookedRefund { sale, code, reason });
+            }
+        };
         type Sold = (
             i64,
             i64,
@@ -117,9 +122,9 @@ impl<'t> SalesImport<'t> {
         Ok(Booked::Refund)
     }
 
-    /// The sale a REFUND line cancels: a SALE line of the link, booked.
-    /// Returns its line id (as written and as stored).
-    fn refunded_sale(&self, t: &Ticket) -> Result<(u64, i64), Stop> {
+    /// The sale a REFUND line cancels: a SALE line of the link, booked
+    /// (its line id as written and as stored), or received and never booked.
+    fn refunded_sale(&self, t: &Ticket) -> Result<Refunded, Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
         let Some(of) = t.refund_of else {
@@ -151,17 +156,26 @@ impl<'t> SalesImport<'t> {
                 ));
             }
             Some((_, status, code, reason)) if status != "booked" => {
-                return Err(reject(
-                    "refund-unknown-sale",
-                    format!(
-                        "refunds line id {of}, a sale that was rejected ({}: {})",
-                        code.unwrap_or_default(),
-                        reason.unwrap_or_default()
-                    ),
-                ));
+                return Ok(Refunded::Unbooked {
+                    sale: of_id,
+                    code: code.unwrap_or_default(),
+                    reason: reason.unwrap_or_default(),
+                });
             }
             Some(_) => {}
         }
-        Ok((of, of_id))
+        Ok(Refunded::Booked(of, of_id))
     }
+}
+
+/// The sale a refund names.
+enum Refunded {
+    /// Booked: its line id as written and as stored.
+    Booked(u64, i64),
+    /// Received and rejected (open or resolved): never booked.
+    Unbooked {
+        sale: i64,
+        code: String,
+        reason: String,
+    },
 }

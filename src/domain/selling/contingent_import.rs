@@ -15,6 +15,16 @@
 //! [`MAX_VERSION_JUMP`] ahead of the version applied (or of 0, for a first
 //! snapshot) refuses the file (`version-out-of-range`).
 //!
+//! A `RESOLUTION` line records the manager's decision on one of this
+//! link's sale lines (`sale_line_resolution`, shown by `stxd sale list`),
+//! in the file's transaction; a line id this store does not have on the
+//! link refuses the whole file (`resolution-unknown-line`): the manager only
+//! resolves lines it received from this distributor, so an unknown one
+//! means the link points at another store, and nothing of the file is
+//! applied until that is understood. The same decision told again is
+//! recorded once (an info message); another decision on a line already
+//! resolved refuses the file (`resolution-differs`).
+//!
 //! Every refusal names the file, the line (the header is line 1) and has a
 //! stable code.
 
@@ -63,6 +73,8 @@ pub struct ContingentOutcome {
     /// Places sold here that the applied snapshots no longer hold (seats
     /// taken back, zone places above the new quantity): they stay sold.
     pub kept_sold: u64,
+    /// The manager's resolutions recorded: line id and decision.
+    pub resolutions: Vec<(u64, contingent::Decision)>,
 }
 
 /// The snapshot being read.
@@ -114,6 +126,15 @@ impl<'t> ContingentImport<'t> {
 
     fn apply(&mut self, line: &contingent::Line) -> Result<(), DomainError> {
         match line {
+            contingent::Line::Resolution {
+                line,
+                decision,
+                reason,
+                decided,
+            } => {
+                self.close()?;
+                self.resolution(*line, *decision, reason, *decided)
+            }
             contingent::Line::Performance {
                 performance,
                 version,
@@ -217,6 +238,104 @@ impl<'t> ContingentImport<'t> {
                 Ok(())
             }
         }
+    }
+
+    /// Records the manager's decision on sale line `line` of this link.
+    fn resolution(
+        &mut self,
+        line: u64,
+        decision: contingent::Decision,
+        reason: &str,
+        decided: time::OffsetDateTime,
+    ) -> Result<(), DomainError> {
+        let object = || format!("RESOLUTION of line id {line}");
+        let known: Option<String> = match i64::try_from(line) {
+            Ok(id) => self
+                .tx
+                .prepare_cached("SELECT operation FROM sale_line WHERE id = ?1 AND link = ?2")?
+                .query_row((id, self.link), |r| r.get(0))
+                .optional()?,
+            Err(_) => None,
+        };
+        let Some(operation) = known else {
+            return Err(Refused {
+                code: "resolution-unknown-line",
+                object: object(),
+                problem: format!(
+                    "expected a sale or refund line of link {} in this store, found no line {line}: the manager resolved a line this store never sent; check that link {} uses this store",
+                    self.link, self.link
+                ),
+            }
+            .into());
+        };
+        let decided = crate::format::csv::format_time(decided).map_err(|e| Refused {
+            code: "bad-time",
+            object: object(),
+            problem: e.to_string(),
+        })?;
+        let before: Option<String> = self
+            .tx
+            .prepare_cached("SELECT decision FROM sale_line_resolution WHERE line = ?1")?
+            .query_row([line as i64], |r| r.get(0))
+            .optional()?;
+        let location = format!("line {}", self.line);
+        match before {
+            Some(b) if b == decision.as_str() => {
+                runs::message(
+                    self.tx,
+                    self.ctx.run,
+                    Level::Info,
+                    "resolution-known",
+                    Some(&location),
+                    &format!(
+                        "line id {line}: already recorded as {b} by the manager; nothing done"
+                    ),
+                )?;
+                return Ok(());
+            }
+            Some(b) => {
+                return Err(Refused {
+                    code: "resolution-differs",
+                    object: object(),
+                    problem: format!(
+                        "line id {line} is already recorded as {b} by the manager, this file says {}; a line is resolved once",
+                        decision.as_str()
+                    ),
+                }
+                .into());
+            }
+            None => {}
+        }
+        self.tx
+            .prepare_cached(
+                "INSERT INTO sale_line_resolution (line, link, decision, reason, decided, file, applied)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?
+            .execute((
+                line as i64,
+                self.link,
+                decision.as_str(),
+                reason,
+                &decided,
+                self.ctx.file,
+                crate::store::now(),
+            ))?;
+        runs::message(
+            self.tx,
+            self.ctx.run,
+            Level::Info,
+            match decision {
+                contingent::Decision::Accepted => "line-accepted",
+                contingent::Decision::Dismissed => "line-dismissed",
+            },
+            Some(&location),
+            &format!(
+                "{operation} line id {line} {} by the manager on {decided}: {reason}",
+                decision.as_str()
+            ),
+        )?;
+        self.outcome.resolutions.push((line, decision));
+        Ok(())
     }
 
     /// Ends the last snapshot and returns what the file did.

@@ -62,6 +62,21 @@ pub struct Filter<'a> {
     /// Only the valid sales of a cancelled performance (`performance` must
     /// name one): the tickets to refund.
     pub to_refund: bool,
+    /// Only the lines the manager resolved (accepted or dismissed after
+    /// rejecting them), as told in its CONTINGENT files.
+    pub disputed: bool,
+}
+
+/// The manager's decision on a line, as its CONTINGENT file told it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResolutionView {
+    /// `accepted` or `dismissed`.
+    pub decision: String,
+    pub reason: String,
+    /// When the manager decided (UTC).
+    pub decided: String,
+    /// The CONTINGENT payload that told it.
+    pub file: String,
 }
 
 /// A sale or refund line, with local codes, for people.
@@ -84,13 +99,38 @@ pub struct LineView {
     pub price: String,
     pub active: bool,
     pub exported_in: Option<i64>,
+    /// The manager's decision on the line, when it rejected it and then
+    /// resolved it.
+    pub resolution: Option<ResolutionView>,
+}
+
+impl LineView {
+    /// The line's state in words: sold, refunded, refund of N, and what the
+    /// manager decided ("dismissed by the manager: <reason>").
+    pub fn state(&self) -> String {
+        let mut state = match (self.operation.as_str(), self.active) {
+            ("REFUND", _) => format!("refund of {}", self.refund_of.unwrap_or(0)),
+            (_, true) => "sold".to_owned(),
+            (_, false) => "refunded".to_owned(),
+        };
+        match &self.resolution {
+            Some(r) if r.decision == "dismissed" => {
+                state.push_str(&format!(", dismissed by the manager: {}", r.reason));
+            }
+            Some(r) => state.push_str(&format!(", accepted by the manager ({})", r.reason)),
+            None => {}
+        }
+        state
+    }
 }
 
 const VIEW_SQL: &str = "SELECT l.id, l.link, l.operation, l.time, l.order_ref, l.refund_of,
         p.code, f.code,
         CASE WHEN l.seat IS NOT NULL THEN b.code || ' ' || r.code || ' ' || s.number ELSE z.code END,
-        c.code, t.code, a.code, l.amount, l.currency, l.active, l.exported_in
+        c.code, t.code, a.code, l.amount, l.currency, l.active, l.exported_in,
+        x.decision, x.reason, x.decided, x.file
    FROM sale_line l
+   LEFT JOIN sale_line_resolution x ON x.line = l.id
    JOIN product p ON p.id = l.product
    JOIN performance f ON f.id = l.performance
    LEFT JOIN seat s ON s.id = l.seat
@@ -130,6 +170,15 @@ fn view_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LineView> {
         price,
         active: r.get::<_, i64>(14)? == 1,
         exported_in: r.get(15)?,
+        resolution: match r.get::<_, Option<String>>(16)? {
+            Some(decision) => Some(ResolutionView {
+                decision,
+                reason: r.get(17)?,
+                decided: r.get(18)?,
+                file: r.get(19)?,
+            }),
+            None => None,
+        },
     })
 }
 
@@ -171,7 +220,8 @@ pub fn list(conn: &Connection, filter: &Filter<'_>) -> Result<Vec<LineView>, Dom
     let sql = format!(
         "{VIEW_SQL} WHERE (?1 IS NULL OR l.link = ?1) AND (?2 IS NULL OR l.performance = ?2)
            AND (?3 = 0 OR l.exported_in IS NULL)
-           AND (?4 = 0 OR (l.operation = 'SALE' AND l.active = 1)) ORDER BY l.id"
+           AND (?4 = 0 OR (l.operation = 'SALE' AND l.active = 1))
+           AND (?5 = 0 OR x.decision IS NOT NULL) ORDER BY l.id"
     );
     let rows = conn
         .prepare(&sql)?
@@ -181,6 +231,7 @@ pub fn list(conn: &Connection, filter: &Filter<'_>) -> Result<Vec<LineView>, Dom
                 performance,
                 i64::from(filter.unexported),
                 i64::from(filter.to_refund),
+                i64::from(filter.disputed),
             ),
             view_row,
         )?

@@ -35,7 +35,7 @@ mod sell;
 
 pub use contingent_import::{ContingentImport, ContingentOutcome, MAX_VERSION_JUMP};
 pub use export::export_sales;
-pub use lines::{Filter, LineView, list, refund_performance};
+pub use lines::{Filter, LineView, ResolutionView, list, refund_performance};
 pub use sell::{Place, Sale, SaleReceipt, SaleRefusal, log_refusal, refund, sell};
 
 #[cfg(test)]

@@ -35,6 +35,10 @@ pub struct CsvReader<R: BufRead> {
     later: &'static [&'static [&'static str]],
     /// The format version the header showed (1 until it is read).
     version: u32,
+    /// The first `required` columns must be in the header; the others may
+    /// be missing (a later format's columns, absent from earlier files),
+    /// and then read as empty.
+    required: usize,
     /// Canonical column → position in the file.
     index: Vec<usize>,
     /// Position in the file → canonical column name.
@@ -73,6 +77,7 @@ impl<R: BufRead> CsvReader<R> {
             columns,
             later: &[],
             version: 1,
+            required: columns.len(),
             index: Vec::new(),
             names: Vec::new(),
             record: StringRecord::new(),
@@ -80,6 +85,14 @@ impl<R: BufRead> CsvReader<R> {
             records: 0,
             state: State::Start,
         }
+    }
+
+    /// Only the first `required` columns must be in the header; a missing
+    /// later one reads as empty on every line (columns a later version of
+    /// the payload added, absent from files of earlier versions).
+    pub fn optional_after(mut self, required: usize) -> CsvReader<R> {
+        self.required = required.min(self.columns.len());
+        self
     }
 
     /// Data records read so far (the header not counted).
@@ -305,7 +318,11 @@ impl<R: BufRead> CsvReader<R> {
                 names.push(*col);
             }
         }
-        if let Some(c) = index.iter().position(|p| *p == usize::MAX) {
+        if let Some(c) = index
+            .iter()
+            .take(self.required)
+            .position(|p| *p == usize::MAX)
+        {
             let name = self.columns.get(c).copied().unwrap_or("?");
             return Err(self.error(
                 Position::field(1, name),

@@ -17,6 +17,14 @@ use super::schema::{Element, ElementSpec, Schema};
 use crate::format::{FormatError, Limits, Position};
 use crate::ident::shorten;
 
+/// What handling one event leads to.
+enum Step {
+    /// Read the next event.
+    Next,
+    Element(Element),
+    Done,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
     /// Nothing read yet: the declaration must come first.
@@ -105,104 +113,119 @@ impl<R: BufRead> XmlReader<R> {
             }
             self.reader.get_mut().begin_event();
             let start = self.reader.get_ref().consumed;
-            self.buf.clear();
-            let event = self.reader.read_event_into(&mut self.buf);
-            let event = match event {
-                Ok(ev) => ev.into_owned(),
-                Err(e) => return Err(self.map_error(e, start)),
+            // The event borrows the buffer, taken out of `self` meanwhile
+            // so that handling it needs no copy.
+            let mut buf = std::mem::take(&mut self.buf);
+            buf.clear();
+            let step = match self.reader.read_event_into(&mut buf) {
+                Ok(event) => self.handle(event, start),
+                Err(e) => Err(self.map_error(e, start)),
             };
-            match (self.phase, event) {
-                (Phase::Start, Event::Decl(d)) => {
-                    self.check_declaration(&d, start)?;
-                    self.phase = Phase::Prolog;
-                }
-                (Phase::Start, Event::Eof) => {
-                    return Err(self.err(start, "xml-empty", "the file is empty"));
-                }
-                (Phase::Start, _) => {
-                    return Err(self.err(
-                        start,
-                        "xml-declaration",
-                        "expected the declaration <?xml version=\"1.0\" encoding=\"UTF-8\"?> \
-                         at the start of the file",
-                    ));
-                }
-                (_, Event::Decl(_)) => {
-                    return Err(self.err(
-                        start,
-                        "xml-declaration",
-                        "found an xml declaration that is not at the start of the file",
-                    ));
-                }
-                (_, Event::Comment(_)) => {}
-                (Phase::Epilog, Event::Text(t)) if is_blank(t.as_bytes()) => {}
-                (_, Event::Text(t)) => {
-                    if let Some(e) = self.text_error(&t, start) {
-                        return Err(e);
-                    }
-                }
-                (_, Event::GeneralRef(r)) => return Err(self.reference_error(&r, start)),
-                (_, Event::DocType(_)) => {
-                    return Err(self.err(
-                        start,
-                        "xml-doctype",
-                        "found a DOCTYPE; DOCTYPE and entity declarations are refused",
-                    ));
-                }
-                (_, Event::PI(_)) => {
-                    return Err(self.err(
-                        start,
-                        "xml-pi",
-                        "found a processing instruction; only the xml declaration is allowed",
-                    ));
-                }
-                (_, Event::CData(_)) => {
-                    return Err(self.err(
-                        start,
-                        "xml-cdata",
-                        "found a CDATA section; the format has no text content",
-                    ));
-                }
-                (Phase::Prolog, Event::Start(s)) => self.open_root(&s, start, false)?,
-                (Phase::Prolog, Event::Empty(s)) => self.open_root(&s, start, true)?,
-                (Phase::Body, Event::Start(s)) => return self.open(&s, start, false).map(Some),
-                (Phase::Body, Event::Empty(s)) => return self.open(&s, start, true).map(Some),
-                (Phase::Epilog, Event::Start(s) | Event::Empty(s)) => {
-                    let name = s.name().as_ref().to_owned();
-                    return Err(self.err(
-                        start,
-                        "xml-trailing",
-                        format!(
-                            "expected nothing after the root element, found <{}>",
-                            shorten(&name)
-                        ),
-                    ));
-                }
-                (Phase::Body, Event::End(_)) => {
-                    self.stack.pop();
-                    if self.stack.is_empty() {
-                        self.phase = Phase::Epilog;
-                    }
-                }
-                (Phase::Epilog, Event::Eof) => {
-                    self.phase = Phase::Done;
-                    return Ok(None);
-                }
-                (Phase::Prolog | Phase::Body, Event::Eof) => return Err(self.truncated(start)),
-                (_, Event::End(e)) => {
-                    let name = e.name().as_ref().to_owned();
-                    return Err(self.err(
-                        start,
-                        "xml-end-tag",
-                        format!("found end tag </{}> with no open element", shorten(&name)),
-                    ));
-                }
-                (_, Event::Start(_) | Event::Empty(_) | Event::Eof) => {
-                    // Phases Start and Done are handled above.
-                    return Err(self.err(start, "xml-syntax", "unexpected markup"));
-                }
+            self.buf = buf;
+            match step? {
+                Step::Next => {}
+                Step::Element(e) => return Ok(Some(e)),
+                Step::Done => return Ok(None),
             }
         }
+    }
+
+    /// What one event of the document does, by phase.
+    fn handle(&mut self, event: Event<'_>, start: u64) -> Result<Step, FormatError> {
+        match (self.phase, event) {
+            (Phase::Start, Event::Decl(d)) => {
+                self.check_declaration(&d, start)?;
+                self.phase = Phase::Prolog;
+            }
+            (Phase::Start, Event::Eof) => {
+                return Err(self.err(start, "xml-empty", "the file is empty"));
+            }
+            (Phase::Start, _) => {
+                return Err(self.err(
+                    start,
+                    "xml-declaration",
+                    "expected the declaration <?xml version=\"1.0\" encoding=\"UTF-8\"?> \
+                     at the start of the file",
+                ));
+            }
+            (_, Event::Decl(_)) => {
+                return Err(self.err(
+                    start,
+                    "xml-declaration",
+                    "found an xml declaration that is not at the start of the file",
+                ));
+            }
+            (_, Event::Comment(_)) => {}
+            (Phase::Epilog, Event::Text(t)) if is_blank(t.as_bytes()) => {}
+            (_, Event::Text(t)) => {
+                if let Some(e) = self.text_error(&t, start) {
+                    return Err(e);
+                }
+            }
+            (_, Event::GeneralRef(r)) => return Err(self.reference_error(&r, start)),
+            (_, Event::DocType(_)) => {
+                return Err(self.err(
+                    start,
+                    "xml-doctype",
+                    "found a DOCTYPE; DOCTYPE and entity declarations are refused",
+                ));
+            }
+            (_, Event::PI(_)) => {
+                return Err(self.err(
+                    start,
+                    "xml-pi",
+                    "found a processing instruction; only the xml declaration is allowed",
+                ));
+            }
+            (_, Event::CData(_)) => {
+                return Err(self.err(
+                    start,
+                    "xml-cdata",
+                    "found a CDATA section; the format has no text content",
+                ));
+            }
+            (Phase::Prolog, Event::Start(s)) => self.open_root(&s, start, false)?,
+            (Phase::Prolog, Event::Empty(s)) => self.open_root(&s, start, true)?,
+            (Phase::Body, Event::Start(s)) => {
+                return self.open(&s, start, false).map(Step::Element);
+            }
+            (Phase::Body, Event::Empty(s)) => return self.open(&s, start, true).map(Step::Element),
+            (Phase::Epilog, Event::Start(s) | Event::Empty(s)) => {
+                let name = s.name().as_ref().to_owned();
+                return Err(self.err(
+                    start,
+                    "xml-trailing",
+                    format!(
+                        "expected nothing after the root element, found <{}>",
+                        shorten(&name)
+                    ),
+                ));
+            }
+            (Phase::Body, Event::End(_)) => {
+                self.stack.pop();
+                if self.stack.is_empty() {
+                    self.phase = Phase::Epilog;
+                }
+            }
+            (Phase::Epilog, Event::Eof) => {
+                self.phase = Phase::Done;
+                return Ok(Step::Done);
+            }
+            (Phase::Prolog | Phase::Body, Event::Eof) => return Err(self.truncated(start)),
+            (_, Event::End(e)) => {
+                let name = e.name().as_ref().to_owned();
+                return Err(self.err(
+                    start,
+                    "xml-end-tag",
+                    format!("found end tag </{}> with no open element", shorten(&name)),
+                ));
+            }
+            (_, Event::Start(_) | Event::Empty(_) | Event::Eof) => {
+                // Phases Start and Done are handled above.
+                return Err(self.err(start, "xml-syntax", "unexpected markup"));
+            }
+        }
+        Ok(Step::Next)
     }
 
     /// Text where only elements may be: `None` when it is only whitespace
@@ -347,14 +370,14 @@ impl<R: BufRead> XmlReader<R> {
         let mut version: Option<String> = None;
         for attr in s.attributes() {
             let attr = attr.map_err(|e| self.attr_error(e, root, start))?;
-            let key = attr.key.as_ref().to_owned();
+            let key = attr.key.as_ref();
             if key != "version" {
                 return Err(self.err(
                     start,
                     "xml-unknown-attribute",
                     format!(
                         "<{root}> has no attribute {:?} (only version)",
-                        shorten(&key)
+                        shorten(key)
                     ),
                 ));
             }
@@ -412,7 +435,8 @@ impl<R: BufRead> XmlReader<R> {
         start: u64,
         empty: bool,
     ) -> Result<Element, FormatError> {
-        let name = s.name().as_ref().to_owned();
+        let qname = s.name();
+        let name = qname.as_ref();
         if self.stack.len() >= self.limits.max_depth {
             let max = self.limits.max_depth;
             return Err(self.err(
@@ -420,16 +444,16 @@ impl<R: BufRead> XmlReader<R> {
                 "xml-depth",
                 format!(
                     "<{}> is nested deeper than the limit of {max}",
-                    shorten(&name)
+                    shorten(name)
                 ),
             ));
         }
-        let Some(spec) = self.schema.find(&name) else {
+        let Some(spec) = self.schema.find(name) else {
             let root = self.schema.root;
             return Err(self.err(
                 start,
                 "xml-unknown-element",
-                format!("<{root}> defines no element <{}>", shorten(&name)),
+                format!("<{root}> defines no element <{}>", shorten(name)),
             ));
         };
         let parent_name = self
@@ -507,7 +531,7 @@ impl<R: BufRead> XmlReader<R> {
         let mut values: Vec<Option<String>> = vec![None; spec.attributes.len()];
         for attr in s.attributes() {
             let attr = attr.map_err(|e| self.attr_error(e, spec.name, start))?;
-            let key = attr.key.as_ref().to_owned();
+            let key = attr.key.as_ref();
             let Some(i) = spec.attributes.iter().position(|a| *a == key) else {
                 return Err(self.err(
                     start,
@@ -515,7 +539,7 @@ impl<R: BufRead> XmlReader<R> {
                     format!(
                         "<{}> has no attribute {:?} (expected {})",
                         spec.name,
-                        shorten(&key),
+                        shorten(key),
                         spec.attributes.join(", ")
                     ),
                 ));
@@ -525,21 +549,16 @@ impl<R: BufRead> XmlReader<R> {
                 *slot = Some(v);
             }
         }
-        let mut out = Vec::with_capacity(values.len());
-        for (i, v) in values.into_iter().enumerate() {
-            match v {
-                Some(v) => out.push(v),
-                None => {
-                    let attr = spec.attributes.get(i).copied().unwrap_or("?");
-                    return Err(self.err(
-                        start,
-                        "xml-missing-attribute",
-                        format!("<{}> attribute {attr} is missing", spec.name),
-                    ));
-                }
-            }
+        if let Some(i) = values.iter().position(Option::is_none) {
+            let attr = spec.attributes.get(i).copied().unwrap_or("?");
+            return Err(self.err(
+                start,
+                "xml-missing-attribute",
+                format!("<{}> attribute {attr} is missing", spec.name),
+            ));
         }
-        Ok(out)
+        // Every slot is filled: the vector is reused in place.
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     fn attr_value(
