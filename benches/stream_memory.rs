@@ -88,6 +88,7 @@ fn env_tmp() -> std::path::PathBuf {
 /// name and the number of lines.
 fn generate(dir: &Path, sequence: u64, bytes: u64) -> (String, u64) {
     let header = Header {
+        format_version: 1,
         kind: Kind::Sales,
         link: "opera-tourism".into(),
         sender: "TOURISM".into(),
@@ -110,6 +111,7 @@ fn generate(dir: &Path, sequence: u64, bytes: u64) -> (String, u64) {
             line += 1;
             let seat = line % 20 + 1;
             w.write(&Line::Ticket(Ticket {
+                rate_version: None,
                 line,
                 operation: Operation::Sale,
                 time: start + time::Duration::seconds((line % 86_400) as i64),

@@ -173,3 +173,51 @@ proptest! {
         prop_assert!(result.unwrap_err().is_permanent());
     }
 }
+
+/// The manifest's `format-version`: CATALOGUE and SALES are read in
+/// versions 1 and 2, SEATPLAN and CONTINGENT in version 1 only; anything
+/// else is `envelope-version`.
+#[test]
+fn format_version_2_is_read_for_catalogue_and_sales_only() {
+    use stxd::format::Kind;
+    let dir = tempfile::tempdir().unwrap();
+    let seal_v = |kind: Kind, sequence: u64, version: u32, bytes: &[u8]| {
+        let header = stxd::outbound::Header {
+            format_version: version,
+            ..crate::util::header(kind, sequence)
+        };
+        let n = count(kind, bytes);
+        stxd::outbound::publish(dir.path(), &header, &test_secret(), |w| {
+            w.write_all(bytes)?;
+            Ok(n)
+        })
+        .unwrap()
+    };
+    let sales_v2 =
+        std::fs::read(crate::util::repo().join("samples/payloads/sales-v2.csv")).unwrap();
+    let m = seal_v(Kind::Sales, 1, 2, &sales_v2);
+    assert_eq!(
+        read_all(&dir.path().join(m.manifest_name()), Kind::Sales).unwrap(),
+        4 + 2
+    );
+    let catalogue_v2 =
+        std::fs::read(crate::util::repo().join("samples/payloads/catalogue-v2.xml")).unwrap();
+    let m = seal_v(Kind::Catalogue, 1, 2, &catalogue_v2);
+    assert_eq!(
+        read_all(&dir.path().join(m.manifest_name()), Kind::Catalogue).unwrap(),
+        50
+    );
+    let contingent =
+        std::fs::read(crate::util::repo().join("samples/payloads/contingent.csv")).unwrap();
+    let m = seal_v(Kind::Contingent, 1, 2, &contingent);
+    let e = read_all(&dir.path().join(m.manifest_name()), Kind::Contingent).unwrap_err();
+    assert_eq!(e.code(), "envelope-version", "{e}");
+    let m = seal_v(Kind::Sales, 2, 3, &sales_v2);
+    let e = read_all(&dir.path().join(m.manifest_name()), Kind::Sales).unwrap_err();
+    assert_eq!(e.code(), "envelope-version", "{e}");
+    assert!(
+        e.to_string()
+            .contains("expected format version 1 to 2 for SALES"),
+        "{e}"
+    );
+}

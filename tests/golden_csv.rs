@@ -63,8 +63,13 @@ fn write_contingent(lines: &[contingent::Line]) -> Vec<u8> {
     out
 }
 
-fn write_sales(lines: &[sales::Line]) -> Vec<u8> {
-    let mut w = sales::Writer::new(Vec::new()).unwrap();
+/// Writes `lines` in format version 2 when `v2`, else 1.
+fn write_sales(lines: &[sales::Line], v2: bool) -> Vec<u8> {
+    let mut w = if v2 {
+        sales::Writer::new_v2(Vec::new()).unwrap()
+    } else {
+        sales::Writer::new(Vec::new()).unwrap()
+    };
     for line in lines {
         w.write(line).unwrap();
     }
@@ -93,8 +98,52 @@ fn valid_sales_payloads_re_export_byte_for_byte() {
         let bytes = fs::read(&path).unwrap();
         let lines =
             read_sales(&bytes, "sales.csv").unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-        assert_eq!(write_sales(&lines), bytes, "{}", path.display());
+        let v2 = bytes.starts_with(sales::COLUMNS_V2.join(";").as_bytes());
+        assert_eq!(write_sales(&lines, v2), bytes, "{}", path.display());
     }
+}
+
+/// Version 2 of SALES (`rate_version` last) holds the same lines as the
+/// version 1 sample, each with the rate table version it was priced with
+/// (none on line 3: priced from a version 1 catalogue); the reader says
+/// which version it read.
+#[test]
+fn the_sales_v2_sample_carries_rate_versions_and_version_1_still_reads() {
+    let v1 = fs::read(samples().join("payloads/sales.csv")).unwrap();
+    let v2 = fs::read(samples().join("payloads/sales-v2.csv")).unwrap();
+    let mut r1 = sales::Reader::new(&v1[..], "sales.csv", Limits::default());
+    let old: Vec<sales::Line> = r1.by_ref().collect::<Result<_, _>>().unwrap();
+    assert_eq!(r1.version(), 1);
+    let mut r2 = sales::Reader::new(&v2[..], "sales-v2.csv", Limits::default());
+    let new: Vec<sales::Line> = r2.by_ref().collect::<Result<_, _>>().unwrap();
+    assert_eq!(r2.version(), 2);
+    assert_eq!(old.len(), new.len());
+    let versions: Vec<Option<u64>> = new
+        .iter()
+        .filter_map(|l| match l {
+            sales::Line::Ticket(t) => Some(t.rate_version),
+            sales::Line::Ack(_) => None,
+        })
+        .collect();
+    assert_eq!(versions, [Some(1), Some(1), None, Some(1)]);
+    for (o, n) in old.iter().zip(&new) {
+        match (o, n) {
+            (sales::Line::Ticket(o), sales::Line::Ticket(n)) => {
+                assert_eq!(
+                    o,
+                    &sales::Ticket {
+                        rate_version: None,
+                        ..n.clone()
+                    }
+                );
+                assert_eq!(o.rate_version, None);
+            }
+            (o, n) => assert_eq!(o, n),
+        }
+    }
+    // A version 1 writer refuses a line with a version.
+    let mut w = sales::Writer::new(Vec::new()).unwrap();
+    assert!(w.write(&new[0]).is_err());
 }
 
 #[test]

@@ -40,7 +40,12 @@ fn round_trip(bytes: &[u8], file: &str) -> (Vec<u8>, u64) {
         assert_eq!(reader.records(), n);
         (out, n)
     } else {
-        let mut w = catalogue::Writer::new(Vec::new()).unwrap();
+        let v2 = bytes.windows(22).any(|w| w == b"<catalogue version=\"2\"");
+        let mut w = if v2 {
+            catalogue::Writer::new_v2(Vec::new()).unwrap()
+        } else {
+            catalogue::Writer::new(Vec::new()).unwrap()
+        };
         let mut reader = catalogue::Reader::new(bytes, file, Limits::default());
         for item in reader.by_ref() {
             w.write(&item.unwrap_or_else(|e| panic!("{e}"))).unwrap();
@@ -72,6 +77,52 @@ fn valid_samples_round_trip_byte_for_byte() {
             ("seatplan.xml".to_owned(), 4 + 1 + 1 + 1 + 2 + 20 + 384),
         ]
     );
+}
+
+/// Version 2 of CATALOGUE: the demo catalogue with the version of each rate
+/// table's prices; it re-exports byte for byte, holds the same records as
+/// version 1, and a version 1 writer refuses its rate tables.
+#[test]
+fn the_catalogue_v2_sample_carries_rate_table_versions() {
+    let v2 = std::fs::read(samples().join("payloads/catalogue-v2.xml")).unwrap();
+    let (out, n) = round_trip(&v2, "catalogue-v2.xml");
+    assert!(
+        out == v2,
+        "catalogue-v2.xml does not re-export byte for byte"
+    );
+    assert_eq!(n, 50);
+    let mut reader = catalogue::Reader::new(&v2[..], "v2", Limits::default());
+    let items: Vec<catalogue::Item> = reader.by_ref().map(Result::unwrap).collect();
+    assert_eq!(reader.version(), "2");
+    let versions: Vec<(i64, Option<u32>)> = items
+        .iter()
+        .filter_map(|i| match i {
+            catalogue::Item::RateTable(r) => Some((r.id.get(), r.version)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(versions, [(1801, Some(1)), (1802, Some(2))]);
+    let v1 = std::fs::read(samples().join("opera/catalogue.xml")).unwrap();
+    let mut reader = catalogue::Reader::new(&v1[..], "v1", Limits::default());
+    let old: Vec<catalogue::Item> = reader.by_ref().map(Result::unwrap).collect();
+    assert_eq!(reader.version(), "1");
+    let stripped: Vec<catalogue::Item> = items
+        .iter()
+        .cloned()
+        .map(|i| match i {
+            catalogue::Item::RateTable(r) => {
+                catalogue::Item::RateTable(catalogue::RateTable { version: None, ..r })
+            }
+            other => other,
+        })
+        .collect();
+    assert_eq!(old, stripped);
+    let mut w = catalogue::Writer::new(Vec::new()).unwrap();
+    let rt = items
+        .iter()
+        .find(|i| matches!(i, catalogue::Item::RateTable(_)))
+        .unwrap();
+    assert!(w.write(rt).is_err());
 }
 
 /// A free tariff (a price of 0) is a valid price: the fragment in

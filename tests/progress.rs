@@ -23,6 +23,7 @@ fn sales_payload(bytes: usize) -> (Vec<u8>, u64) {
     while written < bytes {
         line += 1;
         w.write(&Line::Ticket(Ticket {
+            rate_version: None,
             line,
             operation: Operation::Sale,
             time: start + time::Duration::seconds((line % 86_400) as i64),

@@ -105,6 +105,7 @@ fn id(v: i64) -> TechId {
 /// A SALE of PARTERRE A`seat` of 1701, CAT1 PLEIN ADULTE at 8500 EUR.
 fn sale(line: u64, order: &str, seat: &str) -> Ticket {
     Ticket {
+        rate_version: None,
         line,
         operation: Operation::Sale,
         time: time::macros::datetime!(2026-12-02 09:00:00 UTC),
@@ -738,4 +739,106 @@ fn many_duplicates_are_summarised_in_the_run() {
         last.text
     );
     assert_eq!(balance(&m.store), 120 * 2500);
+}
+
+/// Versioned prices: the manager's price of CAT1 PLEIN ADULTE goes from
+/// 85.00 to 90.00 EUR (rate table 1801, version 2, in force from
+/// 2026-06-01). A line naming its version is priced in it; a version 1 line
+/// (no version) in the version in force when it was sold; a refund follows
+/// its sale.
+#[test]
+fn a_line_is_priced_in_its_rate_table_version_or_the_one_in_force_when_sold() {
+    let mut m = manager();
+    let dir = tempfile::tempdir().unwrap();
+    let fragment = dir.path().join("price.xml");
+    std::fs::write(
+        &fragment,
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<catalogue version="1">
+  <rateTable id="1801" code="TRAV-RT" name="Tarifs La Traviata" currency="EUR">
+    <price seatCategory="2001" tariffType="1201" audienceSubcategory="1301" amount="9000"/>
+  </rateTable>
+</catalogue>
+"#,
+    )
+    .unwrap();
+    stxd::app::load(&mut m.store, std::slice::from_ref(&fragment)).unwrap();
+    // Loading the same prices again records no version.
+    stxd::app::load(&mut m.store, &[fragment]).unwrap();
+    assert_eq!(
+        count(
+            &m.store,
+            "SELECT count(*) * 10 + max(version) FROM rate_table_version WHERE rate_table = 1801"
+        ),
+        22
+    );
+    sql(
+        &mut m.store,
+        "UPDATE rate_table_version SET valid_from = '2026-06-01T00:00:00.000000Z'
+         WHERE rate_table = 1801 AND version = 2",
+    );
+    let before = time::macros::datetime!(2026-05-01 10:00:00 UTC);
+    let after = time::macros::datetime!(2026-07-01 10:00:00 UTC);
+    let v1_before = Ticket {
+        time: before,
+        ..sale(10, "O10", "1")
+    };
+    let v1_after_old = Ticket {
+        time: after,
+        ..sale(11, "O11", "2")
+    };
+    let v1_after_new = Ticket {
+        time: after,
+        amount: 9000,
+        ..sale(12, "O12", "2")
+    };
+    let v2_old = Ticket {
+        time: after,
+        rate_version: Some(1),
+        ..sale(13, "O13", "3")
+    };
+    let v2_wrong = Ticket {
+        time: before,
+        rate_version: Some(2),
+        ..sale(14, "O14", "4")
+    };
+    let refund_of_old = Ticket {
+        time: after,
+        ..refund(15, &v2_old)
+    };
+    let tickets = [
+        v1_before,
+        v1_after_old,
+        v1_after_new,
+        v2_old,
+        v2_wrong,
+        refund_of_old,
+    ];
+    reintegrate(&mut m.store, "SALES_9.csv", &lines(&tickets)).unwrap();
+    let booked: Vec<String> = query(&m.store, |c| {
+        c.prepare("SELECT line || '|' || amount || '|' || coalesce(rate_version, 'NULL') || '|' || state FROM ticket ORDER BY line")?
+            .query_map([], |r| r.get(0))?
+            .collect()
+    });
+    assert_eq!(
+        booked,
+        ["10|8500|1|valid", "12|9000|2|valid", "13|8500|1|cancelled"]
+    );
+    let rejected: Vec<String> = query(&m.store, |c| {
+        c.prepare("SELECT line || '|' || code || '|' || reason FROM sales_line WHERE status = 'rejected' ORDER BY line")?
+            .query_map([], |r| r.get(0))?
+            .collect()
+    });
+    assert_eq!(rejected.len(), 2, "{rejected:?}");
+    assert!(
+        rejected[0].starts_with("11|price-differs|")
+            && rejected[0].contains("in version 2, in force when it was sold (expected 9000 EUR"),
+        "{rejected:?}"
+    );
+    assert!(
+        rejected[1].starts_with("14|price-differs|")
+            && rejected[1].contains("in version 2, the line's (expected 9000 EUR"),
+        "{rejected:?}"
+    );
+    assert_eq!(balance(&m.store), 8500 + 9000);
 }

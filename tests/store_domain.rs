@@ -226,6 +226,7 @@ fn opera_catalogue() -> Vec<cat::Item> {
         }));
     }
     items.push(Item::RateTable(cat::RateTable {
+        version: None,
         id: id(1801),
         code: code("TRAV-RT"),
         name: name("Tarifs La Traviata"),
@@ -255,6 +256,7 @@ fn opera_catalogue() -> Vec<cat::Item> {
     items.push(price(1801, 2001, 1202, 1303, 5000));
     items.push(price(1801, 2002, 1202, 1303, 3500));
     items.push(Item::RateTable(cat::RateTable {
+        version: None,
         id: id(1802),
         code: code("CARM-RT"),
         name: name("Tarifs Carmen"),
@@ -765,6 +767,7 @@ fn distributor_catalogue_objects_start_to_validate() {
             catalogue_item(
                 tx,
                 &cat::Item::RateTable(cat::RateTable {
+                    version: None,
                     id: id(7801),
                     code: code("TR-RT"),
                     name: name("Tarifs"),

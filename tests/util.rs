@@ -243,6 +243,7 @@ pub fn header(kind: Kind, sequence: u64) -> Header {
         _ => ("OPERA", "TOURISM"),
     };
     Header {
+        format_version: 1,
         kind,
         link: "opera-tourism".into(),
         sender: sender.into(),

@@ -130,6 +130,7 @@ pub fn sales_file(
     let secret = stxd::config::read_secret(&sandbox.join("var/secrets/opera-tourism.key"))
         .expect("the link's secret");
     let header = Header {
+        format_version: 1,
         kind: Kind::Sales,
         link: LINK.into(),
         sender: "TOURISM".into(),
@@ -185,6 +186,7 @@ fn id(v: i64) -> TechId {
 fn ticket(line: u64, performance: i64, place: Place, category: i64, amount: i64) -> Ticket {
     let start = time::macros::datetime!(2026-12-01 08:00:00 UTC);
     Ticket {
+        rate_version: None,
         line,
         operation: Operation::Sale,
         time: start + time::Duration::seconds((line % 40_000) as i64),

@@ -81,6 +81,7 @@ fn load_files(
                     load::catalogue_item(tx, &item?)?;
                     count("catalogue records", 1);
                 }
+                load::catalogue_done(tx)?;
             }
             _ => {
                 return Err(DomainError::Format(FormatError::new(

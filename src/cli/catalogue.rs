@@ -28,20 +28,28 @@ pub enum CatalogueCommand {
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
     },
-    /// Validate products (with their rate table and logical configurations),
-    /// all or nothing.
+    /// Validate objects, all or nothing: products (each with its rate
+    /// table, the logical configurations of its performances and its links
+    /// to them), or only rate tables or logical configurations.
     Validate {
         /// Products: local id or code (see `catalogue list`), or the
         /// manager's product id.
         #[arg(
             value_name = "PRODUCT",
-            required_unless_present = "all",
+            required_unless_present_any = ["all", "rate_table", "logical_configuration"],
             conflicts_with = "all"
         )]
         ids: Vec<String>,
-        /// Every product waiting for validation.
+        /// Every object waiting for validation.
         #[arg(long)]
         all: bool,
+        /// Only these rate tables (local id or code, or the manager's id).
+        #[arg(long, value_name = "RATE_TABLE", conflicts_with_all = ["all", "ids", "logical_configuration"])]
+        rate_table: Vec<String>,
+        /// Only these logical configurations (local id or code, or the
+        /// manager's id).
+        #[arg(long, value_name = "LOGICAL_CONFIGURATION", conflicts_with_all = ["all", "ids"])]
+        logical_configuration: Vec<String>,
         /// The link (default: the only link whose distributor is in the config).
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
@@ -84,12 +92,31 @@ pub fn run(config: &Config, json: bool, cmd: CatalogueCommand) -> anyhow::Result
         CatalogueCommand::List { to_validate, .. } => {
             list(&mut out, json, inst, &store, to_validate)
         }
-        CatalogueCommand::Validate { ids, all, .. } => {
-            let ids = ids
+        CatalogueCommand::Validate {
+            ids,
+            all,
+            rate_table,
+            logical_configuration,
+            ..
+        } => {
+            let (kind, keys) = if !rate_table.is_empty() {
+                (MappingKind::RateTable, rate_table)
+            } else if !logical_configuration.is_empty() {
+                (MappingKind::LogicalConfiguration, logical_configuration)
+            } else {
+                (MappingKind::Product, ids)
+            };
+            let ids = keys
                 .iter()
-                .map(|p| product_id(&store, &manager, p))
+                .map(|p| object_id(&store, &manager, kind, p))
                 .collect::<anyhow::Result<Vec<i64>>>()?;
-            validate(&mut out, json, &mut store, &ids, all)
+            let selection = match kind {
+                _ if all => Selection::All,
+                MappingKind::RateTable => Selection::RateTables(&ids),
+                MappingKind::LogicalConfiguration => Selection::LogicalConfigurations(&ids),
+                _ => Selection::Ids(&ids),
+            };
+            validate(&mut out, json, &mut store, selection)
         }
         CatalogueCommand::AssignProfile {
             product, profile, ..
@@ -110,6 +137,34 @@ fn product_id(store: &Store, manager: &str, key: &str) -> anyhow::Result<i64> {
     key.trim().parse::<i64>().map_err(|_| {
         Refused::err(format!(
             "product {key:?}: no local product has this code (or it names several): see stxd catalogue list"
+        ))
+    })
+}
+
+/// The local id of a rate table or logical configuration named by local
+/// id, code (unique) or the manager's id; of a product as [`product_id`].
+fn object_id(store: &Store, manager: &str, kind: MappingKind, key: &str) -> anyhow::Result<i64> {
+    if kind == MappingKind::Product {
+        return product_id(store, manager, key);
+    }
+    let table = kind.local_table();
+    let by_code: Vec<i64> = store.read(|c| -> anyhow::Result<Vec<i64>> {
+        Ok(c.prepare(&format!(
+            "SELECT id FROM {table} WHERE code = ?1 ORDER BY id LIMIT 2"
+        ))?
+        .query_map([key.trim()], |r| r.get(0))?
+        .collect::<Result<_, _>>()?)
+    })?;
+    if let [id] = by_code[..] {
+        return Ok(id);
+    }
+    if let Some(id) = store.read(|c| names::local_id(c, manager, kind, key))? {
+        return Ok(id);
+    }
+    key.trim().parse::<i64>().map_err(|_| {
+        Refused::err(format!(
+            "{key:?}: no local {} has this code (or several have it): see stxd catalogue list",
+            table.replace('_', " ")
         ))
     })
 }
@@ -156,8 +211,21 @@ fn write_product(out: &mut impl Write, p: &ProductRow) -> std::io::Result<()> {
     for f in &p.performances {
         writeln!(
             out,
-            "        performance {} {} {} ({}, logical configuration {})",
-            f.id, f.code, f.start, f.state, f.logical_configuration
+            "        performance {} {} {} ({}, logical configuration {} {}){}",
+            f.id,
+            f.code,
+            f.start,
+            f.state,
+            f.logical_configuration,
+            f.logical_configuration_state,
+            if f.validated { "" } else { " to validate" }
+        )?;
+    }
+    for c in &p.changes {
+        writeln!(
+            out,
+            "        to validate: {}: {} ({})",
+            c.object, c.difference, c.file
         )?;
     }
     writeln!(
@@ -176,14 +244,8 @@ fn validate(
     out: &mut impl Write,
     json: bool,
     store: &mut Store,
-    ids: &[i64],
-    all: bool,
+    selection: Selection<'_>,
 ) -> anyhow::Result<u8> {
-    let selection = if all {
-        Selection::All
-    } else {
-        Selection::Ids(ids)
-    };
     let v = store.write(|tx| catalogue::validate(tx, selection))?;
     if json {
         writeln!(out, "{:#}", json!(v))?;
@@ -191,12 +253,16 @@ fn validate(
         for (id, code) in &v.validated {
             writeln!(out, "validated: product {id} {code}")?;
         }
+        for object in &v.objects {
+            writeln!(out, "validated: {object}")?;
+        }
         writeln!(
             out,
-            "{} product(s), {} rate table(s), {} logical configuration(s) validated (run {})",
+            "{} product(s), {} rate table(s), {} logical configuration(s), {} performance link(s) validated (run {})",
             v.validated.len(),
             v.rate_tables,
             v.logical_configurations,
+            v.performances,
             v.run
         )?;
     } else {

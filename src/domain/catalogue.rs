@@ -27,6 +27,20 @@ pub struct ProductRow {
     pub performances: Vec<PerformanceRow>,
     /// Codes of the sales profiles the product is assigned to.
     pub profiles: Vec<String>,
+    /// What waits for validation, with its differences from the last
+    /// validated version: the product's own, its rate table's and the
+    /// logical configurations' of its performances.
+    pub changes: Vec<ChangeRow>,
+}
+
+/// One difference of an object to validate, from the catalogue that brought it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangeRow {
+    /// `product`, `rate table` or `logical configuration`, with its code.
+    pub object: String,
+    /// `new`, or what changed (`price NORMAL/ADULT/PREM 85.00 EUR → 90.00 EUR`).
+    pub difference: String,
+    pub file: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -44,6 +58,12 @@ pub struct PerformanceRow {
     pub start: String,
     pub state: String,
     pub logical_configuration: String,
+    /// `to_validate` or `validated`.
+    pub logical_configuration_state: String,
+    /// The product's link to it is validated (false: added or changed by
+    /// the manager's last catalogues, not sold by this product until
+    /// validated).
+    pub validated: bool,
 }
 
 /// The products, by id; only those to validate when asked.
@@ -52,7 +72,13 @@ pub fn list(conn: &Connection, to_validate_only: bool) -> Result<Vec<ProductRow>
         "SELECT p.id, p.code, p.name, p.state, r.id, r.code, r.state,
              (SELECT count(*) FROM price WHERE rate_table = r.id)
          FROM product p JOIN rate_table r ON r.id = p.rate_table
-         WHERE (?1 = 0 OR p.state = 'to_validate')
+         WHERE (?1 = 0 OR p.state = 'to_validate' OR (p.state = 'validated' AND (
+             r.state = 'to_validate'
+             OR EXISTS (SELECT 1 FROM product_performance pp WHERE pp.product = p.id AND pp.validated = 0)
+             OR EXISTS (SELECT 1 FROM product_performance pp
+                 JOIN performance f ON f.id = pp.performance
+                 JOIN logical_configuration l ON l.id = f.logical_configuration
+                 WHERE pp.product = p.id AND l.state = 'to_validate'))))
          ORDER BY p.id",
     )?;
     let rows = st.query_map([i64::from(to_validate_only)], |r| {
@@ -69,6 +95,7 @@ pub fn list(conn: &Connection, to_validate_only: bool) -> Result<Vec<ProductRow>
             },
             performances: Vec::new(),
             profiles: Vec::new(),
+            changes: Vec::new(),
         })
     })?;
     let mut out = Vec::new();
@@ -76,14 +103,43 @@ pub fn list(conn: &Connection, to_validate_only: bool) -> Result<Vec<ProductRow>
         let mut p = row?;
         p.performances = performances(conn, p.id)?;
         p.profiles = profiles(conn, p.id)?;
+        p.changes = changes(conn, p.id)?;
         out.push(p);
     }
     Ok(out)
 }
 
+/// The pending differences of a product, its rate table and the logical
+/// configurations of its performances, oldest first.
+fn changes(conn: &Connection, product: i64) -> Result<Vec<ChangeRow>, DomainError> {
+    let mut st = conn.prepare_cached(
+        "SELECT 'product ' || p.code, c.difference, c.file, c.id FROM catalogue_change c
+             JOIN product p ON p.id = c.object WHERE c.kind = 'product' AND c.object = ?1
+         UNION ALL
+         SELECT 'rate table ' || r.code, c.difference, c.file, c.id FROM catalogue_change c
+             JOIN rate_table r ON r.id = c.object
+             WHERE c.kind = 'rate_table' AND c.object = (SELECT rate_table FROM product WHERE id = ?1)
+         UNION ALL
+         SELECT 'logical configuration ' || l.code, c.difference, c.file, c.id FROM catalogue_change c
+             JOIN logical_configuration l ON l.id = c.object
+             WHERE c.kind = 'logical_configuration' AND c.object IN (
+                 SELECT f.logical_configuration FROM product_performance pp
+                 JOIN performance f ON f.id = pp.performance WHERE pp.product = ?1)
+         ORDER BY 4",
+    )?;
+    let rows = st.query_map([product], |r| {
+        Ok(ChangeRow {
+            object: r.get(0)?,
+            difference: r.get(1)?,
+            file: r.get(2)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
 fn performances(conn: &Connection, product: i64) -> Result<Vec<PerformanceRow>, DomainError> {
     let mut st = conn.prepare_cached(
-        "SELECT f.id, f.code, f.start, f.state, l.code
+        "SELECT f.id, f.code, f.start, f.state, l.code, l.state, pp.validated
          FROM product_performance pp
          JOIN performance f ON f.id = pp.performance
          JOIN logical_configuration l ON l.id = f.logical_configuration
@@ -96,6 +152,8 @@ fn performances(conn: &Connection, product: i64) -> Result<Vec<PerformanceRow>, 
             start: r.get(2)?,
             state: r.get(3)?,
             logical_configuration: r.get(4)?,
+            logical_configuration_state: r.get(5)?,
+            validated: r.get::<_, i64>(6)? == 1,
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
@@ -110,13 +168,20 @@ fn profiles(conn: &Connection, product: i64) -> Result<Vec<String>, DomainError>
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-/// Which products to validate.
+/// What to validate: each object is validated on its own (the manual's
+/// logical configuration, rate table and product), a product with its rate
+/// table, the logical configurations of its performances and its links to
+/// them.
 #[derive(Debug, Clone, Copy)]
 pub enum Selection<'a> {
-    /// Every product to validate.
+    /// Every object waiting for validation.
     All,
     /// These local product ids.
     Ids(&'a [i64]),
+    /// These local rate table ids only.
+    RateTables(&'a [i64]),
+    /// These local logical configuration ids only.
+    LogicalConfigurations(&'a [i64]),
 }
 
 /// What a validation did. `refused` non-empty means nothing was validated.
@@ -127,128 +192,220 @@ pub struct Validation {
     pub validated: Vec<(i64, String)>,
     pub rate_tables: u64,
     pub logical_configurations: u64,
-    /// (id, reason) of the products refused.
+    /// Links of a product to a performance (added or changed) validated.
+    pub performances: u64,
+    /// The rate tables or logical configurations validated on their own
+    /// (`rate table 1 TRAV-RT`).
+    pub objects: Vec<String>,
+    /// (id, reason) of the objects refused.
     pub refused: Vec<(i64, String)>,
 }
 
-/// Validates products, all or nothing: each with its rate table and the
-/// logical configurations of its performances. A suspended product (withdrawn
-/// by the manager) or an unknown id is refused, and then nothing is
-/// validated; the run says why.
-pub fn validate(tx: &Transaction<'_>, selection: Selection<'_>) -> Result<Validation, DomainError> {
-    let run = runs::start(tx, "catalogue-validate", None, None)?;
-    let mut targets: Vec<(i64, String)> = Vec::new();
-    let mut refused: Vec<(i64, String)> = Vec::new();
-    match selection {
+/// The (id, code) of the objects a selection names, and the refusals
+/// (unknown ids, suspended products).
+type Targets = (Vec<(i64, String)>, Vec<(i64, String)>);
+
+fn targets(tx: &Transaction<'_>, selection: Selection<'_>) -> Result<Targets, DomainError> {
+    let (table, words, ids) = match selection {
         Selection::All => {
             let mut st = tx.prepare_cached(
                 "SELECT id, code FROM product WHERE state = 'to_validate' ORDER BY id",
             )?;
             let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            for row in rows {
-                targets.push(row?);
-            }
+            return Ok((rows.collect::<Result<_, _>>()?, Vec::new()));
         }
-        Selection::Ids(ids) => {
-            for &id in ids {
-                let found: Option<(String, String)> = tx
-                    .prepare_cached("SELECT code, state FROM product WHERE id = ?1")?
-                    .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                match found {
-                    None => refused.push((id, format!("product {id} does not exist; see stxd catalogue list"))),
-                    Some((code, state)) if state == "suspended" => refused.push((
-                        id,
-                        format!(
-                            "product {id} {code} is suspended: the manager withdrew it from the catalogue; it can be validated again once a catalogue sends it back"
-                        ),
-                    )),
-                    Some((code, _)) => {
-                        if !targets.iter().any(|(t, _)| *t == id) {
-                            targets.push((id, code));
-                        }
-                    }
+        Selection::Ids(ids) => ("product", "product", ids),
+        Selection::RateTables(ids) => ("rate_table", "rate table", ids),
+        Selection::LogicalConfigurations(ids) => {
+            ("logical_configuration", "logical configuration", ids)
+        }
+    };
+    let (mut targets, mut refused) = (Vec::new(), Vec::new());
+    let sql = format!("SELECT code, state FROM {table} WHERE id = ?1");
+    for &id in ids {
+        let found: Option<(String, String)> = tx
+            .prepare_cached(&sql)?
+            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        match found {
+            None => refused.push((id, format!("{words} {id} does not exist; see stxd catalogue list"))),
+            Some((code, state)) if state == "suspended" => refused.push((
+                id,
+                format!(
+                    "{words} {id} {code} is suspended: the manager withdrew it from the catalogue; it can be validated again once a catalogue sends it back"
+                ),
+            )),
+            Some((code, _)) => {
+                if !targets.iter().any(|(t, _)| *t == id) {
+                    targets.push((id, code));
                 }
             }
         }
     }
-    if !refused.is_empty() {
-        for (id, reason) in &refused {
-            runs::message(
-                tx,
-                run,
-                Level::Error,
-                "refused",
-                Some(&format!("product {id}")),
-                reason,
-            )?;
+    Ok((targets, refused))
+}
+
+/// Validates the objects selected, all or nothing; each leaves its pending
+/// differences behind. A suspended product (withdrawn by the manager) or an
+/// unknown id is refused, and then nothing is validated; the run says why.
+pub fn validate(tx: &Transaction<'_>, selection: Selection<'_>) -> Result<Validation, DomainError> {
+    let run = runs::start(tx, "catalogue-validate", None, None)?;
+    let (targets, refused) = targets(tx, selection)?;
+    let mut v = Validation {
+        run,
+        validated: Vec::new(),
+        rate_tables: 0,
+        logical_configurations: 0,
+        performances: 0,
+        objects: Vec::new(),
+        refused,
+    };
+    if !v.refused.is_empty() {
+        for (id, reason) in &v.refused {
+            let at = format!("object {id}");
+            runs::message(tx, run, Level::Error, "refused", Some(&at), reason)?;
         }
-        runs::finish(
-            tx,
-            run,
-            RunStatus::Failed,
-            Counts {
-                total: (targets.len() + refused.len()) as u64,
-                ok: 0,
-                rejected: refused.len() as u64,
-            },
-        )?;
-        return Ok(Validation {
-            run,
-            validated: Vec::new(),
-            rate_tables: 0,
-            logical_configurations: 0,
-            refused,
-        });
+        let counts = Counts {
+            total: (targets.len() + v.refused.len()) as u64,
+            ok: 0,
+            rejected: v.refused.len() as u64,
+        };
+        runs::finish(tx, run, RunStatus::Failed, counts)?;
+        return Ok(v);
     }
-    let mut rate_tables = 0;
-    let mut lcs = 0;
-    for (id, code) in &targets {
-        tx.prepare_cached("UPDATE product SET state = 'validated' WHERE id = ?1")?
-            .execute([id])?;
-        rate_tables += tx
-            .prepare_cached(
-                "UPDATE rate_table SET state = 'validated'
-                 WHERE id = (SELECT rate_table FROM product WHERE id = ?1) AND state <> 'validated'",
-            )?
-            .execute([id])? as u64;
-        lcs += tx
-            .prepare_cached(
-                "UPDATE logical_configuration SET state = 'validated'
-                 WHERE state <> 'validated' AND id IN (
-                     SELECT f.logical_configuration FROM product_performance pp
-                     JOIN performance f ON f.id = pp.performance WHERE pp.product = ?1)",
-            )?
-            .execute([id])? as u64;
+    match selection {
+        Selection::RateTables(_) | Selection::LogicalConfigurations(_) => {
+            let (table, words) = match selection {
+                Selection::RateTables(_) => ("rate_table", "rate table"),
+                _ => ("logical_configuration", "logical configuration"),
+            };
+            for (id, code) in &targets {
+                let n = validate_object(tx, table, *id)?;
+                if table == "rate_table" {
+                    v.rate_tables += n;
+                } else {
+                    v.logical_configurations += n;
+                }
+                v.objects.push(format!("{words} {id} {code}"));
+                let at = format!("{words} {code}");
+                let text = format!("{words} {id} {code} validated");
+                runs::message(tx, run, Level::Info, "validated", Some(&at), &text)?;
+            }
+        }
+        Selection::All | Selection::Ids(_) => {
+            for (id, code) in &targets {
+                validate_product(tx, *id, &mut v)?;
+                let text = format!(
+                    "product {id} {code} validated with its rate table, logical configurations and performances"
+                );
+                let at = format!("product {code}");
+                runs::message(tx, run, Level::Info, "validated", Some(&at), &text)?;
+            }
+            v.validated.clone_from(&targets);
+            if matches!(selection, Selection::All) {
+                validate_the_rest(tx, &mut v)?;
+            }
+        }
+    }
+    let n = targets.len() as u64;
+    let counts = Counts {
+        total: n,
+        ok: n,
+        rejected: 0,
+    };
+    runs::finish(tx, run, RunStatus::Ok, counts)?;
+    Ok(v)
+}
+
+/// Validates one rate table or logical configuration (`table`) and drops its
+/// pending differences; 1 when it was not validated yet.
+fn validate_object(tx: &Transaction<'_>, table: &str, id: i64) -> Result<u64, DomainError> {
+    let n = tx
+        .prepare_cached(&format!(
+            "UPDATE {table} SET state = 'validated' WHERE id = ?1 AND state <> 'validated'"
+        ))?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM catalogue_change WHERE kind = ?1 AND object = ?2")?
+        .execute((table, id))?;
+    Ok(n as u64)
+}
+
+/// A product with its rate table, the logical configurations of its
+/// performances and its links to them.
+fn validate_product(tx: &Transaction<'_>, id: i64, v: &mut Validation) -> Result<(), DomainError> {
+    tx.prepare_cached("UPDATE product SET state = 'validated' WHERE id = ?1")?
+        .execute([id])?;
+    tx.prepare_cached("DELETE FROM catalogue_change WHERE kind = 'product' AND object = ?1")?
+        .execute([id])?;
+    let rt: i64 = tx
+        .prepare_cached("SELECT rate_table FROM product WHERE id = ?1")?
+        .query_row([id], |r| r.get(0))?;
+    v.rate_tables += validate_object(tx, "rate_table", rt)?;
+    let lcs: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT DISTINCT f.logical_configuration FROM product_performance pp
+             JOIN performance f ON f.id = pp.performance WHERE pp.product = ?1",
+        )?
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    for lc in lcs {
+        v.logical_configurations += validate_object(tx, "logical_configuration", lc)?;
+    }
+    v.performances += tx
+        .prepare_cached(
+            "UPDATE product_performance SET validated = 1 WHERE product = ?1 AND validated = 0",
+        )?
+        .execute([id])? as u64;
+    Ok(())
+}
+
+/// `--all`, after the products to validate: the products already validated
+/// whose rate table, logical configurations or links wait.
+fn validate_the_rest(tx: &Transaction<'_>, v: &mut Validation) -> Result<(), DomainError> {
+    let ids: Vec<(i64, String)> = tx
+        .prepare_cached(
+            "SELECT p.id, p.code FROM product p JOIN rate_table r ON r.id = p.rate_table
+             WHERE p.state = 'validated' AND (r.state = 'to_validate'
+                 OR EXISTS (SELECT 1 FROM product_performance pp WHERE pp.product = p.id AND pp.validated = 0)
+                 OR EXISTS (SELECT 1 FROM product_performance pp
+                     JOIN performance f ON f.id = pp.performance
+                     JOIN logical_configuration l ON l.id = f.logical_configuration
+                     WHERE pp.product = p.id AND l.state = 'to_validate'))
+             ORDER BY p.id",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for table in ["rate_table", "logical_configuration"] {
+        let orphans: Vec<i64> = tx
+            .prepare_cached(&format!(
+                "SELECT id FROM {table} WHERE state = 'to_validate'"
+            ))?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for id in orphans {
+            let n = validate_object(tx, table, id)?;
+            if table == "rate_table" {
+                v.rate_tables += n;
+            } else {
+                v.logical_configurations += n;
+            }
+        }
+    }
+    for (id, code) in ids {
+        validate_product(tx, id, v)?;
+        let text = format!(
+            "product {id} {code}: its rate table, logical configurations and performances validated"
+        );
         runs::message(
             tx,
-            run,
+            v.run,
             Level::Info,
             "validated",
             Some(&format!("product {code}")),
-            &format!(
-                "product {id} {code} validated with its rate table and logical configurations"
-            ),
+            &text,
         )?;
     }
-    let n = targets.len() as u64;
-    runs::finish(
-        tx,
-        run,
-        RunStatus::Ok,
-        Counts {
-            total: n,
-            ok: n,
-            rejected: 0,
-        },
-    )?;
-    Ok(Validation {
-        run,
-        validated: targets,
-        rate_tables,
-        logical_configurations: lcs,
-        refused,
-    })
+    Ok(())
 }
 
 /// What an assignment did.
@@ -399,6 +556,51 @@ fn sales_profile(tx: &Transaction<'_>, profile: &str) -> Result<(i64, String), D
     Ok(found)
 }
 
+/// What stops a product from selling a performance, if anything: the
+/// product's own state (validated, in a sales profile), its link to the
+/// performance (validated), then the performance's logical configuration
+/// (validated). The rate table is the point of sale's to check (its prices).
+pub fn not_sellable(
+    conn: &Connection,
+    product: i64,
+    performance: i64,
+) -> Result<Option<String>, DomainError> {
+    let found: Option<(String, String, i64, String, String)> = conn
+        .prepare_cached(
+            "SELECT p.code, p.state, pp.validated, l.code, l.state FROM product p
+             JOIN product_performance pp ON pp.product = p.id AND pp.performance = ?2
+             JOIN performance f ON f.id = pp.performance
+             JOIN logical_configuration l ON l.id = f.logical_configuration
+             WHERE p.id = ?1",
+        )?
+        .query_row((product, performance), |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let Some((code, state, link, lc, lc_state)) = found else {
+        return Ok(Some(format!("product {product} does not sell it")));
+    };
+    Ok(if state != "validated" {
+        Some(format!(
+            "product {code} is {state}, not validated: review it and run stxd catalogue validate"
+        ))
+    } else if !is_sellable(conn, product)? {
+        Some(format!(
+            "product {code} is in no sales profile: run stxd catalogue assign-profile {product} <PROFILE>"
+        ))
+    } else if link == 0 {
+        Some(format!(
+            "the manager added or changed it in product {code}: review it (stxd catalogue list --to-validate) and run stxd catalogue validate {product}"
+        ))
+    } else if lc_state != "validated" {
+        Some(format!(
+            "its logical configuration {lc} is {lc_state}: review it and run stxd catalogue validate --logical-configuration {lc}"
+        ))
+    } else {
+        None
+    })
+}
+
 /// A product can be sold: validated and in at least one sales profile.
 pub fn is_sellable(conn: &Connection, product: i64) -> Result<bool, DomainError> {
     Ok(conn
@@ -426,10 +628,10 @@ mod tests {
                  INSERT INTO configuration VALUES (1, 1, 'C', 'C');
                  INSERT INTO logical_configuration VALUES (1, 'L', 'L', 1, 'to_validate');
                  INSERT INTO performance VALUES (1, 'P', 'P', 1, '2027-01-15T20:00:00+01:00', 1, 1, 'in_operation');
-                 INSERT INTO rate_table VALUES (1, 'R', 'R', 'EUR', 'to_validate');
+                 INSERT INTO rate_table VALUES (1, 'R', 'R', 'EUR', 'to_validate', NULL);
                  INSERT INTO product VALUES (1, 'X', 'X', 1, 1, 'to_validate');
                  INSERT INTO product VALUES (2, 'Y', 'Y', 1, 1, 'suspended');
-                 INSERT INTO product_performance VALUES (1, 1);
+                 INSERT INTO product_performance VALUES (1, 1, 0);
                  INSERT INTO sales_profile VALUES (8201, 'GUICHET', 'Guichet');",
             )?;
             Ok(())
@@ -448,6 +650,7 @@ mod tests {
         let v = s.write(|tx| validate(tx, Selection::All)).unwrap();
         assert_eq!(v.validated, vec![(1, "X".to_owned())]);
         assert_eq!((v.rate_tables, v.logical_configurations), (1, 1));
+        assert_eq!(v.performances, 1);
         assert!(!s.read(|c| is_sellable(c, 1)).unwrap());
         let a = s.write(|tx| assign_profile(tx, 1, "GUICHET")).unwrap();
         assert!(a.sellable && !a.already);
@@ -458,6 +661,46 @@ mod tests {
             s.read(|c| list(c, false)).unwrap()[0].profiles,
             vec!["GUICHET"]
         );
+    }
+
+    #[test]
+    fn a_pending_link_or_logical_configuration_stops_that_performance_only_until_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        s.write(|tx| validate(tx, Selection::All)).unwrap();
+        s.write(|tx| assign_profile(tx, 1, "GUICHET")).unwrap();
+        assert_eq!(s.read(|c| not_sellable(c, 1, 1)).unwrap(), None);
+        s.write(|tx| -> Result<(), DomainError> {
+            tx.execute_batch("UPDATE product_performance SET validated = 0")?;
+            Ok(())
+        })
+        .unwrap();
+        let why = s.read(|c| not_sellable(c, 1, 1)).unwrap().unwrap();
+        assert!(why.contains("added or changed it in product X"), "{why}");
+        assert_eq!(s.read(|c| list(c, true)).unwrap().len(), 1);
+        s.write(|tx| validate(tx, Selection::Ids(&[1]))).unwrap();
+        s.write(|tx| -> Result<(), DomainError> {
+            tx.execute_batch(
+                "UPDATE logical_configuration SET state = 'to_validate';
+                 INSERT INTO catalogue_change (kind, object, difference, file, at)
+                 VALUES ('logical_configuration', 1, 'name \"L\" → \"M\"', 'f', 'now')",
+            )?;
+            Ok(())
+        })
+        .unwrap();
+        let why = s.read(|c| not_sellable(c, 1, 1)).unwrap().unwrap();
+        assert!(
+            why.contains("logical configuration L is to_validate"),
+            "{why}"
+        );
+        let listed = s.read(|c| list(c, true)).unwrap();
+        assert_eq!(listed[0].changes[0].object, "logical configuration L");
+        let v = s
+            .write(|tx| validate(tx, Selection::LogicalConfigurations(&[1])))
+            .unwrap();
+        assert_eq!((v.logical_configurations, v.validated.len()), (1, 0));
+        assert_eq!(s.read(|c| not_sellable(c, 1, 1)).unwrap(), None);
+        assert!(s.read(|c| list(c, true)).unwrap().is_empty());
     }
 
     #[test]

@@ -41,6 +41,7 @@ pub(crate) fn opera() -> (tempfile::TempDir, Store) {
             for item in catalogue::Reader::new(input, &name, Limits::default()) {
                 load::catalogue_item(tx, &item?)?;
             }
+            load::catalogue_done(tx)?;
             load::setup_file(tx, &root.join("setup.toml"))?;
             Ok(())
         })

@@ -148,7 +148,13 @@ pub struct RateTable {
     pub code: Code,
     pub name: Name,
     pub currency: Currency,
+    /// The version of its prices (format version 2: required, 1 to
+    /// [`RATE_VERSION_MAX`]); `None` in a version 1 document.
+    pub version: Option<u32>,
 }
+
+/// The largest rate table version.
+pub const RATE_VERSION_MAX: u32 = 999_999_999;
 
 /// One cell of a rate table: physical seat category × tariff type × audience
 /// subcategory → amount in minor units of the table's currency.
@@ -205,100 +211,123 @@ pub enum Item {
 /// kind in a row). Attributes are written in the order listed.
 pub static SCHEMA: Schema = Schema {
     root: "catalogue",
-    elements: &[
-        ElementSpec {
-            name: "season",
-            parent: None,
-            rank: 0,
-            attributes: &["id", "code", "name", "start", "end"],
-        },
-        ElementSpec {
-            name: "vatCode",
-            parent: None,
-            rank: 1,
-            attributes: &["id", "code", "name", "rate"],
-        },
-        ElementSpec {
-            name: "tariffType",
-            parent: None,
-            rank: 2,
-            attributes: &["id", "code", "name"],
-        },
-        ElementSpec {
-            name: "audienceSubcategory",
-            parent: None,
-            rank: 3,
-            attributes: &["id", "code", "name"],
-        },
-        ElementSpec {
-            name: "seatCategory",
-            parent: None,
-            rank: 4,
-            attributes: &["id", "code", "name"],
-        },
-        ElementSpec {
-            name: "activity",
-            parent: None,
-            rank: 5,
-            attributes: &["id", "code", "name", "season", "vatCode"],
-        },
-        ElementSpec {
-            name: "logicalConfiguration",
-            parent: None,
-            rank: 6,
-            attributes: &["id", "code", "name", "configuration"],
-        },
-        ElementSpec {
-            name: "logicalSeatCategory",
-            parent: Some("logicalConfiguration"),
-            rank: 0,
-            attributes: &["id", "code", "name", "seatCategory"],
-        },
-        ElementSpec {
-            name: "performance",
-            parent: None,
-            rank: 7,
-            attributes: &[
-                "id",
-                "code",
-                "name",
-                "activity",
-                "start",
-                "configuration",
-                "logicalConfiguration",
-                "state",
-            ],
-        },
-        ElementSpec {
-            name: "rateTable",
-            parent: None,
-            rank: 8,
-            attributes: &["id", "code", "name", "currency"],
-        },
-        ElementSpec {
-            name: "price",
-            parent: Some("rateTable"),
-            rank: 0,
-            attributes: &[
-                "seatCategory",
-                "tariffType",
-                "audienceSubcategory",
-                "amount",
-            ],
-        },
-        ElementSpec {
-            name: "product",
-            parent: None,
-            rank: 9,
-            attributes: &["id", "code", "name", "activity", "rateTable"],
-        },
-        ElementSpec {
-            name: "performanceRef",
-            parent: Some("product"),
-            rank: 0,
-            attributes: &["id"],
-        },
-    ],
+    version: "1",
+    elements: &ELEMENTS_V1,
+    next: Some(&SCHEMA_V2),
+};
+
+/// Version 2: each `rateTable` carries the `version` of its prices.
+pub static SCHEMA_V2: Schema = Schema {
+    root: "catalogue",
+    version: "2",
+    elements: &ELEMENTS_V2,
+    next: None,
+};
+
+const ELEMENTS_V1: [ElementSpec; 13] = [
+    ElementSpec {
+        name: "season",
+        parent: None,
+        rank: 0,
+        attributes: &["id", "code", "name", "start", "end"],
+    },
+    ElementSpec {
+        name: "vatCode",
+        parent: None,
+        rank: 1,
+        attributes: &["id", "code", "name", "rate"],
+    },
+    ElementSpec {
+        name: "tariffType",
+        parent: None,
+        rank: 2,
+        attributes: &["id", "code", "name"],
+    },
+    ElementSpec {
+        name: "audienceSubcategory",
+        parent: None,
+        rank: 3,
+        attributes: &["id", "code", "name"],
+    },
+    ElementSpec {
+        name: "seatCategory",
+        parent: None,
+        rank: 4,
+        attributes: &["id", "code", "name"],
+    },
+    ElementSpec {
+        name: "activity",
+        parent: None,
+        rank: 5,
+        attributes: &["id", "code", "name", "season", "vatCode"],
+    },
+    ElementSpec {
+        name: "logicalConfiguration",
+        parent: None,
+        rank: 6,
+        attributes: &["id", "code", "name", "configuration"],
+    },
+    ElementSpec {
+        name: "logicalSeatCategory",
+        parent: Some("logicalConfiguration"),
+        rank: 0,
+        attributes: &["id", "code", "name", "seatCategory"],
+    },
+    ElementSpec {
+        name: "performance",
+        parent: None,
+        rank: 7,
+        attributes: &[
+            "id",
+            "code",
+            "name",
+            "activity",
+            "start",
+            "configuration",
+            "logicalConfiguration",
+            "state",
+        ],
+    },
+    ElementSpec {
+        name: "rateTable",
+        parent: None,
+        rank: 8,
+        attributes: &["id", "code", "name", "currency"],
+    },
+    ElementSpec {
+        name: "price",
+        parent: Some("rateTable"),
+        rank: 0,
+        attributes: &[
+            "seatCategory",
+            "tariffType",
+            "audienceSubcategory",
+            "amount",
+        ],
+    },
+    ElementSpec {
+        name: "product",
+        parent: None,
+        rank: 9,
+        attributes: &["id", "code", "name", "activity", "rateTable"],
+    },
+    ElementSpec {
+        name: "performanceRef",
+        parent: Some("product"),
+        rank: 0,
+        attributes: &["id"],
+    },
+];
+
+static ELEMENTS_V2: [ElementSpec; 13] = {
+    let mut e = ELEMENTS_V1;
+    e[9] = ElementSpec {
+        name: "rateTable",
+        parent: None,
+        rank: 8,
+        attributes: &["id", "code", "name", "currency", "version"],
+    };
+    e
 };
 
 /// Largest VAT rate, in hundredths of a percent (100 %).
@@ -330,6 +359,11 @@ impl<R: BufRead> Reader<R> {
     /// Items yielded so far.
     pub fn records(&self) -> u64 {
         self.records
+    }
+
+    /// The document's format version (`"1"`, `"2"`), once its root is read.
+    pub fn version(&self) -> &'static str {
+        self.xml.version()
     }
 
     fn parent(el: &Element, slot: Option<TechId>) -> Result<TechId, FormatError> {
@@ -425,6 +459,10 @@ impl<R: BufRead> Reader<R> {
                     code: el.code("code")?,
                     name: el.label("name")?,
                     currency: el.currency("currency")?,
+                    version: match self.xml.version() {
+                        "1" => None,
+                        _ => Some(el.number("version", 1, RATE_VERSION_MAX)?),
+                    },
                 };
                 self.rate_table = Some(r.id);
                 Item::RateTable(r)
@@ -484,13 +522,50 @@ impl<R: BufRead> Iterator for Reader<R> {
 /// [`WriteError::Invalid`], after which the writer must not be used.
 pub struct Writer<W: Write> {
     xml: XmlWriter<W>,
+    v2: bool,
 }
 
 impl<W: Write> Writer<W> {
+    /// A version 1 document (no rate table versions).
     pub fn new(out: W) -> Result<Writer<W>, WriteError> {
         Ok(Writer {
             xml: XmlWriter::new(out, &SCHEMA)?,
+            v2: false,
         })
+    }
+
+    /// A version 2 document: every rate table must carry its version.
+    pub fn new_v2(out: W) -> Result<Writer<W>, WriteError> {
+        Ok(Writer {
+            xml: XmlWriter::new(out, &SCHEMA_V2)?,
+            v2: true,
+        })
+    }
+
+    fn rate_table(&mut self, r: &RateTable) -> Result<(), WriteError> {
+        let id = r.id.to_string();
+        let mut values = vec![
+            id.as_str(),
+            r.code.as_str(),
+            r.name.as_str(),
+            r.currency.as_str(),
+        ];
+        let version = r.version.map(|v| v.to_string());
+        match (self.v2, &version) {
+            (true, Some(v)) if (1..=RATE_VERSION_MAX).contains(&r.version.unwrap_or(0)) => {
+                values.push(v);
+            }
+            (false, None) => {}
+            _ => {
+                return Err(WriteError::Invalid(format!(
+                    "rate table {}: version {:?} in a version {} document (version 1 has none, version 2 needs 1 to {RATE_VERSION_MAX})",
+                    r.id,
+                    r.version,
+                    if self.v2 { 2 } else { 1 }
+                )));
+            }
+        }
+        self.xml.element("rateTable", None, Some(r.id), &values)
     }
 
     fn reference(&mut self, element: &str, r: &Reference) -> Result<(), WriteError> {
@@ -623,17 +698,7 @@ impl<W: Write> Writer<W> {
                     p.state.as_str(),
                 ],
             ),
-            Item::RateTable(r) => self.xml.element(
-                "rateTable",
-                None,
-                Some(r.id),
-                &[
-                    &r.id.to_string(),
-                    r.code.as_str(),
-                    r.name.as_str(),
-                    r.currency.as_str(),
-                ],
-            ),
+            Item::RateTable(r) => self.rate_table(r),
             Item::Price(p) => self.price(p),
             Item::Product(p) => self.xml.element(
                 "product",

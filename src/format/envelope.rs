@@ -150,11 +150,13 @@ impl Manifest {
                 problem,
             ))
         };
-        if self.format_version != FORMAT_VERSION {
+        let max = super::max_format_version(self.kind);
+        if !(FORMAT_VERSION..=max).contains(&self.format_version) {
             return err(
                 "envelope-version",
                 format!(
-                    "expected format version {FORMAT_VERSION}, found {}: upgrade stxd on this side or ask the sender to write version {FORMAT_VERSION}",
+                    "expected format version {FORMAT_VERSION} to {max} for {}, found {}: upgrade stxd on this side or ask the sender to write version {max} at most",
+                    self.kind.as_str(),
                     self.format_version
                 ),
             );

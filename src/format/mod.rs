@@ -27,8 +27,20 @@ pub mod xml;
 
 use std::fmt;
 
-/// Version of the formats this build reads and writes.
+/// The first version of every format; a file says its version in its
+/// manifest (`format-version`) and in its payload (the XML root's `version`,
+/// the CSV header's columns).
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The latest format version of a kind this build reads (and writes):
+/// CATALOGUE and SALES have a version 2 (rate table versions), the others
+/// only version 1. Every version from 1 up to it is read.
+pub fn max_format_version(kind: Kind) -> u32 {
+    match kind {
+        Kind::Catalogue | Kind::Sales => 2,
+        Kind::Seatplan | Kind::Contingent => 1,
+    }
+}
 
 /// The kinds of file, from the vocabulary at the bottom of the layers.
 pub use crate::exchange::Kind;

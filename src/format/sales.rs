@@ -72,6 +72,32 @@ pub const COLUMNS: [&str; 17] = [
     "contingent_version",
 ];
 
+/// The header of version 2: version 1's and `rate_version`, the version of
+/// the rate table a line was priced with.
+pub const COLUMNS_V2: [&str; 18] = [
+    "line",
+    "operation",
+    "time",
+    "order",
+    "refund_of",
+    "performance",
+    "block",
+    "row",
+    "seat",
+    "zone",
+    "seat_category",
+    "tariff_type",
+    "audience_subcategory",
+    "amount",
+    "currency",
+    "vat_code",
+    "contingent_version",
+    "rate_version",
+];
+
+/// The largest rate table version a line carries.
+pub const RATE_VERSION_MAX: u64 = 999_999_999;
+
 /// The distributor's order reference: 1 to 32 characters among A-Z a-z 0-9
 /// `_ - . /`, not starting with `-` (a spreadsheet would read `-…` as a
 /// formula).
@@ -140,6 +166,10 @@ pub struct Ticket {
     pub amount: i64,
     pub currency: Currency,
     pub vat_code: TechId,
+    /// Version 2: the version of the rate table the line was priced with
+    /// (a refund repeats its sale's); `None` in a version 1 file, or when
+    /// the distributor's prices came from a version 1 catalogue.
+    pub rate_version: Option<u64>,
 }
 
 /// The distributor has applied this contingent version of this performance.
@@ -173,6 +203,7 @@ const AMOUNT: usize = 13;
 const CURRENCY: usize = 14;
 const VAT_CODE: usize = 15;
 const CONTINGENT_VERSION: usize = 16;
+const RATE_VERSION: usize = 17;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -192,7 +223,8 @@ impl Operation {
     }
 }
 
-/// Everything the reader remembers between lines: one number.
+/// Everything the reader remembers between lines: one number (and the
+/// file's version).
 #[derive(Debug, Default)]
 struct LineOrder {
     /// The last ticket line id and its physical line.
@@ -202,6 +234,11 @@ struct LineOrder {
 impl LineOrder {
     fn line(&mut self, row: &Row<'_>) -> Result<Line, FormatError> {
         let op = row.choice(OPERATION, &OPERATIONS)?;
+        let rate_version = if row.version() >= 2 {
+            rate_version(row, op)?
+        } else {
+            None
+        };
         let operation = match op {
             Op::Ack => return ack(row),
             Op::Sale => Operation::Sale,
@@ -278,6 +315,7 @@ impl LineOrder {
         let vat_code = row.id(VAT_CODE, kind)?;
         row.forbid(CONTINGENT_VERSION, kind)?;
         Ok(Line::Ticket(Ticket {
+            rate_version,
             line,
             operation,
             time,
@@ -293,6 +331,28 @@ impl LineOrder {
             vat_code,
         }))
     }
+}
+
+/// Version 2's `rate_version`: empty or 1 to [`RATE_VERSION_MAX`] on a
+/// `SALE` or `REFUND`, empty on an `ACK`.
+fn rate_version(row: &Row<'_>, op: Op) -> Result<Option<u64>, FormatError> {
+    if op == Op::Ack {
+        row.forbid(RATE_VERSION, "ACK")?;
+        return Ok(None);
+    }
+    if row.text(RATE_VERSION).is_empty() {
+        return Ok(None);
+    }
+    let kind = if op == Op::Refund { "REFUND" } else { "SALE" };
+    let v = row.number(RATE_VERSION, kind)?;
+    if !(1..=RATE_VERSION_MAX).contains(&v) {
+        return Err(row.error(
+            RATE_VERSION,
+            "version-out-of-range",
+            format!("expected a rate table version of 1 to {RATE_VERSION_MAX}, found {v}"),
+        ));
+    }
+    Ok(Some(v))
 }
 
 /// An `ACK` line: performance and contingent version, nothing else.
@@ -366,7 +426,7 @@ impl<R: BufRead> Reader<R> {
     /// `file` names the payload in errors. Nothing is read yet.
     pub fn new(input: R, file: &str, limits: Limits) -> Self {
         Reader {
-            csv: CsvReader::new(input, file, limits, &COLUMNS),
+            csv: CsvReader::new(input, file, limits, &COLUMNS).with_later(&[&COLUMNS_V2]),
             order: LineOrder::default(),
             done: false,
         }
@@ -375,6 +435,11 @@ impl<R: BufRead> Reader<R> {
     /// Data lines read so far (the header not counted).
     pub fn records(&self) -> u64 {
         self.csv.records()
+    }
+
+    /// The file's format version (1 or 2), once its header is read.
+    pub fn version(&self) -> u32 {
+        self.csv.version()
     }
 }
 
@@ -399,14 +464,26 @@ impl<R: BufRead> Iterator for Reader<R> {
 pub struct Writer<W: Write> {
     csv: CsvWriter<W>,
     last: Option<u64>,
+    v2: bool,
 }
 
 impl<W: Write> Writer<W> {
-    /// Writes the header.
+    /// Writes the header of version 1 (no `rate_version`: a line carrying
+    /// one is refused).
     pub fn new(out: W) -> Result<Self, WriteError> {
         Ok(Writer {
             csv: CsvWriter::new(out, &COLUMNS)?,
             last: None,
+            v2: false,
+        })
+    }
+
+    /// Writes the header of version 2 (`rate_version` last).
+    pub fn new_v2(out: W) -> Result<Self, WriteError> {
+        Ok(Writer {
+            csv: CsvWriter::new(out, &COLUMNS_V2)?,
+            last: None,
+            v2: true,
         })
     }
 
@@ -435,6 +512,9 @@ impl<W: Write> Writer<W> {
             w.empty();
         }
         w.field(a.contingent_version)?;
+        if self.v2 {
+            w.empty();
+        }
         w.end_line()
     }
 
@@ -455,6 +535,15 @@ impl<W: Write> Writer<W> {
         }
         if !(0..=AMOUNT_MAX).contains(&t.amount) {
             return invalid(format!("amount {} out of 0..={AMOUNT_MAX}", t.amount));
+        }
+        match t.rate_version {
+            Some(v) if !self.v2 => {
+                return invalid(format!("rate version {v} in a version 1 file"));
+            }
+            Some(v) if !(1..=RATE_VERSION_MAX).contains(&v) => {
+                return invalid(format!("rate version {v} out of 1..={RATE_VERSION_MAX}"));
+            }
+            _ => {}
         }
         let time = format_time(t.time)?;
         let w = &mut self.csv;
@@ -488,6 +577,12 @@ impl<W: Write> Writer<W> {
         w.field(t.currency)?;
         w.field(t.vat_code)?;
         w.empty();
+        if self.v2 {
+            match t.rate_version {
+                Some(v) => w.field(v)?,
+                None => w.empty(),
+            }
+        }
         w.end_line()?;
         self.last = Some(t.line);
         Ok(())

@@ -104,6 +104,8 @@ pub enum Item {
 /// written in the order listed.
 pub static SCHEMA: Schema = Schema {
     root: "seatplan",
+    version: "1",
+    next: None,
     elements: &[
         ElementSpec {
             name: "seatCategory",

@@ -20,13 +20,17 @@ impl Producer for CataloguePayload {
         Kind::Catalogue
     }
 
+    fn format_version(&self) -> u32 {
+        2
+    }
+
     fn produce(
         &self,
         conn: &Connection,
         link: &Link,
         out: &mut dyn Write,
     ) -> Result<Produced, domain::ExportError> {
-        let mut writer = catalogue::Writer::new(out)?;
+        let mut writer = catalogue::Writer::new_v2(out)?;
         let report = domain::catalogue(conn, &scope(link), &mut |item| writer.write(item))?;
         // After the export's own refusals (each with its specific code):
         // anything else `stxd check` finds refuses it too, code `setup`.

@@ -329,6 +329,7 @@ fn stage_and_bind(
     span.record("run", run_id);
     let header = Header {
         kind,
+        format_version: producer.format_version(),
         link: link.name.clone(),
         sender: p.sender.to_owned(),
         recipient: p.recipient.to_owned(),

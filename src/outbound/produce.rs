@@ -26,6 +26,12 @@ pub struct Produced {
 pub trait Producer {
     fn kind(&self) -> Kind;
 
+    /// The payload format version it writes (the manifest's
+    /// `format-version`).
+    fn format_version(&self) -> u32 {
+        1
+    }
+
     /// Writes the whole payload into `out` (already buffered and hashed).
     /// `conn` is the export's write transaction.
     fn produce(

@@ -25,7 +25,7 @@ use time::OffsetDateTime;
 
 use crate::failpoint;
 use crate::format::envelope::{Manifest, STREAM_BUFFER, Sealing, Secret};
-use crate::format::{FORMAT_VERSION, Kind, WriteError};
+use crate::format::{Kind, WriteError};
 use crate::transport::local::{self, Placed, sync_dir};
 
 /// The folder an SFTP push moves published pairs into, inside the outbox.
@@ -35,6 +35,8 @@ pub const SENT: &str = "sent";
 #[derive(Debug, Clone)]
 pub struct Header {
     pub kind: Kind,
+    /// The payload's format version (see [`crate::format::max_format_version`]).
+    pub format_version: u32,
     pub link: String,
     pub sender: String,
     pub recipient: String,
@@ -129,7 +131,7 @@ where
     drop(file);
     let manifest = Manifest {
         kind: header.kind,
-        format_version: FORMAT_VERSION,
+        format_version: header.format_version,
         link: header.link.clone(),
         sender: header.sender.clone(),
         recipient: header.recipient.clone(),
@@ -260,6 +262,7 @@ mod tests {
 
     fn header(sequence: u64) -> Header {
         Header {
+            format_version: 1,
             kind: Kind::Sales,
             link: "opera-tourism".into(),
             sender: "TOURISM".into(),

@@ -28,6 +28,10 @@ impl Producer for SalesPayload {
         Kind::Sales
     }
 
+    fn format_version(&self) -> u32 {
+        2
+    }
+
     fn produce(
         &self,
         conn: &Connection,
@@ -35,7 +39,7 @@ impl Producer for SalesPayload {
         out: &mut dyn Write,
     ) -> Result<Produced, ExportError> {
         let sequence = journal::next_out(conn, &link.name, Kind::Sales)?;
-        let mut writer = sales::Writer::new(out)?;
+        let mut writer = sales::Writer::new_v2(out)?;
         let report = selling::export_sales(
             conn,
             &link.name,

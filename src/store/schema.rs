@@ -74,6 +74,11 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "resolutions told: the contingent file that carries each resolution to the distributor, and the resolutions the distributor applied",
         sql: V9,
     },
+    Migration {
+        version: 10,
+        name: "catalogue changes keep selling: validation per object, pending differences, versioned prices",
+        sql: super::schema_prices::PER_OBJECT_VALIDATION_AND_PRICE_VERSIONS,
+    },
 ];
 
 /// The schema version this build writes.
@@ -168,6 +173,7 @@ CREATE TABLE sales_line_resolution (
 "#;
 
 // Numbered by its place in MIGRATIONS only: the SQL names no version.
+
 const SALES_DIGEST_AND_ZONE_INDEX: &str = r#"
 -- A booked sales line keeps the digest of its canonical text (the first 8
 -- bytes of its SHA-256, big-endian, as a signed integer) instead of the text:
@@ -832,6 +838,50 @@ mod tests {
                 .unwrap()
         };
         assert!(fk.is_empty());
+    }
+
+    /// A manager store from before the price versions: its rate tables'
+    /// prices become version 1, in force since always.
+    #[test]
+    fn prices_loaded_before_the_versions_become_version_1() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for m in MIGRATIONS.iter().filter(|m| m.version <= 8) {
+            conn.execute_batch(m.sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 8;
+             INSERT INTO seat_category VALUES (1, 'C', 'C');
+             INSERT INTO tariff_type VALUES (1, 'T', 'T');
+             INSERT INTO audience_subcategory VALUES (1, 'A', 'A');
+             INSERT INTO rate_table VALUES (7, 'R', 'R', 'EUR', 'active');
+             INSERT INTO rate_table VALUES (8, 'D', 'D', 'EUR', 'validated');
+             INSERT INTO price VALUES (7, 1, 1, 1, 8500);
+             INSERT INTO price VALUES (8, 1, 1, 1, 8000);",
+        )
+        .unwrap();
+        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        let rows: Vec<(i64, i64, String, i64)> = conn
+            .prepare(
+                "SELECT v.rate_table, v.version, v.valid_from, p.amount FROM rate_table_version v
+                 JOIN rate_table_version_price p USING (rate_table, version)",
+            )
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            rows,
+            [(7, 1, "0000-01-01T00:00:00.000000Z".to_owned(), 8500)]
+        );
+        let versions: Vec<Option<i64>> = conn
+            .prepare("SELECT version FROM rate_table ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(versions, [Some(1), None]);
     }
 
     #[test]

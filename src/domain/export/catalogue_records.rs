@@ -371,12 +371,14 @@ fn emit_rate_tables(
     report: &mut Report,
 ) -> Result<(), ExportError> {
     use catalogue::Item;
-    let mut st =
-        conn.prepare_cached("SELECT id, code, name, currency FROM rate_table ORDER BY id")?;
+    let mut st = conn.prepare_cached(
+        "SELECT id, code, name, currency, coalesce(version, 1) FROM rate_table ORDER BY id",
+    )?;
     let mut rows = st.query([])?;
     while let Some(r) = rows.next()? {
         let (rid, c, n, cur): (i64, String, String, String) =
             (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+        let version: i64 = r.get(4)?;
         let object = format!("rate table {rid} {c}");
         let Some(allowed) = sel.rate_tables.get(&rid) else {
             report.exclude(object, "no exported product uses it");
@@ -387,6 +389,9 @@ fn emit_rate_tables(
             code: code(&c, &object)?,
             name: name(&n, &object)?,
             currency: Currency::new(&cur).map_err(|e| bad(&object, e.to_string()))?,
+            version: Some(
+                u32::try_from(version).map_err(|_| bad(&object, format!("version {version}")))?,
+            ),
         });
         emit_with(emit, report, "rate tables", &item)?;
         // Left-out prices, counted per audience subcategory.

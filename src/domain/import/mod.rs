@@ -43,13 +43,16 @@
 //! A catalogue is the full snapshot of what the link sells. Logical
 //! configurations, rate tables and products are created `to_validate`; an
 //! unchanged object keeps its state; a changed one returns to `to_validate`
-//! with each difference as an info message (code `changed`); a product that
-//! changes through its rate table, its performances or their logical
-//! configurations returns to `to_validate` too. A product mapped before and
-//! absent from the file is `suspended` (warning `withdrawn`), never deleted.
-//! Prices and performance links no longer sent are removed (they are cells
-//! and links, not objects); logical seat categories no longer sent are kept
-//! and reported.
+//! with each difference as an info message (code `changed`) and a
+//! `catalogue_change` row ops review until they validate it. Validation is
+//! per object (`docs/catalogue-changes.md` says what "unchanged" means): a
+//! changed logical configuration or rate table does not send its products
+//! back; a performance added to a product, or whose own data changed, leaves
+//! the product validated and only its link (`product_performance.validated`)
+//! to validate. A product mapped before and absent from the file is
+//! `suspended` (warning `withdrawn`), never deleted. Prices and performance
+//! links no longer sent are removed (they are cells and links, not objects);
+//! logical seat categories no longer sent are kept and reported.
 //!
 //! # Files
 //!

@@ -25,10 +25,12 @@
 //! re-exports their public items.
 
 mod master;
+pub mod rate_versions;
 mod relabel;
 mod setup;
 
 pub use master::{catalogue_item, seatplan_item};
+pub use rate_versions::catalogue_done;
 pub use relabel::seatplan_done;
 pub use setup::{CHANNEL_KINDS, SETUP_MAX_BYTES, SetupSummary, setup_file, setup_str};
 

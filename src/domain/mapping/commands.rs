@@ -248,6 +248,53 @@ impl LocalLookup {
     }
 }
 
+/// The manual's rule, quoted when a logical seat category is given where a
+/// physical one is mapped.
+pub const PHYSICAL_ONLY: &str = "the manual: \"map the physical seat categories, not the logical ones\"; a logical seat category sells the physical one it names, which is what is mapped";
+
+/// Why a `seat_category` mapping of `manager_id` to `local_code` is refused
+/// when either is a logical seat category: the manager's id is one its
+/// catalogues sent as a logical seat category, or the local code is only a
+/// local logical seat category's. `None` for any other kind, or when
+/// neither is.
+pub(super) fn logical_category(
+    conn: &Connection,
+    kind: MappingKind,
+    manager_id: i64,
+    local_code: &str,
+) -> Result<Option<String>, DomainError> {
+    if kind != MappingKind::SeatCategory {
+        return Ok(None);
+    }
+    let by_id: Option<(String, i64)> = conn
+        .prepare_cached(
+            "SELECT code, seat_category FROM logical_seat_category WHERE manager_id = ?1
+             ORDER BY id LIMIT 1",
+        )?
+        .query_row([manager_id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((code, physical)) = by_id {
+        let physical: String = conn
+            .prepare_cached("SELECT code FROM seat_category WHERE id = ?1")?
+            .query_row([physical], |r| r.get(0))?;
+        return Ok(Some(format!(
+            "manager id {manager_id} is the logical seat category {code} (of physical seat category {physical}), not a physical one: {PHYSICAL_ONLY}; map the manager's physical seat category instead"
+        )));
+    }
+    let local_logical = conn
+        .prepare_cached(
+            "SELECT 1 FROM logical_seat_category WHERE code = ?1
+             AND NOT EXISTS (SELECT 1 FROM seat_category WHERE code = ?1)",
+        )?
+        .exists([local_code])?;
+    Ok(local_logical.then(|| {
+        format!(
+            "local code {:?} is a logical seat category, not a physical one: {PHYSICAL_ONLY}",
+            crate::ident::shorten(local_code)
+        )
+    }))
+}
+
 /// The local object of `kind` whose code is `code`.
 pub(super) fn find_local(
     conn: &Connection,
@@ -436,6 +483,12 @@ pub fn set(
     local_code: &str,
 ) -> Result<Change, DomainError> {
     refuse_automatic(kind)?;
+    if let Some(problem) = logical_category(tx, kind, manager_id.get(), local_code)? {
+        return Err(DomainError::Invalid {
+            object: format!("mapping {kind} {manager_id} of {manager}"),
+            problem,
+        });
+    }
     let local_id = find_local(tx, kind, local_code)?.map_err(|e| DomainError::Invalid {
         object: format!("mapping {kind} {manager_id} of {manager}"),
         problem: e.problem(),

@@ -13,7 +13,7 @@ use std::io::{BufReader, Read, Write};
 
 use rusqlite::{Connection, Transaction};
 
-use super::commands::{current, find_local, for_each_row, import_of, put};
+use super::commands::{current, find_local, for_each_row, import_of, logical_category, put};
 use super::{Change, Filter, State, UNSEEN_CODE, UNSEEN_LABEL, is_mapped_by_hand, parse_kind};
 use crate::domain::DomainError;
 use crate::format::csv::{CsvReader, Row as CsvRow};
@@ -424,6 +424,11 @@ fn apply_row(
                 ))
             }
         });
+    }
+    if status == MappingStatus::Filled
+        && let Some(problem) = logical_category(tx, kind, id, local)?
+    {
+        return Ok(Err(row.error(COL_LOCAL, "logical-seat-category", problem)));
     }
     let after = match status {
         MappingStatus::Filled => match find_local(tx, kind, local)? {

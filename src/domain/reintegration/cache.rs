@@ -39,6 +39,11 @@ pub(super) struct Cache {
     vat: HashMap<i64, i64>,
     candidates: HashMap<(i64, i64), Vec<Candidate>>,
     prices: HashMap<(i64, i64, i64, i64), Option<i64>>,
+    /// The recorded versions of a rate table: (version, in force from),
+    /// oldest first; empty when it has none (its current prices apply).
+    versions: HashMap<i64, Vec<(i64, String)>>,
+    /// (rate table, version, seat category, tariff type, audience) → amount.
+    versioned: HashMap<(i64, i64, i64, i64, i64), Option<i64>>,
     /// Valid tickets of the link per (performance, zone).
     zone_sold: HashMap<(i64, i64), i64>,
     /// The previous line's order: (reference, id).
@@ -132,8 +137,9 @@ impl Cache {
 /// of its performance on the channel.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum PriceCheck {
-    /// The amount and currency are a price of one of them.
-    Right,
+    /// The amount and currency are a price of one of them, in this version
+    /// of its rate table (`None`: a rate table with no recorded versions).
+    Right(Option<i64>),
     /// No product of the performance is in a product profile of the channel.
     NoProduct,
     /// No such profile allows the audience.
@@ -144,52 +150,58 @@ pub(super) enum PriceCheck {
         code: String,
         amount: i64,
         currency: String,
+        /// The version whose price it is (`None`: the current prices).
+        version: Option<i64>,
     },
     /// No rate table has a price for the line.
     NoPrice,
 }
 
 /// What [`Cache::check_price`] looks up: (performance, channel, seat
-/// category, tariff type, audience subcategory), then (amount, currency).
-pub(super) type PriceQuery<'a> = ((i64, i64, i64, i64, i64), (i64, &'a str));
+/// category, tariff type, audience subcategory), then (amount, currency),
+/// then the rate table version the line names and the time of the sale
+/// (the version in force then prices a line that names none).
+pub(super) type PriceQuery<'a> = (
+    (i64, i64, i64, i64, i64),
+    (i64, &'a str),
+    (Option<i64>, &'a str),
+);
 
 impl Cache {
     /// Judges the amount and currency of a SALE line.
     pub fn check_price(
         &mut self,
         conn: &Connection,
-        ((perf, channel, category, tariff, audience), (amount, currency)): PriceQuery<'_>,
+        ((perf, channel, category, tariff, audience), (amount, currency), (named, at)): PriceQuery<
+            '_,
+        >,
     ) -> Result<PriceCheck, rusqlite::Error> {
         if self.candidates(conn, (perf, channel, audience))?.is_empty() {
             return Ok(PriceCheck::NoProduct);
         }
-        let list = self
+        // The allowed rate tables (id, code, currency): a few per performance.
+        let list: Vec<(i64, String, String)> = self
             .candidates
             .get(&(perf, audience))
-            .map_or(&[][..], Vec::as_slice);
-        if !list.iter().any(|c| c.3) {
+            .map_or(&[][..], Vec::as_slice)
+            .iter()
+            .filter(|c| c.3)
+            .map(|c| (c.0, c.1.clone(), c.2.clone()))
+            .collect();
+        if list.is_empty() {
             return Ok(PriceCheck::AudienceNotAllowed);
         }
         let mut expected = None;
-        for (rate_table, code, rt_currency, _) in list.iter().filter(|c| c.3) {
+        for (rate_table, code, rt_currency) in &list {
             let key = (*rate_table, category, tariff, audience);
-            let price = match self.prices.get(&key) {
-                Some(p) => *p,
-                None => {
-                    let p: Option<i64> = conn
-                        .prepare_cached(
-                            "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
-                               AND tariff_type = ?3 AND audience_subcategory = ?4",
-                        )?
-                        .query_row(key, |r| r.get(0))
-                        .optional()?;
-                    self.prices.insert(key, p);
-                    p
-                }
+            let version = self.version_of(conn, *rate_table, named, at)?;
+            let price = match version {
+                Some(v) => self.versioned_price(conn, v, key)?,
+                None => self.current_price(conn, key)?,
             };
             let Some(price) = price else { continue };
             if price == amount && rt_currency == currency {
-                return Ok(PriceCheck::Right);
+                return Ok(PriceCheck::Right(version));
             }
             if expected.is_none() {
                 expected = Some(PriceCheck::Differs {
@@ -197,10 +209,83 @@ impl Cache {
                     code: code.clone(),
                     amount: price,
                     currency: rt_currency.clone(),
+                    version,
                 });
             }
         }
         Ok(expected.unwrap_or(PriceCheck::NoPrice))
+    }
+
+    /// The version of `rate_table` that prices a line: the one it names,
+    /// else the one in force at `at`; `None` when the rate table has no
+    /// recorded versions or does not know the version named.
+    fn version_of(
+        &mut self,
+        conn: &Connection,
+        rate_table: i64,
+        named: Option<i64>,
+        at: &str,
+    ) -> Result<Option<i64>, rusqlite::Error> {
+        let list = match self.versions.entry(rate_table) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(
+                conn.prepare_cached(
+                    "SELECT version, valid_from FROM rate_table_version WHERE rate_table = ?1
+                     ORDER BY version",
+                )?
+                .query_map([rate_table], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?,
+            ),
+        };
+        Ok(match named {
+            Some(v) => list.iter().find(|(n, _)| *n == v).map(|(n, _)| *n),
+            None => list
+                .iter()
+                .rev()
+                .find(|(_, from)| from.as_str() <= at)
+                .or(list.first())
+                .map(|(n, _)| *n),
+        })
+    }
+
+    fn versioned_price(
+        &mut self,
+        conn: &Connection,
+        version: i64,
+        (rt, category, tariff, audience): (i64, i64, i64, i64),
+    ) -> Result<Option<i64>, rusqlite::Error> {
+        let key = (rt, version, category, tariff, audience);
+        if let Some(p) = self.versioned.get(&key) {
+            return Ok(*p);
+        }
+        let p: Option<i64> = conn
+            .prepare_cached(
+                "SELECT amount FROM rate_table_version_price WHERE rate_table = ?1 AND version = ?2
+                   AND seat_category = ?3 AND tariff_type = ?4 AND audience_subcategory = ?5",
+            )?
+            .query_row(key, |r| r.get(0))
+            .optional()?;
+        self.versioned.insert(key, p);
+        Ok(p)
+    }
+
+    fn current_price(
+        &mut self,
+        conn: &Connection,
+        key: (i64, i64, i64, i64),
+    ) -> Result<Option<i64>, rusqlite::Error> {
+        if let Some(p) = self.prices.get(&key) {
+            return Ok(*p);
+        }
+        let p: Option<i64> = conn
+            .prepare_cached(
+                "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
+                   AND tariff_type = ?3 AND audience_subcategory = ?4",
+            )?
+            .query_row(key, |r| r.get(0))
+            .optional()?;
+        self.prices.insert(key, p);
+        Ok(p)
     }
 }
 

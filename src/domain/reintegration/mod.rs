@@ -472,8 +472,12 @@ pub fn record_text(t: &Ticket) -> Result<String, DomainError> {
         object: format!("line id {}", t.line),
         problem: e.to_string(),
     };
+    // Version 1's text, whatever the file's version: a line repeated from
+    // before version 2 existed is still the same line.
     let mut w = sales::Writer::new(Vec::new()).map_err(invalid)?;
-    w.write(&Line::Ticket(t.clone())).map_err(invalid)?;
+    let mut v1 = t.clone();
+    v1.rate_version = None;
+    w.write(&Line::Ticket(v1)).map_err(invalid)?;
     let (bytes, _) = w.finish().map_err(invalid)?;
     let text = String::from_utf8(bytes).map_err(|e| DomainError::Invalid {
         object: format!("line id {}", t.line),
@@ -494,6 +498,7 @@ mod tests {
 
     fn ticket() -> Ticket {
         Ticket {
+            rate_version: None,
             line: 7,
             operation: Operation::Refund,
             time: time::macros::datetime!(2026-12-01 10:15:00 UTC),

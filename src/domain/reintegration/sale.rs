@@ -174,9 +174,16 @@ impl<'t> SalesImport<'t> {
                 }));
             }
         }
-        if let Err(stop) = self.check_price(t, perf) {
-            self.set_aside(stop)?;
-        }
+        // The rate table version the ticket is booked at: the one that
+        // priced it, else (the price rule set aside) the one the line names.
+        let named = t.rate_version.and_then(|v| i64::try_from(v).ok());
+        let version = match self.check_price(t, perf) {
+            Ok(version) => version,
+            Err(stop) => {
+                self.set_aside(stop)?;
+                named
+            }
+        };
         let vat = self.cache.vat(tx, activity)?;
         if vat != t.vat_code.get() {
             return Err(reject(
@@ -188,7 +195,7 @@ impl<'t> SalesImport<'t> {
             ));
         }
         // Book it.
-        self.book(t, perf, spot)?;
+        self.book(t, perf, spot, version)?;
         if let Some(cancelled) = to_refund {
             runs::message(
                 tx,
@@ -207,7 +214,13 @@ impl<'t> SalesImport<'t> {
 
     /// Writes the ticket of a SALE line that passed every check, and its
     /// amount on the pending account.
-    fn book(&mut self, t: &Ticket, perf: i64, spot: Spot) -> Result<(), Stop> {
+    fn book(
+        &mut self,
+        t: &Ticket,
+        perf: i64,
+        spot: Spot,
+        version: Option<i64>,
+    ) -> Result<(), Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
         let order = self.order(t)?;
@@ -220,8 +233,9 @@ impl<'t> SalesImport<'t> {
         };
         tx.prepare_cached(
             "INSERT INTO ticket (sales_order, link, line, performance, seat, zone, seat_category,
-                 tariff_type, audience_subcategory, amount, currency, vat_code, sold_at, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid')",
+                 tariff_type, audience_subcategory, amount, currency, vat_code, sold_at, state,
+                 rate_version)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14)",
         )?
         .execute(rusqlite::params![
             order,
@@ -237,6 +251,7 @@ impl<'t> SalesImport<'t> {
             t.currency.as_str(),
             t.vat_code.get(),
             format_timestamp(t.time),
+            version,
         ])?;
         let ticket = tx.last_insert_rowid();
         self.pending(ticket, t.amount, t.currency.as_str())
@@ -323,9 +338,12 @@ impl<'t> SalesImport<'t> {
     }
 
     /// The amount must be the price of the rate table of a product of the
-    /// performance sold on the channel, for an audience the channel allows.
-    fn check_price(&mut self, t: &Ticket, perf: i64) -> Result<(), Stop> {
+    /// performance sold on the channel, for an audience the channel allows,
+    /// in the version of the rate table the line names, else in the version
+    /// in force when the sale was made; returns that version.
+    fn check_price(&mut self, t: &Ticket, perf: i64) -> Result<Option<i64>, Stop> {
         let channel = self.setup.channel;
+        let sold_at = format_timestamp(t.time);
         let query = (
             (
                 perf,
@@ -335,9 +353,13 @@ impl<'t> SalesImport<'t> {
                 t.audience_subcategory.get(),
             ),
             (t.amount, t.currency.as_str()),
+            (
+                t.rate_version.and_then(|v| i64::try_from(v).ok()),
+                sold_at.as_str(),
+            ),
         );
         match self.cache.check_price(self.tx, query)? {
-            PriceCheck::Right => Ok(()),
+            PriceCheck::Right(version) => Ok(version),
             PriceCheck::NoProduct => Err(reject(
                 "product-not-on-channel",
                 format!(
@@ -356,11 +378,18 @@ impl<'t> SalesImport<'t> {
                 code,
                 amount,
                 currency,
+                version,
             } => Err(reject(
                 "price-differs",
                 format!(
-                    "price differs from the rate table {rate_table} {code} (expected {amount} {currency}, found {} {})",
-                    t.amount, t.currency
+                    "price differs from the rate table {rate_table} {code}{} (expected {amount} {currency}, found {} {})",
+                    match (version, t.rate_version) {
+                        (Some(v), Some(_)) => format!(" in version {v}, the line's"),
+                        (Some(v), None) => format!(" in version {v}, in force when it was sold"),
+                        (None, _) => String::new(),
+                    },
+                    t.amount,
+                    t.currency
                 ),
             )),
             PriceCheck::NoPrice => Err(reject(

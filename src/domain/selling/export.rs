@@ -59,7 +59,7 @@ pub fn export_sales(
     let mut st = conn.prepare(
         "SELECT l.id, l.operation, l.time, l.order_ref, l.refund_of, l.performance,
                 l.seat, b.id, r.code, s.number, l.zone, l.seat_category, l.tariff_type,
-                l.audience_subcategory, l.amount, l.currency, l.vat_code
+                l.audience_subcategory, l.amount, l.currency, l.vat_code, l.rate_version
            FROM sale_line l
            LEFT JOIN seat s ON s.id = l.seat
            LEFT JOIN seat_row r ON r.id = s.row
@@ -188,5 +188,9 @@ fn ticket(
         amount: r.get(14)?,
         currency: Currency::new(&currency).map_err(|e| bad(&object, e.to_string()))?,
         vat_code: map(MappingKind::VatCode, r.get(16)?)?,
+        rate_version: r
+            .get::<_, Option<i64>>(17)?
+            .map(|v| u64::try_from(v).map_err(|_| bad(&object, format!("rate version {v}"))))
+            .transpose()?,
     })
 }

@@ -73,10 +73,10 @@ mod tests {
                  INSERT INTO zone VALUES (1, 1, 'FOSSE', 'Fosse', 2, 150);
                  INSERT INTO logical_configuration VALUES (1, 'L', 'L', 1, 'validated');
                  INSERT INTO performance VALUES (1, 'P1', 'P1', 1, '2027-01-15T20:00:00+01:00', 1, 1, 'in_operation');
-                 INSERT INTO rate_table VALUES (1, 'R', 'R', 'EUR', 'validated');
+                 INSERT INTO rate_table VALUES (1, 'R', 'R', 'EUR', 'validated', NULL);
                  INSERT INTO price VALUES (1, 1, 1, 1, 8500);
                  INSERT INTO product VALUES (1, 'X', 'X', 1, 1, 'validated');
-                 INSERT INTO product_performance VALUES (1, 1);
+                 INSERT INTO product_performance VALUES (1, 1, 1);
                  INSERT INTO sales_profile VALUES (8201, 'GUICHET', 'Guichet');
                  INSERT INTO sales_profile_product VALUES (8201, 1);
                  INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,

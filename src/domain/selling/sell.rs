@@ -376,23 +376,25 @@ fn offer(tx: &Transaction<'_>, key: &str) -> Result<Offer, SaleRefusal> {
         )?
         .query_map([perf], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
+    // The first product that sells it (validated, in a sales profile, its
+    // link to the performance and the performance's logical configuration
+    // validated); else why the first one does not.
     let mut product = None;
+    let mut first_reason = None;
     for (id, code, _) in &products {
-        if crate::domain::catalogue::is_sellable(tx, *id)? {
-            product = Some((*id, code.clone()));
-            break;
+        match crate::domain::catalogue::not_sellable(tx, *id, perf)? {
+            None => {
+                product = Some((*id, code.clone()));
+                break;
+            }
+            Some(reason) => {
+                first_reason.get_or_insert(reason);
+            }
         }
     }
     let Some((product, product_code)) = product else {
-        let reason = match products.first() {
-            None => "no product sells it; import the manager's catalogue".to_owned(),
-            Some((_, code, state)) if state != "validated" => format!(
-                "product {code} is {state}, not validated: review it and run stxd catalogue validate"
-            ),
-            Some((id, code, _)) => format!(
-                "product {code} is in no sales profile: run stxd catalogue assign-profile {id} <PROFILE>"
-            ),
-        };
+        let reason = first_reason
+            .unwrap_or_else(|| "no product sells it; import the manager's catalogue".to_owned());
         return Err(not_sellable(reason));
     };
     let (rate_table, rate_code, rate_state, currency): (i64, String, String, String) = tx
@@ -575,8 +577,10 @@ fn write_sale(
         .prepare_cached(
             "INSERT INTO sale_line (id, link, operation, time, order_ref, refund_of, product,
                  performance, seat, zone, seat_category, tariff_type, audience_subcategory,
-                 amount, currency, vat_code, active, exported_in)
-             VALUES (?1, ?2, 'SALE', ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1, NULL)",
+                 amount, currency, vat_code, active, exported_in, rate_version)
+             VALUES (?1, ?2, 'SALE', ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1, NULL,
+                 (SELECT r.version FROM product p JOIN rate_table r ON r.id = p.rate_table
+                  WHERE p.id = ?5))",
         )?
         .execute(rusqlite::params![
             line, link, time, order, product, perf, seat, zone, category, tariff, audience, amount,
@@ -664,9 +668,10 @@ pub fn refund(tx: &Transaction<'_>, line_id: i64) -> Result<SaleReceipt, SaleRef
     tx.prepare_cached(
         "INSERT INTO sale_line (id, link, operation, time, order_ref, refund_of, product,
              performance, seat, zone, seat_category, tariff_type, audience_subcategory,
-             amount, currency, vat_code, active, exported_in)
+             amount, currency, vat_code, active, exported_in, rate_version)
          SELECT ?1, link, 'REFUND', ?2, order_ref, id, product, performance, seat, zone,
-             seat_category, tariff_type, audience_subcategory, amount, currency, vat_code, 0, NULL
+             seat_category, tariff_type, audience_subcategory, amount, currency, vat_code, 0, NULL,
+             rate_version
          FROM sale_line WHERE id = ?3",
     )?
     .execute((line, &time, line_id))?;

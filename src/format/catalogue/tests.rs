@@ -171,6 +171,7 @@ fn opera_rates_and_products(items: &mut Vec<Item>) {
         })
     };
     items.push(Item::RateTable(RateTable {
+        version: None,
         id: id(1801),
         code: code("TRAV-RT"),
         name: name("Tarifs La Traviata"),
@@ -191,6 +192,7 @@ fn opera_rates_and_products(items: &mut Vec<Item>) {
     items.push(price(1801, 2001, 1202, 1303, 5000));
     items.push(price(1801, 2002, 1202, 1303, 3500));
     items.push(Item::RateTable(RateTable {
+        version: None,
         id: id(1802),
         code: code("CARM-RT"),
         name: name("Tarifs Carmen"),
@@ -351,6 +353,7 @@ fn writer_enforces_section_order_and_values() {
         })
     };
     w.write(&Item::RateTable(RateTable {
+        version: None,
         id: id(1801),
         code: code("T"),
         name: name("T"),

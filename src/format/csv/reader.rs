@@ -29,6 +29,12 @@ pub struct CsvReader<R: BufRead> {
     file: String,
     limits: Limits,
     columns: &'static [&'static str],
+    /// The canonical columns of the format's later versions (2, 3…): a
+    /// header naming a column only a later version has is read as that
+    /// version.
+    later: &'static [&'static [&'static str]],
+    /// The format version the header showed (1 until it is read).
+    version: u32,
     /// The first `required` columns must be in the header; the others may
     /// be missing (a later format's columns, absent from earlier files),
     /// and then read as empty.
@@ -69,6 +75,8 @@ impl<R: BufRead> CsvReader<R> {
             file: file.to_owned(),
             limits,
             columns,
+            later: &[],
+            version: 1,
             required: columns.len(),
             index: Vec::new(),
             names: Vec::new(),
@@ -92,6 +100,20 @@ impl<R: BufRead> CsvReader<R> {
         self.records
     }
 
+    /// Also reads the later versions of the format, whose canonical columns
+    /// are `later` (version 2 first); each must keep the columns of the
+    /// version before it, in the same order, and add its own after them.
+    pub fn with_later(mut self, later: &'static [&'static [&'static str]]) -> Self {
+        self.later = later;
+        self
+    }
+
+    /// The format version of the file, as its header shows (1 before the
+    /// header is read).
+    pub fn version(&self) -> u32 {
+        self.version
+    }
+
     /// The file name given to [`CsvReader::new`], for error messages.
     pub fn file(&self) -> &str {
         &self.file
@@ -112,6 +134,7 @@ impl<R: BufRead> CsvReader<R> {
                 columns: self.columns,
                 index: &self.index,
                 record: &self.record,
+                version: self.version,
             })),
             Ok(false) => {
                 self.state = State::Done;
@@ -238,6 +261,18 @@ impl<R: BufRead> CsvReader<R> {
         self.check_fields(&bytes, 1)?;
         let header = StringRecord::from_byte_record(bytes)
             .map_err(|_| self.error(Position::line(1), "csv-utf8", "expected UTF-8 text".into()))?;
+        // The latest version one of whose own columns the header names.
+        let v1 = self.columns;
+        if let Some((i, cols)) = self
+            .later
+            .iter()
+            .enumerate()
+            .rev()
+            .find(|(_, cols)| header.iter().any(|h| cols.contains(&h) && !v1.contains(&h)))
+        {
+            self.columns = cols;
+            self.version = u32::try_from(i).unwrap_or(u32::MAX).saturating_add(2);
+        }
         let expected = self.columns.join(";");
         if header.len() == 1
             && let Some(first) = header.get(0)
@@ -353,12 +388,18 @@ pub struct Row<'a> {
     columns: &'static [&'static str],
     index: &'a [usize],
     record: &'a StringRecord,
+    version: u32,
 }
 
 impl<'a> Row<'a> {
     /// Physical line, 1-based (the header is line 1).
     pub fn line(&self) -> u64 {
         self.line
+    }
+
+    /// The format version of the file (see [`CsvReader::version`]).
+    pub fn version(&self) -> u32 {
+        self.version
     }
 
     /// The column's name.

@@ -69,9 +69,6 @@ pub use reader::XmlReader;
 pub use schema::{Element, ElementSpec, Schema, format_date, format_date_time};
 pub use writer::XmlWriter;
 
-/// The only value of the root's `version` attribute this build reads and writes.
-pub const VERSION: &str = "1";
-
 #[cfg(test)]
 mod tests {
     use std::io::{self, Read};

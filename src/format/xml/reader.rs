@@ -12,7 +12,6 @@ use quick_xml::escape::EscapeError;
 use quick_xml::events::attributes::AttrError;
 use quick_xml::events::{BytesStart, Event};
 
-use super::VERSION;
 use super::guard::Guard;
 use super::schema::{Element, ElementSpec, Schema};
 use crate::format::{FormatError, Limits, Position};
@@ -62,6 +61,12 @@ pub struct XmlReader<R: BufRead> {
 }
 
 impl<R: BufRead> XmlReader<R> {
+    /// The format version of the document: its root's, once read (the
+    /// schema's first version before).
+    pub fn version(&self) -> &'static str {
+        self.schema.version
+    }
+
     pub fn new(input: R, file: &str, limits: Limits, schema: &'static Schema) -> XmlReader<R> {
         let mut reader = quick_xml::Reader::from_reader(Guard::new(input, &limits));
         let config = reader.config_mut();
@@ -386,17 +391,31 @@ impl<R: BufRead> XmlReader<R> {
                     format!("<{root}> attribute version is missing"),
                 ));
             }
-            Some(v) if v != VERSION => {
-                return Err(self.err(
-                    start,
-                    "bad-version",
-                    format!(
-                        "<{root}> attribute version: expected \"{VERSION}\", found {:?}",
-                        shorten(&v)
-                    ),
-                ));
+            Some(v) => {
+                // This version's schema, or a later one's.
+                let mut schema = Some(self.schema);
+                while let Some(s) = schema.filter(|s| s.version != v) {
+                    schema = s.next;
+                }
+                let Some(schema) = schema else {
+                    let mut known = vec![format!("\"{}\"", self.schema.version)];
+                    let mut next = self.schema.next;
+                    while let Some(s) = next {
+                        known.push(format!("\"{}\"", s.version));
+                        next = s.next;
+                    }
+                    return Err(self.err(
+                        start,
+                        "bad-version",
+                        format!(
+                            "<{root}> attribute version: expected {}, found {:?}",
+                            known.join(" or "),
+                            shorten(&v)
+                        ),
+                    ));
+                };
+                self.schema = schema;
             }
-            Some(_) => {}
         }
         if empty {
             self.phase = Phase::Epilog;

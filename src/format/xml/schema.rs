@@ -28,11 +28,17 @@ pub struct ElementSpec {
     pub attributes: &'static [&'static str],
 }
 
-/// The elements of one payload; the root carries exactly `version="1"`.
+/// The elements of one payload in one format version; the root carries
+/// exactly `version="<version>"`.
 #[derive(Debug)]
 pub struct Schema {
     pub root: &'static str,
+    /// The format version this schema reads and writes (`"1"`, `"2"`).
+    pub version: &'static str,
     pub elements: &'static [ElementSpec],
+    /// The schema of the next format version of the same payload, which the
+    /// reader also accepts (a document says its version on its root).
+    pub next: Option<&'static Schema>,
 }
 
 impl Schema {

@@ -5,7 +5,6 @@
 
 use std::io::Write;
 
-use super::VERSION;
 use super::schema::{ElementSpec, Schema};
 use crate::format::WriteError;
 use crate::ident::TechId;
@@ -44,7 +43,7 @@ impl<W: Write> XmlWriter<W> {
                 id: None,
                 last_rank: None,
             }],
-            pending: Some(format!("<{} version=\"{VERSION}\"", schema.root)),
+            pending: Some(format!("<{} version=\"{}\"", schema.root, schema.version)),
             records: 0,
         })
     }

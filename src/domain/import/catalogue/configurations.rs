@@ -147,6 +147,10 @@ impl CatalogueImport<'_> {
                 if sc != category {
                     diffs.push(format!("{location} seat category {sc} → {category}"));
                 }
+                tx.prepare_cached(
+                    "UPDATE logical_seat_category SET manager_id = ?2 WHERE id = ?1 AND manager_id IS NOT ?2",
+                )?
+                .execute((id, l.id.get()))?;
                 if diffs.is_empty() {
                     Change::Unchanged
                 } else {
@@ -160,10 +164,10 @@ impl CatalogueImport<'_> {
             }
             None => {
                 tx.prepare_cached(
-                    "INSERT INTO logical_seat_category (logical_configuration, code, name, seat_category)
-                     VALUES (?1, ?2, ?3, ?4)",
+                    "INSERT INTO logical_seat_category (logical_configuration, code, name, seat_category, manager_id)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
                 )?
-                .execute((lc, l.code.as_str(), l.name.as_str(), category))?;
+                .execute((lc, l.code.as_str(), l.name.as_str(), category, l.id.get()))?;
                 open.seen.insert(tx.last_insert_rowid());
                 if !open.created {
                     open.diffs.push(format!("{location} added"));
@@ -207,6 +211,7 @@ impl CatalogueImport<'_> {
         }
         let location = format!("logical configuration {}", open.code);
         if open.created {
+            self.pending("logical_configuration", open.local, &["new".to_owned()])?;
             self.summary.add(Change::Created);
         } else if open.diffs.is_empty() {
             self.summary.add(Change::Unchanged);
@@ -218,8 +223,7 @@ impl CatalogueImport<'_> {
             for d in &open.diffs {
                 self.changed(&location, d)?;
             }
-            self.changed_lcs
-                .insert(open.local, format!("{location} changed"));
+            self.pending("logical_configuration", open.local, &open.diffs)?;
             self.summary.add(Change::Updated);
         }
         open.diffs.clear();

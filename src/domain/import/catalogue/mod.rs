@@ -53,8 +53,11 @@ struct OpenProduct {
     code: String,
     created: bool,
     was_suspended: bool,
-    rate_table: i64,
+    /// Differences of the product itself (code, name, activity, rate
+    /// table, sent again after its withdrawal): it returns to to_validate.
     diffs: Vec<String>,
+    /// Performances added or changed: their links wait for validation.
+    links: Vec<String>,
     performances: HashSet<i64>,
 }
 
@@ -72,10 +75,9 @@ pub struct CatalogueImport<'t> {
     lcs: HashMap<i64, Option<i64>>,
     performances: HashMap<i64, Option<(i64, String)>>,
     rate_tables: HashMap<i64, Option<i64>>,
-    /// Local ids of objects that changed in this file, with what changed.
-    changed_lcs: HashMap<i64, String>,
+    /// Local ids of the performances whose own data changed in this file,
+    /// with what changed (their product links wait for validation).
     changed_performances: HashMap<i64, String>,
-    changed_rate_tables: HashMap<i64, String>,
     /// Manager ids of the products of this file.
     products: HashSet<i64>,
     /// The code of the last rate table read (for messages, even when parked).
@@ -102,9 +104,7 @@ impl<'t> CatalogueImport<'t> {
             lcs: HashMap::new(),
             performances: HashMap::new(),
             rate_tables: HashMap::new(),
-            changed_lcs: HashMap::new(),
             changed_performances: HashMap::new(),
-            changed_rate_tables: HashMap::new(),
             products: HashSet::new(),
             rt_code: String::new(),
             record: 0,
@@ -311,6 +311,22 @@ impl<'t> CatalogueImport<'t> {
 
     fn changed(&self, location: &str, text: &str) -> Result<(), DomainError> {
         info(self.tx, &self.ctx, "changed", location, text)
+    }
+
+    /// Keeps the differences of an object that is (or stays) to validate,
+    /// for `stxd catalogue list` until it is validated (`kind` is the
+    /// object's table).
+    fn pending(&self, kind: &str, local: i64, differences: &[String]) -> Result<(), DomainError> {
+        let now = crate::store::now();
+        let mut st = self.tx.prepare_cached(
+            "INSERT INTO catalogue_change (kind, object, difference, file, at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        for d in differences {
+            let d: String = d.chars().take(2000).collect();
+            st.execute((kind, local, &d, self.ctx.file, &now))?;
+        }
+        Ok(())
     }
 
     /// Ends the file: applied (withdrawn products suspended), or parked

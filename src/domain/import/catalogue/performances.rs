@@ -67,9 +67,9 @@ impl CatalogueImport<'_> {
             })?;
         let (local, change) =
             self.upsert_performance(p, &location, activity, configuration, lc, &start)?;
-        if let Some(reason) = self.changed_lcs.get(&lc).cloned() {
-            self.changed_performances.entry(local).or_insert(reason);
-        }
+        // A changed logical configuration is validated on its own: its
+        // performances wait for it (the point of sale checks its state), not
+        // their products.
         self.fill(
             MappingKind::Performance,
             p.id,

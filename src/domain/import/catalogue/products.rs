@@ -81,8 +81,8 @@ impl CatalogueImport<'_> {
                         code: p.code.as_str().to_owned(),
                         created: false,
                         was_suspended,
-                        rate_table,
                         diffs,
+                        links: Vec::new(),
                         performances: HashSet::new(),
                     }
                 }
@@ -102,8 +102,8 @@ impl CatalogueImport<'_> {
                         code: p.code.as_str().to_owned(),
                         created: true,
                         was_suspended: false,
-                        rate_table,
                         diffs: Vec::new(),
+                        links: Vec::new(),
                         performances: HashSet::new(),
                     }
                 }
@@ -148,28 +148,34 @@ impl CatalogueImport<'_> {
         };
         open.performances.insert(perf);
         let tx = self.tx;
+        // A new link waits for validation; the product's other
+        // performances keep selling.
         let n = tx
             .prepare_cached(
-                "INSERT INTO product_performance (product, performance) VALUES (?1, ?2)
+                "INSERT INTO product_performance (product, performance, validated) VALUES (?1, ?2, 0)
                  ON CONFLICT DO NOTHING",
             )?
             .execute((open.local, perf))?;
         if n > 0 {
             if !open.created {
-                open.diffs.push(format!("performance {perf_code} added"));
+                open.links.push(format!("performance {perf_code} added"));
             }
             self.summary.add(Change::Created);
         } else {
             self.summary.add(Change::Unchanged);
         }
         if let Some(why) = self.changed_performances.get(&perf) {
-            open.diffs.push(why.clone());
+            tx.prepare_cached(
+                "UPDATE product_performance SET validated = 0 WHERE product = ?1 AND performance = ?2",
+            )?
+            .execute((open.local, perf))?;
+            open.links.push(why.clone());
         }
         Ok(())
     }
 
     pub(super) fn close_product(&mut self) -> Result<(), DomainError> {
-        let Some(mut open) = self.product.take() else {
+        let Some(open) = self.product.take() else {
             return Ok(());
         };
         let tx = self.tx;
@@ -189,18 +195,32 @@ impl CatalogueImport<'_> {
             }
             stale
         };
+        let location = format!("product {}", open.code);
         for (perf, code) in stale {
             tx.prepare_cached(
                 "DELETE FROM product_performance WHERE product = ?1 AND performance = ?2",
             )?
             .execute((open.local, perf))?;
-            open.diffs.push(format!("performance {code} removed"));
+            // Nothing to validate: the product no longer sells it.
+            self.changed(
+                &location,
+                &format!(
+                    "performance {code} removed: no longer sold by product {}",
+                    open.code
+                ),
+            )?;
         }
-        if let Some(why) = self.changed_rate_tables.get(&open.rate_table) {
-            open.diffs.push(why.clone());
+        if !open.created && !open.links.is_empty() {
+            for d in &open.links {
+                self.changed(
+                    &location,
+                    &format!("{d}: to validate; its other performances keep selling"),
+                )?;
+            }
+            self.pending("product", open.local, &open.links)?;
         }
-        let location = format!("product {}", open.code);
         if open.created {
+            self.pending("product", open.local, &["new".to_owned()])?;
             self.summary.add(Change::Created);
         } else if open.diffs.is_empty() {
             self.summary.add(Change::Unchanged);
@@ -210,6 +230,7 @@ impl CatalogueImport<'_> {
             for d in &open.diffs {
                 self.changed(&location, d)?;
             }
+            self.pending("product", open.local, &open.diffs)?;
             self.changed(
                 &location,
                 &format!(

@@ -4,7 +4,7 @@
 use rusqlite::OptionalExtension;
 
 use super::super::Change;
-use super::super::refs::kind_words;
+use super::super::refs::{info, kind_words};
 use super::{CatalogueImport, OpenRt, diff_text};
 use crate::domain::DomainError;
 use crate::domain::mapping::Resolved;
@@ -51,6 +51,31 @@ impl CatalogueImport<'_> {
                 (tx.last_insert_rowid(), true, Vec::new())
             }
         };
+        // The manager's version of these prices (none from a version 1
+        // catalogue): what the sales lines priced with them carry. A new
+        // version number is not a change by itself: the prices are compared.
+        let version = r.version.map(i64::from);
+        let renumbered = tx
+            .prepare_cached(
+                "UPDATE rate_table SET version = ?2 WHERE id = ?1 AND version IS NOT ?2",
+            )?
+            .execute((local, version))?;
+        if renumbered > 0 && !created {
+            info(
+                tx,
+                &self.ctx,
+                "rate-version",
+                &format!("rate table {}", r.code),
+                &format!(
+                    "rate table {}: the manager's version of its prices is now {}",
+                    r.code,
+                    version.map_or_else(
+                        || "none (a version 1 catalogue)".to_owned(),
+                        |v| v.to_string()
+                    )
+                ),
+            )?;
+        }
         self.fill(
             MappingKind::RateTable,
             r.id,
@@ -207,6 +232,7 @@ impl CatalogueImport<'_> {
         }
         let location = format!("rate table {}", open.code);
         if open.created {
+            self.pending("rate_table", open.local, &["new".to_owned()])?;
             self.summary.add(Change::Created);
         } else if open.diffs.is_empty() {
             self.summary.add(Change::Unchanged);
@@ -216,10 +242,7 @@ impl CatalogueImport<'_> {
             for d in &open.diffs {
                 self.changed(&location, d)?;
             }
-            self.changed_rate_tables.insert(
-                open.local,
-                format!("{location} changed: {}", open.diffs.join("; ")),
-            );
+            self.pending("rate_table", open.local, &open.diffs)?;
             self.summary.add(Change::Updated);
         }
         Ok(())
