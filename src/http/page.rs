@@ -3,21 +3,8 @@
 
 use axum::response::Html;
 
-/// `s` escaped for HTML text and attribute values.
-pub(crate) fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// `s` escaped for HTML text and attribute values: the report's escaping.
+pub(crate) use crate::report::escape_html as esc;
 
 /// `s` escaped for a URL's query value.
 pub(crate) fn url(s: &str) -> String {

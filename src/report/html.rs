@@ -6,7 +6,9 @@ use std::fmt::Write as _;
 
 use crate::domain::reconcile::{Item, Report, Sides, format_amounts, format_sums};
 
-fn esc(s: &str) -> String {
+/// `s` escaped for HTML text and attribute values (the console's pages use
+/// it too).
+pub fn esc(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {

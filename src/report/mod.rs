@@ -12,7 +12,7 @@ mod html;
 mod text;
 
 pub use csv::{CSV_COLUMNS, write_csv};
-pub use html::render_html;
+pub use html::{esc as escape_html, render_html};
 pub use text::render_text;
 
 #[cfg(test)]
