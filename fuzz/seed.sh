@@ -60,9 +60,9 @@ targets=("$@")
 for t in "${targets[@]}"; do
     case $t in
     seatplan) seed seatplan samples/opera/seatplan.xml samples/exchange/valid/*.SEATPLAN.*.xml samples/invalid/seatplan-*.xml ;;
-    catalogue) seed catalogue samples/opera/catalogue.xml samples/tourism/reference.xml samples/exchange/valid/*.CATALOGUE.*.xml samples/invalid/catalogue-*.xml ;;
-    contingent) seed contingent samples/payloads/contingent.csv samples/exchange/valid/*.CONTINGENT.*.csv samples/invalid/contingent-*.csv ;;
-    sales) seed sales samples/payloads/sales.csv samples/exchange/valid/*.SALES.*.csv samples/exchange/invalid/*/*.csv samples/invalid/sales-*.csv ;;
+    catalogue) seed catalogue samples/opera/catalogue.xml samples/tourism/reference.xml samples/exchange/valid/*.CATALOGUE.*.xml samples/invalid/catalogue-*.xml samples/payloads/catalogue*.xml ;;
+    contingent) seed contingent samples/payloads/contingent*.csv samples/exchange/valid/*.CONTINGENT.*.csv samples/invalid/contingent-*.csv ;;
+    sales) seed sales samples/payloads/sales*.csv samples/exchange/valid/*.SALES.*.csv samples/exchange/invalid/*/*.csv samples/invalid/sales-*.csv ;;
     envelope) seed_envelope ;;
     file_name) seed_file_name ;;
     mapping_csv) seed mapping_csv samples/tourism/mapping.csv samples/mapping/invalid/*.csv ;;

@@ -7,8 +7,10 @@
 //! - `records()` counts the records it yielded (the CSV readers, the lines
 //!   read: one more when the last one was refused);
 //! - a document read whole without error, written back by the kind's
-//!   writer, reads back as the same records (the reader accepts nothing the
-//!   writer cannot say, and the writer writes nothing the reader refuses).
+//!   writer in the same format version (the target's `open` says which
+//!   writer, from the reader and the records), reads back as the same
+//!   records (the reader accepts nothing the writer cannot say, and the
+//!   writer writes nothing the reader refuses).
 
 use stxd::format::FormatError;
 
@@ -25,12 +27,22 @@ pub fn check_error(e: &FormatError) {
 
 /// The body of a payload reader target for the format module `$m`, whose
 /// records are `$item`s (`Reader::new(BufRead, file, Limits)`, `records()`, and a `Writer`).
+/// `$open` opens the writer for a document read whole: called with the
+/// reader (which knows the version it read) and the records.
 macro_rules! reader_target {
-    ($m:ident, $item:ident) => {
+    ($m:ident, $item:ident, $open:expr) => {
         use stxd::format::$m as format_module;
 
-        /// Reads `data` whole; `Some(records)` when it was read without error.
-        fn read_all(data: &[u8]) -> Option<Vec<format_module::$item>> {
+        type Open = fn(
+            &format_module::Reader<&[u8]>,
+            &[format_module::$item],
+        ) -> Result<format_module::Writer<Vec<u8>>, stxd::format::WriteError>;
+
+        /// Reads `data` whole; `Some(records, writer)` when it was read
+        /// without error, with the writer that writes its version.
+        fn read_all(
+            data: &[u8],
+        ) -> Option<(Vec<format_module::$item>, format_module::Writer<Vec<u8>>)> {
             let mut reader =
                 format_module::Reader::new(data, common::FILE, stxd::format::Limits::default());
             let mut items = Vec::new();
@@ -53,16 +65,18 @@ macro_rules! reader_target {
                     }
                     None => {
                         assert!(reader.next().is_none(), "the reader yielded after its end");
-                        return Some(items);
+                        let open: Open = $open;
+                        let writer = open(&reader, &items).expect("a writer opens on a Vec");
+                        return Some((items, writer));
                     }
                 }
             }
         }
 
         libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-            let Some(items) = read_all(data) else { return };
-            let mut writer =
-                format_module::Writer::new(Vec::new()).expect("a writer opens on a Vec");
+            let Some((items, mut writer)) = read_all(data) else {
+                return;
+            };
             for item in &items {
                 writer.write(item).unwrap_or_else(|e| {
                     panic!("the writer refused a record the reader accepted: {e}: {item:?}")
@@ -71,7 +85,9 @@ macro_rules! reader_target {
             let (out, written) = writer.finish().expect("the writer closes");
             assert_eq!(written, items.len() as u64);
             match read_all(&out) {
-                Some(again) => assert_eq!(again, items, "records changed through write and read"),
+                Some((again, _)) => {
+                    assert_eq!(again, items, "records changed through write and read")
+                }
                 None => panic!(
                     "the reader refused what the writer wrote:\n{}",
                     String::from_utf8_lossy(&out)

@@ -18,7 +18,10 @@ use stxd::format::Kind;
 use stxd::store::Role;
 
 #[path = "../../tests/interleavings/model.rs"]
-#[allow(dead_code, reason = "the property test uses parts this target does not")]
+#[allow(
+    dead_code,
+    reason = "the property test uses parts this target does not"
+)]
 mod model;
 
 use model::{LINK, MANAGER, Op, Pick, Spot, What, play, universe};
@@ -172,8 +175,8 @@ fn first_use_done() -> tempfile::TempDir {
     }
     drop(manager);
 
-    let inboxes = stxd::app::folders_to_scan(&config, Some(LINK), |f| f.inbox.clone())
-        .expect("inboxes");
+    let inboxes =
+        stxd::app::folders_to_scan(&config, Some(LINK), |f| f.inbox.clone()).expect("inboxes");
     let files = stxd::app::scan(&inboxes).expect("listing");
     assert_eq!(files.len(), 2, "seat plan and catalogue waiting: {files:?}");
     stxd::app::process_files(&config, &files).expect("processed");
@@ -181,9 +184,7 @@ fn first_use_done() -> tempfile::TempDir {
     let (_, _, mut distributor) =
         stxd::app::open_side(&config, LINK, Role::Distributor).expect("distributor");
     distributor
-        .write(|tx| {
-            stxd::domain::catalogue::validate(tx, stxd::domain::catalogue::Selection::All)
-        })
+        .write(|tx| stxd::domain::catalogue::validate(tx, stxd::domain::catalogue::Selection::All))
         .expect("catalogue validated");
     distributor
         .write(|tx| stxd::domain::catalogue::assign_profile(tx, 1, "GUICHET"))

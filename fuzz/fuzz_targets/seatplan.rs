@@ -6,4 +6,8 @@
 #[macro_use]
 mod common;
 
-reader_target!(seatplan, Item);
+reader_target!(
+    seatplan,
+    Item,
+    |_, _| format_module::Writer::new(Vec::new())
+);
