@@ -1094,10 +1094,16 @@ impl World {
             }
             Step::Export { flow, flush } => {
                 let kills = self.tally.kills.iter().sum::<u64>();
-                let by_daemon = self.sent_up_to(*flow) > self.sent_seen[flow_index(*flow)];
                 match self.until_alive(&args, plan, &|_| false) {
                     Some(ran) => {
                         let killed = self.tally.kills.iter().sum::<u64>() > kills;
+                        // Looked at after the command: the running daemon may
+                        // have sent the lines meanwhile (a taken trigger it
+                        // runs again after a restart races this one-shot for
+                        // the store, and either may win). A one-shot that
+                        // found nothing to send wrote nothing, so a higher
+                        // sequence is the daemon's.
+                        let by_daemon = self.sent_up_to(*flow) > self.sent_seen[flow_index(*flow)];
                         self.judge_export(*flow, *flush || killed || by_daemon, &ran);
                     }
                     None => self
