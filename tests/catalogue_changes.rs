@@ -3,18 +3,8 @@
 //! the manager makes stops only what changed, through the `stxd` binary on
 //! the same-slot demo.
 
-use serde_json::Value;
-
 use crate::free_tariff::{allot, sell};
-use crate::util::Sandbox;
-
-fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let run = sb.stxd(&all);
-    run.expect_code(code);
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
-}
+use crate::util::{Sandbox, json};
 
 /// The manager loads a catalogue fragment and sends its catalogue; the
 /// distributor imports it.

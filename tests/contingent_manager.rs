@@ -6,7 +6,6 @@
 
 use std::path::Path;
 
-use serde_json::Value;
 use stxd::domain::DomainError;
 use stxd::domain::contingent::{self, AllotmentView, Places, Ref, SeatRange};
 use stxd::format::contingent::Line;
@@ -15,7 +14,7 @@ use stxd::ident::{Code, TechId};
 use stxd::inbound::{self, Record};
 use stxd::store::{Role, Store, StoreError};
 
-use crate::util::Sandbox;
+use crate::util::{Sandbox, json};
 
 const LINK: &str = "opera-tourism";
 
@@ -50,14 +49,6 @@ fn opera(sb: &Sandbox) -> Store {
         Role::Manager,
     )
     .unwrap()
-}
-
-fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let run = sb.stxd(&all);
-    run.expect_code(code);
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
 }
 
 fn show(store: &Store, link: &str, perf: i64) -> Option<AllotmentView> {

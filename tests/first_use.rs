@@ -8,15 +8,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use crate::util::{Sandbox, rows};
-
-fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let run = sb.stxd(&all);
-    run.expect_code(code);
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
-}
+use crate::util::{Sandbox, json, rows};
 
 /// (kind, manager id) of the rows `mapping list --pending` shows.
 fn pending(sb: &Sandbox) -> BTreeSet<(String, i64)> {

@@ -9,15 +9,7 @@
 use serde_json::Value;
 
 use crate::free_tariff::{allot, sell};
-use crate::util::{Sandbox, rows};
-
-fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let run = sb.stxd(&all);
-    run.expect_code(code);
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
-}
+use crate::util::{Sandbox, json, rows};
 
 /// Lets the clock pass a second: line and state-change times are whole
 /// seconds, and a sale in the very second of a change counts as before it.

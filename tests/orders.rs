@@ -4,15 +4,7 @@
 use serde_json::Value;
 
 use crate::free_tariff::allot;
-use crate::util::{Sandbox, rows};
-
-fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let run = sb.stxd(&all);
-    run.expect_code(code);
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
-}
+use crate::util::{Sandbox, json, rows};
 
 fn sell(sb: &Sandbox, seat: &str, audience: &str, order: Option<&str>) -> i64 {
     let mut args = vec![

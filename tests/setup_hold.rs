@@ -7,17 +7,9 @@
 
 use serde_json::Value;
 
-use crate::util::Sandbox;
+use crate::util::{Sandbox, json};
 
 const LINK: [&str; 2] = ["--link", "opera-tourism"];
-
-fn json(sb: &Sandbox, args: &[&str], code: i32) -> Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let run = sb.stxd(&all);
-    run.expect_code(code);
-    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
-}
 
 fn side(status: &Value, side: &str) -> Value {
     status["links"]

@@ -89,11 +89,7 @@ impl Sandbox {
 
     /// `stxd --json ARGS…`, which must succeed, its output parsed.
     pub fn json(&self, args: &[&str]) -> serde_json::Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let run = self.stxd(&all);
-        run.expect_code(0);
-        serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
+        json(self, args, 0)
     }
 
     /// Allots `seats` (`BLOCK:ROW:FROM-TO`) of the demo's performance 1701
@@ -201,6 +197,16 @@ impl Run {
         );
         self
     }
+}
+
+/// Runs `stxd --json ARGS` in `sb`, expects exit code `code`, and parses
+/// what it printed.
+pub fn json(sb: &Sandbox, args: &[&str], code: i32) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let run = sb.stxd(&all);
+    run.expect_code(code);
+    serde_json::from_str(&run.stdout()).unwrap_or_else(|e| panic!("{e}: {}", run.stdout()))
 }
 
 /// Gives the console of a copy of the demo config (`[http] listen =

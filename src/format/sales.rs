@@ -74,26 +74,16 @@ pub const COLUMNS: [&str; 17] = [
 
 /// The header of version 2: version 1's and `rate_version`, the version of
 /// the rate table a line was priced with.
-pub const COLUMNS_V2: [&str; 18] = [
-    "line",
-    "operation",
-    "time",
-    "order",
-    "refund_of",
-    "performance",
-    "block",
-    "row",
-    "seat",
-    "zone",
-    "seat_category",
-    "tariff_type",
-    "audience_subcategory",
-    "amount",
-    "currency",
-    "vat_code",
-    "contingent_version",
-    "rate_version",
-];
+pub const COLUMNS_V2: [&str; 18] = {
+    let mut columns = [""; 18];
+    let mut i = 0;
+    while i < COLUMNS.len() {
+        columns[i] = COLUMNS[i];
+        i += 1;
+    }
+    columns[COLUMNS.len()] = "rate_version";
+    columns
+};
 
 /// The largest rate table version a line carries.
 pub const RATE_VERSION_MAX: u64 = 999_999_999;
