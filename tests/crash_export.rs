@@ -258,3 +258,43 @@ fn process_places_a_committed_export_before_listing() {
     assert_eq!(booked, [line]);
     assert_clean_and_consistent(&sb, "process after export.committed");
 }
+
+/// An export between its commit and its placement whose process is alive
+/// is that process's to place: a listing beside it (`stxd process`, the
+/// daemon's) leaves it alone instead of "finishing" it as a crash's. The
+/// live writer is stood in for by this test holding the lock an export
+/// holds (`stxd::outbound::writing`), over an export killed after its
+/// commit; once the lock is free, the next listing places it.
+#[test]
+fn a_listing_leaves_an_export_to_its_live_writer() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    sb.allot("PARTERRE:A:1-10");
+    sb.json(&["export", "contingent", "--link", LINK]);
+    sb.json(&["process"]);
+    let line = sb.sell("PARTERRE:A:1");
+    assert!(killed_export(&sb, "sales", "export.committed"));
+    let inbox = sb.path().join("var/exchange").join(LINK).join("to-manager");
+    let manifest = format!("{LINK}.SALES.00000001.stx");
+    let writer = stxd::outbound::writing::writing(&sb.path().join("var/state/TOURISM.sqlite"));
+    sb.stxd(&["process"]).expect_code(0);
+    assert!(
+        !inbox.join(&manifest).exists() && !inbox.join("done").join(&manifest).exists(),
+        "a listing placed an export whose writer is alive"
+    );
+    let prepared = query(
+        &sb,
+        "TOURISM.sqlite",
+        "SELECT sequence FROM file_journal WHERE kind = 'SALES' AND state = 'prepared'",
+    );
+    assert_eq!(prepared, [1]);
+    drop(writer);
+    sb.stxd(&["process"]).expect_code(0);
+    let booked = query(
+        &sb,
+        "OPERA.sqlite",
+        "SELECT line FROM sales_line WHERE status = 'booked' ORDER BY line",
+    );
+    assert_eq!(booked, [line]);
+    assert_clean_and_consistent(&sb, "process once the writer let go");
+}

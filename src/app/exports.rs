@@ -18,7 +18,8 @@ pub struct Finished {
 }
 
 /// Places every committed but unplaced export of every link side this config
-/// serves, from its recorded content ([`outbound::export::finish_prepared`]):
+/// serves, from its recorded content ([`outbound::export::finish_prepared`];
+/// an export whose process is still placing it is left to that process):
 /// the daemon calls it at each listing, and `stxd process` before it
 /// lists, so a one-shot export killed after its commit reaches the peer
 /// without waiting for the next export. A side whose outbox holds no staged
@@ -46,7 +47,7 @@ pub fn finish_exports(config: &Config) -> Vec<Result<Finished, AppError>> {
             }
         };
         for kind in kinds {
-            match outbound::export::finish_prepared(&mut store, link, kind) {
+            match outbound::export::finish_prepared(&mut store, link, kind, false) {
                 Ok(sequences) if sequences.is_empty() => {}
                 Ok(sequences) => out.push(Ok(Finished {
                     link: link.name.clone(),

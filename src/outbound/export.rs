@@ -243,7 +243,7 @@ pub fn export_with(
     // Finish first what a crash left between a commit and its placement:
     // that sequence is bound to its recorded content and must reach the
     // peer before the next one.
-    if let Err(cause) = finish_prepared(store, link, kind) {
+    if let Err(cause) = finish_prepared(store, link, kind, true) {
         let run_id = log_failure(store, link, kind, &cause);
         return Err(fail(cause, run_id));
     }
@@ -258,6 +258,9 @@ pub fn export_with(
     };
     let staged_in =
         |tx: &rusqlite::Transaction<'_>| stage_and_bind(tx, &parties, producer, secret, &span);
+    // From before the commit until the pair is placed: a listing meanwhile
+    // leaves this export to this process (`writing`).
+    let _writing = super::writing::writing(store.path());
     match store.write(staged_in) {
         Ok((exported, staged, entry)) => {
             failpoint::hit("export.committed");
@@ -503,12 +506,23 @@ fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &mut Store) {
 }
 
 /// Finishes every export of `link` and `kind` that committed its sequence
-/// but may not have placed its pair (a crash, a failed placement): each is
+/// but did not place its pair (a crash, a failed placement): each is
 /// placed from its staged payload and recorded manifest, marked published,
 /// and its staged copies removed. Idempotent: a name already holding the
-/// same bytes (in the outbox or `sent/`) counts as placed. Returns the
-/// sequences finished.
-pub fn finish_prepared(store: &mut Store, link: &Link, kind: Kind) -> Result<Vec<u64>, Cause> {
+/// same bytes (in the outbox or `sent/`) counts as placed. An export whose
+/// process is still placing it is left to that process
+/// ([`super::writing`]): `wait` waits for it to finish (an export must
+/// not overtake the sequences before its own), otherwise it is skipped (a
+/// listing). Returns the sequences finished.
+pub fn finish_prepared(
+    store: &mut Store,
+    link: &Link,
+    kind: Kind,
+    wait: bool,
+) -> Result<Vec<u64>, Cause> {
+    let Some(_settling) = super::writing::settling(store.path(), wait) else {
+        return Ok(Vec::new());
+    };
     let prepared = store.read(|conn| journal::prepared(conn, &link.name, kind))?;
     if prepared.is_empty() {
         return Ok(Vec::new());

@@ -17,6 +17,7 @@ pub mod produce;
 pub mod publish;
 pub mod sales;
 pub mod seatplan;
+pub mod writing;
 
 pub use produce::{Produced, Producer};
 pub use publish::{Header, PublishError, publish};
