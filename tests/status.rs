@@ -291,7 +291,7 @@ fn a_file_refused_days_ago_still_shows_while_it_sits_in_error() {
     let text = run.stdout();
     assert!(
         text.contains(&format!(
-            "error/ now: 1 refused, waiting for ops (read each .reason, then remove it): {}",
+            "error/ now: 1 refused, waiting for ops (read each .reason; fix the cause, then stxd retry FILE; or remove the pair): {}",
             m.manifest_name()
         )),
         "{text}"

@@ -95,11 +95,12 @@ fn print_link(out: &mut impl Write, l: &LinkStatus) -> std::io::Result<()> {
     }
     print_folder(out, "parked", "waiting for mappings", &l.parked)?;
     print_folder(out, "outbox", "not yet taken by the peer", &l.outbox)?;
-    // Whatever its age: a refused file waits in error/ until ops remove it.
+    // Whatever its age: a refused file waits in error/ until ops retry or
+    // remove it.
     print_folder(
         out,
         "error/ now",
-        "refused, waiting for ops (read each .reason, then remove it)",
+        "refused, waiting for ops (read each .reason; fix the cause, then stxd retry FILE; or remove the pair)",
         &l.error,
     )?;
     if l.attention > 0 {
