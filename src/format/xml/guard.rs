@@ -228,6 +228,15 @@ impl<R: Read> Guard<R> {
         }
         let mut i = from;
         while i < stop {
+            if self.need == 0 {
+                // The bulk of a payload: eight printable ASCII bytes at a
+                // time, each a complete character with nothing to record.
+                i = printable_run(&self.buf, i, stop);
+                self.ready = i;
+                if i == stop {
+                    break;
+                }
+            }
             let b = self.buf[i];
             let at = abs + (i - from) as u64;
             if self.need > 0 {
@@ -298,6 +307,30 @@ impl<R: Read> Guard<R> {
     }
 }
 
+/// The end of the run of printable ASCII bytes (0x20 to 0x7E) that starts
+/// at `from` in `buf[..stop]`, looked at eight bytes at a time; the last
+/// few bytes and the eight that hold the first other byte are left to the
+/// byte-by-byte check.
+fn printable_run(buf: &[u8], from: usize, stop: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = buf.get(i..i + 8).filter(|_| i + 8 <= stop) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A byte below 0x20 (a control character, a newline, a tab)…
+        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        // …or above 0x7E (DEL, any byte of a multi-byte character).
+        let above = (w.wrapping_add(ONES) | w) & HIGH;
+        if below | above != 0 {
+            break;
+        }
+        i += 8;
+    }
+    i
+}
+
 impl<R: Read> Read for Guard<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         let avail = self.fill_buf()?;
@@ -338,5 +371,40 @@ impl<R: Read> BufRead for Guard<R> {
         let amt = amt.min(self.ready - self.start);
         self.start += amt;
         self.consumed += amt as u64;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable_run;
+
+    #[test]
+    fn a_printable_run_stops_before_any_other_byte() {
+        let printable = |b: u8| (0x20..=0x7E).contains(&b);
+        for b in 0..=u8::MAX {
+            for at in 0..20 {
+                let mut buf = [b'a'; 20];
+                buf[at] = b;
+                for from in 0..4 {
+                    let end = printable_run(&buf, from, buf.len());
+                    assert!(end >= from && end <= buf.len());
+                    assert!(
+                        buf[from..end].iter().all(|&c| printable(c)),
+                        "{b:#x} at {at}"
+                    );
+                    if printable(b) || at < from {
+                        // Only the tail shorter than eight bytes is left.
+                        assert!(buf.len() - end < 8, "{b:#x} at {at} from {from}: {end}");
+                    } else {
+                        assert!(
+                            end <= at && at < end + 8,
+                            "{b:#x} at {at} from {from}: {end}"
+                        );
+                    }
+                }
+            }
+        }
+        // Never past `stop`.
+        assert_eq!(printable_run(b"abcdefghijklmnop", 0, 12), 8);
     }
 }
