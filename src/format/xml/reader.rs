@@ -529,7 +529,9 @@ impl<R: BufRead> XmlReader<R> {
         start: u64,
     ) -> Result<Vec<String>, FormatError> {
         let mut values: Vec<Option<String>> = vec![None; spec.attributes.len()];
-        for attr in s.attributes() {
+        // quick-xml's own check of repeated names compares each attribute
+        // with every earlier one; the slots below tell it at once.
+        for attr in s.attributes().with_checks(false) {
             let attr = attr.map_err(|e| self.attr_error(e, spec.name, start))?;
             let key = attr.key.as_ref();
             let Some(i) = spec.attributes.iter().position(|a| *a == key) else {
@@ -544,6 +546,9 @@ impl<R: BufRead> XmlReader<R> {
                     ),
                 ));
             };
+            if values.get(i).is_some_and(Option::is_some) {
+                return Err(self.duplicate_attribute(spec.name, start));
+            }
             let v = self.attr_value(&attr, spec.name, spec.attributes[i], start)?;
             if let Some(slot) = values.get_mut(i) {
                 *slot = Some(v);
@@ -586,6 +591,13 @@ impl<R: BufRead> XmlReader<R> {
                 format!("<{element}> attribute {key}: a raw '<' must be written &lt;"),
             ));
         }
+        // Most values hold no reference and no whitespace to normalise:
+        // they are their own text (the guard let only UTF-8 through).
+        if !raw.iter().any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
+            && let Ok(text) = std::str::from_utf8(raw)
+        {
+            return Ok(text.to_owned());
+        }
         match attr.normalized_value(XmlVersion::Explicit1_0) {
             Ok(v) => Ok(v.into_owned()),
             Err(QxError::Escape(e)) => {
@@ -609,13 +621,17 @@ impl<R: BufRead> XmlReader<R> {
         }
     }
 
+    fn duplicate_attribute(&mut self, element: &str, start: u64) -> FormatError {
+        self.err(
+            start,
+            "xml-duplicate-attribute",
+            format!("<{element}> has the same attribute twice"),
+        )
+    }
+
     fn attr_error(&mut self, e: AttrError, element: &str, start: u64) -> FormatError {
         match e {
-            AttrError::Duplicated(..) => self.err(
-                start,
-                "xml-duplicate-attribute",
-                format!("<{element}> has the same attribute twice"),
-            ),
+            AttrError::Duplicated(..) => self.duplicate_attribute(element, start),
             other => self.err(
                 start,
                 "xml-syntax",
