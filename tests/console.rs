@@ -740,10 +740,7 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
     );
     assert!(crate::util::manifests(&parked, "SEATPLAN").is_empty());
     for shot in SHOTS {
-        assert!(
-            shots.join(shot).metadata().unwrap().len() > 1000,
-            "{shot}"
-        );
+        assert!(shots.join(shot).metadata().unwrap().len() > 1000, "{shot}");
     }
     // The docs' images are made from these (docs/console.md says how).
     if let Some(out) = std::env::var_os("STXD_CONSOLE_SCREENSHOTS") {
@@ -960,4 +957,221 @@ fn the_files_page_shows_a_refused_file_with_its_reason_and_retries_it() {
         ],
     );
     assert_eq!(status, 422, "{body}");
+}
+
+/// The value of the sample of `metric` with these labels in a scrape.
+fn sample(text: &str, metric: &str, want: &[(&str, &str)]) -> Option<f64> {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("a Prometheus text exposition");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && want.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+/// The sizes of the files of `dir` whose names contain `part`, summed.
+fn bytes_of(dir: &Path, part: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(part))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn sftp_bytes_and_failed_connections_are_counted_in_the_metrics() {
+    use crate::servers::Kind;
+    let mut server = crate::servers::start(Kind::Sshd);
+    let sides = crate::util::SftpSides::new(server.as_ref(), "manager");
+    let port = free_port();
+    let config = sides.root().join("manager.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[daemon]\nscan_seconds = 1\n\n[http]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"{}\"\n",
+        sides.root().join("console.token").display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start_args(&sides.sandbox, &["--config", "manager.toml"], "info");
+    daemon.wait_log("console listening");
+    let c = Console {
+        base: format!("http://127.0.0.1:{port}"),
+        token: std::fs::read_to_string(sides.root().join("console.token"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+        agent: agent(),
+    };
+    let metric = |name: &str, labels: &[(&str, &str)]| {
+        let (status, text) = c.get("/metrics");
+        assert_eq!(status, 200, "{text}");
+        sample(&text, name, labels)
+    };
+    let manager = [("link", "opera-tourism"), ("side", "manager")];
+    let bytes = |direction: &str| {
+        metric(
+            "stxd_sftp_transfer_bytes_total",
+            &[manager[0], manager[1], ("direction", direction)],
+        )
+    };
+    // Out: the seat plan pushed to the share.
+    sides
+        .manager(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    daemon.wait_log("pair pushed");
+    let pushed = bytes_of(&sides.share("to-distributor"), "SEATPLAN");
+    assert!(pushed > 0);
+    // In: a pair the distributor left on the share, pulled whatever its
+    // content (the pipeline refuses it afterwards: not signed).
+    let to_manager = sides.share("to-manager");
+    std::fs::create_dir_all(&to_manager).unwrap();
+    std::fs::write(
+        to_manager.join("opera-tourism.SALES.00000001.csv"),
+        "x".repeat(70_000),
+    )
+    .unwrap();
+    std::fs::write(
+        to_manager.join("opera-tourism.SALES.00000001.stx"),
+        "not a manifest\n",
+    )
+    .unwrap();
+    let pulled = bytes_of(&to_manager, "SALES");
+    daemon.wait_log("pair pulled");
+    assert_eq!(bytes("out"), Some(pushed as f64));
+    assert_eq!(bytes("in"), Some(pulled as f64));
+    assert_eq!(
+        metric("stxd_sftp_connection_failures_total", &manager),
+        Some(0.0)
+    );
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_exit();
+
+    // The server gone: a new daemon cannot connect, and says so; its
+    // counters start again from 0.
+    server.stop();
+    let daemon = Daemon::start_args(&sides.sandbox, &["--config", "manager.toml"], "info");
+    daemon.wait_log("console listening");
+    daemon.wait_log("sftp poll failed");
+    let failures = metric("stxd_sftp_connection_failures_total", &manager).unwrap();
+    assert!(failures >= 1.0, "{failures}\n{}", daemon.log());
+    assert_eq!(bytes("out"), Some(0.0));
+    assert_eq!(bytes("in"), Some(0.0));
+}
+
+#[test]
+fn a_changed_price_shows_its_difference_and_its_rate_table_validates_alone() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    crate::catalogue_changes::manager_changes(
+        &sb,
+        "price.xml",
+        r#"  <rateTable id="1801" code="TRAV-RT" name="Tarifs La Traviata" currency="EUR">
+    <price seatCategory="2001" tariffType="1201" audienceSubcategory="1301" amount="9000"/>
+  </rateTable>"#,
+    );
+    let d = Daemon::start(&sb);
+    d.wait_log("console listening");
+    let c = Console::of(&sb);
+    let (status, page) = c.get("/catalogue");
+    assert_eq!(status, 200, "{page}");
+    // The difference the import kept, and a button for the rate table only.
+    assert!(
+        page.contains("rate table TRAV-RT</strong>: price"),
+        "{page}"
+    );
+    assert!(page.contains("85.00 EUR → 90.00 EUR"), "{page}");
+    assert!(page.contains("id=\"validate-rate_table-1\""), "{page}");
+    assert!(
+        !page.contains("id=\"validate-1\""),
+        "product 1 stays validated: {page}"
+    );
+    let csrf = csrf_in(&page);
+    let bearer = format!("Bearer {}", c.token);
+    let auth = [("Authorization", bearer.as_str())];
+    let (status, said) = c.post(
+        "/catalogue/validate",
+        &auth,
+        &[
+            ("csrf", &csrf),
+            ("link", "opera-tourism"),
+            ("object", "nonsense"),
+            ("id", "1"),
+        ],
+    );
+    assert_eq!(status, 422, "{said}");
+    let (status, said) = c.post(
+        "/catalogue/validate",
+        &auth,
+        &[
+            ("csrf", &csrf),
+            ("link", "opera-tourism"),
+            ("object", "rate_table"),
+            ("id", "1"),
+        ],
+    );
+    assert_eq!(status, 200, "{said}");
+    assert!(said.contains("rate table 1 TRAV-RT"), "{said}");
+    let left = sb.json(&["catalogue", "list", "--to-validate"]);
+    assert_eq!(left["products"], serde_json::json!([]), "{left:#}");
+    let (_, page) = c.get("/catalogue");
+    assert!(!page.contains("85.00 EUR → 90.00 EUR"), "{page}");
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT r.kind FROM run r JOIN run_message m ON m.run = r.id \
+             WHERE m.code = 'via' AND m.text = 'via console'"
+        ),
+        ["catalogue-validate"]
+    );
+
+    // A resolution the domain refuses (no such rejected line) changes
+    // nothing and leaves a failed run, marked via the console; without
+    // the CSRF token nothing at all.
+    let resolve = [
+        ("link", "opera-tourism"),
+        ("line", "99"),
+        ("decision", "dismiss"),
+        ("reason", "typo"),
+    ];
+    assert_eq!(c.post("/sales/resolve", &auth, &resolve).0, 403);
+    let with_csrf = [
+        resolve[0],
+        resolve[1],
+        resolve[2],
+        resolve[3],
+        ("csrf", csrf.as_str()),
+    ];
+    let (status, said) = c.post("/sales/resolve", &auth, &with_csrf);
+    assert_eq!(status, 422, "{said}");
+    assert!(said.contains("line id 99"), "{said}");
+    assert_eq!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT r.kind || '|' || r.status FROM run r JOIN run_message m ON m.run = r.id \
+             WHERE m.code = 'via' AND m.text = 'via console'"
+        ),
+        ["resolve-line|failed"]
+    );
+    assert!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT line FROM sales_line_resolution"
+        )
+        .is_empty()
+    );
+    // The mapping table downloads as the CLI exports it.
+    let (status, csv) = c.get("/mapping/export");
+    assert_eq!(status, 200, "{csv}");
+    let cli = sb.stxd(&["mapping", "export"]);
+    cli.expect_code(0);
+    assert_eq!(csv, cli.stdout());
 }
