@@ -581,6 +581,19 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         let catalogue = b.source().await.unwrap();
         assert!(catalogue.contains("differences from the last validated version"), "{catalogue}");
         shot("catalogue.png").await;
+        // Its logical configuration on its own first, then the product.
+        b.find(Locator::Css("button[id^='validate-logical_configuration-']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
+        let said = said.text().await.unwrap();
+        assert!(said.contains("logical configuration") && said.contains("TRAV-STD"), "{said}");
+        b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
+        let catalogue = b.source().await.unwrap();
+        assert!(!catalogue.contains("validate-logical_configuration-"), "{catalogue}");
         b.find(Locator::Id("validate-1")).await.unwrap().click().await.unwrap();
         let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
         assert!(said.text().await.unwrap().starts_with("validated product 1 "));
@@ -677,7 +690,7 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         ),
         [
             "catalogue-assign-profile|ok|1".to_owned(),
-            "catalogue-validate|ok|1".to_owned(),
+            "catalogue-validate|ok|2".to_owned(),
             "mapping-import|failed|1".to_owned(),
             "mapping-import|ok|1".to_owned(),
             format!("mapping-ignore|ok|{by_form_ignored}"),

@@ -89,21 +89,25 @@ fn manager(
 ) -> Result<(), String> {
     let conn = crate::store::open_read_only(&config.store_path(&link.manager))
         .map_err(|e| e.to_string())?;
+    // Only this page's lines are kept; the others are counted.
     let mut rejected = Vec::new();
+    let mut seen = 0usize;
     reint::for_each_rejected(&conn, &link.name, |r| {
-        rejected.push(r);
+        if (page * PAGE..(page + 1) * PAGE).contains(&seen) {
+            rejected.push(r);
+        }
+        seen += 1;
         Ok(())
     })
     .map_err(|e| e.to_string())?;
     let _ = write!(
         out,
-        "<h3>Rejected lines (<span id=\"rejected-count\">{}</span>)</h3>",
-        rejected.len()
+        "<h3>Rejected lines (<span id=\"rejected-count\">{seen}</span>)</h3>"
     );
     if !rejected.is_empty() {
         out.push_str("<table><tr><th>line</th><th>operation</th><th>order</th><th>amount (minor units)</th><th>from</th><th>rejected for</th><th>resolve</th></tr>");
     }
-    for r in rejected.iter().skip(page * PAGE).take(PAGE) {
+    for r in &rejected {
         let line = r.line;
         let accept = if OVERRIDABLE.contains(&r.code.as_str()) {
             format!(
@@ -132,7 +136,7 @@ fn manager(
     if !rejected.is_empty() {
         out.push_str("</table><p>Only the rules <code>price-differs</code>, <code>no-price</code>, <code>performance-closed</code>, <code>performance-started</code> can be set aside by <em>Accept</em>; any line can be dismissed (closed unbooked).</p>");
     }
-    pager(out, link, page, rejected.len());
+    pager(out, link, page, seen);
     let (resolved, total) =
         reint::resolutions(&conn, &link.name, (page * PAGE) as u64, PAGE as u64)
             .map_err(|e| e.to_string())?;
