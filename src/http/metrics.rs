@@ -3,8 +3,10 @@
 //! nothing is counted beside them, so no figure can drift from what `stxd
 //! status` says. Counters are the store's counts of terminal states (a
 //! journaled file applied, ignored, rejected or published stays so);
-//! everything that can go down is a gauge. Every metric is listed in
-//! docs/console.md.
+//! everything that can go down is a gauge. The one exception is the SFTP
+//! transport's own counters (connection failures, bytes moved), which no
+//! store records: read from the transport, they count since the daemon
+//! started. Every metric is listed in docs/console.md.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
