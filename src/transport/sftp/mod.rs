@@ -27,6 +27,8 @@
 //!
 //! Blocking: every call here does network I/O; the daemon runs it on a
 //! blocking thread. One [`Share`] holds one session, reused across polls.
+//! Each link side's failed connection attempts and bytes moved are counted
+//! in this process ([`traffic_counts`], for the console's `/metrics`).
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
