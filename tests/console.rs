@@ -395,6 +395,36 @@ fn sample_mapping(sb: &Sandbox) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
+/// How many pending rows the browser sets one by one through the forms
+/// before it imports the rest as a CSV.
+const BY_FORM: usize = 3;
+
+/// Waits until `dir` holds at least `n` manifests of `kind`.
+fn wait_for_files(dir: &Path, kind: &str, n: usize, d: &Daemon) {
+    let start = Instant::now();
+    while crate::util::manifests(dir, kind).len() < n {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "fewer than {n} {kind} files in {}:\n{}",
+            dir.display(),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Every page of the console, as the README shows them.
+const SHOTS: [&str; 8] = [
+    "links.png",
+    "mapping.png",
+    "resumed.png",
+    "catalogue.png",
+    "files.png",
+    "runs.png",
+    "sales.png",
+    "reconciliation.png",
+];
+
 #[test]
 fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
     let (chromium, driver_path) = browser_paths();
@@ -423,23 +453,28 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
             )
         })
         .collect();
-    assert!(!pending.is_empty(), "the files parked on pending mappings");
     let plan = sample_mapping(&sb);
     // The kinds ops map by hand (the others fill themselves as files apply).
     let pending: Vec<(String, String)> = pending
         .into_iter()
         .filter(|(k, _)| plan.iter().any(|(pk, _, _)| pk == k))
         .collect();
+    assert!(
+        pending.len() > BY_FORM,
+        "the files parked on pending mappings: {pending:?}"
+    );
     let code_of = |k: &str, m: &str| {
         plan.iter()
             .find(|(pk, pm, _)| pk == k && pm == m)
             .map(|p| p.2.is_some())
     };
-    let pending_set = pending
+    let by_form = &pending[..BY_FORM];
+    let by_form_set = by_form
         .iter()
         .filter(|(k, m)| code_of(k, m) == Some(true))
         .count();
-    let pending_ignored = pending.len() - pending_set;
+    let by_form_ignored = BY_FORM - by_form_set;
+    let csv = std::fs::read_to_string(sb.path().join("samples/tourism/mapping.csv")).unwrap();
     let c = Console::of(&sb);
     let driver = Driver::start(driver_path);
     let shots = sb.path().join("screenshots");
@@ -448,13 +483,14 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         .enable_all()
         .build()
         .unwrap();
-    let last_page = rt.block_on(async {
+    let (imported_page, lines) = rt.block_on(async {
         let mut caps = serde_json::Map::new();
         caps.insert(
             "goog:chromeOptions".to_owned(),
             serde_json::json!({
                 "binary": chromium,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                         "--window-size=1400,1000",
                          format!("--user-data-dir={}", sb.path().join("chromium").display())]
             }),
         );
@@ -464,6 +500,11 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
             .await
             .expect("a WebDriver session of headless Chromium");
         use fantoccini::Locator;
+        let shot = |name: &'static str| {
+            let b = b.clone();
+            let path = shots.join(name);
+            async move { std::fs::write(path, b.screenshot().await.unwrap()).unwrap() }
+        };
         b.goto(&format!("{}/mapping", c.base)).await.unwrap();
         let refused = b.source().await.unwrap();
         assert!(refused.contains("Login needed"), "{refused}");
@@ -475,9 +516,9 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         assert!(links.contains("pending mappings"), "{links}");
         // The trigger buttons of the link's jobs.
         assert!(links.contains("export-contingent"), "{links}");
-        std::fs::write(shots.join("links.png"), b.screenshot().await.unwrap()).unwrap();
-        let mut last = String::new();
-        for (i, (kind, id)) in pending.iter().enumerate() {
+        shot("links.png").await;
+        // The first rows one by one through the forms.
+        for (i, (kind, id)) in by_form.iter().enumerate() {
             let code = plan
                 .iter()
                 .find(|(k, m, _)| k == kind && m == id)
@@ -486,7 +527,7 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
                 .clone();
             b.goto(&format!("{}/mapping?kind={kind}", c.base)).await.unwrap();
             if i == 0 {
-                std::fs::write(shots.join("mapping.png"), b.screenshot().await.unwrap()).unwrap();
+                shot("mapping.png").await;
             }
             let row = format!("{kind}-{id}");
             match code {
@@ -507,15 +548,55 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
                 .for_element(Locator::Id("changed"))
                 .await
                 .unwrap_or_else(|e| panic!("{kind} {id}: no change said: {e}"));
-            last = b.source().await.unwrap();
         }
-        std::fs::write(shots.join("resumed.png"), b.screenshot().await.unwrap()).unwrap();
+        // The rest as a CSV pasted on the mapping page: a broken one first
+        // (refused whole, each bad row named), then the samples' file.
+        let paste = |text: String| {
+            let b = b.clone();
+            let base = c.base.clone();
+            async move {
+                b.goto(&format!("{base}/mapping")).await.unwrap();
+                b.execute(
+                    "document.getElementById('import-csv').value = arguments[0];",
+                    vec![serde_json::json!(text)],
+                )
+                .await
+                .unwrap();
+                b.find(Locator::Id("import")).await.unwrap().click().await.unwrap();
+                b.wait().for_element(Locator::Css("h1")).await.unwrap();
+                b.source().await.unwrap()
+            }
+        };
+        let broken = csv.replacen(";filled;", ";filed;", 1) + "OPERA;season;oops;X;Y;filled;T2627\n";
+        let refused = paste(broken).await;
+        assert!(refused.contains("Nothing changed"), "{refused}");
+        assert!(refused.contains("id=\"import-errors\""), "{refused}");
+        assert!(refused.contains("<td>2</td>"), "line 2 named: {refused}");
+        assert!(refused.contains("filed"), "the bad status quoted: {refused}");
+        let imported = paste(csv.clone()).await;
+        assert!(imported.contains("id=\"changed\""), "{imported}");
+        shot("resumed.png").await;
         // The catalogue: product 1 validated, then assigned to GUICHET.
         b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
-        std::fs::write(shots.join("catalogue.png"), b.screenshot().await.unwrap()).unwrap();
+        let catalogue = b.source().await.unwrap();
+        assert!(catalogue.contains("differences from the last validated version"), "{catalogue}");
+        shot("catalogue.png").await;
+        // Its logical configuration on its own first, then the product.
+        b.find(Locator::Css("button[id^='validate-logical_configuration-']"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
+        let said = said.text().await.unwrap();
+        assert!(said.contains("logical configuration") && said.contains("TRAV-STD"), "{said}");
+        b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
+        let catalogue = b.source().await.unwrap();
+        assert!(!catalogue.contains("validate-logical_configuration-"), "{catalogue}");
         b.find(Locator::Id("validate-1")).await.unwrap().click().await.unwrap();
         let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
-        assert!(said.text().await.unwrap().starts_with("validated 1 "));
+        assert!(said.text().await.unwrap().starts_with("validated product 1 "));
         b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
         b.find(Locator::Id("profile-1")).await.unwrap().send_keys("GUICHET").await.unwrap();
         b.find(Locator::Id("assign-1")).await.unwrap().click().await.unwrap();
@@ -532,20 +613,65 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
             .await
             .unwrap();
         b.wait().for_element(Locator::Id("triggered")).await.unwrap();
+        let to_distributor = sb.path().join("var/exchange/opera-tourism/to-distributor/done");
+        wait_for_files(&to_distributor, "CONTINGENT", 1, &d);
+        // The distributor sells A:1; the manager closes the performance;
+        // the distributor, not told yet, sells A:2 and A:3: the manager
+        // rejects both (performance-closed).
+        assert!(sb.sell("PARTERRE:A:1") > 0);
+        std::thread::sleep(Duration::from_millis(1100));
+        sb.stxd(&["performance", "close", "TRAV0115", "--link", "opera-tourism"])
+            .expect_code(0);
+        std::thread::sleep(Duration::from_millis(1100));
+        let lines = [sb.sell("PARTERRE:A:2"), sb.sell("PARTERRE:A:3")];
+        sb.stxd(&["export", "sales", "--link", "opera-tourism"]).expect_code(0);
+        wait_for_files(&sb.path().join("var/exchange/opera-tourism/to-manager/done"), "SALES", 1, &d);
+        b.goto(&format!("{}/sales", c.base)).await.unwrap();
+        let sales = b.source().await.unwrap();
+        assert!(sales.contains("<span id=\"rejected-count\">2</span>"), "{sales}");
+        shot("sales.png").await;
+        for (line, decision) in [(lines[0], "accept"), (lines[1], "dismiss")] {
+            b.goto(&format!("{}/sales", c.base)).await.unwrap();
+            b.find(Locator::Id(&format!("reason-{line}")))
+                .await
+                .unwrap()
+                .send_keys(&format!("{decision}ed in the browser test"))
+                .await
+                .unwrap();
+            b.find(Locator::Id(&format!("{decision}-{line}"))).await.unwrap().click().await.unwrap();
+            let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
+            let said = said.text().await.unwrap();
+            assert!(said.contains(&format!("line {line} ")), "{said}");
+        }
+        // The manager tells the distributor in its next contingent.
+        b.goto(&format!("{}/", c.base)).await.unwrap();
+        b.find(Locator::Id("trigger-manager-export-contingent"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        b.wait().for_element(Locator::Id("triggered")).await.unwrap();
+        wait_for_files(&to_distributor, "CONTINGENT", 2, &d);
+        b.goto(&format!("{}/sales", c.base)).await.unwrap();
+        let sales = b.source().await.unwrap();
+        assert!(sales.contains("<span id=\"rejected-count\">0</span>"), "{sales}");
+        assert!(sales.contains("id=\"resolutions\""), "{sales}");
+        assert!(sales.contains("dismissed by the manager"), "{sales}");
+        for (page, name) in [
+            ("/files", "files.png"),
+            ("/runs", "runs.png"),
+            ("/reconcile/opera-tourism", "reconciliation.png"),
+        ] {
+            b.goto(&format!("{}{page}", c.base)).await.unwrap();
+            shot(name).await;
+        }
         b.close().await.unwrap();
-        last
+        (imported, lines)
     });
-    // The contingent reached the distributor: its seats sell there.
-    crate::util::wait_for_file(
-        &sb.path()
-            .join("var/exchange/opera-tourism/to-distributor/done"),
-        "CONTINGENT",
-        || d.log(),
-    );
-    assert!(sb.sell("PARTERRE:A:1") > 0);
-    // The page of the last change says which parked files resumed.
-    assert!(last_page.contains("id=\"resumed\""), "{last_page}");
-    assert!(last_page.contains("applied"), "{last_page}");
+    // The page of the import says which parked files resumed.
+    assert!(imported_page.contains("id=\"resumed\""), "{imported_page}");
+    assert!(imported_page.contains("applied"), "{imported_page}");
     // The store changed, each change a run marked as asked via the console.
     assert_eq!(
         rows(
@@ -559,38 +685,79 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         rows(
             &sb,
             "TOURISM.sqlite",
-            "SELECT r.kind, count(*) FROM run r JOIN run_message m ON m.run = r.id \
-             WHERE m.code = 'via' AND m.text = 'via console' GROUP BY r.kind ORDER BY r.kind"
+            "SELECT r.kind || '|' || r.status, count(*) FROM run r JOIN run_message m ON m.run = r.id \
+             WHERE m.code = 'via' AND m.text = 'via console' GROUP BY 1 ORDER BY 1"
         ),
         [
-            "catalogue-assign-profile|1".to_owned(),
-            "catalogue-validate|1".to_owned(),
-            format!("mapping-ignore|{pending_ignored}"),
-            format!("mapping-set|{pending_set}"),
+            "catalogue-assign-profile|ok|1".to_owned(),
+            "catalogue-validate|ok|2".to_owned(),
+            "mapping-import|failed|1".to_owned(),
+            "mapping-import|ok|1".to_owned(),
+            format!("mapping-ignore|ok|{by_form_ignored}"),
+            format!("mapping-set|ok|{by_form_set}"),
         ]
         .into_iter()
         .filter(|r| !r.ends_with("|0"))
         .collect::<Vec<_>>()
     );
+    // The manager: both lines resolved through the console, none left.
+    let rejects = sb.json(&["sales", "rejects", "--link", "opera-tourism"]);
+    assert_eq!(rejects["count"], 0, "{rejects:#}");
+    assert_eq!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT l.line, l.decision, l.by_user, count(m.run) FROM sales_line_resolution l \
+             LEFT JOIN run_message m ON m.run = l.run AND m.code = 'via' AND m.text = 'via console' \
+             GROUP BY l.line ORDER BY l.line"
+        ),
+        [
+            format!("{}|accepted|console|1", lines[0]),
+            format!("{}|dismissed|console|1", lines[1]),
+        ]
+    );
+    // The distributor, told by the contingent: A:2 accepted, A:3 dismissed.
+    let disputed = sb.json(&["sale", "list", "--disputed"]);
+    let told: Vec<(i64, String)> = disputed["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["id"].as_i64().unwrap(),
+                l["resolution"]["decision"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (lines[0], "accepted".to_owned()),
+            (lines[1], "dismissed".to_owned())
+        ]
+    );
     // Both parked files left parked/ and are applied, each once; the
-    // contingent too.
+    // contingents too.
     assert_eq!(
         rows(
             &sb,
             "TOURISM.sqlite",
-            "SELECT kind || ':' || state FROM file_journal WHERE direction = 'in' ORDER BY kind"
+            "SELECT kind || ':' || state FROM file_journal WHERE direction = 'in' ORDER BY kind, sequence"
         ),
         [
             "CATALOGUE:applied",
+            "CONTINGENT:applied",
             "CONTINGENT:applied",
             "SEATPLAN:applied"
         ]
     );
     assert!(crate::util::manifests(&parked, "SEATPLAN").is_empty());
-    assert!(shots.join("resumed.png").metadata().unwrap().len() > 1000);
+    for shot in SHOTS {
+        assert!(shots.join(shot).metadata().unwrap().len() > 1000, "{shot}");
+    }
     // The docs' images are made from these (docs/console.md says how).
     if let Some(out) = std::env::var_os("STXD_CONSOLE_SCREENSHOTS") {
-        for shot in ["links.png", "mapping.png", "resumed.png", "catalogue.png"] {
+        for shot in SHOTS {
             std::fs::copy(shots.join(shot), Path::new(&out).join(shot)).unwrap();
         }
     }
@@ -803,4 +970,221 @@ fn the_files_page_shows_a_refused_file_with_its_reason_and_retries_it() {
         ],
     );
     assert_eq!(status, 422, "{body}");
+}
+
+/// The value of the sample of `metric` with these labels in a scrape.
+fn sample(text: &str, metric: &str, want: &[(&str, &str)]) -> Option<f64> {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("a Prometheus text exposition");
+    scrape
+        .samples
+        .iter()
+        .find(|s| s.metric == metric && want.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => f64::NAN,
+        })
+}
+
+/// The sizes of the files of `dir` whose names contain `part`, summed.
+fn bytes_of(dir: &Path, part: &str) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(part))
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn sftp_bytes_and_failed_connections_are_counted_in_the_metrics() {
+    use crate::servers::Kind;
+    let mut server = crate::servers::start(Kind::Sshd);
+    let sides = crate::util::SftpSides::new(server.as_ref(), "manager");
+    let port = free_port();
+    let config = sides.root().join("manager.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[daemon]\nscan_seconds = 1\n\n[http]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = \"{}\"\n",
+        sides.root().join("console.token").display()
+    ));
+    std::fs::write(&config, text).unwrap();
+    let mut daemon = Daemon::start_args(&sides.sandbox, &["--config", "manager.toml"], "info");
+    daemon.wait_log("console listening");
+    let c = Console {
+        base: format!("http://127.0.0.1:{port}"),
+        token: std::fs::read_to_string(sides.root().join("console.token"))
+            .unwrap()
+            .trim()
+            .to_owned(),
+        agent: agent(),
+    };
+    let metric = |name: &str, labels: &[(&str, &str)]| {
+        let (status, text) = c.get("/metrics");
+        assert_eq!(status, 200, "{text}");
+        sample(&text, name, labels)
+    };
+    let manager = [("link", "opera-tourism"), ("side", "manager")];
+    let bytes = |direction: &str| {
+        metric(
+            "stxd_sftp_transfer_bytes_total",
+            &[manager[0], manager[1], ("direction", direction)],
+        )
+    };
+    // Out: the seat plan pushed to the share.
+    sides
+        .manager(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    daemon.wait_log("pair pushed");
+    let pushed = bytes_of(&sides.share("to-distributor"), "SEATPLAN");
+    assert!(pushed > 0);
+    // In: a pair the distributor left on the share, pulled whatever its
+    // content (the pipeline refuses it afterwards: not signed).
+    let to_manager = sides.share("to-manager");
+    std::fs::create_dir_all(&to_manager).unwrap();
+    std::fs::write(
+        to_manager.join("opera-tourism.SALES.00000001.csv"),
+        "x".repeat(70_000),
+    )
+    .unwrap();
+    std::fs::write(
+        to_manager.join("opera-tourism.SALES.00000001.stx"),
+        "not a manifest\n",
+    )
+    .unwrap();
+    let pulled = bytes_of(&to_manager, "SALES");
+    daemon.wait_log("pair pulled");
+    assert_eq!(bytes("out"), Some(pushed as f64));
+    assert_eq!(bytes("in"), Some(pulled as f64));
+    assert_eq!(
+        metric("stxd_sftp_connection_failures_total", &manager),
+        Some(0.0)
+    );
+    daemon.signal(libc::SIGTERM);
+    daemon.wait_exit();
+
+    // The server gone: a new daemon cannot connect, and says so; its
+    // counters start again from 0.
+    server.stop();
+    let daemon = Daemon::start_args(&sides.sandbox, &["--config", "manager.toml"], "info");
+    daemon.wait_log("console listening");
+    daemon.wait_log("sftp poll failed");
+    let failures = metric("stxd_sftp_connection_failures_total", &manager).unwrap();
+    assert!(failures >= 1.0, "{failures}\n{}", daemon.log());
+    assert_eq!(bytes("out"), Some(0.0));
+    assert_eq!(bytes("in"), Some(0.0));
+}
+
+#[test]
+fn a_changed_price_shows_its_difference_and_its_rate_table_validates_alone() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    crate::catalogue_changes::manager_changes(
+        &sb,
+        "price.xml",
+        r#"  <rateTable id="1801" code="TRAV-RT" name="Tarifs La Traviata" currency="EUR">
+    <price seatCategory="2001" tariffType="1201" audienceSubcategory="1301" amount="9000"/>
+  </rateTable>"#,
+    );
+    let d = Daemon::start(&sb);
+    d.wait_log("console listening");
+    let c = Console::of(&sb);
+    let (status, page) = c.get("/catalogue");
+    assert_eq!(status, 200, "{page}");
+    // The difference the import kept, and a button for the rate table only.
+    assert!(
+        page.contains("rate table TRAV-RT</strong>: price"),
+        "{page}"
+    );
+    assert!(page.contains("85.00 EUR → 90.00 EUR"), "{page}");
+    assert!(page.contains("id=\"validate-rate_table-1\""), "{page}");
+    assert!(
+        !page.contains("id=\"validate-1\""),
+        "product 1 stays validated: {page}"
+    );
+    let csrf = csrf_in(&page);
+    let bearer = format!("Bearer {}", c.token);
+    let auth = [("Authorization", bearer.as_str())];
+    let (status, said) = c.post(
+        "/catalogue/validate",
+        &auth,
+        &[
+            ("csrf", &csrf),
+            ("link", "opera-tourism"),
+            ("object", "nonsense"),
+            ("id", "1"),
+        ],
+    );
+    assert_eq!(status, 422, "{said}");
+    let (status, said) = c.post(
+        "/catalogue/validate",
+        &auth,
+        &[
+            ("csrf", &csrf),
+            ("link", "opera-tourism"),
+            ("object", "rate_table"),
+            ("id", "1"),
+        ],
+    );
+    assert_eq!(status, 200, "{said}");
+    assert!(said.contains("rate table 1 TRAV-RT"), "{said}");
+    let left = sb.json(&["catalogue", "list", "--to-validate"]);
+    assert_eq!(left["products"], serde_json::json!([]), "{left:#}");
+    let (_, page) = c.get("/catalogue");
+    assert!(!page.contains("85.00 EUR → 90.00 EUR"), "{page}");
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT r.kind FROM run r JOIN run_message m ON m.run = r.id \
+             WHERE m.code = 'via' AND m.text = 'via console'"
+        ),
+        ["catalogue-validate"]
+    );
+
+    // A resolution the domain refuses (no such rejected line) changes
+    // nothing and leaves a failed run, marked via the console; without
+    // the CSRF token nothing at all.
+    let resolve = [
+        ("link", "opera-tourism"),
+        ("line", "99"),
+        ("decision", "dismiss"),
+        ("reason", "typo"),
+    ];
+    assert_eq!(c.post("/sales/resolve", &auth, &resolve).0, 403);
+    let with_csrf = [
+        resolve[0],
+        resolve[1],
+        resolve[2],
+        resolve[3],
+        ("csrf", csrf.as_str()),
+    ];
+    let (status, said) = c.post("/sales/resolve", &auth, &with_csrf);
+    assert_eq!(status, 422, "{said}");
+    assert!(said.contains("line id 99"), "{said}");
+    assert_eq!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT r.kind || '|' || r.status FROM run r JOIN run_message m ON m.run = r.id \
+             WHERE m.code = 'via' AND m.text = 'via console'"
+        ),
+        ["resolve-line|failed"]
+    );
+    assert!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT line FROM sales_line_resolution"
+        )
+        .is_empty()
+    );
+    // The mapping table downloads as the CLI exports it.
+    let (status, csv) = c.get("/mapping/export");
+    assert_eq!(status, 200, "{csv}");
+    let cli = sb.stxd(&["mapping", "export"]);
+    cli.expect_code(0);
+    assert_eq!(csv, cli.stdout());
 }

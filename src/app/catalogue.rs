@@ -19,9 +19,22 @@ pub fn validate_product(
     product: i64,
     via: &str,
 ) -> Result<Result<Validation, DomainError>, AppError> {
+    validate_object(config, link, Selection::Ids(&[product]), via)
+}
+
+/// Validates the objects `selection` names at `link`'s distributor (a
+/// product with what it needs, or a rate table or logical configuration on
+/// its own), all or nothing, as `stxd catalogue validate`; its run says
+/// `via`. The inner error is the domain's refusal.
+pub fn validate_object(
+    config: &Config,
+    link: &str,
+    selection: Selection<'_>,
+    via: &str,
+) -> Result<Result<Validation, DomainError>, AppError> {
     let (_, _, mut store) = open_side(config, link, Role::Distributor)?;
     Ok(store.write(|tx| -> Result<Validation, DomainError> {
-        let v = catalogue::validate(tx, Selection::Ids(&[product]))?;
+        let v = catalogue::validate(tx, selection)?;
         runs::message(tx, v.run, Level::Info, VIA_CODE, None, via)?;
         Ok(v)
     }))

@@ -17,12 +17,14 @@
 //! - `jobs`: one job run now, trigger files, next runs;
 //! - `inspect`: `stxd inspect`;
 //! - `exports`: committed exports placed after an interruption;
-//! - `mapping`: one change to a mapping table recorded as a run, parked
-//!   files resumed after it (the CLI's and the console's path), and the
-//!   run of an action asked through the console;
+//! - `mapping`: one change to a mapping table recorded as a run, a CSV
+//!   imported whole, parked files resumed after either (the CLI's and the
+//!   console's path), and the run of an action asked through the console;
 //! - `catalogue`: a product validated or assigned from the console, its
 //!   run marked with who asked;
 //! - `retry`: refused or set-aside files put back into their inbox;
+//! - `sales`: a rejected sales line resolved (`stxd sales resolve`, the
+//!   console's sales page);
 //! - `error`: [`AppError`], and [`chain`] to print one with its causes.
 //!
 //! Everything is re-exported here: callers name `app::open_store`,
@@ -47,9 +49,10 @@ mod load;
 mod mapping;
 mod poll;
 mod retry;
+mod sales;
 mod stores;
 
-pub use catalogue::{assign_product, validate_product};
+pub use catalogue::{assign_product, validate_object, validate_product};
 pub use check::{CheckReport, check};
 pub use error::{AppError, chain};
 pub use exports::{Finished, finish_exports};
@@ -63,9 +66,13 @@ pub use listing::{
     process_files_until, process_files_watched, resume, scan, split_by_window, waiting_files,
 };
 pub use load::{Loaded, load, load_watched};
-pub use mapping::{MappingChanged, VIA_CODE, VIA_CONSOLE, change_mapping, mark_via, record_action};
+pub use mapping::{
+    MappingChanged, MappingImported, VIA_CODE, VIA_CONSOLE, change_mapping, import_mapping,
+    mark_via, record_action,
+};
 pub use poll::{PollReport, Shares, SidePoll, Synced, poll, poll_with};
 pub use retry::{Retried, retry_files, retry_link};
+pub use sales::{ResolveRefused, resolve_line};
 pub use stores::{link_secret, open_side, open_store};
 
 use stores::require_secret;

@@ -146,6 +146,7 @@ pub fn poll_with(
         let received = |name: &str, manifest: &[u8]| received(config, link, inst, name, manifest);
         let (remote_out, remote_in) = (format!("to-{peer}"), format!("to-{side}"));
         let job = Job {
+            side,
             outbox: &folders.outbox,
             outgoing: &outgoing,
             remote_out: &remote_out,

@@ -22,7 +22,6 @@ use crate::domain::mapping::{self as domain, Change, Filter, ImportError, Row};
 use crate::format::{FormatError, Position};
 use crate::ident::TechId;
 use crate::store::mapping::{MappingKind, MappingStatus};
-use crate::store::runs::{self, Counts, Level, RunStatus};
 use crate::store::{Role, Store};
 
 /// The link whose distributor's mappings a command works on.
@@ -473,7 +472,9 @@ fn error_json(e: &FormatError) -> serde_json::Value {
 }
 
 fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::Result<u8> {
-    let Some((link, manager, mut store)) = open(config, target)? else {
+    // Opened here for the usage checks (which link, a store that opens);
+    // the import opens its own.
+    let Some((link, _, store)) = open(config, target)? else {
         return Ok(EXIT_USAGE);
     };
     let input = match std::fs::File::open(file) {
@@ -483,37 +484,15 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
             return Ok(EXIT_FINDINGS);
         }
     };
+    drop(store);
     let name = file.display().to_string();
-    let outcome = store.write(|tx| -> Result<_, ImportError> {
-        let summary = domain::import(tx, &manager, input, &name)?;
-        let run = runs::start(tx, "mapping-import", Some(&link.name), Some(&name))?;
-        for c in &summary.changes {
-            runs::message(
-                tx,
-                run,
-                Level::Info,
-                "mapping-changed",
-                Some(&format!("{} {}", c.kind, c.manager_id)),
-                &c.to_string(),
-            )?;
-        }
-        runs::finish(
-            tx,
-            run,
-            RunStatus::Ok,
-            Counts {
-                total: summary.rows,
-                ok: summary.rows,
-                rejected: 0,
-            },
-        )?;
-        Ok(summary)
-    });
+    let outcome = app::import_mapping(config, link, input, &name, None)?;
     match outcome {
-        Ok(s) => {
-            drop(store);
-            // Filled mappings let parked files resume now.
-            let resumed = app::resume(config, Some(&link.name))?;
+        Ok(app::MappingImported {
+            summary: s,
+            resumed,
+            ..
+        }) => {
             if json {
                 let changes: Vec<_> = s.changes.iter().map(change_json).collect();
                 outln!(
@@ -538,7 +517,6 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
             Ok(super::handled_exit(&resumed))
         }
         Err(ImportError::Rejected(errs)) => {
-            record_refusal(&mut store, &link.name, &errs);
             if json {
                 let errors: Vec<_> = errs.errors.iter().map(error_json).collect();
                 outln!(
@@ -562,37 +540,5 @@ fn import(config: &Config, target: &Target, file: &Path, json: bool) -> anyhow::
             Ok(EXIT_FINDINGS)
         }
         Err(ImportError::Domain(e)) => Err(e.into()),
-    }
-}
-
-/// Records a refused import as a failed run listing its problems; a failure
-/// to record is logged, not fatal (the refusal was already printed).
-fn record_refusal(store: &mut Store, link: &str, errs: &domain::MappingCsvErrors) {
-    let recorded = store.write(|tx| -> Result<(), crate::store::StoreError> {
-        let run = runs::start(tx, "mapping-import", Some(link), Some(&errs.file))?;
-        for e in &errs.errors {
-            runs::message(
-                tx,
-                run,
-                Level::Error,
-                e.code,
-                Some(&e.position.to_string()),
-                &e.problem,
-            )?;
-        }
-        let n = errs.errors.len() as u64;
-        runs::finish(
-            tx,
-            run,
-            RunStatus::Failed,
-            Counts {
-                total: n,
-                ok: 0,
-                rejected: n,
-            },
-        )
-    });
-    if let Err(e) = recorded {
-        tracing::warn!(error = %e, "cannot record the refused mapping import as a run");
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Finds the link (named, or the only one whose manager this config
 //! serves), who decides (`--by`, else `$USER`, else the uid), calls
-//! [`crate::domain::reintegration::resolve_line`] in one transaction and prints
-//! the resolution; a refusal is logged in a failed run and exits 1.
+//! [`crate::app::resolve_line`] (the domain's resolution in one transaction)
+//! and prints the resolution; a refusal is logged in a failed run and exits 1.
 
 use std::io::Write;
 
@@ -14,9 +14,7 @@ use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
 use crate::app;
 use crate::config::Config;
 use crate::domain::DomainError;
-use crate::domain::reintegration::{self as domain, Context, Decision};
-use crate::store::Role;
-use crate::store::runs;
+use crate::domain::reintegration::Decision;
 
 /// Runs `stxd sales resolve`; returns the exit code.
 pub fn run(
@@ -40,15 +38,7 @@ pub fn run(
         eprintln!("stxd: --by: expected a name of 1 to 64 characters");
         return Ok(EXIT_USAGE);
     }
-    let (link, _, mut store) = app::open_side(config, &link, Role::Manager)?;
-    let ctx = Context {
-        link: &link.name,
-        login: &link.login,
-        distributor: link.distributor.as_str(),
-        file: "",
-        run: 0,
-    };
-    let result = store.write(|tx| domain::resolve_line(tx, ctx, line, decision, reason, &by));
+    let result = app::resolve_line(config, &link, line, decision, reason, &by, None)?;
     let mut out = super::out::stdout();
     match result {
         Ok(r) => {
@@ -74,21 +64,11 @@ pub fn run(
             }
             Ok(EXIT_OK)
         }
-        Err(e @ DomainError::Invalid { .. }) => {
+        Err(app::ResolveRefused {
+            error: e @ DomainError::Invalid { .. },
+            run,
+        }) => {
             let text = e.to_string();
-            let run = store
-                .write(|tx| {
-                    runs::failed(
-                        tx,
-                        "resolve-line",
-                        Some(&link.name),
-                        None,
-                        "refused",
-                        Some(&format!("line id {line}")),
-                        &text,
-                    )
-                })
-                .ok();
             if json {
                 writeln!(
                     out,
@@ -100,7 +80,9 @@ pub fn run(
             }
             Ok(EXIT_FINDINGS)
         }
-        Err(e) => Err(anyhow::Error::new(e).context("cannot resolve the line")),
+        Err(app::ResolveRefused { error, .. }) => {
+            Err(anyhow::Error::new(error).context("cannot resolve the line"))
+        }
     }
 }
 

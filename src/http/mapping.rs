@@ -28,7 +28,7 @@ pub(crate) struct Params {
 }
 
 /// The links whose distributor this config serves (their mapping tables).
-fn links(config: &Config) -> Vec<&Link> {
+pub(crate) fn links(config: &Config) -> Vec<&Link> {
     config
         .served(None)
         .filter(|(_, _, side)| *side == Role::Distributor)
@@ -86,7 +86,10 @@ fn render(config: &Config, q: &Params, csrf: &str) -> String {
     }
     out.push_str("</select> <button type=\"submit\">Filter</button></form>");
     match table(config, link, kind, csrf) {
-        Ok(t) => out.push_str(&t),
+        Ok(t) => {
+            out.push_str(&t);
+            out.push_str(&super::mapping_csv::forms(link, csrf));
+        }
         Err(e) => out.push_str(&format!(
             "<p class=\"err\">Cannot read the store of {}: {}</p>",
             esc(link.distributor.as_str()),
@@ -313,11 +316,19 @@ fn apply(config: &Config, form: &ChangeForm) -> Result<String, String> {
         esc(&done.change.to_string()),
         done.run
     );
-    if done.resumed.is_empty() {
+    out.push_str(&describe_resumed(&done.resumed));
+    Ok(out)
+}
+
+/// What became of the parked files tried again after a change, file by
+/// file (`applied`, `parked` again…).
+pub(crate) fn describe_resumed(resumed: &[app::Handled]) -> String {
+    let mut out = String::new();
+    if resumed.is_empty() {
         out.push_str("<p id=\"resumed\">No parked file was waiting.</p>");
     } else {
         out.push_str("<p>Parked files tried again:</p><ul id=\"resumed\">");
-        for h in &done.resumed {
+        for h in resumed {
             let (state, detail, run) = h.describe();
             let name = crate::inbound::claim::display_name(&h.file);
             let run = run.map(|r| format!(" (run {r})")).unwrap_or_default();
@@ -332,5 +343,5 @@ fn apply(config: &Config, form: &ChangeForm) -> Result<String, String> {
         }
         out.push_str("</ul>");
     }
-    Ok(out)
+    out
 }

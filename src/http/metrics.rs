@@ -3,8 +3,10 @@
 //! nothing is counted beside them, so no figure can drift from what `stxd
 //! status` says. Counters are the store's counts of terminal states (a
 //! journaled file applied, ignored, rejected or published stays so);
-//! everything that can go down is a gauge. Every metric is listed in
-//! docs/console.md.
+//! everything that can go down is a gauge. The one exception is the SFTP
+//! transport's own counters (connection failures, bytes moved), which no
+//! store records: read from the transport, they count since the daemon
+//! started. Every metric is listed in docs/console.md.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -47,6 +49,8 @@ struct Metrics {
     last_success: Family<Labels, FGauge>,
     apply: Histogram,
     problems: Family<Labels, Gauge>,
+    sftp_failures: Family<Labels, Counter>,
+    sftp_bytes: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -60,6 +64,8 @@ impl Metrics {
             last_success: Family::default(),
             apply: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
             problems: Family::default(),
+            sftp_failures: Family::default(),
+            sftp_bytes: Family::default(),
         }
     }
 
@@ -98,6 +104,16 @@ impl Metrics {
             "stxd_apply_duration_seconds",
             "How long each inbound file's apply run took",
             self.apply,
+        );
+        reg.register(
+            "stxd_sftp_connection_failures",
+            "SFTP connection attempts that failed (TCP, handshake, host key, login), by link and side, since the daemon started",
+            self.sftp_failures,
+        );
+        reg.register(
+            "stxd_sftp_transfer_bytes",
+            "Bytes moved over SFTP by link, side and direction (in: pulled into the inbox, out: pushed from the outbox), since the daemon started",
+            self.sftp_bytes,
         );
         reg.register(
             "stxd_scrape_problems",
@@ -253,12 +269,50 @@ fn from_status(config: &Config, m: &Metrics) {
     }
 }
 
+/// The SFTP transport's own counters (this process's, since it started):
+/// every served SFTP link side at 0 until it moves or fails.
+fn from_transport(config: &Config, m: &Metrics) {
+    for (link, _, side) in config.served(None) {
+        if matches!(link.transport, crate::config::Transport::Sftp { .. }) {
+            let side = side.as_str();
+            m.sftp_failures
+                .get_or_create(&labels(&[("link", &link.name), ("side", side)]))
+                .inc_by(0);
+            for direction in ["in", "out"] {
+                m.sftp_bytes
+                    .get_or_create(&labels(&[
+                        ("link", &link.name),
+                        ("side", side),
+                        ("direction", direction),
+                    ]))
+                    .inc_by(0);
+            }
+        }
+    }
+    for t in crate::transport::sftp::traffic_counts() {
+        let side = t.side.as_str();
+        m.sftp_failures
+            .get_or_create(&labels(&[("link", &t.link), ("side", side)]))
+            .inc_by(t.connection_failures);
+        for (direction, n) in [("in", t.bytes_in), ("out", t.bytes_out)] {
+            m.sftp_bytes
+                .get_or_create(&labels(&[
+                    ("link", &t.link),
+                    ("side", side),
+                    ("direction", direction),
+                ]))
+                .inc_by(n);
+        }
+    }
+}
+
 /// The whole exposition.
 fn render(config: &Config, started: f64, ready: bool) -> Result<String, std::fmt::Error> {
     let mut reg = Registry::default();
     let m = Metrics::new();
     from_stores(config, &m);
     from_status(config, &m);
+    from_transport(config, &m);
     m.register(&mut reg);
     let start: FGauge = Gauge::default();
     start.set(started);

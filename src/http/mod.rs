@@ -15,6 +15,9 @@
 //! - `page`: HTML escaping, the layout and its stylesheet;
 //! - `views`: the read-only pages (links, runs, files, reconciliation);
 //! - `mapping`: the mapping table page and its changes;
+//! - `mapping_csv`: the mapping table exported and imported as a CSV;
+//! - `sales`: rejected lines resolved, resolutions and orders at the
+//!   manager, sales lines with their state at the distributor;
 //! - `catalogue`: the products to validate, validated and assigned to a
 //!   sales profile;
 //! - `actions`: retry and trigger;
@@ -37,8 +40,10 @@ mod actions;
 mod auth;
 mod catalogue;
 mod mapping;
+mod mapping_csv;
 mod metrics;
 mod page;
+mod sales;
 mod tls;
 mod views;
 
@@ -128,6 +133,10 @@ fn router(state: AppState) -> Router {
         .route("/reconcile/{link}", get(views::reconcile))
         .route("/mapping", get(mapping::page))
         .route("/mapping/change", post(mapping::change))
+        .route("/mapping/export", get(mapping_csv::export))
+        .route("/mapping/import", post(mapping_csv::import))
+        .route("/sales", get(sales::page))
+        .route("/sales/resolve", post(sales::resolve))
         .route("/catalogue", get(catalogue::page))
         .route("/catalogue/validate", post(catalogue::validate))
         .route("/catalogue/assign", post(catalogue::assign))

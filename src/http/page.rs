@@ -40,7 +40,7 @@ pub(crate) fn layout(title: &str, csrf: Option<&str>, body: &str) -> Html<String
         .unwrap_or_default();
     Html(format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t} · stxd</title><style>{STYLE}</style></head>\
-<body><nav><a href=\"/\">Links</a><a href=\"/runs\">Runs</a><a href=\"/files\">Files</a><a href=\"/mapping\">Mapping</a><a href=\"/catalogue\">Catalogue</a>{logout}</nav>\
+<body><nav><a href=\"/\">Links</a><a href=\"/runs\">Runs</a><a href=\"/files\">Files</a><a href=\"/mapping\">Mapping</a><a href=\"/catalogue\">Catalogue</a><a href=\"/sales\">Sales</a>{logout}</nav>\
 <main><h1>{t}</h1>\n{body}\n</main></body></html>\n",
         t = esc(title)
     ))

@@ -90,7 +90,9 @@ mod sale;
 mod unbooked;
 
 pub use notices::{on_the_wire, tell, untold};
-pub use rejects::{REJECT_COLUMNS, Rejected, export_rejects, for_each_rejected};
+pub use rejects::{
+    REJECT_COLUMNS, Rejected, Resolved, export_rejects, for_each_rejected, resolutions,
+};
 pub use resolve::{Decision, NEVER_OVERRIDDEN, OVERRIDABLE, Resolution, resolve_line};
 
 /// Who and what a reintegration works for.

@@ -114,3 +114,61 @@ pub fn export_rejects(conn: &Connection, link: &str, out: impl Write) -> Result<
     w.flush().map_err(io)?;
     Ok(n)
 }
+
+/// A rejected line the manager's ops resolved (`stxd sales resolve`), as
+/// recorded: read-only, for people.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Resolved {
+    pub line: i64,
+    pub operation: String,
+    /// `accepted` or `dismissed`.
+    pub decision: String,
+    /// The rule the line was rejected for.
+    pub code: String,
+    /// Accepted: the rules set aside, comma-separated.
+    pub overridden: Option<String>,
+    pub reason: String,
+    pub by: String,
+    pub at: String,
+    pub run: i64,
+    /// The line's amount in minor units of `currency`.
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// The resolutions of `link`, newest first: at most `limit` from the
+/// `offset`-th, and how many there are in all.
+pub fn resolutions(
+    conn: &Connection,
+    link: &str,
+    offset: u64,
+    limit: u64,
+) -> Result<(Vec<Resolved>, u64), DomainError> {
+    let total: i64 = conn
+        .prepare_cached("SELECT count(*) FROM sales_line_resolution WHERE link = ?1")?
+        .query_row([link], |r| r.get(0))?;
+    let mut st = conn.prepare_cached(
+        "SELECT line, operation, decision, code, overridden, reason, by_user, at, run, amount, currency
+           FROM sales_line_resolution WHERE link = ?1
+          ORDER BY at DESC, line DESC LIMIT ?2 OFFSET ?3",
+    )?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let rows = st.query_map(rusqlite::params![link, limit, offset], |r| {
+        Ok(Resolved {
+            line: r.get(0)?,
+            operation: r.get(1)?,
+            decision: r.get(2)?,
+            code: r.get(3)?,
+            overridden: r.get(4)?,
+            reason: r.get(5)?,
+            by: r.get(6)?,
+            at: r.get(7)?,
+            run: r.get(8)?,
+            amount: r.get(9)?,
+            currency: r.get(10)?,
+        })
+    })?;
+    let list = rows.collect::<Result<Vec<_>, _>>()?;
+    Ok((list, u64::try_from(total).unwrap_or(0)))
+}

@@ -27,6 +27,8 @@
 //!
 //! Blocking: every call here does network I/O; the daemon runs it on a
 //! blocking thread. One [`Share`] holds one session, reused across polls.
+//! Each link side's failed connection attempts and bytes moved are counted
+//! in this process ([`traffic_counts`], for the console's `/metrics`).
 
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -38,12 +40,14 @@ use super::local;
 use crate::config::{Link, RemoteFsync, SftpAuth, Transport};
 
 mod connect;
+mod counters;
 mod errors;
 mod pull;
 mod push;
 
 use connect::connect;
 pub use connect::{check_secret_file, pinned_algorithms, secret_file_problem};
+pub use counters::{TrafficCount, traffic_counts};
 pub use errors::{Fault, SftpError};
 use errors::{SFTP_NO_SUCH_FILE, error};
 
@@ -138,6 +142,8 @@ pub struct Pair {
 
 /// One poll's work on a share.
 pub struct Job<'a> {
+    /// The side this poll works for (the counters' label).
+    pub side: crate::exchange::Role,
     /// The local outbox and the complete pairs the caller found in it.
     pub outbox: &'a Path,
     pub outgoing: &'a [Pair],
@@ -293,8 +299,15 @@ impl Share {
         {
             conn.close(false);
         }
+        let traffic = counters::traffic(&self.endpoint.link, job.side);
         if self.conn.is_none() {
-            self.conn = Some(connect(&self.endpoint)?);
+            match connect(&self.endpoint) {
+                Ok(conn) => self.conn = Some(conn),
+                Err(e) => {
+                    traffic.connection_failed();
+                    return Err(e);
+                }
+            }
         }
         let Some(conn) = &self.conn else {
             return Err(self.err(Fault::Transient, true, "no session".into()));
@@ -303,6 +316,7 @@ impl Share {
             ep: &self.endpoint,
             sftp: &conn.sftp,
             no_fsync: &conn.no_fsync,
+            traffic: &traffic,
         };
         io.check_remote_dir()?;
         // A push that fails on the share (a folder the account may not
@@ -366,6 +380,8 @@ struct Io<'a> {
     ep: &'a Endpoint,
     sftp: &'a ssh2::Sftp,
     no_fsync: &'a std::cell::Cell<bool>,
+    /// Where the bytes moved are counted.
+    traffic: &'a counters::Traffic,
 }
 
 impl Io<'_> {

@@ -219,6 +219,7 @@ impl Io<'_> {
                 break;
             }
             got += n as u64;
+            self.traffic.received(n as u64);
             if got > size {
                 break;
             }

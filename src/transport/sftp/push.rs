@@ -120,6 +120,7 @@ impl Io<'_> {
                 return Err(self.write_failed(&part, sent, e));
             }
             sent += n as u64;
+            self.traffic.sent(n as u64);
         }
         self.fsync(&mut file, &part)?;
         file.close().map_err(|e| self.remote("close", &part, e))?;
