@@ -4,7 +4,7 @@
 //! is free, then waits for one [`Event`] (an intent, the periodic tick, a
 //! folder event, the watchdog, the item in hand finished…) and acts on it.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,6 +59,8 @@ enum Event {
     Wake,
     /// The item in hand finished.
     Done(Box<Result<ScanState, JoinError>>),
+    /// A console write, to queue.
+    Console(super::Task),
 }
 
 /// The running daemon: what its loop keeps from one step to the next.
@@ -86,6 +88,12 @@ pub(super) struct Daemon {
     state: ScanState,
     control: Control,
     queue: VecDeque<Work>,
+    /// The console writes queued ([`Work::Console`]), by number.
+    tasks: HashMap<u64, super::Task>,
+    task_numbers: u64,
+    /// Where the console's writes arrive, and what hands them in.
+    task_rx: mpsc::UnboundedReceiver<super::Task>,
+    task_tx: mpsc::UnboundedSender<super::Task>,
     in_hand: Option<InHand>,
     wanted: Wanted,
     last_was_job: bool,
@@ -128,6 +136,7 @@ impl Daemon {
         }
         let config = Arc::new(config);
         let (kick_tx, kick) = mpsc::channel::<()>(1);
+        let (task_tx, task_rx) = mpsc::unbounded_channel();
         let mut watcher = Watcher::new(kick_tx)?;
         watcher.watch(&config)?;
         let schedules = Schedules::new(&config.schedules, OffsetDateTime::now_utc());
@@ -161,6 +170,10 @@ impl Daemon {
             state: ScanState::default(),
             control: Control::default(),
             queue: VecDeque::new(),
+            tasks: HashMap::new(),
+            task_numbers: 0,
+            task_rx,
+            task_tx,
             in_hand: None,
             wanted: Wanted {
                 scan: true,
@@ -180,6 +193,9 @@ impl Daemon {
             config: Arc::clone(&self.config),
             ready: Arc::clone(&self.ready),
             started: self.started,
+            worker: super::Worker {
+                tasks: self.task_tx.clone(),
+            },
         }
     }
 
@@ -236,7 +252,7 @@ impl Daemon {
             .chain(self.queue.iter())
             .filter_map(|w| match w {
                 Work::Job { link, job, .. } => Some((link.clone(), *job)),
-                Work::Scan => None,
+                Work::Scan | Work::Console(_) => None,
             })
             .collect();
         let (cfg, ctl) = (self.config.clone(), std::mem::take(&mut self.control));
@@ -279,15 +295,23 @@ impl Daemon {
         );
         let item = work.clone();
         let alerter = self.alerter.clone();
-        let handle = tokio::task::spawn_blocking(move || {
-            work::serve(
+        let task = match &work {
+            Work::Console(n) => self.tasks.remove(n),
+            _ => None,
+        };
+        let handle = tokio::task::spawn_blocking(move || match task {
+            Some(task) => {
+                task();
+                prior
+            }
+            None => work::serve(
                 &config,
                 &stop,
                 prior,
                 &item,
                 OffsetDateTime::now_utc(),
                 &alerter,
-            )
+            ),
         });
         self.in_hand = Some(InHand { work, handle });
     }
@@ -314,6 +338,7 @@ impl Daemon {
             _ = sleep_until(self.debounce), if self.debounce.is_some() => Event::Debounced,
             _ = tokio::time::sleep(wake.unwrap_or(Duration::ZERO)), if wake.is_some() => Event::Wake,
             done = wait(&mut self.in_hand), if self.in_hand.is_some() => Event::Done(Box::new(done)),
+            Some(task) = self.task_rx.recv() => Event::Console(task),
         }
     }
 
@@ -335,6 +360,11 @@ impl Daemon {
             }
             Event::Wake => {}
             Event::Done(done) => self.on_done(*done),
+            Event::Console(task) => {
+                self.task_numbers += 1;
+                self.tasks.insert(self.task_numbers, task);
+                self.queue.push_back(Work::Console(self.task_numbers));
+            }
         }
         None
     }

@@ -86,6 +86,48 @@ pub struct Shared {
     pub ready: Arc<AtomicBool>,
     /// When the daemon started.
     pub started: time::OffsetDateTime,
+    /// Runs a sidecar's writes on the daemon's worker.
+    pub worker: Worker,
+}
+
+/// A write the daemon's worker runs in its turn (the console's).
+pub(crate) type Task = Box<dyn FnOnce() + Send>;
+
+/// Hands work to the daemon's worker, which runs one item at a time (a
+/// listing, a job, a console write): a store then has one writer, and a
+/// console write waits for the file in hand instead of for SQLite's busy
+/// timeout.
+#[derive(Clone)]
+pub struct Worker {
+    tasks: tokio::sync::mpsc::UnboundedSender<Task>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Worker")
+    }
+}
+
+/// The daemon stopped before it ran the work: nothing was done.
+#[derive(Debug, thiserror::Error)]
+#[error("the daemon is stopping: the request was not run")]
+pub struct Stopping;
+
+impl Worker {
+    /// Runs `f` on the worker after the items queued before it; its result.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, Stopping> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task: Task = Box::new(move || {
+            // The asker may have gone (a closed connection): the work is
+            // done all the same.
+            let _ = tx.send(f());
+        });
+        self.tasks.send(task).map_err(|_| Stopping)?;
+        rx.await.map_err(|_| Stopping)
+    }
 }
 
 /// A service started beside the daemon's loop, on its runtime (the

@@ -54,6 +54,8 @@ pub(super) enum Work {
         job: Job,
         origin: Origin,
     },
+    /// A console write, by its number; the loop keeps the task itself.
+    Console(u64),
 }
 
 impl Work {
@@ -62,6 +64,7 @@ impl Work {
         match self {
             Work::Scan => "scan".to_owned(),
             Work::Job { link, job, origin } => format!("{job} on {link} ({origin})"),
+            Work::Console(n) => format!("console request {n}"),
         }
     }
 
@@ -85,6 +88,9 @@ pub(super) fn serve(
 ) -> ScanState {
     match work {
         Work::Scan => scan::scan_once(config, stop, state, now, alerter),
+        // Served by the loop with its task (`main_loop`); one whose task
+        // is gone has nothing left to do.
+        Work::Console(_) => state,
         Work::Job { link, job, origin } => {
             let mut state = state;
             let span =

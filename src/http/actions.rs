@@ -11,7 +11,7 @@ use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
 use super::page::{esc, layout};
-use super::{AppState, blocking};
+use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::Config;
 use crate::exchange::Role;
@@ -62,7 +62,7 @@ pub(crate) async fn retry(
         return r;
     }
     let config = Arc::clone(&state.shared.config);
-    let done = blocking(move || put_back(&config, &form)).await;
+    let done = on_worker(&state, move || put_back(&config, &form)).await;
     answer(&p, "Retried", done)
 }
 

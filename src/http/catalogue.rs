@@ -19,7 +19,7 @@ use axum::{Extension, Form};
 
 use super::auth::{Principal, button, csrf_refused};
 use super::page::{csrf_field, esc, layout, url};
-use super::{AppState, blocking};
+use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
 use crate::domain::catalogue::{self, Selection};
@@ -260,7 +260,7 @@ async fn act(state: AppState, p: Principal, form: ActionForm, assign: bool) -> R
         "<p><a id=\"back\" href=\"/catalogue?link={}\">Back to the catalogue</a></p>",
         url(&form.link)
     );
-    let done = blocking(move || -> Result<String, String> {
+    let done = on_worker(&state, move || -> Result<String, String> {
         let link = link_of(&config, Some(&form.link))
             .ok_or_else(|| format!("no link {} whose distributor this config serves", form.link))?;
         if assign {

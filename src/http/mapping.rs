@@ -13,7 +13,7 @@ use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
 use super::page::{csrf_field, esc, layout, url};
-use super::{AppState, blocking};
+use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
 use crate::domain::mapping::{self as domain, Filter, LocalCode};
@@ -248,7 +248,7 @@ pub(crate) async fn change(
         "<p><a id=\"back\" href=\"/mapping?link={}\">Back to the mapping table</a></p>",
         url(&form.link)
     );
-    let done = blocking(move || apply(&config, &form)).await;
+    let done = on_worker(&state, move || apply(&config, &form)).await;
     match done {
         Ok(Ok(body)) => {
             layout("Mapping changed", Some(&p.csrf), &format!("{body}{back}")).into_response()

@@ -17,7 +17,7 @@ use axum::{Extension, Form};
 use super::auth::{Principal, csrf_refused};
 use super::mapping::{describe_resumed, links};
 use super::page::{csrf_field, esc, layout, url};
-use super::{AppState, blocking};
+use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::Link;
 use crate::domain::mapping::{self as domain, ImportError};
@@ -107,7 +107,7 @@ pub(crate) async fn import(
         "<p><a id=\"back\" href=\"/mapping?link={}\">Back to the mapping table</a></p>",
         url(&form.link)
     );
-    let done = blocking(move || -> Result<String, String> {
+    let done = on_worker(&state, move || -> Result<String, String> {
         let refused = |e: String| format!("<p class=\"err\">{}</p>", esc(&e));
         let link = links(&config)
             .into_iter()

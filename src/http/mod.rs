@@ -208,8 +208,28 @@ async fn readyz(axum::extract::State(state): axum::extract::State<AppState>) -> 
     }
 }
 
-/// Runs `f` on the blocking pool (store and folder work); a panic or a
-/// cancelled task is a 500.
+/// Runs a write on the daemon's worker, in its turn among the files and
+/// jobs (a store keeps one writer); a stopping daemon is a 503, a panic a
+/// 500.
+pub(crate) async fn on_worker<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, Response> {
+    let caught = move || std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    match state.shared.worker.run(caught).await {
+        Ok(Ok(done)) => Ok(done),
+        Ok(Err(_)) => {
+            tracing::error!(target: "stxd::http", "a console request failed");
+            Err((StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response())
+        }
+        Err(stopping) => {
+            Err((StatusCode::SERVICE_UNAVAILABLE, format!("{stopping}\n")).into_response())
+        }
+    }
+}
+
+/// Runs `f` on the blocking pool (reads of the stores and folders); a
+/// panic or a cancelled task is a 500.
 pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Response> {

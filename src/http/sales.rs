@@ -17,7 +17,7 @@ use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
 use super::page::{csrf_field, esc, layout, url};
-use super::{AppState, blocking};
+use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
 use crate::domain::orders::{self, OrderFilter, OrderView};
@@ -337,7 +337,7 @@ pub(crate) async fn resolve(
         "<p><a id=\"back\" href=\"/sales?link={}\">Back to the sales page</a></p>",
         url(&form.link)
     );
-    let done = blocking(move || -> Result<String, String> {
+    let done = on_worker(&state, move || -> Result<String, String> {
         let decision = match form.decision.as_str() {
             "accept" => Decision::Accept {
                 also_override: Vec::new(),

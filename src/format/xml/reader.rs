@@ -593,7 +593,9 @@ impl<R: BufRead> XmlReader<R> {
         }
         // Most values hold no reference and no whitespace to normalise:
         // they are their own text (the guard let only UTF-8 through).
-        if !raw.iter().any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
+        if !raw
+            .iter()
+            .any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
             && let Ok(text) = std::str::from_utf8(raw)
         {
             return Ok(text.to_owned());
