@@ -108,7 +108,8 @@ fn start(shared: Shared) -> Result<tokio::task::JoinHandle<()>, String> {
     });
     let app = router(state);
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(target: "stxd::http", listen = %http.listen, "console listening on {scheme}://{}", http.listen);
+    tracing::info!(target: "stxd::http", listen = %http.listen, token_file = %http.token_file.display(),
+        "console listening on {scheme}://{} (log in with the token of its token_file)", http.listen);
     Ok(tokio::spawn(async move {
         let served = match tls {
             None => axum::serve(listener, app).await,
