@@ -5,12 +5,11 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
-use super::page::{esc, layout};
+use super::page::{answered, esc, refusal};
 use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::Config;
@@ -37,19 +36,8 @@ fn side(s: &str) -> Result<Role, String> {
 
 fn answer(p: &Principal, title: &str, done: Result<Result<String, String>, Response>) -> Response {
     let back = "<p><a href=\"/\">Links</a> · <a href=\"/files\">Files</a></p>";
-    match done {
-        Ok(Ok(body)) => layout(title, Some(&p.csrf), &format!("{body}{back}")).into_response(),
-        Ok(Err(e)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            layout(
-                "Refused",
-                Some(&p.csrf),
-                &format!("<p class=\"err\">{}</p>{back}", esc(&e)),
-            ),
-        )
-            .into_response(),
-        Err(r) => r,
-    }
+    let done = done.map(|r| r.map_err(|e| refusal(&e)));
+    answered(&p.csrf, title, back, done)
 }
 
 /// Puts one file of a side's `error/` or `quarantine/` back into its inbox.

@@ -13,12 +13,11 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 
 use super::auth::{Principal, button, csrf_refused};
-use super::page::{csrf_field, esc, layout, url};
+use super::page::{answered, csrf_field, esc, in_words, layout, url};
 use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
@@ -337,22 +336,5 @@ async fn act(state: AppState, p: Principal, form: ActionForm, assign: bool) -> R
         }
     })
     .await;
-    match done {
-        Ok(Ok(text)) => layout(
-            "Catalogue changed",
-            Some(&p.csrf),
-            &format!("<p class=\"note\" id=\"changed\">{}</p>{back}", esc(&text)),
-        )
-        .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            layout(
-                "Nothing changed",
-                Some(&p.csrf),
-                &format!("<p class=\"err\">{}</p>{back}", esc(&e)),
-            ),
-        )
-            .into_response(),
-        Err(r) => r,
-    }
+    answered(&p.csrf, "Catalogue changed", &back, done.map(in_words))
 }

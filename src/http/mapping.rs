@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
-use super::page::{csrf_field, esc, layout, url};
+use super::page::{answered, csrf_field, esc, layout, refusal, url};
 use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
@@ -249,21 +249,8 @@ pub(crate) async fn change(
         url(&form.link)
     );
     let done = on_worker(&state, move || apply(&config, &form)).await;
-    match done {
-        Ok(Ok(body)) => {
-            layout("Mapping changed", Some(&p.csrf), &format!("{body}{back}")).into_response()
-        }
-        Ok(Err(problem)) => (
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            layout(
-                "Nothing changed",
-                Some(&p.csrf),
-                &format!("<p class=\"err\">{}</p>{back}", esc(&problem)),
-            ),
-        )
-            .into_response(),
-        Err(r) => r,
-    }
+    let done = done.map(|r| r.map_err(|problem| refusal(&problem)));
+    answered(&p.csrf, "Mapping changed", &back, done)
 }
 
 fn apply(config: &Config, form: &ChangeForm) -> Result<String, String> {

@@ -16,7 +16,7 @@ use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
 use super::mapping::{describe_resumed, links};
-use super::page::{csrf_field, esc, layout, url};
+use super::page::{answered, csrf_field, esc, url};
 use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::Link;
@@ -169,15 +169,5 @@ pub(crate) async fn import(
         }
     })
     .await;
-    match done {
-        Ok(Ok(body)) => {
-            layout("Mapping imported", Some(&p.csrf), &format!("{body}{back}")).into_response()
-        }
-        Ok(Err(body)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            layout("Nothing changed", Some(&p.csrf), &format!("{body}{back}")),
-        )
-            .into_response(),
-        Err(r) => r,
-    }
+    answered(&p.csrf, "Mapping imported", &back, done)
 }

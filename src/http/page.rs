@@ -1,7 +1,8 @@
 //! HTML for the console: escaping, and the one layout every page shares
 //! (a small inline stylesheet, no script).
 
-use axum::response::Html;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Response};
 
 /// `s` escaped for HTML text and attribute values: the report's escaping.
 pub(crate) use crate::report::escape_html as esc;
@@ -52,6 +53,38 @@ pub(crate) fn csrf_field(csrf: &str) -> String {
         "<input type=\"hidden\" name=\"csrf\" value=\"{}\">",
         esc(csrf)
     )
+}
+
+/// The page that answers a write: `done` is the HTML the write produced,
+/// or the HTML that says why nothing changed (422), or the worker's own
+/// answer (a 500, a 503); `back` is appended to both.
+pub(crate) fn answered(
+    csrf: &str,
+    title: &str,
+    back: &str,
+    done: Result<Result<String, String>, Response>,
+) -> Response {
+    match done {
+        Ok(Ok(body)) => layout(title, Some(csrf), &format!("{body}{back}")).into_response(),
+        Ok(Err(body)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            layout("Nothing changed", Some(csrf), &format!("{body}{back}")),
+        )
+            .into_response(),
+        Err(r) => r,
+    }
+}
+
+/// A write's outcome in words, as HTML: a note when it was done, the
+/// reason when nothing changed.
+pub(crate) fn in_words(done: Result<String, String>) -> Result<String, String> {
+    done.map(|text| format!("<p class=\"note\" id=\"changed\">{}</p>", esc(&text)))
+        .map_err(|problem| refusal(&problem))
+}
+
+/// Why nothing changed, as HTML.
+pub(crate) fn refusal(problem: &str) -> String {
+    format!("<p class=\"err\">{}</p>", esc(problem))
 }
 
 #[cfg(test)]

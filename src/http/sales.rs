@@ -11,12 +11,11 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
-use super::page::{csrf_field, esc, layout, url};
+use super::page::{answered, csrf_field, esc, in_words, layout, url};
 use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
@@ -373,22 +372,5 @@ pub(crate) async fn resolve(
         ))
     })
     .await;
-    match done {
-        Ok(Ok(text)) => layout(
-            "Line resolved",
-            Some(&p.csrf),
-            &format!("<p class=\"note\" id=\"changed\">{}</p>{back}", esc(&text)),
-        )
-        .into_response(),
-        Ok(Err(e)) => (
-            StatusCode::UNPROCESSABLE_ENTITY,
-            layout(
-                "Nothing changed",
-                Some(&p.csrf),
-                &format!("<p class=\"err\">{}</p>{back}", esc(&e)),
-            ),
-        )
-            .into_response(),
-        Err(r) => r,
-    }
+    answered(&p.csrf, "Line resolved", &back, done.map(in_words))
 }
