@@ -1185,7 +1185,13 @@ impl World {
             && names(&inbox.join("error"))
                 .iter()
                 .any(|n| n.starts_with(&stem) && n.ends_with(".reason"))
-            && super::checks::folder_problems(&self.exchange()).is_empty()
+            // Only the tampered pair's own problems (a manifest in error/
+            // without its payload…): a killed export's staged copies may
+            // wait in the same folder for the next export of the kind,
+            // which the end of the trial checks.
+            && !super::checks::folder_problems(&self.exchange())
+                .iter()
+                .any(|p| p.contains(&stem))
     }
 
     /// The files in an `error/` folder of the link that the alert command
