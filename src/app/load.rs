@@ -77,8 +77,8 @@ fn load_files(
                 load::seatplan_done(tx, &name)?;
             }
             Some("catalogue") => {
-                for (n, item) in crate::format::catalogue::Reader::new(input, &name, limits)
-                    .enumerate()
+                for (n, item) in
+                    crate::format::catalogue::Reader::new(input, &name, limits).enumerate()
                 {
                     // A content refusal names the record (the N-th element).
                     load::catalogue_item(tx, &item?).map_err(|e| match e {

@@ -154,9 +154,7 @@ impl SeatRange {
         let (from, to) = (self.from.as_str(), self.to.as_str());
         match (whole_number(from), whole_number(to)) {
             (Some(lo), Some(hi)) if lo <= hi => Ok(Span::Numbers(lo, hi)),
-            (Some(lo), Some(hi)) => Err(format!(
-                "expected from ({lo}) not after to ({hi})"
-            )),
+            (Some(lo), Some(hi)) => Err(format!("expected from ({lo}) not after to ({hi})")),
             _ if from == to => Ok(Span::Label(from)),
             _ => Err(format!(
                 "expected two whole seat numbers (from ≤ to) or one same seat label twice, found from {from:?} and to {to:?}"
@@ -406,8 +404,21 @@ const ELEMENTS_V1: [ElementSpec; 13] = [
 ];
 
 static ELEMENTS_V2: [ElementSpec; 15] = {
-    let [season, vat, tariff, audience, category, activity, lc, lsc, perf, _, price, product, pref] =
-        ELEMENTS_V1;
+    let [
+        season,
+        vat,
+        tariff,
+        audience,
+        category,
+        activity,
+        lc,
+        lsc,
+        perf,
+        _,
+        price,
+        product,
+        pref,
+    ] = ELEMENTS_V1;
     [
         season,
         vat,
@@ -591,7 +602,9 @@ impl<R: BufRead> Reader<R> {
             return Err(el.error(
                 "block",
                 "catalogue-too-many-ranges",
-                format!("expected at most {MAX_SEAT_RANGES} seat ranges in one logical configuration"),
+                format!(
+                    "expected at most {MAX_SEAT_RANGES} seat ranges in one logical configuration"
+                ),
             ));
         }
         let record = self.records + 1;
@@ -917,7 +930,10 @@ impl<W: Write> Writer<W> {
             ));
         }
         r.span().map_err(|e| {
-            WriteError::Invalid(format!("seat range of block {} row {}: {e}", r.block, r.row))
+            WriteError::Invalid(format!(
+                "seat range of block {} row {}: {e}",
+                r.block, r.row
+            ))
         })?;
         self.xml.element(
             "seatRange",

@@ -14,7 +14,10 @@ use crate::format::catalogue;
 
 /// A seat range of a loaded logical configuration: each seat it covers gets
 /// its logical seat category.
-pub(super) fn seat_range(tx: &Transaction<'_>, r: &catalogue::SeatRange) -> Result<(), DomainError> {
+pub(super) fn seat_range(
+    tx: &Transaction<'_>,
+    r: &catalogue::SeatRange,
+) -> Result<(), DomainError> {
     let what = format!(
         "seat range {} {} {}-{} of logical configuration {}",
         r.block, r.row, r.from, r.to, r.logical_configuration
@@ -79,7 +82,9 @@ pub(super) fn seat_range(tx: &Transaction<'_>, r: &catalogue::SeatRange) -> Resu
     };
     let seats: Vec<(i64, String, i64)> = tx
         .prepare_cached("SELECT id, number, seat_category FROM seat WHERE row = ?1 ORDER BY id")?
-        .query_map([row], |s| Ok::<(i64, String, i64), _>((s.get(0)?, s.get(1)?, s.get(2)?)))?
+        .query_map([row], |s| {
+            Ok::<(i64, String, i64), _>((s.get(0)?, s.get(1)?, s.get(2)?))
+        })?
         .filter(|s| s.as_ref().map_or(true, |(_, n, _)| span.covers(n.as_str())))
         .collect::<Result<_, _>>()?;
     if seats.is_empty() {

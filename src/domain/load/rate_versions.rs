@@ -76,9 +76,10 @@ fn differs(conn: &Connection, rt: i64, version: i64) -> Result<bool, DomainError
                      FROM logical_price WHERE rate_table = ?1)",
         )?
         .exists((rt, version))?;
-    Ok(logical || conn
-        .prepare_cached(
-            "SELECT 1 FROM (
+    Ok(logical
+        || conn
+            .prepare_cached(
+                "SELECT 1 FROM (
                  SELECT seat_category, tariff_type, audience_subcategory, amount
                      FROM price WHERE rate_table = ?1
                  EXCEPT SELECT seat_category, tariff_type, audience_subcategory, amount
@@ -88,6 +89,6 @@ fn differs(conn: &Connection, rt: i64, version: i64) -> Result<bool, DomainError
                      FROM rate_table_version_price WHERE rate_table = ?1 AND version = ?2
                  EXCEPT SELECT seat_category, tariff_type, audience_subcategory, amount
                      FROM price WHERE rate_table = ?1)",
-        )?
-        .exists((rt, version))?)
+            )?
+            .exists((rt, version))?)
 }

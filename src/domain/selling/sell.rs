@@ -573,7 +573,9 @@ fn logical_of(
            JOIN logical_seat_category c ON c.id = s.logical_seat_category
           WHERE s.logical_configuration = ?1 AND s.seat = ?2",
     )?
-    .query_row((logical_configuration, seat), |r| Ok((r.get(0)?, r.get(1)?)))
+    .query_row((logical_configuration, seat), |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
     .optional()
 }
 

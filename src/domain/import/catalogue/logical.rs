@@ -97,8 +97,12 @@ impl CatalogueImport<'_> {
             ));
         };
         let seats: Vec<(i64, String, i64)> = tx
-            .prepare_cached("SELECT id, number, seat_category FROM seat WHERE row = ?1 ORDER BY id")?
-            .query_map([row], |s| Ok::<(i64, String, i64), _>((s.get(0)?, s.get(1)?, s.get(2)?)))?
+            .prepare_cached(
+                "SELECT id, number, seat_category FROM seat WHERE row = ?1 ORDER BY id",
+            )?
+            .query_map([row], |s| {
+                Ok::<(i64, String, i64), _>((s.get(0)?, s.get(1)?, s.get(2)?))
+            })?
             .filter(|s| s.as_ref().map_or(true, |(_, n, _)| span.covers(n.as_str())))
             .collect::<Result<_, _>>()?;
         if seats.is_empty() {
