@@ -133,6 +133,7 @@ fn the_sales_v2_sample_carries_rate_versions_and_version_1_still_reads() {
                     o,
                     &sales::Ticket {
                         rate_version: None,
+                        logical_seat_category: None,
                         ..n.clone()
                     }
                 );

@@ -154,6 +154,7 @@ fn id(v: i64) -> TechId {
 fn sale(line: u64, seat: &str, amount: i64) -> Ticket {
     Ticket {
         rate_version: Some(2),
+        logical_seat_category: None,
         line,
         operation: Operation::Sale,
         time: time::macros::datetime!(2026-12-02 09:00:00 UTC),
@@ -252,9 +253,78 @@ fn the_manager_prices_a_reduced_view_seat_in_its_logical_category() {
         })
         .unwrap();
     assert_eq!(tickets, [(6000, Some(1605)), (8500, None)]);
-    // A:5 at the reduced-view price is refused: it is not in that category.
-    let (out, _) = reintegrate(&mut store, &[sale(3, "2", 8500)]);
-    assert_eq!(out.rejected, 1);
+    // A:2 at the full price, and lines naming another logical category
+    // than the seat's, are refused.
+    let named = |line, seat, l: Option<i64>, amount| Ticket {
+        logical_seat_category: l.map(id),
+        ..sale(line, seat, amount)
+    };
+    let (out, _) = reintegrate(
+        &mut store,
+        &[
+            sale(3, "2", 8500),
+            named(4, "2", Some(1601), 8500),
+            named(5, "2", None, 8500),
+        ],
+    );
+    assert_eq!((out.booked, out.rejected), (0, 3));
+    let codes: Vec<String> = store
+        .read(|c| {
+            let mut st = c.prepare("SELECT code FROM sales_line WHERE line >= 3 ORDER BY line")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>().map_err(DomainError::from)
+        })
+        .unwrap();
+    assert_eq!(
+        codes,
+        ["price-differs", "logical-category-differs", "price-differs"]
+    );
+    // Named right, it is booked.
+    let (out, _) = reintegrate(&mut store, &[named(6, "2", Some(1605), 6000)]);
+    assert_eq!((out.booked, out.rejected), (1, 0));
+}
+
+#[test]
+fn a_sales_line_names_its_logical_category_in_an_optional_column() {
+    use stxd::format::sales::{Reader as SalesReader, Writer as SalesWriter};
+    let header = "line;operation;time;order;refund_of;performance;block;row;seat;zone;seat_category;tariff_type;audience_subcategory;amount;currency;vat_code;contingent_version;rate_version;logical_seat_category";
+    let file = format!(
+        "{header}\n\
+         1;SALE;2026-12-04T10:15:00Z;T-000001;;1701;3301;A;1;;2001;1201;1301;6000;EUR;1101;;2;1605\n\
+         2;SALE;2026-12-04T10:16:00Z;T-000002;;1701;3301;A;5;;2001;1201;1301;8500;EUR;1101;;2;\n\
+         ;ACK;;;;1701;;;;;;;;;;;1;;\n"
+    );
+    let mut reader = SalesReader::new(file.as_bytes(), "s.csv", Limits::default());
+    let lines: Vec<Line> = reader.by_ref().collect::<Result<_, _>>().unwrap();
+    assert!(reader.has_logical_column());
+    match &lines[0] {
+        Line::Ticket(t) => assert_eq!(t.logical_seat_category, Some(id(1605))),
+        other => panic!("{other:?}"),
+    }
+    let mut w = SalesWriter::new_v2_logical(Vec::new()).unwrap();
+    for l in &lines {
+        w.write(l).unwrap();
+    }
+    assert_eq!(String::from_utf8(w.finish().unwrap().0).unwrap(), file);
+    // Without the column, a line naming one is refused by the writer.
+    let mut w = SalesWriter::new_v2(Vec::new()).unwrap();
+    assert!(w.write(&lines[0]).is_err());
+    // On a zone or an ACK: unexpected-field, with its line.
+    for bad in [
+        "3;SALE;2026-12-04T10:15:00Z;T-3;;1701;;;;3201;2004;1201;1301;2500;EUR;1101;;2;1605",
+        ";ACK;;;;1701;;;;;;;;;;;1;;1605",
+    ] {
+        let text = format!("{header}\n{bad}\n");
+        let e = SalesReader::new(text.as_bytes(), "s.csv", Limits::default())
+            .find_map(Result::err)
+            .unwrap_or_else(|| panic!("accepted {bad}"));
+        assert_eq!(e.code, "unexpected-field", "{e}");
+        assert!(
+            e.to_string()
+                .contains("line 2, field logical_seat_category"),
+            "{e}"
+        );
+    }
 }
 
 fn json(sb: &Sandbox, args: &[&str]) -> Value {

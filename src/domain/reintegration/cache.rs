@@ -48,7 +48,7 @@ pub(super) struct Cache {
     versions: HashMap<i64, Vec<(i64, String)>>,
     /// (logical?, rate table, version, category, tariff type, audience) →
     /// amount.
-    versioned: HashMap<(bool, i64, i64, i64, i64, i64), Option<i64>>,
+    versioned: HashMap<VersionedKey, Option<i64>>,
     /// Valid tickets of the link per (performance, zone).
     zone_sold: HashMap<(i64, i64), i64>,
     /// The previous line's order: (reference, id).
@@ -323,6 +323,10 @@ impl Cache {
 
 /// A price cell: (rate table, (logical?, category), tariff type, audience).
 type PriceKey = (i64, (bool, i64), i64, i64);
+
+/// A versioned price cell: (logical?, rate table, version, category,
+/// tariff type, audience).
+type VersionedKey = (bool, i64, i64, i64, i64, i64);
 
 /// The performance `id` as a sale line needs it; `None` when unknown.
 fn load_perf(conn: &Connection, id: i64) -> Result<Option<Perf>, DomainError> {

@@ -112,6 +112,26 @@ fn place(
     })
 }
 
+/// A line naming a logical seat category must name the seat's (which
+/// `logical` is, from the store); a line naming none is priced in the
+/// seat's all the same.
+fn same_logical(t: &Ticket, perf: i64, logical: Option<i64>) -> Result<(), Stop> {
+    match t.logical_seat_category {
+        Some(named) if logical != Some(named.get()) => Err(reject(
+            "logical-category-differs",
+            format!(
+                "{} of performance {perf} is {}, the line names logical seat category {named}",
+                place_text(&t.place),
+                logical.map_or_else(
+                    || "of no logical seat category (its physical one)".to_owned(),
+                    |l| format!("of logical seat category {l}")
+                )
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl<'t> SalesImport<'t> {
     pub(super) fn sale(&mut self, t: &Ticket, position: &str) -> Result<Booked, Stop> {
         let tx = self.tx;
@@ -170,6 +190,7 @@ impl<'t> SalesImport<'t> {
         }
         let (spot, category, seat) = place(tx, t, (configuration, perf, lc), link)?;
         let logical = seat.as_ref().and_then(|f| f.logical);
+        same_logical(t, perf, logical)?;
         if category != t.seat_category.get() {
             return Err(reject(
                 "seat-category-differs",
