@@ -209,6 +209,30 @@ fn the_manager_prices_a_reduced_view_seat_in_its_logical_category() {
     .chain([repo().join(SAMPLE)])
     .collect();
     stxd::app::load(&mut store, &files).unwrap();
+    // A range naming a block outside the logical configuration's
+    // configuration, or a row the block does not have: refused with the
+    // file and the record, nothing loaded.
+    for (block, row, code) in [
+        ("9999", "A", "unknown-block"),
+        ("3301", "ZZ", "unknown-row"),
+    ] {
+        let bad = dir.path().join("bad.xml");
+        let text = std::fs::read_to_string(repo().join(SAMPLE))
+            .unwrap()
+            .replace(
+                "block=\"3301\" row=\"A\"",
+                &format!("block=\"{block}\" row=\"{row}\""),
+            );
+        std::fs::write(&bad, text).unwrap();
+        match stxd::app::load(&mut store, &[bad]) {
+            Err(DomainError::Content(e)) => {
+                assert_eq!(e.code, code, "{e}");
+                assert!(e.file.ends_with("bad.xml"), "{e}");
+                assert!(e.to_string().contains("record 8"), "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
     store
         .write(|tx| {
             tx.execute_batch(
@@ -294,6 +318,10 @@ fn a_sales_line_names_its_logical_category_in_an_optional_column() {
          2;SALE;2026-12-04T10:16:00Z;T-000002;;1701;3301;A;5;;2001;1201;1301;8500;EUR;1101;;2;\n\
          ;ACK;;;;1701;;;;;;;;;;;1;;\n"
     );
+    // The sample is this file.
+    let sample =
+        std::fs::read_to_string(repo().join("samples/payloads/sales-logical.csv")).unwrap();
+    assert_eq!(sample, file);
     let mut reader = SalesReader::new(file.as_bytes(), "s.csv", Limits::default());
     let lines: Vec<Line> = reader.by_ref().collect::<Result<_, _>>().unwrap();
     assert!(reader.has_logical_column());
@@ -392,6 +420,29 @@ fn a_reduced_view_seat_is_sold_and_booked_at_its_logical_price() {
         .expect_code(0);
     let processed = json(&sb, &["process"]);
     assert_eq!(processed[0]["state"], "applied", "{processed}");
+    // The SALES file named the logical category of A:1, not of A:5.
+    let sent = std::fs::read_to_string(
+        sb.path()
+            .join("var/exchange/opera-tourism/to-manager/done/opera-tourism.SALES.00000001.csv"),
+    )
+    .unwrap();
+    assert!(
+        sent.starts_with("line;")
+            && sent
+                .lines()
+                .next()
+                .unwrap()
+                .ends_with(";rate_version;logical_seat_category"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains(";3301;A;1;;2001;1201;1301;6000;EUR;1101;;2;1605\n"),
+        "{sent}"
+    );
+    assert!(
+        sent.contains(";3301;A;5;;2001;1201;1301;8500;EUR;1101;;2;\n"),
+        "{sent}"
+    );
     // Both booked at their own prices, once.
     assert_eq!(
         rows(
