@@ -20,12 +20,11 @@ use crate::store::mapping::MappingKind;
 const LISTED_SEATS: usize = 20;
 
 impl CatalogueImport<'_> {
-    /// The local logical seat category of a manager's one named by a range
-    /// or a logical price: `Ok(None)` when it was skipped.
-    fn local_logical(&self, id: catalogue::SeatRange) -> Option<Option<i64>> {
-        self.logical_categories
-            .get(&id.logical_seat_category.get())
-            .copied()
+    /// The local logical seat category of a manager's one this file
+    /// declared (named by a range or a logical price): `Some(None)` when it
+    /// was skipped, `None` when the file did not declare it.
+    fn local_logical(&self, id: crate::ident::TechId) -> Option<Option<i64>> {
+        self.logical_categories.get(&id.get()).copied()
     }
 
     pub(super) fn seat_range(&mut self, r: &catalogue::SeatRange) -> Result<(), DomainError> {
@@ -41,7 +40,7 @@ impl CatalogueImport<'_> {
                 format!("its logical configuration {lc} was not read before it"),
             ));
         }
-        let category = match self.local_logical(r.clone()) {
+        let category = match self.local_logical(r.logical_seat_category) {
             Some(Some(local)) => local,
             Some(None) => {
                 return self.skip(&location, "its logical seat category is skipped");
@@ -130,7 +129,6 @@ impl CatalogueImport<'_> {
                 open.seats.insert(seat, category);
             }
         }
-        self.summary.add(Change::Unchanged);
         Ok(())
     }
 
@@ -225,8 +223,8 @@ impl CatalogueImport<'_> {
                 format!("its rate table {} was not read before it", p.rate_table),
             ));
         }
-        let category = match self.logical_categories.get(&p.logical_seat_category.get()) {
-            Some(Some(local)) => *local,
+        let category = match self.local_logical(p.logical_seat_category) {
+            Some(Some(local)) => local,
             Some(None) => return self.skip(&location, "its logical seat category is skipped"),
             None => {
                 return Err(DomainError::refused(
