@@ -462,4 +462,51 @@ fn a_reduced_view_seat_is_sold_and_booked_at_its_logical_price() {
     );
     let report = json(&sb, &["report", "reconcile", "--link", "opera-tourism"]);
     assert_eq!(report["consistent"], true, "{report:#}");
+
+    // The manager extends the reduced view to A:3: a change of the logical
+    // configuration, which stops selling its performances until validated.
+    let wider = sb.path().join("wider.xml");
+    let text = std::fs::read_to_string(repo().join(SAMPLE))
+        .unwrap()
+        .replace("from=\"1\" to=\"2\"", "from=\"1\" to=\"3\"");
+    std::fs::write(&wider, text).unwrap();
+    sb.stxd(&["load", "OPERA", wider.to_str().unwrap()])
+        .expect_code(0);
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    let processed = json(&sb, &["process"]);
+    assert_eq!(processed[0]["state"], "applied", "{processed}");
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT l.state, c.difference FROM catalogue_change c
+               JOIN logical_configuration l ON l.id = c.object
+              WHERE c.kind = 'logical_configuration' AND c.difference LIKE 'seat PARTERRE A 3%'"
+        ),
+        [
+            "to_validate|seat PARTERRE A 3: logical seat category its physical seat category → L-CAT1RV"
+        ]
+    );
+    let run = sb.stxd(&[
+        "sale",
+        "sell",
+        "--performance",
+        "1",
+        "--seat",
+        "PARTERRE:A:3",
+        "--tariff",
+        "NORMAL",
+        "--audience",
+        "ADULT",
+    ]);
+    let why = format!("{}{}", run.stdout(), run.stderr());
+    assert_eq!(run.code(), 1, "{why}");
+    assert!(
+        why.contains("its logical configuration TRAV-STD is to_validate"),
+        "{why}"
+    );
+    sb.stxd(&["catalogue", "validate", "--all"]).expect_code(0);
+    let third = crate::free_tariff::sell(&sb, "PARTERRE:A:3", "NORMAL", "ADULT");
+    assert_eq!(third["line"]["amount"], 6000, "{third}");
 }
