@@ -29,6 +29,11 @@
 //!   </product>
 //! </catalogue>
 //! ```
+//!
+//! Version 2 (`version="2"`) adds each rate table's `version`, and two
+//! optional elements for logical seat categories per seat (module
+//! `logical`): `seatRange` in a logical configuration and `logicalPrice` in
+//! a rate table.
 
 use std::io::{BufRead, Write};
 
