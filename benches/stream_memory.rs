@@ -112,6 +112,7 @@ fn generate(dir: &Path, sequence: u64, bytes: u64) -> (String, u64) {
             let seat = line % 20 + 1;
             w.write(&Line::Ticket(Ticket {
                 rate_version: None,
+                logical_seat_category: None,
                 line,
                 operation: Operation::Sale,
                 time: start + time::Duration::seconds((line % 86_400) as i64),

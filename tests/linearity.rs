@@ -76,6 +76,7 @@ fn seated(line: u64, n: u64, order: &str) -> Ticket {
     let seat = n % SEATS;
     Ticket {
         rate_version: None,
+        logical_seat_category: None,
         line,
         operation: Operation::Sale,
         time: time::macros::datetime!(2026-12-02 09:00:00 UTC),

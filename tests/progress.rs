@@ -24,6 +24,7 @@ fn sales_payload(bytes: usize) -> (Vec<u8>, u64) {
         line += 1;
         w.write(&Line::Ticket(Ticket {
             rate_version: None,
+            logical_seat_category: None,
             line,
             operation: Operation::Sale,
             time: start + time::Duration::seconds((line % 86_400) as i64),

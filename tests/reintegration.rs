@@ -106,6 +106,7 @@ fn id(v: i64) -> TechId {
 fn sale(line: u64, order: &str, seat: &str) -> Ticket {
     Ticket {
         rate_version: None,
+        logical_seat_category: None,
         line,
         operation: Operation::Sale,
         time: time::macros::datetime!(2026-12-02 09:00:00 UTC),

@@ -40,6 +40,7 @@ mod layers;
 mod lifecycle;
 mod linearity;
 mod load;
+mod logical_seats;
 mod mapping_cases;
 mod mapping_cli;
 mod orders;

@@ -187,6 +187,7 @@ fn ticket(line: u64, performance: i64, place: Place, category: i64, amount: i64)
     let start = time::macros::datetime!(2026-12-01 08:00:00 UTC);
     Ticket {
         rate_version: None,
+        logical_seat_category: None,
         line,
         operation: Operation::Sale,
         time: start + time::Duration::seconds((line % 40_000) as i64),

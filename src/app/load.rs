@@ -77,8 +77,16 @@ fn load_files(
                 load::seatplan_done(tx, &name)?;
             }
             Some("catalogue") => {
-                for item in crate::format::catalogue::Reader::new(input, &name, limits) {
-                    load::catalogue_item(tx, &item?)?;
+                for (n, item) in
+                    crate::format::catalogue::Reader::new(input, &name, limits).enumerate()
+                {
+                    // A content refusal names the record (the N-th element).
+                    load::catalogue_item(tx, &item?).map_err(|e| match e {
+                        DomainError::Content(_) => e.locate(&name, || {
+                            crate::format::Position::record(n as u64 + 1, "catalogue record")
+                        }),
+                        e => e,
+                    })?;
                     count("catalogue records", 1);
                 }
                 load::catalogue_done(tx)?;

@@ -358,8 +358,17 @@ fn report(
                 writeln!(out, "{verb}: line {}", r.line)?;
                 writeln!(
                     out,
-                    "  performance {} ({}), {} ({}), {} {}",
-                    r.performance, r.product, r.place, r.seat_category, r.tariff, r.audience
+                    "  performance {} ({}), {} ({}{}), {} {}",
+                    r.performance,
+                    r.product,
+                    r.place,
+                    r.seat_category,
+                    r.logical_seat_category
+                        .as_ref()
+                        .map(|c| format!(", logical {c}"))
+                        .unwrap_or_default(),
+                    r.tariff,
+                    r.audience
                 )?;
                 writeln!(out, "  price: {}", r.price)?;
                 writeln!(out, "  order: {}", r.order)?;

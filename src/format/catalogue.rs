@@ -29,6 +29,11 @@
 //!   </product>
 //! </catalogue>
 //! ```
+//!
+//! Version 2 (`version="2"`) adds each rate table's `version`, and two
+//! optional elements for logical seat categories per seat (module
+//! `logical`): `seatRange` in a logical configuration and `logicalPrice` in
+//! a rate table.
 
 use std::io::{BufRead, Write};
 
@@ -194,9 +199,11 @@ pub enum Item {
     Activity(Activity),
     LogicalConfiguration(LogicalConfiguration),
     LogicalSeatCategory(LogicalSeatCategory),
+    SeatRange(SeatRange),
     Performance(Performance),
     RateTable(RateTable),
     Price(Price),
+    LogicalPrice(LogicalPrice),
     Product(Product),
     PerformanceRef(PerformanceRef),
 }
@@ -216,7 +223,9 @@ pub static SCHEMA: Schema = Schema {
     next: Some(&SCHEMA_V2),
 };
 
-/// Version 2: each `rateTable` carries the `version` of its prices.
+/// Version 2: each `rateTable` carries the `version` of its prices; a
+/// logical configuration may give seats logical seat categories
+/// (`seatRange`) and a rate table price them (`logicalPrice`).
 pub static SCHEMA_V2: Schema = Schema {
     root: "catalogue",
     version: "2",
@@ -319,15 +328,59 @@ const ELEMENTS_V1: [ElementSpec; 13] = [
     },
 ];
 
-static ELEMENTS_V2: [ElementSpec; 13] = {
-    let mut e = ELEMENTS_V1;
-    e[9] = ElementSpec {
-        name: "rateTable",
-        parent: None,
-        rank: 8,
-        attributes: &["id", "code", "name", "currency", "version"],
-    };
-    e
+static ELEMENTS_V2: [ElementSpec; 15] = {
+    let [
+        season,
+        vat,
+        tariff,
+        audience,
+        category,
+        activity,
+        lc,
+        lsc,
+        perf,
+        _,
+        price,
+        product,
+        pref,
+    ] = ELEMENTS_V1;
+    [
+        season,
+        vat,
+        tariff,
+        audience,
+        category,
+        activity,
+        lc,
+        lsc,
+        ElementSpec {
+            name: "seatRange",
+            parent: Some("logicalConfiguration"),
+            rank: 1,
+            attributes: &["block", "row", "from", "to", "logicalSeatCategory"],
+        },
+        perf,
+        ElementSpec {
+            name: "rateTable",
+            parent: None,
+            rank: 8,
+            attributes: &["id", "code", "name", "currency", "version"],
+        },
+        price,
+        ElementSpec {
+            name: "logicalPrice",
+            parent: Some("rateTable"),
+            rank: 1,
+            attributes: &[
+                "logicalSeatCategory",
+                "tariffType",
+                "audienceSubcategory",
+                "amount",
+            ],
+        },
+        product,
+        pref,
+    ]
 };
 
 /// Largest VAT rate, in hundredths of a percent (100 %).
@@ -342,6 +395,7 @@ pub struct Reader<R: BufRead> {
     product: Option<TechId>,
     records: u64,
     done: bool,
+    logical: Declared,
 }
 
 impl<R: BufRead> Reader<R> {
@@ -353,6 +407,7 @@ impl<R: BufRead> Reader<R> {
             product: None,
             records: 0,
             done: false,
+            logical: Declared::default(),
         }
     }
 
@@ -406,7 +461,7 @@ impl<R: BufRead> Reader<R> {
             }),
             "tariffType" => Item::TariffType(Self::reference(el)?),
             "audienceSubcategory" => Item::AudienceSubcategory(Self::reference(el)?),
-            "seatCategory" => Item::SeatCategory(Self::reference(el)?),
+            "seatCategory" => Item::SeatCategory(self.seat_category(el)?),
             "activity" => Item::Activity(Activity {
                 id: el.tech_id("id")?,
                 code: el.code("code")?,
@@ -422,15 +477,12 @@ impl<R: BufRead> Reader<R> {
                     configuration: el.tech_id("configuration")?,
                 };
                 self.logical_configuration = Some(l.id);
+                self.logical.ranges.clear();
+                self.logical.range_count = 0;
                 Item::LogicalConfiguration(l)
             }
-            "logicalSeatCategory" => Item::LogicalSeatCategory(LogicalSeatCategory {
-                id: el.tech_id("id")?,
-                logical_configuration: Self::parent(el, self.logical_configuration)?,
-                code: el.code("code")?,
-                name: el.label("name")?,
-                seat_category: el.tech_id("seatCategory")?,
-            }),
+            "logicalSeatCategory" => Item::LogicalSeatCategory(self.logical_seat_category(el)?),
+            "seatRange" => Item::SeatRange(self.seat_range(el)?),
             "performance" => {
                 let state = el.value("state");
                 Item::Performance(Performance {
@@ -474,6 +526,7 @@ impl<R: BufRead> Reader<R> {
                 audience_subcategory: el.tech_id("audienceSubcategory")?,
                 amount: el.amount("amount")?,
             }),
+            "logicalPrice" => Item::LogicalPrice(self.logical_price(el)?),
             "product" => {
                 let p = Product {
                     id: el.tech_id("id")?,
@@ -698,8 +751,10 @@ impl<W: Write> Writer<W> {
                     p.state.as_str(),
                 ],
             ),
+            Item::SeatRange(r) => self.write_seat_range(r),
             Item::RateTable(r) => self.rate_table(r),
             Item::Price(p) => self.price(p),
+            Item::LogicalPrice(p) => self.write_logical_price(p),
             Item::Product(p) => self.xml.element(
                 "product",
                 None,
@@ -726,6 +781,10 @@ impl<W: Write> Writer<W> {
         self.xml.finish()
     }
 }
+
+mod logical;
+use logical::Declared;
+pub use logical::{LogicalPrice, MAX_DECLARED, MAX_SEAT_RANGES, SeatRange, Span, whole_number};
 
 #[cfg(test)]
 mod tests;

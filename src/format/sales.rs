@@ -85,6 +85,31 @@ pub const COLUMNS_V2: [&str; 18] = {
     columns
 };
 
+/// The header of version 2 with its optional last column,
+/// `logical_seat_category`: the logical seat category a seat was priced in
+/// (a file whose lines name none is written without it, as before).
+pub const COLUMNS_V2_LOGICAL: [&str; 19] = [
+    "line",
+    "operation",
+    "time",
+    "order",
+    "refund_of",
+    "performance",
+    "block",
+    "row",
+    "seat",
+    "zone",
+    "seat_category",
+    "tariff_type",
+    "audience_subcategory",
+    "amount",
+    "currency",
+    "vat_code",
+    "contingent_version",
+    "rate_version",
+    "logical_seat_category",
+];
+
 /// The largest rate table version a line carries.
 pub const RATE_VERSION_MAX: u64 = 999_999_999;
 
@@ -160,6 +185,10 @@ pub struct Ticket {
     /// (a refund repeats its sale's); `None` in a version 1 file, or when
     /// the distributor's prices came from a version 1 catalogue.
     pub rate_version: Option<u64>,
+    /// Version 2, optional column: the manager's logical seat category the
+    /// seat was priced in; `None` for a seat priced in its physical seat
+    /// category, a zone, or a file without the column.
+    pub logical_seat_category: Option<TechId>,
 }
 
 /// The distributor has applied this contingent version of this performance.
@@ -194,6 +223,7 @@ const CURRENCY: usize = 14;
 const VAT_CODE: usize = 15;
 const CONTINGENT_VERSION: usize = 16;
 const RATE_VERSION: usize = 17;
+const LOGICAL_SEAT_CATEGORY: usize = 18;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Op {
@@ -304,8 +334,17 @@ impl LineOrder {
         let currency = row.currency(CURRENCY, kind)?;
         let vat_code = row.id(VAT_CODE, kind)?;
         row.forbid(CONTINGENT_VERSION, kind)?;
+        let logical_seat_category = match (&place, row.is_empty(LOGICAL_SEAT_CATEGORY)) {
+            (_, true) => None,
+            (Place::Seat { .. }, false) => Some(row.id(LOGICAL_SEAT_CATEGORY, kind)?),
+            (Place::Zone { .. }, false) => {
+                row.forbid(LOGICAL_SEAT_CATEGORY, "zone")?;
+                None
+            }
+        };
         Ok(Line::Ticket(Ticket {
             rate_version,
+            logical_seat_category,
             line,
             operation,
             time,
@@ -355,6 +394,7 @@ fn ack(row: &Row<'_>) -> Result<Line, FormatError> {
     for col in BLOCK..=VAT_CODE {
         row.forbid(col, KIND)?;
     }
+    row.forbid(LOGICAL_SEAT_CATEGORY, KIND)?;
     let contingent_version = row.number(CONTINGENT_VERSION, KIND)?;
     if contingent_version > super::contingent::MAX_VERSION {
         return Err(row.error(
@@ -416,7 +456,7 @@ impl<R: BufRead> Reader<R> {
     /// `file` names the payload in errors. Nothing is read yet.
     pub fn new(input: R, file: &str, limits: Limits) -> Self {
         Reader {
-            csv: CsvReader::new(input, file, limits, &COLUMNS).with_later(&[&COLUMNS_V2]),
+            csv: CsvReader::new(input, file, limits, &COLUMNS).with_later(&[&COLUMNS_V2_LOGICAL]),
             order: LineOrder::default(),
             done: false,
         }
@@ -430,6 +470,12 @@ impl<R: BufRead> Reader<R> {
     /// The file's format version (1 or 2), once its header is read.
     pub fn version(&self) -> u32 {
         self.csv.version()
+    }
+
+    /// Whether the header has the optional `logical_seat_category` column
+    /// (version 2), once it is read.
+    pub fn has_logical_column(&self) -> bool {
+        self.csv.has_column(LOGICAL_SEAT_CATEGORY)
     }
 }
 
@@ -455,6 +501,7 @@ pub struct Writer<W: Write> {
     csv: CsvWriter<W>,
     last: Option<u64>,
     v2: bool,
+    logical: bool,
 }
 
 impl<W: Write> Writer<W> {
@@ -465,6 +512,7 @@ impl<W: Write> Writer<W> {
             csv: CsvWriter::new(out, &COLUMNS)?,
             last: None,
             v2: false,
+            logical: false,
         })
     }
 
@@ -474,6 +522,18 @@ impl<W: Write> Writer<W> {
             csv: CsvWriter::new(out, &COLUMNS_V2)?,
             last: None,
             v2: true,
+            logical: false,
+        })
+    }
+
+    /// Writes the header of version 2 with `logical_seat_category` last:
+    /// for a file a line of which names a logical seat category.
+    pub fn new_v2_logical(out: W) -> Result<Self, WriteError> {
+        Ok(Writer {
+            csv: CsvWriter::new(out, &COLUMNS_V2_LOGICAL)?,
+            last: None,
+            v2: true,
+            logical: true,
         })
     }
 
@@ -505,6 +565,9 @@ impl<W: Write> Writer<W> {
         if self.v2 {
             w.empty();
         }
+        if self.logical {
+            w.empty();
+        }
         w.end_line()
     }
 
@@ -532,6 +595,15 @@ impl<W: Write> Writer<W> {
             }
             Some(v) if !(1..=RATE_VERSION_MAX).contains(&v) => {
                 return invalid(format!("rate version {v} out of 1..={RATE_VERSION_MAX}"));
+            }
+            _ => {}
+        }
+        match (t.logical_seat_category, &t.place) {
+            (Some(_), _) if !self.logical => {
+                return invalid("a logical seat category in a file without its column".into());
+            }
+            (Some(_), Place::Zone { .. }) => {
+                return invalid("a logical seat category on a zone".into());
             }
             _ => {}
         }
@@ -573,6 +645,12 @@ impl<W: Write> Writer<W> {
                 None => w.empty(),
             }
         }
+        if self.logical {
+            match t.logical_seat_category {
+                Some(l) => w.field(l)?,
+                None => w.empty(),
+            }
+        }
         w.end_line()?;
         self.last = Some(t.line);
         Ok(())
@@ -585,249 +663,4 @@ impl<W: Write> Writer<W> {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::io::{self, BufReader, Read};
-
-    use super::*;
-    use crate::format::csv::meter;
-
-    const HEADER: &str = "line;operation;time;order;refund_of;performance;block;row;seat;zone;seat_category;tariff_type;audience_subcategory;amount;currency;vat_code;contingent_version\n";
-    const SAMPLE: &str = include_str!("../../samples/payloads/sales.csv");
-
-    fn read(input: &[u8]) -> Result<Vec<Line>, FormatError> {
-        Reader::new(input, "sales.csv", Limits::default()).collect()
-    }
-
-    fn write(lines: &[Line]) -> Result<Vec<u8>, WriteError> {
-        let mut w = Writer::new(Vec::new())?;
-        for l in lines {
-            w.write(l)?;
-        }
-        Ok(w.finish()?.0)
-    }
-
-    /// Generates a sales payload line by line: a SALE, then its REFUND one
-    /// line in four, a zone sale one in four, an ACK one in a thousand.
-    struct Generator {
-        lines: u64,
-        n: u64,
-        buf: Vec<u8>,
-        pos: usize,
-    }
-
-    impl Generator {
-        fn new(lines: u64) -> Generator {
-            Generator {
-                lines,
-                n: 0,
-                buf: HEADER.as_bytes().to_vec(),
-                pos: 0,
-            }
-        }
-    }
-
-    impl Read for Generator {
-        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-            use std::io::Write as _;
-            if self.pos == self.buf.len() {
-                if self.n == self.lines {
-                    return Ok(0);
-                }
-                self.n += 1;
-                let n = self.n;
-                self.buf.clear();
-                self.pos = 0;
-                match n % 4 {
-                    _ if n.is_multiple_of(1000) => writeln!(self.buf, ";ACK;;;;1701;;;;;;;;;;;{n}"),
-                    0 => writeln!(
-                        self.buf,
-                        "{n};REFUND;2026-12-01T11:00:00Z;T-{:06};{};1701;3301;A;{};;2001;1201;1301;8500;EUR;1101;",
-                        n - 1,
-                        n - 1,
-                        (n - 1) % 20 + 1
-                    ),
-                    1 => writeln!(
-                        self.buf,
-                        "{n};SALE;2026-12-01T10:30:00Z;T-{n:06};;1701;;;;3201;2004;1201;1301;2500;EUR;1101;"
-                    ),
-                    _ => writeln!(
-                        self.buf,
-                        "{n};SALE;2026-12-01T10:15:00Z;T-{n:06};;1701;3301;A;{};;2001;1201;1301;8500;EUR;1101;",
-                        n % 20 + 1
-                    ),
-                }?;
-            }
-            let rest = self.buf.get(self.pos..).unwrap_or(&[]);
-            let k = rest.len().min(out.len());
-            out[..k].copy_from_slice(&rest[..k]);
-            self.pos += k;
-            Ok(k)
-        }
-    }
-
-    /// Two million lines from a generator, never a file: the count is
-    /// right, and the reader's heap does not grow after the first thousand
-    /// lines (it keeps no set of line ids, only the last one).
-    #[test]
-    fn streams_two_million_lines_in_flat_memory() {
-        const LINES: u64 = 2_000_000;
-        let mut reader = Reader::new(
-            BufReader::new(Generator::new(LINES)),
-            "gen.csv",
-            Limits::default(),
-        );
-        let (mut tickets, mut acks, mut refunds) = (0u64, 0u64, 0u64);
-        let mut baseline = None;
-        let mut peak_growth = 0i64;
-        while let Some(line) = reader.next() {
-            match line.unwrap() {
-                Line::Ticket(t) => {
-                    tickets += 1;
-                    if t.operation == Operation::Refund {
-                        refunds += 1;
-                    }
-                }
-                Line::Ack(_) => acks += 1,
-            }
-            let seen = reader.records();
-            if seen == 1_000 {
-                baseline = Some(meter::live());
-            } else if let Some(base) = baseline
-                && seen % 1_000 == 0
-            {
-                peak_growth = peak_growth.max(meter::live() - base);
-            }
-        }
-        assert_eq!(reader.records(), LINES);
-        assert_eq!(tickets + acks, LINES);
-        assert_eq!(acks, LINES / 1000);
-        assert_eq!(refunds, LINES / 4 - LINES / 1000);
-        assert!(baseline.is_some());
-        // A set of line ids would hold megabytes by now.
-        assert!(
-            peak_growth <= 1024,
-            "reader heap grew by {peak_growth} bytes"
-        );
-    }
-
-    #[test]
-    fn the_sample_round_trips() {
-        let lines = read(SAMPLE.as_bytes()).unwrap();
-        assert_eq!(lines.len(), 6);
-        assert_eq!(write(&lines).unwrap(), SAMPLE.as_bytes());
-    }
-
-    #[test]
-    fn spreadsheet_spellings_read_the_same_and_re_export_canonical() {
-        // BOM, CRLF, columns in another order, quoted fields, no final newline.
-        let mut rows: Vec<Vec<&str>> = SAMPLE.lines().map(|l| l.split(';').collect()).collect();
-        for row in &mut rows {
-            row.reverse();
-        }
-        let mut text = String::from("\u{feff}");
-        let body: Vec<String> = rows
-            .iter()
-            .map(|r| {
-                r.iter()
-                    .map(|f| {
-                        if f.is_empty() {
-                            String::new()
-                        } else {
-                            format!("\"{f}\"")
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(";")
-            })
-            .collect();
-        text.push_str(&body.join("\r\n"));
-        let lines = read(text.as_bytes()).unwrap();
-        assert_eq!(lines, read(SAMPLE.as_bytes()).unwrap());
-        assert_eq!(write(&lines).unwrap(), SAMPLE.as_bytes());
-    }
-
-    #[test]
-    fn header_only_is_an_empty_file() {
-        let mut r = Reader::new(HEADER.as_bytes(), "sales.csv", Limits::default());
-        assert!(r.next().is_none());
-        assert_eq!(r.records(), 0);
-        assert_eq!(write(&[]).unwrap(), HEADER.as_bytes());
-    }
-
-    #[test]
-    fn the_reader_stops_after_its_first_error() {
-        let text = format!("{HEADER}x;SALE\n1;ACK\n");
-        let mut r = Reader::new(text.as_bytes(), "sales.csv", Limits::default());
-        let e = r.next().unwrap().unwrap_err();
-        assert_eq!(
-            (e.code, e.position.to_string()),
-            ("csv-field-count", "line 2".into())
-        );
-        assert!(r.next().is_none());
-        assert_eq!(r.records(), 1);
-    }
-
-    #[test]
-    fn order_refs_refuse_a_leading_dash() {
-        assert!(OrderRef::new("T-000001").is_some());
-        assert!(OrderRef::new("2026/12/A.1_b").is_some());
-        for bad in ["-1", "-T1", "", "=1", "+1", "@A", "T 1", &"x".repeat(33)] {
-            assert!(OrderRef::new(bad).is_none(), "{bad:?} accepted");
-        }
-    }
-
-    fn ticket() -> Ticket {
-        match read(SAMPLE.as_bytes()).unwrap().remove(0) {
-            Line::Ticket(t) => t,
-            Line::Ack(_) => unreachable!("the sample starts with a sale"),
-        }
-    }
-
-    #[test]
-    fn the_writer_refuses_what_the_reader_would_refuse() {
-        let refuse = |t: Ticket| write(&[Line::Ticket(t)]).is_err();
-        assert!(!refuse(ticket()));
-        assert!(refuse(Ticket {
-            line: 0,
-            ..ticket()
-        }));
-        assert!(refuse(Ticket {
-            amount: -1,
-            ..ticket()
-        }));
-        assert!(refuse(Ticket {
-            amount: AMOUNT_MAX + 1,
-            ..ticket()
-        }));
-        assert!(refuse(Ticket {
-            refund_of: Some(1),
-            ..ticket()
-        }));
-        assert!(refuse(Ticket {
-            operation: Operation::Refund,
-            ..ticket()
-        }));
-        assert!(refuse(Ticket {
-            line: 5,
-            operation: Operation::Refund,
-            refund_of: Some(5),
-            ..ticket()
-        }));
-        assert!(refuse(Ticket {
-            time: ticket().time.to_offset(time::macros::offset!(+1)),
-            ..ticket()
-        }));
-        let ack = Line::Ack(Ack {
-            performance: TechId::new(1701).unwrap(),
-            contingent_version: 0,
-        });
-        assert!(write(&[ack]).is_err());
-        // Line ids must increase across writes.
-        let mut w = Writer::new(Vec::new()).unwrap();
-        w.write(&Line::Ticket(ticket())).unwrap();
-        assert!(w.write(&Line::Ticket(ticket())).is_err());
-        let (out, n) = w.finish().unwrap();
-        assert_eq!(n, 1);
-        assert_eq!(read(&out).unwrap().len(), 1);
-    }
-}
+mod tests;

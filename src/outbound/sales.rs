@@ -39,7 +39,11 @@ impl Producer for SalesPayload {
         out: &mut dyn Write,
     ) -> Result<Produced, ExportError> {
         let sequence = journal::next_out(conn, &link.name, Kind::Sales)?;
-        let mut writer = sales::Writer::new_v2(out)?;
+        let mut writer = if selling::sales_name_logical(conn, &link.name)? {
+            sales::Writer::new_v2_logical(out)?
+        } else {
+            sales::Writer::new_v2(out)?
+        };
         let report = selling::export_sales(
             conn,
             &link.name,

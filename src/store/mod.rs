@@ -14,6 +14,7 @@ pub mod journal;
 pub mod mapping;
 pub mod runs;
 pub mod schema;
+mod schema_logical;
 mod schema_prices;
 pub mod stats;
 

@@ -79,6 +79,7 @@ pub const MIGRATIONS: &[Migration] = &[
         name: "catalogue changes keep selling: validation per object, pending differences, versioned prices",
         sql: super::schema_prices::PER_OBJECT_VALIDATION_AND_PRICE_VERSIONS,
     },
+    super::schema_logical::LOGICAL_SEATS,
 ];
 
 /// The schema version this build writes.

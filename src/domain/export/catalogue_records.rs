@@ -82,6 +82,19 @@ fn named(conn: &Connection, sel: &Selection) -> Result<Named, ExportError> {
             }
         }
     }
+    for (rt, allowed) in &sel.rate_tables {
+        let mut st = conn.prepare_cached(
+            "SELECT DISTINCT tariff_type, audience_subcategory FROM logical_price WHERE rate_table = ?1",
+        )?;
+        let mut rows = st.query([rt])?;
+        while let Some(r) = rows.next()? {
+            let (tt, au): (i64, i64) = (r.get(0)?, r.get(1)?);
+            if allowed.allows(au) {
+                tariff_types.insert(tt);
+                audiences.insert(au);
+            }
+        }
+    }
     for l in &logical_configurations {
         seat_categories.extend(id_set(
             conn,
@@ -308,6 +321,104 @@ fn emit_logical_configurations(
             });
             emit_with(emit, report, "logical seat categories", &item)?;
         }
+        emit_seat_ranges(conn, lid, emit, report)?;
+    }
+    Ok(())
+}
+
+/// The seat ranges of a logical configuration: its seats with a logical
+/// seat category, by block and row, consecutive seat numbers of one logical
+/// seat category as one range, a seat labelled otherwise (`12bis`) alone.
+fn emit_seat_ranges(
+    conn: &Connection,
+    lid: i64,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    let mut st = conn.prepare_cached(
+        "SELECT r.block, r.code, s.number, ls.logical_seat_category
+           FROM logical_seat ls
+           JOIN seat s ON s.id = ls.seat
+           JOIN seat_row r ON r.id = s.row
+          WHERE ls.logical_configuration = ?1
+          ORDER BY r.block, r.code",
+    )?;
+    let rows: Vec<(i64, String, String, i64)> = st
+        .query_map([lid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<Result<_, _>>()?;
+    let object = format!("seat ranges of logical configuration {lid}");
+    let mut at = 0;
+    while at < rows.len() {
+        let (block, row) = (rows[at].0, rows[at].1.clone());
+        let end = rows[at..]
+            .iter()
+            .position(|x| x.0 != block || x.1 != row)
+            .map_or(rows.len(), |n| at + n);
+        // (number or None for a label, label, logical seat category)
+        let mut seats: Vec<(Option<u32>, &str, i64)> = rows[at..end]
+            .iter()
+            .map(|x| (catalogue::whole_number(&x.2), x.2.as_str(), x.3))
+            .collect();
+        seats.sort_by(|a, b| (a.0.is_none(), a.0, a.1).cmp(&(b.0.is_none(), b.0, b.1)));
+        let mut i = 0;
+        while i < seats.len() {
+            let (first, label, category) = seats[i];
+            let mut j = i;
+            if let Some(n) = first {
+                while let Some(&(Some(next), _, c)) = seats.get(j + 1)
+                    && c == category
+                    && u64::from(next) == u64::from(n) + (j + 1 - i) as u64
+                {
+                    j += 1;
+                }
+            }
+            let last = seats[j].1;
+            let item = catalogue::Item::SeatRange(catalogue::SeatRange {
+                logical_configuration: id(lid, &object)?,
+                block: id(block, &object)?,
+                row: code(&row, &object)?,
+                from: code(label, &object)?,
+                to: code(last, &object)?,
+                logical_seat_category: id(category, &object)?,
+            });
+            emit_with(emit, report, "seat ranges", &item)?;
+            i = j + 1;
+        }
+        at = end;
+    }
+    Ok(())
+}
+
+/// The prices of a rate table for logical seat categories, for the
+/// audiences allowed (those left out are counted with the physical ones).
+fn emit_logical_prices(
+    conn: &Connection,
+    (rid, object): (i64, &str),
+    allowed: &super::Audiences,
+    emit: &mut dyn FnMut(&catalogue::Item) -> Result<(), WriteError>,
+    report: &mut Report,
+) -> Result<(), ExportError> {
+    let mut prices = conn.prepare_cached(
+        "SELECT logical_seat_category, tariff_type, audience_subcategory, amount
+           FROM logical_price WHERE rate_table = ?1
+          ORDER BY logical_seat_category, tariff_type, audience_subcategory",
+    )?;
+    let mut rows = prices.query([rid])?;
+    while let Some(pr) = rows.next()? {
+        let (lc, tt, au, amount): (i64, i64, i64, i64) =
+            (pr.get(0)?, pr.get(1)?, pr.get(2)?, pr.get(3)?);
+        if !allowed.allows(au) {
+            continue;
+        }
+        let at = format!("logical price of {object} ({lc}, {tt}, {au})");
+        let item = catalogue::Item::LogicalPrice(catalogue::LogicalPrice {
+            rate_table: id(rid, &at)?,
+            logical_seat_category: id(lc, &at)?,
+            tariff_type: id(tt, &at)?,
+            audience_subcategory: id(au, &at)?,
+            amount,
+        });
+        emit_with(emit, report, "logical prices", &item)?;
     }
     Ok(())
 }
@@ -419,6 +530,7 @@ fn emit_rate_tables(
             });
             emit_with(emit, report, "prices", &item)?;
         }
+        emit_logical_prices(conn, (rid, &object), allowed, emit, report)?;
         for (au, n) in left_out {
             let audience = label(conn, "audience_subcategory", au)?;
             report.exclude(

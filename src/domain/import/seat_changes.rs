@@ -175,6 +175,14 @@ pub(super) fn remove_absent(tx: &Transaction<'_>, manager: &str) -> Result<u64, 
         ),
         [manager],
     )?;
+    // A removed seat leaves the logical configurations that named it.
+    tx.execute(
+        &format!(
+            "DELETE FROM logical_seat WHERE seat IN
+                 (SELECT g.id FROM temp.import_gone g WHERE NOT ({SEAT_REFERRED}))"
+        ),
+        [],
+    )?;
     let mut changed = tx.execute(
         &format!(
             "DELETE FROM seat WHERE id IN

@@ -179,9 +179,11 @@ pub fn catalogue_item(tx: &Transaction<'_>, item: &catalogue::Item) -> Result<()
         Item::Activity(a) => activity(tx, a),
         Item::LogicalConfiguration(l) => logical_configuration(tx, l),
         Item::LogicalSeatCategory(l) => logical_seat_category(tx, l),
+        Item::SeatRange(r) => super::logical::seat_range(tx, r),
         Item::Performance(p) => performance(tx, p),
         Item::RateTable(r) => rate_table(tx, r),
         Item::Price(p) => price(tx, p),
+        Item::LogicalPrice(p) => super::logical::logical_price(tx, p),
         Item::Product(p) => product(tx, p),
         Item::PerformanceRef(r) => performance_ref(tx, r),
     }
@@ -289,6 +291,9 @@ fn logical_configuration(
         l.configuration.get(),
         state,
     ))?;
+    // Sent whole: its seat ranges follow it and are all it has.
+    tx.prepare_cached("DELETE FROM logical_seat WHERE logical_configuration = ?1")?
+        .execute([l.id.get()])?;
     Ok(())
 }
 

@@ -24,6 +24,7 @@
 //! function per section); this module holds the store helpers they share and
 //! re-exports their public items.
 
+mod logical;
 mod master;
 pub mod rate_versions;
 mod relabel;

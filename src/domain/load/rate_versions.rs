@@ -45,6 +45,13 @@ pub fn catalogue_done(conn: &Connection) -> Result<u64, DomainError> {
                  FROM price WHERE rate_table = ?1",
         )?
         .execute((rt, version))?;
+        conn.prepare_cached(
+            "INSERT INTO rate_table_version_logical_price
+                 SELECT rate_table, ?2, logical_seat_category, tariff_type, audience_subcategory,
+                     amount
+                 FROM logical_price WHERE rate_table = ?1",
+        )?
+        .execute((rt, version))?;
         conn.prepare_cached("UPDATE rate_table SET version = ?2 WHERE id = ?1")?
             .execute((rt, version))?;
         recorded += 1;
@@ -52,11 +59,27 @@ pub fn catalogue_done(conn: &Connection) -> Result<u64, DomainError> {
     Ok(recorded)
 }
 
-/// The current prices of a rate table differ from those of its `version`.
+/// The current prices of a rate table (physical and logical) differ from
+/// those of its `version`.
 fn differs(conn: &Connection, rt: i64, version: i64) -> Result<bool, DomainError> {
-    Ok(conn
+    let logical = conn
         .prepare_cached(
             "SELECT 1 FROM (
+                 SELECT logical_seat_category, tariff_type, audience_subcategory, amount
+                     FROM logical_price WHERE rate_table = ?1
+                 EXCEPT SELECT logical_seat_category, tariff_type, audience_subcategory, amount
+                     FROM rate_table_version_logical_price WHERE rate_table = ?1 AND version = ?2)
+             UNION ALL SELECT 1 FROM (
+                 SELECT logical_seat_category, tariff_type, audience_subcategory, amount
+                     FROM rate_table_version_logical_price WHERE rate_table = ?1 AND version = ?2
+                 EXCEPT SELECT logical_seat_category, tariff_type, audience_subcategory, amount
+                     FROM logical_price WHERE rate_table = ?1)",
+        )?
+        .exists((rt, version))?;
+    Ok(logical
+        || conn
+            .prepare_cached(
+                "SELECT 1 FROM (
                  SELECT seat_category, tariff_type, audience_subcategory, amount
                      FROM price WHERE rate_table = ?1
                  EXCEPT SELECT seat_category, tariff_type, audience_subcategory, amount
@@ -66,6 +89,6 @@ fn differs(conn: &Connection, rt: i64, version: i64) -> Result<bool, DomainError
                      FROM rate_table_version_price WHERE rate_table = ?1 AND version = ?2
                  EXCEPT SELECT seat_category, tariff_type, audience_subcategory, amount
                      FROM price WHERE rate_table = ?1)",
-        )?
-        .exists((rt, version))?)
+            )?
+            .exists((rt, version))?)
 }

@@ -24,6 +24,8 @@ use crate::domain::lifecycle::SaleWindow;
 #[derive(Debug, Clone)]
 pub(super) struct Perf {
     pub configuration: i64,
+    /// Its logical configuration: which gives seats logical seat categories.
+    pub logical_configuration: i64,
     pub activity: i64,
     pub window: SaleWindow,
 }
@@ -38,12 +40,15 @@ pub(super) struct Cache {
     known: HashSet<(&'static str, i64)>,
     vat: HashMap<i64, i64>,
     candidates: HashMap<(i64, i64), Vec<Candidate>>,
-    prices: HashMap<(i64, i64, i64, i64), Option<i64>>,
+    /// (logical?, rate table, category, tariff type, audience) → amount:
+    /// the category is a logical seat category when `logical`.
+    prices: HashMap<(bool, i64, i64, i64, i64), Option<i64>>,
     /// The recorded versions of a rate table: (version, in force from),
     /// oldest first; empty when it has none (its current prices apply).
     versions: HashMap<i64, Vec<(i64, String)>>,
-    /// (rate table, version, seat category, tariff type, audience) → amount.
-    versioned: HashMap<(i64, i64, i64, i64, i64), Option<i64>>,
+    /// (logical?, rate table, version, category, tariff type, audience) →
+    /// amount.
+    versioned: HashMap<VersionedKey, Option<i64>>,
     /// Valid tickets of the link per (performance, zone).
     zone_sold: HashMap<(i64, i64), i64>,
     /// The previous line's order: (reference, id).
@@ -157,12 +162,29 @@ pub(super) enum PriceCheck {
     NoPrice,
 }
 
-/// What [`Cache::check_price`] looks up: (performance, channel, seat
-/// category, tariff type, audience subcategory), then (amount, currency),
-/// then the rate table version the line names and the time of the sale
-/// (the version in force then prices a line that names none).
+/// The category a line is priced in: a seat's logical seat category when
+/// its logical configuration gives it one, else the physical one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Category {
+    Physical(i64),
+    Logical(i64),
+}
+
+impl Category {
+    fn key(self) -> (bool, i64) {
+        match self {
+            Category::Physical(c) => (false, c),
+            Category::Logical(c) => (true, c),
+        }
+    }
+}
+
+/// What [`Cache::check_price`] looks up: (performance, channel, category,
+/// tariff type, audience subcategory), then (amount, currency), then the
+/// rate table version the line names and the time of the sale (the version
+/// in force then prices a line that names none).
 pub(super) type PriceQuery<'a> = (
-    (i64, i64, i64, i64, i64),
+    (i64, i64, Category, i64, i64),
     (i64, &'a str),
     (Option<i64>, &'a str),
 );
@@ -193,7 +215,7 @@ impl Cache {
         }
         let mut expected = None;
         for (rate_table, code, rt_currency) in &list {
-            let key = (*rate_table, category, tariff, audience);
+            let key = (*rate_table, category.key(), tariff, audience);
             let version = self.version_of(conn, *rate_table, named, at)?;
             let price = match version {
                 Some(v) => self.versioned_price(conn, v, key)?,
@@ -252,18 +274,23 @@ impl Cache {
         &mut self,
         conn: &Connection,
         version: i64,
-        (rt, category, tariff, audience): (i64, i64, i64, i64),
+        (rt, (logical, category), tariff, audience): PriceKey,
     ) -> Result<Option<i64>, rusqlite::Error> {
-        let key = (rt, version, category, tariff, audience);
+        let key = (logical, rt, version, category, tariff, audience);
         if let Some(p) = self.versioned.get(&key) {
             return Ok(*p);
         }
+        let sql = if logical {
+            "SELECT amount FROM rate_table_version_logical_price WHERE rate_table = ?1
+               AND version = ?2 AND logical_seat_category = ?3 AND tariff_type = ?4
+               AND audience_subcategory = ?5"
+        } else {
+            "SELECT amount FROM rate_table_version_price WHERE rate_table = ?1 AND version = ?2
+               AND seat_category = ?3 AND tariff_type = ?4 AND audience_subcategory = ?5"
+        };
         let p: Option<i64> = conn
-            .prepare_cached(
-                "SELECT amount FROM rate_table_version_price WHERE rate_table = ?1 AND version = ?2
-                   AND seat_category = ?3 AND tariff_type = ?4 AND audience_subcategory = ?5",
-            )?
-            .query_row(key, |r| r.get(0))
+            .prepare_cached(sql)?
+            .query_row((rt, version, category, tariff, audience), |r| r.get(0))
             .optional()?;
         self.versioned.insert(key, p);
         Ok(p)
@@ -272,34 +299,49 @@ impl Cache {
     fn current_price(
         &mut self,
         conn: &Connection,
-        key: (i64, i64, i64, i64),
+        (rt, (logical, category), tariff, audience): PriceKey,
     ) -> Result<Option<i64>, rusqlite::Error> {
+        let key = (logical, rt, category, tariff, audience);
         if let Some(p) = self.prices.get(&key) {
             return Ok(*p);
         }
+        let sql = if logical {
+            "SELECT amount FROM logical_price WHERE rate_table = ?1 AND logical_seat_category = ?2
+               AND tariff_type = ?3 AND audience_subcategory = ?4"
+        } else {
+            "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
+               AND tariff_type = ?3 AND audience_subcategory = ?4"
+        };
         let p: Option<i64> = conn
-            .prepare_cached(
-                "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
-                   AND tariff_type = ?3 AND audience_subcategory = ?4",
-            )?
-            .query_row(key, |r| r.get(0))
+            .prepare_cached(sql)?
+            .query_row((rt, category, tariff, audience), |r| r.get(0))
             .optional()?;
         self.prices.insert(key, p);
         Ok(p)
     }
 }
 
+/// A price cell: (rate table, (logical?, category), tariff type, audience).
+type PriceKey = (i64, (bool, i64), i64, i64);
+
+/// A versioned price cell: (logical?, rate table, version, category,
+/// tariff type, audience).
+type VersionedKey = (bool, i64, i64, i64, i64, i64);
+
 /// The performance `id` as a sale line needs it; `None` when unknown.
 fn load_perf(conn: &Connection, id: i64) -> Result<Option<Perf>, DomainError> {
-    let found: Option<(i64, i64)> = conn
-        .prepare_cached("SELECT configuration, activity FROM performance WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+    let found: Option<(i64, i64, i64)> = conn
+        .prepare_cached(
+            "SELECT configuration, activity, logical_configuration FROM performance WHERE id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
-    let Some((configuration, activity)) = found else {
+    let Some((configuration, activity, logical_configuration)) = found else {
         return Ok(None);
     };
     Ok(SaleWindow::load(conn, id)?.map(|window| Perf {
         configuration,
+        logical_configuration,
         activity,
         window,
     }))

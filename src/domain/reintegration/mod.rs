@@ -474,11 +474,13 @@ pub fn record_text(t: &Ticket) -> Result<String, DomainError> {
         object: format!("line id {}", t.line),
         problem: e.to_string(),
     };
-    // Version 1's text, whatever the file's version: a line repeated from
-    // before version 2 existed is still the same line.
+    // Version 1's text, whatever the file's version and its optional
+    // columns: a line repeated from before version 2 existed is still the
+    // same line.
     let mut w = sales::Writer::new(Vec::new()).map_err(invalid)?;
     let mut v1 = t.clone();
     v1.rate_version = None;
+    v1.logical_seat_category = None;
     w.write(&Line::Ticket(v1)).map_err(invalid)?;
     let (bytes, _) = w.finish().map_err(invalid)?;
     let text = String::from_utf8(bytes).map_err(|e| DomainError::Invalid {
@@ -501,6 +503,7 @@ mod tests {
     fn ticket() -> Ticket {
         Ticket {
             rate_version: None,
+            logical_seat_category: None,
             line: 7,
             operation: Operation::Refund,
             time: time::macros::datetime!(2026-12-01 10:15:00 UTC),

@@ -38,7 +38,7 @@ pub const OVERRIDABLE: [&str; 4] = [
 
 /// The rules no resolution sets aside (a line rejected for one of them can
 /// only be dismissed, or fixed and sent again).
-pub const NEVER_OVERRIDDEN: [&str; 22] = [
+pub const NEVER_OVERRIDDEN: [&str; 23] = [
     "seat-sold-twice",
     "seat-not-in-contingent",
     "zone-not-in-contingent",
@@ -52,6 +52,7 @@ pub const NEVER_OVERRIDDEN: [&str; 22] = [
     "unknown-seat",
     "unknown-zone",
     "seat-category-differs",
+    "logical-category-differs",
     "product-not-on-channel",
     "audience-not-allowed",
     "vat-code-differs",

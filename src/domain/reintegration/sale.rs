@@ -3,7 +3,7 @@
 
 use rusqlite::OptionalExtension;
 
-use super::cache::PriceCheck;
+use super::cache::{Category, PriceCheck};
 use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id};
 use crate::domain::lifecycle::Timing;
 use crate::format::sales::{Place, Ticket};
@@ -13,40 +13,46 @@ use crate::store::runs;
 use crate::store::runs::Level;
 
 /// A seat of a SALE line as the store knows it: its id, seat category and
+/// configuration, its logical seat category in the performance's logical
 /// configuration, its holder on the performance for the link (state,
 /// released in) and its valid ticket (link, line id), if any.
 struct SeatFacts {
     id: i64,
     category: i64,
     configuration: i64,
+    logical: Option<i64>,
     held: Option<(String, Option<i64>)>,
     sold: Option<(String, i64)>,
 }
 
-/// The seat (block, row code, seat number) for a sale of `perf` by `link`;
-/// `None` when no such seat exists.
+/// The seat (block, row code, seat number) for a sale of `perf` (of
+/// logical configuration `lc`) by `link`; `None` when no such seat exists.
 fn seat_facts(
     tx: &rusqlite::Transaction<'_>,
     (block, row, number): (i64, &str, &str),
-    perf: i64,
+    (perf, lc): (i64, i64),
     link: &str,
 ) -> Result<Option<SeatFacts>, rusqlite::Error> {
+    // The logical seat category: one primary-key lookup in the same query.
     tx.prepare_cached(
-        "SELECT s.id, s.seat_category, b.configuration, a.state, a.released_in, t.link, t.line
+        "SELECT s.id, s.seat_category, b.configuration, a.state, a.released_in, t.link, t.line,
+                ls.logical_seat_category
            FROM block b
            JOIN seat_row r ON r.block = b.id
            JOIN seat s ON s.row = r.id
            LEFT JOIN allotment_seat a ON a.performance = ?4 AND a.seat = s.id AND a.link = ?5
            LEFT JOIN ticket t ON t.performance = ?4 AND t.seat = s.id AND t.state = 'valid'
+           LEFT JOIN logical_seat ls ON ls.logical_configuration = ?6 AND ls.seat = s.id
           WHERE b.id = ?1 AND r.code = ?2 AND s.number = ?3",
     )?
-    .query_row((block, row, number, perf, link), |r| {
+    .query_row((block, row, number, perf, link, lc), |r| {
         let state: Option<String> = r.get(3)?;
         let by: Option<String> = r.get(5)?;
         Ok(SeatFacts {
             id: r.get(0)?,
             category: r.get(1)?,
             configuration: r.get(2)?,
+            logical: r.get(7)?,
             held: match state {
                 Some(s) => Some((s, r.get(4)?)),
                 None => None,
@@ -65,14 +71,19 @@ fn seat_facts(
 fn place(
     tx: &rusqlite::Transaction<'_>,
     t: &Ticket,
-    (configuration, perf): (i64, i64),
+    (configuration, perf, lc): (i64, i64, i64),
     link: &str,
 ) -> Result<(Spot, i64, Option<SeatFacts>), Stop> {
     // A seat is found with its holder and its valid ticket in one query
     // (the checks below keep their order); a zone as the refunds do.
     Ok(match &t.place {
         Place::Seat { block, row, seat } => {
-            let found = seat_facts(tx, (block.get(), row.as_str(), seat.as_str()), perf, link)?;
+            let found = seat_facts(
+                tx,
+                (block.get(), row.as_str(), seat.as_str()),
+                (perf, lc),
+                link,
+            )?;
             match found {
                 Some(f) if f.configuration == configuration => {
                     (Spot::Seat(f.id), f.category, Some(f))
@@ -101,13 +112,38 @@ fn place(
     })
 }
 
+/// A line naming a logical seat category must name the seat's (which
+/// `logical` is, from the store); a line naming none is priced in the
+/// seat's all the same.
+fn same_logical(t: &Ticket, perf: i64, logical: Option<i64>) -> Result<(), Stop> {
+    match t.logical_seat_category {
+        Some(named) if logical != Some(named.get()) => Err(reject(
+            "logical-category-differs",
+            format!(
+                "{} of performance {perf} is {}, the line names logical seat category {named}",
+                place_text(&t.place),
+                logical.map_or_else(
+                    || "of no logical seat category (its physical one)".to_owned(),
+                    |l| format!("of logical seat category {l}")
+                )
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 impl<'t> SalesImport<'t> {
     pub(super) fn sale(&mut self, t: &Ticket, position: &str) -> Result<Booked, Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
         let perf = t.performance.get();
-        let (configuration, activity, timing) = match self.cache.perf(tx, perf)? {
-            Some(p) => (p.configuration, p.activity, p.window.judge(t.time)),
+        let (configuration, lc, activity, timing) = match self.cache.perf(tx, perf)? {
+            Some(p) => (
+                p.configuration,
+                p.logical_configuration,
+                p.activity,
+                p.window.judge(t.time),
+            ),
             None => {
                 return Err(reject(
                     "unknown-performance",
@@ -152,7 +188,9 @@ impl<'t> SalesImport<'t> {
                 return Err(reject(code, format!("{what} {id} is unknown here")));
             }
         }
-        let (spot, category, seat) = place(tx, t, (configuration, perf), link)?;
+        let (spot, category, seat) = place(tx, t, (configuration, perf, lc), link)?;
+        let logical = seat.as_ref().and_then(|f| f.logical);
+        same_logical(t, perf, logical)?;
         if category != t.seat_category.get() {
             return Err(reject(
                 "seat-category-differs",
@@ -177,7 +215,7 @@ impl<'t> SalesImport<'t> {
         // The rate table version the ticket is booked at: the one that
         // priced it, else (the price rule set aside) the one the line names.
         let named = t.rate_version.and_then(|v| i64::try_from(v).ok());
-        let version = match self.check_price(t, perf) {
+        let version = match self.check_price(t, perf, logical) {
             Ok(version) => version,
             Err(stop) => {
                 self.set_aside(stop)?;
@@ -195,7 +233,7 @@ impl<'t> SalesImport<'t> {
             ));
         }
         // Book it.
-        self.book(t, perf, spot, version)?;
+        self.book(t, perf, spot, (version, logical))?;
         if let Some(cancelled) = to_refund {
             runs::message(
                 tx,
@@ -219,7 +257,7 @@ impl<'t> SalesImport<'t> {
         t: &Ticket,
         perf: i64,
         spot: Spot,
-        version: Option<i64>,
+        (version, logical): (Option<i64>, Option<i64>),
     ) -> Result<(), Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
@@ -234,8 +272,8 @@ impl<'t> SalesImport<'t> {
         tx.prepare_cached(
             "INSERT INTO ticket (sales_order, link, line, performance, seat, zone, seat_category,
                  tariff_type, audience_subcategory, amount, currency, vat_code, sold_at, state,
-                 rate_version)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14)",
+                 rate_version, logical_seat_category)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14, ?15)",
         )?
         .execute(rusqlite::params![
             order,
@@ -252,6 +290,7 @@ impl<'t> SalesImport<'t> {
             t.vat_code.get(),
             format_timestamp(t.time),
             version,
+            logical,
         ])?;
         let ticket = tx.last_insert_rowid();
         self.pending(ticket, t.amount, t.currency.as_str())
@@ -341,14 +380,28 @@ impl<'t> SalesImport<'t> {
     /// performance sold on the channel, for an audience the channel allows,
     /// in the version of the rate table the line names, else in the version
     /// in force when the sale was made; returns that version.
-    fn check_price(&mut self, t: &Ticket, perf: i64) -> Result<Option<i64>, Stop> {
+    /// A seat its logical configuration gives a logical seat category
+    /// (`logical`) is priced in that category's prices only.
+    fn check_price(
+        &mut self,
+        t: &Ticket,
+        perf: i64,
+        logical: Option<i64>,
+    ) -> Result<Option<i64>, Stop> {
+        let category = match logical {
+            Some(l) => Category::Logical(l),
+            None => Category::Physical(t.seat_category.get()),
+        };
+        let in_logical = logical
+            .map(|l| format!(" for logical seat category {l}"))
+            .unwrap_or_default();
         let channel = self.setup.channel;
         let sold_at = format_timestamp(t.time);
         let query = (
             (
                 perf,
                 channel,
-                t.seat_category.get(),
+                category,
                 t.tariff_type.get(),
                 t.audience_subcategory.get(),
             ),
@@ -382,7 +435,7 @@ impl<'t> SalesImport<'t> {
             } => Err(reject(
                 "price-differs",
                 format!(
-                    "price differs from the rate table {rate_table} {code}{} (expected {amount} {currency}, found {} {})",
+                    "price differs from the rate table {rate_table} {code}{in_logical}{} (expected {amount} {currency}, found {} {})",
                     match (version, t.rate_version) {
                         (Some(v), Some(_)) => format!(" in version {v}, the line's"),
                         (Some(v), None) => format!(" in version {v}, in force when it was sold"),
@@ -395,7 +448,7 @@ impl<'t> SalesImport<'t> {
             PriceCheck::NoPrice => Err(reject(
                 "no-price",
                 format!(
-                    "the rate table of performance {perf} has no price for seat category {}, tariff type {}, audience subcategory {}",
+                    "the rate table of performance {perf} has no price for seat category {}{in_logical}, tariff type {}, audience subcategory {}",
                     t.seat_category, t.tariff_type, t.audience_subcategory
                 ),
             )),

@@ -59,8 +59,10 @@ pub fn export_sales(
     let mut st = conn.prepare(
         "SELECT l.id, l.operation, l.time, l.order_ref, l.refund_of, l.performance,
                 l.seat, b.id, r.code, s.number, l.zone, l.seat_category, l.tariff_type,
-                l.audience_subcategory, l.amount, l.currency, l.vat_code, l.rate_version
+                l.audience_subcategory, l.amount, l.currency, l.vat_code, l.rate_version,
+                c.manager_id, l.logical_seat_category
            FROM sale_line l
+           LEFT JOIN logical_seat_category c ON c.id = l.logical_seat_category
            LEFT JOIN seat s ON s.id = l.seat
            LEFT JOIN seat_row r ON r.id = s.row
            LEFT JOIN block b ON b.id = r.block
@@ -192,5 +194,32 @@ fn ticket(
             .get::<_, Option<i64>>(17)?
             .map(|v| u64::try_from(v).map_err(|_| bad(&object, format!("rate version {v}"))))
             .transpose()?,
+        logical_seat_category: match (r.get::<_, Option<i64>>(18)?, r.get::<_, Option<i64>>(19)?) {
+            (Some(manager), _) => Some(id_of(manager, &object)?),
+            (None, None) => None,
+            (None, Some(local)) => {
+                return Err(bad(
+                    &object,
+                    format!(
+                        "local logical seat category {local} has no manager id (it came from no catalogue of the manager): import the manager's catalogue again"
+                    ),
+                ));
+            }
+        },
     })
+}
+
+fn id_of(v: i64, object: &str) -> Result<TechId, ExportError> {
+    TechId::new(v).map_err(|e| bad(object, e.to_string()))
+}
+
+/// Whether a line of `link` not yet sent names a logical seat category:
+/// its SALES file then has the `logical_seat_category` column.
+pub fn sales_name_logical(conn: &Connection, link: &str) -> Result<bool, ExportError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT 1 FROM sale_line WHERE link = ?1 AND exported_in IS NULL
+               AND logical_seat_category IS NOT NULL",
+        )?
+        .exists([link])?)
 }

@@ -34,7 +34,7 @@ mod lines;
 mod sell;
 
 pub use contingent_import::{ContingentImport, ContingentOutcome, MAX_VERSION_JUMP};
-pub use export::export_sales;
+pub use export::{export_sales, sales_name_logical};
 pub use lines::{Filter, LineView, ResolutionView, list, refund_performance};
 pub use sell::{Place, Sale, SaleReceipt, SaleRefusal, log_refusal, refund, sell};
 

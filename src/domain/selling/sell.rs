@@ -75,6 +75,9 @@ pub struct SaleReceipt {
     /// `PARTERRE A 1` or `FOSSE`.
     pub place: String,
     pub seat_category: String,
+    /// The seat's logical seat category (its code) when its logical
+    /// configuration gives it one: the category it was priced in.
+    pub logical_seat_category: Option<String>,
     pub tariff: String,
     pub audience: String,
     /// Minor units of `currency`.
@@ -133,7 +136,7 @@ pub enum SaleRefusal {
     )]
     UnknownAudience(String),
     #[error(
-        "no price in rate table {rate_table} for seat category {seat_category}, tariff {tariff}, audience {audience}: this combination is not sold"
+        "no price in rate table {rate_table} for seat category {seat_category}, tariff {tariff}, audience {audience}: this combination is not sold (a seat given a logical seat category is priced by that category's prices only)"
     )]
     NoPrice {
         rate_table: String,
@@ -250,6 +253,7 @@ struct Offer {
     perf_code: String,
     activity: i64,
     configuration: i64,
+    logical_configuration: i64,
     product: i64,
     product_code: String,
     rate_table: i64,
@@ -263,6 +267,9 @@ struct Spot {
     seat: Option<i64>,
     zone: Option<i64>,
     category: i64,
+    /// The seat's logical seat category (id, code), if its logical
+    /// configuration gives it one.
+    logical: Option<(i64, String)>,
     label: String,
 }
 
@@ -309,20 +316,34 @@ pub fn sell(tx: &Transaction<'_>, link: &str, sale: &Sale) -> Result<SaleReceipt
         .prepare_cached("SELECT code FROM seat_category WHERE id = ?1")?
         .query_row([spot.category], |r| r.get(0))?;
 
-    // The price, from the validated rate table.
-    let amount: Option<i64> = tx
-        .prepare_cached(
-            "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
-               AND tariff_type = ?3 AND audience_subcategory = ?4",
-        )?
-        .query_row((offer.rate_table, spot.category, tariff, audience), |r| {
-            r.get(0)
-        })
-        .optional()?;
+    // The price, from the validated rate table: of the seat's logical seat
+    // category when it has one (the priced one), else of its physical one.
+    let amount: Option<i64> = match &spot.logical {
+        Some((logical, _)) => tx
+            .prepare_cached(
+                "SELECT amount FROM logical_price WHERE rate_table = ?1
+                   AND logical_seat_category = ?2 AND tariff_type = ?3
+                   AND audience_subcategory = ?4",
+            )?
+            .query_row((offer.rate_table, logical, tariff, audience), |r| r.get(0))
+            .optional()?,
+        None => tx
+            .prepare_cached(
+                "SELECT amount FROM price WHERE rate_table = ?1 AND seat_category = ?2
+                   AND tariff_type = ?3 AND audience_subcategory = ?4",
+            )?
+            .query_row((offer.rate_table, spot.category, tariff, audience), |r| {
+                r.get(0)
+            })
+            .optional()?,
+    };
     let Some(amount) = amount else {
         return Err(SaleRefusal::NoPrice {
             rate_table: offer.rate_code,
-            seat_category: category_code,
+            seat_category: match &spot.logical {
+                Some((_, code)) => format!("{category_code} (logical seat category {code})"),
+                None => category_code,
+            },
             tariff: tariff_code,
             audience: audience_code,
         });
@@ -354,9 +375,12 @@ fn offer(tx: &Transaction<'_>, key: &str) -> Result<Offer, SaleRefusal> {
     let Some((perf, perf_code)) = by_id_or_code(tx, "performance", key, None)? else {
         return Err(SaleRefusal::UnknownPerformance(key.to_owned()));
     };
-    let (activity, configuration, state): (i64, i64, String) = tx
-        .prepare_cached("SELECT activity, configuration, state FROM performance WHERE id = ?1")?
-        .query_row([perf], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+    let (activity, configuration, logical_configuration, state): (i64, i64, i64, String) = tx
+        .prepare_cached(
+            "SELECT activity, configuration, logical_configuration, state FROM performance
+             WHERE id = ?1",
+        )?
+        .query_row([perf], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     let not_sellable = |reason: String| SaleRefusal::NotSellable {
         performance: perf_code.clone(),
         reason,
@@ -415,6 +439,7 @@ fn offer(tx: &Transaction<'_>, key: &str) -> Result<Offer, SaleRefusal> {
         perf_code,
         activity,
         configuration,
+        logical_configuration,
         product,
         product_code,
         rate_table,
@@ -523,12 +548,35 @@ fn spot(tx: &Transaction<'_>, offer: &Offer, place: &Place) -> Result<Spot, Sale
             (None, Some(zone_id), category, zone_code)
         }
     };
+    let logical = match seat {
+        Some(seat) => logical_of(tx, offer.logical_configuration, seat)?,
+        None => None,
+    };
     Ok(Spot {
         seat,
         zone,
         category,
+        logical,
         label,
     })
+}
+
+/// The logical seat category (id, code) `logical_configuration` gives
+/// `seat`, if any: one lookup by primary key.
+fn logical_of(
+    tx: &Transaction<'_>,
+    logical_configuration: i64,
+    seat: i64,
+) -> Result<Option<(i64, String)>, rusqlite::Error> {
+    tx.prepare_cached(
+        "SELECT c.id, c.code FROM logical_seat s
+           JOIN logical_seat_category c ON c.id = s.logical_seat_category
+          WHERE s.logical_configuration = ?1 AND s.seat = ?2",
+    )?
+    .query_row((logical_configuration, seat), |r| {
+        Ok((r.get(0)?, r.get(1)?))
+    })
+    .optional()
 }
 
 /// Writes the sale line and its run (`sale-sell`) and returns the receipt;
@@ -553,8 +601,10 @@ fn write_sale(
         seat,
         zone,
         category,
+        logical,
         label: place_label,
     } = spot;
+    let (logical_id, logical_code) = logical.unzip();
     let Priced {
         tariff,
         tariff_code,
@@ -577,14 +627,15 @@ fn write_sale(
         .prepare_cached(
             "INSERT INTO sale_line (id, link, operation, time, order_ref, refund_of, product,
                  performance, seat, zone, seat_category, tariff_type, audience_subcategory,
-                 amount, currency, vat_code, active, exported_in, rate_version)
+                 amount, currency, vat_code, active, exported_in, rate_version,
+                 logical_seat_category)
              VALUES (?1, ?2, 'SALE', ?3, ?4, NULL, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, 1, NULL,
                  (SELECT r.version FROM product p JOIN rate_table r ON r.id = p.rate_table
-                  WHERE p.id = ?5))",
+                  WHERE p.id = ?5), ?15)",
         )?
         .execute(rusqlite::params![
             line, link, time, order, product, perf, seat, zone, category, tariff, audience, amount,
-            currency, vat_code
+            currency, vat_code, logical_id
         ]);
     if let Err(e) = inserted {
         // The partial unique index: a seat has one active sale.
@@ -615,7 +666,11 @@ fn write_sale(
         "sold",
         Some(&format!("line {line}")),
         &format!(
-            "performance {perf_code}, {place_label} ({category_code}), {tariff_code} {audience_code}: {price}, order {order}"
+            "performance {perf_code}, {place_label} ({category_code}{}), {tariff_code} {audience_code}: {price}, order {order}",
+            logical_code
+                .as_ref()
+                .map(|c| format!(", logical {c}"))
+                .unwrap_or_default()
         ),
     )?;
     runs::finish(tx, run, RunStatus::Ok, Counts::ONE_OK)?;
@@ -629,6 +684,7 @@ fn write_sale(
         product: product_code,
         place: place_label,
         seat_category: category_code,
+        logical_seat_category: logical_code,
         tariff: tariff_code,
         audience: audience_code,
         amount,
@@ -668,10 +724,11 @@ pub fn refund(tx: &Transaction<'_>, line_id: i64) -> Result<SaleReceipt, SaleRef
     tx.prepare_cached(
         "INSERT INTO sale_line (id, link, operation, time, order_ref, refund_of, product,
              performance, seat, zone, seat_category, tariff_type, audience_subcategory,
-             amount, currency, vat_code, active, exported_in, rate_version)
+             amount, currency, vat_code, active, exported_in, rate_version,
+             logical_seat_category)
          SELECT ?1, link, 'REFUND', ?2, order_ref, id, product, performance, seat, zone,
              seat_category, tariff_type, audience_subcategory, amount, currency, vat_code, 0, NULL,
-             rate_version
+             rate_version, logical_seat_category
          FROM sale_line WHERE id = ?3",
     )?
     .execute((line, &time, line_id))?;
@@ -700,6 +757,14 @@ pub fn refund(tx: &Transaction<'_>, line_id: i64) -> Result<SaleReceipt, SaleRef
         product: view.product,
         place: view.place,
         seat_category: view.seat_category,
+        logical_seat_category: tx
+            .prepare_cached(
+                "SELECT c.code FROM sale_line l
+                   JOIN logical_seat_category c ON c.id = l.logical_seat_category
+                  WHERE l.id = ?1",
+            )?
+            .query_row([line], |r| r.get(0))
+            .optional()?,
         tariff: view.tariff,
         audience: view.audience,
         amount: view.amount,

@@ -114,6 +114,12 @@ impl<R: BufRead> CsvReader<R> {
         self.version
     }
 
+    /// Whether the header names canonical column `col` (an optional
+    /// column may be absent), once the header is read.
+    pub fn has_column(&self, col: usize) -> bool {
+        self.index.get(col).is_some_and(|p| *p != usize::MAX)
+    }
+
     /// The file name given to [`CsvReader::new`], for error messages.
     pub fn file(&self) -> &str {
         &self.file

@@ -87,6 +87,7 @@ impl CatalogueImport<'_> {
             created,
             diffs,
             seen: HashSet::new(),
+            seats: std::collections::HashMap::new(),
         });
         Ok(())
     }
@@ -103,6 +104,7 @@ impl CatalogueImport<'_> {
             .filter(|o| o.manager == l.logical_configuration)
         else {
             if self.lcs.get(&l.logical_configuration.get()) == Some(&None) {
+                self.logical_categories.insert(l.id.get(), None);
                 return self.skip(&location, "its logical configuration is skipped");
             }
             return Err(DomainError::refused(
@@ -115,6 +117,7 @@ impl CatalogueImport<'_> {
             ));
         };
         let Some(&[category]) = locals else {
+            self.logical_categories.insert(l.id.get(), None);
             let code = self
                 .refs
                 .code_of(MappingKind::SeatCategory, l.seat_category);
@@ -137,6 +140,7 @@ impl CatalogueImport<'_> {
         let change = match existing {
             Some((id, name, sc)) => {
                 open.seen.insert(id);
+                self.logical_categories.insert(l.id.get(), Some(id));
                 let mut diffs = Vec::new();
                 diff_text(
                     &mut diffs,
@@ -169,6 +173,8 @@ impl CatalogueImport<'_> {
                 )?
                 .execute((lc, l.code.as_str(), l.name.as_str(), category, l.id.get()))?;
                 open.seen.insert(tx.last_insert_rowid());
+                self.logical_categories
+                    .insert(l.id.get(), Some(tx.last_insert_rowid()));
                 if !open.created {
                     open.diffs.push(format!("{location} added"));
                 }
@@ -209,6 +215,7 @@ impl CatalogueImport<'_> {
                 }
             }
         }
+        self.replace_seats(&mut open)?;
         let location = format!("logical configuration {}", open.code);
         if open.created {
             self.pending("logical_configuration", open.local, &["new".to_owned()])?;

@@ -21,6 +21,7 @@ use crate::ident::{Code, TechId};
 use crate::store::mapping::MappingKind;
 
 mod configurations;
+mod logical;
 mod performances;
 mod products;
 mod rates;
@@ -33,6 +34,8 @@ struct OpenLc {
     created: bool,
     diffs: Vec<String>,
     seen: HashSet<i64>,
+    /// Local seat → local logical seat category, from its seat ranges.
+    seats: HashMap<i64, i64>,
 }
 
 /// The rate table being read (its prices follow it).
@@ -45,6 +48,8 @@ struct OpenRt {
     diffs: Vec<String>,
     /// Local (seat category, tariff type, audience) keys of this file.
     seen: HashSet<(i64, i64, i64)>,
+    /// Local (logical seat category, tariff type, audience) keys.
+    seen_logical: HashSet<(i64, i64, i64)>,
 }
 
 /// The product being read (its performance references follow it).
@@ -75,6 +80,8 @@ pub struct CatalogueImport<'t> {
     lcs: HashMap<i64, Option<i64>>,
     performances: HashMap<i64, Option<(i64, String)>>,
     rate_tables: HashMap<i64, Option<i64>>,
+    /// Manager id → local id (None: skipped) of the logical seat categories.
+    logical_categories: HashMap<i64, Option<i64>>,
     /// Local ids of the performances whose own data changed in this file,
     /// with what changed (their product links wait for validation).
     changed_performances: HashMap<i64, String>,
@@ -104,6 +111,7 @@ impl<'t> CatalogueImport<'t> {
             lcs: HashMap::new(),
             performances: HashMap::new(),
             rate_tables: HashMap::new(),
+            logical_categories: HashMap::new(),
             changed_performances: HashMap::new(),
             products: HashSet::new(),
             rt_code: String::new(),
@@ -129,13 +137,24 @@ impl<'t> CatalogueImport<'t> {
             Item::Performance(x) => Some(("performance", x.id, &x.code)),
             Item::RateTable(x) => Some(("rate table", x.id, &x.code)),
             Item::Product(x) => Some(("product", x.id, &x.code)),
-            Item::Price(_) | Item::PerformanceRef(_) => None,
+            Item::Price(_)
+            | Item::LogicalPrice(_)
+            | Item::SeatRange(_)
+            | Item::PerformanceRef(_) => None,
         };
         let what = match (declared, item) {
             (Some((kind, id, code)), _) => format!("{kind} {code}, id {id}"),
             (None, Item::Price(p)) => format!(
                 "price of rate table {} for seat category {}, tariff type {}, audience subcategory {}",
                 p.rate_table, p.seat_category, p.tariff_type, p.audience_subcategory
+            ),
+            (None, Item::LogicalPrice(p)) => format!(
+                "logical price of rate table {} for logical seat category {}, tariff type {}, audience subcategory {}",
+                p.rate_table, p.logical_seat_category, p.tariff_type, p.audience_subcategory
+            ),
+            (None, Item::SeatRange(r)) => format!(
+                "seat range {} {} {}-{} of logical configuration {}",
+                r.block, r.row, r.from, r.to, r.logical_configuration
             ),
             (None, Item::PerformanceRef(r)) => {
                 format!("performance {} of product {}", r.performance, r.product)
@@ -153,10 +172,10 @@ impl<'t> CatalogueImport<'t> {
     fn apply(&mut self, item: &catalogue::Item) -> Result<(), DomainError> {
         use catalogue::Item;
         // Close the group a record does not belong to.
-        if !matches!(item, Item::LogicalSeatCategory(_)) {
+        if !matches!(item, Item::LogicalSeatCategory(_) | Item::SeatRange(_)) {
             self.close_lc()?;
         }
-        if !matches!(item, Item::Price(_)) {
+        if !matches!(item, Item::Price(_) | Item::LogicalPrice(_)) {
             self.close_rt()?;
         }
         if !matches!(item, Item::PerformanceRef(_)) {
@@ -189,9 +208,11 @@ impl<'t> CatalogueImport<'t> {
             | Item::Activity(_) => Ok(()),
             Item::LogicalConfiguration(l) => self.logical_configuration(l, locals.as_deref()),
             Item::LogicalSeatCategory(l) => self.logical_seat_category(l, locals.as_deref()),
+            Item::SeatRange(r) => self.seat_range(r),
             Item::Performance(p) => self.performance(p, locals.as_deref()),
             Item::RateTable(r) => self.rate_table(r),
             Item::Price(p) => self.price(p, locals.as_deref()),
+            Item::LogicalPrice(p) => self.logical_price(p, locals.as_deref()),
             Item::Product(p) => self.product(p, locals.as_deref()),
             Item::PerformanceRef(r) => self.performance_ref(r),
         }
@@ -293,7 +314,18 @@ impl<'t> CatalogueImport<'t> {
             Item::Product(p) => vec![refs.need(MappingKind::Activity, p.activity, &|| {
                 format!("product {}", p.code)
             })?],
-            Item::RateTable(_) | Item::PerformanceRef(_) => Vec::new(),
+            Item::LogicalPrice(p) => {
+                let by = || format!("logical price of rate table {}", self.rt_code);
+                vec![
+                    refs.need(MappingKind::TariffType, p.tariff_type, &by)?,
+                    refs.need(
+                        MappingKind::AudienceSubcategory,
+                        p.audience_subcategory,
+                        &by,
+                    )?,
+                ]
+            }
+            Item::RateTable(_) | Item::PerformanceRef(_) | Item::SeatRange(_) => Vec::new(),
         };
         Ok(needs)
     }

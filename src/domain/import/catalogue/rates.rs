@@ -92,6 +92,7 @@ impl CatalogueImport<'_> {
             created,
             diffs,
             seen: HashSet::new(),
+            seen_logical: HashSet::new(),
         });
         Ok(())
     }
@@ -230,6 +231,7 @@ impl CatalogueImport<'_> {
                 }
             ));
         }
+        self.stale_logical_prices(&mut open)?;
         let location = format!("rate table {}", open.code);
         if open.created {
             self.pending("rate_table", open.local, &["new".to_owned()])?;
