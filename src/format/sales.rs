@@ -72,43 +72,29 @@ pub const COLUMNS: [&str; 17] = [
     "contingent_version",
 ];
 
-/// The header of version 2: version 1's and `rate_version`, the version of
-/// the rate table a line was priced with.
-pub const COLUMNS_V2: [&str; 18] = {
-    let mut columns = [""; 18];
+/// `base` and one more column after it.
+const fn then<const N: usize, const M: usize>(
+    base: [&'static str; N],
+    last: &'static str,
+) -> [&'static str; M] {
+    let mut columns = [""; M];
     let mut i = 0;
-    while i < COLUMNS.len() {
-        columns[i] = COLUMNS[i];
+    while i < N {
+        columns[i] = base[i];
         i += 1;
     }
-    columns[COLUMNS.len()] = "rate_version";
+    columns[N] = last;
     columns
-};
+}
+
+/// The header of version 2: version 1's and `rate_version`, the version of
+/// the rate table a line was priced with.
+pub const COLUMNS_V2: [&str; 18] = then(COLUMNS, "rate_version");
 
 /// The header of version 2 with its optional last column,
 /// `logical_seat_category`: the logical seat category a seat was priced in
 /// (a file whose lines name none is written without it, as before).
-pub const COLUMNS_V2_LOGICAL: [&str; 19] = [
-    "line",
-    "operation",
-    "time",
-    "order",
-    "refund_of",
-    "performance",
-    "block",
-    "row",
-    "seat",
-    "zone",
-    "seat_category",
-    "tariff_type",
-    "audience_subcategory",
-    "amount",
-    "currency",
-    "vat_code",
-    "contingent_version",
-    "rate_version",
-    "logical_seat_category",
-];
+pub const COLUMNS_V2_LOGICAL: [&str; 19] = then(COLUMNS_V2, "logical_seat_category");
 
 /// The largest rate table version a line carries.
 pub const RATE_VERSION_MAX: u64 = 999_999_999;
