@@ -396,3 +396,49 @@ fn a_sale_dated_at_or_after_the_start_is_rejected() {
         [a2.to_string()]
     );
 }
+
+/// `samples/payloads/catalogue-cancelled.xml`: a master-data load that
+/// cancels 1702 is a state change like `stxd performance cancel` (recorded
+/// with its time), sent in the next catalogue (version 2, the performance
+/// with `state="cancelled"`), followed at once by the distributor.
+#[test]
+fn the_cancelled_sample_cancels_through_the_catalogue() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    sb.stxd(&["load", "OPERA", "samples/payloads/catalogue-cancelled.xml"])
+        .expect_code(0);
+    assert_eq!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT p.state, c.state FROM performance p
+             JOIN performance_state_change c ON c.performance = p.id WHERE p.id = 1702"
+        ),
+        ["cancelled|cancelled"]
+    );
+    let processed = export_and_process(&sb, "catalogue");
+    assert_eq!(processed[0]["state"], "applied", "{processed}");
+    let done = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/done");
+    let sent = std::fs::read_to_string(done.join("opera-tourism.CATALOGUE.00000002.xml")).unwrap();
+    assert!(sent.contains("<catalogue version=\"2\">"), "{sent}");
+    assert!(
+        sent.lines()
+            .any(|l| l.contains("id=\"1702\"") && l.contains("state=\"cancelled\"")),
+        "{sent}"
+    );
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT f.code, f.state, p.state FROM performance f
+             JOIN product_performance pp ON pp.performance = f.id
+             JOIN product p ON p.id = pp.product ORDER BY f.code"
+        ),
+        [
+            "TRAV0115|in_operation|validated",
+            "TRAV0117|cancelled|validated"
+        ]
+    );
+}

@@ -22,17 +22,6 @@ use crate::util::Daemon;
 
 on_both_servers!(a_second_week_between_two_servers_ends_consistent);
 
-/// The prices of TRAV-RT that change: category 1, full price, adult from
-/// 85.00 to 90.00 EUR; category 1, reduced, child from 32.50 to free.
-const NEW_PRICES: &str = r#"<?xml version="1.0" encoding="UTF-8"?>
-<catalogue version="1">
-  <rateTable id="1801" code="TRAV-RT" name="Tarifs La Traviata" currency="EUR">
-    <price seatCategory="2001" tariffType="1201" audienceSubcategory="1301" amount="9000"/>
-    <price seatCategory="2001" tariffType="1202" audienceSubcategory="1302" amount="0"/>
-  </rateTable>
-</catalogue>
-"#;
-
 struct Play<'a> {
     s: &'a Servers,
     logs: [&'a Daemon; 2],
@@ -218,8 +207,15 @@ fn price_change_mid_sale(p: &Play) -> i64 {
     let s = p.s;
     let (a1, amount) = p.sell("TRAV0115", &["--seat", "PARTERRE:A:1"], "NORMAL", "ADULT");
     assert_eq!(amount, 8500);
-    std::fs::write(s.root().join("new-prices.xml"), NEW_PRICES).unwrap();
-    s.m(&["load", "OPERA", "new-prices.xml"]).expect_code(0);
+    // `samples/payloads/catalogue-price-change.xml`: category 1, full
+    // price, adult from 85.00 to 90.00 EUR; reduced, child from 32.50 to
+    // free (an invitation).
+    s.m(&[
+        "load",
+        "OPERA",
+        "samples/payloads/catalogue-price-change.xml",
+    ])
+    .expect_code(0);
     assert_eq!(
         s.rows(OPERA, "SELECT version FROM rate_table WHERE id = 1801"),
         ["2"]
