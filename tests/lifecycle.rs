@@ -191,6 +191,44 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
         ["2"]
     );
 
+    // The reconciliation shows 1701 apart: A:1's ticket to refund at the
+    // manager, two sales active at the distributor (A:2 rejected there);
+    // in text, CSV and HTML.
+    let report = json(&sb, &["report", "reconcile", "--link", "opera-tourism"], 1);
+    assert_eq!(report["cancelled"][0]["performance"], 1701, "{report:#}");
+    assert_eq!(report["cancelled"][0]["to_refund"], 1, "{report:#}");
+    assert_eq!(
+        report["cancelled"][0]["active_at_distributor"], 2,
+        "{report:#}"
+    );
+    sb.stxd(&[
+        "report",
+        "reconcile",
+        "--link",
+        "opera-tourism",
+        "--csv",
+        "out.csv",
+        "--html",
+        "out.html",
+    ]);
+    let csv = std::fs::read_to_string(sb.path().join("out.csv")).unwrap();
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("cancelled;"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert_eq!(row.split(';').count(), 23, "{row}");
+    assert!(
+        row.starts_with("cancelled;1701;TRAV0115;")
+            && row.contains(";tickets-to-refund;performance 1701 TRAV0115 cancelled at "),
+        "{row}"
+    );
+    let html = std::fs::read_to_string(sb.path().join("out.html")).unwrap();
+    assert!(
+        html.contains("Cancelled performances (1)")
+            && html.contains("1 ticket(s) still to refund at the manager"),
+        "{html}"
+    );
+
     // The tickets to refund, then all refunded in one command.
     let listed = json(
         &sb,
@@ -241,6 +279,15 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
             "SELECT sum(amount) FROM pending_account_entry"
         ),
         ["0"]
+    );
+    // The sale never booked and its refund closed together: consistent.
+    let report = json(&sb, &["report", "reconcile", "--link", "opera-tourism"], 0);
+    assert_eq!(report["consistent"], true, "{report:#}");
+    assert_eq!(report["cancelled"][0]["to_refund"], 0, "{report:#}");
+    assert_eq!(report["cancelled"][0]["refunded"], 1, "{report:#}");
+    assert_eq!(
+        report["cancelled"][0]["active_at_distributor"], 0,
+        "{report:#}"
     );
 }
 

@@ -438,6 +438,35 @@ fn refunds_of_the_cancelled_performance(p: &Play, lines: &[i64], dismissed: i64)
         .map(|l| l["id"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, lines, "{listed:#}");
+    // The manager's reconciliation shows the cancelled performance apart:
+    // two tickets still to refund, three sales still active at the
+    // distributor (the dismissed one included).
+    let theirs = s.root().join(TOURISM);
+    let report = json(&s.m(&[
+        "--json",
+        "report",
+        "reconcile",
+        "--link",
+        LINK,
+        "--distributor-store",
+        theirs.to_str().unwrap(),
+    ]));
+    assert_eq!(
+        report["cancelled"],
+        serde_json::json!([{
+            "performance": 1702,
+            "performance_code": "TRAV0117",
+            "cancelled_at": report["cancelled"][0]["cancelled_at"],
+            "to_refund": 2,
+            "refunded": 0,
+            "active_at_distributor": 3,
+        }]),
+        "{report:#}"
+    );
+    assert!(
+        report["cancelled"][0]["cancelled_at"].is_string(),
+        "{report:#}"
+    );
     let done = json(
         s.d(&[
             "--json",
@@ -529,6 +558,13 @@ fn the_end(s: &Servers, old_sale: i64, accepted: i64, dismissed: i64, refunded: 
             .map(|i| i["code"].as_str().unwrap())
             .collect();
         assert_eq!(resolved.len(), 3, "{report:#}");
+        // The cancelled performance apart: every ticket refunded.
+        let cancelled = &report["cancelled"];
+        assert_eq!(cancelled.as_array().unwrap().len(), 1, "{report:#}");
+        assert_eq!(cancelled[0]["performance"], 1702, "{report:#}");
+        assert_eq!(cancelled[0]["to_refund"], 0, "{report:#}");
+        assert_eq!(cancelled[0]["refunded"], 2, "{report:#}");
+        assert_eq!(cancelled[0]["active_at_distributor"], 0, "{report:#}");
     }
     // The pending account: 85.00 at the old price, 90.00 + 0 + 25.00 at
     // the new ones, 90.00 accepted; 1702's two tickets refunded.
@@ -542,6 +578,24 @@ fn the_end(s: &Servers, old_sale: i64, accepted: i64, dismissed: i64, refunded: 
             &format!("SELECT amount, rate_version, state FROM ticket WHERE line = {old_sale}")
         ),
         ["8500|1|valid"]
+    );
+    let text = s.m(&[
+        "report",
+        "reconcile",
+        "--link",
+        LINK,
+        "--distributor-store",
+        theirs.to_str().unwrap(),
+    ]);
+    text.expect_code(0);
+    assert!(
+        text.stdout().contains(
+            "cancelled: all-refunded: performance 1702 TRAV0117 cancelled at 20"
+        ) && text.stdout().contains(
+            "0 ticket(s) still to refund at the manager (2 refunded), 0 sale(s) still active at the distributor"
+        ),
+        "{}",
+        text.stdout()
     );
     // No rejected line left open.
     let rejects = s.m(&["sales", "rejects", "--link", LINK]);
