@@ -1,5 +1,7 @@
 //! `samples/exchange/`: signed pairs an operator can inspect. Valid pairs of
-//! every kind verify and parse; each invalid pair is rejected with the code
+//! every kind verify and parse (sequence 1: format version 1; sequence 2:
+//! the payloads of issue 13, CATALOGUE and SALES in format version 2 and a
+//! CONTINGENT with `RESOLUTION` lines); each invalid pair is rejected with the code
 //! and position in its `expected` file. `STXD_WRITE_SAMPLES=1 cargo test
 //! exchange_samples` writes them again (deterministically) from the payload
 //! samples.
@@ -94,6 +96,20 @@ fn cases() -> Vec<(&'static str, Damage)> {
     ]
 }
 
+/// The second valid pair of each kind that changed in issue 13: (kind,
+/// payload sample, manifest format version).
+fn second_payloads() -> Vec<(Kind, &'static str, u32)> {
+    vec![
+        (Kind::Catalogue, "samples/payloads/catalogue-v2.xml", 2),
+        (
+            Kind::Contingent,
+            "samples/payloads/contingent-resolutions.csv",
+            1,
+        ),
+        (Kind::Sales, "samples/payloads/sales-v2.csv", 2),
+    ]
+}
+
 fn write_samples() {
     let dir = exchange();
     let secret = demo_secret(&dir);
@@ -102,6 +118,18 @@ fn write_samples() {
     for (kind, path) in valid_payloads() {
         let bytes = std::fs::read(path).unwrap();
         seal(&valid, &secret, kind, 1, &bytes, records(kind, &bytes));
+    }
+    for (kind, path, format_version) in second_payloads() {
+        let bytes = std::fs::read(repo().join(path)).unwrap();
+        let header = stxd::outbound::Header {
+            format_version,
+            ..crate::util::header(kind, 2)
+        };
+        stxd::outbound::publish(&valid, &header, &secret, |w| {
+            w.write_all(&bytes)?;
+            Ok(records(kind, &bytes))
+        })
+        .unwrap();
     }
     let invalid = dir.join("invalid");
     let _ = std::fs::remove_dir_all(&invalid);
@@ -197,6 +225,27 @@ fn exchange_samples_verify_or_fail_as_expected() {
         valid += 1;
     }
     assert_eq!(valid, 4);
+    for (kind, path, format_version) in second_payloads() {
+        let manifest = tmp
+            .path()
+            .join(format!("valid/opera-tourism.{kind}.00000002.stx"));
+        let n = read_all(&manifest, kind, &secret).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = std::fs::read(repo().join(path)).unwrap();
+        assert_eq!(n, records(kind, &bytes), "{path}");
+        let text = std::fs::read_to_string(&manifest).unwrap();
+        assert!(
+            text.contains(&format!("\nformat-version: {format_version}\n")),
+            "{text}"
+        );
+        // The pair holds the sample byte for byte.
+        let ext = if kind == Kind::Catalogue {
+            "xml"
+        } else {
+            "csv"
+        };
+        let payload = manifest.with_extension(ext);
+        assert_eq!(std::fs::read(payload).unwrap(), bytes, "{path}");
+    }
 
     let mut invalid = 0;
     for entry in std::fs::read_dir(tmp.path().join("invalid")).unwrap() {

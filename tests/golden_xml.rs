@@ -146,6 +146,22 @@ fn the_free_tariff_sample_round_trips_with_its_price_of_zero() {
     assert_eq!(prices, [0]);
 }
 
+/// The second week's catalogue fragments (`samples/payloads`: a price
+/// change with a free tariff, a cancelled performance) read and re-export
+/// byte for byte.
+#[test]
+fn the_second_week_samples_round_trip() {
+    for (name, records) in [
+        ("catalogue-price-change.xml", 3),
+        ("catalogue-cancelled.xml", 1),
+    ] {
+        let bytes = std::fs::read(samples().join("payloads").join(name)).unwrap();
+        let (out, n) = round_trip(&bytes, name);
+        assert!(out == bytes, "{name} does not re-export byte for byte");
+        assert_eq!(n, records, "{name}");
+    }
+}
+
 fn first_error(bytes: &[u8], file: &str, seatplan_kind: bool) -> Option<FormatError> {
     if seatplan_kind {
         seatplan::Reader::new(bytes, file, Limits::default()).find_map(Result::err)

@@ -183,6 +183,44 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
         ["2"]
     );
 
+    // The reconciliation shows 1701 apart: A:1's ticket to refund at the
+    // manager, two sales active at the distributor (A:2 rejected there);
+    // in text, CSV and HTML.
+    let report = json(&sb, &["report", "reconcile", "--link", "opera-tourism"], 1);
+    assert_eq!(report["cancelled"][0]["performance"], 1701, "{report:#}");
+    assert_eq!(report["cancelled"][0]["to_refund"], 1, "{report:#}");
+    assert_eq!(
+        report["cancelled"][0]["active_at_distributor"], 2,
+        "{report:#}"
+    );
+    sb.stxd(&[
+        "report",
+        "reconcile",
+        "--link",
+        "opera-tourism",
+        "--csv",
+        "out.csv",
+        "--html",
+        "out.html",
+    ]);
+    let csv = std::fs::read_to_string(sb.path().join("out.csv")).unwrap();
+    let row = csv
+        .lines()
+        .find(|l| l.starts_with("cancelled;"))
+        .unwrap_or_else(|| panic!("{csv}"));
+    assert_eq!(row.split(';').count(), 23, "{row}");
+    assert!(
+        row.starts_with("cancelled;1701;TRAV0115;")
+            && row.contains(";tickets-to-refund;performance 1701 TRAV0115 cancelled at "),
+        "{row}"
+    );
+    let html = std::fs::read_to_string(sb.path().join("out.html")).unwrap();
+    assert!(
+        html.contains("Cancelled performances (1)")
+            && html.contains("1 ticket(s) still to refund at the manager"),
+        "{html}"
+    );
+
     // The tickets to refund, then all refunded in one command.
     let listed = json(
         &sb,
@@ -233,6 +271,15 @@ fn a_cancelled_performance_stops_selling_rejects_later_sales_and_refunds_all() {
             "SELECT sum(amount) FROM pending_account_entry"
         ),
         ["0"]
+    );
+    // The sale never booked and its refund closed together: consistent.
+    let report = json(&sb, &["report", "reconcile", "--link", "opera-tourism"], 0);
+    assert_eq!(report["consistent"], true, "{report:#}");
+    assert_eq!(report["cancelled"][0]["to_refund"], 0, "{report:#}");
+    assert_eq!(report["cancelled"][0]["refunded"], 1, "{report:#}");
+    assert_eq!(
+        report["cancelled"][0]["active_at_distributor"], 0,
+        "{report:#}"
     );
 }
 
@@ -386,5 +433,51 @@ fn a_sale_dated_at_or_after_the_start_is_rejected() {
     assert_eq!(
         rows(&sb, "OPERA.sqlite", "SELECT line FROM ticket"),
         [a2.to_string()]
+    );
+}
+
+/// `samples/payloads/catalogue-cancelled.xml`: a master-data load that
+/// cancels 1702 is a state change like `stxd performance cancel` (recorded
+/// with its time), sent in the next catalogue (version 2, the performance
+/// with `state="cancelled"`), followed at once by the distributor.
+#[test]
+fn the_cancelled_sample_cancels_through_the_catalogue() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    sb.stxd(&["load", "OPERA", "samples/payloads/catalogue-cancelled.xml"])
+        .expect_code(0);
+    assert_eq!(
+        rows(
+            &sb,
+            "OPERA.sqlite",
+            "SELECT p.state, c.state FROM performance p
+             JOIN performance_state_change c ON c.performance = p.id WHERE p.id = 1702"
+        ),
+        ["cancelled|cancelled"]
+    );
+    let processed = export_and_process(&sb, "catalogue");
+    assert_eq!(processed[0]["state"], "applied", "{processed}");
+    let done = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/done");
+    let sent = std::fs::read_to_string(done.join("opera-tourism.CATALOGUE.00000002.xml")).unwrap();
+    assert!(sent.contains("<catalogue version=\"2\">"), "{sent}");
+    assert!(
+        sent.lines()
+            .any(|l| l.contains("id=\"1702\"") && l.contains("state=\"cancelled\"")),
+        "{sent}"
+    );
+    assert_eq!(
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT f.code, f.state, p.state FROM performance f
+             JOIN product_performance pp ON pp.performance = f.id
+             JOIN product p ON p.id = pp.product ORDER BY f.code"
+        ),
+        [
+            "TRAV0115|in_operation|validated",
+            "TRAV0117|cancelled|validated"
+        ]
     );
 }

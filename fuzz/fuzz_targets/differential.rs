@@ -1,6 +1,7 @@
 //! Differential: random sequences of allocate, release, contingent export
-//! and import, sell, refund, sales export and reintegration, with delayed,
-//! reordered and duplicated deliveries, played on the two stores of a link
+//! and import, sell, refund, sales export and reintegration, performance
+//! cancellations, refunds of their tickets, dismissals, price changes and
+//! their validation, with delayed, reordered and duplicated deliveries, played on the two stores of a link
 //! (the manager's and the distributor's) through the library. The model and
 //! its invariants are those of the property test (`tests/interleavings/`):
 //! after every step no seat is sold twice or has two holders; once every
@@ -65,7 +66,7 @@ fn op(u: &mut Unstructured<'_>) -> Result<Op> {
             Kind::Sales
         })
     };
-    Ok(match u.choose_index(14)? {
+    Ok(match u.choose_index(16)? {
         0 => Op::Allocate {
             perf: u.choose_index(2)?,
             what: what(u, seats)?,
@@ -106,6 +107,8 @@ fn op(u: &mut Unstructured<'_>) -> Result<Op> {
             pick: pick(u)?,
         },
         12 => Op::RefundCancelled(u.choose_index(2)?),
+        13 => Op::PriceChange(u.choose_index(model::PRICE_SETS.len())?),
+        14 => Op::ValidatePrices,
         _ => Op::Dismiss(u.arbitrary()?),
     })
 }

@@ -6,7 +6,8 @@ use crate::domain::mapping::neutralise;
 use crate::domain::reconcile::{Report, Sides, format_amounts, format_sums};
 
 /// The CSV columns: one table, the `section` column saying what a row is
-/// (`row`, `total`, `pending-account`, `difference`, `in-flight`).
+/// (`row`, `total`, `pending-account`, `difference`, `in-flight`,
+/// `resolved`, `cancelled`).
 pub const CSV_COLUMNS: [&str; 23] = [
     "section",
     "performance",
@@ -114,6 +115,17 @@ pub fn write_csv(r: &Report, out: &mut Vec<u8>) -> Result<(), csv::Error> {
             ]);
             record(cells)?;
         }
+    }
+    for c in &r.cancelled {
+        let mut cells = vec![
+            "cancelled".to_owned(),
+            c.performance.to_string(),
+            c.performance_code.clone(),
+        ];
+        // Blank up to the last three columns (line, code, detail).
+        cells.extend(std::iter::repeat_n(String::new(), CSV_COLUMNS.len() - 6));
+        cells.extend([String::new(), c.code().to_owned(), c.detail()]);
+        record(cells)?;
     }
     w.flush()?;
     Ok(())

@@ -220,6 +220,23 @@ pub fn render_html(r: &Report) -> String {
         &r.resolved,
         "None: no rejected line was accepted or dismissed.",
     );
+    let cancelled: Vec<Item> = r
+        .cancelled
+        .iter()
+        .map(|c| Item {
+            code: c.code(),
+            performance: Some(c.performance),
+            line: None,
+            detail: c.detail(),
+        })
+        .collect();
+    list(
+        &mut h,
+        "Cancelled performances",
+        "fly",
+        &cancelled,
+        "None: no performance of the link is cancelled.",
+    );
     h.push_str("</body></html>\n");
     h
 }

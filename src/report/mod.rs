@@ -72,6 +72,7 @@ mod tests {
             differences,
             in_flight: vec![],
             resolved: vec![],
+            cancelled: vec![],
         }
     }
 

@@ -7,7 +7,8 @@ use crate::domain::reconcile::{Report, Sides, format_amounts, format_sums};
 
 /// The report as a table for a terminal, one line per performance and seat
 /// category, then the totals, versions, pending account, differences and
-/// items in flight, and the verdict.
+/// items in flight, resolved lines, cancelled performances (apart, with
+/// their tickets still to refund), and the verdict.
 pub fn render_text(r: &Report) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -103,6 +104,9 @@ pub fn render_text(r: &Report) -> String {
         for i in items {
             let _ = writeln!(out, "{title}: {}: {}", i.code, i.detail);
         }
+    }
+    for c in &r.cancelled {
+        let _ = writeln!(out, "cancelled: {}: {}", c.code(), c.detail());
     }
     let _ = writeln!(
         out,

@@ -1,7 +1,10 @@
-//! Issue 4's property test: random interleavings of allocate, release,
-//! contingent export/import, sell, refund, sales export, reintegration, and
-//! delayed, reordered and duplicated deliveries ([`model`]), on copies of one
-//! first-use-done template made through the binary.
+//! Issue 4's property test, extended by issue 13: random interleavings of
+//! allocate, release, contingent export/import, sell, refund, sales export,
+//! reintegration, performance cancellations, refunds of their tickets,
+//! dismissals, price changes (new rate table versions) and their
+//! validation, and delayed, reordered and duplicated deliveries
+//! ([`model`]), on copies of one first-use-done template made through the
+//! binary.
 
 use std::path::Path;
 use std::sync::OnceLock;
@@ -72,10 +75,29 @@ fn op() -> impl Strategy<Value = Op> {
         3 => pick().prop_map(|pick| Op::Deliver { kind: Kind::Sales, pick }),
         1 => (kind(), any::<usize>()).prop_map(|(kind, pick)| Op::Duplicate { kind, pick }),
         1 => (0..2usize).prop_map(Op::Cancel),
-        1 => Just(Op::ExportCatalogue),
-        1 => pick().prop_map(|pick| Op::Deliver { kind: Kind::Catalogue, pick }),
+        2 => Just(Op::ExportCatalogue),
+        2 => pick().prop_map(|pick| Op::Deliver { kind: Kind::Catalogue, pick }),
+        2 => (0..model::PRICE_SETS.len()).prop_map(Op::PriceChange),
+        2 => Just(Op::ValidatePrices),
         1 => (0..2usize).prop_map(Op::RefundCancelled),
         1 => any::<usize>().prop_map(Op::Dismiss),
+    ]
+}
+
+/// One step, or now and then a price change as ops play it on a good day:
+/// new prices at the manager, its catalogue sent and taken, the new version
+/// validated at the distributor (single ops of each kind are drawn too, in
+/// any order, so most changes arrive late or wait for validation; these
+/// arcs make sure that sales at the new prices are played as well).
+fn step() -> impl Strategy<Value = Vec<Op>> {
+    prop_oneof![
+        14 => op().prop_map(|op| vec![op]),
+        1 => (0..model::PRICE_SETS.len()).prop_map(|set| vec![
+            Op::PriceChange(set),
+            Op::ExportCatalogue,
+            Op::Deliver { kind: Kind::Catalogue, pick: Pick::Oldest },
+            Op::ValidatePrices,
+        ]),
     ]
 }
 
@@ -85,7 +107,7 @@ proptest! {
     #[test]
     fn random_interleavings_keep_seats_and_money_straight(
         first in prop::collection::vec((0..2usize, what(universe().len())), 1..=3),
-        ops in prop::collection::vec(op(), 5..=25),
+        steps in prop::collection::vec(step(), 5..=25),
     ) {
         // A first contingent on its way, so that most cases sell something.
         let mut all: Vec<Op> = first
@@ -94,7 +116,7 @@ proptest! {
             .collect();
         all.push(Op::ExportContingent);
         all.push(Op::Deliver { kind: Kind::Contingent, pick: Pick::Oldest });
-        all.extend(ops);
+        all.extend(steps.into_iter().flatten());
         play(template(), &all);
     }
 }
@@ -320,4 +342,84 @@ fn a_sale_of_a_released_seat_after_a_cancellation() {
         ];
         play(template(), &ops);
     }
+}
+
+/// A price change crossing a sale: A:1 sold at 85.00 before the new prices
+/// reach the distributor (booked at 85.00, version 1, after them), A:2 at
+/// 90.00 and A:3 free once they are validated; a refund of A:1 follows its
+/// sale's price; a second change while A:4 waits, sold in version 2.
+#[test]
+fn a_fixed_interleaving_with_price_changes() {
+    let sell = |seat: usize, reduced: bool, child: bool| Op::Sell {
+        perf: 0,
+        seat: Spot::Any(seat),
+        reduced,
+        child,
+    };
+    let deliver = |kind: Kind| Op::Deliver {
+        kind,
+        pick: Pick::Oldest,
+    };
+    let ops = vec![
+        Op::Allocate {
+            perf: 0,
+            what: What::Seats(vec![0, 1, 2, 3]),
+        },
+        Op::ExportContingent,
+        deliver(Kind::Contingent),
+        sell(0, false, false),
+        Op::PriceChange(0),
+        Op::ExportCatalogue,
+        deliver(Kind::Catalogue),
+        // Refused: the changed rate table waits for validation.
+        sell(1, false, false),
+        Op::ExportSales,
+        deliver(Kind::Sales),
+        Op::ValidatePrices,
+        sell(1, false, false),
+        sell(2, true, true),
+        sell(3, false, false),
+        Op::Refund(0),
+        Op::PriceChange(1),
+        Op::ExportCatalogue,
+        Op::ExportSales,
+        deliver(Kind::Sales),
+    ];
+    let world = play(template(), &ops);
+    let tickets: Vec<String> = world
+        .manager
+        .sql(|c| {
+            c.prepare("SELECT seat, amount, rate_version, state FROM ticket ORDER BY line")?
+                .query_map([], |r| {
+                    Ok(format!(
+                        "{}|{}|{}|{}",
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, String>(3)?
+                    ))
+                })?
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .unwrap();
+    assert_eq!(
+        tickets,
+        [
+            "50001|8500|1|cancelled",
+            "50002|9000|2|valid",
+            "50003|0|2|valid",
+            "50004|9000|2|valid",
+        ]
+    );
+    let versions: i64 = world
+        .manager
+        .sql(|c| {
+            c.query_row(
+                "SELECT max(version) FROM rate_table_version WHERE rate_table = 1801",
+                [],
+                |r| r.get(0),
+            )
+        })
+        .unwrap();
+    assert_eq!(versions, 3);
 }

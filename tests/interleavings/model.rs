@@ -5,7 +5,9 @@
 //! contingent export/import, sell, refund, sales export, reintegration,
 //! performance cancellation at the manager (its catalogue sent later),
 //! refunds of a cancelled performance's tickets, dismissals of rejected
-//! lines, and delayed, reordered and duplicated deliveries, played
+//! lines, price changes (a new version of La Traviata's rate table at the
+//! manager, its catalogue sent later, validated at the distributor when
+//! ops get to it), and delayed, reordered and duplicated deliveries, played
 //! in-process through the library on a copy of a first-use-done template (a
 //! `config/` and `var/` folder). After every step no seat has two holders
 //! and none has two valid tickets. Once every file is delivered, ops settle
@@ -13,8 +15,10 @@
 //! cancelled performance refunded) and every file is delivered again; then
 //! no sale of a cancelled performance is left without a matching refund or a
 //! resolution told to the distributor, the two sides' totals agree and the
-//! pending account holds exactly the accepted lines. It uses only the
-//! library and the crates both sides have (rusqlite, tempfile).
+//! pending account holds exactly the accepted lines; every booked line
+//! keeps the price and rate table version it was sold at, whatever the
+//! prices became since. It uses only the library and the crates both sides
+//! have (rusqlite, tempfile).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -53,6 +57,43 @@ pub(super) const MANAGER: &str = "OPERA";
 const PERFORMANCES: [i64; 2] = [1701, 1702];
 /// The manager's standing zone FOSSE.
 const ZONE: i64 = 3201;
+/// The manager's rate table of La Traviata (both performances).
+const RATE_TABLE: i64 = 1801;
+
+/// The prices a price change sets, one set per step: (seat category,
+/// tariff type, audience subcategory) → amount. Category 1 (PARTERRE), 2
+/// (BALCON) and standing (FOSSE), full and reduced price, adult and child,
+/// some of them free (an invitation).
+pub(super) const PRICE_SETS: [[(i64, i64, i64, i64); 5]; 4] = [
+    [
+        (2001, 1201, 1301, 9000),
+        (2001, 1202, 1302, 0),
+        (2002, 1201, 1301, 6500),
+        (2004, 1201, 1301, 3000),
+        (2001, 1202, 1301, 7000),
+    ],
+    [
+        (2001, 1201, 1301, 8000),
+        (2001, 1202, 1302, 3250),
+        (2002, 1201, 1302, 0),
+        (2004, 1201, 1301, 2000),
+        (2001, 1201, 1302, 4500),
+    ],
+    [
+        (2001, 1201, 1301, 8500),
+        (2001, 1202, 1302, 1000),
+        (2002, 1201, 1301, 6000),
+        (2004, 1201, 1302, 0),
+        (2002, 1202, 1301, 5000),
+    ],
+    [
+        (2001, 1201, 1301, 9500),
+        (2001, 1202, 1302, 0),
+        (2002, 1201, 1301, 7000),
+        (2004, 1201, 1301, 2500),
+        (2001, 1202, 1301, 6500),
+    ],
+];
 
 /// The seats the cases play with: PARTERRE rows A–C and BALCON row A, seats
 /// 1–6 (few enough that allocations, releases and sales collide).
@@ -216,6 +257,13 @@ pub(super) enum Op {
     RefundCancelled(usize),
     /// The manager dismisses a line still rejected: an index into them.
     Dismiss(usize),
+    /// The manager loads new prices for La Traviata's rate table (an index
+    /// into [`PRICE_SETS`]): a new rate table version, its catalogue not
+    /// sent yet.
+    PriceChange(usize),
+    /// The distributor's ops validate what waits for validation (a changed
+    /// rate table): the new prices sell from then on.
+    ValidatePrices,
     /// Waits for the next whole second (times are compared to the second:
     /// a sale in the second of a cancellation is given the benefit of the
     /// doubt). Fixed cases only: it costs a second.
@@ -239,7 +287,8 @@ pub(super) struct World {
     secret: stxd::format::envelope::Secret,
     /// Manager performance id → the distributor's local performance id.
     local_perf: BTreeMap<i64, i64>,
-    /// A performance was cancelled since the last catalogue export.
+    /// A performance was cancelled or a price changed since the last
+    /// catalogue export.
     catalogue_due: bool,
 }
 
@@ -488,6 +537,8 @@ impl World {
                 }
             }
             Op::RefundCancelled(perf) => self.refund_cancelled(*perf),
+            Op::PriceChange(set) => self.change_prices(*set),
+            Op::ValidatePrices => self.validate_prices(),
             Op::Dismiss(i) => {
                 let open = self.open_rejects();
                 if let Some(line) = open.get(i % open.len().max(1)) {
@@ -650,6 +701,87 @@ impl World {
             Ok(_) => {}
             Err(e) if e.is_refusal() => {}
             Err(e) => panic!("refund of cancelled performance {local}: {e}"),
+        }
+    }
+
+    /// The manager loads a catalogue fragment with new prices of its rate
+    /// table: one more version when a price changed.
+    fn change_prices(&mut self, set: usize) {
+        let prices: String = PRICE_SETS[set % PRICE_SETS.len()]
+            .iter()
+            .map(|(category, tariff, audience, amount)| {
+                format!(
+                    "    <price seatCategory=\"{category}\" tariffType=\"{tariff}\" \
+                     audienceSubcategory=\"{audience}\" amount=\"{amount}\"/>\n"
+                )
+            })
+            .collect();
+        let fragment = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<catalogue version=\"1\">\n  \
+             <rateTable id=\"{RATE_TABLE}\" code=\"TRAV-RT\" name=\"Tarifs La Traviata\" currency=\"EUR\">\n\
+             {prices}  </rateTable>\n</catalogue>\n"
+        );
+        let path = self.case._dir.path().join("prices.xml");
+        std::fs::write(&path, fragment).expect("write the price fragment");
+        if let Err(e) = app::load(&mut self.manager, &[path]) {
+            panic!("price change {set}: {e}");
+        }
+        self.catalogue_due = true;
+    }
+
+    fn validate_prices(&mut self) {
+        let r = self.distributor.write(|tx| {
+            stxd::domain::catalogue::validate(tx, stxd::domain::catalogue::Selection::All)
+        });
+        refused_ok("validate", r);
+    }
+
+    /// Every booked line keeps the price it was sold at: the manager's
+    /// ticket has the distributor's line's amount, currency and rate table
+    /// version, and that amount is the price of that version at the
+    /// manager (a free ticket at 0 included).
+    fn check_prices(&self) {
+        let sold: BTreeMap<i64, (i64, String, Option<i64>)> = self
+            .distributor
+            .sql(|c| {
+                c.prepare("SELECT id, amount, currency, rate_version FROM sale_line WHERE operation = 'SALE'")?
+                    .query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?))))?
+                    .collect::<Result<_, _>>()
+            })
+            .expect("distributor sales");
+        let booked: Vec<(i64, i64, String, Option<i64>, bool)> = self
+            .manager
+            .sql(|c| {
+                c.prepare(
+                    "SELECT t.line, t.amount, t.currency, t.rate_version,
+                            t.rate_version IS NULL OR EXISTS (
+                              SELECT 1 FROM rate_table_version_price v
+                               WHERE v.rate_table = ?1 AND v.version = t.rate_version
+                                 AND v.seat_category = t.seat_category
+                                 AND v.tariff_type = t.tariff_type
+                                 AND v.audience_subcategory = t.audience_subcategory
+                                 AND v.amount = t.amount)
+                       FROM ticket t WHERE t.link = ?2 ORDER BY t.line",
+                )?
+                .query_map((RATE_TABLE, LINK), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })?
+                .collect::<Result<_, _>>()
+            })
+            .expect("manager tickets");
+        for (line, amount, currency, version, priced) in booked {
+            let Some((sold_at, sold_in, sold_version)) = sold.get(&line) else {
+                panic!("ticket of line {line}: no such sale at the distributor");
+            };
+            assert_eq!(
+                (amount, &currency, version),
+                (*sold_at, sold_in, *sold_version),
+                "line {line}: booked at the manager vs sold at the distributor (amount, currency, rate version)"
+            );
+            assert!(
+                priced,
+                "line {line}: {amount} {currency} is not the price of rate table version {version:?}"
+            );
         }
     }
 
@@ -920,5 +1052,6 @@ pub(super) fn play(template: &Path, ops: &[Op]) -> World {
     world.check_holders(&Op::ExportSales);
     world.check_cancelled();
     world.check_totals();
+    world.check_prices();
     world
 }

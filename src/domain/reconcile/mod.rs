@@ -21,7 +21,9 @@
 //! `zone-quantity-differs`, `version-differs`, `contingent-unknown-at-manager`,
 //! `pending-account-mismatch`, `pending-account-vs-tickets`. In flight:
 //! `not-exported`, `not-yet-applied`, `version-not-applied`, `ack-pending`.
-//! Resolved (not differences): `line-accepted`, `line-dismissed`.
+//! Resolved (not differences): `line-accepted`, `line-dismissed`. Cancelled
+//! performances, apart ([`Report::cancelled`]): `tickets-to-refund`,
+//! `all-refunded`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +32,7 @@ use rusqlite::{Connection, OptionalExtension};
 use super::{DomainError, mapping};
 use crate::ident::TechId;
 
+mod cancelled;
 mod figures;
 mod lines;
 mod pending;
@@ -37,8 +40,8 @@ mod report;
 mod resolved;
 
 pub use report::{
-    Amount, DistributorSide, Item, ManagerSide, PendingAccount, Report, Row, Sides, Sum, Versions,
-    format_amount, format_amounts, format_sums,
+    Amount, Cancelled, DistributorSide, Item, ManagerSide, PendingAccount, Report, Row, Sides, Sum,
+    Versions, format_amount, format_amounts, format_sums,
 };
 
 type Key = (i64, i64);
@@ -162,6 +165,7 @@ pub fn reconcile(
     r.lines()?;
     let pending_account = r.pending_account()?;
     let (rows, totals) = r.rows()?;
+    let cancelled = r.cancelled()?;
     Ok(Report {
         link: link.to_owned(),
         manager: manager_code.to_owned(),
@@ -173,6 +177,7 @@ pub fn reconcile(
         differences: r.differences,
         in_flight: r.in_flight,
         resolved: r.resolved,
+        cancelled,
     })
 }
 

@@ -25,6 +25,9 @@ pub struct Report {
     /// Not differences: rejected lines the manager's ops accepted or
     /// dismissed (`stxd sales resolve`), with who, when and why.
     pub resolved: Vec<Item>,
+    /// The link's cancelled performances, apart, with their tickets still
+    /// to refund (not differences: refunds on their way).
+    pub cancelled: Vec<Cancelled>,
 }
 
 impl Report {
@@ -141,6 +144,52 @@ pub struct Versions {
     pub acknowledged: i64,
     /// The version the distributor applied, if any.
     pub applied: Option<i64>,
+}
+
+/// A cancelled performance the link allotted or sold.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cancelled {
+    /// The manager's performance id.
+    pub performance: i64,
+    pub performance_code: String,
+    /// When the manager cancelled it (UTC, whole seconds), when recorded.
+    pub cancelled_at: Option<String>,
+    /// Its valid tickets at the manager: still to refund.
+    pub to_refund: u64,
+    /// Its tickets cancelled by a refund.
+    pub refunded: u64,
+    /// The distributor's sales of it still active there (dismissed ones
+    /// included: the customer is refunded all the same).
+    pub active_at_distributor: u64,
+}
+
+impl Cancelled {
+    /// `all-refunded`, or `tickets-to-refund` while a ticket or a sale of it
+    /// is still valid on either side.
+    pub fn code(&self) -> &'static str {
+        if self.to_refund == 0 && self.active_at_distributor == 0 {
+            "all-refunded"
+        } else {
+            "tickets-to-refund"
+        }
+    }
+
+    /// The performance's refunds, in words.
+    pub fn detail(&self) -> String {
+        let at = self
+            .cancelled_at
+            .as_deref()
+            .map(|t| format!(" at {t}"))
+            .unwrap_or_default();
+        format!(
+            "performance {} {} cancelled{at}: {} ticket(s) still to refund at the manager ({} refunded), {} sale(s) still active at the distributor",
+            self.performance,
+            self.performance_code,
+            self.to_refund,
+            self.refunded,
+            self.active_at_distributor
+        )
+    }
 }
 
 /// A difference or an in-flight item.
