@@ -520,3 +520,30 @@ fn a_triggered_job_killed_after_it_ran_runs_again_harmlessly_and_its_trigger_goe
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
     assert_eq!(exported(&sb, "contingent"), 1, "nothing exported twice");
 }
+
+/// A move due after an apply whose process is alive is that process's to
+/// finish: a listing beside it (`stxd process`, the daemon's) holds the
+/// file (`taken`) instead of "finishing a move a crash cut". The live
+/// process is stood in for by this test holding the lock every apply holds
+/// until its move (`stxd::store::in_hand`), over an apply killed between
+/// its two moves; once the lock is free, the next listing finishes it.
+#[test]
+fn a_listing_leaves_an_archive_move_to_its_live_process() {
+    let sb = sales_waiting();
+    killed_at(&sb, "archive.payload-moved", &["process"]);
+    let live = stxd::store::in_hand::in_hand(&sb.path().join("var/state/OPERA.sqlite"));
+    let (code, out) = process_json(&sb);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out[0]["state"], "held", "{out}");
+    assert_eq!(
+        inbox_files(&sb),
+        [MANIFEST],
+        "the move is left to its process"
+    );
+    assert_eq!(entries(&inbox(&sb).join("done")), [PAYLOAD]);
+    drop(live);
+    let (code, out) = process_json(&sb);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out[0]["state"], "already-applied", "{out}");
+    applied_once(&sb);
+}

@@ -263,7 +263,7 @@ fn process_places_a_committed_export_before_listing() {
 /// is that process's to place: a listing beside it (`stxd process`, the
 /// daemon's) leaves it alone instead of "finishing" it as a crash's. The
 /// live writer is stood in for by this test holding the lock an export
-/// holds (`stxd::outbound::writing`), over an export killed after its
+/// holds (`stxd::store::in_hand`), over an export killed after its
 /// commit; once the lock is free, the next listing places it.
 #[test]
 fn a_listing_leaves_an_export_to_its_live_writer() {
@@ -276,7 +276,7 @@ fn a_listing_leaves_an_export_to_its_live_writer() {
     assert!(killed_export(&sb, "sales", "export.committed"));
     let inbox = sb.path().join("var/exchange").join(LINK).join("to-manager");
     let manifest = format!("{LINK}.SALES.00000001.stx");
-    let writer = stxd::outbound::writing::writing(&sb.path().join("var/state/TOURISM.sqlite"));
+    let writer = stxd::store::in_hand::in_hand(&sb.path().join("var/state/TOURISM.sqlite"));
     sb.stxd(&["process"]).expect_code(0);
     assert!(
         !inbox.join(&manifest).exists() && !inbox.join("done").join(&manifest).exists(),

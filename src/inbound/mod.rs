@@ -217,6 +217,9 @@ pub fn process(
             "no longer in the folder: another stxd process took it and finishes it".to_owned(),
         ));
     }
+    // From before its transaction until its move: a listing meanwhile
+    // leaves this file's archiving to this process (`store::in_hand`).
+    let _in_hand = crate::store::in_hand::in_hand(store.path());
     // A transient failure leaves the file where it is, for a retry.
     let outcome = match verified {
         Ok(verified) => apply::apply(store, &target(link, side), verified, limits)?,
@@ -276,6 +279,19 @@ fn recover_cut_move(
     limits: &Limits,
 ) -> Result<Recovered, InboundError> {
     let pair = archive::Pair::of(manifest);
+    if recover::due(store, link, secret, &pair, folders, limits)?.is_none() {
+        return Ok(Recovered::GoOn(pair));
+    }
+    // The move may be another process's, between its commit and its move
+    // (the daemon and a command run by hand): theirs to finish
+    // (`store::in_hand`). Once no process is in hand, asked again.
+    let Some(_settling) = crate::store::in_hand::settling(store.path(), false) else {
+        return Ok(Recovered::Ended(held(
+            manifest,
+            Hold::Taken,
+            "another stxd process applied it and is archiving it".to_owned(),
+        )));
+    };
     let Some(due) = recover::due(store, link, secret, &pair, folders, limits)? else {
         return Ok(Recovered::GoOn(pair));
     };

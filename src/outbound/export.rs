@@ -259,8 +259,8 @@ pub fn export_with(
     let staged_in =
         |tx: &rusqlite::Transaction<'_>| stage_and_bind(tx, &parties, producer, secret, &span);
     // From before the commit until the pair is placed: a listing meanwhile
-    // leaves this export to this process (`writing`).
-    let _writing = super::writing::writing(store.path());
+    // leaves this export to this process (`store::in_hand`).
+    let _in_hand = crate::store::in_hand::in_hand(store.path());
     match store.write(staged_in) {
         Ok((exported, staged, entry)) => {
             failpoint::hit("export.committed");
@@ -511,7 +511,7 @@ fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &mut Store) {
 /// and its staged copies removed. Idempotent: a name already holding the
 /// same bytes (in the outbox or `sent/`) counts as placed. An export whose
 /// process is still placing it is left to that process
-/// ([`super::writing`]): `wait` waits for it to finish (an export must
+/// ([`crate::store::in_hand`]): `wait` waits for it to finish (an export must
 /// not overtake the sequences before its own), otherwise it is skipped (a
 /// listing). Returns the sequences finished.
 pub fn finish_prepared(
@@ -520,7 +520,7 @@ pub fn finish_prepared(
     kind: Kind,
     wait: bool,
 ) -> Result<Vec<u64>, Cause> {
-    let Some(_settling) = super::writing::settling(store.path(), wait) else {
+    let Some(_settling) = crate::store::in_hand::settling(store.path(), wait) else {
         return Ok(Vec::new());
     };
     let prepared = store.read(|conn| journal::prepared(conn, &link.name, kind))?;

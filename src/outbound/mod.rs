@@ -17,7 +17,6 @@ pub mod produce;
 pub mod publish;
 pub mod sales;
 pub mod seatplan;
-pub mod writing;
 
 pub use produce::{Produced, Producer};
 pub use publish::{Header, PublishError, publish};

@@ -10,6 +10,7 @@
 //! [`runs`] (the execution log). This module holds no business rule: what a file
 //! does to the data is decided by `crate::domain`.
 
+pub mod in_hand;
 pub mod journal;
 pub mod mapping;
 pub mod runs;

@@ -1,23 +1,30 @@
-//! Which committed exports still have a live writer: the lock that keeps a
-//! listing from "finishing" an export its own process is placing.
+//! Which committed changes still have a live process finishing their file
+//! step: the lock that keeps a listing from "finishing" what another
+//! process is finishing itself.
 //!
-//! An export binds its sequence in one transaction, then places its pair
-//! (step 3 of [`super::export`]). Between the two it is *prepared* in the
-//! store, exactly as if its process had died there; the store alone cannot
-//! tell the two apart. So an export holds a shared advisory lock (`flock`)
-//! on `<store>.exports.lock` from before that transaction until its pair is
-//! placed, and whoever finishes prepared exports takes the exclusive lock
-//! first: granted, no process is between a commit and its placement, and
-//! every prepared export is a crash's to finish; refused, a writer is alive
-//! and places its own pair.
+//! Two changes commit in the store first and then move files: an export
+//! binds its sequence, then places its pair (`outbound::export`); an
+//! incoming file is applied (or refused, or parked) with its journal row,
+//! then archived into `done/`, `error/` or `parked/` (`inbound::archive`).
+//! Between the two steps the store says the file step is due, exactly as
+//! if the process had died there, and the store alone cannot tell the two
+//! apart: ops run `stxd export` or `stxd mapping import` by hand while the
+//! daemon lists every few seconds. So such a process holds a shared
+//! advisory lock (`flock`) on `<store>.exports.lock` from before its
+//! transaction until its files are in place ([`in_hand`]), and whoever
+//! finishes a due step takes the exclusive lock first ([`settling`]):
+//! granted, no process is between a commit and its file step, and every due
+//! step is a crash's to finish; refused, a process is alive and finishes
+//! its own.
 //!
 //! The kernel frees a lock when its process ends, however it ends, so a
-//! killed writer never keeps its export from being finished. The lock only
-//! decides *who* places a pair, never *whether* it is placed right: placing
-//! is idempotent (a name already holding the same bytes counts as placed),
-//! so when the lock file cannot be opened or locked (a read-only state
-//! directory, an exotic file system) the export goes on without it, with a
-//! warning, and at worst two processes place the same bytes.
+//! killed process never keeps its step from being finished. The lock only
+//! decides *who* finishes a step, never *whether* it is finished right:
+//! both steps are idempotent (a name already holding the same bytes counts
+//! as placed; a move already made is found made), so when the lock file
+//! cannot be opened or locked (a read-only state directory, an exotic file
+//! system) the process goes on without it, with a warning, and at worst two
+//! processes finish the same step.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
@@ -30,24 +37,24 @@ pub fn lock_path(store: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Held by an export from before the transaction that binds its sequence
-/// until its pair is placed. Shared: exports of other kinds and links of
-/// the same store hold it beside it.
+/// Held by a process from before the transaction of a change until the
+/// change's files are in place. Shared: other changes of the same store,
+/// in this process or another, hold it beside it.
 #[derive(Debug)]
-pub struct Writing {
+pub struct InHand {
     _file: Option<File>,
 }
 
-/// Held while prepared exports are finished: no export of the store is
-/// between its commit and its placement meanwhile.
+/// Held while due file steps are finished: no process of the store is
+/// between a commit and its file step meanwhile.
 #[derive(Debug)]
 pub struct Settling {
     _file: Option<File>,
 }
 
-/// Takes the shared lock for an export of the store at `store`, waiting
-/// while prepared exports are being finished.
-pub fn writing(store: &Path) -> Writing {
+/// Takes the shared lock for a change of the store at `store`, waiting
+/// while due file steps are being finished.
+pub fn in_hand(store: &Path) -> InHand {
     let file = open(store).and_then(|(file, path)| match file.lock_shared() {
         Ok(()) => Some(file),
         Err(e) => {
@@ -55,14 +62,13 @@ pub fn writing(store: &Path) -> Writing {
             None
         }
     });
-    Writing { _file: file }
+    InHand { _file: file }
 }
 
-/// Takes the exclusive lock to finish the prepared exports of the store at
-/// `store`. `wait`: wait for the exports being written to place their
-/// pairs (an export that must finish what precedes its own sequence);
-/// otherwise `None` when one is being written (a listing: that export's
-/// process places its pair itself).
+/// Takes the exclusive lock to finish the due file steps of the store at
+/// `store`. `wait`: wait for the processes in hand to finish theirs (an
+/// export that must place what precedes its own sequence); otherwise
+/// `None` when one is in hand (a listing: that process finishes its own).
 pub fn settling(store: &Path, wait: bool) -> Option<Settling> {
     let Some((file, path)) = open(store) else {
         return Some(Settling { _file: None });
@@ -105,7 +111,7 @@ fn unlocked(path: &Path, e: &std::io::Error) {
     tracing::warn!(
         lock = %path.display(),
         error = %e,
-        "cannot lock the exports' lock file; going on without it (a committed export may then be placed by two processes, with the same bytes)"
+        "cannot lock the in-hand lock file; going on without it (a committed file step may then be finished by two processes, which they allow)"
     );
 }
 
@@ -114,16 +120,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_writer_keeps_a_listing_from_settling_and_an_export_waits_for_it() {
+    fn a_change_in_hand_keeps_a_listing_from_settling_and_an_export_waits_for_it() {
         let dir = tempfile::tempdir().unwrap();
         let store = dir.path().join("TOURISM.sqlite");
         assert_eq!(
             lock_path(&store),
             dir.path().join("TOURISM.sqlite.exports.lock")
         );
-        let a = writing(&store);
-        // Two writers of one store hold the lock side by side.
-        let b = writing(&store);
+        let a = in_hand(&store);
+        // Two changes of one store hold the lock side by side.
+        let b = in_hand(&store);
         assert!(settling(&store, false).is_none(), "a writer is alive");
         drop(a);
         assert!(settling(&store, false).is_none(), "one writer is left");
@@ -134,7 +140,7 @@ mod tests {
         assert!(settling(&store, false).is_none());
         drop(settled);
         // An export waits for the writer to place its pair, then settles.
-        let w = writing(&store);
+        let w = in_hand(&store);
         let waiter = std::thread::spawn({
             let store = store.clone();
             move || settling(&store, true).is_some()
