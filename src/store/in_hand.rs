@@ -10,7 +10,7 @@
 //! if the process had died there, and the store alone cannot tell the two
 //! apart: ops run `stxd export` or `stxd mapping import` by hand while the
 //! daemon lists every few seconds. So such a process holds a shared
-//! advisory lock (`flock`) on `<store>.exports.lock` from before its
+//! advisory lock (`flock`) on `<store>.in-hand.lock` from before its
 //! transaction until its files are in place ([`in_hand`]), and whoever
 //! finishes a due step takes the exclusive lock first ([`settling`]):
 //! granted, no process is between a commit and its file step, and every due
@@ -30,10 +30,10 @@ use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// The lock file of the store at `store`: `<store>.exports.lock`.
+/// The lock file of the store at `store`: `<store>.in-hand.lock`.
 pub fn lock_path(store: &Path) -> PathBuf {
     let mut name = store.as_os_str().to_owned();
-    name.push(".exports.lock");
+    name.push(".in-hand.lock");
     PathBuf::from(name)
 }
 
@@ -125,7 +125,7 @@ mod tests {
         let store = dir.path().join("TOURISM.sqlite");
         assert_eq!(
             lock_path(&store),
-            dir.path().join("TOURISM.sqlite.exports.lock")
+            dir.path().join("TOURISM.sqlite.in-hand.lock")
         );
         let a = in_hand(&store);
         // Two changes of one store hold the lock side by side.
