@@ -359,7 +359,7 @@ impl Groups {
                 ),
             )
         })?;
-        let reason = row.require(REASON, kind)?.to_owned();
+        let reason = row.free_text(REASON, kind)?.to_owned();
         let decided = row.time(DECIDED, kind)?;
         if self.resolved.contains(&line) {
             return Err(row.error(

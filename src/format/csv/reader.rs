@@ -472,6 +472,25 @@ impl<'a> Row<'a> {
         }
     }
 
+    /// A required column of free text (a reason): any character but the
+    /// two that would need quoting, `;` and `"`, which the writer never
+    /// writes (a quoted field or a quote inside a field is refused here,
+    /// so what is read can be written back as read).
+    pub fn free_text(&self, col: usize, kind: &str) -> Result<&'a str, FormatError> {
+        let v = self.require(col, kind)?;
+        match v.chars().find(|c| matches!(c, ';' | '"')) {
+            Some(c) => Err(self.error(
+                col,
+                "bad-value",
+                format!(
+                    "expected text without ';' or '\"' in {} (files are written without quoting), found {c:?}",
+                    self.name(col)
+                ),
+            )),
+            None => Ok(v),
+        }
+    }
+
     /// A required column parsed by `parse`.
     pub fn parse<T>(
         &self,
