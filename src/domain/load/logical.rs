@@ -138,16 +138,7 @@ pub(super) fn logical_price(
     require(tx, "logical_seat_category", p.logical_seat_category, who)?;
     require(tx, "tariff_type", p.tariff_type, who)?;
     require(tx, "audience_subcategory", p.audience_subcategory, who)?;
-    if !(0..=crate::money::AMOUNT_MAX).contains(&p.amount) {
-        return Err(DomainError::Invalid {
-            object: who(),
-            problem: format!(
-                "expected an amount from 0 to {} minor units, found {}",
-                crate::money::AMOUNT_MAX,
-                p.amount
-            ),
-        });
-    }
+    super::master::price_amount(p.amount, who)?;
     tx.prepare_cached(
         "INSERT INTO logical_price (rate_table, logical_seat_category, tariff_type,
              audience_subcategory, amount)

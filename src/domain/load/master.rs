@@ -406,6 +406,21 @@ fn rate_table(tx: &Transaction<'_>, r: &catalogue::RateTable) -> Result<(), Doma
     Ok(())
 }
 
+/// A price's amount: 0 (an invitation) to [`crate::money::AMOUNT_MAX`]
+/// minor units; `who` names the price in the refusal.
+pub(super) fn price_amount(amount: i64, who: impl Fn() -> String) -> Result<(), DomainError> {
+    if (0..=crate::money::AMOUNT_MAX).contains(&amount) {
+        return Ok(());
+    }
+    Err(DomainError::Invalid {
+        object: who(),
+        problem: format!(
+            "expected an amount from 0 to {} minor units, found {amount}",
+            crate::money::AMOUNT_MAX
+        ),
+    })
+}
+
 /// A price cell of a loaded rate table, seat category, tariff type and audience subcategory.
 fn price(tx: &Transaction<'_>, p: &catalogue::Price) -> Result<(), DomainError> {
     let who = || {
@@ -418,16 +433,7 @@ fn price(tx: &Transaction<'_>, p: &catalogue::Price) -> Result<(), DomainError> 
     require(tx, "seat_category", p.seat_category, who)?;
     require(tx, "tariff_type", p.tariff_type, who)?;
     require(tx, "audience_subcategory", p.audience_subcategory, who)?;
-    if !(0..=crate::money::AMOUNT_MAX).contains(&p.amount) {
-        return Err(DomainError::Invalid {
-            object: who(),
-            problem: format!(
-                "expected an amount from 0 to {} minor units, found {}",
-                crate::money::AMOUNT_MAX,
-                p.amount
-            ),
-        });
-    }
+    price_amount(p.amount, who)?;
     tx.prepare_cached(
         "INSERT INTO price (rate_table, seat_category, tariff_type, audience_subcategory, amount)
          VALUES (?1, ?2, ?3, ?4, ?5)
