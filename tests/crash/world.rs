@@ -39,11 +39,14 @@ const POLL: Duration = Duration::from_millis(20);
 /// trial's folder, the daemon's working directory).
 const ALERTS: &str = "alerts.jsonl";
 /// The `[[alert]]` every trial's config has: each notification appended to
-/// [`ALERTS`] by a command, as an ops team's script would.
+/// [`ALERTS`] by a command, as an ops team's script would, whole line at
+/// once: a command killed with the daemon that ran it writes its line or
+/// nothing (a cut line without its newline would glue the next
+/// notification to it, and both would be unreadable).
 const ALERT_TABLE: &str = r#"
 [[alert]]
 name = "trial"
-command = ["/bin/sh", "-c", "cat >> alerts.jsonl; echo >> alerts.jsonl"]
+command = ["/bin/sh", "-c", "line=$(cat); printf '%s\n' \"$line\" >> alerts.jsonl"]
 events = ["file-refused"]
 "#;
 
