@@ -13,11 +13,11 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Form};
 
 use super::auth::{Principal, button, csrf_refused};
-use super::page::{answered, csrf_field, esc, in_words, layout, url};
+use super::page::{answered, csrf_field, esc, in_words, shown, url};
 use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
@@ -48,10 +48,7 @@ pub(crate) async fn page(
     let config = Arc::clone(&state.shared.config);
     let csrf = p.csrf.clone();
     let body = blocking(move || render(&config, q.link.as_deref(), &csrf)).await;
-    match body {
-        Ok(b) => layout("Catalogue", Some(&p.csrf), &b).into_response(),
-        Err(r) => r,
-    }
+    shown("Catalogue", &p.csrf, body)
 }
 
 fn render(config: &Config, link: Option<&str>, csrf: &str) -> String {

@@ -8,11 +8,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
-use super::page::{answered, csrf_field, esc, layout, refusal, url};
+use super::page::{answered, csrf_field, esc, refusal, shown, url};
 use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
@@ -43,10 +43,8 @@ pub(crate) async fn page(
 ) -> Response {
     let config = Arc::clone(&state.shared.config);
     let csrf = p.csrf.clone();
-    match blocking(move || render(&config, &q, &csrf)).await {
-        Ok(body) => layout("Mapping table", Some(&p.csrf), &body).into_response(),
-        Err(r) => r,
-    }
+    let body = blocking(move || render(&config, &q, &csrf)).await;
+    shown("Mapping table", &p.csrf, body)
 }
 
 fn render(config: &Config, q: &Params, csrf: &str) -> String {

@@ -55,6 +55,15 @@ pub(crate) fn csrf_field(csrf: &str) -> String {
     )
 }
 
+/// A page whose body was rendered on the blocking pool (or the pool's own
+/// answer, a 500).
+pub(crate) fn shown(title: &str, csrf: &str, body: Result<String, Response>) -> Response {
+    match body {
+        Ok(body) => layout(title, Some(csrf), &body).into_response(),
+        Err(r) => r,
+    }
+}
+
 /// The page that answers a write: `done` is the HTML the write produced,
 /// or the HTML that says why nothing changed (422), or the worker's own
 /// answer (a 500, a 503); `back` is appended to both.

@@ -11,11 +11,11 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
-use super::page::{answered, csrf_field, esc, in_words, layout, url};
+use super::page::{answered, csrf_field, esc, in_words, shown, url};
 use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
@@ -43,10 +43,8 @@ pub(crate) async fn page(
 ) -> Response {
     let config = Arc::clone(&state.shared.config);
     let csrf = p.csrf.clone();
-    match blocking(move || render(&config, &q, &csrf)).await {
-        Ok(body) => layout("Sales", Some(&p.csrf), &body).into_response(),
-        Err(r) => r,
-    }
+    let body = blocking(move || render(&config, &q, &csrf)).await;
+    shown("Sales", &p.csrf, body)
 }
 
 fn render(config: &Config, q: &Params, csrf: &str) -> String {
