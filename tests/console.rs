@@ -72,12 +72,24 @@ fn csrf_in(page: &str) -> String {
     page[at..].split('"').next().unwrap().to_owned()
 }
 
+/// The daemon of `sb`, once its console listens.
+fn daemon_with_console(sb: &Sandbox) -> Daemon {
+    let d = Daemon::start(sb);
+    d.wait_log("console listening");
+    d
+}
+
+/// The distributor's `parked/` folder of the demo link.
+fn parked(sb: &Sandbox) -> std::path::PathBuf {
+    sb.path()
+        .join("var/exchange/opera-tourism/to-distributor/parked")
+}
+
 #[test]
 fn every_page_but_healthz_needs_the_token_and_writes_need_the_csrf_token() {
     let sb = Sandbox::new();
     sb.ready();
-    let d = Daemon::start(&sb);
-    d.wait_log("console listening");
+    let d = daemon_with_console(&sb);
     let c = Console::of(&sb);
     assert_eq!(c.get_as("/healthz", None), (200, "ok\n".to_owned()));
     for path in [
@@ -176,12 +188,7 @@ fn every_page_but_healthz_needs_the_token_and_writes_need_the_csrf_token() {
         "{body}"
     );
     // Queued like a trigger file: the daemon runs the export.
-    crate::util::wait_for_file(
-        &sb.path()
-            .join("var/exchange/opera-tourism/to-distributor/parked"),
-        "SEATPLAN",
-        || d.log(),
-    );
+    crate::util::wait_for_file(&parked(&sb), "SEATPLAN", || d.log());
     let via = rows(
         &sb,
         "OPERA.sqlite",
@@ -194,14 +201,11 @@ fn every_page_but_healthz_needs_the_token_and_writes_need_the_csrf_token() {
 fn metrics_parse_and_agree_with_status() {
     let sb = Sandbox::new();
     sb.ready();
-    let d = Daemon::start(&sb);
-    d.wait_log("console listening");
+    let d = daemon_with_console(&sb);
     // The seat plan goes out and parks at the distributor (mappings pending).
     sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
         .expect_code(0);
-    let parked = sb
-        .path()
-        .join("var/exchange/opera-tourism/to-distributor/parked");
+    let parked = parked(&sb);
     crate::util::wait_for_file(&parked, "SEATPLAN", || d.log());
     let c = Console::of(&sb);
     let (status, text) = c.get("/metrics");
@@ -430,15 +434,12 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
     let (chromium, driver_path) = browser_paths();
     let sb = Sandbox::new();
     sb.ready();
-    let d = Daemon::start(&sb);
-    d.wait_log("console listening");
+    let d = daemon_with_console(&sb);
     sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
         .expect_code(0);
     sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
         .expect_code(0);
-    let parked = sb
-        .path()
-        .join("var/exchange/opera-tourism/to-distributor/parked");
+    let parked = parked(&sb);
     crate::util::wait_for_file(&parked, "SEATPLAN", || d.log());
     crate::util::wait_for_file(&parked, "CATALOGUE", || d.log());
     let pending = sb.json(&["mapping", "list", "--pending"]);
@@ -837,8 +838,7 @@ fn hammering_the_mapping_page_while_files_arrive_applies_every_file_once() {
     sb.ready();
     sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
         .expect_code(0);
-    let d = Daemon::start(&sb);
-    d.wait_log("console listening");
+    let d = daemon_with_console(&sb);
     let c = Arc::new(Console::of(&sb));
     let stop = Arc::new(AtomicBool::new(false));
     let hammer = {
@@ -1088,8 +1088,7 @@ fn a_changed_price_shows_its_difference_and_its_rate_table_validates_alone() {
     <price seatCategory="2001" tariffType="1201" audienceSubcategory="1301" amount="9000"/>
   </rateTable>"#,
     );
-    let d = Daemon::start(&sb);
-    d.wait_log("console listening");
+    let _d = daemon_with_console(&sb);
     let c = Console::of(&sb);
     let (status, page) = c.get("/catalogue");
     assert_eq!(status, 200, "{page}");
