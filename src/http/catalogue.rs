@@ -22,7 +22,6 @@ use super::{AppState, blocking, on_worker};
 use crate::app;
 use crate::config::{Config, Link};
 use crate::domain::catalogue::{self, Selection};
-use crate::exchange::Role;
 use crate::store::mapping::MappingKind;
 
 #[derive(Debug, Default, serde::Deserialize)]
@@ -33,11 +32,9 @@ pub(crate) struct Params {
 /// The link whose distributor's catalogue is shown: the one named, or the
 /// first whose distributor this config serves.
 fn link_of<'c>(config: &'c Config, name: Option<&str>) -> Option<&'c Link> {
-    config
-        .served(None)
-        .filter(|(l, _, side)| *side == Role::Distributor && name.is_none_or(|n| l.name == n))
-        .map(|(l, _, _)| l)
-        .next()
+    super::mapping::links(config)
+        .into_iter()
+        .find(|l| name.is_none_or(|n| l.name == n))
 }
 
 pub(crate) async fn page(
