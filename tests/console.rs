@@ -4,7 +4,7 @@
 //! status --json`, and a real headless Chromium driven through WebDriver
 //! filling the mapping table until the parked files resume.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::sshd::free_port;
@@ -80,7 +80,7 @@ fn daemon_with_console(sb: &Sandbox) -> Daemon {
 }
 
 /// The distributor's `parked/` folder of the demo link.
-fn parked(sb: &Sandbox) -> std::path::PathBuf {
+fn parked(sb: &Sandbox) -> PathBuf {
     sb.path()
         .join("var/exchange/opera-tourism/to-distributor/parked")
 }
@@ -355,14 +355,15 @@ fn browser_paths() -> (&'static Path, &'static Path) {
     (chromium, driver)
 }
 
-/// chromedriver on a free port, killed when dropped.
-struct Driver(std::process::Child, u16);
+/// chromedriver on a free port, logging to a file, killed when dropped.
+struct Driver(std::process::Child, u16, PathBuf);
 
 impl Driver {
-    fn start(path: &Path) -> Driver {
+    fn start(path: &Path, log: PathBuf) -> Driver {
         let port = free_port();
         let child = std::process::Command::new(path)
             .arg(format!("--port={port}"))
+            .arg(format!("--log-path={}", log.display()))
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -375,7 +376,41 @@ impl Driver {
             );
             std::thread::sleep(Duration::from_millis(50));
         }
-        Driver(child, port)
+        Driver(child, port, log)
+    }
+
+    /// A session of headless Chromium. A browser that fails to start on a
+    /// loaded machine is tried again with a fresh profile, up to three
+    /// times; the last failure names every error and chromedriver's log.
+    async fn session(&self, chromium: &Path, profiles: &Path) -> fantoccini::Client {
+        let mut errors = Vec::new();
+        for attempt in 1..=3 {
+            let mut caps = serde_json::Map::new();
+            caps.insert(
+                "goog:chromeOptions".to_owned(),
+                serde_json::json!({
+                    "binary": chromium,
+                    "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                             "--window-size=1400,1000",
+                             format!("--user-data-dir={}", profiles.join(attempt.to_string()).display())]
+                }),
+            );
+            match fantoccini::ClientBuilder::native()
+                .capabilities(caps)
+                .connect(&format!("http://127.0.0.1:{}", self.1))
+                .await
+            {
+                Ok(b) => return b,
+                Err(e) => errors.push(format!("attempt {attempt}: {e}")),
+            }
+        }
+        let log = std::fs::read_to_string(&self.2).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(40).collect();
+        panic!(
+            "no WebDriver session of headless Chromium:\n{}\nchromedriver's log ends with:\n{}",
+            errors.join("\n"),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
     }
 }
 
@@ -477,7 +512,7 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
     let by_form_ignored = BY_FORM - by_form_set;
     let csv = std::fs::read_to_string(sb.path().join("samples/tourism/mapping.csv")).unwrap();
     let c = Console::of(&sb);
-    let driver = Driver::start(driver_path);
+    let driver = Driver::start(driver_path, sb.path().join("chromedriver.log"));
     let shots = sb.path().join("screenshots");
     std::fs::create_dir_all(&shots).unwrap();
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -485,21 +520,7 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         .build()
         .unwrap();
     let (imported_page, lines) = rt.block_on(async {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".to_owned(),
-            serde_json::json!({
-                "binary": chromium,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                         "--window-size=1400,1000",
-                         format!("--user-data-dir={}", sb.path().join("chromium").display())]
-            }),
-        );
-        let b = fantoccini::ClientBuilder::native()
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{}", driver.1))
-            .await
-            .expect("a WebDriver session of headless Chromium");
+        let b = driver.session(chromium, &sb.path().join("chromium")).await;
         use fantoccini::Locator;
         let shot = |name: &'static str| {
             let b = b.clone();
@@ -510,8 +531,18 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         let refused = b.source().await.unwrap();
         assert!(refused.contains("Login needed"), "{refused}");
         b.goto(&format!("{}/login", c.base)).await.unwrap();
-        b.find(Locator::Id("token")).await.unwrap().send_keys(&c.token).await.unwrap();
-        b.find(Locator::Id("login")).await.unwrap().click().await.unwrap();
+        b.find(Locator::Id("token"))
+            .await
+            .unwrap()
+            .send_keys(&c.token)
+            .await
+            .unwrap();
+        b.find(Locator::Id("login"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         b.wait().for_element(Locator::Css("h2")).await.unwrap();
         let links = b.source().await.unwrap();
         assert!(links.contains("pending mappings"), "{links}");
@@ -526,7 +557,9 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
                 .unwrap_or_else(|| panic!("{kind} {id} is not in the samples' mapping"))
                 .2
                 .clone();
-            b.goto(&format!("{}/mapping?kind={kind}", c.base)).await.unwrap();
+            b.goto(&format!("{}/mapping?kind={kind}", c.base))
+                .await
+                .unwrap();
             if i == 0 {
                 shot("mapping.png").await;
             }
@@ -539,10 +572,20 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
                         .select_by_value(&code)
                         .await
                         .unwrap();
-                    b.find(Locator::Id(&format!("set-{row}"))).await.unwrap().click().await.unwrap();
+                    b.find(Locator::Id(&format!("set-{row}")))
+                        .await
+                        .unwrap()
+                        .click()
+                        .await
+                        .unwrap();
                 }
                 None => {
-                    b.find(Locator::Id(&format!("ignore-{row}"))).await.unwrap().click().await.unwrap();
+                    b.find(Locator::Id(&format!("ignore-{row}")))
+                        .await
+                        .unwrap()
+                        .click()
+                        .await
+                        .unwrap();
                 }
             }
             b.wait()
@@ -563,44 +606,84 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
                 )
                 .await
                 .unwrap();
-                b.find(Locator::Id("import")).await.unwrap().click().await.unwrap();
+                b.find(Locator::Id("import"))
+                    .await
+                    .unwrap()
+                    .click()
+                    .await
+                    .unwrap();
                 b.wait().for_element(Locator::Css("h1")).await.unwrap();
                 b.source().await.unwrap()
             }
         };
-        let broken = csv.replacen(";filled;", ";filed;", 1) + "OPERA;season;oops;X;Y;filled;T2627\n";
+        let broken =
+            csv.replacen(";filled;", ";filed;", 1) + "OPERA;season;oops;X;Y;filled;T2627\n";
         let refused = paste(broken).await;
         assert!(refused.contains("Nothing changed"), "{refused}");
         assert!(refused.contains("id=\"import-errors\""), "{refused}");
         assert!(refused.contains("<td>2</td>"), "line 2 named: {refused}");
-        assert!(refused.contains("filed"), "the bad status quoted: {refused}");
+        assert!(
+            refused.contains("filed"),
+            "the bad status quoted: {refused}"
+        );
         let imported = paste(csv.clone()).await;
         assert!(imported.contains("id=\"changed\""), "{imported}");
         shot("resumed.png").await;
         // The catalogue: product 1 validated, then assigned to GUICHET.
         b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
         let catalogue = b.source().await.unwrap();
-        assert!(catalogue.contains("differences from the last validated version"), "{catalogue}");
+        assert!(
+            catalogue.contains("differences from the last validated version"),
+            "{catalogue}"
+        );
         shot("catalogue.png").await;
         // Its logical configuration on its own first, then the product.
-        b.find(Locator::Css("button[id^='validate-logical_configuration-']"))
+        b.find(Locator::Css(
+            "button[id^='validate-logical_configuration-']",
+        ))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+        let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
+        let said = said.text().await.unwrap();
+        assert!(
+            said.contains("logical configuration") && said.contains("TRAV-STD"),
+            "{said}"
+        );
+        b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
+        let catalogue = b.source().await.unwrap();
+        assert!(
+            !catalogue.contains("validate-logical_configuration-"),
+            "{catalogue}"
+        );
+        b.find(Locator::Id("validate-1"))
             .await
             .unwrap()
             .click()
             .await
             .unwrap();
         let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
-        let said = said.text().await.unwrap();
-        assert!(said.contains("logical configuration") && said.contains("TRAV-STD"), "{said}");
+        assert!(
+            said.text()
+                .await
+                .unwrap()
+                .starts_with("validated product 1 ")
+        );
         b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
-        let catalogue = b.source().await.unwrap();
-        assert!(!catalogue.contains("validate-logical_configuration-"), "{catalogue}");
-        b.find(Locator::Id("validate-1")).await.unwrap().click().await.unwrap();
-        let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
-        assert!(said.text().await.unwrap().starts_with("validated product 1 "));
-        b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
-        b.find(Locator::Id("profile-1")).await.unwrap().send_keys("GUICHET").await.unwrap();
-        b.find(Locator::Id("assign-1")).await.unwrap().click().await.unwrap();
+        b.find(Locator::Id("profile-1"))
+            .await
+            .unwrap()
+            .send_keys("GUICHET")
+            .await
+            .unwrap();
+        b.find(Locator::Id("assign-1"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
         let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
         let said = said.text().await.unwrap();
         assert!(said.contains("sellable now"), "{said}");
@@ -613,23 +696,43 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
             .click()
             .await
             .unwrap();
-        b.wait().for_element(Locator::Id("triggered")).await.unwrap();
-        let to_distributor = sb.path().join("var/exchange/opera-tourism/to-distributor/done");
+        b.wait()
+            .for_element(Locator::Id("triggered"))
+            .await
+            .unwrap();
+        let to_distributor = sb
+            .path()
+            .join("var/exchange/opera-tourism/to-distributor/done");
         wait_for_files(&to_distributor, "CONTINGENT", 1, &d);
         // The distributor sells A:1; the manager closes the performance;
         // the distributor, not told yet, sells A:2 and A:3: the manager
         // rejects both (performance-closed).
         assert!(sb.sell("PARTERRE:A:1") > 0);
         std::thread::sleep(Duration::from_millis(1100));
-        sb.stxd(&["performance", "close", "TRAV0115", "--link", "opera-tourism"])
-            .expect_code(0);
+        sb.stxd(&[
+            "performance",
+            "close",
+            "TRAV0115",
+            "--link",
+            "opera-tourism",
+        ])
+        .expect_code(0);
         std::thread::sleep(Duration::from_millis(1100));
         let lines = [sb.sell("PARTERRE:A:2"), sb.sell("PARTERRE:A:3")];
-        sb.stxd(&["export", "sales", "--link", "opera-tourism"]).expect_code(0);
-        wait_for_files(&sb.path().join("var/exchange/opera-tourism/to-manager/done"), "SALES", 1, &d);
+        sb.stxd(&["export", "sales", "--link", "opera-tourism"])
+            .expect_code(0);
+        wait_for_files(
+            &sb.path().join("var/exchange/opera-tourism/to-manager/done"),
+            "SALES",
+            1,
+            &d,
+        );
         b.goto(&format!("{}/sales", c.base)).await.unwrap();
         let sales = b.source().await.unwrap();
-        assert!(sales.contains("<span id=\"rejected-count\">2</span>"), "{sales}");
+        assert!(
+            sales.contains("<span id=\"rejected-count\">2</span>"),
+            "{sales}"
+        );
         shot("sales.png").await;
         for (line, decision) in [(lines[0], "accept"), (lines[1], "dismiss")] {
             b.goto(&format!("{}/sales", c.base)).await.unwrap();
@@ -639,7 +742,12 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
                 .send_keys(&format!("{decision}ed in the browser test"))
                 .await
                 .unwrap();
-            b.find(Locator::Id(&format!("{decision}-{line}"))).await.unwrap().click().await.unwrap();
+            b.find(Locator::Id(&format!("{decision}-{line}")))
+                .await
+                .unwrap()
+                .click()
+                .await
+                .unwrap();
             let said = b.wait().for_element(Locator::Id("changed")).await.unwrap();
             let said = said.text().await.unwrap();
             assert!(said.contains(&format!("line {line} ")), "{said}");
@@ -652,11 +760,17 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
             .click()
             .await
             .unwrap();
-        b.wait().for_element(Locator::Id("triggered")).await.unwrap();
+        b.wait()
+            .for_element(Locator::Id("triggered"))
+            .await
+            .unwrap();
         wait_for_files(&to_distributor, "CONTINGENT", 2, &d);
         b.goto(&format!("{}/sales", c.base)).await.unwrap();
         let sales = b.source().await.unwrap();
-        assert!(sales.contains("<span id=\"rejected-count\">0</span>"), "{sales}");
+        assert!(
+            sales.contains("<span id=\"rejected-count\">0</span>"),
+            "{sales}"
+        );
         assert!(sales.contains("id=\"resolutions\""), "{sales}");
         assert!(sales.contains("dismissed by the manager"), "{sales}");
         for (page, name) in [
