@@ -95,7 +95,7 @@ fn orders_list_and_show_each_ticket_with_its_source() {
     let positions = rows(
         &sb,
         "OPERA.sqlite",
-        &format!("SELECT position FROM sales_line WHERE line = {a1}"),
+        &format!("SELECT 'line ' || position FROM sales_line WHERE line = {a1}"),
     );
     assert_eq!(t[0]["sale"]["position"], positions[0].as_str());
 

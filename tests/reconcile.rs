@@ -38,14 +38,16 @@ fn consistent() -> Sandbox {
              (1, 1, 'opera-tourism', 1, 1701, 50001, NULL, 2001, 1201, 1301, 8500, 'EUR', 1101, '2026-12-01T10:00:00Z', 'valid', NULL, NULL),
              (2, 1, 'opera-tourism', 2, 1701, NULL, 3201, 2004, 1201, 1301, 2500, 'EUR', 1101, '2026-12-01T10:00:00Z', 'valid', NULL, NULL),
              (3, 1, 'opera-tourism', 3, 1701, 50002, NULL, 2001, 1201, 1302, 4250, 'EUR', 1101, '2026-12-01T10:00:00Z', 'cancelled', 4, '2026-12-01T11:00:00Z');
-         INSERT INTO sales_line (link, line, operation, status, file, position, record, updated) VALUES
-             ('opera-tourism', 1, 'SALE', 'booked', 'f1', 'line 2', 'r', '2026-12-01T12:00:00Z'),
-             ('opera-tourism', 2, 'SALE', 'booked', 'f1', 'line 3', 'r', '2026-12-01T12:00:00Z'),
-             ('opera-tourism', 3, 'SALE', 'booked', 'f1', 'line 4', 'r', '2026-12-01T12:00:00Z'),
-             ('opera-tourism', 4, 'REFUND', 'booked', 'f1', 'line 5', 'r', '2026-12-01T12:00:00Z');
-         INSERT INTO pending_account_entry (link, ticket, amount, currency, created) VALUES
-             ('opera-tourism', 1, 8500, 'EUR', 'x'), ('opera-tourism', 2, 2500, 'EUR', 'x'),
-             ('opera-tourism', 3, 4250, 'EUR', 'x'), ('opera-tourism', 3, -4250, 'EUR', 'x');",
+         INSERT INTO run (id, kind, link, file, started, ended, status)
+             VALUES (900, 'import-sales', 'opera-tourism', 'f1', '2026-12-01T12:00:00Z', '2026-12-01T12:00:00Z', 'ok');
+         INSERT INTO sales_line (link, line, operation, status, run, position, record) VALUES
+             ('opera-tourism', 1, 'SALE', 'booked', 900, 2, 'r'),
+             ('opera-tourism', 2, 'SALE', 'booked', 900, 3, 'r'),
+             ('opera-tourism', 3, 'SALE', 'booked', 900, 4, 'r'),
+             ('opera-tourism', 4, 'REFUND', 'booked', 900, 5, 'r');
+         INSERT INTO pending_account_entry (ticket, amount, currency, run) VALUES
+             (1, 8500, 'EUR', 900), (2, 2500, 'EUR', 900),
+             (3, 4250, 'EUR', 900), (3, -4250, 'EUR', 900);",
     )
     .unwrap();
     journal_sales(&m, 1, "applied");
@@ -319,9 +321,9 @@ fn a_line_rejected_at_the_manager_is_flagged_with_its_reason() {
     );
     db(&sb, "OPERA")
         .execute(
-            "INSERT INTO sales_line (link, line, operation, status, file, position, code, reason, record, updated)
-             VALUES ('opera-tourism', 5, 'SALE', 'rejected', 'f1', 'line 6', 'price-differs',
-                     'price differs from the rate table (expected 8500 EUR, found 8000)', 'r', 'x')",
+            "INSERT INTO sales_line (link, line, operation, status, run, position, code, reason, record)
+             VALUES ('opera-tourism', 5, 'SALE', 'rejected', 900, 6, 'price-differs',
+                     'price differs from the rate table (expected 8500 EUR, found 8000)', 'r')",
             [],
         )
         .unwrap();
@@ -343,10 +345,10 @@ fn a_ticket_unknown_to_the_distributor_is_flagged() {
             "INSERT INTO ticket (id, sales_order, link, line, performance, seat, zone, seat_category, tariff_type,
                  audience_subcategory, amount, currency, vat_code, sold_at, state)
              VALUES (9, 1, 'opera-tourism', 9, 1701, 50004, NULL, 2001, 1201, 1301, 8500, 'EUR', 1101, 'x', 'valid');
-             INSERT INTO sales_line (link, line, operation, status, file, position, record, updated)
-             VALUES ('opera-tourism', 9, 'SALE', 'booked', 'f1', 'line 9', 'r', 'x');
-             INSERT INTO pending_account_entry (link, ticket, amount, currency, created)
-             VALUES ('opera-tourism', 9, 8500, 'EUR', 'x');",
+             INSERT INTO sales_line (link, line, operation, status, run, position, record)
+             VALUES ('opera-tourism', 9, 'SALE', 'booked', 900, 9, 'r');
+             INSERT INTO pending_account_entry (ticket, amount, currency, run)
+             VALUES (9, 8500, 'EUR', 900);",
         )
         .unwrap();
     let (code, doc) = reconcile_json(&sb, &[]);
@@ -362,8 +364,8 @@ fn a_pending_account_mismatch_is_flagged() {
     let sb = consistent();
     db(&sb, "OPERA")
         .execute(
-            "INSERT INTO pending_account_entry (link, ticket, amount, currency, created)
-             VALUES ('opera-tourism', 1, 100, 'EUR', 'x')",
+            "INSERT INTO pending_account_entry (ticket, amount, currency, run)
+             VALUES (1, 100, 'EUR', 900)",
             [],
         )
         .unwrap();

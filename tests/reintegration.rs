@@ -157,7 +157,8 @@ fn lines(tickets: &[Ticket]) -> Vec<(Line, u64)> {
 fn balance(store: &Store) -> i64 {
     count(
         store,
-        "SELECT coalesce(sum(amount), 0) FROM pending_account_entry WHERE link = 'opera-tourism'",
+        "SELECT coalesce(sum(e.amount), 0) FROM pending_account_entry e JOIN ticket t ON t.id = e.ticket
+          WHERE t.link = 'opera-tourism'",
     )
 }
 
@@ -254,7 +255,8 @@ fn the_sample_file_books_two_tickets_one_refund_on_the_setup() {
     assert_eq!(
         count(
             s,
-            "SELECT count(*) FROM sales_line WHERE status = 'booked' AND file = 'SALES_1.csv'"
+            "SELECT count(*) FROM sales_line l JOIN run r ON r.id = l.run
+              WHERE l.status = 'booked' AND r.file = 'SALES_1.csv'"
         ),
         4
     );
@@ -559,7 +561,8 @@ fn a_rejected_line_resubmitted_fixed_is_booked() {
     assert_eq!((out.booked, out.rejected, out.duplicates), (1, 0, 0));
     let row: (String, String, Option<String>, Option<String>) = query(&m.store, |c| {
         c.query_row(
-            "SELECT status, file, code, reason FROM sales_line WHERE line = 1",
+            "SELECT l.status, r.file, l.code, l.reason FROM sales_line l JOIN run r ON r.id = l.run
+             WHERE l.line = 1",
             [],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
@@ -646,13 +649,14 @@ fn cli_sales_rejects_lists_the_rejected_lines() {
     sb.ready();
     let db = sb.path().join("var/state/OPERA.sqlite");
     let conn = Connection::open(&db).unwrap();
-    conn.execute(
-        "INSERT INTO sales_line (link, line, operation, status, file, position, code, reason, record, updated)
-         VALUES ('opera-tourism', 7, 'SALE', 'rejected', 'SALES_3.csv', 'line 8', 'seat-not-in-contingent',
+    conn.execute_batch(
+        "INSERT INTO run (id, kind, link, file, started, ended, status)
+         VALUES (900, 'import-sales', 'opera-tourism', 'SALES_3.csv', '2026-12-01T00:00:00.000000Z',
+                 '2026-12-01T00:00:00.000000Z', 'partial');
+         INSERT INTO sales_line (link, line, operation, status, run, position, code, reason, record)
+         VALUES ('opera-tourism', 7, 'SALE', 'rejected', 900, 8, 'seat-not-in-contingent',
                  '+seat 3301:A:9 is not in the contingent',
-                 '7;SALE;2026-12-01T10:15:00Z;T-7;;1701;3301;A;9;;2001;1201;1301;8500;EUR;1101;',
-                 '2026-12-01T00:00:00.000000Z')",
-        [],
+                 '7;SALE;2026-12-01T10:15:00Z;T-7;;1701;3301;A;9;;2001;1201;1301;8500;EUR;1101;')",
     )
     .unwrap();
     drop(conn);

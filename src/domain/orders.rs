@@ -246,7 +246,10 @@ fn order_by_id(conn: &Connection, id: i64) -> Result<OrderView, DomainError> {
 
 fn source(conn: &Connection, link: &str, line: i64) -> Result<Source, DomainError> {
     let found: Option<(String, String)> = conn
-        .prepare_cached("SELECT file, position FROM sales_line WHERE link = ?1 AND line = ?2")?
+        .prepare_cached(
+            "SELECT coalesce(r.file, '?'), 'line ' || l.position
+             FROM sales_line l JOIN run r ON r.id = l.run WHERE l.link = ?1 AND l.line = ?2",
+        )?
         .query_row((link, line), |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     let (file, position) = found.unzip();
@@ -330,13 +333,14 @@ fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError
 pub fn account(conn: &Connection, link: &str) -> Result<Account, DomainError> {
     let entries: Vec<Entry> = conn
         .prepare_cached(
-            "SELECT e.id, e.created, o.reference, e.ticket, t.line, e.amount, e.currency,
+            "SELECT e.id, r.started, o.reference, e.ticket, t.line, e.amount, e.currency,
                     EXISTS (SELECT 1 FROM pending_account_entry p
                             WHERE p.ticket = e.ticket AND p.id < e.id)
              FROM pending_account_entry e
              JOIN ticket t ON t.id = e.ticket
              JOIN sales_order o ON o.id = t.sales_order
-             WHERE e.link = ?1 ORDER BY e.id",
+             JOIN run r ON r.id = e.run
+             WHERE t.link = ?1 ORDER BY e.id",
         )?
         .query_map([link], |r| {
             let minor: i64 = r.get(5)?;

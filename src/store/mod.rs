@@ -15,6 +15,7 @@ pub mod journal;
 pub mod mapping;
 pub mod runs;
 pub mod schema;
+mod schema_compact;
 mod schema_logical;
 mod schema_prices;
 pub mod stats;

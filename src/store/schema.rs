@@ -80,6 +80,7 @@ pub const MIGRATIONS: &[Migration] = &[
         sql: super::schema_prices::PER_OBJECT_VALIDATION_AND_PRICE_VERSIONS,
     },
     super::schema_logical::LOGICAL_SEATS,
+    super::schema_compact::COMPACT_SALES_ROWS,
 ];
 
 /// The schema version this build writes.

@@ -78,7 +78,7 @@ const TABLES: &[Table] = &[
     Table {
         name: "pending_account_entry",
         store: "OPERA",
-        sql: "SELECT p.link || '/line ' || t.line || ' ' || p.amount || ' ' || p.currency, ''
+        sql: "SELECT t.link || '/line ' || t.line || ' ' || p.amount || ' ' || p.currency, ''
               FROM pending_account_entry p JOIN ticket t ON t.id = p.ticket",
     },
     Table {

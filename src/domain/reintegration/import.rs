@@ -126,8 +126,9 @@ impl<'t> SalesImport<'t> {
         let ctx = self.ctx;
         let previous: Option<(String, String, String, Option<i64>)> = tx
             .prepare_cached(
-                "SELECT file, position, record, digest FROM sales_line
-                 WHERE link = ?1 AND line = ?2 AND status = 'booked'",
+                "SELECT coalesce(r.file, '?'), 'line ' || l.position, l.record, l.digest
+                 FROM sales_line l JOIN run r ON r.id = l.run
+                 WHERE l.link = ?1 AND l.line = ?2 AND l.status = 'booked'",
             )?
             .query_row((ctx.link, id), |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -182,12 +183,12 @@ impl<'t> SalesImport<'t> {
         // text too (`stxd sales rejects` lists it).
         let kept = if code.is_some() { record.as_str() } else { "" };
         tx.prepare_cached(
-            "INSERT INTO sales_line (link, line, operation, status, file, position, code, reason, record, updated, digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+            "INSERT INTO sales_line (link, line, operation, status, run, position, code, reason, record, digest)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
              ON CONFLICT (link, line) DO UPDATE SET
-                 operation = excluded.operation, status = excluded.status, file = excluded.file,
+                 operation = excluded.operation, status = excluded.status, run = excluded.run,
                  position = excluded.position, code = excluded.code, reason = excluded.reason,
-                 record = excluded.record, updated = excluded.updated, digest = excluded.digest
+                 record = excluded.record, digest = excluded.digest
              WHERE sales_line.status = 'rejected'",
         )?
         .execute(rusqlite::params![
@@ -195,12 +196,11 @@ impl<'t> SalesImport<'t> {
             id,
             op_str(t.operation),
             status,
-            ctx.file,
-            &position,
+            ctx.run,
+            i64::try_from(line).unwrap_or(i64::MAX),
             code,
             reason,
             kept,
-            &self.now,
             digest,
         ])?;
         if let Some((sale, sale_code)) = unbooked {
@@ -303,10 +303,10 @@ impl<'t> SalesImport<'t> {
     pub(super) fn pending(&self, ticket: i64, amount: i64, currency: &str) -> Result<(), Stop> {
         self.tx
             .prepare_cached(
-                "INSERT INTO pending_account_entry (link, ticket, amount, currency, created)
-                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO pending_account_entry (ticket, amount, currency, run)
+                 VALUES (?1, ?2, ?3, ?4)",
             )?
-            .execute((self.ctx.link, ticket, amount, currency, &self.now))?;
+            .execute((ticket, amount, currency, self.ctx.run))?;
         Ok(())
     }
 }

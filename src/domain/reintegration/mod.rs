@@ -349,7 +349,7 @@ pub struct SalesImport<'t> {
     overridden: Vec<(&'static str, String)>,
     /// Master data and counts the lines look up, read once per file.
     cache: cache::Cache,
-    /// When the file is applied: the `updated` and `created` of its rows.
+    /// When the file is applied: the `created` of its orders.
     now: String,
     /// The connection's page cache before the import enlarged it.
     cache_size: i64,

@@ -49,10 +49,12 @@ pub fn for_each_rejected(
     mut f: impl FnMut(Rejected) -> Result<(), DomainError>,
 ) -> Result<u64, DomainError> {
     let mut st = conn.prepare_cached(
-        "SELECT line, operation, file, position, code, reason, record, updated
-           FROM sales_line l WHERE link = ?1 AND status = 'rejected'
+        "SELECT l.line, l.operation, coalesce(run.file, '?'), 'line ' || l.position, l.code, l.reason,
+                l.record, run.started
+           FROM sales_line l JOIN run ON run.id = l.run
+          WHERE l.link = ?1 AND l.status = 'rejected'
             AND NOT EXISTS (SELECT 1 FROM sales_line_resolution r WHERE r.link = l.link AND r.line = l.line)
-          ORDER BY line",
+          ORDER BY l.line",
     )?;
     let mut rows = st.query([link])?;
     let mut n = 0u64;

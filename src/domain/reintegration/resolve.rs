@@ -97,7 +97,8 @@ pub struct Resolution {
 struct Recorded {
     operation: String,
     file: String,
-    position: String,
+    /// The line's number in its file (0: not known).
+    position: u64,
     code: String,
     record: String,
 }
@@ -137,18 +138,7 @@ pub fn resolve_line(
     let (decision, booked) = if overrides.is_empty() {
         ("dismissed", None)
     } else {
-        let position = rec
-            .position
-            .strip_prefix("line ")
-            .and_then(|n| n.parse().ok());
-        let booked = book(
-            tx,
-            ctx,
-            &ticket,
-            position.unwrap_or(0),
-            &overrides,
-            &invalid,
-        )?;
+        let booked = book(tx, ctx, &ticket, rec.position, &overrides, &invalid)?;
         ("accepted", Some(booked))
     };
     let overridden: Vec<String> = booked
@@ -188,7 +178,7 @@ pub fn resolve_line(
         } else {
             "line-dismissed"
         },
-        Some(&rec.position),
+        Some(&format!("line {}", rec.position)),
         &format!(
             "{object} (rejected {}) {decision} by {by}: {what}; reason: {reason}",
             rec.code
@@ -216,10 +206,11 @@ fn recorded(
     line: i64,
     invalid: &dyn Fn(String) -> DomainError,
 ) -> Result<Recorded, DomainError> {
-    let found: Option<(String, String, String, String, Option<String>, String)> = tx
+    let found: Option<(String, String, String, i64, Option<String>, String)> = tx
         .prepare_cached(
-            "SELECT operation, status, file, position, code, record FROM sales_line
-             WHERE link = ?1 AND line = ?2",
+            "SELECT l.operation, l.status, coalesce(r.file, '?'), l.position, l.code, l.record
+             FROM sales_line l JOIN run r ON r.id = l.run
+             WHERE l.link = ?1 AND l.line = ?2",
         )?
         .query_row((link, line), |r| {
             Ok((
@@ -248,6 +239,7 @@ fn recorded(
             "already resolved: {decision} by {by} at {at}"
         )));
     }
+    let position = u64::try_from(position).unwrap_or(0);
     match (status.as_str(), code) {
         ("rejected", Some(code)) => Ok(Recorded {
             operation,
@@ -257,7 +249,7 @@ fn recorded(
             record,
         }),
         _ => Err(invalid(format!(
-            "is {status} (from {file}, {position}), not rejected: nothing to resolve"
+            "is {status} (from {file}, line {position}), not rejected: nothing to resolve"
         ))),
     }
 }
