@@ -59,6 +59,67 @@ pub fn manager_db(dir: &Path) -> PathBuf {
     dir.join("var/state/OPERA.sqlite")
 }
 
+/// The distributor's store in a sandbox.
+pub fn distributor_db(dir: &Path) -> PathBuf {
+    dir.join("var/state/TOURISM.sqlite")
+}
+
+/// The distributor's inbox on the link (the manager's outbox).
+pub fn distributor_inbox(dir: &Path) -> PathBuf {
+    dir.join("var/exchange").join(LINK).join("to-distributor")
+}
+
+/// The payload (`.xml` or `.csv`) of the one file of `kind` waiting in
+/// the distributor's inbox.
+pub fn waiting_payload(dir: &Path, kind: &str) -> PathBuf {
+    std::fs::read_dir(distributor_inbox(dir))
+        .expect("the distributor's inbox")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap_or_default().to_string_lossy();
+            name.contains(&format!(".{kind}.")) && !name.ends_with(".stx")
+        })
+        .unwrap_or_else(|| panic!("no {kind} file waits in the distributor's inbox"))
+}
+
+/// From a [`base`] sandbox, the distributor's side ready to apply the
+/// grown venue: its mapping table filled (the demo's), the manager's seat
+/// plan and catalogue exported into its inbox, not applied yet.
+pub fn distributor(bin: &Path, base: &Path, dir: &Path) {
+    crate::measure::copy_tree(base, dir);
+    for args in [
+        &["mapping", "import", "samples/tourism/mapping.csv"][..],
+        &["export", "seatplan", "--link", LINK][..],
+        &["export", "catalogue", "--link", LINK][..],
+    ] {
+        crate::measure::run(&mut stxd(bin, dir, args));
+    }
+}
+
+/// From a [`distributor`] sandbox whose seat plan and catalogue were
+/// applied: every bench performance marked as never exported at the
+/// manager, then its contingent exported whole into the distributor's
+/// inbox (`performances` × the venue's seats, plus the standing zone).
+/// Returns the export's time, seconds.
+pub fn contingent(bin: &Path, dir: &Path) -> f64 {
+    let conn = rusqlite::Connection::open(manager_db(dir)).expect("open the manager's store");
+    conn.execute(
+        &format!(
+            "UPDATE allotment SET exported = 0, acknowledged = 0 WHERE performance >= {FIRST_PERF}"
+        ),
+        [],
+    )
+    .expect("unexport the bench performances");
+    drop(conn);
+    crate::measure::run(&mut stxd(
+        bin,
+        dir,
+        &["export", "contingent", "--link", LINK],
+    ))
+    .secs
+}
+
 /// The manager's inbox on the link.
 pub fn manager_inbox(dir: &Path) -> PathBuf {
     dir.join("var/exchange").join(LINK).join("to-manager")

@@ -11,8 +11,12 @@
 //! `sales` (reintegration at the manager vs `sqlite3 .import` and
 //! benches/sales_anchor.py), `standing` (sales on one standing zone at 1×,
 //! 2×, 4× lines: linear or not), `seatplan` (verify + parse of the exported
-//! seat plan vs `xmllint --stream --noout`), `latency` (drop → `done/` with
-//! the daemon running vs a one-shot `stxd process`). Each figure is the
+//! seat plan vs `xmllint --stream --noout`), `apply` (the seat plan and the
+//! catalogue applied at the distributor vs `xmllint --stream --noout` on
+//! both), `contingent` (the whole venue's contingent over every bench
+//! performance applied at the distributor vs `sqlite3 .import` of its
+//! payload), `latency` (drop → `done/` with the daemon running vs a
+//! one-shot `stxd process`). Each figure is the
 //! median of N runs (default 3; 1 at `small`), the contestants taking turns.
 //! `STXD_BENCH_BASELINE=/path/to/another/stxd` adds that binary as a
 //! contestant (before/after figures in one run); `STXD_BENCH_DIR` is where
@@ -67,7 +71,14 @@ const SCALES: &[Scale] = &[
     },
 ];
 
-const WORKLOADS: &[&str] = &["sales", "standing", "seatplan", "latency"];
+const WORKLOADS: &[&str] = &[
+    "sales",
+    "standing",
+    "seatplan",
+    "apply",
+    "contingent",
+    "latency",
+];
 
 /// The stxd binaries taking part (this build, and the baseline if given),
 /// each with its base sandbox (its own schema), all with one link secret.
@@ -137,6 +148,8 @@ fn main() {
             "sales" => sales(&bins, dir.path(), &base, scale, runs),
             "standing" => standing(&bins, dir.path(), &base, scale, runs),
             "seatplan" => seatplan(&bins, dir.path(), &base, runs),
+            "apply" => apply(&bins, dir.path(), scale, perfs, runs),
+            "contingent" => contingent(&bins, dir.path(), scale, perfs, runs),
             _ => latency(&bins, dir.path(), scale),
         }
     }
@@ -423,6 +436,184 @@ fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
         );
     }
     let _ = std::fs::remove_dir_all(&run);
+}
+
+/// Counts the rows of `table` in the store `db`.
+fn count(db: &Path, table: &str) -> u64 {
+    rusqlite::Connection::open(db)
+        .expect("open")
+        .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| r.get(0))
+        .expect("count")
+}
+
+/// `stxd process` at the distributor on a fresh copy of `state`, checked
+/// by `done` on the run's sandbox.
+fn process_copy(bin: &Path, scratch: &Path, state: &Path, done: impl FnOnce(&Path)) -> Sample {
+    let run = scratch.join("run");
+    let _ = std::fs::remove_dir_all(&run);
+    measure::copy_tree(state, &run);
+    let s = measure::run(&mut stxd(bin, &run, &["process"]));
+    done(&run);
+    let _ = std::fs::remove_dir_all(&run);
+    s
+}
+
+/// Prints one line per contestant: median time, MiB/s of `mib`, peak
+/// memory, ratio to the last contestant (the anchor).
+fn table(names: &[&str], samples: &[Vec<Sample>], mib: f64) {
+    let reference = median(samples.last().expect("an anchor")).secs;
+    println!(
+        "  {:<22} {:>9} {:>9} {:>10} {:>9}",
+        "contestant", "median s", "MiB/s", "peak MiB", "ratio"
+    );
+    for (name, s) in names.iter().zip(samples) {
+        let m = median(s);
+        println!(
+            "  {:<22} {:>9.3} {:>9.1} {:>10.1} {:>9.2}",
+            name,
+            m.secs,
+            mib / m.secs,
+            m.rss_kib as f64 / 1024.0,
+            m.secs / reference
+        );
+    }
+}
+
+fn file_mib(paths: &[&Path]) -> f64 {
+    paths
+        .iter()
+        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+        .sum::<u64>() as f64
+        / 1048576.0
+}
+
+/// The seat plan and the catalogue of the grown venue applied at the
+/// distributor (`stxd process`: verify, parse, map, write its store)
+/// against `xmllint --stream --noout` reading both payloads.
+fn apply(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usize) {
+    let states: Vec<PathBuf> = bins
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, (_, bin, own))| {
+            let d = scratch.join(format!("apply-{i}"));
+            fixture::distributor(bin, own, &d);
+            d
+        })
+        .collect();
+    let plan = fixture::waiting_payload(&states[0], "SEATPLAN");
+    let cat = fixture::waiting_payload(&states[0], "CATALOGUE");
+    let mib = file_mib(&[&plan, &cat]);
+    println!(
+        "
+seat plan + catalogue applied at the distributor: {mib:.1} MiB ({} seats, {perfs} performances; stxd process vs xmllint --stream --noout on both)",
+        scale.seats
+    );
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
+    for _ in 0..runs {
+        for (i, ((_, bin, _), state)) in bins.0.iter().zip(&states).enumerate() {
+            samples[i].push(process_copy(bin, scratch, state, |run| {
+                let seats = count(&fixture::distributor_db(run), "seat");
+                assert!(
+                    seats >= scale.seats,
+                    "{}: the seat plan was not applied ({seats} seats at the distributor)",
+                    bin.display()
+                );
+            }));
+        }
+        let mut x = Command::new("xmllint");
+        x.args(["--stream", "--noout"]).arg(&plan).arg(&cat);
+        samples[bins.0.len()].push(measure::run(&mut x));
+    }
+    let names: Vec<&str> = bins
+        .0
+        .iter()
+        .map(|b| b.0)
+        .chain(["xmllint --stream"])
+        .collect();
+    table(&names, &samples, mib);
+    for s in states {
+        let _ = std::fs::remove_dir_all(s);
+    }
+}
+
+/// The contingent of every bench performance (the whole venue each)
+/// applied at the distributor against `sqlite3 .import` of its payload
+/// into a table keyed by place.
+fn contingent(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usize) {
+    let mut export_secs = Vec::new();
+    let states: Vec<PathBuf> = bins
+        .0
+        .iter()
+        .enumerate()
+        .map(|(i, (_, bin, own))| {
+            let d = scratch.join(format!("contingent-{i}"));
+            fixture::distributor(bin, own, &d);
+            measure::run(&mut stxd(bin, &d, &["process"]));
+            export_secs.push(fixture::contingent(bin, &d));
+            d
+        })
+        .collect();
+    let payload = fixture::waiting_payload(&states[0], "CONTINGENT");
+    let mib = file_mib(&[&payload]);
+    let places = scale.seats * perfs;
+    println!(
+        "
+contingent applied at the distributor: {places} seats ({} x {perfs} performances), {mib:.1} MiB (stxd process vs sqlite3 .import)",
+        scale.seats
+    );
+    for ((name, _, _), secs) in bins.0.iter().zip(&export_secs) {
+        println!("  ({name}: its export at the manager took {secs:.3} s)");
+    }
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
+    for _ in 0..runs {
+        for (i, ((_, bin, _), state)) in bins.0.iter().zip(&states).enumerate() {
+            samples[i].push(process_copy(bin, scratch, state, |run| {
+                let seats = count(&fixture::distributor_db(run), "contingent_seat");
+                assert!(
+                    seats >= places,
+                    "{}: the contingent was not applied ({seats} of {places} seats at the distributor)",
+                    bin.display()
+                );
+            }));
+        }
+        samples[bins.0.len()].push(contingent_import(scratch, &payload));
+    }
+    let names: Vec<&str> = bins
+        .0
+        .iter()
+        .map(|b| b.0)
+        .chain(["sqlite3 .import"])
+        .collect();
+    table(&names, &samples, mib);
+    for s in states {
+        let _ = std::fs::remove_dir_all(s);
+    }
+}
+
+/// `sqlite3 .import` of a CONTINGENT payload into a table of its columns
+/// keyed by performance and place.
+fn contingent_import(scratch: &Path, payload: &Path) -> Sample {
+    let db = scratch.join("anchor-contingent.sqlite");
+    let _ = std::fs::remove_file(&db);
+    let header = std::io::BufRead::lines(std::io::BufReader::new(
+        std::fs::File::open(payload).expect("payload"),
+    ))
+    .next()
+    .and_then(Result::ok)
+    .expect("the payload's header");
+    let columns: Vec<String> = header.split(';').map(|c| format!("\"{c}\" TEXT")).collect();
+    let mut cmd = Command::new("sqlite3");
+    cmd.arg(&db).args([
+        format!(
+            "CREATE TABLE contingent ({}, PRIMARY KEY (performance, type, block, row, seat, zone))",
+            columns.join(", ")
+        ),
+        ".mode csv".into(),
+        ".separator ;".into(),
+        format!(".import --skip 1 {} contingent", payload.display()),
+    ]);
+    measure::run(&mut cmd)
 }
 
 fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {
