@@ -11,29 +11,7 @@ use crate::proftpd::Proftpd;
 use crate::sshd::{Sshd, set_mode};
 use crate::util::unique;
 
-/// Waits until a server this test started has written `pid_file` and
-/// accepts connections on `port`; fails with its log if it exits or
-/// takes more than 30 s.
-pub fn wait_listening(
-    name: &str,
-    child: &mut std::process::Child,
-    pid_file: &Path,
-    port: u16,
-    log: &dyn Fn() -> String,
-) {
-    use std::time::{Duration, Instant};
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if pid_file.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{name} exited with {status}: {}", log());
-        }
-        assert!(Instant::now() < deadline, "{name} did not start: {}", log());
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+pub use crate::sshd::wait_listening;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {

@@ -50,6 +50,30 @@ fn public_key(path: &Path) -> String {
         .join(" ")
 }
 
+/// Waits until a server this test started has written `pid_file` and
+/// accepts connections on `port`; fails with its log if it exits or
+/// takes more than 30 s.
+pub fn wait_listening(
+    name: &str,
+    child: &mut std::process::Child,
+    pid_file: &Path,
+    port: u16,
+    log: &dyn Fn() -> String,
+) {
+    use std::time::{Duration, Instant};
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if pid_file.exists() && std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited with {status}: {}", log());
+        }
+        assert!(Instant::now() < deadline, "{name} did not start: {}", log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 impl Sshd {
     /// Starts sshd; the client key is authorized, known_hosts holds the host
     /// key for `[127.0.0.1]:PORT`.
@@ -151,7 +175,7 @@ impl Sshd {
             .expect("start sshd");
         let mut child = child;
         let pid_file = self.dir().join("sshd.pid");
-        crate::servers::wait_listening("sshd", &mut child, &pid_file, self.port, &|| self.log());
+        wait_listening("sshd", &mut child, &pid_file, self.port, &|| self.log());
         self.child = Some(child);
     }
 

@@ -47,7 +47,7 @@ pub fn stxd(bin: &Path, dir: &Path, args: &[&str]) -> Command {
 /// sandbox, for every command), they then name the same files: a baseline
 /// binary from before paths were resolved from the config's folder reads
 /// the same sandbox as this one.
-const CONFIG: &str = "stxd.toml";
+pub const CONFIG: &str = "stxd.toml";
 
 fn root_config(dir: &Path) {
     let text = std::fs::read_to_string(repo().join("config/stxd.toml")).expect("demo config");

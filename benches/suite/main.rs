@@ -15,7 +15,9 @@
 //! catalogue applied at the distributor vs `xmllint --stream --noout` on
 //! both), `contingent` (the whole venue's contingent over every bench
 //! performance applied at the distributor vs `sqlite3 .import` of its
-//! payload), `latency` (drop → `done/` with the daemon running vs a
+//! payload), `sftp` (one large pair pushed, then pulled, by `stxd poll`
+//! through a real sshd on 127.0.0.1 vs OpenSSH's `sftp -b` put and get),
+//! `latency` (drop → `done/` with the daemon running vs a
 //! one-shot `stxd process`). Each figure is the
 //! median of N runs (default 3; 1 at `small`), the contestants taking turns.
 //! `STXD_BENCH_BASELINE=/path/to/another/stxd` adds that binary as a
@@ -24,6 +26,11 @@
 
 mod fixture;
 mod measure;
+// The tests' real sshd on 127.0.0.1 (its own keys, port and config),
+// started by the `sftp` workload.
+#[allow(dead_code)]
+#[path = "../../tests/sshd.rs"]
+mod sshd;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,6 +45,7 @@ struct Scale {
     seats: u64,
     standing: u64,
     latency_files: u64,
+    sftp_mib: u64,
 }
 
 const SCALES: &[Scale] = &[
@@ -47,6 +55,7 @@ const SCALES: &[Scale] = &[
         seats: 1_000,
         standing: 500,
         latency_files: 20,
+        sftp_mib: 4,
     },
     Scale {
         name: "100k",
@@ -54,6 +63,7 @@ const SCALES: &[Scale] = &[
         seats: 100_000,
         standing: 5_000,
         latency_files: 200,
+        sftp_mib: 256,
     },
     Scale {
         name: "1m",
@@ -61,6 +71,7 @@ const SCALES: &[Scale] = &[
         seats: 100_000,
         standing: 10_000,
         latency_files: 200,
+        sftp_mib: 256,
     },
     Scale {
         name: "10m",
@@ -68,6 +79,7 @@ const SCALES: &[Scale] = &[
         seats: 100_000,
         standing: 20_000,
         latency_files: 200,
+        sftp_mib: 256,
     },
 ];
 
@@ -77,6 +89,7 @@ const WORKLOADS: &[&str] = &[
     "seatplan",
     "apply",
     "contingent",
+    "sftp",
     "latency",
 ];
 
@@ -150,6 +163,7 @@ fn main() {
             "seatplan" => seatplan(&bins, dir.path(), &base, runs),
             "apply" => apply(&bins, dir.path(), scale, perfs, runs),
             "contingent" => contingent(&bins, dir.path(), scale, perfs, runs),
+            "sftp" => sftp(&bins, dir.path(), &base, scale, runs),
             _ => latency(&bins, dir.path(), scale),
         }
     }
@@ -614,6 +628,191 @@ fn contingent_import(scratch: &Path, payload: &Path) -> Sample {
         format!(".import --skip 1 {} contingent", payload.display()),
     ]);
     measure::run(&mut cmd)
+}
+
+/// A large pair pushed to, then pulled from, a real sshd on 127.0.0.1 by
+/// `stxd poll` (the manager as the SFTP client), against OpenSSH's `sftp
+/// -b` putting and getting the same payload.
+fn sftp(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
+    let server = sshd::Sshd::start();
+    let root = scratch.join("sftp");
+    let (share, local) = (root.join("share"), root.join("client"));
+    for d in [
+        share.join("to-distributor"),
+        share.join("to-manager"),
+        local.join("inbox"),
+        local.join("outbox"),
+    ] {
+        std::fs::create_dir_all(&d).expect("sftp folders");
+    }
+    let user = String::from_utf8(
+        Command::new("id")
+            .arg("-un")
+            .output()
+            .expect("id -un")
+            .stdout,
+    )
+    .expect("user name")
+    .trim()
+    .to_owned();
+    std::fs::copy(
+        base.join("var/secrets/opera-tourism.key"),
+        root.join("secret.key"),
+    )
+    .expect("secret");
+    std::fs::write(
+        root.join(fixture::CONFIG),
+        format!(
+            "state_dir = \"state\"\n[[institution]]\ncode = \"OPERA\"\nrole = \"manager\"\n\n\
+             [[link]]\nname = \"{link}\"\nmanager = \"OPERA\"\ndistributor = \"TOURISM\"\n\
+             login = \"TOURISM_OPE@TOURISM\"\nsecret_file = \"secret.key\"\n\n[link.transport]\n\
+             kind = \"sftp\"\nhost = \"127.0.0.1\"\nport = {port}\nuser = \"{user}\"\n\
+             key_file = \"{key}\"\nknown_hosts = \"{hosts}\"\nremote_dir = \"{share}\"\nlocal_dir = \"{local}\"\n",
+            link = fixture::LINK,
+            port = server.port(),
+            key = server.client_key().display(),
+            hosts = server.client_known_hosts().display(),
+            share = share.display(),
+            local = local.display(),
+        ),
+    )
+    .expect("sftp config");
+    // The payload: bytes the transport moves without reading them.
+    let size = scale.sftp_mib * 1024 * 1024;
+    let source = root.join("payload");
+    {
+        use std::io::Write;
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&source).expect("payload"));
+        let mut x = 0x9E37_79B9_7F4A_7C15u64;
+        for _ in 0..size / 8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            f.write_all(&x.to_le_bytes()).expect("payload");
+        }
+    }
+    let push_name = format!("{}.SEATPLAN.00000001", fixture::LINK);
+    let pull_name = format!("{}.SALES.00000001", fixture::LINK);
+    let ssh_args = |batch: &Path| {
+        let mut c = Command::new("sftp");
+        c.arg("-q")
+            .arg("-b")
+            .arg(batch)
+            .arg("-i")
+            .arg(server.client_key())
+            .arg("-o")
+            .arg(format!(
+                "UserKnownHostsFile={}",
+                server.client_known_hosts().display()
+            ))
+            .args(["-o", "BatchMode=yes", "-P"])
+            .arg(server.port().to_string())
+            .arg(format!("{user}@127.0.0.1"));
+        c
+    };
+    let batch = |name: &str, text: String| {
+        let p = root.join(name);
+        std::fs::write(&p, text).expect("sftp batch");
+        p
+    };
+    let put = batch(
+        "put.batch",
+        format!(
+            "put {} {}\n",
+            source.display(),
+            share.join("to-distributor/anchor").display()
+        ),
+    );
+    let get = batch(
+        "get.batch",
+        format!(
+            "get {} {}\n",
+            share.join("to-manager/anchor").display(),
+            local.join("anchor").display()
+        ),
+    );
+    let clear = |dir: &Path| {
+        for e in std::fs::read_dir(dir).expect("list").filter_map(Result::ok) {
+            if e.file_type().is_ok_and(|t| t.is_file()) {
+                std::fs::remove_file(e.path()).expect("clear");
+            }
+        }
+    };
+    let size_of = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "
+SFTP through OpenSSH sshd on 127.0.0.1: a {} MiB pair pushed, then pulled (stxd poll vs sftp -b put / get)",
+        scale.sftp_mib
+    );
+    let n = bins.0.len();
+    let (mut push, mut pull): (Vec<Vec<Sample>>, Vec<Vec<Sample>>) =
+        (vec![Vec::new(); n + 1], vec![Vec::new(); n + 1]);
+    for _ in 0..runs {
+        for (i, (_, bin, _)) in bins.0.iter().enumerate() {
+            let outbox = local.join("outbox");
+            std::fs::hard_link(&source, outbox.join(format!("{push_name}.xml"))).expect("pair");
+            std::fs::write(outbox.join(format!("{push_name}.stx")), "manifest\n").expect("pair");
+            push[i].push(measure::run(&mut stxd(
+                bin,
+                &root,
+                &["poll", "--link", fixture::LINK],
+            )));
+            let pushed = share.join(format!("to-distributor/{push_name}.xml"));
+            assert_eq!(
+                size_of(&pushed),
+                size,
+                "{}: the pushed payload",
+                bin.display()
+            );
+            clear(&share.join("to-distributor"));
+            let _ = std::fs::remove_dir_all(outbox.join("sent"));
+
+            let remote = share.join("to-manager");
+            std::fs::hard_link(&source, remote.join(format!("{pull_name}.csv"))).expect("pair");
+            std::fs::write(remote.join(format!("{pull_name}.stx")), "manifest\n").expect("pair");
+            // `stxd poll` then processes its inbox: the pulled manifest, not
+            // sealed, is refused at its first line (exit code 1) and the
+            // pair goes to `error/`, without reading the payload.
+            pull[i].push(measure::run_exiting(
+                &mut stxd(bin, &root, &["poll", "--link", fixture::LINK]),
+                &[1],
+            ));
+            let pulled = local.join(format!("inbox/error/{pull_name}.csv"));
+            assert_eq!(
+                size_of(&pulled),
+                size,
+                "{}: the pulled payload",
+                bin.display()
+            );
+            let _ = std::fs::remove_dir_all(local.join("inbox/error"));
+            clear(&remote);
+        }
+        push[n].push(measure::run(&mut ssh_args(&put)));
+        assert_eq!(
+            size_of(&share.join("to-distributor/anchor")),
+            size,
+            "sftp put"
+        );
+        place(
+            &share.join("to-distributor/anchor"),
+            &share.join("to-manager"),
+        );
+        pull[n].push(measure::run(&mut ssh_args(&get)));
+        assert_eq!(size_of(&local.join("anchor")), size, "sftp get");
+        clear(&share.join("to-manager"));
+        std::fs::remove_file(local.join("anchor")).expect("anchor");
+    }
+    let mib = scale.sftp_mib as f64;
+    for (what, samples, anchor) in [
+        ("push", &push, "sftp -b put"),
+        ("pull", &pull, "sftp -b get"),
+    ] {
+        println!("  {what}:");
+        let names: Vec<&str> = bins.0.iter().map(|b| b.0).chain([anchor]).collect();
+        table(&names, samples, mib);
+    }
+    drop(server);
+    let _ = std::fs::remove_dir_all(&root);
 }
 
 fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {

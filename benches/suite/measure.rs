@@ -18,6 +18,11 @@ pub struct Sample {
 /// Runs `cmd` to its end; panics (the suite stops) when it fails, with its
 /// output, so a figure is never taken from a run that did not do the work.
 pub fn run(cmd: &mut Command) -> Sample {
+    run_exiting(cmd, &[0])
+}
+
+/// [`run`], the command's success being one of the exit `codes`.
+pub fn run_exiting(cmd: &mut Command, codes: &[i32]) -> Sample {
     let what = format!("{cmd:?}");
     let out = tempfile::tempfile().expect("temp file");
     let err = tempfile::tempfile().expect("temp file");
@@ -47,7 +52,7 @@ pub fn run(cmd: &mut Command) -> Sample {
         "wait4 {what}: {}",
         std::io::Error::last_os_error()
     );
-    let ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    let ok = libc::WIFEXITED(status) && codes.contains(&libc::WEXITSTATUS(status));
     if !ok {
         let read = |mut f: std::fs::File| {
             use std::io::{Read, Seek};
