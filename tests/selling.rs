@@ -647,6 +647,65 @@ fn a_snapshot_taking_back_sold_places_keeps_them_sold() {
     assert_eq!(outcome.applied, vec![(id(1701), 3)]);
 }
 
+/// A place the distributor cannot take is refused with its line, after
+/// earlier lines that named the same block and seat categories were
+/// accepted (the import reads each mapping once per file), and the file
+/// writes nothing.
+#[test]
+fn a_place_the_distributor_cannot_take_is_refused_at_its_line_after_good_ones() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let head = "performance;version;type;block;row;seat;zone;quantity;seat_category\n\
+                1701;1;PERFORMANCE;;;;;;\n\
+                1701;1;SEAT;3301;A;1;;;2001\n\
+                1701;1;SEAT;3301;A;2;;;2001\n";
+    let cases = [
+        (
+            "1701;1;SEAT;3301;Z;99;;;2001",
+            "unknown-seat",
+            "seat 3301 Z 99",
+        ),
+        (
+            "1701;1;SEAT;3301;A;3;;;2004",
+            "seat-category-differs",
+            "seat 3301 A 3",
+        ),
+        (
+            "1701;1;ZONE;;;;3201;5;2001",
+            "seat-category-differs",
+            "zone 3201",
+        ),
+        (
+            "1701;1;SEAT;9999;A;1;;;2001",
+            "unmapped-block",
+            "seat 9999 A 1",
+        ),
+        ("1701;1;ZONE;;;;9999;5;2004", "unmapped-zone", "zone 9999"),
+    ];
+    for (bad, code, object) in cases {
+        let text = format!("{head}{bad}\n1701;1;SEAT;3301;A;4;;;2001\n");
+        let err = apply_contingent(&sb, &text).map(|_| ()).expect_err(bad);
+        let DomainError::Content(f) = &err else {
+            panic!("{bad}: not a content refusal: {err}");
+        };
+        assert_eq!(f.code, code, "{bad}: {err}");
+        let text = err.to_string();
+        for part in ["contingent.csv", "line 5", object] {
+            assert!(text.contains(part), "{bad}: {part:?} missing from: {text}");
+        }
+        assert_eq!(
+            query_i64(&sb, "SELECT count(*) FROM contingent_snapshot"),
+            0,
+            "{bad}: nothing applied"
+        );
+        assert_eq!(query_i64(&sb, "SELECT count(*) FROM contingent_seat"), 0);
+    }
+    // The same lines without the bad one apply.
+    let (outcome, _) = apply_contingent(&sb, head).expect("the good lines apply");
+    assert_eq!(outcome.applied, vec![(id(1701), 1)], "{outcome:?}");
+    assert_eq!(query_i64(&sb, "SELECT count(*) FROM contingent_seat"), 2);
+}
+
 #[test]
 fn a_contingent_for_an_unknown_performance_asks_for_the_catalogue() {
     let sb = Sandbox::new();

@@ -28,6 +28,8 @@
 //! Every refusal names the file, the line (the header is line 1) and has a
 //! stable code.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, Transaction};
 
 use crate::domain::DomainError;
@@ -101,6 +103,11 @@ pub struct ContingentImport<'t> {
     outcome: ContingentOutcome,
     /// The line being applied (the header is line 1).
     line: u64,
+    /// What the blocks, zones and seat categories of the file map to, read
+    /// once each: the import writes no mapping and removes no local object,
+    /// so an answer holds for the whole file (a contingent names the same
+    /// few of them on every line).
+    mapped: HashMap<(MappingKind, TechId), Option<Resolved>>,
 }
 
 impl<'t> ContingentImport<'t> {
@@ -112,6 +119,7 @@ impl<'t> ContingentImport<'t> {
             open: None,
             outcome: ContingentOutcome::default(),
             line: 1,
+            mapped: HashMap::new(),
         }
     }
 
@@ -156,11 +164,9 @@ impl<'t> ContingentImport<'t> {
                     Some(l) => l,
                 };
                 let (seat_id, category) = self.local_seat(*block, row, seat)?;
-                self.check_category(
-                    *seat_category,
-                    category,
-                    &format!("seat {block} {row} {seat}"),
-                )?;
+                self.check_category(*seat_category, category, || {
+                    format!("seat {block} {row} {seat}")
+                })?;
                 let n = self
                     .tx
                     .prepare_cached(
@@ -194,12 +200,7 @@ impl<'t> ContingentImport<'t> {
                     Some(l) => l,
                 };
                 let object = format!("zone {zone}");
-                let zone_id = match mapping::lookup(
-                    self.tx,
-                    self.ctx.manager,
-                    MappingKind::Zone,
-                    *zone,
-                )? {
+                let zone_id = match self.lookup(MappingKind::Zone, *zone)? {
                     Some(Resolved::Local(id)) => id,
                     _ => {
                         return Err(DomainError::from(Refused {
@@ -215,7 +216,7 @@ impl<'t> ContingentImport<'t> {
                     .tx
                     .prepare_cached("SELECT seat_category FROM zone WHERE id = ?1")?
                     .query_row([zone_id], |r| r.get(0))?;
-                self.check_category(*seat_category, category, &format!("zone {zone}"))?;
+                self.check_category(*seat_category, category, || format!("zone {zone}"))?;
                 let n = self
                     .tx
                     .prepare_cached(
@@ -567,19 +568,18 @@ impl<'t> ContingentImport<'t> {
     /// The local seat of a manager seat: block through the mapping, then the
     /// row code and the seat number.
     fn local_seat(
-        &self,
+        &mut self,
         block: TechId,
         row: &Code,
         seat: &Code,
     ) -> Result<(i64, i64), DomainError> {
-        let object = format!("seat {block} {row} {seat}");
-        let block_id = match mapping::lookup(self.tx, self.ctx.manager, MappingKind::Block, block)?
-        {
+        let object = || format!("seat {block} {row} {seat}");
+        let block_id = match self.lookup(MappingKind::Block, block)? {
             Some(Resolved::Local(id)) => id,
             _ => {
                 return Err(DomainError::from(Refused {
                     code: "unmapped-block",
-                    object,
+                    object: object(),
                     problem: format!(
                         "block {block} is not mapped: import the seat plan first (it maps blocks automatically)"
                     ),
@@ -599,7 +599,7 @@ impl<'t> ContingentImport<'t> {
         found.ok_or_else(|| {
             DomainError::from(Refused {
             code: "unknown-seat",
-            object,
+            object: object(),
             problem:
                 "no such seat in the local seat plan: import the manager's latest seat plan first"
                     .to_owned(),
@@ -607,19 +607,30 @@ impl<'t> ContingentImport<'t> {
         })
     }
 
+    /// What the manager's `id` of `kind` maps to, read once per file.
+    fn lookup(&mut self, kind: MappingKind, id: TechId) -> Result<Option<Resolved>, DomainError> {
+        if let Some(known) = self.mapped.get(&(kind, id)) {
+            return Ok(*known);
+        }
+        let found = mapping::lookup(self.tx, self.ctx.manager, kind, id)?;
+        self.mapped.insert((kind, id), found);
+        Ok(found)
+    }
+
     /// A place's seat category in the file must be the one of the local
     /// place (through the mapping), else prices would be wrong.
-    fn check_category(&self, manager: TechId, local: i64, what: &str) -> Result<(), DomainError> {
-        if let Some(Resolved::Local(mapped)) = mapping::lookup(
-            self.tx,
-            self.ctx.manager,
-            MappingKind::SeatCategory,
-            manager,
-        )? && mapped != local
+    fn check_category(
+        &mut self,
+        manager: TechId,
+        local: i64,
+        what: impl FnOnce() -> String,
+    ) -> Result<(), DomainError> {
+        if let Some(Resolved::Local(mapped)) = self.lookup(MappingKind::SeatCategory, manager)?
+            && mapped != local
         {
             return Err(DomainError::from(Refused {
                 code: "seat-category-differs",
-                object: what.to_owned(),
+                object: what(),
                 problem: format!(
                     "expected seat category {manager} to map to the local place's category {local}, found it maps to {mapped}: import the manager's latest seat plan first, or fix the seat_category mapping"
                 ),
