@@ -420,7 +420,7 @@ fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
             .expect("exported seat plan")
     };
     let (manifest, payload) = (find("stx"), find("xml"));
-    let mib = std::fs::metadata(&payload).map(|m| m.len()).unwrap_or(0) as f64 / 1048576.0;
+    let mib = file_mib(&[&payload]);
     println!("\nseat plan verify + parse: {mib:.1} MiB (stxd inspect vs xmllint --stream --noout)");
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
     for _ in 0..runs {
@@ -432,23 +432,13 @@ fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
         x.args(["--stream", "--noout"]).arg(&payload);
         samples[bins.0.len()].push(measure::run(&mut x));
     }
-    let reference = median(&samples[bins.0.len()]).secs;
-    println!(
-        "  {:<22} {:>9} {:>9} {:>10} {:>9}",
-        "contestant", "median s", "MiB/s", "peak MiB", "ratio"
-    );
-    let names = bins.0.iter().map(|b| b.0).chain(["xmllint --stream"]);
-    for (name, s) in names.zip(&samples) {
-        let m = median(s);
-        println!(
-            "  {:<22} {:>9.3} {:>9.1} {:>10.1} {:>9.2}",
-            name,
-            m.secs,
-            mib / m.secs,
-            m.rss_kib as f64 / 1024.0,
-            m.secs / reference
-        );
-    }
+    let names: Vec<&str> = bins
+        .0
+        .iter()
+        .map(|b| b.0)
+        .chain(["xmllint --stream"])
+        .collect();
+    table(&names, &samples, mib);
     let _ = std::fs::remove_dir_all(&run);
 }
 
@@ -460,16 +450,36 @@ fn count(db: &Path, table: &str) -> u64 {
         .expect("count")
 }
 
-/// `stxd process` at the distributor on a fresh copy of `state`, checked
-/// by `done` on the run's sandbox.
-fn process_copy(bin: &Path, scratch: &Path, state: &Path, done: impl FnOnce(&Path)) -> Sample {
-    let run = scratch.join("run");
-    let _ = std::fs::remove_dir_all(&run);
-    measure::copy_tree(state, &run);
-    let s = measure::run(&mut stxd(bin, &run, &["process"]));
-    done(&run);
-    let _ = std::fs::remove_dir_all(&run);
-    s
+/// `stxd process` at the distributor, each contestant on a fresh copy of
+/// its own sandbox of `states` and checked by `check` (the run's sandbox,
+/// the contestant's binary), taking turns with the anchor; prints the
+/// figures ([`table`], `mib` per run) and removes `states`.
+fn distributor_race(
+    bins: &Bins,
+    scratch: &Path,
+    states: Vec<PathBuf>,
+    runs: usize,
+    (anchor_name, mut anchor): (&str, impl FnMut() -> Sample),
+    check: impl Fn(&Path, &Path),
+    mib: f64,
+) {
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
+    for _ in 0..runs {
+        for (i, ((_, bin, _), state)) in bins.0.iter().zip(&states).enumerate() {
+            let run = scratch.join("run");
+            let _ = std::fs::remove_dir_all(&run);
+            measure::copy_tree(state, &run);
+            samples[i].push(measure::run(&mut stxd(bin, &run, &["process"])));
+            check(&run, bin);
+            let _ = std::fs::remove_dir_all(&run);
+        }
+        samples[bins.0.len()].push(anchor());
+    }
+    let names: Vec<&str> = bins.0.iter().map(|b| b.0).chain([anchor_name]).collect();
+    table(&names, &samples, mib);
+    for s in states {
+        let _ = std::fs::remove_dir_all(s);
+    }
 }
 
 /// Prints one line per contestant: median time, MiB/s of `mib`, peak
@@ -519,36 +529,31 @@ fn apply(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usize) {
     let cat = fixture::waiting_payload(&states[0], "CATALOGUE");
     let mib = file_mib(&[&plan, &cat]);
     println!(
-        "
-seat plan + catalogue applied at the distributor: {mib:.1} MiB ({} seats, {perfs} performances; stxd process vs xmllint --stream --noout on both)",
+        "\nseat plan + catalogue applied at the distributor: {mib:.1} MiB ({} seats, {perfs} performances; stxd process vs xmllint --stream --noout on both)",
         scale.seats
     );
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
-    for _ in 0..runs {
-        for (i, ((_, bin, _), state)) in bins.0.iter().zip(&states).enumerate() {
-            samples[i].push(process_copy(bin, scratch, state, |run| {
-                let seats = count(&fixture::distributor_db(run), "seat");
-                assert!(
-                    seats >= scale.seats,
-                    "{}: the seat plan was not applied ({seats} seats at the distributor)",
-                    bin.display()
-                );
-            }));
-        }
+    let xmllint = || {
         let mut x = Command::new("xmllint");
         x.args(["--stream", "--noout"]).arg(&plan).arg(&cat);
-        samples[bins.0.len()].push(measure::run(&mut x));
-    }
-    let names: Vec<&str> = bins
-        .0
-        .iter()
-        .map(|b| b.0)
-        .chain(["xmllint --stream"])
-        .collect();
-    table(&names, &samples, mib);
-    for s in states {
-        let _ = std::fs::remove_dir_all(s);
-    }
+        measure::run(&mut x)
+    };
+    let check = |run: &Path, bin: &Path| {
+        let seats = count(&fixture::distributor_db(run), "seat");
+        assert!(
+            seats >= scale.seats,
+            "{}: the seat plan was not applied ({seats} seats at the distributor)",
+            bin.display()
+        );
+    };
+    distributor_race(
+        bins,
+        scratch,
+        states,
+        runs,
+        ("xmllint --stream", xmllint),
+        check,
+        mib,
+    );
 }
 
 /// The contingent of every bench performance (the whole venue each)
@@ -572,37 +577,30 @@ fn contingent(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usiz
     let mib = file_mib(&[&payload]);
     let places = scale.seats * perfs;
     println!(
-        "
-contingent applied at the distributor: {places} seats ({} x {perfs} performances), {mib:.1} MiB (stxd process vs sqlite3 .import)",
+        "\ncontingent applied at the distributor: {places} seats ({} x {perfs} performances), {mib:.1} MiB (stxd process vs sqlite3 .import)",
         scale.seats
     );
     for ((name, _, _), secs) in bins.0.iter().zip(&export_secs) {
         println!("  ({name}: its export at the manager took {secs:.3} s)");
     }
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
-    for _ in 0..runs {
-        for (i, ((_, bin, _), state)) in bins.0.iter().zip(&states).enumerate() {
-            samples[i].push(process_copy(bin, scratch, state, |run| {
-                let seats = count(&fixture::distributor_db(run), "contingent_seat");
-                assert!(
-                    seats >= places,
-                    "{}: the contingent was not applied ({seats} of {places} seats at the distributor)",
-                    bin.display()
-                );
-            }));
-        }
-        samples[bins.0.len()].push(contingent_import(scratch, &payload));
-    }
-    let names: Vec<&str> = bins
-        .0
-        .iter()
-        .map(|b| b.0)
-        .chain(["sqlite3 .import"])
-        .collect();
-    table(&names, &samples, mib);
-    for s in states {
-        let _ = std::fs::remove_dir_all(s);
-    }
+    let check = |run: &Path, bin: &Path| {
+        let seats = count(&fixture::distributor_db(run), "contingent_seat");
+        assert!(
+            seats >= places,
+            "{}: the contingent was not applied ({seats} of {places} seats at the distributor)",
+            bin.display()
+        );
+    };
+    let import = || contingent_import(scratch, &payload);
+    distributor_race(
+        bins,
+        scratch,
+        states,
+        runs,
+        ("sqlite3 .import", import),
+        check,
+        mib,
+    );
 }
 
 /// `sqlite3 .import` of a CONTINGENT payload into a table of its columns
@@ -740,8 +738,7 @@ fn sftp(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
     };
     let size_of = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     println!(
-        "
-SFTP through OpenSSH sshd on 127.0.0.1: a {} MiB pair pushed, then pulled (stxd poll vs sftp -b put / get)",
+        "\nSFTP through OpenSSH sshd on 127.0.0.1: a {} MiB pair pushed, then pulled (stxd poll vs sftp -b put / get)",
         scale.sftp_mib
     );
     let n = bins.0.len();
