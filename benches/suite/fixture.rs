@@ -100,7 +100,8 @@ pub fn distributor(bin: &Path, base: &Path, dir: &Path) {
 /// From a [`distributor`] sandbox whose seat plan and catalogue were
 /// applied: every bench performance marked as never exported at the
 /// manager, then its contingent exported whole into the distributor's
-/// inbox (`performances` × the venue's seats, plus the standing zone).
+/// inbox (every bench performance × the venue's seats, and its standing
+/// zone).
 /// Returns the export's time, seconds.
 pub fn contingent(bin: &Path, dir: &Path) -> f64 {
     let conn = rusqlite::Connection::open(manager_db(dir)).expect("open the manager's store");
