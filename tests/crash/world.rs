@@ -628,6 +628,17 @@ impl World {
                     }
                 }
             }
+        } else if self.daemon_wanted
+            && log.contains("cannot start the console")
+            && log.contains("Address already in use")
+        {
+            // While the daemon was down, another process of the test run
+            // (a trial or a test binding a free port of the ephemeral
+            // range) took its console's port: the environment's doing, not
+            // stxd's, which refused to start with that message as it
+            // should. The console gets a new port; `keep_daemon` starts
+            // the daemon again.
+            crate::util::own_console_port(&self.path().join("config/stxd.toml"));
         } else if self.daemon_wanted {
             let tail: String = log
                 .lines()
