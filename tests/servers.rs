@@ -11,7 +11,7 @@ use crate::proftpd::Proftpd;
 use crate::sshd::{Sshd, set_mode};
 use crate::util::unique;
 
-pub use crate::sshd::wait_listening;
+pub use crate::sshd::{current_user, wait_listening};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -50,18 +50,6 @@ pub fn start(kind: Kind) -> Box<dyn SftpServer> {
         Kind::Sshd => Box::new(Sshd::start()),
         Kind::Proftpd => Box::new(Proftpd::start()),
     }
-}
-
-/// The name of the user the tests run as (sshd logs in real accounts).
-#[allow(unsafe_code)]
-pub fn current_user() -> String {
-    // SAFETY: geteuid has no preconditions; getpwuid's result is read at once.
-    let name = unsafe {
-        let pw = libc::getpwuid(libc::geteuid());
-        assert!(!pw.is_null(), "no passwd entry for the test's user");
-        std::ffi::CStr::from_ptr((*pw).pw_name)
-    };
-    name.to_string_lossy().into_owned()
 }
 
 impl SftpServer for Sshd {

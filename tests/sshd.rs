@@ -74,6 +74,18 @@ pub fn wait_listening(
     }
 }
 
+/// The name of the user the tests run as (sshd logs in real accounts).
+#[allow(unsafe_code)]
+pub fn current_user() -> String {
+    // SAFETY: geteuid has no preconditions; getpwuid's result is read at once.
+    let name = unsafe {
+        let pw = libc::getpwuid(libc::geteuid());
+        assert!(!pw.is_null(), "no passwd entry for the test's user");
+        std::ffi::CStr::from_ptr((*pw).pw_name)
+    };
+    name.to_string_lossy().into_owned()
+}
+
 impl Sshd {
     /// Starts sshd; the client key is authorized, known_hosts holds the host
     /// key for `[127.0.0.1]:PORT`.

@@ -643,16 +643,7 @@ fn sftp(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
     ] {
         std::fs::create_dir_all(&d).expect("sftp folders");
     }
-    let user = String::from_utf8(
-        Command::new("id")
-            .arg("-un")
-            .output()
-            .expect("id -un")
-            .stdout,
-    )
-    .expect("user name")
-    .trim()
-    .to_owned();
+    let user = sshd::current_user();
     std::fs::copy(
         base.join("var/secrets/opera-tourism.key"),
         root.join("secret.key"),
