@@ -5,7 +5,8 @@
 //! missing; at the end of a parked file it records the sightings again after
 //! the rollback and writes one run message per missing mapping
 //! ([`finish_refs`]). Also the helpers both importers share: creating and
-//! mapping a local object of an automatic kind ([`upsert_auto`]), info
+//! mapping a local object of an automatic kind ([`mapped_local`],
+//! [`upsert_auto`]), info
 //! messages and the summary message.
 
 use std::collections::HashMap;
@@ -310,8 +311,26 @@ pub(super) fn info(
     Ok(())
 }
 
+/// The local object a manager object is mapped to now, if that object
+/// exists. `None` too when the mapping is broken (the local object was
+/// deleted), pending or ignored: an automatic kind is then simply created
+/// (again) and mapped by [`upsert_auto`].
+pub(super) fn mapped_local(
+    tx: &Transaction<'_>,
+    manager: &str,
+    kind: MappingKind,
+    id: TechId,
+) -> Result<Option<i64>, DomainError> {
+    Ok(match mapping::lookup(tx, manager, kind, id)? {
+        Some(Resolved::Local(local)) => Some(local),
+        _ => None,
+    })
+}
+
 /// Creates or updates the local object mapped to a manager object of an
-/// automatic kind, and maps it. `update` binds `?1` = local id and `?2…` =
+/// automatic kind, and maps it. `existing` is that object as
+/// [`mapped_local`] found it (the caller may have needed it first: one
+/// look-up per record). `update` binds `?1` = local id and `?2…` =
 /// `params`, and changes the row only when a value differs; `insert` binds
 /// the same with `?1` = NULL (a new local id).
 #[allow(clippy::too_many_arguments)]
@@ -320,18 +339,13 @@ pub(super) fn upsert_auto(
     ctx: &Context<'_>,
     kind: MappingKind,
     id: TechId,
+    existing: Option<i64>,
     code: &Code,
     label: &str,
     update: &str,
     insert: &str,
     params: &[&dyn ToSql],
 ) -> Result<(i64, Change), DomainError> {
-    let existing = match mapping::lookup(tx, ctx.manager, kind, id)? {
-        Some(Resolved::Local(local)) => Some(local),
-        // Broken (the local object was deleted), pending or ignored: an
-        // automatic kind is simply created (again) and mapped.
-        _ => None,
-    };
     let mut all: Vec<&dyn ToSql> = Vec::with_capacity(params.len() + 1);
     all.push(&existing);
     all.extend_from_slice(params);

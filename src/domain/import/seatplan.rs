@@ -7,12 +7,12 @@
 
 use rusqlite::Transaction;
 
-use super::refs::{Refs, finish_refs, info, summary_message, upsert_auto};
+use super::refs::{Refs, finish_refs, info, mapped_local, summary_message, upsert_auto};
 use super::savepoint::Savepoint;
 use super::seat_changes;
 use super::{Context, Outcome, Summary, seen};
 use crate::domain::DomainError;
-use crate::domain::mapping::{self, Resolved};
+use crate::domain::mapping::Resolved;
 use crate::format::{Position, seatplan};
 use crate::ident::TechId;
 use crate::store::mapping::MappingKind;
@@ -136,8 +136,7 @@ impl<'t> SeatplanImport<'t> {
                 // Ignored: the seat or zone cannot be sold here; skip it. A
                 // skipped seat is not a removed one: it keeps its local seat.
                 if let Item::Seat(s) = item
-                    && let Some(Resolved::Local(local)) =
-                        mapping::lookup(tx, ctx.manager, MappingKind::Seat, s.id)?
+                    && let Some(local) = mapped_local(tx, ctx.manager, MappingKind::Seat, s.id)?
                 {
                     seen::set_local(tx, "seat", s.id.get(), local, true)?;
                 }
@@ -177,6 +176,7 @@ impl<'t> SeatplanImport<'t> {
             &ctx,
             MappingKind::Venue,
             v.id,
+            mapped_local(tx, ctx.manager, MappingKind::Venue, v.id)?,
             &v.code,
             v.name.as_str(),
             "UPDATE venue SET code = ?2, name = ?3
@@ -199,6 +199,7 @@ impl<'t> SeatplanImport<'t> {
             &ctx,
             MappingKind::Configuration,
             c.id,
+            mapped_local(tx, ctx.manager, MappingKind::Configuration, c.id)?,
             &c.code,
             c.name.as_str(),
             "UPDATE configuration SET venue = ?2, code = ?3, name = ?4
@@ -224,6 +225,7 @@ impl<'t> SeatplanImport<'t> {
             &ctx,
             MappingKind::Zone,
             z.id,
+            mapped_local(tx, ctx.manager, MappingKind::Zone, z.id)?,
             &z.code,
             z.name.as_str(),
             "UPDATE zone SET configuration = ?2, code = ?3, name = ?4, seat_category = ?5,
@@ -256,6 +258,7 @@ impl<'t> SeatplanImport<'t> {
             &ctx,
             MappingKind::Block,
             b.id,
+            mapped_local(tx, ctx.manager, MappingKind::Block, b.id)?,
             &b.code,
             b.name.as_str(),
             "UPDATE block SET configuration = ?2, code = ?3, name = ?4
@@ -283,7 +286,7 @@ impl<'t> SeatplanImport<'t> {
             }
         };
         let label = format!("{block_code} {}", r.code);
-        let me = self.local_of(MappingKind::Row, r.id)?;
+        let me = mapped_local(tx, ctx.manager, MappingKind::Row, r.id)?;
         seat_changes::free_label(
             tx,
             seat_changes::ROW,
@@ -298,6 +301,7 @@ impl<'t> SeatplanImport<'t> {
             &ctx,
             MappingKind::Row,
             r.id,
+            me,
             &r.code,
             &label,
             "UPDATE seat_row SET block = ?2, code = ?3
@@ -325,7 +329,7 @@ impl<'t> SeatplanImport<'t> {
                 ));
             }
         };
-        let me = self.local_of(MappingKind::Seat, s.id)?;
+        let me = mapped_local(tx, ctx.manager, MappingKind::Seat, s.id)?;
         seat_changes::free_label(
             tx,
             seat_changes::SEAT,
@@ -340,6 +344,7 @@ impl<'t> SeatplanImport<'t> {
             &ctx,
             MappingKind::Seat,
             s.id,
+            me,
             &s.number,
             &format!("{row_label} {}", s.number),
             "UPDATE seat SET row = ?2, number = ?3, seat_category = ?4
@@ -350,16 +355,6 @@ impl<'t> SeatplanImport<'t> {
         self.summary.add(change);
         seen::set_local(tx, "seat", s.id.get(), local, false)?;
         Ok(())
-    }
-
-    /// The local object the manager's `id` is mapped to now, if it exists.
-    fn local_of(&self, kind: MappingKind, id: TechId) -> Result<Option<i64>, DomainError> {
-        Ok(
-            match mapping::lookup(self.tx, self.ctx.manager, kind, id)? {
-                Some(Resolved::Local(local)) => Some(local),
-                _ => None,
-            },
-        )
     }
 
     /// Ends the file: applied, or parked (rolled back but for the pending

@@ -41,25 +41,28 @@ pub(super) fn declare(
     record: u64,
     what: &str,
 ) -> Result<(), DomainError> {
-    let first: Option<(i64, String)> = conn
-        .prepare_cached("SELECT record, what FROM temp.import_seen WHERE kind = ?1 AND id = ?2")?
-        .query_row((kind, id), |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
-    if let Some((first, first_what)) = first {
-        return Err(DomainError::content(
-            file,
-            Position::record(record, what),
-            "duplicate-id",
-            format!(
-                "{kind} {id} appears at record {first} ({first_what}) and at record {record} ({what}); expected each {kind} id once per file: the manager's export must not repeat an object"
-            ),
-        ));
+    // One statement for the common case, a new id; the first record is
+    // read back only to name it when the id was declared already.
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO temp.import_seen (kind, id, record, what) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (kind, id) DO NOTHING",
+        )?
+        .execute((kind, id, i64::try_from(record).unwrap_or(i64::MAX), what))?;
+    if inserted == 1 {
+        return Ok(());
     }
-    conn.prepare_cached(
-        "INSERT INTO temp.import_seen (kind, id, record, what) VALUES (?1, ?2, ?3, ?4)",
-    )?
-    .execute((kind, id, i64::try_from(record).unwrap_or(i64::MAX), what))?;
-    Ok(())
+    let (first, first_what): (i64, String) = conn
+        .prepare_cached("SELECT record, what FROM temp.import_seen WHERE kind = ?1 AND id = ?2")?
+        .query_row((kind, id), |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Err(DomainError::content(
+        file,
+        Position::record(record, what),
+        "duplicate-id",
+        format!(
+            "{kind} {id} appears at record {first} ({first_what}) and at record {record} ({what}); expected each {kind} id once per file: the manager's export must not repeat an object"
+        ),
+    ))
 }
 
 /// The local object the manager's `id` of `kind` became in this file;

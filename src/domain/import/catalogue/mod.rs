@@ -11,7 +11,7 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::{OptionalExtension, Transaction};
 
-use super::refs::{Refs, finish_refs, info, summary_message};
+use super::refs::{Refs, finish_refs, info, mapped_local, summary_message};
 use super::savepoint::Savepoint;
 use super::{Context, Outcome, Summary, seen};
 use crate::domain::DomainError;
@@ -379,12 +379,7 @@ impl<'t> CatalogueImport<'t> {
     }
 
     fn local_of(&self, kind: MappingKind, id: TechId) -> Result<Option<i64>, DomainError> {
-        Ok(
-            match mapping::lookup(self.tx, self.ctx.manager, kind, id)? {
-                Some(Resolved::Local(local)) => Some(local),
-                _ => None,
-            },
-        )
+        mapped_local(self.tx, self.ctx.manager, kind, id)
     }
 
     fn fill(
