@@ -322,7 +322,7 @@ fn allocation_refuses_sold_held_and_other_links_seats_all_or_nothing() {
          INSERT INTO ticket (sales_order, link, line, performance, seat, seat_category, tariff_type,
                              audience_subcategory, amount, currency, vat_code, sold_at, state)
              VALUES (1, 'other-link', 1, 1701, 50041, 2001, 1201, 1301, 8500, 'EUR', 1101,
-                     '2026-12-01T10:00:00Z', 'valid');",
+                     1796119200000000, 'valid');",
     );
     // A held seat: A 4 released from this link.
     assert_eq!(
@@ -367,7 +367,7 @@ fn allocation_refuses_sold_held_and_other_links_seats_all_or_nothing() {
     // A cancelled ticket does not make a seat sold.
     sql(
         &mut store,
-        "UPDATE ticket SET state = 'cancelled', refund_line = 2, cancelled_at = '2026-12-02T10:00:00Z'",
+        "UPDATE ticket SET state = 'cancelled', refund_line = 2, cancelled_at = 1796205600000000",
     );
     assert_eq!(
         allocate(&mut store, LINK, 1701, seats("PARTERRE", "C", 1, 1)).unwrap(),

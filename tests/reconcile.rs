@@ -35,16 +35,16 @@ fn consistent() -> Sandbox {
              VALUES (1, 'opera-tourism', 'T-000001', 5001, 5101, 5201, 5301, '2026-12-01T10:00:00Z');
          INSERT INTO ticket (id, sales_order, link, line, performance, seat, zone, seat_category, tariff_type,
                  audience_subcategory, amount, currency, vat_code, sold_at, state, refund_line, cancelled_at) VALUES
-             (1, 1, 'opera-tourism', 1, 1701, 50001, NULL, 2001, 1201, 1301, 8500, 'EUR', 1101, '2026-12-01T10:00:00Z', 'valid', NULL, NULL),
-             (2, 1, 'opera-tourism', 2, 1701, NULL, 3201, 2004, 1201, 1301, 2500, 'EUR', 1101, '2026-12-01T10:00:00Z', 'valid', NULL, NULL),
-             (3, 1, 'opera-tourism', 3, 1701, 50002, NULL, 2001, 1201, 1302, 4250, 'EUR', 1101, '2026-12-01T10:00:00Z', 'cancelled', 4, '2026-12-01T11:00:00Z');
+             (1, 1, 'opera-tourism', 1, 1701, 50001, NULL, 2001, 1201, 1301, 8500, 'EUR', 1101, 1796119200000000, 'valid', NULL, NULL),
+             (2, 1, 'opera-tourism', 2, 1701, NULL, 3201, 2004, 1201, 1301, 2500, 'EUR', 1101, 1796119200000000, 'valid', NULL, NULL),
+             (3, 1, 'opera-tourism', 3, 1701, 50002, NULL, 2001, 1201, 1302, 4250, 'EUR', 1101, 1796119200000000, 'cancelled', 4, 1796122800000000);
          INSERT INTO run (id, kind, link, file, started, ended, status)
              VALUES (900, 'import-sales', 'opera-tourism', 'f1', '2026-12-01T12:00:00Z', '2026-12-01T12:00:00Z', 'ok');
-         INSERT INTO sales_line (link, line, operation, status, run, position, record) VALUES
-             ('opera-tourism', 1, 'SALE', 'booked', 900, 2, 'r'),
-             ('opera-tourism', 2, 'SALE', 'booked', 900, 3, 'r'),
-             ('opera-tourism', 3, 'SALE', 'booked', 900, 4, 'r'),
-             ('opera-tourism', 4, 'REFUND', 'booked', 900, 5, 'r');
+         INSERT INTO sales_line (link, line, operation, status, run, position, record, ticket) VALUES
+             ('opera-tourism', 1, 'SALE', 'booked', 900, 2, 'r', 1),
+             ('opera-tourism', 2, 'SALE', 'booked', 900, 3, 'r', 2),
+             ('opera-tourism', 3, 'SALE', 'booked', 900, 4, 'r', 3),
+             ('opera-tourism', 4, 'REFUND', 'booked', 900, 5, 'r', 3);
          INSERT INTO pending_account_entry (ticket, amount, currency, run) VALUES
              (1, 8500, 'EUR', 900), (2, 2500, 'EUR', 900),
              (3, 4250, 'EUR', 900), (3, -4250, 'EUR', 900);",
@@ -344,9 +344,9 @@ fn a_ticket_unknown_to_the_distributor_is_flagged() {
         .execute_batch(
             "INSERT INTO ticket (id, sales_order, link, line, performance, seat, zone, seat_category, tariff_type,
                  audience_subcategory, amount, currency, vat_code, sold_at, state)
-             VALUES (9, 1, 'opera-tourism', 9, 1701, 50004, NULL, 2001, 1201, 1301, 8500, 'EUR', 1101, 'x', 'valid');
-             INSERT INTO sales_line (link, line, operation, status, run, position, record)
-             VALUES ('opera-tourism', 9, 'SALE', 'booked', 900, 9, 'r');
+             VALUES (9, 1, 'opera-tourism', 9, 1701, 50004, NULL, 2001, 1201, 1301, 8500, 'EUR', 1101, 1796119200000000, 'valid');
+             INSERT INTO sales_line (link, line, operation, status, run, position, record, ticket)
+             VALUES ('opera-tourism', 9, 'SALE', 'booked', 900, 9, 'r', 9);
              INSERT INTO pending_account_entry (ticket, amount, currency, run)
              VALUES (9, 8500, 'EUR', 900);",
         )

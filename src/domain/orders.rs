@@ -244,6 +244,11 @@ fn order_by_id(conn: &Connection, id: i64) -> Result<OrderView, DomainError> {
     })
 }
 
+/// A ticket's time (microseconds since 1970) as the other times are shown.
+fn stored_time(micros: i64) -> String {
+    crate::store::format_unix_micros(micros).unwrap_or_else(|| format!("{micros} µs since 1970"))
+}
+
 fn source(conn: &Connection, link: &str, line: i64) -> Result<Source, DomainError> {
     let found: Option<(String, String)> = conn
         .prepare_cached(
@@ -300,8 +305,8 @@ fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError
                     vat_code: r.get(10)?,
                     state: r.get(11)?,
                     to_refund: false,
-                    sold_at: r.get(12)?,
-                    cancelled_at: r.get(13)?,
+                    sold_at: stored_time(r.get(12)?),
+                    cancelled_at: r.get::<_, Option<i64>>(13)?.map(stored_time),
                     sale: Source {
                         line: 0,
                         file: None,

@@ -18,6 +18,7 @@ pub mod schema;
 mod schema_compact;
 mod schema_logical;
 mod schema_prices;
+mod schema_tickets;
 pub mod stats;
 
 use std::path::{Path, PathBuf};
@@ -351,9 +352,36 @@ pub fn format_timestamp(t: time::OffsetDateTime) -> String {
     )
 }
 
+/// An instant as the ticket table keeps it: microseconds since 1970-01-01
+/// UTC (8 bytes instead of 27 characters of text).
+pub fn unix_micros(t: time::OffsetDateTime) -> i64 {
+    // i64 microseconds span ±292,000 years; a time parsed from a file has a
+    // four-digit year.
+    i64::try_from(t.unix_timestamp_nanos() / 1000).unwrap_or(i64::MAX)
+}
+
+/// Formats microseconds since 1970-01-01 UTC the way [`now`] does; `None`
+/// beyond the years `time` can represent.
+pub fn format_unix_micros(micros: i64) -> Option<String> {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(micros) * 1000)
+        .ok()
+        .map(format_timestamp)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unix_micros_round_trip_through_the_stored_text() {
+        let t = time::macros::datetime!(2026-11-30 09:15:00.250001 UTC);
+        assert_eq!(unix_micros(t), 1_796_030_100_250_001);
+        assert_eq!(
+            format_unix_micros(1_796_030_100_250_001).as_deref(),
+            Some("2026-11-30T09:15:00.250001Z")
+        );
+        assert_eq!(format_unix_micros(i64::MAX), None);
+    }
 
     #[test]
     fn role_round_trips() {

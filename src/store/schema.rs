@@ -81,6 +81,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     super::schema_logical::LOGICAL_SEATS,
     super::schema_compact::COMPACT_SALES_ROWS,
+    super::schema_tickets::COMPACT_TICKETS,
 ];
 
 /// The schema version this build writes.
@@ -90,6 +91,16 @@ pub fn latest() -> i64 {
 
 /// Brings the database to [`latest`], one transaction per migration.
 pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    migrate_to(conn, path, latest())
+}
+
+/// Brings the database to version `target` (at most [`latest`]); a test
+/// of one migration stops after it.
+pub(super) fn migrate_to(
+    conn: &mut Connection,
+    path: &Path,
+    target: i64,
+) -> Result<(), StoreError> {
     let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     if current > latest() {
         return Err(StoreError::TooNew {
@@ -98,7 +109,10 @@ pub(crate) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreErr
             known: latest(),
         });
     }
-    for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+    for m in MIGRATIONS
+        .iter()
+        .filter(|m| m.version > current && m.version <= target)
+    {
         let fail = |source| StoreError::Migration {
             path: path.to_path_buf(),
             version: m.version,

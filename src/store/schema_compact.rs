@@ -114,7 +114,7 @@ mod tests {
 
     use rusqlite::Connection;
 
-    use super::super::schema::{MIGRATIONS, migrate};
+    use super::super::schema::{MIGRATIONS, migrate_to};
 
     /// A manager store as version 11 wrote it: lines of two files, a
     /// refund, a rejected line, a line accepted by a resolution (its run
@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn each_line_and_entry_finds_the_run_that_wrote_it() {
         let mut conn = version_11();
-        migrate(&mut conn, Path::new(":memory:")).unwrap();
+        migrate_to(&mut conn, Path::new(":memory:"), 12).unwrap();
         let lines: Vec<String> = rows(
             &conn,
             "SELECT l.link || l.line || ' ' || l.status || ' run ' || l.run || ' ' || r.file || ' line ' || l.position
@@ -247,7 +247,7 @@ mod tests {
              PRAGMA foreign_keys = ON;",
         )
         .unwrap();
-        let err = migrate(&mut conn, Path::new("x.db")).unwrap_err();
+        let err = migrate_to(&mut conn, Path::new("x.db"), 12).unwrap_err();
         let text = format!("{err}: {:?}", std::error::Error::source(&err));
         assert!(text.contains("every_pending_entry_kept"), "{text}");
         let v: i64 = conn

@@ -121,7 +121,7 @@ fn zone_tickets_are_not_counted_twice() {
              INSERT INTO ticket (sales_order, link, line, performance, zone, seat_category, tariff_type,
                  audience_subcategory, amount, currency, vat_code, sold_at, state)
              SELECT 1, CASE WHEN i <= 4 THEN 'a' ELSE 'b' END, i, 1701, 3201, 2004, 1201, 1301,
-                 2500, 'EUR', 1101, 'now', 'valid' FROM n;",
+                 2500, 'EUR', 1101, 1796119200000000, 'valid' FROM n;",
         )?;
         Ok(())
     })

@@ -86,7 +86,11 @@ impl Recon<'_> {
     }
 
     fn ticket_by(&self, column: &str, line: i64) -> Result<Option<(Ticket, i64)>, DomainError> {
-        let sql = format!("SELECT {TICKET_COLUMNS} FROM ticket WHERE link = ?1 AND {column} = ?2");
+        // The line's `sales_line` row names its ticket (sold or cancelled).
+        let sql = format!(
+            "SELECT {TICKET_COLUMNS} FROM ticket
+             WHERE id = (SELECT ticket FROM sales_line WHERE link = ?1 AND line = ?2) AND {column} = ?2"
+        );
         Ok(self
             .m
             .prepare_cached(&sql)?

@@ -145,20 +145,20 @@ impl<'t> SalesImport<'t> {
             Operation::Refund => self.refund(t),
         };
         let mut unbooked = None;
-        let (status, code, reason) = match result {
-            Ok(Booked::Sale) => {
+        let (status, ticket, code, reason) = match result {
+            Ok(Booked::Sale(ticket)) => {
                 self.outcome.booked += 1;
-                ("booked", None, None)
+                ("booked", Some(ticket), None, None)
             }
-            Ok(Booked::Refund) => {
+            Ok(Booked::Refund(ticket)) => {
                 self.outcome.refunded += 1;
-                ("booked", None, None)
+                ("booked", Some(ticket), None, None)
             }
             Ok(Booked::UnbookedRefund { sale, code, reason }) => {
                 self.outcome.unbooked_refunds += 1;
                 let why = super::unbooked::why(sale, &code, &reason);
                 unbooked = Some((sale, code));
-                ("rejected", Some(super::unbooked::CODE), Some(why))
+                ("rejected", None, Some(super::unbooked::CODE), Some(why))
             }
             Err(Stop::Fail(e)) => return Err(e),
             Err(Stop::Reject { code, reason }) => {
@@ -176,19 +176,20 @@ impl<'t> SalesImport<'t> {
                         t.order
                     ),
                 )?;
-                ("rejected", Some(code), Some(reason))
+                ("rejected", None, Some(code), Some(reason))
             }
         };
-        // A booked line keeps the digest of its text; a rejected one its
-        // text too (`stxd sales rejects` lists it).
+        // A booked line keeps the digest of its text and names its ticket
+        // (sold or cancelled); a rejected one keeps its text too (`stxd
+        // sales rejects` lists it).
         let kept = if code.is_some() { record.as_str() } else { "" };
         tx.prepare_cached(
-            "INSERT INTO sales_line (link, line, operation, status, run, position, code, reason, record, digest)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            "INSERT INTO sales_line (link, line, operation, status, run, position, code, reason, record, digest, ticket)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (link, line) DO UPDATE SET
                  operation = excluded.operation, status = excluded.status, run = excluded.run,
                  position = excluded.position, code = excluded.code, reason = excluded.reason,
-                 record = excluded.record, digest = excluded.digest
+                 record = excluded.record, digest = excluded.digest, ticket = excluded.ticket
              WHERE sales_line.status = 'rejected'",
         )?
         .execute(rusqlite::params![
@@ -202,6 +203,7 @@ impl<'t> SalesImport<'t> {
             reason,
             kept,
             digest,
+            ticket,
         ])?;
         if let Some((sale, sale_code)) = unbooked {
             self.close_unbooked(t, id, &position, sale, &sale_code)?;

@@ -312,8 +312,10 @@ fn reject(code: &'static str, reason: impl Into<String>) -> Stop {
 
 /// What a booked line was.
 enum Booked {
-    Sale,
-    Refund,
+    /// A sale: its new ticket.
+    Sale(i64),
+    /// A refund: the ticket it cancelled.
+    Refund(i64),
     /// A refund of a sale the manager never booked (rejected, or
     /// dismissed): nothing to cancel; the refund and the sale are closed
     /// as dismissed (`unbooked`).

@@ -6,14 +6,14 @@ use rusqlite::OptionalExtension;
 use super::super::DomainError;
 use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id};
 use crate::format::sales::Ticket;
-use crate::store::format_timestamp;
+use crate::store::unix_micros;
 
 impl<'t> SalesImport<'t> {
     pub(super) fn refund(&mut self, t: &Ticket) -> Result<Booked, Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
-        let (of, of_id) = match self.refunded_sale(t)? {
-            Refunded::Booked(of, of_id) => (of, of_id),
+        let (of, sold) = match self.refunded_sale(t)? {
+            Refunded::Booked(of, sold) => (of, sold),
             Refunded::Unbooked { sale, code, reason } => {
                 return Ok(Booked::UnbookedRefund { sale, code, reason });
             }
@@ -28,24 +28,28 @@ impl<'t> SalesImport<'t> {
             String,
             Option<i64>,
         );
-        let ticket: Option<Sold> = tx
-            .prepare_cached(
-                "SELECT id, performance, seat, zone, amount, currency, state, refund_line
-                   FROM ticket WHERE link = ?1 AND line = ?2",
-            )?
-            .query_row((link, of_id), |r| {
-                Ok((
-                    r.get(0)?,
-                    r.get(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                    r.get(5)?,
-                    r.get(6)?,
-                    r.get(7)?,
-                ))
-            })
-            .optional()?;
+        // The ticket the sale's line booked (its `sales_line` row names it).
+        let ticket: Option<Sold> = match sold {
+            None => None,
+            Some(id) => tx
+                .prepare_cached(
+                    "SELECT id, performance, seat, zone, amount, currency, state, refund_line
+                       FROM ticket WHERE id = ?1",
+                )?
+                .query_row([id], |r| {
+                    Ok((
+                        r.get(0)?,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                        r.get(7)?,
+                    ))
+                })
+                .optional()?,
+        };
         let Some((ticket, perf, seat, zone, amount, currency, state, refund_line)) = ticket else {
             return Err(Stop::Fail(DomainError::Invalid {
                 object: format!("sale line id {of} of link {link}"),
@@ -110,7 +114,7 @@ impl<'t> SalesImport<'t> {
             "UPDATE ticket SET state = 'cancelled', refund_line = ?2, cancelled_at = ?3
               WHERE id = ?1 AND state = 'valid'",
         )?
-        .execute((ticket, sql_id(t.line)?, format_timestamp(t.time)))?;
+        .execute((ticket, sql_id(t.line)?, unix_micros(t.time)))?;
         if let Spot::Zone(z) = sold_spot {
             self.cache.zone_booked((perf, z), -1);
         }
@@ -119,7 +123,7 @@ impl<'t> SalesImport<'t> {
             problem: format!("amount {amount} cannot be refunded"),
         })?;
         self.pending(ticket, negative, &currency)?;
-        Ok(Booked::Refund)
+        Ok(Booked::Refund(ticket))
     }
 
     /// The sale a REFUND line cancels: a SALE line of the link, booked
@@ -134,44 +138,39 @@ impl<'t> SalesImport<'t> {
             ));
         };
         let of_id = sql_id(of)?;
-        let sale: Option<(String, String, Option<String>, Option<String>)> = tx
+        type Line = (String, String, Option<String>, Option<String>, Option<i64>);
+        let sale: Option<Line> = tx
             .prepare_cached(
-                "SELECT operation, status, code, reason FROM sales_line WHERE link = ?1 AND line = ?2",
+                "SELECT operation, status, code, reason, ticket FROM sales_line WHERE link = ?1 AND line = ?2",
             )?
             .query_row((link, of_id), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
             })
             .optional()?;
         match sale {
-            None => {
-                return Err(reject(
-                    "refund-unknown-sale",
-                    format!("refunds line id {of}, a sale never received from link {link}"),
-                ));
-            }
-            Some((op, _, _, _)) if op != "SALE" => {
-                return Err(reject(
-                    "refund-unknown-sale",
-                    format!("refunds line id {of}, which is a {op}, not a sale"),
-                ));
-            }
-            Some((_, status, code, reason)) if status != "booked" => {
-                return Ok(Refunded::Unbooked {
-                    sale: of_id,
-                    code: code.unwrap_or_default(),
-                    reason: reason.unwrap_or_default(),
-                });
-            }
-            Some(_) => {}
+            None => Err(reject(
+                "refund-unknown-sale",
+                format!("refunds line id {of}, a sale never received from link {link}"),
+            )),
+            Some((op, ..)) if op != "SALE" => Err(reject(
+                "refund-unknown-sale",
+                format!("refunds line id {of}, which is a {op}, not a sale"),
+            )),
+            Some((_, status, code, reason, _)) if status != "booked" => Ok(Refunded::Unbooked {
+                sale: of_id,
+                code: code.unwrap_or_default(),
+                reason: reason.unwrap_or_default(),
+            }),
+            Some((.., ticket)) => Ok(Refunded::Booked(of, ticket)),
         }
-        Ok(Refunded::Booked(of, of_id))
     }
 }
 
 /// The sale a refund names.
 enum Refunded {
-    /// Booked: its line id as written and as stored.
-    Booked(u64, i64),
+    /// Booked: its line id as written, and the ticket its line names
+    /// (`None` only in an inconsistent store).
+    Booked(u64, Option<i64>),
     /// Received and rejected (open or resolved): never booked.
     Unbooked {
         sale: i64,

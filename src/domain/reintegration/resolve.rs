@@ -318,9 +318,12 @@ fn book(
         )));
     }
     let id: Option<i64> = tx
-        .prepare_cached("SELECT id FROM ticket WHERE link = ?1 AND line = ?2")?
+        .prepare_cached(
+            "SELECT ticket FROM sales_line WHERE link = ?1 AND line = ?2 AND operation = 'SALE'",
+        )?
         .query_row((ctx.link, sql_line(ticket)?), |r| r.get(0))
-        .optional()?;
+        .optional()?
+        .flatten();
     Ok((id, overridden))
 }
 

@@ -8,9 +8,9 @@ use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id
 use crate::domain::lifecycle::Timing;
 use crate::format::sales::{Place, Ticket};
 use crate::store::StoreError;
-use crate::store::format_timestamp;
 use crate::store::runs;
 use crate::store::runs::Level;
+use crate::store::{format_timestamp, unix_micros};
 
 /// A seat of a SALE line as the store knows it: its id, seat category and
 /// configuration, its logical seat category in the performance's logical
@@ -233,7 +233,7 @@ impl<'t> SalesImport<'t> {
             ));
         }
         // Book it.
-        self.book(t, perf, spot, (version, logical))?;
+        let ticket = self.book(t, perf, spot, (version, logical))?;
         if let Some(cancelled) = to_refund {
             runs::message(
                 tx,
@@ -247,18 +247,18 @@ impl<'t> SalesImport<'t> {
                 ),
             )?;
         }
-        Ok(Booked::Sale)
+        Ok(Booked::Sale(ticket))
     }
 
     /// Writes the ticket of a SALE line that passed every check, and its
-    /// amount on the pending account.
+    /// amount on the pending account; returns the ticket's id.
     fn book(
         &mut self,
         t: &Ticket,
         perf: i64,
         spot: Spot,
         (version, logical): (Option<i64>, Option<i64>),
-    ) -> Result<(), Stop> {
+    ) -> Result<i64, Stop> {
         let tx = self.tx;
         let link = self.ctx.link;
         let order = self.order(t)?;
@@ -288,12 +288,13 @@ impl<'t> SalesImport<'t> {
             t.amount,
             t.currency.as_str(),
             t.vat_code.get(),
-            format_timestamp(t.time),
+            unix_micros(t.time),
             version,
             logical,
         ])?;
         let ticket = tx.last_insert_rowid();
-        self.pending(ticket, t.amount, t.currency.as_str())
+        self.pending(ticket, t.amount, t.currency.as_str())?;
+        Ok(ticket)
     }
 
     /// A SALE line's seat: in the link's contingent (held is accepted, with
