@@ -318,6 +318,59 @@ fn a_second_file_repeating_some_lines_books_only_the_new_ones() {
     assert_eq!(balance(&m.store), 11000 + 8500 + 8500);
 }
 
+/// Line ids out of order: a gap left by one file and filled by the next is
+/// booked, and a line repeated in the same file, before or after a higher
+/// id, is booked once (the reintegration looks up only ids it may have
+/// received: at most the highest one with a row).
+#[test]
+fn line_ids_out_of_order_or_repeated_in_one_file_are_booked_once() {
+    let mut m = manager();
+    let (a2, a3, a4) = (
+        sale(2, "T-1", "2"),
+        sale(3, "T-1", "3"),
+        sale(4, "T-2", "4"),
+    );
+    let (out, _) = reintegrate(
+        &mut m.store,
+        "SALES_1.csv",
+        &lines(&[a4.clone(), a2.clone()]),
+    )
+    .unwrap();
+    assert_eq!((out.booked, out.duplicates, out.rejected), (2, 0, 0));
+    // Line 3 was never received (below the highest id, 4): booked. Line 2
+    // again, line 3 again in the same file, line 4, and line 9 (above every
+    // id received before this file) again: duplicates.
+    let a9 = sale(9, "T-3", "1");
+    let (out, run) = reintegrate(
+        &mut m.store,
+        "SALES_2.csv",
+        &lines(&[a3.clone(), a2, a3, a9.clone(), a4, a9]),
+    )
+    .unwrap();
+    assert_eq!((out.booked, out.duplicates, out.rejected), (2, 4, 0));
+    let codes: Vec<String> = messages(&m.store, run)
+        .into_iter()
+        .map(|m| m.code)
+        .collect();
+    assert_eq!(codes, ["already-booked"; 4]);
+    assert_eq!(
+        count(
+            &m.store,
+            "SELECT count(*) FROM ticket WHERE state = 'valid'"
+        ),
+        4
+    );
+    assert_eq!(
+        count(
+            &m.store,
+            "SELECT count(*) FROM sales_line l JOIN ticket t ON t.id = l.ticket
+             WHERE l.status = 'booked' AND t.line = l.line"
+        ),
+        4,
+        "each booked line names its own ticket"
+    );
+}
+
 #[test]
 fn a_line_id_reused_with_other_content_is_ignored_with_a_warning() {
     let mut m = manager();

@@ -53,9 +53,42 @@ pub(super) struct Cache {
     zone_sold: HashMap<(i64, i64), i64>,
     /// The previous line's order: (reference, id).
     pub last_order: Option<(String, i64)>,
+    /// The highest line id of the link with a `sales_line` row (0: none),
+    /// read once and raised as lines are written: a line id above it was
+    /// never received, so it has no row and no resolution to look up.
+    highest_line: Option<i64>,
 }
 
 impl Cache {
+    /// Whether line id `line` of `link` may have been received before: at
+    /// most the highest line id with a `sales_line` row.
+    pub fn maybe_received(
+        &mut self,
+        conn: &Connection,
+        link: &str,
+        line: i64,
+    ) -> Result<bool, rusqlite::Error> {
+        let highest = match self.highest_line {
+            Some(h) => h,
+            None => {
+                let h: i64 = conn
+                    .prepare_cached(
+                        "SELECT coalesce(max(line), 0) FROM sales_line WHERE link = ?1",
+                    )?
+                    .query_row([link], |r| r.get(0))?;
+                *self.highest_line.insert(h)
+            }
+        };
+        Ok(line <= highest)
+    }
+
+    /// Line id `line` now has a `sales_line` row.
+    pub fn received(&mut self, line: i64) {
+        if let Some(h) = &mut self.highest_line {
+            *h = (*h).max(line);
+        }
+    }
+
     /// The performance `id`, or `None` when it is unknown here.
     pub fn perf(&mut self, conn: &Connection, id: i64) -> Result<Option<&Perf>, DomainError> {
         let slot = match self.perfs.entry(id) {

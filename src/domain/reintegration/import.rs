@@ -124,21 +124,27 @@ impl<'t> SalesImport<'t> {
         let id = sql_id(t.line)?;
         let tx = self.tx;
         let ctx = self.ctx;
-        let previous: Option<(String, String, String, Option<i64>)> = tx
-            .prepare_cached(
-                "SELECT coalesce(r.file, '?'), 'line ' || l.position, l.record, l.digest
-                 FROM sales_line l JOIN run r ON r.id = l.run
-                 WHERE l.link = ?1 AND l.line = ?2 AND l.status = 'booked'",
-            )?
-            .query_row((ctx.link, id), |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-            })
-            .optional()?;
-        if let Some(booked) = previous {
-            return self.duplicate(t, &position, booked, (&record, digest));
-        }
-        if self.dismissed_again(t, id, &position)? {
-            return Ok(());
+        // A line id above every one received (the usual case: the
+        // distributor numbers its lines in order) has no row to look up.
+        let seen = self.cache.maybe_received(tx, ctx.link, id)?;
+        if seen {
+            let previous: Option<(String, String, String, Option<i64>)> = tx
+                .prepare_cached(
+                    "SELECT coalesce(r.file, '?'), 'line ' || l.position, l.record, l.digest
+                     FROM sales_line l JOIN run r ON r.id = l.run
+                     WHERE l.link = ?1 AND l.line = ?2 AND l.status = 'booked'",
+                )?
+                .query_row((ctx.link, id), |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                })
+                .optional()?;
+            if let Some(booked) = previous {
+                return self.duplicate(t, &position, booked, (&record, digest));
+            }
+            // A resolution names a received line (its foreign key).
+            if self.dismissed_again(t, id, &position)? {
+                return Ok(());
+            }
         }
         let result = match t.operation {
             Operation::Sale => self.sale(t, &position),
@@ -205,6 +211,7 @@ impl<'t> SalesImport<'t> {
             digest,
             ticket,
         ])?;
+        self.cache.received(id);
         if let Some((sale, sale_code)) = unbooked {
             self.close_unbooked(t, id, &position, sale, &sale_code)?;
         }
