@@ -3,7 +3,7 @@
 //! Takes the environment systemd gives a `Type=notify` service
 //! (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`) and sends its state
 //! messages as datagrams on that socket: `READY=1`, `RELOADING=1`,
-//! `STOPPING=1`, `WATCHDOG=1`, `STATUS=…`. With no `NOTIFY_SOCKET` (a
+//! `STOPPING=1`, `WATCHDOG=1`, `STATUS=…`, `EXTEND_TIMEOUT_USEC=…`. With no `NOTIFY_SOCKET` (a
 //! terminal, a test, another supervisor) every call is a no-op. A failed
 //! send is logged, never returned: the daemon's work does not depend on
 //! systemd hearing it. This module decides nothing about *when* to send;
@@ -138,6 +138,33 @@ impl Notifier {
     /// `STATUS=…`: a short line shown by `systemctl status`.
     pub fn status(&self, text: &str) {
         self.send(&format!("STATUS={}", one_line(text)));
+    }
+
+    /// Runs `work`, asking systemd every `every` for three times that long
+    /// again (`EXTEND_TIMEOUT_USEC`) until it returns: start-up work that
+    /// can outlast `TimeoutStartSec=` on a large store (a schema migration
+    /// rewrites tables) without systemd killing it and starting it over.
+    /// Only a live process asks: a hung one is still stopped in time.
+    pub fn extending<T>(&self, every: Duration, work: impl FnOnce() -> T) -> T {
+        if self.target.is_none() {
+            return work();
+        }
+        let (done, wait) = std::sync::mpsc::channel::<()>();
+        let message = format!(
+            "EXTEND_TIMEOUT_USEC={}",
+            every.saturating_mul(3).as_micros()
+        );
+        std::thread::scope(|s| {
+            s.spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(every)
+                {
+                    self.send(&message);
+                }
+            });
+            let out = work();
+            drop(done);
+            out
+        })
     }
 
     /// Sends one raw message (newline-separated `KEY=VALUE` lines). Failures
@@ -286,6 +313,34 @@ mod tests {
         assert!(usec.parse::<u64>().unwrap() > 0, "{reloading}");
         n.stopping("stopping");
         assert_eq!(recv(&socket), "STOPPING=1\nSTATUS=stopping");
+    }
+
+    #[test]
+    fn long_work_extends_the_start_timeout_until_it_returns() {
+        let (_dir, socket, path) = bound();
+        let n = Notifier::from_vars(Some(path.as_os_str()), None, None, 1).unwrap();
+        let every = Duration::from_millis(40);
+        let out = n.extending(every, || {
+            std::thread::sleep(Duration::from_millis(300));
+            7
+        });
+        assert_eq!(out, 7);
+        n.status("after");
+        let mut extended = 0;
+        loop {
+            match recv(&socket).as_str() {
+                "EXTEND_TIMEOUT_USEC=120000" => extended += 1,
+                "STATUS=after" => break,
+                other => panic!("unexpected message {other:?}"),
+            }
+        }
+        // About one per 40 ms of the 300 (fewer on a loaded machine), and
+        // none once the work returned: the status came last.
+        assert!(extended >= 2, "{extended}");
+        // Quick work sends nothing.
+        n.extending(every, || ());
+        n.status("again");
+        assert_eq!(recv(&socket), "STATUS=again");
     }
 
     #[test]

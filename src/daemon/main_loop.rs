@@ -109,6 +109,10 @@ pub(super) struct Daemon {
 /// How long a stopping daemon gives its last alerts.
 const ALERT_FLUSH: Duration = Duration::from_secs(5);
 
+/// How often the daemon asks systemd for more start-up time while it opens
+/// (and migrates) its stores; each request is for three times this.
+const START_EXTENSION: Duration = Duration::from_secs(30);
+
 impl Daemon {
     /// Locks the state directory, opens (and on first start bootstraps)
     /// every store, checks the links' secrets and watches the folders.
@@ -123,11 +127,17 @@ impl Daemon {
         let lock = crate::state_lock::lock(&config.state_dir)?;
         let sd = Notifier::from_env();
         let sd_watchdog = crate::systemd::watchdog_timer(&sd);
-        sd.status("starting: opening the stores and listing the inboxes");
+        sd.status("starting: opening the stores (the first start of a new version may migrate them: minutes on a large store)");
         // What `stxd init` creates, created here on first start too.
-        for created in app::init(&config, false)? {
+        // Opening a store brings its schema to this version's, which
+        // rewrites tables: minutes for millions of sales lines, beyond
+        // `TimeoutStartSec=` (systemd would kill the start and try again,
+        // rolling the migration back each time).
+        let created = sd.extending(START_EXTENSION, || app::init(&config, false))?;
+        for created in created {
             info!(created = %created, "created at start");
         }
+        sd.status("starting: listing the inboxes");
         for link in &config.links {
             // Generated here on first start when the config allows it.
             if let Err(e) = app::link_secret(link) {
