@@ -16,7 +16,8 @@
 //! both), `contingent` (the whole venue's contingent over every bench
 //! performance applied at the distributor vs `sqlite3 .import` of its
 //! payload), `sftp` (one large pair pushed, then pulled, by `stxd poll`
-//! through a real sshd on 127.0.0.1 vs OpenSSH's `sftp -b` put and get),
+//! through a real sshd on 127.0.0.1 vs OpenSSH's `sftp -b` put -f and
+//! get -f: both sides sync what they write, as stxd does),
 //! `latency` (drop → `done/` with the daemon running vs a
 //! one-shot `stxd process`). Each figure is the
 //! median of N runs (default 3; 1 at `small`), the contestants taking turns.
@@ -707,7 +708,7 @@ fn sftp(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
     let put = batch(
         "put.batch",
         format!(
-            "put {} {}\n",
+            "put -f {} {}\n",
             source.display(),
             share.join("to-distributor/anchor").display()
         ),
@@ -715,7 +716,7 @@ fn sftp(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
     let get = batch(
         "get.batch",
         format!(
-            "get {} {}\n",
+            "get -f {} {}\n",
             share.join("to-manager/anchor").display(),
             local.join("anchor").display()
         ),
@@ -729,7 +730,7 @@ fn sftp(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
     };
     let size_of = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
     println!(
-        "\nSFTP through OpenSSH sshd on 127.0.0.1: a {} MiB pair pushed, then pulled (stxd poll vs sftp -b put / get)",
+        "\nSFTP through OpenSSH sshd on 127.0.0.1: a {} MiB pair pushed, then pulled (stxd poll vs sftp -b put -f / get -f)",
         scale.sftp_mib
     );
     let n = bins.0.len();
@@ -792,8 +793,8 @@ fn sftp(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
     }
     let mib = scale.sftp_mib as f64;
     for (what, samples, anchor) in [
-        ("push", &push, "sftp -b put"),
-        ("pull", &pull, "sftp -b get"),
+        ("push", &push, "sftp -b put -f"),
+        ("pull", &pull, "sftp -b get -f"),
     ] {
         println!("  {what}:");
         let names: Vec<&str> = bins.0.iter().map(|b| b.0).chain([anchor]).collect();

@@ -127,7 +127,8 @@ impl<'t> SalesImport<'t> {
     }
 
     /// The sale a REFUND line cancels: a SALE line of the link, booked
-    /// (its line id as written and as stored), or received and never booked.
+    /// (its line id as written and the ticket its row names), or received
+    /// and never booked.
     fn refunded_sale(&self, t: &Ticket) -> Result<Refunded, Stop> {
         let tx = self.tx;
         let link = self.ctx.link;

@@ -98,10 +98,8 @@ impl Io<'_> {
     /// Uploads one file under `.<name>.part`, synced and closed, then renames
     /// it to its final name (which libssh2 never overwrites).
     fn upload(&self, local_path: &Path, remote: &Path, name: &str) -> Result<Uploaded, SftpError> {
-        let local_digest = file_digest(local_path)
-            .map_err(|e| self.local("read the outgoing file", local_path, e))?;
         if self.stat(remote)?.is_some() {
-            return self.compare(remote, local_path, &local_digest);
+            return self.compare(remote, local_path);
         }
         let part = remote.with_file_name(part_name(name));
         let mut input = File::open(local_path).map_err(|e| self.local("open", local_path, e))?;
@@ -142,7 +140,7 @@ impl Io<'_> {
             // the bytes decide.
             if self.stat(remote)?.is_some() {
                 let _ = self.sftp.unlink(&part);
-                return self.compare(remote, local_path, &local_digest);
+                return self.compare(remote, local_path);
             }
             return Err(self.remote("rename into place", &part, e));
         }
@@ -233,14 +231,13 @@ impl Io<'_> {
         }
     }
 
-    /// An existing remote final name: done when it holds our bytes.
-    fn compare(
-        &self,
-        remote: &Path,
-        local_path: &Path,
-        local_digest: &[u8; 32],
-    ) -> Result<Uploaded, SftpError> {
-        if &self.remote_digest(remote)? == local_digest {
+    /// An existing remote final name: done when it holds our bytes. (The
+    /// outgoing file is read for its digest only then: most uploads never
+    /// meet a name already there.)
+    fn compare(&self, remote: &Path, local_path: &Path) -> Result<Uploaded, SftpError> {
+        let local_digest = file_digest(local_path)
+            .map_err(|e| self.local("read the outgoing file", local_path, e))?;
+        if self.remote_digest(remote)? == local_digest {
             Ok(Uploaded::Done)
         } else {
             Ok(Uploaded::Conflict(format!(
