@@ -825,4 +825,4 @@ CREATE INDEX file_journal_run ON file_journal (run_id);
 "#;
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

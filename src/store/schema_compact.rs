@@ -114,22 +114,18 @@ mod tests {
 
     use rusqlite::Connection;
 
-    use super::super::schema::{MIGRATIONS, migrate_to};
+    use super::super::schema::migrate_to;
+    use super::super::schema::tests::{at_version, rows};
 
     /// A manager store as version 11 wrote it: lines of two files, a
     /// refund, a rejected line, a line accepted by a resolution (its run
     /// names the file of the line), a line no run explains, and their
     /// pending-account entries.
     fn version_11() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
-        for m in MIGRATIONS.iter().filter(|m| m.version <= 11) {
-            conn.execute_batch(m.sql).unwrap();
-        }
+        let conn = at_version(11);
         // Master data is left out: its foreign keys are not the migration's.
         conn.execute_batch(
-            "PRAGMA user_version = 11;
-             INSERT INTO run (id, kind, link, file, started, ended, status) VALUES
+            "INSERT INTO run (id, kind, link, file, started, ended, status) VALUES
                  (1, 'import-sales', 'L', 'S1.csv', '2026-12-01T10:00:00.000001Z', '2026-12-01T10:00:01.000000Z', 'ok'),
                  (2, 'import-sales', 'M', 'S1.csv', '2026-12-01T10:30:00.000000Z', '2026-12-01T10:30:01.000000Z', 'ok'),
                  (3, 'import-sales', 'L', 'S2.csv', '2026-12-01T11:00:00.000000Z', '2026-12-01T11:00:01.000000Z', 'partial'),
@@ -159,15 +155,6 @@ mod tests {
         .unwrap();
         conn.pragma_update(None, "foreign_keys", "ON").unwrap();
         conn
-    }
-
-    fn rows<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
-        conn.prepare(sql)
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
     }
 
     #[test]

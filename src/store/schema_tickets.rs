@@ -109,22 +109,18 @@ mod tests {
 
     use rusqlite::Connection;
 
-    use super::super::schema::{MIGRATIONS, migrate_to};
+    use super::super::schema::migrate_to;
+    use super::super::schema::tests::{at_version, rows};
 
     /// A manager store as version 12 wrote it: a ticket sold and refunded,
     /// one sold, one booked before the times had microseconds, their
     /// lines (a rejected one too) and pending-account entries.
     fn version_12() -> Connection {
-        let conn = Connection::open_in_memory().unwrap();
-        conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
-        for m in MIGRATIONS.iter().filter(|m| m.version <= 12) {
-            conn.execute_batch(m.sql).unwrap();
-        }
+        let conn = at_version(12);
         // The rows a ticket refers to (their own references left out: they
         // are not the migration's).
         conn.execute_batch(
-            "PRAGMA user_version = 12;
-             INSERT INTO performance VALUES (1, 'P', 'P', 1, '2027-01-01T20:00:00Z', 1, 1, 'in_operation');
+            "INSERT INTO performance VALUES (1, 'P', 'P', 1, '2027-01-01T20:00:00Z', 1, 1, 'in_operation');
              INSERT INTO seat_category VALUES (1, 'C', 'C');
              INSERT INTO seat VALUES (1, 1, '1', 1), (3, 1, '3', 1);
              INSERT INTO zone VALUES (7, 1, 'Z', 'Z', 1, 10);
@@ -158,20 +154,11 @@ mod tests {
         conn
     }
 
-    fn rows(conn: &Connection, sql: &str) -> Vec<String> {
-        conn.prepare(sql)
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    }
-
     #[test]
     fn tickets_keep_every_column_and_lines_find_their_ticket() {
         let mut conn = version_12();
         migrate_to(&mut conn, Path::new(":memory:"), 13).unwrap();
-        let tickets = rows(
+        let tickets = rows::<String>(
             &conn,
             "SELECT id || ' ' || link || line || ' ' || coalesce(seat, 'z' || zone) || ' ' || amount || currency
                     || ' ' || sold_at || ' ' || state || ' ' || coalesce(refund_line, '-') || ' '
@@ -186,7 +173,7 @@ mod tests {
                 "3 M1 3 8500EUR 1796205600000000 valid - - v1",
             ]
         );
-        let lines = rows(
+        let lines = rows::<String>(
             &conn,
             "SELECT link || line || ' ' || operation || ' ' || status || ' ' || coalesce(ticket, '-')
              FROM sales_line ORDER BY link, line",
@@ -203,13 +190,13 @@ mod tests {
         );
         // The entries still find their tickets; no index of the old table
         // is left behind.
-        let entries = rows(
+        let entries = rows::<String>(
             &conn,
             "SELECT e.id || ' ' || t.link || t.line || ' ' || e.amount FROM pending_account_entry e
              JOIN ticket t ON t.id = e.ticket ORDER BY e.id",
         );
         assert_eq!(entries, ["1 L1 8500", "2 L2 0", "3 L1 -8500", "4 M1 8500"]);
-        let indexes = rows(
+        let indexes = rows::<String>(
             &conn,
             "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'ticket' ORDER BY name",
         );
@@ -217,7 +204,7 @@ mod tests {
             indexes,
             ["ticket_order", "ticket_seat_valid", "ticket_zone_valid"]
         );
-        let broken = rows(
+        let broken = rows::<String>(
             &conn,
             "SELECT DISTINCT \"table\" FROM pragma_foreign_key_check",
         );
@@ -248,7 +235,7 @@ mod tests {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
         assert_eq!(v, 12, "nothing of the migration was kept");
-        let old = rows(&conn, "SELECT sold_at FROM ticket ORDER BY id");
+        let old = rows::<String>(&conn, "SELECT sold_at FROM ticket ORDER BY id");
         assert_eq!(
             old,
             [

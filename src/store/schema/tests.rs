@@ -3,6 +3,29 @@
 
 use super::*;
 
+/// An empty database brought to `version` by the migrations' SQL alone
+/// (foreign keys off, `user_version` set): the fixture a migration's test
+/// fills with rows as that version wrote them.
+pub(in crate::store) fn at_version(version: i64) -> Connection {
+    let conn = Connection::open_in_memory().unwrap();
+    conn.pragma_update(None, "foreign_keys", "OFF").unwrap();
+    for m in MIGRATIONS.iter().filter(|m| m.version <= version) {
+        conn.execute_batch(m.sql).unwrap();
+    }
+    conn.pragma_update(None, "user_version", version).unwrap();
+    conn
+}
+
+/// The first column of every row `sql` returns.
+pub(in crate::store) fn rows<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
+    conn.prepare(sql)
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 #[test]
 fn versions_are_consecutive_from_one() {
     for (i, m) in MIGRATIONS.iter().enumerate() {
