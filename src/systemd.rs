@@ -3,12 +3,12 @@
 //! Takes the environment systemd gives a `Type=notify` service
 //! (`NOTIFY_SOCKET`, `WATCHDOG_USEC`, `WATCHDOG_PID`) and sends its state
 //! messages as datagrams on that socket: `READY=1`, `RELOADING=1`,
-//! `STOPPING=1`, `WATCHDOG=1`, `STATUS=…`, `EXTEND_TIMEOUT_USEC=…`. With no `NOTIFY_SOCKET` (a
-//! terminal, a test, another supervisor) every call is a no-op. A failed
-//! send is logged, never returned: the daemon's work does not depend on
-//! systemd hearing it. This module decides nothing about *when* to send;
-//! [`crate::daemon`] does. It never changes the environment (children do
-//! not exist, and `set_var`/`remove_var` are racy).
+//! `STOPPING=1`, `WATCHDOG=1`, `STATUS=…`, `EXTEND_TIMEOUT_USEC=…`. With no
+//! `NOTIFY_SOCKET` (a terminal, a test, another supervisor) every call is a
+//! no-op. A failed send is logged, never returned: the daemon's work does
+//! not depend on systemd hearing it. This module decides nothing about
+//! *when* to send; [`crate::daemon`] does. It never changes the environment
+//! (children do not exist, and `set_var`/`remove_var` are racy).
 //!
 //! Hand-written rather than the `sd-notify` crate: the protocol is one
 //! datagram per message, `std` has abstract socket addresses, and an
