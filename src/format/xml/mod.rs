@@ -66,7 +66,7 @@ mod schema;
 mod writer;
 
 pub use reader::XmlReader;
-pub use schema::{Element, ElementSpec, Schema, format_date, format_date_time};
+pub use schema::{Element, ElementSpec, Schema, format_date, format_date_time, parse_date};
 pub use writer::XmlWriter;
 
 #[cfg(test)]

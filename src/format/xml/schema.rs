@@ -172,8 +172,9 @@ impl Element {
     }
 }
 
-/// `YYYY-MM-DD`, four-digit year.
-fn parse_date(s: &str) -> Option<time::Date> {
+/// `YYYY-MM-DD`, four-digit year: a date of the files' formats, and of the
+/// command line's date options.
+pub fn parse_date(s: &str) -> Option<time::Date> {
     let b = s.as_bytes();
     let shape = b.len() == 10
         && b.iter().enumerate().all(|(i, c)| {
