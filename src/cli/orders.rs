@@ -9,16 +9,18 @@ use std::io::Write;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE};
+use super::{EXIT_FINDINGS, EXIT_OK, EXIT_USAGE, Usage};
 use crate::app;
 use crate::config::{Config, Link};
 use crate::domain::DomainError;
-use crate::domain::orders::{self, OrderFilter, OrderView, Source, Total};
+use crate::domain::orders::{self, OrderFilter, OrderState, OrderView, SaleDays, Source, Total};
+use crate::format::xml::{format_date, parse_date};
 use crate::store::Role;
 
 #[derive(Debug, Subcommand)]
 pub enum OrdersCommand {
     /// The reintegrated orders, one a line (with --json, every ticket).
+    /// The filters combine: an order is listed when it passes them all.
     List {
         /// Only this link's orders (default: the only link whose manager
         /// this config serves, every link of its store).
@@ -28,6 +30,20 @@ pub enum OrdersCommand {
         /// manager's id or code).
         #[arg(long)]
         performance: Option<String>,
+        /// Only the orders sold on this day (UTC): their first ticket's
+        /// sale time. Same as --from DAY --to DAY.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = day, conflicts_with_all = ["from", "to"])]
+        date: Option<time::Date>,
+        /// Only the orders sold on this day (UTC) or later.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = day)]
+        from: Option<time::Date>,
+        /// Only the orders sold on this day (UTC) or earlier.
+        #[arg(long, value_name = "YYYY-MM-DD", value_parser = day)]
+        to: Option<time::Date>,
+        /// Only the orders in this state: valid (no ticket refunded),
+        /// partly-cancelled (some refunded), cancelled (all refunded).
+        #[arg(long, value_parser = state)]
+        state: Option<OrderState>,
     },
     /// One order with its tickets.
     Show {
@@ -38,6 +54,16 @@ pub enum OrdersCommand {
         #[arg(long, value_name = "LINK")]
         link: Option<String>,
     },
+}
+
+/// A `--date`, `--from` or `--to` value: a calendar day.
+fn day(s: &str) -> Result<time::Date, String> {
+    parse_date(s).ok_or_else(|| "expected a date YYYY-MM-DD (a UTC day)".to_owned())
+}
+
+/// A `--state` value.
+fn state(s: &str) -> Result<OrderState, String> {
+    s.parse()
 }
 
 /// The link whose manager store to open: the one named, else the only one
@@ -69,6 +95,17 @@ pub fn run(config: &Config, json: bool, cmd: OrdersCommand) -> anyhow::Result<u8
     let named = match &cmd {
         OrdersCommand::List { link, .. } | OrdersCommand::Show { link, .. } => link.clone(),
     };
+    // The days are checked before any store is opened.
+    let days = match &cmd {
+        OrdersCommand::List { date, from, to, .. } => {
+            let (from, to) = match date {
+                Some(d) => (Some(*d), Some(*d)),
+                None => (*from, *to),
+            };
+            SaleDays::new(from, to).map_err(|e| Usage::err(format!("--from/--to: {e}")))?
+        }
+        OrdersCommand::Show { .. } => SaleDays::default(),
+    };
     let link = match manager_link(config, named.as_deref()) {
         Ok(l) => l.name.clone(),
         Err(e) => {
@@ -80,10 +117,14 @@ pub fn run(config: &Config, json: bool, cmd: OrdersCommand) -> anyhow::Result<u8
     let only = named.as_deref();
     let mut out = super::out::stdout();
     match cmd {
-        OrdersCommand::List { performance, .. } => {
+        OrdersCommand::List {
+            performance, state, ..
+        } => {
             let filter = OrderFilter {
                 link: only,
                 performance: performance.as_deref(),
+                sold: days,
+                state,
             };
             let found = match store.read(|c| orders::orders(c, &filter)) {
                 Ok(found) => found,
@@ -91,18 +132,35 @@ pub fn run(config: &Config, json: bool, cmd: OrdersCommand) -> anyhow::Result<u8
                 Err(e) => return Err(e.into()),
             };
             if json {
-                writeln!(out, "{:#}", json!({"orders": found}))?;
+                let day = |d: Option<time::Date>| d.and_then(|d| format_date(d).ok());
+                let filter = json!({
+                    "link": filter.link,
+                    "performance": filter.performance,
+                    "from": day(filter.sold.from()),
+                    "to": day(filter.sold.to()),
+                    "state": filter.state,
+                });
+                writeln!(out, "{:#}", json!({"filter": filter, "orders": found}))?;
             } else if found.is_empty() {
-                writeln!(out, "no reintegrated order")?;
+                let filtered = filter.link.is_some()
+                    || filter.performance.is_some()
+                    || filter.state.is_some()
+                    || filter.sold != SaleDays::default();
+                if filtered {
+                    writeln!(out, "no reintegrated order passes these filters")?;
+                } else {
+                    writeln!(out, "no reintegrated order")?;
+                }
             } else {
                 for o in &found {
                     writeln!(
                         out,
-                        "{:>6}  {:<14} {:<12} {}  {} ticket(s), {} valid{}  pending account {}  {}",
+                        "{:>6}  {:<14} {:<12} sold {}  {:<16} {} ticket(s), {} valid{}  pending account {}  {}",
                         o.id,
                         o.link,
                         o.reference,
-                        o.created,
+                        o.sold_at.as_deref().unwrap_or("-"),
+                        o.state.as_str(),
                         o.tickets.len(),
                         o.valid,
                         if o.to_refund > 0 {
@@ -169,6 +227,12 @@ fn source(s: &Source) -> String {
 
 fn show(out: &mut impl Write, o: &OrderView) -> std::io::Result<()> {
     writeln!(out, "order {} {} (link {})", o.id, o.reference, o.link)?;
+    writeln!(out, "  state:          {}", o.state)?;
+    writeln!(
+        out,
+        "  sold:           {}",
+        o.sold_at.as_deref().unwrap_or("-")
+    )?;
     writeln!(out, "  created:        {}", o.created)?;
     writeln!(out, "  channel:        {}", o.channel)?;
     writeln!(out, "  point of sale:  {}", o.point_of_sale)?;

@@ -6,8 +6,14 @@
 //! Each ticket names where it came from: the SALES file and the line that
 //! booked it (and the refund line that cancelled it), as `sales_line`
 //! recorded them.
+//!
+//! An order's state ([`OrderState`]) and its sale time (its first ticket's)
+//! are derived from its tickets here, and [`OrderFilter`] selects on them:
+//! the one place those rules live.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
 
 use rusqlite::{Connection, OptionalExtension};
 use serde::Serialize;
@@ -63,6 +69,115 @@ pub struct TicketView {
     pub refund: Option<Source>,
 }
 
+/// An order's state, from its tickets' states: `valid` when none was
+/// cancelled by a refund line, `cancelled` when all were, `partly-cancelled`
+/// in between. (A valid ticket of a cancelled performance is still valid:
+/// its order counts it in `to_refund`.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OrderState {
+    Valid,
+    PartlyCancelled,
+    Cancelled,
+}
+
+impl OrderState {
+    /// Every state, in the order they are listed to the user.
+    pub const ALL: [OrderState; 3] = [
+        OrderState::Valid,
+        OrderState::PartlyCancelled,
+        OrderState::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Valid => "valid",
+            OrderState::PartlyCancelled => "partly-cancelled",
+            OrderState::Cancelled => "cancelled",
+        }
+    }
+
+    /// The state of an order of `tickets` tickets, `valid` of them valid (an
+    /// order without tickets has nothing cancelled: `valid`).
+    pub fn of(valid: u64, tickets: u64) -> OrderState {
+        if valid >= tickets {
+            OrderState::Valid
+        } else if valid == 0 {
+            OrderState::Cancelled
+        } else {
+            OrderState::PartlyCancelled
+        }
+    }
+}
+
+impl fmt::Display for OrderState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OrderState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<OrderState, String> {
+        OrderState::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| {
+                format!(
+                    "expected an order state: {}",
+                    OrderState::ALL.map(OrderState::as_str).join(", ")
+                )
+            })
+    }
+}
+
+/// Calendar days of sale, in UTC (the time zone every stored and shown time
+/// is in), both ends included; an end left out is open.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SaleDays {
+    from: Option<time::Date>,
+    to: Option<time::Date>,
+}
+
+impl SaleDays {
+    /// The days from `from` to `to`; refused when `from` comes after `to`.
+    pub fn new(from: Option<time::Date>, to: Option<time::Date>) -> Result<SaleDays, String> {
+        if let (Some(f), Some(t)) = (from, to)
+            && f > t
+        {
+            return Err(format!(
+                "the first day of sale {f} comes after the last one {t}"
+            ));
+        }
+        Ok(SaleDays { from, to })
+    }
+
+    pub fn from(&self) -> Option<time::Date> {
+        self.from
+    }
+
+    pub fn to(&self) -> Option<time::Date> {
+        self.to
+    }
+
+    /// Whether an instant (microseconds since 1970 UTC, as tickets keep
+    /// their sale time) falls on one of the days.
+    pub fn contains(&self, micros: i64) -> bool {
+        let day_start = |d: time::Date| crate::store::unix_micros(d.midnight().assume_utc());
+        let after_start = self.from.is_none_or(|f| micros >= day_start(f));
+        let before_end = self.to.is_none_or(|t| match t.next_day() {
+            Some(next) => micros < day_start(next),
+            None => true,
+        });
+        after_start && before_end
+    }
+
+    fn is_open(&self) -> bool {
+        self.from.is_none() && self.to.is_none()
+    }
+}
+
 /// An order with its tickets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderView {
@@ -70,7 +185,12 @@ pub struct OrderView {
     pub link: String,
     /// The distributor's order reference.
     pub reference: String,
+    /// When the manager's reintegration booked it.
     pub created: String,
+    /// When it was sold: its first ticket's sale time (none without
+    /// tickets). `--from`/`--to` select on its day.
+    pub sold_at: Option<String>,
+    pub state: OrderState,
     pub channel: String,
     /// `5101 GUICHET-T`: code and name of the point of sale.
     pub point_of_sale: String,
@@ -109,12 +229,29 @@ pub struct Account {
     pub balance: Vec<Total>,
 }
 
-/// Which orders [`orders`] returns.
+/// Which orders [`orders`] returns: those that pass every filter given.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OrderFilter<'a> {
     pub link: Option<&'a str>,
     /// The manager's performance id or code: orders with a ticket of it.
     pub performance: Option<&'a str>,
+    /// Orders sold on these days (their first ticket's sale time).
+    pub sold: SaleDays,
+    /// Orders in this state.
+    pub state: Option<OrderState>,
+}
+
+impl OrderFilter<'_> {
+    /// Whether an order of `tickets` tickets, `valid` of them valid, first
+    /// sold at `first_sold` (microseconds since 1970 UTC), passes the
+    /// filters on state and days.
+    fn keeps(&self, tickets: u64, valid: u64, first_sold: Option<i64>) -> bool {
+        let state = self
+            .state
+            .is_none_or(|s| s == OrderState::of(valid, tickets));
+        let day = self.sold.is_open() || first_sold.is_some_and(|t| self.sold.contains(t));
+        state && day
+    }
 }
 
 fn show_money(minor: i64, currency: &str) -> String {
@@ -140,16 +277,32 @@ pub fn orders(conn: &Connection, filter: &OrderFilter<'_>) -> Result<Vec<OrderVi
         Some(p) => Some(super::contingent::performance_id(conn, p)?.get()),
         None => None,
     };
-    let ids: Vec<i64> = conn
-        .prepare(
-            "SELECT o.id FROM sales_order o
-             WHERE (?1 IS NULL OR o.link = ?1)
-               AND (?2 IS NULL OR EXISTS (SELECT 1 FROM ticket t
-                                          WHERE t.sales_order = o.id AND t.performance = ?2))
-             ORDER BY o.id",
-        )?
-        .query_map((filter.link, performance), |r| r.get(0))?
-        .collect::<Result<_, _>>()?;
+    // Each order's tickets counted first: an order the state or the days
+    // leave out is not read further.
+    let mut ids = Vec::new();
+    let mut st = conn.prepare(
+        "SELECT o.id, count(t.id), coalesce(sum(t.state = 'valid'), 0), min(t.sold_at)
+         FROM sales_order o LEFT JOIN ticket t ON t.sales_order = o.id
+         WHERE (?1 IS NULL OR o.link = ?1)
+           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM ticket p
+                                      WHERE p.sales_order = o.id AND p.performance = ?2))
+         GROUP BY o.id ORDER BY o.id",
+    )?;
+    let rows = st.query_map((filter.link, performance), |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, i64>(2)?,
+            r.get::<_, Option<i64>>(3)?,
+        ))
+    })?;
+    for row in rows {
+        let (id, tickets, valid, first_sold) = row?;
+        let count = |n: i64| u64::try_from(n).unwrap_or(0);
+        if filter.keeps(count(tickets), count(valid), first_sold) {
+            ids.push(id);
+        }
+    }
     ids.into_iter().map(|id| order_by_id(conn, id)).collect()
 }
 
@@ -215,7 +368,8 @@ fn order_by_id(conn: &Connection, id: i64) -> Result<OrderView, DomainError> {
             ))
         })?;
     let (link, reference, created, channel, point_of_sale, payment_method, contact) = head;
-    let tickets = tickets(conn, id)?;
+    let (tickets, first_sold) = tickets(conn, id)?;
+    let sold_at = first_sold.map(stored_time);
     let mut pending = BTreeMap::new();
     {
         let mut st = conn.prepare_cached(
@@ -228,16 +382,19 @@ fn order_by_id(conn: &Connection, id: i64) -> Result<OrderView, DomainError> {
             pending.insert(currency, sum);
         }
     }
+    let valid = tickets.iter().filter(|t| t.state == "valid").count() as u64;
     Ok(OrderView {
         id,
         link,
         reference,
         created,
+        sold_at,
+        state: OrderState::of(valid, tickets.len() as u64),
         channel,
         point_of_sale,
         payment_method,
         contact,
-        valid: tickets.iter().filter(|t| t.state == "valid").count() as u64,
+        valid,
         to_refund: tickets.iter().filter(|t| t.to_refund).count() as u64,
         tickets,
         pending_account: totals(pending),
@@ -265,8 +422,10 @@ fn source(conn: &Connection, link: &str, line: i64) -> Result<Source, DomainErro
     })
 }
 
-fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError> {
-    type Row = (TicketView, String, i64, Option<i64>);
+/// The tickets of an order, and the earliest sale time among them
+/// (microseconds since 1970 UTC).
+fn tickets(conn: &Connection, order: i64) -> Result<(Vec<TicketView>, Option<i64>), DomainError> {
+    type Row = (TicketView, String, i64, Option<i64>, i64);
     let rows: Vec<Row> = conn
         .prepare_cached(
             "SELECT t.id, t.performance, f.code, f.state,
@@ -289,6 +448,7 @@ fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError
         .query_map([order], |r| {
             let minor: i64 = r.get(8)?;
             let currency: String = r.get(9)?;
+            let sold_micros: i64 = r.get(12)?;
             Ok((
                 TicketView {
                     id: r.get(0)?,
@@ -305,7 +465,7 @@ fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError
                     vat_code: r.get(10)?,
                     state: r.get(11)?,
                     to_refund: false,
-                    sold_at: stored_time(r.get(12)?),
+                    sold_at: stored_time(sold_micros),
                     cancelled_at: r.get::<_, Option<i64>>(13)?.map(stored_time),
                     sale: Source {
                         line: 0,
@@ -317,11 +477,13 @@ fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError
                 r.get(14)?,
                 r.get(15)?,
                 r.get(16)?,
+                sold_micros,
             ))
         })?
         .collect::<Result<_, _>>()?;
+    let first_sold = rows.iter().map(|r| r.4).min();
     let mut out = Vec::with_capacity(rows.len());
-    for (mut t, link, line, refund_line) in rows {
+    for (mut t, link, line, refund_line, _) in rows {
         t.to_refund = t.state == "valid" && t.performance_state == "cancelled";
         t.sale = source(conn, &link, line)?;
         t.refund = match refund_line {
@@ -330,7 +492,7 @@ fn tickets(conn: &Connection, order: i64) -> Result<Vec<TicketView>, DomainError
         };
         out.push(t);
     }
-    Ok(out)
+    Ok((out, first_sold))
 }
 
 /// The pending account of `link`: every entry in order, and the balance
@@ -376,4 +538,61 @@ pub fn account(conn: &Connection, link: &str) -> Result<Account, DomainError> {
         entries,
         balance: totals(sums),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::{date, datetime};
+
+    use super::*;
+    use crate::store::unix_micros;
+
+    #[test]
+    fn an_orders_state_follows_its_tickets() {
+        assert_eq!(OrderState::of(2, 2), OrderState::Valid);
+        assert_eq!(OrderState::of(1, 2), OrderState::PartlyCancelled);
+        assert_eq!(OrderState::of(0, 2), OrderState::Cancelled);
+        assert_eq!(OrderState::of(0, 0), OrderState::Valid);
+        for s in OrderState::ALL {
+            assert_eq!(s.as_str().parse::<OrderState>(), Ok(s));
+            assert_eq!(
+                serde_json::to_value(s).unwrap(),
+                serde_json::Value::from(s.as_str())
+            );
+        }
+        assert_eq!(
+            "refunded".parse::<OrderState>(),
+            Err("expected an order state: valid, partly-cancelled, cancelled".to_owned())
+        );
+    }
+
+    #[test]
+    fn sale_days_are_whole_utc_days_both_ends_included() {
+        let days = SaleDays::new(Some(date!(2026 - 12 - 01)), Some(date!(2026 - 12 - 02))).unwrap();
+        let at = |t: time::OffsetDateTime| days.contains(unix_micros(t));
+        assert!(!at(datetime!(2026-11-30 23:59:59.999999 UTC)));
+        assert!(at(datetime!(2026-12-01 00:00:00 UTC)));
+        assert!(at(datetime!(2026-12-02 23:59:59.999999 UTC)));
+        assert!(!at(datetime!(2026-12-03 00:00:00 UTC)));
+        // The days are UTC days, whatever offset an instant is written with:
+        // 00:30 in Paris on the 3rd is 23:30 UTC on the 2nd.
+        assert!(at(datetime!(2026-12-03 00:30:00 +01:00)));
+        assert!(!at(datetime!(2026-12-02 23:30:00 -01:00)));
+
+        let open_end = SaleDays::new(Some(date!(2026 - 12 - 02)), None).unwrap();
+        assert!(open_end.contains(unix_micros(datetime!(9999-12-31 23:59:59 UTC))));
+        assert!(!open_end.contains(unix_micros(datetime!(2026-12-01 12:00:00 UTC))));
+        let open_start = SaleDays::new(None, Some(date!(2026 - 12 - 01))).unwrap();
+        assert!(open_start.contains(0));
+        assert!(!open_start.contains(unix_micros(datetime!(2026-12-02 00:00:00 UTC))));
+        assert!(SaleDays::default().contains(i64::MIN));
+
+        let one = SaleDays::new(Some(date!(2026 - 12 - 01)), Some(date!(2026 - 12 - 01)));
+        assert!(one.is_ok());
+        let backwards = SaleDays::new(Some(date!(2026 - 12 - 02)), Some(date!(2026 - 12 - 01)));
+        assert_eq!(
+            backwards,
+            Err("the first day of sale 2026-12-02 comes after the last one 2026-12-01".to_owned())
+        );
+    }
 }

@@ -168,7 +168,7 @@ fn manager(
     );
     let filter = OrderFilter {
         link: Some(&link.name),
-        performance: None,
+        ..OrderFilter::default()
     };
     let found = orders::orders(&conn, &filter).map_err(|e| e.to_string())?;
     let _ = write!(out, "<h3>Reintegrated orders ({})</h3>", found.len());
