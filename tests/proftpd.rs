@@ -25,7 +25,9 @@ const MOD_SFTP: &str = "/usr/lib/proftpd/mod_sftp.so";
 pub const USER: &str = "stx";
 
 /// How a [`Proftpd`] differs from the default (every extension on, no size
-/// limit, one key-only user with the test's uid).
+/// limit, renames allowed). Its users are not options: the key-only
+/// [`USER`] with the test's uid, and the accounts [`Proftpd::admit`]ted,
+/// kept across [`Proftpd::reconfigure`].
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// `mod_sftp` extensions turned off (`fsync`, `posixRename`…).
@@ -33,13 +35,12 @@ pub struct Options {
     /// `MaxStoreFileSize` in bytes: a larger upload is refused, as a full
     /// disk refuses it.
     pub max_store: Option<u64>,
-    /// More virtual users, each with its uid and gid and an optional
-    /// password (key login always works with the client key).
-    pub users: Vec<VirtualUser>,
-    /// More configuration lines (`<Directory>` limits…).
-    pub extra: String,
+    /// A folder where renames are refused (`<Limit RNFR RNTO> DenyAll`).
+    pub refuse_renames_in: Option<PathBuf>,
 }
 
+/// A virtual user: its uid and gid and an optional password (key login
+/// always works with the client key).
 #[derive(Debug, Clone)]
 pub struct VirtualUser {
     pub name: String,
@@ -56,6 +57,8 @@ pub struct Proftpd {
     /// The client's public key in RFC 4716 format (`<user>.keys`).
     rfc4716: Vec<u8>,
     options: Options,
+    /// The accounts admitted besides [`USER`].
+    admitted: Vec<VirtualUser>,
 }
 
 #[allow(unsafe_code)]
@@ -117,6 +120,7 @@ impl Proftpd {
             child: None,
             rfc4716: rfc4716.stdout,
             options: options.clone(),
+            admitted: Vec::new(),
         };
         server.write_known_hosts_for(
             &server.client_known_hosts(),
@@ -128,8 +132,8 @@ impl Proftpd {
         server
     }
 
-    /// Stops the server, rewrites its users and config for `options` (same
-    /// port and keys) and starts it again.
+    /// Stops the server, rewrites its config for `options` (same port, keys
+    /// and users) and starts it again.
     pub fn reconfigure(&mut self, options: &Options) {
         self.stop();
         self.options = options.clone();
@@ -137,15 +141,23 @@ impl Proftpd {
         self.resume();
     }
 
-    /// Adds `account` as a virtual user with its uid and gid (key login).
+    /// Adds `account` as a virtual user with its uid, gid and password
+    /// (and key login), then restarts with the same options.
     pub fn admit(&mut self, account: &crate::servers::Account) {
-        let mut options = self.options.clone();
-        options.users.push(VirtualUser {
+        self.admitted.push(VirtualUser {
             name: account.name.clone(),
             uid: account.uid,
             gid: account.gid,
             password: account.password.clone(),
         });
+        let options = self.options.clone();
+        self.reconfigure(&options);
+    }
+
+    /// Restarts with renames refused in `dir` (none: allowed again).
+    pub fn refuse_renames(&mut self, dir: Option<&Path>) {
+        let mut options = self.options.clone();
+        options.refuse_renames_in = dir.map(Path::to_owned);
         self.reconfigure(&options);
     }
 
@@ -160,7 +172,7 @@ impl Proftpd {
             gid,
             password: None,
         }];
-        users.extend(options.users.iter().cloned());
+        users.extend(self.admitted.iter().cloned());
         let mut passwd = String::new();
         let mut group = String::new();
         for u in &users {
@@ -212,7 +224,12 @@ impl Proftpd {
         if let Some(max) = options.max_store {
             config.push_str(&format!("MaxStoreFileSize {max} B\n"));
         }
-        config.push_str(&options.extra);
+        if let Some(dir) = &options.refuse_renames_in {
+            config.push_str(&format!(
+                "<Directory {}>\n  <Limit RNFR RNTO>\n    DenyAll\n  </Limit>\n</Directory>\n",
+                dir.display()
+            ));
+        }
         std::fs::write(d.join("proftpd.conf"), config).expect("proftpd.conf");
         let check = Command::new(PROFTPD)
             .arg("-t")

@@ -38,6 +38,9 @@ pub trait SftpServer {
     fn log(&self) -> String;
     /// Lets `account` log in with the client key.
     fn admit(&mut self, account: &Account);
+    /// Restarts the server refusing renames in `dir` (`None`: allowed
+    /// again), as a share whose admin forbids them.
+    fn refuse_renames(&mut self, dir: Option<&Path>);
     /// The ProFTPD behind it, to change its config.
     fn as_proftpd(&mut self) -> Option<&mut Proftpd> {
         None
@@ -86,6 +89,16 @@ impl SftpServer for Sshd {
         set_mode(self.dir(), 0o755);
         set_mode(&self.dir().join("authorized_keys"), 0o644);
     }
+    fn refuse_renames(&mut self, dir: Option<&Path>) {
+        // sftp-server's request filter (`-P`) holds for the whole server,
+        // `dir` included; both of its renames are refused.
+        let refused: &[&str] = if dir.is_some() {
+            &["rename", "posix-rename"]
+        } else {
+            &[]
+        };
+        self.deny_requests(refused);
+    }
 }
 
 impl SftpServer for Proftpd {
@@ -118,6 +131,9 @@ impl SftpServer for Proftpd {
     }
     fn admit(&mut self, account: &Account) {
         Proftpd::admit(self, account);
+    }
+    fn refuse_renames(&mut self, dir: Option<&Path>) {
+        Proftpd::refuse_renames(self, dir);
     }
     fn as_proftpd(&mut self) -> Option<&mut Proftpd> {
         Some(self)

@@ -11,7 +11,7 @@ use stxd::app::{self, Shares, Synced};
 use stxd::config::Config;
 use stxd::transport::sftp::Moved;
 
-use crate::servers::{Kind, SftpServer};
+use crate::servers::{Account, Kind, SftpServer};
 use crate::sshd::{Fault, Proxy, free_port, keygen, set_mode};
 use crate::util::{Reach, SftpSides, sftp_side_toml};
 
@@ -40,6 +40,9 @@ const BIG: usize = 3 * 1024 * 1024 + 12_345;
 pub(crate) struct Fixture {
     pub(crate) sshd: Box<dyn SftpServer>,
     pub(crate) root: tempfile::TempDir,
+    /// The account the client logs in as, when not the server's default
+    /// (dropped last: removed once the server stopped).
+    account: Option<Account>,
 }
 
 impl Fixture {
@@ -52,7 +55,66 @@ impl Fixture {
         let root = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(root.path().join("share/to-distributor")).unwrap();
         std::fs::create_dir_all(root.path().join("share/to-manager")).unwrap();
-        Fixture { sshd, root }
+        Fixture {
+            sshd,
+            root,
+            account: None,
+        }
+    }
+
+    /// The client logs in as `account`, a non-root account the test made:
+    /// the server admits it and may walk to the share (the folders above
+    /// it 0755), whose folders stay root's until [`Fixture::hand_over_share`].
+    pub(crate) fn as_account(sshd: Box<dyn SftpServer>, account: Account) -> Fixture {
+        let mut f = Fixture::on(sshd);
+        f.sshd.admit(&account);
+        for dir in [f.root.path().to_owned(), f.root.path().join("share")] {
+            set_mode(&dir, 0o755);
+        }
+        f.account = Some(account);
+        f
+    }
+
+    /// A deployment's setup: the client logs in as a non-root account made
+    /// for the test, which owns the share's folders.
+    pub(crate) fn owned(kind: Kind) -> Fixture {
+        Fixture::owned_on(crate::servers::start(kind))
+    }
+
+    /// The same with a server already started.
+    pub(crate) fn owned_on(sshd: Box<dyn SftpServer>) -> Fixture {
+        let f = Fixture::as_account(sshd, Account::create());
+        f.hand_over_share();
+        f
+    }
+
+    /// The account the client logs in as (`as_account`, `owned`).
+    pub(crate) fn account(&self) -> &Account {
+        self.account.as_ref().expect("a fixture with an account")
+    }
+
+    /// The share and its folders owned by the fixture's account.
+    pub(crate) fn hand_over_share(&self) {
+        self.account().owns(&self.root.path().join("share"));
+        for folder in ["to-distributor", "to-manager"] {
+            self.account().owns(&self.share(folder));
+        }
+    }
+
+    /// The name the client logs in as.
+    pub(crate) fn user(&self) -> String {
+        self.account
+            .as_ref()
+            .map_or_else(|| self.sshd.user(), |a| a.name.clone())
+    }
+
+    /// How the client reaches the server: its port, the fixture's account,
+    /// the client key and known_hosts.
+    pub(crate) fn reach(&self) -> Reach {
+        Reach {
+            user: self.user(),
+            ..Reach::of(self.sshd.as_ref())
+        }
     }
 
     pub(crate) fn share(&self, folder: &str) -> PathBuf {
@@ -71,7 +133,7 @@ impl Fixture {
     pub(crate) fn config(&self, port: u16, key: &Path, known_hosts: &Path) -> Config {
         self.config_with(&Reach {
             port,
-            user: self.sshd.user(),
+            user: self.user(),
             auth: Reach::key(key),
             known_hosts: known_hosts.to_owned(),
             extra: String::new(),

@@ -1,9 +1,12 @@
 //! SFTP faults of the share and its server rather than the network: a
-//! server without OpenSSH's extensions, a full share, permissions denied
-//! to a non-root account the test creates, password logins, hashed and
-//! rotated host keys, and the no-replace rename the push relies on. Each:
-//! nothing lost, nothing duplicated, no partial file taken, recovery once
-//! the fault clears, and a message that names the fix.
+//! server without OpenSSH's extensions, a full share, permissions and
+//! renames denied, password logins, hashed and rotated host keys, another
+//! client writing the same name, and the no-replace rename the push relies
+//! on. Each: nothing lost, nothing duplicated, no partial file taken,
+//! recovery once the fault clears, and a message that names the fix. The
+//! faults of the share log in as a non-root account the test creates
+//! ([`Fixture::as_account`]), owning the share as a deployment's account
+//! does ([`Fixture::owned`]) unless the test withholds it.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,12 +24,27 @@ const NO_FSYNC: &str = "does not support fsync@openssh.com";
 on_both_servers!(
     a_password_login_works_and_a_wrong_or_open_password_file_is_permanent,
     permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_granted,
+    a_share_refusing_renames_shows_no_final_name_and_pushes_once_allowed,
     another_client_writing_the_same_name_meanwhile_is_never_overwritten,
     a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed,
     hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key,
     a_rotated_host_key_is_accepted_while_the_old_one_is_still_listed,
     a_plain_sftp_rename_never_replaces_an_existing_file,
 );
+
+/// Asserts that `file` on the share was written by the fixture's account,
+/// not by root.
+fn written_by_account(f: &Fixture, file: &Path) {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata(file).expect("uploaded file").uid();
+    assert_eq!(
+        uid,
+        f.account().uid,
+        "{} owned by uid {uid}",
+        file.display()
+    );
+    assert_ne!(uid, 0);
+}
 
 /// The names of a folder that are not dot-names (temporary files).
 fn finals(dir: &Path) -> Vec<String> {
@@ -174,7 +192,7 @@ fn remote_fsync_required_refuses_a_server_without_it_and_names_the_setting() {
 
 #[test]
 fn a_full_share_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed() {
-    let mut f = Fixture::on(Box::new(Proftpd::start_with(&Options {
+    let mut f = Fixture::owned_on(Box::new(Proftpd::start_with(&Options {
         max_store: Some(1 << 20),
         ..Options::default()
     })));
@@ -201,24 +219,20 @@ fn a_full_share_refuses_the_upload_whole_and_the_push_resumes_once_space_is_free
     assert_eq!(got.pushed, vec![m.clone()]);
     assert_eq!(names(&remote), vec![p.clone(), m]);
     assert_eq!(sha(&std::fs::read(remote.join(&p)).unwrap()), sha(&payload));
+    written_by_account(&f, &remote.join(&p));
     assert_eq!(files(&f.outbox()), Vec::<String>::new());
 }
 
 fn a_password_login_works_and_a_wrong_or_open_password_file_is_permanent(kind: Kind) {
     let account = Account::with_password(Some("s3cret words"));
-    let mut f = Fixture::new(kind);
-    f.sshd.admit(&account);
+    let f = Fixture::as_account(crate::servers::start(kind), account);
+    f.hand_over_share();
     let file = f.root.path().join("password");
     std::fs::write(&file, "s3cret words\n").unwrap();
     set_mode(&file, 0o600);
-    let mut reach = Reach::of(f.sshd.as_ref());
-    reach.user = account.name.clone();
+    let mut reach = f.reach();
     reach.auth = format!("password_file = \"{}\"", file.display());
     let config = f.config_with(&reach);
-    // The account writes to the share.
-    set_mode(f.root.path(), 0o755);
-    set_mode(&f.root.path().join("share"), 0o755);
-    account.owns(&f.share("to-distributor"));
 
     std::fs::write(&file, "wrong\n").unwrap();
     let (_, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"c");
@@ -242,20 +256,15 @@ fn a_password_login_works_and_a_wrong_or_open_password_file_is_permanent(kind: K
 
     set_mode(&file, 0o600);
     let got = moved(poll(&config));
-    assert_eq!(got.pushed, vec![m]);
+    assert_eq!(got.pushed, vec![m.clone()]);
+    written_by_account(&f, &f.share("to-distributor").join(&m));
 }
 
 fn permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_granted(kind: Kind) {
-    let account = Account::create();
-    let mut f = Fixture::new(kind);
-    f.sshd.admit(&account);
     // The account may walk to the share; its folders are root's.
-    for dir in [f.root.path().to_owned(), f.root.path().join("share")] {
-        set_mode(&dir, 0o755);
-    }
-    let mut reach = Reach::of(f.sshd.as_ref());
-    reach.user = account.name.clone();
-    let config = f.config_with(&reach);
+    let f = Fixture::as_account(crate::servers::start(kind), Account::create());
+    let account = f.account();
+    let config = f.good_config();
     let (out, inn) = (f.share("to-distributor"), f.share("to-manager"));
     let (p, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"contingent");
     let (rp, rm) = pair(&inn, "SALES", "csv", 1, b"sales");
@@ -284,6 +293,7 @@ fn permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_gra
         "{e}"
     );
     assert_eq!(names(&out), vec![p.clone(), m.clone()]);
+    written_by_account(&f, &out.join(&p));
     assert_eq!(files(&f.outbox()), Vec::<String>::new());
     assert_eq!(names(&f.inbox()), Vec::<String>::new());
 
@@ -312,19 +322,14 @@ fn permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_gra
     assert_eq!(names(&f.inbox()), vec![rp, rm]);
 }
 
-#[test]
-fn a_share_refusing_renames_shows_no_final_name_and_pushes_once_allowed() {
-    let mut f = Fixture::new(Kind::Proftpd);
+/// ProFTPD refuses them in the folder (`<Limit RNFR RNTO>`), sshd's
+/// sftp-server refuses the requests (`-P rename,posix-rename`): the share's
+/// own permissions cannot, since a folder that lets the account create its
+/// temporary file lets it rename that file too.
+fn a_share_refusing_renames_shows_no_final_name_and_pushes_once_allowed(kind: Kind) {
+    let mut f = Fixture::owned(kind);
     let out = f.share("to-distributor");
-    let deny = Options {
-        extra: format!(
-            "<Directory {}>\n  <Limit RNFR RNTO>\n    DenyAll\n  </Limit>\n</Directory>\n",
-            out.display()
-        ),
-        ..Options::default()
-    };
-    let server = f.sshd.as_proftpd().expect("proftpd");
-    server.reconfigure(&deny);
+    f.sshd.refuse_renames(Some(&out));
     let payload = bytes(100_000, 1);
     let (p, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, &payload);
     let e = failed(poll(&f.good_config()));
@@ -337,14 +342,12 @@ fn a_share_refusing_renames_shows_no_final_name_and_pushes_once_allowed() {
     assert_eq!(finals(&out), Vec::<String>::new());
     assert_eq!(files(&f.outbox()), vec![p.clone(), m.clone()]);
 
-    f.sshd
-        .as_proftpd()
-        .expect("proftpd")
-        .reconfigure(&Options::default());
+    f.sshd.refuse_renames(None);
     let got = moved(poll(&f.good_config()));
     assert_eq!(got.pushed, vec![m.clone()]);
     assert_eq!(names(&out), vec![p.clone(), m]);
     assert_eq!(sha(&std::fs::read(out.join(&p)).unwrap()), sha(&payload));
+    written_by_account(&f, &out.join(&p));
 }
 
 /// A small tmpfs mounted on a folder for one test, unmounted on drop.
@@ -374,9 +377,11 @@ impl Drop for Tmpfs {
 }
 
 fn a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed(kind: Kind) {
-    let f = Fixture::new(kind);
+    let f = Fixture::owned(kind);
     let remote = f.share("to-distributor");
     let _disk = Tmpfs::mount(&remote, "4m");
+    // The small filesystem is the share's folder now: the account's too.
+    f.account().owns(&remote);
     // Everything taken but 512 KiB, by a file that is not the link's.
     let filler = remote.join(".filler");
     std::fs::write(&filler, vec![0u8; (4 << 20) - (512 << 10)]).unwrap();
@@ -399,10 +404,11 @@ fn a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed
     assert_eq!(got.pushed, vec![m.clone()]);
     assert_eq!(names(&remote), vec![p.clone(), m]);
     assert_eq!(sha(&std::fs::read(remote.join(&p)).unwrap()), sha(&payload));
+    written_by_account(&f, &remote.join(&p));
 }
 
 fn another_client_writing_the_same_name_meanwhile_is_never_overwritten(kind: Kind) {
-    let f = Fixture::new(kind);
+    let f = Fixture::owned(kind);
     let remote = f.share("to-distributor");
     let payload = bytes(8 << 20, 3);
     let (p, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, &payload);
@@ -450,10 +456,11 @@ fn another_client_writing_the_same_name_meanwhile_is_never_overwritten(kind: Kin
     assert_eq!(got.pushed, vec![m.clone()]);
     assert_eq!(names(&remote), vec![p.clone(), m]);
     assert_eq!(sha(&std::fs::read(remote.join(&p)).unwrap()), sha(&payload));
+    written_by_account(&f, &remote.join(&p));
 }
 
 fn hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key(kind: Kind) {
-    let f = Fixture::new(kind);
+    let f = Fixture::owned(kind);
     let hash = |file: &Path| {
         let status = Command::new("ssh-keygen")
             .arg("-q")
@@ -473,7 +480,8 @@ fn hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key(kind: Ki
     hash(&hashed);
     let (_, m) = pair(&f.outbox(), "CONTINGENT", "csv", 1, b"c");
     let config = f.config(f.sshd.port(), &f.sshd.client_key(), &hashed);
-    assert_eq!(moved(poll(&config)).pushed, vec![m]);
+    assert_eq!(moved(poll(&config)).pushed, vec![m.clone()]);
+    written_by_account(&f, &f.share("to-distributor").join(&m));
     // `stxd check` takes a hashed file as naming the server too.
     let report = stxd::app::check(&config).unwrap();
     assert!(
@@ -496,14 +504,18 @@ fn hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key(kind: Ki
         &f.sshd.client_key(),
         &changed,
     )));
+    let text = e.to_string();
     assert!(
-        e.is_permanent() && e.to_string().contains("host key changed"),
-        "{e}"
+        e.is_permanent()
+            && text.contains("host key changed")
+            && text.contains(&changed.display().to_string())
+            && text.contains("check with the peer's admin before changing the file"),
+        "{text}"
     );
 }
 
 fn a_rotated_host_key_is_accepted_while_the_old_one_is_still_listed(kind: Kind) {
-    let f = Fixture::new(kind);
+    let f = Fixture::owned(kind);
     let old = f.root.path().join("old_ed25519");
     keygen(&old);
     let old_ecdsa = f.root.path().join("old_ecdsa");
@@ -532,7 +544,8 @@ fn a_rotated_host_key_is_accepted_while_the_old_one_is_still_listed(kind: Kind) 
         let seq = u32::try_from(i).unwrap() + 1;
         let (_, m) = pair(&f.outbox(), "CONTINGENT", "csv", seq, b"c");
         let config = f.config(f.sshd.port(), &f.sshd.client_key(), &file);
-        assert_eq!(moved(poll(&config)).pushed, vec![m], "order {i}");
+        assert_eq!(moved(poll(&config)).pushed, vec![m.clone()], "order {i}");
+        written_by_account(&f, &f.share("to-distributor").join(&m));
     }
 }
 

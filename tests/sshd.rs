@@ -22,6 +22,8 @@ pub struct Sshd {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// SFTP requests the server refuses (`internal-sftp -P`), comma-separated.
+    denied: String,
 }
 
 /// Generates an unencrypted Ed25519 key pair at `path` (+ `.pub`), 0600.
@@ -106,14 +108,35 @@ impl Sshd {
         )
         .expect("authorized_keys");
         set_mode(&d.join("authorized_keys"), 0o600);
-        let port = free_port();
+        let mut sshd = Sshd {
+            dir,
+            port: free_port(),
+            child: None,
+            denied: String::new(),
+        };
+        sshd.configure();
+        sshd.write_known_hosts(&sshd.client_known_hosts(), &sshd.dir().join("host_ed25519"));
+        sshd.resume();
+        sshd
+    }
+
+    /// Writes sshd_config for this server's port, keys and refused
+    /// requests, and has `sshd -t` check it.
+    fn configure(&self) {
+        let d = self.dir();
+        let port = self.port;
+        let sftp = if self.denied.is_empty() {
+            "internal-sftp".to_owned()
+        } else {
+            format!("internal-sftp -P {}", self.denied)
+        };
         let config = format!(
             "Port {port}\nListenAddress 127.0.0.1\nAddressFamily inet\nHostKey {d}/host_ed25519\n\
              HostKeyAlgorithms ssh-ed25519\nPidFile {d}/sshd.pid\nAuthorizedKeysFile {d}/authorized_keys\n\
              StrictModes no\nPubkeyAuthentication yes\nAuthenticationMethods publickey\n\
              PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
              PermitRootLogin prohibit-password\nDisableForwarding yes\nPermitTTY no\n\
-             Subsystem sftp internal-sftp\nForceCommand internal-sftp\n\
+             Subsystem sftp {sftp}\nForceCommand {sftp}\n\
              MaxStartups 100:30:200\nLoginGraceTime 10\n\
              Match User stxt*\n  PasswordAuthentication yes\n  AuthenticationMethods publickey password\n",
             d = d.display()
@@ -130,15 +153,15 @@ impl Sshd {
             "sshd -t refused the config: {}",
             String::from_utf8_lossy(&check.stderr)
         );
-        let sshd = Sshd {
-            dir,
-            port,
-            child: None,
-        };
-        sshd.write_known_hosts(&sshd.client_known_hosts(), &sshd.dir().join("host_ed25519"));
-        let mut sshd = sshd;
-        sshd.resume();
-        sshd
+    }
+
+    /// Restarts the server refusing the SFTP requests named (sftp-server's
+    /// `-P`, which answers them "permission denied"); none: all allowed.
+    pub fn deny_requests(&mut self, requests: &[&str]) {
+        self.stop();
+        self.denied = requests.join(",");
+        self.configure();
+        self.resume();
     }
 
     pub fn dir(&self) -> &Path {
