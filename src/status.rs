@@ -417,6 +417,100 @@ fn failed_runs(conn: &Connection, link: &str, since: &str) -> Result<Vec<FailedR
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// What the file journal says of a received manifest: its state and the
+/// run that put it there (the console's Files page links each file to it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Received {
+    /// applied, ignored, parked (the journal's state); refused (a file of
+    /// `error/`).
+    pub state: String,
+    pub run: Option<i64>,
+}
+
+/// What the store says of each manifest of `names` received by `side` of
+/// `link` (names as they sit in its folders, an archive suffix allowed),
+/// in the same order; `None` for a name that is not a manifest of this
+/// link or that the store does not know. A file of `parked/` or `done/`
+/// is read from the file journal; a file of `error/` (`in_error`) from the
+/// newest failed run of its name, since a refused file does not keep a
+/// journal row (its sequence stays free for the good copy).
+pub fn received(
+    config: &Config,
+    link: &Link,
+    side: Role,
+    names: &[String],
+    in_error: bool,
+) -> Result<Vec<Option<Received>>, String> {
+    let inst = match side {
+        Role::Manager => &link.manager,
+        Role::Distributor => &link.distributor,
+    };
+    let conn = store::open_read_only(&config.store_path(inst))
+        .map_err(|e| format!("cannot read the store of {inst}: {e}"))?;
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(|e| format!("cannot read the store of {inst}: {e}"))?;
+    names
+        .iter()
+        .map(|name| {
+            let Some((n, _)) = crate::inbound::archive::unslotted(name) else {
+                return Ok(None);
+            };
+            if n.link != link.name || n.part != crate::exchange::Part::Manifest {
+                return Ok(None);
+            }
+            let read = |e: StoreError| format!("cannot read the store of {inst}: {e}");
+            if in_error {
+                let run = failed_run_of(&tx, &link.name, &n.to_string()).map_err(read)?;
+                return Ok(run.map(|run| Received {
+                    state: "refused".to_owned(),
+                    run: Some(run),
+                }));
+            }
+            let entry = store::journal::lookup(&tx, &link.name, n.kind, Direction::In, n.sequence)
+                .map_err(read)?;
+            Ok(entry.map(|e| Received {
+                state: e.state.to_string(),
+                run: e.run_id,
+            }))
+        })
+        .collect()
+}
+
+/// The newest failed run of `link` that handled the file named `file`.
+fn failed_run_of(conn: &Connection, link: &str, file: &str) -> Result<Option<i64>, StoreError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT id FROM run WHERE link = ?1 AND file = ?2 AND status = 'failed'
+             ORDER BY id DESC LIMIT 1",
+        )?
+        .query_row((link, file), |r| r.get(0))
+        .optional()?)
+}
+
+/// The manifests in `dir` (a `done/` folder: an archive suffix allowed),
+/// newest first by modification time, then by name; a missing folder has
+/// none. Payloads, `.reason` files and dot-names are not listed.
+pub fn archived_newest_first(dir: &Path) -> Vec<String> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<(SystemTime, String)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let name = e.file_name().to_str()?.to_owned();
+            let (n, _) = crate::inbound::archive::unslotted(&name)?;
+            if n.part != crate::exchange::Part::Manifest || name.starts_with('.') {
+                return None;
+            }
+            let modified = e.metadata().ok()?.modified().ok()?;
+            Some((modified, name))
+        })
+        .collect();
+    found.sort_unstable_by(|a, b| b.cmp(a));
+    found.into_iter().map(|(_, n)| n).collect()
+}
+
 /// The complete files waiting in `dir` (a missing folder is empty).
 fn folder(dir: &Path) -> Folder {
     let mut out = Folder {

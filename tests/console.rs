@@ -92,14 +92,19 @@ fn every_page_but_healthz_needs_the_token_and_writes_need_the_csrf_token() {
     let d = daemon_with_console(&sb);
     let c = Console::of(&sb);
     assert_eq!(c.get_as("/healthz", None), (200, "ok\n".to_owned()));
+    // Every page the router serves but /healthz and /login.
     for path in [
         "/",
         "/readyz",
         "/metrics",
         "/runs",
-        "/files",
-        "/mapping",
         "/runs/OPERA/1",
+        "/files",
+        "/reconcile/opera-tourism",
+        "/mapping",
+        "/mapping/export",
+        "/sales",
+        "/catalogue",
     ] {
         assert_eq!(c.get_as(path, None).0, 401, "{path} without a token");
         assert_eq!(
@@ -133,15 +138,66 @@ fn every_page_but_healthz_needs_the_token_and_writes_need_the_csrf_token() {
     // A write with a CSRF token but no token.
     let right = [job[0], job[1], ("csrf", csrf.as_str())];
     assert_eq!(c.post("/trigger", &[], &right).0, 401);
-    assert!(
-        rows(
-            &sb,
-            "OPERA.sqlite",
-            "SELECT id FROM run WHERE kind = 'console-trigger'"
-        )
-        .is_empty(),
-        "a refused write recorded a run"
-    );
+    // Every write, each with a whole form: 401 without the token, 403 with
+    // it but without the CSRF token.
+    let link = ("link", "opera-tourism");
+    let writes: [(&str, Vec<(&str, &str)>); 8] = [
+        (
+            "/mapping/change",
+            vec![
+                link,
+                ("kind", "seat_category"),
+                ("manager_id", "2001"),
+                ("action", "set"),
+                ("local_code", "CAT1"),
+            ],
+        ),
+        ("/mapping/import", vec![link, ("csv", "x")]),
+        (
+            "/sales/resolve",
+            vec![
+                link,
+                ("line", "1"),
+                ("decision", "dismiss"),
+                ("reason", "r"),
+            ],
+        ),
+        (
+            "/catalogue/validate",
+            vec![link, ("product", "1"), ("object", "product")],
+        ),
+        (
+            "/catalogue/assign",
+            vec![link, ("product", "1"), ("profile", "GUICHET")],
+        ),
+        (
+            "/retry",
+            vec![
+                link,
+                ("side", "manager"),
+                ("folder", "error"),
+                ("file", "x.stx"),
+            ],
+        ),
+        ("/trigger", job.to_vec()),
+        ("/logout", vec![]),
+    ];
+    for (path, form) in &writes {
+        assert_eq!(c.post(path, &[], form).0, 401, "{path} without a token");
+        assert_eq!(c.post(path, &auth, form).0, 403, "{path} without CSRF");
+    }
+    for store in ["OPERA.sqlite", "TOURISM.sqlite"] {
+        assert!(
+            rows(
+                &sb,
+                store,
+                "SELECT kind FROM run WHERE kind LIKE 'console-%' OR kind LIKE 'mapping-%' \
+                 OR kind LIKE 'catalogue-%' OR kind IN ('resolve-line', 'retry')"
+            )
+            .is_empty(),
+            "a refused write recorded a run in {store}"
+        );
+    }
     // The login: a wrong token is refused, the right one gives a cookie
     // only the browser's own requests carry.
     assert_eq!(c.post("/login", &[], &[("token", "wrong")]).0, 401);
@@ -284,11 +340,129 @@ fn metrics_parse_and_agree_with_status() {
     assert!(
         value(
             "stxd_last_success_timestamp_seconds",
-            &[("side", "manager"), ("job", "export-seatplan")]
+            &[("side", "manager"), ("run_kind", "export-seatplan")]
         )
         .is_some()
     );
     assert_eq!(value("stxd_ready", &[]), Some(1.0));
+}
+
+#[test]
+fn metrics_counters_agree_with_status_after_the_first_use() {
+    // The manual's first use, both ways: seat plan, catalogue, a
+    // contingent, two sales and a refund booked at the manager.
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    sb.allot("PARTERRE:A:1-4");
+    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    sb.sell("PARTERRE:A:1");
+    let refunded = sb.sell("PARTERRE:A:2");
+    sb.stxd(&["sale", "refund", &refunded.to_string()])
+        .expect_code(0);
+    sb.stxd(&["export", "sales", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    let _d = daemon_with_console(&sb);
+    let c = Console::of(&sb);
+    let (code, text) = c.get("/metrics");
+    assert_eq!(code, 200, "{text}");
+    prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+        .expect("a Prometheus text exposition");
+    let status = sb.json(&["status"]);
+    let mut compared = Vec::new();
+    for l in status["links"].as_array().unwrap() {
+        let (link, side) = (l["link"].as_str().unwrap(), l["side"].as_str().unwrap());
+        for (field, direction, outcome) in [
+            ("last_in", "in", "applied"),
+            ("last_out", "out", "published"),
+        ] {
+            for last in l[field].as_array().unwrap() {
+                let kind = last["kind"].as_str().unwrap().to_lowercase();
+                let want = match last["file"]["sequence"].as_u64() {
+                    // Each file went through once, in order, none refused:
+                    // as many as the last sequence says.
+                    Some(sequence) => {
+                        assert_eq!(last["file"]["state"], outcome, "{last}");
+                        Some(sequence as f64)
+                    }
+                    None => None,
+                };
+                assert_eq!(
+                    sample(
+                        &text,
+                        "stxd_files_total",
+                        &[
+                            ("link", link),
+                            ("side", side),
+                            ("kind", &kind),
+                            ("direction", direction),
+                            ("outcome", outcome),
+                        ]
+                    ),
+                    want,
+                    "{link} {side} {kind} {direction}:\n{text}"
+                );
+                if want.is_some() {
+                    compared.push(format!("{side} {direction} {kind}"));
+                    assert!(
+                        sample(
+                            &text,
+                            "stxd_last_success_timestamp_seconds",
+                            &[
+                                ("link", link),
+                                ("side", side),
+                                (
+                                    "run_kind",
+                                    &format!(
+                                        "{}-{kind}",
+                                        if direction == "in" {
+                                            "import"
+                                        } else {
+                                            "export"
+                                        }
+                                    )
+                                ),
+                            ]
+                        )
+                        .is_some_and(|t| t > 0.0),
+                        "{side} {direction} {kind}: no last success:\n{text}"
+                    );
+                }
+            }
+        }
+        if let Some(p) = l["pending_mappings"].as_u64() {
+            assert_eq!(
+                sample(&text, "stxd_pending_mappings", &[("link", link)]),
+                Some(p as f64)
+            );
+        }
+    }
+    compared.sort();
+    assert_eq!(
+        compared,
+        [
+            "distributor in catalogue",
+            "distributor in contingent",
+            "distributor in seatplan",
+            "distributor out sales",
+            "manager in sales",
+            "manager out catalogue",
+            "manager out contingent",
+            "manager out seatplan",
+        ]
+    );
+    // The sales lines booked at the manager: two sales and a refund.
+    assert_eq!(
+        sample(
+            &text,
+            "stxd_sales_lines",
+            &[("side", "manager"), ("status", "booked")]
+        ),
+        Some(3.0),
+        "{text}"
+    );
 }
 
 #[test]
@@ -434,9 +608,11 @@ fn sample_mapping(sb: &Sandbox) -> Vec<(String, String, Option<String>)> {
         .collect()
 }
 
-/// How many pending rows the browser sets one by one through the forms
-/// before it imports the rest as a CSV.
-const BY_FORM: usize = 3;
+/// The pending rows the demo's first use fills by hand once the seat plan
+/// and the catalogue are parked: its season, activity, VAT code, two tariff
+/// types, two audience subcategories and four seat categories (the other
+/// kinds fill themselves as the files apply).
+const HAND_MAPPED: usize = 11;
 
 /// Waits until `dir` holds at least `n` manifests of `kind`.
 fn wait_for_files(dir: &Path, kind: &str, n: usize, d: &Daemon) {
@@ -495,8 +671,9 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         .into_iter()
         .filter(|(k, _)| plan.iter().any(|(pk, _, _)| pk == k))
         .collect();
-    assert!(
-        pending.len() > BY_FORM,
+    assert_eq!(
+        pending.len(),
+        HAND_MAPPED,
         "the files parked on pending mappings: {pending:?}"
     );
     let code_of = |k: &str, m: &str| {
@@ -504,12 +681,11 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
             .find(|(pk, pm, _)| pk == k && pm == m)
             .map(|p| p.2.is_some())
     };
-    let by_form = &pending[..BY_FORM];
-    let by_form_set = by_form
+    let by_form_set = pending
         .iter()
         .filter(|(k, m)| code_of(k, m) == Some(true))
         .count();
-    let by_form_ignored = BY_FORM - by_form_set;
+    let by_form_ignored = HAND_MAPPED - by_form_set;
     let csv = std::fs::read_to_string(sb.path().join("samples/tourism/mapping.csv")).unwrap();
     let c = Console::of(&sb);
     let driver = Driver::start(driver_path, sb.path().join("chromedriver.log"));
@@ -519,7 +695,7 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         .enable_all()
         .build()
         .unwrap();
-    let (imported_page, lines) = rt.block_on(async {
+    let (answers, lines) = rt.block_on(async {
         let b = driver.session(chromium, &sb.path().join("chromium")).await;
         use fantoccini::Locator;
         let shot = |name: &'static str| {
@@ -549,8 +725,44 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
         // The trigger buttons of the link's jobs.
         assert!(links.contains("export-contingent"), "{links}");
         shot("links.png").await;
-        // The first rows one by one through the forms.
-        for (i, (kind, id)) in by_form.iter().enumerate() {
+        // A pasted CSV with a broken row first: refused whole, each bad
+        // row named, nothing changed (the files stay parked).
+        let paste = |text: String| {
+            let b = b.clone();
+            let base = c.base.clone();
+            async move {
+                b.goto(&format!("{base}/mapping")).await.unwrap();
+                b.execute(
+                    "document.getElementById('import-csv').value = arguments[0];",
+                    vec![serde_json::json!(text)],
+                )
+                .await
+                .unwrap();
+                b.find(Locator::Id("import"))
+                    .await
+                    .unwrap()
+                    .click()
+                    .await
+                    .unwrap();
+                b.wait().for_element(Locator::Css("h1")).await.unwrap();
+                b.source().await.unwrap()
+            }
+        };
+        let broken =
+            csv.replacen(";filled;", ";filed;", 1) + "OPERA;season;oops;X;Y;filled;T2627\n";
+        let refused = paste(broken).await;
+        assert!(refused.contains("Nothing changed"), "{refused}");
+        assert!(refused.contains("id=\"import-errors\""), "{refused}");
+        assert!(refused.contains("<td>2</td>"), "line 2 named: {refused}");
+        assert!(
+            refused.contains("filed"),
+            "the bad status quoted: {refused}"
+        );
+        // Every pending row, one by one, through the forms: a code chosen
+        // from the local codes that exist, or ignored. Each answer says
+        // which parked files were tried again.
+        let mut answers = String::new();
+        for (i, (kind, id)) in pending.iter().enumerate() {
             let code = plan
                 .iter()
                 .find(|(k, m, _)| k == kind && m == id)
@@ -592,43 +804,20 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
                 .for_element(Locator::Id("changed"))
                 .await
                 .unwrap_or_else(|e| panic!("{kind} {id}: no change said: {e}"));
+            answers.push_str(&b.source().await.unwrap());
         }
-        // The rest as a CSV pasted on the mapping page: a broken one first
-        // (refused whole, each bad row named), then the samples' file.
-        let paste = |text: String| {
-            let b = b.clone();
-            let base = c.base.clone();
-            async move {
-                b.goto(&format!("{base}/mapping")).await.unwrap();
-                b.execute(
-                    "document.getElementById('import-csv').value = arguments[0];",
-                    vec![serde_json::json!(text)],
-                )
-                .await
-                .unwrap();
-                b.find(Locator::Id("import"))
-                    .await
-                    .unwrap()
-                    .click()
-                    .await
-                    .unwrap();
-                b.wait().for_element(Locator::Css("h1")).await.unwrap();
-                b.source().await.unwrap()
-            }
-        };
-        let broken =
-            csv.replacen(";filled;", ";filed;", 1) + "OPERA;season;oops;X;Y;filled;T2627\n";
-        let refused = paste(broken).await;
-        assert!(refused.contains("Nothing changed"), "{refused}");
-        assert!(refused.contains("id=\"import-errors\""), "{refused}");
-        assert!(refused.contains("<td>2</td>"), "line 2 named: {refused}");
-        assert!(
-            refused.contains("filed"),
-            "the bad status quoted: {refused}"
-        );
-        let imported = paste(csv.clone()).await;
-        assert!(imported.contains("id=\"changed\""), "{imported}");
+        // The last row's answer: the files it let through.
         shot("resumed.png").await;
+        // The samples' CSV pasted now finds every row the forms set as they
+        // left it, and adds the rows no file asked for (ignored ones).
+        let imported = paste(csv.clone()).await;
+        assert!(
+            imported.contains(&format!(
+                "{} created, 0 changed, {HAND_MAPPED} unchanged",
+                plan.len() - HAND_MAPPED
+            )),
+            "{imported}"
+        );
         // The catalogue: product 1 validated, then assigned to GUICHET.
         b.goto(&format!("{}/catalogue", c.base)).await.unwrap();
         let catalogue = b.source().await.unwrap();
@@ -782,11 +971,17 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
             shot(name).await;
         }
         b.close().await.unwrap();
-        (imported, lines)
+        (answers, lines)
     });
-    // The page of the import says which parked files resumed.
-    assert!(imported_page.contains("id=\"resumed\""), "{imported_page}");
-    assert!(imported_page.contains("applied"), "{imported_page}");
+    // The forms' answers said which parked files resumed: both, applied.
+    for kind in ["SEATPLAN", "CATALOGUE"] {
+        assert!(
+            answers.contains(&format!(
+                "<span class=\"resumed-state\">applied</span>: opera-tourism.{kind}."
+            )),
+            "{kind} not said resumed: {answers}"
+        );
+    }
     // The store changed, each change a run marked as asked via the console.
     assert_eq!(
         rows(
@@ -1049,6 +1244,20 @@ fn the_files_page_shows_a_refused_file_with_its_reason_and_retries_it() {
     assert!(page.contains(manifest), "{page}");
     assert!(page.contains("code:"), "the .reason is shown: {page}");
     assert!(page.contains("value=\"error\""), "a retry button: {page}");
+    // With the run that refused it.
+    let run = rows(
+        &sb,
+        "TOURISM.sqlite",
+        &format!("SELECT id FROM run WHERE file = '{manifest}' AND status = 'failed'"),
+    );
+    assert_eq!(run.len(), 1, "the refusal's run");
+    assert!(
+        page.contains(&format!(
+            "{manifest} <span class=\"state\">refused</span> <a href=\"/runs/TOURISM/{}\">",
+            run[0]
+        )),
+        "{page}"
+    );
     let bearer = format!("Bearer {}", c.token);
     let (status, body) = c.post(
         "/retry",
@@ -1084,6 +1293,46 @@ fn the_files_page_shows_a_refused_file_with_its_reason_and_retries_it() {
         ],
     );
     assert_eq!(status, 422, "{body}");
+}
+
+#[test]
+fn the_files_page_lists_done_files_newest_first_each_with_its_run() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    sb.allot("PARTERRE:A:1-4");
+    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    let _d = daemon_with_console(&sb);
+    let c = Console::of(&sb);
+    let (status, page) = c.get("/files?link=opera-tourism");
+    assert_eq!(status, 200, "{page}");
+    let distributor = &page[page.find("opera-tourism · distributor").expect(&page)..];
+    let done = &distributor[distributor.find("class=\"done\"").expect(distributor)..];
+    // The contingent, applied last, comes first; each file links to the
+    // run that applied it.
+    let journal = rows(
+        &sb,
+        "TOURISM.sqlite",
+        "SELECT kind, run_id FROM file_journal WHERE direction = 'in' AND state = 'applied'",
+    );
+    assert_eq!(journal.len(), 3, "{journal:?}");
+    let mut at = Vec::new();
+    for row in &journal {
+        let (kind, run) = row.split_once('|').unwrap();
+        let entry = format!(
+            "opera-tourism.{kind}.00000001.stx <span class=\"state\">applied</span> <a href=\"/runs/TOURISM/{run}\">run {run}</a>"
+        );
+        at.push((
+            done.find(&entry)
+                .unwrap_or_else(|| panic!("{entry} in {done}")),
+            kind.to_owned(),
+        ));
+    }
+    at.sort();
+    assert_eq!(at[0].1, "CONTINGENT", "{done}");
+    // Payloads are not listed, only manifests.
+    assert!(!done.contains(".xml"), "{done}");
 }
 
 /// The value of the sample of `metric` with these labels in a scrape.

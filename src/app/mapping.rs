@@ -219,17 +219,3 @@ pub fn record_action(
     })?;
     Ok(run)
 }
-
-/// Adds to run `run` of `side`'s store of `link` the message saying through
-/// what it was asked (a retry through the console).
-pub fn mark_via(
-    config: &Config,
-    link: &str,
-    side: Role,
-    run: i64,
-    via: &str,
-) -> Result<(), AppError> {
-    let (_, _, mut store) = open_side(config, link, side)?;
-    store.write(|tx| runs::message(tx, run, Level::Info, VIA_CODE, None, via).map(|_| ()))?;
-    Ok(())
-}

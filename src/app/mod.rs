@@ -68,7 +68,7 @@ pub use listing::{
 pub use load::{Loaded, load, load_watched};
 pub use mapping::{
     MappingChanged, MappingImported, VIA_CODE, VIA_CONSOLE, change_mapping, import_mapping,
-    mark_via, record_action,
+    record_action,
 };
 pub use poll::{PollReport, Shares, SidePoll, Synced, poll, poll_with};
 pub use retry::{Retried, retry_files, retry_link};

@@ -8,7 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{AppError, open_side};
+use super::{AppError, VIA_CODE, open_side};
 use crate::config::{Config, Link};
 use crate::exchange::{FileName, Role};
 use crate::inbound::archive::{self, Pair};
@@ -40,13 +40,22 @@ struct Candidate<'c> {
 /// Puts `files` (manifests or payloads, at any slot, in an `error/` or
 /// `quarantine/` folder of a served side) back into their inboxes. Every
 /// file is checked before any moves: one not in such a folder refuses the
-/// whole command ([`AppError::NotRetryable`]).
-pub fn retry_files(config: &Config, files: &[PathBuf]) -> Result<Vec<Retried>, AppError> {
+/// whole command ([`AppError::NotRetryable`]). When `via` is given, each
+/// retry's run says through what it was asked (the console), in the same
+/// transaction as the run.
+pub fn retry_files(
+    config: &Config,
+    files: &[PathBuf],
+    via: Option<&str>,
+) -> Result<Vec<Retried>, AppError> {
     let candidates = files
         .iter()
         .map(|f| candidate(config, f))
         .collect::<Result<Vec<_>, _>>()?;
-    candidates.iter().map(|c| put_back(config, c)).collect()
+    candidates
+        .iter()
+        .map(|c| put_back(config, c, via))
+        .collect()
 }
 
 /// Puts every file of the `error/` and `quarantine/` folders of `link`'s
@@ -68,7 +77,7 @@ pub fn retry_link(config: &Config, link: &str) -> Result<Vec<Retried>, AppError>
         }
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
-    found.iter().map(|c| put_back(config, c)).collect()
+    found.iter().map(|c| put_back(config, c, None)).collect()
 }
 
 /// The manifests archived in `dir` (a missing folder has none).
@@ -143,7 +152,7 @@ fn candidate<'c>(config: &'c Config, file: &Path) -> Result<Candidate<'c>, AppEr
 
 /// Records the run quoting the pair's old reason, then moves the pair back
 /// ([`archive::restore_pair`]: the reason removed first).
-fn put_back(config: &Config, c: &Candidate<'_>) -> Result<Retried, AppError> {
+fn put_back(config: &Config, c: &Candidate<'_>, via: Option<&str>) -> Result<Retried, AppError> {
     let inbox = c.link.folders(c.side).inbox;
     let reason_file = archive::reason_path(&c.pair.manifest);
     let old_reason = std::fs::read_to_string(&reason_file).ok().map(|text| {
@@ -168,6 +177,9 @@ fn put_back(config: &Config, c: &Candidate<'_>) -> Result<Retried, AppError> {
     // first in the move.
     let run = store.write(|tx| -> Result<i64, crate::store::StoreError> {
         let run = runs::start(tx, "retry", Some(&link.name), Some(&file))?;
+        if let Some(via) = via {
+            runs::message(tx, run, runs::Level::Info, VIA_CODE, None, via)?;
+        }
         runs::message(tx, run, runs::Level::Info, "retry", None, &text)?;
         runs::finish(tx, run, runs::RunStatus::Ok, runs::Counts::ONE_OK)?;
         Ok(run)

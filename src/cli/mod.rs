@@ -634,7 +634,7 @@ fn process(
 fn retry(config: &Config, files: &[PathBuf], link: Option<&str>, json: bool) -> anyhow::Result<u8> {
     let retried = match link {
         Some(link) => app::retry_link(config, link),
-        None => app::retry_files(config, files),
+        None => app::retry_files(config, files, None),
     };
     let retried = match retried {
         Ok(r) => r,

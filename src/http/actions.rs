@@ -10,7 +10,7 @@ use axum::{Extension, Form};
 
 use super::auth::{Principal, csrf_refused};
 use super::page::{answered, esc, refusal};
-use super::{AppState, blocking, on_worker};
+use super::{AppState, on_worker};
 use crate::app;
 use crate::config::Config;
 use crate::exchange::Role;
@@ -66,13 +66,10 @@ fn put_back(config: &Config, form: &RetryForm) -> Result<String, String> {
         "quarantine" => folders.quarantine,
         other => return Err(format!("folder {other:?}: expected error or quarantine")),
     };
-    let retried = app::retry_files(config, &[dir.join(&form.file)]).map_err(|e| app::chain(&e))?;
+    let retried = app::retry_files(config, &[dir.join(&form.file)], Some(app::VIA_CONSOLE))
+        .map_err(|e| app::chain(&e))?;
     let mut out = String::from("<ul id=\"retried\">");
     for r in &retried {
-        // The run is the retry's own; this says who asked.
-        if let Err(e) = app::mark_via(config, &r.link, side, r.run, app::VIA_CONSOLE) {
-            tracing::warn!(target: "stxd::http", error = %e, run = r.run, "cannot mark the retry as asked via the console");
-        }
         out.push_str(&format!(
             "<li>{} put back into {} (run {})</li>",
             esc(&r.from.display().to_string()),
@@ -102,7 +99,8 @@ pub(crate) async fn trigger(
         return r;
     }
     let config = Arc::clone(&state.shared.config);
-    let done = blocking(move || queue(&config, &form)).await;
+    // On the worker: the trigger's run is a write like any other.
+    let done = on_worker(&state, move || queue(&config, &form)).await;
     answer(&p, "Triggered", done)
 }
 

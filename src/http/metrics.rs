@@ -97,7 +97,7 @@ impl Metrics {
         );
         reg.register(
             "stxd_last_success_timestamp_seconds",
-            "When the last successful run of a job (import-*, export-*, mapping-*, ...) of a link side ended, Unix time",
+            "When the last successful run of each kind (import-*, export-*, mapping-*, ...) of a link side ended, Unix time",
             self.last_success,
         );
         reg.register(
@@ -176,7 +176,7 @@ fn from_stores(config: &Config, m: &Metrics) {
                     ]))
                     .set(i64::try_from(n).unwrap_or(i64::MAX));
             }
-            for (link, job, at) in stats::last_successes(&conn)? {
+            for (link, kind, at) in stats::last_successes(&conn)? {
                 let Some(side) = side_of(config, &link, code) else {
                     continue;
                 };
@@ -184,7 +184,7 @@ fn from_stores(config: &Config, m: &Metrics) {
                     .get_or_create(&labels(&[
                         ("link", &link),
                         ("side", side.as_str()),
-                        ("job", &job),
+                        ("run_kind", &kind),
                     ]))
                     .set(at);
             }

@@ -340,29 +340,62 @@ fn reason_of(dir: &std::path::Path, manifest: &str) -> String {
     text
 }
 
+/// A received file's journal state and a link to the run that put it
+/// where it is, or nothing when the journal does not hold it.
+fn run_of(l: &LinkStatus, r: Option<&status::Received>) -> String {
+    match r {
+        Some(r) => {
+            let run = r.run.map_or(String::new(), |run| {
+                format!(
+                    " <a href=\"/runs/{}/{run}\">run {run}</a>",
+                    url(&l.institution)
+                )
+            });
+            format!(" <span class=\"state\">{}</span>{run}", esc(&r.state))
+        }
+        None => String::new(),
+    }
+}
+
 fn files_block(config: &Config, l: &LinkStatus, page: usize, csrf: &str, out: &mut String) {
     let _ = write!(out, "<h2>{} · {}</h2>", esc(&l.link), l.side);
-    let list = |name: &str, f: &Folder, out: &mut String| {
-        let _ = write!(out, "<h3>{name} ({})</h3><ul>", f.count);
-        for file in &f.files {
-            let _ = write!(out, "<li>{}</li>", esc(file));
-        }
-        out.push_str("</ul>");
+    let Some(link) = config.links.iter().find(|k| k.name == l.link) else {
+        return;
     };
-    list("inbox", &l.inbox, out);
-    out.push_str("<h3>held</h3><ul>");
+    // The journal's word on the files of parked/, error/ and the page of
+    // done/ shown; a store that cannot be read shows the files alone.
+    let journal = |names: &[String], in_error: bool| -> Vec<Option<status::Received>> {
+        status::received(config, link, l.side, names, in_error)
+            .unwrap_or_else(|_| vec![None; names.len()])
+    };
+    let _ = write!(out, "<h3>inbox ({})</h3><ul>", l.inbox.count);
+    for file in &l.inbox.files {
+        let _ = write!(out, "<li>{}</li>", esc(file));
+    }
+    out.push_str("</ul><h3>held</h3><ul>");
     for h in &l.held {
         let _ = write!(out, "<li>{}: {}</li>", esc(&h.file), esc(&h.reason));
     }
     out.push_str("</ul>");
-    list("parked", &l.parked, out);
-    let side = l.side.as_str();
-    let _ = write!(out, "<h3>error ({})</h3><ul>", l.error.count);
-    for file in &l.error.files {
+    let _ = write!(out, "<h3>parked ({})</h3><ul>", l.parked.count);
+    for (file, r) in l.parked.files.iter().zip(journal(&l.parked.files, false)) {
         let _ = write!(
             out,
-            "<li>{} <pre>{}</pre>{}</li>",
+            "<li>{}{}: waits for mappings; fill them on the <a href=\"/mapping?link={}\">mapping table</a> and it resumes</li>",
             esc(file),
+            run_of(l, r.as_ref()),
+            url(&l.link)
+        );
+    }
+    out.push_str("</ul>");
+    let side = l.side.as_str();
+    let _ = write!(out, "<h3>error ({})</h3><ul>", l.error.count);
+    for (file, r) in l.error.files.iter().zip(journal(&l.error.files, true)) {
+        let _ = write!(
+            out,
+            "<li>{}{} <pre>{}</pre>fix the cause the reason names, then {}</li>",
+            esc(file),
+            run_of(l, r.as_ref()),
             esc(&reason_of(&l.error.path, file)),
             button(
                 csrf,
@@ -400,35 +433,33 @@ fn files_block(config: &Config, l: &LinkStatus, page: usize, csrf: &str, out: &m
         );
     }
     out.push_str("</ul>");
-    if let Some(link) = config.links.iter().find(|k| k.name == l.link) {
-        let done = link.folders(l.side).done;
-        let mut names: Vec<String> = std::fs::read_dir(&done)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| !n.starts_with('.'))
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort_unstable_by(|a, b| b.cmp(a));
+    let names = status::archived_newest_first(&link.folders(l.side).done);
+    let shown: Vec<String> = names.iter().skip(page * PAGE).take(PAGE).cloned().collect();
+    let _ = write!(
+        out,
+        "<h3>done ({}, newest first; page {})</h3><ul class=\"done\">",
+        names.len(),
+        page + 1
+    );
+    for (n, r) in shown.iter().zip(journal(&shown, false)) {
+        let _ = write!(out, "<li>{}{}</li>", esc(n), run_of(l, r.as_ref()));
+    }
+    out.push_str("</ul>");
+    if page > 0 {
         let _ = write!(
             out,
-            "<h3>done ({}; page {})</h3><ul>",
-            names.len(),
+            "<a href=\"/files?link={}&amp;page={}\">previous page</a> ",
+            url(&l.link),
+            page - 1
+        );
+    }
+    if names.len() > (page + 1) * PAGE {
+        let _ = write!(
+            out,
+            "<a href=\"/files?link={}&amp;page={}\">next page</a>",
+            url(&l.link),
             page + 1
         );
-        for n in names.iter().skip(page * PAGE).take(PAGE) {
-            let _ = write!(out, "<li>{}</li>", esc(n));
-        }
-        out.push_str("</ul>");
-        if names.len() > (page + 1) * PAGE {
-            let _ = write!(
-                out,
-                "<a href=\"/files?link={}&amp;page={}\">next page</a>",
-                url(&l.link),
-                page + 1
-            );
-        }
     }
 }
 
