@@ -10,11 +10,16 @@ use std::time::{Duration, Instant};
 use crate::sshd::free_port;
 use crate::util::{Daemon, Sandbox, rows};
 
-/// An HTTP client that reports every status as is and follows no redirect.
+/// An HTTP client that reports every status as is and follows no redirect,
+/// with a new connection for each request: a request refused before its
+/// body was read (a 401) ends its connection on the server's side, and a
+/// pooled connection could be reused for the next POST before the client
+/// saw it closed (which a browser retries, and ureq does not for a POST).
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
+        .max_idle_connections(0)
         .build()
         .into()
 }
