@@ -547,3 +547,63 @@ fn a_listing_leaves_an_archive_move_to_its_live_process() {
     assert_eq!(out[0]["state"], "already-applied", "{out}");
     applied_once(&sb);
 }
+
+/// SALES file 2 held in the inbox behind a missing file 1 (a one-shot
+/// `process` leaves it there), then file 1 arriving: the next `process`
+/// applies 1, then 2. File 2 sells the two seats file 1 leaves free.
+fn held_behind_a_missing_sequence() -> Sandbox {
+    let sb = Sandbox::new();
+    manager_ready(&sb);
+    let second = format!(
+        "{}5;SALE;2026-12-01T12:00:00Z;T-000003;;1701;3301;A;3;;2001;1201;1301;8500;EUR;1101;\n\
+         6;SALE;2026-12-01T12:00:00Z;T-000003;;1701;3301;A;4;;2001;1201;1301;8500;EUR;1101;\n",
+        crate::drop_folders::SALES_HEADER
+    );
+    sealed(&sb, &inbox(&sb), 2, second.as_bytes(), 2);
+    let (code, out) = process_json(&sb);
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(out[0]["state"], "held", "{out}");
+    assert_eq!(journal(&sb), Vec::<(i64, String)>::new());
+    let (payload, records) = sample_sales();
+    sealed(&sb, &inbox(&sb), 1, &payload, records);
+    sb
+}
+
+#[test]
+fn a_held_file_and_the_one_it_waits_for_killed_at_any_link_unlink_or_fsync_are_applied_once_in_order()
+ {
+    let template = held_behind_a_missing_sequence();
+    kill_at_every_call(
+        &template,
+        &["linkat", "unlink", "fsync"],
+        &["process"],
+        &["process"],
+        |sb| {
+            assert_eq!(inbox_files(sb), Vec::<String>::new(), "inbox emptied");
+            assert_eq!(manifests(&inbox(sb).join("done")).len(), 2);
+            assert_eq!(entries(&inbox(sb).join("error")), Vec::<String>::new());
+            assert_eq!(
+                journal(sb),
+                [(1, "applied".to_owned()), (2, "applied".to_owned())]
+            );
+            let conn = opera(sb);
+            assert_eq!(
+                count(
+                    &conn,
+                    "SELECT count(*) FROM sales_line WHERE status = 'booked'"
+                ),
+                6,
+                "each line booked once"
+            );
+            assert_eq!(count(&conn, "SELECT count(*) FROM ticket"), 5);
+            assert_eq!(
+                count(
+                    &conn,
+                    "SELECT count(*) FROM run WHERE kind = 'import-sales'"
+                ),
+                2,
+                "each file applied by one run"
+            );
+        },
+    );
+}
