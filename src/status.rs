@@ -461,7 +461,7 @@ pub fn received(
             }
             let read = |e: StoreError| format!("cannot read the store of {inst}: {e}");
             if in_error {
-                let run = failed_run_of(&tx, &link.name, &n.to_string()).map_err(read)?;
+                let run = failed_run_of(&tx, &link.name, &n).map_err(read)?;
                 return Ok(run.map(|run| Received {
                     state: "refused".to_owned(),
                     run: Some(run),
@@ -477,14 +477,27 @@ pub fn received(
         .collect()
 }
 
-/// The newest failed run of `link` that handled the file named `file`.
-fn failed_run_of(conn: &Connection, link: &str, file: &str) -> Result<Option<i64>, StoreError> {
+/// The newest failed run of `link` that handled the pair of `file` (a run
+/// names the manifest when the refusal came before the payload was read,
+/// the payload after).
+fn failed_run_of(
+    conn: &Connection,
+    link: &str,
+    file: &crate::exchange::FileName,
+) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached(
-            "SELECT id FROM run WHERE link = ?1 AND file = ?2 AND status = 'failed'
+            "SELECT id FROM run WHERE link = ?1 AND file IN (?2, ?3) AND status = 'failed'
              ORDER BY id DESC LIMIT 1",
         )?
-        .query_row((link, file), |r| r.get(0))
+        .query_row(
+            (
+                link,
+                file.to_manifest().to_string(),
+                file.to_payload().to_string(),
+            ),
+            |r| r.get(0),
+        )
         .optional()?)
 }
 

@@ -1340,6 +1340,76 @@ fn the_files_page_lists_done_files_newest_first_each_with_its_run() {
     assert!(!done.contains(".xml"), "{done}");
 }
 
+#[test]
+fn the_runs_page_filters_a_run_shows_its_messages_the_reconciliation_renders_and_readyz_says_why_not()
+ {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    sb.allot("PARTERRE:A:1-4");
+    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
+        .expect_code(0);
+    sb.stxd(&["process"]).expect_code(0);
+    let _d = daemon_with_console(&sb);
+    let c = Console::of(&sb);
+    let listed = |query: &str| -> Vec<String> {
+        let (status, page) = c.get(&format!("/runs?{query}"));
+        assert_eq!(status, 200, "{page}");
+        page.split("<tr><td><a href=\"/runs/")
+            .skip(1)
+            .map(|row| row.split("</td><td>").nth(1).unwrap().to_owned())
+            .collect()
+    };
+    // Filtered by institution and kind: the one contingent applied.
+    assert_eq!(
+        listed("institution=TOURISM&kind=import-contingent"),
+        ["import-contingent"]
+    );
+    // By status: nothing failed.
+    assert_eq!(
+        listed("institution=TOURISM&status=failed"),
+        Vec::<String>::new()
+    );
+    // Unfiltered, both institutions' runs, the manager's exports among them.
+    let all = listed("");
+    assert!(all.iter().any(|k| k == "export-contingent"), "{all:?}");
+    assert!(all.iter().any(|k| k == "import-seatplan"), "{all:?}");
+    // A run's page shows its messages.
+    let run = rows(
+        &sb,
+        "TOURISM.sqlite",
+        "SELECT run_id FROM file_journal WHERE kind = 'CONTINGENT'",
+    );
+    let (status, page) = c.get(&format!("/runs/TOURISM/{}", run[0]));
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("import-contingent"), "{page}");
+    assert!(
+        page.contains("file opera-tourism.CONTINGENT.00000001.csv"),
+        "{page}"
+    );
+    assert!(page.contains("version 1 applied: 4 seat(s)"), "{page}");
+    // The reconciliation, computed on the request: consistent; an unknown link
+    // is a 404 naming it.
+    let (status, page) = c.get("/reconcile/opera-tourism");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("No difference between the two institutions' records"),
+        "{page}"
+    );
+    let (status, page) = c.get("/reconcile/no-such-link");
+    assert_eq!(status, 404, "{page}");
+    assert!(page.contains("no-such-link"), "{page}");
+    // A store the console cannot open: not ready, saying which; ready again
+    // once it is back.
+    let store = sb.path().join("var/state/TOURISM.sqlite");
+    let aside = sb.path().join("var/state/TOURISM.sqlite.aside");
+    std::fs::rename(&store, &aside).unwrap();
+    let (status, said) = c.get("/readyz");
+    std::fs::rename(&aside, &store).unwrap();
+    assert_eq!(status, 503, "{said}");
+    assert!(said.contains("store of TOURISM"), "{said}");
+    assert_eq!(c.get("/readyz"), (200, "ready\n".to_owned()));
+}
+
 /// The value of the sample of `metric` with these labels in a scrape.
 fn sample(text: &str, metric: &str, want: &[(&str, &str)]) -> Option<f64> {
     let lines = text.lines().map(|l| Ok(l.to_owned()));
