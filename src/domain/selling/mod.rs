@@ -182,6 +182,43 @@ mod tests {
     }
 
     #[test]
+    fn a_performance_that_started_is_not_sold() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        import(&mut s, &[perf_line(1), seat_line(1, "1", 2001)]).unwrap();
+        let sale = Sale {
+            performance: "P1".into(),
+            place: Place::Seat {
+                block: "PARTERRE".into(),
+                row: "A".into(),
+                number: "1".into(),
+            },
+            tariff: "NORMAL".into(),
+            audience: "ADULT".into(),
+            order: None,
+        };
+        let started = |s: &mut Store, start: &str| {
+            s.write(|tx| -> Result<(), DomainError> {
+                tx.execute("UPDATE performance SET start = ?1 WHERE id = 1", [start])?;
+                Ok(())
+            })
+            .unwrap();
+        };
+        started(&mut s, "2025-01-15T20:00:00+01:00");
+        let e = s.write(|tx| sell(tx, "l", &sale)).unwrap_err();
+        assert_eq!(e.code(), "not-sellable");
+        assert!(
+            e.to_string()
+                .contains("it started at 2025-01-15T20:00:00+01:00"),
+            "{e}"
+        );
+        // Nothing was written: the seat sells once the start is ahead.
+        started(&mut s, "2099-01-15T20:00:00+01:00");
+        let r = s.write(|tx| sell(tx, "l", &sale)).unwrap();
+        assert_eq!(r.line, 1);
+    }
+
+    #[test]
     fn an_export_with_an_unmapped_object_is_refused_and_marks_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = store(dir.path());

@@ -375,12 +375,20 @@ fn offer(tx: &Transaction<'_>, key: &str) -> Result<Offer, SaleRefusal> {
     let Some((perf, perf_code)) = by_id_or_code(tx, "performance", key, None)? else {
         return Err(SaleRefusal::UnknownPerformance(key.to_owned()));
     };
-    let (activity, configuration, logical_configuration, state): (i64, i64, i64, String) = tx
+    let (activity, configuration, logical_configuration, state, start): (
+        i64,
+        i64,
+        i64,
+        String,
+        String,
+    ) = tx
         .prepare_cached(
-            "SELECT activity, configuration, logical_configuration, state FROM performance
+            "SELECT activity, configuration, logical_configuration, state, start FROM performance
              WHERE id = ?1",
         )?
-        .query_row([perf], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        .query_row([perf], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
     let not_sellable = |reason: String| SaleRefusal::NotSellable {
         performance: perf_code.clone(),
         reason,
@@ -388,6 +396,13 @@ fn offer(tx: &Transaction<'_>, key: &str) -> Result<Offer, SaleRefusal> {
     if state != "in_operation" {
         return Err(not_sellable(format!(
             "it is {state}, expected in_operation"
+        )));
+    }
+    // The manager refuses a sale made at or after the start
+    // (`performance-started`): the point of sale does not make one.
+    if OffsetDateTime::parse(&start, &Rfc3339).is_ok_and(|at| at <= OffsetDateTime::now_utc()) {
+        return Err(not_sellable(format!(
+            "it started at {start}; a performance is sold until its start"
         )));
     }
 
