@@ -181,12 +181,9 @@ mod tests {
         assert_eq!(o.applied, vec![(id(1701), 1)]);
     }
 
-    #[test]
-    fn a_performance_that_started_is_not_sold() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut s = store(dir.path());
-        import(&mut s, &[perf_line(1), seat_line(1, "1", 2001)]).unwrap();
-        let sale = Sale {
+    /// A sale of seat A 1 of PARTERRE for P1, full adult price.
+    fn seat_a1() -> Sale {
+        Sale {
             performance: "P1".into(),
             place: Place::Seat {
                 block: "PARTERRE".into(),
@@ -196,7 +193,15 @@ mod tests {
             tariff: "NORMAL".into(),
             audience: "ADULT".into(),
             order: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_performance_that_started_is_not_sold() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        import(&mut s, &[perf_line(1), seat_line(1, "1", 2001)]).unwrap();
+        let sale = seat_a1();
         let started = |s: &mut Store, start: &str| {
             s.write(|tx| -> Result<(), DomainError> {
                 tx.execute("UPDATE performance SET start = ?1 WHERE id = 1", [start])?;
@@ -223,17 +228,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = store(dir.path());
         import(&mut s, &[perf_line(1), seat_line(1, "1", 2001)]).unwrap();
-        let sale = Sale {
-            performance: "P1".into(),
-            place: Place::Seat {
-                block: "PARTERRE".into(),
-                row: "A".into(),
-                number: "1".into(),
-            },
-            tariff: "NORMAL".into(),
-            audience: "ADULT".into(),
-            order: None,
-        };
+        let sale = seat_a1();
         let r = s.write(|tx| sell(tx, "l", &sale)).unwrap();
         assert_eq!(
             (r.line, r.price.as_str(), r.order.as_str()),
