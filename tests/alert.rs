@@ -1102,11 +1102,7 @@ fn the_daemon_refuses_to_start_when_an_alert_cannot_and_names_its_key() {
 fn a_reconciliation_job_raises_a_difference_once_and_resolves_it_when_the_stores_agree() {
     let hook = Hook::start(&[]);
     let sb = daemon_sandbox(&hook);
-    sb.first_use_done();
-    sb.allot("PARTERRE:A:1-4");
-    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
-        .expect_code(0);
-    sb.stxd(&["process"]).expect_code(0);
+    sb.contingent_applied();
     sb.sell("PARTERRE:A:1");
     sb.stxd(&["export", "sales", "--link", "opera-tourism"])
         .expect_code(0);

@@ -352,23 +352,12 @@ fn metrics_parse_and_agree_with_status() {
     assert_eq!(value("stxd_ready", &[]), Some(1.0));
 }
 
-/// The manual's first use #1 and #2 on the demo, then seats A 1-4 of
-/// PARTERRE allotted to the link and applied at the distributor.
-fn contingent_applied() -> Sandbox {
-    let sb = Sandbox::new();
-    sb.first_use_done();
-    sb.allot("PARTERRE:A:1-4");
-    sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
-        .expect_code(0);
-    sb.stxd(&["process"]).expect_code(0);
-    sb
-}
-
 #[test]
 fn metrics_counters_agree_with_status_after_the_first_use() {
     // The manual's first use, both ways: seat plan, catalogue, a
     // contingent, two sales and a refund booked at the manager.
-    let sb = contingent_applied();
+    let sb = Sandbox::new();
+    sb.contingent_applied();
     sb.sell("PARTERRE:A:1");
     let refunded = sb.sell("PARTERRE:A:2");
     sb.stxd(&["sale", "refund", &refunded.to_string()])
@@ -1309,7 +1298,8 @@ fn the_files_page_shows_a_refused_file_with_its_reason_and_retries_it() {
 
 #[test]
 fn the_files_page_lists_done_files_newest_first_each_with_its_run() {
-    let sb = contingent_applied();
+    let sb = Sandbox::new();
+    sb.contingent_applied();
     let _d = daemon_with_console(&sb);
     let c = Console::of(&sb);
     let (status, page) = c.get("/files?link=opera-tourism");
@@ -1348,7 +1338,8 @@ fn the_files_page_lists_done_files_newest_first_each_with_its_run() {
     reason = "the test moves a store out of the console's reach and back, as an operator's mistake would"
 )]
 fn runs_filtered_a_run_its_messages_the_reconciliation_and_readyz_naming_a_missing_store() {
-    let sb = contingent_applied();
+    let sb = Sandbox::new();
+    sb.contingent_applied();
     let _d = daemon_with_console(&sb);
     let c = Console::of(&sb);
     let listed = |query: &str| -> Vec<String> {

@@ -45,10 +45,7 @@ impl Foreign {
             "this test needs fs.protected_hardlinks = 1 (Debian's default): sysctl -w fs.protected_hardlinks=1"
         );
         let sb = Sandbox::new();
-        sb.first_use_done();
-        sb.allot("PARTERRE:A:1-4");
-        sb.json(&["export", "contingent", "--link", LINK]);
-        sb.json(&["process"]);
+        sb.contingent_applied();
         let line = sb.sell("PARTERRE:A:1");
         sb.json(&["export", "sales", "--link", LINK]);
 

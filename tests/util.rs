@@ -154,6 +154,18 @@ impl Sandbox {
         self
     }
 
+    /// [`Sandbox::first_use_done`], then seats A 1-4 of PARTERRE of 1701
+    /// allotted to the demo link, exported and applied at the distributor:
+    /// ready to sell them.
+    pub fn contingent_applied(&self) -> &Sandbox {
+        self.first_use_done();
+        self.allot("PARTERRE:A:1-4");
+        self.stxd(&["export", "contingent", "--link", "opera-tourism"])
+            .expect_code(0);
+        self.stxd(&["process"]).expect_code(0);
+        self
+    }
+
     /// The demo link's secret, as `stxd check` generates it.
     pub fn demo_secret(&self) -> Secret {
         stxd::config::read_secret(&self.path().join("var/secrets/opera-tourism.key"))
