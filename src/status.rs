@@ -19,6 +19,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 use crate::config::{Config, Link, Transport};
+use crate::exchange::{FileName, Part};
 use crate::format::Kind;
 use crate::state_lock::{self, Probe};
 use crate::store::journal::Direction;
@@ -427,54 +428,69 @@ pub struct Received {
     pub run: Option<i64>,
 }
 
-/// What the store says of each manifest of `names` received by `side` of
-/// `link` (names as they sit in its folders, an archive suffix allowed),
-/// in the same order; `None` for a name that is not a manifest of this
-/// link or that the store does not know. A file of `parked/` or `done/`
-/// is read from the file journal; a file of `error/` (`in_error`) from the
-/// newest failed run of its name, since a refused file does not keep a
-/// journal row (its sequence stays free for the good copy).
-pub fn received(
+/// What the store says of the manifests in the folders of one link side,
+/// each list in the order given; `None` for a name that is not a manifest
+/// of the link or that the store does not know.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FileRuns {
+    pub parked: Vec<Option<Received>>,
+    pub error: Vec<Option<Received>>,
+    pub done: Vec<Option<Received>>,
+}
+
+/// [`FileRuns`] of `side` of `link` for these names of `parked/`,
+/// `error/` and `done/` (as they sit there, an archive suffix allowed),
+/// read in one snapshot of the side's store. A parked or done file is read
+/// from the file journal; a refused file from the newest failed run of its
+/// name, since it keeps no journal row (its sequence stays free for the
+/// good copy).
+pub fn file_runs(
     config: &Config,
     link: &Link,
     side: Role,
-    names: &[String],
-    in_error: bool,
-) -> Result<Vec<Option<Received>>, String> {
+    parked: &[String],
+    error: &[String],
+    done: &[String],
+) -> Result<FileRuns, String> {
     let inst = match side {
         Role::Manager => &link.manager,
         Role::Distributor => &link.distributor,
     };
-    let conn = store::open_read_only(&config.store_path(inst))
-        .map_err(|e| format!("cannot read the store of {inst}: {e}"))?;
-    let tx = conn
-        .unchecked_transaction()
-        .map_err(|e| format!("cannot read the store of {inst}: {e}"))?;
-    names
-        .iter()
-        .map(|name| {
-            let Some((n, _)) = crate::inbound::archive::unslotted(name) else {
-                return Ok(None);
-            };
-            if n.link != link.name || n.part != crate::exchange::Part::Manifest {
-                return Ok(None);
-            }
-            let read = |e: StoreError| format!("cannot read the store of {inst}: {e}");
-            if in_error {
-                let run = failed_run_of(&tx, &link.name, &n).map_err(read)?;
-                return Ok(run.map(|run| Received {
-                    state: "refused".to_owned(),
-                    run: Some(run),
-                }));
-            }
-            let entry = store::journal::lookup(&tx, &link.name, n.kind, Direction::In, n.sequence)
-                .map_err(read)?;
-            Ok(entry.map(|e| Received {
-                state: e.state.to_string(),
-                run: e.run_id,
-            }))
-        })
-        .collect()
+    let read = |e: StoreError| format!("cannot read the store of {inst}: {e}");
+    let conn = store::open_read_only(&config.store_path(inst)).map_err(read)?;
+    let tx = conn.unchecked_transaction().map_err(|e| read(e.into()))?;
+    // The manifests of this link among `names`, each looked up by `find`.
+    let each = |names: &[String],
+                find: &dyn Fn(&FileName) -> Result<Option<Received>, StoreError>|
+     -> Result<Vec<Option<Received>>, String> {
+        names
+            .iter()
+            .map(|name| match crate::inbound::archive::unslotted(name) {
+                Some((n, _)) if n.link == link.name && n.part == Part::Manifest => {
+                    find(&n).map_err(read)
+                }
+                _ => Ok(None),
+            })
+            .collect()
+    };
+    let journaled = |n: &FileName| -> Result<Option<Received>, StoreError> {
+        let entry = store::journal::lookup(&tx, &link.name, n.kind, Direction::In, n.sequence)?;
+        Ok(entry.map(|e| Received {
+            state: e.state.to_string(),
+            run: e.run_id,
+        }))
+    };
+    let refused = |n: &FileName| -> Result<Option<Received>, StoreError> {
+        Ok(failed_run_of(&tx, &link.name, n)?.map(|run| Received {
+            state: "refused".to_owned(),
+            run: Some(run),
+        }))
+    };
+    Ok(FileRuns {
+        parked: each(parked, &journaled)?,
+        error: each(error, &refused)?,
+        done: each(done, &journaled)?,
+    })
 }
 
 /// The newest failed run of `link` that handled the pair of `file` (a run
@@ -483,7 +499,7 @@ pub fn received(
 fn failed_run_of(
     conn: &Connection,
     link: &str,
-    file: &crate::exchange::FileName,
+    file: &FileName,
 ) -> Result<Option<i64>, StoreError> {
     Ok(conn
         .prepare_cached(
@@ -513,7 +529,7 @@ pub fn archived_newest_first(dir: &Path) -> Vec<String> {
             let e = e.ok()?;
             let name = e.file_name().to_str()?.to_owned();
             let (n, _) = crate::inbound::archive::unslotted(&name)?;
-            if n.part != crate::exchange::Part::Manifest || name.starts_with('.') {
+            if n.part != Part::Manifest || name.starts_with('.') {
                 return None;
             }
             let modified = e.metadata().ok()?.modified().ok()?;

@@ -142,14 +142,10 @@ pub fn run(config: &Config, json: bool, cmd: OrdersCommand) -> anyhow::Result<u8
                 });
                 writeln!(out, "{:#}", json!({"filter": filter, "orders": found}))?;
             } else if found.is_empty() {
-                let filtered = filter.link.is_some()
-                    || filter.performance.is_some()
-                    || filter.state.is_some()
-                    || filter.sold != SaleDays::default();
-                if filtered {
-                    writeln!(out, "no reintegrated order passes these filters")?;
-                } else {
+                if filter.is_open() {
                     writeln!(out, "no reintegrated order")?;
+                } else {
+                    writeln!(out, "no reintegrated order passes these filters")?;
                 }
             } else {
                 for o in &found {

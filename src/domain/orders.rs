@@ -242,6 +242,14 @@ pub struct OrderFilter<'a> {
 }
 
 impl OrderFilter<'_> {
+    /// Whether no filter is set: every order passes.
+    pub fn is_open(&self) -> bool {
+        self.link.is_none()
+            && self.performance.is_none()
+            && self.state.is_none()
+            && self.sold.is_open()
+    }
+
     /// Whether an order of `tickets` tickets, `valid` of them valid, first
     /// sold at `first_sold` (microseconds since 1970 UTC), passes the
     /// filters on state and days.

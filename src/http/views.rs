@@ -362,12 +362,24 @@ fn files_block(config: &Config, l: &LinkStatus, page: usize, csrf: &str, out: &m
     let Some(link) = config.links.iter().find(|k| k.name == l.link) else {
         return;
     };
-    // The journal's word on the files of parked/, error/ and the page of
-    // done/ shown; a store that cannot be read shows the files alone.
-    let journal = |names: &[String], in_error: bool| -> Vec<Option<status::Received>> {
-        status::received(config, link, l.side, names, in_error)
-            .unwrap_or_else(|_| vec![None; names.len()])
-    };
+    // The page of done/ shown, and what the store says of it and of the
+    // files of parked/ and error/; a store that cannot be read shows the
+    // files alone.
+    let names = status::archived_newest_first(&link.folders(l.side).done);
+    let shown: Vec<String> = names.iter().skip(page * PAGE).take(PAGE).cloned().collect();
+    let runs = status::file_runs(
+        config,
+        link,
+        l.side,
+        &l.parked.files,
+        &l.error.files,
+        &shown,
+    )
+    .unwrap_or_else(|_| status::FileRuns {
+        parked: vec![None; l.parked.files.len()],
+        error: vec![None; l.error.files.len()],
+        done: vec![None; shown.len()],
+    });
     let _ = write!(out, "<h3>inbox ({})</h3><ul>", l.inbox.count);
     for file in &l.inbox.files {
         let _ = write!(out, "<li>{}</li>", esc(file));
@@ -378,7 +390,7 @@ fn files_block(config: &Config, l: &LinkStatus, page: usize, csrf: &str, out: &m
     }
     out.push_str("</ul>");
     let _ = write!(out, "<h3>parked ({})</h3><ul>", l.parked.count);
-    for (file, r) in l.parked.files.iter().zip(journal(&l.parked.files, false)) {
+    for (file, r) in l.parked.files.iter().zip(&runs.parked) {
         let _ = write!(
             out,
             "<li>{}{}: waits for mappings; fill them on the <a href=\"/mapping?link={}\">mapping table</a> and it resumes</li>",
@@ -390,7 +402,7 @@ fn files_block(config: &Config, l: &LinkStatus, page: usize, csrf: &str, out: &m
     out.push_str("</ul>");
     let side = l.side.as_str();
     let _ = write!(out, "<h3>error ({})</h3><ul>", l.error.count);
-    for (file, r) in l.error.files.iter().zip(journal(&l.error.files, true)) {
+    for (file, r) in l.error.files.iter().zip(&runs.error) {
         let _ = write!(
             out,
             "<li>{}{} <pre>{}</pre>fix the cause the reason names, then {}</li>",
@@ -433,15 +445,13 @@ fn files_block(config: &Config, l: &LinkStatus, page: usize, csrf: &str, out: &m
         );
     }
     out.push_str("</ul>");
-    let names = status::archived_newest_first(&link.folders(l.side).done);
-    let shown: Vec<String> = names.iter().skip(page * PAGE).take(PAGE).cloned().collect();
     let _ = write!(
         out,
         "<h3>done ({}, newest first; page {})</h3><ul class=\"done\">",
         names.len(),
         page + 1
     );
-    for (n, r) in shown.iter().zip(journal(&shown, false)) {
+    for (n, r) in shown.iter().zip(&runs.done) {
         let _ = write!(out, "<li>{}{}</li>", esc(n), run_of(l, r.as_ref()));
     }
     out.push_str("</ul>");
