@@ -247,6 +247,17 @@ impl SaleWindow {
         }))
     }
 
+    /// Whether a sale made at `at` comes at or after the start: refused
+    /// `performance-started` here, not made at the point of sale.
+    pub fn started_by(&self, at: OffsetDateTime) -> bool {
+        at >= self.starts
+    }
+
+    /// The start, as the catalogue gave it.
+    pub fn start(&self) -> &str {
+        &self.start
+    }
+
     /// Judges a sale made at `sold`.
     pub fn judge(&self, sold: OffsetDateTime) -> Timing {
         let show = |t: OffsetDateTime| t.format(&Rfc3339).unwrap_or_else(|_| t.to_string());
@@ -268,7 +279,7 @@ impl SaleWindow {
                 ),
             };
         }
-        if sold >= self.starts {
+        if self.started_by(sold) {
             return Timing::Refused {
                 code: "performance-started",
                 reason: format!(

@@ -375,20 +375,12 @@ fn offer(tx: &Transaction<'_>, key: &str) -> Result<Offer, SaleRefusal> {
     let Some((perf, perf_code)) = by_id_or_code(tx, "performance", key, None)? else {
         return Err(SaleRefusal::UnknownPerformance(key.to_owned()));
     };
-    let (activity, configuration, logical_configuration, state, start): (
-        i64,
-        i64,
-        i64,
-        String,
-        String,
-    ) = tx
+    let (activity, configuration, logical_configuration, state): (i64, i64, i64, String) = tx
         .prepare_cached(
-            "SELECT activity, configuration, logical_configuration, state, start FROM performance
+            "SELECT activity, configuration, logical_configuration, state FROM performance
              WHERE id = ?1",
         )?
-        .query_row([perf], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?;
+        .query_row([perf], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     let not_sellable = |reason: String| SaleRefusal::NotSellable {
         performance: perf_code.clone(),
         reason,
@@ -400,9 +392,12 @@ fn offer(tx: &Transaction<'_>, key: &str) -> Result<Offer, SaleRefusal> {
     }
     // The manager refuses a sale made at or after the start
     // (`performance-started`): the point of sale does not make one.
-    if OffsetDateTime::parse(&start, &Rfc3339).is_ok_and(|at| at <= OffsetDateTime::now_utc()) {
+    if let Some(window) = crate::domain::lifecycle::SaleWindow::load(tx, perf)?
+        && window.started_by(OffsetDateTime::now_utc())
+    {
         return Err(not_sellable(format!(
-            "it started at {start}; a performance is sold until its start"
+            "it started at {}; a performance is sold until its start",
+            window.start()
         )));
     }
 
