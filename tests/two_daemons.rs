@@ -186,13 +186,27 @@ pub fn eventually(what: &str, logs: &[&Daemon], mut done: impl FnMut() -> bool) 
     while !done() {
         if start.elapsed() > DAEMON_DEADLINE {
             let logs: Vec<String> = logs.iter().map(|d| d.log()).collect();
+            // The whole logs first, then what went wrong in each (its last
+            // warnings and errors) and the wait itself: the end of a long
+            // failure output is the part a CI summary keeps.
+            let summary: Vec<String> = logs.iter().map(|l| complaints(l, 8)).collect();
             panic!(
-                "{what}: not after {DAEMON_DEADLINE:?}\n{}",
-                logs.join("\n-----\n")
+                "{what}: not after {DAEMON_DEADLINE:?}\n{}\n===== the last warnings and errors of each daemon:\n{}\n{what}: not after {DAEMON_DEADLINE:?}",
+                logs.join("\n-----\n"),
+                summary.join("\n-----\n")
             );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The last `n` lines of `log` at WARN or ERROR level.
+fn complaints(log: &str, n: usize) -> String {
+    let bad: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+        .collect();
+    bad[bad.len().saturating_sub(n)..].join("\n")
 }
 
 /// A command's JSON output (it ran with `--json`).
