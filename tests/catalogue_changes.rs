@@ -42,7 +42,7 @@ fn refused_sale(sb: &Sandbox, performance: &str, seat: &str) -> String {
     format!("{}{}", run.stdout(), run.stderr())
 }
 
-const MOVED_1702: &str = r#"  <performance id="1702" code="TRAV0117" name="La Traviata – 17 janvier" activity="1401" start="2027-01-17T16:00:00+01:00" configuration="3101" logicalConfiguration="1501" state="in_operation"/>"#;
+const MOVED_1702: &str = r#"  <performance id="1702" code="TRAV0117" name="La Traviata – 17 janvier" activity="1401" start="2037-01-17T16:00:00+01:00" configuration="3101" logicalConfiguration="1501" state="in_operation"/>"#;
 
 #[test]
 fn a_product_with_one_changed_performance_keeps_selling_the_others() {
@@ -85,7 +85,7 @@ fn a_product_with_one_changed_performance_keeps_selling_the_others() {
     let changes = p["changes"].to_string();
     assert!(
         changes.contains(
-            "start \\\"2027-01-17T15:00:00+01:00\\\" → \\\"2027-01-17T16:00:00+01:00\\\""
+            "start \\\"2037-01-17T15:00:00+01:00\\\" → \\\"2037-01-17T16:00:00+01:00\\\""
         ),
         "{changes}"
     );

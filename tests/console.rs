@@ -750,7 +750,7 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
             }
         };
         let broken =
-            csv.replacen(";filled;", ";filed;", 1) + "OPERA;season;oops;X;Y;filled;T2627\n";
+            csv.replacen(";filled;", ";filed;", 1) + "OPERA;season;oops;X;Y;filled;T3637\n";
         let refused = paste(broken).await;
         assert!(refused.contains("Nothing changed"), "{refused}");
         assert!(refused.contains("id=\"import-errors\""), "{refused}");
@@ -1170,7 +1170,7 @@ fn hammering_the_mapping_page_while_files_arrive_applies_every_file_once() {
                         ("kind", "season"),
                         ("manager_id", "1001"),
                         ("action", "set"),
-                        ("local_code", "T2627"),
+                        ("local_code", "T3637"),
                     ],
                 );
                 assert_eq!(status, 200, "{body}");

@@ -199,7 +199,7 @@ pub fn map_seat_categories(store: &mut Store) {
 /// The demo's other by-hand mappings (samples/tourism/mapping.csv's).
 pub fn map_catalogue_references(store: &mut Store) {
     for (kind, id, code) in [
-        ("season", 1001, "T2627"),
+        ("season", 1001, "T3637"),
         ("vat_code", 1101, "TVA-R"),
         ("tariff_type", 1201, "NORMAL"),
         ("tariff_type", 1202, "REDUIT"),

@@ -392,7 +392,7 @@ fn a_sale_dated_at_or_after_the_start_is_rejected() {
         .expect_code(0);
 
     // The distributor's own file, A:1's line dated 30 minutes after the
-    // start of 1701 (2027-01-15T20:00:00+01:00), sealed again.
+    // start of 1701 (2037-01-15T20:00:00+01:00), sealed again.
     let inbox = sb.path().join("var/exchange/opera-tourism/to-manager");
     let payload = std::fs::read_to_string(inbox.join("opera-tourism.SALES.00000001.csv")).unwrap();
     let late: String = payload
@@ -400,7 +400,7 @@ fn a_sale_dated_at_or_after_the_start_is_rejected() {
         .map(|l| {
             let mut f: Vec<&str> = l.split(';').collect();
             if f[0] == a1.to_string() {
-                f[2] = "2027-01-15T19:30:00Z";
+                f[2] = "2037-01-15T19:30:00Z";
             }
             format!("{}\n", f.join(";"))
         })

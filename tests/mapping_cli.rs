@@ -89,7 +89,7 @@ fn the_samples_mapping_completes_the_demo_and_checks_clean() {
         })
         .collect();
     let want = [
-        ("season", 1001, "S2627", "filled", Some("T2627")),
+        ("season", 1001, "S3637", "filled", Some("T3637")),
         ("activity", 1401, "TRAVIATA", "filled", Some("OPERA-TR")),
         ("vat_code", 1101, "TVA55", "filled", Some("TVA-R")),
         ("tariff_type", 1201, "PLEIN", "filled", Some("NORMAL")),
@@ -206,7 +206,7 @@ fn refused_hand_changes_say_why_and_change_nothing() {
         "{}",
         run.stderr()
     );
-    sb.stxd(&["mapping", "set", "season", "01001", "T2627"])
+    sb.stxd(&["mapping", "set", "season", "01001", "T3637"])
         .expect_code(2);
     sb.stxd(&["mapping", "list", "--link", "nowhere"])
         .expect_code(2);

@@ -123,10 +123,10 @@ fn opera_catalogue() -> Vec<cat::Item> {
     let mut items = vec![
         Item::Season(cat::Season {
             id: id(1001),
-            code: code("S2627"),
-            name: name("Saison 2026-2027"),
-            start: date!(2026 - 09 - 01),
-            end: date!(2027 - 07 - 31),
+            code: code("S3637"),
+            name: name("Saison 2036-2037"),
+            start: date!(2036 - 09 - 01),
+            end: date!(2037 - 07 - 31),
         }),
         Item::VatCode(cat::VatCode {
             id: id(1101),
@@ -186,7 +186,7 @@ fn opera_catalogue() -> Vec<cat::Item> {
             "TRAV0115",
             "La Traviata – 15 janvier",
             1401,
-            datetime!(2027-01-15 20:00:00 +01:00),
+            datetime!(2037-01-15 20:00:00 +01:00),
             PerformanceState::InOperation,
         ),
         (
@@ -194,7 +194,7 @@ fn opera_catalogue() -> Vec<cat::Item> {
             "TRAV0117",
             "La Traviata – 17 janvier",
             1401,
-            datetime!(2027-01-17 15:00:00 +01:00),
+            datetime!(2037-01-17 15:00:00 +01:00),
             PerformanceState::InOperation,
         ),
         (
@@ -202,7 +202,7 @@ fn opera_catalogue() -> Vec<cat::Item> {
             "TRAV0120",
             "La Traviata – 20 janvier",
             1401,
-            datetime!(2027-01-20 20:00:00 +01:00),
+            datetime!(2037-01-20 20:00:00 +01:00),
             PerformanceState::Planned,
         ),
         (
@@ -210,7 +210,7 @@ fn opera_catalogue() -> Vec<cat::Item> {
             "CARM0210",
             "Carmen – 10 février",
             1402,
-            datetime!(2027-02-10 20:00:00 +01:00),
+            datetime!(2037-02-10 20:00:00 +01:00),
             PerformanceState::InOperation,
         ),
     ] {
@@ -297,10 +297,10 @@ fn tourism_catalogue() -> Vec<cat::Item> {
     vec![
         Item::Season(cat::Season {
             id: id(7001),
-            code: code("T2627"),
-            name: name("Saison culturelle 2026-2027"),
-            start: date!(2026 - 09 - 01),
-            end: date!(2027 - 07 - 31),
+            code: code("T3637"),
+            name: name("Saison culturelle 2036-2037"),
+            start: date!(2036 - 09 - 01),
+            end: date!(2037 - 07 - 31),
         }),
         Item::VatCode(cat::VatCode {
             id: id(7201),
@@ -646,7 +646,7 @@ fn sample_master_data_and_setups_load() {
         })
         .unwrap();
     assert_eq!(state, "active");
-    assert_eq!(start, "2027-01-15T20:00:00+01:00");
+    assert_eq!(start, "2037-01-15T20:00:00+01:00");
 
     let mut tourism = open_tourism(dir.path());
     load_tourism_master(&mut tourism);

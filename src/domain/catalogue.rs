@@ -627,7 +627,7 @@ mod tests {
                  INSERT INTO venue VALUES (1, 'V', 'V');
                  INSERT INTO configuration VALUES (1, 1, 'C', 'C');
                  INSERT INTO logical_configuration VALUES (1, 'L', 'L', 1, 'to_validate');
-                 INSERT INTO performance VALUES (1, 'P', 'P', 1, '2027-01-15T20:00:00+01:00', 1, 1, 'in_operation');
+                 INSERT INTO performance VALUES (1, 'P', 'P', 1, '2037-01-15T20:00:00+01:00', 1, 1, 'in_operation');
                  INSERT INTO rate_table VALUES (1, 'R', 'R', 'EUR', 'to_validate', NULL);
                  INSERT INTO product VALUES (1, 'X', 'X', 1, 1, 'to_validate');
                  INSERT INTO product VALUES (2, 'Y', 'Y', 1, 1, 'suspended');

@@ -10,7 +10,7 @@
 //! ```xml
 //! <?xml version="1.0" encoding="UTF-8"?>
 //! <catalogue version="1">
-//!   <season id="1001" code="S2627" name="Saison 2026-2027" start="2026-09-01" end="2027-07-31"/>
+//!   <season id="1001" code="S3637" name="Saison 2036-2037" start="2036-09-01" end="2037-07-31"/>
 //!   <vatCode id="1101" code="TVA55" name="TVA 5,5 %" rate="550"/>
 //!   <tariffType id="1201" code="PLEIN" name="Plein tarif"/>
 //!   <audienceSubcategory id="1301" code="ADULTE" name="Adulte"/>
@@ -20,7 +20,7 @@
 //!     <logicalSeatCategory id="1601" code="L-CAT1" name="Cat. 1" seatCategory="2001"/>
 //!   </logicalConfiguration>
 //!   <performance id="1701" code="TRAV0115" name="La Traviata 15/01" activity="1401"
-//!       start="2027-01-15T20:00:00+01:00" configuration="3101" logicalConfiguration="1501" state="in_operation"/>
+//!       start="2037-01-15T20:00:00+01:00" configuration="3101" logicalConfiguration="1501" state="in_operation"/>
 //!   <rateTable id="1801" code="TRAV-RT" name="Tarifs Traviata" currency="EUR">
 //!     <price seatCategory="2001" tariffType="1201" audienceSubcategory="1301" amount="8500"/>
 //!   </rateTable>

@@ -55,7 +55,7 @@ mod tests {
             rows: vec![Row {
                 performance: 1701,
                 performance_code: "<TRAV>".into(),
-                start: "2027-01-15T20:00:00+01:00".into(),
+                start: "2037-01-15T20:00:00+01:00".into(),
                 seat_category: 2001,
                 seat_category_code: "=CAT1".into(),
                 sides: sides.clone(),

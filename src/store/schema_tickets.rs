@@ -120,7 +120,7 @@ mod tests {
         // The rows a ticket refers to (their own references left out: they
         // are not the migration's).
         conn.execute_batch(
-            "INSERT INTO performance VALUES (1, 'P', 'P', 1, '2027-01-01T20:00:00Z', 1, 1, 'in_operation');
+            "INSERT INTO performance VALUES (1, 'P', 'P', 1, '2037-01-01T20:00:00Z', 1, 1, 'in_operation');
              INSERT INTO seat_category VALUES (1, 'C', 'C');
              INSERT INTO seat VALUES (1, 1, '1', 1), (3, 1, '3', 1);
              INSERT INTO zone VALUES (7, 1, 'Z', 'Z', 1, 10);

@@ -72,7 +72,7 @@ mod tests {
                  INSERT INTO seat VALUES (2, 1, '2', 1);
                  INSERT INTO zone VALUES (1, 1, 'FOSSE', 'Fosse', 2, 150);
                  INSERT INTO logical_configuration VALUES (1, 'L', 'L', 1, 'validated');
-                 INSERT INTO performance VALUES (1, 'P1', 'P1', 1, '2027-01-15T20:00:00+01:00', 1, 1, 'in_operation');
+                 INSERT INTO performance VALUES (1, 'P1', 'P1', 1, '2037-01-15T20:00:00+01:00', 1, 1, 'in_operation');
                  INSERT INTO rate_table VALUES (1, 'R', 'R', 'EUR', 'validated', NULL);
                  INSERT INTO price VALUES (1, 1, 1, 1, 8500);
                  INSERT INTO product VALUES (1, 'X', 'X', 1, 1, 'validated');

@@ -37,10 +37,10 @@ fn opera_references() -> Vec<Item> {
     let mut items = vec![
         Item::Season(Season {
             id: id(1001),
-            code: code("S2627"),
-            name: name("Saison 2026-2027"),
-            start: date!(2026 - 09 - 01),
-            end: date!(2027 - 07 - 31),
+            code: code("S3637"),
+            name: name("Saison 2036-2037"),
+            start: date!(2036 - 09 - 01),
+            end: date!(2037 - 07 - 31),
         }),
         Item::VatCode(VatCode {
             id: id(1101),
@@ -116,7 +116,7 @@ fn opera_performances(items: &mut Vec<Item>) {
             "TRAV0115",
             "La Traviata – 15 janvier",
             1401,
-            datetime!(2027-01-15 20:00:00 +01:00),
+            datetime!(2037-01-15 20:00:00 +01:00),
             PerformanceState::InOperation,
         ),
         (
@@ -124,7 +124,7 @@ fn opera_performances(items: &mut Vec<Item>) {
             "TRAV0117",
             "La Traviata – 17 janvier",
             1401,
-            datetime!(2027-01-17 15:00:00 +01:00),
+            datetime!(2037-01-17 15:00:00 +01:00),
             PerformanceState::InOperation,
         ),
         (
@@ -132,7 +132,7 @@ fn opera_performances(items: &mut Vec<Item>) {
             "TRAV0120",
             "La Traviata – 20 janvier",
             1401,
-            datetime!(2027-01-20 20:00:00 +01:00),
+            datetime!(2037-01-20 20:00:00 +01:00),
             PerformanceState::Planned,
         ),
         (
@@ -140,7 +140,7 @@ fn opera_performances(items: &mut Vec<Item>) {
             "CARM0210",
             "Carmen – 10 février",
             1402,
-            datetime!(2027-02-10 20:00:00 +01:00),
+            datetime!(2037-02-10 20:00:00 +01:00),
             PerformanceState::InOperation,
         ),
     ] {
@@ -232,10 +232,10 @@ fn tourism_items() -> Vec<Item> {
     let mut items = vec![
         Item::Season(Season {
             id: id(7001),
-            code: code("T2627"),
-            name: name("Saison culturelle 2026-2027"),
-            start: date!(2026 - 09 - 01),
-            end: date!(2027 - 07 - 31),
+            code: code("T3637"),
+            name: name("Saison culturelle 2036-2037"),
+            start: date!(2036 - 09 - 01),
+            end: date!(2037 - 07 - 31),
         }),
         Item::VatCode(VatCode {
             id: id(7201),
@@ -410,13 +410,13 @@ fn attribute_values_are_checked() {
              name=\"S\" start=\"{start}\" end=\"{end}\"/></catalogue>"
         )
     };
-    assert!(read_all(season("2026-09-01", "2026-09-01").as_bytes()).is_ok());
+    assert!(read_all(season("2036-09-01", "2036-09-01").as_bytes()).is_ok());
     for (s, e) in [
-        ("2026-02-30", "2027-01-01"),
-        ("2026-9-01", "2027-01-01"),
-        ("+2026-09-01", "2027-01-01"),
-        ("2026-09-01T00:00:00", "2027-01-01"),
-        ("2027-09-01", "2026-09-01"),
+        ("2036-02-30", "2037-01-01"),
+        ("2036-9-01", "2037-01-01"),
+        ("+2036-09-01", "2037-01-01"),
+        ("2036-09-01T00:00:00", "2037-01-01"),
+        ("2037-09-01", "2036-09-01"),
     ] {
         assert_eq!(
             read_err(season(s, e).as_bytes()).code,
@@ -431,21 +431,21 @@ fn attribute_values_are_checked() {
              logicalConfiguration=\"4\" state=\"{state}\"/></catalogue>"
         )
     };
-    let ok = read_all(perf("2027-01-15T20:00:00+01:00", "closed").as_bytes()).unwrap();
+    let ok = read_all(perf("2037-01-15T20:00:00+01:00", "closed").as_bytes()).unwrap();
     assert!(matches!(&ok[0], Item::Performance(p)
-        if p.start == datetime!(2027-01-15 20:00:00 +01:00)
+        if p.start == datetime!(2037-01-15 20:00:00 +01:00)
         && p.state == PerformanceState::Closed));
     for start in [
-        "2027-01-15T20:00:00",
-        "2027-01-15T20:00:00.5+01:00",
-        "2027-01-15 20:00",
-        "2027-01-15",
+        "2037-01-15T20:00:00",
+        "2037-01-15T20:00:00.5+01:00",
+        "2037-01-15 20:00",
+        "2037-01-15",
     ] {
         let e = read_err(perf(start, "planned").as_bytes());
         assert_eq!(e.code, "bad-date", "{start}");
     }
     assert_eq!(
-        read_err(perf("2027-01-15T20:00:00Z", "open").as_bytes()).code,
+        read_err(perf("2037-01-15T20:00:00Z", "open").as_bytes()).code,
         "bad-state"
     );
     let vat = |rate: &str| {

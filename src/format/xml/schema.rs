@@ -150,7 +150,7 @@ impl Element {
                 "bad-date",
                 format!(
                     "expected an RFC 3339 date-time with offset and whole seconds \
-                     (2027-01-15T20:00:00+01:00), found {:?}",
+                     (2037-01-15T20:00:00+01:00), found {:?}",
                     shorten(s)
                 ),
             )
