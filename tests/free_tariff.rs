@@ -126,7 +126,7 @@ fn a_free_tariff_is_sold_booked_at_zero_and_counted_free() {
         rows(
             &sb,
             "OPERA.sqlite",
-            "SELECT amount FROM pending_account_entry ORDER BY id"
+            "SELECT amount FROM pending_account_entry ORDER BY run, position"
         ),
         ["0", "8500"]
     );

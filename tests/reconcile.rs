@@ -44,10 +44,7 @@ fn consistent() -> Sandbox {
              ('opera-tourism', 1, 'SALE', 'booked', 900, 2, 'r', 1),
              ('opera-tourism', 2, 'SALE', 'booked', 900, 3, 'r', 2),
              ('opera-tourism', 3, 'SALE', 'booked', 900, 4, 'r', 3),
-             ('opera-tourism', 4, 'REFUND', 'booked', 900, 5, 'r', 3);
-         INSERT INTO pending_account_entry (ticket, amount, currency, run) VALUES
-             (1, 8500, 'EUR', 900), (2, 2500, 'EUR', 900),
-             (3, 4250, 'EUR', 900), (3, -4250, 'EUR', 900);",
+             ('opera-tourism', 4, 'REFUND', 'booked', 900, 5, 'r', 3);",
     )
     .unwrap();
     journal_sales(&m, 1, "applied");
@@ -283,11 +280,8 @@ fn a_line_missing_at_the_manager_is_flagged() {
 fn an_amount_that_differs_is_flagged() {
     let sb = consistent();
     let m = db(&sb, "OPERA");
-    m.execute_batch(
-        "UPDATE ticket SET amount = 8000 WHERE line = 1;
-         UPDATE pending_account_entry SET amount = 8000 WHERE ticket = 1;",
-    )
-    .unwrap();
+    m.execute_batch("UPDATE ticket SET amount = 8000 WHERE line = 1;")
+        .unwrap();
     let (code, doc) = reconcile_json(&sb, &[]);
     assert_eq!(code, 1);
     assert_eq!(
@@ -346,9 +340,7 @@ fn a_ticket_unknown_to_the_distributor_is_flagged() {
                  audience_subcategory, amount, currency, vat_code, sold_at, state)
              VALUES (9, 1, 'opera-tourism', 9, 1701, 50004, NULL, 2001, 1201, 1301, 8500, 'EUR', 1101, 1796119200000000, 'valid');
              INSERT INTO sales_line (link, line, operation, status, run, position, record, ticket)
-             VALUES ('opera-tourism', 9, 'SALE', 'booked', 900, 9, 'r', 9);
-             INSERT INTO pending_account_entry (ticket, amount, currency, run)
-             VALUES (9, 8500, 'EUR', 900);",
+             VALUES ('opera-tourism', 9, 'SALE', 'booked', 900, 9, 'r', 9);",
         )
         .unwrap();
     let (code, doc) = reconcile_json(&sb, &[]);
@@ -359,30 +351,42 @@ fn a_ticket_unknown_to_the_distributor_is_flagged() {
     assert!(it["detail"].as_str().unwrap().contains("ticket 9"));
 }
 
+/// The pending account is read from the tickets through the lines that
+/// booked them (the `pending_account_entry` view): a booked line's row lost
+/// at the manager (here the refund's, taken out by hand) leaves a ticket
+/// cancelled whose amount the account never took back, and a line missing.
 #[test]
 fn a_pending_account_mismatch_is_flagged() {
     let sb = consistent();
     db(&sb, "OPERA")
-        .execute(
-            "INSERT INTO pending_account_entry (ticket, amount, currency, run)
-             VALUES (1, 100, 'EUR', 900)",
-            [],
+        .execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             DELETE FROM sales_line WHERE link = 'opera-tourism' AND line = 4;",
         )
         .unwrap();
     let (code, doc) = reconcile_json(&sb, &[]);
     assert_eq!(code, 1);
     assert_eq!(
         codes(&doc, "differences"),
-        ["pending-account-mismatch", "pending-account-vs-tickets"],
+        [
+            "missing-at-manager",
+            "pending-account-mismatch",
+            "pending-account-vs-tickets"
+        ],
         "{doc:#}"
     );
+    assert_eq!(item(&doc, "differences", "missing-at-manager")["line"], 4);
     let detail = item(&doc, "differences", "pending-account-mismatch")["detail"]
         .as_str()
         .unwrap()
         .to_owned();
-    assert!(detail.contains("111.00 EUR at the manager"), "{detail}");
+    assert!(detail.contains("152.50 EUR at the manager"), "{detail}");
     assert!(detail.contains("expected 110.00 EUR"), "{detail}");
-    assert_eq!(doc["pending_account"]["manager_balance"][0]["minor"], 11100);
+    assert_eq!(doc["pending_account"]["manager_balance"][0]["minor"], 15250);
+    assert_eq!(
+        doc["pending_account"]["manager_valid_tickets"][0]["minor"],
+        11000
+    );
 }
 
 #[test]

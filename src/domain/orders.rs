@@ -208,6 +208,8 @@ pub struct OrderView {
 /// An entry of a link's pending account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Entry {
+    /// The entry's id in the `pending_account_entry` view: its ticket's id
+    /// times two, plus one for the refund.
     pub id: i64,
     pub created: String,
     pub order: String,
@@ -381,8 +383,8 @@ fn order_by_id(conn: &Connection, id: i64) -> Result<OrderView, DomainError> {
     let mut pending = BTreeMap::new();
     {
         let mut st = conn.prepare_cached(
-            "SELECT e.currency, sum(e.amount) FROM pending_account_entry e
-             JOIN ticket t ON t.id = e.ticket WHERE t.sales_order = ?1 GROUP BY 1",
+            "SELECT currency, sum(amount) FROM pending_account_entry WHERE sales_order = ?1
+             GROUP BY 1",
         )?;
         let rows = st.query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?;
         for row in rows {
@@ -509,13 +511,12 @@ pub fn account(conn: &Connection, link: &str) -> Result<Account, DomainError> {
     let entries: Vec<Entry> = conn
         .prepare_cached(
             "SELECT e.id, r.started, o.reference, e.ticket, t.line, e.amount, e.currency,
-                    EXISTS (SELECT 1 FROM pending_account_entry p
-                            WHERE p.ticket = e.ticket AND p.id < e.id)
+                    e.operation = 'REFUND'
              FROM pending_account_entry e
              JOIN ticket t ON t.id = e.ticket
-             JOIN sales_order o ON o.id = t.sales_order
+             JOIN sales_order o ON o.id = e.sales_order
              JOIN run r ON r.id = e.run
-             WHERE t.link = ?1 ORDER BY e.id",
+             WHERE e.link = ?1 ORDER BY e.run, e.position, e.id",
         )?
         .query_map([link], |r| {
             let minor: i64 = r.get(5)?;

@@ -82,6 +82,7 @@ pub const MIGRATIONS: &[Migration] = &[
     super::schema_logical::LOGICAL_SEATS,
     super::schema_compact::COMPACT_SALES_ROWS,
     super::schema_tickets::COMPACT_TICKETS,
+    super::schema_ledger::DERIVED_PENDING_ACCOUNT,
 ];
 
 /// The schema version this build writes.

@@ -19,7 +19,9 @@
 //! `amount-differs`, `line-differs`, `ticket-missing`, `state-differs`,
 //! `unmapped`, `seat-missing-at-distributor`, `seat-extra-at-distributor`,
 //! `zone-quantity-differs`, `version-differs`, `contingent-unknown-at-manager`,
-//! `pending-account-mismatch`, `pending-account-vs-tickets`. In flight:
+//! `pending-account-mismatch`, `pending-account-vs-tickets` (the account is
+//! read from the tickets through the lines that booked them: a ticket whose
+//! line is gone). In flight:
 //! `not-exported`, `not-yet-applied`, `version-not-applied`, `ack-pending`.
 //! Resolved (not differences): `line-accepted`, `line-dismissed`. Cancelled
 //! performances, apart ([`Report::cancelled`]): `tickets-to-refund`,

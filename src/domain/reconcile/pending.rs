@@ -24,8 +24,8 @@ impl Recon<'_> {
     pub(super) fn pending_account(&mut self) -> Result<PendingAccount, DomainError> {
         let balance = self.sums(
             self.m,
-            "SELECT e.currency, sum(e.amount) FROM pending_account_entry e JOIN ticket t ON t.id = e.ticket
-              WHERE t.link = ?1 GROUP BY 1 ORDER BY 1",
+            "SELECT currency, sum(amount) FROM pending_account_entry WHERE link = ?1
+              GROUP BY 1 ORDER BY 1",
         )?;
         let tickets = self.sums(
             self.m,

@@ -308,14 +308,4 @@ impl<'t> SalesImport<'t> {
         self.cache.last_order = Some((reference.to_owned(), id));
         Ok(id)
     }
-
-    pub(super) fn pending(&self, ticket: i64, amount: i64, currency: &str) -> Result<(), Stop> {
-        self.tx
-            .prepare_cached(
-                "INSERT INTO pending_account_entry (ticket, amount, currency, run)
-                 VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute((ticket, amount, currency, self.ctx.run))?;
-        Ok(())
-    }
 }

@@ -118,11 +118,8 @@ impl<'t> SalesImport<'t> {
         if let Spot::Zone(z) = sold_spot {
             self.cache.zone_booked((perf, z), -1);
         }
-        let negative = amount.checked_neg().ok_or_else(|| DomainError::Invalid {
-            object: format!("ticket {ticket}"),
-            problem: format!("amount {amount} cannot be refunded"),
-        })?;
-        self.pending(ticket, negative, &currency)?;
+        // The pending account takes the amount back through the view: the
+        // ticket is cancelled by this line's row.
         Ok(Booked::Refund(ticket))
     }
 

@@ -292,9 +292,9 @@ impl<'t> SalesImport<'t> {
             version,
             logical,
         ])?;
-        let ticket = tx.last_insert_rowid();
-        self.pending(ticket, t.amount, t.currency.as_str())?;
-        Ok(ticket)
+        // The pending account's entry is this ticket read through the
+        // line's row (the `pending_account_entry` view): nothing more to write.
+        Ok(tx.last_insert_rowid())
     }
 
     /// A SALE line's seat: in the link's contingent (held is accepted, with
