@@ -318,7 +318,7 @@ fn allocation_refuses_sold_held_and_other_links_seats_all_or_nothing() {
     sql(
         &mut store,
         "INSERT INTO sales_order (id, link, reference, channel, point_of_sale, payment_method, contact, created)
-             VALUES (1, 'other-link', 'X-1', 5001, 5101, 5201, 5301, '2026-12-01T10:00:00Z');
+             VALUES (1, 'other-link', 'X-1', 5001, 5101, 5201, 5301, 1796119200000000);
          INSERT INTO ticket (sales_order, link, line, performance, seat, seat_category, tariff_type,
                              audience_subcategory, amount, currency, vat_code, sold_at, state)
              VALUES (1, 'other-link', 1, 1701, 50041, 2001, 1201, 1301, 8500, 'EUR', 1101,

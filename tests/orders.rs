@@ -203,11 +203,12 @@ fn four_orders() -> (Sandbox, [String; 4]) {
     }
     conn.execute_batch(&format!(
         "INSERT INTO sales_order (link, reference, channel, point_of_sale, payment_method, contact, created)
-             VALUES ('other-link', 'X-1', 5001, 5101, 5201, 5301, '2026-12-02T12:05:00.000000Z');
+             VALUES ('other-link', 'X-1', 5001, 5101, 5201, 5301, {});
          INSERT INTO ticket (sales_order, link, line, performance, seat, seat_category, tariff_type,
                              audience_subcategory, amount, currency, vat_code, sold_at, state)
              SELECT id, 'other-link', 1, 1702, 50041, 2001, 1201, 1301, 8500, 'EUR', 1101, {}, 'valid'
              FROM sales_order WHERE reference = 'X-1';",
+        micros(time::macros::datetime!(2026-12-02 12:05 UTC)),
         micros(time::macros::datetime!(2026-12-02 12:00 UTC))
     ))
     .unwrap();

@@ -32,7 +32,7 @@ fn consistent() -> Sandbox {
              SELECT 1701, id, 'opera-tourism', 'allotted' FROM seat WHERE id BETWEEN 50001 AND 50004;
          INSERT INTO allotment_zone (performance, zone, link, quantity) VALUES (1701, 3201, 'opera-tourism', 10);
          INSERT INTO sales_order (id, link, reference, channel, point_of_sale, payment_method, contact, created)
-             VALUES (1, 'opera-tourism', 'T-000001', 5001, 5101, 5201, 5301, '2026-12-01T10:00:00Z');
+             VALUES (1, 'opera-tourism', 'T-000001', 5001, 5101, 5201, 5301, 1796119200000000);
          INSERT INTO ticket (id, sales_order, link, line, performance, seat, zone, seat_category, tariff_type,
                  audience_subcategory, amount, currency, vat_code, sold_at, state, refund_line, cancelled_at) VALUES
              (1, 1, 'opera-tourism', 1, 1701, 50001, NULL, 2001, 1201, 1301, 8500, 'EUR', 1101, 1796119200000000, 'valid', NULL, NULL),

@@ -370,7 +370,7 @@ fn order_by_id(conn: &Connection, id: i64) -> Result<OrderView, DomainError> {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
+                stored_time(r.get::<_, i64>(2)?),
                 r.get::<_, String>(3)?,
                 r.get::<_, String>(4)?,
                 r.get::<_, String>(5)?,

@@ -83,6 +83,7 @@ pub const MIGRATIONS: &[Migration] = &[
     super::schema_compact::COMPACT_SALES_ROWS,
     super::schema_tickets::COMPACT_TICKETS,
     super::schema_ledger::DERIVED_PENDING_ACCOUNT,
+    super::schema_orders::INTEGER_ORDER_TIMES,
 ];
 
 /// The schema version this build writes.

@@ -116,7 +116,7 @@ fn zone_tickets_are_not_counted_twice() {
         allocate(tx, "a", id(1701), Places::Zone { zone: Ref::parse("FOSSE").unwrap(), quantity: 10 })?;
         tx.execute_batch(
             "INSERT INTO sales_order (id, link, reference, channel, point_of_sale, payment_method, contact, created)
-                 VALUES (1, 'a', 'R', 5001, 5101, 5201, 5301, 'now');
+                 VALUES (1, 'a', 'R', 5001, 5101, 5201, 5301, 1);
              WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 8)
              INSERT INTO ticket (sales_order, link, line, performance, zone, seat_category, tariff_type,
                  audience_subcategory, amount, currency, vat_code, sold_at, state)

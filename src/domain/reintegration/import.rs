@@ -14,9 +14,9 @@ use crate::format::sales;
 use crate::format::sales::Line;
 use crate::format::sales::Operation;
 use crate::format::sales::Ticket;
-use crate::store::now;
 use crate::store::runs;
 use crate::store::runs::Level;
+use crate::store::unix_micros;
 use rusqlite::Transaction;
 use std::collections::BTreeMap;
 
@@ -36,7 +36,7 @@ impl<'t> SalesImport<'t> {
             overrides: Vec::new(),
             overridden: Vec::new(),
             cache: Cache::default(),
-            now: now(),
+            now: time::OffsetDateTime::now_utc(),
             cache_size,
         })
     }
@@ -302,7 +302,7 @@ impl<'t> SalesImport<'t> {
             s.point_of_sale,
             s.payment_method,
             s.contact,
-            &self.now,
+            unix_micros(self.now),
         ))?;
         let id = tx.last_insert_rowid();
         self.cache.last_order = Some((reference.to_owned(), id));

@@ -351,8 +351,9 @@ pub struct SalesImport<'t> {
     overridden: Vec<(&'static str, String)>,
     /// Master data and counts the lines look up, read once per file.
     cache: cache::Cache,
-    /// When the file is applied: the `created` of its orders.
-    now: String,
+    /// When the file is applied: the `created` of its orders, the time of
+    /// the resolutions it makes.
+    now: time::OffsetDateTime,
     /// The connection's page cache before the import enlarged it.
     cache_size: i64,
 }

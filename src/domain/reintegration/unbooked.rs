@@ -28,6 +28,7 @@ use rusqlite::OptionalExtension;
 use super::super::DomainError;
 use super::{SalesImport, op_str};
 use crate::format::sales::Ticket;
+use crate::store::format_timestamp;
 use crate::store::runs::{self, Level};
 
 /// The code a refund of an unbooked sale is closed with.
@@ -113,7 +114,7 @@ impl SalesImport<'_> {
                 t.line
             ),
             BY,
-            &self.now,
+            format_timestamp(self.now),
             ctx.run,
             "SALE",
             t.amount,
@@ -125,7 +126,7 @@ impl SalesImport<'_> {
             CODE,
             format!("refund of line id {sale}, a sale never booked: nothing to cancel"),
             BY,
-            &self.now,
+            format_timestamp(self.now),
             ctx.run,
             "REFUND",
             t.amount,
