@@ -745,7 +745,13 @@ fn a_browser_logs_in_fills_the_pending_mappings_and_the_parked_files_resume() {
                     .click()
                     .await
                     .unwrap();
-                b.wait().for_element(Locator::Css("h1")).await.unwrap();
+                // The answer's own element: the page the form was on has an
+                // `h1` too, and waiting for one returned that page when the
+                // answer was slow (a loaded CI run).
+                b.wait()
+                    .for_element(Locator::Css("#changed, #import-errors"))
+                    .await
+                    .unwrap();
                 b.source().await.unwrap()
             }
         };
