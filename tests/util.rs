@@ -306,8 +306,8 @@ pub fn valid_payloads() -> Vec<(Kind, PathBuf)> {
 
 /// How long the daemon helpers wait for something before failing. Only an
 /// upper bound: a passing wait ends as soon as its condition holds (seconds
-/// at most). 30 s was once not enough on a loaded 2-core CI machine running
-/// three tests at a time.
+/// at most). A two-daemon wait once timed out at 30 s in CI (a 2-core machine
+/// running three tests at a time), for a reason its output did not keep.
 pub const DAEMON_DEADLINE: std::time::Duration = std::time::Duration::from_secs(90);
 const DAEMON_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 
