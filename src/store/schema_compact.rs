@@ -115,7 +115,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::super::schema::migrate_to;
-    use super::super::schema::tests::{at_version, rows};
+    use super::super::schema::tests::{at_version, rows, user_version};
 
     /// A manager store as version 11 wrote it: lines of two files, a
     /// refund, a rejected line, a line accepted by a resolution (its run
@@ -215,10 +215,7 @@ mod tests {
             broken.iter().all(|t| t == "ticket" || t == "sales_order"),
             "{broken:?}"
         );
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, 12);
+        assert_eq!(user_version(&conn), 12);
     }
 
     /// An entry whose ticket is gone (a store written with foreign keys
@@ -237,10 +234,7 @@ mod tests {
         let err = migrate_to(&mut conn, Path::new("x.db"), 12).unwrap_err();
         let text = format!("{err}: {:?}", std::error::Error::source(&err));
         assert!(text.contains("every_pending_entry_kept"), "{text}");
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, 11, "nothing of the migration was kept");
+        assert_eq!(user_version(&conn), 11, "nothing of the migration was kept");
         let old: Vec<String> = rows(
             &conn,
             "SELECT file FROM sales_line WHERE line = 1 AND link = 'L'",

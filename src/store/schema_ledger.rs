@@ -29,8 +29,8 @@ DROP TABLE pending_account_entry;
 -- ticket's amount) and per booked REFUND line (the amount taken back), in
 -- the ticket's currency; `run` wrote the line, `position` is the line's
 -- number in that run's file. `id` is the ticket's id times two, plus one for
--- the refund. Its balance is therefore always the amount of the valid
--- tickets.
+-- the refund. Its balance is the amount of the valid tickets whose lines
+-- are there (the reconciliation's `pending-account-vs-tickets` otherwise).
 CREATE VIEW pending_account_entry (id, link, line, operation, ticket, sales_order, amount, currency, run, position) AS
     SELECT t.id * 2, t.link, t.line, 'SALE', t.id, t.sales_order, t.amount, t.currency, l.run, l.position
     FROM ticket t JOIN sales_line l ON l.link = t.link AND l.line = t.line
@@ -57,7 +57,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::super::schema::migrate_to;
-    use super::super::schema::tests::{at_version, rows};
+    use super::super::schema::tests::{at_version, rows, user_version};
 
     /// A manager store as version 13 wrote it: a ticket sold and refunded
     /// in one file, a free one, one of another link booked by a later run,
@@ -87,16 +87,11 @@ mod tests {
         conn
     }
 
-    fn version(conn: &Connection) -> i64 {
-        conn.pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap()
-    }
-
     #[test]
     fn the_view_gives_every_entry_the_table_held() {
         let mut conn = version_13();
         migrate_to(&mut conn, Path::new(":memory:"), 14).unwrap();
-        assert_eq!(version(&conn), 14);
+        assert_eq!(user_version(&conn), 14);
         let entries = rows::<String>(
             &conn,
             "SELECT id || ' ' || link || line || ' ' || operation || ' t' || ticket || ' o' || sales_order
@@ -138,7 +133,7 @@ mod tests {
             let err = migrate_to(&mut conn, Path::new("x.db"), 14).unwrap_err();
             let text = format!("{err}: {:?}", std::error::Error::source(&err));
             assert!(text.contains("every_entry_derived"), "{broken}: {text}");
-            assert_eq!(version(&conn), 13, "{broken}");
+            assert_eq!(user_version(&conn), 13, "{broken}");
             let after = rows::<String>(
                 &conn,
                 "SELECT id || ' ' || amount FROM pending_account_entry ORDER BY id",

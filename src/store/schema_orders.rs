@@ -60,7 +60,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::super::schema::migrate_to;
-    use super::super::schema::tests::{at_version, rows};
+    use super::super::schema::tests::{at_version, rows, user_version};
 
     /// A manager store as version 14 wrote it: two orders (one with a
     /// ticket), their times with and without microseconds.
@@ -85,16 +85,11 @@ mod tests {
         conn
     }
 
-    fn version(conn: &Connection) -> i64 {
-        conn.pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap()
-    }
-
     #[test]
     fn orders_keep_every_column_with_integer_times() {
         let mut conn = version_14();
         migrate_to(&mut conn, Path::new(":memory:"), 15).unwrap();
-        assert_eq!(version(&conn), 15);
+        assert_eq!(user_version(&conn), 15);
         let orders = rows::<String>(
             &conn,
             "SELECT id || ' ' || link || ' ' || reference || ' ' || created || ' ' || typeof(created)
@@ -129,7 +124,7 @@ mod tests {
         let err = migrate_to(&mut conn, Path::new("x.db"), 15).unwrap_err();
         let text = format!("{err}: {:?}", std::error::Error::source(&err));
         assert!(text.contains("sales_order.created"), "{text}");
-        assert_eq!(version(&conn), 14);
+        assert_eq!(user_version(&conn), 14);
         let old = rows::<String>(&conn, "SELECT created FROM sales_order ORDER BY id");
         assert_eq!(old, ["soon", "2026-12-02T10:00:00Z"]);
     }

@@ -110,7 +110,7 @@ mod tests {
     use rusqlite::Connection;
 
     use super::super::schema::migrate_to;
-    use super::super::schema::tests::{at_version, rows};
+    use super::super::schema::tests::{at_version, rows, user_version};
 
     /// A manager store as version 12 wrote it: a ticket sold and refunded,
     /// one sold, one booked before the times had microseconds, their
@@ -215,10 +215,7 @@ mod tests {
                 .all(|t| ["performance", "seat", "zone", "sales_order"].contains(&t.as_str())),
             "{broken:?}"
         );
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, 13);
+        assert_eq!(user_version(&conn), 13);
     }
 
     /// A sale time the migration cannot read refuses the whole step: the
@@ -231,10 +228,7 @@ mod tests {
         let err = migrate_to(&mut conn, Path::new("x.db"), 13).unwrap_err();
         let text = format!("{err}: {:?}", std::error::Error::source(&err));
         assert!(text.contains("ticket.sold_at"), "{text}");
-        let v: i64 = conn
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap();
-        assert_eq!(v, 12, "nothing of the migration was kept");
+        assert_eq!(user_version(&conn), 12, "nothing of the migration was kept");
         let old = rows::<String>(&conn, "SELECT sold_at FROM ticket ORDER BY id");
         assert_eq!(
             old,

@@ -16,6 +16,12 @@ pub(in crate::store) fn at_version(version: i64) -> Connection {
     conn
 }
 
+/// The schema version `conn` is at (`PRAGMA user_version`).
+pub(in crate::store) fn user_version(conn: &Connection) -> i64 {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
 /// The first column of every row `sql` returns.
 pub(in crate::store) fn rows<T: rusqlite::types::FromSql>(conn: &Connection, sql: &str) -> Vec<T> {
     conn.prepare(sql)
