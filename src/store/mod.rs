@@ -18,6 +18,7 @@ pub mod schema;
 mod schema_compact;
 mod schema_ledger;
 mod schema_logical;
+mod schema_mapping;
 mod schema_orders;
 mod schema_prices;
 mod schema_tickets;

@@ -84,6 +84,7 @@ pub const MIGRATIONS: &[Migration] = &[
     super::schema_tickets::COMPACT_TICKETS,
     super::schema_ledger::DERIVED_PENDING_ACCOUNT,
     super::schema_orders::INTEGER_ORDER_TIMES,
+    super::schema_mapping::MAPPING_CHECKS_AS_COMPARISONS,
 ];
 
 /// The schema version this build writes.
