@@ -147,9 +147,9 @@ const GONE_SEATS: &str = "
     JOIN seat_row r ON r.id = s.row
     JOIN block b ON b.id = r.block
     WHERE (b.configuration IN
-              (SELECT local FROM temp.import_seen WHERE kind = 'configuration' AND local IS NOT NULL)
+              (SELECT local FROM temp.import_local WHERE kind = 'configuration')
            AND NOT EXISTS
-              (SELECT 1 FROM temp.import_seen t WHERE t.kind = 'seat' AND t.local = s.id))
+              (SELECT 1 FROM temp.import_local t WHERE t.kind = 'seat' AND t.local = s.id))
        OR s.number GLOB '~*';";
 
 /// A seat holds a place in history when any of these refers to it.
@@ -197,9 +197,9 @@ pub(super) fn remove_absent(tx: &Transaction<'_>, manager: &str) -> Result<u64, 
          INSERT INTO temp.import_gone (id)
          SELECT r.id FROM seat_row r JOIN block b ON b.id = r.block
          WHERE (b.configuration IN
-                   (SELECT local FROM temp.import_seen WHERE kind = 'configuration' AND local IS NOT NULL)
+                   (SELECT local FROM temp.import_local WHERE kind = 'configuration')
                 AND NOT EXISTS
-                   (SELECT 1 FROM temp.import_seen t WHERE t.kind = 'row' AND t.local = r.id))
+                   (SELECT 1 FROM temp.import_local t WHERE t.kind = 'row' AND t.local = r.id))
             OR r.code GLOB '~*';",
     )?;
     let empty = "SELECT g.id FROM temp.import_gone g WHERE NOT EXISTS (SELECT 1 FROM seat s WHERE s.row = g.id)";

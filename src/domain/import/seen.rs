@@ -1,18 +1,23 @@
-//! The technical ids one imported file declared, in a TEMP table of the applying transaction: a duplicate is named with both its positions, and memory stays flat however large the file.
+//! The technical ids one imported file declared, in TEMP tables of the applying transaction: a duplicate is named with both its positions, and memory stays flat however large the file.
 //!
-//! The table lives on the store's connection (SQLite's temporary storage, not
-//! the process heap) and is emptied when an importer starts. It is created
-//! inside the applying transaction, so a rollback takes it away with the rest.
-//! Each row keeps the record the id was first read at and, once applied, the
-//! local object it became; the seat plan import reads those back to find the
-//! rows and seats a file no longer holds.
+//! The tables live on the store's connection (SQLite's temporary storage, not
+//! the process heap) and are emptied when an importer starts. They are created
+//! inside the applying transaction, so a rollback takes them away with the
+//! rest. `import_seen` keeps the record each id was first read at;
+//! `import_local`, once the record is applied, the local object it became.
+//! The seat plan import reads those back to find the rows and seats a file
+//! no longer holds.
 
 use rusqlite::{Connection, OptionalExtension};
 
 use crate::domain::DomainError;
 use crate::format::Position;
 
-/// Creates (or empties) the table for a new file.
+/// Creates (or empties) the tables for a new file: `import_seen`, the ids
+/// the file declared, and `import_local`, the local objects they became.
+/// Two tables, each written once per record, rather than one row updated
+/// with its local object and indexed by it: that update and its index
+/// cost as much as the rest of a seat's bookkeeping.
 pub(super) fn reset(conn: &Connection) -> Result<(), DomainError> {
     conn.execute_batch(
         "CREATE TEMP TABLE IF NOT EXISTS import_seen (
@@ -20,12 +25,17 @@ pub(super) fn reset(conn: &Connection) -> Result<(), DomainError> {
              id     INTEGER NOT NULL,
              record INTEGER NOT NULL,
              what   TEXT NOT NULL,
-             local  INTEGER,
-             skipped INTEGER NOT NULL DEFAULT 0,
              PRIMARY KEY (kind, id)
          ) WITHOUT ROWID;
-         CREATE INDEX IF NOT EXISTS temp.import_seen_local ON import_seen (kind, local);
-         DELETE FROM temp.import_seen;",
+         CREATE TEMP TABLE IF NOT EXISTS import_local (
+             kind    TEXT NOT NULL,
+             local   INTEGER NOT NULL,
+             id      INTEGER NOT NULL,
+             skipped INTEGER NOT NULL,
+             PRIMARY KEY (kind, local, id)
+         ) WITHOUT ROWID;
+         DELETE FROM temp.import_seen;
+         DELETE FROM temp.import_local;",
     )?;
     Ok(())
 }
@@ -76,7 +86,8 @@ pub(super) fn set_local(
     skipped: bool,
 ) -> Result<(), DomainError> {
     conn.prepare_cached(
-        "UPDATE temp.import_seen SET local = ?3, skipped = ?4 WHERE kind = ?1 AND id = ?2",
+        "INSERT INTO temp.import_local (kind, local, id, skipped) VALUES (?1, ?3, ?2, ?4)
+         ON CONFLICT DO UPDATE SET skipped = excluded.skipped",
     )?
     .execute((kind, id, local, skipped))?;
     Ok(())
@@ -90,7 +101,12 @@ pub(super) fn record_of_local(
     local: i64,
 ) -> Result<Option<(u64, String)>, DomainError> {
     Ok(conn
-        .prepare_cached("SELECT record, what FROM temp.import_seen WHERE kind = ?1 AND local = ?2")?
+        .prepare_cached(
+            "SELECT s.record, s.what FROM temp.import_local l
+             JOIN temp.import_seen s ON s.kind = l.kind AND s.id = l.id
+             WHERE l.kind = ?1 AND l.local = ?2
+             ORDER BY s.record LIMIT 1",
+        )?
         .query_row((kind, local), |r| {
             Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
         })
