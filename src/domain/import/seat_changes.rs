@@ -61,11 +61,37 @@ pub(super) const SEAT: Place = Place {
     duplicate: "duplicate-number",
 };
 
+/// Runs `write`, the record's insert or update and its mapping, taking
+/// `label` in `parent` for the local object `me` (None: a new one). When
+/// another object carries that label, SQLite refuses the write and undoes
+/// it (the unique rule of `place`): the label is freed ([`free_label`]) and
+/// `write` runs again. Most records keep or take a label no other object
+/// has; they need no look-up first.
+pub(super) fn with_label<T>(
+    tx: &Transaction<'_>,
+    place: Place,
+    (parent, label, me): (i64, &str, Option<i64>),
+    parent_words: &dyn Fn() -> String,
+    set_aside: &mut u64,
+    mut write: impl FnMut() -> Result<T, DomainError>,
+) -> Result<T, DomainError> {
+    match write() {
+        Err(DomainError::Sql(rusqlite::Error::SqliteFailure(f, Some(message))))
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                && message.starts_with(&format!("UNIQUE constraint failed: {}.", place.table)) =>
+        {
+            free_label(tx, place, parent, label, me, &parent_words(), set_aside)?;
+            write()
+        }
+        done => done,
+    }
+}
+
 /// Frees `label` in `parent` for the local object `me` (None: a new one):
 /// another object carrying it is set aside under a temporary label, unless
 /// this file already gave it that label (then the file names two objects
 /// with one label, and is refused).
-pub(super) fn free_label(
+fn free_label(
     tx: &Transaction<'_>,
     place: Place,
     parent: i64,

@@ -68,26 +68,22 @@ impl<'t> SeatplanImport<'t> {
     pub fn item(&mut self, item: &seatplan::Item) -> Result<(), DomainError> {
         use seatplan::Item;
         self.record += 1;
-        let (kind, id, what) = match item {
-            Item::SeatCategory(c) => ("seat category", c.id, format!("seat category {}", c.code)),
-            Item::Venue(v) => ("venue", v.id, format!("venue {}", v.code)),
-            Item::Configuration(c) => ("configuration", c.id, format!("configuration {}", c.code)),
-            Item::Zone(z) => ("zone", z.id, format!("zone {}", z.code)),
+        let (kind, id) = match item {
+            Item::SeatCategory(c) => ("seat category", c.id),
+            Item::Venue(v) => ("venue", v.id),
+            Item::Configuration(c) => ("configuration", c.id),
+            Item::Zone(z) => ("zone", z.id),
             Item::Block(b) => {
                 self.block_code = b.code.as_str().to_owned();
-                ("block", b.id, format!("block {}", b.code))
+                ("block", b.id)
             }
             Item::Row(r) => {
                 self.row_label = format!("{} {}", self.block_code, r.code);
-                ("row", r.id, format!("row {}", self.row_label))
+                ("row", r.id)
             }
-            Item::Seat(s) => (
-                "seat",
-                s.id,
-                format!("seat {} {}", self.row_label, s.number),
-            ),
+            Item::Seat(s) => ("seat", s.id),
         };
-        let what = format!("{what}, id {id}");
+        let what = format!("{}, id {id}", name(item, &self.row_label));
         let (file, record) = (self.ctx.file, self.record);
         seen::declare(self.tx, file, kind, id.get(), record, &what)?;
         self.apply(item)
@@ -112,18 +108,20 @@ impl<'t> SeatplanImport<'t> {
                 return Ok(());
             }
             Item::Zone(z) => {
-                let what = format!("zone {}", z.code);
+                let row_label = &self.row_label;
+                let what = || name(item, row_label);
                 let r = self
                     .refs
-                    .need(MappingKind::SeatCategory, z.seat_category, &|| what.clone())?;
-                Some((r, what, z.seat_category))
+                    .need(MappingKind::SeatCategory, z.seat_category, &what)?;
+                Some((r, z.seat_category))
             }
             Item::Seat(s) => {
-                let what = format!("seat {} {}", self.row_label, s.number);
+                let row_label = &self.row_label;
+                let what = || name(item, row_label);
                 let r = self
                     .refs
-                    .need(MappingKind::SeatCategory, s.seat_category, &|| what.clone())?;
-                Some((r, what, s.seat_category))
+                    .need(MappingKind::SeatCategory, s.seat_category, &what)?;
+                Some((r, s.seat_category))
             }
             _ => None,
         };
@@ -131,8 +129,9 @@ impl<'t> SeatplanImport<'t> {
             return Ok(());
         }
         let category = match category {
-            Some((Resolved::Local(id), _, _)) => Some(id),
-            Some((_, what, id)) => {
+            Some((Resolved::Local(id), _)) => Some(id),
+            Some((_, id)) => {
+                let what = name(item, &self.row_label);
                 // Ignored: the seat or zone cannot be sold here; skip it. A
                 // skipped seat is not a removed one: it keeps its local seat.
                 if let Item::Seat(s) = item
@@ -287,27 +286,27 @@ impl<'t> SeatplanImport<'t> {
         };
         let label = format!("{block_code} {}", r.code);
         let me = mapped_local(tx, ctx.manager, MappingKind::Row, r.id)?;
-        seat_changes::free_label(
+        let (local, change) = seat_changes::with_label(
             tx,
             seat_changes::ROW,
-            block,
-            r.code.as_str(),
-            me,
-            &format!("block {block_code}"),
+            (block, r.code.as_str(), me),
+            &|| format!("block {block_code}"),
             &mut self.set_aside,
-        )?;
-        let (local, change) = upsert_auto(
-            tx,
-            &ctx,
-            MappingKind::Row,
-            r.id,
-            me,
-            &r.code,
-            &label,
-            "UPDATE seat_row SET block = ?2, code = ?3
-             WHERE id = ?1 AND (block IS NOT ?2 OR code IS NOT ?3)",
-            "INSERT INTO seat_row (id, block, code) VALUES (?1, ?2, ?3)",
-            &[&block, &r.code.as_str()],
+            || {
+                upsert_auto(
+                    tx,
+                    &ctx,
+                    MappingKind::Row,
+                    r.id,
+                    me,
+                    &r.code,
+                    &label,
+                    "UPDATE seat_row SET block = ?2, code = ?3
+                     WHERE id = ?1 AND (block IS NOT ?2 OR code IS NOT ?3)",
+                    "INSERT INTO seat_row (id, block, code) VALUES (?1, ?2, ?3)",
+                    &[&block, &r.code.as_str()],
+                )
+            },
         )?;
         self.summary.add(change);
         seen::set_local(tx, "row", r.id.get(), local, false)?;
@@ -320,7 +319,7 @@ impl<'t> SeatplanImport<'t> {
         let tx = self.tx;
         let ctx = self.ctx;
         let (row, row_label) = match &self.row {
-            Some((m, l, label)) if *m == s.row => (*l, label.clone()),
+            Some((m, l, label)) if *m == s.row => (*l, label.as_str()),
             _ => {
                 return Err(DomainError::refused(
                     "parent-not-read",
@@ -330,27 +329,28 @@ impl<'t> SeatplanImport<'t> {
             }
         };
         let me = mapped_local(tx, ctx.manager, MappingKind::Seat, s.id)?;
-        seat_changes::free_label(
+        let label = format!("{row_label} {}", s.number);
+        let (local, change) = seat_changes::with_label(
             tx,
             seat_changes::SEAT,
-            row,
-            s.number.as_str(),
-            me,
-            &format!("row {row_label}"),
+            (row, s.number.as_str(), me),
+            &|| format!("row {row_label}"),
             &mut self.set_aside,
-        )?;
-        let (local, change) = upsert_auto(
-            tx,
-            &ctx,
-            MappingKind::Seat,
-            s.id,
-            me,
-            &s.number,
-            &format!("{row_label} {}", s.number),
-            "UPDATE seat SET row = ?2, number = ?3, seat_category = ?4
-             WHERE id = ?1 AND (row IS NOT ?2 OR number IS NOT ?3 OR seat_category IS NOT ?4)",
-            "INSERT INTO seat (id, row, number, seat_category) VALUES (?1, ?2, ?3, ?4)",
-            &[&row, &s.number.as_str(), &category],
+            || {
+                upsert_auto(
+                    tx,
+                    &ctx,
+                    MappingKind::Seat,
+                    s.id,
+                    me,
+                    &s.number,
+                    &label,
+                    "UPDATE seat SET row = ?2, number = ?3, seat_category = ?4
+                     WHERE id = ?1 AND (row IS NOT ?2 OR number IS NOT ?3 OR seat_category IS NOT ?4)",
+                    "INSERT INTO seat (id, row, number, seat_category) VALUES (?1, ?2, ?3, ?4)",
+                    &[&row, &s.number.as_str(), &category],
+                )
+            },
         )?;
         self.summary.add(change);
         seen::set_local(tx, "seat", s.id.get(), local, false)?;
@@ -382,6 +382,21 @@ impl<'t> SeatplanImport<'t> {
         }
         summary_message(self.tx, &self.ctx, &self.summary)?;
         Ok(Outcome::Applied(self.summary))
+    }
+}
+
+/// How messages name a record ("seat ORCH A 12"); `row_label` is the open
+/// row's "BLOCK ROW".
+fn name(item: &seatplan::Item, row_label: &str) -> String {
+    use seatplan::Item;
+    match item {
+        Item::SeatCategory(c) => format!("seat category {}", c.code),
+        Item::Venue(v) => format!("venue {}", v.code),
+        Item::Configuration(c) => format!("configuration {}", c.code),
+        Item::Zone(z) => format!("zone {}", z.code),
+        Item::Block(b) => format!("block {}", b.code),
+        Item::Row(_) => format!("row {row_label}"),
+        Item::Seat(s) => format!("seat {row_label} {}", s.number),
     }
 }
 
