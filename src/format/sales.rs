@@ -558,23 +558,8 @@ impl<W: Write> Writer<W> {
     }
 
     fn write_ticket(&mut self, t: &Ticket) -> Result<(), WriteError> {
+        check_ticket(t, self.last)?;
         let invalid = |m: String| Err(WriteError::Invalid(format!("line {}: {m}", t.line)));
-        if t.line == 0 {
-            return invalid("line id 0".into());
-        }
-        if let Some(last) = self.last
-            && t.line <= last
-        {
-            return invalid(format!("line ids must increase, previous {last}"));
-        }
-        match (t.operation, t.refund_of) {
-            (Operation::Sale, None) => {}
-            (Operation::Refund, Some(of)) if of > 0 && of < t.line => {}
-            (op, of) => return invalid(format!("{} with refund_of {of:?}", op.as_str())),
-        }
-        if !(0..=AMOUNT_MAX).contains(&t.amount) {
-            return invalid(format!("amount {} out of 0..={AMOUNT_MAX}", t.amount));
-        }
         match t.rate_version {
             Some(v) if !self.v2 => {
                 return invalid(format!("rate version {v} in a version 1 file"));
@@ -593,51 +578,8 @@ impl<W: Write> Writer<W> {
             }
             _ => {}
         }
-        let time = format_time(t.time)?;
-        let w = &mut self.csv;
-        w.field(t.line)?;
-        w.field(t.operation.as_str())?;
-        w.field(time)?;
-        w.field(&t.order)?;
-        match t.refund_of {
-            Some(of) => w.field(of)?,
-            None => w.empty(),
-        }
-        w.field(t.performance)?;
-        match &t.place {
-            Place::Seat { block, row, seat } => {
-                w.field(block)?;
-                w.field(row)?;
-                w.field(seat)?;
-                w.empty();
-            }
-            Place::Zone { zone } => {
-                w.empty();
-                w.empty();
-                w.empty();
-                w.field(zone)?;
-            }
-        }
-        w.field(t.seat_category)?;
-        w.field(t.tariff_type)?;
-        w.field(t.audience_subcategory)?;
-        w.field(t.amount)?;
-        w.field(t.currency)?;
-        w.field(t.vat_code)?;
-        w.empty();
-        if self.v2 {
-            match t.rate_version {
-                Some(v) => w.field(v)?,
-                None => w.empty(),
-            }
-        }
-        if self.logical {
-            match t.logical_seat_category {
-                Some(l) => w.field(l)?,
-                None => w.empty(),
-            }
-        }
-        w.end_line()?;
+        ticket_fields(&mut self.csv, t, self.v2, self.logical)?;
+        self.csv.end_line()?;
         self.last = Some(t.line);
         Ok(())
     }
@@ -646,6 +588,94 @@ impl<W: Write> Writer<W> {
     pub fn finish(self) -> Result<(W, u64), WriteError> {
         self.csv.finish()
     }
+}
+
+/// The canonical text of a ticket line: its fields as a version 1 file
+/// writes them, without header or line end (`rate_version` and
+/// `logical_seat_category` left out, whatever they hold, so that a line
+/// reads the same in every version). What a rejected line keeps, and what
+/// a booked line's digest is taken of.
+pub fn canonical_text(t: &Ticket) -> Result<String, WriteError> {
+    check_ticket(t, None)?;
+    let mut w = CsvWriter::headless(std::io::sink(), &COLUMNS);
+    ticket_fields(&mut w, t, false, false)?;
+    w.take_line()
+}
+
+/// The rules of a ticket line every version shares; `last` is the line id
+/// written before it in the file, if any.
+fn check_ticket(t: &Ticket, last: Option<u64>) -> Result<(), WriteError> {
+    let invalid = |m: String| Err(WriteError::Invalid(format!("line {}: {m}", t.line)));
+    if t.line == 0 {
+        return invalid("line id 0".into());
+    }
+    if let Some(last) = last
+        && t.line <= last
+    {
+        return invalid(format!("line ids must increase, previous {last}"));
+    }
+    match (t.operation, t.refund_of) {
+        (Operation::Sale, None) => {}
+        (Operation::Refund, Some(of)) if of > 0 && of < t.line => {}
+        (op, of) => return invalid(format!("{} with refund_of {of:?}", op.as_str())),
+    }
+    if !(0..=AMOUNT_MAX).contains(&t.amount) {
+        return invalid(format!("amount {} out of 0..={AMOUNT_MAX}", t.amount));
+    }
+    Ok(())
+}
+
+/// A ticket line's fields, in the columns of the file's version.
+fn ticket_fields<W: Write>(
+    w: &mut CsvWriter<W>,
+    t: &Ticket,
+    v2: bool,
+    logical: bool,
+) -> Result<(), WriteError> {
+    let time = format_time(t.time)?;
+    w.field(t.line)?;
+    w.field(t.operation.as_str())?;
+    w.field(time)?;
+    w.field(&t.order)?;
+    match t.refund_of {
+        Some(of) => w.field(of)?,
+        None => w.empty(),
+    }
+    w.field(t.performance)?;
+    match &t.place {
+        Place::Seat { block, row, seat } => {
+            w.field(block)?;
+            w.field(row)?;
+            w.field(seat)?;
+            w.empty();
+        }
+        Place::Zone { zone } => {
+            w.empty();
+            w.empty();
+            w.empty();
+            w.field(zone)?;
+        }
+    }
+    w.field(t.seat_category)?;
+    w.field(t.tariff_type)?;
+    w.field(t.audience_subcategory)?;
+    w.field(t.amount)?;
+    w.field(t.currency)?;
+    w.field(t.vat_code)?;
+    w.empty();
+    if v2 {
+        match t.rate_version {
+            Some(v) => w.field(v)?,
+            None => w.empty(),
+        }
+    }
+    if logical {
+        match t.logical_seat_category {
+            Some(l) => w.field(l)?,
+            None => w.empty(),
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

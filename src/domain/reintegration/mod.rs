@@ -77,7 +77,7 @@ use std::collections::BTreeMap;
 use rusqlite::{Connection, OptionalExtension, Transaction};
 
 use super::DomainError;
-use crate::format::sales::{self, Line, Operation, Place, Ticket};
+use crate::format::sales::{self, Operation, Place, Ticket};
 use crate::store::StoreError;
 
 mod cache;
@@ -473,33 +473,19 @@ pub fn record_digest(record: &str) -> i64 {
 /// The canonical SALES line of a ticket (no header, no line end): what a
 /// rejected line keeps, and what tells a repeated line from a reused id.
 pub fn record_text(t: &Ticket) -> Result<String, DomainError> {
-    let invalid = |e: crate::format::WriteError| DomainError::Invalid {
-        object: format!("line id {}", t.line),
-        problem: e.to_string(),
-    };
     // Version 1's text, whatever the file's version and its optional
     // columns: a line repeated from before version 2 existed is still the
     // same line.
-    let mut w = sales::Writer::new(Vec::new()).map_err(invalid)?;
-    let mut v1 = t.clone();
-    v1.rate_version = None;
-    v1.logical_seat_category = None;
-    w.write(&Line::Ticket(v1)).map_err(invalid)?;
-    let (bytes, _) = w.finish().map_err(invalid)?;
-    let text = String::from_utf8(bytes).map_err(|e| DomainError::Invalid {
+    sales::canonical_text(t).map_err(|e| DomainError::Invalid {
         object: format!("line id {}", t.line),
         problem: e.to_string(),
-    })?;
-    let body = text
-        .split_once('\n')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    Ok(body.trim_end_matches(['\n', '\r']).to_owned())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::format::sales::Line;
     use crate::ident::{Code, TechId};
     use crate::money::Currency;
 

@@ -35,6 +35,17 @@ impl<W: Write> CsvWriter<W> {
         })
     }
 
+    /// Writes no header: for lines taken one at a time ([`CsvWriter::take_line`]).
+    pub fn headless(out: W, columns: &'static [&'static str]) -> CsvWriter<W> {
+        CsvWriter {
+            out,
+            columns,
+            buf: String::new(),
+            fields: 0,
+            lines: 0,
+        }
+    }
+
     fn separate(&mut self) {
         if self.fields > 0 {
             self.buf.push(';');
@@ -70,6 +81,26 @@ impl<W: Write> CsvWriter<W> {
 
     /// Ends the line and writes it.
     pub fn end_line(&mut self) -> Result<(), WriteError> {
+        self.check_fields()?;
+        self.buf.push('\n');
+        let r = self.out.write_all(self.buf.as_bytes());
+        self.buf.clear();
+        self.fields = 0;
+        r?;
+        self.lines += 1;
+        Ok(())
+    }
+
+    /// Ends the line and returns it, without its line end, instead of
+    /// writing it.
+    pub fn take_line(&mut self) -> Result<String, WriteError> {
+        self.check_fields()?;
+        self.fields = 0;
+        self.lines += 1;
+        Ok(std::mem::take(&mut self.buf))
+    }
+
+    fn check_fields(&mut self) -> Result<(), WriteError> {
         if self.fields != self.columns.len() {
             let problem = format!(
                 "line has {} fields, the header {}",
@@ -80,12 +111,6 @@ impl<W: Write> CsvWriter<W> {
             self.fields = 0;
             return Err(WriteError::Invalid(problem));
         }
-        self.buf.push('\n');
-        let r = self.out.write_all(self.buf.as_bytes());
-        self.buf.clear();
-        self.fields = 0;
-        r?;
-        self.lines += 1;
         Ok(())
     }
 

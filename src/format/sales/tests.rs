@@ -244,3 +244,49 @@ fn the_writer_refuses_what_the_reader_would_refuse() {
     assert_eq!(n, 1);
     assert_eq!(read(&out).unwrap().len(), 1);
 }
+
+/// The canonical text is the data line a version 1 file holds, for every
+/// ticket of the sample (seats, a zone, refunds), and the same when the
+/// ticket carries the columns of version 2: booked lines are compared by a
+/// digest of it, so it must never change.
+#[test]
+fn the_canonical_text_is_the_line_a_version_1_file_writes() {
+    let tickets: Vec<Ticket> = read(SAMPLE.as_bytes())
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| match l {
+            Line::Ticket(t) => Some(t),
+            Line::Ack(_) => None,
+        })
+        .collect();
+    assert!(tickets.len() >= 4);
+    assert!(
+        tickets
+            .iter()
+            .any(|t| matches!(t.place, Place::Zone { .. }))
+    );
+    assert!(tickets.iter().any(|t| t.operation == Operation::Refund));
+    for t in tickets {
+        let mut w = Writer::new(Vec::new()).unwrap();
+        w.write(&Line::Ticket(t.clone())).unwrap();
+        let (out, _) = w.finish().unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let (_, written) = out.split_once('\n').unwrap();
+        let canonical = canonical_text(&t).unwrap();
+        assert_eq!(format!("{canonical}\n"), written);
+        let v2 = Ticket {
+            rate_version: Some(3),
+            logical_seat_category: matches!(t.place, Place::Seat { .. })
+                .then(|| TechId::new(4401).unwrap()),
+            ..t.clone()
+        };
+        assert_eq!(canonical_text(&v2).unwrap(), canonical);
+    }
+    assert!(
+        canonical_text(&Ticket {
+            line: 0,
+            ..ticket()
+        })
+        .is_err()
+    );
+}
