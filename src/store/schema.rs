@@ -10,7 +10,14 @@
 //! are the objects' SecuTix ids (`id INTEGER PRIMARY KEY`); codes (1..8
 //! characters) and names (1..60) are validated in Rust by `crate::ident` and
 //! bounded again here by CHECK constraints. Tables are STRICT, booleans are
-//! INTEGER 0/1, money is INTEGER minor units, instants are RFC 3339 text.
+//! INTEGER 0/1, money is INTEGER minor units, instants are RFC 3339 text
+//! (or INTEGER microseconds since 1970 where a sales file writes one per
+//! line: tickets and orders, migrations 13 and 15).
+//!
+//! A new table written once per record of a big file writes a CHECK's list
+//! of three values or more as comparisons joined by OR, not `IN (…)`:
+//! SQLite fills a temporary index with an IN list for every row it checks
+//! (migration 16 did so for `mapping`).
 
 use std::path::Path;
 

@@ -1,7 +1,7 @@
 //! Migration 16, apart from `schema.rs` for its length: the mapping table's
 //! checks written as comparisons (`docs/performance.md`, "The seat plan at
-//! the distributor"). Listed in [`super::schema::MIGRATIONS`] like every
-//! other step; never edited once released.
+//! the distributor, second step"). Listed in [`super::schema::MIGRATIONS`]
+//! like every other step; never edited once released.
 
 use super::schema::Migration;
 

@@ -360,7 +360,9 @@ pub struct SalesImport<'t> {
 
 /// The page cache of a reintegration, KiB (SQLite's default is 2 MiB): the
 /// indexes a big file walks stay in memory; bounded, whatever the file.
-const IMPORT_CACHE_KIB: i64 = 64 * 1024;
+/// 32 MiB: 64 took 3% less time at 1M lines and 4% more at 10M, for 37 MiB
+/// more memory (`docs/performance.md`, "Page cache").
+const IMPORT_CACHE_KIB: i64 = 32 * 1024;
 
 impl Drop for SalesImport<'_> {
     fn drop(&mut self) {
