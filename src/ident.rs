@@ -47,16 +47,19 @@ impl TechId {
     /// Parses the decimal form used in files: digits only, no sign, no leading
     /// zero, at most 18 digits (so it always fits SQLite's signed 64 bits).
     pub fn parse(s: &str) -> Result<TechId, IdentError> {
-        let ok = !s.is_empty()
-            && s.len() <= 18
-            && s.bytes().all(|b| b.is_ascii_digit())
-            && !s.starts_with('0');
-        if !ok {
-            return Err(IdentError::TechId(shorten(s)));
+        let digits = s.as_bytes();
+        let bad = || IdentError::TechId(shorten(s));
+        if !(1..=18).contains(&digits.len()) || digits.first() == Some(&b'0') {
+            return Err(bad());
         }
-        s.parse::<i64>()
+        // 18 digits cannot overflow: the value is summed as read.
+        digits
+            .iter()
+            .try_fold(0i64, |v, b| {
+                b.is_ascii_digit().then(|| v * 10 + i64::from(b - b'0'))
+            })
             .map(TechId)
-            .map_err(|_| IdentError::TechId(shorten(s)))
+            .ok_or_else(bad)
     }
 
     /// Builds an id from a value already known to be positive (from the store).
@@ -85,13 +88,15 @@ pub struct Code(String);
 
 impl Code {
     pub fn new(s: &str) -> Result<Code, IdentError> {
-        let n = s.chars().count();
-        // The first character is a letter or digit: a code can never read as
-        // a spreadsheet formula (`-1`, `=…`, `@…`) or a command-line option.
-        let ok = (1..=CODE_MAX).contains(&n)
-            && s.starts_with(|c: char| c.is_ascii_alphanumeric())
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+        // Every character a code allows is ASCII, so its bytes are its
+        // characters. The first is a letter or digit: a code can never read
+        // as a spreadsheet formula (`-1`, `=…`, `@…`) or a command-line
+        // option.
+        let b = s.as_bytes();
+        let ok = (1..=CODE_MAX).contains(&b.len())
+            && b.first().is_some_and(u8::is_ascii_alphanumeric)
+            && b.iter()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
         if ok {
             Ok(Code(s.to_owned()))
         } else {
@@ -155,6 +160,10 @@ mod tests {
     #[test]
     fn tech_id_accepts_plain_positive_decimals_only() {
         assert_eq!(TechId::parse("10000001").unwrap().get(), 10_000_001);
+        assert_eq!(
+            TechId::parse("999999999999999999").unwrap().get(),
+            999_999_999_999_999_999
+        );
         for bad in [
             "",
             "0",
@@ -164,9 +173,33 @@ mod tests {
             "1e3",
             "1 2",
             "9999999999999999999",
+            "1000000000000000000",
+            "10000000000000000000",
             "١٢",
         ] {
             assert!(TechId::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte-wise checks agree with the rules said in characters: an
+        /// id is what `str::parse` reads from plain digits without a leading
+        /// zero, at most 18 of them; a code is 1 to 8 characters among
+        /// `A-Z a-z 0-9 _ - .`, the first a letter or digit.
+        #[test]
+        fn ids_and_codes_follow_their_rules_in_characters(
+            s in "[0-9]{0,20}|[-+ 0-9a-zA-Z_.é١]{0,10}|\\PC{0,10}"
+        ) {
+            let id = (!s.is_empty() && s.len() <= 18 && s.chars().all(|c| c.is_ascii_digit())
+                && !s.starts_with('0'))
+                .then(|| s.parse::<i64>().ok())
+                .flatten();
+            proptest::prop_assert_eq!(TechId::parse(&s).ok().map(TechId::get), id);
+            let n = s.chars().count();
+            let code = (1..=CODE_MAX).contains(&n)
+                && s.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+            proptest::prop_assert_eq!(Code::new(&s).is_ok(), code, "{:?}", s);
         }
     }
 

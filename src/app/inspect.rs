@@ -86,9 +86,14 @@ pub fn inspect(
     let mut counts: Vec<(&'static str, u64)> = Vec::new();
     for record in records.by_ref() {
         let label = record_label(&record?);
-        match counts.iter_mut().find(|(l, _)| *l == label) {
-            Some((_, n)) => *n += 1,
-            None => counts.push((label, 1)),
+        // Records mostly follow their like (a seat after a seat): the last
+        // type counted is tried first.
+        match counts.last_mut() {
+            Some((l, n)) if *l == label => *n += 1,
+            _ => match counts.iter_mut().find(|(l, _)| *l == label) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((label, 1)),
+            },
         }
     }
     Ok(Inspection { manifest, counts })

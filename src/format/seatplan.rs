@@ -191,7 +191,14 @@ impl<R: BufRead> Reader<R> {
     }
 
     fn item(&mut self, el: &Element) -> Result<Item, FormatError> {
+        // Seats first: a seat plan is mostly seats.
         Ok(match el.name() {
+            "seat" => Item::Seat(Seat {
+                id: el.tech_id("id")?,
+                row: Self::parent(el, self.row)?,
+                number: el.code("number")?,
+                seat_category: el.tech_id("seatCategory")?,
+            }),
             "seatCategory" => Item::SeatCategory(SeatCategory {
                 id: el.tech_id("id")?,
                 code: el.code("code")?,
@@ -243,12 +250,6 @@ impl<R: BufRead> Reader<R> {
                 self.row = Some(r.id);
                 Item::Row(r)
             }
-            "seat" => Item::Seat(Seat {
-                id: el.tech_id("id")?,
-                row: Self::parent(el, self.row)?,
-                number: el.code("number")?,
-                seat_category: el.tech_id("seatCategory")?,
-            }),
             other => {
                 return Err(el.error(
                     "id",
@@ -267,10 +268,14 @@ impl<R: BufRead> Iterator for Reader<R> {
         if self.done {
             return None;
         }
-        let next = self
-            .xml
-            .next_element()
-            .and_then(|el| el.map(|el| self.item(&el)).transpose());
+        let next = self.xml.next_element().and_then(|el| {
+            el.map(|el| {
+                let item = self.item(&el);
+                self.xml.recycle(el);
+                item
+            })
+            .transpose()
+        });
         let item = super::stop_after_error(&mut self.done, next);
         self.records += u64::from(matches!(item, Some(Ok(_))));
         item

@@ -49,6 +49,9 @@ pub(super) struct Guard<R> {
     error: Option<GuardError>,
     /// Start of the current event and the budget for it.
     event_start: u64,
+    /// The first byte of the current event that is not whitespace, once
+    /// consumed.
+    event_mark: Option<u64>,
     max_event: u64,
     max_file: u64,
     /// Line at `base_offset`, and the newlines seen at or after it.
@@ -75,6 +78,7 @@ impl<R: Read> Guard<R> {
             seq_start: 0,
             error: None,
             event_start: 0,
+            event_mark: None,
             max_event: u64::try_from(limits.max_record_bytes).unwrap_or(u64::MAX),
             max_file: limits.max_file_bytes,
             base_offset: 0,
@@ -87,6 +91,7 @@ impl<R: Read> Guard<R> {
     /// event are forgotten (positions are never asked for earlier bytes).
     pub(super) fn begin_event(&mut self) {
         self.event_start = self.consumed;
+        self.event_mark = None;
         while let Some(&nl) = self.newlines.front() {
             if nl >= self.consumed {
                 break;
@@ -95,6 +100,13 @@ impl<R: Read> Guard<R> {
             self.base_line += 1;
         }
         self.base_offset = self.consumed;
+    }
+
+    /// Where the event read since [`Guard::begin_event`] starts: its first
+    /// byte that is not whitespace, or where reading stopped if it has none
+    /// (the end of the file).
+    pub(super) fn event_start(&self) -> u64 {
+        self.event_mark.unwrap_or(self.consumed)
     }
 
     /// 1-based line of an absolute offset at or after the current event start.
@@ -352,9 +364,13 @@ impl<R: Read> BufRead for Guard<R> {
             }
             self.refill()?;
         }
-        let used = self.consumed - self.event_start;
+        // The budget counts from the event's first byte that is not
+        // whitespace; until it comes, the whitespace before it is held to
+        // the budget of a text run.
+        let begun = self.event_mark.unwrap_or(self.event_start);
+        let used = self.consumed - begun;
         if used >= self.max_event {
-            let (start, max) = (self.event_start, self.max_event);
+            let (start, max) = (begun, self.max_event);
             self.fail(
                 start,
                 "xml-tag-too-large",
@@ -369,6 +385,15 @@ impl<R: Read> BufRead for Guard<R> {
 
     fn consume(&mut self, amt: usize) {
         let amt = amt.min(self.ready - self.start);
+        if self.event_mark.is_none() {
+            let taken = self.buf.get(self.start..self.start + amt).unwrap_or(&[]);
+            if let Some(i) = taken
+                .iter()
+                .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+            {
+                self.event_mark = Some(self.consumed + i as u64);
+            }
+        }
         self.start += amt;
         self.consumed += amt as u64;
     }

@@ -219,6 +219,70 @@ mod tests {
     }
 
     #[test]
+    fn what_follows_whitespace_is_placed_past_it() {
+        // The body starts at byte 45, on line 3.
+        let doc = |body: &str| {
+            format!("<?xml version=\"1.0\"?>\n<seatplan version=\"1\">\n{body}\n</seatplan>\n")
+        };
+        let at = |doc: &str| {
+            let e = names(doc.as_bytes()).unwrap_err();
+            (e.code, e.position.to_string())
+        };
+        let line_4 = "line 4 (byte 51)".to_owned();
+        assert_eq!(at(&doc("  \n   text")), ("xml-text", line_4.clone()));
+        assert_eq!(at(&doc("  \n   &amp;")), ("xml-text", line_4.clone()));
+        assert_eq!(at(&doc("  \n   &nbsp;")), ("xml-entity", line_4.clone()));
+        assert_eq!(
+            at(&doc("  \n   <chair/>")),
+            ("xml-unknown-element", line_4.clone())
+        );
+        let e = names(doc("  \n   <seatCategory id=\"1\" code=\"A\" name=\"n\"/>").as_bytes());
+        assert_eq!(e.unwrap(), ["n@line 4 (byte 51)"]);
+        // The end of a file cut after whitespace is where it ends.
+        assert_eq!(
+            at("<?xml version=\"1.0\"?>\n<seatplan version=\"1\">\n  \n"),
+            ("xml-truncated", "line 4 (byte 48)".to_owned())
+        );
+        // Whitespace before the declaration is still refused.
+        assert_eq!(
+            at(" <?xml version=\"1.0\"?><seatplan version=\"1\"/>").0,
+            "xml-declaration"
+        );
+    }
+
+    /// Elements of different shapes read one after the other into the same
+    /// recycled element keep their own values.
+    #[test]
+    fn a_recycled_element_holds_only_its_own_values() {
+        let doc = "<?xml version=\"1.0\"?>\n<seatplan version=\"1\">\n\
+            <seatCategory id=\"1\" code=\"A\" name=\"Long name &amp; more\"/>\n\
+            <venue name=\"V\" code=\"VC\" id=\"30\">\n<configuration id=\"31\" code=\"C\" name=\"c\">\n\
+            <zone id=\"32\" code=\"Z\" name=\"z\" seatCategory=\"1\" capacity=\"7\"/>\n\
+            </configuration>\n</venue>\n</seatplan>\n";
+        let mut r = XmlReader::new(doc.as_bytes(), "t.xml", Limits::default(), &SCHEMA);
+        let mut seen = Vec::new();
+        while let Some(el) = r.next_element().unwrap() {
+            let attrs = el.spec.attributes;
+            seen.push(
+                attrs
+                    .iter()
+                    .map(|a| el.value(a).to_owned())
+                    .collect::<Vec<_>>(),
+            );
+            r.recycle(el);
+        }
+        assert_eq!(
+            seen,
+            [
+                vec!["1", "A", "Long name & more"],
+                vec!["30", "VC", "V"],
+                vec!["31", "C", "c"],
+                vec!["32", "Z", "z", "1", "7"],
+            ]
+        );
+    }
+
+    #[test]
     fn escaping_covers_markup_and_line_breaks() {
         let mut s = String::new();
         escape_into(&mut s, "a&b<c>d\"e'f\tg\nh\ri");

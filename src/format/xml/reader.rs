@@ -21,7 +21,8 @@ use crate::ident::shorten;
 enum Step {
     /// Read the next event.
     Next,
-    Element(Element),
+    /// An element was read into the element given.
+    Element,
     Done,
 }
 
@@ -58,6 +59,11 @@ pub struct XmlReader<R: BufRead> {
     stack: Vec<Open>,
     phase: Phase,
     elements: u64,
+    /// An element handed back by [`XmlReader::recycle`], read into next.
+    spare: Option<Element>,
+    /// The spec of the last element read: elements mostly follow their
+    /// like (a seat after a seat), so it is tried first.
+    last: Option<&'static ElementSpec>,
 }
 
 impl<R: BufRead> XmlReader<R> {
@@ -84,6 +90,8 @@ impl<R: BufRead> XmlReader<R> {
             stack: Vec::new(),
             phase: Phase::Start,
             elements: 0,
+            spare: None,
+            last: None,
         }
     }
 
@@ -106,36 +114,72 @@ impl<R: BufRead> XmlReader<R> {
 
     /// The next element of the document, `Ok(None)` once the root is closed
     /// and only whitespace or comments followed. After an error, `Ok(None)`.
+    /// Read into the element last handed back by [`XmlReader::recycle`], if
+    /// any, so that its buffers serve again.
     pub fn next_element(&mut self) -> Result<Option<Element>, FormatError> {
+        let mut el = match self.spare.take() {
+            Some(el) => el,
+            None => Element::empty(Arc::clone(&self.file)),
+        };
+        let found = self.read_into(&mut el);
+        match found {
+            Ok(true) => Ok(Some(el)),
+            other => {
+                self.spare = Some(el);
+                other.map(|_| None)
+            }
+        }
+    }
+
+    /// Hands an element back once its values are used: the next one is read
+    /// into its buffers instead of new ones.
+    pub fn recycle(&mut self, el: Element) {
+        self.spare = Some(el);
+    }
+
+    /// Reads the next element into `el`: `Ok(false)` at the end.
+    fn read_into(&mut self, el: &mut Element) -> Result<bool, FormatError> {
         loop {
             if self.phase == Phase::Done {
-                return Ok(None);
+                return Ok(false);
             }
             self.reader.get_mut().begin_event();
-            let start = self.reader.get_ref().consumed;
             // The event borrows the buffer, taken out of `self` meanwhile
             // so that handling it needs no copy.
             let mut buf = std::mem::take(&mut self.buf);
             buf.clear();
-            let step = match self.reader.read_event_into(&mut buf) {
-                Ok(event) => self.handle(event, start),
+            let read = self.reader.read_event_into(&mut buf);
+            // Where the event starts: past the whitespace quick-xml skipped
+            // before it.
+            let start = self.reader.get_ref().event_start();
+            let step = match read {
+                Ok(event) => self.handle(event, start, el),
                 Err(e) => Err(self.map_error(e, start)),
             };
             self.buf = buf;
             match step? {
                 Step::Next => {}
-                Step::Element(e) => return Ok(Some(e)),
-                Step::Done => return Ok(None),
+                Step::Element => return Ok(true),
+                Step::Done => return Ok(false),
             }
         }
     }
 
     /// What one event of the document does, by phase.
-    fn handle(&mut self, event: Event<'_>, start: u64) -> Result<Step, FormatError> {
+    fn handle(
+        &mut self,
+        event: Event<'_>,
+        start: u64,
+        el: &mut Element,
+    ) -> Result<Step, FormatError> {
         match (self.phase, event) {
             (Phase::Start, Event::Decl(d)) => {
                 self.check_declaration(&d, start)?;
                 self.phase = Phase::Prolog;
+                // From here on, whitespace between tags is skipped inside the
+                // next event's read instead of being an event of its own
+                // (before the declaration, it is refused).
+                self.reader.config_mut().trim_text_start = true;
             }
             (Phase::Start, Event::Eof) => {
                 return Err(self.err(start, "xml-empty", "the file is empty"));
@@ -187,9 +231,13 @@ impl<R: BufRead> XmlReader<R> {
             (Phase::Prolog, Event::Start(s)) => self.open_root(&s, start, false)?,
             (Phase::Prolog, Event::Empty(s)) => self.open_root(&s, start, true)?,
             (Phase::Body, Event::Start(s)) => {
-                return self.open(&s, start, false).map(Step::Element);
+                self.open(&s, start, false, el)?;
+                return Ok(Step::Element);
             }
-            (Phase::Body, Event::Empty(s)) => return self.open(&s, start, true).map(Step::Element),
+            (Phase::Body, Event::Empty(s)) => {
+                self.open(&s, start, true, el)?;
+                return Ok(Step::Element);
+            }
             (Phase::Epilog, Event::Start(s) | Event::Empty(s)) => {
                 let name = s.name().as_ref().to_owned();
                 return Err(self.err(
@@ -381,7 +429,9 @@ impl<R: BufRead> XmlReader<R> {
                     ),
                 ));
             }
-            version = Some(self.attr_value(&attr, root, "version", start)?);
+            let mut v = Vec::new();
+            self.attr_value(&attr, root, "version", start, &mut v)?;
+            version = Some(String::from_utf8_lossy(&v).into_owned());
         }
         match version {
             None => {
@@ -434,7 +484,8 @@ impl<R: BufRead> XmlReader<R> {
         s: &BytesStart<'_>,
         start: u64,
         empty: bool,
-    ) -> Result<Element, FormatError> {
+        el: &mut Element,
+    ) -> Result<(), FormatError> {
         let qname = s.name();
         let name = qname.as_ref();
         if self.stack.len() >= self.limits.max_depth {
@@ -448,7 +499,8 @@ impl<R: BufRead> XmlReader<R> {
                 ),
             ));
         }
-        let Some(spec) = self.schema.find(name) else {
+        let last = self.last.filter(|spec| spec.name == name);
+        let Some(spec) = last.or_else(|| self.schema.find(name)) else {
             let root = self.schema.root;
             return Err(self.err(
                 start,
@@ -501,7 +553,9 @@ impl<R: BufRead> XmlReader<R> {
                 format!("the file has more than the limit of {max} elements"),
             ));
         }
-        let out = self.attributes(s, spec, start)?;
+        el.reset(spec, self.position(start));
+        self.attributes(s, spec, start, el)?;
+        self.last = Some(spec);
         if let Some(top) = self.stack.last_mut() {
             top.last_rank = Some(spec.rank);
         }
@@ -512,29 +566,29 @@ impl<R: BufRead> XmlReader<R> {
             });
         }
         self.elements += 1;
-        Ok(Element {
-            spec,
-            values: out,
-            position: self.position(start),
-            file: Arc::clone(&self.file),
-        })
+        Ok(())
     }
 
-    /// The element's attribute values in the spec's order, unescaped: each
-    /// known, each once, none missing.
+    /// The element's attribute values, unescaped, into `el`: each known,
+    /// each once, none missing.
     fn attributes(
         &mut self,
         s: &BytesStart<'_>,
         spec: &'static ElementSpec,
         start: u64,
-    ) -> Result<Vec<String>, FormatError> {
-        let mut values: Vec<Option<String>> = vec![None; spec.attributes.len()];
+        el: &mut Element,
+    ) -> Result<(), FormatError> {
+        // The values are gathered as bytes and their text checked once for
+        // the element, not once per value.
+        let mut text = std::mem::take(&mut el.text).into_bytes();
         // quick-xml's own check of repeated names compares each attribute
         // with every earlier one; the slots below tell it at once.
-        for attr in s.attributes().with_checks(false) {
+        for (n, attr) in s.attributes().with_checks(false).enumerate() {
             let attr = attr.map_err(|e| self.attr_error(e, spec.name, start))?;
             let key = attr.key.as_ref();
-            let Some(i) = spec.attributes.iter().position(|a| *a == key) else {
+            // Attributes are mostly written in the spec's order.
+            let at = spec.attributes.get(n).filter(|a| **a == key).map(|_| n);
+            let Some(i) = at.or_else(|| spec.attributes.iter().position(|a| *a == key)) else {
                 return Err(self.err(
                     start,
                     "xml-unknown-attribute",
@@ -546,15 +600,25 @@ impl<R: BufRead> XmlReader<R> {
                     ),
                 ));
             };
-            if values.get(i).is_some_and(Option::is_some) {
+            if el.spans.get(i).is_some_and(Option::is_some) {
                 return Err(self.duplicate_attribute(spec.name, start));
             }
-            let v = self.attr_value(&attr, spec.name, spec.attributes[i], start)?;
-            if let Some(slot) = values.get_mut(i) {
-                *slot = Some(v);
+            let from = text.len();
+            self.attr_value(&attr, spec.name, spec.attributes[i], start, &mut text)?;
+            if let Some(slot) = el.spans.get_mut(i) {
+                *slot = Some(from..text.len());
             }
         }
-        if let Some(i) = values.iter().position(Option::is_none) {
+        // The guard let only UTF-8 through and quick-xml cuts values at
+        // ASCII quotes: this cannot fail, but is not taken on trust.
+        el.text = String::from_utf8(text).map_err(|e| {
+            self.err(
+                start,
+                "xml-utf8",
+                format!("<{}> holds invalid utf-8: {e}", spec.name),
+            )
+        })?;
+        if let Some(i) = el.spans.iter().position(Option::is_none) {
             let attr = spec.attributes.get(i).copied().unwrap_or("?");
             return Err(self.err(
                 start,
@@ -562,17 +626,18 @@ impl<R: BufRead> XmlReader<R> {
                 format!("<{}> attribute {attr} is missing", spec.name),
             ));
         }
-        // Every slot is filled: the vector is reused in place.
-        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+        Ok(())
     }
 
+    /// Appends the attribute's value, unescaped and normalised, to `out`.
     fn attr_value(
         &mut self,
         attr: &quick_xml::events::attributes::Attribute<'_>,
         element: &str,
         key: &str,
         start: u64,
-    ) -> Result<String, FormatError> {
+        out: &mut Vec<u8>,
+    ) -> Result<(), FormatError> {
         let raw: &[u8] = attr.value.as_bytes();
         if raw.len() > self.limits.max_field_bytes {
             let max = self.limits.max_field_bytes;
@@ -596,12 +661,15 @@ impl<R: BufRead> XmlReader<R> {
         if !raw
             .iter()
             .any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
-            && let Ok(text) = std::str::from_utf8(raw)
         {
-            return Ok(text.to_owned());
+            out.extend_from_slice(raw);
+            return Ok(());
         }
         match attr.normalized_value(XmlVersion::Explicit1_0) {
-            Ok(v) => Ok(v.into_owned()),
+            Ok(v) => {
+                out.extend_from_slice(v.as_bytes());
+                Ok(())
+            }
             Err(QxError::Escape(e)) => {
                 let what = match &e {
                     EscapeError::UnrecognizedEntity(_, name) => {

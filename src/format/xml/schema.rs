@@ -5,6 +5,7 @@
 //! currencies) or a [`FormatError`] naming the element and attribute. Also
 //! the date formats the writers share.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use time::OffsetDateTime;
@@ -48,16 +49,51 @@ impl Schema {
 }
 
 /// A validated element: known name, right place, every attribute present once.
+///
+/// Its values are kept in one string, so that reading an element allocates
+/// nothing once the reader has an element to reuse (see
+/// [`XmlReader::recycle`](super::XmlReader::recycle)).
 #[derive(Debug, Clone)]
 pub struct Element {
     pub(super) spec: &'static ElementSpec,
-    /// Unescaped values, in `spec.attributes` order.
-    pub(super) values: Vec<String>,
+    /// The unescaped values, one after the other.
+    pub(super) text: String,
+    /// Where the value of each attribute of `spec.attributes` lies in
+    /// `text`, in the spec's order (every one filled once validated).
+    pub(super) spans: Vec<Option<Range<usize>>>,
     pub(super) position: Position,
     pub(super) file: Arc<str>,
 }
 
+/// The spec of an element not read yet.
+static NONE: ElementSpec = ElementSpec {
+    name: "",
+    parent: None,
+    rank: 0,
+    attributes: &[],
+};
+
 impl Element {
+    /// An element to read into.
+    pub(super) fn empty(file: Arc<str>) -> Element {
+        Element {
+            spec: &NONE,
+            text: String::new(),
+            spans: Vec::new(),
+            position: Position::File,
+            file,
+        }
+    }
+
+    /// Starts reading the element `spec` found at `position`: no value yet.
+    pub(super) fn reset(&mut self, spec: &'static ElementSpec, position: Position) {
+        self.spec = spec;
+        self.text.clear();
+        self.spans.clear();
+        self.spans.resize(spec.attributes.len(), None);
+        self.position = position;
+    }
+
     pub fn name(&self) -> &'static str {
         self.spec.name
     }
@@ -69,12 +105,15 @@ impl Element {
     /// The unescaped value of an attribute of the element's spec (empty for an
     /// attribute the spec does not define, which is a bug in the caller).
     pub fn value(&self, attr: &str) -> &str {
+        // Callers name attributes with the literals the specs hold, which
+        // the compiler stores once: the same address is the same name.
         self.spec
             .attributes
             .iter()
-            .position(|a| *a == attr)
-            .and_then(|i| self.values.get(i))
-            .map_or("", String::as_str)
+            .position(|a| std::ptr::eq(*a, attr) || *a == attr)
+            .and_then(|i| self.spans.get(i))
+            .and_then(|span| self.text.get(span.clone()?))
+            .unwrap_or("")
     }
 
     /// A rejection of this element's attribute `attr`.
