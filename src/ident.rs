@@ -107,6 +107,18 @@ impl Code {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The code as one number, its bytes in order: a code is at most eight
+    /// ASCII characters, none of them NUL, so two codes are equal exactly
+    /// when their packed numbers are.
+    pub fn packed(&self) -> u64 {
+        const { assert!(CODE_MAX <= 8) };
+        let mut bytes = [0u8; 8];
+        for (to, from) in bytes.iter_mut().zip(self.0.bytes()) {
+            *to = from;
+        }
+        u64::from_be_bytes(bytes)
+    }
 }
 
 impl fmt::Display for Code {
@@ -200,6 +212,21 @@ mod tests {
                 && s.starts_with(|c: char| c.is_ascii_alphanumeric())
                 && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
             proptest::prop_assert_eq!(Code::new(&s).is_ok(), code, "{:?}", s);
+        }
+
+        /// Two codes are equal exactly when their packed numbers are.
+        #[test]
+        fn codes_are_told_apart_by_their_packed_numbers(
+            a in "[A-Za-z0-9][A-Za-z0-9_.-]{0,7}",
+            b in "[A-Za-z0-9][A-Za-z0-9_.-]{0,7}|[A-Za-z0-9]{1,3}",
+        ) {
+            let (ca, cb) = (Code::new(&a).unwrap(), Code::new(&b).unwrap());
+            proptest::prop_assert_eq!(ca.packed() == cb.packed(), a == b);
+            // A code and any longer code it begins.
+            for end in 1..a.len() {
+                let head = Code::new(&a[..end]).unwrap();
+                proptest::prop_assert_ne!(head.packed(), ca.packed());
+            }
         }
     }
 

@@ -50,6 +50,7 @@
 //!   (`contingent-duplicate-seat`); the reader remembers the open snapshot's
 //!   places only, at most [`MAX_GROUP_PLACES`] (`contingent-group-too-large`).
 
+use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, Write};
 
@@ -219,10 +220,12 @@ const TYPES: [(&str, Type); 4] = [
     ("RESOLUTION", Type::Resolution),
 ];
 
-/// A place of a snapshot, to find one listed twice.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A place of a snapshot, to find one listed twice: a seat by its block and
+/// its row's and its own labels, each packed into a number
+/// ([`Code::packed`]), so that a key is copied and hashed without a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum PlaceKey {
-    Seat(TechId, Code, Code),
+    Seat(TechId, u64, u64),
     Zone(TechId),
 }
 
@@ -273,7 +276,7 @@ impl Groups {
                 row.forbid(ZONE, kind)?;
                 row.forbid(QUANTITY, kind)?;
                 let seat_category = row.id(SEAT_CATEGORY, kind)?;
-                let key = PlaceKey::Seat(block, r.clone(), seat.clone());
+                let key = PlaceKey::Seat(block, r.packed(), seat.packed());
                 let line = Line::Seat {
                     performance,
                     version,
@@ -301,28 +304,35 @@ impl Groups {
                 (line, PlaceKey::Zone(zone), ZONE)
             }
         };
-        if let Some(first) = self.places.get(&key) {
-            let what = match &key {
-                PlaceKey::Seat(b, r, s) => format!("seat {b} {r} {s}"),
-                PlaceKey::Zone(z) => format!("zone {z}"),
-            };
-            return Err(row.error(
-                col,
-                "contingent-duplicate-seat",
-                format!(
-                    "{what} is already in this snapshot on line {first}; expected each place once per performance"
-                ),
-            ));
-        }
-        if self.places.len() >= MAX_GROUP_PLACES {
-            return Err(row.error(
+        let full = self.places.len() >= MAX_GROUP_PLACES;
+        match self.places.entry(key) {
+            Entry::Occupied(first) => {
+                let what = match &line {
+                    Line::Seat {
+                        block, row, seat, ..
+                    } => format!("seat {block} {row} {seat}"),
+                    Line::Zone { zone, .. } => format!("zone {zone}"),
+                    other => format!("{other:?}"),
+                };
+                Err(row.error(
+                    col,
+                    "contingent-duplicate-seat",
+                    format!(
+                        "{what} is already in this snapshot on line {}; expected each place once per performance",
+                        first.get()
+                    ),
+                ))
+            }
+            Entry::Vacant(_) if full => Err(row.error(
                 col,
                 "contingent-group-too-large",
                 format!("expected at most {MAX_GROUP_PLACES} places in one performance's snapshot"),
-            ));
+            )),
+            Entry::Vacant(slot) => {
+                slot.insert(row.line());
+                Ok(line)
+            }
         }
-        self.places.insert(key, row.line());
-        Ok(line)
     }
 
     /// A RESOLUTION line: the manager's decision on one line id, told once

@@ -30,7 +30,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{OptionalExtension, Transaction};
+use rusqlite::{OptionalExtension, Statement, Transaction};
 
 use crate::domain::DomainError;
 use crate::domain::import::Context;
@@ -108,6 +108,32 @@ pub struct ContingentImport<'t> {
     /// so an answer holds for the whole file (a contingent names the same
     /// few of them on every line).
     mapped: HashMap<(MappingKind, TechId), Option<Resolved>>,
+    /// The two statements of every seat line, prepared at the first and
+    /// held for the file (the statement cache would look each up by its
+    /// text at every line).
+    find_seat: Option<Statement<'t>>,
+    add_seat: Option<Statement<'t>>,
+}
+
+/// Finds a seat of a mapped block by its row's and its own labels.
+const FIND_SEAT: &str = "SELECT s.id, s.seat_category FROM seat s JOIN seat_row r ON r.id = s.row
+                         WHERE r.block = ?1 AND r.code = ?2 AND s.number = ?3";
+
+/// Puts a seat in a performance's contingent; no row when it is there.
+const ADD_SEAT: &str = "INSERT INTO contingent_seat (performance, seat) VALUES (?1, ?2)
+                        ON CONFLICT DO NOTHING";
+
+/// The statement in `slot`, prepared from `sql` if it is not yet.
+fn held<'s, 't>(
+    slot: &'s mut Option<Statement<'t>>,
+    tx: &'t Transaction<'t>,
+    sql: &str,
+) -> rusqlite::Result<&'s mut Statement<'t>> {
+    let st = match slot.take() {
+        Some(st) => st,
+        None => tx.prepare(sql)?,
+    };
+    Ok(slot.insert(st))
 }
 
 impl<'t> ContingentImport<'t> {
@@ -120,6 +146,8 @@ impl<'t> ContingentImport<'t> {
             outcome: ContingentOutcome::default(),
             line: 1,
             mapped: HashMap::new(),
+            find_seat: None,
+            add_seat: None,
         }
     }
 
@@ -167,13 +195,7 @@ impl<'t> ContingentImport<'t> {
                 self.check_category(*seat_category, category, || {
                     format!("seat {block} {row} {seat}")
                 })?;
-                let n = self
-                    .tx
-                    .prepare_cached(
-                        "INSERT INTO contingent_seat (performance, seat) VALUES (?1, ?2)
-                         ON CONFLICT DO NOTHING",
-                    )?
-                    .execute((local, seat_id))?;
+                let n = held(&mut self.add_seat, self.tx, ADD_SEAT)?.execute((local, seat_id))?;
                 if n == 0 {
                     return Err(DomainError::from(Refused {
                         code: "mapping-collision",
@@ -586,12 +608,7 @@ impl<'t> ContingentImport<'t> {
                 }));
             }
         };
-        let found: Option<(i64, i64)> = self
-            .tx
-            .prepare_cached(
-                "SELECT s.id, s.seat_category FROM seat s JOIN seat_row r ON r.id = s.row
-                 WHERE r.block = ?1 AND r.code = ?2 AND s.number = ?3",
-            )?
+        let found: Option<(i64, i64)> = held(&mut self.find_seat, self.tx, FIND_SEAT)?
             .query_row((block_id, row.as_str(), seat.as_str()), |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
