@@ -133,7 +133,11 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| fixture::repo().join("target"));
     std::fs::create_dir_all(&root).expect("bench dir");
-    let dir = tempfile::tempdir_in(&root).expect("temp dir");
+    let mut dir = tempfile::tempdir_in(&root).expect("temp dir");
+    if keep() {
+        dir.disable_cleanup(true);
+        println!("data kept in {}", dir.path().display());
+    }
     let perfs = (scale.lines * 96 / 100).div_ceil(scale.seats).max(2);
     println!(
         "stxd benchmark suite: scale {} ({} lines, {} seats x {} performances), median of {runs}",
@@ -478,9 +482,17 @@ fn distributor_race(
     }
     let names: Vec<&str> = bins.0.iter().map(|b| b.0).chain([anchor_name]).collect();
     table(&names, &samples, mib);
-    for s in states {
-        let _ = std::fs::remove_dir_all(s);
+    if !keep() {
+        for s in states {
+            let _ = std::fs::remove_dir_all(s);
+        }
     }
+}
+
+/// `STXD_BENCH_KEEP` is set: the generated data stays once the suite ends
+/// (to profile a run by hand on it).
+fn keep() -> bool {
+    std::env::var_os("STXD_BENCH_KEEP").is_some()
 }
 
 /// Prints one line per contestant: median time, MiB/s of `mib`, peak
