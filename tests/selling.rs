@@ -706,6 +706,60 @@ fn a_place_the_distributor_cannot_take_is_refused_at_its_line_after_good_ones() 
     assert_eq!(query_i64(&sb, "SELECT count(*) FROM contingent_seat"), 2);
 }
 
+/// A venue's seat comes back in the snapshot of every performance of a
+/// file; the import finds it once and keeps it for the file. Each
+/// snapshot must still get the seat its line names, and a line must still
+/// be checked against that seat's category, found earlier or not.
+#[test]
+fn a_seat_named_by_several_performances_is_the_same_local_seat_in_each() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let text = |category_of_a1_in_1702: u32| {
+        format!(
+            "performance;version;type;block;row;seat;zone;quantity;seat_category\n\
+             1701;1;PERFORMANCE;;;;;;\n\
+             1701;1;SEAT;3301;A;1;;;2001\n\
+             1701;1;SEAT;3301;A;2;;;2001\n\
+             1702;1;PERFORMANCE;;;;;;\n\
+             1702;1;SEAT;3301;B;1;;;2001\n\
+             1702;1;SEAT;3301;A;1;;;{category_of_a1_in_1702}\n\
+             1702;1;SEAT;3301;A;2;;;2001\n"
+        )
+    };
+    let err = apply_contingent(&sb, &text(2004)).expect_err("A 1 is not of category 2004");
+    let DomainError::Content(f) = &err else {
+        panic!("not a content refusal: {err}");
+    };
+    assert_eq!(f.code, "seat-category-differs", "{err}");
+    let said = err.to_string();
+    for part in ["contingent.csv", "line 7", "seat 3301 A 1"] {
+        assert!(said.contains(part), "{part:?} missing from: {said}");
+    }
+    assert_eq!(query_i64(&sb, "SELECT count(*) FROM contingent_seat"), 0);
+
+    let (outcome, _) = apply_contingent(&sb, &text(2001)).expect("the file applies");
+    assert_eq!(outcome.applied, vec![(id(1701), 1), (id(1702), 1)]);
+    assert_eq!(query_i64(&sb, "SELECT count(*) FROM contingent_seat"), 5);
+    assert_eq!(
+        query_i64(&sb, "SELECT count(DISTINCT seat) FROM contingent_seat"),
+        3
+    );
+    // Every place of both snapshots is the local seat of its labels.
+    assert_eq!(
+        query_i64(
+            &sb,
+            "SELECT count(*) FROM contingent_seat c
+             JOIN seat s ON s.id = c.seat JOIN seat_row r ON r.id = s.row
+             JOIN performance p ON p.id = c.performance
+             JOIN mapping m ON m.kind = 'performance' AND m.local_id = p.id
+             WHERE (m.manager_id = 1701 AND r.code = 'A' AND s.number IN ('1', '2'))
+                OR (m.manager_id = 1702 AND ((r.code = 'A' AND s.number IN ('1', '2'))
+                                          OR (r.code = 'B' AND s.number = '1')))"
+        ),
+        5
+    );
+}
+
 #[test]
 fn a_contingent_for_an_unknown_performance_asks_for_the_catalogue() {
     let sb = Sandbox::new();

@@ -113,7 +113,18 @@ pub struct ContingentImport<'t> {
     /// text at every line).
     find_seat: Option<Statement<'t>>,
     add_seat: Option<Statement<'t>>,
+    /// The local seats found so far (and their seat categories), by local
+    /// block and the row's and seat's packed labels: a file of several
+    /// performances of one venue names each seat once per performance, and
+    /// the import changes no seat. At most [`SEATS_KEPT`]; a seat past that
+    /// is looked up in the store at every line.
+    seats: HashMap<(i64, u64, u64), (i64, i64)>,
 }
+
+/// Most local seats [`ContingentImport`] keeps found: the largest
+/// snapshot the reader accepts, so that memory is bounded by the venue,
+/// never by the file.
+const SEATS_KEPT: usize = contingent::MAX_GROUP_PLACES;
 
 /// Finds a seat of a mapped block by its row's and its own labels.
 const FIND_SEAT: &str = "SELECT s.id, s.seat_category FROM seat s JOIN seat_row r ON r.id = s.row
@@ -148,6 +159,7 @@ impl<'t> ContingentImport<'t> {
             mapped: HashMap::new(),
             find_seat: None,
             add_seat: None,
+            seats: HashMap::new(),
         }
     }
 
@@ -608,11 +620,20 @@ impl<'t> ContingentImport<'t> {
                 }));
             }
         };
+        let key = (block_id, row.packed(), seat.packed());
+        if let Some(known) = self.seats.get(&key) {
+            return Ok(*known);
+        }
         let found: Option<(i64, i64)> = held(&mut self.find_seat, self.tx, FIND_SEAT)?
             .query_row((block_id, row.as_str(), seat.as_str()), |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
             .optional()?;
+        if let Some(local) = found
+            && self.seats.len() < SEATS_KEPT
+        {
+            self.seats.insert(key, local);
+        }
         found.ok_or_else(|| {
             DomainError::from(Refused {
             code: "unknown-seat",
