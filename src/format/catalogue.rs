@@ -560,14 +560,7 @@ impl<R: BufRead> Iterator for Reader<R> {
         if self.done {
             return None;
         }
-        let next = self.xml.next_element().and_then(|el| {
-            el.map(|el| {
-                let item = self.item(&el);
-                self.xml.recycle(el);
-                item
-            })
-            .transpose()
-        });
+        let next = XmlReader::next_record(self, |r| &mut r.xml, Self::item);
         let item = super::stop_after_error(&mut self.done, next);
         self.records += u64::from(matches!(item, Some(Ok(_))));
         item

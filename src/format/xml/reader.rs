@@ -137,6 +137,22 @@ impl<R: BufRead> XmlReader<R> {
         self.spare = Some(el);
     }
 
+    /// The next record of a payload reader `state` built on an
+    /// [`XmlReader`] (reached through `xml`): its next element made into a
+    /// record by `record`, then handed back to be read into again.
+    pub fn next_record<S, T>(
+        state: &mut S,
+        xml: fn(&mut S) -> &mut XmlReader<R>,
+        record: fn(&mut S, &Element) -> Result<T, FormatError>,
+    ) -> Result<Option<T>, FormatError> {
+        let Some(el) = xml(state).next_element()? else {
+            return Ok(None);
+        };
+        let made = record(state, &el);
+        xml(state).recycle(el);
+        made.map(Some)
+    }
+
     /// Reads the next element into `el`: `Ok(false)` at the end.
     fn read_into(&mut self, el: &mut Element) -> Result<bool, FormatError> {
         loop {
