@@ -687,3 +687,85 @@ fn a_removed_seat_only_history_refers_to_is_kept_under_a_retired_label_and_a_fre
     );
     assert_eq!(one(&tourism, "SELECT count(*) FROM seat"), seats - 1);
 }
+
+/// A seat whose seat category is ignored keeps its local seat and category,
+/// but takes the number the manager now gives it, so the number it leaves
+/// is free for another seat of the file, read before it or after it.
+#[test]
+fn a_seat_of_an_ignored_category_renumbered_frees_its_number_for_another() {
+    for new_seat_first in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut s, items) = applied_plan(dir.path());
+        let c = conn(dir.path());
+        c.execute(
+            "UPDATE mapping SET status = 'ignored', local_id = NULL
+             WHERE kind = 'seat_category' AND manager_id = 2003",
+            [],
+        )
+        .unwrap();
+        let old = items
+            .iter()
+            .find_map(|i| match i {
+                seatplan::Item::Seat(x) if x.seat_category == id(2003) => Some(x.clone()),
+                _ => None,
+            })
+            .expect("a seat of category 2003");
+        let kept = local_seat(&c, old.id.get());
+        let category = one(
+            &c,
+            &format!("SELECT seat_category FROM seat WHERE id = {kept}"),
+        );
+        let seats = one(&c, "SELECT count(*) FROM seat");
+        // The manager renumbers it 99 and gives its number to a new seat.
+        let newcomer = seatplan::Item::Seat(seatplan::Seat {
+            id: id(59999),
+            row: old.row,
+            number: old.number.clone(),
+            seat_category: id(2001),
+        });
+        let mut changed = Vec::new();
+        for item in items {
+            match item {
+                seatplan::Item::Seat(mut x) if x.id == old.id => {
+                    x.number = code("99");
+                    if new_seat_first {
+                        changed.push(newcomer.clone());
+                    }
+                    changed.push(seatplan::Item::Seat(x));
+                    if !new_seat_first {
+                        changed.push(newcomer.clone());
+                    }
+                }
+                other => changed.push(other),
+            }
+        }
+        let summary = applied(
+            import_seatplan(&mut s, &changed)
+                .unwrap_or_else(|e| panic!("new seat first: {new_seat_first}: {e}"))
+                .0,
+        );
+        assert!(summary.skipped > 0, "{summary:?}");
+        assert_eq!(one(&c, "SELECT count(*) FROM seat"), seats + 1);
+        assert_eq!(local_seat(&c, old.id.get()), kept, "the same local seat");
+        assert!(label(&c, kept).ends_with(" 99"), "{}", label(&c, kept));
+        assert_eq!(
+            one(
+                &c,
+                &format!("SELECT seat_category FROM seat WHERE id = {kept}")
+            ),
+            category,
+            "its category is kept"
+        );
+        let taken = local_seat(&c, 59999);
+        assert_eq!(
+            label(&c, taken),
+            label(&c, kept).replace(" 99", &format!(" {}", old.number)),
+            "the newcomer has the old number in the same row"
+        );
+        assert_eq!(
+            one(&c, "SELECT count(*) FROM seat WHERE number GLOB '[~#]*'"),
+            0,
+            "nothing set aside or retired"
+        );
+    }
+}

@@ -133,10 +133,12 @@ impl<'t> SeatplanImport<'t> {
             Some((_, id)) => {
                 let what = name(item, &self.row_label);
                 // Ignored: the seat or zone cannot be sold here; skip it. A
-                // skipped seat is not a removed one: it keeps its local seat.
+                // skipped seat is not a removed one: it keeps its local seat
+                // and category, and takes the labels the file gives it.
                 if let Item::Seat(s) = item
                     && let Some(local) = mapped_local(tx, ctx.manager, MappingKind::Seat, s.id)?
                 {
+                    self.relabel_skipped(s, local)?;
                     seen::set_local(tx, "seat", s.id.get(), local, true)?;
                 }
                 self.summary.skipped += 1;
@@ -318,16 +320,7 @@ impl<'t> SeatplanImport<'t> {
     fn apply_seat(&mut self, s: &seatplan::Seat, category: Option<i64>) -> Result<(), DomainError> {
         let tx = self.tx;
         let ctx = self.ctx;
-        let (row, row_label) = match &self.row {
-            Some((m, l, label)) if *m == s.row => (*l, label.as_str()),
-            _ => {
-                return Err(DomainError::refused(
-                    "parent-not-read",
-                    format!("seat {}", s.id),
-                    format!("its row {} was not read before it", s.row),
-                ));
-            }
-        };
+        let (row, row_label) = open_row(&self.row, s)?;
         let me = mapped_local(tx, ctx.manager, MappingKind::Seat, s.id)?;
         let label = format!("{row_label} {}", s.number);
         let (local, change) = seat_changes::with_label(
@@ -355,6 +348,32 @@ impl<'t> SeatplanImport<'t> {
         self.summary.add(change);
         seen::set_local(tx, "seat", s.id.get(), local, false)?;
         Ok(())
+    }
+
+    /// A seat skipped for its ignored seat category, already local: it
+    /// keeps its seat category but moves to the row and number the file
+    /// gives it. The labels it leaves are then free for the file's other
+    /// seats, and a seat of the file set aside for one of them gets a real
+    /// label again (one left under a temporary label would be taken as
+    /// removed at the end of the file).
+    fn relabel_skipped(&mut self, s: &seatplan::Seat, local: i64) -> Result<(), DomainError> {
+        let tx = self.tx;
+        let (row, row_label) = open_row(&self.row, s)?;
+        seat_changes::with_label(
+            tx,
+            seat_changes::SEAT,
+            (row, s.number.as_str(), Some(local)),
+            &|| format!("row {row_label}"),
+            &mut self.set_aside,
+            || {
+                tx.prepare_cached(
+                    "UPDATE seat SET row = ?2, number = ?3
+                     WHERE id = ?1 AND (row IS NOT ?2 OR number IS NOT ?3)",
+                )?
+                .execute((local, row, s.number.as_str()))?;
+                Ok(())
+            },
+        )
     }
 
     /// Ends the file: applied, or parked (rolled back but for the pending
@@ -397,6 +416,21 @@ fn name(item: &seatplan::Item, row_label: &str) -> String {
         Item::Block(b) => format!("block {}", b.code),
         Item::Row(_) => format!("row {row_label}"),
         Item::Seat(s) => format!("seat {row_label} {}", s.number),
+    }
+}
+
+/// The open row's local id and "BLOCK ROW", checked against the seat's row.
+fn open_row<'r>(
+    open: &'r Option<(TechId, i64, String)>,
+    s: &seatplan::Seat,
+) -> Result<(i64, &'r str), DomainError> {
+    match open {
+        Some((m, l, label)) if *m == s.row => Ok((*l, label.as_str())),
+        _ => Err(DomainError::refused(
+            "parent-not-read",
+            format!("seat {}", s.id),
+            format!("its row {} was not read before it", s.row),
+        )),
     }
 }
 
