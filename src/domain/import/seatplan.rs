@@ -139,7 +139,7 @@ impl<'t> SeatplanImport<'t> {
                     && let Some(local) = mapped_local(tx, ctx.manager, MappingKind::Seat, s.id)?
                 {
                     self.relabel_skipped(s, local)?;
-                    seen::set_local(tx, "seat", s.id.get(), local, true)?;
+                    seen::set_local(tx, "seat", s.id.get(), local)?;
                 }
                 self.summary.skipped += 1;
                 info(
@@ -209,7 +209,7 @@ impl<'t> SeatplanImport<'t> {
             &[&venue, &c.code.as_str(), &c.name.as_str()],
         )?;
         self.summary.add(change);
-        seen::set_local(tx, "configuration", c.id.get(), local, false)?;
+        seen::set_local(tx, "configuration", c.id.get(), local)?;
         self.configuration = Some((c.id, local));
         Ok(())
     }
@@ -311,7 +311,7 @@ impl<'t> SeatplanImport<'t> {
             },
         )?;
         self.summary.add(change);
-        seen::set_local(tx, "row", r.id.get(), local, false)?;
+        seen::set_local(tx, "row", r.id.get(), local)?;
         self.row = Some((r.id, local, label));
         Ok(())
     }
@@ -346,7 +346,7 @@ impl<'t> SeatplanImport<'t> {
             },
         )?;
         self.summary.add(change);
-        seen::set_local(tx, "seat", s.id.get(), local, false)?;
+        seen::set_local(tx, "seat", s.id.get(), local)?;
         Ok(())
     }
 

@@ -28,10 +28,9 @@ pub(super) fn reset(conn: &Connection) -> Result<(), DomainError> {
              PRIMARY KEY (kind, id)
          ) WITHOUT ROWID;
          CREATE TEMP TABLE IF NOT EXISTS import_local (
-             kind    TEXT NOT NULL,
-             local   INTEGER NOT NULL,
-             id      INTEGER NOT NULL,
-             skipped INTEGER NOT NULL,
+             kind  TEXT NOT NULL,
+             local INTEGER NOT NULL,
+             id    INTEGER NOT NULL,
              PRIMARY KEY (kind, local, id)
          ) WITHOUT ROWID;
          DELETE FROM temp.import_seen;
@@ -75,21 +74,20 @@ pub(super) fn declare(
     ))
 }
 
-/// The local object the manager's `id` of `kind` became in this file;
-/// `skipped` when the file kept it as it was (a seat of an ignored seat
-/// category): it is not removed, but the file did not give it its label.
+/// The local object the manager's `id` of `kind` became in this file, with
+/// the labels the file gave it (a seat skipped for its ignored seat
+/// category included: it keeps its category, not its labels).
 pub(super) fn set_local(
     conn: &Connection,
     kind: &'static str,
     id: i64,
     local: i64,
-    skipped: bool,
 ) -> Result<(), DomainError> {
     conn.prepare_cached(
-        "INSERT INTO temp.import_local (kind, local, id, skipped) VALUES (?1, ?3, ?2, ?4)
-         ON CONFLICT DO UPDATE SET skipped = excluded.skipped",
+        "INSERT INTO temp.import_local (kind, local, id) VALUES (?1, ?3, ?2)
+         ON CONFLICT DO NOTHING",
     )?
-    .execute((kind, id, local, skipped))?;
+    .execute((kind, id, local))?;
     Ok(())
 }
 
