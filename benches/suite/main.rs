@@ -8,8 +8,8 @@
 //!
 //! SCALE: `small` (CI: seconds, proves the suite works), `100k`, `1m`,
 //! `10m` (lines of the main sales file). Workloads, in this order:
-//! `sales` (reintegration at the manager vs `sqlite3 .import` and
-//! benches/sales_anchor.py), `standing` (sales on one standing zone at 1×,
+//! `sales` (reintegration at the manager vs `sqlite3 .import`,
+//! benches/sales_anchor.py and the floor, benches/sales_floor.sql), `standing` (sales on one standing zone at 1×,
 //! 2×, 4× lines: linear or not), `seatplan` (verify + parse of the exported
 //! seat plan vs `xmllint --stream --noout`), `apply` (the seat plan and the
 //! catalogue applied at the distributor vs `xmllint --stream --noout` on
@@ -248,22 +248,65 @@ fn reintegrate_and(
     s
 }
 
+/// A SALES payload's columns as the sqlite3 anchors declare them.
+const SALES_COLUMNS: &str = "line INTEGER, operation TEXT, time TEXT, ord TEXT, refund_of INTEGER,
+    performance INTEGER, block INTEGER, row TEXT, seat TEXT, zone INTEGER,
+    seat_category INTEGER, tariff_type INTEGER, audience_subcategory INTEGER,
+    amount INTEGER, currency TEXT, vat_code INTEGER, contingent_version INTEGER";
+
 fn sqlite_import(scratch: &Path, payload: &Path) -> Sample {
     let db = scratch.join("anchor.sqlite");
     let _ = std::fs::remove_file(&db);
     let mut cmd = Command::new("sqlite3");
     cmd.arg(&db).args([
-        "CREATE TABLE sales (line INTEGER, operation TEXT, time TEXT, ord TEXT, refund_of INTEGER,
-            performance INTEGER, block INTEGER, row TEXT, seat TEXT, zone INTEGER,
-            seat_category INTEGER, tariff_type INTEGER, audience_subcategory INTEGER,
-            amount INTEGER, currency TEXT, vat_code INTEGER, contingent_version INTEGER,
-            PRIMARY KEY (line, operation))",
+        &format!("CREATE TABLE sales ({SALES_COLUMNS}, PRIMARY KEY (line, operation))"),
         ".mode csv",
         ".separator ;",
     ]);
     cmd.arg(format!(".import --skip 1 {} sales", payload.display()));
     let mut s = measure::run(&mut cmd);
     s.store_bytes = measure::db_bytes(&db);
+    s
+}
+
+/// The floor: the payload imported into a temporary table, then the rows
+/// stxd writes for it written set-based into a copy of the manager's store
+/// (benches/sales_floor.sql: no check, the store's keys and foreign keys
+/// enforced); checks that it wrote what stxd writes.
+fn sqlite_floor(scratch: &Path, base: &Path, payload: &Path, lines: u64) -> Sample {
+    let db = scratch.join("floor.sqlite");
+    for suffix in ["", "-wal", "-shm"] {
+        let mut to = db.as_os_str().to_owned();
+        to.push(suffix);
+        let _ = std::fs::remove_file(&to);
+        let mut from = fixture::manager_db(base).into_os_string();
+        from.push(suffix);
+        if Path::new(&from).exists() {
+            std::fs::copy(&from, &to).expect("copy the manager's store");
+        }
+    }
+    let before = measure::db_bytes(&db);
+    let script = fixture::repo().join("benches/sales_floor.sql");
+    let mut cmd = Command::new("sqlite3");
+    cmd.arg(&db).args([
+        "PRAGMA foreign_keys = ON",
+        &format!("CREATE TEMP TABLE staged ({SALES_COLUMNS})"),
+        ".mode csv",
+        ".separator ;",
+        &format!(".import --skip 1 {} staged", payload.display()),
+        &format!(".read {}", script.display()),
+    ]);
+    let mut s = measure::run(&mut cmd);
+    s.store_bytes = measure::db_bytes(&db).saturating_sub(before);
+    let conn = rusqlite::Connection::open(&db).expect("open");
+    let written: u64 = conn
+        .query_row(
+            "SELECT count(*) FROM sales_line WHERE status = 'booked' AND ticket IS NOT NULL",
+            [],
+            |r| r.get(0),
+        )
+        .expect("count");
+    assert_eq!(written, lines, "the floor did not write every line");
     s
 }
 
@@ -292,7 +335,7 @@ fn sales(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
         "\nsales reintegration at the manager: {} lines ({mib:.0} MiB), 96% seated, 3% standing, 1% refunds",
         scale.lines
     );
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 2];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 3];
     let mut growth = Vec::new();
     for r in 0..runs {
         for (i, (_, bin, own)) in bins.0.iter().enumerate() {
@@ -311,13 +354,14 @@ fn sales(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
         }
         samples[bins.0.len()].push(sqlite_import(scratch, &pair.1));
         samples[bins.0.len() + 1].push(python_anchor(scratch, base, &pair.1));
+        samples[bins.0.len() + 2].push(sqlite_floor(scratch, base, &pair.1, scale.lines));
     }
     let medians: Vec<Sample> = samples.iter().map(|s| median(s)).collect();
     let names: Vec<&str> = bins
         .0
         .iter()
         .map(|b| b.0)
-        .chain(["sqlite3 .import", "python anchor"])
+        .chain(["sqlite3 .import", "python anchor", "sqlite3 floor"])
         .collect();
     let reference = medians[bins.0.len()].secs;
     println!("  (ratio: time / sqlite3 .import's time)");
@@ -328,6 +372,10 @@ fn sales(bins: &Bins, scratch: &Path, base: &Path, scale: &Scale, runs: usize) {
     println!(
         "  stxd / python anchor: {:.2}",
         medians[0].secs / medians[bins.0.len() + 1].secs
+    );
+    println!(
+        "  stxd / sqlite3 floor (the same rows written set-based, unchecked): {:.2}",
+        medians[0].secs / medians[bins.0.len() + 2].secs
     );
     for ((name, _, _), g) in bins.0.iter().zip(&growth) {
         println!("  {name} store growth by table and index, bytes per line: {g}");
