@@ -47,9 +47,24 @@ pub mod reintegration;
 pub mod selling;
 pub mod setup;
 
-use rusqlite::Connection;
+use rusqlite::{Connection, Statement};
 
 use crate::store::StoreError;
+
+/// The statement in `slot`, prepared from `sql` the first time: what an
+/// import runs at every line is held for the file, where the statement
+/// cache would look it up by its text each time.
+fn held<'s, 't>(
+    slot: &'s mut Option<Statement<'t>>,
+    conn: &'t Connection,
+    sql: &str,
+) -> rusqlite::Result<&'s mut Statement<'t>> {
+    let st = match slot.take() {
+        Some(st) => st,
+        None => conn.prepare(sql)?,
+    };
+    Ok(slot.insert(st))
+}
 
 /// Whether `table` holds a row with this `id` (one query, the statement
 /// cached per table).

@@ -4,7 +4,7 @@
 
 use rusqlite::OptionalExtension;
 
-use super::super::DomainError;
+use super::super::{DomainError, held};
 use super::cache::Cache;
 use super::{
     Booked, Context, DUPLICATE_MESSAGES, IMPORT_CACHE_KIB, SalesImport, SalesOutcome, Setup, Stop,
@@ -19,6 +19,23 @@ use crate::store::runs::Level;
 use crate::store::unix_micros;
 use rusqlite::Transaction;
 use std::collections::BTreeMap;
+
+/// A line received: booked, or rejected (a rejected line received again is
+/// written over; a booked one never is).
+const RECEIVED_LINE: &str = "INSERT INTO sales_line (link, line, operation, status, run, position, code, reason, record, digest, ticket)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+     ON CONFLICT (link, line) DO UPDATE SET
+         operation = excluded.operation, status = excluded.status, run = excluded.run,
+         position = excluded.position, code = excluded.code, reason = excluded.reason,
+         record = excluded.record, digest = excluded.digest, ticket = excluded.ticket
+     WHERE sales_line.status = 'rejected'";
+
+/// The link's order of a distributor's order reference.
+const FIND_ORDER: &str = "SELECT id FROM sales_order WHERE link = ?1 AND reference = ?2";
+
+/// A new order of the link, on its setup.
+const ADD_ORDER: &str = "INSERT INTO sales_order (link, reference, channel, point_of_sale, payment_method, contact, created)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 
 impl<'t> SalesImport<'t> {
     /// Finds the link's setup; a missing piece fails the file.
@@ -38,6 +55,7 @@ impl<'t> SalesImport<'t> {
             cache: Cache::default(),
             now: time::OffsetDateTime::now_utc(),
             cache_size,
+            statements: super::LineStatements::default(),
         })
     }
 
@@ -189,16 +207,7 @@ impl<'t> SalesImport<'t> {
         // (sold or cancelled); a rejected one keeps its text too (`stxd
         // sales rejects` lists it).
         let kept = if code.is_some() { record.as_str() } else { "" };
-        tx.prepare_cached(
-            "INSERT INTO sales_line (link, line, operation, status, run, position, code, reason, record, digest, ticket)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
-             ON CONFLICT (link, line) DO UPDATE SET
-                 operation = excluded.operation, status = excluded.status, run = excluded.run,
-                 position = excluded.position, code = excluded.code, reason = excluded.reason,
-                 record = excluded.record, digest = excluded.digest, ticket = excluded.ticket
-             WHERE sales_line.status = 'rejected'",
-        )?
-        .execute(rusqlite::params![
+        held(&mut self.statements.line, tx, RECEIVED_LINE)?.execute(rusqlite::params![
             ctx.link,
             id,
             op_str(t.operation),
@@ -282,8 +291,7 @@ impl<'t> SalesImport<'t> {
         {
             return Ok(*id);
         }
-        let found: Option<i64> = tx
-            .prepare_cached("SELECT id FROM sales_order WHERE link = ?1 AND reference = ?2")?
+        let found: Option<i64> = held(&mut self.statements.find_order, tx, FIND_ORDER)?
             .query_row((link, reference), |r| r.get(0))
             .optional()?;
         if let Some(id) = found {
@@ -291,11 +299,7 @@ impl<'t> SalesImport<'t> {
             return Ok(id);
         }
         let s = self.setup;
-        tx.prepare_cached(
-            "INSERT INTO sales_order (link, reference, channel, point_of_sale, payment_method, contact, created)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )?
-        .execute((
+        held(&mut self.statements.add_order, tx, ADD_ORDER)?.execute((
             link,
             reference,
             s.channel,

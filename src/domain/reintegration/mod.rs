@@ -356,6 +356,20 @@ pub struct SalesImport<'t> {
     now: time::OffsetDateTime,
     /// The connection's page cache before the import enlarged it.
     cache_size: i64,
+    /// The statements of every sale line, held for the file.
+    statements: LineStatements<'t>,
+}
+
+/// The statements a SALE line runs, prepared at the first line and held
+/// for the file (the statement cache would look each up by its text, at
+/// every line).
+#[derive(Default)]
+struct LineStatements<'t> {
+    seat_facts: Option<rusqlite::Statement<'t>>,
+    ticket: Option<rusqlite::Statement<'t>>,
+    line: Option<rusqlite::Statement<'t>>,
+    find_order: Option<rusqlite::Statement<'t>>,
+    add_order: Option<rusqlite::Statement<'t>>,
 }
 
 /// The page cache of a reintegration, KiB (SQLite's default is 2 MiB): the

@@ -5,6 +5,7 @@ use rusqlite::OptionalExtension;
 
 use super::cache::{Category, PriceCheck};
 use super::{Booked, SalesImport, Spot, Stop, place_text, reject, resolve, sql_id};
+use crate::domain::held;
 use crate::domain::lifecycle::Timing;
 use crate::format::sales::{Place, Ticket};
 use crate::store::StoreError;
@@ -25,51 +26,63 @@ struct SeatFacts {
     sold: Option<(String, i64)>,
 }
 
+/// A seat (block, row code, seat number) with its facts for a sale of a
+/// performance (?4, of logical configuration ?6) by a link (?5); the logical
+/// seat category is one primary-key lookup in the same query.
+const SEAT_FACTS: &str =
+    "SELECT s.id, s.seat_category, b.configuration, a.state, a.released_in, t.link, t.line,
+            ls.logical_seat_category
+       FROM block b
+       JOIN seat_row r ON r.block = b.id
+       JOIN seat s ON s.row = r.id
+       LEFT JOIN allotment_seat a ON a.performance = ?4 AND a.seat = s.id AND a.link = ?5
+       LEFT JOIN ticket t ON t.performance = ?4 AND t.seat = s.id AND t.state = 'valid'
+       LEFT JOIN logical_seat ls ON ls.logical_configuration = ?6 AND ls.seat = s.id
+      WHERE b.id = ?1 AND r.code = ?2 AND s.number = ?3";
+
+/// A sale's ticket, valid.
+const ADD_TICKET: &str =
+    "INSERT INTO ticket (sales_order, link, line, performance, seat, zone, seat_category,
+         tariff_type, audience_subcategory, amount, currency, vat_code, sold_at, state,
+         rate_version, logical_seat_category)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14, ?15)";
+
 /// The seat (block, row code, seat number) for a sale of `perf` (of
-/// logical configuration `lc`) by `link`; `None` when no such seat exists.
+/// logical configuration `lc`) by `link`, through [`SEAT_FACTS`]; `None`
+/// when no such seat exists.
 fn seat_facts(
-    tx: &rusqlite::Transaction<'_>,
+    facts: &mut rusqlite::Statement<'_>,
     (block, row, number): (i64, &str, &str),
     (perf, lc): (i64, i64),
     link: &str,
 ) -> Result<Option<SeatFacts>, rusqlite::Error> {
-    // The logical seat category: one primary-key lookup in the same query.
-    tx.prepare_cached(
-        "SELECT s.id, s.seat_category, b.configuration, a.state, a.released_in, t.link, t.line,
-                ls.logical_seat_category
-           FROM block b
-           JOIN seat_row r ON r.block = b.id
-           JOIN seat s ON s.row = r.id
-           LEFT JOIN allotment_seat a ON a.performance = ?4 AND a.seat = s.id AND a.link = ?5
-           LEFT JOIN ticket t ON t.performance = ?4 AND t.seat = s.id AND t.state = 'valid'
-           LEFT JOIN logical_seat ls ON ls.logical_configuration = ?6 AND ls.seat = s.id
-          WHERE b.id = ?1 AND r.code = ?2 AND s.number = ?3",
-    )?
-    .query_row((block, row, number, perf, link, lc), |r| {
-        let state: Option<String> = r.get(3)?;
-        let by: Option<String> = r.get(5)?;
-        Ok(SeatFacts {
-            id: r.get(0)?,
-            category: r.get(1)?,
-            configuration: r.get(2)?,
-            logical: r.get(7)?,
-            held: match state {
-                Some(s) => Some((s, r.get(4)?)),
-                None => None,
-            },
-            sold: match by {
-                Some(b) => Some((b, r.get(6)?)),
-                None => None,
-            },
+    facts
+        .query_row((block, row, number, perf, link, lc), |r| {
+            let state: Option<String> = r.get(3)?;
+            let by: Option<String> = r.get(5)?;
+            Ok(SeatFacts {
+                id: r.get(0)?,
+                category: r.get(1)?,
+                configuration: r.get(2)?,
+                logical: r.get(7)?,
+                held: match state {
+                    Some(s) => Some((s, r.get(4)?)),
+                    None => None,
+                },
+                sold: match by {
+                    Some(b) => Some((b, r.get(6)?)),
+                    None => None,
+                },
+            })
         })
-    })
-    .optional()
+        .optional()
 }
 
 /// The seat or zone of a SALE line in the performance's configuration:
 /// its spot, seat category and, for a seat, what the store holds of it.
-fn place(
-    tx: &rusqlite::Transaction<'_>,
+fn place<'t>(
+    tx: &'t rusqlite::Transaction<'t>,
+    facts: &mut Option<rusqlite::Statement<'t>>,
     t: &Ticket,
     (configuration, perf, lc): (i64, i64, i64),
     link: &str,
@@ -79,7 +92,7 @@ fn place(
     Ok(match &t.place {
         Place::Seat { block, row, seat } => {
             let found = seat_facts(
-                tx,
+                held(facts, tx, SEAT_FACTS)?,
                 (block.get(), row.as_str(), seat.as_str()),
                 (perf, lc),
                 link,
@@ -188,7 +201,8 @@ impl<'t> SalesImport<'t> {
                 return Err(reject(code, format!("{what} {id} is unknown here")));
             }
         }
-        let (spot, category, seat) = place(tx, t, (configuration, perf, lc), link)?;
+        let facts = &mut self.statements.seat_facts;
+        let (spot, category, seat) = place(tx, facts, t, (configuration, perf, lc), link)?;
         let logical = seat.as_ref().and_then(|f| f.logical);
         same_logical(t, perf, logical)?;
         if category != t.seat_category.get() {
@@ -269,13 +283,7 @@ impl<'t> SalesImport<'t> {
                 (None, Some(z))
             }
         };
-        tx.prepare_cached(
-            "INSERT INTO ticket (sales_order, link, line, performance, seat, zone, seat_category,
-                 tariff_type, audience_subcategory, amount, currency, vat_code, sold_at, state,
-                 rate_version, logical_seat_category)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 'valid', ?14, ?15)",
-        )?
-        .execute(rusqlite::params![
+        held(&mut self.statements.ticket, tx, ADD_TICKET)?.execute(rusqlite::params![
             order,
             link,
             sql_id(t.line)?,

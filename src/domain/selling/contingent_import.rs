@@ -32,9 +32,9 @@ use std::collections::HashMap;
 
 use rusqlite::{OptionalExtension, Statement, Transaction};
 
-use crate::domain::DomainError;
 use crate::domain::import::Context;
 use crate::domain::mapping::{self, Resolved};
+use crate::domain::{DomainError, held};
 use crate::format::{Position, contingent};
 use crate::ident::{Code, TechId};
 use crate::store::mapping::MappingKind;
@@ -133,19 +133,6 @@ const FIND_SEAT: &str = "SELECT s.id, s.seat_category FROM seat s JOIN seat_row 
 /// Puts a seat in a performance's contingent; no row when it is there.
 const ADD_SEAT: &str = "INSERT INTO contingent_seat (performance, seat) VALUES (?1, ?2)
                         ON CONFLICT DO NOTHING";
-
-/// The statement in `slot`, prepared from `sql` if it is not yet.
-fn held<'s, 't>(
-    slot: &'s mut Option<Statement<'t>>,
-    tx: &'t Transaction<'t>,
-    sql: &str,
-) -> rusqlite::Result<&'s mut Statement<'t>> {
-    let st = match slot.take() {
-        Some(st) => st,
-        None => tx.prepare(sql)?,
-    };
-    Ok(slot.insert(st))
-}
 
 impl<'t> ContingentImport<'t> {
     pub fn new(tx: &'t Transaction<'t>, ctx: Context<'t>, link: &'t str) -> Self {
