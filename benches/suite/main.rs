@@ -503,20 +503,26 @@ fn count(db: &Path, table: &str) -> u64 {
         .expect("count")
 }
 
+/// An anchor: its name, and one run of it.
+type Anchor<'a> = (&'a str, Box<dyn FnMut() -> Sample + 'a>);
+
 /// `stxd process` at the distributor, each contestant on a fresh copy of
 /// its own sandbox of `states` and checked by `check` (the run's sandbox,
-/// the contestant's binary), taking turns with the anchor; prints the
-/// figures ([`table`], `mib` per run) and removes `states`.
+/// the contestant's binary), taking turns with the anchors; prints the
+/// figures ([`table_against`] the first anchor, `mib` per run; stxd's
+/// ratio to the second anchor, its floor, when there is one) and removes
+/// `states`.
 fn distributor_race(
     bins: &Bins,
     scratch: &Path,
     states: Vec<PathBuf>,
     runs: usize,
-    (anchor_name, mut anchor): (&str, impl FnMut() -> Sample),
+    mut anchors: Vec<Anchor<'_>>,
     check: impl Fn(&Path, &Path),
     mib: f64,
 ) {
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
+    let n = bins.0.len();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); n + anchors.len()];
     for _ in 0..runs {
         for (i, ((_, bin, _), state)) in bins.0.iter().zip(&states).enumerate() {
             let run = scratch.join("run");
@@ -526,10 +532,23 @@ fn distributor_race(
             check(&run, bin);
             let _ = std::fs::remove_dir_all(&run);
         }
-        samples[bins.0.len()].push(anchor());
+        for (j, (_, anchor)) in anchors.iter_mut().enumerate() {
+            samples[n + j].push(anchor());
+        }
     }
-    let names: Vec<&str> = bins.0.iter().map(|b| b.0).chain([anchor_name]).collect();
-    table(&names, &samples, mib);
+    let names: Vec<&str> = bins
+        .0
+        .iter()
+        .map(|b| b.0)
+        .chain(anchors.iter().map(|a| a.0))
+        .collect();
+    table_against(&names, &samples, mib, n);
+    if let Some((floor, _)) = anchors.get(1) {
+        println!(
+            "  stxd / {floor}: {:.2}",
+            median(&samples[0]).secs / median(&samples[n + 1]).secs
+        );
+    }
     if !keep() {
         for s in states {
             let _ = std::fs::remove_dir_all(s);
@@ -546,7 +565,12 @@ fn keep() -> bool {
 /// Prints one line per contestant: median time, MiB/s of `mib`, peak
 /// memory, ratio to the last contestant (the anchor).
 fn table(names: &[&str], samples: &[Vec<Sample>], mib: f64) {
-    let reference = median(samples.last().expect("an anchor")).secs;
+    table_against(names, samples, mib, samples.len() - 1);
+}
+
+/// [`table`], the ratio to contestant `reference`.
+fn table_against(names: &[&str], samples: &[Vec<Sample>], mib: f64, reference: usize) {
+    let reference = median(&samples[reference]).secs;
     println!(
         "  {:<22} {:>9} {:>9} {:>10} {:>9}",
         "contestant", "median s", "MiB/s", "peak MiB", "ratio"
@@ -606,15 +630,83 @@ fn apply(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usize) {
             bin.display()
         );
     };
+    // The floor's source: the rows one stxd run added to the store.
+    let done = scratch.join("apply-done");
+    let _ = std::fs::remove_dir_all(&done);
+    measure::copy_tree(&states[0], &done);
+    measure::run(&mut stxd(&bins.0[0].1, &done, &["process"]));
+    check(&done, &bins.0[0].1);
+    let before = scratch.join("apply-before.sqlite");
+    std::fs::copy(fixture::distributor_db(&states[0]), &before).expect("copy the store");
+    let floor = || apply_floor(scratch, &before, &done);
     distributor_race(
         bins,
         scratch,
         states,
         runs,
-        ("xmllint --stream", xmllint),
+        vec![
+            ("xmllint --stream", Box::new(xmllint)),
+            ("sqlite3 floor", Box::new(floor)),
+        ],
         check,
         mib,
     );
+    let _ = std::fs::remove_dir_all(&done);
+    let _ = std::fs::remove_file(&before);
+}
+
+/// The floor of the apply: the rows one stxd run added to the
+/// distributor's store (`done`) copied, table by table, into a copy of the
+/// store before it (`before`, the database) by the sqlite3 shell, in one transaction with
+/// the store's keys and foreign keys enforced. No file is read, nothing is
+/// mapped or compared: no apply of these files into this store can write
+/// faster. The few rows the apply updates (mappings seen again) are left
+/// out, in the floor's favour.
+fn apply_floor(scratch: &Path, before: &Path, done: &Path) -> Sample {
+    let db = scratch.join("apply-floor.sqlite");
+    let _ = std::fs::remove_file(&db);
+    std::fs::copy(before, &db).expect("copy the distributor's store");
+    let done_db = fixture::distributor_db(done);
+    // Every table that grew, in the order of the schema (parents first).
+    let conn = rusqlite::Connection::open(&done_db).expect("open");
+    let tables: Vec<(String, bool)> = conn
+        .prepare(
+            "SELECT name, sql LIKE '%WITHOUT ROWID%' FROM sqlite_schema
+              WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY rowid",
+        )
+        .and_then(|mut st| {
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .expect("the store's tables");
+    drop(conn);
+    let mut sql = format!(
+        "PRAGMA foreign_keys = ON; ATTACH '{}' AS done; BEGIN;",
+        done_db.display()
+    );
+    for (table, without_rowid) in tables {
+        if count(&done_db, &table) == count(&db, &table) {
+            continue;
+        }
+        sql.push_str(&if without_rowid {
+            format!("INSERT INTO main.\"{table}\" SELECT * FROM done.\"{table}\" EXCEPT SELECT * FROM main.\"{table}\";")
+        } else {
+            format!(
+                "INSERT INTO main.\"{table}\" SELECT * FROM done.\"{table}\"
+                  WHERE rowid > (SELECT coalesce(max(rowid), 0) FROM main.\"{table}\");"
+            )
+        });
+    }
+    sql.push_str("COMMIT;");
+    let mut cmd = Command::new("sqlite3");
+    cmd.arg(&db).arg(&sql);
+    let s = measure::run(&mut cmd);
+    assert_eq!(
+        count(&db, "seat"),
+        count(&done_db, "seat"),
+        "the floor did not write every seat"
+    );
+    s
 }
 
 /// The contingent of every bench performance (the whole venue each)
@@ -658,7 +750,7 @@ fn contingent(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usiz
         scratch,
         states,
         runs,
-        ("sqlite3 .import", import),
+        vec![("sqlite3 .import", Box::new(import))],
         check,
         mib,
     );
