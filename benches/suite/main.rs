@@ -9,11 +9,12 @@
 //! SCALE: `small` (CI: seconds, proves the suite works), `100k`, `1m`,
 //! `10m` (lines of the main sales file). Workloads, in this order:
 //! `sales` (reintegration at the manager vs `sqlite3 .import`,
-//! benches/sales_anchor.py and the floor, benches/sales_floor.sql), `standing` (sales on one standing zone at 1×,
-//! 2×, 4× lines: linear or not), `seatplan` (verify + parse of the exported
-//! seat plan vs `xmllint --stream --noout`), `apply` (the seat plan and the
-//! catalogue applied at the distributor vs `xmllint --stream --noout` on
-//! both), `contingent` (the whole venue's contingent over every bench
+//! benches/sales_anchor.py and the floor, benches/sales_floor.sql),
+//! `standing` (sales on one standing zone at 1×, 2×, 4× lines: linear or
+//! not), `seatplan` (verify + parse of the exported seat plan vs `xmllint
+//! --stream --noout`), `apply` (the seat plan and the catalogue applied at
+//! the distributor vs `xmllint --stream --noout` on both, and the floor:
+//! the rows it adds copied in by sqlite3), `contingent` (the whole venue's contingent over every bench
 //! performance applied at the distributor vs `sqlite3 .import` of its
 //! payload), `sftp` (one large pair pushed, then pulled, by `stxd poll`
 //! through a real sshd on 127.0.0.1 vs OpenSSH's `sftp -b` put -f and
@@ -248,6 +249,26 @@ fn reintegrate_and(
     s
 }
 
+/// A SQLite database's files: the database, its WAL and its shared memory.
+fn db_files(db: &Path) -> [PathBuf; 3] {
+    ["", "-wal", "-shm"].map(|suffix| {
+        let mut p = db.as_os_str().to_owned();
+        p.push(suffix);
+        PathBuf::from(p)
+    })
+}
+
+/// Copies the SQLite database `from` (with its WAL, if it has one) to `to`,
+/// replacing what was there.
+fn copy_db(from: &Path, to: &Path) {
+    for (from, to) in db_files(from).iter().zip(db_files(to)) {
+        let _ = std::fs::remove_file(&to);
+        if from.exists() {
+            std::fs::copy(from, &to).expect("copy a store");
+        }
+    }
+}
+
 /// A SALES payload's columns as the sqlite3 anchors declare them.
 const SALES_COLUMNS: &str = "line INTEGER, operation TEXT, time TEXT, ord TEXT, refund_of INTEGER,
     performance INTEGER, block INTEGER, row TEXT, seat TEXT, zone INTEGER,
@@ -275,16 +296,7 @@ fn sqlite_import(scratch: &Path, payload: &Path) -> Sample {
 /// enforced); checks that it wrote what stxd writes.
 fn sqlite_floor(scratch: &Path, base: &Path, payload: &Path, lines: u64) -> Sample {
     let db = scratch.join("floor.sqlite");
-    for suffix in ["", "-wal", "-shm"] {
-        let mut to = db.as_os_str().to_owned();
-        to.push(suffix);
-        let _ = std::fs::remove_file(&to);
-        let mut from = fixture::manager_db(base).into_os_string();
-        from.push(suffix);
-        if Path::new(&from).exists() {
-            std::fs::copy(&from, &to).expect("copy the manager's store");
-        }
-    }
+    copy_db(&fixture::manager_db(base), &db);
     let before = measure::db_bytes(&db);
     let script = fixture::repo().join("benches/sales_floor.sql");
     let mut cmd = Command::new("sqlite3");
@@ -637,7 +649,7 @@ fn apply(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usize) {
     measure::run(&mut stxd(&bins.0[0].1, &done, &["process"]));
     check(&done, &bins.0[0].1);
     let before = scratch.join("apply-before.sqlite");
-    std::fs::copy(fixture::distributor_db(&states[0]), &before).expect("copy the store");
+    copy_db(&fixture::distributor_db(&states[0]), &before);
     let floor = || apply_floor(scratch, &before, &done);
     distributor_race(
         bins,
@@ -652,20 +664,21 @@ fn apply(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usize) {
         mib,
     );
     let _ = std::fs::remove_dir_all(&done);
-    let _ = std::fs::remove_file(&before);
+    for f in db_files(&before) {
+        let _ = std::fs::remove_file(f);
+    }
 }
 
 /// The floor of the apply: the rows one stxd run added to the
 /// distributor's store (`done`) copied, table by table, into a copy of the
-/// store before it (`before`, the database) by the sqlite3 shell, in one transaction with
-/// the store's keys and foreign keys enforced. No file is read, nothing is
-/// mapped or compared: no apply of these files into this store can write
-/// faster. The few rows the apply updates (mappings seen again) are left
-/// out, in the floor's favour.
+/// store before it (`before`, the database) by the sqlite3 shell, in one
+/// transaction with the store's keys and foreign keys enforced. No file is
+/// read, nothing is mapped or compared: no apply of these files into this
+/// store can write faster. The few rows the apply updates (mappings seen
+/// again) are left out, in the floor's favour.
 fn apply_floor(scratch: &Path, before: &Path, done: &Path) -> Sample {
     let db = scratch.join("apply-floor.sqlite");
-    let _ = std::fs::remove_file(&db);
-    std::fs::copy(before, &db).expect("copy the distributor's store");
+    copy_db(before, &db);
     let done_db = fixture::distributor_db(done);
     // Every table that grew, in the order of the schema (parents first).
     let conn = rusqlite::Connection::open(&done_db).expect("open");
