@@ -356,13 +356,15 @@ pub struct SalesImport<'t> {
     now: time::OffsetDateTime,
     /// The connection's page cache before the import enlarged it.
     cache_size: i64,
-    /// The statements of every sale line, held for the file.
+    /// The statements run at every line, held for the file.
     statements: LineStatements<'t>,
 }
 
-/// The statements a SALE line runs, prepared at the first line and held
-/// for the file (the statement cache would look each up by its text, at
-/// every line).
+/// The statements run at every line: its received line for each ticket
+/// line (sale or refund, booked or rejected); its seat's facts, its ticket
+/// and its order for a sale. Each is prepared at its first use and held for
+/// the file (the statement cache would look it up by its text at every
+/// line).
 #[derive(Default)]
 struct LineStatements<'t> {
     seat_facts: Option<rusqlite::Statement<'t>>,
