@@ -6,18 +6,18 @@
 //! the rollback and writes one run message per missing mapping
 //! ([`finish_refs`]). Also the helpers both importers share: creating and
 //! mapping a local object of an automatic kind ([`mapped_local`],
-//! [`upsert_auto`]), info
+//! [`upsert_auto`], its statements held in [`Writes`]), info
 //! messages and the summary message.
 
 use std::collections::HashMap;
 
-use rusqlite::Transaction;
 use rusqlite::types::ToSql;
+use rusqlite::{Connection, Statement, Transaction};
 
 use super::savepoint::Savepoint;
 use super::{Change, Context, Missing, Summary};
-use crate::domain::DomainError;
-use crate::domain::mapping::{self, Resolved, Seen};
+use crate::domain::mapping::{self, FileMappings, Resolved, Seen};
+use crate::domain::{DomainError, held};
 use crate::ident::{Code, TechId};
 use crate::store::mapping::MappingKind;
 use crate::store::runs::{self, Level};
@@ -316,42 +316,55 @@ pub(super) fn info(
 /// deleted), pending or ignored: an automatic kind is then simply created
 /// (again) and mapped by [`upsert_auto`].
 pub(super) fn mapped_local(
-    tx: &Transaction<'_>,
+    maps: &mut FileMappings<'_>,
     manager: &str,
     kind: MappingKind,
     id: TechId,
 ) -> Result<Option<i64>, DomainError> {
-    Ok(match mapping::lookup(tx, manager, kind, id)? {
+    Ok(match maps.lookup(manager, kind, id)? {
         Some(Resolved::Local(local)) => Some(local),
         _ => None,
     })
 }
 
+/// An automatic kind's update and insert (see [`upsert_auto`]), prepared at
+/// its first record and held for the file.
+#[derive(Default)]
+pub(super) struct Writes<'t> {
+    update: Option<Statement<'t>>,
+    insert: Option<Statement<'t>>,
+}
+
+/// A manager object of an automatic kind, as a record of the file gives it.
+pub(super) struct AutoObject<'a> {
+    pub kind: MappingKind,
+    pub id: TechId,
+    /// Its local object as [`mapped_local`] found it (the caller may have
+    /// needed it first: one look-up per record).
+    pub existing: Option<i64>,
+    pub code: &'a Code,
+    pub label: &'a str,
+}
+
 /// Creates or updates the local object mapped to a manager object of an
-/// automatic kind, and maps it. `existing` is that object as
-/// [`mapped_local`] found it (the caller may have needed it first: one
-/// look-up per record). `update` binds `?1` = local id and `?2…` =
+/// automatic kind, and maps it. `update` binds `?1` = local id and `?2…` =
 /// `params`, and changes the row only when a value differs; `insert` binds
-/// the same with `?1` = NULL (a new local id).
-#[allow(clippy::too_many_arguments)]
-pub(super) fn upsert_auto(
-    tx: &Transaction<'_>,
+/// the same with `?1` = NULL (a new local id). Both are held in `writes`.
+pub(super) fn upsert_auto<'t>(
+    conn: &'t Connection,
+    maps: &mut FileMappings<'_>,
     ctx: &Context<'_>,
-    kind: MappingKind,
-    id: TechId,
-    existing: Option<i64>,
-    code: &Code,
-    label: &str,
-    update: &str,
-    insert: &str,
+    object: &AutoObject<'_>,
+    writes: &mut Writes<'t>,
+    (update, insert): (&str, &str),
     params: &[&dyn ToSql],
 ) -> Result<(i64, Change), DomainError> {
     let mut all: Vec<&dyn ToSql> = Vec::with_capacity(params.len() + 1);
-    all.push(&existing);
+    all.push(&object.existing);
     all.extend_from_slice(params);
-    let (local, change) = match existing {
+    let (local, change) = match object.existing {
         Some(local) => {
-            let n = tx.prepare_cached(update)?.execute(&all[..])?;
+            let n = held(&mut writes.update, conn, update)?.execute(&all[..])?;
             (
                 local,
                 if n > 0 {
@@ -362,18 +375,17 @@ pub(super) fn upsert_auto(
             )
         }
         None => {
-            tx.prepare_cached(insert)?.execute(&all[..])?;
-            (tx.last_insert_rowid(), Change::Created)
+            held(&mut writes.insert, conn, insert)?.execute(&all[..])?;
+            (conn.last_insert_rowid(), Change::Created)
         }
     };
-    mapping::fill_auto(
-        tx,
+    maps.fill(
         &Seen {
             manager: ctx.manager,
-            kind,
-            manager_id: id,
-            code,
-            label,
+            kind: object.kind,
+            manager_id: object.id,
+            code: object.code,
+            label: object.label,
             file: ctx.file,
         },
         local,

@@ -7,12 +7,15 @@
 
 use rusqlite::Transaction;
 
-use super::refs::{Refs, finish_refs, info, mapped_local, summary_message, upsert_auto};
+use super::refs::{
+    AutoObject, Refs, Writes, finish_refs, info, mapped_local, summary_message, upsert_auto,
+};
 use super::savepoint::Savepoint;
 use super::seat_changes;
-use super::{Context, Outcome, Summary, seen};
+use super::seen::FileIds;
+use super::{Context, Outcome, Summary};
 use crate::domain::DomainError;
-use crate::domain::mapping::Resolved;
+use crate::domain::mapping::{FileMappings, Resolved};
 use crate::format::{Position, seatplan};
 use crate::ident::TechId;
 use crate::store::mapping::MappingKind;
@@ -25,6 +28,11 @@ pub struct SeatplanImport<'t> {
     ctx: Context<'t>,
     savepoint: Savepoint<'t>,
     refs: Refs,
+    /// The ids the file declared and the local objects they became.
+    ids: FileIds<'t>,
+    /// The look-ups and fills of the objects it creates.
+    maps: FileMappings<'t>,
+    writes: KindWrites<'t>,
     summary: Summary,
     /// The open parents: (manager id, local id, code).
     venue: Option<(TechId, i64)>,
@@ -45,12 +53,15 @@ impl<'t> SeatplanImport<'t> {
         tx: &'t Transaction<'t>,
         ctx: Context<'t>,
     ) -> Result<SeatplanImport<'t>, DomainError> {
-        seen::reset(tx)?;
+        let ids = FileIds::new(tx)?;
         Ok(SeatplanImport {
             tx,
             ctx,
             savepoint: Savepoint::open(tx, "seatplan_import")?,
             refs: Refs::default(),
+            ids,
+            maps: FileMappings::new(tx),
+            writes: KindWrites::default(),
             summary: Summary::default(),
             venue: None,
             configuration: None,
@@ -83,9 +94,9 @@ impl<'t> SeatplanImport<'t> {
             }
             Item::Seat(s) => ("seat", s.id),
         };
-        let what = format!("{}, id {id}", name(item, &self.row_label));
+        let what = format!("{}, id {id}", Name(item, &self.row_label));
         let (file, record) = (self.ctx.file, self.record);
-        seen::declare(self.tx, file, kind, id.get(), record, &what)?;
+        self.ids.declare(file, kind, id.get(), record, &what)?;
         self.apply(item)
             .map_err(|e| e.locate(file, || Position::record(record, what)))
     }
@@ -136,10 +147,11 @@ impl<'t> SeatplanImport<'t> {
                 // skipped seat is not a removed one: it keeps its local seat
                 // and category, and takes the labels the file gives it.
                 if let Item::Seat(s) = item
-                    && let Some(local) = mapped_local(tx, ctx.manager, MappingKind::Seat, s.id)?
+                    && let Some(local) =
+                        mapped_local(&mut self.maps, ctx.manager, MappingKind::Seat, s.id)?
                 {
                     self.relabel_skipped(s, local)?;
-                    seen::set_local(tx, "seat", s.id.get(), local)?;
+                    self.ids.set_local("seat", s.id.get(), local)?;
                 }
                 self.summary.skipped += 1;
                 info(
@@ -170,19 +182,25 @@ impl<'t> SeatplanImport<'t> {
 
     /// A venue: created or updated, mapped, and open for its configurations.
     fn apply_venue(&mut self, v: &seatplan::Venue) -> Result<(), DomainError> {
-        let tx = self.tx;
-        let ctx = self.ctx;
+        let (tx, ctx) = (self.tx, self.ctx);
+        let existing = mapped_local(&mut self.maps, ctx.manager, MappingKind::Venue, v.id)?;
         let (local, change) = upsert_auto(
             tx,
+            &mut self.maps,
             &ctx,
-            MappingKind::Venue,
-            v.id,
-            mapped_local(tx, ctx.manager, MappingKind::Venue, v.id)?,
-            &v.code,
-            v.name.as_str(),
-            "UPDATE venue SET code = ?2, name = ?3
-             WHERE id = ?1 AND (code IS NOT ?2 OR name IS NOT ?3)",
-            "INSERT INTO venue (id, code, name) VALUES (?1, ?2, ?3)",
+            &AutoObject {
+                kind: MappingKind::Venue,
+                id: v.id,
+                existing,
+                code: &v.code,
+                label: v.name.as_str(),
+            },
+            &mut self.writes.venue,
+            (
+                "UPDATE venue SET code = ?2, name = ?3
+                 WHERE id = ?1 AND (code IS NOT ?2 OR name IS NOT ?3)",
+                "INSERT INTO venue (id, code, name) VALUES (?1, ?2, ?3)",
+            ),
             &[&v.code.as_str(), &v.name.as_str()],
         )?;
         self.summary.add(change);
@@ -192,49 +210,66 @@ impl<'t> SeatplanImport<'t> {
 
     /// A configuration of the open venue: created or updated, mapped, and open for its zones and blocks.
     fn apply_configuration(&mut self, c: &seatplan::Configuration) -> Result<(), DomainError> {
-        let tx = self.tx;
-        let ctx = self.ctx;
+        let (tx, ctx) = (self.tx, self.ctx);
         let venue = parent(self.venue, c.venue, || format!("configuration {}", c.code))?;
-        let (local, change) = upsert_auto(
-            tx,
-            &ctx,
+        let existing = mapped_local(
+            &mut self.maps,
+            ctx.manager,
             MappingKind::Configuration,
             c.id,
-            mapped_local(tx, ctx.manager, MappingKind::Configuration, c.id)?,
-            &c.code,
-            c.name.as_str(),
-            "UPDATE configuration SET venue = ?2, code = ?3, name = ?4
-             WHERE id = ?1 AND (venue IS NOT ?2 OR code IS NOT ?3 OR name IS NOT ?4)",
-            "INSERT INTO configuration (id, venue, code, name) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let (local, change) = upsert_auto(
+            tx,
+            &mut self.maps,
+            &ctx,
+            &AutoObject {
+                kind: MappingKind::Configuration,
+                id: c.id,
+                existing,
+                code: &c.code,
+                label: c.name.as_str(),
+            },
+            &mut self.writes.configuration,
+            (
+                "UPDATE configuration SET venue = ?2, code = ?3, name = ?4
+                 WHERE id = ?1 AND (venue IS NOT ?2 OR code IS NOT ?3 OR name IS NOT ?4)",
+                "INSERT INTO configuration (id, venue, code, name) VALUES (?1, ?2, ?3, ?4)",
+            ),
             &[&venue, &c.code.as_str(), &c.name.as_str()],
         )?;
         self.summary.add(change);
-        seen::set_local(tx, "configuration", c.id.get(), local)?;
+        self.ids.set_local("configuration", c.id.get(), local)?;
         self.configuration = Some((c.id, local));
         Ok(())
     }
 
     /// A zone of the open configuration, with its local seat category.
     fn apply_zone(&mut self, z: &seatplan::Zone, category: Option<i64>) -> Result<(), DomainError> {
-        let tx = self.tx;
-        let ctx = self.ctx;
+        let (tx, ctx) = (self.tx, self.ctx);
         let conf = parent(self.configuration, z.configuration, || {
             format!("zone {}", z.code)
         })?;
+        let existing = mapped_local(&mut self.maps, ctx.manager, MappingKind::Zone, z.id)?;
         let (_, change) = upsert_auto(
             tx,
+            &mut self.maps,
             &ctx,
-            MappingKind::Zone,
-            z.id,
-            mapped_local(tx, ctx.manager, MappingKind::Zone, z.id)?,
-            &z.code,
-            z.name.as_str(),
-            "UPDATE zone SET configuration = ?2, code = ?3, name = ?4, seat_category = ?5,
-                 capacity = ?6
-             WHERE id = ?1 AND (configuration IS NOT ?2 OR code IS NOT ?3 OR name IS NOT ?4
-                 OR seat_category IS NOT ?5 OR capacity IS NOT ?6)",
-            "INSERT INTO zone (id, configuration, code, name, seat_category, capacity)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            &AutoObject {
+                kind: MappingKind::Zone,
+                id: z.id,
+                existing,
+                code: &z.code,
+                label: z.name.as_str(),
+            },
+            &mut self.writes.zone,
+            (
+                "UPDATE zone SET configuration = ?2, code = ?3, name = ?4, seat_category = ?5,
+                     capacity = ?6
+                 WHERE id = ?1 AND (configuration IS NOT ?2 OR code IS NOT ?3 OR name IS NOT ?4
+                     OR seat_category IS NOT ?5 OR capacity IS NOT ?6)",
+                "INSERT INTO zone (id, configuration, code, name, seat_category, capacity)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            ),
             &[
                 &conf,
                 &z.code.as_str(),
@@ -249,22 +284,28 @@ impl<'t> SeatplanImport<'t> {
 
     /// A block of the open configuration: created or updated, mapped, and open for its rows.
     fn apply_block(&mut self, b: &seatplan::Block) -> Result<(), DomainError> {
-        let tx = self.tx;
-        let ctx = self.ctx;
+        let (tx, ctx) = (self.tx, self.ctx);
         let conf = parent(self.configuration, b.configuration, || {
             format!("block {}", b.code)
         })?;
+        let existing = mapped_local(&mut self.maps, ctx.manager, MappingKind::Block, b.id)?;
         let (local, change) = upsert_auto(
             tx,
+            &mut self.maps,
             &ctx,
-            MappingKind::Block,
-            b.id,
-            mapped_local(tx, ctx.manager, MappingKind::Block, b.id)?,
-            &b.code,
-            b.name.as_str(),
-            "UPDATE block SET configuration = ?2, code = ?3, name = ?4
-             WHERE id = ?1 AND (configuration IS NOT ?2 OR code IS NOT ?3 OR name IS NOT ?4)",
-            "INSERT INTO block (id, configuration, code, name) VALUES (?1, ?2, ?3, ?4)",
+            &AutoObject {
+                kind: MappingKind::Block,
+                id: b.id,
+                existing,
+                code: &b.code,
+                label: b.name.as_str(),
+            },
+            &mut self.writes.block,
+            (
+                "UPDATE block SET configuration = ?2, code = ?3, name = ?4
+                 WHERE id = ?1 AND (configuration IS NOT ?2 OR code IS NOT ?3 OR name IS NOT ?4)",
+                "INSERT INTO block (id, configuration, code, name) VALUES (?1, ?2, ?3, ?4)",
+            ),
             &[&conf, &b.code.as_str(), &b.name.as_str()],
         )?;
         self.summary.add(change);
@@ -274,8 +315,7 @@ impl<'t> SeatplanImport<'t> {
 
     /// A row of the open block: created or updated, mapped, and open for its seats.
     fn apply_row(&mut self, r: &seatplan::Row) -> Result<(), DomainError> {
-        let tx = self.tx;
-        let ctx = self.ctx;
+        let (tx, ctx) = (self.tx, self.ctx);
         let (block, block_code) = match &self.block {
             Some((m, l, code)) if *m == r.block => (*l, code.clone()),
             _ => {
@@ -287,7 +327,8 @@ impl<'t> SeatplanImport<'t> {
             }
         };
         let label = format!("{block_code} {}", r.code);
-        let me = mapped_local(tx, ctx.manager, MappingKind::Row, r.id)?;
+        let me = mapped_local(&mut self.maps, ctx.manager, MappingKind::Row, r.id)?;
+        let (maps, writes) = (&mut self.maps, &mut self.writes.row);
         let (local, change) = seat_changes::with_label(
             tx,
             seat_changes::ROW,
@@ -297,32 +338,38 @@ impl<'t> SeatplanImport<'t> {
             || {
                 upsert_auto(
                     tx,
+                    maps,
                     &ctx,
-                    MappingKind::Row,
-                    r.id,
-                    me,
-                    &r.code,
-                    &label,
-                    "UPDATE seat_row SET block = ?2, code = ?3
-                     WHERE id = ?1 AND (block IS NOT ?2 OR code IS NOT ?3)",
-                    "INSERT INTO seat_row (id, block, code) VALUES (?1, ?2, ?3)",
+                    &AutoObject {
+                        kind: MappingKind::Row,
+                        id: r.id,
+                        existing: me,
+                        code: &r.code,
+                        label: &label,
+                    },
+                    writes,
+                    (
+                        "UPDATE seat_row SET block = ?2, code = ?3
+                         WHERE id = ?1 AND (block IS NOT ?2 OR code IS NOT ?3)",
+                        "INSERT INTO seat_row (id, block, code) VALUES (?1, ?2, ?3)",
+                    ),
                     &[&block, &r.code.as_str()],
                 )
             },
         )?;
         self.summary.add(change);
-        seen::set_local(tx, "row", r.id.get(), local)?;
+        self.ids.set_local("row", r.id.get(), local)?;
         self.row = Some((r.id, local, label));
         Ok(())
     }
 
     /// A seat of the open row, with its local seat category.
     fn apply_seat(&mut self, s: &seatplan::Seat, category: Option<i64>) -> Result<(), DomainError> {
-        let tx = self.tx;
-        let ctx = self.ctx;
+        let (tx, ctx) = (self.tx, self.ctx);
         let (row, row_label) = open_row(&self.row, s)?;
-        let me = mapped_local(tx, ctx.manager, MappingKind::Seat, s.id)?;
+        let me = mapped_local(&mut self.maps, ctx.manager, MappingKind::Seat, s.id)?;
         let label = format!("{row_label} {}", s.number);
+        let (maps, writes) = (&mut self.maps, &mut self.writes.seat);
         let (local, change) = seat_changes::with_label(
             tx,
             seat_changes::SEAT,
@@ -332,21 +379,27 @@ impl<'t> SeatplanImport<'t> {
             || {
                 upsert_auto(
                     tx,
+                    maps,
                     &ctx,
-                    MappingKind::Seat,
-                    s.id,
-                    me,
-                    &s.number,
-                    &label,
-                    "UPDATE seat SET row = ?2, number = ?3, seat_category = ?4
-                     WHERE id = ?1 AND (row IS NOT ?2 OR number IS NOT ?3 OR seat_category IS NOT ?4)",
-                    "INSERT INTO seat (id, row, number, seat_category) VALUES (?1, ?2, ?3, ?4)",
+                    &AutoObject {
+                        kind: MappingKind::Seat,
+                        id: s.id,
+                        existing: me,
+                        code: &s.number,
+                        label: &label,
+                    },
+                    writes,
+                    (
+                        "UPDATE seat SET row = ?2, number = ?3, seat_category = ?4
+                         WHERE id = ?1 AND (row IS NOT ?2 OR number IS NOT ?3 OR seat_category IS NOT ?4)",
+                        "INSERT INTO seat (id, row, number, seat_category) VALUES (?1, ?2, ?3, ?4)",
+                    ),
                     &[&row, &s.number.as_str(), &category],
                 )
             },
         )?;
         self.summary.add(change);
-        seen::set_local(tx, "seat", s.id.get(), local)?;
+        self.ids.set_local("seat", s.id.get(), local)?;
         Ok(())
     }
 
@@ -404,18 +457,40 @@ impl<'t> SeatplanImport<'t> {
     }
 }
 
+/// Each automatic kind's update and insert, held for the file.
+#[derive(Default)]
+struct KindWrites<'t> {
+    venue: Writes<'t>,
+    configuration: Writes<'t>,
+    zone: Writes<'t>,
+    block: Writes<'t>,
+    row: Writes<'t>,
+    seat: Writes<'t>,
+}
+
 /// How messages name a record ("seat ORCH A 12"); `row_label` is the open
 /// row's "BLOCK ROW".
 fn name(item: &seatplan::Item, row_label: &str) -> String {
-    use seatplan::Item;
-    match item {
-        Item::SeatCategory(c) => format!("seat category {}", c.code),
-        Item::Venue(v) => format!("venue {}", v.code),
-        Item::Configuration(c) => format!("configuration {}", c.code),
-        Item::Zone(z) => format!("zone {}", z.code),
-        Item::Block(b) => format!("block {}", b.code),
-        Item::Row(_) => format!("row {row_label}"),
-        Item::Seat(s) => format!("seat {row_label} {}", s.number),
+    Name(item, row_label).to_string()
+}
+
+/// A record's name (see [`name`]), written straight into the text that
+/// holds it.
+struct Name<'a>(&'a seatplan::Item, &'a str);
+
+impl std::fmt::Display for Name<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use seatplan::Item;
+        let row_label = self.1;
+        match self.0 {
+            Item::SeatCategory(c) => write!(f, "seat category {}", c.code),
+            Item::Venue(v) => write!(f, "venue {}", v.code),
+            Item::Configuration(c) => write!(f, "configuration {}", c.code),
+            Item::Zone(z) => write!(f, "zone {}", z.code),
+            Item::Block(b) => write!(f, "block {}", b.code),
+            Item::Row(_) => write!(f, "row {row_label}"),
+            Item::Seat(s) => write!(f, "seat {row_label} {}", s.number),
+        }
     }
 }
 

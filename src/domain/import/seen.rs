@@ -8,87 +8,107 @@
 //! The seat plan import reads those back to find the rows and seats a file
 //! no longer holds.
 
-use rusqlite::{Connection, OptionalExtension};
+use rusqlite::{Connection, OptionalExtension, Statement};
 
-use crate::domain::DomainError;
+use crate::domain::{DomainError, held};
 use crate::format::Position;
 
-/// Creates (or empties) the tables for a new file: `import_seen`, the ids
-/// the file declared, and `import_local`, the local objects they became.
-/// Two tables, each written once per record, rather than one row updated
-/// with its local object and indexed by it: that update and its index
-/// cost as much as the rest of a seat's bookkeeping.
-pub(super) fn reset(conn: &Connection) -> Result<(), DomainError> {
-    conn.execute_batch(
-        "CREATE TEMP TABLE IF NOT EXISTS import_seen (
-             kind   TEXT NOT NULL,
-             id     INTEGER NOT NULL,
-             record INTEGER NOT NULL,
-             what   TEXT NOT NULL,
-             PRIMARY KEY (kind, id)
-         ) WITHOUT ROWID;
-         CREATE TEMP TABLE IF NOT EXISTS import_local (
-             kind  TEXT NOT NULL,
-             local INTEGER NOT NULL,
-             id    INTEGER NOT NULL,
-             PRIMARY KEY (kind, local, id)
-         ) WITHOUT ROWID;
-         DELETE FROM temp.import_seen;
-         DELETE FROM temp.import_local;",
-    )?;
-    Ok(())
+/// The ids one file declared and the local objects they became, with the
+/// two statements that write them at every record held for the file.
+pub(super) struct FileIds<'t> {
+    conn: &'t Connection,
+    declare: Option<Statement<'t>>,
+    set_local: Option<Statement<'t>>,
 }
 
-/// Records that `record` (`what`, e.g. "seat 50001") declares the manager's
-/// `id` of `kind`; refuses the file when an earlier record declared it too
-/// (code `duplicate-id`, both positions named).
-pub(super) fn declare(
-    conn: &Connection,
-    file: &str,
-    kind: &'static str,
-    id: i64,
-    record: u64,
-    what: &str,
-) -> Result<(), DomainError> {
-    // One statement for the common case, a new id; the first record is
-    // read back only to name it when the id was declared already.
-    let inserted = conn
-        .prepare_cached(
+impl<'t> FileIds<'t> {
+    /// Creates (or empties) the tables for a new file: `import_seen`, the
+    /// ids the file declared, and `import_local`, the local objects they
+    /// became. Two tables, each written once per record, rather than one
+    /// row updated with its local object and indexed by it: that update and
+    /// its index cost as much as the rest of a seat's bookkeeping.
+    pub(super) fn new(conn: &'t Connection) -> Result<FileIds<'t>, DomainError> {
+        conn.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS import_seen (
+                 kind   TEXT NOT NULL,
+                 id     INTEGER NOT NULL,
+                 record INTEGER NOT NULL,
+                 what   TEXT NOT NULL,
+                 PRIMARY KEY (kind, id)
+             ) WITHOUT ROWID;
+             CREATE TEMP TABLE IF NOT EXISTS import_local (
+                 kind  TEXT NOT NULL,
+                 local INTEGER NOT NULL,
+                 id    INTEGER NOT NULL,
+                 PRIMARY KEY (kind, local, id)
+             ) WITHOUT ROWID;
+             DELETE FROM temp.import_seen;
+             DELETE FROM temp.import_local;",
+        )?;
+        Ok(FileIds {
+            conn,
+            declare: None,
+            set_local: None,
+        })
+    }
+
+    /// Records that `record` (`what`, e.g. "seat 50001") declares the
+    /// manager's `id` of `kind`; refuses the file when an earlier record
+    /// declared it too (code `duplicate-id`, both positions named).
+    pub(super) fn declare(
+        &mut self,
+        file: &str,
+        kind: &'static str,
+        id: i64,
+        record: u64,
+        what: &str,
+    ) -> Result<(), DomainError> {
+        // One statement for the common case, a new id; the first record is
+        // read back only to name it when the id was declared already.
+        let inserted = held(
+            &mut self.declare,
+            self.conn,
             "INSERT INTO temp.import_seen (kind, id, record, what) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT (kind, id) DO NOTHING",
         )?
         .execute((kind, id, i64::try_from(record).unwrap_or(i64::MAX), what))?;
-    if inserted == 1 {
-        return Ok(());
+        if inserted == 1 {
+            return Ok(());
+        }
+        let (first, first_what): (i64, String) = self
+            .conn
+            .prepare_cached(
+                "SELECT record, what FROM temp.import_seen WHERE kind = ?1 AND id = ?2",
+            )?
+            .query_row((kind, id), |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Err(DomainError::content(
+            file,
+            Position::record(record, what),
+            "duplicate-id",
+            format!(
+                "{kind} {id} appears at record {first} ({first_what}) and at record {record} ({what}); expected each {kind} id once per file: the manager's export must not repeat an object"
+            ),
+        ))
     }
-    let (first, first_what): (i64, String) = conn
-        .prepare_cached("SELECT record, what FROM temp.import_seen WHERE kind = ?1 AND id = ?2")?
-        .query_row((kind, id), |r| Ok((r.get(0)?, r.get(1)?)))?;
-    Err(DomainError::content(
-        file,
-        Position::record(record, what),
-        "duplicate-id",
-        format!(
-            "{kind} {id} appears at record {first} ({first_what}) and at record {record} ({what}); expected each {kind} id once per file: the manager's export must not repeat an object"
-        ),
-    ))
-}
 
-/// The local object the manager's `id` of `kind` became in this file, with
-/// the labels the file gave it (a seat skipped for its ignored seat
-/// category included: it keeps its category, not its labels).
-pub(super) fn set_local(
-    conn: &Connection,
-    kind: &'static str,
-    id: i64,
-    local: i64,
-) -> Result<(), DomainError> {
-    conn.prepare_cached(
-        "INSERT INTO temp.import_local (kind, local, id) VALUES (?1, ?3, ?2)
-         ON CONFLICT DO NOTHING",
-    )?
-    .execute((kind, id, local))?;
-    Ok(())
+    /// The local object the manager's `id` of `kind` became in this file,
+    /// with the labels the file gave it (a seat skipped for its ignored
+    /// seat category included: it keeps its category, not its labels).
+    pub(super) fn set_local(
+        &mut self,
+        kind: &'static str,
+        id: i64,
+        local: i64,
+    ) -> Result<(), DomainError> {
+        held(
+            &mut self.set_local,
+            self.conn,
+            "INSERT INTO temp.import_local (kind, local, id) VALUES (?1, ?3, ?2)
+             ON CONFLICT DO NOTHING",
+        )?
+        .execute((kind, id, local))?;
+        Ok(())
+    }
 }
 
 /// The record (and its name) that made `local` the object of `kind` in this

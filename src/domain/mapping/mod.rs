@@ -46,8 +46,8 @@ pub use csv::{
     neutralise,
 };
 pub use resolve::{
-    Resolved, Seen, fill_auto, is_mapped_by_hand, local_table, lookup, manager_id_of, parse_kind,
-    resolve,
+    FileMappings, Resolved, Seen, fill_auto, is_mapped_by_hand, local_table, lookup, manager_id_of,
+    parse_kind, resolve,
 };
 
 #[cfg(test)]

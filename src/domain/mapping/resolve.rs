@@ -5,10 +5,15 @@
 //! refreshing its label and last seen afterwards; [`fill_auto`] maps the
 //! objects an import creates from the manager's own; [`lookup`] and
 //! [`manager_id_of`] read a mapping either way without recording anything.
+//! An importer that looks up and fills at every record holds both for the
+//! file in a [`FileMappings`].
 //! Also the vocabulary the other parts share: [`local_table`],
 //! [`is_mapped_by_hand`], [`parse_kind`].
 
-use rusqlite::{Connection, OptionalExtension, Transaction};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
+
+use rusqlite::{Connection, OptionalExtension, Statement, Transaction};
 
 use crate::domain::DomainError;
 use crate::ident::{Code, TechId};
@@ -125,30 +130,43 @@ pub fn resolve(tx: &Transaction<'_>, seen: &Seen<'_>) -> Result<Resolved, Domain
 
 /// Looks a mapping up without recording a sighting.
 pub fn lookup(
-    tx: &rusqlite::Connection,
+    conn: &Connection,
     manager: &str,
     kind: MappingKind,
     manager_id: TechId,
 ) -> Result<Option<Resolved>, DomainError> {
-    let row: Option<(String, Option<i64>)> = tx
-        .prepare_cached(
-            "SELECT status, local_id FROM mapping WHERE manager = ?1 AND kind = ?2 AND manager_id = ?3",
-        )?
+    let mut st = conn.prepare_cached(&lookup_sql(kind))?;
+    read_lookup(&mut st, manager, kind, manager_id)
+}
+
+/// The look-up of a mapping of `kind`, with whether its local object
+/// exists, in one statement.
+fn lookup_sql(kind: MappingKind) -> String {
+    format!(
+        "SELECT m.status, m.local_id, EXISTS (SELECT 1 FROM {t} WHERE id = m.local_id)
+         FROM mapping m WHERE m.manager = ?1 AND m.kind = ?2 AND m.manager_id = ?3",
+        t = kind.local_table()
+    )
+}
+
+fn read_lookup(
+    st: &mut Statement<'_>,
+    manager: &str,
+    kind: MappingKind,
+    manager_id: TechId,
+) -> Result<Option<Resolved>, DomainError> {
+    let row: Option<(Option<MappingStatus>, Option<i64>, bool)> = st
         .query_row((manager, kind.as_str(), manager_id.get()), |r| {
-            Ok((r.get(0)?, r.get(1)?))
+            let status = r.get_ref(0)?.as_str().map(MappingStatus::parse)?;
+            Ok((status, r.get(1)?, r.get(2)?))
         })
         .optional()?;
-    let Some((status, local)) = row else {
+    let Some((status, local, exists)) = row else {
         return Ok(None);
     };
-    Ok(Some(match (MappingStatus::parse(&status), local) {
-        (Some(MappingStatus::Filled), Some(id)) => {
-            if local_exists(tx, kind, id)? {
-                Resolved::Local(id)
-            } else {
-                Resolved::Broken(id)
-            }
-        }
+    Ok(Some(match (status, local) {
+        (Some(MappingStatus::Filled), Some(id)) if exists => Resolved::Local(id),
+        (Some(MappingStatus::Filled), Some(id)) => Resolved::Broken(id),
         (Some(MappingStatus::Ignored), _) => Resolved::Ignored,
         _ => Resolved::Pending,
     }))
@@ -157,29 +175,83 @@ pub fn lookup(
 /// Maps a manager object to a local object the import created from it
 /// (status filled), recording the sighting.
 pub fn fill_auto(tx: &Transaction<'_>, seen: &Seen<'_>, local_id: i64) -> Result<(), DomainError> {
-    let now = crate::store::now();
-    tx.prepare_cached(
-        "INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
-             local_id, status, first_seen, last_seen, first_file)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'filled', ?7, ?7, ?8)
-         ON CONFLICT (manager, kind, manager_id) DO UPDATE SET
-             manager_code = excluded.manager_code,
-             manager_label = excluded.manager_label,
-             local_id = excluded.local_id,
-             status = 'filled',
-             last_seen = excluded.last_seen",
-    )?
-    .execute((
+    let mut st = tx.prepare_cached(FILL_AUTO)?;
+    write_fill(&mut st, seen, local_id, &crate::store::now())
+}
+
+const FILL_AUTO: &str =
+    "INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
+         local_id, status, first_seen, last_seen, first_file)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'filled', ?7, ?7, ?8)
+     ON CONFLICT (manager, kind, manager_id) DO UPDATE SET
+         manager_code = excluded.manager_code,
+         manager_label = excluded.manager_label,
+         local_id = excluded.local_id,
+         status = 'filled',
+         last_seen = excluded.last_seen";
+
+fn write_fill(
+    st: &mut Statement<'_>,
+    seen: &Seen<'_>,
+    local_id: i64,
+    at: &str,
+) -> Result<(), DomainError> {
+    st.execute((
         seen.manager,
         seen.kind.as_str(),
         seen.manager_id.get(),
         seen.code.as_str(),
         seen.label,
         local_id,
-        &now,
+        at,
         seen.file,
     ))?;
     Ok(())
+}
+
+/// The look-ups and automatic fills of one imported file, for the objects
+/// an import creates from the manager's own (venues to seats, performances,
+/// logical configurations, rate tables, products). A seat plan runs both at
+/// every seat, so their statements are prepared once and held for the file
+/// rather than found by their text in the statement cache each time; every
+/// row the file fills is stamped with the one time its import started.
+pub struct FileMappings<'c> {
+    conn: &'c Connection,
+    at: String,
+    lookups: HashMap<MappingKind, Statement<'c>>,
+    fill: Option<Statement<'c>>,
+}
+
+impl<'c> FileMappings<'c> {
+    pub fn new(conn: &'c Connection) -> FileMappings<'c> {
+        FileMappings {
+            conn,
+            at: crate::store::now(),
+            lookups: HashMap::new(),
+            fill: None,
+        }
+    }
+
+    /// What the manager's `manager_id` of `kind` maps to now, as [`lookup`].
+    pub fn lookup(
+        &mut self,
+        manager: &str,
+        kind: MappingKind,
+        manager_id: TechId,
+    ) -> Result<Option<Resolved>, DomainError> {
+        let st = match self.lookups.entry(kind) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(self.conn.prepare(&lookup_sql(kind))?),
+        };
+        read_lookup(st, manager, kind, manager_id)
+    }
+
+    /// Maps a manager object to the local object the import created from
+    /// it, as [`fill_auto`].
+    pub fn fill(&mut self, seen: &Seen<'_>, local_id: i64) -> Result<(), DomainError> {
+        let st = crate::domain::held(&mut self.fill, self.conn, FILL_AUTO)?;
+        write_fill(st, seen, local_id, &self.at)
+    }
 }
 
 /// The manager's id of a local object, through the filled mapping rows of

@@ -13,9 +13,10 @@ use rusqlite::{OptionalExtension, Transaction};
 
 use super::refs::{Refs, finish_refs, info, mapped_local, summary_message};
 use super::savepoint::Savepoint;
-use super::{Context, Outcome, Summary, seen};
+use super::seen::FileIds;
+use super::{Context, Outcome, Summary};
 use crate::domain::DomainError;
-use crate::domain::mapping::{self, Resolved, Seen};
+use crate::domain::mapping::{FileMappings, Resolved, Seen};
 use crate::format::{Position, catalogue};
 use crate::ident::{Code, TechId};
 use crate::store::mapping::MappingKind;
@@ -72,6 +73,10 @@ pub struct CatalogueImport<'t> {
     ctx: Context<'t>,
     savepoint: Savepoint<'t>,
     refs: Refs,
+    /// The ids the file declared.
+    ids: FileIds<'t>,
+    /// The look-ups and fills of the objects it creates.
+    maps: FileMappings<'t>,
     summary: Summary,
     lc: Option<OpenLc>,
     rt: Option<OpenRt>,
@@ -98,12 +103,14 @@ impl<'t> CatalogueImport<'t> {
         tx: &'t Transaction<'t>,
         ctx: Context<'t>,
     ) -> Result<CatalogueImport<'t>, DomainError> {
-        seen::reset(tx)?;
+        let ids = FileIds::new(tx)?;
         Ok(CatalogueImport {
             tx,
             ctx,
             savepoint: Savepoint::open(tx, "catalogue_import")?,
             refs: Refs::default(),
+            ids,
+            maps: FileMappings::new(tx),
             summary: Summary::default(),
             lc: None,
             rt: None,
@@ -163,7 +170,7 @@ impl<'t> CatalogueImport<'t> {
         };
         let (file, record) = (self.ctx.file, self.record);
         if let Some((kind, id, _)) = declared {
-            seen::declare(self.tx, file, kind, id.get(), record, &what)?;
+            self.ids.declare(file, kind, id.get(), record, &what)?;
         }
         self.apply(item)
             .map_err(|e| e.locate(file, || Position::record(record, what)))
@@ -378,20 +385,19 @@ impl<'t> CatalogueImport<'t> {
         Ok(Outcome::Applied(self.summary))
     }
 
-    fn local_of(&self, kind: MappingKind, id: TechId) -> Result<Option<i64>, DomainError> {
-        mapped_local(self.tx, self.ctx.manager, kind, id)
+    fn local_of(&mut self, kind: MappingKind, id: TechId) -> Result<Option<i64>, DomainError> {
+        mapped_local(&mut self.maps, self.ctx.manager, kind, id)
     }
 
     fn fill(
-        &self,
+        &mut self,
         kind: MappingKind,
         id: TechId,
         code: &Code,
         label: &str,
         local: i64,
     ) -> Result<(), DomainError> {
-        mapping::fill_auto(
-            self.tx,
+        self.maps.fill(
             &Seen {
                 manager: self.ctx.manager,
                 kind,
