@@ -234,33 +234,33 @@ impl Cache {
         if self.candidates(conn, (perf, channel, audience))?.is_empty() {
             return Ok(PriceCheck::NoProduct);
         }
-        // The allowed rate tables (id, code, currency): a few per performance.
-        let list: Vec<(i64, String, String)> = self
-            .candidates
-            .get(&(perf, audience))
-            .map_or(&[][..], Vec::as_slice)
-            .iter()
-            .filter(|c| c.3)
-            .map(|c| (c.0, c.1.clone(), c.2.clone()))
-            .collect();
-        if list.is_empty() {
-            return Ok(PriceCheck::AudienceNotAllowed);
-        }
+        // The allowed rate tables: a few per performance, read in place (the
+        // rate table's code and currency are copied only into a refusal).
+        let list = (perf, audience);
+        let count = self.candidates.get(&list).map_or(0, Vec::len);
+        let mut allowed = false;
         let mut expected = None;
-        for (rate_table, code, rt_currency) in &list {
-            let key = (*rate_table, category.key(), tariff, audience);
-            let version = self.version_of(conn, *rate_table, named, at)?;
+        for i in 0..count {
+            let Some(&(rate_table, _, _, true)) = self.candidate(list, i) else {
+                continue;
+            };
+            allowed = true;
+            let key = (rate_table, category.key(), tariff, audience);
+            let version = self.version_of(conn, rate_table, named, at)?;
             let price = match version {
                 Some(v) => self.versioned_price(conn, v, key)?,
                 None => self.current_price(conn, key)?,
             };
-            let Some(price) = price else { continue };
+            let (Some(price), Some((_, code, rt_currency, _))) = (price, self.candidate(list, i))
+            else {
+                continue;
+            };
             if price == amount && rt_currency == currency {
                 return Ok(PriceCheck::Right(version));
             }
             if expected.is_none() {
                 expected = Some(PriceCheck::Differs {
-                    rate_table: *rate_table,
+                    rate_table,
                     code: code.clone(),
                     amount: price,
                     currency: rt_currency.clone(),
@@ -268,7 +268,16 @@ impl Cache {
                 });
             }
         }
+        if !allowed {
+            return Ok(PriceCheck::AudienceNotAllowed);
+        }
         Ok(expected.unwrap_or(PriceCheck::NoPrice))
+    }
+
+    /// The `i`th product of a performance for an audience (see
+    /// [`Candidate`]), once [`Cache::candidates`] has read them.
+    fn candidate(&self, list: (i64, i64), i: usize) -> Option<&Candidate> {
+        self.candidates.get(&list).and_then(|l| l.get(i))
     }
 
     /// The version of `rate_table` that prices a line: the one it names,

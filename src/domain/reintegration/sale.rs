@@ -401,9 +401,12 @@ impl<'t> SalesImport<'t> {
             Some(l) => Category::Logical(l),
             None => Category::Physical(t.seat_category.get()),
         };
-        let in_logical = logical
-            .map(|l| format!(" for logical seat category {l}"))
-            .unwrap_or_default();
+        // Only a refusal says it (a right price builds no text).
+        let in_logical = || {
+            logical
+                .map(|l| format!(" for logical seat category {l}"))
+                .unwrap_or_default()
+        };
         let channel = self.setup.channel;
         let sold_at = format_timestamp(t.time);
         let query = (
@@ -444,7 +447,8 @@ impl<'t> SalesImport<'t> {
             } => Err(reject(
                 "price-differs",
                 format!(
-                    "price differs from the rate table {rate_table} {code}{in_logical}{} (expected {amount} {currency}, found {} {})",
+                    "price differs from the rate table {rate_table} {code}{}{} (expected {amount} {currency}, found {} {})",
+                    in_logical(),
                     match (version, t.rate_version) {
                         (Some(v), Some(_)) => format!(" in version {v}, the line's"),
                         (Some(v), None) => format!(" in version {v}, in force when it was sold"),
@@ -457,8 +461,11 @@ impl<'t> SalesImport<'t> {
             PriceCheck::NoPrice => Err(reject(
                 "no-price",
                 format!(
-                    "the rate table of performance {perf} has no price for seat category {}{in_logical}, tariff type {}, audience subcategory {}",
-                    t.seat_category, t.tariff_type, t.audience_subcategory
+                    "the rate table of performance {perf} has no price for seat category {}{}, tariff type {}, audience subcategory {}",
+                    t.seat_category,
+                    in_logical(),
+                    t.tariff_type,
+                    t.audience_subcategory
                 ),
             )),
         }
