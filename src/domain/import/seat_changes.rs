@@ -163,20 +163,29 @@ fn retired_label(id: i64) -> Option<String> {
     )
 }
 
-/// Seats of the file's configurations that it did not declare, or that it
-/// set aside and never relabelled (the candidates for removal), into
-/// `temp.import_gone`.
+/// Seats of the file's configurations that it did not declare (the
+/// candidates for removal), into `temp.import_gone`.
 const GONE_SEATS: &str = "
     DELETE FROM temp.import_gone;
     INSERT INTO temp.import_gone (id)
     SELECT s.id FROM seat s
     JOIN seat_row r ON r.id = s.row
     JOIN block b ON b.id = r.block
-    WHERE (b.configuration IN
+    WHERE b.configuration IN
               (SELECT local FROM temp.import_local WHERE kind = 'configuration')
-           AND NOT EXISTS
-              (SELECT 1 FROM temp.import_local t WHERE t.kind = 'seat' AND t.local = s.id))
-       OR s.number GLOB '~*';";
+      AND NOT EXISTS
+              (SELECT 1 FROM temp.import_local t WHERE t.kind = 'seat' AND t.local = s.id);";
+
+/// Rows of the file's configurations that it did not declare, into
+/// `temp.import_gone`.
+const GONE_ROWS: &str = "
+    DELETE FROM temp.import_gone;
+    INSERT INTO temp.import_gone (id)
+    SELECT r.id FROM seat_row r JOIN block b ON b.id = r.block
+    WHERE b.configuration IN
+              (SELECT local FROM temp.import_local WHERE kind = 'configuration')
+      AND NOT EXISTS
+              (SELECT 1 FROM temp.import_local t WHERE t.kind = 'row' AND t.local = r.id);";
 
 /// A seat holds a place in history when any of these refers to it.
 const SEAT_REFERRED: &str = "
@@ -188,11 +197,27 @@ const SEAT_REFERRED: &str = "
 
 /// Applies the removals of an applied seat plan (see the module
 /// documentation). `manager` is the external manager whose mapping rows of
-/// removed objects are deleted; returns how many seats and rows were
-/// removed or kept relabelled.
-pub(super) fn remove_absent(tx: &Transaction<'_>, manager: &str) -> Result<u64, DomainError> {
+/// removed objects are deleted; `set_aside` is how many rows and seats the
+/// file set aside under a temporary label. Returns how many seats and rows
+/// were removed or kept relabelled.
+///
+/// A temporary label exists only while the file that set it is applied
+/// (this function ends each one), so one is looked for, across every venue,
+/// only when the file set some aside; otherwise only the file's
+/// configurations are read.
+pub(super) fn remove_absent(
+    tx: &Transaction<'_>,
+    manager: &str,
+    set_aside: u64,
+) -> Result<u64, DomainError> {
     tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS import_gone (id INTEGER PRIMARY KEY);")?;
     tx.execute_batch(GONE_SEATS)?;
+    if set_aside > 0 {
+        tx.execute(
+            "INSERT OR IGNORE INTO temp.import_gone (id) SELECT id FROM seat WHERE number GLOB '~*'",
+            [],
+        )?;
+    }
     refuse_held(tx, manager)?;
     tx.execute(
         &format!(
@@ -218,16 +243,13 @@ pub(super) fn remove_absent(tx: &Transaction<'_>, manager: &str) -> Result<u64, 
     )? as u64;
     changed += retire(tx, "seat", "number", "SELECT id FROM temp.import_gone")?;
 
-    tx.execute_batch(
-        "DELETE FROM temp.import_gone;
-         INSERT INTO temp.import_gone (id)
-         SELECT r.id FROM seat_row r JOIN block b ON b.id = r.block
-         WHERE (b.configuration IN
-                   (SELECT local FROM temp.import_local WHERE kind = 'configuration')
-                AND NOT EXISTS
-                   (SELECT 1 FROM temp.import_local t WHERE t.kind = 'row' AND t.local = r.id))
-            OR r.code GLOB '~*';",
-    )?;
+    tx.execute_batch(GONE_ROWS)?;
+    if set_aside > 0 {
+        tx.execute(
+            "INSERT OR IGNORE INTO temp.import_gone (id) SELECT id FROM seat_row WHERE code GLOB '~*'",
+            [],
+        )?;
+    }
     let empty = "SELECT g.id FROM temp.import_gone g WHERE NOT EXISTS (SELECT 1 FROM seat s WHERE s.row = g.id)";
     tx.execute(
         &format!(

@@ -434,7 +434,7 @@ impl<'t> SeatplanImport<'t> {
     pub fn finish(mut self) -> Result<Outcome, DomainError> {
         if !self.refs.any_missing() {
             let file = self.ctx.file;
-            let removed = seat_changes::remove_absent(self.tx, self.ctx.manager)
+            let removed = seat_changes::remove_absent(self.tx, self.ctx.manager, self.set_aside)
                 .map_err(|e| e.locate(file, || Position::File))?;
             if removed > 0 {
                 info(
