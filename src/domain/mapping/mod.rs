@@ -128,6 +128,64 @@ mod tests {
     }
 
     #[test]
+    fn a_files_held_look_up_reads_every_state_as_the_free_one_and_its_fills_share_one_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        let id = |n| TechId::new(n).unwrap();
+        let code = Code::new("A").unwrap();
+        s.write(|tx| -> Result<(), DomainError> {
+            tx.execute_batch(
+                "INSERT INTO venue (id, code, name) VALUES (1, 'V', 'V');
+                 INSERT INTO configuration (id, venue, code, name) VALUES (2, 1, 'C', 'C');
+                 INSERT INTO block (id, configuration, code, name) VALUES (3, 2, 'B', 'B');
+                 INSERT INTO seat_row (id, block, code) VALUES (4, 3, 'A'), (5, 3, 'B');
+                 INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
+                     local_id, status, first_seen, last_seen)
+                 VALUES ('OPERA', 'row', 3003, 'C', 'B C', NULL, 'ignored', 't', 't'),
+                        ('OPERA', 'row', 3004, 'D', 'B D', NULL, 'pending', 't', 't');",
+            )?;
+            let mut maps = FileMappings::new(tx);
+            for (manager_id, local) in [(3001, 4), (3002, 5)] {
+                let seen = Seen {
+                    manager: "OPERA",
+                    kind: MappingKind::Row,
+                    manager_id: id(manager_id),
+                    code: &code,
+                    label: "B A",
+                    file: "f",
+                };
+                maps.fill(&seen, local)?;
+            }
+            tx.execute("DELETE FROM seat_row WHERE id = 5", [])?;
+            for (manager_id, expected) in [
+                (3001, Some(Resolved::Local(4))),
+                (3002, Some(Resolved::Broken(5))),
+                (3003, Some(Resolved::Ignored)),
+                (3004, Some(Resolved::Pending)),
+                (3005, None),
+            ] {
+                let held = maps.lookup("OPERA", MappingKind::Row, id(manager_id))?;
+                let free = lookup(tx, "OPERA", MappingKind::Row, id(manager_id))?;
+                assert_eq!((held, free), (expected, expected), "row {manager_id}");
+            }
+            let stamps: Vec<(String, String)> = tx
+                .prepare(
+                    "SELECT first_seen, last_seen FROM mapping WHERE status = 'filled'
+                     ORDER BY manager_id",
+                )?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?;
+            assert_eq!(stamps.len(), 2);
+            assert!(
+                stamps.iter().all(|t| *t == stamps[0] && t.0 == t.1),
+                "{stamps:?}"
+            );
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
     fn logical_seat_categories_are_refused_with_the_manuals_reason() {
         let e = parse_kind("logical_seat_category").unwrap_err().to_string();
         assert!(e.contains("physical"), "{e}");
