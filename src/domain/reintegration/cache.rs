@@ -236,12 +236,12 @@ impl Cache {
         }
         // The allowed rate tables: a few per performance, read in place (the
         // rate table's code and currency are copied only into a refusal).
-        let list = (perf, audience);
-        let count = self.candidates.get(&list).map_or(0, Vec::len);
+        let products = (perf, audience);
+        let count = self.candidates.get(&products).map_or(0, Vec::len);
         let mut allowed = false;
         let mut expected = None;
         for i in 0..count {
-            let Some(&(rate_table, _, _, true)) = self.candidate(list, i) else {
+            let Some(&(rate_table, _, _, true)) = self.candidate(products, i) else {
                 continue;
             };
             allowed = true;
@@ -251,7 +251,8 @@ impl Cache {
                 Some(v) => self.versioned_price(conn, v, key)?,
                 None => self.current_price(conn, key)?,
             };
-            let (Some(price), Some((_, code, rt_currency, _))) = (price, self.candidate(list, i))
+            let (Some(price), Some((_, code, rt_currency, _))) =
+                (price, self.candidate(products, i))
             else {
                 continue;
             };
@@ -276,8 +277,8 @@ impl Cache {
 
     /// The `i`th product of a performance for an audience (see
     /// [`Candidate`]), once [`Cache::candidates`] has read them.
-    fn candidate(&self, list: (i64, i64), i: usize) -> Option<&Candidate> {
-        self.candidates.get(&list).and_then(|l| l.get(i))
+    fn candidate(&self, products: (i64, i64), i: usize) -> Option<&Candidate> {
+        self.candidates.get(&products).and_then(|l| l.get(i))
     }
 
     /// The version of `rate_table` that prices a line: the one it names,
