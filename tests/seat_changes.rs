@@ -326,6 +326,15 @@ fn a_moved_seat_and_a_removed_seat_apply_when_nothing_holds_them() {
     applied(import_seatplan(&mut s, &changed).unwrap().0);
     assert_eq!(local_seat(&c, 50001), moved);
     assert_eq!(label(&c, moved), "B 1");
+    // Its mapping row keeps its local seat and takes the file's label.
+    assert_eq!(
+        text(
+            &c,
+            "SELECT manager_label || ' ' || local_id || ' ' || status FROM mapping
+             WHERE kind = 'seat' AND manager_id = 50001"
+        ),
+        format!("PARTERRE B 1 {moved} filled")
+    );
     assert_eq!(
         one(
             &c,

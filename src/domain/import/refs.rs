@@ -379,17 +379,20 @@ pub(super) fn upsert_auto<'t>(
             (conn.last_insert_rowid(), Change::Created)
         }
     };
-    maps.fill(
-        &Seen {
-            manager: ctx.manager,
-            kind: object.kind,
-            manager_id: object.id,
-            code: object.code,
-            label: object.label,
-            file: ctx.file,
-        },
-        local,
-    )?;
+    let seen = Seen {
+        manager: ctx.manager,
+        kind: object.kind,
+        manager_id: object.id,
+        code: object.code,
+        label: object.label,
+        file: ctx.file,
+    };
+    // An object found through its mapping keeps it: only the sighting is
+    // new.
+    match object.existing {
+        Some(_) => maps.refresh(&seen)?,
+        None => maps.fill(&seen, local)?,
+    }
     Ok((local, change))
 }
 

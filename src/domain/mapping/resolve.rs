@@ -220,6 +220,7 @@ pub struct FileMappings<'c> {
     at: String,
     lookups: HashMap<MappingKind, Statement<'c>>,
     fill: Option<Statement<'c>>,
+    refresh: Option<Statement<'c>>,
 }
 
 impl<'c> FileMappings<'c> {
@@ -229,6 +230,7 @@ impl<'c> FileMappings<'c> {
             at: crate::store::now(),
             lookups: HashMap::new(),
             fill: None,
+            refresh: None,
         }
     }
 
@@ -251,6 +253,29 @@ impl<'c> FileMappings<'c> {
     pub fn fill(&mut self, seen: &Seen<'_>, local_id: i64) -> Result<(), DomainError> {
         let st = crate::domain::held(&mut self.fill, self.conn, FILL_AUTO)?;
         write_fill(st, seen, local_id, &self.at)
+    }
+
+    /// Records a sighting of a manager object whose row [`Self::lookup`]
+    /// found filled with the local object the import kept: what
+    /// [`Self::fill`] would write, its code, label and last sighting,
+    /// without the insert it tries first and without touching the index of
+    /// the row's status, which stays `filled`.
+    pub fn refresh(&mut self, seen: &Seen<'_>) -> Result<(), DomainError> {
+        crate::domain::held(
+            &mut self.refresh,
+            self.conn,
+            "UPDATE mapping SET manager_code = ?4, manager_label = ?5, last_seen = ?6
+             WHERE manager = ?1 AND kind = ?2 AND manager_id = ?3",
+        )?
+        .execute((
+            seen.manager,
+            seen.kind.as_str(),
+            seen.manager_id.get(),
+            seen.code.as_str(),
+            seen.label,
+            &self.at,
+        ))?;
+        Ok(())
     }
 }
 
