@@ -347,9 +347,11 @@ pub(super) struct AutoObject<'a> {
 }
 
 /// Creates or updates the local object mapped to a manager object of an
-/// automatic kind, and maps it. `update` binds `?1` = local id and `?2…` =
-/// `params`, and changes the row only when a value differs; `insert` binds
-/// the same with `?1` = NULL (a new local id). Both are held in `writes`.
+/// automatic kind, and maps it: a new object gets its mapping row filled,
+/// one found through its mapping has that row's sighting refreshed.
+/// `update` binds `?1` = local id and `?2…` = `params`, and changes the row
+/// only when a value differs; `insert` binds the same with `?1` = NULL (a
+/// new local id). Both are held in `writes`.
 pub(super) fn upsert_auto<'t>(
     conn: &'t Connection,
     maps: &mut FileMappings<'_>,
