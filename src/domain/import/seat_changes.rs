@@ -213,10 +213,7 @@ pub(super) fn remove_absent(
     tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS import_gone (id INTEGER PRIMARY KEY);")?;
     tx.execute_batch(GONE_SEATS)?;
     if set_aside > 0 {
-        tx.execute(
-            "INSERT OR IGNORE INTO temp.import_gone (id) SELECT id FROM seat WHERE number GLOB '~*'",
-            [],
-        )?;
+        gone_set_aside(tx, SEAT)?;
     }
     refuse_held(tx, manager)?;
     tx.execute(
@@ -245,10 +242,7 @@ pub(super) fn remove_absent(
 
     tx.execute_batch(GONE_ROWS)?;
     if set_aside > 0 {
-        tx.execute(
-            "INSERT OR IGNORE INTO temp.import_gone (id) SELECT id FROM seat_row WHERE code GLOB '~*'",
-            [],
-        )?;
+        gone_set_aside(tx, ROW)?;
     }
     let empty = "SELECT g.id FROM temp.import_gone g WHERE NOT EXISTS (SELECT 1 FROM seat s WHERE s.row = g.id)";
     tx.execute(
@@ -260,6 +254,20 @@ pub(super) fn remove_absent(
     changed += tx.execute(&format!("DELETE FROM seat_row WHERE id IN ({empty})"), [])? as u64;
     changed += retire(tx, "seat_row", "code", "SELECT id FROM temp.import_gone")?;
     Ok(changed)
+}
+
+/// Adds to `temp.import_gone` every object of `place` left under a
+/// temporary label, whatever its venue.
+fn gone_set_aside(tx: &Transaction<'_>, place: Place) -> Result<(), DomainError> {
+    tx.execute(
+        &format!(
+            "INSERT OR IGNORE INTO temp.import_gone (id) SELECT id FROM {t} WHERE {l} GLOB '~*'",
+            t = place.table,
+            l = place.label
+        ),
+        [],
+    )?;
+    Ok(())
 }
 
 /// Gives every object `ids` selects its retired label, unless it has it.
