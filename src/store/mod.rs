@@ -405,6 +405,32 @@ mod tests {
         assert_eq!(now().len(), 27);
     }
 
+    /// The SQLite compiled in carries the build settings of
+    /// `.cargo/config.toml`: no allocation statistics and no page cache
+    /// shared by all connections, each behind a global lock (see
+    /// docs/performance.md, "SQLite's build"). Built without them, from a
+    /// folder whose cargo settings are not this repository's, stxd works
+    /// but is slower; this says so.
+    #[test]
+    fn the_bundled_sqlite_is_built_without_global_memory_bookkeeping() {
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            options.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"),
+            "SQLite keeps allocation statistics: {options:?}"
+        );
+        assert!(
+            !options.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "SQLite shares one page cache group between connections: {options:?}"
+        );
+    }
+
     #[test]
     fn open_refuses_missing_folder() {
         let dir = tempfile::tempdir().unwrap();
