@@ -245,8 +245,8 @@ pub fn render_html(r: &Report) -> String {
 /// sides, then the totals.
 fn counts_table(h: &mut String, r: &Report) {
     h.push_str("<h2>Per performance and seat category</h2><table><tr><th class=\"l\">performance</th><th class=\"l\">start</th><th class=\"l\">category</th>\
-<th>allotted</th><th>awaiting ack</th><th>returned</th><th>sold</th><th>refunded</th><th>free</th><th class=\"l\">amounts (manager)</th>\
-<th>in contingent</th><th>sold</th><th>refunded</th><th>free</th><th>not exported</th><th class=\"l\">amounts (distributor)</th></tr>");
+<th>allotted</th><th>awaiting ack</th><th>returned</th><th>sold</th><th>refunded</th><th title=\"valid tickets of a free tariff, amount 0\">invitations</th><th class=\"l\">amounts (manager)</th>\
+<th>in contingent</th><th>sold</th><th>refunded</th><th title=\"active sales of a free tariff, amount 0\">invitations</th><th>not exported</th><th class=\"l\">amounts (distributor)</th></tr>");
     let cells = |h: &mut String, s: &Sides| {
         let (m, d) = (&s.manager, &s.distributor);
         let _ = write!(

@@ -18,7 +18,7 @@ pub fn render_text(r: &Report) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} {:>4} | {:>10} {:>5} {:>8} {:>4} {:>8}",
+        "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} {:>7} | {:>10} {:>5} {:>8} {:>7} {:>8}",
         "performance",
         "start",
         "category",
@@ -27,17 +27,17 @@ pub fn render_text(r: &Report) -> String {
         "returned",
         "sold",
         "refunded",
-        "free",
+        "invited",
         "contingent",
         "sold",
         "refunded",
-        "free",
+        "invited",
         "unsent"
     );
     let line = |out: &mut String, p: &str, start: &str, c: &str, s: &Sides| {
         let _ = writeln!(
             out,
-            "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} {:>4} | {:>10} {:>5} {:>8} {:>4} {:>8}",
+            "{:<14} {:<25} {:<8} | {:>8} {:>8} {:>8} {:>5} {:>8} {:>7} | {:>10} {:>5} {:>8} {:>7} {:>8}",
             p,
             start,
             c,
