@@ -49,9 +49,18 @@ pub fn stxd(bin: &Path, dir: &Path, args: &[&str]) -> Command {
 /// the same sandbox as this one.
 pub const CONFIG: &str = "stxd.toml";
 
+/// The demo's config, its paths relative to the sandbox, and its console
+/// on a free port of its own: a daemon the latency run starts must not
+/// find the demo's port taken by another stxd on the machine.
 fn root_config(dir: &Path) {
     let text = std::fs::read_to_string(repo().join("config/stxd.toml")).expect("demo config");
-    std::fs::write(dir.join(CONFIG), text.replace("\"../", "\"")).expect("sandbox config");
+    let demo = "listen = \"127.0.0.1:8470\"";
+    assert!(text.contains(demo), "the demo config's console: {demo}");
+    let port = crate::sshd::free_port();
+    let text = text
+        .replace("\"../", "\"")
+        .replace(demo, &format!("listen = \"127.0.0.1:{port}\""));
+    std::fs::write(dir.join(CONFIG), text).expect("sandbox config");
 }
 
 /// The manager's store in a sandbox.

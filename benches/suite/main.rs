@@ -989,7 +989,8 @@ fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {
             .collect();
         let inbox = fixture::manager_inbox(&run);
         let done = inbox.join("done");
-        let log = std::fs::File::create(scratch.join("daemon.log")).expect("log");
+        let log_path = scratch.join("daemon.log");
+        let log = std::fs::File::create(&log_path).expect("log");
         let mut daemon = stxd(bin, &run, &["run"])
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
@@ -997,7 +998,11 @@ fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {
             .expect("start the daemon");
         let mut daemon_ms = Vec::new();
         for (k, (m, p)) in files.iter().enumerate() {
-            let ms = drop_and_wait(m, p, &inbox, &done, Duration::from_secs(30));
+            let watched = Watched {
+                daemon: &mut daemon,
+                log: &log_path,
+            };
+            let ms = drop_and_wait(m, p, (&inbox, &done), Duration::from_secs(30), watched);
             // The first file also waits for the daemon to start: not counted.
             if k > 0 {
                 daemon_ms.push(ms);
@@ -1035,25 +1040,50 @@ fn latency(bins: &Bins, scratch: &Path, scale: &Scale) {
     }
 }
 
-/// Renames the payload then the manifest into `inbox`; milliseconds until
+/// The running daemon a latency run waits on, and its log.
+struct Watched<'a> {
+    daemon: &'a mut std::process::Child,
+    log: &'a Path,
+}
+
+impl Watched<'_> {
+    /// Stops the suite with why the file was not taken: the daemon ended
+    /// (a console port already in use, say), or it is still running; the
+    /// end of its log in both cases.
+    fn fail(&mut self, name: &str, limit: Duration) -> ! {
+        let state = match self.daemon.try_wait() {
+            Ok(Some(status)) => format!("the daemon ended ({status}) before taking it"),
+            _ => format!("the daemon runs, but did not take it within {limit:?}"),
+        };
+        let log = std::fs::read_to_string(self.log).unwrap_or_default();
+        let tail: Vec<&str> = log.lines().rev().take(20).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        panic!(
+            "{name} not in done/: {state}; the end of its log ({}):\n{}",
+            self.log.display(),
+            tail.join("\n")
+        );
+    }
+}
+
+/// Renames the payload then the manifest into the inbox; milliseconds until
 /// the manifest is in `done`.
 fn drop_and_wait(
     manifest: &Path,
     payload: &Path,
-    inbox: &Path,
-    done: &Path,
+    (inbox, done): (&Path, &Path),
     limit: Duration,
+    mut watched: Watched<'_>,
 ) -> f64 {
     let name = manifest.file_name().expect("name");
     place(payload, inbox);
     let t = Instant::now();
     place(manifest, inbox);
     while !done.join(name).exists() {
-        assert!(
-            t.elapsed() < limit,
-            "{} not done after {limit:?}",
-            name.to_string_lossy()
-        );
+        let ended = !matches!(watched.daemon.try_wait(), Ok(None));
+        if ended || t.elapsed() >= limit {
+            watched.fail(&name.to_string_lossy(), limit);
+        }
         std::thread::sleep(Duration::from_micros(200));
     }
     t.elapsed().as_secs_f64() * 1000.0
