@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::util::{Daemon, Sandbox, manifests, wait_for_file, wait_until_gone};
+use crate::util::{Daemon, Sandbox, manifests, rows, wait_for_file, wait_until_gone};
 
 #[test]
 fn the_daemon_applies_exported_files_by_itself() {
@@ -55,6 +55,75 @@ fn a_parked_file_resumes_when_the_daemon_applies_what_it_waited_for() {
     wait_for_file(&exchange.join("done"), "catalogue", || daemon.log());
     // The move links into done/ before it unlinks from parked/.
     wait_until_gone(&exchange.join("parked"), "", || daemon.log());
+}
+
+/// After a change to a store made elsewhere (here the manager's, by a CLI
+/// command beside the daemon), the daemon looks at the parked files again,
+/// but applies only those whose missing mappings the change filled: the
+/// others would only park again, each retry reading the payload and adding
+/// a parked run.
+#[test]
+fn a_parked_file_is_applied_again_only_once_a_mapping_it_waits_for_changes() {
+    let sb = Sandbox::new();
+    sb.ready();
+    let daemon = Daemon::start_with(&sb, "info,stxd::app=debug");
+    let exchange = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    sb.stxd(&["export", "catalogue", "--link", "opera-tourism"])
+        .expect_code(0);
+    wait_for_file(&exchange.join("parked"), "catalogue", || daemon.log());
+    daemon.wait_log("file parked");
+    let parked_runs = || {
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            "SELECT count(*) FROM run WHERE kind = 'import-catalogue' AND status = 'parked'",
+        )
+    };
+    assert_eq!(parked_runs(), ["1"]);
+    // The manager allots seats: its store changes, none of the
+    // distributor's mappings does.
+    sb.allot("PARTERRE:A:1-2");
+    daemon.wait_log("parked file not retried");
+    assert_eq!(parked_runs(), ["1"], "{}", daemon.log());
+    // A mapping the catalogue waits for changes behind the daemon's back
+    // (not through stxd, whose own commands apply parked files themselves):
+    // the daemon applies the file again. Others are still pending: it parks.
+    let changed = rows(
+        &sb,
+        "TOURISM.sqlite",
+        "UPDATE mapping SET status = 'ignored'
+         WHERE kind = 'season' AND manager_id = 1001 AND status = 'pending'
+         RETURNING kind",
+    );
+    assert_eq!(changed, ["season"]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while parked_runs() != ["2"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{:?} parked runs:\n{}",
+            parked_runs(),
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // The second run waits for every mapping the first did, but the season.
+    let missing = |nth: usize| {
+        rows(
+            &sb,
+            "TOURISM.sqlite",
+            &format!(
+                "SELECT m.location FROM run_message m
+                 WHERE m.code = 'mapping-pending' AND m.run = (
+                     SELECT id FROM run WHERE kind = 'import-catalogue' ORDER BY id LIMIT 1 OFFSET {nth})
+                 ORDER BY m.location"
+            ),
+        )
+    };
+    let (first, second) = (missing(0), missing(1));
+    assert!(first.contains(&"season 1001".to_owned()), "{first:?}");
+    let expected: Vec<String> = first.into_iter().filter(|l| l != "season 1001").collect();
+    assert_eq!(second, expected);
+    assert!(manifests(&exchange.join("done"), "catalogue").is_empty());
 }
 
 #[test]

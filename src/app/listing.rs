@@ -392,6 +392,47 @@ pub fn resume(config: &Config, link: Option<&str>) -> Result<Vec<Handled>, AppEr
     process_files(config, &scan(&dirs)?)
 }
 
+/// The parked files worth applying again, in their order: those that
+/// would only park again (every mapping their last run found missing is
+/// missing still, [`inbound::parks_again`]) are left out, so that a change
+/// to the store that fills none of them (a sale, an export) costs no
+/// reading of their payload and no new parked run. The daemon's retries
+/// after such changes go through here; `stxd resume`, the daemon's start
+/// and an explicit request retry every parked file.
+pub fn parked_worth_retrying(config: &Config, files: Vec<PathBuf>) -> Vec<PathBuf> {
+    let limits = Limits::default();
+    files
+        .into_iter()
+        .filter(|file| {
+            let manifest = manifest_path_of(file);
+            let name = inbound::claim::display_name(&manifest);
+            let Ok(parsed) = FileName::parse_manifest(&name) else {
+                return true;
+            };
+            let Placement::Served { link, side } = placement(config, &manifest, &parsed) else {
+                return true;
+            };
+            let Some((_, inst, _)) = config
+                .served(Some(&link.name))
+                .find(|(_, _, s)| *s == side)
+            else {
+                return true;
+            };
+            let (Ok(secret), Ok(conn)) = (
+                require_secret(link),
+                crate::store::open_read_only(&config.store_path(&inst.code)),
+            ) else {
+                return true;
+            };
+            let again = inbound::parks_again(&conn, (link, side), &secret, &manifest, &limits);
+            if again {
+                debug!(file = %name, "parked file not retried: every mapping it waits for is still missing");
+            }
+            !again
+        })
+        .collect()
+}
+
 /// A file held in its folder until the next apply window of its kind on its
 /// link (`[[schedule]] job = "apply-<kind>"`).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -33,6 +33,7 @@
 // The application's log macros, in scope in every file of it (defined
 // before the modules): tracing's, with the one target `stxd::app` whichever
 // file writes the line.
+macro_rules! debug { ($($arg:tt)+) => { tracing::debug!(target: "stxd::app", $($arg)+) }; }
 macro_rules! info { ($($arg:tt)+) => { tracing::info!(target: "stxd::app", $($arg)+) }; }
 macro_rules! warn { ($($arg:tt)+) => { tracing::warn!(target: "stxd::app", $($arg)+) }; }
 macro_rules! error { ($($arg:tt)+) => { tracing::error!(target: "stxd::app", $($arg)+) }; }
@@ -62,8 +63,9 @@ pub use jobs::{
     JobDone, TriggerWritten, expected_sequence, next_runs, reconcile, run_job, write_trigger,
 };
 pub use listing::{
-    Handled, Placement, WindowHeld, folders_to_scan, manifest_path_of, placement, process_files,
-    process_files_until, process_files_watched, resume, scan, split_by_window, waiting_files,
+    Handled, Placement, WindowHeld, folders_to_scan, manifest_path_of, parked_worth_retrying,
+    placement, process_files, process_files_until, process_files_watched, resume, scan,
+    split_by_window, waiting_files,
 };
 pub use load::{Loaded, load, load_watched};
 pub use mapping::{

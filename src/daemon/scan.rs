@@ -77,26 +77,40 @@ pub(super) fn scan_once(
     }
     sync_unscheduled_shares(config, stop, &mut state, now, alerter);
     let stores = fingerprints(config);
-    let resume = !state.started || state.resume_parked || stores != state.stores;
+    // Every parked file is retried at the start and when asked (the
+    // console filled mappings); after another change to a store, only
+    // those whose missing mappings it filled.
+    let resume = if !state.started || state.resume_parked {
+        Some(Retry::All)
+    } else {
+        (stores != state.stores).then_some(Retry::Filled)
+    };
     state.started = true;
     state.resume_parked = false;
-    let pass = |pick: fn(&config::Folders) -> PathBuf, what: &str, state: &mut ScanState| {
-        match app::folders_to_scan(config, None, pick).and_then(|dirs| app::scan(&dirs)) {
-            Ok(files) => process(config, stop, files, state, now, alerter),
-            Err(e) => {
-                error!(error = %app::chain(&e), "cannot list the {what}");
-                0
+    let pass =
+        |pick: fn(&config::Folders) -> PathBuf, what: &str, retry: Retry, state: &mut ScanState| {
+            match app::folders_to_scan(config, None, pick).and_then(|dirs| app::scan(&dirs)) {
+                Ok(files) => {
+                    let files = match retry {
+                        Retry::All => files,
+                        Retry::Filled => app::parked_worth_retrying(config, files),
+                    };
+                    process(config, stop, files, state, now, alerter)
+                }
+                Err(e) => {
+                    error!(error = %app::chain(&e), "cannot list the {what}");
+                    0
+                }
             }
-        }
-    };
+        };
     let parked = |f: &config::Folders| f.parked.clone();
-    if resume {
-        pass(parked, "parked folders", &mut state);
+    if let Some(retry) = resume {
+        pass(parked, "parked folders", retry, &mut state);
     }
     // A file applied now (a seat plan) may be what a parked one (a
     // catalogue) was waiting for.
-    if pass(|f| f.inbox.clone(), "inboxes", &mut state) > 0 {
-        pass(parked, "parked folders", &mut state);
+    if pass(|f| f.inbox.clone(), "inboxes", Retry::All, &mut state) > 0 {
+        pass(parked, "parked folders", Retry::Filled, &mut state);
     }
     // Forget files that left the folders, so the maps stay small.
     state.log.retain_present();
@@ -105,6 +119,14 @@ pub(super) fn scan_once(
     alerts::sweep(config, alerter);
     state.stores = fingerprints(config);
     state
+}
+
+/// Which files of a listing to take: all of them, or (parked files) only
+/// those whose missing mappings were filled since they parked.
+#[derive(Debug, Clone, Copy)]
+enum Retry {
+    All,
+    Filled,
 }
 
 /// Syncs the SFTP shares of links without a `poll` schedule: they move

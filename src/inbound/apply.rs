@@ -14,14 +14,14 @@
 //! is rejected; a gap, or an earlier file still parked, holds the file in the
 //! inbox until its turn.
 
-use rusqlite::Transaction;
+use rusqlite::{Connection, Transaction};
 
 use super::outcome::{Hold, Outcome};
 use super::parse::{self, Record};
 use super::{InboundError, Verified};
 use crate::domain::DomainError;
 use crate::domain::import::{
-    CatalogueImport, Context, Outcome as Imported, SeatplanImport, Summary,
+    CatalogueImport, Context, Outcome as Imported, SeatplanImport, Summary, still_missing,
 };
 use crate::domain::reintegration::{self, SalesImport, SalesOutcome};
 use crate::domain::selling::{ContingentImport, ContingentOutcome};
@@ -401,6 +401,28 @@ fn decide(
         }));
     }
     Ok(Decision::Apply { resuming: None })
+}
+
+/// Whether the parked file `m` would only park again if applied now: the
+/// journal holds it as parked with this content, and every mapping its
+/// last run found missing is missing still ([`still_missing`]). Not sure
+/// (another state or content, a run naming no mapping it can read back):
+/// no.
+pub fn parks_again(
+    conn: &Connection,
+    target: &Target<'_>,
+    m: &Manifest,
+) -> Result<bool, InboundError> {
+    let Some(entry) = journal::lookup(conn, target.link, m.kind, Direction::In, m.sequence)? else {
+        return Ok(false);
+    };
+    if entry.state != FileState::Parked || entry.sha256 != hex::encode(m.sha256) {
+        return Ok(false);
+    }
+    let Some(run) = entry.run_id else {
+        return Ok(false);
+    };
+    Ok(still_missing(conn, target.manager, run)?.unwrap_or(false))
 }
 
 fn wrong_record(file: &str, record: &Record) -> InboundError {

@@ -240,6 +240,28 @@ pub fn process(
     Ok(Processed { location, outcome })
 }
 
+/// Whether the parked pair of `manifest` would only park again if applied
+/// now ([`apply::parks_again`]), judged from its manifest and the store
+/// `conn` of `side`, without reading its payload. Any doubt (a manifest
+/// that cannot be read or is not authentic, a store that cannot be read)
+/// answers no: applying the file is what tells.
+pub fn parks_again(
+    conn: &rusqlite::Connection,
+    (link, side): (&Link, Role),
+    secret: &Secret,
+    manifest: &Path,
+    limits: &Limits,
+) -> bool {
+    let Ok(claimed) = claim::claim(manifest, limits) else {
+        return false;
+    };
+    let name = claimed.manifest_name();
+    let Ok(m) = crate::format::envelope::authenticate(&claimed.manifest, &name, secret) else {
+        return false;
+    };
+    apply::parks_again(conn, &target(link, side), &m).unwrap_or(false)
+}
+
 /// The receiving end of `link` on `side`, as apply needs it.
 fn target(link: &Link, side: Role) -> apply::Target<'_> {
     apply::Target {

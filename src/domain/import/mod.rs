@@ -69,6 +69,7 @@ mod seatplan;
 mod seen;
 
 pub use catalogue::CatalogueImport;
+pub use refs::still_missing;
 pub use seatplan::SeatplanImport;
 
 use crate::ident::TechId;
@@ -286,6 +287,69 @@ mod tests {
             panic!("expected applied")
         };
         assert_eq!((again.created, again.updated, again.unchanged), (0, 0, 5));
+    }
+
+    #[test]
+    fn a_parked_run_is_still_missing_its_mappings_until_one_is_filled_or_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        let Outcome::Parked(_) = run_plan(&mut s, &plan(2001)).unwrap() else {
+            panic!("expected parked")
+        };
+        let still = |s: &Store| {
+            s.read(|c| -> Result<_, DomainError> {
+                let run: i64 = c.query_row("SELECT max(id) FROM run", [], |r| r.get(0))?;
+                still_missing(c, "OPERA", run)
+            })
+            .unwrap()
+        };
+        let set = |s: &mut Store, sql: &str| {
+            s.write(|tx| -> Result<(), DomainError> {
+                tx.execute_batch(sql)?;
+                Ok(())
+            })
+            .unwrap();
+        };
+        // Pending.
+        assert_eq!(still(&s), Some(true));
+        // Another manager's mapping of the same id changes nothing.
+        assert_eq!(
+            s.read(|c| -> Result<_, DomainError> {
+                let run: i64 = c.query_row("SELECT max(id) FROM run", [], |r| r.get(0))?;
+                still_missing(c, "OTHER", run)
+            })
+            .unwrap(),
+            Some(true)
+        );
+        // Filled: the file would apply.
+        set(
+            &mut s,
+            "INSERT INTO seat_category (id, code, name) VALUES (7501, 'PREM', 'Première');
+             UPDATE mapping SET status = 'filled', local_id = 7501 WHERE manager_id = 2001;",
+        );
+        assert_eq!(still(&s), Some(false));
+        // Broken (its local object deleted): missing again.
+        set(&mut s, "DELETE FROM seat_category WHERE id = 7501;");
+        assert_eq!(still(&s), Some(true));
+        // Ignored: the file would apply, skipping the seat.
+        set(
+            &mut s,
+            "UPDATE mapping SET status = 'ignored', local_id = NULL WHERE manager_id = 2001;",
+        );
+        assert_eq!(still(&s), Some(false));
+        // Gone from the table: a retry would park again.
+        set(&mut s, "DELETE FROM mapping WHERE manager_id = 2001;");
+        assert_eq!(still(&s), Some(true));
+        // A run that names no missing mapping: only applying can tell.
+        let other = s
+            .write(|tx| -> Result<i64, DomainError> {
+                Ok(runs::start(tx, "import-seatplan", None, Some("g"))?)
+            })
+            .unwrap();
+        let none = s
+            .read(|c| -> Result<_, DomainError> { still_missing(c, "OPERA", other) })
+            .unwrap();
+        assert_eq!(none, None);
     }
 
     #[test]

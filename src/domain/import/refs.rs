@@ -22,6 +22,48 @@ use crate::ident::{Code, TechId};
 use crate::store::mapping::MappingKind;
 use crate::store::runs::{self, Level};
 
+/// The codes of the run messages that name a mapping a parked file waits
+/// for, its kind and manager id as their location (`seat_category 2001`).
+const MAPPING_PENDING: &str = "mapping-pending";
+const MAPPING_BROKEN: &str = "mapping-broken";
+
+/// Whether every mapping the parked run `run` found missing is missing
+/// still (pending, broken, or gone from the table), so that applying its
+/// file again would only park it again. `None` when the run names none it
+/// can read back (a run of another kind, messages of an older version):
+/// only applying the file again can tell.
+pub fn still_missing(
+    conn: &Connection,
+    manager: &str,
+    run: i64,
+) -> Result<Option<bool>, DomainError> {
+    let mut st = conn
+        .prepare_cached("SELECT location FROM run_message WHERE run = ?1 AND code IN (?2, ?3)")?;
+    let locations = st
+        .query_map((run, MAPPING_PENDING, MAPPING_BROKEN), |r| {
+            r.get::<_, Option<String>>(0)
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    if locations.is_empty() {
+        return Ok(None);
+    }
+    for location in locations {
+        let named = location.as_deref().and_then(|l| {
+            let (kind, id) = l.split_once(' ')?;
+            let id = TechId::new(id.parse().ok()?).ok()?;
+            Some((MappingKind::parse(kind)?, id))
+        });
+        let Some((kind, id)) = named else {
+            return Ok(None);
+        };
+        match mapping::lookup(conn, manager, kind, id)? {
+            Some(resolved) if !Refs::is_missing(resolved) => return Ok(Some(false)),
+            _ => {}
+        }
+    }
+    Ok(Some(true))
+}
+
 /// A manager object looked up in the mapping table while reading a file.
 #[derive(Debug, Clone)]
 pub(super) struct Sighting {
@@ -230,6 +272,7 @@ impl Refs {
         ctx: &Context<'_>,
     ) -> Result<(), DomainError> {
         for s in self.list.iter().filter(|s| Refs::is_missing(s.resolved)) {
+            // Read back by `still_missing`.
             let location = format!("{} {}", s.kind, s.id);
             let needed = s.needed_by.as_deref().unwrap_or("declared by the file");
             let what = format!(
@@ -241,7 +284,7 @@ impl Refs {
             );
             let (code, text) = match (s.resolved, mapping::is_mapped_by_hand(s.kind)) {
                 (Resolved::Broken(local), _) => (
-                    "mapping-broken",
+                    MAPPING_BROKEN,
                     format!(
                         "{what} is mapped to local {} {local}, which no longer exists; map it again: stxd mapping set {} {} LOCAL_CODE",
                         kind_words(s.kind),
@@ -250,14 +293,14 @@ impl Refs {
                     ),
                 ),
                 (_, true) => (
-                    "mapping-pending",
+                    MAPPING_PENDING,
                     format!(
                         "{what} is not mapped yet; map it: stxd mapping set {} {} LOCAL_CODE (or ignore it)",
                         s.kind, s.id
                     ),
                 ),
                 (_, false) => (
-                    "mapping-pending",
+                    MAPPING_PENDING,
                     format!(
                         "{what} is not mapped yet: import the seat plan first (it maps {}s automatically)",
                         kind_words(s.kind)
