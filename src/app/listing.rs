@@ -194,7 +194,9 @@ pub fn process_files_watched(
                 stray,
                 reason,
             } => {
-                let inst = served_institution(config, link, side);
+                let inst = served_institution(config, link, side)
+                    .map(|i| i.code.to_string())
+                    .unwrap_or_default();
                 let processed =
                     inbound::quarantine(&manifest, &link.folders(side).quarantine, stray, reason);
                 handled.push(Handled {
@@ -329,13 +331,16 @@ pub fn placement<'c>(config: &'c Config, manifest: &Path, name: &FileName) -> Pl
     }
 }
 
-/// The code of the institution this config serves on `side` of `link`.
-fn served_institution(config: &Config, link: &config::Link, side: Role) -> String {
+/// The institution this config serves on `side` of `link`.
+fn served_institution<'c>(
+    config: &'c Config,
+    link: &'c config::Link,
+    side: Role,
+) -> Option<&'c config::Institution> {
     config
         .served(Some(&link.name))
         .find(|(_, _, s)| *s == side)
-        .map(|(_, i, _)| i.code.to_string())
-        .unwrap_or_default()
+        .map(|(_, i, _)| i)
 }
 
 /// The inboxes (or, for `resume`, the parked folders) of every side of
@@ -412,10 +417,7 @@ pub fn parked_worth_retrying(config: &Config, files: Vec<PathBuf>) -> Vec<PathBu
             let Placement::Served { link, side } = placement(config, &manifest, &parsed) else {
                 return true;
             };
-            let Some((_, inst, _)) = config
-                .served(Some(&link.name))
-                .find(|(_, _, s)| *s == side)
-            else {
+            let Some(inst) = served_institution(config, link, side) else {
                 return true;
             };
             let (Ok(secret), Ok(conn)) = (
