@@ -11,8 +11,8 @@
 //! `sales` (reintegration at the manager vs `sqlite3 .import`,
 //! benches/sales_anchor.py and the floor, benches/sales_floor.sql),
 //! `standing` (sales on one standing zone at 1×, 2×, 4× lines: linear or
-//! not), `seatplan` (verify + parse of the exported seat plan vs `xmllint
-//! --stream --noout`), `apply` (the seat plan and the catalogue applied at
+//! not), `seatplan` (verify + parse of the exported seat plan, about 100 MB at
+//! `1m` and `10m`, vs `xmllint --stream --noout`), `apply` (the seat plan and the catalogue applied at
 //! the distributor vs `xmllint --stream --noout` on both, and the floor:
 //! the rows it adds copied in by sqlite3), `contingent` (the whole venue's contingent over every bench
 //! performance applied at the distributor vs `sqlite3 .import` of its
@@ -45,6 +45,9 @@ struct Scale {
     name: &'static str,
     lines: u64,
     seats: u64,
+    /// Seats of the venue whose seat plan `seatplan` and `apply` read:
+    /// 1.6M make a seat plan of about 100 MB.
+    plan_seats: u64,
     standing: u64,
     latency_files: u64,
     sftp_mib: u64,
@@ -55,6 +58,8 @@ const SCALES: &[Scale] = &[
         name: "small",
         lines: 2_000,
         seats: 1_000,
+        // Not the sales' venue, so that CI builds the seat plan's own.
+        plan_seats: 2_000,
         standing: 500,
         latency_files: 20,
         sftp_mib: 4,
@@ -63,6 +68,7 @@ const SCALES: &[Scale] = &[
         name: "100k",
         lines: 100_000,
         seats: 100_000,
+        plan_seats: 100_000,
         standing: 5_000,
         latency_files: 200,
         sftp_mib: 256,
@@ -71,6 +77,7 @@ const SCALES: &[Scale] = &[
         name: "1m",
         lines: 1_000_000,
         seats: 100_000,
+        plan_seats: 1_600_000,
         standing: 10_000,
         latency_files: 200,
         sftp_mib: 256,
@@ -79,6 +86,7 @@ const SCALES: &[Scale] = &[
         name: "10m",
         lines: 10_000_000,
         seats: 100_000,
+        plan_seats: 1_600_000,
         standing: 20_000,
         latency_files: 200,
         sftp_mib: 256,
@@ -145,34 +153,61 @@ fn main() {
         scale.name, scale.lines, scale.seats, perfs
     );
     let t = Instant::now();
-    let bins = Bins(
-        bins.into_iter()
-            .enumerate()
-            .map(|(i, (name, bin))| {
-                let base = dir.path().join(format!("base-{i}"));
-                fixture::base(&bin, &base, scale.seats, perfs);
-                if i > 0 {
-                    let key = "var/secrets/opera-tourism.key";
-                    std::fs::copy(dir.path().join("base-0").join(key), base.join(key))
-                        .expect("secret");
-                }
-                (name, bin, base)
-            })
-            .collect(),
-    );
+    let bins = bases(&bins, dir.path(), "base", scale.seats, perfs);
     let base = bins.0[0].2.clone();
+    // The seat plan's workloads on a venue of their own size, two
+    // performances (the catalogue's), when it is not the sales' venue.
+    let plans = ["seatplan", "apply"]
+        .iter()
+        .any(|w| only.iter().any(|o| o == w));
+    let plan_bins = if scale.plan_seats == scale.seats || !plans {
+        Bins(bins.0.clone())
+    } else {
+        println!(
+            "seat plan's venue: {} seats x 2 performances",
+            scale.plan_seats
+        );
+        let named: Vec<_> = bins.0.iter().map(|(n, b, _)| (*n, b.clone())).collect();
+        bases(&named, dir.path(), "plan", scale.plan_seats, 2)
+    };
+    let plan_perfs = if scale.plan_seats == scale.seats {
+        perfs
+    } else {
+        2
+    };
     println!("setup: {:.1} s", t.elapsed().as_secs_f64());
     for w in WORKLOADS.iter().filter(|w| only.iter().any(|o| o == *w)) {
         match *w {
             "sales" => sales(&bins, dir.path(), &base, scale, runs),
             "standing" => standing(&bins, dir.path(), &base, scale, runs),
-            "seatplan" => seatplan(&bins, dir.path(), &base, runs),
-            "apply" => apply(&bins, dir.path(), scale, perfs, runs),
+            "seatplan" => seatplan(&plan_bins, dir.path(), &plan_bins.0[0].2, runs),
+            "apply" => apply(&plan_bins, dir.path(), scale.plan_seats, plan_perfs, runs),
             "contingent" => contingent(&bins, dir.path(), scale, perfs, runs),
             "sftp" => sftp(&bins, dir.path(), &base, scale, runs),
             _ => latency(&bins, dir.path(), scale),
         }
     }
+}
+
+/// One base sandbox per binary (`DIR/TAG-i`, each with its own schema),
+/// the manager's venue grown to `seats` seats over `perfs` performances;
+/// every one holds the first one's link secret.
+fn bases(bins: &[(&'static str, PathBuf)], dir: &Path, tag: &str, seats: u64, perfs: u64) -> Bins {
+    Bins(
+        bins.iter()
+            .enumerate()
+            .map(|(i, (name, bin))| {
+                let base = dir.join(format!("{tag}-{i}"));
+                fixture::base(bin, &base, seats, perfs);
+                if i > 0 {
+                    let key = "var/secrets/opera-tourism.key";
+                    std::fs::copy(dir.join(format!("{tag}-0")).join(key), base.join(key))
+                        .expect("secret");
+                }
+                (*name, bin.clone(), base)
+            })
+            .collect(),
+    )
 }
 
 fn header() {
@@ -611,7 +646,7 @@ fn file_mib(paths: &[&Path]) -> f64 {
 /// The seat plan and the catalogue of the grown venue applied at the
 /// distributor (`stxd process`: verify, parse, map, write its store)
 /// against `xmllint --stream --noout` reading both payloads.
-fn apply(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usize) {
+fn apply(bins: &Bins, scratch: &Path, seats: u64, perfs: u64, runs: usize) {
     let states: Vec<PathBuf> = bins
         .0
         .iter()
@@ -626,8 +661,7 @@ fn apply(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usize) {
     let cat = fixture::waiting_payload(&states[0], "CATALOGUE");
     let mib = file_mib(&[&plan, &cat]);
     println!(
-        "\nseat plan + catalogue applied at the distributor: {mib:.1} MiB ({} seats, {perfs} performances; stxd process vs xmllint --stream --noout on both)",
-        scale.seats
+        "\nseat plan + catalogue applied at the distributor: {mib:.1} MiB ({seats} seats, {perfs} performances; stxd process vs xmllint --stream --noout on both)"
     );
     let xmllint = || {
         let mut x = Command::new("xmllint");
@@ -635,10 +669,10 @@ fn apply(bins: &Bins, scratch: &Path, scale: &Scale, perfs: u64, runs: usize) {
         measure::run(&mut x)
     };
     let check = |run: &Path, bin: &Path| {
-        let seats = count(&fixture::distributor_db(run), "seat");
+        let applied = count(&fixture::distributor_db(run), "seat");
         assert!(
-            seats >= scale.seats,
-            "{}: the seat plan was not applied ({seats} seats at the distributor)",
+            applied >= seats,
+            "{}: the seat plan was not applied ({applied} seats at the distributor)",
             bin.display()
         );
     };
