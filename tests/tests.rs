@@ -11,6 +11,7 @@ mod util;
 mod servers;
 
 mod alert;
+mod busy_store;
 mod catalogue_changes;
 mod cli;
 mod cli_edges;

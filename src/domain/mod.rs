@@ -168,6 +168,6 @@ pub enum DomainError {
     },
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("database error: {0}")]
+    #[error("database error: {}", crate::store::sql_words(.0))]
     Sql(#[from] rusqlite::Error),
 }

@@ -28,12 +28,27 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use rusqlite::{Connection, Transaction, TransactionBehavior};
+use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::ident::{Code, IdentError};
 
 /// How long a writer waits for another connection's lock before giving up.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A SQLite error in words. Its busy timeout gets words of its own: a
+/// writer gave up after [`BUSY_TIMEOUT`] because another connection held
+/// the store's write lock (the daemon applying a large file holds it for
+/// as long as that takes); what to do is wait, not fix anything.
+pub fn sql_words(e: &rusqlite::Error) -> String {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+        format!(
+            "the store is busy: another process held its write lock for over {} s (the daemon applying a large file, or another stxd command); this step wrote nothing, try again once that is done",
+            BUSY_TIMEOUT.as_secs()
+        )
+    } else {
+        e.to_string()
+    }
+}
 
 /// `PRAGMA application_id` of every stxd database ("STXD" in ASCII), so a
 /// database of another program is never migrated by mistake.
@@ -117,7 +132,7 @@ pub enum StoreError {
     Invalid(String),
     #[error("unexpected value in the database: {0}; the database may have been edited by hand")]
     Corrupt(String),
-    #[error("database error: {0}")]
+    #[error("database error: {}", sql_words(.0))]
     Sql(#[from] rusqlite::Error),
 }
 
@@ -177,22 +192,30 @@ impl Store {
     }
 
     /// Records the institution and role on a new database; checks them on an
-    /// existing one. One write transaction, so two processes creating the same
-    /// database at once cannot both claim it.
+    /// existing one. An existing one is only read: opening a store never
+    /// waits for another process's write (the daemon applying a large file
+    /// holds the lock for as long as that takes). A new one is claimed in
+    /// one write transaction, so two processes creating the same database
+    /// at once cannot both claim it.
     fn claim_institution(&mut self) -> Result<(), StoreError> {
         let (code, role) = (self.institution.to_string(), self.role);
-        let (found, found_role) = self.write(|tx| -> Result<(String, String), StoreError> {
-            tx.execute(
-                "INSERT INTO institution (id, code, role, created) VALUES (1, ?1, ?2, ?3)
-                 ON CONFLICT (id) DO NOTHING",
-                (code.as_str(), role.as_str(), now()),
-            )?;
-            Ok(
-                tx.query_row("SELECT code, role FROM institution WHERE id = 1", [], |r| {
-                    Ok((r.get(0)?, r.get(1)?))
-                })?,
-            )
+        let select = "SELECT code, role FROM institution WHERE id = 1";
+        let claimed = self.read(|conn| -> Result<Option<(String, String)>, StoreError> {
+            Ok(conn
+                .query_row(select, [], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?)
         })?;
+        let (found, found_role) = match claimed {
+            Some(claimed) => claimed,
+            None => self.write(|tx| -> Result<(String, String), StoreError> {
+                tx.execute(
+                    "INSERT INTO institution (id, code, role, created) VALUES (1, ?1, ?2, ?3)
+                     ON CONFLICT (id) DO NOTHING",
+                    (code.as_str(), role.as_str(), now()),
+                )?;
+                Ok(tx.query_row(select, [], |r| Ok((r.get(0)?, r.get(1)?)))?)
+            })?,
+        };
         if found != self.institution.as_str() {
             return Err(StoreError::WrongInstitution {
                 path: self.path.clone(),
@@ -374,6 +397,43 @@ pub fn format_unix_micros(micros: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_existing_store_opens_and_checks_its_owner_beside_another_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sqlite");
+        drop(Store::open(&path, "TOURISM", Role::Distributor).unwrap());
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("BEGIN IMMEDIATE; UPDATE institution SET created = created;")
+            .unwrap();
+        let store = Store::open(&path, "TOURISM", Role::Distributor).unwrap();
+        assert_eq!(store.institution().as_str(), "TOURISM");
+        let wrong = Store::open(&path, "TOURISM", Role::Manager).unwrap_err();
+        assert!(matches!(wrong, StoreError::WrongRole { .. }), "{wrong}");
+        let wrong = Store::open(&path, "OPERA", Role::Distributor).unwrap_err();
+        assert!(
+            matches!(wrong, StoreError::WrongInstitution { .. }),
+            "{wrong}"
+        );
+        // A writer still waits for the lock, and says why it gave up.
+        let mut store = store;
+        store.conn.busy_timeout(Duration::from_millis(50)).unwrap();
+        let busy = store
+            .write(|tx| -> Result<(), StoreError> {
+                tx.execute("UPDATE institution SET created = created", [])?;
+                Ok(())
+            })
+            .unwrap_err();
+        assert!(busy.to_string().contains("the store is busy"), "{busy}");
+        other.execute_batch("ROLLBACK").unwrap();
+        store
+            .write(|tx| -> Result<(), StoreError> {
+                tx.execute("UPDATE institution SET created = created", [])?;
+                Ok(())
+            })
+            .unwrap();
+    }
 
     #[test]
     fn unix_micros_round_trip_through_the_stored_text() {

@@ -126,7 +126,7 @@ pub enum ExportError {
     BadData { object: String, problem: String },
     #[error(transparent)]
     Write(#[from] WriteError),
-    #[error("database error: {0}")]
+    #[error("database error: {}", crate::store::sql_words(.0))]
     Sql(#[from] rusqlite::Error),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),

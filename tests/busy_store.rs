@@ -1,0 +1,104 @@
+//! Commands beside a long write: the daemon applying a large file holds its
+//! store's write lock for as long as that takes (seconds for a big seat
+//! plan, minutes for millions of sales lines). A command that only reads
+//! does not wait for it; one that writes waits SQLite's busy timeout, then
+//! says the store is busy and that it wrote nothing, and works once the
+//! lock is gone.
+
+use std::path::Path;
+
+use crate::util::Sandbox;
+
+/// Another process's write transaction on a store, held until dropped.
+struct Writer(rusqlite::Connection);
+
+impl Writer {
+    fn hold(db: &Path) -> Writer {
+        let conn = rusqlite::Connection::open(db).unwrap();
+        conn.execute_batch("BEGIN IMMEDIATE; UPDATE institution SET code = code;")
+            .unwrap();
+        Writer(conn)
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.0.execute_batch("ROLLBACK");
+    }
+}
+
+fn store(sb: &Sandbox, code: &str) -> std::path::PathBuf {
+    sb.path().join(format!("var/state/{code}.sqlite"))
+}
+
+#[test]
+fn commands_that_only_read_do_not_wait_for_another_process_writing_the_store() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let _manager = Writer::hold(&store(&sb, "OPERA"));
+    let _distributor = Writer::hold(&store(&sb, "TOURISM"));
+    for args in [
+        &["mapping", "list", "--link", "opera-tourism"][..],
+        &["mapping", "check", "--link", "opera-tourism"],
+        &["runs", "list"],
+        &["orders", "list"],
+        &["account", "show", "--link", "opera-tourism"],
+        &["sale", "list", "--link", "opera-tourism"],
+        &["sales", "rejects", "--link", "opera-tourism"],
+        &["contingent", "show", "--link", "opera-tourism"],
+        &["catalogue", "list"],
+        &["report", "reconcile", "--link", "opera-tourism"],
+        &["status"],
+        &["check"],
+    ] {
+        let run = sb.stxd(args);
+        assert_eq!(
+            run.code(),
+            0,
+            "stxd {} beside a writer: {}",
+            args.join(" "),
+            run.stderr()
+        );
+    }
+    let listed = sb.stxd(&["catalogue", "list"]).stdout();
+    assert!(listed.contains("TRAV-BIL"), "{listed}");
+    let runs = sb.stxd(&["runs", "list"]).stdout();
+    assert!(runs.contains("import-seatplan"), "{runs}");
+}
+
+#[test]
+fn a_command_that_writes_beside_a_long_write_says_the_store_is_busy_and_changes_nothing() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let allot = [
+        "contingent",
+        "allocate",
+        "--link",
+        "opera-tourism",
+        "--performance",
+        "1701",
+        "--seats",
+        "PARTERRE:A:1-2",
+    ];
+    let allotted = |sb: &Sandbox| {
+        let conn = rusqlite::Connection::open(store(sb, "OPERA")).unwrap();
+        conn.query_row("SELECT count(*) FROM allotment_seat", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+    };
+    let manager = Writer::hold(&store(&sb, "OPERA"));
+    let run = sb.stxd(&allot);
+    assert_ne!(run.code(), 0, "{}", run.stdout());
+    let said = run.stderr();
+    assert!(
+        said.contains("the store is busy")
+            && said.contains("held its write lock")
+            && said.contains("wrote nothing, try again"),
+        "{said}"
+    );
+    drop(manager);
+    assert_eq!(allotted(&sb), 0, "the busy command wrote nothing");
+    sb.stxd(&allot).expect_code(0);
+    assert_eq!(allotted(&sb), 2);
+}
