@@ -102,3 +102,35 @@ fn a_command_that_writes_beside_a_long_write_says_the_store_is_busy_and_changes_
     sb.stxd(&allot).expect_code(0);
     assert_eq!(allotted(&sb), 2);
 }
+
+#[test]
+fn an_export_beside_a_long_write_gives_up_without_staging_anything() {
+    let sb = Sandbox::new();
+    sb.ready();
+    let outbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    let names = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(&outbox)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    };
+    let before = names();
+    let export = ["export", "seatplan", "--link", "opera-tourism"];
+    let manager = Writer::hold(&store(&sb, "OPERA"));
+    let run = sb.stxd(&export);
+    assert_ne!(run.code(), 0, "{}", run.stdout());
+    let said = format!("{}{}", run.stdout(), run.stderr());
+    assert!(said.contains("the store is busy"), "{said}");
+    // Its transaction never began: nothing staged to clean up, no second
+    // wait for the lock to try.
+    assert!(!said.contains("staged copy"), "{said}");
+    drop(manager);
+    assert_eq!(names(), before, "the outbox is as it was");
+    let done = sb.json(&export);
+    assert_eq!(done["sequence"], 1, "{done}");
+}

@@ -127,6 +127,13 @@ pub struct ExportError {
 }
 
 impl Cause {
+    /// The store stayed busy past its timeout when the export's
+    /// transaction was to begin: nothing was staged, nothing binds a
+    /// sequence, and a run could not be written now either.
+    fn is_busy(&self) -> bool {
+        matches!(self, Cause::Store(e) if e.is_busy())
+    }
+
     fn is_nothing_to_send(&self) -> bool {
         matches!(
             self,
@@ -289,8 +296,11 @@ pub fn export_with(
         }
         Err(cause) => {
             // Nothing was placed: only the staged copy, under a dot name no
-            // reader takes, may remain; the sequence is not bound.
-            discard_unbound(&outbox, &link.name, kind, store);
+            // reader takes, may remain; the sequence is not bound. A busy
+            // store never began the transaction that stages it.
+            if !cause.is_busy() {
+                discard_unbound(&outbox, &link.name, kind, store);
+            }
             // A sales export with nothing new is the normal answer of a
             // schedule between two sales: no failed run for it.
             let run_id = match &cause {
@@ -547,8 +557,13 @@ pub fn finish_prepared(
 }
 
 /// Writes a failed run with the reason (and the exclusions behind a
-/// refusal) in a transaction of its own; `None` if even that fails.
+/// refusal) in a transaction of its own; `None` if even that fails, and
+/// for a busy store, which would make the run wait for the same lock: the
+/// caller's error says the store was busy.
 fn log_failure(store: &mut Store, link: &Link, kind: Kind, cause: &Cause) -> Option<i64> {
+    if cause.is_busy() {
+        return None;
+    }
     let logged = store.write(|tx| -> Result<i64, StoreError> {
         let run_id = runs::start(tx, &run_kind(kind), Some(&link.name), None)?;
         if let Cause::Refused(e) = cause

@@ -40,7 +40,7 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// the store's write lock (the daemon applying a large file holds it for
 /// as long as that takes); what to do is wait, not fix anything.
 pub fn sql_words(e: &rusqlite::Error) -> String {
-    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy) {
+    if is_busy(e) {
         format!(
             "the store is busy: another process held its write lock for over {} s (the daemon applying a large file, or another stxd command); this step wrote nothing, try again once that is done",
             BUSY_TIMEOUT.as_secs()
@@ -48,6 +48,13 @@ pub fn sql_words(e: &rusqlite::Error) -> String {
     } else {
         e.to_string()
     }
+}
+
+/// SQLite's busy timeout ran out: another connection held the write lock
+/// all along. In WAL mode only a transaction's start waits for it, so the
+/// transaction never began.
+pub fn is_busy(e: &rusqlite::Error) -> bool {
+    e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
 }
 
 /// `PRAGMA application_id` of every stxd database ("STXD" in ASCII), so a
@@ -144,6 +151,13 @@ pub struct Store {
     path: PathBuf,
     institution: Code,
     role: Role,
+}
+
+impl StoreError {
+    /// The store stayed busy past [`BUSY_TIMEOUT`] ([`is_busy`]).
+    pub fn is_busy(&self) -> bool {
+        matches!(self, StoreError::Sql(e) if is_busy(e))
+    }
 }
 
 impl Store {
