@@ -134,3 +134,52 @@ fn an_export_beside_a_long_write_gives_up_without_staging_anything() {
     let done = sb.json(&export);
     assert_eq!(done["sequence"], 1, "{done}");
 }
+
+#[test]
+fn a_listing_waits_for_a_busy_store_once_and_leaves_its_other_files_for_the_next() {
+    let sb = Sandbox::new();
+    sb.ready();
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    for kind in ["seatplan", "catalogue"] {
+        sb.stxd(&["export", kind, "--link", "opera-tourism"])
+            .expect_code(0);
+    }
+    let distributor = Writer::hold(&store(&sb, "TOURISM"));
+    let run = sb.stxd(&["process"]);
+    assert_ne!(run.code(), 0, "{}", run.stdout());
+    let said = run.stdout();
+    let line = |kind: &str| {
+        said.lines()
+            .find(|l| l.contains(&format!("opera-tourism.{kind}.00000001.stx")))
+            .unwrap_or_else(|| panic!("no line for the {kind}: {said}"))
+            .to_owned()
+    };
+    // The seat plan comes first: it waited and found the store busy; the
+    // catalogue after it was not tried.
+    assert!(line("SEATPLAN").contains("the store is busy"), "{said}");
+    let catalogue = line("CATALOGUE");
+    assert!(
+        catalogue.contains("not tried, the store of TOURISM stayed busy"),
+        "{said}"
+    );
+    drop(distributor);
+    let inbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    for kind in ["SEATPLAN", "CATALOGUE"] {
+        assert!(
+            inbox
+                .join(format!("opera-tourism.{kind}.00000001.stx"))
+                .exists(),
+            "the {kind} stays in the inbox"
+        );
+    }
+    let run = sb.stxd(&["process"]);
+    run.expect_code(0);
+    assert!(
+        inbox
+            .join("done/opera-tourism.CATALOGUE.00000001.stx")
+            .exists(),
+        "{}",
+        run.stdout()
+    );
+}

@@ -176,6 +176,9 @@ pub fn process_files_watched(
         watch,
     };
     let mut handled = Vec::new();
+    // Institutions whose store stayed busy for a file of this listing:
+    // their next files are not tried (each would wait as long again).
+    let mut busy: Vec<String> = Vec::new();
     for file in files {
         if stop() {
             break;
@@ -218,10 +221,21 @@ pub fn process_files_watched(
             }
         };
         let (link, inst, mut store) = open_side(config, &link_name, side)?;
-        let secret = require_secret(link)?;
-        let processed = inbound::process(&mut store, link, side, &secret, &manifest, &reading);
+        let institution = inst.code.to_string();
+        let processed = if busy.contains(&institution) {
+            Err(InboundError::StoreBusy {
+                institution: institution.clone(),
+            })
+        } else {
+            let secret = require_secret(link)?;
+            let processed = inbound::process(&mut store, link, side, &secret, &manifest, &reading);
+            if processed.as_ref().is_err_and(InboundError::is_busy) {
+                busy.push(institution.clone());
+            }
+            processed
+        };
         handled.push(Handled {
-            institution: inst.code.to_string(),
+            institution,
             file: manifest,
             processed,
         });

@@ -71,6 +71,13 @@ pub enum InboundError {
         "{file}: rejected before a restart, its reason in {reason}; the move into error/ is finished now"
     )]
     RejectedEarlier { file: String, reason: String },
+    /// Not tried: the store stayed busy for an earlier file of the same
+    /// listing (another process holds its write lock), so this one would
+    /// only wait as long again. The file stays where it is.
+    #[error(
+        "not tried, the store of {institution} stayed busy for a file before it in this listing; the next listing tries it again"
+    )]
+    StoreBusy { institution: String },
 }
 
 impl InboundError {
@@ -83,8 +90,20 @@ impl InboundError {
                 e,
                 D::Store(_) | D::Sql(_) | D::Io { .. } | D::Unready { .. }
             ),
-            InboundError::Io { .. } => false,
+            InboundError::Io { .. } | InboundError::StoreBusy { .. } => false,
             InboundError::RejectedEarlier { .. } => true,
+        }
+    }
+
+    /// The store stayed busy past its timeout: another process held its
+    /// write lock all along, and nothing of the file was written.
+    pub fn is_busy(&self) -> bool {
+        use crate::domain::DomainError as D;
+        match self {
+            InboundError::Domain(D::Store(e)) => e.is_busy(),
+            InboundError::Domain(D::Sql(e)) => crate::store::is_busy(e),
+            InboundError::StoreBusy { .. } => true,
+            _ => false,
         }
     }
 
@@ -99,7 +118,7 @@ impl InboundError {
                 crate::domain::DomainError::Missing { .. } => "unknown-reference",
                 _ => "refused",
             },
-            InboundError::Domain(_) => "store",
+            InboundError::Domain(_) | InboundError::StoreBusy { .. } => "store",
             InboundError::Io { .. } => "io",
             InboundError::RejectedEarlier { .. } => "rejected-earlier",
         }
