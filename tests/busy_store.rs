@@ -183,3 +183,44 @@ fn a_listing_waits_for_a_busy_store_once_and_leaves_its_other_files_for_the_next
         run.stdout()
     );
 }
+
+#[test]
+fn the_daemon_waits_for_a_store_held_by_a_command_once_per_listing_and_applies_after() {
+    let sb = Sandbox::new();
+    sb.ready();
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    for kind in ["seatplan", "catalogue"] {
+        sb.stxd(&["export", kind, "--link", "opera-tourism"])
+            .expect_code(0);
+    }
+    let distributor = Writer::hold(&store(&sb, "TOURISM"));
+    let daemon = crate::util::Daemon::start(&sb);
+    // One listing: the seat plan waits for the lock and gives up, the
+    // catalogue behind it is not tried.
+    daemon.wait_log("not tried, the store of TOURISM stayed busy");
+    let log = daemon.log();
+    let failed: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("file not processed"))
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains("SEATPLAN.00000001") && l.contains("the store is busy")),
+        "{log}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|l| l.contains("CATALOGUE.00000001") && l.contains("not tried")),
+        "{log}"
+    );
+    drop(distributor);
+    crate::util::wait_for_file(
+        &sb.path()
+            .join("var/exchange/opera-tourism/to-distributor/done"),
+        "CATALOGUE",
+        || daemon.log(),
+    );
+}

@@ -148,7 +148,24 @@ impl Handled {
 /// the institution of this config that receives it on the link its manifest
 /// names.
 pub fn process_files(config: &Config, files: &[PathBuf]) -> Result<Vec<Handled>, AppError> {
-    process_files_until(config, files, &|| false)
+    process_listed(config, files, &mut BusyStores::default())
+}
+
+/// The stores that stayed busy for a file of one listing (another process
+/// held the write lock past the timeout): that listing does not try their
+/// other files, each of which would only wait as long again.
+#[derive(Debug, Default)]
+pub struct BusyStores(Vec<String>);
+
+/// [`process_files`] for a listing handed over a few files at a time (the
+/// daemon's, which reports each file before taking the next): `busy`
+/// carries the stores found busy from one call to the next.
+pub fn process_listed(
+    config: &Config,
+    files: &[PathBuf],
+    busy: &mut BusyStores,
+) -> Result<Vec<Handled>, AppError> {
+    process_files_in(config, files, &|| false, &Watch::none(), busy)
 }
 
 /// [`process_files`], stopping between two files once `stop` says so (a
@@ -169,6 +186,16 @@ pub fn process_files_watched(
     stop: &dyn Fn() -> bool,
     watch: &Watch,
 ) -> Result<Vec<Handled>, AppError> {
+    process_files_in(config, files, stop, watch, &mut BusyStores::default())
+}
+
+fn process_files_in(
+    config: &Config,
+    files: &[PathBuf],
+    stop: &dyn Fn() -> bool,
+    watch: &Watch,
+    busy: &mut BusyStores,
+) -> Result<Vec<Handled>, AppError> {
     let limits = Limits::default();
     let reading = inbound::Reading {
         limits: &limits,
@@ -176,9 +203,6 @@ pub fn process_files_watched(
         watch,
     };
     let mut handled = Vec::new();
-    // Institutions whose store stayed busy for a file of this listing:
-    // their next files are not tried (each would wait as long again).
-    let mut busy: Vec<String> = Vec::new();
     for file in files {
         if stop() {
             break;
@@ -222,7 +246,7 @@ pub fn process_files_watched(
         };
         let (link, inst, mut store) = open_side(config, &link_name, side)?;
         let institution = inst.code.to_string();
-        let processed = if busy.contains(&institution) {
+        let processed = if busy.0.contains(&institution) {
             Err(InboundError::StoreBusy {
                 institution: institution.clone(),
             })
@@ -230,7 +254,7 @@ pub fn process_files_watched(
             let secret = require_secret(link)?;
             let processed = inbound::process(&mut store, link, side, &secret, &manifest, &reading);
             if processed.as_ref().is_err_and(InboundError::is_busy) {
-                busy.push(institution.clone());
+                busy.0.push(institution.clone());
             }
             processed
         };

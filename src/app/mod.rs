@@ -63,9 +63,9 @@ pub use jobs::{
     JobDone, TriggerWritten, expected_sequence, next_runs, reconcile, run_job, write_trigger,
 };
 pub use listing::{
-    Handled, Placement, WindowHeld, folders_to_scan, manifest_path_of, parked_worth_retrying,
-    placement, process_files, process_files_until, process_files_watched, resume, scan,
-    split_by_window, waiting_files,
+    BusyStores, Handled, Placement, WindowHeld, folders_to_scan, manifest_path_of,
+    parked_worth_retrying, placement, process_files, process_files_until, process_files_watched,
+    process_listed, resume, scan, split_by_window, waiting_files,
 };
 pub use load::{Loaded, load, load_watched};
 pub use mapping::{

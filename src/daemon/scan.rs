@@ -177,11 +177,12 @@ fn process(
     let (files, held) = app::split_by_window(config, files, now);
     report::window_held(&held, &mut state.log);
     let mut applied = 0;
+    let mut busy = app::BusyStores::default();
     for file in &files {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        match app::process_files(config, std::slice::from_ref(file)) {
+        match app::process_listed(config, std::slice::from_ref(file), &mut busy) {
             Ok(handled) => {
                 for h in &handled {
                     if report::applied(h) {
