@@ -148,7 +148,7 @@ impl Handled {
 /// the institution of this config that receives it on the link its manifest
 /// names.
 pub fn process_files(config: &Config, files: &[PathBuf]) -> Result<Vec<Handled>, AppError> {
-    process_listed(config, files, &mut BusyStores::default())
+    process_files_until(config, files, &|| false)
 }
 
 /// The stores that stayed busy for a file of one listing (another process
@@ -159,13 +159,15 @@ pub struct BusyStores(Vec<String>);
 
 /// [`process_files`] for a listing handed over a few files at a time (the
 /// daemon's, which reports each file before taking the next): `busy`
-/// carries the stores found busy from one call to the next.
+/// carries the stores found busy from one call to the next, `watch` hears
+/// how far each payload is read.
 pub fn process_listed(
     config: &Config,
     files: &[PathBuf],
+    watch: &Watch,
     busy: &mut BusyStores,
 ) -> Result<Vec<Handled>, AppError> {
-    process_files_in(config, files, &|| false, &Watch::none(), busy)
+    process_files_in(config, files, &|| false, watch, busy)
 }
 
 /// [`process_files`], stopping between two files once `stop` says so (a

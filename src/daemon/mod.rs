@@ -38,6 +38,7 @@
 //! - `work`: the items of work and how the worker serves them;
 //! - `scan`: one listing of every inbox and parked folder;
 //! - `report`: what the daemon logs about the work done;
+//! - `progress`: what it logs while a file takes long to read;
 //! - `log_once`: the bookkeeping that logs a file held again only once;
 //! - `error`: [`DaemonError`], why the daemon could not start.
 //!
@@ -66,6 +67,7 @@ mod control;
 mod error;
 mod log_once;
 mod main_loop;
+mod progress;
 mod report;
 mod scan;
 mod signal;

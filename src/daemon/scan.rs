@@ -178,11 +178,12 @@ fn process(
     report::window_held(&held, &mut state.log);
     let mut applied = 0;
     let mut busy = app::BusyStores::default();
+    let watch = super::progress::logged();
     for file in &files {
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        match app::process_listed(config, std::slice::from_ref(file), &mut busy) {
+        match app::process_listed(config, std::slice::from_ref(file), &watch, &mut busy) {
             Ok(handled) => {
                 for h in &handled {
                     if report::applied(h) {
