@@ -91,6 +91,7 @@ pub mod ident;
 pub mod inbound;
 pub mod money;
 pub mod outbound;
+pub mod reading;
 pub mod report;
 pub mod schedule;
 pub mod state_lock;

@@ -48,6 +48,9 @@ pub struct DaemonState {
     pub pid: Option<u32>,
     /// Why the lock could not be probed (then `running` is false).
     pub problem: Option<String>,
+    /// The file the running daemon has been reading for more than 10 s,
+    /// its store locked until it is applied ([`crate::reading`]).
+    pub reading: Option<crate::reading::Reading>,
 }
 
 /// One side of one link served by this config.
@@ -691,16 +694,19 @@ pub fn daemon_state(state_dir: &Path) -> DaemonState {
             running: false,
             pid: None,
             problem: None,
+            reading: None,
         },
         Probe::Held { pid } => DaemonState {
             running: true,
             pid,
             problem: None,
+            reading: crate::reading::current(state_dir, pid, time::OffsetDateTime::now_utc()),
         },
         Probe::Unknown { problem } => DaemonState {
             running: false,
             pid: None,
             problem: Some(problem),
+            reading: None,
         },
     }
 }
@@ -719,15 +725,31 @@ mod tests {
             DaemonState {
                 running: false,
                 pid: None,
-                problem: None
+                problem: None,
+                reading: None,
             }
         );
         let lock = lock_state_dir(&state).unwrap();
         let seen = daemon_state(&state);
         assert!(seen.running, "{seen:?}");
         assert_eq!(seen.pid, Some(std::process::id()));
+        assert_eq!(seen.reading, None);
+        // What the daemon (this process) says it is reading.
+        let reading = crate::reading::Reading {
+            pid: std::process::id(),
+            file: "opera-tourism.SALES.00000001.csv".into(),
+            pass: "parse".into(),
+            percent: 40,
+            read_bytes: 40,
+            bytes: 100,
+            seconds: 20,
+            at: crate::store::now(),
+        };
+        crate::reading::write(&state, &reading).unwrap();
+        assert_eq!(daemon_state(&state).reading, Some(reading));
         drop(lock);
         assert!(!daemon_state(&state).running);
+        assert_eq!(daemon_state(&state).reading, None, "no daemon, no reading");
         // The probe left nothing held: a daemon can take the lock.
         lock_state_dir(&state).expect("lock free after probing");
     }

@@ -7,12 +7,15 @@
 //! [`Progress`] is given each pass over a payload (`verify`, then `parse`,
 //! which is also the apply: records are applied as they are read). Once a
 //! pass has run for [`EVERY`], and then every [`EVERY`], it logs the file,
-//! the pass, how much of it was read and for how long. A file read faster
-//! logs nothing more than it did.
+//! the pass, how much of it was read and for how long, and writes the
+//! same for `stxd status` ([`crate::reading`]), removed when the pass
+//! ends. A file read faster logs and writes nothing more than it did.
 
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::reading;
 use crate::transport::progress;
 
 /// How long a pass runs before it says how far it is, and then how often.
@@ -48,16 +51,25 @@ struct Pass {
     lines: u64,
     started: Instant,
     said: Instant,
+    /// It said it was still running: its end is said too.
+    spoke: bool,
 }
 
-/// Logs, through `say`, each pass that runs past `every`.
+/// What a pass says: still running, and, when it said so, its end.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum Said<'a> {
+    Still(&'a Line),
+    Ended,
+}
+
+/// Tells `say` of each pass that runs past `every`.
 pub(super) struct Progress<F> {
     every: Duration,
     say: F,
     pass: Mutex<Option<Pass>>,
 }
 
-impl<F: Fn(&Line) + Send + Sync> Progress<F> {
+impl<F: Fn(Said<'_>) + Send + Sync> Progress<F> {
     pub(super) fn new(every: Duration, say: F) -> Progress<F> {
         Progress {
             every,
@@ -67,23 +79,45 @@ impl<F: Fn(&Line) + Send + Sync> Progress<F> {
     }
 }
 
-/// The daemon's: lines at info, beside its other lines about files.
-pub(super) fn logged() -> progress::Watch {
-    progress::Watch::new(Progress::new(EVERY, |l: &Line| {
-        info!(
-            file = %l.file,
-            pass = l.pass,
-            percent = l.percent(),
-            read_bytes = l.read,
-            bytes = l.bytes,
-            lines = l.lines,
-            seconds = l.seconds,
-            "file still being read: its store stays locked until it is applied"
-        );
+/// The daemon's: lines at info, beside its other lines about files, and
+/// the record `stxd status` reads in `state_dir`. The record is advice: a
+/// failure to write or remove it is only a debug line.
+pub(super) fn logged(state_dir: &Path) -> progress::Watch {
+    let state_dir = state_dir.to_path_buf();
+    progress::Watch::new(Progress::new(EVERY, move |said: Said<'_>| {
+        let recorded = match said {
+            Said::Still(l) => {
+                info!(
+                    file = %l.file,
+                    pass = l.pass,
+                    percent = l.percent(),
+                    read_bytes = l.read,
+                    bytes = l.bytes,
+                    lines = l.lines,
+                    seconds = l.seconds,
+                    "file still being read: its store stays locked until it is applied"
+                );
+                let record = reading::Reading {
+                    pid: std::process::id(),
+                    file: l.file.clone(),
+                    pass: l.pass.to_owned(),
+                    percent: l.percent(),
+                    read_bytes: l.read,
+                    bytes: l.bytes,
+                    seconds: l.seconds,
+                    at: crate::store::now(),
+                };
+                reading::write(&state_dir, &record)
+            }
+            Said::Ended => reading::clear(&state_dir),
+        };
+        if let Err(e) = recorded {
+            debug!(error = %e, state_dir = %state_dir.display(), "cannot record the file being read for stxd status");
+        }
     }))
 }
 
-impl<F: Fn(&Line) + Send + Sync> progress::Progress for Progress<F> {
+impl<F: Fn(Said<'_>) + Send + Sync> progress::Progress for Progress<F> {
     fn start(&self, file: &str, what: &'static str, bytes: u64) {
         let now = Instant::now();
         // A poisoned lock only means a `say` panicked: the count goes on.
@@ -95,6 +129,7 @@ impl<F: Fn(&Line) + Send + Sync> progress::Progress for Progress<F> {
             lines: 0,
             started: now,
             said: now,
+            spoke: false,
         });
     }
 
@@ -110,6 +145,7 @@ impl<F: Fn(&Line) + Send + Sync> progress::Progress for Progress<F> {
             return;
         }
         p.said = now;
+        p.spoke = true;
         let line = Line {
             file: p.file.clone(),
             pass: p.pass,
@@ -119,11 +155,14 @@ impl<F: Fn(&Line) + Send + Sync> progress::Progress for Progress<F> {
             seconds: now.duration_since(p.started).as_secs(),
         };
         drop(pass);
-        (self.say)(&line);
+        (self.say)(Said::Still(&line));
     }
 
     fn finish(&self) {
-        *self.pass.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        let pass = self.pass.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if pass.is_some_and(|p| p.spoke) {
+            (self.say)(Said::Ended);
+        }
     }
 }
 
@@ -133,13 +172,18 @@ mod tests {
     use crate::transport::progress::Progress as _;
     use std::sync::Arc;
 
-    /// What a test's `say` heard.
-    type Heard = Arc<Mutex<Vec<Line>>>;
+    /// What a test's `say` heard: each line, `None` for an end.
+    type Heard = Arc<Mutex<Vec<Option<Line>>>>;
 
-    fn heard(every: Duration) -> (Progress<impl Fn(&Line) + Send + Sync>, Heard) {
+    fn heard(every: Duration) -> (Progress<impl Fn(Said<'_>) + Send + Sync>, Heard) {
         let lines = Arc::new(Mutex::new(Vec::new()));
         let sink = lines.clone();
-        let p = Progress::new(every, move |l: &Line| sink.lock().unwrap().push(l.clone()));
+        let p = Progress::new(every, move |said: Said<'_>| {
+            sink.lock().unwrap().push(match said {
+                Said::Still(l) => Some(l.clone()),
+                Said::Ended => None,
+            })
+        });
         (p, lines)
     }
 
@@ -166,19 +210,22 @@ mod tests {
         // Past the end of a pass, or with no pass begun, nothing is said.
         p.finish();
         p.advance(50, 1);
-        let said = lines.lock().unwrap().clone();
-        let short: Vec<(&str, u64, u64, u64)> = said
+        let heard = lines.lock().unwrap().clone();
+        let short: Vec<Option<(&str, u64, u64, u64)>> = heard
             .iter()
-            .map(|l| (l.pass, l.read, l.lines, l.percent()))
+            .map(|l| l.as_ref().map(|l| (l.pass, l.read, l.lines, l.percent())))
             .collect();
         assert_eq!(
             short,
             [
-                ("verify", 100, 3, 25),
-                ("parse", 100, 3, 25),
-                ("parse", 300, 8, 75)
+                Some(("verify", 100, 3, 25)),
+                None,
+                Some(("parse", 100, 3, 25)),
+                Some(("parse", 300, 8, 75)),
+                None,
             ]
         );
+        let said: Vec<Line> = heard.into_iter().flatten().collect();
         assert!(
             said.iter()
                 .all(|l| l.file == "x.SEATPLAN.00000001.xml" && l.bytes == 400)

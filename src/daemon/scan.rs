@@ -178,7 +178,7 @@ fn process(
     report::window_held(&held, &mut state.log);
     let mut applied = 0;
     let mut busy = app::BusyStores::default();
-    let watch = super::progress::logged();
+    let watch = super::progress::logged(&config.state_dir);
     for file in &files {
         if stop.load(Ordering::SeqCst) {
             break;

@@ -1,0 +1,115 @@
+//! What the daemon is reading now, for `stxd status`: a file that takes
+//! long (a 100 MB seat plan, millions of sales lines) keeps its store
+//! locked for as long as it takes, and the inbox shows it waiting all that
+//! time. The daemon writes `<state_dir>/reading.json` when such a file
+//! says how far it is (every 10 s, `daemon::progress`) and removes it
+//! when the pass ends; `stxd status` shows it while the daemon that wrote
+//! it still runs.
+//!
+//! The file is advice, never a decision: it is replaced whole (written
+//! aside, then renamed), never synced, and a reader ignores one written by
+//! another process than the running daemon, or long ago (a removal that
+//! failed).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// How old a record may be and still be shown: three of the daemon's
+/// 10-second intervals.
+pub const FRESH: time::Duration = time::Duration::seconds(30);
+
+/// A pass over a file, still running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reading {
+    /// The daemon that reads it.
+    pub pid: u32,
+    pub file: String,
+    /// `verify`, or `parse` (which applies the records as it reads them).
+    pub pass: String,
+    pub percent: u64,
+    pub read_bytes: u64,
+    pub bytes: u64,
+    /// How long the pass has run, seconds.
+    pub seconds: u64,
+    /// When this was written (RFC 3339, UTC).
+    pub at: String,
+}
+
+/// `<state_dir>/reading.json`.
+pub fn path(state_dir: &Path) -> PathBuf {
+    state_dir.join("reading.json")
+}
+
+/// Replaces the record with `reading`.
+pub fn write(state_dir: &Path, reading: &Reading) -> std::io::Result<()> {
+    let aside = state_dir.join(".reading.json.tmp");
+    let text = serde_json::to_vec(reading).map_err(std::io::Error::other)?;
+    std::fs::write(&aside, text)?;
+    // Replacing on purpose: the record is the latest word, and the
+    // temporary name keeps a reader from seeing half of one.
+    #[allow(clippy::disallowed_methods)]
+    std::fs::rename(&aside, path(state_dir))
+}
+
+/// Removes the record; none is fine.
+pub fn clear(state_dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path(state_dir)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// The record, when the daemon running now (`pid`) wrote it less than
+/// [`FRESH`] before `now`.
+pub fn current(state_dir: &Path, pid: Option<u32>, now: time::OffsetDateTime) -> Option<Reading> {
+    let text = std::fs::read(path(state_dir)).ok()?;
+    let reading: Reading = serde_json::from_slice(&text).ok()?;
+    let at =
+        time::OffsetDateTime::parse(&reading.at, &time::format_description::well_known::Rfc3339)
+            .ok()?;
+    let fresh = now - at <= FRESH && at - now <= FRESH;
+    (pid == Some(reading.pid) && fresh).then_some(reading)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(pid: u32, at: time::OffsetDateTime) -> Reading {
+        Reading {
+            pid,
+            file: "opera-tourism.SEATPLAN.00000001.xml".into(),
+            pass: "parse".into(),
+            percent: 80,
+            read_bytes: 80,
+            bytes: 100,
+            seconds: 10,
+            at: crate::store::format_timestamp(at),
+        }
+    }
+
+    #[test]
+    fn the_running_daemons_fresh_record_is_shown_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc();
+        assert_eq!(current(dir.path(), Some(7), now), None, "no record");
+        write(dir.path(), &reading(7, now)).unwrap();
+        assert_eq!(current(dir.path(), Some(7), now), Some(reading(7, now)));
+        // Another process's record (a daemon killed mid-file, then
+        // restarted), or no daemon at all.
+        assert_eq!(current(dir.path(), Some(8), now), None);
+        assert_eq!(current(dir.path(), None, now), None);
+        // Written long ago: a removal that failed.
+        let later = now + FRESH + time::Duration::seconds(1);
+        assert_eq!(current(dir.path(), Some(7), later), None);
+        write(dir.path(), &reading(7, later)).unwrap();
+        assert_eq!(current(dir.path(), Some(7), later), Some(reading(7, later)));
+        clear(dir.path()).unwrap();
+        assert_eq!(current(dir.path(), Some(7), later), None);
+        clear(dir.path()).unwrap();
+        // Half a record (written by hand, say) is no record.
+        std::fs::write(path(dir.path()), b"{\"pid\": 7").unwrap();
+        assert_eq!(current(dir.path(), Some(7), now), None);
+    }
+}
