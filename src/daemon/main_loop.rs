@@ -125,6 +125,9 @@ impl Daemon {
         // before anything is locked or opened.
         let alerter = Alerter::start(&config.alerts).map_err(DaemonError::Alert)?;
         let lock = crate::state_lock::lock(&config.state_dir)?;
+        // A daemon killed in the middle of a long file left its record of
+        // it (status ignores it: another pid); it goes now.
+        let _ = crate::reading::clear(&config.state_dir);
         let sd = Notifier::from_env();
         let sd_watchdog = crate::systemd::watchdog_timer(&sd);
         sd.status("starting: opening the stores (the first start of a new version may migrate them: minutes on a large store)");
