@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::{
     AppError, Handled, PollReport, Shares, WindowHeld, folders_to_scan, open_side, poll_with,
-    process_files_until, require_secret, scan, split_by_window,
+    process_files_watched, require_secret, scan, split_by_window,
 };
 use crate::config::Config;
 use crate::exchange::FileName;
@@ -16,6 +16,7 @@ use crate::format::Kind;
 use crate::inbound;
 use crate::schedule::Job;
 use crate::transport;
+use crate::transport::progress::Watch;
 
 /// The next fire of every `[[schedule]]` line (for `stxd status`),
 /// earliest first.
@@ -63,6 +64,7 @@ pub fn run_job(
     now: time::OffsetDateTime,
     shares: &mut Shares,
     stop: &dyn Fn() -> bool,
+    watch: &Watch,
 ) -> Result<JobDone, AppError> {
     let link = config
         .require_link(link_name)
@@ -94,7 +96,7 @@ pub fn run_job(
             let (ready, held) = split_by_window(config, scan(&dirs)?, now);
             Ok(JobDone::Files {
                 polled: Some(polled),
-                handled: process_files_until(config, &ready, stop)?,
+                handled: process_files_watched(config, &ready, stop, watch)?,
                 held,
             })
         }
@@ -121,7 +123,7 @@ pub fn run_job(
             let files: Vec<PathBuf> = files.into_iter().map(|(_, f)| f).collect();
             Ok(JobDone::Files {
                 polled: None,
-                handled: process_files_until(config, &files, stop)?,
+                handled: process_files_watched(config, &files, stop, watch)?,
                 held: Vec::new(),
             })
         }

@@ -148,7 +148,7 @@ impl Handled {
 /// the institution of this config that receives it on the link its manifest
 /// names.
 pub fn process_files(config: &Config, files: &[PathBuf]) -> Result<Vec<Handled>, AppError> {
-    process_files_until(config, files, &|| false)
+    process_files_watched(config, files, &|| false, &Watch::none())
 }
 
 /// The stores that stayed busy for a file of one listing (another process
@@ -171,17 +171,9 @@ pub fn process_listed(
 }
 
 /// [`process_files`], stopping between two files once `stop` says so (a
-/// daemon shutting down): the files not reached stay where they are.
-pub fn process_files_until(
-    config: &Config,
-    files: &[PathBuf],
-    stop: &dyn Fn() -> bool,
-) -> Result<Vec<Handled>, AppError> {
-    process_files_watched(config, files, stop, &Watch::none())
-}
-
-/// [`process_files_until`], `watch` hearing how far each payload is read
-/// (a one-shot command's progress bar).
+/// daemon shutting down: the files not reached stay where they are),
+/// `watch` hearing how far each payload is read (a one-shot command's
+/// progress bar, the daemon's progress lines).
 pub fn process_files_watched(
     config: &Config,
     files: &[PathBuf],

@@ -64,8 +64,8 @@ pub use jobs::{
 };
 pub use listing::{
     BusyStores, Handled, Placement, WindowHeld, folders_to_scan, manifest_path_of,
-    parked_worth_retrying, placement, process_files, process_files_until, process_files_watched,
-    process_listed, resume, scan, split_by_window, waiting_files,
+    parked_worth_retrying, placement, process_files, process_files_watched, process_listed, resume,
+    scan, split_by_window, waiting_files,
 };
 pub use load::{Loaded, load, load_watched};
 pub use mapping::{

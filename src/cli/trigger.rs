@@ -240,9 +240,15 @@ fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<
         ))
     })?;
     let now = time::OffsetDateTime::now_utc();
-    let done = app::run_job(config, link, job, now, &mut app::Shares::default(), &|| {
-        false
-    })?;
+    let done = app::run_job(
+        config,
+        link,
+        job,
+        now,
+        &mut app::Shares::default(),
+        &|| false,
+        &crate::transport::progress::Watch::none(),
+    )?;
     let code = match &done {
         JobDone::Exported(e) => {
             let m = &e.manifest;

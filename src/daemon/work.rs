@@ -128,7 +128,8 @@ fn run_job(
     alerter: &Alerter,
 ) -> bool {
     let stopping = || stop.load(Ordering::SeqCst);
-    let done = app::run_job(config, link, job, now, &mut state.shares, &stopping);
+    let watch = super::progress::logged(&config.state_dir);
+    let done = app::run_job(config, link, job, now, &mut state.shares, &stopping, &watch);
     let cut_short = stopping() && matches!(&done, Ok(app::JobDone::Files { .. }));
     let job_name = job.to_string();
     let key = alert::key(Event::JobFailed, &[link, &job_name]);
