@@ -27,6 +27,20 @@ impl Drop for Writer {
     }
 }
 
+/// The demo's stores with the distributor's mappings filled, and the
+/// seat plan and catalogue waiting in its inbox.
+fn plan_and_catalogue_waiting() -> Sandbox {
+    let sb = Sandbox::new();
+    sb.ready();
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    for kind in ["seatplan", "catalogue"] {
+        sb.stxd(&["export", kind, "--link", "opera-tourism"])
+            .expect_code(0);
+    }
+    sb
+}
+
 fn store(sb: &Sandbox, code: &str) -> std::path::PathBuf {
     sb.path().join(format!("var/state/{code}.sqlite"))
 }
@@ -70,16 +84,7 @@ fn commands_that_only_read_do_not_wait_for_another_process_writing_the_store() {
 fn a_command_that_writes_beside_a_long_write_says_the_store_is_busy_and_changes_nothing() {
     let sb = Sandbox::new();
     sb.first_use_done();
-    let allot = [
-        "contingent",
-        "allocate",
-        "--link",
-        "opera-tourism",
-        "--performance",
-        "1701",
-        "--seats",
-        "PARTERRE:A:1-2",
-    ];
+    let allot = crate::util::allot_args("PARTERRE:A:1-2");
     let allotted = |sb: &Sandbox| {
         let conn = rusqlite::Connection::open(store(sb, "OPERA")).unwrap();
         conn.query_row("SELECT count(*) FROM allotment_seat", [], |r| {
@@ -137,14 +142,7 @@ fn an_export_beside_a_long_write_gives_up_without_staging_anything() {
 
 #[test]
 fn a_listing_waits_for_a_busy_store_once_and_leaves_its_other_files_for_the_next() {
-    let sb = Sandbox::new();
-    sb.ready();
-    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
-        .expect_code(0);
-    for kind in ["seatplan", "catalogue"] {
-        sb.stxd(&["export", kind, "--link", "opera-tourism"])
-            .expect_code(0);
-    }
+    let sb = plan_and_catalogue_waiting();
     let distributor = Writer::hold(&store(&sb, "TOURISM"));
     let run = sb.stxd(&["process"]);
     assert_ne!(run.code(), 0, "{}", run.stdout());
@@ -186,14 +184,7 @@ fn a_listing_waits_for_a_busy_store_once_and_leaves_its_other_files_for_the_next
 
 #[test]
 fn the_daemon_waits_for_a_store_held_by_a_command_once_per_listing_and_applies_after() {
-    let sb = Sandbox::new();
-    sb.ready();
-    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
-        .expect_code(0);
-    for kind in ["seatplan", "catalogue"] {
-        sb.stxd(&["export", kind, "--link", "opera-tourism"])
-            .expect_code(0);
-    }
+    let sb = plan_and_catalogue_waiting();
     let distributor = Writer::hold(&store(&sb, "TOURISM"));
     let daemon = crate::util::Daemon::start(&sb);
     // One listing: the seat plan waits for the lock and gives up, the

@@ -41,17 +41,7 @@ fn fast_listing(sb: &Sandbox) {
 /// places of zone 3201 allotted to the link: the sample SALES file books.
 pub(crate) fn manager_ready(sb: &Sandbox) {
     sb.ready();
-    sb.stxd(&[
-        "contingent",
-        "allocate",
-        "--link",
-        "opera-tourism",
-        "--performance",
-        "1701",
-        "--seats",
-        "3301:A:1-4",
-    ])
-    .expect_code(0);
+    sb.allot("3301:A:1-4");
     sb.stxd(&[
         "contingent",
         "allocate",

@@ -571,17 +571,7 @@ fn first_use_three_seats_and_money() {
 fn a_signed_sales_file_with_structural_damage_applies_nothing() {
     let sb = Sandbox::new();
     sb.first_use_done();
-    sb.stxd(&[
-        "contingent",
-        "allocate",
-        "--link",
-        "opera-tourism",
-        "--performance",
-        "1701",
-        "--seats",
-        "PARTERRE:A:1-4",
-    ])
-    .expect_code(0);
+    sb.allot("PARTERRE:A:1-4");
     json(&sb, &["export", "contingent", "--link", "opera-tourism"], 0);
     json(&sb, &["process"], 0);
     for seat in ["PARTERRE:A:1", "PARTERRE:A:2"] {

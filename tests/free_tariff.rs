@@ -36,17 +36,7 @@ pub fn sell(sb: &Sandbox, seat: &str, tariff: &str, audience: &str) -> Value {
 
 /// Seats PARTERRE:A:`seats` of 1701 allotted to the demo link and imported.
 pub fn allot(sb: &Sandbox, seats: &str) {
-    sb.stxd(&[
-        "contingent",
-        "allocate",
-        "--link",
-        "opera-tourism",
-        "--performance",
-        "1701",
-        "--seats",
-        &format!("PARTERRE:A:{seats}"),
-    ])
-    .expect_code(0);
+    sb.allot(&format!("PARTERRE:A:{seats}"));
     sb.stxd(&["export", "contingent", "--link", "opera-tourism"])
         .expect_code(0);
     sb.stxd(&["process"]).expect_code(0);

@@ -183,17 +183,8 @@ fn a_rotation_on_two_servers_accepts_both_keys_during_the_overlap_then_only_the_
     let rotated = s.rotate("m", &[]);
     assert_eq!(rotated["signing"], true);
     assert_eq!(rotated["previous"]["key_id"], old.as_str());
-    s.m(&[
-        "contingent",
-        "allocate",
-        "--link",
-        "opera-tourism",
-        "--performance",
-        "1701",
-        "--seats",
-        "PARTERRE:A:1-4",
-    ])
-    .expect_code(0);
+    s.m(&crate::util::allot_args("PARTERRE:A:1-4"))
+        .expect_code(0);
     s.m(&["export", "contingent", "--link", "opera-tourism"])
         .expect_code(0);
     assert_eq!(s.newest_key_id("to-distributor", "CONTINGENT"), new);
@@ -279,17 +270,8 @@ fn a_file_signed_with_a_key_not_yet_installed_names_the_rotation_fix() {
     let s = Sides::new();
     // The manager rotates at once, the distributor has nothing staged.
     s.rotate("m", &[]);
-    s.m(&[
-        "contingent",
-        "allocate",
-        "--link",
-        "opera-tourism",
-        "--performance",
-        "1701",
-        "--seats",
-        "PARTERRE:A:1-2",
-    ])
-    .expect_code(0);
+    s.m(&crate::util::allot_args("PARTERRE:A:1-2"))
+        .expect_code(0);
     s.m(&["export", "contingent", "--link", "opera-tourism"])
         .expect_code(0);
     s.d(&["process"]).expect_code(1);

@@ -95,17 +95,7 @@ impl Sandbox {
     /// Allots `seats` (`BLOCK:ROW:FROM-TO`) of the demo's performance 1701
     /// to the demo link, at the manager.
     pub fn allot(&self, seats: &str) {
-        self.stxd(&[
-            "contingent",
-            "allocate",
-            "--link",
-            "opera-tourism",
-            "--performance",
-            "1701",
-            "--seats",
-            seats,
-        ])
-        .expect_code(0);
+        self.stxd(&allot_args(seats)).expect_code(0);
     }
 
     /// Sells `seat` of the demo's performance (local id 1) at full adult
@@ -360,6 +350,21 @@ pub fn wait_until_gone(dir: &Path, kind: &str, log: impl Fn() -> String) {
         );
         std::thread::sleep(POLL);
     }
+}
+
+/// `stxd contingent allocate` of `seats` (`BLOCK:ROW:FROM-TO`) of the
+/// demo's performance 1701 to the demo link.
+pub fn allot_args(seats: &str) -> [&str; 8] {
+    [
+        "contingent",
+        "allocate",
+        "--link",
+        "opera-tourism",
+        "--performance",
+        "1701",
+        "--seats",
+        seats,
+    ]
 }
 
 /// A running `stxd run` in a sandbox, its stderr in a log file; killed when
