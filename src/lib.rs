@@ -70,6 +70,8 @@
 //! - [`state_lock`]: one daemon per state directory (`stxd.lock`, held
 //!   exclusively), and the probe `stxd status` and `stxd trigger` make of
 //!   it.
+//! - [`reading`]: the file the daemon has been reading for long, recorded
+//!   in the state directory for `stxd status`.
 //! - [`failpoint`]: named crash points for the crash harness (off unless
 //!   `STXD_FAILPOINT` arms one).
 //! - [`exchange`]: the vocabulary every layer shares: kinds of file, the

@@ -14,6 +14,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
 
 /// How old a record may be and still be shown: three of the daemon's
 /// 10-second intervals.
@@ -65,9 +66,7 @@ pub fn clear(state_dir: &Path) -> std::io::Result<()> {
 pub fn current(state_dir: &Path, pid: Option<u32>, now: time::OffsetDateTime) -> Option<Reading> {
     let text = std::fs::read(path(state_dir)).ok()?;
     let reading: Reading = serde_json::from_slice(&text).ok()?;
-    let at =
-        time::OffsetDateTime::parse(&reading.at, &time::format_description::well_known::Rfc3339)
-            .ok()?;
+    let at = time::OffsetDateTime::parse(&reading.at, &Rfc3339).ok()?;
     let fresh = now - at <= FRESH && at - now <= FRESH;
     (pid == Some(reading.pid) && fresh).then_some(reading)
 }
@@ -85,7 +84,7 @@ mod tests {
             read_bytes: 80,
             bytes: 100,
             seconds: 10,
-            at: crate::store::format_timestamp(at),
+            at: at.format(&Rfc3339).unwrap(),
         }
     }
 
