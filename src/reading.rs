@@ -37,6 +37,20 @@ pub struct Reading {
     pub at: String,
 }
 
+impl Reading {
+    /// In words, as `stxd status` and the console show it.
+    pub fn describe(&self) -> String {
+        format!(
+            "reading {} for {} s ({} {}% of {:.1} MiB): its store stays locked until it is applied",
+            self.file,
+            self.seconds,
+            self.pass,
+            self.percent,
+            self.bytes as f64 / 1_048_576.0
+        )
+    }
+}
+
 /// `<state_dir>/reading.json`.
 pub fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("reading.json")
@@ -95,6 +109,10 @@ mod tests {
         assert_eq!(current(dir.path(), Some(7), now), None, "no record");
         write(dir.path(), &reading(7, now)).unwrap();
         assert_eq!(current(dir.path(), Some(7), now), Some(reading(7, now)));
+        assert_eq!(
+            reading(7, now).describe(),
+            "reading opera-tourism.SEATPLAN.00000001.xml for 10 s (parse 80% of 0.0 MiB): its store stays locked until it is applied"
+        );
         // Another process's record (a daemon killed mid-file, then
         // restarted), or no daemon at all.
         assert_eq!(current(dir.path(), Some(8), now), None);

@@ -1622,3 +1622,42 @@ fn a_changed_price_shows_its_difference_and_its_rate_table_validates_alone() {
     cli.expect_code(0);
     assert_eq!(csv, cli.stdout());
 }
+
+#[test]
+fn the_links_page_and_status_name_the_file_the_daemon_has_been_reading_for_long() {
+    let sb = Sandbox::new();
+    sb.ready();
+    let d = daemon_with_console(&sb);
+    let c = Console::of(&sb);
+    let (code, page) = c.get("/");
+    assert_eq!(code, 200, "{page}");
+    assert!(!page.contains("id=\"reading\""), "{page}");
+    // What the daemon writes while a file takes long (with its progress
+    // line, every 10 s), here by hand: a file that long has no place in a
+    // test.
+    let record = |pid: i32| {
+        let at = time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap();
+        serde_json::json!({
+            "pid": pid, "file": "opera-tourism.SALES.00000007.csv", "pass": "parse",
+            "percent": 42, "read_bytes": 440_401_920u64, "bytes": 1_048_576_000u64,
+            "seconds": 50, "at": at,
+        })
+        .to_string()
+    };
+    let path = sb.path().join("var/state/reading.json");
+    std::fs::write(&path, record(d.pid())).unwrap();
+    let said = "reading opera-tourism.SALES.00000007.csv for 50 s (parse 42% of 1000.0 MiB): its store stays locked until it is applied";
+    let (_, page) = c.get("/");
+    assert!(page.contains(&format!("The daemon is {said}")), "{page}");
+    let status = sb.stxd(&["status"]);
+    status.expect_code(0);
+    assert!(status.stdout().contains(said), "{}", status.stdout());
+    // Another process's record (a daemon killed in the middle of a file)
+    // is not this daemon's.
+    std::fs::write(&path, record(d.pid() + 1)).unwrap();
+    let (_, page) = c.get("/");
+    assert!(!page.contains("id=\"reading\""), "{page}");
+    assert!(!sb.stxd(&["status"]).stdout().contains("reading opera"));
+}

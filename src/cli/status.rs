@@ -53,15 +53,7 @@ fn print(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
     };
     writeln!(out, "daemon: {daemon}; state {}", s.state_dir.display())?;
     if let Some(r) = &s.daemon.reading {
-        writeln!(
-            out,
-            "        reading {} for {} s ({} {}% of {:.1} MiB): its store stays locked until it is applied",
-            r.file,
-            r.seconds,
-            r.pass,
-            r.percent,
-            r.bytes as f64 / 1_048_576.0
-        )?;
+        writeln!(out, "        {}", r.describe())?;
     }
     writeln!(out, "at:     {}", s.generated)?;
     for l in &s.links {

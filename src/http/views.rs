@@ -143,6 +143,13 @@ pub(crate) async fn links(
         let mut out = String::new();
         match status::collect(&config, None, time::OffsetDateTime::now_utc()) {
             Ok(s) => {
+                if let Some(r) = &s.daemon.reading {
+                    let _ = write!(
+                        out,
+                        "<p class=\"note\" id=\"reading\">The daemon is {}; a change asked now waits for it.</p>",
+                        esc(&r.describe())
+                    );
+                }
                 for l in &s.links {
                     link_block(&config, l, &mut out, &csrf);
                 }
