@@ -16,9 +16,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 
-/// How old a record may be and still be shown: three of the daemon's
-/// 10-second intervals.
-pub const FRESH: time::Duration = time::Duration::seconds(30);
+/// How long the daemon reads a file before it says how far it is (in its
+/// log, and in this record), and then how often.
+pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// How old a record may be and still be shown: three of those intervals.
+pub const FRESH: time::Duration = time::Duration::seconds(3 * EVERY.as_secs() as i64);
 
 /// A pass over a file, still running.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

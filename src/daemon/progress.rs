@@ -6,10 +6,11 @@
 //!
 //! [`Progress`] is given each pass over a payload (`verify`, then `parse`,
 //! which is also the apply: records are applied as they are read). Once a
-//! pass has run for [`EVERY`], and then every [`EVERY`], it logs the file,
-//! the pass, how much of it was read and for how long, and writes the
-//! same for `stxd status` ([`crate::reading`]), removed when the pass
-//! ends. A file read faster logs and writes nothing more than it did.
+//! pass has run for [`reading::EVERY`] (10 s), and then as often, it logs
+//! the file, the pass, how much of it was read and for how long, and
+//! writes the same for `stxd status` ([`crate::reading`]), removed when
+//! the pass ends. A file read faster logs and writes nothing more than it
+//! did.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -17,9 +18,6 @@ use std::time::{Duration, Instant};
 
 use crate::reading;
 use crate::transport::progress;
-
-/// How long a pass runs before it says how far it is, and then how often.
-pub(super) const EVERY: Duration = Duration::from_secs(10);
 
 /// One line of progress: a pass over `file` still running.
 #[derive(Debug, Clone, PartialEq)]
@@ -42,13 +40,10 @@ impl Line {
     }
 }
 
-/// The pass being read.
+/// The pass being read: its line as far as it went, and when it began and
+/// last spoke.
 struct Pass {
-    file: String,
-    pass: &'static str,
-    bytes: u64,
-    read: u64,
-    lines: u64,
+    line: Line,
     started: Instant,
     said: Instant,
     /// It said it was still running: its end is said too.
@@ -84,7 +79,7 @@ impl<F: Fn(Said<'_>) + Send + Sync> Progress<F> {
 /// failure to write or remove it is only a debug line.
 pub(super) fn logged(state_dir: &Path) -> progress::Watch {
     let state_dir = state_dir.to_path_buf();
-    progress::Watch::new(Progress::new(EVERY, move |said: Said<'_>| {
+    progress::Watch::new(Progress::new(reading::EVERY, move |said: Said<'_>| {
         let recorded = match said {
             Said::Still(l) => {
                 info!(
@@ -122,11 +117,14 @@ impl<F: Fn(Said<'_>) + Send + Sync> progress::Progress for Progress<F> {
         let now = Instant::now();
         // A poisoned lock only means a `say` panicked: the count goes on.
         *self.pass.lock().unwrap_or_else(|p| p.into_inner()) = Some(Pass {
-            file: file.to_owned(),
-            pass: what,
-            bytes,
-            read: 0,
-            lines: 0,
+            line: Line {
+                file: file.to_owned(),
+                pass: what,
+                read: 0,
+                bytes,
+                lines: 0,
+                seconds: 0,
+            },
             started: now,
             said: now,
             spoke: false,
@@ -138,22 +136,16 @@ impl<F: Fn(Said<'_>) + Send + Sync> progress::Progress for Progress<F> {
         let Some(p) = pass.as_mut() else {
             return;
         };
-        p.read = p.read.saturating_add(bytes);
-        p.lines = p.lines.saturating_add(lines);
+        p.line.read = p.line.read.saturating_add(bytes);
+        p.line.lines = p.line.lines.saturating_add(lines);
         let now = Instant::now();
         if now.duration_since(p.said) < self.every {
             return;
         }
         p.said = now;
         p.spoke = true;
-        let line = Line {
-            file: p.file.clone(),
-            pass: p.pass,
-            read: p.read,
-            bytes: p.bytes,
-            lines: p.lines,
-            seconds: now.duration_since(p.started).as_secs(),
-        };
+        p.line.seconds = now.duration_since(p.started).as_secs();
+        let line = p.line.clone();
         drop(pass);
         (self.say)(Said::Still(&line));
     }
