@@ -160,20 +160,15 @@ fn main() {
     let plans = ["seatplan", "apply"]
         .iter()
         .any(|w| only.iter().any(|o| o == w));
-    let plan_bins = if scale.plan_seats == scale.seats || !plans {
-        Bins(bins.0.clone())
+    let (plan_bins, plan_perfs) = if scale.plan_seats == scale.seats || !plans {
+        (Bins(bins.0.clone()), perfs)
     } else {
         println!(
             "seat plan's venue: {} seats x 2 performances",
             scale.plan_seats
         );
         let named: Vec<_> = bins.0.iter().map(|(n, b, _)| (*n, b.clone())).collect();
-        bases(&named, dir.path(), "plan", scale.plan_seats, 2)
-    };
-    let plan_perfs = if scale.plan_seats == scale.seats {
-        perfs
-    } else {
-        2
+        (bases(&named, dir.path(), "plan", scale.plan_seats, 2), 2)
     };
     println!("setup: {:.1} s", t.elapsed().as_secs_f64());
     for w in WORKLOADS.iter().filter(|w| only.iter().any(|o| o == *w)) {
