@@ -1,9 +1,10 @@
 //! Commands beside a long write: the daemon applying a large file holds its
 //! store's write lock for as long as that takes (seconds for a big seat
 //! plan, minutes for millions of sales lines). A command that only reads
-//! does not wait for it; one that writes waits SQLite's busy timeout, then
-//! says the store is busy and that it wrote nothing, and works once the
-//! lock is gone.
+//! does not wait for it; one that writes waits for it (`--busy-wait`, 10
+//! min by default), saying what it waits for, and goes on once the lock is
+//! gone; past its wait, it says the store is busy and that it wrote
+//! nothing. The daemon waits 10 s and tries again at its next listing.
 
 use std::path::Path;
 
@@ -80,25 +81,119 @@ fn commands_that_only_read_do_not_wait_for_another_process_writing_the_store() {
     assert!(runs.contains("import-seatplan"), "{runs}");
 }
 
+/// The seats the manager allotted to the distributor so far.
+fn allotted(sb: &Sandbox) -> i64 {
+    let conn = rusqlite::Connection::open(store(sb, "OPERA")).unwrap();
+    conn.query_row("SELECT count(*) FROM allotment_seat", [], |r| r.get(0))
+        .unwrap()
+}
+
 #[test]
-fn a_command_that_writes_beside_a_long_write_says_the_store_is_busy_and_changes_nothing() {
+fn a_command_that_writes_waits_for_the_store_saying_so_and_goes_on_once_it_is_free() {
+    use std::process::{Command, Stdio};
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let manager = Writer::hold(&store(&sb, "OPERA"));
+    let said = sb.path().join("allot.stderr");
+    let mut allot = Command::new(env!("CARGO_BIN_EXE_stxd"))
+        .args(crate::util::allot_args("PARTERRE:A:1-2"))
+        .current_dir(sb.path())
+        .env("STXD_CONFIG", "config/stxd.toml")
+        .env("STXD_LOG", "warn")
+        .env_remove("STXD_BUSY_WAIT")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&said).unwrap())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let text = || std::fs::read_to_string(&said).unwrap_or_default();
+    while !text().contains("waiting for the store") {
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "no notice: {}",
+            text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let notice = text();
+    assert!(
+        notice.contains("OPERA.sqlite: another process is writing it")
+            && notice.contains("of up to 10 min (--busy-wait), nothing written yet"),
+        "{notice}"
+    );
+    // It waits, and writes nothing meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(allot.try_wait().unwrap().is_none(), "{}", text());
+    assert_eq!(allotted(&sb), 0);
+    drop(manager);
+    let status = loop {
+        if let Some(status) = allot.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(120),
+            "still waiting once the store is free: {}",
+            text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0), "{}", text());
+    assert_eq!(allotted(&sb), 2);
+}
+
+#[test]
+fn a_command_waiting_for_the_store_names_the_file_the_daemon_is_reading() {
+    let sb = Sandbox::new();
+    sb.first_use_done();
+    let daemon = crate::util::Daemon::start(&sb);
+    // What the daemon writes while a file takes long (every 10 s), here by
+    // hand: a file that long has no place in a test.
+    let record = stxd::reading::Reading {
+        pid: u32::try_from(daemon.pid()).unwrap(),
+        file: "opera-tourism.SALES.00000007.csv".into(),
+        pass: "parse".into(),
+        percent: 42,
+        read_bytes: 440_401_920,
+        bytes: 1_048_576_000,
+        seconds: 50,
+        at: time::OffsetDateTime::now_utc()
+            .format(&time::format_description::well_known::Rfc3339)
+            .unwrap(),
+    };
+    stxd::reading::write(&sb.path().join("var/state"), &record).unwrap();
+    let _manager = Writer::hold(&store(&sb, "OPERA"));
+    let run = sb.stxd(
+        &[
+            &["--busy-wait", "2"][..],
+            &crate::util::allot_args("PARTERRE:A:1-2"),
+        ]
+        .concat(),
+    );
+    assert_ne!(run.code(), 0, "{}", run.stdout());
+    let said = run.stderr();
+    assert!(
+        said.contains("waiting for the store")
+            && said.contains("the daemon is reading opera-tourism.SALES.00000007.csv for 50 s (parse 42% of 1000.0 MiB)")
+            && said.contains("of up to 2 s (--busy-wait)"),
+        "{said}"
+    );
+    // Past its wait, it gives up having written nothing.
+    assert!(said.contains("held its write lock for over 2 s"), "{said}");
+    assert_eq!(allotted(&sb), 0);
+}
+
+#[test]
+fn a_command_that_writes_gives_up_past_its_busy_wait_and_changes_nothing() {
     let sb = Sandbox::new();
     sb.first_use_done();
     let allot = crate::util::allot_args("PARTERRE:A:1-2");
-    let allotted = |sb: &Sandbox| {
-        let conn = rusqlite::Connection::open(store(sb, "OPERA")).unwrap();
-        conn.query_row("SELECT count(*) FROM allotment_seat", [], |r| {
-            r.get::<_, i64>(0)
-        })
-        .unwrap()
-    };
     let manager = Writer::hold(&store(&sb, "OPERA"));
-    let run = sb.stxd(&allot);
+    let run = sb.stxd(&[&["--busy-wait", "1"][..], &allot].concat());
     assert_ne!(run.code(), 0, "{}", run.stdout());
     let said = run.stderr();
     assert!(
         said.contains("the store is busy")
-            && said.contains("held its write lock")
+            && said.contains("held its write lock for over 1 s")
             && said.contains("wrote nothing, try again"),
         "{said}"
     );
@@ -127,7 +222,7 @@ fn an_export_beside_a_long_write_gives_up_without_staging_anything() {
     let before = names();
     let export = ["export", "seatplan", "--link", "opera-tourism"];
     let manager = Writer::hold(&store(&sb, "OPERA"));
-    let run = sb.stxd(&export);
+    let run = sb.stxd(&[&["--busy-wait", "1"][..], &export].concat());
     assert_ne!(run.code(), 0, "{}", run.stdout());
     let said = format!("{}{}", run.stdout(), run.stderr());
     assert!(said.contains("the store is busy"), "{said}");
@@ -144,7 +239,7 @@ fn an_export_beside_a_long_write_gives_up_without_staging_anything() {
 fn a_listing_waits_for_a_busy_store_once_and_leaves_its_other_files_for_the_next() {
     let sb = plan_and_catalogue_waiting();
     let distributor = Writer::hold(&store(&sb, "TOURISM"));
-    let run = sb.stxd(&["process"]);
+    let run = sb.stxd(&["--busy-wait", "1", "process"]);
     assert_ne!(run.code(), 0, "{}", run.stdout());
     let said = run.stdout();
     let line = |kind: &str| {

@@ -57,6 +57,7 @@ impl Sandbox {
             .current_dir(self.path())
             .env("STXD_CONFIG", "config/stxd.toml")
             .env_remove("STXD_FAILPOINT")
+            .env_remove("STXD_BUSY_WAIT")
             .env("STXD_LOG", "warn")
             .envs(env.iter().copied())
             .output()
@@ -81,6 +82,7 @@ impl Sandbox {
             .current_dir(self.path())
             .env("STXD_CONFIG", "config/stxd.toml")
             .env_remove("STXD_FAILPOINT")
+            .env_remove("STXD_BUSY_WAIT")
             .env("STXD_LOG", "warn")
             .output()
             .expect("run strace");

@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 /// `writeln!` to the command's standard output ([`out::stdout`]): a closed
 /// pipe ends the output quietly instead of panicking like `println!`.
@@ -29,6 +30,7 @@ macro_rules! out {
 }
 
 mod account;
+mod busy;
 mod catalogue;
 mod contingent;
 mod exit;
@@ -88,6 +90,19 @@ struct Cli {
     /// Print results as JSON.
     #[arg(long, global = true)]
     json: bool,
+    /// How long a command that writes waits for a store another process
+    /// is writing (the daemon applying a large file holds it until the
+    /// file is applied), saying what it waits for; then it gives up,
+    /// having written nothing. The daemon itself waits 10 s and tries
+    /// again at its next listing.
+    #[arg(
+        long,
+        global = true,
+        value_name = "SECONDS",
+        default_value_t = 600,
+        env = "STXD_BUSY_WAIT"
+    )]
+    busy_wait: u64,
     #[command(subcommand)]
     command: Command,
 }
@@ -273,6 +288,9 @@ pub fn main() -> ExitCode {
     };
     let config_name = located.to_string();
     init_logs(&config);
+    if !matches!(command, Command::Run) {
+        busy::wait_for_stores(&config.state_dir, Duration::from_secs(cli.busy_wait));
+    }
     let result = match command {
         Command::Check => check(&config, &config_name, cli.json),
         Command::Template { .. } | Command::Secret(_) => {

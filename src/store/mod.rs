@@ -23,6 +23,7 @@ mod schema_orders;
 mod schema_prices;
 mod schema_tickets;
 pub mod stats;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -32,18 +33,19 @@ use rusqlite::{Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use crate::ident::{Code, IdentError};
 
-/// How long a writer waits for another connection's lock before giving up.
+/// How long a writer waits for another connection's lock before giving up,
+/// unless its process waits with a [`wait::Patience`] (a command).
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A SQLite error in words. Its busy timeout gets words of its own: a
-/// writer gave up after [`BUSY_TIMEOUT`] because another connection held
+/// writer gave up after [`wait::limit`] because another connection held
 /// the store's write lock (the daemon applying a large file holds it for
 /// as long as that takes); what to do is wait, not fix anything.
 pub fn sql_words(e: &rusqlite::Error) -> String {
     if is_busy(e) {
         format!(
-            "the store is busy: another process held its write lock for over {} s (the daemon applying a large file, or another stxd command); this step wrote nothing, try again once that is done",
-            BUSY_TIMEOUT.as_secs()
+            "the store is busy: another process held its write lock for over {} (the daemon applying a large file, or another stxd command); this step wrote nothing, try again once that is done",
+            wait::words(wait::limit())
         )
     } else {
         e.to_string()
@@ -279,16 +281,47 @@ impl Store {
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction and commits only when it
     /// returns `Ok`; on `Err` (or a panic) everything it wrote is rolled back.
+    ///
+    /// When another process holds the write lock, the transaction's start
+    /// waits [`BUSY_TIMEOUT`], or, in a process that waits patiently (a
+    /// command, [`wait`]), up to its limit, telling it every [`wait::STEP`].
+    /// A start that gives up began nothing.
     pub fn write<T, E>(&mut self, f: impl FnOnce(&Transaction<'_>) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        let tx = self
-            .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(|e| E::from(StoreError::Sql(e)))?;
+        let sql = |e| E::from(StoreError::Sql(e));
+        let patience = wait::patience();
+        let started = std::time::Instant::now();
+        let tx = loop {
+            if let Some(p) = patience {
+                let left = p.limit.saturating_sub(started.elapsed());
+                self.conn.busy_timeout(left.min(wait::STEP)).map_err(sql)?;
+            }
+            let e = match self
+                .conn
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+            {
+                Ok(tx) => break tx,
+                Err(e) => e,
+            };
+            match patience {
+                Some(p) if is_busy(&e) && started.elapsed() < p.limit => {
+                    (p.notice)(&self.path, started.elapsed());
+                }
+                Some(_) => {
+                    self.conn.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+                    return Err(sql(e));
+                }
+                None => return Err(sql(e)),
+            }
+        };
+        if patience.is_some() {
+            // The transaction's own statements wait as any other writer's.
+            tx.busy_timeout(BUSY_TIMEOUT).map_err(sql)?;
+        }
         let value = f(&tx)?;
-        tx.commit().map_err(|e| E::from(StoreError::Sql(e)))?;
+        tx.commit().map_err(sql)?;
         Ok(value)
     }
 
