@@ -1,10 +1,11 @@
-//! What the daemon is reading now, for `stxd status`: a file that takes
-//! long (a 100 MB seat plan, millions of sales lines) keeps its store
-//! locked for as long as it takes, and the inbox shows it waiting all that
-//! time. The daemon writes `<state_dir>/reading.json` when such a file
-//! says how far it is (every 10 s, `daemon::progress`) and removes it
-//! when the pass ends; `stxd status` shows it while the daemon that wrote
-//! it still runs.
+//! What the daemon is reading now, for `stxd status` and the commands
+//! waiting for its store: a file that takes long (a 100 MB seat plan,
+//! millions of sales lines) keeps its store locked for as long as it
+//! takes, and the inbox shows it waiting all that time. The daemon writes
+//! `<state_dir>/reading.json` once a pass over such a file has run for a
+//! second, and then every second (`daemon::progress`), and removes it when
+//! the pass ends; `stxd status`, the console and a waiting command show it
+//! while the daemon that wrote it still runs.
 //!
 //! The file is advice, never a decision: it is replaced whole (written
 //! aside, then renamed), never synced, and a reader ignores one written by
@@ -16,8 +17,13 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::format_description::well_known::Rfc3339;
 
-/// How long the daemon reads a file before it says how far it is (in its
-/// log, and in this record), and then how often.
+/// How long the daemon reads a file before it records how far it is, and
+/// then how often: a command that waits for the store says what it waits
+/// for after a second.
+pub const SOON: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// How long the daemon reads a file before it logs how far it is, and then
+/// how often; also how often a waiting command says so.
 pub const EVERY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How old a record may be and still be shown: three of those intervals.

@@ -7,6 +7,7 @@
 //! nothing. The daemon waits 10 s and tries again at its next listing.
 
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use crate::util::Sandbox;
 
@@ -88,57 +89,162 @@ fn allotted(sb: &Sandbox) -> i64 {
         .unwrap()
 }
 
+/// A command run in the background, its stdout and stderr in one file of
+/// the sandbox.
+struct Background {
+    child: std::process::Child,
+    output: std::path::PathBuf,
+    started: Instant,
+}
+
+/// How long a background command may take at most in these tests.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+impl Background {
+    /// Starts `stxd ARGS…` in the sandbox, with the default busy wait.
+    fn start(sb: &Sandbox, args: &[&str]) -> Background {
+        let output = sb.path().join(format!("bg-{}.out", crate::util::unique()));
+        let out = std::fs::File::create(&output).unwrap();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_stxd"))
+            .args(args)
+            .current_dir(sb.path())
+            .env("STXD_CONFIG", "config/stxd.toml")
+            .env("STXD_LOG", "warn")
+            .env_remove("STXD_BUSY_WAIT")
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        Background {
+            child,
+            output,
+            started: Instant::now(),
+        }
+    }
+
+    fn said(&self) -> String {
+        std::fs::read_to_string(&self.output).unwrap_or_default()
+    }
+
+    /// Waits until it says `text`; returns all it said.
+    #[track_caller]
+    fn wait_for(&self, text: &str) -> String {
+        while !self.said().contains(text) {
+            assert!(
+                self.started.elapsed() < DEADLINE,
+                "no {text:?}: {}",
+                self.said()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        self.said()
+    }
+
+    fn running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits for it to end; its exit code.
+    #[track_caller]
+    fn finish(&mut self) -> Option<i32> {
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                self.started.elapsed() < DEADLINE,
+                "still running: {}",
+                self.said()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[test]
 fn a_command_that_writes_waits_for_the_store_saying_so_and_goes_on_once_it_is_free() {
-    use std::process::{Command, Stdio};
     let sb = Sandbox::new();
     sb.first_use_done();
     let manager = Writer::hold(&store(&sb, "OPERA"));
-    let said = sb.path().join("allot.stderr");
-    let mut allot = Command::new(env!("CARGO_BIN_EXE_stxd"))
-        .args(crate::util::allot_args("PARTERRE:A:1-2"))
-        .current_dir(sb.path())
-        .env("STXD_CONFIG", "config/stxd.toml")
-        .env("STXD_LOG", "warn")
-        .env_remove("STXD_BUSY_WAIT")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&said).unwrap())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    let text = || std::fs::read_to_string(&said).unwrap_or_default();
-    while !text().contains("waiting for the store") {
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
-            "no notice: {}",
-            text()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let notice = text();
+    let mut allot = Background::start(&sb, &crate::util::allot_args("PARTERRE:A:1-2"));
+    let notice = allot.wait_for("waiting for the store");
     assert!(
         notice.contains("OPERA.sqlite: another process is writing it")
             && notice.contains("of up to 10 min (--busy-wait), nothing written yet"),
         "{notice}"
     );
     // It waits, and writes nothing meanwhile.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    assert!(allot.try_wait().unwrap().is_none(), "{}", text());
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(allot.running(), "{}", allot.said());
     assert_eq!(allotted(&sb), 0);
     drop(manager);
-    let status = loop {
-        if let Some(status) = allot.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < std::time::Duration::from_secs(120),
-            "still waiting once the store is free: {}",
-            text()
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    assert_eq!(status.code(), Some(0), "{}", text());
+    assert_eq!(allot.finish(), Some(0), "{}", allot.said());
     assert_eq!(allotted(&sb), 2);
+}
+
+/// The files in the manager's outbox, sorted.
+fn outbox(sb: &Sandbox) -> Vec<String> {
+    let dir = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(Result::ok)
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// An export waits for every change of its store another process has in
+/// hand (between its commit and its file step), so as never to overtake
+/// a sequence before its own; the daemon applying a large file has its
+/// change in hand all along. That wait is a busy store's too.
+#[test]
+fn an_export_waits_for_a_change_in_hand_saying_so_and_gives_up_past_its_busy_wait() {
+    let sb = Sandbox::new();
+    sb.ready();
+    let before = outbox(&sb);
+    let export = ["export", "seatplan", "--link", "opera-tourism"];
+    let live = stxd::store::in_hand::in_hand(&store(&sb, "OPERA"));
+    // In the background: an export that would wait for ever fails here.
+    let mut short = Background::start(&sb, &[&["--busy-wait", "2"][..], &export].concat());
+    assert_ne!(short.finish(), Some(0));
+    let said = short.said();
+    assert!(
+        said.contains("stxd: waiting for the store")
+            && said.contains("OPERA.sqlite: another process is writing it"),
+        "{said}"
+    );
+    assert!(
+        said.contains(
+            "the store is busy: another process was applying or placing a file of it for over 2 s"
+        ) && said.contains("this step wrote nothing"),
+        "{said}"
+    );
+    assert_eq!(outbox(&sb), before, "the outbox is as it was");
+    // With the default wait, it goes on once the change is done.
+    let mut waiting = Background::start(&sb, &export);
+    waiting.wait_for("waiting for the store");
+    assert!(waiting.running());
+    drop(live);
+    assert_eq!(waiting.finish(), Some(0), "{}", waiting.said());
+    assert_eq!(outbox(&sb).len(), before.len() + 2, "{:?}", outbox(&sb));
+    let runs = sb.stxd(&["runs", "list"]).stdout();
+    assert_eq!(
+        runs.lines()
+            .filter(|l| l.contains("export-seatplan"))
+            .count(),
+        1,
+        "the export that gave up records no run: {runs}"
+    );
 }
 
 #[test]

@@ -677,6 +677,45 @@ fn sigkill_in_the_middle_of_a_large_file_then_a_restart_applies_it_once() {
 }
 
 #[test]
+fn a_command_waiting_for_the_store_names_the_large_file_the_daemon_is_applying() {
+    let sb = Sandbox::new();
+    manager_ready(&sb);
+    // Long enough to be applied for seconds after that second.
+    let (payload, records) = sale_refund_pairs(10 * BIG_PAIRS);
+    let pair = sealed(&sb, &outside(&sb, "big"), 1, &payload, records);
+    let daemon = Daemon::start(&sb);
+    drop_pair(&pair, &inbox(&sb));
+    // A second into applying it (its parse pass), the daemon records the
+    // file for status and for the commands that wait for its store.
+    let record = sb.path().join("var/state/reading.json");
+    wait_until(
+        "the daemon's record of the file it applies",
+        Duration::from_secs(300),
+        &daemon,
+        || std::fs::read_to_string(&record).is_ok_and(|r| r.contains("\"pass\":\"parse\"")),
+    );
+    let started = Instant::now();
+    let run = sb.stxd(&["export", "seatplan", "--link", "opera-tourism"]);
+    run.expect_code(0);
+    let said = run.stderr();
+    assert!(
+        said.contains("stxd: waiting for the store")
+            && said.contains(
+                "OPERA.sqlite: the daemon is reading opera-tourism.SALES.00000001.csv for "
+            )
+            && said.contains("nothing written yet"),
+        "{said}"
+    );
+    // The export went on once the file was applied, whole.
+    let done = inbox(&sb).join("done");
+    assert_eq!(manifests(&done).len(), 1, "{}", tail(&daemon.log()));
+    assert_eq!(big_state(&sb).0, 20 * BIG_PAIRS as i64);
+    eprintln!("the export waited {:?} for the file", started.elapsed());
+    assert!(!record.exists(), "the record goes with the pass");
+    stop(daemon);
+}
+
+#[test]
 fn json_logs_carry_the_file_span() {
     let sb = Sandbox::new();
     let path = sb.path().join("config/stxd.toml");

@@ -6,11 +6,12 @@
 //!
 //! [`Progress`] is given each pass over a payload (`verify`, then `parse`,
 //! which is also the apply: records are applied as they are read). Once a
-//! pass has run for [`reading::EVERY`] (10 s), and then as often, it logs
-//! the file, the pass, how much of it was read and for how long, and
-//! writes the same for `stxd status` ([`crate::reading`]), removed when
-//! the pass ends. A file read faster logs and writes nothing more than it
-//! did.
+//! pass has run for [`reading::SOON`] (1 s), and then as often, it writes
+//! the file, the pass, how much of it was read and for how long for `stxd
+//! status` and the commands waiting for the store ([`crate::reading`]),
+//! removed when the pass ends; once it has run for [`reading::EVERY`]
+//! (10 s), and then as often, it logs the same. A file read faster logs
+//! and writes nothing more than it did.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -40,58 +41,65 @@ impl Line {
     }
 }
 
-/// The pass being read: its line as far as it went, and when it began and
-/// last spoke.
+/// The pass being read: its line as far as it went, and when it began,
+/// last spoke and was last logged.
 struct Pass {
     line: Line,
     started: Instant,
     said: Instant,
+    logged: Instant,
     /// It said it was still running: its end is said too.
     spoke: bool,
 }
 
-/// What a pass says: still running, and, when it said so, its end.
+/// What a pass says: still running (and whether to log it now), and, when
+/// it said so, its end.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) enum Said<'a> {
-    Still(&'a Line),
+    Still { line: &'a Line, log: bool },
     Ended,
 }
 
-/// Tells `say` of each pass that runs past `every`.
+/// Tells `say` of each pass that runs past `every`, and then as often; a
+/// line is to be logged once the pass ran past `log`, and then as often.
 pub(super) struct Progress<F> {
     every: Duration,
+    log: Duration,
     say: F,
     pass: Mutex<Option<Pass>>,
 }
 
 impl<F: Fn(Said<'_>) + Send + Sync> Progress<F> {
-    pub(super) fn new(every: Duration, say: F) -> Progress<F> {
+    pub(super) fn new(every: Duration, log: Duration, say: F) -> Progress<F> {
         Progress {
             every,
+            log,
             say,
             pass: Mutex::new(None),
         }
     }
 }
 
-/// The daemon's: lines at info, beside its other lines about files, and
-/// the record `stxd status` reads in `state_dir`. The record is advice: a
-/// failure to write or remove it is only a debug line.
+/// The daemon's: the record `stxd status` and waiting commands read in
+/// `state_dir`, and lines at info, beside its other lines about files. The
+/// record is advice: a failure to write or remove it is only a debug line.
 pub(super) fn logged(state_dir: &Path) -> progress::Watch {
     let state_dir = state_dir.to_path_buf();
-    progress::Watch::new(Progress::new(reading::EVERY, move |said: Said<'_>| {
+    let progress = Progress::new(reading::SOON, reading::EVERY, move |said: Said<'_>| {
         let recorded = match said {
-            Said::Still(l) => {
-                info!(
-                    file = %l.file,
-                    pass = l.pass,
-                    percent = l.percent(),
-                    read_bytes = l.read,
-                    bytes = l.bytes,
-                    lines = l.lines,
-                    seconds = l.seconds,
-                    "file still being read: its store stays locked until it is applied"
-                );
+            Said::Still { line: l, log } => {
+                if log {
+                    info!(
+                        file = %l.file,
+                        pass = l.pass,
+                        percent = l.percent(),
+                        read_bytes = l.read,
+                        bytes = l.bytes,
+                        lines = l.lines,
+                        seconds = l.seconds,
+                        "file still being read: its store stays locked until it is applied"
+                    );
+                }
                 let record = reading::Reading {
                     pid: std::process::id(),
                     file: l.file.clone(),
@@ -109,7 +117,8 @@ pub(super) fn logged(state_dir: &Path) -> progress::Watch {
         if let Err(e) = recorded {
             debug!(error = %e, state_dir = %state_dir.display(), "cannot record the file being read for stxd status");
         }
-    }))
+    });
+    progress::Watch::new(progress)
 }
 
 impl<F: Fn(Said<'_>) + Send + Sync> progress::Progress for Progress<F> {
@@ -127,6 +136,7 @@ impl<F: Fn(Said<'_>) + Send + Sync> progress::Progress for Progress<F> {
             },
             started: now,
             said: now,
+            logged: now,
             spoke: false,
         });
     }
@@ -144,10 +154,14 @@ impl<F: Fn(Said<'_>) + Send + Sync> progress::Progress for Progress<F> {
         }
         p.said = now;
         p.spoke = true;
+        let log = now.duration_since(p.logged) >= self.log;
+        if log {
+            p.logged = now;
+        }
         p.line.seconds = now.duration_since(p.started).as_secs();
         let line = p.line.clone();
         drop(pass);
-        (self.say)(Said::Still(&line));
+        (self.say)(Said::Still { line: &line, log });
     }
 
     fn finish(&self) {
@@ -167,16 +181,32 @@ mod tests {
     /// What a test's `say` heard: each line, `None` for an end.
     type Heard = Arc<Mutex<Vec<Option<Line>>>>;
 
+    /// Whether each line heard was to be logged.
+    type Logs = Arc<Mutex<Vec<bool>>>;
+
     fn heard(every: Duration) -> (Progress<impl Fn(Said<'_>) + Send + Sync>, Heard) {
+        let (p, heard, _) = heard_logged(every, Duration::ZERO);
+        (p, heard)
+    }
+
+    /// As [`heard`], logging past `log`; and which lines were to be logged.
+    fn heard_logged(
+        every: Duration,
+        log: Duration,
+    ) -> (Progress<impl Fn(Said<'_>) + Send + Sync>, Heard, Logs) {
         let lines = Arc::new(Mutex::new(Vec::new()));
-        let sink = lines.clone();
-        let p = Progress::new(every, move |said: Said<'_>| {
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let (sink, logged) = (lines.clone(), logs.clone());
+        let p = Progress::new(every, log, move |said: Said<'_>| {
             sink.lock().unwrap().push(match said {
-                Said::Still(l) => Some(l.clone()),
+                Said::Still { line, log } => {
+                    logged.lock().unwrap().push(log);
+                    Some(line.clone())
+                }
                 Said::Ended => None,
             })
         });
-        (p, lines)
+        (p, lines, logs)
     }
 
     #[test]
@@ -227,5 +257,21 @@ mod tests {
             ..said[0].clone()
         };
         assert_eq!(empty.percent(), 100);
+    }
+
+    #[test]
+    fn a_pass_is_recorded_at_every_interval_and_logged_only_past_the_longer_one() {
+        let (p, lines, logs) = heard_logged(Duration::ZERO, Duration::from_secs(3600));
+        p.start("x.SALES.00000001.csv", "parse", 400);
+        p.advance(100, 3);
+        p.advance(100, 3);
+        p.finish();
+        assert_eq!(lines.lock().unwrap().len(), 3, "two lines and the end");
+        assert_eq!(*logs.lock().unwrap(), [false, false]);
+        let (p, _, logs) = heard_logged(Duration::ZERO, Duration::ZERO);
+        p.start("x.SALES.00000001.csv", "parse", 400);
+        p.advance(100, 3);
+        p.advance(100, 3);
+        assert_eq!(*logs.lock().unwrap(), [true, true]);
     }
 }

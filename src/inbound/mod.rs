@@ -326,7 +326,7 @@ fn recover_cut_move(
     // The move may be another process's, between its commit and its move
     // (the daemon and a command run by hand): theirs to finish
     // (`store::in_hand`). Once no process is in hand, asked again.
-    let Some(_settling) = crate::store::in_hand::settling(store.path(), false) else {
+    let Some(_settling) = crate::store::in_hand::settling(store.path()) else {
         return Ok(Recovered::Ended(held(
             manifest,
             Hold::Taken,

@@ -522,16 +522,24 @@ fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &mut Store) {
 /// same bytes (in the outbox or `sent/`) counts as placed. An export whose
 /// process is still placing it is left to that process
 /// ([`crate::store::in_hand`]): `wait` waits for it to finish (an export must
-/// not overtake the sequences before its own), otherwise it is skipped (a
-/// listing). Returns the sequences finished.
+/// not overtake the sequences before its own; a command's export for as long
+/// as it waits for a busy store, [`crate::store::wait`]), otherwise it is
+/// skipped (a listing).
+/// Returns the sequences finished.
 pub fn finish_prepared(
     store: &mut Store,
     link: &Link,
     kind: Kind,
     wait: bool,
 ) -> Result<Vec<u64>, Cause> {
-    let Some(_settling) = crate::store::in_hand::settling(store.path(), wait) else {
-        return Ok(Vec::new());
+    use crate::store::in_hand;
+    let _settling = if wait {
+        in_hand::settling_waiting(store.path())?
+    } else {
+        match in_hand::settling(store.path()) {
+            Some(settling) => settling,
+            None => return Ok(Vec::new()),
+        }
     };
     let prepared = store.read(|conn| journal::prepared(conn, &link.name, kind))?;
     if prepared.is_empty() {

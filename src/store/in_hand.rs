@@ -29,6 +29,9 @@
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{StoreError, wait};
 
 /// The lock file of the store at `store`: `<store>.in-hand.lock`.
 pub fn lock_path(store: &Path) -> PathBuf {
@@ -66,19 +69,13 @@ pub fn in_hand(store: &Path) -> InHand {
 }
 
 /// Takes the exclusive lock to finish the due file steps of the store at
-/// `store`. `wait`: wait for the processes in hand to finish theirs (an
-/// export that must place what precedes its own sequence); otherwise
-/// `None` when one is in hand (a listing: that process finishes its own).
-pub fn settling(store: &Path, wait: bool) -> Option<Settling> {
+/// `store`; `None` when a process is in hand (a listing: that process
+/// finishes its own).
+pub fn settling(store: &Path) -> Option<Settling> {
     let Some((file, path)) = open(store) else {
         return Some(Settling { _file: None });
     };
-    let locked = if wait {
-        file.lock().map_err(TryLockError::Error)
-    } else {
-        file.try_lock()
-    };
-    match locked {
+    match file.try_lock() {
         Ok(()) => Some(Settling { _file: Some(file) }),
         Err(TryLockError::WouldBlock) => None,
         Err(TryLockError::Error(e)) => {
@@ -87,6 +84,52 @@ pub fn settling(store: &Path, wait: bool) -> Option<Settling> {
         }
     }
 }
+
+/// As [`settling`], waiting for the processes in hand to finish their
+/// steps: an export, which must place what precedes its own sequence. A
+/// daemon applying a large file has its change in hand all along, so a
+/// command (a process with a [`wait::Patience`]) waits as it waits for the
+/// store's lock: up to its limit, told every [`wait::STEP`], then gives up
+/// having begun nothing. The daemon waits until the lock is free, as its
+/// exports always did: a command's change in hand ends with the command.
+pub fn settling_waiting(store: &Path) -> Result<Settling, StoreError> {
+    let Some((file, path)) = open(store) else {
+        return Ok(Settling { _file: None });
+    };
+    let Some(patience) = wait::patience() else {
+        return Ok(match file.lock() {
+            Ok(()) => Settling { _file: Some(file) },
+            Err(e) => {
+                unlocked(&path, &e);
+                Settling { _file: None }
+            }
+        });
+    };
+    let started = Instant::now();
+    let mut told = Duration::ZERO;
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(Settling { _file: Some(file) }),
+            Err(TryLockError::WouldBlock) => {}
+            Err(TryLockError::Error(e)) => {
+                unlocked(&path, &e);
+                return Ok(Settling { _file: None });
+            }
+        }
+        let waited = started.elapsed();
+        if waited >= patience.limit {
+            return Err(StoreError::InHand);
+        }
+        if waited >= told + wait::STEP {
+            told = waited;
+            (patience.notice)(store, waited);
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// How often a waiting export tries the lock again.
+const POLL: Duration = Duration::from_millis(20);
 
 fn open(store: &Path) -> Option<(File, PathBuf)> {
     let path = lock_path(store);
@@ -130,20 +173,20 @@ mod tests {
         let a = in_hand(&store);
         // Two changes of one store hold the lock side by side.
         let b = in_hand(&store);
-        assert!(settling(&store, false).is_none(), "a writer is alive");
+        assert!(settling(&store).is_none(), "a writer is alive");
         drop(a);
-        assert!(settling(&store, false).is_none(), "one writer is left");
+        assert!(settling(&store).is_none(), "one writer is left");
         drop(b);
-        let settled = settling(&store, false).expect("no writer left");
+        let settled = settling(&store).expect("no writer left");
         // While prepared exports are finished, a listing does not settle
         // beside it.
-        assert!(settling(&store, false).is_none());
+        assert!(settling(&store).is_none());
         drop(settled);
         // An export waits for the writer to place its pair, then settles.
         let w = in_hand(&store);
         let waiter = std::thread::spawn({
             let store = store.clone();
-            move || settling(&store, true).is_some()
+            move || settling_waiting(&store).is_ok()
         });
         std::thread::sleep(std::time::Duration::from_millis(50));
         assert!(!waiter.is_finished(), "the export waits for the writer");

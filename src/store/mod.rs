@@ -43,13 +43,19 @@ pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 /// as long as that takes); what to do is wait, not fix anything.
 pub fn sql_words(e: &rusqlite::Error) -> String {
     if is_busy(e) {
-        format!(
-            "the store is busy: another process held its write lock for over {} (the daemon applying a large file, or another stxd command); this step wrote nothing, try again once that is done",
-            wait::words(wait::limit())
-        )
+        busy_words("held its write lock")
     } else {
         e.to_string()
     }
+}
+
+/// The words of a store that stayed busy: another process `did` for
+/// longer than this process waits ([`wait::limit`]).
+fn busy_words(did: &str) -> String {
+    format!(
+        "the store is busy: another process {did} for over {} (the daemon applying a large file, or another stxd command); this step wrote nothing, try again once that is done",
+        wait::words(wait::limit())
+    )
 }
 
 /// SQLite's busy timeout ran out: another connection held the write lock
@@ -143,6 +149,10 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {}", sql_words(.0))]
     Sql(#[from] rusqlite::Error),
+    /// Another process kept a change of the store in hand (between its
+    /// commit and its file step, `in_hand`) past [`wait::limit`].
+    #[error("{}", busy_words("was applying or placing a file of it"))]
+    InHand,
 }
 
 /// The database of one institution, opened in one role. Holds the single writer
@@ -156,9 +166,13 @@ pub struct Store {
 }
 
 impl StoreError {
-    /// The store stayed busy past [`BUSY_TIMEOUT`] ([`is_busy`]).
+    /// The store stayed busy past [`wait::limit`] ([`is_busy`], [`StoreError::InHand`]).
     pub fn is_busy(&self) -> bool {
-        matches!(self, StoreError::Sql(e) if is_busy(e))
+        match self {
+            StoreError::Sql(e) => is_busy(e),
+            StoreError::InHand => true,
+            _ => false,
+        }
     }
 }
 
