@@ -48,7 +48,7 @@ pub struct DaemonState {
     pub pid: Option<u32>,
     /// Why the lock could not be probed (then `running` is false).
     pub problem: Option<String>,
-    /// The file the running daemon has been reading for more than 10 s,
+    /// The file the running daemon has been reading for more than a second,
     /// its store locked until it is applied ([`crate::reading`]).
     pub reading: Option<crate::reading::Reading>,
 }
