@@ -1,7 +1,8 @@
 //! A command beside a long write: it waits for the store (`--busy-wait`,
-//! [`crate::store::wait`]) and says on stderr, at once and then every
-//! 10 s, what it waits for: the file the daemon is reading and how far it
-//! is, when the daemon has said so (`crate::reading`), or another process.
+//! [`crate::store::wait`]) and says on stderr, after a second and then
+//! every 10 s, what it waits for: the file the daemon is reading and how
+//! far it is, when the daemon has said so (`crate::reading`), or another
+//! process.
 
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
@@ -20,7 +21,7 @@ pub fn wait_for_stores(state_dir: &Path, limit: Duration) {
         limit,
         notice: Box::new(move |store, waited| {
             let mut said = said.lock().unwrap_or_else(PoisonError::into_inner);
-            // At the first second of each wait, then every 10 s.
+            // After the first second of each wait, then every 10 s.
             if said.is_some_and(|at| waited > at && waited < at + reading::EVERY) {
                 return;
             }

@@ -524,8 +524,7 @@ fn discard_unbound(outbox: &Path, link: &str, kind: Kind, store: &mut Store) {
 /// ([`crate::store::in_hand`]): `wait` waits for it to finish (an export must
 /// not overtake the sequences before its own; a command's export for as long
 /// as it waits for a busy store, [`crate::store::wait`]), otherwise it is
-/// skipped (a listing).
-/// Returns the sequences finished.
+/// skipped (a listing). Returns the sequences finished.
 pub fn finish_prepared(
     store: &mut Store,
     link: &Link,
