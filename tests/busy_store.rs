@@ -313,19 +313,7 @@ fn a_command_that_writes_gives_up_past_its_busy_wait_and_changes_nothing() {
 fn an_export_beside_a_long_write_gives_up_without_staging_anything() {
     let sb = Sandbox::new();
     sb.ready();
-    let outbox = sb.path().join("var/exchange/opera-tourism/to-distributor");
-    let names = || -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(&outbox)
-            .map(|d| {
-                d.filter_map(Result::ok)
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        names.sort();
-        names
-    };
-    let before = names();
+    let before = outbox(&sb);
     let export = ["export", "seatplan", "--link", "opera-tourism"];
     let manager = Writer::hold(&store(&sb, "OPERA"));
     let run = sb.stxd(&[&["--busy-wait", "1"][..], &export].concat());
@@ -336,7 +324,7 @@ fn an_export_beside_a_long_write_gives_up_without_staging_anything() {
     // wait for the lock to try.
     assert!(!said.contains("staged copy"), "{said}");
     drop(manager);
-    assert_eq!(names(), before, "the outbox is as it was");
+    assert_eq!(outbox(&sb), before, "the outbox is as it was");
     let done = sb.json(&export);
     assert_eq!(done["sequence"], 1, "{done}");
 }
