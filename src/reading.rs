@@ -47,10 +47,17 @@ pub struct Reading {
 }
 
 impl Reading {
-    /// In words, as `stxd status` and the console show it.
+    /// In words, as `stxd status`, the console and a waiting command show
+    /// it. The store is locked only by the pass that applies (`parse`): the
+    /// signature's check (`verify`) runs before the file's transaction.
     pub fn describe(&self) -> String {
+        let why = if self.pass == "parse" {
+            "its store stays locked until it is applied"
+        } else {
+            "its signature is checked before it is applied"
+        };
         format!(
-            "reading {} for {} s ({} {}% of {:.1} MiB): its store stays locked until it is applied",
+            "reading {} for {} s ({} {}% of {:.1} MiB): {why}",
             self.file,
             self.seconds,
             self.pass,
@@ -121,6 +128,14 @@ mod tests {
         assert_eq!(
             reading(7, now).describe(),
             "reading opera-tourism.SEATPLAN.00000001.xml for 10 s (parse 80% of 0.0 MiB): its store stays locked until it is applied"
+        );
+        let verifying = Reading {
+            pass: "verify".into(),
+            ..reading(7, now)
+        };
+        assert_eq!(
+            verifying.describe(),
+            "reading opera-tourism.SEATPLAN.00000001.xml for 10 s (verify 80% of 0.0 MiB): its signature is checked before it is applied"
         );
         // Another process's record (a daemon killed mid-file, then
         // restarted), or no daemon at all.
