@@ -9,7 +9,6 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::reading;
-use crate::state_lock::{self, Probe};
 use crate::store::wait::{self, Patience};
 
 /// Makes every write of this command wait up to `limit` for a store
@@ -33,15 +32,13 @@ pub fn wait_for_stores(state_dir: &Path, limit: Duration) {
 
 /// What a command waiting for `store` says after `waited`.
 fn notice(state_dir: &Path, store: &Path, waited: Duration, limit: Duration) -> String {
-    let holder = match state_lock::probe(state_dir) {
-        Probe::Held { pid } => reading::current(state_dir, pid, time::OffsetDateTime::now_utc())
-            .map(|r| format!("the daemon is {}", r.describe())),
-        _ => None,
-    }
-    .unwrap_or_else(|| {
-        "another process is writing it (the daemon applying a file, or another stxd command)"
-            .to_owned()
-    });
+    let holder = crate::status::daemon_state(state_dir)
+        .reading
+        .map(|r| format!("the daemon is {}", r.describe()))
+        .unwrap_or_else(|| {
+            "another process is writing it (the daemon applying a file, or another stxd command)"
+                .to_owned()
+        });
     format!(
         "waiting for the store {}: {holder}; waited {} of up to {} (--busy-wait), nothing written yet",
         store.display(),

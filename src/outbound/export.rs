@@ -127,9 +127,10 @@ pub struct ExportError {
 }
 
 impl Cause {
-    /// The store stayed busy past its timeout when the export's
-    /// transaction was to begin: nothing was staged, nothing binds a
-    /// sequence, and a run could not be written now either.
+    /// The store stayed busy past this process's wait (its write lock, or
+    /// a change another process had in hand) before the export's
+    /// transaction began: nothing was staged, nothing binds a sequence,
+    /// and a run could not be written now either.
     fn is_busy(&self) -> bool {
         matches!(self, Cause::Store(e) if e.is_busy())
     }
