@@ -364,10 +364,27 @@ pub(super) fn mapped_local(
     kind: MappingKind,
     id: TechId,
 ) -> Result<Option<i64>, DomainError> {
-    Ok(match maps.lookup(manager, kind, id)? {
+    Ok(local_of(maps.lookup(manager, kind, id)?))
+}
+
+/// [`mapped_local`] for the object of the record being applied, whose id
+/// the file declares there for the first time
+/// ([`FileMappings::lookup_declared`]: no look-up while its kind had no
+/// mapping row when the file began).
+pub(super) fn declared_local(
+    maps: &mut FileMappings<'_>,
+    manager: &str,
+    kind: MappingKind,
+    id: TechId,
+) -> Result<Option<i64>, DomainError> {
+    Ok(local_of(maps.lookup_declared(manager, kind, id)?))
+}
+
+fn local_of(resolved: Option<Resolved>) -> Option<i64> {
+    match resolved {
         Some(Resolved::Local(local)) => Some(local),
         _ => None,
-    })
+    }
 }
 
 /// An automatic kind's update and insert (see [`upsert_auto`]), prepared at

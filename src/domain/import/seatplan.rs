@@ -8,7 +8,7 @@
 use rusqlite::Transaction;
 
 use super::refs::{
-    AutoObject, Refs, Writes, finish_refs, info, mapped_local, summary_message, upsert_auto,
+    AutoObject, Refs, Writes, declared_local, finish_refs, info, summary_message, upsert_auto,
 };
 use super::savepoint::Savepoint;
 use super::seat_changes;
@@ -148,7 +148,7 @@ impl<'t> SeatplanImport<'t> {
                 // and category, and takes the labels the file gives it.
                 if let Item::Seat(s) = item
                     && let Some(local) =
-                        mapped_local(&mut self.maps, ctx.manager, MappingKind::Seat, s.id)?
+                        declared_local(&mut self.maps, ctx.manager, MappingKind::Seat, s.id)?
                 {
                     self.relabel_skipped(s, local)?;
                     self.ids.set_local("seat", s.id.get(), local)?;
@@ -183,7 +183,7 @@ impl<'t> SeatplanImport<'t> {
     /// A venue: created or updated, mapped, and open for its configurations.
     fn apply_venue(&mut self, v: &seatplan::Venue) -> Result<(), DomainError> {
         let (tx, ctx) = (self.tx, self.ctx);
-        let existing = mapped_local(&mut self.maps, ctx.manager, MappingKind::Venue, v.id)?;
+        let existing = declared_local(&mut self.maps, ctx.manager, MappingKind::Venue, v.id)?;
         let (local, change) = upsert_auto(
             tx,
             &mut self.maps,
@@ -212,7 +212,7 @@ impl<'t> SeatplanImport<'t> {
     fn apply_configuration(&mut self, c: &seatplan::Configuration) -> Result<(), DomainError> {
         let (tx, ctx) = (self.tx, self.ctx);
         let venue = parent(self.venue, c.venue, || format!("configuration {}", c.code))?;
-        let existing = mapped_local(
+        let existing = declared_local(
             &mut self.maps,
             ctx.manager,
             MappingKind::Configuration,
@@ -249,7 +249,7 @@ impl<'t> SeatplanImport<'t> {
         let conf = parent(self.configuration, z.configuration, || {
             format!("zone {}", z.code)
         })?;
-        let existing = mapped_local(&mut self.maps, ctx.manager, MappingKind::Zone, z.id)?;
+        let existing = declared_local(&mut self.maps, ctx.manager, MappingKind::Zone, z.id)?;
         let (_, change) = upsert_auto(
             tx,
             &mut self.maps,
@@ -288,7 +288,7 @@ impl<'t> SeatplanImport<'t> {
         let conf = parent(self.configuration, b.configuration, || {
             format!("block {}", b.code)
         })?;
-        let existing = mapped_local(&mut self.maps, ctx.manager, MappingKind::Block, b.id)?;
+        let existing = declared_local(&mut self.maps, ctx.manager, MappingKind::Block, b.id)?;
         let (local, change) = upsert_auto(
             tx,
             &mut self.maps,
@@ -327,7 +327,7 @@ impl<'t> SeatplanImport<'t> {
             }
         };
         let label = format!("{block_code} {}", r.code);
-        let me = mapped_local(&mut self.maps, ctx.manager, MappingKind::Row, r.id)?;
+        let me = declared_local(&mut self.maps, ctx.manager, MappingKind::Row, r.id)?;
         let (maps, writes) = (&mut self.maps, &mut self.writes.row);
         let (local, change) = seat_changes::with_label(
             tx,
@@ -367,7 +367,7 @@ impl<'t> SeatplanImport<'t> {
     fn apply_seat(&mut self, s: &seatplan::Seat, category: Option<i64>) -> Result<(), DomainError> {
         let (tx, ctx) = (self.tx, self.ctx);
         let (row, row_label) = open_row(&self.row, s)?;
-        let me = mapped_local(&mut self.maps, ctx.manager, MappingKind::Seat, s.id)?;
+        let me = declared_local(&mut self.maps, ctx.manager, MappingKind::Seat, s.id)?;
         let label = format!("{row_label} {}", s.number);
         let (maps, writes) = (&mut self.maps, &mut self.writes.seat);
         let (local, change) = seat_changes::with_label(

@@ -186,6 +186,67 @@ mod tests {
     }
 
     #[test]
+    fn a_declared_objects_look_up_reads_the_store_only_when_its_kind_had_rows_before_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        let id = |n| TechId::new(n).unwrap();
+        let code = Code::new("A").unwrap();
+        let row = |manager_id| Seen {
+            manager: "OPERA",
+            kind: MappingKind::Row,
+            manager_id: id(manager_id),
+            code: &code,
+            label: "B A",
+            file: "f",
+        };
+        s.write(|tx| -> Result<(), DomainError> {
+            tx.execute_batch(
+                "INSERT INTO venue (id, code, name) VALUES (1, 'V', 'V');
+                 INSERT INTO configuration (id, venue, code, name) VALUES (2, 1, 'C', 'C');
+                 INSERT INTO block (id, configuration, code, name) VALUES (3, 2, 'B', 'B');
+                 INSERT INTO seat_row (id, block, code) VALUES (4, 3, 'A'), (5, 3, 'B');
+                 INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
+                     local_id, status, first_seen, last_seen)
+                 VALUES ('BALLET', 'row', 3001, 'A', 'B A', 4, 'filled', 't', 't');",
+            )?;
+            // A first file: OPERA had no row mapped when it began (BALLET's
+            // does not count). Its rows are new, whatever it fills meanwhile.
+            let mut maps = FileMappings::new(tx);
+            assert_eq!(maps.lookup_declared("OPERA", MappingKind::Row, id(3001))?, None);
+            maps.fill(&row(3001), 4)?;
+            assert_eq!(maps.lookup_declared("OPERA", MappingKind::Row, id(3002))?, None);
+            // Not read at all: even the row just filled (an id the import
+            // never declares twice in a file) is not looked up again.
+            assert_eq!(maps.lookup_declared("OPERA", MappingKind::Row, id(3001))?, None);
+            assert_eq!(
+                maps.lookup("OPERA", MappingKind::Row, id(3001))?,
+                Some(Resolved::Local(4))
+            );
+            // BALLET had one: its look-ups read the store.
+            assert_eq!(
+                maps.lookup_declared("BALLET", MappingKind::Row, id(3001))?,
+                Some(Resolved::Local(4))
+            );
+            // The next file finds OPERA's row, and reads every one as the
+            // free look-up does.
+            let mut next = FileMappings::new(tx);
+            for manager_id in [3001, 3002] {
+                assert_eq!(
+                    next.lookup_declared("OPERA", MappingKind::Row, id(manager_id))?,
+                    lookup(tx, "OPERA", MappingKind::Row, id(manager_id))?,
+                    "row {manager_id}"
+                );
+            }
+            assert_eq!(
+                next.lookup_declared("OPERA", MappingKind::Row, id(3001))?,
+                Some(Resolved::Local(4))
+            );
+            Ok(())
+        })
+        .unwrap();
+    }
+
+    #[test]
     fn logical_seat_categories_are_refused_with_the_manuals_reason() {
         let e = parse_kind("logical_seat_category").unwrap_err().to_string();
         assert!(e.contains("physical"), "{e}");

@@ -219,6 +219,9 @@ pub struct FileMappings<'c> {
     conn: &'c Connection,
     at: String,
     lookups: HashMap<MappingKind, Statement<'c>>,
+    /// Per kind, the manager whose mapping rows of it were counted at the
+    /// kind's first [`Self::lookup_declared`], and whether there were none.
+    none_before: HashMap<MappingKind, (String, bool)>,
     fill: Option<Statement<'c>>,
     refresh: Option<Statement<'c>>,
 }
@@ -229,6 +232,7 @@ impl<'c> FileMappings<'c> {
             conn,
             at: crate::store::now(),
             lookups: HashMap::new(),
+            none_before: HashMap::new(),
             fill: None,
             refresh: None,
         }
@@ -246,6 +250,38 @@ impl<'c> FileMappings<'c> {
             Entry::Vacant(e) => e.insert(self.conn.prepare(&lookup_sql(kind))?),
         };
         read_lookup(st, manager, kind, manager_id)
+    }
+
+    /// What an object maps to, as [`Self::lookup`], for an object of the
+    /// record being applied, whose id the file declares there for the first
+    /// time (the import refuses an id declared twice): the file has not
+    /// filled its mapping yet. When `manager` had no mapping row of `kind`
+    /// before the file's first object of that kind, none of the file's
+    /// objects of it can have one: the answer is `None` without a look-up.
+    /// That is a venue's first seat plan, where every seat is new.
+    pub fn lookup_declared(
+        &mut self,
+        manager: &str,
+        kind: MappingKind,
+        manager_id: TechId,
+    ) -> Result<Option<Resolved>, DomainError> {
+        let none_before = match self.none_before.get(&kind) {
+            Some((m, none)) if m == manager => *none,
+            _ => {
+                let none = !self
+                    .conn
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM mapping WHERE manager = ?1 AND kind = ?2)",
+                    )?
+                    .query_row((manager, kind.as_str()), |r| r.get::<_, bool>(0))?;
+                self.none_before.insert(kind, (manager.to_owned(), none));
+                none
+            }
+        };
+        if none_before {
+            return Ok(None);
+        }
+        self.lookup(manager, kind, manager_id)
     }
 
     /// Maps a manager object to the local object the import created from
