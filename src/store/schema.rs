@@ -92,6 +92,7 @@ pub const MIGRATIONS: &[Migration] = &[
     super::schema_ledger::DERIVED_PENDING_ACCOUNT,
     super::schema_orders::INTEGER_ORDER_TIMES,
     super::schema_mapping::MAPPING_CHECKS_AS_COMPARISONS,
+    super::schema_mapping::PENDING_MAPPINGS_INDEXED,
 ];
 
 /// The schema version this build writes.

@@ -1,7 +1,9 @@
-//! Migration 16, apart from `schema.rs` for its length: the mapping table's
-//! checks written as comparisons (`docs/performance.md`, "The seat plan at
-//! the distributor, second step"). Listed in [`super::schema::MIGRATIONS`]
-//! like every other step; never edited once released.
+//! Migrations 16 and 17, apart from `schema.rs` for their length: the
+//! mapping table's checks written as comparisons (`docs/performance.md`,
+//! "The seat plan at the distributor, second step"), and its index of
+//! statuses kept for the pending rows alone ("A venue's first seat plan").
+//! Listed in [`super::schema::MIGRATIONS`] like every other step; never
+//! edited once released.
 
 use super::schema::Migration;
 
@@ -68,6 +70,24 @@ INSERT INTO temp.kept (every_mapping_kept)
 DROP TABLE temp.kept;
 DROP TABLE temp.old_mapping;
 "#;
+
+pub(super) const PENDING_MAPPINGS_INDEXED: Migration = Migration {
+    version: 17,
+    name: "pending mappings indexed alone: a seat plan writes no status index entry for each seat it maps",
+    sql: PENDING_SQL,
+};
+
+// Every row a seat plan fills (one per row and seat) also went into
+// `mapping_status`, an index of a column with three values that only the
+// count of a manager's pending rows (`stxd status`, the console) reads. A
+// partial index of the pending rows by manager serves that count alone, and
+// a filled row, nearly every row of a big venue, is not written into it.
+// Listing the rows of one status (`stxd mapping list --pending`) reads the
+// table in its key's order, as it already did.
+const PENDING_SQL: &str = "
+DROP INDEX mapping_status;
+CREATE INDEX mapping_pending ON mapping (manager) WHERE status = 'pending';
+";
 
 #[cfg(test)]
 mod tests {
@@ -197,5 +217,45 @@ mod tests {
         assert!(migrate_to(&mut conn, Path::new("x.db"), 16).is_err());
         assert_eq!(user_version(&conn), 15);
         assert_eq!(rows::<String>(&conn, ALL), before);
+    }
+
+    /// Migration 17: the rows are kept; the index of statuses is gone, and
+    /// the count of a manager's pending rows reads the partial index.
+    #[test]
+    fn the_pending_rows_are_indexed_alone_and_counted_through_that_index() {
+        let mut conn = version_15();
+        migrate_to(&mut conn, Path::new(":memory:"), 16).unwrap();
+        conn.execute_batch(
+            "INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
+                                  local_id, status, first_seen, last_seen)
+             VALUES ('OPERA', 'tariff_type', 12, 'RED', 'Reduced', NULL, 'pending', 't', 't'),
+                    ('BALLET', 'tariff_type', 13, 'RED', 'Reduced', NULL, 'pending', 't', 't');",
+        )
+        .unwrap();
+        let before = rows::<String>(&conn, ALL);
+        migrate_to(&mut conn, Path::new(":memory:"), 17).unwrap();
+        assert_eq!(user_version(&conn), 17);
+        assert_eq!(rows::<String>(&conn, ALL), before);
+        let indexes = rows::<String>(
+            &conn,
+            "SELECT name FROM sqlite_schema WHERE type = 'index' AND tbl_name = 'mapping' ORDER BY name",
+        );
+        assert_eq!(indexes, ["mapping_pending", "sqlite_autoindex_mapping_1"]);
+        let pending = "SELECT count(*) FROM mapping WHERE manager = ?1 AND status = 'pending'";
+        for (manager, expected) in [("OPERA", 2), ("BALLET", 1), ("NONE", 0)] {
+            let n: i64 = conn.query_row(pending, [manager], |r| r.get(0)).unwrap();
+            assert_eq!(n, expected, "{manager}");
+        }
+        let plan: Vec<String> = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {pending}"))
+            .unwrap()
+            .query_map(["OPERA"], |r| r.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|p| p.contains("mapping_pending")),
+            "{plan:?}"
+        );
     }
 }

@@ -212,12 +212,21 @@ mod tests {
             // A first file: OPERA had no row mapped when it began (BALLET's
             // does not count). Its rows are new, whatever it fills meanwhile.
             let mut maps = FileMappings::new(tx);
-            assert_eq!(maps.lookup_declared("OPERA", MappingKind::Row, id(3001))?, None);
+            assert_eq!(
+                maps.lookup_declared("OPERA", MappingKind::Row, id(3001))?,
+                None
+            );
             maps.fill(&row(3001), 4)?;
-            assert_eq!(maps.lookup_declared("OPERA", MappingKind::Row, id(3002))?, None);
+            assert_eq!(
+                maps.lookup_declared("OPERA", MappingKind::Row, id(3002))?,
+                None
+            );
             // Not read at all: even the row just filled (an id the import
             // never declares twice in a file) is not looked up again.
-            assert_eq!(maps.lookup_declared("OPERA", MappingKind::Row, id(3001))?, None);
+            assert_eq!(
+                maps.lookup_declared("OPERA", MappingKind::Row, id(3001))?,
+                None
+            );
             assert_eq!(
                 maps.lookup("OPERA", MappingKind::Row, id(3001))?,
                 Some(Resolved::Local(4))
