@@ -345,6 +345,83 @@ fn a_moved_seat_and_a_removed_seat_apply_when_nothing_holds_them() {
     assert_eq!(one(&c, "SELECT count(*) FROM seat"), seats - 2);
 }
 
+/// A file that creates a configuration but moves blocks the store already
+/// has into it is not a first seat plan: the seats of those blocks it no
+/// longer names are removed, as in any configuration it names.
+#[test]
+fn a_new_configuration_given_the_stores_blocks_loses_the_seats_the_file_no_longer_has() {
+    new_configuration_loses_the_seats_the_file_no_longer_has(false);
+}
+
+/// The same with new blocks too: the rows they take are the store's.
+#[test]
+fn new_blocks_given_the_stores_rows_lose_the_seats_the_file_no_longer_has() {
+    new_configuration_loses_the_seats_the_file_no_longer_has(true);
+}
+
+/// The sample seat plan applied, then again under a new configuration id
+/// (and new block ids if `new_blocks`), without seat 50003.
+fn new_configuration_loses_the_seats_the_file_no_longer_has(new_blocks: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut s, items) = applied_plan(dir.path());
+    let c = conn(dir.path());
+    let kept = local_seat(&c, 50001);
+    let removed = local_seat(&c, 50003);
+    let seats = one(&c, "SELECT count(*) FROM seat");
+    let changed: Vec<seatplan::Item> = items
+        .into_iter()
+        .filter(|item| !matches!(item, seatplan::Item::Seat(x) if x.id == id(50003)))
+        .map(|item| match item {
+            seatplan::Item::Configuration(mut x) => {
+                x.id = id(3199);
+                x.code = code("NEW");
+                seatplan::Item::Configuration(x)
+            }
+            seatplan::Item::Zone(mut x) => {
+                x.configuration = id(3199);
+                seatplan::Item::Zone(x)
+            }
+            seatplan::Item::Block(mut x) => {
+                x.configuration = id(3199);
+                if new_blocks {
+                    x.id = id(x.id.get() + 90);
+                }
+                seatplan::Item::Block(x)
+            }
+            seatplan::Item::Row(mut x) if new_blocks => {
+                x.block = id(x.block.get() + 90);
+                seatplan::Item::Row(x)
+            }
+            other => other,
+        })
+        .collect();
+    applied(import_seatplan(&mut s, &changed).unwrap().0);
+    let new_configuration = one(
+        &c,
+        "SELECT local_id FROM mapping WHERE kind = 'configuration' AND manager_id = 3199",
+    );
+    assert_eq!(
+        one(
+            &c,
+            &format!(
+                "SELECT b.configuration FROM seat s JOIN seat_row r ON r.id = s.row
+                 JOIN block b ON b.id = r.block WHERE s.id = {kept}"
+            )
+        ),
+        new_configuration,
+        "the block moved with its seats"
+    );
+    assert_eq!(
+        one(
+            &c,
+            &format!("SELECT count(*) FROM seat WHERE id = {removed}")
+        ),
+        0,
+        "the seat the file no longer has is removed"
+    );
+    assert_eq!(one(&c, "SELECT count(*) FROM seat"), seats - 1);
+}
+
 #[test]
 fn a_duplicate_row_id_is_refused_with_both_records() {
     let dir = tempfile::tempdir().unwrap();

@@ -13,7 +13,7 @@ use super::refs::{
 use super::savepoint::Savepoint;
 use super::seat_changes;
 use super::seen::FileIds;
-use super::{Context, Outcome, Summary};
+use super::{Change, Context, Outcome, Summary};
 use crate::domain::DomainError;
 use crate::domain::mapping::{FileMappings, Resolved};
 use crate::format::{Position, seatplan};
@@ -46,6 +46,12 @@ pub struct SeatplanImport<'t> {
     record: u64,
     /// Rows and seats set aside under a temporary label so far.
     set_aside: u64,
+    /// Every configuration, block and row applied so far was created by
+    /// the file. Then every row of the file's configurations is one it
+    /// created, and every seat in them one it created or moved there: one
+    /// it declared. No seat or row of them can be absent from the file, and
+    /// the removals' search is skipped (a venue's first seat plan).
+    all_new: bool,
 }
 
 impl<'t> SeatplanImport<'t> {
@@ -71,6 +77,7 @@ impl<'t> SeatplanImport<'t> {
             block_code: String::new(),
             record: 0,
             set_aside: 0,
+            all_new: true,
         })
     }
 
@@ -238,6 +245,7 @@ impl<'t> SeatplanImport<'t> {
             &[&venue, &c.code.as_str(), &c.name.as_str()],
         )?;
         self.summary.add(change);
+        self.all_new &= change == Change::Created;
         self.ids.set_local("configuration", c.id.get(), local)?;
         self.configuration = Some((c.id, local));
         Ok(())
@@ -309,6 +317,7 @@ impl<'t> SeatplanImport<'t> {
             &[&conf, &b.code.as_str(), &b.name.as_str()],
         )?;
         self.summary.add(change);
+        self.all_new &= change == Change::Created;
         self.block = Some((b.id, local, b.code.as_str().to_owned()));
         Ok(())
     }
@@ -358,6 +367,7 @@ impl<'t> SeatplanImport<'t> {
             },
         )?;
         self.summary.add(change);
+        self.all_new &= change == Change::Created;
         self.ids.set_local("row", r.id.get(), local)?;
         self.row = Some((r.id, local, label));
         Ok(())
@@ -432,7 +442,7 @@ impl<'t> SeatplanImport<'t> {
     /// Ends the file: applied, or parked (rolled back but for the pending
     /// rows and the run messages).
     pub fn finish(mut self) -> Result<Outcome, DomainError> {
-        if !self.refs.any_missing() {
+        if !self.refs.any_missing() && !(self.all_new && self.set_aside == 0) {
             let file = self.ctx.file;
             let removed = seat_changes::remove_absent(self.tx, self.ctx.manager, self.set_aside)
                 .map_err(|e| e.locate(file, || Position::File))?;
