@@ -442,7 +442,8 @@ impl<'t> SeatplanImport<'t> {
     /// Ends the file: applied, or parked (rolled back but for the pending
     /// rows and the run messages).
     pub fn finish(mut self) -> Result<Outcome, DomainError> {
-        if !self.refs.any_missing() && !(self.all_new && self.set_aside == 0) {
+        let may_remove = !self.all_new || self.set_aside > 0;
+        if may_remove && !self.refs.any_missing() {
             let file = self.ctx.file;
             let removed = seat_changes::remove_absent(self.tx, self.ctx.manager, self.set_aside)
                 .map_err(|e| e.locate(file, || Position::File))?;
