@@ -404,3 +404,65 @@ fn the_daemon_waits_for_a_store_held_by_a_command_once_per_listing_and_applies_a
         || daemon.log(),
     );
 }
+
+/// A job of the daemon that finds its store busy (a command holding it
+/// past the daemon's 10 s) is not lost: it runs again at the next periodic
+/// listing, once the store is free. Its trigger stays taken until then.
+#[test]
+fn a_triggered_export_that_finds_its_store_busy_runs_again_once_the_store_is_free() {
+    let sb = Sandbox::new();
+    sb.ready();
+    sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"])
+        .expect_code(0);
+    let daemon = crate::util::Daemon::start(&sb);
+    let before = outbox(&sb);
+    let manager = Writer::hold(&store(&sb, "OPERA"));
+    sb.stxd(&[
+        "trigger",
+        "export-seatplan",
+        "--link",
+        "opera-tourism",
+        "--no-wait",
+    ])
+    .expect_code(0);
+    daemon.wait_log("job found its store busy");
+    assert_eq!(
+        outbox(&sb),
+        before,
+        "nothing staged while the store is held"
+    );
+    assert!(
+        !before.iter().any(|n| n.contains("SEATPLAN")),
+        "no seat plan before the job: {before:?}"
+    );
+    let control = sb.path().join("var/state/control/opera-tourism");
+    let triggers = || {
+        std::fs::read_dir(&control)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.contains("export-seatplan"))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        triggers().len(),
+        1,
+        "the trigger stays taken while the job waits"
+    );
+    drop(manager);
+    daemon.wait_log("job ran once its store was free");
+    // Exported, then applied: the demo's daemon serves both sides.
+    let done = sb
+        .path()
+        .join("var/exchange/opera-tourism/to-distributor/done");
+    crate::util::wait_for_file(&done, "SEATPLAN", || daemon.log());
+    assert_eq!(
+        triggers(),
+        Vec::<String>::new(),
+        "the trigger is removed once the job ran"
+    );
+    let log = daemon.log();
+    assert!(!log.contains("job failed"), "{log}");
+}

@@ -45,6 +45,24 @@ pub enum JobDone {
     },
 }
 
+impl JobDone {
+    /// The job met a store another process kept busy past this process's
+    /// wait: an export that could not begin (nothing staged, no sequence
+    /// used), or files left where they were. Run again, it does what it
+    /// could not.
+    pub fn found_busy(&self) -> bool {
+        match self {
+            JobDone::Refused(e) => e.is_busy(),
+            JobDone::Files { handled, .. } => handled.iter().any(|h| {
+                h.processed
+                    .as_ref()
+                    .is_err_and(inbound::InboundError::is_busy)
+            }),
+            JobDone::Exported(_) | JobDone::Reconciled(_) => false,
+        }
+    }
+}
+
 /// Runs one job on a link now: the code path of `stxd trigger --now`, of
 /// trigger files and of schedules alike.
 ///

@@ -33,6 +33,15 @@ struct InHand {
     handle: JoinHandle<ScanState>,
 }
 
+/// A job that found its store busy: queued again at each periodic listing
+/// until it runs without meeting the busy store.
+struct Waiting {
+    work: Work,
+    since: Instant,
+    /// `job-failed` raised for it ([`work::BUSY_ALERT`]).
+    alerted: bool,
+}
+
 /// What the next listing should do, asked for since the last one.
 #[derive(Debug, Clone, Copy)]
 struct Wanted {
@@ -88,6 +97,8 @@ pub(super) struct Daemon {
     state: ScanState,
     control: Control,
     queue: VecDeque<Work>,
+    /// The jobs that found their store busy, to run again.
+    waiting: Vec<Waiting>,
     /// The console writes queued ([`Work::Console`]), by number.
     tasks: HashMap<u64, super::Task>,
     task_numbers: u64,
@@ -183,6 +194,7 @@ impl Daemon {
             state: ScanState::default(),
             control: Control::default(),
             queue: VecDeque::new(),
+            waiting: Vec::new(),
             tasks: HashMap::new(),
             task_numbers: 0,
             task_rx,
@@ -233,14 +245,16 @@ impl Daemon {
         }
     }
 
-    /// Queues the jobs whose schedule fired, unless the same job is queued
-    /// or running (then the fire is skipped, not replayed).
+    /// Queues the jobs whose schedule fired, unless the same job is queued,
+    /// running or waiting for its store (then the fire is skipped, not
+    /// replayed).
     fn queue_due(&mut self) {
         let now = OffsetDateTime::now_utc();
-        let (in_hand, queue) = (&self.in_hand, &self.queue);
+        let (in_hand, queue, waiting) = (&self.in_hand, &self.queue, &self.waiting);
         let fired = self.schedules.due(now, |link, job| {
             in_hand.as_ref().is_some_and(|h| h.work.is_job(link, job))
                 || queue.iter().any(|w| w.is_job(link, job))
+                || waiting.iter().any(|w| w.work.is_job(link, job))
         });
         for skipped in fired.skipped {
             info!(link = %skipped.link, job = %skipped.job, "scheduled run skipped: the same job is still queued or running");
@@ -263,6 +277,7 @@ impl Daemon {
             .iter()
             .map(|h| &h.work)
             .chain(self.queue.iter())
+            .chain(self.waiting.iter().map(|w| &w.work))
             .filter_map(|w| match w {
                 Work::Job { link, job, .. } => Some((link.clone(), *job)),
                 Work::Scan | Work::Console(_) => None,
@@ -361,7 +376,10 @@ impl Daemon {
             Event::Intent(Some(Intent::Reload)) => self.on_reload(),
             Event::Intent(Some(Intent::Quit)) => return Some(self.on_quit()),
             Event::Intent(Some(Intent::Shutdown) | None) => return Some(self.on_shutdown().await),
-            Event::Tick => self.want_listing(),
+            Event::Tick => {
+                self.want_listing();
+                self.queue_waiting();
+            }
             Event::Debounced => {
                 self.debounce = None;
                 self.want_listing();
@@ -467,7 +485,8 @@ impl Daemon {
             self.in_hand
                 .iter()
                 .map(|h| &h.work)
-                .chain(self.queue.iter()),
+                .chain(self.queue.iter())
+                .chain(self.waiting_only()),
         );
         Exit::Quit
     }
@@ -477,14 +496,19 @@ impl Daemon {
     async fn on_shutdown(&mut self) -> Exit {
         self.sd.stopping("stopping: finishing the work in hand");
         self.stop.store(true, Ordering::SeqCst);
-        let abandoned: Vec<String> = self.queue.iter().map(Work::label).collect();
+        let abandoned: Vec<String> = self
+            .queue
+            .iter()
+            .chain(self.waiting_only())
+            .map(Work::label)
+            .collect();
         // "none" rather than an empty field an operator cannot read.
         info!(
             work_in_hand = %self.in_hand_label(),
             not_started = %if abandoned.is_empty() { "none".to_owned() } else { abandoned.join(", ") },
             "stopping: no new work is taken"
         );
-        control::left_taken(self.queue.iter());
+        control::left_taken(self.queue.iter().chain(self.waiting_only()));
         if let Some(hand) = self.in_hand.take() {
             let grace_seconds = self.config.daemon.shutdown_grace_seconds;
             let grace = Duration::from_secs(grace_seconds);
@@ -514,7 +538,13 @@ impl Daemon {
     fn on_done(&mut self, done: Result<ScanState, JoinError>) {
         let work = self.in_hand.take().map(|h| h.work);
         match done {
-            Ok(next) => self.state = next,
+            Ok(mut next) => {
+                let busy = std::mem::take(&mut next.job_found_busy);
+                self.state = next;
+                if let Some(job) = &work {
+                    self.job_ended(job, busy);
+                }
+            }
             Err(e) => {
                 error!(work = %work.as_ref().map(Work::label).unwrap_or_default(), error = %e,
                 "the work item failed; the next listing retries")
@@ -532,6 +562,62 @@ impl Daemon {
         if !matches!(work, Some(Work::Scan) | None) {
             self.wanted.scan = true;
         }
+    }
+
+    /// Keeps a job that found its store busy to run again (raising
+    /// `job-failed` once it has waited [`work::BUSY_ALERT`]); forgets one
+    /// that ran.
+    fn job_ended(&mut self, work: &Work, busy: bool) {
+        let Work::Job { link, job, .. } = work else {
+            return;
+        };
+        let at = self.waiting.iter().position(|w| w.work.is_job(link, *job));
+        match (busy, at) {
+            (true, None) => self.waiting.push(Waiting {
+                work: work.clone(),
+                since: Instant::now(),
+                alerted: false,
+            }),
+            (true, Some(i)) => {
+                let w = &mut self.waiting[i];
+                let waited = w.since.elapsed();
+                if !w.alerted && waited >= work::BUSY_ALERT {
+                    w.alerted = true;
+                    self.alerter.raise(work::busy_incident(link, *job, waited));
+                }
+            }
+            (false, Some(i)) => {
+                let w = self.waiting.remove(i);
+                info!(link = %link, job = %job, waited_seconds = w.since.elapsed().as_secs(),
+                    "job ran once its store was free");
+            }
+            (false, None) => {}
+        }
+    }
+
+    /// Queues again the jobs waiting for their store, unless queued or in
+    /// hand already.
+    fn queue_waiting(&mut self) {
+        for w in &self.waiting {
+            let Work::Job { link, job, .. } = &w.work else {
+                continue;
+            };
+            let queued = self.queue.iter().any(|q| q.is_job(link, *job))
+                || self
+                    .in_hand
+                    .as_ref()
+                    .is_some_and(|h| h.work.is_job(link, *job));
+            if !queued {
+                self.queue.push_back(w.work.clone());
+            }
+        }
+    }
+
+    /// The waiting jobs not queued again yet (for the words of a stop).
+    fn waiting_only(&self) -> impl Iterator<Item = &Work> {
+        self.waiting.iter().map(|w| &w.work).filter(|w| {
+            !self.queue.contains(w) && !self.in_hand.as_ref().is_some_and(|h| h.work == **w)
+        })
     }
 
     /// A listing of the inboxes and the control folders, at the next turn.

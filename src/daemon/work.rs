@@ -96,14 +96,17 @@ pub(super) fn serve(
             let span =
                 tracing::info_span!("job", link = %link, job = %job, origin = origin.as_str());
             let _entered = span.enter();
-            let ended = run_job(config, stop, link, *job, now, &mut state, alerter);
+            let ran = run_job(config, stop, link, *job, now, &mut state, alerter);
+            state.job_found_busy = ran == Ran::Busy;
             if *origin == Origin::Trigger {
-                if ended {
-                    control::job_ran(config, link, *job);
-                } else {
-                    info!(
+                match ran {
+                    Ran::Ended => control::job_ran(config, link, *job),
+                    Ran::CutShort => info!(
                         "triggered job cut short by the stop: its trigger stays taken and the next start runs the job again"
-                    );
+                    ),
+                    // The loop runs it again; its trigger stays taken
+                    // until then, so that a stop meanwhile loses nothing.
+                    Ran::Busy => {}
                 }
             }
             state
@@ -111,13 +114,26 @@ pub(super) fn serve(
     }
 }
 
+/// How a job ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ran {
+    /// To its end, failed or not.
+    Ended,
+    /// Stopped between two files by the daemon's stop (a listing job: poll,
+    /// apply window).
+    CutShort,
+    /// It met a store another process kept busy ([`app::JobDone::found_busy`]):
+    /// the loop runs it again at its next periodic listing.
+    Busy,
+}
+
 /// Runs a job through [`app::run_job`] (the code path of `stxd trigger`)
-/// and logs what it did, at the level of what ops must do. Returns whether
-/// the job ran to its end (failed or not): a listing job (poll, apply
-/// window) stops between two files once the daemon stops, and is then not
-/// finished. A failure (an error, an export refused by a failure of the
-/// machinery) raises `job-failed` keyed by the link and job; a job that ran
-/// without one resolves it.
+/// and logs what it did, at the level of what ops must do. A failure (an
+/// error, an export refused by a failure of the machinery) raises
+/// `job-failed` keyed by the link and job; a job that ran without one
+/// resolves it. A job that found its store busy does neither: it runs
+/// again soon, and the loop raises the alert if the store stays busy
+/// (`main_loop`, [`BUSY_ALERT`]).
 fn run_job(
     config: &Config,
     stop: &AtomicBool,
@@ -126,11 +142,23 @@ fn run_job(
     now: OffsetDateTime,
     state: &mut ScanState,
     alerter: &Alerter,
-) -> bool {
+) -> Ran {
     let stopping = || stop.load(Ordering::SeqCst);
     let watch = super::progress::logged(&config.state_dir);
     let done = app::run_job(config, link, job, now, &mut state.shares, &stopping, &watch);
     let cut_short = stopping() && matches!(&done, Ok(app::JobDone::Files { .. }));
+    if let Ok(done) = &done
+        && done.found_busy()
+        && !cut_short
+    {
+        report::job_done(config, done, &mut state.log, now, alerter);
+        if let app::JobDone::Files { .. } = done {
+            warn!(
+                "job left files its store was too busy for (another process writing it): it runs again at the next periodic listing"
+            );
+        }
+        return Ran::Busy;
+    }
     let job_name = job.to_string();
     let key = alert::key(Event::JobFailed, &[link, &job_name]);
     let failed = match done {
@@ -164,5 +192,27 @@ fn run_job(
         ),
         None => alerter.resolve(&key),
     }
-    !cut_short
+    if cut_short { Ran::CutShort } else { Ran::Ended }
+}
+
+/// How long a job may keep finding its store busy before `job-failed` is
+/// raised: as long as a command waits for a busy store by default
+/// (`--busy-wait`).
+pub(super) const BUSY_ALERT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The incident of a job that found its store busy for longer than
+/// [`BUSY_ALERT`]; the job's next end resolves it as any `job-failed`.
+pub(super) fn busy_incident(link: &str, job: Job, waited: std::time::Duration) -> Incident {
+    let job_name = job.to_string();
+    Incident::new(
+        Event::JobFailed,
+        alert::key(Event::JobFailed, &[link, &job_name]),
+        format!(
+            "job {job} on link {link} has found its store busy for {} s: another process keeps writing it (an stxd command applying a big file by hand?); the daemon runs the job again at each listing",
+            waited.as_secs()
+        ),
+    )
+    .link(link)
+    .code("store-busy")
+    .fix("see which stxd command holds the store (`ps`); once it ends, the job runs at the next listing")
 }

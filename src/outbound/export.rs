@@ -164,6 +164,13 @@ impl ExportError {
         )
     }
 
+    /// The store stayed busy past this process's wait before the export
+    /// began: nothing was staged and no sequence used; run again later, it
+    /// exports what it would have.
+    pub fn is_busy(&self) -> bool {
+        self.cause.is_busy()
+    }
+
     /// A failure of the machinery rather than a refusal by the rules: the
     /// database, the outbox, a file of another content under the next
     /// name, a placement. Someone must look; the others are answers.
