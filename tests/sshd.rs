@@ -37,8 +37,34 @@ pub fn keygen(path: &Path) {
     assert!(status.success(), "ssh-keygen failed for {}", path.display());
 }
 
-/// A port nobody listens on right now.
+/// A port nobody listens on right now, below the kernel's ephemeral range.
 pub fn free_port() -> u16 {
+    // A port the kernel hands out for an outgoing connection (or a bind to
+    // port 0) is one of its ephemeral range: a server restarting on such a
+    // port, or started a moment after it was chosen, may find it taken by a
+    // connection of another test running beside. Ports below that range
+    // are only ever taken on purpose: the first free one from a starting
+    // point that differs between calls and processes.
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    const FIRST: u16 = 10_000;
+    let ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    let span = u64::from(ephemeral.saturating_sub(FIRST));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::from(d.subsec_nanos()));
+    let start = u64::from(std::process::id())
+        .wrapping_mul(7_919)
+        .wrapping_add(CALLS.fetch_add(1, Ordering::Relaxed).wrapping_mul(104_729))
+        .wrapping_add(nanos);
+    for i in 0..span {
+        let port = FIRST + u16::try_from((start.wrapping_add(i)) % span).expect("below the range");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
     listener.local_addr().expect("local addr").port()
 }

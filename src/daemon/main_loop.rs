@@ -42,6 +42,50 @@ struct Waiting {
     alerted: bool,
 }
 
+/// What [`note_end`] found worth saying.
+#[derive(Debug, PartialEq, Eq)]
+enum Noted {
+    Nothing,
+    /// The job has found its store busy for this long, past
+    /// [`work::BUSY_ALERT`] (said once per wait).
+    StillBusy(Duration),
+    /// The job ran after waiting this long for its store.
+    RanAfter(Duration),
+}
+
+/// Notes the end of a job in `waiting` at `now`: one that found its store
+/// busy is kept (from its first such end), one that ran is forgotten.
+fn note_end(waiting: &mut Vec<Waiting>, work: &Work, busy: bool, now: Instant) -> Noted {
+    let Work::Job { link, job, .. } = work else {
+        return Noted::Nothing;
+    };
+    let at = waiting.iter().position(|w| w.work.is_job(link, *job));
+    match (busy, at) {
+        (true, None) => {
+            waiting.push(Waiting {
+                work: work.clone(),
+                since: now,
+                alerted: false,
+            });
+            Noted::Nothing
+        }
+        (true, Some(i)) => {
+            let w = &mut waiting[i];
+            let waited = now.saturating_duration_since(w.since);
+            if w.alerted || waited < work::BUSY_ALERT {
+                return Noted::Nothing;
+            }
+            w.alerted = true;
+            Noted::StillBusy(waited)
+        }
+        (false, Some(i)) => {
+            let w = waiting.remove(i);
+            Noted::RanAfter(now.saturating_duration_since(w.since))
+        }
+        (false, None) => Noted::Nothing,
+    }
+}
+
 /// What the next listing should do, asked for since the last one.
 #[derive(Debug, Clone, Copy)]
 struct Wanted {
@@ -571,27 +615,15 @@ impl Daemon {
         let Work::Job { link, job, .. } = work else {
             return;
         };
-        let at = self.waiting.iter().position(|w| w.work.is_job(link, *job));
-        match (busy, at) {
-            (true, None) => self.waiting.push(Waiting {
-                work: work.clone(),
-                since: Instant::now(),
-                alerted: false,
-            }),
-            (true, Some(i)) => {
-                let w = &mut self.waiting[i];
-                let waited = w.since.elapsed();
-                if !w.alerted && waited >= work::BUSY_ALERT {
-                    w.alerted = true;
-                    self.alerter.raise(work::busy_incident(link, *job, waited));
-                }
+        match note_end(&mut self.waiting, work, busy, Instant::now()) {
+            Noted::Nothing => {}
+            Noted::StillBusy(waited) => {
+                self.alerter.raise(work::busy_incident(link, *job, waited));
             }
-            (false, Some(i)) => {
-                let w = self.waiting.remove(i);
-                info!(link = %link, job = %job, waited_seconds = w.since.elapsed().as_secs(),
+            Noted::RanAfter(waited) => {
+                info!(link = %link, job = %job, waited_seconds = waited.as_secs(),
                     "job ran once its store was free");
             }
-            (false, None) => {}
         }
     }
 
@@ -739,6 +771,55 @@ mod tests {
             let _ = wait.await;
         });
         (handle, release)
+    }
+
+    #[test]
+    fn a_job_that_finds_its_store_busy_waits_is_alerted_once_past_the_limit_and_forgotten_once_it_ran()
+     {
+        let job = |job| Work::Job {
+            link: "opera-tourism".to_owned(),
+            job,
+            origin: Origin::Schedule,
+        };
+        let export = job(Job::Export(crate::format::Kind::Seatplan));
+        let other = job(Job::Reconcile);
+        let start = Instant::now();
+        let at = |secs| start + Duration::from_secs(secs);
+        let mut waiting = Vec::new();
+        assert_eq!(note_end(&mut waiting, &export, true, at(0)), Noted::Nothing);
+        assert_eq!(note_end(&mut waiting, &other, false, at(5)), Noted::Nothing);
+        assert_eq!(waiting.len(), 1, "the busy job waits, the other ran");
+        assert_eq!(
+            note_end(&mut waiting, &export, true, at(599)),
+            Noted::Nothing
+        );
+        assert_eq!(
+            note_end(&mut waiting, &export, true, at(600)),
+            Noted::StillBusy(Duration::from_secs(600))
+        );
+        assert_eq!(
+            note_end(&mut waiting, &export, true, at(605)),
+            Noted::Nothing,
+            "once"
+        );
+        assert_eq!(
+            note_end(&mut waiting, &export, false, at(610)),
+            Noted::RanAfter(Duration::from_secs(610))
+        );
+        assert!(waiting.is_empty());
+        // A new wait starts from its own first busy end.
+        assert_eq!(
+            note_end(&mut waiting, &export, true, at(700)),
+            Noted::Nothing
+        );
+        assert_eq!(
+            note_end(&mut waiting, &export, true, at(1299)),
+            Noted::Nothing
+        );
+        assert_eq!(
+            note_end(&mut waiting, &export, false, at(1300)),
+            Noted::RanAfter(Duration::from_secs(600))
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -127,6 +127,12 @@ mod tests {
         );
     }
 
+    /// A venue with one block and its rows 4 (A) and 5 (B).
+    const ROWS_4_AND_5: &str = "INSERT INTO venue (id, code, name) VALUES (1, 'V', 'V');
+         INSERT INTO configuration (id, venue, code, name) VALUES (2, 1, 'C', 'C');
+         INSERT INTO block (id, configuration, code, name) VALUES (3, 2, 'B', 'B');
+         INSERT INTO seat_row (id, block, code) VALUES (4, 3, 'A'), (5, 3, 'B');";
+
     #[test]
     fn a_files_held_look_up_reads_every_state_as_the_free_one_and_its_fills_share_one_time() {
         let dir = tempfile::tempdir().unwrap();
@@ -134,16 +140,13 @@ mod tests {
         let id = |n| TechId::new(n).unwrap();
         let code = Code::new("A").unwrap();
         s.write(|tx| -> Result<(), DomainError> {
-            tx.execute_batch(
-                "INSERT INTO venue (id, code, name) VALUES (1, 'V', 'V');
-                 INSERT INTO configuration (id, venue, code, name) VALUES (2, 1, 'C', 'C');
-                 INSERT INTO block (id, configuration, code, name) VALUES (3, 2, 'B', 'B');
-                 INSERT INTO seat_row (id, block, code) VALUES (4, 3, 'A'), (5, 3, 'B');
+            tx.execute_batch(&format!(
+                "{ROWS_4_AND_5}
                  INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
                      local_id, status, first_seen, last_seen)
                  VALUES ('OPERA', 'row', 3003, 'C', 'B C', NULL, 'ignored', 't', 't'),
-                        ('OPERA', 'row', 3004, 'D', 'B D', NULL, 'pending', 't', 't');",
-            )?;
+                        ('OPERA', 'row', 3004, 'D', 'B D', NULL, 'pending', 't', 't');"
+            ))?;
             let mut maps = FileMappings::new(tx);
             for (manager_id, local) in [(3001, 4), (3002, 5)] {
                 let seen = Seen {
@@ -200,15 +203,12 @@ mod tests {
             file: "f",
         };
         s.write(|tx| -> Result<(), DomainError> {
-            tx.execute_batch(
-                "INSERT INTO venue (id, code, name) VALUES (1, 'V', 'V');
-                 INSERT INTO configuration (id, venue, code, name) VALUES (2, 1, 'C', 'C');
-                 INSERT INTO block (id, configuration, code, name) VALUES (3, 2, 'B', 'B');
-                 INSERT INTO seat_row (id, block, code) VALUES (4, 3, 'A'), (5, 3, 'B');
+            tx.execute_batch(&format!(
+                "{ROWS_4_AND_5}
                  INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
                      local_id, status, first_seen, last_seen)
-                 VALUES ('BALLET', 'row', 3001, 'A', 'B A', 4, 'filled', 't', 't');",
-            )?;
+                 VALUES ('BALLET', 'row', 3001, 'A', 'B A', 4, 'filled', 't', 't');"
+            ))?;
             // A first file: OPERA had no row mapped when it began (BALLET's
             // does not count). Its rows are new, whatever it fills meanwhile.
             let mut maps = FileMappings::new(tx);
