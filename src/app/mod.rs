@@ -75,6 +75,6 @@ pub use mapping::{
 pub use poll::{PollReport, Shares, SidePoll, Synced, poll, poll_with};
 pub use retry::{Retried, retry_files, retry_link};
 pub use sales::{ResolveRefused, resolve_line};
-pub use stores::{link_secret, open_side, open_store};
+pub use stores::{link_secret, open_every_store, open_side, open_store};
 
 use stores::require_secret;

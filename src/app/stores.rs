@@ -33,6 +33,18 @@ pub fn open_store(config: &Config, inst: &Institution) -> Result<Store, AppError
     })
 }
 
+/// Opens every store of the config (creating a missing one), which brings
+/// each to this version's schema. The daemon does so at its start, while
+/// systemd gives the start more time: a migration that rewrites a large
+/// table then runs there, not in the first listing that happens to open
+/// that store, nor in a command run beside the daemon.
+pub fn open_every_store(config: &Config) -> Result<(), AppError> {
+    for inst in &config.institutions {
+        drop(open_store(config, inst)?);
+    }
+    Ok(())
+}
+
 /// Builds `path`'s store under `.<name>.creating.<pid>` and renames it into
 /// place (see [`open_store`]). Another process that placed the store first
 /// wins: this one's copy is dropped.

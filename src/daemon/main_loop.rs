@@ -191,7 +191,11 @@ impl Daemon {
         // rewrites tables: minutes for millions of sales lines, beyond
         // `TimeoutStartSec=` (systemd would kill the start and try again,
         // rolling the migration back each time).
-        let created = sd.extending(START_EXTENSION, || app::init(&config, false))?;
+        let created = sd.extending(START_EXTENSION, || {
+            let created = app::init(&config, false)?;
+            app::open_every_store(&config)?;
+            Ok::<_, app::AppError>(created)
+        })?;
         for created in created {
             info!(created = %created, "created at start");
         }
