@@ -219,6 +219,31 @@ fn sighup_keeps_the_running_config_when_the_file_is_broken() {
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
 }
 
+/// `store` as version 16 left it: migration 17 undone by hand (a later
+/// migration must be undone here too).
+fn back_to_version_16(store: &std::path::Path) {
+    assert_eq!(
+        stxd::store::schema::latest(),
+        17,
+        "undo the later migrations here too"
+    );
+    rusqlite::Connection::open(store)
+        .unwrap()
+        .execute_batch(
+            "DROP INDEX mapping_pending;
+             CREATE INDEX mapping_status ON mapping (status);
+             PRAGMA user_version = 16;",
+        )
+        .unwrap();
+}
+
+fn user_version(store: &std::path::Path) -> i64 {
+    rusqlite::Connection::open(store)
+        .unwrap()
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap()
+}
+
 /// A new version's first start brings every store to its schema while
 /// systemd gives the start more time, even a store no file of the first
 /// listing opens: not later, in a listing or in a command run beside the
@@ -228,28 +253,40 @@ fn the_start_migrates_every_store_even_one_no_file_needs() {
     let sb = Sandbox::new();
     sb.ready();
     let opera = sb.path().join("var/state/OPERA.sqlite");
-    let version = || -> i64 {
-        rusqlite::Connection::open(&opera)
-            .unwrap()
-            .pragma_query_value(None, "user_version", |r| r.get(0))
-            .unwrap()
-    };
-    // OPERA as version 16 left it: migration 17 undone by hand (a later
-    // migration must be undone here too).
-    assert_eq!(
-        stxd::store::schema::latest(),
-        17,
-        "undo the later migrations here too"
-    );
-    rusqlite::Connection::open(&opera)
-        .unwrap()
-        .execute_batch(
-            "DROP INDEX mapping_pending;
-             CREATE INDEX mapping_status ON mapping (status);
-             PRAGMA user_version = 16;",
-        )
-        .unwrap();
-    assert_eq!(version(), 16);
+    back_to_version_16(&opera);
+    assert_eq!(user_version(&opera), 16);
     let daemon = Daemon::start(&sb);
-    assert_eq!(version(), 17, "{}", daemon.log());
+    assert_eq!(user_version(&opera), 17, "{}", daemon.log());
+}
+
+/// A store another process holds through its pending migration stops
+/// nothing else at the start: the daemon starts and says so, and the store
+/// is migrated by the next process that opens it once it is free.
+#[test]
+fn a_store_held_through_its_migration_at_start_is_said_and_stops_nothing_else() {
+    let sb = Sandbox::new();
+    sb.ready();
+    let opera = sb.path().join("var/state/OPERA.sqlite");
+    back_to_version_16(&opera);
+    let holder = rusqlite::Connection::open(&opera).unwrap();
+    holder
+        .execute_batch("BEGIN IMMEDIATE; UPDATE institution SET code = code;")
+        .unwrap();
+    let daemon = Daemon::start(&sb);
+    let log = daemon.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("a store cannot be opened at start")
+                && l.contains("OPERA")
+                && l.contains("migration 17")),
+        "{log}"
+    );
+    assert_eq!(user_version(&opera), 16);
+    holder.execute_batch("ROLLBACK").unwrap();
+    // The daemon runs meanwhile; the manager's store is migrated by the
+    // next process that opens it to write.
+    sb.stxd(&["status"]).expect_code(0);
+    sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
+        .expect_code(0);
+    assert_eq!(user_version(&opera), 17, "{}", daemon.log());
 }

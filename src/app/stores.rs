@@ -34,15 +34,19 @@ pub fn open_store(config: &Config, inst: &Institution) -> Result<Store, AppError
 }
 
 /// Opens every store of the config (creating a missing one), which brings
-/// each to this version's schema. The daemon does so at its start, while
-/// systemd gives the start more time: a migration that rewrites a large
-/// table then runs there, not in the first listing that happens to open
-/// that store, nor in a command run beside the daemon.
-pub fn open_every_store(config: &Config) -> Result<(), AppError> {
-    for inst in &config.institutions {
-        drop(open_store(config, inst)?);
-    }
-    Ok(())
+/// each to this version's schema; returns why any could not be. The daemon
+/// does so at its start, while systemd gives the start more time: a
+/// migration that rewrites a large table then runs there, not in the first
+/// listing that happens to open that store, nor in a command run beside the
+/// daemon. A store that cannot be opened now (another process holding it
+/// through a pending migration, a file that is not a store) stops nothing
+/// else: its files wait, as they would at any listing.
+pub fn open_every_store(config: &Config) -> Vec<AppError> {
+    config
+        .institutions
+        .iter()
+        .filter_map(|inst| open_store(config, inst).err())
+        .collect()
 }
 
 /// Builds `path`'s store under `.<name>.creating.<pid>` and renames it into

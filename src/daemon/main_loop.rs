@@ -191,13 +191,16 @@ impl Daemon {
         // rewrites tables: minutes for millions of sales lines, beyond
         // `TimeoutStartSec=` (systemd would kill the start and try again,
         // rolling the migration back each time).
-        let created = sd.extending(START_EXTENSION, || {
+        let (created, unopened) = sd.extending(START_EXTENSION, || {
             let created = app::init(&config, false)?;
-            app::open_every_store(&config)?;
-            Ok::<_, app::AppError>(created)
+            Ok::<_, app::AppError>((created, app::open_every_store(&config)))
         })?;
         for created in created {
             info!(created = %created, "created at start");
+        }
+        for e in unopened {
+            error!(error = %app::chain(&e),
+                "a store cannot be opened at start: its files wait until it opens, tried again at each listing");
         }
         sd.status("starting: listing the inboxes");
         for link in &config.links {
