@@ -96,9 +96,6 @@ fn refused(e: &ExportError) {
         debug!(code = e.code(), reason = %e, "job done: nothing new to export")
     } else if e.is_nothing_to_sell() {
         info!(code = e.code(), reason = %e, run = e.run_id, "job done: nothing to export")
-    } else if e.is_busy() {
-        warn!(code = e.code(), reason = %e,
-            "job found its store busy (another process writing it): it runs again at the next periodic listing")
     } else if e.is_failure() {
         error!(code = e.code(), reason = %e, run = e.run_id, "job failed: export refused")
     } else {

@@ -147,19 +147,30 @@ fn run_job(
     let watch = super::progress::logged(&config.state_dir);
     let done = app::run_job(config, link, job, now, &mut state.shares, &stopping, &watch);
     let cut_short = stopping() && matches!(&done, Ok(app::JobDone::Files { .. }));
+    let job_name = job.to_string();
+    let busy_key = format!("{link} {job_name}");
     if let Ok(done) = &done
         && done.found_busy()
         && !cut_short
     {
-        report::job_done(config, done, &mut state.log, now, alerter);
-        if let app::JobDone::Files { .. } = done {
-            warn!(
-                "job left files its store was too busy for (another process writing it): it runs again at the next periodic listing"
-            );
+        // Said once per wait at warn, then at debug at each try.
+        let first = state.busy_said.insert(busy_key);
+        let reason = match done {
+            app::JobDone::Refused(e) => e.to_string(),
+            _ => {
+                report::job_done(config, done, &mut state.log, now, alerter);
+                "it left files their store was too busy for".to_owned()
+            }
+        };
+        let words = "job found its store busy (another process writing it): it runs again at each periodic listing until the store is free";
+        if first {
+            warn!(reason = %reason, "{words}");
+        } else {
+            debug!(reason = %reason, "{words}");
         }
         return Ran::Busy;
     }
-    let job_name = job.to_string();
+    state.busy_said.remove(&busy_key);
     let key = alert::key(Event::JobFailed, &[link, &job_name]);
     let failed = match done {
         Ok(done) => {
