@@ -18,7 +18,7 @@ use tokio::time::{Instant, Interval, MissedTickBehavior};
 use super::control::{self, Control};
 use super::scan::ScanState;
 use super::watch::{DEBOUNCE, Watcher};
-use super::work::{self, Origin, Work};
+use super::work::{self, Origin, Served, Work};
 use super::{DaemonError, Exit, Intent};
 use crate::alert::Alerter;
 use crate::app;
@@ -30,7 +30,7 @@ use crate::systemd::Notifier;
 /// The item in the worker's hands.
 struct InHand {
     work: Work,
-    handle: JoinHandle<ScanState>,
+    handle: JoinHandle<Served>,
 }
 
 /// A job that found its store busy: queued again at each periodic listing
@@ -111,7 +111,7 @@ enum Event {
     /// A schedule may fire now (or a minute passed).
     Wake,
     /// The item in hand finished.
-    Done(Box<Result<ScanState, JoinError>>),
+    Done(Box<Result<Served, JoinError>>),
     /// A console write, to queue.
     Console(super::Task),
 }
@@ -381,7 +381,7 @@ impl Daemon {
         let handle = tokio::task::spawn_blocking(move || match task {
             Some(task) => {
                 task();
-                prior
+                (prior, None)
             }
             None => work::serve(
                 &config,
@@ -586,11 +586,10 @@ impl Daemon {
 
     /// The item in hand finished: its state is the listings' again; the
     /// first listing done makes the daemon ready; a job asks for a listing.
-    fn on_done(&mut self, done: Result<ScanState, JoinError>) {
+    fn on_done(&mut self, done: Result<Served, JoinError>) {
         let work = self.in_hand.take().map(|h| h.work);
         match done {
-            Ok(mut next) => {
-                let busy = std::mem::take(&mut next.job_found_busy);
+            Ok((next, busy)) => {
                 self.state = next;
                 if let Some(job) = &work {
                     self.job_ended(job, busy);
@@ -615,14 +614,23 @@ impl Daemon {
         }
     }
 
-    /// Keeps a job that found its store busy to run again (raising
+    /// Keeps a job that found its store busy (`busy`: why) to run again,
+    /// saying so at warn once per wait and at debug at each try (raising
     /// `job-failed` once it has waited [`work::BUSY_ALERT`]); forgets one
     /// that ran.
-    fn job_ended(&mut self, work: &Work, busy: bool) {
+    fn job_ended(&mut self, work: &Work, busy: Option<String>) {
         let Work::Job { link, job, .. } = work else {
             return;
         };
-        match note_end(&mut self.waiting, work, busy, Instant::now()) {
+        if let Some(reason) = &busy {
+            let words = "job found its store busy (another process writing it): it runs again at each periodic listing until the store is free";
+            if self.waiting.iter().any(|w| w.work.is_job(link, *job)) {
+                debug!(link = %link, job = %job, reason = %reason, "{words}");
+            } else {
+                warn!(link = %link, job = %job, reason = %reason, "{words}");
+            }
+        }
+        match note_end(&mut self.waiting, work, busy.is_some(), Instant::now()) {
             Noted::Nothing => {}
             Noted::StillBusy(waited) => {
                 self.alerter.raise(work::busy_incident(link, *job, waited));
@@ -719,7 +727,7 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-async fn wait(in_hand: &mut Option<InHand>) -> Result<ScanState, JoinError> {
+async fn wait(in_hand: &mut Option<InHand>) -> Result<Served, JoinError> {
     match in_hand {
         Some(hand) => (&mut hand.handle).await,
         None => std::future::pending().await,

@@ -31,12 +31,6 @@ pub(super) struct ScanState {
     /// The SFTP sessions kept across polls, with their backoff.
     pub(super) shares: app::Shares,
     started: bool,
-    /// The job just served found its store busy ([`super::work`]): the loop
-    /// runs it again at its next periodic listing.
-    pub(super) job_found_busy: bool,
-    /// The jobs ("link job") whose busy store was said at warn level in
-    /// their current wait.
-    pub(super) busy_said: std::collections::HashSet<String>,
 }
 
 type Fingerprint = (PathBuf, Option<(SystemTime, u64)>);

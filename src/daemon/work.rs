@@ -77,6 +77,10 @@ impl Work {
     }
 }
 
+/// What serving an item hands back to the loop: the listings' state, and
+/// why a job met a busy store, when it did (the loop runs it again).
+pub(super) type Served = (ScanState, Option<String>);
+
 /// Serves one work item on the blocking worker.
 pub(super) fn serve(
     config: &Config,
@@ -85,46 +89,49 @@ pub(super) fn serve(
     work: &Work,
     now: OffsetDateTime,
     alerter: &Alerter,
-) -> ScanState {
+) -> Served {
     match work {
-        Work::Scan => scan::scan_once(config, stop, state, now, alerter),
+        Work::Scan => (scan::scan_once(config, stop, state, now, alerter), None),
         // Served by the loop with its task (`main_loop`); one whose task
         // is gone has nothing left to do.
-        Work::Console(_) => state,
+        Work::Console(_) => (state, None),
         Work::Job { link, job, origin } => {
             let mut state = state;
             let span =
                 tracing::info_span!("job", link = %link, job = %job, origin = origin.as_str());
             let _entered = span.enter();
             let ran = run_job(config, stop, link, *job, now, &mut state, alerter);
-            state.job_found_busy = ran == Ran::Busy;
             if *origin == Origin::Trigger {
-                match ran {
+                match &ran {
                     Ran::Ended => control::job_ran(config, link, *job),
                     Ran::CutShort => info!(
                         "triggered job cut short by the stop: its trigger stays taken and the next start runs the job again"
                     ),
                     // The loop runs it again; its trigger stays taken
                     // until then, so that a stop meanwhile loses nothing.
-                    Ran::Busy => {}
+                    Ran::Busy(_) => {}
                 }
             }
-            state
+            let busy = match ran {
+                Ran::Busy(reason) => Some(reason),
+                Ran::Ended | Ran::CutShort => None,
+            };
+            (state, busy)
         }
     }
 }
 
 /// How a job ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Ran {
     /// To its end, failed or not.
     Ended,
     /// Stopped between two files by the daemon's stop (a listing job: poll,
     /// apply window).
     CutShort,
-    /// It met a store another process kept busy ([`app::JobDone::found_busy`]):
-    /// the loop runs it again at its next periodic listing.
-    Busy,
+    /// It met a store another process kept busy ([`app::JobDone::found_busy`]),
+    /// for this reason: the loop runs it again at its next periodic listing.
+    Busy(String),
 }
 
 /// Runs a job through [`app::run_job`] (the code path of `stxd trigger`)
@@ -147,30 +154,20 @@ fn run_job(
     let watch = super::progress::logged(&config.state_dir);
     let done = app::run_job(config, link, job, now, &mut state.shares, &stopping, &watch);
     let cut_short = stopping() && matches!(&done, Ok(app::JobDone::Files { .. }));
-    let job_name = job.to_string();
-    let busy_key = format!("{link} {job_name}");
     if let Ok(done) = &done
         && done.found_busy()
         && !cut_short
     {
-        // Said once per wait at warn, then at debug at each try.
-        let first = state.busy_said.insert(busy_key);
-        let reason = match done {
+        // The loop says it, once per wait (`main_loop`).
+        return Ran::Busy(match done {
             app::JobDone::Refused(e) => e.to_string(),
             _ => {
                 report::job_done(config, done, &mut state.log, now, alerter);
                 "it left files their store was too busy for".to_owned()
             }
-        };
-        let words = "job found its store busy (another process writing it): it runs again at each periodic listing until the store is free";
-        if first {
-            warn!(reason = %reason, "{words}");
-        } else {
-            debug!(reason = %reason, "{words}");
-        }
-        return Ran::Busy;
+        });
     }
-    state.busy_said.remove(&busy_key);
+    let job_name = job.to_string();
     let key = alert::key(Event::JobFailed, &[link, &job_name]);
     let failed = match done {
         Ok(done) => {
