@@ -91,6 +91,54 @@ fn a_wrong_record_count_is_caught_at_the_end_of_parsing() {
     assert_eq!(e.code(), "envelope-count", "{e}");
 }
 
+/// A payload changed after its verification, in place (the handle the
+/// stages read sees it), is caught at the end of its parse, whether it was
+/// read inline (a small file) or on a thread of its own (from 1 MiB).
+#[test]
+fn a_payload_changed_between_verification_and_parsing_applies_nothing() {
+    use std::io::{Seek, SeekFrom, Write};
+    use stxd::format::Kind;
+    use stxd::inbound::read_ahead::THREAD_FROM;
+
+    let dir = tempfile::tempdir().unwrap();
+    let small = 8 * 1024;
+    let big = usize::try_from(THREAD_FROM).unwrap() * 3;
+    for (sequence, bytes) in [(1, small), (2, big)] {
+        let (payload, lines) = crate::util::sales_payload(bytes);
+        let m = seal(
+            dir.path(),
+            &test_secret(),
+            Kind::Sales,
+            sequence,
+            &payload,
+            lines,
+        );
+        let verified = verify(&dir.path().join(m.manifest_name()), Kind::Sales).unwrap();
+        // The last line's amount, 85.00 made 86.00: the file still parses.
+        let at = payload.windows(6).rposition(|w| w == b";8500;").unwrap() + 2;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join(&m.payload))
+            .unwrap();
+        file.seek(SeekFrom::Start(at as u64)).unwrap();
+        file.write_all(b"6").unwrap();
+        drop(file);
+        let mut read = 0;
+        let mut errors = Vec::new();
+        for record in inbound::parse::parse(verified, &Limits::default()) {
+            match record {
+                Ok(_) => read += 1,
+                Err(e) => errors.push(e.code()),
+            }
+        }
+        assert_eq!(errors, ["changed-while-reading"], "{bytes} bytes");
+        assert_eq!(
+            read, lines,
+            "{bytes} bytes: every line read before the end's check"
+        );
+    }
+}
+
 #[test]
 fn a_missing_payload_is_named() {
     let dir = tempfile::tempdir().unwrap();

@@ -7,49 +7,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use stxd::format::Kind;
-use stxd::format::sales::{Line, Operation, OrderRef, Place, Ticket, Writer};
-use stxd::ident::{Code, TechId};
-use stxd::money::Currency;
 
-use crate::util::{Run, Sandbox, seal, test_secret};
-
-/// A SALES payload of at least `bytes` bytes, and its line count.
-fn sales_payload(bytes: usize) -> (Vec<u8>, u64) {
-    let id = |v| TechId::new(v).expect("id");
-    let mut w = Writer::new(Vec::new()).expect("writer");
-    let start = time::macros::datetime!(2026-12-01 10:00:00 UTC);
-    let mut line = 0u64;
-    let mut written = 0usize;
-    while written < bytes {
-        line += 1;
-        w.write(&Line::Ticket(Ticket {
-            rate_version: None,
-            logical_seat_category: None,
-            line,
-            operation: Operation::Sale,
-            time: start + time::Duration::seconds((line % 86_400) as i64),
-            order: OrderRef::new(&format!("T-{line:09}")).expect("order"),
-            refund_of: None,
-            performance: id(1701),
-            place: Place::Seat {
-                block: id(3301),
-                row: Code::new("A").expect("row"),
-                seat: Code::new(&(line % 20 + 1).to_string()).expect("seat"),
-            },
-            seat_category: id(2001),
-            tariff_type: id(1201),
-            audience_subcategory: id(1301),
-            amount: 8500,
-            currency: Currency::new("EUR").expect("currency"),
-            vat_code: id(1101),
-        }))
-        .expect("write a line");
-        // Each line is longer than 60 bytes.
-        written += 60;
-    }
-    let (payload, lines) = w.finish().expect("finish");
-    (payload, lines)
-}
+use crate::util::{Run, Sandbox, sales_payload, seal, test_secret};
 
 /// Seals a SALES file of at least `bytes` bytes into `dir`; returns the
 /// manifest and the line count.

@@ -17,9 +17,7 @@
 //! version, link, parties, names) → [`check_payload`] (size, digest); the
 //! record count is checked by the payload reader at its end.
 
-use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::rc::Rc;
 
 use hmac::Mac;
 use sha2::{Digest, Sha256};
@@ -616,50 +614,6 @@ impl<W: Write> Write for Sealing<W> {
     }
 }
 
-/// A reader that hashes what passes through it: the parse stage re-hashes the
-/// payload it parses and compares with the verified digest, so a file changed
-/// between verification and parsing is caught. The [`HashTap`] reads the
-/// result after the reader has been handed to a payload reader.
-pub struct Hashing<R> {
-    inner: R,
-    state: Rc<RefCell<(u64, Sha256)>>,
-}
-
-/// The far end of a [`Hashing`] reader.
-#[derive(Clone)]
-pub struct HashTap(Rc<RefCell<(u64, Sha256)>>);
-
-impl<R> Hashing<R> {
-    pub fn new(inner: R) -> (Hashing<R>, HashTap) {
-        let state = Rc::new(RefCell::new((0, Sha256::new())));
-        (
-            Hashing {
-                inner,
-                state: state.clone(),
-            },
-            HashTap(state),
-        )
-    }
-}
-
-impl HashTap {
-    /// Bytes read so far and their SHA-256.
-    pub fn finish(&self) -> (u64, [u8; 32]) {
-        let state = self.0.borrow();
-        (state.0, state.1.clone().finalize().into())
-    }
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        let mut state = self.state.borrow_mut();
-        state.0 += n as u64;
-        state.1.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -847,14 +801,12 @@ mod tests {
     }
 
     #[test]
-    fn sealing_and_hashing_agree() {
+    fn sealing_counts_and_hashes_what_it_writes() {
         let mut w = Sealing::new(Vec::new());
         w.write_all(b"hello ").unwrap();
         w.write_all(b"world").unwrap();
         let (out, n, digest) = w.finish();
-        let (mut r, tap) = Hashing::new(&out[..]);
-        io::copy(&mut r, &mut io::sink()).unwrap();
-        assert_eq!(tap.finish(), (n, digest));
+        assert_eq!((out.as_slice(), n), (&b"hello world"[..], 11));
         assert_eq!(digest, <[u8; 32]>::from(Sha256::digest(b"hello world")));
     }
 }

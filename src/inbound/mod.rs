@@ -20,6 +20,7 @@ pub mod archive;
 pub mod claim;
 pub mod outcome;
 pub mod parse;
+pub mod read_ahead;
 pub mod recover;
 pub mod verify;
 

@@ -2,21 +2,22 @@
 //!
 //! Takes a [`Verified`] file and returns [`Records`], an iterator that holds
 //! one record at a time whatever the file's size. The bytes parsed are hashed
-//! again as they are read; at the end the iterator checks that they are the
+//! again as they are read ([`read_ahead`](super::read_ahead): on a second
+//! thread for a large payload); at the end the iterator checks that they are the
 //! bytes verified (same size and SHA-256) and that the record count is the
 //! manifest's, and yields an error otherwise. A consumer applies records
 //! inside a transaction and commits only once the iterator has ended cleanly,
 //! so a truncated, swapped or miscounted file applies nothing.
 
 use std::fs::File;
-use std::io::BufReader;
 
+use super::read_ahead::{ReadAhead, Tap};
 use super::{InboundError, Verified};
-use crate::format::envelope::{self, HashTap, Hashing, Manifest, STREAM_BUFFER};
+use crate::format::envelope::{self, Manifest};
 use crate::format::{FormatError, Kind, Limits, Position, catalogue, contingent, sales, seatplan};
 use crate::transport::progress::Counted;
 
-type Input = BufReader<Hashing<Counted<File>>>;
+type Input = ReadAhead<Counted<File>>;
 
 /// One record of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +38,7 @@ enum Reader {
 /// The records of a verified file, in file order.
 pub struct Records {
     reader: Reader,
-    tap: HashTap,
+    tap: Tap,
     manifest: Manifest,
     payload_name: String,
     done: bool,
@@ -46,8 +47,7 @@ pub struct Records {
 pub fn parse(verified: Verified, limits: &Limits) -> Records {
     let mut payload = verified.payload;
     payload.pass("parse");
-    let (hashing, tap) = Hashing::new(payload);
-    let input = BufReader::with_capacity(STREAM_BUFFER, hashing);
+    let (input, tap) = ReadAhead::new(payload, verified.manifest.bytes);
     let name = verified.payload_name.as_str();
     let reader = match verified.manifest.kind {
         Kind::Seatplan => Reader::Seatplan(seatplan::Reader::new(input, name, *limits)),
@@ -81,8 +81,7 @@ impl Records {
     /// At the end of the payload: the same bytes as verified, and the count
     /// the manifest announced.
     fn check_end(&self) -> Result<(), FormatError> {
-        let (bytes, digest) = self.tap.finish();
-        if bytes != self.manifest.bytes || digest != self.manifest.sha256 {
+        if self.tap.finish() != Some((self.manifest.bytes, self.manifest.sha256)) {
             return Err(FormatError::new(
                 &self.payload_name,
                 Position::File,
