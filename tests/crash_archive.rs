@@ -4,7 +4,9 @@
 //! asserts the end state in the real folders and the real SQLite store: the
 //! pair whole in `done/` (or in `error/` beside its first reason, or in
 //! `parked/`), nothing left in the inbox, nothing applied twice, a taken
-//! trigger's job run and its taken name gone.
+//! trigger's job run and its taken name gone. A payload whose read fails
+//! (an I/O error injected through strace) is no crash and no bad file: it
+//! stays in the inbox for the next run.
 
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
@@ -312,6 +314,61 @@ fn a_move_into_parked_cut_by_a_kill_is_finished_and_the_file_resumes_later() {
     assert_eq!(entries(&inbox.join("parked")), SEATPLAN);
     assert_eq!(seatplan_state(&sb), ["parked"]);
     resumes_into_done(&sb);
+}
+
+/// The sample SALES payload's `nth` read fails with EIO (strace): 1 is
+/// the verification's first read, 3 the parse's (the small payload is read
+/// in one chunk, then its end, by each). Neither rejects the file: it stays
+/// in the inbox, nothing is applied or logged as refused, and the next run
+/// applies it once.
+#[test]
+fn a_payload_that_cannot_be_read_now_stays_in_the_inbox_and_the_next_run_applies_it() {
+    for (nth, stage, at) in [(1, "verification", "byte 0"), (3, "parse", "line 1")] {
+        let sb = sales_waiting();
+        let payload = inbox(&sb).join(PAYLOAD).display().to_string();
+        let inject = format!("inject=read:error=EIO:when={nth}");
+        let options = [
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-P",
+            &payload,
+            "-e",
+            "trace=read",
+            "-e",
+            &inject,
+        ];
+        let out = under_strace(&sb, &options, &["process"])
+            .output()
+            .expect("run strace");
+        let said = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            said.contains("retry: not processed now, will be retried")
+                && said.contains(&format!("{at}: read failed: Input/output error")),
+            "{stage}: {:?}: {said}",
+            out.status
+        );
+        assert_ne!(out.status.code(), Some(0), "{stage}: {said}");
+        assert_eq!(
+            inbox_files(&sb),
+            [PAYLOAD, MANIFEST],
+            "{stage}: left in place"
+        );
+        assert_eq!(entries(&inbox(&sb).join("error")), Vec::<String>::new());
+        assert_eq!(journal(&sb), Vec::<(i64, String)>::new(), "{stage}");
+        let conn = opera(&sb);
+        assert_eq!(count(&conn, "SELECT count(*) FROM sales_line"), 0);
+        assert_eq!(
+            count(
+                &conn,
+                "SELECT count(*) FROM run WHERE kind = 'import-sales'"
+            ),
+            0,
+            "{stage}: no run logged for a file not read"
+        );
+        sb.stxd(&["process"]).expect_code(0);
+        applied_once(&sb);
+    }
 }
 
 /// `stxd ARGS…` in the sandbox under `strace -f OPTIONS…`. strace is

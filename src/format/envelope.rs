@@ -514,7 +514,7 @@ pub fn check_payload(
                 return Err(FormatError::new(
                     file,
                     Position::byte(total),
-                    "io",
+                    super::READ_FAILED,
                     format!("read failed: {e}"),
                 ));
             }

@@ -116,7 +116,18 @@ pub struct FormatError {
     pub problem: String,
 }
 
+/// The code of a payload that could not be read (an I/O error from the
+/// disk, not a property of its content): the inbound stages leave such a
+/// file where it is and try it again, instead of rejecting it.
+pub const READ_FAILED: &str = "read-failed";
+
 impl FormatError {
+    /// The payload could not be read ([`READ_FAILED`]): nothing is known
+    /// of its content.
+    pub fn is_read_failure(&self) -> bool {
+        self.code == READ_FAILED
+    }
+
     pub fn new(
         file: impl Into<String>,
         position: Position,

@@ -51,9 +51,10 @@ pub struct Reading<'a> {
 #[derive(Debug, thiserror::Error)]
 pub enum InboundError {
     /// The file is bad: it goes to `error/` with this reason; retrying cannot
-    /// help.
+    /// help. (A reader's [`FormatError`] that only says the payload could not
+    /// be read becomes [`InboundError::Io`] instead.)
     #[error(transparent)]
-    Rejected(#[from] FormatError),
+    Rejected(FormatError),
     /// The domain refused the records (permanent), or the store failed
     /// (transient).
     #[error(transparent)]
@@ -79,6 +80,22 @@ pub enum InboundError {
         "not tried, the store of {institution} stayed busy for a file before it in this listing; the next listing tries it again"
     )]
     StoreBusy { institution: String },
+}
+
+impl From<FormatError> for InboundError {
+    /// A rejection, unless the payload could not be read (a disk or network
+    /// file system failing now): that says nothing of the file, which stays
+    /// where it is for the next listing.
+    fn from(e: FormatError) -> InboundError {
+        if e.is_read_failure() {
+            let source = std::io::Error::other(format!("{}: {}", e.position, e.problem));
+            return InboundError::Io {
+                file: e.file,
+                source,
+            };
+        }
+        InboundError::Rejected(e)
+    }
 }
 
 impl InboundError {

@@ -183,7 +183,7 @@ impl<R: BufRead> CsvReader<R> {
         match e.kind() {
             csv::ErrorKind::Io(io) => self.error(
                 Position::line(line),
-                "read-failed",
+                crate::format::READ_FAILED,
                 format!("read failed: {io}"),
             ),
             _ => self.error(Position::line(line), "csv-syntax", format!("{e}")),

@@ -49,7 +49,7 @@
 //! | `bad-number` | a count or rate that is not plain digits within its range |
 //! | `bad-date` | a date, date-time or date range that is not as documented |
 //! | `bad-state` | an unknown performance state |
-//! | `io` | the input could not be read |
+//! | `read-failed` | the input could not be read (the inbound stages retry the file) |
 //!
 //! Positions are `Position::Byte` with the 1-based line: the offset of the
 //! `<` of the offending tag, or of the offending byte.

@@ -14,7 +14,7 @@ use quick_xml::events::{BytesStart, Event};
 
 use super::guard::Guard;
 use super::schema::{Element, ElementSpec, Schema};
-use crate::format::{FormatError, Limits, Position};
+use crate::format::{FormatError, Limits, Position, READ_FAILED};
 use crate::ident::shorten;
 
 /// What handling one event leads to.
@@ -733,7 +733,7 @@ impl<R: BufRead> XmlReader<R> {
         let bom = self.bom_len();
         let at = (self.reader.error_position() + bom).max(start);
         match e {
-            QxError::Io(io) => self.err(start, "io", format!("read failed: {io}")),
+            QxError::Io(io) => self.err(start, READ_FAILED, format!("read failed: {io}")),
             QxError::Syntax(SyntaxError::InvalidBangMarkup) => self.err(
                 at,
                 "xml-syntax",
