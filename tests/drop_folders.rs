@@ -680,8 +680,10 @@ fn sigkill_in_the_middle_of_a_large_file_then_a_restart_applies_it_once() {
 fn a_command_waiting_for_the_store_names_the_large_file_the_daemon_is_applying() {
     let sb = Sandbox::new();
     manager_ready(&sb);
-    // Long enough to be applied for seconds after that second.
-    let (payload, records) = sale_refund_pairs(10 * BIG_PAIRS);
+    // Long enough to be applied for seconds after that second (600,000
+    // lines: about 7 s on the development machine, where 200,000 once
+    // left too little of a margin).
+    let (payload, records) = sale_refund_pairs(30 * BIG_PAIRS);
     let pair = sealed(&sb, &outside(&sb, "big"), 1, &payload, records);
     let daemon = Daemon::start(&sb);
     drop_pair(&pair, &inbox(&sb));
@@ -709,7 +711,7 @@ fn a_command_waiting_for_the_store_names_the_large_file_the_daemon_is_applying()
     // The export went on once the file was applied, whole.
     let done = inbox(&sb).join("done");
     assert_eq!(manifests(&done).len(), 1, "{}", tail(&daemon.log()));
-    assert_eq!(big_state(&sb).0, 20 * BIG_PAIRS as i64);
+    assert_eq!(big_state(&sb).0, 60 * BIG_PAIRS as i64);
     eprintln!("the export waited {:?} for the file", started.elapsed());
     assert!(!record.exists(), "the record goes with the pass");
     stop(daemon);

@@ -15,9 +15,8 @@ use super::read_ahead::{ReadAhead, Tap};
 use super::{InboundError, Verified};
 use crate::format::envelope::{self, Manifest};
 use crate::format::{FormatError, Kind, Limits, Position, catalogue, contingent, sales, seatplan};
-use crate::transport::progress::Counted;
 
-type Input = ReadAhead<Counted<File>>;
+type Input = ReadAhead<File>;
 
 /// One record of any kind.
 #[derive(Debug, Clone, PartialEq, Eq)]

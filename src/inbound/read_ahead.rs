@@ -12,7 +12,9 @@
 //! be started.
 //!
 //! The digest is told ([`Tap::finish`]) only once the parser has been handed
-//! the end of the payload: the reading thread being ahead never counts.
+//! the end of the payload, and so is the payload's watcher ([`Tally`]: the
+//! progress bar, the daemon's record of the file it reads) told of each
+//! chunk and of the end: the reading thread being ahead never counts.
 
 use std::io::{self, BufRead, Read};
 use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
@@ -22,6 +24,7 @@ use std::thread::JoinHandle;
 use sha2::{Digest, Sha256};
 
 use crate::format::envelope::STREAM_BUFFER;
+use crate::transport::progress::{Counted, Tally};
 
 /// From this many bytes, a payload is read on a thread of its own.
 pub const THREAD_FROM: u64 = 1 << 20;
@@ -94,6 +97,8 @@ pub struct ReadAhead<R> {
     len: usize,
     state: State,
     end: Arc<OnceLock<(u64, [u8; 32])>>,
+    /// Told of what the parser is handed, as it is.
+    tally: Tally,
 }
 
 /// The size and SHA-256 of what a [`ReadAhead`] handed over, once it
@@ -110,13 +115,14 @@ impl Tap {
 }
 
 impl<R: Read + Send + 'static> ReadAhead<R> {
-    /// `inner`, `bytes` long as far as the caller knows, read on a thread of
-    /// its own from [`THREAD_FROM`] bytes.
-    pub fn new(inner: R, bytes: u64) -> (ReadAhead<R>, Tap) {
-        ReadAhead::with_threshold(inner, bytes, THREAD_FROM)
+    /// `payload`, `bytes` long as far as the caller knows, read on a thread
+    /// of its own from [`THREAD_FROM`] bytes.
+    pub fn new(payload: Counted<R>, bytes: u64) -> (ReadAhead<R>, Tap) {
+        ReadAhead::with_threshold(payload, bytes, THREAD_FROM)
     }
 
-    fn with_threshold(inner: R, bytes: u64, thread_from: u64) -> (ReadAhead<R>, Tap) {
+    fn with_threshold(payload: Counted<R>, bytes: u64, thread_from: u64) -> (ReadAhead<R>, Tap) {
+        let (inner, tally) = payload.into_parts();
         let producer = Producer {
             inner,
             hasher: Sha256::new(),
@@ -135,6 +141,7 @@ impl<R: Read + Send + 'static> ReadAhead<R> {
             len: 0,
             state: State::Reading,
             end: Arc::clone(&end),
+            tally,
         };
         (reader, Tap(end))
     }
@@ -225,12 +232,14 @@ impl<R: Read> ReadAhead<R> {
         };
         match chunk {
             Chunk::Bytes(buf, n) => {
+                self.tally.read(&buf[..n]);
                 self.current = buf;
                 self.at = 0;
                 self.len = n;
                 Ok(true)
             }
             Chunk::End(bytes, digest) => {
+                self.tally.read(&[]);
                 self.state = State::Ended;
                 let _ = self.end.set((bytes, digest));
                 Ok(false)
@@ -282,6 +291,8 @@ impl<R> Drop for ReadAhead<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::transport::progress::{Progress, Watch};
+    use std::sync::Mutex;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// A payload that fails after `fail_at` bytes (if given) and says when
@@ -312,7 +323,7 @@ mod tests {
         }
     }
 
-    fn payload(len: usize, fail_at: Option<u64>) -> (Payload, Vec<u8>, Arc<AtomicBool>) {
+    fn payload(len: usize, fail_at: Option<u64>) -> (Counted<Payload>, Vec<u8>, Arc<AtomicBool>) {
         let bytes: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
         let dropped = Arc::new(AtomicBool::new(false));
         let p = Payload {
@@ -320,7 +331,7 @@ mod tests {
             fail_at,
             dropped: Arc::clone(&dropped),
         };
-        (p, bytes, dropped)
+        (Watch::none().reader(p, "p", len as u64), bytes, dropped)
     }
 
     /// Both ways of reading: inline and on a thread.
@@ -365,12 +376,32 @@ mod tests {
         }
     }
 
+    /// What a watcher heard, in order.
+    #[derive(Default)]
+    struct Heard(Mutex<Vec<String>>);
+
+    impl Progress for Arc<Heard> {
+        fn start(&self, _file: &str, what: &'static str, _bytes: u64) {
+            self.0.lock().unwrap().push(format!("start {what}"));
+        }
+        fn advance(&self, bytes: u64, _lines: u64) {
+            self.0.lock().unwrap().push(format!("+{bytes}"));
+        }
+        fn finish(&self) {
+            self.0.lock().unwrap().push("finish".to_owned());
+        }
+    }
+
     #[test]
-    fn a_reader_ahead_of_the_parser_tells_no_digest_until_the_parser_ends() {
+    fn a_reader_ahead_of_the_parser_tells_no_digest_and_no_end_until_the_parser_ends() {
         // The whole payload fits in the chunks read ahead: the thread has
         // read it all long before the parser asks for its last chunk.
         let len = 3 * STREAM_BUFFER;
+        let heard = Arc::new(Heard::default());
         let (p, _, _) = payload(len, None);
+        let (inner, _) = p.into_parts();
+        let mut p = Watch::new(Arc::clone(&heard)).reader(inner, "p", len as u64);
+        p.pass("parse");
         let (mut r, tap) = ReadAhead::with_threshold(p, len as u64, 0);
         assert_eq!(r.fill_buf().unwrap().len(), STREAM_BUFFER);
         let Source::Thread { thread, .. } = &r.source else {
@@ -383,8 +414,14 @@ mod tests {
         }
         r.consume(STREAM_BUFFER);
         assert_eq!(tap.finish(), None);
+        let chunk = format!("+{STREAM_BUFFER}");
+        assert_eq!(*heard.0.lock().unwrap(), ["start parse", chunk.as_str()]);
         io::copy(&mut r, &mut io::sink()).unwrap();
         assert!(tap.finish().is_some());
+        let told = ["start parse", &chunk, &chunk, &chunk, "finish"];
+        assert_eq!(*heard.0.lock().unwrap(), told);
+        drop(r);
+        assert_eq!(*heard.0.lock().unwrap(), told, "the end is told once");
     }
 
     #[test]

@@ -53,18 +53,27 @@ impl Watch {
     pub fn reader<R>(&self, inner: R, file: &str, bytes: u64) -> Counted<R> {
         Counted {
             inner,
-            file: file.to_owned(),
-            bytes,
-            progress: self.0.clone(),
-            open: false,
+            tally: Tally {
+                file: file.to_owned(),
+                bytes,
+                progress: self.0.clone(),
+                open: false,
+            },
         }
     }
 }
 
 /// A reader that tells its [`Watch`] every read: bytes, and line ends
 /// (`\n`) among them.
+#[derive(Debug)]
 pub struct Counted<R> {
     inner: R,
+    tally: Tally,
+}
+
+/// What the [`Watch`] of one file hears: the pass open on it, and the bytes
+/// read. A pass still open when the tally goes is finished then.
+pub struct Tally {
     file: String,
     bytes: u64,
     progress: Option<Arc<dyn Progress>>,
@@ -72,9 +81,9 @@ pub struct Counted<R> {
     open: bool,
 }
 
-impl<R> std::fmt::Debug for Counted<R> {
+impl std::fmt::Debug for Tally {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Counted")
+        f.debug_struct("Tally")
             .field("file", &self.file)
             .field("bytes", &self.bytes)
             .field("watched", &self.progress.is_some())
@@ -82,7 +91,7 @@ impl<R> std::fmt::Debug for Counted<R> {
     }
 }
 
-impl<R> Counted<R> {
+impl Tally {
     /// A new pass over the file begins (after a rewind, say): `what` names
     /// it for the watcher.
     pub fn pass(&mut self, what: &'static str) {
@@ -95,9 +104,20 @@ impl<R> Counted<R> {
         }
     }
 
-    /// The reader inside.
-    pub fn get_ref(&self) -> &R {
-        &self.inner
+    /// `read` came off the file (nothing: its end, which ends the pass).
+    pub fn read(&mut self, read: &[u8]) {
+        if let Some(p) = &self.progress {
+            if !self.open {
+                p.start(&self.file, "read", self.bytes);
+                self.open = true;
+            }
+            if read.is_empty() {
+                self.end();
+            } else {
+                let lines = read.iter().filter(|&&b| b == b'\n').count();
+                p.advance(read.len() as u64, lines as u64);
+            }
+        }
     }
 
     fn end(&mut self) {
@@ -110,21 +130,36 @@ impl<R> Counted<R> {
     }
 }
 
+impl Drop for Tally {
+    fn drop(&mut self) {
+        self.end();
+    }
+}
+
+impl<R> Counted<R> {
+    /// A new pass over the file begins (after a rewind, say): `what` names
+    /// it for the watcher.
+    pub fn pass(&mut self, what: &'static str) {
+        self.tally.pass(what);
+    }
+
+    /// The reader inside.
+    pub fn get_ref(&self) -> &R {
+        &self.inner
+    }
+
+    /// The reader inside and its tally apart, for a reader that reads the
+    /// file in one place and hands its bytes over in another: the tally
+    /// goes where the bytes are used.
+    pub fn into_parts(self) -> (R, Tally) {
+        (self.inner, self.tally)
+    }
+}
+
 impl<R: Read> Read for Counted<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        if let Some(p) = &self.progress {
-            if !self.open {
-                p.start(&self.file, "read", self.bytes);
-                self.open = true;
-            }
-            if n == 0 {
-                self.end();
-            } else {
-                let lines = buf[..n].iter().filter(|&&b| b == b'\n').count();
-                p.advance(n as u64, lines as u64);
-            }
-        }
+        self.tally.read(&buf[..n]);
         Ok(n)
     }
 }
@@ -132,12 +167,6 @@ impl<R: Read> Read for Counted<R> {
 impl<R: Seek> Seek for Counted<R> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
         self.inner.seek(pos)
-    }
-}
-
-impl<R> Drop for Counted<R> {
-    fn drop(&mut self) {
-        self.end();
     }
 }
 
