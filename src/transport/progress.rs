@@ -4,9 +4,13 @@
 //!
 //! The stages never report progress themselves and never learn who
 //! watches: the layer that opens a file wraps it in [`Watch::reader`], and
-//! whoever reads it (a digest pass, a parser) moves the count along. The
-//! command line draws a progress bar from it on a terminal; the daemon
-//! passes [`Watch::none`], which costs one branch per read.
+//! whoever reads it (a digest pass, a parser) moves the count along. A
+//! reader that reads the file in one place and hands its bytes over in
+//! another (the parse's read-ahead thread) takes the [`Tally`] apart and
+//! moves it where the bytes are used. The command line draws a progress bar
+//! from it on a terminal; the daemon records the file it reads for `stxd
+//! status` (`daemon::progress`); with nobody watching ([`Watch::none`]) a
+//! read costs one branch more.
 
 use std::io::{self, Read, Seek, SeekFrom};
 use std::sync::Arc;
