@@ -239,15 +239,24 @@ impl<R: Read> Guard<R> {
             return;
         }
         let mut i = from;
+        // Up to where bytes are looked at one by one: the block in which the
+        // fast path below met a byte it leaves to them.
+        let mut slow_end = from;
         while i < stop {
-            if self.need == 0 {
-                // The bulk of a payload: eight printable ASCII bytes at a
-                // time, each a complete character with nothing to record.
-                i = printable_run(&self.buf, i, stop);
+            if self.need == 0 && i >= slow_end {
+                // The bulk of a payload: blocks of ASCII text, each byte a
+                // complete character; only their line ends are recorded.
+                let run = text_run(&self.buf, i, stop);
+                let first = abs + (i - from) as u64;
+                self.newlines.extend(
+                    memchr::memchr_iter(b'\n', &self.buf[i..run]).map(|at| first + at as u64),
+                );
+                i = run;
                 self.ready = i;
                 if i == stop {
                     break;
                 }
+                slow_end = (i + TEXT_BLOCK).min(stop);
             }
             let b = self.buf[i];
             let at = abs + (i - from) as u64;
@@ -319,26 +328,32 @@ impl<R: Read> Guard<R> {
     }
 }
 
-/// The end of the run of printable ASCII bytes (0x20 to 0x7E) that starts
-/// at `from` in `buf[..stop]`, looked at eight bytes at a time; the last
-/// few bytes and the eight that hold the first other byte are left to the
-/// byte-by-byte check.
-fn printable_run(buf: &[u8], from: usize, stop: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
+/// What [`text_run`] looks at in one go.
+const TEXT_BLOCK: usize = 32;
+
+/// The end of the run of ASCII text bytes (printable, tab, line feed,
+/// carriage return) that starts at `from` in `buf[..stop]`, looked at a
+/// block of [`TEXT_BLOCK`] bytes at a time (the compiler checks a block in a
+/// few vector instructions); the last bytes, fewer than a block, and the
+/// block that holds the first other byte are left to the byte-by-byte check.
+fn text_run(buf: &[u8], from: usize, stop: usize) -> usize {
     let mut i = from;
-    while let Some(chunk) = buf.get(i..i + 8).filter(|_| i + 8 <= stop) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(chunk);
-        let w = u64::from_le_bytes(word);
-        // A byte below 0x20 (a control character, a newline, a tab)…
-        let below = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
-        // …or above 0x7E (DEL, any byte of a multi-byte character).
-        let above = (w.wrapping_add(ONES) | w) & HIGH;
-        if below | above != 0 {
+    while let Some(block) = buf
+        .get(i..i + TEXT_BLOCK)
+        .filter(|_| i + TEXT_BLOCK <= stop)
+        .and_then(|b| <&[u8; TEXT_BLOCK]>::try_from(b).ok())
+    {
+        // Without a branch per byte, so that it vectorises.
+        let mut other = 0u8;
+        for &b in block {
+            let printable = b.wrapping_sub(0x20) < 0x5F;
+            let space = (b == b'\t') | (b == b'\n') | (b == b'\r');
+            other |= u8::from(!(printable | space));
+        }
+        if other != 0 {
             break;
         }
-        i += 8;
+        i += TEXT_BLOCK;
     }
     i
 }
@@ -401,28 +416,30 @@ impl<R: Read> BufRead for Guard<R> {
 
 #[cfg(test)]
 mod tests {
-    use super::printable_run;
+    use super::{TEXT_BLOCK, text_run};
 
     #[test]
-    fn a_printable_run_stops_before_any_other_byte() {
-        let printable = |b: u8| (0x20..=0x7E).contains(&b);
+    fn a_text_run_stops_before_the_block_of_any_other_byte() {
+        let text = |b: u8| matches!(b, 0x20..=0x7E | b'\t' | b'\n' | b'\r');
+        let len = 3 * TEXT_BLOCK + 5;
         for b in 0..=u8::MAX {
-            for at in 0..20 {
-                let mut buf = [b'a'; 20];
+            for at in (0..len).step_by(7) {
+                let mut buf = vec![b'a'; len];
                 buf[at] = b;
-                for from in 0..4 {
-                    let end = printable_run(&buf, from, buf.len());
+                for from in [0, 1, 5] {
+                    let end = text_run(&buf, from, buf.len());
                     assert!(end >= from && end <= buf.len());
-                    assert!(
-                        buf[from..end].iter().all(|&c| printable(c)),
-                        "{b:#x} at {at}"
-                    );
-                    if printable(b) || at < from {
-                        // Only the tail shorter than eight bytes is left.
-                        assert!(buf.len() - end < 8, "{b:#x} at {at} from {from}: {end}");
+                    assert_eq!((end - from) % TEXT_BLOCK, 0);
+                    assert!(buf[from..end].iter().all(|&c| text(c)), "{b:#x} at {at}");
+                    if text(b) || at < from {
+                        // Only the tail shorter than a block is left.
+                        assert!(
+                            buf.len() - end < TEXT_BLOCK,
+                            "{b:#x} at {at} from {from}: {end}"
+                        );
                     } else {
                         assert!(
-                            end <= at && at < end + 8,
+                            end <= at && at < end + TEXT_BLOCK,
                             "{b:#x} at {at} from {from}: {end}"
                         );
                     }
@@ -430,6 +447,6 @@ mod tests {
             }
         }
         // Never past `stop`.
-        assert_eq!(printable_run(b"abcdefghijklmnop", 0, 12), 8);
+        assert_eq!(text_run(&[b'a'; 80], 0, 70), 2 * TEXT_BLOCK);
     }
 }

@@ -27,7 +27,7 @@
 //! | `xml-pi` | a processing instruction other than the declaration |
 //! | `xml-cdata` | a CDATA section |
 //! | `xml-text` | text content other than whitespace (the formats are attribute-only) |
-//! | `xml-syntax` | malformed markup (attribute without quotes, `<` in a value…) |
+//! | `xml-syntax` | malformed markup (attribute without quotes or `=`, two attributes without whitespace between them, `<` in a value…) |
 //! | `xml-end-tag` | an end tag that does not match the open element |
 //! | `xml-truncated` | the file ends inside markup or before the root element is closed |
 //! | `xml-trailing` | anything but whitespace and comments after the root element |
@@ -56,10 +56,11 @@
 
 //!
 //! One file per part: `schema` (what a payload defines, the validated
-//! [`Element`] and the date formats), `guard` (the byte guard), `reader`
-//! ([`XmlReader`]) and `writer` ([`XmlWriter`]); this module re-exports their
-//! public items.
+//! [`Element`] and the date formats), `guard` (the byte guard), `attrs` (a
+//! start tag's attributes, split in place), `reader` ([`XmlReader`]) and
+//! `writer` ([`XmlWriter`]); this module re-exports their public items.
 
+mod attrs;
 mod guard;
 mod reader;
 mod schema;
@@ -97,12 +98,12 @@ mod tests {
     }
 
     fn names(doc: &[u8]) -> Result<Vec<String>, FormatError> {
-        let mut r = XmlReader::new(
-            BufReader::with_capacity(1, Trickle(doc)),
-            "t.xml",
-            Limits::default(),
-            &SCHEMA,
-        );
+        names_from(BufReader::with_capacity(1, Trickle(doc)))
+    }
+
+    /// The name and position of each element `input` holds.
+    fn names_from(input: impl io::BufRead) -> Result<Vec<String>, FormatError> {
+        let mut r = XmlReader::new(input, "t.xml", Limits::default(), &SCHEMA);
         let mut out = Vec::new();
         while let Some(el) = r.next_element()? {
             out.push(format!("{}@{}", el.value("name"), el.position()));
@@ -126,6 +127,42 @@ mod tests {
         bom.extend_from_slice(DOC.as_bytes());
         let got = names(&bom).unwrap();
         assert_eq!(got[1], "B & 😀@line 5 (byte 133)");
+    }
+
+    #[test]
+    fn positions_hold_in_a_long_document_read_in_blocks_or_byte_by_byte() {
+        // Thousands of lines of ASCII runs (which the guard checks a block
+        // at a time) broken by multi-byte characters, tabs and CR LF.
+        let mut doc = String::from("<?xml version=\"1.0\"?>\r\n<seatplan version=\"1\">");
+        let mut expected = Vec::new();
+        for i in 0..3000 {
+            let name = match i % 4 {
+                0 => format!("Catégorie {i}"),
+                1 => format!("a long name with no accent at all, number {i}"),
+                2 => format!("😀{i}é"),
+                _ => format!("n{i}"),
+            };
+            doc.push_str(if i % 7 == 0 { "\r\n\t" } else { "\n  " });
+            let line = 1 + doc.matches('\n').count();
+            expected.push(format!("{name}@line {line} (byte {})", doc.len()));
+            doc.push_str(&format!(
+                "<seatCategory id=\"{}\" code=\"C{i}\" name=\"{name}\"/>",
+                i + 1
+            ));
+        }
+        doc.push_str("\n</seatplan>\n");
+        let whole = names_from(doc.as_bytes()).unwrap();
+        assert_eq!(whole, expected);
+        assert_eq!(names(doc.as_bytes()).unwrap(), expected);
+        // A control character on the last element's line, far into the file.
+        let at = doc.rfind("n2999").unwrap();
+        let line = 1 + doc[..at].matches('\n').count();
+        let mut bad = doc.into_bytes();
+        bad[at] = 0x01;
+        for e in [names_from(&bad[..]).unwrap_err(), names(&bad).unwrap_err()] {
+            assert_eq!(e.code, "xml-char");
+            assert_eq!(e.position.to_string(), format!("line {line} (byte {at})"));
+        }
     }
 
     #[test]

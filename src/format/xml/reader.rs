@@ -9,9 +9,9 @@ use std::sync::Arc;
 use quick_xml::XmlVersion;
 use quick_xml::errors::{Error as QxError, IllFormedError, SyntaxError};
 use quick_xml::escape::EscapeError;
-use quick_xml::events::attributes::AttrError;
 use quick_xml::events::{BytesStart, Event};
 
+use super::attrs::{AttrScan, is_space};
 use super::guard::Guard;
 use super::schema::{Element, ElementSpec, Schema};
 use crate::format::{FormatError, Limits, Position, READ_FAILED};
@@ -432,9 +432,8 @@ impl<R: BufRead> XmlReader<R> {
             ));
         }
         let mut version: Option<String> = None;
-        for attr in s.attributes() {
-            let attr = attr.map_err(|e| self.attr_error(e, root, start))?;
-            let key = attr.key.as_ref();
+        for attr in AttrScan::new(s.attributes_raw()) {
+            let (key, value) = attr.map_err(|what| self.malformed_attribute(root, &what, start))?;
             if key != "version" {
                 return Err(self.err(
                     start,
@@ -445,9 +444,12 @@ impl<R: BufRead> XmlReader<R> {
                     ),
                 ));
             }
-            let mut v = Vec::new();
-            self.attr_value(&attr, root, "version", start, &mut v)?;
-            version = Some(String::from_utf8_lossy(&v).into_owned());
+            if version.is_some() {
+                return Err(self.duplicate_attribute(root, start));
+            }
+            let mut v = String::new();
+            self.attr_value(key, value, root, "version", start, &mut v)?;
+            version = Some(v);
         }
         match version {
             None => {
@@ -515,7 +517,7 @@ impl<R: BufRead> XmlReader<R> {
                 ),
             ));
         }
-        let last = self.last.filter(|spec| spec.name == name);
+        let last = self.last.filter(|spec| same(spec.name, name));
         let Some(spec) = last.or_else(|| self.schema.find(name)) else {
             let root = self.schema.root;
             return Err(self.err(
@@ -530,7 +532,7 @@ impl<R: BufRead> XmlReader<R> {
             .and_then(|o| o.spec)
             .map_or(self.schema.root, |p| p.name);
         let expected_parent = spec.parent.unwrap_or(self.schema.root);
-        if parent_name != expected_parent {
+        if !same(parent_name, expected_parent) {
             return Err(self.err(
                 start,
                 "xml-nesting",
@@ -594,16 +596,12 @@ impl<R: BufRead> XmlReader<R> {
         start: u64,
         el: &mut Element,
     ) -> Result<(), FormatError> {
-        // The values are gathered as bytes and their text checked once for
-        // the element, not once per value.
-        let mut text = std::mem::take(&mut el.text).into_bytes();
-        // quick-xml's own check of repeated names compares each attribute
-        // with every earlier one; the slots below tell it at once.
-        for (n, attr) in s.attributes().with_checks(false).enumerate() {
-            let attr = attr.map_err(|e| self.attr_error(e, spec.name, start))?;
-            let key = attr.key.as_ref();
+        let mut text = std::mem::take(&mut el.text);
+        for (n, attr) in AttrScan::new(s.attributes_raw()).enumerate() {
+            let (key, value) =
+                attr.map_err(|what| self.malformed_attribute(spec.name, &what, start))?;
             // Attributes are mostly written in the spec's order.
-            let at = spec.attributes.get(n).filter(|a| **a == key).map(|_| n);
+            let at = spec.attributes.get(n).filter(|a| same(a, key)).map(|_| n);
             let Some(i) = at.or_else(|| spec.attributes.iter().position(|a| *a == key)) else {
                 return Err(self.err(
                     start,
@@ -620,20 +618,12 @@ impl<R: BufRead> XmlReader<R> {
                 return Err(self.duplicate_attribute(spec.name, start));
             }
             let from = text.len();
-            self.attr_value(&attr, spec.name, spec.attributes[i], start, &mut text)?;
+            self.attr_value(key, value, spec.name, spec.attributes[i], start, &mut text)?;
             if let Some(slot) = el.spans.get_mut(i) {
                 *slot = Some(from..text.len());
             }
         }
-        // The guard let only UTF-8 through and quick-xml cuts values at
-        // ASCII quotes: this cannot fail, but is not taken on trust.
-        el.text = String::from_utf8(text).map_err(|e| {
-            self.err(
-                start,
-                "xml-utf8",
-                format!("<{}> holds invalid utf-8: {e}", spec.name),
-            )
-        })?;
+        el.text = text;
         if let Some(i) = el.spans.iter().position(Option::is_none) {
             let attr = spec.attributes.get(i).copied().unwrap_or("?");
             return Err(self.err(
@@ -648,13 +638,14 @@ impl<R: BufRead> XmlReader<R> {
     /// Appends the attribute's value, unescaped and normalised, to `out`.
     fn attr_value(
         &mut self,
-        attr: &quick_xml::events::attributes::Attribute<'_>,
+        name: &str,
+        value: &str,
         element: &str,
         key: &str,
         start: u64,
-        out: &mut Vec<u8>,
+        out: &mut String,
     ) -> Result<(), FormatError> {
-        let raw: &[u8] = attr.value.as_bytes();
+        let raw: &[u8] = value.as_bytes();
         if raw.len() > self.limits.max_field_bytes {
             let max = self.limits.max_field_bytes;
             return Err(self.err(
@@ -665,6 +656,15 @@ impl<R: BufRead> XmlReader<R> {
                 ),
             ));
         }
+        // Most values hold no reference, no whitespace to normalise and no
+        // '<': they are their own text (the guard let only UTF-8 through).
+        if !raw
+            .iter()
+            .any(|b| matches!(b, b'<' | b'&' | b'\t' | b'\n' | b'\r'))
+        {
+            out.push_str(value);
+            return Ok(());
+        }
         if raw.contains(&b'<') {
             return Err(self.err(
                 start,
@@ -672,18 +672,14 @@ impl<R: BufRead> XmlReader<R> {
                 format!("<{element}> attribute {key}: a raw '<' must be written &lt;"),
             ));
         }
-        // Most values hold no reference and no whitespace to normalise:
-        // they are their own text (the guard let only UTF-8 through).
-        if !raw
-            .iter()
-            .any(|b| matches!(b, b'&' | b'\t' | b'\n' | b'\r'))
-        {
-            out.extend_from_slice(raw);
-            return Ok(());
-        }
+        // Held as written (`Attribute::from` a pair would escape it).
+        let attr = quick_xml::events::attributes::Attribute {
+            key: quick_xml::name::QName(name),
+            value: std::borrow::Cow::Borrowed(value),
+        };
         match attr.normalized_value(XmlVersion::Explicit1_0) {
             Ok(v) => {
-                out.extend_from_slice(v.as_bytes());
+                out.push_str(&v);
                 Ok(())
             }
             Err(QxError::Escape(e)) => {
@@ -715,15 +711,12 @@ impl<R: BufRead> XmlReader<R> {
         )
     }
 
-    fn attr_error(&mut self, e: AttrError, element: &str, start: u64) -> FormatError {
-        match e {
-            AttrError::Duplicated(..) => self.duplicate_attribute(element, start),
-            other => self.err(
-                start,
-                "xml-syntax",
-                format!("<{element}> has a malformed attribute: {other}"),
-            ),
-        }
+    fn malformed_attribute(&mut self, element: &str, what: &str, start: u64) -> FormatError {
+        self.err(
+            start,
+            "xml-syntax",
+            format!("<{element}> has a malformed attribute: {what}"),
+        )
     }
 
     fn map_error(&mut self, e: QxError, start: u64) -> FormatError {
@@ -798,5 +791,11 @@ impl<R: BufRead> XmlReader<R> {
 }
 
 fn is_blank(t: &[u8]) -> bool {
-    t.iter().all(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
+    t.iter().all(|b| is_space(*b))
+}
+
+/// `a == b` for the short names of tags and attributes, compared in place
+/// (a call to `memcmp` costs more than the comparison).
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
 }
