@@ -61,6 +61,56 @@ pub(super) const SEAT: Place = Place {
     duplicate: "duplicate-number",
 };
 
+/// Tells the rows and seats a file created from the others: their local ids
+/// are above the highest ones of their tables when the file started.
+/// SQLite gives a new row of a table whose key is an `INTEGER PRIMARY KEY`
+/// the id after the highest one (`seat`, `seat_row`), and while a seat plan
+/// is applied only its declarations create rows and seats. An object the
+/// file created is one it declared, so it can never be absent from it: the
+/// import does not record it in `temp.import_local` (one write less per new
+/// seat, and a venue's first seat plan is only new ones), and the removals'
+/// search leaves it out. Should SQLite ever give an id below the highest
+/// (it does once an id reaches the largest integer), the object is simply
+/// recorded as any other.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Before<'t> {
+    /// The manager whose file it is (its mapping rows name the objects).
+    manager: &'t str,
+    row: i64,
+    seat: i64,
+}
+
+impl<'t> Before<'t> {
+    /// The highest ids now: call it before the file's first record.
+    pub(super) fn read(tx: &Transaction<'_>, manager: &'t str) -> Result<Before<'t>, DomainError> {
+        let highest = |table: &str| -> Result<i64, DomainError> {
+            Ok(tx.query_row(
+                &format!("SELECT coalesce(max(id), 0) FROM {table}"),
+                [],
+                |r| r.get(0),
+            )?)
+        };
+        Ok(Before {
+            manager,
+            row: highest(ROW.table)?,
+            seat: highest(SEAT.table)?,
+        })
+    }
+
+    fn highest(&self, place: Place) -> i64 {
+        if place.table == SEAT.table {
+            self.seat
+        } else {
+            self.row
+        }
+    }
+
+    /// Whether the file created `local`, an object of `place`.
+    pub(super) fn created(&self, place: Place, local: i64) -> bool {
+        local > self.highest(place)
+    }
+}
+
 /// Runs `write`, the record's insert or update and its mapping, taking
 /// `label` in `parent` for the local object `me` (None: a new one). When
 /// another object carries that label, SQLite refuses the write and undoes
@@ -69,6 +119,7 @@ pub(super) const SEAT: Place = Place {
 /// has; they need no look-up first.
 pub(super) fn with_label<T>(
     tx: &Transaction<'_>,
+    before: Before<'_>,
     place: Place,
     (parent, label, me): (i64, &str, Option<i64>),
     parent_words: &dyn Fn() -> String,
@@ -80,7 +131,16 @@ pub(super) fn with_label<T>(
             if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 && message.starts_with(&format!("UNIQUE constraint failed: {}.", place.table)) =>
         {
-            free_label(tx, place, parent, label, me, &parent_words(), set_aside)?;
+            free_label(
+                tx,
+                before,
+                place,
+                parent,
+                label,
+                me,
+                &parent_words(),
+                set_aside,
+            )?;
             write()
         }
         done => done,
@@ -91,8 +151,13 @@ pub(super) fn with_label<T>(
 /// another object carrying it is set aside under a temporary label, unless
 /// this file already gave it that label (then the file names two objects
 /// with one label, and is refused).
+#[allow(
+    clippy::too_many_arguments,
+    reason = "the parts of one label change, each used once"
+)]
 fn free_label(
     tx: &Transaction<'_>,
+    before: Before<'_>,
     place: Place,
     parent: i64,
     label: &str,
@@ -112,7 +177,13 @@ fn free_label(
     let Some(other) = occupant else {
         return Ok(());
     };
-    if let Some((record, what)) = seen::record_of_local(tx, place.kind, other)? {
+    // The file gave it this label: it names two objects with one label.
+    let given = if before.created(place, other) {
+        seen::record_of_created(tx, before.manager, place.kind, other)?
+    } else {
+        seen::record_of_local(tx, place.kind, other)?
+    };
+    if let Some((record, what)) = given {
         return Err(DomainError::refused(
             place.duplicate,
             format!("{parent_words} {} {label}", place.label),
@@ -165,27 +236,29 @@ fn retired_label(id: i64) -> Option<String> {
 
 /// Seats of the file's configurations that it did not declare (the
 /// candidates for removal), into `temp.import_gone`.
+/// `?1`: the highest seat id before the file ([`Before`]).
 const GONE_SEATS: &str = "
-    DELETE FROM temp.import_gone;
     INSERT INTO temp.import_gone (id)
     SELECT s.id FROM seat s
     JOIN seat_row r ON r.id = s.row
     JOIN block b ON b.id = r.block
     WHERE b.configuration IN
               (SELECT local FROM temp.import_local WHERE kind = 'configuration')
+      AND s.id <= ?1
       AND NOT EXISTS
-              (SELECT 1 FROM temp.import_local t WHERE t.kind = 'seat' AND t.local = s.id);";
+              (SELECT 1 FROM temp.import_local t WHERE t.kind = 'seat' AND t.local = s.id)";
 
 /// Rows of the file's configurations that it did not declare, into
 /// `temp.import_gone`.
+/// `?1`: the highest row id before the file ([`Before`]).
 const GONE_ROWS: &str = "
-    DELETE FROM temp.import_gone;
     INSERT INTO temp.import_gone (id)
     SELECT r.id FROM seat_row r JOIN block b ON b.id = r.block
     WHERE b.configuration IN
               (SELECT local FROM temp.import_local WHERE kind = 'configuration')
+      AND r.id <= ?1
       AND NOT EXISTS
-              (SELECT 1 FROM temp.import_local t WHERE t.kind = 'row' AND t.local = r.id);";
+              (SELECT 1 FROM temp.import_local t WHERE t.kind = 'row' AND t.local = r.id)";
 
 /// A seat holds a place in history when any of these refers to it.
 const SEAT_REFERRED: &str = "
@@ -207,11 +280,15 @@ const SEAT_REFERRED: &str = "
 /// configurations are read.
 pub(super) fn remove_absent(
     tx: &Transaction<'_>,
-    manager: &str,
+    before: Before<'_>,
     set_aside: u64,
 ) -> Result<u64, DomainError> {
-    tx.execute_batch("CREATE TEMP TABLE IF NOT EXISTS import_gone (id INTEGER PRIMARY KEY);")?;
-    tx.execute_batch(GONE_SEATS)?;
+    let manager = before.manager;
+    tx.execute_batch(
+        "CREATE TEMP TABLE IF NOT EXISTS import_gone (id INTEGER PRIMARY KEY);
+         DELETE FROM temp.import_gone;",
+    )?;
+    tx.execute(GONE_SEATS, [before.seat])?;
     if set_aside > 0 {
         gone_set_aside(tx, SEAT)?;
     }
@@ -240,7 +317,8 @@ pub(super) fn remove_absent(
     )? as u64;
     changed += retire(tx, "seat", "number", "SELECT id FROM temp.import_gone")?;
 
-    tx.execute_batch(GONE_ROWS)?;
+    tx.execute("DELETE FROM temp.import_gone", [])?;
+    tx.execute(GONE_ROWS, [before.row])?;
     if set_aside > 0 {
         gone_set_aside(tx, ROW)?;
     }

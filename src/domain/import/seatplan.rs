@@ -46,6 +46,8 @@ pub struct SeatplanImport<'t> {
     record: u64,
     /// Rows and seats set aside under a temporary label so far.
     set_aside: u64,
+    /// Tells the rows and seats the file creates from those it found.
+    before: seat_changes::Before<'t>,
     /// Every configuration, block and row applied so far was created by
     /// the file. Then every row of the file's configurations is one it
     /// created, and every seat in them one it created or moved there: one
@@ -60,6 +62,7 @@ impl<'t> SeatplanImport<'t> {
         ctx: Context<'t>,
     ) -> Result<SeatplanImport<'t>, DomainError> {
         let ids = FileIds::new(tx)?;
+        let before = seat_changes::Before::read(tx, ctx.manager)?;
         Ok(SeatplanImport {
             tx,
             ctx,
@@ -77,6 +80,7 @@ impl<'t> SeatplanImport<'t> {
             block_code: String::new(),
             record: 0,
             set_aside: 0,
+            before,
             all_new: true,
         })
     }
@@ -340,6 +344,7 @@ impl<'t> SeatplanImport<'t> {
         let (maps, writes) = (&mut self.maps, &mut self.writes.row);
         let (local, change) = seat_changes::with_label(
             tx,
+            self.before,
             seat_changes::ROW,
             (block, r.code.as_str(), me),
             &|| format!("block {block_code}"),
@@ -368,7 +373,9 @@ impl<'t> SeatplanImport<'t> {
         )?;
         self.summary.add(change);
         self.all_new &= change == Change::Created;
-        self.ids.set_local("row", r.id.get(), local)?;
+        if !self.before.created(seat_changes::ROW, local) {
+            self.ids.set_local("row", r.id.get(), local)?;
+        }
         self.row = Some((r.id, local, label));
         Ok(())
     }
@@ -382,6 +389,7 @@ impl<'t> SeatplanImport<'t> {
         let (maps, writes) = (&mut self.maps, &mut self.writes.seat);
         let (local, change) = seat_changes::with_label(
             tx,
+            self.before,
             seat_changes::SEAT,
             (row, s.number.as_str(), me),
             &|| format!("row {row_label}"),
@@ -409,7 +417,9 @@ impl<'t> SeatplanImport<'t> {
             },
         )?;
         self.summary.add(change);
-        self.ids.set_local("seat", s.id.get(), local)?;
+        if !self.before.created(seat_changes::SEAT, local) {
+            self.ids.set_local("seat", s.id.get(), local)?;
+        }
         Ok(())
     }
 
@@ -424,6 +434,7 @@ impl<'t> SeatplanImport<'t> {
         let (row, row_label) = open_row(&self.row, s)?;
         seat_changes::with_label(
             tx,
+            self.before,
             seat_changes::SEAT,
             (row, s.number.as_str(), Some(local)),
             &|| format!("row {row_label}"),
@@ -445,7 +456,7 @@ impl<'t> SeatplanImport<'t> {
         let may_remove = !self.all_new || self.set_aside > 0;
         if may_remove && !self.refs.any_missing() {
             let file = self.ctx.file;
-            let removed = seat_changes::remove_absent(self.tx, self.ctx.manager, self.set_aside)
+            let removed = seat_changes::remove_absent(self.tx, self.before, self.set_aside)
                 .map_err(|e| e.locate(file, || Position::File))?;
             if removed > 0 {
                 info(

@@ -4,9 +4,10 @@
 //! the process heap) and are emptied when an importer starts. They are created
 //! inside the applying transaction, so a rollback takes them away with the
 //! rest. `import_seen` keeps the record each id was first read at;
-//! `import_local`, once the record is applied, the local object it became.
-//! The seat plan import reads those back to find the rows and seats a file
-//! no longer holds.
+//! `import_local`, once the record is applied, the local object it became
+//! (the seat plan import leaves out the rows and seats the file created:
+//! `seat_changes::Before`). The seat plan import reads those back to find
+//! the rows and seats a file no longer holds.
 
 use rusqlite::{Connection, OptionalExtension, Statement};
 
@@ -126,6 +127,30 @@ pub(super) fn record_of_local(
              ORDER BY s.record LIMIT 1",
         )?
         .query_row((kind, local), |r| {
+            Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
+        })
+        .optional()?)
+}
+
+/// The record (and its name) that declared `local`, an object of `kind`
+/// this file created for `manager` and did not record in `import_local`
+/// ([`super::seat_changes::Before`]): found through its mapping row. Only a
+/// file refused for naming two objects with one label asks, so the mapping
+/// is read without an index on its local ids.
+pub(super) fn record_of_created(
+    conn: &Connection,
+    manager: &str,
+    kind: &'static str,
+    local: i64,
+) -> Result<Option<(u64, String)>, DomainError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT s.record, s.what FROM mapping m
+             JOIN temp.import_seen s ON s.kind = m.kind AND s.id = m.manager_id
+             WHERE m.manager = ?1 AND m.kind = ?2 AND m.local_id = ?3
+             ORDER BY s.record LIMIT 1",
+        )?
+        .query_row((manager, kind, local), |r| {
             Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
         })
         .optional()?)
