@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::io::{self, BufRead, Read};
 
+use super::attrs::is_space;
 use crate::format::Limits;
 
 const GUARD_BUF: usize = 64 * 1024;
@@ -402,10 +403,7 @@ impl<R: Read> BufRead for Guard<R> {
         let amt = amt.min(self.ready - self.start);
         if self.event_mark.is_none() {
             let taken = self.buf.get(self.start..self.start + amt).unwrap_or(&[]);
-            if let Some(i) = taken
-                .iter()
-                .position(|b| !matches!(b, b' ' | b'\t' | b'\r' | b'\n'))
-            {
+            if let Some(i) = taken.iter().position(|b| !is_space(*b)) {
                 self.event_mark = Some(self.consumed + i as u64);
             }
         }

@@ -448,7 +448,7 @@ impl<R: BufRead> XmlReader<R> {
                 return Err(self.duplicate_attribute(root, start));
             }
             let mut v = String::new();
-            self.attr_value(key, value, root, "version", start, &mut v)?;
+            self.attr_value(value, root, "version", start, &mut v)?;
             version = Some(v);
         }
         match version {
@@ -618,7 +618,7 @@ impl<R: BufRead> XmlReader<R> {
                 return Err(self.duplicate_attribute(spec.name, start));
             }
             let from = text.len();
-            self.attr_value(key, value, spec.name, spec.attributes[i], start, &mut text)?;
+            self.attr_value(value, spec.name, spec.attributes[i], start, &mut text)?;
             if let Some(slot) = el.spans.get_mut(i) {
                 *slot = Some(from..text.len());
             }
@@ -638,7 +638,6 @@ impl<R: BufRead> XmlReader<R> {
     /// Appends the attribute's value, unescaped and normalised, to `out`.
     fn attr_value(
         &mut self,
-        name: &str,
         value: &str,
         element: &str,
         key: &str,
@@ -674,7 +673,7 @@ impl<R: BufRead> XmlReader<R> {
         }
         // Held as written (`Attribute::from` a pair would escape it).
         let attr = quick_xml::events::attributes::Attribute {
-            key: quick_xml::name::QName(name),
+            key: quick_xml::name::QName(key),
             value: std::borrow::Cow::Borrowed(value),
         };
         match attr.normalized_value(XmlVersion::Explicit1_0) {
