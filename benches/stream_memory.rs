@@ -110,7 +110,7 @@ fn generate(dir: &Path, sequence: u64, bytes: u64) -> (String, u64) {
         loop {
             line += 1;
             let seat = line % 20 + 1;
-            w.write(&Line::Ticket(Ticket {
+            w.write(&Line::Ticket(Box::new(Ticket {
                 rate_version: None,
                 logical_seat_category: None,
                 line,
@@ -130,7 +130,7 @@ fn generate(dir: &Path, sequence: u64, bytes: u64) -> (String, u64) {
                 amount: 8500,
                 currency: Currency::new("EUR").expect("currency"),
                 vat_code: id(1101),
-            }))?;
+            })))?;
             if line.is_multiple_of(1024) && written.get() >= bytes {
                 break;
             }

@@ -83,8 +83,13 @@ impl fmt::Display for TechId {
 }
 
 /// A short business code (`CAT1`, `ADULT`, `TOURISM`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Code(String);
+///
+/// Held in place, not on the heap: a code is at most [`CODE_MAX`] ASCII
+/// characters, none of them NUL, so its bytes padded with zeros say it
+/// whole. Two codes compare as their texts do (a shorter code's padding
+/// sorts before any character), and a record's code costs no allocation.
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Code([u8; CODE_MAX]);
 
 impl Code {
     pub fn new(s: &str) -> Result<Code, IdentError> {
@@ -98,32 +103,38 @@ impl Code {
             && b.iter()
                 .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
         if ok {
-            Ok(Code(s.to_owned()))
+            let mut bytes = [0u8; CODE_MAX];
+            bytes[..b.len()].copy_from_slice(b);
+            Ok(Code(bytes))
         } else {
             Err(IdentError::Code(shorten(s)))
         }
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        let len = self.0.iter().position(|&b| b == 0).unwrap_or(CODE_MAX);
+        // ASCII by construction: never the empty fallback.
+        std::str::from_utf8(&self.0[..len]).unwrap_or_default()
     }
 
     /// The code as one number, its bytes in order: a code is at most eight
     /// ASCII characters, none of them NUL, so two codes are equal exactly
     /// when their packed numbers are.
     pub fn packed(&self) -> u64 {
-        const { assert!(CODE_MAX <= 8) };
-        let mut bytes = [0u8; 8];
-        for (to, from) in bytes.iter_mut().zip(self.0.bytes()) {
-            *to = from;
-        }
-        u64::from_be_bytes(bytes)
+        const { assert!(CODE_MAX == 8) };
+        u64::from_be_bytes(self.0)
+    }
+}
+
+impl fmt::Debug for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Code").field(&self.as_str()).finish()
     }
 }
 
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -214,7 +225,8 @@ mod tests {
             proptest::prop_assert_eq!(Code::new(&s).is_ok(), code, "{:?}", s);
         }
 
-        /// Two codes are equal exactly when their packed numbers are.
+        /// Two codes are equal exactly when their packed numbers are; held
+        /// in place, a code gives back its text and compares as it does.
         #[test]
         fn codes_are_told_apart_by_their_packed_numbers(
             a in "[A-Za-z0-9][A-Za-z0-9_.-]{0,7}",
@@ -222,6 +234,11 @@ mod tests {
         ) {
             let (ca, cb) = (Code::new(&a).unwrap(), Code::new(&b).unwrap());
             proptest::prop_assert_eq!(ca.packed() == cb.packed(), a == b);
+            proptest::prop_assert_eq!(ca.as_str(), a.as_str());
+            proptest::prop_assert_eq!(ca.to_string(), a.clone());
+            proptest::prop_assert_eq!(format!("{ca:?}"), format!("Code({a:?})"));
+            proptest::prop_assert_eq!(ca == cb, a == b);
+            proptest::prop_assert_eq!(ca.cmp(&cb), a.cmp(&b));
             // A code and any longer code it begins.
             for end in 1..a.len() {
                 let head = Code::new(&a[..end]).unwrap();

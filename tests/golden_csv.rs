@@ -140,11 +140,11 @@ fn the_sales_v2_sample_carries_rate_versions_and_version_1_still_reads() {
         match (o, n) {
             (sales::Line::Ticket(o), sales::Line::Ticket(n)) => {
                 assert_eq!(
-                    o,
-                    &sales::Ticket {
+                    **o,
+                    sales::Ticket {
                         rate_version: None,
                         logical_seat_category: None,
-                        ..n.clone()
+                        ..(**n).clone()
                     }
                 );
                 assert_eq!(o.rate_version, None);

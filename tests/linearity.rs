@@ -130,7 +130,7 @@ fn file(shape: &str, n: u64) -> Vec<Line> {
                 seated(i, i - 1, &order(i))
             }
         };
-        out.push(Line::Ticket(t));
+        out.push(Line::Ticket(Box::new(t)));
     }
     out
 }

@@ -188,7 +188,7 @@ fn reintegrate(store: &mut Store, tickets: &[Ticket]) -> (SalesOutcome, i64) {
             };
             let mut import = SalesImport::new(tx, ctx)?;
             for (i, t) in tickets.iter().enumerate() {
-                import.line(&Line::Ticket(t.clone()), i as u64 + 2)?;
+                import.line(&Line::Ticket(Box::new(t.clone())), i as u64 + 2)?;
             }
             Ok::<_, DomainError>((import.finish()?, run))
         })

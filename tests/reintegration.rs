@@ -150,7 +150,7 @@ fn lines(tickets: &[Ticket]) -> Vec<(Line, u64)> {
     tickets
         .iter()
         .enumerate()
-        .map(|(i, t)| (Line::Ticket(t.clone()), i as u64 + 2))
+        .map(|(i, t)| (Line::Ticket(Box::new(t.clone())), i as u64 + 2))
         .collect()
 }
 

@@ -295,7 +295,7 @@ pub fn sales_payload(bytes: usize) -> (Vec<u8>, u64) {
     let mut written = 0usize;
     while written < bytes {
         line += 1;
-        w.write(&Line::Ticket(Ticket {
+        w.write(&Line::Ticket(Box::new(Ticket {
             rate_version: None,
             logical_seat_category: None,
             line,
@@ -315,7 +315,7 @@ pub fn sales_payload(bytes: usize) -> (Vec<u8>, u64) {
             amount: 8500,
             currency: Currency::new("EUR").expect("currency"),
             vat_code: id(1101),
-        }))
+        })))
         .expect("write a line");
         // Each line is longer than 60 bytes.
         written += 60;

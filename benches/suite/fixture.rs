@@ -239,7 +239,7 @@ pub fn sales_file(
                 }
                 recent.push(t.clone());
             }
-            w.write(&Line::Ticket(t))?;
+            w.write(&Line::Ticket(Box::new(t)))?;
         }
         let (_, n) = w.finish()?;
         Ok(n)

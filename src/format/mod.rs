@@ -107,14 +107,49 @@ impl fmt::Display for Position {
 /// A file rejected by a reader or by the envelope check: the file, where, a
 /// stable short code (for tests, reason files and run logs) and a sentence
 /// saying what was expected and what was found.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}: {position}: {problem}")]
-pub struct FormatError {
+///
+/// Boxed, and read through [`Deref`](std::ops::Deref) as its
+/// [`FormatErrorDetail`]: every record a reader yields is a `Result` the
+/// size of its larger side, and a rejection is rare.
+#[derive(Clone, PartialEq, Eq)]
+pub struct FormatError(Box<FormatErrorDetail>);
+
+/// What a [`FormatError`] says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FormatErrorDetail {
     pub file: String,
     pub position: Position,
     pub code: &'static str,
     pub problem: String,
 }
+
+impl std::ops::Deref for FormatError {
+    type Target = FormatErrorDetail;
+
+    fn deref(&self) -> &FormatErrorDetail {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for FormatError {
+    fn deref_mut(&mut self) -> &mut FormatErrorDetail {
+        &mut self.0
+    }
+}
+
+impl fmt::Debug for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for FormatError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file, self.position, self.problem)
+    }
+}
+
+impl std::error::Error for FormatError {}
 
 /// The code of a payload that could not be read (an I/O error from the
 /// disk, not a property of its content): the inbound stages leave such a
@@ -134,12 +169,12 @@ impl FormatError {
         code: &'static str,
         problem: impl Into<String>,
     ) -> FormatError {
-        FormatError {
+        FormatError(Box::new(FormatErrorDetail {
             file: file.into(),
             position,
             code,
             problem: problem.into(),
-        }
+        }))
     }
 }
 

@@ -186,7 +186,10 @@ pub struct Ack {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
-    Ticket(Ticket),
+    /// Boxed: a ticket is about three times the size of any other record
+    /// of any file, and every record the inbound stage parses (a seat plan's
+    /// seats too) is moved at the size of the largest.
+    Ticket(Box<Ticket>),
     Ack(Ack),
 }
 
@@ -328,7 +331,7 @@ impl LineOrder {
                 None
             }
         };
-        Ok(Line::Ticket(Ticket {
+        Ok(Line::Ticket(Box::new(Ticket {
             rate_version,
             logical_seat_category,
             line,
@@ -344,7 +347,7 @@ impl LineOrder {
             amount,
             currency,
             vat_code,
-        }))
+        })))
     }
 }
 

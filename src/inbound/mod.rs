@@ -90,7 +90,7 @@ impl From<FormatError> for InboundError {
         if e.is_read_failure() {
             let source = std::io::Error::other(format!("{}: {}", e.position, e.problem));
             return InboundError::Io {
-                file: e.file,
+                file: e.file.clone(),
                 source,
             };
         }

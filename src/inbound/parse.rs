@@ -118,3 +118,18 @@ impl Iterator for Records {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every record of every file is moved at the size of the largest kind:
+    /// a sales line's ticket stays boxed, and no kind grows past a seat
+    /// plan's few ids and names by accident.
+    #[test]
+    fn a_record_is_the_size_of_a_few_ids_and_names() {
+        let record = std::mem::size_of::<Record>();
+        assert!(record <= 96, "a record takes {record} bytes");
+        assert!(std::mem::size_of::<sales::Line>() <= 24);
+    }
+}

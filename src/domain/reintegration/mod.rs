@@ -553,7 +553,7 @@ mod tests {
             sales::Reader::new(text.as_bytes(), "x.csv", crate::format::Limits::default())
                 .collect::<Result<_, _>>()
                 .unwrap();
-        assert_eq!(lines, vec![Line::Ticket(t)]);
+        assert_eq!(lines, vec![Line::Ticket(Box::new(t))]);
     }
 
     #[test]

@@ -294,7 +294,7 @@ fn book(
 ) -> Result<(Option<i64>, Vec<&'static str>), DomainError> {
     let mut import = SalesImport::new(tx, ctx)?;
     import.overrides = overrides.to_vec();
-    import.line(&Line::Ticket(ticket.clone()), position)?;
+    import.line(&Line::Ticket(Box::new(ticket.clone())), position)?;
     let overridden: Vec<&'static str> = import.overridden.iter().map(|(c, _)| *c).collect();
     let outcome = import.finish()?;
     if outcome.rejected > 0 || outcome.booked != 1 {
@@ -337,7 +337,7 @@ fn parse_record(record: &str, object: &str) -> Result<Ticket, DomainError> {
     let mut reader = sales::Reader::new(text.as_bytes(), object, crate::format::Limits::default());
     match reader.next() {
         Some(Ok(Line::Ticket(t))) if t.operation == Operation::Sale || t.refund_of.is_some() => {
-            Ok(t)
+            Ok(*t)
         }
         Some(Err(e)) => Err(DomainError::Invalid {
             object: object.to_owned(),

@@ -73,7 +73,7 @@ pub fn export_sales(
     while let Some(r) = rows.next()? {
         let ticket = ticket(conn, manager, r)?;
         let operation = ticket.operation;
-        emit(&sales::Line::Ticket(ticket))?;
+        emit(&sales::Line::Ticket(Box::new(ticket)))?;
         report.count(match operation {
             sales::Operation::Sale => "sales",
             sales::Operation::Refund => "refunds",

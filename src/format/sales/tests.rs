@@ -192,14 +192,14 @@ fn order_refs_refuse_a_leading_dash() {
 
 fn ticket() -> Ticket {
     match read(SAMPLE.as_bytes()).unwrap().remove(0) {
-        Line::Ticket(t) => t,
+        Line::Ticket(t) => *t,
         Line::Ack(_) => unreachable!("the sample starts with a sale"),
     }
 }
 
 #[test]
 fn the_writer_refuses_what_the_reader_would_refuse() {
-    let refuse = |t: Ticket| write(&[Line::Ticket(t)]).is_err();
+    let refuse = |t: Ticket| write(&[Line::Ticket(Box::new(t))]).is_err();
     assert!(!refuse(ticket()));
     assert!(refuse(Ticket {
         line: 0,
@@ -238,8 +238,8 @@ fn the_writer_refuses_what_the_reader_would_refuse() {
     assert!(write(&[ack]).is_err());
     // Line ids must increase across writes.
     let mut w = Writer::new(Vec::new()).unwrap();
-    w.write(&Line::Ticket(ticket())).unwrap();
-    assert!(w.write(&Line::Ticket(ticket())).is_err());
+    w.write(&Line::Ticket(Box::new(ticket()))).unwrap();
+    assert!(w.write(&Line::Ticket(Box::new(ticket()))).is_err());
     let (out, n) = w.finish().unwrap();
     assert_eq!(n, 1);
     assert_eq!(read(&out).unwrap().len(), 1);
@@ -255,7 +255,7 @@ fn the_canonical_text_is_the_line_a_version_1_file_writes() {
         .unwrap()
         .into_iter()
         .filter_map(|l| match l {
-            Line::Ticket(t) => Some(t),
+            Line::Ticket(t) => Some(*t),
             Line::Ack(_) => None,
         })
         .collect();
@@ -268,7 +268,7 @@ fn the_canonical_text_is_the_line_a_version_1_file_writes() {
     assert!(tickets.iter().any(|t| t.operation == Operation::Refund));
     for t in tickets {
         let mut w = Writer::new(Vec::new()).unwrap();
-        w.write(&Line::Ticket(t.clone())).unwrap();
+        w.write(&Line::Ticket(Box::new(t.clone()))).unwrap();
         let (out, _) = w.finish().unwrap();
         let out = String::from_utf8(out).unwrap();
         let (_, written) = out.split_once('\n').unwrap();
