@@ -91,6 +91,92 @@ fn a_wrong_record_count_is_caught_at_the_end_of_parsing() {
     assert_eq!(e.code(), "envelope-count", "{e}");
 }
 
+/// A payload of a few MiB (read on a thread of its own by the parse) is
+/// verified as a small one: a byte changed at the start, the middle or the
+/// end, a payload cut short or made longer, are refused at the same
+/// position; an intact one comes back rewound, and parses whole.
+#[test]
+fn a_large_payload_is_verified_as_a_small_one() {
+    use stxd::format::{Kind, Position};
+    use stxd::inbound::read_ahead::THREAD_FROM;
+
+    let dir = tempfile::tempdir().unwrap();
+    let small = 8 * 1024;
+    let big = usize::try_from(THREAD_FROM).unwrap() * 3 + 12_345;
+    let mut sequence = 0;
+    for bytes in [small, big] {
+        let (payload, lines) = crate::util::sales_payload(bytes);
+        let len = payload.len();
+        let flip = |at: usize| {
+            let mut p = payload.clone();
+            p[at] ^= 0x01;
+            p
+        };
+        let cases: [(&str, Vec<u8>, &str, Position); 6] = [
+            ("the first byte", flip(0), "envelope-digest", Position::File),
+            (
+                "a middle byte",
+                flip(len / 2),
+                "envelope-digest",
+                Position::File,
+            ),
+            (
+                "the last byte",
+                flip(len - 1),
+                "envelope-digest",
+                Position::File,
+            ),
+            (
+                "one byte less",
+                payload[..len - 1].to_vec(),
+                "envelope-size",
+                Position::byte(len as u64 - 1),
+            ),
+            (
+                "one byte more",
+                [&payload[..], b"\n"].concat(),
+                "envelope-size",
+                Position::byte(len as u64),
+            ),
+            (
+                "half of it",
+                payload[..len / 2].to_vec(),
+                "envelope-size",
+                Position::byte((len / 2) as u64),
+            ),
+        ];
+        for (what, changed, code, position) in cases {
+            sequence += 1;
+            let m = seal(
+                dir.path(),
+                &test_secret(),
+                Kind::Sales,
+                sequence,
+                &payload,
+                lines,
+            );
+            std::fs::write(dir.path().join(&m.payload), &changed).unwrap();
+            let e = verify(&dir.path().join(m.manifest_name()), Kind::Sales).unwrap_err();
+            assert_eq!(e.code(), code, "{len} bytes, {what}: {e}");
+            assert_eq!(e.position(), Some(&position), "{len} bytes, {what}: {e}");
+        }
+        sequence += 1;
+        let m = seal(
+            dir.path(),
+            &test_secret(),
+            Kind::Sales,
+            sequence,
+            &payload,
+            lines,
+        );
+        assert_eq!(
+            read_all(&dir.path().join(m.manifest_name()), Kind::Sales).unwrap(),
+            lines,
+            "{len} bytes"
+        );
+    }
+}
+
 /// A payload changed after its verification, in place (the handle the
 /// stages read sees it), is caught at the end of its parse, whether it was
 /// read inline (a small file) or on a thread of its own (from 1 MiB).
