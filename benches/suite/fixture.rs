@@ -301,3 +301,55 @@ fn refund(line: u64, of: &Ticket) -> Ticket {
         ..of.clone()
     }
 }
+
+/// Seals into `dir`, as catalogue `sequence` of the link, the demo's
+/// catalogue (`samples/payloads/catalogue-v2.xml`) grown to about `bytes`
+/// bytes by performances of its first one, each with its own id, code and
+/// name; returns the manifest's and the payload's paths. What a season of
+/// many performances sends, for the verify + parse workload.
+pub fn big_catalogue(sandbox: &Path, dir: &Path, sequence: u64, bytes: u64) -> (PathBuf, PathBuf) {
+    use stxd::format::catalogue::{Item, Reader, Writer as CatalogueWriter};
+    std::fs::create_dir_all(dir).expect("create dir");
+    let secret = stxd::config::read_secret(&sandbox.join("var/secrets/opera-tourism.key"))
+        .expect("the link's secret");
+    let sample = std::fs::read(repo().join("samples/payloads/catalogue-v2.xml")).expect("sample");
+    let items: Vec<Item> = Reader::new(&sample[..], "catalogue-v2.xml", Default::default())
+        .collect::<Result<_, _>>()
+        .expect("the sample catalogue reads");
+    // One performance element is about 220 bytes.
+    let performances = (bytes / 220).max(1);
+    let header = Header {
+        format_version: 2,
+        kind: Kind::Catalogue,
+        link: LINK.into(),
+        sender: "OPERA".into(),
+        recipient: "TOURISM".into(),
+        login: "TOURISM_OPE@TOURISM".into(),
+        sequence,
+        created: time::OffsetDateTime::now_utc(),
+    };
+    let manifest = publish(dir, &header, &secret, |out| {
+        let mut w = CatalogueWriter::new_v2(out)?;
+        let mut grown = false;
+        for item in &items {
+            w.write(item)?;
+            if let (Item::Performance(first), false) = (item, grown) {
+                grown = true;
+                for i in 0..performances {
+                    let mut p = first.clone();
+                    p.id = id(FIRST_PERF + 1_000_000 + i as i64);
+                    p.code = Code::new(&format!("G{i}")).expect("code");
+                    p.name =
+                        stxd::ident::Name::new(&format!("{} ({i})", first.name)).expect("name");
+                    w.write(&Item::Performance(p))?;
+                }
+            }
+        }
+        let (_, n) = w.finish()?;
+        Ok(n)
+    })
+    .expect("publish");
+    let m = dir.join(manifest.manifest_name());
+    let payload = dir.join(&manifest.payload);
+    (m, payload)
+}

@@ -12,7 +12,8 @@
 //! benches/sales_anchor.py and the floor, benches/sales_floor.sql),
 //! `standing` (sales on one standing zone at 1×, 2×, 4× lines: linear or
 //! not), `seatplan` (verify + parse of the exported seat plan, about 100 MB at
-//! `1m` and `10m`, vs `xmllint --stream --noout`), `apply` (the seat plan and the catalogue applied at
+//! `1m` and `10m`, then of a catalogue of as many bytes, the demo's grown
+//! by performances, vs `xmllint --stream --noout`), `apply` (the seat plan and the catalogue applied at
 //! the distributor vs `xmllint --stream --noout` on both, and the floor:
 //! the rows it adds copied in by sqlite3), `contingent` (the whole venue's contingent over every bench
 //! performance applied at the distributor vs `sqlite3 .import` of its
@@ -515,16 +516,34 @@ fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
             .expect("exported seat plan")
     };
     let (manifest, payload) = (find("stx"), find("xml"));
-    let mib = file_mib(&[&payload]);
-    println!("\nseat plan verify + parse: {mib:.1} MiB (stxd inspect vs xmllint --stream --noout)");
+    verify_parse(bins, &run, "seat plan", (&manifest, &payload), runs);
+    // A catalogue of about the seat plan's size: a season of many
+    // performances.
+    let size = std::fs::metadata(&payload).expect("seat plan").len();
+    let (manifest, payload) = fixture::big_catalogue(&run, &run.join("catalogue"), 1, size);
+    verify_parse(bins, &run, "catalogue", (&manifest, &payload), runs);
+    let _ = std::fs::remove_dir_all(&run);
+}
+
+/// `stxd inspect` of one sealed file against `xmllint --stream --noout`
+/// of its payload, taking turns.
+fn verify_parse(
+    bins: &Bins,
+    run: &Path,
+    what: &str,
+    (manifest, payload): (&Path, &Path),
+    runs: usize,
+) {
+    let mib = file_mib(&[payload]);
+    println!("\n{what} verify + parse: {mib:.1} MiB (stxd inspect vs xmllint --stream --noout)");
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); bins.0.len() + 1];
     for _ in 0..runs {
         for (i, (_, bin, _)) in bins.0.iter().enumerate() {
             let m = manifest.display().to_string();
-            samples[i].push(measure::run(&mut stxd(bin, &run, &["inspect", &m])));
+            samples[i].push(measure::run(&mut stxd(bin, run, &["inspect", &m])));
         }
         let mut x = Command::new("xmllint");
-        x.args(["--stream", "--noout"]).arg(&payload);
+        x.args(["--stream", "--noout"]).arg(payload);
         samples[bins.0.len()].push(measure::run(&mut x));
     }
     let names: Vec<&str> = bins
@@ -534,7 +553,6 @@ fn seatplan(bins: &Bins, scratch: &Path, base: &Path, runs: usize) {
         .chain(["xmllint --stream"])
         .collect();
     table(&names, &samples, mib);
-    let _ = std::fs::remove_dir_all(&run);
 }
 
 /// Counts the rows of `table` in the store `db`.
