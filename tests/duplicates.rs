@@ -54,8 +54,9 @@ fn a_catalogue_repeating_a_performance_or_a_product_is_refused_with_both_records
         let (code, text) = content(err);
         assert_eq!(code, "duplicate-id", "{text}");
         assert!(
-            text.contains(&format!("appears at record {first} ("))
-                && text.contains(&format!("and at record {second} ({kind} OTHER")),
+            text.contains(&format!(
+                "appears at record {first} and at record {second} ({kind} OTHER"
+            )),
             "{kind}: {text}"
         );
         assert!(

@@ -105,11 +105,14 @@ impl<'t> SeatplanImport<'t> {
             }
             Item::Seat(s) => ("seat", s.id),
         };
-        let what = format!("{}, id {id}", Name(item, &self.row_label));
+        // Said only in a refusal: most records are never named.
+        let what = |row_label: &str| format!("{}, id {id}", Name(item, row_label));
         let (file, record) = (self.ctx.file, self.record);
-        self.ids.declare(file, kind, id.get(), record, &what)?;
+        let row_label = &self.row_label;
+        self.ids
+            .declare(file, kind, id.get(), record, || what(row_label))?;
         self.apply(item)
-            .map_err(|e| e.locate(file, || Position::record(record, what)))
+            .map_err(|e| e.locate(file, || Position::record(record, what(&self.row_label))))
     }
 
     fn apply(&mut self, item: &seatplan::Item) -> Result<(), DomainError> {

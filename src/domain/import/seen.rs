@@ -3,7 +3,11 @@
 //! The tables live on the store's connection (SQLite's temporary storage, not
 //! the process heap) and are emptied when an importer starts. They are created
 //! inside the applying transaction, so a rollback takes them away with the
-//! rest. `import_seen` keeps the record each id was first read at;
+//! rest. `import_seen` keeps the record each id was first read at (its
+//! kind, id and rank only: a refusal names an earlier record by its rank and
+//! its id, which finds it in the file; a description of each record, kept
+//! for that, made the table of a 1.6-million-seat plan twice as large and
+//! its apply a tenth slower);
 //! `import_local`, once the record is applied, the local object it became
 //! (the seat plan import leaves out the rows and seats the file created:
 //! `seat_changes::Before`). The seat plan import reads those back to find
@@ -34,7 +38,6 @@ impl<'t> FileIds<'t> {
                  kind   TEXT NOT NULL,
                  id     INTEGER NOT NULL,
                  record INTEGER NOT NULL,
-                 what   TEXT NOT NULL,
                  PRIMARY KEY (kind, id)
              ) WITHOUT ROWID;
              CREATE TEMP TABLE IF NOT EXISTS import_local (
@@ -53,41 +56,41 @@ impl<'t> FileIds<'t> {
         })
     }
 
-    /// Records that `record` (`what`, e.g. "seat 50001") declares the
-    /// manager's `id` of `kind`; refuses the file when an earlier record
-    /// declared it too (code `duplicate-id`, both positions named).
+    /// Records that `record` declares the manager's `id` of `kind`; refuses
+    /// the file when an earlier record declared it too (code
+    /// `duplicate-id`, both positions named, this one as `what` says it,
+    /// e.g. "seat 3 of row PARTERRE A, id 50001").
     pub(super) fn declare(
         &mut self,
         file: &str,
         kind: &'static str,
         id: i64,
         record: u64,
-        what: &str,
+        what: impl FnOnce() -> String,
     ) -> Result<(), DomainError> {
         // One statement for the common case, a new id; the first record is
         // read back only to name it when the id was declared already.
         let inserted = held(
             &mut self.declare,
             self.conn,
-            "INSERT INTO temp.import_seen (kind, id, record, what) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO temp.import_seen (kind, id, record) VALUES (?1, ?2, ?3)
              ON CONFLICT (kind, id) DO NOTHING",
         )?
-        .execute((kind, id, i64::try_from(record).unwrap_or(i64::MAX), what))?;
+        .execute((kind, id, i64::try_from(record).unwrap_or(i64::MAX)))?;
         if inserted == 1 {
             return Ok(());
         }
-        let (first, first_what): (i64, String) = self
+        let first: i64 = self
             .conn
-            .prepare_cached(
-                "SELECT record, what FROM temp.import_seen WHERE kind = ?1 AND id = ?2",
-            )?
-            .query_row((kind, id), |r| Ok((r.get(0)?, r.get(1)?)))?;
+            .prepare_cached("SELECT record FROM temp.import_seen WHERE kind = ?1 AND id = ?2")?
+            .query_row((kind, id), |r| r.get(0))?;
+        let what = what();
         Err(DomainError::content(
             file,
-            Position::record(record, what),
+            Position::record(record, &what),
             "duplicate-id",
             format!(
-                "{kind} {id} appears at record {first} ({first_what}) and at record {record} ({what}); expected each {kind} id once per file: the manager's export must not repeat an object"
+                "{kind} {id} appears at record {first} and at record {record} ({what}); expected each {kind} id once per file: the manager's export must not repeat an object"
             ),
         ))
     }
@@ -112,8 +115,8 @@ impl<'t> FileIds<'t> {
     }
 }
 
-/// The record (and its name) that made `local` the object of `kind` in this
-/// file and gave it its label, if one did.
+/// The record that made `local` the object of `kind` in this file and gave
+/// it its label, if one did, with its kind and id ("row 4001").
 pub(super) fn record_of_local(
     conn: &Connection,
     kind: &'static str,
@@ -121,7 +124,7 @@ pub(super) fn record_of_local(
 ) -> Result<Option<(u64, String)>, DomainError> {
     Ok(conn
         .prepare_cached(
-            "SELECT s.record, s.what FROM temp.import_local l
+            "SELECT s.record, s.kind || ' ' || s.id FROM temp.import_local l
              JOIN temp.import_seen s ON s.kind = l.kind AND s.id = l.id
              WHERE l.kind = ?1 AND l.local = ?2
              ORDER BY s.record LIMIT 1",
@@ -132,7 +135,7 @@ pub(super) fn record_of_local(
         .optional()?)
 }
 
-/// The record (and its name) that declared `local`, an object of `kind`
+/// The record (with its kind and id) that declared `local`, an object of `kind`
 /// this file created for `manager` and did not record in `import_local`
 /// ([`super::seat_changes::Before`]): found through its mapping row. Only a
 /// file refused for naming two objects with one label asks, so the mapping
@@ -145,7 +148,7 @@ pub(super) fn record_of_created(
 ) -> Result<Option<(u64, String)>, DomainError> {
     Ok(conn
         .prepare_cached(
-            "SELECT s.record, s.what FROM mapping m
+            "SELECT s.record, s.kind || ' ' || s.id FROM mapping m
              JOIN temp.import_seen s ON s.kind = m.kind AND s.id = m.manager_id
              WHERE m.manager = ?1 AND m.kind = ?2 AND m.local_id = ?3
              ORDER BY s.record LIMIT 1",

@@ -170,7 +170,8 @@ impl<'t> CatalogueImport<'t> {
         };
         let (file, record) = (self.ctx.file, self.record);
         if let Some((kind, id, _)) = declared {
-            self.ids.declare(file, kind, id.get(), record, &what)?;
+            self.ids
+                .declare(file, kind, id.get(), record, || what.clone())?;
         }
         self.apply(item)
             .map_err(|e| e.locate(file, || Position::record(record, what)))
