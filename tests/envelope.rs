@@ -145,30 +145,26 @@ fn a_large_payload_is_verified_as_a_small_one() {
                 Position::byte((len / 2) as u64),
             ),
         ];
-        for (what, changed, code, position) in cases {
+        // The intact payload sealed as the link's next file.
+        let mut sealed = || {
             sequence += 1;
-            let m = seal(
+            seal(
                 dir.path(),
                 &test_secret(),
                 Kind::Sales,
                 sequence,
                 &payload,
                 lines,
-            );
+            )
+        };
+        for (what, changed, code, position) in cases {
+            let m = sealed();
             std::fs::write(dir.path().join(&m.payload), &changed).unwrap();
             let e = verify(&dir.path().join(m.manifest_name()), Kind::Sales).unwrap_err();
             assert_eq!(e.code(), code, "{len} bytes, {what}: {e}");
             assert_eq!(e.position(), Some(&position), "{len} bytes, {what}: {e}");
         }
-        sequence += 1;
-        let m = seal(
-            dir.path(),
-            &test_secret(),
-            Kind::Sales,
-            sequence,
-            &payload,
-            lines,
-        );
+        let m = sealed();
         assert_eq!(
             read_all(&dir.path().join(m.manifest_name()), Kind::Sales).unwrap(),
             lines,
