@@ -186,7 +186,7 @@ pub struct Ack {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
-    /// Boxed: a ticket is about three times the size of any other record
+    /// Boxed: a ticket is about twice the size of the largest other record
     /// of any file, and every record the inbound stage parses (a seat plan's
     /// seats too) is moved at the size of the largest.
     Ticket(Box<Ticket>),
