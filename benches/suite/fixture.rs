@@ -198,18 +198,7 @@ pub fn sales_file(
     shape: Shape,
 ) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(dir).expect("create dir");
-    let secret = stxd::config::read_secret(&sandbox.join("var/secrets/opera-tourism.key"))
-        .expect("the link's secret");
-    let header = Header {
-        format_version: 1,
-        kind: Kind::Sales,
-        link: LINK.into(),
-        sender: "TOURISM".into(),
-        recipient: "OPERA".into(),
-        login: "TOURISM_OPE@TOURISM".into(),
-        sequence,
-        created: time::OffsetDateTime::now_utc(),
-    };
+    let (secret, header) = sealing(sandbox, Kind::Sales, 1, sequence);
     let manifest = publish(dir, &header, &secret, |out| {
         let mut w = Writer::new(out)?;
         let mut recent: Vec<Ticket> = Vec::with_capacity(100);
@@ -248,6 +237,34 @@ pub fn sales_file(
     let m = dir.join(manifest.manifest_name());
     let payload = dir.join(manifest.manifest_name().replace(".stx", ".csv"));
     (m, payload)
+}
+
+/// The link's secret from `sandbox`, and the header of file `sequence` of
+/// `kind` as its sender on the link writes it (sales from the distributor,
+/// the rest from the manager).
+fn sealing(
+    sandbox: &Path,
+    kind: Kind,
+    format_version: u32,
+    sequence: u64,
+) -> (stxd::format::envelope::Secret, Header) {
+    let secret = stxd::config::read_secret(&sandbox.join("var/secrets/opera-tourism.key"))
+        .expect("the link's secret");
+    let (sender, recipient) = match kind {
+        Kind::Sales => ("TOURISM", "OPERA"),
+        _ => ("OPERA", "TOURISM"),
+    };
+    let header = Header {
+        format_version,
+        kind,
+        link: LINK.into(),
+        sender: sender.into(),
+        recipient: recipient.into(),
+        login: "TOURISM_OPE@TOURISM".into(),
+        sequence,
+        created: time::OffsetDateTime::now_utc(),
+    };
+    (secret, header)
 }
 
 fn id(v: i64) -> TechId {
@@ -310,24 +327,13 @@ fn refund(line: u64, of: &Ticket) -> Ticket {
 pub fn big_catalogue(sandbox: &Path, dir: &Path, sequence: u64, bytes: u64) -> (PathBuf, PathBuf) {
     use stxd::format::catalogue::{Item, Reader, Writer as CatalogueWriter};
     std::fs::create_dir_all(dir).expect("create dir");
-    let secret = stxd::config::read_secret(&sandbox.join("var/secrets/opera-tourism.key"))
-        .expect("the link's secret");
+    let (secret, header) = sealing(sandbox, Kind::Catalogue, 2, sequence);
     let sample = std::fs::read(repo().join("samples/payloads/catalogue-v2.xml")).expect("sample");
     let items: Vec<Item> = Reader::new(&sample[..], "catalogue-v2.xml", Default::default())
         .collect::<Result<_, _>>()
         .expect("the sample catalogue reads");
     // One performance element is about 220 bytes.
     let performances = (bytes / 220).max(1);
-    let header = Header {
-        format_version: 2,
-        kind: Kind::Catalogue,
-        link: LINK.into(),
-        sender: "OPERA".into(),
-        recipient: "TOURISM".into(),
-        login: "TOURISM_OPE@TOURISM".into(),
-        sequence,
-        created: time::OffsetDateTime::now_utc(),
-    };
     let manifest = publish(dir, &header, &secret, |out| {
         let mut w = CatalogueWriter::new_v2(out)?;
         let mut grown = false;

@@ -129,9 +129,7 @@ pub(super) fn record_of_local(
              WHERE l.kind = ?1 AND l.local = ?2
              ORDER BY s.record LIMIT 1",
         )?
-        .query_row((kind, local), |r| {
-            Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
-        })
+        .query_row((kind, local), named_record)
         .optional()?)
 }
 
@@ -153,8 +151,11 @@ pub(super) fn record_of_created(
              WHERE m.manager = ?1 AND m.kind = ?2 AND m.local_id = ?3
              ORDER BY s.record LIMIT 1",
         )?
-        .query_row((manager, kind, local), |r| {
-            Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
-        })
+        .query_row((manager, kind, local), named_record)
         .optional()?)
+}
+
+/// A record's rank and its kind and id, as the two look-ups above select them.
+fn named_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<(u64, String)> {
+    Ok((u64::try_from(r.get::<_, i64>(0)?).unwrap_or(0), r.get(1)?))
 }
