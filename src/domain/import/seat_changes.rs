@@ -26,7 +26,7 @@
 
 use rusqlite::{OptionalExtension, Transaction};
 
-use super::seen;
+use super::seen::FileIds;
 use crate::domain::DomainError;
 
 /// Temporary labels fit the schema's 8 characters: `~` and 7 hex digits.
@@ -116,10 +116,12 @@ impl<'t> Before<'t> {
 /// another object carries that label, SQLite refuses the write and undoes
 /// it (the unique rule of `place`): the label is freed ([`free_label`]) and
 /// `write` runs again. Most records keep or take a label no other object
-/// has; they need no look-up first.
+/// has; they need no look-up first. `before` and `ids` are what the file
+/// did so far: they tell a label this file gave already (a refusal naming
+/// the record that gave it) from one it finds.
 pub(super) fn with_label<T>(
     tx: &Transaction<'_>,
-    before: Before<'_>,
+    (before, ids): (Before<'_>, &mut FileIds<'_>),
     place: Place,
     (parent, label, me): (i64, &str, Option<i64>),
     parent_words: &dyn Fn() -> String,
@@ -133,7 +135,7 @@ pub(super) fn with_label<T>(
         {
             free_label(
                 tx,
-                before,
+                (before, ids),
                 place,
                 parent,
                 label,
@@ -157,7 +159,7 @@ pub(super) fn with_label<T>(
 )]
 fn free_label(
     tx: &Transaction<'_>,
-    before: Before<'_>,
+    (before, ids): (Before<'_>, &mut FileIds<'_>),
     place: Place,
     parent: i64,
     label: &str,
@@ -179,9 +181,9 @@ fn free_label(
     };
     // The file gave it this label: it names two objects with one label.
     let given = if before.created(place, other) {
-        seen::record_of_created(tx, before.manager, place.kind, other)?
+        ids.record_of_created(before.manager, place.kind, other)?
     } else {
-        seen::record_of_local(tx, place.kind, other)?
+        ids.record_of_local(place.kind, other)?
     };
     if let Some((record, what)) = given {
         return Err(DomainError::refused(

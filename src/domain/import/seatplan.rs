@@ -347,7 +347,7 @@ impl<'t> SeatplanImport<'t> {
         let (maps, writes) = (&mut self.maps, &mut self.writes.row);
         let (local, change) = seat_changes::with_label(
             tx,
-            self.before,
+            (self.before, &mut self.ids),
             seat_changes::ROW,
             (block, r.code.as_str(), me),
             &|| format!("block {block_code}"),
@@ -392,7 +392,7 @@ impl<'t> SeatplanImport<'t> {
         let (maps, writes) = (&mut self.maps, &mut self.writes.seat);
         let (local, change) = seat_changes::with_label(
             tx,
-            self.before,
+            (self.before, &mut self.ids),
             seat_changes::SEAT,
             (row, s.number.as_str(), me),
             &|| format!("row {row_label}"),
@@ -437,7 +437,7 @@ impl<'t> SeatplanImport<'t> {
         let (row, row_label) = open_row(&self.row, s)?;
         seat_changes::with_label(
             tx,
-            self.before,
+            (self.before, &mut self.ids),
             seat_changes::SEAT,
             (row, s.number.as_str(), Some(local)),
             &|| format!("row {row_label}"),
