@@ -344,22 +344,24 @@ impl<'t> FileIds<'t> {
         let (slot, sql) = match way {
             Way::Down => (
                 &mut self.run_at_or_below,
-                "SELECT first, low + high - first, record FROM temp.import_seen
+                "SELECT first, low, high, record FROM temp.import_seen
                  WHERE kind = ?1 AND low <= ?2 ORDER BY low DESC LIMIT 1",
             ),
             Way::Up => (
                 &mut self.run_at_or_above,
-                "SELECT first, low + high - first, record FROM temp.import_seen
+                "SELECT first, low, high, record FROM temp.import_seen
                  WHERE kind = ?1 AND low >= ?2 ORDER BY low LIMIT 1",
             ),
         };
         Ok(held(slot, self.conn, sql)?
             .query_row((kind, id), |r| {
+                let (first, low, high): (i64, i64, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
                 Ok(Run {
                     kind,
-                    first: r.get(0)?,
-                    last: r.get(1)?,
-                    record: u64::try_from(r.get::<_, i64>(2)?).unwrap_or(0),
+                    first,
+                    // The end it did not start with.
+                    last: if first == low { high } else { low },
+                    record: u64::try_from(r.get::<_, i64>(3)?).unwrap_or(0),
                 })
             })
             .optional()?)
