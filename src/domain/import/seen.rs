@@ -288,9 +288,7 @@ impl<'t> FileIds<'t> {
             // hold it without having it as its first id, and the filter
             // says which ids none holds: most are written with no look-up.
             if self.longer.may_hold(kind, id)
-                && let Some(earlier) = self
-                    .written_run(kind, id, Way::Down)?
-                    .and_then(|r| r.record_of(id))
+                && let Some(earlier) = self.record_of(kind, id)?
             {
                 return Ok(Some(earlier));
             }
@@ -305,10 +303,10 @@ impl<'t> FileIds<'t> {
                 return Ok(None);
             }
             // Not written: a run starts with it.
-            let run = self
-                .written_run(kind, id, Way::Down)?
+            let earlier = self
+                .record_of(kind, id)?
                 .ok_or(rusqlite::Error::QueryReturnedNoRows)?;
-            return Ok(Some(run.record_of(id).unwrap_or(run.record)));
+            return Ok(Some(earlier));
         }
         // A new run, held until a record breaks it.
         let mut below = None;
@@ -388,7 +386,8 @@ impl<'t> FileIds<'t> {
         Ok(())
     }
 
-    /// The record of this file that declared `id` of `kind`, if one did.
+    /// The record of this file that declared `id` of `kind`, if one did
+    /// (the run being read written first).
     fn record_of(&mut self, kind: &'static str, id: i64) -> Result<Option<u64>, DomainError> {
         self.flush()?;
         Ok(self
