@@ -72,6 +72,8 @@
 //!   it.
 //! - [`reading`]: the file the daemon has been reading for long, recorded
 //!   in the state directory for `stxd status`.
+//! - [`backoff`]: waits that double after each failure, up to a cap (SFTP
+//!   shares, alert deliveries, files failing for a cause outside them).
 //! - [`failpoint`]: named crash points for the crash harness (off unless
 //!   `STXD_FAILPOINT` arms one).
 //! - [`exchange`]: the vocabulary every layer shares: kinds of file, the
@@ -81,6 +83,7 @@
 
 pub mod alert;
 pub mod app;
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -813,3 +813,130 @@ fn a_folder_or_dangling_link_as_the_payload_is_refused_whole() {
         );
     }
 }
+
+/// The attempts the daemon's log shows for a failing file: the time of
+/// each (the line's timestamp) and the next try it announced.
+fn attempts(log: &str) -> Vec<(time::OffsetDateTime, String)> {
+    use time::format_description::well_known::Rfc3339;
+    log.lines()
+        .filter(|l| l.contains("file not processed") || l.contains("file still failing"))
+        .map(|l| {
+            let stamp = l.split_whitespace().next().unwrap_or_default();
+            let at = time::OffsetDateTime::parse(stamp, &Rfc3339)
+                .unwrap_or_else(|e| panic!("no timestamp ({e}): {l}"));
+            // The line's last field.
+            let next = l
+                .split("next_try=")
+                .nth(1)
+                .unwrap_or_else(|| panic!("no next_try: {l}"))
+                .trim();
+            (at, next.to_owned())
+        })
+        .collect()
+}
+
+/// Every read of a payload fails (`EIO` injected by strace into the
+/// running daemon, listing every second): the file stays in the inbox and
+/// is tried again after one listing period, then two, four, eight, not at
+/// every listing; touched, it is tried at the next listing and its waits
+/// start again; once the fault is gone it applies once.
+#[test]
+fn a_file_that_keeps_failing_is_tried_less_often_and_at_once_when_touched() {
+    let sb = Sandbox::new();
+    manager_ready(&sb);
+    fast_listing(&sb);
+    let (payload, records) = sample_sales();
+    let (manifest, payload) = sealed(&sb, &inbox(&sb), 1, &payload, records);
+    let strace = "/usr/bin/strace";
+    assert!(
+        Path::new(strace).exists(),
+        "strace injects the read failures: apt-get install strace, as CI does"
+    );
+    let payload_arg = payload.display().to_string();
+    let wrapper = [
+        strace,
+        "-f",
+        "-qq",
+        "-o",
+        "/dev/null",
+        "-P",
+        &payload_arg,
+        "-e",
+        "trace=read",
+        "-e",
+        "inject=read:error=EIO",
+    ];
+    let filter = "info,stxd::daemon=debug";
+    let mut daemon = Daemon::spawn_via(&sb, &wrapper, &[], filter, &[]);
+    daemon.wait_log("ready");
+    daemon.wait_log_n("file still failing", 3);
+    let log = daemon.log();
+    let seen = attempts(&log);
+    let next: Vec<&str> = seen.iter().map(|(_, n)| n.as_str()).take(4).collect();
+    assert_eq!(
+        next,
+        ["in 1 s", "in 2 s", "in 4 s", "in 8 s"],
+        "{}",
+        tail(&log)
+    );
+    // Each try came no sooner than the wait announced before it.
+    for (k, pair) in seen.windows(2).take(3).enumerate() {
+        let gap = pair[1].0 - pair[0].0;
+        let wait = time::Duration::seconds(1 << k);
+        assert!(
+            gap >= wait - time::Duration::milliseconds(50),
+            "try {} came {gap} after the one before, its wait was {wait}:\n{}",
+            k + 2,
+            tail(&log)
+        );
+    }
+    // Listings in between passed the file by.
+    assert!(
+        log.contains("file not tried at this listing"),
+        "{}",
+        tail(&log)
+    );
+    assert!(
+        log.matches("file not processed").count() == 1,
+        "said once as an error"
+    );
+    // Touched: tried at the next listing, long before its 8 s are over,
+    // and its waits start again.
+    let fourth = seen[3].0;
+    std::fs::File::options()
+        .write(true)
+        .open(&manifest)
+        .expect("open the manifest")
+        .set_modified(std::time::SystemTime::now())
+        .expect("touch the manifest");
+    daemon.wait_log_n("file still failing", 4);
+    let log = daemon.log();
+    let (fifth, next) = attempts(&log)[4].clone();
+    assert_eq!(next, "in 1 s", "{}", tail(&log));
+    assert!(
+        fifth - fourth < time::Duration::seconds(8),
+        "touched, the file waited {} after its fourth try:\n{}",
+        fifth - fourth,
+        tail(&log)
+    );
+    // Stopped: nothing applied, nothing refused, the pair where it was.
+    let stxd = daemon.children();
+    assert_eq!(stxd.len(), 1, "strace runs stxd: {stxd:?}");
+    // SAFETY: kill(2) on the daemon this test started (strace's child).
+    assert_eq!(unsafe { libc::kill(stxd[0], libc::SIGTERM) }, 0);
+    daemon.wait_exit();
+    assert_eq!(manifests(&inbox(&sb)), ["opera-tourism.SALES.00000001.stx"]);
+    assert!(payload.exists());
+    assert!(manifests(&inbox(&sb).join("error")).is_empty());
+    assert_eq!(journal(&sb), Vec::<(i64, String)>::new());
+    // The fault gone, the file applies once.
+    sb.stxd(&["process"]).expect_code(0);
+    assert_eq!(journal(&sb), [(1, "applied".to_owned())]);
+    assert_eq!(
+        count(
+            &opera(&sb),
+            "SELECT count(*) FROM sales_line WHERE status = 'booked'"
+        ),
+        4
+    );
+}

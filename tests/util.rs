@@ -446,10 +446,31 @@ impl Daemon {
         filter: &str,
         env: &[(&str, &std::ffi::OsStr)],
     ) -> Daemon {
+        Daemon::spawn_via(sb, &[], args, filter, env)
+    }
+
+    /// Spawns `WRAPPER… stxd ARGS… run` (`strace` and its options, say):
+    /// as [`Daemon::spawn`], the wrapper's children killed with it.
+    pub fn spawn_via(
+        sb: &Sandbox,
+        wrapper: &[&str],
+        args: &[&str],
+        filter: &str,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Daemon {
         use std::process::{Command, Stdio};
         let log = sb.path().join(format!("daemon-{}.log", unique()));
         let err = std::fs::File::create(&log).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_stxd"))
+        let stxd = env!("CARGO_BIN_EXE_stxd");
+        let mut cmd = match wrapper.split_first() {
+            Some((program, options)) => {
+                let mut cmd = Command::new(program);
+                cmd.args(options).arg(stxd);
+                cmd
+            }
+            None => Command::new(stxd),
+        };
+        let child = cmd
             .args(args)
             .arg("run")
             .current_dir(sb.path())
@@ -469,6 +490,17 @@ impl Daemon {
 
     pub fn pid(&self) -> i32 {
         i32::try_from(self.child.id()).expect("pid")
+    }
+
+    /// The processes the spawned one started (under a wrapper, `stxd`
+    /// itself).
+    pub fn children(&self) -> Vec<i32> {
+        let pid = self.pid();
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect()
     }
 
     pub fn log(&self) -> String {
@@ -526,6 +558,13 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A wrapper killed first could leave its child running. (Only
+        // while it runs unreaped is its pid surely still its own.)
+        let running = matches!(self.child.try_wait(), Ok(None));
+        for pid in self.children().into_iter().filter(|_| running) {
+            // SAFETY: kill(2) on a pid read from our child's list of children.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

@@ -320,16 +320,7 @@ impl Worker {
 /// The wait before attempt `attempt + 2`: doubling from `first_retry`,
 /// capped at `max_retry`, scaled by `0.5 + jitter / 2` (`jitter` in 0..=1).
 fn retry_delay(options: &Options, attempt: u32, jitter: f64) -> Duration {
-    let doubled = options
-        .first_retry
-        .saturating_mul(1u32 << attempt.min(20))
-        .min(options.max_retry);
-    let jitter = if jitter.is_finite() {
-        jitter.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    doubled.mul_f64(0.5 + jitter / 2.0)
+    crate::backoff::doubling(options.first_retry, attempt, options.max_retry, jitter)
 }
 
 /// A random fraction in 0..1 (0.5 without randomness).

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 /// The state a file was last logged in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Logged {
-    /// Not processed (I/O, a busy store): retried at the next listing.
+    /// Not processed (I/O, a busy store): tried again later.
     Failed,
     /// Parked, waiting for mappings.
     Parked,

@@ -65,6 +65,7 @@ macro_rules! error { ($($arg:tt)+) => { tracing::error!(target: "stxd::daemon", 
 mod alerts;
 mod control;
 mod error;
+mod failing;
 mod log_once;
 mod main_loop;
 mod progress;

@@ -43,8 +43,10 @@ pub(super) fn job_done(
             if let Some(report) = polled {
                 self::polled(report, log, now, alerter);
             }
+            // A file failing here is tried at the next listing, where
+            // its waits start ([`super::failing`]).
             for h in files {
-                handled(config, h, log, now, alerter);
+                handled(config, h, None, log, now, alerter);
             }
             window_held(held, log);
             info!(
@@ -174,6 +176,7 @@ pub(super) fn applied(h: &app::Handled) -> bool {
 pub(super) fn handled(
     config: &Config,
     h: &app::Handled,
+    retry_in: Option<std::time::Duration>,
     log: &mut LogOnce,
     now: OffsetDateTime,
     alerter: &Alerter,
@@ -201,25 +204,20 @@ pub(super) fn handled(
     let p = match &h.processed {
         Ok(p) => p,
         Err(e) => {
-            // Transient (I/O, a busy store): the file stays where it is.
+            // Transient (I/O, a busy store): the file stays where it is,
+            // tried again after a wait that grows while it keeps failing
+            // (at the next listing for a busy store).
+            let next_try = match retry_in {
+                Some(wait) => format!("in {} s", wait.as_secs()),
+                None => "at the next listing".to_owned(),
+            };
             if log.again(&h.file, Logged::Failed) {
-                debug!(%file, institution, state = "failed", error = %e, "file still failing");
+                debug!(%file, institution, state = "failed", error = %e, %next_try, "file still failing");
             } else {
-                error!(%file, institution, state = "failed", error = %e, code = e.code(),
-                    "file not processed: it stays in place and the next listing retries");
+                error!(%file, institution, state = "failed", error = %e, code = e.code(), %next_try,
+                    "file not processed now: it stays in place and is tried again (next_try)");
             }
-            // Alerted once it has lasted `held_minutes`.
-            let since = log.waiting_since(&h.file, now);
-            alerter.raise(
-                file_incident(
-                    Event::FileHeld,
-                    &file,
-                    format!("file {file} cannot be processed now and stays in the inbox: {e}"),
-                )
-                .code(e.code())
-                .fix("the next listings retry it; if it lasts, check the disk, the permissions and the store (stxd status)")
-                .since(since),
-            );
+            raise_failing(&h.file, &e.to_string(), e.code(), log, now, alerter);
             return;
         }
     };
@@ -278,6 +276,46 @@ pub(super) fn handled(
             );
         }
     }
+}
+
+/// A file failing for a cause outside it, not tried at this listing (its
+/// wait since its last failure is not over): debug only, and its
+/// `file-held` incident raised again, so that its threshold and reminders
+/// count while it waits.
+pub(super) fn waiting_to_retry(
+    path: &std::path::Path,
+    waiting: &super::failing::Waiting,
+    log: &mut LogOnce,
+    now: OffsetDateTime,
+    alerter: &Alerter,
+) {
+    let file = display_name(path);
+    debug!(%file, state = "failed", next_try_in_s = waiting.left.as_secs(), "file not tried at this listing: it waits after its last failure");
+    raise_failing(path, &waiting.error, waiting.code, log, now, alerter);
+}
+
+/// Raises a file failing for a cause outside it as held, since it was
+/// first seen failing (sent once it has lasted `held_minutes`).
+fn raise_failing(
+    path: &std::path::Path,
+    error: &str,
+    code: &str,
+    log: &mut LogOnce,
+    now: OffsetDateTime,
+    alerter: &Alerter,
+) {
+    let file = display_name(path);
+    let since = log.waiting_since(path, now);
+    alerter.raise(
+        file_incident(
+            Event::FileHeld,
+            &file,
+            format!("file {file} cannot be processed now and stays in the inbox: {error}"),
+        )
+        .code(code)
+        .fix("it is tried again, less often while it keeps failing (touch it to have it tried at the next listing); if it lasts, check the disk, the permissions and the store (stxd status)")
+        .since(since),
+    );
 }
 
 /// Logs a file whose side could not even be opened (its store locked or

@@ -6,10 +6,11 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use time::OffsetDateTime;
 
+use super::failing::Failing;
 use super::log_once::LogOnce;
 use super::{alerts, report};
 use crate::alert::Alerter;
@@ -30,6 +31,8 @@ pub(super) struct ScanState {
     pub(super) log: LogOnce,
     /// The SFTP sessions kept across polls, with their backoff.
     pub(super) shares: app::Shares,
+    /// The files failing for a cause outside them, with their waits.
+    failing: Failing,
     started: bool,
 }
 
@@ -114,6 +117,7 @@ pub(super) fn scan_once(
     }
     // Forget files that left the folders, so the maps stay small.
     state.log.retain_present();
+    state.failing.retain_present();
     // Files put in error/ by others are raised; incidents whose file left
     // its folder are resolved.
     alerts::sweep(config, alerter);
@@ -164,8 +168,9 @@ fn sync_unscheduled_shares(
 }
 
 /// Processes `files` one at a time, stopping between two when asked to,
-/// except those of a kind waiting for an apply window; returns how many
-/// were applied.
+/// except those of a kind waiting for an apply window and those failing
+/// for a cause outside them whose wait is not over ([`Failing`]); returns
+/// how many were applied.
 fn process(
     config: &Config,
     stop: &AtomicBool,
@@ -179,9 +184,14 @@ fn process(
     let mut applied = 0;
     let mut busy = app::BusyStores::default();
     let watch = super::progress::logged(&config.state_dir);
+    let period = Duration::from_secs(config.daemon.scan_seconds);
     for file in &files {
         if stop.load(Ordering::SeqCst) {
             break;
+        }
+        if let Some(waiting) = state.failing.waiting(file, Instant::now()) {
+            report::waiting_to_retry(file, &waiting, &mut state.log, now, alerter);
+            continue;
         }
         match app::process_listed(config, std::slice::from_ref(file), &watch, &mut busy) {
             Ok(handled) => {
@@ -189,7 +199,8 @@ fn process(
                     if report::applied(h) {
                         applied += 1;
                     }
-                    report::handled(config, h, &mut state.log, now, alerter);
+                    let retry_in = state.failing.tried(h, Instant::now(), period);
+                    report::handled(config, h, retry_in, &mut state.log, now, alerter);
                 }
             }
             Err(e) => report::not_processed(file, &e, &mut state.log, now, alerter),

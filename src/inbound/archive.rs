@@ -72,6 +72,12 @@ impl Pair {
         self.folder() == dir || id(self.folder()).is_some_and(|a| Some(a) == id(dir))
     }
 
+    /// The pair as it stands on disk now: see [`Stamp`].
+    pub fn stamp(&self) -> Stamp {
+        let id = |p: &Path| FileId::of(p).ok();
+        Stamp(id(&self.manifest), self.payload.as_deref().and_then(id))
+    }
+
     /// The payload, if it is (still) beside the manifest.
     fn payload_here(&self) -> io::Result<Option<&Path>> {
         match &self.payload {
@@ -427,6 +433,12 @@ fn present(path: &Path) -> io::Result<bool> {
         Err(e) => Err(e),
     }
 }
+
+/// A pair as it stood on disk: each file's [`FileId`] (none for a name
+/// not there). Two stamps of one pair differ once either file was
+/// replaced, rewritten or touched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp(Option<FileId>, Option<FileId>);
 
 /// What names one file across its hard links: its inode, size and
 /// modification time (an inode number alone may be reused once freed).

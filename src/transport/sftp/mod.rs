@@ -66,14 +66,7 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(1);
 /// then scaled by `0.5 + jitter / 2` (`jitter` in 0..=1, out-of-range values
 /// clamped) so that many clients do not retry in step.
 pub fn backoff(attempt: u32, jitter: f64) -> Duration {
-    let doubled = BACKOFF_BASE.saturating_mul(1u32 << attempt.min(20));
-    let capped = doubled.min(BACKOFF_CAP);
-    let jitter = if jitter.is_finite() {
-        jitter.clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
-    capped.mul_f64(0.5 + jitter / 2.0)
+    crate::backoff::doubling(BACKOFF_BASE, attempt, BACKOFF_CAP, jitter)
 }
 
 /// Who to reach and how: the SFTP transport of one link.
