@@ -1,9 +1,10 @@
 //! Drop folders against the real daemon (`stxd run` as a child process):
 //! files written slowly or by a hostile writer, 1,000 files at once, hostile
 //! entries (symlinks, FIFOs, directories, hard links, odd names), SIGTERM and
-//! SIGKILL in the middle of a large file; and the per-file log span. Every
-//! assertion reads real outcomes: the manager's SQLite store (read-only) and
-//! the folders. Waits poll with generous deadlines.
+//! SIGKILL in the middle of a large file, a file whose reads keep failing;
+//! and the per-file log span. Every assertion reads real outcomes: the
+//! manager's SQLite store (read-only) and the folders. Waits poll with
+//! generous deadlines.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
