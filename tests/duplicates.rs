@@ -7,7 +7,10 @@
 use stxd::domain::DomainError;
 use stxd::format::{FormatError, Limits, catalogue, contingent, sales};
 
-use crate::import::{distributor, exported_catalogue, import_catalogue, scalar};
+use crate::import::{
+    applied, distributor, exported_catalogue, import_catalogue, import_seatplan,
+    map_catalogue_references, map_seat_categories, scalar, seatplan_items,
+};
 
 fn content(e: DomainError) -> (&'static str, String) {
     match &e {
@@ -69,6 +72,43 @@ fn a_catalogue_repeating_a_performance_or_a_product_is_refused_with_both_records
             "nothing kept"
         );
     }
+}
+
+/// A record with no id of its own that the importer refuses (a price given
+/// twice in its rate table) is named by its rank and in words.
+#[test]
+fn a_price_given_twice_is_refused_at_its_record_named_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = distributor(dir.path());
+    map_seat_categories(&mut s);
+    applied(import_seatplan(&mut s, &seatplan_items()).unwrap().0);
+    map_catalogue_references(&mut s);
+    let mut items = exported_catalogue();
+    let first = items
+        .iter()
+        .position(|i| matches!(i, catalogue::Item::Price(_)))
+        .unwrap();
+    let catalogue::Item::Price(p) = items[first].clone() else {
+        unreachable!("a price")
+    };
+    items.insert(first + 1, catalogue::Item::Price(p.clone()));
+    let err = import_catalogue(&mut s, &items, "opera-tourism.CATALOGUE.00000001.xml").unwrap_err();
+    let (code, text) = content(err);
+    assert_eq!(code, "mapping-collision", "{text}");
+    let words = format!(
+        "record {} (price of rate table {} for seat category {}, tariff type {}, audience subcategory {})",
+        first + 2,
+        p.rate_table,
+        p.seat_category,
+        p.tariff_type,
+        p.audience_subcategory
+    );
+    assert!(text.contains(&words), "{text}");
+    assert_eq!(
+        scalar(&s, "SELECT count(*) FROM rate_table"),
+        0,
+        "nothing kept"
+    );
 }
 
 fn read_contingent(text: &str) -> Result<Vec<contingent::Line>, FormatError> {

@@ -149,7 +149,8 @@ impl<'t> CatalogueImport<'t> {
             | Item::SeatRange(_)
             | Item::PerformanceRef(_) => None,
         };
-        let what = match (declared, item) {
+        // What the record is, in words: built only for a refusal.
+        let what = || match (declared, item) {
             (Some((kind, id, code)), _) => format!("{kind} {code}, id {id}"),
             (None, Item::Price(p)) => format!(
                 "price of rate table {} for seat category {}, tariff type {}, audience subcategory {}",
@@ -170,11 +171,10 @@ impl<'t> CatalogueImport<'t> {
         };
         let (file, record) = (self.ctx.file, self.record);
         if let Some((kind, id, _)) = declared {
-            self.ids
-                .declare(file, kind, id.get(), record, || what.clone())?;
+            self.ids.declare(file, kind, id.get(), record, what)?;
         }
         self.apply(item)
-            .map_err(|e| e.locate(file, || Position::record(record, what)))
+            .map_err(|e| e.locate(file, || Position::record(record, what())))
     }
 
     fn apply(&mut self, item: &catalogue::Item) -> Result<(), DomainError> {
