@@ -72,8 +72,9 @@ impl Failing {
 
     /// Records how the try of a file ended at `now`, `period` being the
     /// listing period: a failure for a cause outside the file sets its next
-    /// try and returns the wait; anything else (applied, held, refused, a
-    /// busy store) forgets its failures.
+    /// try and returns the wait; a busy store (which says nothing of that
+    /// cause) changes nothing; any other end (applied, held, refused)
+    /// forgets its failures.
     pub(super) fn tried(
         &mut self,
         h: &Handled,
@@ -81,8 +82,9 @@ impl Failing {
         period: Duration,
     ) -> Option<Duration> {
         let e = match &h.processed {
-            Err(e) if !e.is_busy() => e,
-            _ => {
+            Err(e) if e.is_busy() => return None,
+            Err(e) => e,
+            Ok(_) => {
                 self.files.remove(&h.file);
                 return None;
             }
@@ -220,34 +222,35 @@ mod tests {
     }
 
     #[test]
-    fn a_busy_store_or_another_outcome_forgets_the_failures() {
+    fn a_busy_store_changes_nothing_and_another_outcome_forgets_the_failures() {
         let dir = tempfile::tempdir().unwrap();
         let file = pair(dir.path());
         let period = Duration::from_secs(5);
         let mut failing = Failing::default();
         let t0 = Instant::now();
-        failing.tried(&handled(&file, io_error(&file)), t0, period);
-        failing.tried(&handled(&file, io_error(&file)), t0, period);
-        assert!(failing.waiting(&file, t0).is_some());
+        // Busy from the start: tried at every listing.
         assert_eq!(failing.tried(&handled(&file, busy()), t0, period), None);
-        assert_eq!(
-            failing.waiting(&file, t0),
-            None,
-            "busy: tried at every listing"
-        );
-        // The count started again.
-        assert_eq!(
-            failing.tried(&handled(&file, io_error(&file)), t0, period),
-            Some(period)
-        );
+        assert_eq!(failing.waiting(&file, t0), None);
         failing.tried(&handled(&file, io_error(&file)), t0, period);
+        let t1 = t0 + period;
+        failing.tried(&handled(&file, io_error(&file)), t1, period);
+        let t2 = t1 + period * 2;
+        // Found busy once due: its wait and count stay as they were.
+        assert_eq!(failing.tried(&handled(&file, busy()), t2, period), None);
+        assert_eq!(failing.waiting(&file, t2), None, "still due");
         assert_eq!(
-            failing.tried(&handled(&file, archived(&file)), t0, period),
+            failing.tried(&handled(&file, io_error(&file)), t2, period),
+            Some(period * 4),
+            "the third failure of the same pair"
+        );
+        // Gone through: forgotten, a new failure waits one period.
+        assert_eq!(
+            failing.tried(&handled(&file, archived(&file)), t2, period),
             None
         );
-        assert_eq!(failing.waiting(&file, t0), None, "gone through: forgotten");
+        assert_eq!(failing.waiting(&file, t2), None);
         assert_eq!(
-            failing.tried(&handled(&file, io_error(&file)), t0, period),
+            failing.tried(&handled(&file, io_error(&file)), t2, period),
             Some(period)
         );
         // Gone from its folder: forgotten.
