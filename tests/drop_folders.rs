@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, OpenFlags};
 use stxd::format::Kind;
 
-use crate::util::{Daemon, Sandbox, repo, seal};
+use crate::util::{Daemon, Sandbox, Tmpfs, repo, seal};
 
 const POLL: Duration = Duration::from_millis(50);
 
@@ -940,4 +940,58 @@ fn a_file_that_keeps_failing_is_tried_less_often_and_at_once_when_touched() {
         ),
         4
     );
+}
+
+/// The manager's store on a full disk (a small tmpfs, filled but for
+/// 256 KiB once the daemon runs): a big SALES file's apply fails for it,
+/// nothing of it is written, it is not refused and stays in the inbox;
+/// once space is freed the daemon's next try applies it once.
+#[test]
+fn a_store_on_a_full_disk_keeps_the_file_waiting_and_applies_it_once_space_is_freed() {
+    let sb = Sandbox::new();
+    let state = sb.path().join("var/state");
+    std::fs::create_dir_all(&state).expect("state folder");
+    let disk = Tmpfs::mount(&state, "16m");
+    manager_ready(&sb);
+    fast_listing(&sb);
+    let pair = big_file(&sb);
+    let daemon = Daemon::start_with(&sb, "info,stxd::daemon=debug");
+    let filler = state.join("filler");
+    let room = 256 << 10;
+    std::fs::write(
+        &filler,
+        vec![0u8; usize::try_from(disk.free() - room).expect("size")],
+    )
+    .expect("fill the disk");
+    drop_pair(&pair, &inbox(&sb));
+    daemon.wait_log_n("file still failing", 1);
+    let log = daemon.log();
+    let failed = log
+        .lines()
+        .find(|l| l.contains("file not processed now"))
+        .unwrap_or_else(|| panic!("no failure said:\n{}", tail(&log)));
+    assert!(
+        failed.contains("opera-tourism.SALES.00000001.stx")
+            && failed.contains("full")
+            && failed.contains("next_try=in 1 s"),
+        "{failed}"
+    );
+    eprintln!("the daemon said: {failed}");
+    assert!(!log.contains("file rejected"), "{}", tail(&log));
+    assert_eq!(big_state(&sb), (0, 0, Vec::new()), "nothing of it written");
+    assert_eq!(manifests(&inbox(&sb)), ["opera-tourism.SALES.00000001.stx"]);
+    assert!(manifests(&inbox(&sb).join("error")).is_empty());
+    // Space freed: the next try applies it, once.
+    std::fs::remove_file(&filler).expect("free the disk");
+    let done = inbox(&sb).join("done");
+    wait_until(
+        "the big file applied once space is freed",
+        Duration::from_secs(300),
+        &daemon,
+        || manifests(&done) == ["opera-tourism.SALES.00000001.stx"],
+    );
+    stop(daemon);
+    assert!(none_or_all(&sb), "applied");
+    assert!(manifests(&inbox(&sb)).is_empty());
+    assert!(manifests(&inbox(&sb).join("error")).is_empty());
 }

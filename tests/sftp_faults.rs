@@ -8,7 +8,7 @@
 //! ([`Fixture::as_account`]), owning the share as a deployment's account
 //! does ([`Fixture::owned`]) unless the test withholds it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,7 +16,7 @@ use crate::proftpd::{Options, Proftpd};
 use crate::servers::{Account, Kind};
 use crate::sftp::{Fixture, bytes, failed, files, moved, names, pair, poll, sha};
 use crate::sshd::{keygen, set_mode};
-use crate::util::{Daemon, Reach, SftpSides};
+use crate::util::{Daemon, Reach, SftpSides, Tmpfs};
 
 const LINK: &str = "opera-tourism";
 const NO_FSYNC: &str = "does not support fsync@openssh.com";
@@ -348,32 +348,6 @@ fn a_share_refusing_renames_shows_no_final_name_and_pushes_once_allowed(kind: Ki
     assert_eq!(names(&out), vec![p.clone(), m]);
     assert_eq!(sha(&std::fs::read(out.join(&p)).unwrap()), sha(&payload));
     written_by_account(&f, &out.join(&p));
-}
-
-/// A small tmpfs mounted on a folder for one test, unmounted on drop.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Tmpfs {
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
-            .arg("tmpfs")
-            .arg(dir)
-            .status()
-            .expect("mount (run the tests as root: they mount a small tmpfs)");
-        assert!(
-            status.success(),
-            "mount a tmpfs on {}: run as root",
-            dir.display()
-        );
-        Tmpfs(dir.to_owned())
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
 }
 
 fn a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed(kind: Kind) {

@@ -570,6 +570,46 @@ impl Drop for Daemon {
     }
 }
 
+/// A small tmpfs mounted on a folder for one test, unmounted on drop.
+pub struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    pub fn mount(dir: &Path, size: &str) -> Tmpfs {
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755")])
+            .arg("tmpfs")
+            .arg(dir)
+            .status()
+            .expect("mount (run the tests as root: they mount a small tmpfs)");
+        assert!(
+            status.success(),
+            "mount a tmpfs on {}: run as root",
+            dir.display()
+        );
+        Tmpfs(dir.to_owned())
+    }
+
+    /// The bytes free on it.
+    pub fn free(&self) -> u64 {
+        let out = std::process::Command::new("stat")
+            .args(["-f", "--format=%a %S"])
+            .arg(&self.0)
+            .output()
+            .expect("stat -f");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut n = text
+            .split_whitespace()
+            .map(|w| w.parse::<u64>().expect("a number"));
+        n.next().expect("blocks free") * n.next().expect("block size")
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
 /// A number unique enough to name a file of this test run.
 pub fn unique() -> u128 {
     std::time::SystemTime::now()

@@ -215,7 +215,7 @@ pub(super) fn handled(
                 debug!(%file, institution, state = "failed", error = %e, %next_try, "file still failing");
             } else {
                 error!(%file, institution, state = "failed", error = %e, code = e.code(), %next_try,
-                    "file not processed now: it stays in place and is tried again (next_try)");
+                    "file not processed now: it stays in place and is tried again later");
             }
             raise_failing(&h.file, &e.to_string(), e.code(), log, now, alerter);
             return;
