@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::util::Sandbox;
+use crate::util::{Sandbox, Tmpfs};
 
 const LINK: &str = "opera-tourism";
 
@@ -297,4 +297,67 @@ fn a_listing_leaves_an_export_to_its_live_writer() {
     );
     assert_eq!(booked, [line]);
     assert_clean_and_consistent(&sb, "process once the writer let go");
+}
+
+/// The outbox's disk full (the folder the distributor's sales go to, on a
+/// small tmpfs filled to its last byte by a name no listing takes): the
+/// sales export fails saying so, leaves no temporary name and takes no
+/// sequence; once space is freed the next export carries the line as
+/// sequence 1 and the manager books it once.
+#[test]
+fn a_sales_export_on_a_full_disk_takes_no_sequence_and_loses_no_line() {
+    let sb = Sandbox::new();
+    let outbox = sb.path().join("var/exchange").join(LINK).join("to-manager");
+    std::fs::create_dir_all(&outbox).unwrap();
+    let disk = Tmpfs::mount(&outbox, "1m");
+    sb.first_use_done();
+    sb.allot("PARTERRE:A:1-10");
+    sb.json(&["export", "contingent", "--link", LINK]);
+    sb.json(&["process"]);
+    let line = sb.sell("PARTERRE:A:1");
+    let filler = outbox.join(".filler");
+    let free = usize::try_from(disk.free()).unwrap();
+    std::fs::write(&filler, vec![0u8; free]).expect("fill the disk");
+    assert_eq!(disk.free(), 0);
+
+    let run = sb.stxd(&["export", "sales", "--link", LINK]);
+    let said = run.stdout();
+    assert_eq!(run.code(), 3, "a runtime failure: {said}");
+    let part = outbox.join(".opera-tourism.SALES.00000001.csv.part");
+    assert!(
+        said.starts_with("failed:")
+            && said.contains(&format!(
+                "cannot write {}: No space left on device",
+                part.display()
+            ))
+            && said.contains("code:      publish-failed"),
+        "{said}"
+    );
+    let mut left: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| {
+            n != ".filler" && !matches!(n.as_str(), "done" | "error" | "parked" | "quarantine")
+        })
+        .collect();
+    left.sort();
+    assert_eq!(left, Vec::<String>::new(), "nothing left in the outbox");
+    let journaled = query(
+        &sb,
+        "TOURISM.sqlite",
+        "SELECT sequence FROM file_journal WHERE kind = 'SALES' AND direction = 'out'",
+    );
+    assert_eq!(journaled, Vec::<i64>::new(), "no sequence taken");
+
+    std::fs::remove_file(&filler).unwrap();
+    let out = sb.json(&["export", "sales", "--link", LINK]);
+    assert_eq!(out["sequence"], 1, "{out:#}");
+    sb.stxd(&["process"]).expect_code(0);
+    let booked = query(
+        &sb,
+        "OPERA.sqlite",
+        "SELECT line FROM sales_line WHERE status = 'booked' ORDER BY line",
+    );
+    assert_eq!(booked, [line], "the line booked once");
+    assert_clean_and_consistent(&sb, "full disk");
 }

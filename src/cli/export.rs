@@ -89,7 +89,13 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
                     })
                 );
             } else {
-                outln!("refused:   {e}");
+                // The rules' answer, or a failure of the machinery.
+                let said = if e.is_failure() {
+                    "failed:"
+                } else {
+                    "refused:"
+                };
+                outln!("{said:<10} {e}");
                 outln!("code:      {}", e.code());
                 if let Some(run) = e.run_id {
                     outln!(
@@ -101,7 +107,11 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
                     print_exclusions(report);
                 }
             }
-            Ok(EXIT_FINDINGS)
+            Ok(if e.is_runtime() {
+                super::exit::EXIT_RUNTIME
+            } else {
+                EXIT_FINDINGS
+            })
         }
     }
 }

@@ -189,6 +189,21 @@ impl ExportError {
         }
     }
 
+    /// A failure of the disk, the folder or the database (not of the
+    /// rules, nor a file in the way): the command exits as a runtime
+    /// failure, to be run again once the cause is fixed.
+    pub fn is_runtime(&self) -> bool {
+        match self.cause.as_ref() {
+            Cause::Store(_) | Cause::Outbox { .. } | Cause::Unplaced { .. } => true,
+            Cause::Publish(e) => !matches!(e, PublishError::Conflict { .. }),
+            Cause::Refused(e) => matches!(
+                e,
+                domain::ExportError::Sql(_) | domain::ExportError::Store(_)
+            ),
+            Cause::Orphan { .. } | Cause::WrongStore { .. } | Cause::Unsupported(_) => false,
+        }
+    }
+
     /// The exclusions behind a refusal ("nothing to sell"), when there are.
     pub fn report(&self) -> Option<&Report> {
         match self.cause.as_ref() {
@@ -367,6 +382,9 @@ fn stage_and_bind(
                 produced = Some(p);
                 Ok(records)
             }
+            // The payload's write failed (a full disk): not a refusal of
+            // the export, a failure of its file.
+            Err(domain::ExportError::Write(e)) => Err(e),
             Err(e) => {
                 refused = Some(e);
                 Err(WriteError::Invalid("the export was refused".to_owned()))
@@ -664,6 +682,35 @@ mod tests {
                 ),
                 "{code}"
             );
+            assert_eq!(
+                e.is_runtime(),
+                matches!(code, "database" | "outbox"),
+                "{code}"
+            );
         }
+    }
+
+    #[test]
+    fn a_payload_that_cannot_be_written_is_a_runtime_failure_a_file_in_the_way_is_not() {
+        let e = |cause| ExportError {
+            link: "l".into(),
+            kind: Kind::Sales,
+            cause: Box::new(cause),
+            run_id: None,
+        };
+        let full = e(Cause::Publish(PublishError::Io {
+            path: "out/.l.SALES.00000001.csv.part".into(),
+            source: std::io::Error::from_raw_os_error(28),
+        }));
+        assert!(full.is_failure() && full.is_runtime());
+        assert!(
+            full.to_string()
+                .contains("cannot write out/.l.SALES.00000001.csv.part: No space left on device"),
+            "{full}"
+        );
+        let conflict = e(Cause::Publish(PublishError::Conflict {
+            path: "out/l.SALES.00000001.stx".into(),
+        }));
+        assert!(conflict.is_failure() && !conflict.is_runtime());
     }
 }

@@ -120,7 +120,10 @@ where
         Ok(n) => n,
         Err(e) => {
             let _ = std::fs::remove_file(&tmp);
-            return Err(PublishError::Payload(e));
+            return Err(match e {
+                WriteError::Io(source) => PublishError::Io { path: tmp, source },
+                e => PublishError::Payload(e),
+            });
         }
     };
     let (buffered, bytes, sha256) = out.finish();
