@@ -19,7 +19,7 @@ use crate::drop_folders::{
     count, inbox, journal, manager_ready, manifests, opera, sample_sales, sealed,
 };
 use crate::schedules::{add_schedules, control, exported, to_distributor, wait_until};
-use crate::util::{DEADLINE, Daemon, POLL, Sandbox, copy_tree};
+use crate::util::{DEADLINE, Daemon, POLL, Sandbox, Tmpfs, copy_tree};
 
 const MANIFEST: &str = "opera-tourism.SALES.00000001.stx";
 const PAYLOAD: &str = "opera-tourism.SALES.00000001.csv";
@@ -663,4 +663,60 @@ fn a_held_file_and_the_one_it_waits_for_killed_at_any_link_unlink_or_fsync_are_a
             );
         },
     );
+}
+
+/// The inbox's disk full when a file is rejected (its `.reason` cannot be
+/// written): the file is neither lost nor half moved: it stays in the
+/// inbox, not processed now, and nothing is left in `error/`; once space
+/// is freed it is rejected whole, its reason beside it.
+#[test]
+fn a_file_rejected_on_a_full_disk_stays_in_the_inbox_until_its_reason_can_be_written() {
+    let sb = Sandbox::new();
+    let inbox = inbox(&sb);
+    std::fs::create_dir_all(&inbox).expect("inbox");
+    let disk = Tmpfs::mount(&inbox, "1m");
+    manager_ready(&sb);
+    let (payload, records) = sample_sales();
+    sealed(&sb, &inbox, 1, &payload, records);
+    let path = inbox.join(PAYLOAD);
+    let mut bytes = std::fs::read(&path).expect("payload");
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x20;
+    std::fs::write(&path, bytes).expect("tamper");
+    // A dot name: no listing takes it.
+    let filler = inbox.join(".filler");
+    let free = usize::try_from(disk.free()).expect("size");
+    std::fs::write(&filler, vec![0u8; free]).expect("fill the disk");
+    assert_eq!(disk.free(), 0);
+
+    let run = sb.stxd(&["process"]);
+    let said = run.stdout();
+    assert_eq!(run.code(), 3, "a runtime failure: {said}");
+    let part = inbox.join("error").join(format!(".{MANIFEST}.reason.part"));
+    assert!(
+        said.contains("not processed now, will be retried")
+            && said.contains(&format!(
+                "cannot write {}: No space left on device",
+                part.display()
+            )),
+        "{said}"
+    );
+    assert_eq!(inbox_files(&sb), [".filler", PAYLOAD, MANIFEST], "{said}");
+    assert_eq!(
+        entries(&inbox.join("error")),
+        Vec::<String>::new(),
+        "{said}"
+    );
+
+    std::fs::remove_file(&filler).expect("free the disk");
+    let (code, out) = process_json(&sb);
+    assert_eq!(code, 1, "{out}");
+    assert_eq!(out[0]["state"], "rejected", "{out}");
+    let reason = format!("{MANIFEST}.reason");
+    assert_eq!(
+        entries(&inbox.join("error")),
+        [PAYLOAD, MANIFEST, reason.as_str()]
+    );
+    assert_eq!(inbox_files(&sb), Vec::<String>::new());
+    assert_eq!(journal(&sb), Vec::<(i64, String)>::new());
 }

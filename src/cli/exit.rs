@@ -29,7 +29,7 @@ Exit codes:
   0    ok
   1    findings or refused input (a rejected file, a setup to fix, a refused sale or export)
   2    usage error or config problem (unknown option, link or institution; unreadable config)
-  3    runtime failure (I/O, the database, the network): retry once the cause is fixed
+  3    runtime failure (I/O, the database, the network; a file left in place to retry): retry once the cause is fixed
   141  standard output closed by its reader (| head): the work was done, the rest of the output dropped
 `stxd run` also exits 130 when a second signal made it quit.";
 

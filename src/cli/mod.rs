@@ -723,14 +723,17 @@ pub(crate) fn print_handled(handled: &[app::Handled], verb: &str) {
     }
 }
 
-/// 1 when a file was rejected or must be retried, else 0.
+/// 3 when a file could not be processed now (I/O, a full disk, a busy
+/// store: it stays where it is, to be retried once the cause is fixed), else
+/// 1 when a file was rejected, else 0.
 pub(crate) fn handled_exit(handled: &[app::Handled]) -> u8 {
-    let bad = handled.iter().any(|h| {
-        h.processed
-            .as_ref()
-            .map_or(true, |p| matches!(p.outcome, Outcome::Rejected(_)))
-    });
-    if bad { EXIT_FINDINGS } else { EXIT_OK }
+    if handled.iter().any(|h| h.processed.is_err()) {
+        return exit::EXIT_RUNTIME;
+    }
+    let rejected = handled
+        .iter()
+        .any(|h| matches!(&h.processed, Ok(p) if matches!(p.outcome, Outcome::Rejected(_))));
+    if rejected { EXIT_FINDINGS } else { EXIT_OK }
 }
 
 #[cfg(test)]

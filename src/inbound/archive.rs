@@ -524,10 +524,18 @@ fn write_reason(pair: &Pair, moved_manifest: &Path, error: &InboundError) -> io:
     }
     text.push_str(&format!("{ID_LINE}{}\n", FileId::of(&pair.manifest)?));
     let tmp = temporary(&path);
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(text.as_bytes())?;
-    file.sync_all()?;
-    drop(file);
+    let written = std::fs::File::create(&tmp).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
+    if let Err(e) = written {
+        // A full disk: the file stays in its folder, nothing is left here.
+        let _ = local::remove_name(&tmp);
+        return Err(io::Error::new(
+            e.kind(),
+            format!("cannot write {}: {e}", tmp.display()),
+        ));
+    }
     let placed = local::link_new(&tmp, &path);
     local::remove_name(&tmp)?;
     match placed? {
