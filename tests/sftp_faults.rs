@@ -1,10 +1,10 @@
 //! SFTP faults of the share and its server rather than the network: a
-//! server without OpenSSH's extensions, a full share, permissions and
-//! renames denied, password logins, hashed and rotated host keys, another
-//! client writing the same name, and the no-replace rename the push relies
-//! on. Each: nothing lost, nothing duplicated, no partial file taken,
-//! recovery once the fault clears, and a message that names the fix. The
-//! faults of the share log in as a non-root account the test creates
+//! server without OpenSSH's extensions, a full share or local disk,
+//! permissions and renames denied, password logins, hashed and rotated host
+//! keys, another client writing the same name, and the no-replace rename
+//! the push relies on. Each: nothing lost, nothing duplicated, no partial
+//! file taken, recovery once the fault clears, and a message that names the
+//! fix. The faults of the share log in as a non-root account the test creates
 //! ([`Fixture::as_account`]), owning the share as a deployment's account
 //! does ([`Fixture::owned`]) unless the test withholds it.
 
@@ -27,6 +27,7 @@ on_both_servers!(
     a_share_refusing_renames_shows_no_final_name_and_pushes_once_allowed,
     another_client_writing_the_same_name_meanwhile_is_never_overwritten,
     a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed,
+    a_full_local_disk_refuses_the_download_whole_and_the_pull_resumes_once_space_is_freed,
     hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key,
     a_rotated_host_key_is_accepted_while_the_old_one_is_still_listed,
     a_plain_sftp_rename_never_replaces_an_existing_file,
@@ -379,6 +380,44 @@ fn a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed
     assert_eq!(names(&remote), vec![p.clone(), m]);
     assert_eq!(sha(&std::fs::read(remote.join(&p)).unwrap()), sha(&payload));
     written_by_account(&f, &remote.join(&p));
+}
+
+fn a_full_local_disk_refuses_the_download_whole_and_the_pull_resumes_once_space_is_freed(
+    kind: Kind,
+) {
+    let f = Fixture::new(kind);
+    let remote = f.share("to-manager");
+    let payload = bytes(2 << 20, 5);
+    let (p, m) = pair(&remote, "SALES", "csv", 1, &payload);
+    let inbox = f.inbox();
+    std::fs::create_dir_all(&inbox).unwrap();
+    let _disk = Tmpfs::mount(&inbox, "4m");
+    // Everything taken but 512 KiB, by a file no listing takes.
+    let filler = inbox.join(".filler");
+    std::fs::write(&filler, vec![0u8; (4 << 20) - (512 << 10)]).unwrap();
+    for _ in 0..2 {
+        let e = failed(poll(&f.good_config()));
+        assert!(!e.is_permanent(), "{e}");
+        let text = e.to_string();
+        let download = inbox.join(format!(".{p}.stxd-download"));
+        assert!(
+            text.contains(&format!(
+                "cannot write {}: No space left on device",
+                download.display()
+            )) && text.contains("check the local folder (space, permissions)"),
+            "{text}"
+        );
+        // Not even a partial download is left to take the space, and the
+        // pair is still on the share.
+        assert_eq!(files(&inbox), vec![".filler".to_owned()]);
+        assert_eq!(names(&remote), vec![p.clone(), m.clone()]);
+    }
+    std::fs::remove_file(&filler).unwrap();
+    let got = moved(poll(&f.good_config()));
+    assert_eq!(got.pulled, vec![m.clone()]);
+    assert_eq!(files(&inbox), vec![p.clone(), m]);
+    assert_eq!(sha(&std::fs::read(inbox.join(&p)).unwrap()), sha(&payload));
+    assert_eq!(names(&remote), Vec::<String>::new());
 }
 
 fn another_client_writing_the_same_name_meanwhile_is_never_overwritten(kind: Kind) {
