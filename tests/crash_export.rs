@@ -361,3 +361,62 @@ fn a_sales_export_on_a_full_disk_takes_no_sequence_and_loses_no_line() {
     assert_eq!(booked, [line], "the line booked once");
     assert_clean_and_consistent(&sb, "full disk");
 }
+
+/// The stores' disk full (the state folder on a small tmpfs, filled to its
+/// last byte once the line is sold): the sales export cannot open its
+/// store; it fails as a runtime failure naming the store and the disk's
+/// space, leaves nothing in the outbox and takes no sequence; once space is
+/// freed the next export carries the line as sequence 1 and the manager
+/// books it once.
+#[test]
+fn a_sales_export_whose_store_disk_is_full_takes_no_sequence_and_loses_no_line() {
+    let sb = Sandbox::new();
+    let state = sb.path().join("var/state");
+    std::fs::create_dir_all(&state).unwrap();
+    let disk = Tmpfs::mount(&state, "16m");
+    sb.first_use_done();
+    sb.allot("PARTERRE:A:1-10");
+    sb.json(&["export", "contingent", "--link", LINK]);
+    sb.json(&["process"]);
+    let line = sb.sell("PARTERRE:A:1");
+    let filler = state.join(".filler");
+    let free = usize::try_from(disk.free()).unwrap();
+    std::fs::write(&filler, vec![0u8; free]).expect("fill the disk");
+    assert_eq!(disk.free(), 0);
+
+    let run = sb.stxd(&["export", "sales", "--link", LINK]);
+    let said = run.stderr();
+    assert_eq!(run.code(), 3, "a runtime failure: {said}");
+    assert!(
+        said.contains(&format!(
+            "cannot open the database {}",
+            state.join("TOURISM.sqlite").display()
+        )) && said.contains("the space left on its disk"),
+        "{said}"
+    );
+    let outbox = sb.path().join("var/exchange").join(LINK).join("to-manager");
+    let left: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !outbox.join(n).is_dir())
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "nothing in the outbox");
+
+    std::fs::remove_file(&filler).unwrap();
+    let journaled = query(
+        &sb,
+        "TOURISM.sqlite",
+        "SELECT sequence FROM file_journal WHERE kind = 'SALES' AND direction = 'out'",
+    );
+    assert_eq!(journaled, Vec::<i64>::new(), "no sequence taken");
+    let out = sb.json(&["export", "sales", "--link", LINK]);
+    assert_eq!(out["sequence"], 1, "{out:#}");
+    sb.stxd(&["process"]).expect_code(0);
+    let booked = query(
+        &sb,
+        "OPERA.sqlite",
+        "SELECT line FROM sales_line WHERE status = 'booked' ORDER BY line",
+    );
+    assert_eq!(booked, [line], "the line booked once");
+    assert_clean_and_consistent(&sb, "full store disk");
+}

@@ -81,7 +81,9 @@ pub enum StoreError {
         "cannot create the database {path}: its folder {parent} does not exist; create it or fix the store path"
     )]
     NoFolder { path: PathBuf, parent: PathBuf },
-    #[error("cannot open the database {path}: {source}; check the path and its permissions")]
+    #[error(
+        "cannot open the database {path}: {source}; check the path, its permissions and the space left on its disk"
+    )]
     Open {
         path: PathBuf,
         #[source]
