@@ -299,31 +299,84 @@ fn a_listing_leaves_an_export_to_its_live_writer() {
     assert_clean_and_consistent(&sb, "process once the writer let go");
 }
 
-/// The outbox's disk full (the folder the distributor's sales go to, on a
-/// small tmpfs filled to its last byte by a name no listing takes): the
-/// sales export fails saying so, leaves no temporary name and takes no
-/// sequence; once space is freed the next export carries the line as
-/// sequence 1 and the manager books it once.
-#[test]
-fn a_sales_export_on_a_full_disk_takes_no_sequence_and_loses_no_line() {
+/// A line sold at the distributor with the sandbox's `folder` on a tmpfs of
+/// `size`, then that disk filled to its last byte by a dot name no listing
+/// takes.
+struct FullDisk {
+    /// Held for the test, dropped (unmounted) before the sandbox goes.
+    _disk: Tmpfs,
+    sb: Sandbox,
+    filler: std::path::PathBuf,
+    line: i64,
+}
+
+fn sold_on_a_full_disk(folder: &str, size: &str) -> FullDisk {
     let sb = Sandbox::new();
-    let outbox = sb.path().join("var/exchange").join(LINK).join("to-manager");
-    std::fs::create_dir_all(&outbox).unwrap();
-    let disk = Tmpfs::mount(&outbox, "1m");
+    let dir = sb.path().join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    let disk = Tmpfs::mount(&dir, size);
     sb.first_use_done();
     sb.allot("PARTERRE:A:1-10");
     sb.json(&["export", "contingent", "--link", LINK]);
     sb.json(&["process"]);
     let line = sb.sell("PARTERRE:A:1");
-    let filler = outbox.join(".filler");
+    let filler = dir.join(".filler");
     let free = usize::try_from(disk.free()).unwrap();
     std::fs::write(&filler, vec![0u8; free]).expect("fill the disk");
     assert_eq!(disk.free(), 0);
+    FullDisk {
+        _disk: disk,
+        sb,
+        filler,
+        line,
+    }
+}
 
-    let run = sb.stxd(&["export", "sales", "--link", LINK]);
+/// After an export that failed on the full disk: nothing in the outbox (its
+/// folders and the filler aside), no sequence taken; then, space freed, the
+/// next export carries the line as sequence 1 and the manager books it once.
+#[track_caller]
+fn nothing_exported_then_once_freed(full: FullDisk, why: &str) {
+    let sb = &full.sb;
+    let outbox = sb.path().join("var/exchange").join(LINK).join("to-manager");
+    let left: Vec<String> = std::fs::read_dir(&outbox)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n != ".filler" && !outbox.join(n).is_dir())
+        .collect();
+    assert_eq!(left, Vec::<String>::new(), "{why}: nothing in the outbox");
+    std::fs::remove_file(&full.filler).unwrap();
+    let journaled = query(
+        sb,
+        "TOURISM.sqlite",
+        "SELECT sequence FROM file_journal WHERE kind = 'SALES' AND direction = 'out'",
+    );
+    assert_eq!(journaled, Vec::<i64>::new(), "{why}: no sequence taken");
+    let out = sb.json(&["export", "sales", "--link", LINK]);
+    assert_eq!(out["sequence"], 1, "{why}: {out:#}");
+    sb.stxd(&["process"]).expect_code(0);
+    let booked = query(
+        sb,
+        "OPERA.sqlite",
+        "SELECT line FROM sales_line WHERE status = 'booked' ORDER BY line",
+    );
+    assert_eq!(booked, [full.line], "{why}: the line booked once");
+    assert_clean_and_consistent(sb, why);
+}
+
+/// The outbox's disk full (the folder the distributor's sales go to): the
+/// sales export fails saying which file it could not write, as a runtime
+/// failure; it leaves no temporary name and takes no sequence; once space
+/// is freed the next export carries the line once.
+#[test]
+fn a_sales_export_on_a_full_disk_takes_no_sequence_and_loses_no_line() {
+    let full = sold_on_a_full_disk("var/exchange/opera-tourism/to-manager", "1m");
+    let run = full.sb.stxd(&["export", "sales", "--link", LINK]);
     let said = run.stdout();
     assert_eq!(run.code(), 3, "a runtime failure: {said}");
-    let part = outbox.join(".opera-tourism.SALES.00000001.csv.part");
+    let part = full
+        .filler
+        .with_file_name(".opera-tourism.SALES.00000001.csv.part");
     assert!(
         said.starts_with("failed:")
             && said.contains(&format!(
@@ -333,90 +386,24 @@ fn a_sales_export_on_a_full_disk_takes_no_sequence_and_loses_no_line() {
             && said.contains("code:      publish-failed"),
         "{said}"
     );
-    let mut left: Vec<String> = std::fs::read_dir(&outbox)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            n != ".filler" && !matches!(n.as_str(), "done" | "error" | "parked" | "quarantine")
-        })
-        .collect();
-    left.sort();
-    assert_eq!(left, Vec::<String>::new(), "nothing left in the outbox");
-    let journaled = query(
-        &sb,
-        "TOURISM.sqlite",
-        "SELECT sequence FROM file_journal WHERE kind = 'SALES' AND direction = 'out'",
-    );
-    assert_eq!(journaled, Vec::<i64>::new(), "no sequence taken");
-
-    std::fs::remove_file(&filler).unwrap();
-    let out = sb.json(&["export", "sales", "--link", LINK]);
-    assert_eq!(out["sequence"], 1, "{out:#}");
-    sb.stxd(&["process"]).expect_code(0);
-    let booked = query(
-        &sb,
-        "OPERA.sqlite",
-        "SELECT line FROM sales_line WHERE status = 'booked' ORDER BY line",
-    );
-    assert_eq!(booked, [line], "the line booked once");
-    assert_clean_and_consistent(&sb, "full disk");
+    nothing_exported_then_once_freed(full, "full outbox disk");
 }
 
-/// The stores' disk full (the state folder on a small tmpfs, filled to its
-/// last byte once the line is sold): the sales export cannot open its
-/// store; it fails as a runtime failure naming the store and the disk's
+/// The stores' disk full (the state folder): the sales export cannot open
+/// its store; it fails as a runtime failure naming the store and the disk's
 /// space, leaves nothing in the outbox and takes no sequence; once space is
-/// freed the next export carries the line as sequence 1 and the manager
-/// books it once.
+/// freed the next export carries the line once.
 #[test]
 fn a_sales_export_whose_store_disk_is_full_takes_no_sequence_and_loses_no_line() {
-    let sb = Sandbox::new();
-    let state = sb.path().join("var/state");
-    std::fs::create_dir_all(&state).unwrap();
-    let disk = Tmpfs::mount(&state, "16m");
-    sb.first_use_done();
-    sb.allot("PARTERRE:A:1-10");
-    sb.json(&["export", "contingent", "--link", LINK]);
-    sb.json(&["process"]);
-    let line = sb.sell("PARTERRE:A:1");
-    let filler = state.join(".filler");
-    let free = usize::try_from(disk.free()).unwrap();
-    std::fs::write(&filler, vec![0u8; free]).expect("fill the disk");
-    assert_eq!(disk.free(), 0);
-
-    let run = sb.stxd(&["export", "sales", "--link", LINK]);
+    let full = sold_on_a_full_disk("var/state", "16m");
+    let run = full.sb.stxd(&["export", "sales", "--link", LINK]);
     let said = run.stderr();
     assert_eq!(run.code(), 3, "a runtime failure: {said}");
+    let store = full.filler.with_file_name("TOURISM.sqlite");
     assert!(
-        said.contains(&format!(
-            "cannot open the database {}",
-            state.join("TOURISM.sqlite").display()
-        )) && said.contains("the space left on its disk"),
+        said.contains(&format!("cannot open the database {}", store.display()))
+            && said.contains("the space left on its disk"),
         "{said}"
     );
-    let outbox = sb.path().join("var/exchange").join(LINK).join("to-manager");
-    let left: Vec<String> = std::fs::read_dir(&outbox)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !outbox.join(n).is_dir())
-        .collect();
-    assert_eq!(left, Vec::<String>::new(), "nothing in the outbox");
-
-    std::fs::remove_file(&filler).unwrap();
-    let journaled = query(
-        &sb,
-        "TOURISM.sqlite",
-        "SELECT sequence FROM file_journal WHERE kind = 'SALES' AND direction = 'out'",
-    );
-    assert_eq!(journaled, Vec::<i64>::new(), "no sequence taken");
-    let out = sb.json(&["export", "sales", "--link", LINK]);
-    assert_eq!(out["sequence"], 1, "{out:#}");
-    sb.stxd(&["process"]).expect_code(0);
-    let booked = query(
-        &sb,
-        "OPERA.sqlite",
-        "SELECT line FROM sales_line WHERE status = 'booked' ORDER BY line",
-    );
-    assert_eq!(booked, [line], "the line booked once");
-    assert_clean_and_consistent(&sb, "full store disk");
+    nothing_exported_then_once_freed(full, "full store disk");
 }
