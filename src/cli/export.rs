@@ -89,13 +89,7 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
                     })
                 );
             } else {
-                // The rules' answer, or a failure of the machinery.
-                let said = if e.is_failure() {
-                    "failed:"
-                } else {
-                    "refused:"
-                };
-                outln!("{said:<10} {e}");
+                outln!("{:<10} {e}", format!("{}:", said(&e)));
                 outln!("code:      {}", e.code());
                 if let Some(run) = e.run_id {
                     outln!(
@@ -107,12 +101,25 @@ pub fn run(config: &Config, json: bool, cmd: ExportCommand) -> anyhow::Result<u8
                     print_exclusions(report);
                 }
             }
-            Ok(if e.is_runtime() {
-                super::exit::EXIT_RUNTIME
-            } else {
-                EXIT_FINDINGS
-            })
+            Ok(exit_code(&e))
         }
+    }
+}
+
+/// What an export that did not happen was: the rules' answer
+/// (`refused`), or a failure of the machinery (`failed`).
+pub(super) fn said(e: &crate::outbound::export::ExportError) -> &'static str {
+    if e.is_failure() { "failed" } else { "refused" }
+}
+
+/// The exit code of an export that did not happen: a runtime failure (the
+/// disk, a folder, the database) is 3, to run it again once the cause is
+/// fixed; a refusal 1.
+pub(super) fn exit_code(e: &crate::outbound::export::ExportError) -> u8 {
+    if e.is_runtime() {
+        super::exit::EXIT_RUNTIME
+    } else {
+        EXIT_FINDINGS
     }
 }
 

@@ -306,9 +306,9 @@ fn run_now(config: &Config, json: bool, link: &str, job: Job) -> anyhow::Result<
                         "code": e.code(), "reason": e.to_string(), "run": e.run_id})
                 );
             } else {
-                outln!("{job}: refused: {e} (code {})", e.code());
+                outln!("{job}: {}: {e} (code {})", super::export::said(e), e.code());
             }
-            EXIT_FINDINGS
+            super::export::exit_code(e)
         }
         JobDone::Files {
             polled,
