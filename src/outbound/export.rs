@@ -195,7 +195,12 @@ impl ExportError {
     pub fn is_runtime(&self) -> bool {
         match self.cause.as_ref() {
             Cause::Store(_) | Cause::Outbox { .. } | Cause::Unplaced { .. } => true,
-            Cause::Publish(e) => !matches!(e, PublishError::Conflict { .. }),
+            Cause::Publish(e) => matches!(
+                e,
+                PublishError::Io { .. }
+                    | PublishError::Payload(WriteError::Io(_))
+                    | PublishError::Store(_)
+            ),
             Cause::Refused(e) => matches!(
                 e,
                 domain::ExportError::Sql(_) | domain::ExportError::Store(_)
@@ -384,7 +389,7 @@ fn stage_and_bind(
             }
             // The payload's write failed (a full disk): not a refusal of
             // the export, a failure of its file.
-            Err(domain::ExportError::Write(e)) => Err(e),
+            Err(domain::ExportError::Write(e @ WriteError::Io(_))) => Err(e),
             Err(e) => {
                 refused = Some(e);
                 Err(WriteError::Invalid("the export was refused".to_owned()))
@@ -712,5 +717,10 @@ mod tests {
             path: "out/l.SALES.00000001.stx".into(),
         }));
         assert!(conflict.is_failure() && !conflict.is_runtime());
+        // Records the format cannot write: a bug to look at, not to retry.
+        let invalid = e(Cause::Publish(PublishError::Payload(WriteError::Invalid(
+            "a seat before its row".into(),
+        ))));
+        assert!(invalid.is_failure() && !invalid.is_runtime());
     }
 }
