@@ -72,6 +72,8 @@
 //!   it.
 //! - [`reading`]: the file the daemon has been reading for long, recorded
 //!   in the state directory for `stxd status`.
+//! - [`retrying`]: the files the daemon tries again later after a failure,
+//!   recorded there too.
 //! - [`backoff`]: waits that double after each failure, up to a cap (SFTP
 //!   shares, alert deliveries, files failing for a cause outside them).
 //! - [`failpoint`]: named crash points for the crash harness (off unless
@@ -98,6 +100,7 @@ pub mod money;
 pub mod outbound;
 pub mod reading;
 pub mod report;
+pub mod retrying;
 pub mod schedule;
 pub mod state_lock;
 pub mod status;

@@ -74,18 +74,29 @@ pub fn path(state_dir: &Path) -> PathBuf {
 
 /// Replaces the record with `reading`.
 pub fn write(state_dir: &Path, reading: &Reading) -> std::io::Result<()> {
-    let aside = state_dir.join(".reading.json.tmp");
-    let text = serde_json::to_vec(reading).map_err(std::io::Error::other)?;
-    std::fs::write(&aside, text)?;
-    // Replacing on purpose: the record is the latest word, and the
-    // temporary name keeps a reader from seeing half of one.
-    #[allow(clippy::disallowed_methods)]
-    std::fs::rename(&aside, path(state_dir))
+    replace(state_dir, "reading.json", reading)
 }
 
 /// Removes the record; none is fine.
 pub fn clear(state_dir: &Path) -> std::io::Result<()> {
-    match std::fs::remove_file(path(state_dir)) {
+    remove(&path(state_dir))
+}
+
+/// Replaces the record `<state_dir>/<name>` with `value`, whole: written
+/// aside, then renamed (a record of advice: never synced).
+pub(crate) fn replace(state_dir: &Path, name: &str, value: &impl Serialize) -> std::io::Result<()> {
+    let aside = state_dir.join(format!(".{name}.tmp"));
+    let text = serde_json::to_vec(value).map_err(std::io::Error::other)?;
+    std::fs::write(&aside, text)?;
+    // Replacing on purpose: the record is the latest word, and the
+    // temporary name keeps a reader from seeing half of one.
+    #[allow(clippy::disallowed_methods)]
+    std::fs::rename(&aside, state_dir.join(name))
+}
+
+/// Removes a record; none is fine.
+pub(crate) fn remove(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }

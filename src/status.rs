@@ -51,6 +51,9 @@ pub struct DaemonState {
     /// The file the running daemon has been reading for more than a second,
     /// its store locked until it is applied ([`crate::reading`]).
     pub reading: Option<crate::reading::Reading>,
+    /// The files the running daemon tries again later after a failure
+    /// ([`crate::retrying`]).
+    pub retrying: Vec<crate::retrying::RetryingFile>,
 }
 
 /// One side of one link served by this config.
@@ -695,18 +698,21 @@ pub fn daemon_state(state_dir: &Path) -> DaemonState {
             pid: None,
             problem: None,
             reading: None,
+            retrying: Vec::new(),
         },
         Probe::Held { pid } => DaemonState {
             running: true,
             pid,
             problem: None,
             reading: crate::reading::current(state_dir, pid, time::OffsetDateTime::now_utc()),
+            retrying: crate::retrying::current(state_dir, pid),
         },
         Probe::Unknown { problem } => DaemonState {
             running: false,
             pid: None,
             problem: Some(problem),
             reading: None,
+            retrying: Vec::new(),
         },
     }
 }
@@ -727,6 +733,7 @@ mod tests {
                 pid: None,
                 problem: None,
                 reading: None,
+                retrying: Vec::new(),
             }
         );
         let lock = lock_state_dir(&state).unwrap();

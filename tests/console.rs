@@ -24,7 +24,7 @@ fn agent() -> ureq::Agent {
         .into()
 }
 
-struct Console {
+pub(crate) struct Console {
     base: String,
     token: String,
     agent: ureq::Agent,
@@ -32,7 +32,7 @@ struct Console {
 
 impl Console {
     /// The console of a daemon started on `sb` (the demo's `[http]`).
-    fn of(sb: &Sandbox) -> Console {
+    pub(crate) fn of(sb: &Sandbox) -> Console {
         let token = std::fs::read_to_string(sb.path().join("var/state/console.token"))
             .expect("the console token stxd init writes");
         Console {
@@ -53,7 +53,7 @@ impl Console {
         (status, resp.body_mut().read_to_string().unwrap_or_default())
     }
 
-    fn get(&self, path: &str) -> (u16, String) {
+    pub(crate) fn get(&self, path: &str) -> (u16, String) {
         self.get_as(path, Some(&self.token.clone()))
     }
 

@@ -901,6 +901,22 @@ fn a_file_that_keeps_failing_is_tried_less_often_and_at_once_when_touched() {
         log.matches("file not processed").count() == 1,
         "said once as an error"
     );
+    // `stxd status` and the console say why it waits, and until when.
+    let status = sb.stxd(&["status"]);
+    let said = status.stdout();
+    let why = "opera-tourism.SALES.00000001.stx: not processed now (";
+    assert!(
+        said.contains(why)
+            && said.contains("failure(s) in a row, code io): opera-tourism.SALES.00000001.csv: byte 0: read failed: Input/output error")
+            && said.contains("; tried again at "),
+        "{said}"
+    );
+    let (code, page) = crate::console::Console::of(&sb).get("/");
+    assert_eq!(code, 200, "{page}");
+    assert!(
+        page.contains("id=\"retrying\"") && page.contains(why),
+        "{page}"
+    );
     // Touched: tried at the next listing, long before its 8 s are over,
     // and its waits start again.
     let fourth = seen[3].0;
@@ -926,6 +942,10 @@ fn a_file_that_keeps_failing_is_tried_less_often_and_at_once_when_touched() {
     // SAFETY: kill(2) on the daemon this test started (strace's child).
     assert_eq!(unsafe { libc::kill(stxd[0], libc::SIGTERM) }, 0);
     daemon.wait_exit();
+    assert!(
+        !sb.stxd(&["status"]).stdout().contains(why),
+        "no daemon, nothing it tries"
+    );
     assert_eq!(manifests(&inbox(&sb)), ["opera-tourism.SALES.00000001.stx"]);
     assert!(payload.exists());
     assert!(manifests(&inbox(&sb).join("error")).is_empty());
@@ -989,6 +1009,10 @@ fn a_store_on_a_full_disk_keeps_the_file_waiting_and_applies_it_once_space_is_fr
         Duration::from_secs(300),
         &daemon,
         || manifests(&done) == ["opera-tourism.SALES.00000001.stx"],
+    );
+    assert!(
+        !state.join("retrying.json").exists(),
+        "applied: nothing tried again later"
     );
     stop(daemon);
     assert!(none_or_all(&sb), "applied");

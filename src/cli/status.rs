@@ -55,6 +55,9 @@ fn print(out: &mut impl Write, s: &Status) -> std::io::Result<()> {
     if let Some(r) = &s.daemon.reading {
         writeln!(out, "        {}", r.describe())?;
     }
+    for f in &s.daemon.retrying {
+        writeln!(out, "        {}", f.describe())?;
+    }
     writeln!(out, "at:     {}", s.generated)?;
     for l in &s.links {
         writeln!(out)?;

@@ -14,8 +14,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use time::format_description::well_known::Rfc3339;
+
 use crate::app::Handled;
 use crate::inbound::archive::{Pair, Stamp};
+use crate::inbound::claim::display_name;
+use crate::retrying::RetryingFile;
 
 /// The longest wait between two tries of a failing file.
 pub(super) const LONGEST_WAIT: Duration = Duration::from_secs(300);
@@ -24,6 +28,8 @@ pub(super) const LONGEST_WAIT: Duration = Duration::from_secs(300);
 #[derive(Debug, Default)]
 pub(super) struct Failing {
     files: HashMap<PathBuf, Failure>,
+    /// Whether the list changed since it was last recorded.
+    changed: bool,
 }
 
 /// One failing file.
@@ -85,7 +91,7 @@ impl Failing {
             Err(e) if e.is_busy() => return None,
             Err(e) => e,
             Ok(_) => {
-                self.files.remove(&h.file);
+                self.changed |= self.files.remove(&h.file).is_some();
                 return None;
             }
         };
@@ -97,6 +103,7 @@ impl Failing {
             _ => 1,
         };
         let wait = crate::backoff::doubling(period, count - 1, LONGEST_WAIT, 1.0);
+        self.changed = true;
         self.files.insert(
             h.file.clone(),
             Failure {
@@ -113,7 +120,39 @@ impl Failing {
 
     /// Forgets the files that left their folders, so the map stays small.
     pub(super) fn retain_present(&mut self) {
+        let before = self.files.len();
         self.files.retain(|file, _| file.exists());
+        self.changed |= self.files.len() != before;
+    }
+
+    /// The files tried again later, as `stxd status` shows them, when the
+    /// list changed since the last call (`now` and `wall` being the same
+    /// instant on both clocks); `None` when it did not.
+    pub(super) fn changes(
+        &mut self,
+        now: Instant,
+        wall: time::OffsetDateTime,
+    ) -> Option<Vec<RetryingFile>> {
+        if !std::mem::take(&mut self.changed) {
+            return None;
+        }
+        let mut files: Vec<RetryingFile> = self
+            .files
+            .iter()
+            .map(|(manifest, f)| {
+                let left = (f.at + f.wait).saturating_duration_since(now);
+                let next = (wall + left).replace_nanosecond(0).unwrap_or(wall);
+                RetryingFile {
+                    file: display_name(manifest),
+                    error: f.error.clone(),
+                    code: f.code.to_owned(),
+                    failures: f.count,
+                    next_try: next.format(&Rfc3339).unwrap_or_default(),
+                }
+            })
+            .collect();
+        files.sort_by(|a, b| a.file.cmp(&b.file));
+        Some(files)
     }
 }
 
@@ -257,5 +296,36 @@ mod tests {
         std::fs::remove_file(&file).unwrap();
         failing.retain_present();
         assert!(failing.files.is_empty());
+    }
+
+    #[test]
+    fn the_list_is_given_for_the_record_only_when_it_changed() {
+        use time::macros::datetime;
+        let dir = tempfile::tempdir().unwrap();
+        let file = pair(dir.path());
+        let period = Duration::from_secs(5);
+        let mut failing = Failing::default();
+        let (t0, wall) = (Instant::now(), datetime!(2026-12-06 10:00:00.25 UTC));
+        assert_eq!(failing.changes(t0, wall), None, "nothing yet");
+        failing.tried(&handled(&file, io_error(&file)), t0, period);
+        failing.tried(&handled(&file, io_error(&file)), t0, period);
+        let listed = failing.changes(t0, wall).expect("changed");
+        assert_eq!(listed.len(), 1);
+        let f = &listed[0];
+        assert_eq!(f.file, "opera-tourism.SALES.00000001.stx");
+        assert_eq!((f.failures, f.code.as_str()), (2, "io"));
+        assert!(f.error.contains("Input/output error"), "{}", f.error);
+        assert_eq!(
+            f.next_try, "2026-12-06T10:00:10Z",
+            "10 s after the second failure"
+        );
+        assert_eq!(failing.changes(t0, wall), None, "unchanged since");
+        // Found busy: nothing changes.
+        failing.tried(&handled(&file, busy()), t0, period);
+        assert_eq!(failing.changes(t0, wall), None);
+        // Gone through: an empty list, once.
+        failing.tried(&handled(&file, archived(&file)), t0, period);
+        assert_eq!(failing.changes(t0, wall), Some(Vec::new()));
+        assert_eq!(failing.changes(t0, wall), None);
     }
 }

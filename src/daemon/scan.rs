@@ -118,11 +118,30 @@ pub(super) fn scan_once(
     // Forget files that left the folders, so the maps stay small.
     state.log.retain_present();
     state.failing.retain_present();
+    record_retrying(config, &mut state);
     // Files put in error/ by others are raised; incidents whose file left
     // its folder are resolved.
     alerts::sweep(config, alerter);
     state.stores = fingerprints(config);
     state
+}
+
+/// Records the files tried again later for `stxd status` and the console
+/// when their list changed ([`crate::retrying`]); a failure to write that
+/// record is logged, and changes nothing else.
+fn record_retrying(config: &Config, state: &mut ScanState) {
+    let now = (Instant::now(), OffsetDateTime::now_utc());
+    let Some(files) = state.failing.changes(now.0, now.1) else {
+        return;
+    };
+    let record = crate::retrying::Retrying {
+        pid: std::process::id(),
+        files,
+    };
+    if let Err(e) = crate::retrying::write(&config.state_dir, &record) {
+        warn!(error = %e, dir = %config.state_dir.display(),
+            "cannot record the files tried again later for stxd status");
+    }
 }
 
 /// Which files of a listing to take: all of them, or (parked files) only

@@ -150,6 +150,13 @@ pub(crate) async fn links(
                         esc(&r.describe())
                     );
                 }
+                if !s.daemon.retrying.is_empty() {
+                    out.push_str("<div class=\"note\" id=\"retrying\"><p>Files the daemon tries again later:</p><ul>");
+                    for f in &s.daemon.retrying {
+                        let _ = write!(out, "<li>{}</li>", esc(&f.describe()));
+                    }
+                    out.push_str("</ul></div>");
+                }
                 for l in &s.links {
                     link_block(&config, l, &mut out, &csrf);
                 }
