@@ -126,14 +126,15 @@ impl Failing {
     }
 
     /// The files tried again later, as `stxd status` shows them, when the
-    /// list changed since the last call (`now` and `wall` being the same
-    /// instant on both clocks); `None` when it did not.
+    /// list changed since it was last [recorded](Failing::recorded) (`now`
+    /// and `wall` being the same instant on both clocks); `None` when it
+    /// did not.
     pub(super) fn changes(
-        &mut self,
+        &self,
         now: Instant,
         wall: time::OffsetDateTime,
     ) -> Option<Vec<RetryingFile>> {
-        if !std::mem::take(&mut self.changed) {
+        if !self.changed {
             return None;
         }
         let mut files: Vec<RetryingFile> = self
@@ -153,6 +154,11 @@ impl Failing {
             .collect();
         files.sort_by(|a, b| a.file.cmp(&b.file));
         Some(files)
+    }
+
+    /// The list [`Failing::changes`] gave was recorded.
+    pub(super) fn recorded(&mut self) {
+        self.changed = false;
     }
 }
 
@@ -310,6 +316,12 @@ mod tests {
         failing.tried(&handled(&file, io_error(&file)), t0, period);
         failing.tried(&handled(&file, io_error(&file)), t0, period);
         let listed = failing.changes(t0, wall).expect("changed");
+        assert_eq!(
+            failing.changes(t0, wall).as_ref(),
+            Some(&listed),
+            "given again until recorded"
+        );
+        failing.recorded();
         assert_eq!(listed.len(), 1);
         let f = &listed[0];
         assert_eq!(f.file, "opera-tourism.SALES.00000001.stx");
@@ -323,9 +335,10 @@ mod tests {
         // Found busy: nothing changes.
         failing.tried(&handled(&file, busy()), t0, period);
         assert_eq!(failing.changes(t0, wall), None);
-        // Gone through: an empty list, once.
+        // Gone through: an empty list, once recorded.
         failing.tried(&handled(&file, archived(&file)), t0, period);
         assert_eq!(failing.changes(t0, wall), Some(Vec::new()));
+        failing.recorded();
         assert_eq!(failing.changes(t0, wall), None);
     }
 }

@@ -127,8 +127,9 @@ pub(super) fn scan_once(
 }
 
 /// Records the files tried again later for `stxd status` and the console
-/// when their list changed ([`crate::retrying`]); a failure to write that
-/// record is logged, and changes nothing else.
+/// when their list changed ([`crate::retrying`]). The record is advice: one
+/// that cannot be written (its disk full, most likely what the files fail
+/// for) is said at debug level and written at the next listing.
 fn record_retrying(config: &Config, state: &mut ScanState) {
     let now = (Instant::now(), OffsetDateTime::now_utc());
     let Some(files) = state.failing.changes(now.0, now.1) else {
@@ -138,9 +139,10 @@ fn record_retrying(config: &Config, state: &mut ScanState) {
         pid: std::process::id(),
         files,
     };
-    if let Err(e) = crate::retrying::write(&config.state_dir, &record) {
-        warn!(error = %e, dir = %config.state_dir.display(),
-            "cannot record the files tried again later for stxd status");
+    match crate::retrying::write(&config.state_dir, &record) {
+        Ok(()) => state.failing.recorded(),
+        Err(e) => debug!(error = %e, dir = %config.state_dir.display(),
+            "cannot record the files tried again later for stxd status; the next listing tries again"),
     }
 }
 
