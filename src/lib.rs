@@ -70,10 +70,10 @@
 //! - [`state_lock`]: one daemon per state directory (`stxd.lock`, held
 //!   exclusively), and the probe `stxd status` and `stxd trigger` make of
 //!   it.
-//! - [`reading`]: the file the daemon has been reading for long, recorded
-//!   in the state directory for `stxd status`.
 //! - [`retrying`]: the files the daemon tries again later after a failure,
-//!   recorded there too.
+//!   recorded in the state directory for `stxd status`.
+//! - [`reading`]: the file the daemon has been reading for long, recorded
+//!   there too; both records are written by its helpers.
 //! - [`backoff`]: waits that double after each failure, up to a cap (SFTP
 //!   shares, alert deliveries, files failing for a cause outside them).
 //! - [`failpoint`]: named crash points for the crash harness (off unless
