@@ -1010,9 +1010,13 @@ fn a_store_on_a_full_disk_keeps_the_file_waiting_and_applies_it_once_space_is_fr
         &daemon,
         || manifests(&done) == ["opera-tourism.SALES.00000001.stx"],
     );
-    assert!(
-        !state.join("retrying.json").exists(),
-        "applied: nothing tried again later"
+    // Applied: the record of files tried again later goes at the end of
+    // that listing.
+    wait_until(
+        "nothing tried again later",
+        Duration::from_secs(60),
+        &daemon,
+        || !state.join("retrying.json").exists(),
     );
     stop(daemon);
     assert!(none_or_all(&sb), "applied");
