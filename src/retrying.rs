@@ -104,24 +104,14 @@ mod tests {
         // no daemon at all.
         assert_eq!(current(dir.path(), Some(8)), Vec::new());
         assert_eq!(current(dir.path(), None), Vec::new());
-        // No file left: no record.
-        write(
-            dir.path(),
-            &Retrying {
-                pid: 7,
-                files: Vec::new(),
-            },
-        )
-        .unwrap();
+        // No file left: no record (and none to remove is fine).
+        let none = Retrying {
+            pid: 7,
+            files: Vec::new(),
+        };
+        write(dir.path(), &none).unwrap();
         assert!(!path(dir.path()).exists());
-        write(
-            dir.path(),
-            &Retrying {
-                pid: 7,
-                files: Vec::new(),
-            },
-        )
-        .unwrap();
+        write(dir.path(), &none).unwrap();
         // Half a record is no record.
         std::fs::write(path(dir.path()), b"{\"pid\": 7").unwrap();
         assert_eq!(current(dir.path(), Some(7)), Vec::new());
