@@ -371,15 +371,7 @@ pub struct World {
 
 impl World {
     pub fn new() -> World {
-        let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::Builder::new()
-                .prefix("stxd-crash-")
-                .tempdir_in(shm)
-        } else {
-            tempfile::Builder::new().prefix("stxd-crash-").tempdir()
-        }
-        .expect("trial dir");
+        let dir = crate::interleavings::model::scratch("stxd-crash-");
         for sub in ["config", "samples", "var"] {
             copy_tree(&template().join(sub), &dir.path().join(sub));
         }

@@ -14,7 +14,7 @@ use stxd::format::Kind;
 
 use crate::util::{Sandbox, copy_tree};
 
-mod model;
+pub(crate) mod model;
 
 use model::{Op, Pick, Spot, Sql, What, play, universe};
 

@@ -134,17 +134,44 @@ struct Case {
     config: Config,
 }
 
+/// A fresh folder for one case or trial, named `prefix…`: in `/dev/shm`
+/// (memory: its many small syncs cost nothing) when it has room for a
+/// few cases side by side, else in the system's temporary folder. A
+/// container's `/dev/shm` is often 64 MiB, shared with whatever else
+/// runs: a case must not fail because it filled up.
+pub(crate) fn scratch(prefix: &str) -> tempfile::TempDir {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let shm = Path::new("/dev/shm");
+        if free_bytes(shm).is_some_and(|free| free >= 1 << 30) {
+            shm.to_owned()
+        } else {
+            std::env::temp_dir()
+        }
+    });
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(root)
+        .unwrap_or_else(|e| panic!("a folder in {}: {e}", root.display()))
+}
+
+/// The bytes free for an unprivileged user on the file system of `dir`
+/// (`stat -f`); `None` when it cannot be told (no such folder).
+fn free_bytes(dir: &Path) -> Option<u64> {
+    let out = std::process::Command::new("stat")
+        .args(["-f", "--format=%a %S"])
+        .arg(dir)
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let text = String::from_utf8(out.stdout).ok()?;
+    let mut n = text.split_whitespace().map(|w| w.parse::<u64>().ok());
+    Some(n.next()?? * n.next()??)
+}
+
 impl Case {
     fn new(template: &Path) -> Case {
-        let shm = Path::new("/dev/shm");
-        let dir = if shm.is_dir() {
-            tempfile::Builder::new()
-                .prefix("stxd-interleave-")
-                .tempdir_in(shm)
-        } else {
-            tempfile::tempdir()
-        }
-        .expect("case dir");
+        let dir = scratch("stxd-interleave-");
         let root = dir.path();
         copy_tree(&template.join("config"), &root.join("config"));
         copy_tree(&template.join("var"), &root.join("var"));
