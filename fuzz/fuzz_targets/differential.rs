@@ -140,7 +140,35 @@ fn pick(u: &mut Unstructured<'_>) -> Result<Pick> {
 /// `catalogue assign-profile 1 GUICHET` make it on the demo.
 fn template() -> &'static Path {
     static TEMPLATE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    TEMPLATE.get_or_init(first_use_done).path()
+    TEMPLATE
+        .get_or_init(|| {
+            restart_calls_the_alarm_interrupts();
+            first_use_done()
+        })
+        .path()
+}
+
+/// libFuzzer's timeout is a `SIGALRM` every few seconds whose handler it
+/// installs without `SA_RESTART`: a system call the alarm lands in then
+/// fails with `EINTR` (a copy of the case's files, a store's lock), and
+/// the case panics for the alarm's sake. stxd's own handlers (tokio's)
+/// have `SA_RESTART`, so its calls never see that in a real process; the
+/// alarm's handler is given the same flag, once libFuzzer installed it
+/// (before the first input).
+fn restart_calls_the_alarm_interrupts() {
+    // SAFETY: sigaction reads and writes the process's action for one
+    // signal; the action read back is libFuzzer's own, only its flags
+    // changed.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(libc::SIGALRM, std::ptr::null(), &mut action) == 0
+            && action.sa_sigaction != libc::SIG_DFL
+            && action.sa_sigaction != libc::SIG_IGN
+        {
+            action.sa_flags |= libc::SA_RESTART;
+            libc::sigaction(libc::SIGALRM, &action, std::ptr::null_mut());
+        }
+    }
 }
 
 fn first_use_done() -> tempfile::TempDir {
