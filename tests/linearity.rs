@@ -7,6 +7,11 @@
 //! do not count in it), the best of three per size, and a shape measured
 //! again, up to three times, before it is called slow. A quadratic step (a
 //! per-line scan of every ticket) shows as ~4× every time and fails.
+//!
+//! At the distributor, the passes over a link's lines (the SALES export,
+//! the reconciliation) translate each line's objects back to the manager's
+//! ids through the mapping table, which grows with every catalogue and seat
+//! plan: their cost must not grow with it.
 
 use std::path::{Path, PathBuf};
 
@@ -18,7 +23,7 @@ use stxd::money::Currency;
 use stxd::store::runs;
 use stxd::store::{Role, Store};
 
-use crate::util::repo;
+use crate::util::{Sandbox, repo};
 
 const LINK: &str = "opera-tourism";
 const N: u64 = 2_000;
@@ -219,5 +224,133 @@ fn doubling_the_lines_at_most_doubles_the_time_in_every_shape() {
         slow.is_empty(),
         "not linear (shape, {N} lines s, {} lines s, ratio): {slow:?} of {report:?}",
         2 * N
+    );
+}
+
+/// CPU seconds of `pass` over a copy of `store` (the best of three), each
+/// run inside a transaction rolled back after it.
+fn pass_time(
+    dir: &Path,
+    store: &Path,
+    pass: &dyn Fn(&rusqlite::Connection) -> usize,
+    expect: usize,
+) -> f64 {
+    let path = dir.join("pass.sqlite");
+    for ext in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{ext}", path.display()));
+    }
+    std::fs::copy(store, &path).unwrap();
+    let mut conn = rusqlite::Connection::open(&path).unwrap();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let tx = conn.transaction().unwrap();
+        let start = thread_cpu();
+        let counted = pass(&tx);
+        best = best.min(thread_cpu() - start);
+        assert_eq!(counted, expect);
+        tx.rollback().unwrap();
+    }
+    best
+}
+
+#[test]
+fn a_distributors_passes_over_its_lines_do_not_grow_with_its_mapping_table() {
+    const LINES: usize = 20_000;
+    const ROWS_PER_KIND: i64 = 1_000;
+    let sb = Sandbox::new();
+    sb.contingent_applied();
+    let line = sb.sell("PARTERRE:A:1");
+    let state = sb.path().join("var/state");
+    let lines = format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {extra})
+         INSERT INTO sale_line (link, operation, time, order_ref, product, performance, seat,
+                                seat_category, tariff_type, audience_subcategory, amount,
+                                currency, vat_code, active)
+           SELECT link, operation, time, 'T-L' || i, product, performance, seat,
+                  seat_category, tariff_type, audience_subcategory, amount,
+                  currency, vat_code, 0
+           FROM sale_line, n WHERE sale_line.id = {line};",
+        extra = LINES - 1
+    );
+    let small = state.join("TOURISM.sqlite");
+    rusqlite::Connection::open(&small)
+        .unwrap()
+        .execute_batch(&lines)
+        .unwrap();
+    // The same store after years of catalogues and seat plans: many more
+    // filled rows of every kind a line names, for other local objects.
+    let large = sb.path().join("large.sqlite");
+    std::fs::copy(&small, &large).unwrap();
+    let grown: String = [
+        "performance",
+        "seat",
+        "block",
+        "zone",
+        "seat_category",
+        "tariff_type",
+        "audience_subcategory",
+        "vat_code",
+    ]
+    .iter()
+    .enumerate()
+    .map(|(k, kind)| {
+        format!(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {ROWS_PER_KIND})
+             INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
+                                  local_id, status, first_seen, last_seen)
+               SELECT 'OPERA', '{kind}', {base} + i, 'M' || i, 'grown ' || i, {base} + i,
+                      'filled', 'x', 'x' FROM n;",
+            base = 10_000_000 * (k as i64 + 1)
+        )
+    })
+    .collect();
+    rusqlite::Connection::open(&large)
+        .unwrap()
+        .execute_batch(&grown)
+        .unwrap();
+    let manager = rusqlite::Connection::open(state.join("OPERA.sqlite")).unwrap();
+
+    let export = |c: &rusqlite::Connection| {
+        let mut tickets = 0;
+        stxd::domain::selling::export_sales(c, LINK, "OPERA", 99, &mut |l| {
+            tickets += usize::from(matches!(l, Line::Ticket(_)));
+            Ok(())
+        })
+        .unwrap();
+        tickets
+    };
+    let reconcile = |c: &rusqlite::Connection| {
+        let report = stxd::domain::reconcile::reconcile(&manager, c, LINK, "OPERA").unwrap();
+        report
+            .in_flight
+            .iter()
+            .filter(|i| i.code == "not-exported")
+            .count()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut report = Vec::new();
+    for (name, pass, expect) in [
+        (
+            "SALES export",
+            &export as &dyn Fn(&rusqlite::Connection) -> usize,
+            LINES,
+        ),
+        ("reconciliation", &reconcile, LINES),
+    ] {
+        let mut tries = Vec::new();
+        for _ in 0..3 {
+            let before = pass_time(dir.path(), &small, pass, expect);
+            let after = pass_time(dir.path(), &large, pass, expect);
+            tries.push((before, after, after / before));
+            if after / before <= 1.5 {
+                break;
+            }
+        }
+        report.push((name, tries[tries.len() - 1]));
+    }
+    let slow: Vec<_> = report.iter().filter(|r| r.1.2 > 1.5).collect();
+    assert!(
+        slow.is_empty(),
+        "slower with {ROWS_PER_KIND} more mapping rows of each kind (pass, (s before, s after, ratio)): {slow:?} of {report:?}"
     );
 }

@@ -46,8 +46,8 @@ pub use csv::{
     neutralise,
 };
 pub use resolve::{
-    FileMappings, Resolved, Seen, fill_auto, is_mapped_by_hand, local_table, lookup, manager_id_of,
-    parse_kind, resolve,
+    FileMappings, ManagerIds, Resolved, Seen, fill_auto, is_mapped_by_hand, local_table, lookup,
+    manager_id_of, parse_kind, resolve,
 };
 
 #[cfg(test)]
@@ -661,5 +661,73 @@ mod tests {
             })
             .unwrap();
         assert_eq!(seats[0].local_code.as_deref(), Some("PREM"));
+    }
+
+    /// A pass's reverse map answers every question as the look-up of one
+    /// object does: none, one, several (named the same way), only filled
+    /// rows, only its manager's, whatever the order the rows were written in.
+    #[test]
+    fn a_passs_reverse_map_answers_as_the_single_look_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path());
+        s.write(|tx| -> Result<(), DomainError> {
+            let mut st = tx.prepare(
+                "INSERT INTO mapping (manager, kind, manager_id, manager_code, manager_label,
+                     local_id, status, first_seen, last_seen)
+                 VALUES (?1, ?2, ?3, 'C', 'L', ?4, ?5, 'x', 'x')",
+            )?;
+            // Manager ids written in a scrambled order; local ids 1 to 12,
+            // each named by (local % 5) filled rows of OPERA (4 is named by
+            // four: more than the three the message lists), beside pending
+            // and ignored rows and another manager's.
+            let mut n: i64 = 0;
+            for local in 1..=12_i64 {
+                for k in 0..local % 5 {
+                    n += 1;
+                    let manager_id = 9_000 + (n * 37) % 101;
+                    st.execute(("OPERA", "zone", manager_id + k * 1_000, local, "filled"))?;
+                }
+                st.execute((
+                    "OPERA",
+                    "zone",
+                    20_000 + local,
+                    Option::<i64>::None,
+                    "pending",
+                ))?;
+                st.execute(("OTHER", "zone", 30_000 + local, local, "filled"))?;
+            }
+            st.execute(("OPERA", "zone", 40_000, Option::<i64>::None, "ignored"))?;
+            st.execute(("OPERA", "block", 50_000, 3, "filled"))?;
+            Ok(())
+        })
+        .unwrap();
+        s.read(|c| -> Result<(), DomainError> {
+            let mut ids = ManagerIds::new(c, "OPERA");
+            let mut answers = [0; 3];
+            for kind in [MappingKind::Zone, MappingKind::Block, MappingKind::Seat] {
+                for local in 0..=13 {
+                    let one = manager_id_of(c, "OPERA", kind, local);
+                    let pass = ids.get(kind, local);
+                    match (&one, &pass) {
+                        (Ok(a), Ok(b)) => {
+                            assert_eq!(a, b, "{kind} {local}");
+                            answers[usize::from(a.is_some())] += 1;
+                        }
+                        (Err(a), Err(b)) => {
+                            assert_eq!(a.to_string(), b.to_string(), "{kind} {local}");
+                            answers[2] += 1;
+                        }
+                        _ => panic!("{kind} {local}: {one:?} against {pass:?}"),
+                    }
+                }
+            }
+            // None, one and several each answered: the comparison above
+            // covered every case.
+            assert!(answers.iter().all(|&n| n > 0), "{answers:?}");
+            let four = ids.get(MappingKind::Zone, 4).unwrap_err().to_string();
+            assert_eq!(four.matches(", ").count(), 2, "three ids listed: {four}");
+            Ok(())
+        })
+        .unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //!
 //! [`export_sales`] reads the lines over the caller's connection, translates
 //! the local ids to the manager's through the mapping table (reverse
-//! lookups), hands each record to `emit`, marks the lines with the file's
+//! lookups, each kind's rows read once for the file), hands each record to `emit`, marks the lines with the file's
 //! sequence and returns the export [`Report`].
 
 use rusqlite::Connection;
@@ -12,7 +12,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::domain::DomainError;
 use crate::domain::export::{ExportError, Report, bad};
-use crate::domain::mapping;
+use crate::domain::mapping::ManagerIds;
 use crate::format::WriteError;
 use crate::format::sales::{self, OrderRef};
 use crate::ident::{Code, TechId};
@@ -22,13 +22,13 @@ use crate::store::mapping::MappingKind;
 /// The manager's id of a local object a line names, or a refusal naming the
 /// mapping to fix.
 fn manager_id(
-    conn: &Connection,
+    ids: &mut ManagerIds<'_>,
     manager: &str,
     kind: MappingKind,
     local: i64,
     line: &str,
 ) -> Result<TechId, ExportError> {
-    match mapping::manager_id_of(conn, manager, kind, local) {
+    match ids.get(kind, local) {
         Ok(Some(id)) => Ok(id),
         Ok(None) => Err(bad(
             line,
@@ -69,9 +69,11 @@ pub fn export_sales(
           WHERE l.link = ?1 AND l.exported_in IS NULL
           ORDER BY l.id",
     )?;
+    // Each kind's mapping rows are read once for the file, not once a line.
+    let mut ids = ManagerIds::new(conn, manager);
     let mut rows = st.query([link])?;
     while let Some(r) = rows.next()? {
-        let ticket = ticket(conn, manager, r)?;
+        let ticket = ticket(&mut ids, manager, r)?;
         let operation = ticket.operation;
         emit(&sales::Line::Ticket(Box::new(ticket)))?;
         report.count(match operation {
@@ -97,7 +99,7 @@ pub fn export_sales(
     let mut acks: Vec<(TechId, u64)> = Vec::with_capacity(snapshots.len());
     for (local, version, _) in snapshots {
         let object = format!("contingent of performance {local}");
-        let performance = manager_id(conn, manager, MappingKind::Performance, local, &object)?;
+        let performance = manager_id(&mut ids, manager, MappingKind::Performance, local, &object)?;
         let version =
             u64::try_from(version).map_err(|_| bad(&object, format!("version {version}")))?;
         acks.push((performance, version));
@@ -132,7 +134,7 @@ pub fn export_sales(
 /// One sale or refund line of the query in [`export_sales`], as a SALES
 /// ticket in the manager's ids.
 fn ticket(
-    conn: &Connection,
+    ids: &mut ManagerIds<'_>,
     manager: &str,
     r: &rusqlite::Row<'_>,
 ) -> Result<sales::Ticket, ExportError> {
@@ -154,7 +156,7 @@ fn ticket(
     let refund_of = refund_of
         .map(|v| u64::try_from(v).map_err(|_| bad(&object, format!("refund_of {v}"))))
         .transpose()?;
-    let map = |kind, local: i64| manager_id(conn, manager, kind, local, &object);
+    let mut map = |kind, local: i64| manager_id(ids, manager, kind, local, &object);
     let performance = map(MappingKind::Performance, r.get(5)?)?;
     let seat: Option<i64> = r.get(6)?;
     let place = match seat {
