@@ -3,8 +3,9 @@
 //!
 //! [`export_sales`] reads the lines over the caller's connection, translates
 //! the local ids to the manager's through the mapping table (reverse
-//! lookups, each kind's rows read once for the file), hands each record to `emit`, marks the lines with the file's
-//! sequence and returns the export [`Report`].
+//! lookups, each kind's rows read once for the file), hands each record to
+//! `emit`, marks the lines with the file's sequence and returns the export
+//! [`Report`].
 
 use rusqlite::Connection;
 use time::OffsetDateTime;

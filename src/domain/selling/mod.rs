@@ -20,8 +20,8 @@
 //!   records a run (`sale-sell`, `sale-refund`) in the same transaction;
 //!   [`log_refusal`] records a refused attempt in a failed run.
 //! - [`export_sales`]: every line not yet sent, translated to the manager's
-//!   ids through the mapping table (reverse lookups,
-//!   [`manager_id_of`](crate::domain::mapping::manager_id_of)), then one ACK
+//!   ids through the mapping table (reverse lookups, each kind's rows read
+//!   once for the file: [`ManagerIds`](crate::domain::mapping::ManagerIds)), then one ACK
 //!   per contingent snapshot applied; the lines are marked with the file's
 //!   sequence.
 //!
