@@ -219,20 +219,19 @@ fn sighup_keeps_the_running_config_when_the_file_is_broken() {
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
 }
 
-/// `store` as version 16 left it: migration 17 undone by hand (a later
+/// `store` as version 17 left it: migration 18 undone by hand (a later
 /// migration must be undone here too).
-fn back_to_version_16(store: &std::path::Path) {
+fn back_to_version_17(store: &std::path::Path) {
     assert_eq!(
         stxd::store::schema::latest(),
-        17,
+        18,
         "undo the later migrations here too"
     );
     rusqlite::Connection::open(store)
         .unwrap()
         .execute_batch(
-            "DROP INDEX mapping_pending;
-             CREATE INDEX mapping_status ON mapping (status);
-             PRAGMA user_version = 16;",
+            "DROP TABLE sales_line_count;
+             PRAGMA user_version = 17;",
         )
         .unwrap();
 }
@@ -253,10 +252,10 @@ fn the_start_migrates_every_store_even_one_no_file_needs() {
     let sb = Sandbox::new();
     sb.ready();
     let opera = sb.path().join("var/state/OPERA.sqlite");
-    back_to_version_16(&opera);
-    assert_eq!(user_version(&opera), 16);
+    back_to_version_17(&opera);
+    assert_eq!(user_version(&opera), 17);
     let daemon = Daemon::start(&sb);
-    assert_eq!(user_version(&opera), 17, "{}", daemon.log());
+    assert_eq!(user_version(&opera), 18, "{}", daemon.log());
 }
 
 /// A store another process holds through its pending migration stops
@@ -267,7 +266,7 @@ fn a_store_held_through_its_migration_at_start_is_said_and_stops_nothing_else() 
     let sb = Sandbox::new();
     sb.ready();
     let opera = sb.path().join("var/state/OPERA.sqlite");
-    back_to_version_16(&opera);
+    back_to_version_17(&opera);
     let holder = rusqlite::Connection::open(&opera).unwrap();
     holder
         .execute_batch("BEGIN IMMEDIATE; UPDATE institution SET code = code;")
@@ -278,15 +277,15 @@ fn a_store_held_through_its_migration_at_start_is_said_and_stops_nothing_else() 
         log.lines()
             .any(|l| l.contains("a store cannot be opened at start")
                 && l.contains("OPERA")
-                && l.contains("migration 17")),
+                && l.contains("migration 18")),
         "{log}"
     );
-    assert_eq!(user_version(&opera), 16);
+    assert_eq!(user_version(&opera), 17);
     holder.execute_batch("ROLLBACK").unwrap();
     // The daemon runs meanwhile; the manager's store is migrated by the
     // next process that opens it to write.
     sb.stxd(&["status"]).expect_code(0);
     sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
         .expect_code(0);
-    assert_eq!(user_version(&opera), 17, "{}", daemon.log());
+    assert_eq!(user_version(&opera), 18, "{}", daemon.log());
 }

@@ -64,6 +64,19 @@ fn an_accepted_late_sale_is_booked_once_and_the_reconciliation_is_consistent() {
     let (code, doc) = reconcile(&sb);
     assert_eq!(code, 1, "{doc:#}");
     assert!(codes(&doc, "differences").contains(&"rejected-at-manager".to_owned()));
+    // The count of lines by status the store keeps (`/metrics` reads it).
+    let counted = |sb: &Sandbox| {
+        rows(
+            sb,
+            "OPERA.sqlite",
+            "SELECT link || ' ' || status || ' ' || lines FROM sales_line_count
+              WHERE lines > 0 ORDER BY 1",
+        )
+    };
+    assert_eq!(
+        counted(&sb),
+        ["opera-tourism booked 1", "opera-tourism rejected 1"]
+    );
 
     let run = sb.stxd(&[
         "--json",
@@ -96,6 +109,7 @@ fn an_accepted_late_sale_is_booked_once_and_the_reconciliation_is_consistent() {
         ),
         ["booked|valid|8500|accepted|alice|sold before the doors closed, sent late"]
     );
+    assert_eq!(counted(&sb), ["opera-tourism booked 2"]);
     // The run log has it, and the reconciliation is consistent, the line
     // listed as resolved.
     let runs = sb.json(&[

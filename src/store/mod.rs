@@ -16,6 +16,7 @@ pub mod mapping;
 pub mod runs;
 pub mod schema;
 mod schema_compact;
+mod schema_counts;
 mod schema_ledger;
 mod schema_logical;
 mod schema_mapping;

@@ -93,6 +93,7 @@ pub const MIGRATIONS: &[Migration] = &[
     super::schema_orders::INTEGER_ORDER_TIMES,
     super::schema_mapping::MAPPING_CHECKS_AS_COMPARISONS,
     super::schema_mapping::PENDING_MAPPINGS_INDEXED,
+    super::schema_counts::SALES_LINES_COUNTED,
 ];
 
 /// The schema version this build writes.

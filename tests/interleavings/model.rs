@@ -911,6 +911,24 @@ impl World {
             ),
             "cancelled tickets vs refund lines (less the refunds of sales never booked)"
         );
+        // The count of lines by status the store keeps (what `/metrics`
+        // reads) is the count of the lines.
+        let counts = |sql: &str| -> Vec<(String, i64)> {
+            self.manager
+                .sql(|c| {
+                    c.prepare(sql)?
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .expect("line counts")
+        };
+        assert_eq!(
+            counts(
+                "SELECT link || ' ' || status, lines FROM sales_line_count WHERE lines > 0 ORDER BY 1"
+            ),
+            counts("SELECT link || ' ' || status, count(*) FROM sales_line GROUP BY 1 ORDER BY 1"),
+            "the kept count of sales lines by status vs the lines"
+        );
         // A line is rejected only on a cancelled performance (a sale made
         // after the cancellation, or its refund), and every one is resolved.
         let rejected: Vec<(i64, String, String)> = self

@@ -30,6 +30,11 @@ const RECEIVED_LINE: &str = "INSERT INTO sales_line (link, line, operation, stat
          record = excluded.record, digest = excluded.digest, ticket = excluded.ticket
      WHERE sales_line.status = 'rejected'";
 
+/// A line received before, as a repeat of it names it: the file, the
+/// position in it, the text (lines booked before the digest was kept) and
+/// the digest.
+type Received = (String, String, String, Option<i64>);
+
 /// The link's order of a distributor's order reference.
 const FIND_ORDER: &str = "SELECT id FROM sales_order WHERE link = ?1 AND reference = ?2";
 
@@ -56,6 +61,7 @@ impl<'t> SalesImport<'t> {
             now: time::OffsetDateTime::now_utc(),
             cache_size,
             statements: super::LineStatements::default(),
+            counted: super::LineCounts::default(),
         })
     }
 
@@ -95,6 +101,7 @@ impl<'t> SalesImport<'t> {
                 ),
             )?;
         }
+        self.counted.write(self.tx, self.ctx.link)?;
         let mut outcome = std::mem::take(&mut self.outcome);
         for (performance, version) in std::mem::take(&mut self.acks) {
             let performance =
@@ -145,19 +152,26 @@ impl<'t> SalesImport<'t> {
         // A line id above every one received (the usual case: the
         // distributor numbers its lines in order) has no row to look up.
         let seen = self.cache.maybe_received(tx, ctx.link, id)?;
+        // Whether the line was received before and rejected: the write
+        // below is then its second status, not a new line (the count).
+        let mut was_rejected = false;
         if seen {
-            let previous: Option<(String, String, String, Option<i64>)> = tx
+            let previous: Option<(String, Received)> = tx
                 .prepare_cached(
-                    "SELECT coalesce(r.file, '?'), 'line ' || l.position, l.record, l.digest
+                    "SELECT l.status, coalesce(r.file, '?'), 'line ' || l.position, l.record, l.digest
                      FROM sales_line l JOIN run r ON r.id = l.run
-                     WHERE l.link = ?1 AND l.line = ?2 AND l.status = 'booked'",
+                     WHERE l.link = ?1 AND l.line = ?2",
                 )?
                 .query_row((ctx.link, id), |r| {
-                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                    Ok((r.get(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
                 })
                 .optional()?;
-            if let Some(booked) = previous {
-                return self.duplicate(t, &position, booked, (&record, digest));
+            match previous {
+                Some((status, booked)) if status == "booked" => {
+                    return self.duplicate(t, &position, booked, (&record, digest));
+                }
+                Some(_) => was_rejected = true,
+                None => {}
             }
             // A resolution names a received line (its foreign key).
             if self.dismissed_again(t, id, &position)? {
@@ -221,6 +235,7 @@ impl<'t> SalesImport<'t> {
             ticket,
         ])?;
         self.cache.received(id);
+        self.counted.received(status, was_rejected);
         if let Some((sale, sale_code)) = unbooked {
             self.close_unbooked(t, id, &position, sale, &sale_code)?;
         }
@@ -233,7 +248,7 @@ impl<'t> SalesImport<'t> {
         &mut self,
         t: &Ticket,
         position: &str,
-        (file, at, before, before_digest): (String, String, String, Option<i64>),
+        (file, at, before, before_digest): Received,
         (record, digest): (&str, i64),
     ) -> Result<(), DomainError> {
         let (tx, ctx) = (self.tx, self.ctx);

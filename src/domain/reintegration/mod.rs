@@ -358,6 +358,54 @@ pub struct SalesImport<'t> {
     cache_size: i64,
     /// The statements run at every line, held for the file.
     statements: LineStatements<'t>,
+    /// What the file's lines change in the link's count of lines.
+    counted: LineCounts,
+}
+
+/// The change a file makes to its link's count of received lines by status
+/// (`sales_line_count`, read by `/metrics` instead of every line): written
+/// once, when the file's lines are, in the same transaction.
+#[derive(Default)]
+struct LineCounts {
+    booked: i64,
+    rejected: i64,
+}
+
+impl LineCounts {
+    /// A line written with `status`: a new line, or one received before
+    /// and rejected, written over.
+    fn received(&mut self, status: &str, was_rejected: bool) {
+        match status {
+            "booked" => self.booked += 1,
+            _ => self.rejected += 1,
+        }
+        if was_rejected {
+            self.rejected -= 1;
+        }
+    }
+
+    /// Adds the changes to the link's count; each status's row is made by
+    /// its first line.
+    fn write(&mut self, tx: &Transaction<'_>, link: &str) -> Result<(), DomainError> {
+        for (status, change) in [("booked", self.booked), ("rejected", self.rejected)] {
+            if change == 0 {
+                continue;
+            }
+            let updated = tx
+                .prepare_cached(
+                    "UPDATE sales_line_count SET lines = lines + ?3 WHERE link = ?1 AND status = ?2",
+                )?
+                .execute((link, status, change))?;
+            if updated == 0 {
+                tx.prepare_cached(
+                    "INSERT INTO sales_line_count (link, status, lines) VALUES (?1, ?2, ?3)",
+                )?
+                .execute((link, status, change))?;
+            }
+        }
+        *self = LineCounts::default();
+        Ok(())
+    }
 }
 
 /// The statements run at every line: its received line for each ticket
