@@ -591,16 +591,8 @@ impl Tmpfs {
 
     /// The bytes free on it.
     pub fn free(&self) -> u64 {
-        let out = std::process::Command::new("stat")
-            .args(["-f", "--format=%a %S"])
-            .arg(&self.0)
-            .output()
-            .expect("stat -f");
-        let text = String::from_utf8_lossy(&out.stdout);
-        let mut n = text
-            .split_whitespace()
-            .map(|w| w.parse::<u64>().expect("a number"));
-        n.next().expect("blocks free") * n.next().expect("block size")
+        crate::interleavings::model::free_bytes(&self.0)
+            .unwrap_or_else(|| panic!("stat -f {}: the bytes free", self.0.display()))
     }
 }
 

@@ -157,7 +157,7 @@ pub(crate) fn scratch(prefix: &str) -> tempfile::TempDir {
 
 /// The bytes free for an unprivileged user on the file system of `dir`
 /// (`stat -f`); `None` when it cannot be told (no such folder).
-fn free_bytes(dir: &Path) -> Option<u64> {
+pub(crate) fn free_bytes(dir: &Path) -> Option<u64> {
     let out = std::process::Command::new("stat")
         .args(["-f", "--format=%a %S"])
         .arg(dir)
