@@ -454,6 +454,31 @@ fn metrics_counters_agree_with_status_after_the_first_use() {
             "manager out seatplan",
         ]
     );
+    // Every finished import of both stores in the duration histogram, and
+    // each import in one bucket.
+    let runs = sb.json(&["runs", "list", "--limit", "1000"]);
+    let imports = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["kind"].as_str().unwrap().starts_with("import-") && r["status"] != "running")
+        .count();
+    assert!(imports >= 4, "{runs}");
+    let line = |prefix: &str| -> Option<f64> {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    assert_eq!(
+        line("stxd_apply_duration_seconds_count "),
+        Some(imports as f64),
+        "{text}"
+    );
+    assert_eq!(
+        line("stxd_apply_duration_seconds_bucket{le=\"+Inf\"} "),
+        Some(imports as f64),
+        "{text}"
+    );
     // The sales lines booked at the manager: two sales and a refund.
     assert_eq!(
         sample(

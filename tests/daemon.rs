@@ -219,19 +219,29 @@ fn sighup_keeps_the_running_config_when_the_file_is_broken() {
     assert_eq!(daemon.wait_exit(), Some(0), "{}", daemon.log());
 }
 
-/// `store` as version 17 left it: migration 18 undone by hand (a later
+/// `store` as version 18 left it: migration 19 undone by hand (a later
 /// migration must be undone here too).
-fn back_to_version_17(store: &std::path::Path) {
+fn back_to_version_18(store: &std::path::Path) {
     assert_eq!(
         stxd::store::schema::latest(),
-        18,
+        19,
         "undo the later migrations here too"
     );
     rusqlite::Connection::open(store)
         .unwrap()
         .execute_batch(
-            "DROP TABLE sales_line_count;
-             PRAGMA user_version = 17;",
+            "DROP TRIGGER file_journal_counted_insert;
+             DROP TRIGGER file_journal_counted_update;
+             DROP TRIGGER file_journal_counted_delete;
+             DROP TRIGGER run_ended;
+             DROP TRIGGER run_inserted_ended;
+             DROP VIEW run_end;
+             DROP TABLE file_journal_count;
+             DROP TABLE run_last_success;
+             DROP TABLE import_duration;
+             DROP INDEX file_journal_last;
+             DROP INDEX run_failed_file;
+             PRAGMA user_version = 18;",
         )
         .unwrap();
 }
@@ -252,10 +262,10 @@ fn the_start_migrates_every_store_even_one_no_file_needs() {
     let sb = Sandbox::new();
     sb.ready();
     let opera = sb.path().join("var/state/OPERA.sqlite");
-    back_to_version_17(&opera);
-    assert_eq!(user_version(&opera), 17);
+    back_to_version_18(&opera);
+    assert_eq!(user_version(&opera), 18);
     let daemon = Daemon::start(&sb);
-    assert_eq!(user_version(&opera), 18, "{}", daemon.log());
+    assert_eq!(user_version(&opera), 19, "{}", daemon.log());
 }
 
 /// A store another process holds through its pending migration stops
@@ -266,7 +276,7 @@ fn a_store_held_through_its_migration_at_start_is_said_and_stops_nothing_else() 
     let sb = Sandbox::new();
     sb.ready();
     let opera = sb.path().join("var/state/OPERA.sqlite");
-    back_to_version_17(&opera);
+    back_to_version_18(&opera);
     let holder = rusqlite::Connection::open(&opera).unwrap();
     holder
         .execute_batch("BEGIN IMMEDIATE; UPDATE institution SET code = code;")
@@ -277,15 +287,15 @@ fn a_store_held_through_its_migration_at_start_is_said_and_stops_nothing_else() 
         log.lines()
             .any(|l| l.contains("a store cannot be opened at start")
                 && l.contains("OPERA")
-                && l.contains("migration 18")),
+                && l.contains("migration 19")),
         "{log}"
     );
-    assert_eq!(user_version(&opera), 17);
+    assert_eq!(user_version(&opera), 18);
     holder.execute_batch("ROLLBACK").unwrap();
     // The daemon runs meanwhile; the manager's store is migrated by the
     // next process that opens it to write.
     sb.stxd(&["status"]).expect_code(0);
     sb.stxd(&["export", "seatplan", "--link", "opera-tourism"])
         .expect_code(0);
-    assert_eq!(user_version(&opera), 18, "{}", daemon.log());
+    assert_eq!(user_version(&opera), 19, "{}", daemon.log());
 }

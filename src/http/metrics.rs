@@ -1,7 +1,9 @@
 //! `/metrics` in the OpenMetrics text format (which Prometheus scrapes),
 //! computed at scrape time from the stores, the folders and the run log:
-//! nothing is counted beside them, so no figure can drift from what `stxd
-//! status` says. Counters are the store's counts of terminal states (a
+//! the stores' figures are the counts each store keeps in the transactions
+//! that write its rows (`store::stats`), so a scrape reads a few rows
+//! whatever the history, and no figure can drift from what `stxd status`
+//! says. Counters are the store's counts of terminal states (a
 //! journaled file applied, ignored, rejected or published stays so);
 //! everything that can go down is a gauge. The one exception is the SFTP
 //! transport's own counters (connection failures, bytes moved), which no
@@ -15,10 +17,11 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::MetricType;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use super::{AppState, blocking};
@@ -39,6 +42,34 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
         .collect()
 }
 
+/// The import durations of every store, summed: a histogram whose buckets
+/// the stores keep (`stats::import_durations`), encoded as they are.
+#[derive(Debug, Default)]
+struct Durations(std::sync::Mutex<stats::Durations>);
+
+impl Durations {
+    fn add(&self, store: &stats::Durations) {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .add(store);
+    }
+}
+
+impl EncodeMetric for Durations {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let d = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        encoder.encode_histogram::<NoLabelSet>(d.sum, d.count(), &d.buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
+}
+
 /// Every metric, filled from the stores and folders.
 struct Metrics {
     files: Family<Labels, Counter>,
@@ -47,7 +78,7 @@ struct Metrics {
     waiting: Family<Labels, Gauge>,
     oldest: Family<Labels, FGauge>,
     last_success: Family<Labels, FGauge>,
-    apply: Histogram,
+    apply: Durations,
     problems: Family<Labels, Gauge>,
     sftp_failures: Family<Labels, Counter>,
     sftp_bytes: Family<Labels, Counter>,
@@ -62,7 +93,7 @@ impl Metrics {
             waiting: Family::default(),
             oldest: Family::default(),
             last_success: Family::default(),
-            apply: Histogram::new(exponential_buckets(0.005, 2.0, 14)),
+            apply: Durations::default(),
             problems: Family::default(),
             sftp_failures: Family::default(),
             sftp_bytes: Family::default(),
@@ -188,7 +219,9 @@ fn from_stores(config: &Config, m: &Metrics) {
                     ]))
                     .set(at);
             }
-            stats::import_durations(&conn, |d| m.apply.observe(d))
+            let durations = stats::import_durations(&conn)?;
+            m.apply.add(&durations);
+            Ok(())
         })();
         if read.is_err() {
             m.problems

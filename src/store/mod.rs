@@ -17,6 +17,7 @@ pub mod runs;
 pub mod schema;
 mod schema_compact;
 mod schema_counts;
+mod schema_history;
 mod schema_ledger;
 mod schema_logical;
 mod schema_mapping;

@@ -94,6 +94,7 @@ pub const MIGRATIONS: &[Migration] = &[
     super::schema_mapping::MAPPING_CHECKS_AS_COMPARISONS,
     super::schema_mapping::PENDING_MAPPINGS_INDEXED,
     super::schema_counts::SALES_LINES_COUNTED,
+    super::schema_history::HISTORY_COUNTED,
 ];
 
 /// The schema version this build writes.

@@ -1,6 +1,9 @@
 //! Counts read from a store for the console's `/metrics`: what the journal,
-//! the sales lines and the run log hold now (read-only queries; nothing
-//! here is kept beside the store, so nothing can drift from it).
+//! the sales lines and the run log hold now. Read-only queries of the
+//! counts the store keeps in the transactions that write the rows
+//! (migrations 18 and 19), never of every row: a scrape costs a few rows
+//! whatever the store's history, and the counts cannot drift from the rows
+//! they count.
 
 use rusqlite::Connection;
 
@@ -19,10 +22,11 @@ pub struct JournalCount {
     pub count: u64,
 }
 
-/// The journal counted by link, kind, direction and state.
+/// The journal counted by link, kind, direction and state (none at 0).
 pub fn journal_counts(conn: &Connection) -> Result<Vec<JournalCount>, StoreError> {
     let mut st = conn.prepare(
-        "SELECT link, kind, direction, state, count(*) FROM file_journal GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+        "SELECT link, kind, direction, state, files FROM file_journal_count WHERE files > 0
+         ORDER BY 1, 2, 3, 4",
     )?;
     let rows = st
         .query_map([], |r| {
@@ -57,8 +61,8 @@ pub fn sales_line_counts(conn: &Connection) -> Result<Vec<(String, String, u64)>
 /// seconds). Runs of no link are left out.
 pub fn last_successes(conn: &Connection) -> Result<Vec<(String, String, f64)>, StoreError> {
     let mut st = conn.prepare(
-        "SELECT link, kind, (julianday(max(ended)) - 2440587.5) * 86400.0 FROM run \
-         WHERE status = 'ok' AND link IS NOT NULL AND ended IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2",
+        "SELECT link, kind, (julianday(ended) - 2440587.5) * 86400.0 FROM run_last_success
+         ORDER BY 1, 2",
     )?;
     let rows = st
         .query_map([], |r| {
@@ -73,20 +77,47 @@ pub fn last_successes(conn: &Connection) -> Result<Vec<(String, String, f64)>, S
     Ok(rows)
 }
 
-/// Calls `each` with the duration in seconds of every finished file
-/// import (`import-<kind>` runs), streamed.
-pub fn import_durations(conn: &Connection, mut each: impl FnMut(f64)) -> Result<(), StoreError> {
-    let mut st = conn.prepare(
-        "SELECT (julianday(ended) - julianday(started)) * 86400.0 FROM run \
-         WHERE kind LIKE 'import-%' AND ended IS NOT NULL",
-    )?;
-    let mut rows = st.query([])?;
-    while let Some(r) = rows.next()? {
-        if let Some(d) = r.get::<_, Option<f64>>(0)? {
-            each(d.max(0.0));
-        }
+/// How long the finished file imports (`import-<kind>` runs) took, as a
+/// histogram: what Prometheus' histogram holds.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Durations {
+    /// (upper bound in seconds, imports in this bucket alone), by bound;
+    /// the last bound is infinite.
+    pub buckets: Vec<(f64, u64)>,
+    /// Every import's seconds, summed.
+    pub sum: f64,
+}
+
+impl Durations {
+    /// Every import counted.
+    pub fn count(&self) -> u64 {
+        self.buckets.iter().map(|(_, n)| n).sum()
     }
-    Ok(())
+
+    /// Adds `other`'s imports to these (another store's, with the same
+    /// bounds; a bound only one has is kept in its place).
+    pub fn add(&mut self, other: &Durations) {
+        for &(le, n) in &other.buckets {
+            match self.buckets.binary_search_by(|(b, _)| b.total_cmp(&le)) {
+                Ok(i) => self.buckets[i].1 += n,
+                Err(i) => self.buckets.insert(i, (le, n)),
+            }
+        }
+        self.sum += other.sum;
+    }
+}
+
+/// The import durations the store keeps as runs end (migration 19).
+pub fn import_durations(conn: &Connection) -> Result<Durations, StoreError> {
+    let mut st = conn.prepare("SELECT le, runs, seconds FROM import_duration ORDER BY le")?;
+    let mut rows = st.query([])?;
+    let mut d = Durations::default();
+    while let Some(r) = rows.next()? {
+        d.buckets
+            .push((r.get(0)?, r.get::<_, i64>(1)?.max(0) as u64));
+        d.sum += r.get::<_, f64>(2)?;
+    }
+    Ok(d)
 }
 
 #[cfg(test)]
@@ -120,12 +151,9 @@ mod tests {
                 );
                 let now = time::OffsetDateTime::now_utc().unix_timestamp() as f64;
                 assert!((last[0].2 - now).abs() < 60.0, "{} vs {now}", last[0].2);
-                let mut n = 0;
-                import_durations(c, |d| {
-                    assert!(d < 60.0);
-                    n += 1
-                })?;
-                assert_eq!(n, 1);
+                let durations = import_durations(c)?;
+                assert_eq!(durations.count(), 1);
+                assert!(durations.sum < 60.0, "{durations:?}");
                 assert!(journal_counts(c)?.is_empty());
                 assert!(sales_line_counts(c)?.is_empty());
                 Ok(())

@@ -1,10 +1,10 @@
 //! The crash harness's checks after a run: the business tables of both
 //! stores row by row against the crash-free reference (by natural keys;
 //! timestamps, surrogate ids, runs and the file journal left out),
-//! `PRAGMA integrity_check`, `stxd report reconcile`, and the exchange
-//! folders (nothing left in an inbox, `parked/` or `error/`, no temporary
-//! name, no pair split between two folders, every expected file in
-//! `done/`). Each failure is classified: lost, duplicated, half-applied,
+//! `PRAGMA integrity_check`, the counts each store keeps against its rows,
+//! `stxd report reconcile`, and the exchange folders (nothing left in an
+//! inbox, `parked/` or `error/`, no temporary name, no pair split between
+//! two folders, every expected file in `done/`). Each failure is classified: lost, duplicated, half-applied,
 //! stuck, other.
 
 use std::collections::BTreeMap;
@@ -264,6 +264,13 @@ pub fn check(world: &mut World, reference: &Snapshot) -> (Snapshot, Vec<Finding>
             .unwrap_or_else(|| "cannot be read".to_owned());
         if verdict != "ok" {
             found(Class::Other, format!("{inst}: integrity_check: {verdict}"));
+        }
+        // The counts the store keeps as it writes (what `/metrics` reads),
+        // against its rows: a crash between the two would part them.
+        if let Some(c) = open_ro(&world.db(inst)) {
+            for off in crate::interleavings::model::kept_count_disagreements(&c) {
+                found(Class::Other, format!("{inst}: {off}"));
+            }
         }
     }
 
