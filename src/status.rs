@@ -368,6 +368,12 @@ fn unready(conn: &Connection, link: &Link, kind: Kind, file: &str) -> Option<Str
     }
 }
 
+/// A link's file of a kind and direction that changed last (by index:
+/// `file_journal_last`, migration 19).
+const LAST_FILE: &str = "SELECT sequence, file_name, state, updated FROM file_journal
+     WHERE link = ?1 AND kind = ?2 AND direction = ?3
+     ORDER BY updated DESC, sequence DESC LIMIT 1";
+
 fn last_file(
     conn: &Connection,
     link: &str,
@@ -375,11 +381,7 @@ fn last_file(
     direction: Direction,
 ) -> Result<Option<JournaledFile>, StoreError> {
     let row = conn
-        .prepare_cached(
-            "SELECT sequence, file_name, state, updated FROM file_journal
-             WHERE link = ?1 AND kind = ?2 AND direction = ?3
-             ORDER BY updated DESC, sequence DESC LIMIT 1",
-        )?
+        .prepare_cached(LAST_FILE)?
         .query_row((link, kind.as_str(), direction.as_str()), |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -499,6 +501,13 @@ pub fn file_runs(
     })
 }
 
+/// The newest failed run of a link (`?1`) that handled a file, named by
+/// its manifest or its payload (`?2`, `?3`); by index: `run_failed_file`,
+/// migration 19.
+const FAILED_RUN_OF: &str =
+    "SELECT id FROM run WHERE link = ?1 AND file IN (?2, ?3) AND status = 'failed'
+     ORDER BY id DESC LIMIT 1";
+
 /// The newest failed run of `link` that handled the pair of `file` (a run
 /// names the manifest when the refusal came before the payload was read,
 /// the payload after).
@@ -508,10 +517,7 @@ fn failed_run_of(
     file: &FileName,
 ) -> Result<Option<i64>, StoreError> {
     Ok(conn
-        .prepare_cached(
-            "SELECT id FROM run WHERE link = ?1 AND file IN (?2, ?3) AND status = 'failed'
-             ORDER BY id DESC LIMIT 1",
-        )?
+        .prepare_cached(FAILED_RUN_OF)?
         .query_row(
             (
                 link,
@@ -721,6 +727,30 @@ pub fn daemon_state(state_dir: &Path) -> DaemonState {
 mod tests {
     use super::*;
     use crate::state_lock::lock as lock_state_dir;
+
+    /// The two reads `stxd status` makes for each link find their rows by
+    /// index, not by reading every file or run of the link: their cost
+    /// does not grow with the store's history.
+    #[test]
+    fn a_links_last_file_and_a_files_failed_run_are_read_by_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("T.sqlite");
+        drop(crate::store::Store::open(&path, "T", crate::store::Role::Manager).unwrap());
+        let conn = crate::store::open_read_only(&path).unwrap();
+        let plan = crate::store::query_plan(&conn, LAST_FILE, ("a-b", "SALES", "in"));
+        assert_eq!(
+            plan,
+            [
+                "SEARCH file_journal USING INDEX file_journal_last (link=? AND kind=? AND direction=?)"
+            ]
+        );
+        let plan = crate::store::query_plan(&conn, FAILED_RUN_OF, ("a-b", "f.stx", "f.csv"));
+        assert!(
+            plan[0].starts_with("SEARCH run USING")
+                && plan[0].ends_with("INDEX run_failed_file (link=? AND file=?)"),
+            "{plan:?}"
+        );
+    }
 
     #[test]
     fn a_daemon_holding_the_lock_is_seen_with_its_pid_and_the_lock_is_left_alone() {

@@ -459,6 +459,22 @@ pub fn format_unix_micros(micros: i64) -> Option<String> {
         .map(format_timestamp)
 }
 
+/// The query planner's steps for `sql` (`EXPLAIN QUERY PLAN`'s detail
+/// column): a test of a read that must find its rows by index reads it here.
+#[cfg(test)]
+pub(crate) fn query_plan(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Vec<String> {
+    conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+        .unwrap()
+        .query_map(params, |r| r.get(3))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -246,13 +246,7 @@ mod tests {
             let n: i64 = conn.query_row(pending, [manager], |r| r.get(0)).unwrap();
             assert_eq!(n, expected, "{manager}");
         }
-        let plan: Vec<String> = conn
-            .prepare(&format!("EXPLAIN QUERY PLAN {pending}"))
-            .unwrap()
-            .query_map(["OPERA"], |r| r.get(3))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
+        let plan = super::super::query_plan(&conn, pending, ["OPERA"]);
         assert!(
             plan.iter().any(|p| p.contains("mapping_pending")),
             "{plan:?}"
