@@ -266,6 +266,20 @@ fn the_start_migrates_every_store_even_one_no_file_needs() {
     assert_eq!(user_version(&opera), 18);
     let daemon = Daemon::start(&sb);
     assert_eq!(user_version(&opera), 19, "{}", daemon.log());
+    // Ops see the upgrade and what it took; the store created new at the
+    // sandbox's start is not said to be upgraded.
+    let log = daemon.log();
+    let upgraded: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("store upgraded"))
+        .collect();
+    assert!(
+        upgraded.len() == 1
+            && upgraded[0].contains("OPERA.sqlite")
+            && upgraded[0].contains("from=18 to=19")
+            && upgraded[0].contains("ms="),
+        "{log}"
+    );
 }
 
 /// A store another process holds through its pending migration stops

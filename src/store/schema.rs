@@ -122,6 +122,8 @@ pub(super) fn migrate_to(
             known: latest(),
         });
     }
+    let started = std::time::Instant::now();
+    let mut reached = current;
     for m in MIGRATIONS
         .iter()
         .filter(|m| m.version > current && m.version <= target)
@@ -149,6 +151,20 @@ pub(super) fn migrate_to(
         tx.pragma_update(None, "application_id", APPLICATION_ID)
             .map_err(fail)?;
         tx.commit().map_err(fail)?;
+        reached = m.version;
+    }
+    // A new store's creation is said by its caller; an upgrade of one in
+    // use is said here, with its time: on a store of a long history it can
+    // take seconds, which the first start after an update would otherwise
+    // spend in silence.
+    if current > 0 && reached > current {
+        tracing::info!(
+            store = %path.display(),
+            from = current,
+            to = reached,
+            ms = started.elapsed().as_millis(),
+            "store upgraded"
+        );
     }
     Ok(())
 }
