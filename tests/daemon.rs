@@ -266,8 +266,8 @@ fn the_start_migrates_every_store_even_one_no_file_needs() {
     assert_eq!(user_version(&opera), 18);
     let daemon = Daemon::start(&sb);
     assert_eq!(user_version(&opera), 19, "{}", daemon.log());
-    // Ops see the upgrade and what it took; the store created new at the
-    // sandbox's start is not said to be upgraded.
+    // Ops see the upgrade and what it took; the distributor's store,
+    // already at the latest version, is not said to be upgraded.
     let log = daemon.log();
     let upgraded: Vec<&str> = log
         .lines()
