@@ -4,8 +4,8 @@
 //! `PRAGMA integrity_check`, the counts each store keeps against its rows,
 //! `stxd report reconcile`, and the exchange folders (nothing left in an
 //! inbox, `parked/` or `error/`, no temporary name, no pair split between
-//! two folders, every expected file in `done/`). Each failure is classified: lost, duplicated, half-applied,
-//! stuck, other.
+//! two folders, every expected file in `done/`). Each failure is
+//! classified: lost, duplicated, half-applied, stuck, other.
 
 use std::collections::BTreeMap;
 use std::path::Path;
