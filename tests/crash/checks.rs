@@ -76,14 +76,6 @@ const TABLES: &[Table] = &[
               FROM sales_line",
     },
     Table {
-        name: "sales_line_count",
-        store: "OPERA",
-        sql: "SELECT c.link || '/' || c.status,
-                     c.lines || ' kept, ' || (SELECT count(*) FROM sales_line l
-                                              WHERE l.link = c.link AND l.status = c.status) || ' lines'
-              FROM sales_line_count c WHERE c.lines > 0",
-    },
-    Table {
         name: "pending_account_entry",
         store: "OPERA",
         sql: "SELECT t.link || '/line ' || t.line || ' ' || p.amount || ' ' || p.currency, ''
