@@ -1,8 +1,9 @@
 //! SFTP faults of the share and its server rather than the network: a
 //! server without OpenSSH's extensions, a full share or local disk,
 //! permissions and renames denied, password logins, hashed and rotated host
-//! keys, another client writing the same name, and the no-replace rename
-//! the push relies on. Each: nothing lost, nothing duplicated, no partial
+//! keys, another client writing the same name, a payload rewritten by the
+//! peer while it is downloaded, and the no-replace rename the push relies
+//! on. Each: nothing lost, nothing duplicated, no partial
 //! file taken, recovery once the fault clears, and a message that names the
 //! fix. The faults of the share log in as a non-root account the test creates
 //! ([`Fixture::as_account`]), owning the share as a deployment's account
@@ -26,6 +27,7 @@ on_both_servers!(
     permissions_denied_on_the_share_are_permanent_name_the_fix_and_clear_once_granted,
     a_share_refusing_renames_shows_no_final_name_and_pushes_once_allowed,
     another_client_writing_the_same_name_meanwhile_is_never_overwritten,
+    a_payload_rewritten_by_the_peer_while_downloading_is_not_taken_and_is_pulled_whole_once_rewritten,
     a_full_disk_refuses_the_upload_whole_and_the_push_resumes_once_space_is_freed,
     a_full_local_disk_refuses_the_download_whole_and_the_pull_resumes_once_space_is_freed,
     hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key,
@@ -470,6 +472,56 @@ fn another_client_writing_the_same_name_meanwhile_is_never_overwritten(kind: Kin
     assert_eq!(names(&remote), vec![p.clone(), m]);
     assert_eq!(sha(&std::fs::read(remote.join(&p)).unwrap()), sha(&payload));
     written_by_account(&f, &remote.join(&p));
+}
+
+fn a_payload_rewritten_by_the_peer_while_downloading_is_not_taken_and_is_pulled_whole_once_rewritten(
+    kind: Kind,
+) {
+    let f = Fixture::new(kind);
+    let remote = f.share("to-manager");
+    let payload = bytes(64 << 20, 9);
+    let (p, m) = pair(&remote, "SALES", "csv", 1, &payload);
+    let inbox = f.inbox();
+    // The peer: once this side's download has begun, it rewrites the
+    // payload in place (truncated, then its first MiB written again), as a
+    // tool that does not write aside and rename would.
+    let peer = {
+        let (remote, inbox, p) = (remote.clone(), inbox.clone(), p.clone());
+        let first = payload[..1 << 20].to_vec();
+        std::thread::spawn(move || {
+            let part = inbox.join(format!(".{p}.stxd-download"));
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !part.exists() {
+                assert!(Instant::now() < deadline, "the download never began");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            std::fs::write(remote.join(&p), &first).unwrap();
+        })
+    };
+    let e = failed(poll(&f.good_config()));
+    peer.join().expect("the peer");
+    assert!(!e.is_permanent(), "{e}");
+    let text = e.to_string();
+    let listed = payload.len();
+    assert!(
+        text.contains(&format!(
+            "{p} changed while downloading (listed with {listed} bytes, read "
+        )) && text.contains("retried at the next poll"),
+        "{text}"
+    );
+    // Nothing of it taken: no partial download, no name in the inbox, the
+    // pair left on the share as the peer left it.
+    assert_eq!(names(&inbox), Vec::<String>::new());
+    assert_eq!(names(&remote), vec![p.clone(), m.clone()]);
+    assert_eq!(std::fs::metadata(remote.join(&p)).unwrap().len(), 1 << 20);
+
+    // Once the peer wrote the whole payload again, the pair comes whole.
+    std::fs::write(remote.join(&p), &payload).unwrap();
+    let got = moved(poll(&f.good_config()));
+    assert_eq!(got.pulled, vec![m.clone()]);
+    assert_eq!(files(&inbox), vec![p.clone(), m]);
+    assert_eq!(sha(&std::fs::read(inbox.join(&p)).unwrap()), sha(&payload));
+    assert_eq!(names(&remote), Vec::<String>::new());
 }
 
 fn hashed_known_hosts_entries_are_matched_and_still_catch_a_changed_key(kind: Kind) {
