@@ -1,7 +1,8 @@
 //! Random kills of SFTP pushes and pulls, against both servers: the real
 //! `stxd poll` of the SFTP client side killed by SIGKILL 1 to 4 times per
-//! trial, at a random instant or at one of the transport's failpoints, with
-//! the server restarted between some of the runs; then polled until it
+//! trial, at a random instant, at one of the transport's failpoints or on
+//! entry to the N-th call of a system call (strace), with the server
+//! restarted between some of the runs; then polled until it
 //! succeeds and the receiver processes what it got. Whatever the kills:
 //! every file of the workload applied exactly once (journal and import
 //! runs), nothing in `error/`, no pair split between the outbox and
@@ -32,6 +33,32 @@ const PUSH_POINTS: [&str; 3] = [
     "sftp.push.sent-linked",
 ];
 const PULL_POINTS: [&str; 2] = ["sftp.pull.placed", "sftp.pull.first-removed"];
+
+/// The system calls a run can be killed at, each with about how many of
+/// them a trial's first poll makes (`strace -f -c` on the workload) and a
+/// weight. The client's requests leave by `sendto` and their answers come
+/// back by `recvfrom`, so a kill there falls between two requests, or
+/// after a request the server carried out and before its answer is read
+/// (a remote rename or removal done that the client never learnt of). A
+/// count past what the run makes does not kill; a later poll of a trial
+/// makes fewer.
+type Calls = &'static [(&'static str, u64, u64)];
+const PUSH_CALLS: Calls = &[
+    ("sendto", 60, 4),
+    ("recvfrom", 280, 2),
+    ("fsync", 7, 2),
+    ("linkat", 6, 2),
+    ("unlink", 6, 1),
+];
+/// The distributor's poll also applies what it pulled (its store's writes).
+const PULL_CALLS: Calls = &[
+    ("sendto", 800, 3),
+    ("recvfrom", 2900, 2),
+    ("fsync", 38, 2),
+    ("renameat2", 6, 2),
+    ("unlink", 20, 1),
+    ("pwrite64", 390, 1),
+];
 
 /// xorshift64*, seeded by splitmix64.
 struct Rng(u64);
@@ -80,6 +107,9 @@ struct Tally {
     killed_at_failpoint: u64,
     /// Failpoints armed that the run never reached.
     failpoint_not_reached: u64,
+    killed_at_syscall: u64,
+    /// System-call counts past what the run made.
+    syscall_not_reached: u64,
     restarts: u64,
 }
 
@@ -130,10 +160,10 @@ fn trial(server: &mut dyn SftpServer, seed: u64, tally: &mut Tally) {
             .manager(&["export", kind, "--link", LINK])
             .expect_code(0);
     }
-    let points: &[&str] = if client == "manager" {
-        &PUSH_POINTS
+    let (points, calls): (&[&str], Calls) = if client == "manager" {
+        (&PUSH_POINTS, PUSH_CALLS)
     } else {
-        &PULL_POINTS
+        (&PULL_POINTS, PULL_CALLS)
     };
     for _ in 0..1 + rng.below(4) {
         if rng.below(4) == 0 {
@@ -142,13 +172,35 @@ fn trial(server: &mut dyn SftpServer, seed: u64, tally: &mut Tally) {
             tally.restarts += 1;
         }
         tally.runs += 1;
-        if rng.below(3) == 0 {
+        let mode = rng.below(4);
+        if mode == 0 {
             let point = points[usize::try_from(rng.below(points.len() as u64)).unwrap()];
             let run = sides.client_env(&["poll", "--link", LINK], &[("STXD_FAILPOINT", point)]);
             if run.killed() {
                 tally.killed_at_failpoint += 1;
             } else {
                 tally.failpoint_not_reached += 1;
+            }
+        } else if mode == 1 {
+            let (call, nth) = syscall(&mut rng, calls);
+            let config = format!("{client}.toml");
+            let run = sides.sandbox.stxd_killed_at(
+                call,
+                nth,
+                &["--config", &config, "poll", "--link", LINK],
+            );
+            eprintln!(
+                "  poll at {call}#{nth}: {}",
+                if run.killed() {
+                    "killed"
+                } else {
+                    "not reached"
+                }
+            );
+            if run.killed() {
+                tally.killed_at_syscall += 1;
+            } else {
+                tally.syscall_not_reached += 1;
             }
         } else if killed_at(&sides, Duration::from_millis(rng.below(300))) {
             tally.killed_at_random += 1;
@@ -173,6 +225,20 @@ fn trial(server: &mut dyn SftpServer, seed: u64, tally: &mut Tally) {
             .expect_code(0);
     }
     check(&sides, client, &at);
+}
+
+/// A system call of `calls` picked by weight, and which of its calls to
+/// kill at (1-based).
+fn syscall(rng: &mut Rng, calls: Calls) -> (&'static str, u32) {
+    let total: u64 = calls.iter().map(|c| c.2).sum();
+    let mut at = rng.below(total);
+    for &(call, max, weight) in calls {
+        if at < weight {
+            return (call, u32::try_from(1 + rng.below(max)).unwrap());
+        }
+        at -= weight;
+    }
+    unreachable!("the weights cover the range")
 }
 
 /// Runs the client's `stxd poll`, SIGKILLed after `delay` unless it ended
