@@ -36,7 +36,7 @@ fn the_daemon_applies_exported_files_by_itself() {
 fn a_parked_file_resumes_when_the_daemon_applies_what_it_waited_for() {
     let sb = Sandbox::new();
     sb.ready();
-    let daemon = Daemon::start(&sb);
+    let daemon = Daemon::start_with(&sb, "info,stxd::daemon=debug");
     let exchange = sb.path().join("var/exchange/opera-tourism/to-distributor");
     // The catalogue parks: mappings pending, and the seat plan's
     // configuration 3101 unknown.
@@ -55,6 +55,56 @@ fn a_parked_file_resumes_when_the_daemon_applies_what_it_waited_for() {
     wait_for_file(&exchange.join("done"), "catalogue", || daemon.log());
     // The move links into done/ before it unlinks from parked/.
     wait_until_gone(&exchange.join("parked"), "", || daemon.log());
+    // The daemon took it itself: two listings later, its log does not say
+    // that someone else did.
+    let listings = daemon.log().matches(LISTING).count();
+    daemon.wait_log_n(LISTING, listings + 2);
+    assert!(!daemon.log().contains(NO_LONGER_PARKED), "{}", daemon.log());
+}
+
+const LISTING: &str = "listing the inboxes";
+const NO_LONGER_PARKED: &str = "file no longer parked";
+
+/// Parked files that a command applies (here `stxd mapping import`, which
+/// resumes them itself) leave `parked/` behind the daemon's back: its log,
+/// which warned about each, says once that it no longer waits.
+#[test]
+fn the_daemon_says_when_a_file_it_warned_about_as_parked_was_taken_by_a_command() {
+    let sb = Sandbox::new();
+    sb.ready();
+    let daemon = Daemon::start_with(&sb, "info,stxd::daemon=debug");
+    let exchange = sb.path().join("var/exchange/opera-tourism/to-distributor");
+    for kind in ["seatplan", "catalogue"] {
+        sb.stxd(&["export", kind, "--link", "opera-tourism"])
+            .expect_code(0);
+    }
+    daemon.wait_log_n("file parked", 2);
+    let out = sb.stxd(&["mapping", "import", "samples/tourism/mapping.csv"]);
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout().matches("resumed").count(),
+        2,
+        "{}",
+        out.stdout()
+    );
+    assert!(manifests(&exchange.join("parked"), "").is_empty());
+    daemon.wait_log_n(NO_LONGER_PARKED, 2);
+    let log = daemon.log();
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(NO_LONGER_PARKED))
+        .collect();
+    assert_eq!(said.len(), 2, "{log}");
+    assert!(
+        said[0].contains("opera-tourism.CATALOGUE.00000001.stx")
+            && said[1].contains("opera-tourism.SEATPLAN.00000001.stx")
+            && said.iter().all(|l| l.contains("INFO")),
+        "{log}"
+    );
+    // Said once: two listings later, still two lines.
+    let listings = daemon.log().matches(LISTING).count();
+    daemon.wait_log_n(LISTING, listings + 2);
+    assert_eq!(daemon.log().matches(NO_LONGER_PARKED).count(), 2);
 }
 
 /// After a change to a store made elsewhere (here the manager's, by a CLI

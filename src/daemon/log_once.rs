@@ -85,11 +85,24 @@ impl LogOnce {
         self.down.remove(key);
     }
 
-    /// Forgets the files that left the folders, so the maps stay small.
-    pub(super) fn retain_present(&mut self) {
-        self.logged.retain(|file, _| file.exists());
+    /// Forgets the files that left the folders, so the maps stay small;
+    /// returns those last logged as parked. The daemon forgets a file it
+    /// applies, refuses or moves itself, so a parked file that left
+    /// `parked/` while still remembered was taken by someone else (a
+    /// command that applied it, a person who removed it).
+    pub(super) fn retain_present(&mut self) -> Vec<PathBuf> {
+        let mut parked_gone = Vec::new();
+        self.logged.retain(|file, state| {
+            let present = file.exists();
+            if !present && *state == Logged::Parked {
+                parked_gone.push(file.clone());
+            }
+            present
+        });
         self.gaps.retain(|file, _| file.exists());
         self.waiting.retain(|file, _| file.exists());
+        parked_gone.sort();
+        parked_gone
     }
 }
 
@@ -173,5 +186,35 @@ mod tests {
         assert!(!log.again(file, Logged::Failed), "a new state is logged");
         log.forget(file);
         assert!(!log.again(file, Logged::Failed), "forgotten: logged anew");
+    }
+
+    #[test]
+    fn a_parked_file_that_left_without_the_daemon_is_returned_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, "").unwrap();
+            path
+        };
+        let (taken, applied, stays, held) = (
+            file("opera-tourism.CATALOGUE.00000001.stx"),
+            file("opera-tourism.SEATPLAN.00000001.stx"),
+            file("opera-tourism.CATALOGUE.00000002.stx"),
+            file("opera-tourism.SALES.00000004.stx"),
+        );
+        let mut log = LogOnce::default();
+        for parked in [&taken, &applied, &stays] {
+            log.again(parked, Logged::Parked);
+        }
+        log.again(&held, Logged::Held);
+        // The daemon applied one itself (and forgot it); a command took
+        // another; a held file left too.
+        log.forget(&applied);
+        for gone in [&taken, &applied, &held] {
+            std::fs::remove_file(gone).unwrap();
+        }
+        assert_eq!(log.retain_present(), vec![taken.clone()]);
+        assert_eq!(log.retain_present(), Vec::<PathBuf>::new(), "once");
+        assert!(log.again(&stays, Logged::Parked), "still remembered");
     }
 }

@@ -16,6 +16,7 @@ use super::{alerts, report};
 use crate::alert::Alerter;
 use crate::app;
 use crate::config::{self, Config};
+use crate::inbound::claim::display_name;
 use crate::schedule::Job;
 
 /// What one scan hands to the next.
@@ -115,8 +116,13 @@ pub(super) fn scan_once(
     if pass(|f| f.inbox.clone(), "inboxes", Retry::All, &mut state) > 0 {
         pass(parked, "parked folders", Retry::Filled, &mut state);
     }
-    // Forget files that left the folders, so the maps stay small.
-    state.log.retain_present();
+    // Forget files that left the folders, so the maps stay small. A parked
+    // file was warned about: say that it no longer waits, so that the
+    // log does not end on the warning.
+    for gone in state.log.retain_present() {
+        info!(file = %display_name(&gone), state = "gone",
+            "file no longer parked: a command applied or moved it, or it was removed (stxd status and stxd runs list say how it ended)");
+    }
     state.failing.retain_present();
     record_retrying(config, &mut state);
     // Files put in error/ by others are raised; incidents whose file left
