@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 /// The state a file was last logged in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Logged {
     /// Not processed (I/O, a busy store): tried again later.
     Failed,
@@ -22,6 +22,18 @@ pub(super) enum Logged {
     Held,
     /// Held until its apply window.
     Window,
+}
+
+impl Logged {
+    /// The state, as the log's `was` field says it.
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Logged::Failed => "failing",
+            Logged::Parked => "parked",
+            Logged::Held => "held",
+            Logged::Window => "waiting-for-its-window",
+        }
+    }
 }
 
 /// What the daemon remembers of the files it logged, across listings.
@@ -86,23 +98,23 @@ impl LogOnce {
     }
 
     /// Forgets the files that left the folders, so the maps stay small;
-    /// returns those last logged as parked. The daemon forgets a file it
-    /// applies, refuses or moves itself, so a parked file that left
-    /// `parked/` while still remembered was taken by someone else (a
-    /// command that applied it, a person who removed it).
-    pub(super) fn retain_present(&mut self) -> Vec<PathBuf> {
-        let mut parked_gone = Vec::new();
+    /// returns those still remembered, with the state they were logged
+    /// in. The daemon forgets a file it applies, refuses or moves itself,
+    /// so a file that left its folder while remembered was taken by
+    /// someone else: a command that applied it, a person who removed it.
+    pub(super) fn retain_present(&mut self) -> Vec<(PathBuf, Logged)> {
+        let mut gone = Vec::new();
         self.logged.retain(|file, state| {
             let present = file.exists();
-            if !present && *state == Logged::Parked {
-                parked_gone.push(file.clone());
+            if !present {
+                gone.push((file.clone(), *state));
             }
             present
         });
         self.gaps.retain(|file, _| file.exists());
         self.waiting.retain(|file, _| file.exists());
-        parked_gone.sort();
-        parked_gone
+        gone.sort();
+        gone
     }
 }
 
@@ -189,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn a_parked_file_that_left_without_the_daemon_is_returned_once() {
+    fn a_file_that_left_without_the_daemon_is_returned_once_with_its_state() {
         let dir = tempfile::tempdir().unwrap();
         let file = |name: &str| {
             let path = dir.path().join(name);
@@ -208,13 +220,16 @@ mod tests {
         }
         log.again(&held, Logged::Held);
         // The daemon applied one itself (and forgot it); a command took
-        // another; a held file left too.
+        // another and a held one.
         log.forget(&applied);
         for gone in [&taken, &applied, &held] {
             std::fs::remove_file(gone).unwrap();
         }
-        assert_eq!(log.retain_present(), vec![taken.clone()]);
-        assert_eq!(log.retain_present(), Vec::<PathBuf>::new(), "once");
+        assert_eq!(
+            log.retain_present(),
+            vec![(taken.clone(), Logged::Parked), (held, Logged::Held)]
+        );
+        assert_eq!(log.retain_present(), Vec::new(), "once");
         assert!(log.again(&stays, Logged::Parked), "still remembered");
     }
 }

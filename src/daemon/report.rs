@@ -231,6 +231,10 @@ pub(super) fn handled(
             info!(%file, institution, state = "already-applied", sequence, "file already applied: archived again");
         }
         Outcome::Parked { run, missing } => {
+            // Moved to parked/ (from the inbox): remembered there now.
+            if p.location != h.file {
+                log.forget(&h.file);
+            }
             let pending: Vec<String> = missing
                 .iter()
                 .map(|m| format!("{} {} {}", m.kind, m.manager_id, m.code))

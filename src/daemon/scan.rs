@@ -116,12 +116,12 @@ pub(super) fn scan_once(
     if pass(|f| f.inbox.clone(), "inboxes", Retry::All, &mut state) > 0 {
         pass(parked, "parked folders", Retry::Filled, &mut state);
     }
-    // Forget files that left the folders, so the maps stay small. A parked
-    // file was warned about: say that it no longer waits, so that the
-    // log does not end on the warning.
-    for gone in state.log.retain_present() {
-        info!(file = %display_name(&gone), state = "gone",
-            "file no longer parked: a command applied or moved it, or it was removed (stxd status and stxd runs list say how it ended)");
+    // Forget files that left the folders, so the maps stay small. A file
+    // logged as waiting (parked, held, failing) that left without the
+    // daemon is said once, so that its log does not end on the warning.
+    for (gone, was) in state.log.retain_present() {
+        info!(file = %display_name(&gone), was = was.as_str(),
+            "file no longer waits: a command applied or moved it, or it was removed (stxd status and stxd runs list say how it ended)");
     }
     state.failing.retain_present();
     record_retrying(config, &mut state);
