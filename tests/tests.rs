@@ -50,6 +50,7 @@ mod progress;
 mod reconcile;
 mod reintegration;
 mod resolve;
+mod retention;
 mod rotation;
 mod schedules;
 mod seat_changes;

@@ -88,6 +88,10 @@ pub struct Daemon {
     /// inbox (the payload may land a moment later), then is refused
     /// `missing-payload` (0 to 3600 seconds; 60 by default).
     pub payload_grace_seconds: u64,
+    /// The daemon deletes the files archived in `done/` and `sent/` this
+    /// many days after they were archived (0 to 36500; 0, the default,
+    /// keeps them for ever). See [`crate::daemon::retention`].
+    pub archive_days: u64,
 }
 
 impl Default for Daemon {
@@ -98,6 +102,7 @@ impl Default for Daemon {
             shutdown_grace_seconds: 30,
             gap_alert_minutes: 30,
             payload_grace_seconds: 60,
+            archive_days: 0,
         }
     }
 }

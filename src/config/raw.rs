@@ -53,6 +53,7 @@ pub(super) struct RawDaemon {
     pub(super) shutdown_grace_seconds: Option<i64>,
     pub(super) gap_alert_minutes: Option<i64>,
     pub(super) payload_grace_seconds: Option<i64>,
+    pub(super) archive_days: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]

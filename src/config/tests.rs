@@ -176,14 +176,16 @@ fn daemon_timing_keys_have_defaults_and_bounds() {
     let d = parse(MINIMAL, "t").unwrap().daemon;
     assert_eq!(d.timezone, chrono_tz::Tz::UTC);
     assert_eq!((d.shutdown_grace_seconds, d.gap_alert_minutes), (30, 30));
+    assert_eq!(d.archive_days, 0, "archives kept for ever by default");
     let text = format!(
-        "{MINIMAL}\n[daemon]\ntimezone = \"Europe/Paris\"\nshutdown_grace_seconds = 5\ngap_alert_minutes = 90\n"
+        "{MINIMAL}\n[daemon]\ntimezone = \"Europe/Paris\"\nshutdown_grace_seconds = 5\ngap_alert_minutes = 90\narchive_days = 400\n"
     );
     let d = parse(&text, "t").unwrap().daemon;
     assert_eq!(d.timezone, chrono_tz::Europe::Paris);
     assert_eq!((d.shutdown_grace_seconds, d.gap_alert_minutes), (5, 90));
+    assert_eq!(d.archive_days, 400);
     let text = format!(
-        "{MINIMAL}\n[daemon]\ntimezone = \"Mars/Olympus\"\nshutdown_grace_seconds = 0\ngap_alert_minutes = 10081\n"
+        "{MINIMAL}\n[daemon]\ntimezone = \"Mars/Olympus\"\nshutdown_grace_seconds = 0\ngap_alert_minutes = 10081\narchive_days = -1\n"
     );
     let e = parse(&text, "t").unwrap_err();
     let at: Vec<_> = e.errors.iter().map(|e| e.at.as_str()).collect();
@@ -192,6 +194,7 @@ fn daemon_timing_keys_have_defaults_and_bounds() {
         [
             "daemon.shutdown_grace_seconds",
             "daemon.gap_alert_minutes",
+            "daemon.archive_days",
             "daemon.timezone"
         ],
         "{e}"

@@ -92,6 +92,14 @@ fn validate_daemon(raw: &RawDaemon, e: &mut dyn FnMut(String, String)) -> Daemon
         "seconds a manifest may wait for its payload before it is refused",
         e,
     );
+    let archive_days = bounded(
+        "archive_days",
+        raw.archive_days,
+        0..=36500,
+        defaults.archive_days,
+        "days the files archived in done/ and sent/ are kept (0: for ever)",
+        e,
+    );
     let timezone = match raw.timezone.as_deref() {
         None => defaults.timezone,
         Some(name) => timezone(name).unwrap_or_else(|problem| {
@@ -105,6 +113,7 @@ fn validate_daemon(raw: &RawDaemon, e: &mut dyn FnMut(String, String)) -> Daemon
         shutdown_grace_seconds,
         gap_alert_minutes,
         payload_grace_seconds,
+        archive_days,
     }
 }
 

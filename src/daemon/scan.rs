@@ -12,6 +12,7 @@ use time::OffsetDateTime;
 
 use super::failing::Failing;
 use super::log_once::LogOnce;
+use super::retention::Retention;
 use super::{alerts, report};
 use crate::alert::Alerter;
 use crate::app;
@@ -34,6 +35,8 @@ pub(super) struct ScanState {
     pub(super) shares: app::Shares,
     /// The files failing for a cause outside them, with their waits.
     failing: Failing,
+    /// When the archives past `[daemon] archive_days` were last deleted.
+    retention: Retention,
     started: bool,
 }
 
@@ -128,6 +131,9 @@ pub(super) fn scan_once(
     // Files put in error/ by others are raised; incidents whose file left
     // its folder are resolved.
     alerts::sweep(config, alerter);
+    // After the listing: a move into done/ that a kill cut is finished
+    // from the journal first.
+    state.retention.run(config);
     state.stores = fingerprints(config);
     state
 }
