@@ -380,24 +380,12 @@ fn init_killed_between_mkdir_and_chmod_still_ends_with_the_right_modes() {
                 "{call} #{nth}: {dir}"
             );
         }
-        let leftovers: Vec<String> = walk(&sb.path().join("var"))
+        let leftovers: Vec<String> = crate::util::every_path(&sb.path().join("var"))
             .into_iter()
+            .map(|p| p.display().to_string())
             .filter(|p| p.ends_with(".init"))
             .collect();
         assert!(leftovers.is_empty(), "{call} #{nth}: {leftovers:?}");
         sb.stxd(&["check"]).expect_code(0);
     }
-}
-
-/// Every path under `dir`, recursively.
-fn walk(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        out.push(path.display().to_string());
-        if path.is_dir() {
-            out.extend(walk(&path));
-        }
-    }
-    out
 }

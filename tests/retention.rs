@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::util::{Daemon, Sandbox, manifests, rows};
+use crate::util::{Daemon, Sandbox, every_path, manifests, rows};
 
 const LINK: &str = "opera-tourism";
 const DELETED: &str = "archived files deleted past their retention";
@@ -46,21 +46,12 @@ fn stop(mut daemon: Daemon) -> String {
     daemon.log()
 }
 
-/// Every file name under `dir`, folders included, as paths relative to it.
+/// Every path under `dir`, folders included, relative to it.
 fn tree(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut dirs = vec![dir.to_path_buf()];
-    while let Some(d) = dirs.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let path = e.unwrap().path();
-            if path.is_dir() {
-                dirs.push(path.clone());
-            }
-            out.push(path.strip_prefix(dir).unwrap().to_path_buf());
-        }
-    }
-    out.sort();
-    out
+    every_path(dir)
+        .into_iter()
+        .map(|p| p.strip_prefix(dir).unwrap().to_path_buf())
+        .collect()
 }
 
 #[test]

@@ -350,6 +350,23 @@ pub const DEADLINE: std::time::Duration = DAEMON_DEADLINE;
 /// How often a waiting test looks again.
 pub const POLL: std::time::Duration = DAEMON_POLL;
 
+/// Every path under `dir` (files and folders, recursively), sorted.
+pub fn every_path(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(d) = dirs.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path.clone());
+            }
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The manifests in `dir` whose name contains `kind`, in any case
 /// (`"seatplan"` or `"SEATPLAN"`; `""` for all); none when `dir` is missing.
 pub fn manifests(dir: &Path, kind: &str) -> Vec<String> {

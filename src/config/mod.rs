@@ -90,7 +90,7 @@ pub struct Daemon {
     pub payload_grace_seconds: u64,
     /// The daemon deletes the files archived in `done/` and `sent/` this
     /// many days after they were archived (0 to 36500; 0, the default,
-    /// keeps them for ever). See [`crate::daemon::retention`].
+    /// keeps them for ever); the daemon's `retention` module says how.
     pub archive_days: u64,
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use time::OffsetDateTime;
 
 /// The state a file was last logged in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Logged {
     /// Not processed (I/O, a busy store): tried again later.
     Failed,
@@ -113,7 +113,7 @@ impl LogOnce {
         });
         self.gaps.retain(|file, _| file.exists());
         self.waiting.retain(|file, _| file.exists());
-        gone.sort();
+        gone.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         gone
     }
 }

@@ -70,7 +70,7 @@ mod log_once;
 mod main_loop;
 mod progress;
 mod report;
-pub mod retention;
+mod retention;
 mod scan;
 mod signal;
 mod watch;

@@ -221,6 +221,11 @@ pub(super) fn handled(
             return;
         }
     };
+    // A file the daemon moved (to parked/, done/, error/) is remembered,
+    // if at all, where it went: never said to have left behind its back.
+    if p.location != h.file {
+        log.forget(&h.file);
+    }
     match &p.outcome {
         Outcome::Applied { run, .. } => {
             log.forget(&h.file);
@@ -231,10 +236,6 @@ pub(super) fn handled(
             info!(%file, institution, state = "already-applied", sequence, "file already applied: archived again");
         }
         Outcome::Parked { run, missing } => {
-            // Moved to parked/ (from the inbox): remembered there now.
-            if p.location != h.file {
-                log.forget(&h.file);
-            }
             let pending: Vec<String> = missing
                 .iter()
                 .map(|m| format!("{} {} {}", m.kind, m.manager_id, m.code))

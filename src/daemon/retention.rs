@@ -32,15 +32,15 @@ pub(super) const EVERY: Duration = Duration::from_secs(3600);
 
 /// What one pass deleted in one folder.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Pruned {
-    pub files: u64,
-    pub bytes: u64,
+pub(super) struct Pruned {
+    pub(super) files: u64,
+    pub(super) bytes: u64,
 }
 
 /// Deletes the regular files of `dir` (not its subfolders, links or
 /// dot-names) whose inode last changed before `cutoff`. A folder that does
 /// not exist holds nothing to delete.
-pub fn prune(dir: &Path, cutoff: SystemTime) -> io::Result<Pruned> {
+pub(super) fn prune(dir: &Path, cutoff: SystemTime) -> io::Result<Pruned> {
     let cutoff = cutoff.duration_since(UNIX_EPOCH).map_or(i128::MIN, |d| {
         i128::try_from(d.as_nanos()).unwrap_or(i128::MAX)
     });
@@ -83,7 +83,7 @@ pub fn prune(dir: &Path, cutoff: SystemTime) -> io::Result<Pruned> {
 /// The archive folders of every side `config` serves: each inbox's
 /// `done/`, and each SFTP outbox's `sent/` (a local link has none: its
 /// outbox is the peer's inbox).
-pub fn archives(config: &Config) -> Vec<PathBuf> {
+pub(super) fn archives(config: &Config) -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     for (link, _, side) in config.served(None) {
         let folders = link.folders(side);
