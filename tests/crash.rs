@@ -223,8 +223,16 @@ fn render(findings: &[Finding]) -> String {
 }
 
 fn run(workload: &Workload, schedule: &[Planned], reference: &Snapshot) -> Outcome {
+    run_in(World::new(), workload, schedule, reference)
+}
+
+fn run_in(
+    mut world: World,
+    workload: &Workload,
+    schedule: &[Planned],
+    reference: &Snapshot,
+) -> Outcome {
     let started = Instant::now();
-    let mut world = World::new();
     world.play(workload, schedule);
     let played = started.elapsed();
     let (snapshot, mut findings) = checks::check(&mut world, reference);
@@ -403,8 +411,8 @@ fn random_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
 #[derive(Default)]
 struct Summary {
     trials: u64,
-    kills: [u64; 3],
-    planned: [u64; 3],
+    kills: [u64; 4],
+    planned: [u64; 4],
     daemon_starts: u64,
     by_class: [u64; 5],
     failed: Vec<String>,
@@ -576,6 +584,261 @@ fn random_trials() {
         sum.failed.len(),
         sum.trials,
         sum.failed.join("\n")
+    );
+}
+
+// ------------------------------------------------------------ power cuts
+
+/// About how many durability calls (fsync, fdatasync, a folder's fsync)
+/// a one-shot step makes, the daemon's beside it included (measured with
+/// `STXD_CRASH_VERBOSE`); a cut drawn past what the step makes does not
+/// happen (counted as not reached).
+fn durability_calls(step: &Step) -> u64 {
+    match step {
+        Step::Export { .. } | Step::Process => 18,
+        Step::Trigger(_) => 22,
+        Step::Retry => 10,
+        _ => 5,
+    }
+}
+
+/// The schedule of a power-cut trial: 2 to 4 one-shot steps, exports and
+/// `process` most, each cut at a durability call drawn up to what the step
+/// makes; one cut in four loses everything not synced, the others a seeded
+/// part of it (a file's unsynced writes kept or not, a journal that
+/// committed more namespace changes than it was asked to).
+fn power_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
+    let mut rng = Rng::new(seed ^ 0x0B0F_F1CE_DA7A_5AFE);
+    let weight = |s: &Step| -> u64 {
+        match s {
+            Step::Export { .. } | Step::Trigger(_) => 6,
+            Step::Process => 3,
+            s if s.is_command() => 1,
+            _ => 0,
+        }
+    };
+    let total: u64 = workload.steps.iter().map(weight).sum();
+    let n = rng.range(2, 4) as usize;
+    let mut picked: Vec<usize> = Vec::new();
+    while picked.len() < n {
+        let mut at = rng.range(0, total - 1);
+        let i = workload
+            .steps
+            .iter()
+            .position(|s| {
+                let w = weight(s);
+                if at < w {
+                    return true;
+                }
+                at -= w;
+                false
+            })
+            .expect("weights cover the range");
+        if !picked.contains(&i) {
+            picked.push(i);
+        }
+    }
+    picked.sort_unstable();
+    picked
+        .into_iter()
+        .map(|i| {
+            let nth = rng.range(1, durability_calls(&workload.steps[i]));
+            let losses = (!rng.chance(25)).then(|| rng.next());
+            Planned::command(i, Kill::PowerCut { nth, losses })
+        })
+        .collect()
+}
+
+/// Power cuts: the same workloads as [`random_trials`], on [`LossFs`]
+/// (`tests/lossfs.rs`), each cut losing what a disk would lose, then the
+/// machine "boots" on what survived and the work goes on as an operator
+/// would go on; checked against the same crash-free reference.
+/// `STXD_POWER_TRIALS` (4 by default), `STXD_POWER_SEED`, `STXD_CRASH_JOBS`.
+#[test]
+fn power_cut_trials() {
+    let trials = env_number("STXD_POWER_TRIALS", 4);
+    let base = env_number("STXD_POWER_SEED", 0x90E5_0000 * SCHEDULES_PER_WORKLOAD);
+    let jobs = env_number("STXD_CRASH_JOBS", 2).max(1);
+    let started = Instant::now();
+    let next = AtomicU64::new(0);
+    let summary = Mutex::new(Summary::default());
+    std::thread::scope(|s| {
+        for _ in 0..jobs {
+            s.spawn(|| {
+                loop {
+                    let n = next.fetch_add(1, Ordering::SeqCst);
+                    if n >= trials {
+                        return;
+                    }
+                    let seed = base.wrapping_add(n);
+                    let workload = workload::random(seed / SCHEDULES_PER_WORKLOAD);
+                    let cell = cached_reference(&workload);
+                    let reference = cell.get_or_init(|| reference(&workload));
+                    let schedule = power_schedule(seed, &workload);
+                    let outcome = run_in(World::on_lossfs(), &workload, &schedule, reference);
+                    let mut sum = summary.lock().unwrap_or_else(PoisonError::into_inner);
+                    sum.trials += 1;
+                    sum.kills[3] += outcome.tally.kills[3];
+                    sum.planned[3] += outcome.tally.planned[3];
+                    sum.daemon_starts += outcome.tally.daemon_starts;
+                    for f in &outcome.findings {
+                        sum.by_class[class_slot(f.class)] += 1;
+                    }
+                    if outcome.findings.is_empty() {
+                        eprintln!(
+                            "power trial seed={seed:#x}: ok; cuts: {}",
+                            outcome.schedule.join("; ")
+                        );
+                        continue;
+                    }
+                    let report = format!(
+                        "power trial seed={seed:#x}: {} finding(s)\n cuts:\n   {}\n exports: {}\n{}{} replay: STXD_POWER_SEED={seed:#x} STXD_POWER_TRIALS=1 cargo test --test tests crash::power_cut_trials -- --nocapture\n",
+                        outcome.findings.len(),
+                        outcome.schedule.join("\n   "),
+                        outcome.exports.join(", "),
+                        render(&outcome.findings),
+                        outcome
+                            .kept
+                            .as_ref()
+                            .map(|p| format!(" kept in {}\n", p.display()))
+                            .unwrap_or_default(),
+                    );
+                    eprintln!("{report}");
+                    sum.failed.push(report);
+                }
+            });
+        }
+    });
+    let sum = summary.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let line = format!(
+        "power-cut trials: {} (seeds {base:#x}..{:#x}), cuts {} of {} planned, daemon starts {}; lost {}, duplicated {}, half-applied {}, stuck {}, other {}; failing trials {}; elapsed {:.1}s",
+        sum.trials,
+        base.wrapping_add(trials),
+        sum.kills[3],
+        sum.planned[3],
+        sum.daemon_starts,
+        sum.by_class[0],
+        sum.by_class[1],
+        sum.by_class[2],
+        sum.by_class[3],
+        sum.by_class[4],
+        sum.failed.len(),
+        started.elapsed().as_secs_f64()
+    );
+    eprintln!("{line}");
+    assert!(
+        sum.kills[3] >= sum.trials,
+        "fewer power cuts than trials: the schedule misses its targets\n{line}"
+    );
+    assert!(
+        sum.failed.is_empty(),
+        "{} of {} power-cut trials failed their checks:\n{}\n{line}",
+        sum.failed.len(),
+        sum.trials,
+        sum.failed.join("\n")
+    );
+}
+
+/// Every durability call of a sales export, and of the `process` that
+/// applies it, cut in turn: once losing everything not synced, once a
+/// seeded part of it (unsynced writes of some files kept, namespace
+/// changes the journal committed beyond what was asked). Then another sale,
+/// another export, `process`: every check holds against the crash-free run,
+/// and the three sale lines are booked once each.
+#[test]
+fn a_power_cut_at_any_durability_call_of_a_sales_export_or_its_apply_loses_nothing() {
+    use workload::{allocate, export, sell};
+    const EXPORT: usize = 5;
+    const PROCESS: usize = 6;
+    let w = Workload {
+        seed: 0,
+        steps: vec![
+            allocate(0, "A", 1, 6),
+            export(Flow::Contingent),
+            Step::Process,
+            sell(0, "A", 1, 1),
+            sell(0, "A", 2, 2),
+            export(Flow::Sales), // EXPORT
+            Step::Process,       // PROCESS
+            sell(0, "A", 3, 3),
+            Step::Export {
+                flow: Flow::Sales,
+                flush: true,
+            },
+            Step::Process,
+        ],
+    };
+    let reference = reference(&w);
+    let calls = {
+        let mut clean = World::on_lossfs();
+        clean.play(&w, &[]);
+        clean.calls_by_step.clone()
+    };
+    let cases: Vec<(usize, Kill)> = [EXPORT, PROCESS]
+        .into_iter()
+        .flat_map(|step| {
+            (1..=calls[step]).flat_map(move |nth| {
+                [None, Some(nth.wrapping_mul(0x9E37_79B9_7F4A_7C15))]
+                    .map(|losses| (step, Kill::PowerCut { nth, losses }))
+            })
+        })
+        .collect();
+    assert!(
+        calls[EXPORT] >= 3 && calls[PROCESS] >= 3,
+        "the export and the process make durability calls: {calls:?}"
+    );
+    let next = AtomicU64::new(0);
+    let failed = Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..2 {
+            s.spawn(|| {
+                loop {
+                    let i = usize::try_from(next.fetch_add(1, Ordering::SeqCst)).expect("index");
+                    let Some((step, kill)) = cases.get(i) else {
+                        return;
+                    };
+                    let schedule = [Planned::command(*step, kill.clone())];
+                    let o = run_in(World::on_lossfs(), &w, &schedule, &reference);
+                    let mut problems = Vec::new();
+                    if !o.schedule[0].contains("power cut at") {
+                        problems.push(format!("not cut: {}", o.schedule[0]));
+                    }
+                    if !o.findings.is_empty() {
+                        problems.push(render(&o.findings));
+                    }
+                    if o.snapshot.count("ticket") != 3
+                        || o.snapshot.count("sales_line") != o.snapshot.count("sale_line")
+                    {
+                        problems.push(format!(
+                            "{} tickets, {} sold lines, {} booked",
+                            o.snapshot.count("ticket"),
+                            o.snapshot.count("sale_line"),
+                            o.snapshot.count("sales_line")
+                        ));
+                    }
+                    if problems.is_empty() {
+                        eprintln!("`{}` {kill}: {}", w.steps[*step], o.schedule[0]);
+                    } else {
+                        failed
+                            .lock()
+                            .unwrap_or_else(PoisonError::into_inner)
+                            .push(format!(
+                                "`{}` {kill}:\n{}",
+                                w.steps[*step],
+                                problems.join("\n")
+                            ));
+                    }
+                }
+            });
+        }
+    });
+    let failed = failed.into_inner().unwrap_or_else(PoisonError::into_inner);
+    assert!(
+        failed.is_empty(),
+        "{} of {} power cuts failed:\n{}",
+        failed.len(),
+        cases.len(),
+        failed.join("\n")
     );
 }
 

@@ -42,6 +42,7 @@ mod lifecycle;
 mod linearity;
 mod load;
 mod logical_seats;
+mod lossfs;
 mod mapping_cases;
 mod mapping_cli;
 mod orders;

@@ -4,6 +4,10 @@
 //! N-th call of a system call (`strace -e inject=…:signal=KILL:when=N`), or
 //! at a random instant (SIGKILL from a timer) for the daemon.
 //!
+//! A world can also live on [`LossFs`], an in-memory file system that
+//! remembers what a disk would keep: there a kill can be a power cut, every
+//! process dies with the power and the world goes on from what survived.
+//!
 //! After a kill the step is recovered as an operator would: a killed
 //! business command is rerun only if the store shows it did not commit, a
 //! killed export or `process` is rerun, a dead daemon is restarted. Every
@@ -23,6 +27,7 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::Value;
 
 use super::workload::{Flow, LINK, Perf, Step, Workload};
+use crate::lossfs::{LossFs, Losses, Tree};
 use crate::util::{Sandbox, copy_tree};
 
 /// Where strace is; the harness fails loudly without it.
@@ -44,11 +49,14 @@ const ALERTS: &str = "alerts.jsonl";
 /// [`ALERTS`] by a command, as an ops team's script would, whole line at
 /// once: a command killed with the daemon that ran it writes its line or
 /// nothing (a cut line without its newline would glue the next
-/// notification to it, and both would be unreadable).
+/// notification to it, and both would be unreadable). The command syncs the
+/// file and its folder before it exits, as a receiver that must keep every
+/// notification through a power cut would: stxd counts an alert delivered
+/// once the command succeeded.
 const ALERT_TABLE: &str = r#"
 [[alert]]
 name = "trial"
-command = ["/bin/sh", "-c", "line=$(cat); printf '%s\n' \"$line\" >> alerts.jsonl"]
+command = ["/bin/sh", "-c", "line=$(cat); printf '%s\n' \"$line\" >> alerts.jsonl && sync alerts.jsonl ."]
 events = ["file-refused"]
 "#;
 
@@ -65,6 +73,12 @@ pub enum Kill {
     Syscall { call: &'static str, when: u32 },
     /// SIGKILL to the daemon `delay_ms` after the step ends.
     Random { delay_ms: u64 },
+    /// The power cut on entry to the `nth` durability call (fsync,
+    /// fdatasync, a folder's fsync) of any process from the step's start to
+    /// its end, the daemon's included ([`LossFs::arm`]); what was not
+    /// durable then is lost as `losses` says (None: everything not synced;
+    /// Some(seed): a seeded part of it). Only in a world on [`LossFs`].
+    PowerCut { nth: u64, losses: Option<u64> },
 }
 
 impl fmt::Display for Kill {
@@ -73,16 +87,24 @@ impl fmt::Display for Kill {
             Kill::Failpoint { name, hit } => write!(f, "failpoint {name}:{hit}"),
             Kill::Syscall { call, when } => write!(f, "syscall {call}#{when}"),
             Kill::Random { delay_ms } => write!(f, "random +{delay_ms}ms"),
+            Kill::PowerCut { nth, losses: None } => {
+                write!(f, "power cut at durability call #{nth}, all unsynced lost")
+            }
+            Kill::PowerCut {
+                nth,
+                losses: Some(seed),
+            } => write!(f, "power cut at durability call #{nth}, losses {seed:#x}"),
         }
     }
 }
 
-/// The three kinds, for counting.
+/// The four kinds, for counting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KillKind {
     Failpoint,
     Syscall,
     Random,
+    PowerCut,
 }
 
 impl Kill {
@@ -91,6 +113,7 @@ impl Kill {
             Kill::Failpoint { .. } => KillKind::Failpoint,
             Kill::Syscall { .. } => KillKind::Syscall,
             Kill::Random { .. } => KillKind::Random,
+            Kill::PowerCut { .. } => KillKind::PowerCut,
         }
     }
 }
@@ -286,11 +309,16 @@ pub struct Ran {
     pub traced: bool,
     pub stdout: String,
     pub stderr: String,
+    /// The power was cut while it ran (where, [`LossFs::cut_at`]): it died
+    /// with the machine (killed, or failed on the disk gone), and what it
+    /// did after the cut is lost.
+    pub cut: Option<String>,
 }
 
 impl Ran {
     pub fn killed(&self) -> bool {
-        self.status.signal() == Some(libc::SIGKILL)
+        self.cut.is_some()
+            || self.status.signal() == Some(libc::SIGKILL)
             || (self.traced && self.status.code() == Some(128 + libc::SIGKILL))
     }
 
@@ -330,10 +358,10 @@ fn failpoint_in(text: &str) -> Option<String> {
 /// Counts of one run.
 #[derive(Debug, Default, Clone)]
 pub struct Tally {
-    /// Kills that happened, by kind (failpoint, syscall, random).
-    pub kills: [u64; 3],
+    /// Kills that happened, by kind (failpoint, syscall, random, power cut).
+    pub kills: [u64; 4],
     /// Kills planned, by kind.
-    pub planned: [u64; 3],
+    pub planned: [u64; 4],
     pub daemon_starts: u64,
 }
 
@@ -342,11 +370,21 @@ fn slot(kind: KillKind) -> usize {
         KillKind::Failpoint => 0,
         KillKind::Syscall => 1,
         KillKind::Random => 2,
+        KillKind::PowerCut => 3,
     }
 }
 
 /// One run of a workload in its own copy of the demo.
 pub struct World {
+    /// The file system the world lives on when it takes power cuts, mounted
+    /// on `dir` (declared first: unmounted before `dir` is removed).
+    fs: Option<LossFs>,
+    /// Durability calls of the file systems unmounted by power cuts.
+    calls_before: u64,
+    /// The schedule entry of the power cut armed for the step running.
+    power_plan: Option<usize>,
+    /// Durability calls each step of the workload made (on [`LossFs`]).
+    pub calls_by_step: Vec<u64>,
     dir: tempfile::TempDir,
     daemon: Option<Daemon>,
     daemon_wanted: bool,
@@ -377,6 +415,10 @@ impl World {
         }
         crate::util::own_console_port(&dir.path().join("config/stxd.toml"));
         World {
+            fs: None,
+            calls_before: 0,
+            power_plan: None,
+            calls_by_step: Vec::new(),
             dir,
             daemon: None,
             daemon_wanted: false,
@@ -392,6 +434,23 @@ impl World {
         }
     }
 
+    /// A world on [`LossFs`], holding the same copy of the demo, all of it
+    /// on "disk" (durable) to begin with.
+    pub fn on_lossfs() -> World {
+        let mut world = World::new();
+        let tree = Tree::read(world.path()).expect("the trial's folder read in");
+        world.fs = Some(
+            LossFs::mount(world.path(), tree)
+                .unwrap_or_else(|e| panic!("the power-cut trials need FUSE: {e}")),
+        );
+        world
+    }
+
+    /// Durability calls made so far on the world's [`LossFs`].
+    pub fn durability_calls(&self) -> u64 {
+        self.calls_before + self.fs.as_ref().map_or(0, LossFs::durability_calls)
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -400,6 +459,16 @@ impl World {
     pub fn keep(self) -> PathBuf {
         let mut me = self;
         me.kill_daemon();
+        if let Some(fs) = me.fs.take() {
+            // What the file system holds now, written over the folder it hid.
+            let tree = fs.unmount().expect("unmount the trial's file system");
+            for entry in std::fs::read_dir(me.path()).expect("the trial's folder") {
+                let path = entry.expect("entry").path();
+                let _ = std::fs::remove_dir_all(&path).or_else(|_| std::fs::remove_file(&path));
+            }
+            tree.write(me.path())
+                .expect("the trial's files written out");
+        }
         let dir = std::mem::replace(
             &mut me.dir,
             tempfile::Builder::new()
@@ -487,10 +556,21 @@ impl World {
             .stderr(err);
         self.last_start = SystemTime::now();
         let mut child = cmd.spawn().expect("spawn stxd");
+        let mut cut_down = false;
+        // The command holds the output files open: closed now, so that a
+        // power cut can unmount the file system they are on.
+        drop(cmd);
         let start = Instant::now();
         let status = loop {
             if let Some(status) = child.try_wait().expect("try_wait") {
                 break status;
+            }
+            if self.power_plan.is_some() && self.fs.as_ref().is_some_and(|fs| fs.cut_at().is_some())
+            {
+                // The power is off: the command dies with the machine.
+                signal(-i32::try_from(child.id()).expect("pid"), libc::SIGKILL);
+                cut_down = true;
+                break child.wait().expect("wait");
             }
             if start.elapsed() > COMMAND_DEADLINE {
                 signal(-i32::try_from(child.id()).expect("pid"), libc::SIGKILL);
@@ -503,12 +583,56 @@ impl World {
             }
             std::thread::sleep(Duration::from_millis(5));
         };
+        let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let stderr = std::fs::read_to_string(&err_path).unwrap_or_default();
         Ran {
             status,
             traced: matches!(kill, Some(Kill::Syscall { .. })),
-            stdout: std::fs::read_to_string(&out_path).unwrap_or_default(),
-            stderr: std::fs::read_to_string(&err_path).unwrap_or_default(),
+            stdout,
+            stderr,
+            // A command that ended well after a cut ended before it: every
+            // call to the disk fails once the power is off.
+            cut: self
+                .restore_if_cut()
+                .filter(|_| cut_down || !status.success()),
         }
+    }
+
+    /// Arms the power cut of schedule entry `k` for the step about to run.
+    fn arm_power_cut(&mut self, k: usize, nth: u64, losses: Option<u64>) {
+        if let Some(fs) = &self.fs {
+            fs.arm(nth, losses.map_or(Losses::All, Losses::Seeded));
+            self.power_plan = Some(k);
+        }
+    }
+
+    /// If the armed power cut fell: every process dies (the daemon too; a
+    /// command is killed by [`World::command`], which watches), the file
+    /// system is unmounted and mounted again holding what survived (the
+    /// machine boots); where the cut fell. Counted for its schedule entry.
+    fn restore_if_cut(&mut self) -> Option<String> {
+        let at = self.fs.as_ref()?.cut_at()?;
+        self.kill_daemon();
+        let fs = self.fs.take().expect("the file system");
+        self.calls_before += fs.durability_calls();
+        let survivors = fs.unmount().expect("unmount after the power cut");
+        self.fs =
+            Some(LossFs::mount(self.path(), survivors).expect("mount what survived the power cut"));
+        self.tally.kills[slot(KillKind::PowerCut)] += 1;
+        if let Some(k) = self.power_plan.take() {
+            self.fate[k] = Some(format!("power cut at {at} (step #{})", self.step));
+        }
+        Some(at)
+    }
+
+    /// Ends the step's power cut: taken if it fell, else disarmed (not
+    /// reached).
+    fn end_power_cut(&mut self) {
+        self.restore_if_cut();
+        if let Some(fs) = &self.fs {
+            fs.disarm();
+        }
+        self.power_plan = None;
     }
 
     /// Counts a command's death by SIGKILL; true if it was killed.
@@ -523,6 +647,10 @@ impl World {
             return false;
         }
         let point = ran.failpoint();
+        if ran.cut.is_some() {
+            // Counted where the world was restored.
+            return true;
+        }
         let kind = match (&point, plan.map(|(_, p)| &p.kill)) {
             (Some(_), _) => KillKind::Failpoint,
             (None, Some(Kill::Syscall { .. })) => KillKind::Syscall,
@@ -761,6 +889,7 @@ impl World {
     fn wait_until(&mut self, deadline: Duration, mut cond: impl FnMut(&World) -> bool) -> bool {
         let start = Instant::now();
         loop {
+            self.restore_if_cut();
             self.keep_daemon();
             if cond(self) {
                 return true;
@@ -963,9 +1092,21 @@ impl World {
                 .copied()
                 .find(|(_, p)| !p.sticky && p.target == Target::Command);
             let started = Instant::now();
+            let calls = self.durability_calls();
+            if let Some((k, p)) = on_command
+                && let Kill::PowerCut { nth, losses } = p.kill
+            {
+                self.arm_power_cut(k, nth, losses);
+            }
             self.exec(step, on_command);
+            self.end_power_cut();
+            self.calls_by_step.push(self.durability_calls() - calls);
             if verbose() {
-                eprintln!("  #{i:3} {step}: {} ms", started.elapsed().as_millis());
+                eprintln!(
+                    "  #{i:3} {step}: {} ms, {} durability calls",
+                    started.elapsed().as_millis(),
+                    self.durability_calls() - calls
+                );
             }
             for &(k, p) in &plans {
                 if let (Target::Daemon, Kill::Random { delay_ms }) = (p.target, &p.kill) {
