@@ -284,21 +284,11 @@ fn run_in(
 
 // --------------------------------------------------------------- random
 
-/// The kill schedule of a random trial: 3 to 6 kills on distinct steps,
-/// each of a kind the step can take: a one-shot command at a failpoint of
-/// its flow or a system call; the daemon (once it runs) armed at a
-/// failpoint or a system call from just before the step, or killed at a
-/// random instant just after it.
-fn random_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
-    let mut rng = Rng::new(seed ^ 0x00C0_FFEE_D00D_F00D);
-    let daemon_from = workload
-        .steps
-        .iter()
-        .position(|s| *s == Step::StartDaemon)
-        .unwrap_or(usize::MAX);
-    // Exports (and the daemon's triggered ones) are where files and store
-    // must agree: they draw most kills; `process` next; a business command
-    // (a single transaction) now and then.
+/// `n` distinct steps of a workload to kill, in order, drawn by weight:
+/// exports (and the daemon's triggered ones) are where files and store must
+/// agree, they draw most; `process` next; a business command (a single
+/// transaction) now and then.
+fn pick_steps(rng: &mut Rng, workload: &Workload, n: usize) -> Vec<usize> {
     let weight = |s: &Step| -> u64 {
         match s {
             Step::Export { .. } | Step::Trigger(_) => 6,
@@ -308,7 +298,6 @@ fn random_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
         }
     };
     let total: u64 = workload.steps.iter().map(weight).sum();
-    let n = rng.range(3, 6) as usize;
     let mut picked: Vec<usize> = Vec::new();
     while picked.len() < n {
         let mut at = rng.range(0, total - 1);
@@ -329,6 +318,23 @@ fn random_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
         }
     }
     picked.sort_unstable();
+    picked
+}
+
+/// The kill schedule of a random trial: 3 to 6 kills on distinct steps,
+/// each of a kind the step can take: a one-shot command at a failpoint of
+/// its flow or a system call; the daemon (once it runs) armed at a
+/// failpoint or a system call from just before the step, or killed at a
+/// random instant just after it.
+fn random_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
+    let mut rng = Rng::new(seed ^ 0x00C0_FFEE_D00D_F00D);
+    let daemon_from = workload
+        .steps
+        .iter()
+        .position(|s| *s == Step::StartDaemon)
+        .unwrap_or(usize::MAX);
+    let n = rng.range(3, 6) as usize;
+    let picked = pick_steps(&mut rng, workload, n);
     let points = |rng: &mut Rng, prefixes: &[&str]| -> (&'static str, u32) {
         let names: Vec<&'static str> = FAILPOINTS
             .iter()
@@ -418,6 +424,37 @@ struct Summary {
     failed: Vec<String>,
 }
 
+impl Summary {
+    /// Prints the campaign's line (`what`, its `kills`, then what the
+    /// checks found) and fails when fewer than one kill per trial was made
+    /// (the schedule misses its targets) or when any trial failed.
+    fn conclude(&self, what: &str, kills: &str, made: u64, started: Instant) {
+        let line = format!(
+            "{what}, {kills}, daemon starts {}; lost {}, duplicated {}, half-applied {}, stuck {}, other {}; failing trials {}; elapsed {:.1}s",
+            self.daemon_starts,
+            self.by_class[0],
+            self.by_class[1],
+            self.by_class[2],
+            self.by_class[3],
+            self.by_class[4],
+            self.failed.len(),
+            started.elapsed().as_secs_f64()
+        );
+        eprintln!("{line}");
+        assert!(
+            made >= self.trials,
+            "fewer kills than trials: the schedule misses its targets\n{line}"
+        );
+        assert!(
+            self.failed.is_empty(),
+            "{} of {} trials failed their checks:\n{}\n{line}",
+            self.failed.len(),
+            self.trials,
+            self.failed.join("\n")
+        );
+    }
+}
+
 fn class_slot(c: Class) -> usize {
     Class::ALL.iter().position(|x| *x == c).expect("class")
 }
@@ -496,13 +533,17 @@ fn workloads_have_the_shape_the_trials_need() {
     }
 }
 
-#[test]
-fn random_trials() {
-    world::require_strace();
-    let trials = env_number("STXD_CRASH_TRIALS", 20);
-    let base = env_number("STXD_CRASH_SEED", 0x5EED_0000 * SCHEDULES_PER_WORKLOAD);
-    let jobs = env_number("STXD_CRASH_JOBS", 2).max(1);
-    let started = Instant::now();
+/// Runs the trials of seeds `base..base + trials` on `jobs` threads, each
+/// by `one(seed)`; prints each trial's kills (when there are at most 50
+/// trials) or its findings with the command that replays it (`replay`,
+/// its `{seed}` replaced).
+fn run_trials(
+    trials: u64,
+    base: u64,
+    jobs: u64,
+    replay: &str,
+    one: &(dyn Fn(u64) -> Outcome + Sync),
+) -> Summary {
     let next = AtomicU64::new(0);
     let summary = Mutex::new(Summary::default());
     std::thread::scope(|s| {
@@ -514,11 +555,10 @@ fn random_trials() {
                         return;
                     }
                     let seed = base.wrapping_add(n);
-                    let (outcome, workload) = trial(seed);
-                    assert_shape(&workload);
+                    let outcome = one(seed);
                     let mut sum = summary.lock().unwrap_or_else(PoisonError::into_inner);
                     sum.trials += 1;
-                    for k in 0..3 {
+                    for k in 0..sum.kills.len() {
                         sum.kills[k] += outcome.tally.kills[k];
                         sum.planned[k] += outcome.tally.planned[k];
                     }
@@ -526,64 +566,74 @@ fn random_trials() {
                     for f in &outcome.findings {
                         sum.by_class[class_slot(f.class)] += 1;
                     }
-                    if !outcome.findings.is_empty() {
-                        let report = format!(
-                            "trial seed={seed:#x}: {} finding(s)\n kills:\n   {}\n exports: {}\n{}{} replay: STXD_CRASH_SEED={seed:#x} STXD_CRASH_TRIALS=1 cargo test --test tests crash::random_trials -- --nocapture\n",
-                            outcome.findings.len(),
-                            outcome.schedule.join("\n   "),
-                            outcome.exports.join(", "),
-                            render(&outcome.findings),
-                            outcome
-                                .kept
-                                .as_ref()
-                                .map(|p| format!(" kept in {}\n", p.display()))
-                                .unwrap_or_default(),
-                        );
-                        eprintln!("{report}");
-                        sum.failed.push(report);
-                    } else if trials <= 50 {
-                        eprintln!(
-                            "trial seed={seed:#x}: ok; kills: {}",
-                            outcome.schedule.join("; ")
-                        );
+                    if outcome.findings.is_empty() {
+                        if trials <= 50 {
+                            eprintln!(
+                                "trial seed={seed:#x}: ok; kills: {}",
+                                outcome.schedule.join("; ")
+                            );
+                        }
+                        continue;
                     }
+                    let report = format!(
+                        "trial seed={seed:#x}: {} finding(s)\n kills:\n   {}\n exports: {}\n{}{} replay: {}\n",
+                        outcome.findings.len(),
+                        outcome.schedule.join("\n   "),
+                        outcome.exports.join(", "),
+                        render(&outcome.findings),
+                        outcome
+                            .kept
+                            .as_ref()
+                            .map(|p| format!(" kept in {}\n", p.display()))
+                            .unwrap_or_default(),
+                        replay.replace("{seed}", &format!("{seed:#x}")),
+                    );
+                    eprintln!("{report}");
+                    sum.failed.push(report);
                 }
             });
         }
     });
-    let sum = summary.into_inner().unwrap_or_else(PoisonError::into_inner);
-    let line = format!(
-        "crash trials: {} (seeds {base:#x}..{:#x}), kills {} of {} planned (failpoint {}/{}, syscall {}/{}, random {}/{}), daemon starts {}; lost {}, duplicated {}, half-applied {}, stuck {}, other {}; failing trials {}; elapsed {:.1}s",
-        sum.trials,
-        base.wrapping_add(trials),
-        sum.kills.iter().sum::<u64>(),
-        sum.planned.iter().sum::<u64>(),
-        sum.kills[0],
-        sum.planned[0],
-        sum.kills[1],
-        sum.planned[1],
-        sum.kills[2],
-        sum.planned[2],
-        sum.daemon_starts,
-        sum.by_class[0],
-        sum.by_class[1],
-        sum.by_class[2],
-        sum.by_class[3],
-        sum.by_class[4],
-        sum.failed.len(),
-        started.elapsed().as_secs_f64()
+    summary.into_inner().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[test]
+fn random_trials() {
+    world::require_strace();
+    let trials = env_number("STXD_CRASH_TRIALS", 20);
+    let base = env_number("STXD_CRASH_SEED", 0x5EED_0000 * SCHEDULES_PER_WORKLOAD);
+    let jobs = env_number("STXD_CRASH_JOBS", 2).max(1);
+    let started = Instant::now();
+    let sum = run_trials(
+        trials,
+        base,
+        jobs,
+        "STXD_CRASH_SEED={seed} STXD_CRASH_TRIALS=1 cargo test --test tests crash::random_trials -- --nocapture",
+        &|seed| {
+            let (outcome, workload) = trial(seed);
+            assert_shape(&workload);
+            outcome
+        },
     );
-    eprintln!("{line}");
-    assert!(
-        sum.kills.iter().sum::<u64>() >= sum.trials,
-        "fewer kills than trials: the schedule misses its targets\n{line}"
-    );
-    assert!(
-        sum.failed.is_empty(),
-        "{} of {} trials failed their checks:\n{}\n{line}",
-        sum.failed.len(),
-        sum.trials,
-        sum.failed.join("\n")
+    sum.conclude(
+        &format!(
+            "crash trials: {} (seeds {base:#x}..{:#x})",
+            sum.trials,
+            base.wrapping_add(trials)
+        ),
+        &format!(
+            "kills {} of {} planned (failpoint {}/{}, syscall {}/{}, random {}/{})",
+            sum.kills.iter().sum::<u64>(),
+            sum.planned.iter().sum::<u64>(),
+            sum.kills[0],
+            sum.planned[0],
+            sum.kills[1],
+            sum.planned[1],
+            sum.kills[2],
+            sum.planned[2],
+        ),
+        sum.kills.iter().sum(),
+        started,
     );
 }
 
@@ -609,36 +659,8 @@ fn durability_calls(step: &Step) -> u64 {
 /// committed more namespace changes than it was asked to).
 fn power_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
     let mut rng = Rng::new(seed ^ 0x0B0F_F1CE_DA7A_5AFE);
-    let weight = |s: &Step| -> u64 {
-        match s {
-            Step::Export { .. } | Step::Trigger(_) => 6,
-            Step::Process => 3,
-            s if s.is_command() => 1,
-            _ => 0,
-        }
-    };
-    let total: u64 = workload.steps.iter().map(weight).sum();
     let n = rng.range(2, 4) as usize;
-    let mut picked: Vec<usize> = Vec::new();
-    while picked.len() < n {
-        let mut at = rng.range(0, total - 1);
-        let i = workload
-            .steps
-            .iter()
-            .position(|s| {
-                let w = weight(s);
-                if at < w {
-                    return true;
-                }
-                at -= w;
-                false
-            })
-            .expect("weights cover the range");
-        if !picked.contains(&i) {
-            picked.push(i);
-        }
-    }
-    picked.sort_unstable();
+    let picked = pick_steps(&mut rng, workload, n);
     picked
         .into_iter()
         .map(|i| {
@@ -660,82 +682,28 @@ fn power_cut_trials() {
     let base = env_number("STXD_POWER_SEED", 0x90E5_0000 * SCHEDULES_PER_WORKLOAD);
     let jobs = env_number("STXD_CRASH_JOBS", 2).max(1);
     let started = Instant::now();
-    let next = AtomicU64::new(0);
-    let summary = Mutex::new(Summary::default());
-    std::thread::scope(|s| {
-        for _ in 0..jobs {
-            s.spawn(|| {
-                loop {
-                    let n = next.fetch_add(1, Ordering::SeqCst);
-                    if n >= trials {
-                        return;
-                    }
-                    let seed = base.wrapping_add(n);
-                    let workload = workload::random(seed / SCHEDULES_PER_WORKLOAD);
-                    let cell = cached_reference(&workload);
-                    let reference = cell.get_or_init(|| reference(&workload));
-                    let schedule = power_schedule(seed, &workload);
-                    let outcome = run_in(World::on_lossfs(), &workload, &schedule, reference);
-                    let mut sum = summary.lock().unwrap_or_else(PoisonError::into_inner);
-                    sum.trials += 1;
-                    sum.kills[3] += outcome.tally.kills[3];
-                    sum.planned[3] += outcome.tally.planned[3];
-                    sum.daemon_starts += outcome.tally.daemon_starts;
-                    for f in &outcome.findings {
-                        sum.by_class[class_slot(f.class)] += 1;
-                    }
-                    if outcome.findings.is_empty() {
-                        eprintln!(
-                            "power trial seed={seed:#x}: ok; cuts: {}",
-                            outcome.schedule.join("; ")
-                        );
-                        continue;
-                    }
-                    let report = format!(
-                        "power trial seed={seed:#x}: {} finding(s)\n cuts:\n   {}\n exports: {}\n{}{} replay: STXD_POWER_SEED={seed:#x} STXD_POWER_TRIALS=1 cargo test --test tests crash::power_cut_trials -- --nocapture\n",
-                        outcome.findings.len(),
-                        outcome.schedule.join("\n   "),
-                        outcome.exports.join(", "),
-                        render(&outcome.findings),
-                        outcome
-                            .kept
-                            .as_ref()
-                            .map(|p| format!(" kept in {}\n", p.display()))
-                            .unwrap_or_default(),
-                    );
-                    eprintln!("{report}");
-                    sum.failed.push(report);
-                }
-            });
-        }
-    });
-    let sum = summary.into_inner().unwrap_or_else(PoisonError::into_inner);
-    let line = format!(
-        "power-cut trials: {} (seeds {base:#x}..{:#x}), cuts {} of {} planned, daemon starts {}; lost {}, duplicated {}, half-applied {}, stuck {}, other {}; failing trials {}; elapsed {:.1}s",
-        sum.trials,
-        base.wrapping_add(trials),
+    let sum = run_trials(
+        trials,
+        base,
+        jobs,
+        "STXD_POWER_SEED={seed} STXD_POWER_TRIALS=1 cargo test --test tests crash::power_cut_trials -- --nocapture",
+        &|seed| {
+            let workload = workload::random(seed / SCHEDULES_PER_WORKLOAD);
+            let cell = cached_reference(&workload);
+            let reference = cell.get_or_init(|| reference(&workload));
+            let schedule = power_schedule(seed, &workload);
+            run_in(World::on_lossfs(), &workload, &schedule, reference)
+        },
+    );
+    sum.conclude(
+        &format!(
+            "power-cut trials: {} (seeds {base:#x}..{:#x})",
+            sum.trials,
+            base.wrapping_add(trials)
+        ),
+        &format!("cuts {} of {} planned", sum.kills[3], sum.planned[3]),
         sum.kills[3],
-        sum.planned[3],
-        sum.daemon_starts,
-        sum.by_class[0],
-        sum.by_class[1],
-        sum.by_class[2],
-        sum.by_class[3],
-        sum.by_class[4],
-        sum.failed.len(),
-        started.elapsed().as_secs_f64()
-    );
-    eprintln!("{line}");
-    assert!(
-        sum.kills[3] >= sum.trials,
-        "fewer power cuts than trials: the schedule misses its targets\n{line}"
-    );
-    assert!(
-        sum.failed.is_empty(),
-        "{} of {} power-cut trials failed their checks:\n{}\n{line}",
-        sum.failed.len(),
-        sum.trials,
-        sum.failed.join("\n")
+        started,
     );
 }
 
