@@ -7,6 +7,9 @@
 //! the mount, LossFs keeps what would survive a power cut ("durable"
 //! state). A cut yields a [`Tree`] of the survivors; the caller then mounts
 //! a fresh LossFs from that tree (the machine reboots) and runs stxd again.
+//! From the cut on, every request of a process other than the test fails
+//! with EIO (the power is off), the one the cut fell on included. The
+//! mount is served by a child process ([`LossFs`] says why).
 //!
 //! # The durability model
 //!
