@@ -46,7 +46,8 @@
 //!   so what a process wrote is what LossFs holds. Only pages written
 //!   through a shared mmap (SQLite's `-shm`, never synced) reach it later,
 //!   when the kernel writes them back.
-//! - Owners, modes and times survive as they are at the cut; inodes are
+//! - Owners and modes survive as they are at the cut; times do not (after
+//!   a cut every file's times are those of the new mount); inodes are
 //!   never freed while mounted (tests are small); extended attributes,
 //!   device nodes, FIFOs and sockets are not supported.
 //! - Durability calls are numbered in the order the kernel delivers them
@@ -216,6 +217,7 @@ impl Tree {
                     match kind {
                         NodeKind::Symlink(target) => {
                             std::os::unix::fs::symlink(target, &path)?;
+                            owned(&path, node)?;
                             written.insert(index, path);
                             // A symlink has no mode of its own to set.
                             continue;
@@ -228,6 +230,7 @@ impl Tree {
             // After the content: a folder or file without write permission
             // is filled first.
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(node.perm.into()))?;
+            owned(&path, node)?;
         }
         Ok(())
     }
@@ -277,6 +280,15 @@ fn file_data(kind: &NodeKind) -> &[u8] {
     match kind {
         NodeKind::File(data) => data,
         _ => &[],
+    }
+}
+
+/// Gives `path` the node's owner; a process that may not (not root, another
+/// owner) leaves the file its own.
+fn owned(path: &Path, node: &Node) -> io::Result<()> {
+    match std::os::unix::fs::lchown(path, Some(node.uid), Some(node.gid)) {
+        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Ok(()),
+        other => other,
     }
 }
 
