@@ -15,7 +15,10 @@
 //! - one test per failpoint of [`FAILPOINTS`] on a fixed workload;
 //! - the deterministic cases of known failures (an export killed between
 //!   publishing and committing, in both directions; an orphan payload; a
-//!   retry with nothing changed).
+//!   retry with nothing changed);
+//! - power cuts, in a world on LossFs (`tests/lossfs.rs`): at every
+//!   durability call of a sales export and its apply, and at random ones in
+//!   the random workloads (`power_cut_trials`, `STXD_POWER_TRIALS`).
 //!
 //! `docs/crash-safety/harness.md` says how to run many trials and replay
 //! one.
