@@ -646,7 +646,7 @@ fn random_trials() {
 /// a one-shot step makes, the daemon's beside it included (measured with
 /// `STXD_CRASH_VERBOSE`); a cut drawn past what the step makes does not
 /// happen (counted as not reached).
-fn durability_calls(step: &Step) -> u64 {
+fn calls_bound(step: &Step) -> u64 {
     match step {
         Step::Export { .. } | Step::Process => 18,
         Step::Trigger(_) => 22,
@@ -667,7 +667,7 @@ fn power_schedule(seed: u64, workload: &Workload) -> Vec<Planned> {
     picked
         .into_iter()
         .map(|i| {
-            let nth = rng.range(1, durability_calls(&workload.steps[i]));
+            let nth = rng.range(1, calls_bound(&workload.steps[i]));
             let losses = (!rng.chance(25)).then(|| rng.next());
             Planned::command(i, Kill::PowerCut { nth, losses })
         })

@@ -833,6 +833,15 @@ impl State {
         Ok(())
     }
 
+    /// A cut on the `nth` durability call from now; 0 cuts now.
+    fn arm(&mut self, nth: u64, losses: Losses) {
+        if nth == 0 {
+            self.cut_now(losses);
+        } else {
+            self.armed = Some((self.calls + nth, losses));
+        }
+    }
+
     fn cut_now(&mut self, losses: Losses) {
         if self.cut.is_none() {
             self.armed = None;
@@ -1637,13 +1646,8 @@ fn serve(socket: &Path) {
             (["calls"], Some(fs)) => Ok(fs.lock().calls.to_string()),
             (["arm", nth, losses], Some(fs)) => {
                 match (nth.parse::<u64>(), Losses::from_word(losses)) {
-                    (Ok(0), Some(losses)) => {
-                        fs.lock().cut_now(losses);
-                        Ok(String::new())
-                    }
                     (Ok(nth), Some(losses)) => {
-                        let mut st = fs.lock();
-                        st.armed = Some((st.calls + nth, losses));
+                        fs.lock().arm(nth, losses);
                         Ok(String::new())
                     }
                     _ => Err(io::Error::other("arm: expected a count and losses")),
